@@ -1,0 +1,44 @@
+"""sesemi: semi-supervised learning for image and audio classification.
+
+The public API. Names are imported on first use, so `import sesemi` (and the command-line
+help) stays fast; every name is also importable from its home module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sesemi.version import __version__
+
+_EXPORTS = {
+    "Classifier": "sesemi.learners.classifier",
+    "ConvNet": "sesemi.models.backbones.convnet",
+    "PolynomialLR": "sesemi.schedulers.lr",
+    "PyTorchImageModels": "sesemi.models.backbones.timm",
+    "RotationTransformer": "sesemi.collation",
+    "SesemiError": "sesemi.errors",
+    "TorchVisionBackbone": "sesemi.models.backbones.torchvision",
+    "dataset": "sesemi.datasets.registry",
+    "register_dataset": "sesemi.datasets.registry",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from sesemi.collation import RotationTransformer
+    from sesemi.datasets.registry import dataset, register_dataset
+    from sesemi.errors import SesemiError
+    from sesemi.learners.classifier import Classifier
+    from sesemi.models.backbones.convnet import ConvNet
+    from sesemi.models.backbones.timm import PyTorchImageModels
+    from sesemi.models.backbones.torchvision import TorchVisionBackbone
+    from sesemi.schedulers.lr import PolynomialLR
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sesemi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,1 @@
+"""Command-line entry points: `open_sesemi` (the Hydra training app)."""

@@ -1,0 +1,73 @@
+"""`open_sesemi`: the Hydra app that trains and evaluates from a config.
+
+    open_sesemi -cn digits                       # a built-in config
+    open_sesemi -cd configs -cn custom           # your own config (starts with `defaults: [base]`)
+    open_sesemi -cn digits run.num_iterations=500 backbone=resnet18
+    open_sesemi -cn digits --info                # the composed config
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+
+from sesemi.config import register_configs, register_resolvers
+from sesemi.errors import SesemiError
+
+# Where Hydra puts a run, unless the command line says otherwise: the run's own folder.
+DEFAULT_OVERRIDES = {
+    "hydra.run.dir": "${run.dir}/${run.id}/${now:%Y-%m-%d_%H-%M-%S}",
+    "hydra.sweep.dir": "${run.dir}/${run.id}/multirun_${now:%Y-%m-%d_%H-%M-%S}",
+    "hydra.sweep.subdir": "${hydra.job.num}",
+}
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, SesemiError):
+            message = str(error)
+            if "Original Traceback" in message:  # re-raised from a DataLoader worker
+                message = message.strip().splitlines()[-1].split("SesemiError: ", 1)[-1]
+            return message
+        if isinstance(error, InstantiationException):
+            inner = user_error(error.__cause__) if error.__cause__ else None
+            return inner or " ".join(str(error).split())
+        error = error.__cause__ or error.__context__
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
+def _app(config: DictConfig) -> None:
+    from sesemi.runner import execute
+
+    try:
+        execute(config, Path(HydraConfig.get().runtime.output_dir))
+    except Exception as error:
+        message = user_error(error)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main() -> None:
+    """The `open_sesemi` console script."""
+    register_configs()
+    register_resolvers()
+    given = {arg.split("=", 1)[0] for arg in sys.argv[1:]}
+    defaults = [f"{key}={value}" for key, value in DEFAULT_OVERRIDES.items() if key not in given]
+    sys.argv = sys.argv + defaults
+    _app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The `${sesemi:<attribute>}` resolver: values known only once the data is built.
+
+Example (in a config):
+    num_classes: ${sesemi:num_classes}
+    max_iters: ${sesemi:max_iterations}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from omegaconf import OmegaConf
+
+from sesemi.errors import SesemiError
+
+
+@dataclass
+class SESEMIConfigAttributes:
+    """The attributes configs can reference as `${sesemi:<name>}`.
+
+    Attributes:
+        iterations_per_epoch: Training iterations in one epoch (the longest training loader).
+        max_iterations: The training budget in iterations.
+        num_gpus: The number of GPUs the run uses (0 on the CPU).
+        num_nodes: The number of compute nodes.
+        num_classes: The number of classes of the `supervised` training data set.
+    """
+
+    iterations_per_epoch: int | None = None
+    max_iterations: int | None = None
+    num_gpus: int = 0
+    num_nodes: int = 1
+    num_classes: int | None = None
+
+
+_attributes = SESEMIConfigAttributes()
+
+
+def set_attributes(attributes: SESEMIConfigAttributes) -> None:
+    """Makes `attributes` the values `${sesemi:...}` resolves to."""
+    global _attributes
+    _attributes = attributes
+
+
+def _resolve(name: str):
+    names = [f.name for f in fields(SESEMIConfigAttributes)]
+    if name not in names:
+        raise SesemiError(f"unknown attribute ${{sesemi:{name}}}; choose one of: {', '.join(names)}")
+    value = getattr(_attributes, name)
+    if value is None:
+        raise SesemiError(
+            f"${{sesemi:{name}}} is not known for this run "
+            "(it needs a `supervised` training loader and a training budget)"
+        )
+    return value
+
+
+def register_resolvers() -> None:
+    """Registers the `sesemi` resolver with OmegaConf (idempotent)."""
+    if not OmegaConf.has_resolver("sesemi"):
+        OmegaConf.register_new_resolver("sesemi", _resolve)

@@ -1,0 +1,266 @@
+"""The config schema: dataclasses registered in Hydra's ConfigStore (see `store.py`).
+
+They are the single source of truth for field names and defaults; YAML files only override them,
+and a mistyped key or a value of the wrong type fails when the config is composed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING
+
+
+class RunMode(Enum):
+    """What a run does.
+
+    Attributes:
+        FIT: Trains, validating as it goes.
+        VALIDATE: Evaluates a checkpoint on the validation set.
+        TEST: Evaluates a checkpoint on the test set.
+    """
+
+    FIT = "fit"
+    VALIDATE = "validate"
+    TEST = "test"
+
+
+@dataclass
+class RunConfig:
+    """The run configuration.
+
+    Attributes:
+        seed: An optional random seed used on initialization.
+        num_epochs: The number of training epochs. Cannot be set with `num_iterations`.
+        num_iterations: The number of training iterations. Cannot be set with `num_epochs`.
+        gpus: The number of GPUs (-1 for all of them), a list of GPU ids, a comma-separated
+            string of ids, or 0/None for the CPU. With -1 and no GPU the run uses the CPU.
+        num_nodes: The number of nodes to train on.
+        accelerator: The multi-device strategy: "ddp" (and its Lightning variants). The
+            Lightning 1 value "dp" is still accepted and runs as "ddp".
+        batch_size_per_gpu: The default batch size of every data loader that sets none.
+        data_root: The parent of relative dataset roots (see `DatasetConfig`).
+        id: The run's name; outputs go to `<dir>/<id>/<timestamp>/`.
+        dir: The directory that holds the runs.
+        mode: FIT, VALIDATE or TEST.
+        resume_from_checkpoint: A checkpoint to resume training from (weights, optimizer,
+            schedulers and loop state), e.g. the `last.ckpt` of a killed run.
+        pretrained_checkpoint_path: A checkpoint whose model weights initialize the model (for
+            fine-tuning, or the weights to evaluate with mode VALIDATE/TEST).
+    """
+
+    seed: int | None = None
+    num_epochs: int | None = None
+    num_iterations: int | None = None
+    gpus: Any = -1
+    num_nodes: int = 1
+    accelerator: str | None = None
+    batch_size_per_gpu: int | None = None
+    data_root: str = "./data"
+    id: str = "default"
+    dir: str = "./runs"
+    mode: RunMode = RunMode.FIT
+    resume_from_checkpoint: str | None = None
+    pretrained_checkpoint_path: str | None = None
+
+
+@dataclass
+class DatasetConfig:
+    """A data set, built by `sesemi.datasets.dataset`.
+
+    Keys beyond these are passed to the registered builder, so a dataset config is an open
+    mapping; a key the builder does not take is reported when the data set is built.
+
+    Attributes:
+        name: The registered dataset name (e.g. "image_folder", "image_file").
+        root: The data set's folder; a relative path is taken under `run.data_root`, and None
+            means `run.data_root` itself.
+        subset: A subfolder name, a list of them (concatenated), or None for the whole root.
+        image_transform: An instantiable transform applied to each image.
+    """
+
+    name: str = MISSING
+    root: str | None = None
+    subset: Any = None
+    image_transform: Any = None
+
+
+@dataclass
+class DataLoaderConfig:
+    """A data loader: a dataset plus the arguments of `torch.utils.data.DataLoader`.
+
+    Attributes:
+        dataset: The dataset config (see `DatasetConfig`; extra keys go to the builder).
+        batch_size: The batch size; defaults to `run.batch_size_per_gpu`.
+        shuffle: Whether to reshuffle the data every epoch.
+        sampler: An optional instantiable sampler.
+        batch_sampler: An optional instantiable batch sampler (excludes batch_size/shuffle).
+        num_workers: Loader worker processes (0 loads in the main process).
+        collate_fn: An optional instantiable collate function (e.g. RotationTransformer).
+        pin_memory: Whether to pin batches in page-locked memory for faster GPU copies.
+        drop_last: Whether to drop the last incomplete batch.
+        timeout: Seconds to wait for a batch from the workers (0 waits forever).
+        persistent_workers: Keep workers alive between epochs (only with num_workers > 0).
+        prefetch_factor: Batches each worker loads ahead (only with num_workers > 0).
+    """
+
+    dataset: Any = MISSING
+    batch_size: int | None = None
+    shuffle: bool = False
+    sampler: Any = None
+    batch_sampler: Any = None
+    num_workers: int = 0
+    collate_fn: Any = None
+    pin_memory: bool = False
+    drop_last: bool = False
+    timeout: float = 0
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+
+
+@dataclass
+class DataConfig:
+    """The data configuration.
+
+    Attributes:
+        train: Named training loaders; a training batch is a dict with the same keys, and one
+            epoch is one pass over the longest loader (shorter ones start over).
+        val: The validation loader.
+        test: The test loader.
+    """
+
+    train: dict[str, DataLoaderConfig] | None = None
+    val: DataLoaderConfig | None = None
+    test: DataLoaderConfig | None = None
+
+
+@dataclass
+class LossCallableConfig:
+    """The supervised loss.
+
+    Attributes:
+        callable: An instantiable loss module; it is called with `reduction="none"` semantics,
+            so use losses that accept a `reduction` argument (e.g. torch.nn.CrossEntropyLoss).
+        scheduler: An optional instantiable weight schedule `step -> weight`.
+        reduction: How per-sample losses become one number: "mean" or "sum".
+        scale_factor: A constant multiplier of the loss.
+    """
+
+    callable: Any = MISSING
+    scheduler: Any = None
+    reduction: str = "mean"
+    scale_factor: float = 1.0
+
+
+@dataclass
+class LossHeadConfig:
+    """A regularization loss head.
+
+    Attributes:
+        head: An instantiable loss head (see `sesemi.models.heads.loss`).
+        scheduler: An optional instantiable weight schedule `step -> weight` (e.g. a ramp-up).
+        reduction: How per-sample losses become one number: "mean" or "sum".
+        scale_factor: A constant multiplier of the loss.
+    """
+
+    head: Any = MISSING
+    scheduler: Any = None
+    reduction: str = "mean"
+    scale_factor: float = 1.0
+
+
+@dataclass
+class LRSchedulerConfig:
+    """A learning-rate scheduler and how Lightning steps it.
+
+    Attributes:
+        scheduler: An instantiable scheduler (the optimizer is passed in).
+        frequency: Step the scheduler every `frequency` intervals.
+        interval: "step" or "epoch".
+        monitor: The metric a scheduler such as ReduceLROnPlateau watches.
+        strict: Whether a missing `monitor` metric is an error.
+        name: The name under which the learning rate is logged.
+    """
+
+    scheduler: Any = MISSING
+    frequency: int = 1
+    interval: str = "step"
+    monitor: str | None = None
+    strict: bool = True
+    name: str | None = None
+
+
+@dataclass
+class ClassifierModelConfig:
+    """The classifier's modules.
+
+    Attributes:
+        backbone: An instantiable backbone (an nn.Module with `out_features`).
+        head: An optional instantiable head taking `in_features` and `out_features`; by default a
+            linear layer from the backbone's features to the classes.
+        supervised_loss: The loss on the `supervised` training loader; null trains without labels
+            (self-supervised pre-training).
+        regularization_loss_heads: Named loss heads that add semi- or self-supervised terms.
+    """
+
+    backbone: Any = MISSING
+    head: Any = None
+    supervised_loss: LossCallableConfig | None = field(default_factory=LossCallableConfig)
+    regularization_loss_heads: dict[str, LossHeadConfig] | None = None
+
+
+@dataclass
+class ClassifierHParams:
+    """The classifier's hyperparameters.
+
+    Attributes:
+        num_classes: The number of classes; `${sesemi:num_classes}` reads it off the data.
+        model: The modules.
+        optimizer: An instantiable optimizer (the parameters are passed in).
+        lr_scheduler: An optional learning-rate scheduler.
+    """
+
+    num_classes: int = MISSING
+    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
+    optimizer: Any = MISSING
+    lr_scheduler: LRSchedulerConfig | None = None
+
+
+@dataclass
+class LearnerConfig:
+    """A learner: any instantiable LightningModule."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class ClassifierConfig(LearnerConfig):
+    """The classifier learner.
+
+    Attributes:
+        hparams: The classifier's hyperparameters.
+    """
+
+    _target_: str = "sesemi.Classifier"
+    hparams: ClassifierHParams = field(default_factory=ClassifierHParams)
+
+
+@dataclass
+class SESEMIConfig:
+    """The full sesemi configuration.
+
+    Attributes:
+        run: The run config.
+        data: The data config.
+        learner: The learner config.
+        trainer: Extra keyword arguments for `pytorch_lightning.Trainer` (e.g. `precision`,
+            `callbacks`); the run config sets devices, budget and loggers.
+    """
+
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"learner": "classifier"}])
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    trainer: Any = None

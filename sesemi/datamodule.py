@@ -1,0 +1,146 @@
+"""The data module: `data` config -> a dict of training loaders, a val and a test loader."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from sesemi.datasets import dataset, prepare_builtin
+from sesemi.errors import SesemiError
+
+LOADER_ARGUMENTS = (
+    "shuffle",
+    "num_workers",
+    "pin_memory",
+    "drop_last",
+    "timeout",
+    "persistent_workers",
+    "prefetch_factor",
+)
+
+
+def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
+    """A dataset's folder: its `root`, taken under `data_root` when relative."""
+    root = dataset_config.get("root")
+    if root is None:
+        return Path(data_root)
+    return Path(root) if os.path.isabs(root) else Path(data_root) / root
+
+
+class SESEMIDataModule(pl.LightningDataModule):
+    """Builds the loaders a `DataConfig` describes.
+
+    Training loaders are returned as a dict; Lightning iterates them together, so a training
+    batch is `{loader_name: batch}` and an epoch is one pass over the longest loader while the
+    shorter ones start over.
+
+    Args:
+        data: The `data` config.
+        data_root: The parent of relative dataset roots (`run.data_root`).
+        batch_size: The batch size of loaders that set none (`run.batch_size_per_gpu`).
+    """
+
+    def __init__(self, data: DictConfig, data_root: str = "./data", batch_size: int | None = None):
+        super().__init__()
+        self.data = data
+        self.data_root = data_root
+        self.default_batch_size = batch_size
+        self.train_datasets: dict[str, Dataset] = {}
+        self.val_dataset: Dataset | None = None
+        self.test_dataset: Dataset | None = None
+        self._built = False
+
+    def _loader_configs(self) -> list[DictConfig]:
+        configs = list((self.data.get("train") or {}).values())
+        return configs + [c for c in (self.data.get("val"), self.data.get("test")) if c]
+
+    def prepare_data(self) -> None:
+        """Builds any built-in data set (e.g. digits) the loaders read, once."""
+        for config in self._loader_configs():
+            prepare_builtin(dataset_root(config.dataset, self.data_root))
+
+    def _build_dataset(self, config: DictConfig) -> Dataset:
+        options = OmegaConf.to_container(config.dataset, resolve=True)
+        if "name" not in options:
+            raise SesemiError("a dataset config needs a `name`, e.g. image_folder")
+        options["root"] = str(dataset_root(options, self.data_root))
+        transform = config.dataset.get("image_transform")
+        options["image_transform"] = instantiate(transform) if transform else None
+        return dataset(**options)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._built:
+            return
+        self.train_datasets = {
+            name: self._build_dataset(config) for name, config in (self.data.get("train") or {}).items()
+        }
+        if self.data.get("val"):
+            self.val_dataset = self._build_dataset(self.data.val)
+        if self.data.get("test"):
+            self.test_dataset = self._build_dataset(self.data.test)
+        self._built = True
+
+    def _loader(self, name: str, config: DictConfig, data: Dataset) -> DataLoader:
+        batch_size = config.get("batch_size") or self.default_batch_size
+        if batch_size is None and not config.get("batch_sampler"):
+            raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
+        kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
+        if kwargs.get("num_workers", 0) == 0:
+            kwargs.pop("persistent_workers", None)
+            kwargs.pop("prefetch_factor", None)
+        for key in ("sampler", "batch_sampler", "collate_fn"):
+            if config.get(key):
+                target = config[key]
+                kwargs[key] = instantiate(target, data) if key != "collate_fn" else instantiate(target)
+        if "batch_sampler" in kwargs:
+            kwargs.pop("shuffle", None)
+            kwargs.pop("drop_last", None)
+        else:
+            kwargs["batch_size"] = batch_size
+        loader = DataLoader(data, **kwargs)
+        if len(loader) == 0:
+            raise SesemiError(
+                f"loader {name!r} yields no batches: {len(data)} items, batch_size {batch_size} "
+                "and drop_last; lower the batch size or add data"
+            )
+        return loader
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        if not self.train_datasets:
+            raise SesemiError("data.train defines no training loaders")
+        return {
+            name: self._loader(name, self.data.train[name], data) for name, data in self.train_datasets.items()
+        }
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_dataset is None:
+            return []
+        return self._loader("val", self.data.val, self.val_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_dataset is None:
+            raise SesemiError("run.mode=TEST needs a data.test loader")
+        return self._loader("test", self.data.test, self.test_dataset)
+
+    @property
+    def iterations_per_epoch(self) -> int | None:
+        """Training iterations in one epoch: the length of the longest training loader."""
+        if not self.train_datasets:
+            return None
+        return max(len(loader) for loader in self.train_dataloader().values())
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The class names of the supervised training set (else of the val/test set)."""
+        for data in (self.train_datasets.get("supervised"), self.val_dataset, self.test_dataset):
+            classes = getattr(data, "classes", None)
+            if classes:
+                return list(classes)
+        return None

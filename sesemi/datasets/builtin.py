@@ -1,0 +1,111 @@
+"""Built-in data sets: `digits`, made offline on first use, and hints for downloadable ones.
+
+`digits` is scikit-learn's bundled copy of the UCI handwritten digits (1797 8x8 scans from 43
+writers), written as 32x32 PNG files in the standard layout:
+
+    <data_root>/digits/train/<class>/      5 labeled images per class
+    <data_root>/digits/unlabeled/          the rest of the training images, without labels
+    <data_root>/digits/val/<class>/        500 held-out images
+    <data_root>/digits/train_all/<class>/  train + unlabeled with their labels (for baselines)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+
+logger = logging.getLogger(__name__)
+
+DIGITS_LABELED_PER_CLASS = 5
+DIGITS_VAL_SIZE = 500
+DIGITS_SPLIT_SEED = 0
+DIGITS_IMAGE_SIZE = 32
+
+REMOTE_DATA = {
+    "imagewoof2": (
+        "download it with: mkdir -p data && curl -L "
+        "https://s3.amazonaws.com/fast-ai-imageclas/imagewoof2.tgz | tar -xz -C data"
+    ),
+}
+
+
+def _write_digits(target: Path) -> None:
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    images, labels = load_digits(return_X_y=True)
+    images = (images.reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)
+    indices = np.arange(len(labels))
+    train_idx, val_idx = train_test_split(
+        indices, test_size=DIGITS_VAL_SIZE, stratify=labels, random_state=DIGITS_SPLIT_SEED
+    )
+    rng = np.random.default_rng(DIGITS_SPLIT_SEED)
+    labeled = {
+        int(i)
+        for c in range(10)
+        for i in rng.choice(train_idx[labels[train_idx] == c], DIGITS_LABELED_PER_CLASS, replace=False)
+    }
+
+    def save(index: int, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray(images[index]).resize(
+            (DIGITS_IMAGE_SIZE, DIGITS_IMAGE_SIZE), Image.Resampling.BILINEAR
+        )
+        image.save(folder / f"{index:04d}.png")
+
+    for i in train_idx:
+        label = str(labels[i])
+        save(i, target / "train_all" / label)
+        save(i, target / ("train" if i in labeled else "unlabeled") / (label if i in labeled else ""))
+    for i in val_idx:
+        save(i, target / "val" / str(labels[i]))
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {"digits": _write_digits}
+
+
+def prepare_builtin(root: str | Path) -> None:
+    """Builds the built-in data set `root` names (by its last folder), unless it exists.
+
+    The data is written to a temporary folder and renamed into place under a file lock, so
+    parallel runs neither race nor see a half-written data set.
+    """
+    root = Path(root)
+    builder = BUILDERS.get(root.name)
+    if builder is None or root.is_dir():
+        return
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if root.is_dir():
+            return
+        logger.info("building the %s data set under %s", root.name, root)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+        try:
+            builder(staging)
+            os.replace(staging, root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def missing_data_hint(path: Path) -> str:
+    """Advice for a missing data folder: where a known data set can be had."""
+    for part in [path.name, *(p.name for p in path.parents)]:
+        if part in REMOTE_DATA:
+            return f"; {REMOTE_DATA[part]}"
+    return "; check run.data_root and the dataset's root/subset (see docs/data.md for the layout)"
+
+
+def builtin_names() -> list[str]:
+    return sorted(BUILDERS)
+
+
+__all__ = ["BUILDERS", "REMOTE_DATA", "builtin_names", "missing_data_hint", "prepare_builtin"]

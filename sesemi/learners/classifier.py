@@ -1,0 +1,179 @@
+"""The Classifier: a backbone, a classification head, a supervised loss and loss heads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from sesemi.errors import SesemiError
+from sesemi.learners.encoding import encode
+from sesemi.models.heads.linear import LinearHead
+from sesemi.models.heads.loss.base import FeatureRequest, LossHead
+
+SUPERVISED = "supervised"
+REDUCTIONS = ("mean", "sum")
+
+
+@dataclass
+class LossWeighting:
+    """How a term's per-sample losses become its share of the total loss."""
+
+    reduction: str = "mean"
+    scale_factor: float = 1.0
+    scheduler: Callable[[int], float] | None = None
+
+    def __call__(self, losses: Tensor, weights: Tensor | None, step: int) -> Tensor:
+        if weights is not None:
+            losses = losses * weights
+        loss = losses.mean() if self.reduction == "mean" else losses.sum()
+        factor = self.scale_factor * (self.scheduler(step) if self.scheduler else 1.0)
+        return factor * loss
+
+
+def _weighting(config: DictConfig, what: str) -> LossWeighting:
+    if config.reduction not in REDUCTIONS:
+        raise SesemiError(f"{what}.reduction must be one of {REDUCTIONS}, not {config.reduction!r}")
+    scheduler = instantiate(config.scheduler) if config.get("scheduler") else None
+    return LossWeighting(config.reduction, config.scale_factor, scheduler)
+
+
+class Classifier(pl.LightningModule):
+    """Trains a classifier on a dict of training loaders (see `ClassifierHParams`).
+
+    The `supervised` loader's `(images, labels)` feed the supervised loss; every regularization
+    loss head reads its own loader. All inputs for the same backbone are encoded in one forward
+    pass. Validation and test report top-1 (and top-5 with more than 5 classes) accuracy and
+    the cross-entropy loss.
+
+    Args:
+        hparams: The `learner.hparams` config (a mapping or DictConfig).
+    """
+
+    def __init__(self, hparams: Mapping[str, Any]):
+        super().__init__()
+        config = hparams if isinstance(hparams, DictConfig) else OmegaConf.create(dict(hparams))
+        self.save_hyperparameters({"hparams": OmegaConf.to_container(config, resolve=True)})
+        self.config = config
+        self.num_classes = int(config.num_classes)
+        model = config.model
+
+        self.backbone = instantiate(model.backbone)
+        head_kwargs = {"in_features": self.backbone.out_features, "out_features": self.num_classes}
+        self.head = instantiate(model.head, **head_kwargs) if model.get("head") else LinearHead(**head_kwargs)
+
+        self.supervised_loss: nn.Module | None = None
+        if model.get("supervised_loss"):
+            self.supervised_loss = instantiate(model.supervised_loss.callable, reduction="none")
+            self.supervised_weighting = _weighting(model.supervised_loss, "supervised_loss")
+
+        loss_head_configs = model.get("regularization_loss_heads") or {}
+        self.loss_heads = nn.ModuleDict()
+        self.loss_weightings: dict[str, LossWeighting] = {}
+        for name, head_config in loss_head_configs.items():
+            head = instantiate(head_config.head)
+            if not isinstance(head, LossHead):
+                raise SesemiError(f"regularization_loss_heads.{name}.head is not a LossHead")
+            head.build(self.backbones, self.heads)
+            self.loss_heads[name] = head
+            self.loss_weightings[name] = _weighting(head_config, f"regularization_loss_heads.{name}")
+        if self.supervised_loss is None and not self.loss_heads:
+            raise SesemiError("nothing to train: set model.supervised_loss or add regularization_loss_heads")
+
+        self.metrics = nn.ModuleDict({stage: self._make_metrics() for stage in ("val", "test")})
+
+    def _make_metrics(self) -> nn.ModuleDict:
+        metrics = {
+            "top1": MulticlassAccuracy(self.num_classes, top_k=1, average="micro"),
+            "per_class": MulticlassAccuracy(self.num_classes, top_k=1, average="none"),
+        }
+        if self.num_classes > 5:
+            metrics["top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
+        return nn.ModuleDict(metrics)
+
+    @property
+    def backbones(self) -> dict[str, nn.Module]:
+        """The backbones loss heads can name as `input_backbone`."""
+        return {"backbone": self.backbone}
+
+    @property
+    def heads(self) -> dict[str, nn.Module]:
+        """The classification heads loss heads can use."""
+        return {"head": self.head}
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images `[B, C, H, W]` -> logits `[B, num_classes]`."""
+        return self.head(self.backbone(x))
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        step = self.global_step
+        requests: list[FeatureRequest] = []
+        if self.supervised_loss is not None:
+            requests.append(FeatureRequest(SUPERVISED, batch[SUPERVISED][0]))
+        for head in self.loss_heads.values():
+            requests += head.feature_requests(batch)
+        features = encode(requests, self.backbones)
+
+        logs: dict[str, Tensor] = {}
+        total = torch.zeros((), device=self.device)
+        if self.supervised_loss is not None:
+            logits = self.head(features[SUPERVISED])
+            losses = self.supervised_loss(logits, batch[SUPERVISED][1])
+            logs["train/supervised_loss"] = self.supervised_weighting(losses, None, step)
+            total = total + logs["train/supervised_loss"]
+        for name, head in self.loss_heads.items():
+            outputs = head(batch, self.backbones, self.heads, features, step)
+            logs[f"train/{name}_loss"] = self.loss_weightings[name](outputs.losses, outputs.weights, step)
+            total = total + logs[f"train/{name}_loss"]
+            if outputs.weights is not None:
+                logs[f"train/{name}_weight"] = outputs.weights.float().mean()
+        logs["train/loss"] = total
+        self.log_dict(logs, prog_bar=False)
+        self.log("loss", total, prog_bar=True, logger=False)
+        return total
+
+    def _evaluation_step(self, batch: Any, stage: str) -> None:
+        images, labels = batch[0], batch[1]
+        logits = self(images)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), sync_dist=True)
+        for name, metric in self.metrics[stage].items():
+            metric.update(logits, labels)
+            if name != "per_class":
+                self.log(f"{stage}/{name}", metric, prog_bar=name == "top1")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def _per_class_accuracy(self, stage: str) -> None:
+        metric = self.metrics[stage]["per_class"]
+        self.per_class_accuracy = metric.compute().tolist()
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._per_class_accuracy("val")
+        if not self.trainer.sanity_checking:
+            self.validated_at_step = self.global_step
+
+    def on_test_epoch_end(self) -> None:
+        self._per_class_accuracy("test")
+
+    def configure_optimizers(self) -> Any:
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer = instantiate(self.config.optimizer, params=parameters)
+        lr_config = self.config.get("lr_scheduler")
+        if not lr_config:
+            return optimizer
+        scheduler = instantiate(lr_config.scheduler, optimizer=optimizer)
+        settings = {k: lr_config[k] for k in ("interval", "frequency", "monitor", "strict", "name") if k in lr_config}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **settings}}

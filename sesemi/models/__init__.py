@@ -1,0 +1,1 @@
+"""Models: backbones, classification heads and loss heads."""

@@ -1,0 +1,57 @@
+"""Loss-weight schedules `step -> weight`, e.g. to ramp an unlabeled loss up from zero.
+
+Sigmoid ramp-up: Laine & Aila, "Temporal Ensembling for Semi-Supervised Learning", ICLR 2017,
+https://arxiv.org/abs/1610.02242 (weight = exp(-5 (1 - t)^2)).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class WeightScheduler:
+    """A loss-weight schedule; call it with the global step."""
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError
+
+
+class SigmoidRampupScheduler(WeightScheduler):
+    """exp(-5 (1 - t)^2) with t = step / pivot, then `weight` from `pivot` on.
+
+    Args:
+        pivot: The step at which the full weight is reached.
+        weight: The final weight.
+    """
+
+    def __init__(self, pivot: int, weight: float = 1.0):
+        self.pivot = pivot
+        self.weight = weight
+
+    def __call__(self, step: int) -> float:
+        if self.pivot <= 0 or step >= self.pivot:
+            return self.weight
+        t = max(step, 0) / self.pivot
+        return self.weight * math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+class LinearRampupScheduler(WeightScheduler):
+    """A straight line from 0 at `start` to `weight` at `stop`.
+
+    Args:
+        stop: The step at which the full weight is reached.
+        start: The step before which the weight is 0.
+        weight: The final weight.
+    """
+
+    def __init__(self, stop: int, start: int = 0, weight: float = 1.0):
+        self.start = start
+        self.stop = stop
+        self.weight = weight
+
+    def __call__(self, step: int) -> float:
+        if step >= self.stop:
+            return self.weight
+        if step <= self.start:
+            return 0.0
+        return self.weight * (step - self.start) / (self.stop - self.start)

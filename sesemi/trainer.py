@@ -1,0 +1,119 @@
+"""Builds the Lightning Trainer from the run config: devices, strategy, budget, outputs."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from sesemi.errors import SesemiError
+
+logger = logging.getLogger(__name__)
+
+class _DropAdvertising(logging.Filter):
+    """Hides Lightning's product tips from the run log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdvertising())
+
+# Lightning 1 strategies that Lightning 2 dropped, and what they run as now.
+REPLACED_STRATEGIES = {"dp": "ddp", "ddp2": "ddp", "ddp_cpu": "ddp", "horovod": "ddp"}
+
+
+def devices(gpus: Any) -> tuple[str, Any]:
+    """`run.gpus` -> Lightning's (accelerator, devices)."""
+    if gpus is None or gpus == 0 or gpus == "0" or gpus == []:
+        return "cpu", 1
+    available = torch.cuda.device_count()
+    if gpus == -1 or gpus == "-1":
+        if available == 0:
+            _notice("no GPU found; training on the CPU (set run.gpus=0 to silence this)")
+            return "cpu", 1
+        return "gpu", -1
+    if available == 0:
+        raise SesemiError(f"run.gpus={gpus} but this machine has no GPU; set run.gpus=0 for the CPU")
+    if isinstance(gpus, str):
+        gpus = [int(g) for g in gpus.split(",") if g.strip()]
+    return "gpu", list(gpus) if not isinstance(gpus, int) else gpus
+
+
+@functools.cache
+def _notice(message: str) -> None:
+    """Logs a notice once per process."""
+    logger.warning(message)
+
+
+def strategy(accelerator: str | None) -> str:
+    """`run.accelerator` -> a Lightning 2 strategy, mapping values Lightning 2 removed."""
+    if accelerator is None:
+        return "auto"
+    if accelerator in REPLACED_STRATEGIES:
+        replacement = REPLACED_STRATEGIES[accelerator]
+        _notice(f"run.accelerator={accelerator} is not supported by Lightning 2; using {replacement}")
+        return replacement
+    return accelerator
+
+
+def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str, int]:
+    """The training length: `num_iterations` or `num_epochs`, exactly one of them."""
+    if run.num_epochs is not None and run.num_iterations is not None:
+        raise SesemiError("set run.num_epochs or run.num_iterations, not both")
+    if run.num_iterations is not None:
+        # The epoch count only labels the progress bar; max_steps ends training.
+        epochs = math.ceil(run.num_iterations / iterations_per_epoch) if iterations_per_epoch else -1
+        return {"max_steps": int(run.num_iterations), "max_epochs": epochs}
+    if run.num_epochs is not None:
+        return {"max_epochs": int(run.num_epochs)}
+    raise SesemiError("set the training length with run.num_epochs or run.num_iterations")
+
+
+def build_trainer(
+    run: DictConfig,
+    trainer: DictConfig | None,
+    run_dir: Path,
+    fit: bool,
+    iterations_per_epoch: int | None = None,
+) -> pl.Trainer:
+    """A Trainer writing CSV and TensorBoard logs and checkpoints under `run_dir`.
+
+    Keys of the `trainer` config override what the run config sets; its callbacks are added to
+    a ModelCheckpoint (best by `val/top1` and `last`) unless it configures its own.
+    """
+    options = OmegaConf.to_container(trainer, resolve=True) if trainer else {}
+    callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
+    if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
+        callbacks.append(
+            ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1, save_last=True)
+        )
+    accelerator, device_list = devices(run.gpus)
+    settings: dict[str, Any] = {
+        "accelerator": accelerator,
+        "devices": device_list,
+        "num_nodes": run.num_nodes,
+        "strategy": strategy(run.accelerator),
+        "default_root_dir": str(run_dir),
+        "logger": [
+            CSVLogger(str(run_dir), name="", version=""),
+            TensorBoardLogger(str(run_dir), name="", version="", default_hp_metric=False),
+        ],
+        "callbacks": callbacks,
+        "log_every_n_steps": 10,
+        **(budget(run, iterations_per_epoch) if fit else {}),
+    }
+    settings.update(options)
+    # Hydra's own files share the run folder with the logs; that is intended.
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    return pl.Trainer(**settings)

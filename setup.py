@@ -1,0 +1,60 @@
+"""Packaging for sesemi.
+
+The built-in Hydra configs live in the top-level ``configs/`` folder and are installed as the
+``sesemi.configs`` package, so ``open_sesemi -cn <name>`` finds them from a wheel and from an
+editable install alike.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+version: dict = {}
+exec((HERE / "sesemi" / "version.py").read_text(), version)
+
+INSTALL_REQUIRES = [
+    "torch>=2.1",
+    "torchvision>=0.16",
+    "timm>=0.9",
+    "hydra-core>=1.3",
+    "omegaconf>=2.3",
+    "pytorch-lightning>=2.5",
+    "torchmetrics>=1.0",
+    "tensorboard>=2.10",
+    "pillow>=9.0",
+    "filelock>=3.0",
+    "scikit-learn>=1.0",  # only for the embedded `digits` data set
+]
+
+EXTRAS_REQUIRE = {
+    "dev": ["pytest>=7", "ruff>=0.4"],
+    "docs": [],
+    "audio": [],
+}
+
+setup(
+    name="sesemi",
+    version=version["__version__"],
+    description="Semi-supervised learning for image and audio classification",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sesemi", "sesemi.*"]) + ["sesemi.configs"],
+    package_dir={"sesemi.configs": "configs"},
+    package_data={"sesemi.configs": ["*.yaml", "**/*.yaml"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        "console_scripts": [
+            "open_sesemi=sesemi.cli.open_sesemi:main",
+        ]
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
