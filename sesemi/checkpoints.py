@@ -23,7 +23,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        # torch explains weights_only at length; the cause is on the line after this marker.
+        text = text.split("WeightsUnpickler error:", 1)[-1].strip()
+        reason = text.splitlines()[0][:120] if text else type(error).__name__
         raise SesemiError(
             f"cannot load {path} safely ({reason}); it is truncated, not a checkpoint, "
             "or holds Python objects other than weights"

@@ -117,30 +117,32 @@ def execute(config: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     learner = instantiate(config.learner, _recursive_=False)
     fit = mode is RunMode.FIT
-    trainer = build_trainer(run, config.get("trainer"), run_dir, fit, attributes.iterations_per_epoch)
-    started = time.time()
     if fit:
         if run.pretrained_checkpoint_path:
             load_weights(learner, run.pretrained_checkpoint_path, strict=False)
         if run.resume_from_checkpoint:
             load_weights(learner, run.resume_from_checkpoint, strict=True)
-        trainer.fit(learner, datamodule=datamodule, ckpt_path=run.resume_from_checkpoint, weights_only=True)
-        stage = "val"
-        if datamodule.val_dataset is not None and getattr(learner, "validated_at_step", None) != trainer.global_step:
-            trainer.validate(learner, datamodule=datamodule, verbose=False)  # metrics of the final weights
     else:
         checkpoint = run.pretrained_checkpoint_path or run.resume_from_checkpoint
         if not checkpoint:
             raise SesemiError(f"run.mode={mode.name} needs run.pretrained_checkpoint_path: the weights to evaluate")
         load_weights(learner, checkpoint, strict=True)
-        if mode is RunMode.VALIDATE:
-            if datamodule.val_dataset is None:
-                raise SesemiError("run.mode=VALIDATE needs a data.val loader")
-            trainer.validate(learner, datamodule=datamodule, verbose=False)
-            stage = "val"
-        else:
-            trainer.test(learner, datamodule=datamodule, verbose=False)
-            stage = "test"
+        if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
+            raise SesemiError("run.mode=VALIDATE needs a data.val loader")
+
+    trainer = build_trainer(run, config.get("trainer"), run_dir, fit, attributes.iterations_per_epoch)
+    started = time.time()
+    if fit:
+        trainer.fit(learner, datamodule=datamodule, ckpt_path=run.resume_from_checkpoint, weights_only=True)
+        stage = "val"
+        if datamodule.val_dataset is not None and getattr(learner, "validated_at_step", None) != trainer.global_step:
+            trainer.validate(learner, datamodule=datamodule, verbose=False)  # metrics of the final weights
+    elif mode is RunMode.VALIDATE:
+        trainer.validate(learner, datamodule=datamodule, verbose=False)
+        stage = "val"
+    else:
+        trainer.test(learner, datamodule=datamodule, verbose=False)
+        stage = "test"
 
     results = _results(trainer, learner, datamodule, mode, stage, run_dir, time.time() - started)
     if trainer.is_global_zero:

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from sesemi.errors import SesemiError
@@ -98,6 +98,8 @@ def build_trainer(
         callbacks.append(
             ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1, save_last=True)
         )
+    if fit:  # an interrupted run (Ctrl-C, an error) can resume from here
+        callbacks.append(OnExceptionCheckpoint(str(run_dir / "checkpoints"), filename="interrupted"))
     accelerator, device_list = devices(run.gpus)
     settings: dict[str, Any] = {
         "accelerator": accelerator,

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from sesemi.callbacks.ema import EMA
 from sesemi.errors import SesemiError
 from sesemi.learners.encoding import encode
 from sesemi.models.heads.linear import LinearHead
@@ -99,15 +100,31 @@ class Classifier(pl.LightningModule):
             metrics["top5"] = MulticlassAccuracy(self.num_classes, top_k=5, average="micro")
         return nn.ModuleDict(metrics)
 
+    def _average_model(self) -> pl.LightningModule | None:
+        """The EMA copy of this module, when an EMA callback is training one."""
+        trainer = self._trainer
+        for callback in trainer.callbacks if trainer is not None else []:
+            if isinstance(callback, EMA) and callback.average_model is not None:
+                return callback.average_model
+        return None
+
     @property
     def backbones(self) -> dict[str, nn.Module]:
-        """The backbones loss heads can name as `input_backbone`."""
-        return {"backbone": self.backbone}
+        """The backbones loss heads can name: `backbone`, and `backbone_ema` with an EMA callback."""
+        found = {"backbone": self.backbone}
+        average = self._average_model()
+        if average is not None:
+            found["backbone_ema"] = average.backbone
+        return found
 
     @property
     def heads(self) -> dict[str, nn.Module]:
-        """The classification heads loss heads can use."""
-        return {"head": self.head}
+        """The classification heads loss heads can use: `head`, and `head_ema` with an EMA callback."""
+        found = {"head": self.head}
+        average = self._average_model()
+        if average is not None:
+            found["head_ema"] = average.head
+        return found
 
     def forward(self, x: Tensor) -> Tensor:
         """Images `[B, C, H, W]` -> logits `[B, num_classes]`."""

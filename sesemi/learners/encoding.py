@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from sesemi.errors import SesemiError
 from sesemi.models.heads.loss.base import FeatureRequest
 
 
@@ -31,7 +32,8 @@ def encode(
     for members in groups.values():
         first = members[0]
         if first.backbone not in backbones:
-            raise KeyError(f"no backbone {first.backbone!r}; available: {', '.join(backbones)}")
+            hint = "; add the sesemi.callbacks.EMA callback" if first.backbone.endswith("_ema") else ""
+            raise SesemiError(f"no backbone {first.backbone!r} (available: {', '.join(backbones)}){hint}")
         inputs = torch.cat([m.inputs for m in members]) if len(members) > 1 else first.inputs
         with torch.set_grad_enabled(first.grad and torch.is_grad_enabled()):
             outputs = backbones[first.backbone](inputs)
