@@ -23,7 +23,18 @@ _EXPORTS = {
     "register_dataset": "sesemi.datasets.registry",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Classifier",
+    "ConvNet",
+    "PolynomialLR",
+    "PyTorchImageModels",
+    "RotationTransformer",
+    "SesemiError",
+    "TorchVisionBackbone",
+    "__version__",
+    "dataset",
+    "register_dataset",
+]
 
 if TYPE_CHECKING:
     from sesemi.collation import RotationTransformer

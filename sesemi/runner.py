@@ -84,6 +84,39 @@ def attributes_for(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMICo
     )
 
 
+def resolve(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMIConfigAttributes:
+    """Fills `${sesemi:...}` and every other interpolation in place; checks nothing is unset."""
+    attributes = attributes_for(config, datamodule)
+    set_attributes(attributes)
+    try:
+        OmegaConf.resolve(config)
+    except InterpolationResolutionError as error:
+        cause = error.__cause__
+        raise SesemiError(str(cause) if isinstance(cause, SesemiError) else str(error).splitlines()[0]) from None
+    missing = sorted(OmegaConf.missing_keys(config))
+    if missing:
+        raise SesemiError(f"the config leaves required values unset: {', '.join(missing)}")
+    return attributes
+
+
+def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: RunMode) -> None:
+    """Loads the weights a run starts from, before any trainer exists (so errors stay short).
+
+    Fitting may start from `pretrained_checkpoint_path` (matching weights only, to fine-tune) and
+    resume from `resume_from_checkpoint` (which must fit exactly); evaluating needs the weights.
+    """
+    if mode is RunMode.FIT:
+        if run.pretrained_checkpoint_path:
+            load_weights(learner, run.pretrained_checkpoint_path, strict=False)
+        if run.resume_from_checkpoint:
+            load_weights(learner, run.resume_from_checkpoint, strict=True)
+        return
+    checkpoint = run.pretrained_checkpoint_path or run.resume_from_checkpoint
+    if not checkpoint:
+        raise SesemiError(f"run.mode={mode.name} needs run.pretrained_checkpoint_path: the weights to evaluate")
+    load_weights(learner, checkpoint, strict=True)
+
+
 def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
     return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
 
@@ -100,16 +133,7 @@ def execute(config: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     datamodule = SESEMIDataModule(config.data, run.data_root, run.batch_size_per_gpu)
     datamodule.prepare_data()
     datamodule.setup()
-    attributes = attributes_for(config, datamodule)
-    set_attributes(attributes)
-    try:
-        OmegaConf.resolve(config)
-    except InterpolationResolutionError as error:
-        cause = error.__cause__
-        raise SesemiError(str(cause) if isinstance(cause, SesemiError) else str(error).splitlines()[0]) from None
-    missing = sorted(OmegaConf.missing_keys(config))
-    if missing:
-        raise SesemiError(f"the config leaves required values unset: {', '.join(missing)}")
+    attributes = resolve(config, datamodule)
 
     run_dir = Path(run_dir) if run_dir else default_run_dir(run)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,18 +141,9 @@ def execute(config: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
     learner = instantiate(config.learner, _recursive_=False)
     fit = mode is RunMode.FIT
-    if fit:
-        if run.pretrained_checkpoint_path:
-            load_weights(learner, run.pretrained_checkpoint_path, strict=False)
-        if run.resume_from_checkpoint:
-            load_weights(learner, run.resume_from_checkpoint, strict=True)
-    else:
-        checkpoint = run.pretrained_checkpoint_path or run.resume_from_checkpoint
-        if not checkpoint:
-            raise SesemiError(f"run.mode={mode.name} needs run.pretrained_checkpoint_path: the weights to evaluate")
-        load_weights(learner, checkpoint, strict=True)
-        if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
-            raise SesemiError("run.mode=VALIDATE needs a data.val loader")
+    load_initial_weights(learner, run, mode)
+    if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
+        raise SesemiError("run.mode=VALIDATE needs a data.val loader")
 
     trainer = build_trainer(run, config.get("trainer"), run_dir, fit, attributes.iterations_per_epoch)
     started = time.time()

@@ -43,7 +43,7 @@ class EMA(WeightAveraging):
     @torch.no_grad()
     def _update(self, averaged: list[Tensor], current: list[Tensor], num_updates: Tensor) -> None:
         weight = 1.0 - self.decay_at(int(num_updates))
-        for average, value in zip(averaged, current):
+        for average, value in zip(averaged, current, strict=True):
             if average.is_floating_point():
                 average.lerp_(value, weight)
             else:

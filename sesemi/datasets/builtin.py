@@ -20,7 +20,6 @@ from pathlib import Path
 
 from filelock import FileLock
 
-
 logger = logging.getLogger(__name__)
 
 DIGITS_LABELED_PER_CLASS = 5

@@ -37,6 +37,6 @@ def encode(
         inputs = torch.cat([m.inputs for m in members]) if len(members) > 1 else first.inputs
         with torch.set_grad_enabled(first.grad and torch.is_grad_enabled()):
             outputs = backbones[first.backbone](inputs)
-        for member, output in zip(members, outputs.split([len(m.inputs) for m in members])):
+        for member, output in zip(members, outputs.split([len(m.inputs) for m in members]), strict=True):
             features[member.key] = output
     return features

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import TypeVar
+from unittest import mock
 
 from torch import nn
 
@@ -28,13 +32,59 @@ class Backbone(nn.Module):
         return super().train(mode and not getattr(self, "_frozen", False))
 
 
-def fetch_pretrained(name: str, create: Callable[[], T]) -> T:
-    """Runs `create`, turning a failed weight download into one actionable line."""
+def reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether an HTTPS connection to `host` opens within `timeout` seconds.
+
+    The attempt runs in a daemon thread because a failing DNS lookup can take much longer than
+    any socket timeout.
+    """
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Makes huggingface_hub use only its cache (instead of retrying for a minute)."""
     try:
-        return create()
-    except (OSError, RuntimeError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        import huggingface_hub.constants as hub
+    except ImportError:
+        yield
+        return
+    with mock.patch.object(hub, "HF_HUB_OFFLINE", True):
+        yield
+
+
+def fetch_pretrained(
+    name: str, create: Callable[[], T], host: str, cached: Callable[[], bool] | None = None
+) -> T:
+    """Runs `create`, which downloads weights from `host`, failing fast and in one line.
+
+    When `host` cannot be reached, only the local weight caches are tried (`cached`, when given,
+    says whether the weights are there without trying).
+    """
+    online = reachable(host)
+    try:
+        if not online and cached is not None and not cached():
+            raise FileNotFoundError(name)
+        with nullcontext() if online else _hub_offline():
+            return create()
+    except Exception as error:  # download and cache errors come in many types
+        if online:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise SesemiError(f"cannot get pretrained weights for {name!r}: {reason}") from None
         raise SesemiError(
-            f"cannot get pretrained weights for {name!r} ({reason[:160]}); this needs network access "
-            "or weights already in the local cache (HF_HOME / TORCH_HOME), or set pretrained=false"
+            f"cannot get pretrained weights for {name!r}: {host} is unreachable and they are not in "
+            "the local cache (HF_HOME / TORCH_HOME); fetch them once with network access, or set "
+            "pretrained=false"
         ) from None

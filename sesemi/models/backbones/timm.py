@@ -51,7 +51,7 @@ class PyTorchImageModels(Backbone):
                 **kwargs,
             )
 
-        self.encoder = fetch_pretrained(name, create) if pretrained else create()
+        self.encoder = fetch_pretrained(name, create, "huggingface.co") if pretrained else create()
         self.out_features: int = self.encoder.num_features
         if freeze:
             self.freeze()

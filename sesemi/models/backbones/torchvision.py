@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
 import torchvision
 from torch import Tensor, nn
 
@@ -28,7 +32,7 @@ class TorchVisionBackbone(Backbone):
         def create():
             return torchvision.models.get_model(name, weights=weights)
 
-        model = fetch_pretrained(name, create) if pretrained else create()
+        model = fetch_pretrained(name, create, "download.pytorch.org", lambda: _cached(name)) if pretrained else create()
         self.out_features: int = _drop_classifier(model)
         self.encoder = model
         if freeze:
@@ -36,6 +40,12 @@ class TorchVisionBackbone(Backbone):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.encoder(x).flatten(1)
+
+
+def _cached(name: str) -> bool:
+    """Whether torch.hub's cache holds the default weights of model `name`."""
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    return (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name).is_file()
 
 
 def _drop_classifier(model: nn.Module) -> int:
