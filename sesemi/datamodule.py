@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets import dataset, prepare_builtin
 from sesemi.errors import SesemiError
+from sesemi.samplers import RepeatingRandomSampler
 
 LOADER_ARGUMENTS = (
     "shuffle",
@@ -87,11 +88,16 @@ class SESEMIDataModule(pl.LightningDataModule):
             self.test_dataset = self._build_dataset(self.data.test)
         self._built = True
 
-    def _loader(self, name: str, config: DictConfig, data: Dataset) -> DataLoader:
+    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
         batch_size = config.get("batch_size") or self.default_batch_size
         if batch_size is None and not config.get("batch_sampler"):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
+        if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
+            # A few labeled images still fill a batch on every process.
+            world_size = self.trainer.world_size if self.trainer is not None else 1
+            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size)
+            kwargs["shuffle"] = False
         if kwargs.get("num_workers", 0) == 0:
             kwargs.pop("persistent_workers", None)
             kwargs.pop("prefetch_factor", None)
@@ -116,7 +122,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         if not self.train_datasets:
             raise SesemiError("data.train defines no training loaders")
         return {
-            name: self._loader(name, self.data.train[name], data) for name, data in self.train_datasets.items()
+            name: self._loader(name, self.data.train[name], data, train=True)
+            for name, data in self.train_datasets.items()
         }
 
     def val_dataloader(self) -> DataLoader | list:

@@ -1,0 +1,34 @@
+"""Multi-process training goes through Lightning's DDP; two CPU processes stand in for two GPUs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path):
+    """A tiny labeled set still yields full batches on each of the two processes."""
+    command = [
+        str(Path(sys.executable).parent / "open_sesemi"),
+        "-cn", "digits",
+        f"run.data_root={tmp_path / 'digits'}",
+        "run.accelerator=ddp",
+        "run.gpus=0",
+        "+trainer.devices=2",
+        "run.num_iterations=6",
+        "trainer.val_check_interval=3",
+        "data.train.supervised.batch_size=40",  # 50 labels / 2 processes < 40: needs repeats
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results_file,) = (tmp_path / "runs" / "digits").glob("*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["global_step"] == 6
+    assert 0.0 <= results["metrics"]["val/top1"] <= 1.0
