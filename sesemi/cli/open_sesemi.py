@@ -22,8 +22,8 @@ from sesemi.errors import SesemiError
 
 # Where Hydra puts a run, unless the command line says otherwise: the run's own folder.
 DEFAULT_OVERRIDES = {
-    "hydra.run.dir": "${run.dir}/${run.id}/${now:%Y-%m-%d_%H-%M-%S}",
-    "hydra.sweep.dir": "${run.dir}/${run.id}/multirun_${now:%Y-%m-%d_%H-%M-%S}",
+    "hydra.run.dir": "${oc.select:run.dir,./runs}/${oc.select:run.id,ops}/${now:%Y-%m-%d_%H-%M-%S}",
+    "hydra.sweep.dir": "${oc.select:run.dir,./runs}/${oc.select:run.id,ops}/multirun_${now:%Y-%m-%d_%H-%M-%S}",
     "hydra.sweep.subdir": "${hydra.job.num}",
 }
 
@@ -45,12 +45,23 @@ def user_error(error: BaseException) -> str | None:
     return None
 
 
+def run(config: DictConfig, output_dir: Path) -> object:
+    """Trains/evaluates a `SESEMIConfig`, or calls the operation an ops config targets."""
+    if "learner" in config:
+        from sesemi.runner import execute
+
+        return execute(config, output_dir)
+    if "_target_" in config:  # configs/ops/*: the op function takes the config's fields
+        from hydra.utils import instantiate
+
+        return instantiate(config)
+    raise SesemiError("this config is neither a training config (no `learner`) nor an operation (no `_target_`)")
+
+
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
-    from sesemi.runner import execute
-
     try:
-        execute(config, Path(HydraConfig.get().runtime.output_dir))
+        run(config, Path(HydraConfig.get().runtime.output_dir))
     except Exception as error:
         message = user_error(error)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
