@@ -17,14 +17,27 @@ import torch
 OPEN_SESEMI = str(Path(sys.executable).parent / "open_sesemi")
 
 
-def run_config(config: str, overrides: list[str], runs_dir: Path, run_id: str, data_root: Path | None = None) -> dict:
-    """Runs `open_sesemi -cn config overrides...` and returns its results.json (plus wall time)."""
+def run_config(
+    config: str,
+    overrides: list[str],
+    runs_dir: Path,
+    run_id: str,
+    data_root: Path | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Runs `open_sesemi -cn config overrides...` and returns its results.json (plus wall time).
+
+    `threads` caps the process's compute threads, for running several runs side by side.
+    """
     command = [OPEN_SESEMI, "-cn", config, f"run.dir={runs_dir}", f"run.id={run_id}", *overrides]
     if data_root is not None:
         command.append(f"run.data_root={data_root}")
     command.append("+trainer.enable_progress_bar=false")
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     started = time.time()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     results_file = max((runs_dir / run_id).glob("*/results.json"), key=os.path.getmtime)
@@ -33,11 +46,32 @@ def run_config(config: str, overrides: list[str], runs_dir: Path, run_id: str, d
     return results
 
 
+def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:
+    """Runs `run_config(*job)` for each job, `parallel` at a time (one thread each if > 1)."""
+    if parallel == 1:
+        return [run_config(*job) for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(lambda job: run_config(*job, threads=threads), jobs))
+
+
 def mean_std(values: list[float]) -> str:
     """`mean ± std` in percent."""
     values = [100 * v for v in values]
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+
+
+def write_table(readme: Path, name: str, note: str, lines: list[str]) -> None:
+    """Replaces the text between `<!-- name -->` and `<!-- /name -->` in `readme`."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = readme.read_text()
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1] if end in rest else ""
+    body = "\n".join([note, "", *lines])
+    readme.write_text(f"{before}{start}\n{body}\n{end}{after}")
 
 
 def machine() -> str:

@@ -26,7 +26,7 @@ from sesemi.config.resolvers import SESEMIConfigAttributes, register_resolvers, 
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
-from sesemi.trainer import build_trainer, devices
+from sesemi.trainer import LAST, build_trainer, devices
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,12 @@ def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: Run
     load_weights(learner, checkpoint, strict=True)
 
 
-def _checkpoint_callback(trainer: pl.Trainer) -> ModelCheckpoint | None:
-    return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+def _checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, ModelCheckpoint | None]:
+    """The callbacks that keep the best checkpoint and the last one."""
+    checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    last = next((c for c in checkpoints if c.filename == LAST and c.monitor is None), None)
+    best = next((c for c in checkpoints if c is not last), None)
+    return best, last
 
 
 def execute(config: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -179,12 +183,13 @@ def _results(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> dic
         "epoch": trainer.current_epoch,
         "wall_time_s": round(seconds, 2),
     }
-    checkpoint = _checkpoint_callback(trainer)
-    if mode is RunMode.FIT and checkpoint is not None:
-        score = checkpoint.best_model_score
+    best, last = _checkpoint_callbacks(trainer)
+    if mode is RunMode.FIT and best is not None:
+        score = best.best_model_score
         results["best"] = {
-            checkpoint.monitor or "score": float(score) if score is not None else None,
-            "checkpoint": checkpoint.best_model_path or None,
+            best.monitor or "score": float(score) if score is not None else None,
+            "checkpoint": best.best_model_path or None,
         }
-        results["last_checkpoint"] = checkpoint.last_model_path or None
+    if mode is RunMode.FIT and last is not None:
+        results["last_checkpoint"] = last.best_model_path or None
     return results

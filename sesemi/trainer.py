@@ -29,6 +29,8 @@ class _DropAdvertising(logging.Filter):
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdvertising())
 
+LAST = "last"
+
 # Lightning 1 strategies that Lightning 2 dropped, and what they run as now.
 REPLACED_STRATEGIES = {"dp": "ddp", "ddp2": "ddp", "ddp_cpu": "ddp", "horovod": "ddp"}
 
@@ -95,10 +97,11 @@ def build_trainer(
     options = OmegaConf.to_container(trainer, resolve=True) if trainer else {}
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
     if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
-        callbacks.append(
-            ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1, save_last=True)
-        )
-    if fit:  # an interrupted run (Ctrl-C, an error) can resume from here
+        callbacks.append(ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1))
+    if fit:
+        # `last.ckpt` at every validation, whether or not the score improved (Lightning's
+        # save_last only saves with a new best), and `interrupted.ckpt` on Ctrl-C or an error.
+        callbacks.append(ModelCheckpoint(filename=LAST, monitor=None, save_top_k=1, enable_version_counter=False))
         callbacks.append(OnExceptionCheckpoint(str(run_dir / "checkpoints"), filename="interrupted"))
     accelerator, device_list = devices(run.gpus)
     settings: dict[str, Any] = {

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, run_config  # noqa: E402
+from common import machine, mean_std, run_config, write_table  # noqa: E402
 
 NO_ROTATION = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.rotation_prediction"]
 SETTINGS = {
@@ -45,13 +45,9 @@ def main() -> None:
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             rows.append(f"| {name} | {top1} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-    table = "\n".join(["| setting | val/top1 (%) | wall time per run |", "|---|---|---|", *rows])
-    text = (here / "README.md").read_text()
-    marker = "<!-- results -->"
-    head = text.split(marker)[0]
-    (here / "README.md").write_text(
-        f"{head}{marker}\n\nSeeds {', '.join(map(str, args.seeds))}; mean ± std over seeds. {machine()}.\n\n{table}\n"
-    )
+    lines = ["| setting | val/top1 (%) | wall time per run |", "|---|---|---|", *rows]
+    note = f"Seeds {', '.join(map(str, args.seeds))}; mean ± std over seeds. {machine()}."
+    write_table(here / "README.md", "results", note, lines)
 
 
 if __name__ == "__main__":

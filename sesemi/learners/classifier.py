@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from sesemi.callbacks.ema import EMA
+from sesemi.config.structs import ClassifierHParams
 from sesemi.errors import SesemiError
 from sesemi.learners.encoding import encode
 from sesemi.models.heads.linear import LinearHead
@@ -61,7 +62,8 @@ class Classifier(pl.LightningModule):
 
     def __init__(self, hparams: Mapping[str, Any]):
         super().__init__()
-        config = hparams if isinstance(hparams, DictConfig) else OmegaConf.create(dict(hparams))
+        # Fill what the mapping leaves out from the schema's defaults.
+        config = OmegaConf.merge(OmegaConf.structured(ClassifierHParams), hparams)
         self.save_hyperparameters({"hparams": OmegaConf.to_container(config, resolve=True)})
         self.config = config
         self.num_classes = int(config.num_classes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import timm
@@ -36,7 +37,7 @@ class PyTorchImageModels(Backbone):
     ):
         super().__init__()
         if not timm.is_model(name):
-            close = timm.list_models(f"*{name[:4]}*")[:8]
+            close = difflib.get_close_matches(name, timm.list_models(), n=8)
             hint = f"; similar names: {', '.join(close)}" if close else ""
             raise SesemiError(f"timm has no model {name!r}{hint}")
 

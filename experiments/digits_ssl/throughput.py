@@ -1,0 +1,133 @@
+"""Where the time of a FixMatch training step goes, on the digits_fixmatch config.
+
+1. Fused vs separate forward: the same training steps on the same pre-loaded batches, with all
+   inputs of the backbone encoded in one pass (the default) or one pass per input.
+2. Data pipeline: images/s of the real training loop (Lightning, data loading, logging) vs bare
+   forward + backward + optimizer steps of the same model on the same batches held in memory.
+   A ratio near 1 means the data pipeline is not the bottleneck.
+
+Rounds alternate between the variants, so the ratios are measured under the same machine load.
+
+Usage: python experiments/digits_ssl/throughput.py [--steps 30] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from unittest import mock
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import machine, write_table  # noqa: E402
+
+from sesemi.config import register_configs, register_resolvers  # noqa: E402
+from sesemi.datamodule import SESEMIDataModule  # noqa: E402
+from sesemi.learners import classifier as classifier_module  # noqa: E402
+from sesemi.learners.encoding import encode  # noqa: E402
+from sesemi.runner import resolve  # noqa: E402
+from sesemi.trainer import build_trainer  # noqa: E402
+
+
+def images_in(batch) -> int:
+    """Images the backbone sees in one training batch (all views of all loaders)."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch) if batch.dim() == 4 else 0
+    if isinstance(batch, dict):
+        return sum(images_in(b) for b in batch.values())
+    if isinstance(batch, (list, tuple)):
+        return sum(images_in(b) for b in batch)
+    return 0
+
+
+def bare_steps(learner, optimizer, batches, fuse: bool = True) -> float:
+    """Seconds for forward + backward + step over `batches`, with no data loading."""
+    with mock.patch.object(classifier_module, "encode", partial(encode, fuse=fuse)):
+        started = time.perf_counter()
+        for index, batch in enumerate(batches):
+            loss = learner.training_step(batch, index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return time.perf_counter() - started
+
+
+class StepTimer(pl.Callback):
+    """Wall time between the first and the last training batch (after a warm-up step)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 1:
+            self.started = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module):
+        self.seconds = time.perf_counter() - self.started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    register_configs()
+    register_resolvers()
+    scratch = Path(tempfile.mkdtemp())
+    overrides = [f"run.data_root={scratch / 'digits'}", f"run.num_iterations={args.steps + 1}", "run.seed=0"]
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        config = compose("digits_fixmatch", overrides)
+    datamodule = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
+    datamodule.prepare_data()
+    datamodule.setup()
+    resolve(config, datamodule)
+    learner = instantiate(config.learner, _recursive_=False).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(learner.parameters(), lr=0.01, momentum=0.9)
+    loaders = datamodule.train_dataloader()
+    iterators = {name: iter(loader) for name, loader in loaders.items()}
+    batches = [{name: next(it) for name, it in iterators.items()} for _ in range(args.steps)]
+    images_per_step = images_in(batches[0])
+    bare_steps(learner, optimizer, batches[:2])  # warm-up
+
+    fused, separate, loop, bare = [], [], [], []
+    for _ in range(args.rounds):
+        fused.append(bare_steps(learner, optimizer, batches, fuse=True) / args.steps)
+        separate.append(bare_steps(learner, optimizer, batches, fuse=False) / args.steps)
+        timer = StepTimer()
+        quiet = {"limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}
+        trainer = build_trainer(config.run, OmegaConf.merge(config.trainer, quiet), scratch / "run", fit=True)
+        trainer.callbacks.append(timer)
+        trainer.fit(instantiate(config.learner, _recursive_=False), datamodule=datamodule)
+        loop.append(timer.seconds / (args.steps - 1))
+        bare.append(fused[-1])
+
+    def ms(values: list[float]) -> str:
+        return f"{1000 * statistics.median(values):.0f} ms"
+
+    lines = [
+        "| measurement | per step | ratio |",
+        "|---|---|---|",
+        f"| forward+backward, fused forward (default) | {ms(fused)} | 1.00 |",
+        f"| forward+backward, one forward per input | {ms(separate)} | "
+        f"{statistics.median(s / f for s, f in zip(separate, fused, strict=True)):.2f} x slower |",
+        f"| full training loop (data loading, Lightning) | {ms(loop)} | "
+        f"{statistics.median(b / t for b, t in zip(bare, loop, strict=True)):.2f} of bare speed |",
+        f"| bare forward+backward on batches in memory | {ms(bare)} | 1.00 |",
+    ]
+    note = (
+        f"digits_fixmatch, {images_per_step} images per step, {args.steps} steps x {args.rounds} rounds "
+        f"(medians). {machine()}."
+    )
+    write_table(Path(__file__).with_name("README.md"), "throughput", note, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

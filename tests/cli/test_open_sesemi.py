@@ -1,0 +1,288 @@
+"""The `open_sesemi` console script (sesemi/cli/open_sesemi.py), end to end.
+
+Each CLI run is a real subprocess of the installed script on the built `digits` data set with a
+tiny network and budget (a few seconds each, mostly start-up).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra.errors import InstantiationException
+
+from sesemi.cli.open_sesemi import user_error
+from sesemi.errors import SesemiError
+
+OPEN_SESEMI = Path(sys.executable).parent / "open_sesemi"
+
+# A small network, small batches and quiet output: each run takes seconds on a CPU.
+TINY = [
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "run.batch_size_per_gpu=8",
+    "data.train.rotation_prediction.batch_size=4",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+def open_sesemi(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Runs the console script in `cwd` and returns the finished process (text output)."""
+    assert OPEN_SESEMI.exists(), f"{OPEN_SESEMI} is not installed"
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [str(OPEN_SESEMI), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def only_run_dir(cwd: Path, run_id: str = "digits") -> Path:
+    """The single run folder `<cwd>/runs/<run_id>/<timestamp>/`."""
+    (run_dir,) = (cwd / "runs" / run_id).iterdir()
+    return run_dir
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code != 0 and a one-line `error: ...` at the end of stderr, without a traceback."""
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:"), done.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in last, last
+    return last
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, digits_root) -> Path:
+    """A 10-iteration digits run (validating every 5) whose outputs several tests inspect."""
+    cwd = tmp_path_factory.mktemp("fit")
+    done = open_sesemi(
+        "-cn", "digits", f"run.data_root={digits_root}", "run.num_iterations=10",
+        "trainer.val_check_interval=5", *TINY, cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return only_run_dir(cwd)
+
+
+# --- help and config printing (no training) -------------------------------------------------
+
+
+def test_help_prints_the_config_groups(tmp_path):
+    """`open_sesemi -h` lists the config groups, including `learner: classifier`."""
+    done = open_sesemi("-h", cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert "learner: classifier" in lines
+    assert any(line.startswith("backbone:") and "resnet18" in line for line in lines)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    """`--cfg job` prints the composed config as YAML, overrides applied, and trains nothing."""
+    done = open_sesemi("-cn", "digits", "--cfg", "job", "run.seed=7", cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert config["run"]["id"] == "digits" and config["run"]["seed"] == 7
+    assert config["learner"]["_target_"] == "sesemi.Classifier"
+    assert config["learner"]["hparams"]["model"]["backbone"]["_target_"] == "sesemi.ConvNet"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_info_prints_the_composed_config(tmp_path):
+    """`open_sesemi -cn digits --info` (the form in DESIGN.md) prints the composed config.
+
+    main() appends hydra.run.dir=... after the user's arguments, and argparse takes it as the
+    optional value of a trailing --info.
+    """
+    done = open_sesemi("-cn", "digits", "--info", cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "num_iterations: 1000" in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_mistyped_key_is_a_short_hydra_error(tmp_path):
+    """`run.num_iteration=5` fails at composition with a short message naming the key."""
+    done = open_sesemi("-cn", "digits", "run.num_iteration=5", cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    assert "num_iteration" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.strip()]) <= 10
+    assert not (tmp_path / "runs").exists()
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_fit_writes_the_run_outputs(fitted):
+    """A digits run writes results.json, config.yaml, metrics.csv and best/last checkpoints."""
+    summary = results(fitted)
+    assert summary["mode"] == "FIT" and summary["global_step"] == 10
+    top1 = summary["metrics"]["val/top1"]
+    assert 0.0 <= top1 <= 1.0
+    assert math.isfinite(summary["metrics"]["val/loss"])
+    assert summary["classes"] == [str(c) for c in range(10)]
+    assert len(summary["per_class_top1"]) == 10
+    assert (fitted / "checkpoints" / "best.ckpt").is_file()
+    assert (fitted / "checkpoints" / "last.ckpt").is_file()
+    assert Path(summary["best"]["checkpoint"]) == fitted / "checkpoints" / "best.ckpt"
+
+    config = yaml.safe_load((fitted / "config.yaml").read_text())
+    assert config["learner"]["hparams"]["num_classes"] == 10  # ${sesemi:num_classes} resolved
+    assert "${" not in (fitted / "config.yaml").read_text()
+    assert config["run"]["num_iterations"] == 10
+
+    with open(fitted / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert any(row.get("val/top1") for row in rows)
+    assert any(row.get("train/loss") for row in rows)
+
+
+@pytest.mark.slow
+def test_checkpoints_load_safely(fitted):
+    """The run's checkpoints load with weights_only=True and hold the 10-class model."""
+    checkpoint = torch.load(fitted / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"]["head.fc.weight"].shape == (10, 8)
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_the_final_state(fitted):
+    """`last.ckpt` is written at the end of training (global_step 10), so resuming continues
+    where the run stopped rather than from the best validation."""
+    last = torch.load(fitted / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == results(fitted)["global_step"] == 10
+
+
+@pytest.mark.slow
+def test_validate_mode_reproduces_the_best_score(fitted, digits_root, tmp_path):
+    """run.mode=VALIDATE on best.ckpt writes val metrics equal to the best score of the fit."""
+    done = open_sesemi(
+        "-cn", "digits", f"run.data_root={digits_root}", "run.mode=VALIDATE",
+        f"run.pretrained_checkpoint_path={fitted / 'checkpoints' / 'best.ckpt'}", *TINY, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = results(only_run_dir(tmp_path))
+    assert summary["mode"] == "VALIDATE"
+    assert 0.0 <= summary["metrics"]["val/top1"] <= 1.0
+    assert summary["metrics"]["val/top1"] == pytest.approx(results(fitted)["best"]["val/top1"], abs=1e-6)
+    assert "best" not in summary
+
+
+@pytest.mark.slow
+def test_resume_continues_to_the_new_budget(fitted, digits_root, tmp_path):
+    """Resuming from last.ckpt with num_iterations=20 ends at step 20, and the resumed run
+    trains only the steps after the checkpoint's."""
+    last = fitted / "checkpoints" / "last.ckpt"
+    start = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    done = open_sesemi(
+        "-cn", "digits", f"run.data_root={digits_root}", "run.num_iterations=20",
+        "trainer.val_check_interval=10", f"run.resume_from_checkpoint={last}",
+        "+trainer.log_every_n_steps=1", *TINY, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    assert results(run_dir)["global_step"] == 20
+    with open(run_dir / "metrics.csv") as file:
+        steps = [int(row["step"]) for row in csv.DictReader(file) if row.get("train/loss")]
+    assert len(steps) == 20 - start  # a fresh start would log 20 training steps
+
+
+@pytest.mark.slow
+def test_custom_config_folder(digits_root, tmp_path):
+    """`-cd configs -cn custom` runs a user config that starts from the built-in digits."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "custom.yaml").write_text(
+        "defaults:\n  - digits\n  - _self_\n\n"
+        f"run:\n  id: custom\n  num_iterations: 4\n  data_root: {digits_root}\n"
+        "learner:\n  hparams:\n    model:\n      backbone:\n        widths: [4, 6]\n"
+        "trainer:\n  val_check_interval: 4\n"
+    )
+    done = open_sesemi(
+        "-cd", "configs", "-cn", "custom", "run.batch_size_per_gpu=8",
+        "data.train.rotation_prediction.batch_size=4", cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path, "custom")
+    assert results(run_dir)["global_step"] == 4
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["learner"]["hparams"]["model"]["backbone"]["widths"] == [4, 6]
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"]["head.fc.weight"].shape == (10, 6)
+
+
+# --- user errors: one line, no traceback ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_missing_data_folder(tmp_path):
+    """A data root that does not exist: `error: data folder ... does not exist`."""
+    missing = tmp_path / "nonexistent" / "x"
+    done = open_sesemi("-cn", "digits", f"run.data_root={missing}", *TINY, cwd=tmp_path)
+    assert_user_error(done, "does not exist", str(missing))
+    assert not missing.exists()
+
+
+@pytest.mark.slow
+def test_validate_with_a_checkpoint_of_another_model(digits_root, tmp_path, make_hparams):
+    """VALIDATE with a checkpoint of other backbone widths: `error: ... does not fit ...`."""
+    from sesemi.learners.classifier import Classifier
+
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": Classifier(make_hparams(num_classes=10, widths=(4, 16))).state_dict()}, other)
+    done = open_sesemi(
+        "-cn", "digits", f"run.data_root={digits_root}", "run.mode=VALIDATE",
+        f"run.pretrained_checkpoint_path={other}", *TINY, cwd=tmp_path,
+    )
+    assert_user_error(done, "does not fit")
+
+
+@pytest.mark.slow
+def test_validate_with_a_truncated_checkpoint(fitted, digits_root, tmp_path):
+    """VALIDATE with a damaged file (half of a real checkpoint, e.g. an interrupted copy):
+    `error: cannot load .../damaged.ckpt ...`, not a traceback."""
+    damaged = tmp_path / "damaged.ckpt"
+    data = (fitted / "checkpoints" / "best.ckpt").read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    done = open_sesemi(
+        "-cn", "digits", f"run.data_root={digits_root}", "run.mode=VALIDATE",
+        f"run.pretrained_checkpoint_path={damaged}", *TINY, cwd=tmp_path,
+    )
+    assert_user_error(done, "damaged.ckpt")
+
+
+# --- user_error(): which exceptions become one line ------------------------------------------
+
+
+def test_user_error_finds_a_wrapped_sesemi_error():
+    """A SesemiError raised inside instantiation is reported with its own message."""
+    try:
+        try:
+            raise SesemiError("the real problem")
+        except SesemiError as inner:
+            raise InstantiationException("Error in call to target 'x'") from inner
+    except InstantiationException as outer:
+        assert user_error(outer) == "the real problem"
+
+
+def test_user_error_leaves_bugs_alone():
+    """An ordinary exception (a bug) is not turned into a user error."""
+    assert user_error(ValueError("bug")) is None
+
+
+def test_user_error_from_a_dataloader_worker():
+    """A worker's re-raised SesemiError (with its 'Original Traceback') becomes its last line."""
+    message = "Caught SesemiError in DataLoader worker.\nOriginal Traceback:\n  ...\nsesemi.errors.SesemiError: cannot read image x.png"
+    assert user_error(SesemiError(message)) == "cannot read image x.png"

@@ -1,0 +1,153 @@
+"""Shared fixtures: tiny generated image folders, the real `digits` data set, tiny hparams."""
+
+from __future__ import annotations
+
+import os
+
+# The models here are tiny: several threads only contend (4x slower on a busy 2-core machine).
+# Set before torch is imported so that subprocesses (the CLI tests, spawn workers) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import copy
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(1)
+
+# Each class has its own colour AND its own stripe direction, so the classes are easy to tell apart.
+CLASS_STYLES = {
+    "blue": ((30, 40, 220), "horizontal"),
+    "green": ((30, 200, 40), "vertical"),
+    "red": ((220, 30, 30), "diagonal"),
+}
+
+
+def write_image(path: Path, color: tuple[int, int, int], stripes: str, size: int = 16, shade: int = 0) -> None:
+    """Writes a `size`x`size` RGB PNG: `color` with darker stripes in the given direction."""
+    rows, cols = np.mgrid[0:size, 0:size]
+    mask = {"horizontal": rows % 4 < 2, "vertical": cols % 4 < 2, "diagonal": (rows + cols) % 4 < 2}[stripes]
+    pixels = np.empty((size, size, 3), np.uint8)
+    pixels[:] = np.clip(np.array(color) - shade, 0, 255)
+    pixels[mask] = pixels[mask] // 3
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+class ImageTree(NamedTuple):
+    """A generated data set in the standard layout (see the `image_tree` fixture)."""
+
+    root: Path
+    classes: list[str]
+    train_per_class: int
+    val_per_class: int
+    unlabeled: int
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> ImageTree:
+    """`tmp_path/images` with train/<class>/*.png (3 per class), val/<class>/*.png (2 per class)
+    and unlabeled/*.png (4), 16x16 px; classes blue, green, red."""
+    root = tmp_path / "images"
+    for split, count in (("train", 3), ("val", 2)):
+        for name, (color, stripes) in CLASS_STYLES.items():
+            for i in range(count):
+                write_image(root / split / name / f"{split}{i}.png", color, stripes, shade=10 * i)
+    styles = list(CLASS_STYLES.values())
+    for i in range(4):
+        color, stripes = styles[i % len(styles)]
+        write_image(root / "unlabeled" / f"u{i}.png", color, stripes, shade=5 * i)
+    return ImageTree(root, sorted(CLASS_STYLES), 3, 2, 4)
+
+
+@pytest.fixture(scope="session")
+def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real built-in `digits` data set, built once per test session."""
+    from sesemi.datasets.builtin import prepare_builtin
+
+    root = tmp_path_factory.mktemp("builtin") / "digits"
+    prepare_builtin(root)
+    return root
+
+
+@pytest.fixture
+def restore_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restores the global `${sesemi:...}` values after a test that sets them."""
+    from sesemi.config import resolvers
+
+    resolvers.register_resolvers()
+    monkeypatch.setattr(resolvers, "_attributes", resolvers._attributes)
+
+
+ROTATION_HEAD = {
+    "head": {
+        "_target_": "sesemi.models.heads.loss.RotationPredictionLossHead",
+        "input_data": "rotation_prediction",
+        "input_backbone": "backbone",
+    },
+    "reduction": "mean",
+    "scale_factor": 1.0,
+}
+
+
+@pytest.fixture
+def make_hparams() -> Callable[..., dict[str, Any]]:
+    """Builds `learner.hparams` for a tiny Classifier (ConvNet widths [4, 8]) as a plain dict."""
+
+    def make(
+        num_classes: int = 3,
+        supervised: bool = True,
+        rotation: bool = True,
+        widths: tuple[int, ...] = (4, 8),
+        lr: float = 0.1,
+        **backbone: Any,
+    ) -> dict[str, Any]:
+        model: dict[str, Any] = {
+            "backbone": {"_target_": "sesemi.ConvNet", "widths": list(widths), **backbone},
+            "supervised_loss": None,
+            "regularization_loss_heads": None,
+        }
+        if supervised:
+            model["supervised_loss"] = {
+                "callable": {"_target_": "torch.nn.CrossEntropyLoss"},
+                "reduction": "mean",
+                "scale_factor": 1.0,
+            }
+        if rotation:
+            model["regularization_loss_heads"] = {"rotation_prediction": copy.deepcopy(ROTATION_HEAD)}
+        return {
+            "num_classes": num_classes,
+            "model": model,
+            "optimizer": {"_target_": "torch.optim.SGD", "lr": lr, "momentum": 0.9},
+        }
+
+    return make
+
+
+@contextmanager
+def fail_after(seconds: int) -> Iterator[None]:
+    """Fails the test (instead of hanging) if the block takes longer than `seconds`."""
+
+    def timeout(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def time_limit() -> Callable[[int], Any]:
+    """`with time_limit(10): ...` fails the test if the block runs longer than 10 s."""
+    return fail_after

@@ -1,0 +1,106 @@
+"""`image_folder` (sesemi/datasets/image_folder.py): labeled images, one folder per class."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from sesemi.datasets import dataset
+from sesemi.datasets.image_folder import image_folder
+from sesemi.errors import SesemiError
+from sesemi.transforms import to_normalized_tensor
+
+
+def test_classes_and_labels_follow_the_folders(image_tree):
+    """Classes are the sorted folder names; each item's label is its folder's index."""
+    data = image_folder(str(image_tree.root), subset="train")
+    assert data.classes == image_tree.classes == ["blue", "green", "red"]
+    assert len(data) == 3 * image_tree.train_per_class
+    for path, label in data.samples:
+        assert path.split("/")[-2] == data.classes[label]
+    image, label = data[0]
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (16, 16)
+    assert label == 0
+
+
+def test_items_are_the_images_on_disk(image_tree):
+    """The item is the file's pixels (the red class is red), with the transform applied."""
+    data = image_folder(str(image_tree.root), "train", image_transform=to_normalized_tensor((0, 0, 0), (1, 1, 1)))
+    index = data.targets.index(data.classes.index("red"))
+    image, label = data[index]
+    assert isinstance(image, torch.Tensor) and image.shape == (3, 16, 16)
+    red, green, blue = image.mean(dim=(1, 2))
+    assert red > 2 * green and red > 2 * blue
+
+
+def test_subset_list_concatenates_with_one_class_list(image_tree):
+    """`subset=[train, val]` reads both folders into one data set with shared labels."""
+    data = image_folder(str(image_tree.root), subset=["train", "val"])
+    per_class = image_tree.train_per_class + image_tree.val_per_class
+    assert data.classes == image_tree.classes
+    assert len(data) == 3 * per_class
+    assert sorted(data.targets) == sorted([0, 1, 2] * per_class)
+    assert any("/val/" in path for path, _ in data.samples)
+
+
+def test_class_missing_from_one_subset_keeps_labels_consistent(image_tree):
+    """A class present only in one subset keeps the same label everywhere."""
+    (image_tree.root / "extra" / "green").mkdir(parents=True)
+    for path in (image_tree.root / "train" / "green").iterdir():
+        (image_tree.root / "extra" / "green" / path.name).write_bytes(path.read_bytes())
+    data = image_folder(str(image_tree.root), subset=["train", "extra"])
+    assert data.classes == ["blue", "green", "red"]
+    green = [label for path, label in data.samples if "/extra/" in path]
+    assert green and set(green) == {1}
+
+
+def test_subset_none_reads_class_folders_under_root(image_tree):
+    """`subset=None` treats the root itself as the folder of class folders."""
+    data = image_folder(str(image_tree.root / "val"))
+    assert data.classes == image_tree.classes and len(data) == 3 * image_tree.val_per_class
+
+
+def test_non_image_files_are_ignored(image_tree):
+    """Text files and the like inside class folders are not samples."""
+    (image_tree.root / "train" / "red" / "notes.txt").write_text("not an image")
+    data = image_folder(str(image_tree.root), "train")
+    assert len(data) == 3 * image_tree.train_per_class
+    assert not any(path.endswith(".txt") for path, _ in data.samples)
+
+
+def test_empty_class_folder_is_named_in_the_error(image_tree):
+    """An empty class folder is a SesemiError naming that folder."""
+    (image_tree.root / "train" / "purple").mkdir()
+    with pytest.raises(SesemiError, match="purple"):
+        image_folder(str(image_tree.root), "train")
+
+
+def test_folder_without_class_folders_is_an_error(tmp_path):
+    """Images directly in the folder (no class folders) give a SesemiError, not an empty set."""
+    (tmp_path / "train").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "a.png")
+    with pytest.raises(SesemiError, match="no class folders"):
+        image_folder(str(tmp_path), "train")
+
+
+def test_missing_folder_is_a_sesemi_error(tmp_path):
+    """A missing data folder is a one-line SesemiError naming it."""
+    with pytest.raises(SesemiError) as error:
+        image_folder(str(tmp_path / "nowhere"), "train")
+    assert str(tmp_path / "nowhere" / "train") in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_imagewoof_folder_gives_the_download_hint(tmp_path):
+    """For the imagewoof2 data set the error says how to download it."""
+    with pytest.raises(SesemiError) as error:
+        dataset("image_folder", str(tmp_path / "data" / "imagewoof2"), subset="train")
+    message = str(error.value)
+    assert "imagewoof2" in message and "download" in message and "imagewoof2.tgz" in message
+
+
+def test_one_missing_subset_of_several_is_an_error(image_tree):
+    """Unlike image_file, a labeled data set must have every subset it names."""
+    with pytest.raises(SesemiError, match="nope"):
+        image_folder(str(image_tree.root), subset=["train", "nope"])

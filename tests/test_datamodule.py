@@ -1,0 +1,171 @@
+"""The data module (sesemi/datamodule.py): data config -> dict of training loaders, val, test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from sesemi.datamodule import SESEMIDataModule, dataset_root
+from sesemi.errors import SesemiError
+
+TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
+
+
+def _data(root: str | None = None, **overrides):
+    """A data config like base.yaml's, over the generated image tree."""
+    data = {
+        "train": {
+            "supervised": {
+                "dataset": {"name": "image_folder", "root": root, "subset": "train", "image_transform": TO_TENSOR},
+                "batch_size": 3,
+                "shuffle": True,
+                "drop_last": True,
+            },
+            "rotation_prediction": {
+                "dataset": {"name": "image_file", "root": root, "subset": ["train", "unlabeled"], "image_transform": TO_TENSOR},
+                "batch_size": 2,
+                "collate_fn": {"_target_": "sesemi.collation.RotationTransformer"},
+            },
+        },
+        "val": {"dataset": {"name": "image_folder", "root": root, "subset": "val", "image_transform": TO_TENSOR}},
+    }
+    data.update(overrides)
+    return OmegaConf.create(data)
+
+
+def _module(data, data_root, batch_size=4) -> SESEMIDataModule:
+    module = SESEMIDataModule(data, str(data_root), batch_size)
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def test_training_batch_is_a_dict_of_loader_batches(image_tree):
+    """Each named loader yields its own batch; the rotation loader is collated into rotations."""
+    module = _module(_data(), image_tree.root)
+    loaders = module.train_dataloader()
+    assert set(loaders) == {"supervised", "rotation_prediction"}
+    images, labels = next(iter(loaders["supervised"]))
+    assert images.shape == (3, 3, 16, 16) and labels.dtype == torch.int64
+    assert set(labels.tolist()) <= {0, 1, 2}
+    rotated, rotation_labels = next(iter(loaders["rotation_prediction"]))
+    assert rotated.shape == (8, 3, 16, 16)
+    assert rotation_labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_val_loader_uses_the_default_batch_size(image_tree):
+    """A loader without batch_size takes run.batch_size_per_gpu; val is not shuffled."""
+    module = _module(_data(), image_tree.root, batch_size=4)
+    loader = module.val_dataloader()
+    assert loader.batch_size == 4
+    labels = torch.cat([batch[1] for batch in loader]).tolist()
+    assert labels == sorted(labels) == [0, 0, 1, 1, 2, 2]
+
+
+def test_iterations_per_epoch_is_the_longest_loader(image_tree):
+    """supervised: 9 images // 3 (drop_last) = 3; rotation: ceil(13 / 2) = 7 -> 7."""
+    module = _module(_data(), image_tree.root)
+    assert len(module.train_dataloader()["supervised"]) == 3
+    assert module.iterations_per_epoch == 7
+
+
+def test_classes_come_from_the_supervised_set(image_tree):
+    """`classes` (behind ${sesemi:num_classes}) are the supervised data set's class names."""
+    module = _module(_data(), image_tree.root)
+    assert module.classes == image_tree.classes
+
+
+def test_relative_roots_are_under_data_root_and_absolute_ones_are_kept(tmp_path):
+    """`root` is taken under run.data_root when relative, as is when absolute, None = data_root."""
+    assert dataset_root({"root": None}, "/data/x") == Path("/data/x")
+    assert dataset_root({"root": "sub"}, "/data/x") == Path("/data/x/sub")
+    assert dataset_root({"root": str(tmp_path)}, "/data/x") == tmp_path
+
+
+def test_relative_root_reads_the_right_folder(image_tree):
+    """A loader with root "images" under data_root = the tree's parent reads the tree."""
+    module = _module(_data(root="images"), image_tree.root.parent)
+    assert len(module.train_datasets["supervised"]) == 9
+
+
+def test_missing_batch_size_is_a_sesemi_error(image_tree):
+    """No batch_size and no run.batch_size_per_gpu: a SesemiError naming the loader."""
+    module = _module(_data(), image_tree.root, batch_size=None)
+    with pytest.raises(SesemiError, match="'val'"):
+        module.val_dataloader()
+
+
+def test_loader_without_batches_is_a_sesemi_error(image_tree):
+    """drop_last with a batch larger than an unshuffled data set would train on nothing: refused."""
+    data = _data()
+    data.train.rotation_prediction.batch_size = 50
+    data.train.rotation_prediction.drop_last = True
+    module = _module(data, image_tree.root)
+    with pytest.raises(SesemiError, match="rotation_prediction"):
+        module.train_dataloader()
+
+
+def test_few_labeled_images_still_fill_a_batch(image_tree):
+    """A shuffled training loader with fewer images than batch_size repeats them to one full batch."""
+    data = _data()
+    data.train.supervised.batch_size = 20
+    module = _module(data, image_tree.root)
+    loader = module.train_dataloader()["supervised"]
+    batches = list(loader)
+    assert len(batches) == 1 and batches[0][0].shape[0] == 20
+    counts = torch.bincount(batches[0][1], minlength=3)
+    assert counts.min() >= 6  # every image appears at least twice (9 images, 20 draws)
+
+
+def test_sampler_is_built_on_the_dataset(image_tree):
+    """An instantiable sampler receives the data set."""
+    data = _data()
+    data.val.sampler = {"_target_": "torch.utils.data.SequentialSampler"}
+    module = _module(data, image_tree.root)
+    loader = module.val_dataloader()
+    assert isinstance(loader.sampler, torch.utils.data.SequentialSampler)
+    assert loader.sampler.data_source is module.val_dataset
+
+
+def test_test_loader_is_required_for_testing(image_tree):
+    """Asking for test batches without data.test is a SesemiError."""
+    module = _module(_data(), image_tree.root)
+    with pytest.raises(SesemiError, match="data.test"):
+        module.test_dataloader()
+
+
+def test_no_training_loaders_is_a_sesemi_error(image_tree):
+    """data.train empty: training is refused with a clear message."""
+    module = _module(_data(train=None), image_tree.root)
+    with pytest.raises(SesemiError, match="data.train"):
+        module.train_dataloader()
+    assert module.iterations_per_epoch is None
+    assert module.classes == image_tree.classes  # falls back to the val set's classes
+
+
+def test_dataset_without_name_is_a_sesemi_error(image_tree):
+    """A dataset config must name its builder."""
+    data = _data()
+    del data.val.dataset["name"]
+    with pytest.raises(SesemiError, match="name"):
+        _module(data, image_tree.root)
+
+
+def test_missing_data_is_reported_at_setup(tmp_path):
+    """A wrong data_root fails in setup with the missing folder's name."""
+    with pytest.raises(SesemiError, match="does not exist"):
+        _module(_data(), tmp_path / "nothing")
+
+
+def test_prepare_data_builds_builtin_data_sets(tmp_path, monkeypatch):
+    """prepare_data builds a built-in data set (digits) named by a loader's root."""
+    from sesemi.datasets import builtin
+
+    built = []
+    monkeypatch.setitem(builtin.BUILDERS, "digits", lambda target: (target.mkdir(exist_ok=True), built.append(target)))
+    data = _data(root="digits")
+    SESEMIDataModule(data, str(tmp_path)).prepare_data()
+    assert len(built) == 1 and (tmp_path / "digits").is_dir()
