@@ -3,6 +3,7 @@
 Example (in a config):
     num_classes: ${sesemi:num_classes}
     max_iters: ${sesemi:max_iterations}
+    stop: ${sesemi:max_iterations,0.2}   # a fraction of an attribute, rounded to an integer
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def set_attributes(attributes: SESEMIConfigAttributes) -> None:
     _attributes = attributes
 
 
-def _resolve(name: str):
+def _resolve(name: str, fraction: float | None = None):
     names = [f.name for f in fields(SESEMIConfigAttributes)]
     if name not in names:
         raise SesemiError(f"unknown attribute ${{sesemi:{name}}}; choose one of: {', '.join(names)}")
@@ -52,7 +53,7 @@ def _resolve(name: str):
             f"${{sesemi:{name}}} is not known for this run "
             "(it needs a `supervised` training loader and a training budget)"
         )
-    return value
+    return value if fraction is None else round(float(fraction) * value)
 
 
 def register_resolvers() -> None:
