@@ -25,6 +25,7 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.10",
     "pillow>=9.0",
     "filelock>=3.0",
+    "tqdm>=4.0",
     "scikit-learn>=1.0",  # only for the embedded `digits` data set
 ]
 

@@ -22,7 +22,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SesemiError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError) as error:
         text = str(error).strip()
         # torch explains weights_only at length; the cause is on the line after this marker.
         text = text.split("WeightsUnpickler error:", 1)[-1].strip()

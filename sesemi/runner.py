@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -64,7 +65,12 @@ def attributes_for(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMICo
     """The values behind `${sesemi:...}` for this config and data."""
     run = config.run
     accelerator, device_list = devices(run.gpus)
-    num_gpus = 0 if accelerator == "cpu" else (len(device_list) if isinstance(device_list, list) else max(device_list, 1))
+    if accelerator == "cpu":
+        num_gpus = 0
+    elif isinstance(device_list, list):
+        num_gpus = len(device_list)
+    else:
+        num_gpus = torch.cuda.device_count() if device_list == -1 else device_list
     world_size = max(num_gpus, 1) * run.num_nodes
     iterations = datamodule.iterations_per_epoch
     iterations = math.ceil(iterations / world_size) if iterations else None

@@ -13,9 +13,10 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from sesemi.callbacks.interrupted import InterruptedCheckpoint
 from sesemi.errors import SesemiError
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def build_trainer(
         # `last.ckpt` at every validation, whether or not the score improved (Lightning's
         # save_last only saves with a new best), and `interrupted.ckpt` on Ctrl-C or an error.
         callbacks.append(ModelCheckpoint(filename=LAST, monitor=None, save_top_k=1, enable_version_counter=False))
-        callbacks.append(OnExceptionCheckpoint(str(run_dir / "checkpoints"), filename="interrupted"))
+        callbacks.append(InterruptedCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt"))
     accelerator, device_list = devices(run.gpus)
     settings: dict[str, Any] = {
         "accelerator": accelerator,

@@ -140,3 +140,28 @@ def test_last_checkpoint_holds_the_final_weights(make_hparams, tmp_path, no_gpu)
     assert trainer.global_step == 10
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 10
+
+
+class _StopAt(pl.Callback):
+    """Raises KeyboardInterrupt (as Ctrl-C would) after `step` optimizer steps."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_fit_leaves_a_checkpoint_to_resume_from(make_hparams, tmp_path, no_gpu):
+    """Ctrl-C mid-run writes `interrupted.ckpt` at the step reached, loadable with weights_only."""
+    model = Classifier(make_hparams(rotation=False))
+    data = TensorDataset(torch.rand(16, 3, 8, 8), torch.arange(16) % 3)
+    options = OmegaConf.create({"enable_progress_bar": False, "enable_model_summary": False})
+    trainer = build_trainer(_run(num_iterations=10, gpus=0), options, tmp_path, fit=True)
+    trainer.callbacks.append(_StopAt(3))
+    with warnings.catch_warnings(), pytest.raises(SystemExit):  # Lightning exits after Ctrl-C
+        warnings.simplefilter("ignore")
+        trainer.fit(model, {"supervised": DataLoader(data, batch_size=2)})
+    saved = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert saved["global_step"] == 3

@@ -2,5 +2,6 @@
 
 from sesemi.callbacks.channels_last import ChannelsLast
 from sesemi.callbacks.ema import EMA
+from sesemi.callbacks.interrupted import InterruptedCheckpoint
 
-__all__ = ["EMA", "ChannelsLast"]
+__all__ = ["EMA", "ChannelsLast", "InterruptedCheckpoint"]

@@ -15,18 +15,10 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sesemi.config import register_configs, register_resolvers
 from sesemi.errors import SesemiError
-
-# Where Hydra puts a run, unless the command line says otherwise: the run's own folder.
-DEFAULT_OVERRIDES = {
-    "hydra.run.dir": "${oc.select:run.dir,./runs}/${oc.select:run.id,ops}/${now:%Y-%m-%d_%H-%M-%S}",
-    "hydra.sweep.dir": "${oc.select:run.dir,./runs}/${oc.select:run.id,ops}/multirun_${now:%Y-%m-%d_%H-%M-%S}",
-    "hydra.sweep.subdir": "${hydra.job.num}",
-}
-
 
 def user_error(error: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
@@ -54,6 +46,9 @@ def run(config: DictConfig, output_dir: Path) -> object:
     if "_target_" in config:  # configs/ops/*: the op function takes the config's fields
         from hydra.utils import instantiate
 
+        missing = sorted(OmegaConf.missing_keys(config))
+        if missing:
+            raise SesemiError(f"the config leaves required values unset: {', '.join(missing)}")
         return instantiate(config)
     raise SesemiError("this config is neither a training config (no `learner`) nor an operation (no `_target_`)")
 
@@ -72,11 +67,11 @@ def _app(config: DictConfig) -> None:
 
 def main() -> None:
     """The `open_sesemi` console script."""
+    # Like `python -m`, make modules of the working directory (a project's src/) importable, so
+    # configs can name them as `_target_: src.my_module.MyBackbone`.
+    sys.path.insert(0, os.getcwd())
     register_configs()
     register_resolvers()
-    given = {arg.split("=", 1)[0] for arg in sys.argv[1:]}
-    defaults = [f"{key}={value}" for key, value in DEFAULT_OVERRIDES.items() if key not in given]
-    sys.argv = sys.argv + defaults
     _app()
 
 

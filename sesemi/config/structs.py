@@ -259,8 +259,60 @@ class SESEMIConfig:
             `callbacks`); the run config sets devices, budget and loggers.
     """
 
-    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"learner": "classifier"}])
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"learner": "classifier"}, {"hydra": "sesemi"}])
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: Any = None
+
+
+@dataclass
+class PseudoDatasetConfig:
+    """The `pseudo_dataset` operation: a teacher's pseudo-labels for unlabeled images.
+
+    Attributes:
+        checkpoint_path: The teacher's checkpoint (e.g. `runs/digits/<time>/checkpoints/best.ckpt`).
+        data_root: The data set's folder (the standard layout: train/<class>/, unlabeled/).
+        unlabeled_subset: The folder(s) under `data_root` with the images to label, searched
+            recursively; a name, a list of names, or None for all of `data_root`.
+        labeled_subset: The labeled folder (`<class>/<image>`) under `data_root`: the class
+            names, and the images `include_labeled` adds; None to name classes by number.
+        include_labeled: Whether the output also lists the labeled images (one-hot, confidence
+            1), so the student's supervised set is labels + pseudo-labels.
+        output_dir: Where to write `labels.csv` and `dataset.json` (relative paths are taken
+            from the working directory); read it back with the `pseudo` dataset.
+        image_transform: An instantiable evaluation transform; None uses the validation
+            transform of the teacher's run (its `config.yaml` beside `checkpoints/`).
+        hflip_tta: Whether to average the predictions for each image and its horizontal flip
+            (test-time augmentation; wrong for digits and text).
+        threshold: Pseudo-labels whose confidence (top class probability) is below this are dropped.
+        balance: Whether to keep at most the `per_class` most confident pseudo-labels per class.
+        per_class: The per-class cap when balancing; None means the smallest non-empty class
+            count after thresholding.
+        soft_labels: Whether the `pseudo` dataset yields the teacher's class probabilities
+            (soft labels) rather than the top class (hard labels).
+        batch_size: Images per inference batch.
+        num_workers: Data loader worker processes (0 reads in the main process).
+        device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
+        on_error: "skip" unreadable images (with a warning) or "raise" on the first one.
+        overwrite: Whether to replace an existing `labels.csv`/`dataset.json` in `output_dir`.
+    """
+
+    _target_: str = "sesemi.ops.pseudo_dataset.pseudo_dataset"
+    checkpoint_path: str = MISSING
+    data_root: str = MISSING
+    unlabeled_subset: Any = "unlabeled"
+    labeled_subset: str | None = "train"
+    include_labeled: bool = True
+    output_dir: str = MISSING
+    image_transform: Any = None
+    hflip_tta: bool = False
+    threshold: float = 0.0
+    balance: bool = False
+    per_class: int | None = None
+    soft_labels: bool = True
+    batch_size: int = 256
+    num_workers: int = 0
+    device: str = "auto"
+    on_error: str = "skip"
+    overwrite: bool = False

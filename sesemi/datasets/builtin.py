@@ -90,6 +90,7 @@ def prepare_builtin(root: str | Path) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
         try:
             builder(staging)
+            staging.chmod(0o755)  # mkdtemp makes it private
             os.replace(staging, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
