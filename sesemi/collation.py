@@ -2,6 +2,8 @@
 
 Rotation prediction: Gidaris et al., "Unsupervised Representation Learning by Predicting Image
 Rotations", ICLR 2018, https://arxiv.org/abs/1803.07728
+Jigsaw puzzles: Noroozi & Favaro, "Unsupervised Learning of Visual Representations by Solving
+Jigsaw Puzzles", ECCV 2016, https://arxiv.org/abs/1603.09246
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import torch
 from torch import Tensor
 
 NUM_ROTATIONS = 4
+JIGSAW_GRID_SIZE = 3
+JIGSAW_PERMUTATIONS = 24
 
 
 class RotationTransformer:
@@ -33,3 +37,63 @@ class RotationTransformer:
             return rotated, rotation_labels
         labels = torch.as_tensor([label for _, label in batch]).repeat(NUM_ROTATIONS)
         return rotated, rotation_labels, labels
+
+
+def jigsaw_permutations(
+    num_tiles: int, count: int, seed: int = 0, candidates: int = 2000
+) -> Tensor:
+    """A fixed set of `count` tile orders `[count, num_tiles]` that differ as much as possible.
+
+    The identity comes first; each next one is the random candidate (drawn with `seed`) with the
+    largest Hamming distance to its nearest chosen order, as in Noroozi & Favaro.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    pool = torch.stack([torch.randperm(num_tiles, generator=generator) for _ in range(candidates)])
+    chosen = [torch.arange(num_tiles)]
+    nearest = (pool != chosen[0]).sum(dim=1)  # each candidate's distance to its closest chosen
+    for _ in range(count - 1):
+        best = int(nearest.argmax())
+        if nearest[best] == 0:
+            raise ValueError(f"{num_tiles} tiles have fewer than {count} distinct orders")
+        chosen.append(pool[best])
+        nearest = torch.minimum(nearest, (pool != pool[best]).sum(dim=1))
+    return torch.stack(chosen)
+
+
+class JigsawCollator:
+    """Collates `(image, label)` items into jigsaw puzzles whose tile order is to be predicted.
+
+    Each image (C, H, W) is cut into `grid_size` x `grid_size` tiles, which are reassembled in
+    one of `num_permutations` fixed orders drawn at random per image; the target is the order's
+    index (0 is the identity). The batch is `(puzzles [B, C, H, W], permutation_labels [B])`.
+    When H or W is not a multiple of `grid_size`, the leftover bottom/right pixels are 0 (the
+    mean of normalized images).
+
+    Args:
+        grid_size: Tiles per side.
+        num_permutations: The number of tile orders (the classes of the pretext task).
+        seed: The seed that picks the fixed set of orders (keep it for a trained head).
+    """
+
+    def __init__(
+        self,
+        grid_size: int = JIGSAW_GRID_SIZE,
+        num_permutations: int = JIGSAW_PERMUTATIONS,
+        seed: int = 0,
+    ):
+        self.grid_size = grid_size
+        self.permutations = jigsaw_permutations(grid_size**2, num_permutations, seed)
+
+    def __call__(self, batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+        images = torch.stack([image for image, _ in batch])
+        b, c, h, w = images.shape
+        g, th, tw = self.grid_size, h // self.grid_size, w // self.grid_size
+        tiles = images[:, :, : g * th, : g * tw].reshape(b, c, g, th, g, tw)
+        tiles = tiles.permute(0, 2, 4, 1, 3, 5).reshape(b, g * g, c, th, tw)  # row-major tiles
+        labels = torch.randint(len(self.permutations), (b,))
+        order = self.permutations[labels]  # tile order[i] goes to position i
+        shuffled = tiles[torch.arange(b)[:, None], order].reshape(b, g, g, c, th, tw)
+        puzzles = torch.zeros_like(images)
+        shuffled = shuffled.permute(0, 3, 1, 4, 2, 5).reshape(b, c, g * th, g * tw)
+        puzzles[:, :, : g * th, : g * tw] = shuffled
+        return puzzles, labels

@@ -7,5 +7,15 @@ from sesemi.transforms.image import (
     to_normalized_tensor,
     train_transforms,
 )
+from sesemi.transforms.views import MultiView, strong_transforms, weak_transforms
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "center_crop_transforms", "to_normalized_tensor", "train_transforms"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MultiView",
+    "center_crop_transforms",
+    "strong_transforms",
+    "to_normalized_tensor",
+    "train_transforms",
+    "weak_transforms",
+]

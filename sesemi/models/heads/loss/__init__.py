@@ -1,12 +1,26 @@
 """Loss heads, one file per method (see `base.py` for the contract)."""
 
 from sesemi.models.heads.loss.base import FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.consistency import (
+    ConsistencyLossHead,
+    MeanTeacherLossHead,
+    PiModelLossHead,
+)
+from sesemi.models.heads.loss.entropy import EntropyMinimizationLossHead
+from sesemi.models.heads.loss.fixmatch import FixMatchLossHead
+from sesemi.models.heads.loss.jigsaw import JigsawPredictionLossHead
 from sesemi.models.heads.loss.rotation import RotationPredictionLossHead
 
 __all__ = [
+    "ConsistencyLossHead",
+    "EntropyMinimizationLossHead",
     "FeatureRequest",
+    "FixMatchLossHead",
+    "JigsawPredictionLossHead",
     "LossHead",
     "LossOutputs",
+    "MeanTeacherLossHead",
+    "PiModelLossHead",
     "RotationPredictionLossHead",
     "feature_key",
 ]

@@ -1,0 +1,105 @@
+"""Consistency regularization: Pi model and mean teacher.
+
+Laine & Aila, "Temporal Ensembling for Semi-Supervised Learning" (the Pi model), ICLR 2017,
+https://arxiv.org/abs/1610.02242; Tarvainen & Valpola, "Mean teachers are better role models",
+NeurIPS 2017, https://arxiv.org/abs/1703.01780. Read two stochastic views of each unlabeled
+image, e.g. with `sesemi.transforms.MultiView([augment, augment])`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
+
+
+class ConsistencyLossHead(LossHead):
+    """||f_student(view_1) - f_teacher(view_2)||^2 of the class probabilities, per image.
+
+    `data[input_data]` is `((view_1, view_2), labels)`; the labels are ignored. The student
+    always sees the first view and the teacher the second, so the two never compare a view
+    with itself. The teacher's prediction is a target: no gradient flows through it. The loss
+    sums over classes (the papers' mean times the number of classes), so one weight suits any
+    number of classes.
+
+    Args:
+        input_data: The training loader with the two views.
+        input_backbone: The student's backbone.
+        predict_head: The student's classification head.
+        teacher_backbone: The teacher's backbone (e.g. `backbone_ema`).
+        teacher_head: The teacher's classification head (e.g. `head_ema`).
+    """
+
+    def __init__(
+        self,
+        input_data: str,
+        input_backbone: str = "backbone",
+        predict_head: str = "head",
+        teacher_backbone: str = "backbone",
+        teacher_head: str = "head",
+    ):
+        super().__init__(input_data, input_backbone)
+        self.predict_head = predict_head
+        self.teacher_backbone = teacher_backbone
+        self.teacher_head = teacher_head
+
+    def _keys(self) -> tuple[str, str]:
+        return (
+            feature_key(self.input_data, self.input_backbone, "student"),
+            feature_key(self.input_data, self.teacher_backbone, "teacher"),
+        )
+
+    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
+        student_view, teacher_view = data[self.input_data][0]
+        student_key, teacher_key = self._keys()
+        # A student that is its own teacher (Pi model) encodes both views in the fused pass (one
+        # batch-norm pass) and detaches the target; a separate teacher runs without gradients.
+        own_teacher = self.teacher_backbone == self.input_backbone
+        return [
+            FeatureRequest(student_key, student_view, self.input_backbone),
+            FeatureRequest(teacher_key, teacher_view, self.teacher_backbone, grad=own_teacher),
+        ]
+
+    def forward(
+        self,
+        data: Batch,
+        backbones: Mapping[str, nn.Module],
+        heads: Mapping[str, nn.Module],
+        features: Mapping[str, Tensor],
+        step: int,
+    ) -> LossOutputs:
+        student_key, teacher_key = self._keys()
+        with torch.no_grad():
+            targets = heads[self.teacher_head](features[teacher_key]).softmax(dim=1)
+        probs = heads[self.predict_head](features[student_key]).softmax(dim=1)
+        return LossOutputs((probs - targets).pow(2).sum(dim=1))
+
+
+class PiModelLossHead(ConsistencyLossHead):
+    """The Pi model: the student's prediction on the second view is the target for the first."""
+
+    def __init__(
+        self, input_data: str, input_backbone: str = "backbone", predict_head: str = "head"
+    ):
+        super().__init__(input_data, input_backbone, predict_head, input_backbone, predict_head)
+
+
+class MeanTeacherLossHead(ConsistencyLossHead):
+    """Mean teacher: the target comes from the exponential moving average of the student.
+
+    Needs the `sesemi.callbacks.EMA` callback, which provides `backbone_ema` and `head_ema`
+    and makes the average the model that is evaluated and saved.
+    """
+
+    def __init__(
+        self,
+        input_data: str,
+        input_backbone: str = "backbone",
+        predict_head: str = "head",
+        teacher_backbone: str = "backbone_ema",
+        teacher_head: str = "head_ema",
+    ):
+        super().__init__(input_data, input_backbone, predict_head, teacher_backbone, teacher_head)

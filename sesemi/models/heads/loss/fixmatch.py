@@ -1,0 +1,99 @@
+"""FixMatch and its adaptive-threshold variants FlexMatch and FreeMatch.
+
+Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence",
+NeurIPS 2020, https://arxiv.org/abs/2001.07685. The thresholds of FlexMatch
+(https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246) and
+distribution alignment are in `pseudo_labels.py`. Read weak and strong views of each unlabeled
+image, e.g. with `sesemi.transforms.MultiView([weak, strong])`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.pseudo_labels import THRESHOLDS, DistributionAlignment, num_classes_of
+
+VIEWS = ("weak", "strong")
+
+
+class FixMatchLossHead(LossHead):
+    """Cross-entropy of the strong view against the confident hard pseudo-labels of the weak view.
+
+    `data[input_data]` is `((weak_images, strong_images), labels)`; the labels are ignored. The
+    per-sample weights are the confidence mask, so with "mean" reduction the loss is averaged
+    over all unlabeled images, as in the paper. The weak view shares the fused forward pass with
+    the other inputs (one batch-norm pass); its predictions are detached.
+
+    Args:
+        input_data: The training loader with the two views.
+        input_backbone: The backbone that encodes them.
+        predict_head: The classification head that predicts both views.
+        thresholding: "fixed" (FixMatch), "flexmatch" or "freematch" (see `pseudo_labels.py`).
+        threshold: The confidence threshold (FreeMatch: an upper bound of its global threshold).
+        distribution_alignment: Whether to align the weak predictions to a uniform class prior
+            before thresholding.
+        threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
+    """
+
+    def __init__(
+        self,
+        input_data: str,
+        input_backbone: str = "backbone",
+        predict_head: str = "head",
+        thresholding: str = "fixed",
+        threshold: float = 0.95,
+        distribution_alignment: bool = False,
+        threshold_options: Mapping[str, Any] | None = None,
+    ):
+        super().__init__(input_data, input_backbone)
+        if thresholding not in THRESHOLDS:
+            raise ValueError(
+                f"thresholding must be one of {', '.join(THRESHOLDS)}, not {thresholding!r}"
+            )
+        self.predict_head = predict_head
+        self.thresholding = thresholding
+        self.threshold = threshold
+        self.distribution_alignment = distribution_alignment
+        self.threshold_options = dict(threshold_options or {})
+
+    def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
+        num_classes = num_classes_of(heads[self.predict_head])
+        self.thresholds = THRESHOLDS[self.thresholding](
+            num_classes, self.threshold, **self.threshold_options
+        )
+        self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
+
+    def _key(self, view: str) -> str:
+        return feature_key(self.input_data, self.input_backbone, view)
+
+    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
+        views = data[self.input_data][0]
+        return [
+            FeatureRequest(self._key(v), x, self.input_backbone)
+            for v, x in zip(VIEWS, views, strict=True)
+        ]
+
+    def forward(
+        self,
+        data: Batch,
+        backbones: Mapping[str, nn.Module],
+        heads: Mapping[str, nn.Module],
+        features: Mapping[str, Tensor],
+        step: int,
+    ) -> LossOutputs:
+        head = heads[self.predict_head]
+        with torch.no_grad():
+            probs_weak = head(features[self._key("weak")]).softmax(dim=1)
+            if self.alignment is not None:
+                probs_weak = self.alignment(probs_weak)
+            mask = self.thresholds(probs_weak)
+            pseudo_labels = probs_weak.argmax(dim=1)
+        logits_strong = head(features[self._key("strong")])
+        # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
+        return LossOutputs(F.cross_entropy(logits_strong, pseudo_labels, reduction="none"), mask)

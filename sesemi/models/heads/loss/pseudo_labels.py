@@ -1,0 +1,162 @@
+"""Shared mechanics of pseudo-labeling heads: confidence masks, thresholds, distribution alignment.
+
+Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a config name to a class:
+- "fixed": FixMatch, Sohn et al. 2020, https://arxiv.org/abs/2001.07685
+- "flexmatch": curriculum pseudo-labeling, Zhang et al. 2021, https://arxiv.org/abs/2110.08263
+- "freematch": self-adaptive thresholds, Wang et al. 2023, https://arxiv.org/abs/2205.07246
+Distribution alignment: ReMixMatch, Berthelot et al. 2020, https://arxiv.org/abs/1911.09785
+
+Adaptive state lives in registered buffers, so checkpoints save it and resuming restores it.
+All updates happen only in training mode and under `torch.no_grad` (callers pass detached
+probabilities).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def num_classes_of(head: nn.Module) -> int:
+    """The number of outputs of a classification head: those of its last linear layer."""
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(
+            f"cannot tell the number of classes of {type(head).__name__}: it has no nn.Linear"
+        )
+    return linears[-1].out_features
+
+
+def confidence_mask(probs: Tensor, threshold: float | Tensor) -> Tensor:
+    """1.0 where the top probability reaches the threshold, else 0.0.
+
+    Args:
+        probs: Class probabilities `[N, C]`.
+        threshold: One threshold, or one per class `[C]` (applied to each sample's top class).
+    """
+    confidence, labels = probs.max(dim=1)
+    if isinstance(threshold, Tensor) and threshold.ndim == 1:
+        threshold = threshold[labels]
+    return (confidence >= threshold).to(probs.dtype)
+
+
+class FixedThreshold(nn.Module):
+    """FixMatch: a pseudo-label counts when its confidence reaches `threshold`.
+
+    Args:
+        num_classes: Unused; every threshold class takes it, so they are built alike.
+        threshold: The confidence threshold tau.
+    """
+
+    def __init__(self, num_classes: int, threshold: float = 0.95):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, probs: Tensor) -> Tensor:
+        return confidence_mask(probs, self.threshold)
+
+
+class FlexMatchThreshold(nn.Module):
+    """FlexMatch: lower thresholds for classes the model is still learning.
+
+    sigma(c) counts recent confident (>= threshold) predictions of class c and beta(c) =
+    sigma(c) / max(max_c sigma, unused); the threshold of class c is threshold * beta / (2 - beta).
+    The paper counts over the whole unlabeled set by sample index; the loaders yield no indices,
+    so sigma counts over a window of the last `window` confident predictions instead, and
+    `unused` is the window's still-empty slots (the paper's threshold warm-up).
+
+    Args:
+        num_classes: The number of classes.
+        threshold: The upper threshold tau.
+        window: How many confident predictions sigma counts over (about the unlabeled set size).
+    """
+
+    def __init__(self, num_classes: int, threshold: float = 0.95, window: int = 4096):
+        super().__init__()
+        self.num_classes = num_classes
+        self.threshold = threshold
+        self.register_buffer("recent", torch.full((window,), -1, dtype=torch.long))  # -1: unused
+        self.register_buffer("position", torch.zeros((), dtype=torch.long))
+
+    def class_thresholds(self) -> Tensor:
+        """The current threshold of each class `[C]`."""
+        used = (self.recent >= 0).float()
+        sigma = torch.bincount(self.recent.clamp(min=0), weights=used, minlength=self.num_classes)
+        unused = len(self.recent) - used.sum()
+        beta = sigma / torch.maximum(sigma.max(), unused).clamp(min=1.0)
+        return self.threshold * beta / (2.0 - beta)
+
+    def forward(self, probs: Tensor) -> Tensor:
+        mask = confidence_mask(probs, self.class_thresholds())
+        if self.training:
+            confidence, labels = probs.max(dim=1)
+            window = len(self.recent)
+            confident = labels[confidence >= self.threshold][-window:]
+            slots = (self.position + torch.arange(len(confident), device=probs.device)) % window
+            self.recent[slots] = confident
+            self.position.copy_((self.position + len(confident)) % window)
+        return mask
+
+
+class FreeMatchThreshold(nn.Module):
+    """FreeMatch: a global threshold tau_t times a class-wise factor, both learned as EMAs.
+
+    tau_t = m tau_{t-1} + (1 - m) mean(max p);  p_t = m p_{t-1} + (1 - m) mean(p);
+    the threshold of class c is MaxNorm(p_t)(c) * tau_t. Both start from 1/C, so early on
+    nearly every pseudo-label counts (pair it with a loss ramp-up).
+
+    Args:
+        num_classes: The number of classes.
+        threshold: An upper bound of tau_t (1 leaves it free, as in the paper).
+        momentum: The EMA momentum m.
+    """
+
+    def __init__(self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999):
+        super().__init__()
+        self.threshold = threshold
+        self.momentum = momentum
+        self.register_buffer("global_threshold", torch.tensor(1.0 / num_classes))
+        self.register_buffer("class_probs", torch.full((num_classes,), 1.0 / num_classes))
+
+    def class_thresholds(self) -> Tensor:
+        """The current threshold of each class `[C]`."""
+        global_threshold = self.global_threshold.clamp(max=self.threshold)
+        return global_threshold * self.class_probs / self.class_probs.max()
+
+    def forward(self, probs: Tensor) -> Tensor:
+        if self.training:
+            self.global_threshold.lerp_(probs.max(dim=1).values.mean(), 1.0 - self.momentum)
+            self.class_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+        return confidence_mask(probs, self.class_thresholds())
+
+
+THRESHOLDS: dict[str, type[nn.Module]] = {
+    "fixed": FixedThreshold,
+    "flexmatch": FlexMatchThreshold,
+    "freematch": FreeMatchThreshold,
+}
+
+
+class DistributionAlignment(nn.Module):
+    """Scales predictions so that, on average, they follow the target class distribution.
+
+    p~ = Normalize(p * p_target / p_model), with p_model a running mean of the predictions on
+    unlabeled data and p_target uniform. This keeps pseudo-labels from collapsing onto the
+    classes the model already favors.
+
+    Args:
+        num_classes: The number of classes.
+        momentum: The EMA momentum of p_model (0.99 averages over about the last 100 batches).
+    """
+
+    def __init__(self, num_classes: int, momentum: float = 0.99):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("model_probs", torch.full((num_classes,), 1.0 / num_classes))
+
+    def forward(self, probs: Tensor) -> Tensor:
+        if self.training:
+            self.model_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+        # p_target is uniform, a constant factor that the normalization removes
+        aligned = probs / self.model_probs
+        return aligned / aligned.sum(dim=1, keepdim=True)

@@ -1,0 +1,90 @@
+"""Several augmented views of one image, for consistency and pseudo-labeling methods.
+
+The strong augmentation follows FixMatch (Sohn et al. 2020, https://arxiv.org/abs/2001.07685):
+RandAugment (Cubuk et al. 2020, https://arxiv.org/abs/1909.13719) plus Cutout (DeVries & Taylor
+2017, https://arxiv.org/abs/1708.04552), here torchvision's RandomErasing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torchvision.transforms import v2 as T
+
+from sesemi.transforms.image import IMAGENET_MEAN, IMAGENET_STD, train_transforms
+
+
+class MultiView:
+    """Applies each transform to the same image: image -> (view_1, ..., view_k).
+
+    With the default collate function a loader then yields `((views_1, ..., views_k), labels)`.
+
+    Args:
+        transforms: One transform per view (repeat one for several random draws of it).
+    """
+
+    def __init__(self, transforms: Sequence[Callable[[Any], Any]]):
+        if len(transforms) < 2:
+            raise ValueError("MultiView needs at least two transforms")
+        self.transforms = list(transforms)
+
+    def __call__(self, image: Any) -> tuple[Any, ...]:
+        return tuple(transform(image) for transform in self.transforms)
+
+
+def weak_transforms(
+    crop_dim: int = 32,
+    padding: int | None = None,
+    p_hflip: float = 0.5,
+    interpolation: str = "bilinear",
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> T.Compose:
+    """FixMatch's weak augmentation for small images: resize, pad-and-crop, flip.
+
+    Args:
+        crop_dim: The output side length; the short side is resized to it first.
+        padding: Reflection padding before the random crop (None: 1/8 of `crop_dim`, i.e. shifts
+            of up to 12.5%).
+        p_hflip: The probability of a horizontal flip (0 for digits or text).
+        interpolation: "bilinear", "bicubic" or "nearest".
+        mean: The per-channel normalization mean.
+        std: The per-channel normalization standard deviation.
+    """
+    return train_transforms(
+        random_resized_crop=False,
+        resize=crop_dim,
+        crop_dim=crop_dim,
+        padding=crop_dim // 8 if padding is None else padding,
+        p_hflip=p_hflip,
+        interpolation=interpolation,
+        mean=mean,
+        std=std,
+    )
+
+
+def strong_transforms(
+    weak: Callable[[Any], Any],
+    num_ops: int = 2,
+    magnitude: int = 10,
+    p_erase: float = 1.0,
+    erase_scale: Sequence[float] = (0.02, 0.25),
+) -> T.Compose:
+    """A weak transform made strong: RandAugment before it, Cutout after it.
+
+    Args:
+        weak: A transform from a PIL image to a normalized tensor (e.g. `weak_transforms()`).
+        num_ops: RandAugment operations per image.
+        magnitude: Their strength, out of 31 levels.
+        p_erase: The probability of erasing a patch (Cutout).
+        erase_scale: The range of the erased area as a fraction of the image (0.25: a square of
+            up to half the side, as in FixMatch).
+    """
+    return T.Compose(
+        [
+            T.RandAugment(num_ops=num_ops, magnitude=magnitude),
+            weak,
+            T.RandomErasing(p=p_erase, scale=tuple(erase_scale), value=0),  # 0: the normalized mean
+        ]
+    )

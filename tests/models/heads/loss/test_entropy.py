@@ -1,0 +1,60 @@
+"""The entropy-minimization loss head (sesemi/models/heads/loss/entropy.py)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sesemi.learners.encoding import encode
+from sesemi.models.backbones.convnet import ConvNet
+from sesemi.models.heads.linear import LinearHead
+from sesemi.models.heads.loss import EntropyMinimizationLossHead
+
+
+def _setup(batch_size: int = 4):
+    torch.manual_seed(0)
+    backbones = {"backbone": ConvNet(widths=[4, 8])}
+    heads = {"head": LinearHead(8, 3)}
+    loss_head = EntropyMinimizationLossHead("unlabeled")
+    loss_head.build(backbones, heads)
+    data = {"unlabeled": (torch.rand(batch_size, 3, 8, 8), torch.full((batch_size,), -1))}
+    return backbones, heads, loss_head, data
+
+
+def _run(backbones, heads, loss_head, data):
+    features = encode(loss_head.feature_requests(data), backbones)
+    return loss_head(data, backbones, heads, features, step=0)
+
+
+def test_per_sample_entropies_are_finite_and_bounded():
+    """One entropy per image, between 0 and log C; no weights."""
+    outputs = _run(*_setup(batch_size=4))
+    assert outputs.losses.shape == (4,) and outputs.weights is None
+    assert torch.isfinite(outputs.losses).all()
+    assert (outputs.losses >= 0).all() and (outputs.losses <= math.log(3) + 1e-6).all()
+
+
+def test_entropy_is_log_c_for_uniform_and_zero_for_certain_predictions():
+    """H(uniform) = log C; a near one-hot prediction has near-zero entropy."""
+    backbones, heads, loss_head, data = _setup()
+    fc = heads["head"].fc
+    with torch.no_grad():
+        fc.weight.zero_()
+        fc.bias.zero_()
+    torch.testing.assert_close(
+        _run(backbones, heads, loss_head, data).losses, torch.full((4,), math.log(3))
+    )
+    with torch.no_grad():
+        fc.bias.copy_(torch.tensor([100.0, 0.0, 0.0]))
+    assert _run(backbones, heads, loss_head, data).losses.max() < 1e-6
+
+
+def test_gradients_reach_the_backbone_and_the_head():
+    """Minimizing the entropy trains the classifier and the backbone."""
+    backbones, heads, loss_head, data = _setup()
+    loss = _run(backbones, heads, loss_head, data).losses.mean()
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert heads["head"].fc.weight.grad.abs().sum() > 0
+    assert backbones["backbone"].encoder[0][0].weight.grad.abs().sum() > 0

@@ -1,0 +1,92 @@
+"""The FixMatch loss head and its FlexMatch/FreeMatch thresholds (fixmatch.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sesemi.learners.encoding import encode
+from sesemi.models.backbones.convnet import ConvNet
+from sesemi.models.heads.linear import LinearHead
+from sesemi.models.heads.loss import FixMatchLossHead
+
+
+def _setup(batch_size: int = 6, **options):
+    torch.manual_seed(0)
+    backbones = {"backbone": ConvNet(widths=[4, 8])}
+    heads = {"head": LinearHead(8, 3)}
+    loss_head = FixMatchLossHead("fixmatch", **options)
+    loss_head.build(backbones, heads)
+    views = (torch.rand(batch_size, 3, 8, 8), torch.rand(batch_size, 3, 8, 8))
+    return backbones, heads, loss_head, {"fixmatch": (views, torch.full((batch_size,), -1))}
+
+
+def _run(backbones, heads, loss_head, data):
+    features = encode(loss_head.feature_requests(data), backbones)
+    return loss_head(data, backbones, heads, features, step=0), features
+
+
+def test_both_views_share_the_fused_forward_pass():
+    _, _, loss_head, data = _setup()
+    weak, strong = loss_head.feature_requests(data)
+    assert weak.inputs is data["fixmatch"][0][0] and strong.inputs is data["fixmatch"][0][1]
+    assert weak.backbone == strong.backbone == "backbone" and weak.grad and strong.grad
+    assert weak.key != strong.key
+
+
+def test_all_pass_a_zero_threshold_and_the_loss_is_cross_entropy_on_the_strong_view():
+    backbones, heads, loss_head, data = _setup(threshold=0.0)
+    outputs, features = _run(backbones, heads, loss_head, data)
+    assert outputs.weights.tolist() == [1.0] * 6
+    weak_logits = heads["head"](features[loss_head._key("weak")])
+    strong_logits = heads["head"](features[loss_head._key("strong")])
+    expected = F.cross_entropy(strong_logits, weak_logits.argmax(dim=1), reduction="none")
+    torch.testing.assert_close(outputs.losses, expected)
+
+
+def test_no_sample_passes_an_unreachable_threshold():
+    backbones, heads, loss_head, data = _setup(threshold=1.01)
+    outputs, _ = _run(backbones, heads, loss_head, data)
+    assert outputs.weights.sum() == 0
+    loss = (outputs.losses * outputs.weights).mean()
+    assert torch.isfinite(loss) and loss == 0
+
+
+def test_gradients_flow_through_the_strong_view_only():
+    """Pseudo-labels come from the detached weak view; the strong view trains the model."""
+    backbones, heads, loss_head, data = _setup(threshold=0.0)
+    outputs, features = _run(backbones, heads, loss_head, data)
+    weak, strong = features[loss_head._key("weak")], features[loss_head._key("strong")]
+    weak.retain_grad()
+    strong.retain_grad()
+    loss = (outputs.losses * outputs.weights).mean()
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert weak.grad is None and strong.grad.abs().sum() > 0
+    assert heads["head"].fc.weight.grad.abs().sum() > 0
+    assert backbones["backbone"].encoder[0][0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("thresholding", ["fixed", "flexmatch", "freematch"])
+def test_every_thresholding_runs_and_keeps_its_state_in_buffers(thresholding):
+    backbones, heads, loss_head, data = _setup(
+        thresholding=thresholding, distribution_alignment=True
+    )
+    outputs, _ = _run(backbones, heads, loss_head, data)
+    assert outputs.losses.shape == outputs.weights.shape == (6,)
+    assert set(outputs.weights.unique().tolist()) <= {0.0, 1.0}
+    state = loss_head.state_dict()
+    assert "alignment.model_probs" in state
+    if thresholding != "fixed":
+        assert any(key.startswith("thresholds.") for key in state)
+
+
+def test_options_reach_the_threshold_class():
+    _, _, loss_head, _ = _setup(thresholding="freematch", threshold_options={"momentum": 0.9})
+    assert loss_head.thresholds.momentum == 0.9 and loss_head.alignment is None
+
+
+def test_unknown_thresholding_is_refused():
+    with pytest.raises(ValueError, match="flexmatch"):
+        FixMatchLossHead("fixmatch", thresholding="softmatch")

@@ -1,0 +1,136 @@
+"""Confidence masks, adaptive thresholds and distribution alignment (pseudo_labels.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sesemi.models.heads.linear import LinearHead
+from sesemi.models.heads.loss.pseudo_labels import (
+    DistributionAlignment,
+    FixedThreshold,
+    FlexMatchThreshold,
+    FreeMatchThreshold,
+    confidence_mask,
+    num_classes_of,
+)
+
+
+def _probs(labels: list[int], confidence: float, num_classes: int = 3) -> torch.Tensor:
+    """Predictions of `labels` with the given top probability, the rest spread evenly."""
+    rest = (1.0 - confidence) / (num_classes - 1)
+    probs = torch.full((len(labels), num_classes), rest)
+    probs[torch.arange(len(labels)), torch.tensor(labels)] = confidence
+    return probs
+
+
+def test_num_classes_is_read_off_the_last_linear_layer():
+    assert num_classes_of(LinearHead(8, 5)) == 5
+    assert num_classes_of(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 7))) == 7
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        num_classes_of(nn.Identity())
+
+
+def test_confidence_mask_edges():
+    """No sample passes a threshold above every confidence; all pass one below; >= counts."""
+    probs = _probs([0, 1, 2], 0.9)
+    assert confidence_mask(probs, 0.95).sum() == 0
+    assert confidence_mask(probs, 0.5).tolist() == [1.0, 1.0, 1.0]
+    assert confidence_mask(probs, 0.9).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_per_class_thresholds_apply_to_the_predicted_class():
+    probs = _probs([0, 1, 2], 0.8)
+    assert confidence_mask(probs, torch.tensor([0.9, 0.5, 0.99])).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_fixed_threshold_is_fixmatch():
+    threshold = FixedThreshold(3, threshold=0.95)
+    assert threshold(_probs([0, 1], 0.96)).tolist() == [1.0, 1.0]
+    assert threshold(_probs([0, 1], 0.94)).tolist() == [0.0, 0.0]
+
+
+def test_flexmatch_starts_with_zero_thresholds():
+    """Warm-up: with nothing learned yet every pseudo-label counts."""
+    threshold = FlexMatchThreshold(3, threshold=0.95, window=8)
+    torch.testing.assert_close(threshold.class_thresholds(), torch.zeros(3))
+    assert threshold(_probs([0, 1, 2], 0.4)).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_flexmatch_raises_the_threshold_of_a_dominating_class_only():
+    """A class predicted confidently again and again gets the full threshold; the others stay low."""
+    threshold = FlexMatchThreshold(3, threshold=0.95, window=8)
+    threshold(_probs([0] * 8, 0.99))
+    torch.testing.assert_close(threshold.class_thresholds(), torch.tensor([0.95, 0.0, 0.0]))
+    assert threshold(_probs([0, 1], 0.9)).tolist() == [0.0, 1.0]
+
+
+def test_flexmatch_counts_only_confident_predictions_in_a_rolling_window():
+    threshold = FlexMatchThreshold(3, threshold=0.95, window=4)
+    threshold(_probs([1, 1], 0.5))  # below tau: not counted
+    assert (threshold.recent == -1).all()
+    threshold(_probs([0, 0, 0], 0.99))
+    threshold(_probs([1, 1, 1], 0.99))  # wraps around, overwriting the oldest entries
+    assert sorted(threshold.recent.tolist()) == [0, 1, 1, 1] and threshold.position == 2
+    beta = torch.tensor([1 / 3, 1.0, 0.0])
+    torch.testing.assert_close(threshold.class_thresholds(), 0.95 * beta / (2 - beta))
+
+
+def test_freematch_starts_at_one_over_c_and_follows_the_confidence():
+    threshold = FreeMatchThreshold(4, momentum=0.5)
+    torch.testing.assert_close(threshold.class_thresholds(), torch.full((4,), 0.25))
+    mask = threshold(_probs([0, 0, 0, 0], 0.97, num_classes=4))
+    assert threshold.global_threshold > 0.25
+    assert mask.tolist() == [1.0] * 4
+
+
+def test_freematch_dominating_class_gets_the_highest_threshold():
+    threshold = FreeMatchThreshold(3, momentum=0.0)
+    threshold(_probs([0, 0, 0, 1], 0.9))
+    per_class = threshold.class_thresholds()
+    assert per_class.argmax() == 0 and per_class[0] == pytest.approx(0.9)
+    assert (per_class[1:] < per_class[0]).all()
+
+
+def test_freematch_threshold_is_capped():
+    threshold = FreeMatchThreshold(3, threshold=0.8, momentum=0.0)
+    threshold(_probs([0, 1, 2], 0.99))
+    assert threshold.class_thresholds().max() == pytest.approx(0.8)
+
+
+def test_no_state_changes_in_eval_mode():
+    for module in (
+        FlexMatchThreshold(3, window=4),
+        FreeMatchThreshold(3),
+        DistributionAlignment(3),
+    ):
+        before = {k: v.clone() for k, v in module.state_dict().items()}
+        module.eval()(_probs([0, 0], 0.99))
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, before[key])
+
+
+def test_state_is_in_buffers_for_checkpoints():
+    """The adaptive state round-trips through state_dict (what checkpoints save)."""
+    for module in (
+        FlexMatchThreshold(3, window=4),
+        FreeMatchThreshold(3),
+        DistributionAlignment(3),
+    ):
+        module(_probs([0, 0], 0.99))
+        fresh = type(module)(3, **({"window": 4} if isinstance(module, FlexMatchThreshold) else {}))
+        fresh.load_state_dict(module.state_dict())
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(fresh.state_dict()[key], value)
+
+
+def test_distribution_alignment_counters_a_favored_class():
+    """After the model favors class 0, aligned predictions shift mass to the other classes."""
+    alignment = DistributionAlignment(3, momentum=0.0)
+    uniform = torch.full((2, 3), 1 / 3)
+    torch.testing.assert_close(alignment(uniform), uniform)
+    probs = _probs([0, 0, 1], 0.6)
+    aligned = alignment(probs)
+    torch.testing.assert_close(aligned.sum(dim=1), torch.ones(3))
+    assert (aligned[:, 0] < probs[:, 0]).all()

@@ -1,0 +1,271 @@
+"""The `pseudo_dataset` operation (sesemi/ops/pseudo_dataset.py): teacher -> pseudo-labels -> student."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CLASS_STYLES, write_image
+from hydra import compose, initialize_config_module
+
+from sesemi.config import register_configs, register_resolvers
+from sesemi.datasets import dataset
+from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE
+from sesemi.errors import SesemiError
+from sesemi.ops.pseudo_dataset import load_teacher, pseudo_dataset, select
+from sesemi.runner import execute
+
+UNLABELED = 6  # two per class
+TINY = [  # a 16 px data set and a ConvNet of 4 and 8 channels, on the CPU
+    "run.gpus=0",
+    "run.batch_size_per_gpu=6",
+    "data.train.supervised.dataset.image_transform.crop_dim=16",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "trainer.val_check_interval=5",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+def _compose(name: str, *overrides: str):
+    register_configs()
+    register_resolvers()
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        return compose(name, overrides=[*TINY, *overrides])
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/<class>/ (3 each), val/<class>/ (2 each) and unlabeled/ (2 per class), 16x16 px."""
+    root = tmp_path_factory.mktemp("pseudo") / "images"
+    for split, count in (("train", 3), ("val", 2)):
+        for name, (color, stripes) in CLASS_STYLES.items():
+            for i in range(count):
+                write_image(root / split / name / f"{i}.png", color, stripes, shade=10 * i)
+    styles = list(CLASS_STYLES.values())
+    for i in range(UNLABELED):
+        color, stripes = styles[i % len(styles)]
+        write_image(root / "unlabeled" / f"u{i}.png", color, stripes, shade=7 * i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher(data_root: Path) -> Path:
+    """A teacher trained for 10 steps with `digits_supervised`; its best checkpoint."""
+    config = _compose(
+        "digits_supervised",
+        f"run.data_root={data_root}",
+        f"run.dir={data_root.parent}/runs",
+        "run.num_iterations=10",
+    )
+    results = execute(config)
+    return Path(results["best"]["checkpoint"])
+
+
+def _rows(folder: Path) -> list[dict[str, str]]:
+    with (folder / LABELS_FILE).open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_writes_labels_plus_pseudo_labels_and_the_student_trains(teacher, data_root, tmp_path):
+    """End to end: teacher -> pseudo_dataset -> digits_noisy_student on the written folder."""
+    output = tmp_path / "pseudo"
+    info = pseudo_dataset(str(teacher), str(data_root), str(output), device="cpu")
+    rows = _rows(output)
+    assert len(rows) == 9 + UNLABELED
+    counts = dict(info["counts"])
+    assert sum(counts.pop("per_class").values()) == 9 + UNLABELED
+    assert counts == {
+        "images": 9 + UNLABELED,
+        "labeled": 9,
+        "pseudo_labeled": UNLABELED,
+        "below_threshold": 0,
+        "dropped_by_balancing": 0,
+        "unreadable": 0,
+    }
+    assert list(rows[0]) == ["path", "label", "confidence", "p_blue", "p_green", "p_red"]
+    assert [r["confidence"] for r in rows[:9]] == ["1"] * 9  # the labeled images, one-hot
+    for row in rows[9:]:
+        probabilities = [float(row[f"p_{c}"]) for c in sorted(CLASS_STYLES)]
+        assert sum(probabilities) == pytest.approx(1, abs=1e-4)
+        assert float(row["confidence"]) == pytest.approx(max(probabilities), abs=1e-5)
+        assert (output / row["path"]).resolve().is_file()
+    written = json.loads((output / INFO_FILE).read_text())
+    assert written["classes"] == sorted(CLASS_STYLES) and written["soft_labels"] is True
+    assert (
+        written["settings"]["image_transform"]["crop_dim"] == 16
+    )  # from the teacher's config.yaml
+
+    student = _compose(
+        "digits_noisy_student",
+        f"run.data_root={data_root}",
+        f"run.dir={tmp_path}/runs",
+        "run.num_iterations=5",
+        f"data.train.supervised.dataset.root={output}",
+    )
+    results = execute(student)
+    assert results["classes"] == sorted(CLASS_STYLES)
+    assert 0.0 <= results["metrics"]["val/top1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_open_sesemi_runs_the_op_and_refuses_to_overwrite(teacher, data_root, tmp_path):
+    """`open_sesemi -cn ops/pseudo_dataset ...` writes the folder; again, it stops in one line."""
+    command = [
+        str(Path(sys.executable).parent / "open_sesemi"),
+        "-cn",
+        "ops/pseudo_dataset",
+        f"checkpoint_path={teacher}",
+        f"data_root={data_root}",
+        "include_labeled=false",
+        "soft_labels=false",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path}/hydra",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    output = data_root / "pseudo"  # the default output_dir: <data_root>/pseudo
+    assert len(_rows(output)) == UNLABELED
+    assert json.loads((output / INFO_FILE).read_text())["soft_labels"] is False
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1
+    assert (
+        again.stderr.strip()
+        == f"error: {output / LABELS_FILE} already exists; set overwrite=true to replace it"
+    )
+    (output / LABELS_FILE).unlink()
+    (output / INFO_FILE).unlink()
+
+
+def test_threshold_and_balancing_drop_pseudo_labels(teacher, data_root, tmp_path):
+    """threshold=1 keeps no pseudo-label; balancing to 1 per class keeps one per predicted class."""
+    none = pseudo_dataset(
+        str(teacher), str(data_root), str(tmp_path / "a"), threshold=1.0, device="cpu"
+    )
+    assert none["counts"]["pseudo_labeled"] == 0 and none["counts"]["below_threshold"] == UNLABELED
+    assert len(_rows(tmp_path / "a")) == 9
+
+    one = pseudo_dataset(
+        str(teacher),
+        str(data_root),
+        str(tmp_path / "b"),
+        balance=True,
+        per_class=1,
+        include_labeled=False,
+    )
+    predicted = {row["label"] for row in _rows(tmp_path / "b")}
+    assert one["counts"]["pseudo_labeled"] == len(predicted)
+    assert one["counts"]["dropped_by_balancing"] == UNLABELED - len(predicted)
+
+
+def test_select_thresholds_then_keeps_the_most_confident_per_class():
+    probabilities = torch.tensor(
+        [[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8]]
+    )
+    assert select(probabilities).tolist() == [0, 1, 2, 3, 4, 5]
+    assert select(probabilities, threshold=0.65).tolist() == [0, 2, 3, 5]
+    # After the threshold: class 0 has rows 0, 2 and class 1 rows 3, 5 -> cap 2 keeps all.
+    assert select(probabilities, threshold=0.65, balance=True).tolist() == [0, 2, 3, 5]
+    # Without it: class 0 has 3 rows, class 1 has 3 -> per_class=1 keeps the top of each.
+    assert select(probabilities, balance=True, per_class=1).tolist() == [0, 5]
+    # The smallest class decides the cap: class 1 has one row above 0.75.
+    assert select(probabilities, threshold=0.75, balance=True).tolist() == [0, 5]
+
+
+def test_soft_and_hard_labels_reach_the_student_as_probabilities_or_indices(
+    teacher, data_root, tmp_path
+):
+    """soft_labels=true: float vectors; false: class indices; CrossEntropyLoss takes both."""
+    for soft in (True, False):
+        folder = tmp_path / str(soft)
+        pseudo_dataset(str(teacher), str(data_root), str(folder), soft_labels=soft, device="cpu")
+        data = dataset("pseudo", str(folder), image_transform=lambda image: torch.zeros(3))
+        _, label = data[len(data) - 1]
+        if soft:
+            assert label.dtype == torch.float32 and label.shape == (3,)
+        else:
+            assert isinstance(label, int)
+        loader = torch.utils.data.DataLoader(data, batch_size=len(data))
+        _, labels = next(iter(loader))
+        loss = torch.nn.CrossEntropyLoss()(torch.zeros(len(data), 3), labels)
+        assert loss.item() == pytest.approx(torch.log(torch.tensor(3.0)).item(), abs=1e-4)
+
+
+@pytest.mark.parametrize("hflip_tta", [False, True])
+def test_unreadable_images_are_skipped_and_predictions_stay_with_their_files(
+    teacher, data_root, tmp_path, hflip_tta
+):
+    """A corrupt file is left out (and counted); every other row is its own image's prediction,
+    averaged with that of its horizontal flip with `hflip_tta`."""
+    root = tmp_path / "data"
+    (root / "unlabeled").mkdir(parents=True)
+    for path in sorted((data_root / "unlabeled").iterdir()):
+        (root / "unlabeled" / path.name).write_bytes(path.read_bytes())
+    (root / "unlabeled" / "u0a.png").write_bytes(b"not an image")  # sorts between u0 and u1
+    info = pseudo_dataset(
+        str(teacher),
+        str(root),
+        str(root / "pseudo"),
+        labeled_subset=None,
+        include_labeled=False,
+        hflip_tta=hflip_tta,
+        batch_size=2,  # the skipped file and its substitute fall in different batches
+        device="cpu",
+    )
+    assert info["counts"]["unreadable"] == 1 and info["classes"] == ["0", "1", "2"]
+    rows = _rows(root / "pseudo")
+    assert [Path(r["path"]).name for r in rows] == [f"u{i}.png" for i in range(UNLABELED)]
+
+    model = load_teacher(teacher)
+    data = dataset("pseudo", str(root / "pseudo"), image_transform=_eval_transform())
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    with torch.no_grad():
+        expected = model(images).softmax(1)
+        if hflip_tta:
+            expected = (expected + model(images.flip(-1)).softmax(1)) / 2
+    written = torch.tensor([[float(r[f"p_{c}"]) for c in "012"] for r in rows])
+    assert torch.allclose(written, expected, atol=1e-4)
+
+
+def _eval_transform():
+    from sesemi.transforms import center_crop_transforms
+
+    return center_crop_transforms(resize=16, crop_dim=16, mean=[0.5] * 3, std=[0.5] * 3)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: None, "does not exist"),
+        (lambda path: path.write_bytes(b"garbage"), "cannot load"),
+        (lambda path: torch.save({"state_dict": {}}, path), "not saved by a sesemi Classifier"),
+    ],
+)
+def test_bad_checkpoints_are_one_line_errors(data_root, tmp_path, make, message):
+    path = tmp_path / "teacher.ckpt"
+    make(path)
+    with pytest.raises(SesemiError, match=message):
+        pseudo_dataset(str(path), str(data_root), str(tmp_path / "out"))
+
+
+def test_missing_folders_and_existing_output_are_errors(teacher, data_root, tmp_path):
+    with pytest.raises(SesemiError, match="data_root .* does not exist"):
+        pseudo_dataset(str(teacher), str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    with pytest.raises(SesemiError, match="data folder .*missing does not exist"):
+        pseudo_dataset(
+            str(teacher), str(data_root), str(tmp_path / "out"), unlabeled_subset="missing"
+        )
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / INFO_FILE).write_text("{}")
+    with pytest.raises(SesemiError, match="already exists; set overwrite=true"):
+        pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "out"))
+    pseudo_dataset(
+        str(teacher), str(data_root), str(tmp_path / "out"), overwrite=True, device="cpu"
+    )
+    assert json.loads((tmp_path / "out" / INFO_FILE).read_text())["classes"] == sorted(CLASS_STYLES)
