@@ -99,30 +99,32 @@ def test_freematch_threshold_is_capped():
     assert threshold.class_thresholds().max() == pytest.approx(0.8)
 
 
-def test_no_state_changes_in_eval_mode():
-    for module in (
-        FlexMatchThreshold(3, window=4),
-        FreeMatchThreshold(3),
-        DistributionAlignment(3),
-    ):
-        before = {k: v.clone() for k, v in module.state_dict().items()}
-        module.eval()(_probs([0, 0], 0.99))
-        for key, value in module.state_dict().items():
-            torch.testing.assert_close(value, before[key])
+STATEFUL = {
+    "flexmatch": lambda: FlexMatchThreshold(3, window=4),
+    "freematch": lambda: FreeMatchThreshold(3),
+    "alignment": lambda: DistributionAlignment(3),
+}
 
 
-def test_state_is_in_buffers_for_checkpoints():
-    """The adaptive state round-trips through state_dict (what checkpoints save)."""
-    for module in (
-        FlexMatchThreshold(3, window=4),
-        FreeMatchThreshold(3),
-        DistributionAlignment(3),
-    ):
-        module(_probs([0, 0], 0.99))
-        fresh = type(module)(3, **({"window": 4} if isinstance(module, FlexMatchThreshold) else {}))
-        fresh.load_state_dict(module.state_dict())
-        for key, value in module.state_dict().items():
-            torch.testing.assert_close(fresh.state_dict()[key], value)
+@pytest.mark.parametrize("make", STATEFUL.values(), ids=STATEFUL.keys())
+def test_no_state_changes_in_eval_mode(make):
+    module = make()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    module.eval()(_probs([0, 0], 0.99))
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+
+@pytest.mark.parametrize("make", STATEFUL.values(), ids=STATEFUL.keys())
+def test_state_is_in_buffers_for_checkpoints(make):
+    """The adaptive state changes in training and round-trips through state_dict."""
+    module, fresh = make(), make()
+    module(_probs([0, 0], 0.99))
+    state = module.state_dict()
+    assert any(not torch.equal(value, fresh.state_dict()[key]) for key, value in state.items())
+    fresh.load_state_dict(state)
+    for key, value in state.items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
 
 
 def test_distribution_alignment_counters_a_favored_class():
