@@ -1,0 +1,245 @@
+"""Summaries of many runs: a table of runs, its mean ± std over seeds, and training curves.
+
+Reads only what each run writes: `config.yaml`, `results.json` and `metrics.csv` (see
+sesemi/ops/runs.py). Writes, into the output folder:
+
+    summary.csv       one row per finished training run
+    aggregated.csv    one row per configuration: mean and std of the metrics over its runs
+    summary.md        both tables in Markdown, and the plots
+    plots/<metric>.png  one per metric in metrics.csv (e.g. val_top1.png), the runs overlaid
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from sesemi.errors import SesemiError
+from sesemi.ops.runs import METRICS, Run, field_value, method
+
+logger = logging.getLogger(__name__)
+
+BEST = "best val/top1"
+WALL_TIME = "wall time (s)"
+# Always shown in their own columns (id, seed) or different in every run (dir).
+NOT_DIFFERENCES = {"run.id", "run.seed", "run.dir"}
+STEP_COLUMNS = {"epoch", "step"}
+
+
+@dataclass
+class Summary:
+    """What `postprocess` made.
+
+    Attributes:
+        runs: One row per run (see `summarize`).
+        aggregated: One row per configuration, `<metric> mean` and `<metric> std` over its runs.
+        by: The columns that define a configuration.
+        metrics: The metric columns of `runs`.
+        plots: The PNG files, one per metric.
+    """
+
+    runs: pd.DataFrame
+    aggregated: pd.DataFrame
+    by: list[str]
+    metrics: list[str]
+    plots: list[Path]
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(runs: Sequence[Run]) -> list[str]:
+    """The config fields that every run sets and that differ between runs.
+
+    Fields only some runs have (a loss head of one method) are left to the `method` column.
+    """
+    flats = [_flatten(run.config or {}) for run in runs]
+    if len(flats) < 2:
+        return []
+    shared = set.intersection(*(set(flat) for flat in flats)) - NOT_DIFFERENCES
+    return sorted(key for key in shared if len({repr(flat[key]) for flat in flats}) > 1)
+
+
+def _cell(value: Any) -> Any:
+    return str(value) if isinstance(value, list | dict) else value
+
+
+def summarize(
+    runs: Sequence[Run], by: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The table of finished training runs, the columns that tell configurations apart, and
+    the metric columns.
+
+    Columns: run, id, method, the differing config fields (and the `by` fields), seed, the
+    final metrics of `results.json`, the best val/top1, steps and wall time.
+    """
+    trained = [run for run in runs if run.trained]
+    fields = list(dict.fromkeys([*by, *differences(trained)]))
+    rows = []
+    for run in trained:
+        assert run.results is not None
+        row: dict[str, Any] = {
+            "run": run.name,
+            "id": field_value(run, "run.id"),
+            "method": method(run.config),
+            **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
+            "seed": field_value(run, "run.seed"),
+            **run.results.get("metrics", {}),
+        }
+        best = run.results.get("best") or {}
+        row[BEST] = best.get("val/top1")
+        row["steps"] = run.results.get("global_step")
+        row[WALL_TIME] = run.results.get("wall_time_s")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    configuration = list(by) or ["id", "method", *fields]
+    ignored = {"run", "seed", "steps", *configuration, *fields}
+    metrics = [
+        c for c in table.columns if c not in ignored and pd.api.types.is_numeric_dtype(table[c])
+    ]
+    return table, configuration, metrics
+
+
+def aggregate(table: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean and std of each metric over the runs of each configuration (e.g. over seeds)."""
+    grouped = table.groupby(list(by), dropna=False, sort=False)
+    stats = grouped[list(metrics)].agg(["mean", "std"])
+    stats.columns = [f"{metric} {stat}" for metric, stat in stats.columns]
+    stats.insert(0, "runs", grouped.size())
+    return stats.reset_index()
+
+
+def plot_curves(runs: Sequence[Run], folder: Path) -> list[Path]:
+    """One PNG per metric logged in the runs' `metrics.csv` files, with one curve per run."""
+    curves: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for run in runs:
+        path = run.path / METRICS
+        if not run.trained or not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+            logger.warning("skipping the curves of %s: %s", path, error)
+            continue
+        for metric in (c for c in frame.columns if c not in STEP_COLUMNS):
+            points = frame.loc[frame[metric].notna(), ["step", metric]]
+            if len(points):
+                curves.setdefault(metric, []).append((run.name, points))
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for metric, lines in sorted(curves.items()):
+        figure = Figure(figsize=(7, 4.5), layout="constrained")
+        axes = figure.add_subplot()
+        for name, points in lines:
+            marker = "o" if len(points) <= 20 else None  # a few validations: show the points
+            axes.plot(points["step"], points[metric], label=name, marker=marker, markersize=3)
+        axes.set(xlabel="step", ylabel=metric, title=metric)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+        path = folder / f"{metric.replace('/', '_')}.png"
+        figure.savefig(path, dpi=120)
+        written.append(path)
+    return written
+
+
+def display(table: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
+    """The table as text: `mean ± std` pairs merged, numbers rounded, empty cells blank."""
+    shown = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith(" std"):
+            continue
+        values = table[column]
+        if column.endswith(" mean"):
+            name = column.removesuffix(" mean")
+            spread = table[f"{name} std"]
+            shown[name] = [
+                _number(m, name) + (f" ± {_number(s, name)}" if not _missing(s) else "")
+                for m, s in zip(values, spread, strict=True)
+            ]
+        else:
+            shown[column] = [
+                _number(v, column) if column in metrics else ("" if _missing(v) else str(v))
+                for v in values
+            ]
+    return shown
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: Any, column: str) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, numbers.Integral):
+        return str(value)
+    if isinstance(value, numbers.Real):
+        return f"{value:.1f}" if column == WALL_TIME else f"{value:.4f}"
+    return str(value)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of text cells."""
+
+    def row(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join(
+        [
+            row(table.columns),
+            row(["---"] * len(table.columns)),
+            *(row(r) for r in table.itertuples(index=False)),
+        ]
+    )
+
+
+def postprocess(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
+    """Writes the summary tables and plots of `runs` into `folder` (see the module docstring)."""
+    trained = [run for run in runs if run.trained]
+    if not trained:
+        unfinished = sum(not run.finished for run in runs)
+        raise SesemiError(
+            f"no finished training runs under {title}"
+            + (
+                f" ({unfinished} without results.json: `sesemi rm-failed` removes them)"
+                if unfinished
+                else ""
+            )
+        )
+    table, configuration, metrics = summarize(trained, by)
+    aggregated = aggregate(table, configuration, metrics)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "summary.csv", index=False)
+    aggregated.to_csv(folder / "aggregated.csv", index=False)
+    plots = plot_curves(trained, folder / "plots")
+    text = [
+        f"# Runs under {title}",
+        "",
+        markdown(display(table, metrics)),
+        "",
+        f"## Mean ± std over the runs of each configuration ({', '.join(configuration)})",
+        "",
+        markdown(display(aggregated)),
+        "",
+        "## Curves",
+        "",
+        *(f"![{p.stem}](plots/{p.name})\n" for p in plots),
+    ]
+    (folder / "summary.md").write_text("\n".join(text))
+    return Summary(table, aggregated, configuration, metrics, plots)

@@ -1,0 +1,138 @@
+"""Summaries of many runs (sesemi/ops/postprocess.py): tables, mean ± std over seeds, curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import colormaps
+from PIL import Image
+
+from sesemi.errors import SesemiError
+from sesemi.ops.postprocess import (
+    aggregate,
+    differences,
+    display,
+    markdown,
+    plot_curves,
+    postprocess,
+    summarize,
+)
+from sesemi.ops.runs import find_runs
+
+
+def curve_count(png) -> int:
+    """How many of matplotlib's default line colours (tab10) a PNG shows: one per curve.
+
+    Gray is left out: anti-aliased black text has pixels of that gray too.
+    """
+    pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3)
+    present = {tuple(p) for p in np.unique(pixels, axis=0)}
+    colours = [tuple(round(255 * c) for c in rgb) for rgb in colormaps["tab10"].colors]
+    return sum(colour in present for colour in colours if colour != (127, 127, 127))
+
+
+@pytest.fixture
+def three_seeds_two_lrs(make_run, run_config, tmp_path):
+    """Runs of two learning rates: three seeds of 0.1, two of 0.01, and a failed one."""
+    for seed, top1 in zip((1, 2, 3), (0.5, 0.6, 0.7), strict=True):
+        make_run(f"digits/lr0.1-s{seed}", config=run_config(seed=seed, lr=0.1), top1=[0.2, top1])
+    for seed, top1 in zip((1, 2), (0.8, 0.9), strict=True):
+        make_run(f"digits/lr0.01-s{seed}", config=run_config(seed=seed, lr=0.01), top1=[0.3, top1])
+    make_run("digits/failed", top1=None)
+    return find_runs(tmp_path / "runs")
+
+
+def test_differences_are_shared_fields_with_other_values(run_config, make_run, tmp_path):
+    """Fields every run has and that differ; not the seed, not the fields of one method only."""
+    make_run("a", config=run_config(seed=1, lr=0.1, heads=["fixmatch"]))
+    make_run("b", config=run_config(seed=2, lr=0.03, heads=["rotation_prediction"]))
+    assert differences(find_runs(tmp_path / "runs")) == ["learner.hparams.optimizer.lr"]
+
+
+def test_summary_has_one_row_per_finished_run(three_seeds_two_lrs):
+    """Columns: run, id, method, the differing fields, seed, final metrics, best, steps, time."""
+    table, configuration, metrics = summarize(three_seeds_two_lrs)
+    assert len(table) == 5
+    assert list(table.columns[:5]) == [
+        "run",
+        "id",
+        "method",
+        "learner.hparams.optimizer.lr",
+        "seed",
+    ]
+    assert configuration == ["id", "method", "learner.hparams.optimizer.lr"]
+    assert set(metrics) == {"val/top1", "val/loss", "best val/top1", "wall time (s)"}
+    row = table.set_index("run").loc["digits/lr0.1-s2"]
+    assert (
+        row["val/top1"] == 0.6
+        and row["best val/top1"] == 0.6
+        and row["steps"] == 20
+        and row["seed"] == 2
+    )
+
+
+def test_aggregation_is_mean_and_std_over_seeds(three_seeds_two_lrs):
+    table, configuration, metrics = summarize(three_seeds_two_lrs)
+    aggregated = aggregate(table, configuration, metrics).set_index("learner.hparams.optimizer.lr")
+    assert aggregated.loc[0.1, "runs"] == 3 and aggregated.loc[0.01, "runs"] == 2
+    assert aggregated.loc[0.1, "val/top1 mean"] == pytest.approx(0.6)
+    assert aggregated.loc[0.1, "val/top1 std"] == pytest.approx(0.1)
+    assert aggregated.loc[0.01, "val/top1 mean"] == pytest.approx(0.85)
+    shown = display(aggregated.reset_index())
+    assert "0.6000 ± 0.1000" in shown["val/top1"].tolist()
+
+
+def test_aggregation_by_chosen_fields(three_seeds_two_lrs):
+    """`by` replaces the default configuration columns: here all runs per seed."""
+    table, configuration, metrics = summarize(three_seeds_two_lrs, by=["run.seed"])
+    assert configuration == ["run.seed"]
+    aggregated = aggregate(table, configuration, metrics).set_index("run.seed")
+    assert aggregated.loc[1, "runs"] == 2 and aggregated.loc[3, "runs"] == 1
+    assert aggregated.loc[1, "val/top1 mean"] == pytest.approx(0.65)
+
+
+def test_plots_are_images_with_one_curve_per_run(three_seeds_two_lrs, tmp_path):
+    """One PNG per logged metric; each shows the five finished runs (the failed one has no
+    metrics.csv), each in its own colour."""
+    plots = plot_curves(three_seeds_two_lrs, tmp_path / "plots")
+    assert sorted(p.name for p in plots) == ["train_loss.png", "val_loss.png", "val_top1.png"]
+    for plot in plots:
+        with Image.open(plot) as image:
+            assert image.format == "PNG" and image.size[0] > 500
+        assert curve_count(plot) == 5
+
+
+def test_markdown_table():
+    frame = pd.DataFrame({"a": ["x|y", "z"], "b": ["1", "2"]})
+    assert markdown(frame).splitlines() == [
+        "| a | b |",
+        "| --- | --- |",
+        "| x\\|y | 1 |",
+        "| z | 2 |",
+    ]
+
+
+def test_postprocess_writes_tables_and_plots(three_seeds_two_lrs, tmp_path):
+    out = tmp_path / "summary"
+    summary = postprocess(three_seeds_two_lrs, out, "runs")
+    assert len(pd.read_csv(out / "summary.csv")) == 5
+    assert len(pd.read_csv(out / "aggregated.csv")) == 2
+    text = (out / "summary.md").read_text()
+    assert "| digits/lr0.1-s1 |" in text and "0.8500 ± 0.0707" in text
+    assert "![val_top1](plots/val_top1.png)" in text
+    assert len(summary.plots) == 3
+
+
+def test_postprocess_without_finished_runs_is_one_line(make_run, tmp_path):
+    make_run("digits/failed", top1=None)
+    with pytest.raises(SesemiError, match="no finished training runs .*1 without results.json"):
+        postprocess(find_runs(tmp_path / "runs"), tmp_path / "out", "runs")
+
+
+def test_evaluation_runs_are_not_training_runs(make_run, tmp_path):
+    """A VALIDATE run has results but no training: it is left out of the summary."""
+    make_run("digits/fit")
+    make_run("digits/validate", mode="VALIDATE")
+    summary = postprocess(find_runs(tmp_path / "runs"), tmp_path / "out", "runs")
+    assert summary.runs["run"].tolist() == ["digits/fit"]

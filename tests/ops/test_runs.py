@@ -1,0 +1,115 @@
+"""Finding, reading and tidying run folders (sesemi/ops/runs.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from sesemi.errors import SesemiError
+from sesemi.ops.runs import (
+    failed_runs,
+    field_value,
+    find_runs,
+    group_runs,
+    method,
+    surplus_checkpoints,
+)
+
+
+def test_find_runs_reads_every_layout(make_run, run_config, tmp_path):
+    """Single runs, Hydra multirun members and failed runs are found, sorted by name; run
+    folders are not searched further, and folders of operations are not runs."""
+    make_run("digits/2026-01-01_00-00-00")
+    make_run("digits/multirun_2026-01-02_00-00-00/0", config=run_config(seed=1))
+    make_run("digits/multirun_2026-01-02_00-00-00/1", config=run_config(seed=2))
+    make_run("fixmatch/2026-01-03_00-00-00", top1=None)  # failed: no results.json
+    early = (
+        tmp_path / "runs" / "digits" / "2026-01-04_00-00-00" / ".hydra"
+    )  # failed before config.yaml
+    early.mkdir(parents=True)
+    (early / "config.yaml").write_text(
+        yaml.safe_dump({"learner": {"_target_": "sesemi.Classifier"}})
+    )
+    op = tmp_path / "runs" / "ops" / "2026-01-05_00-00-00" / ".hydra"  # an operation, not a run
+    op.mkdir(parents=True)
+    (op / "config.yaml").write_text(
+        yaml.safe_dump({"_target_": "sesemi.ops.pseudo_dataset.pseudo_dataset"})
+    )
+
+    runs = find_runs(tmp_path / "runs")
+    assert [run.name for run in runs] == [
+        "digits/2026-01-01_00-00-00",
+        "digits/2026-01-04_00-00-00",
+        "digits/multirun_2026-01-02_00-00-00/0",
+        "digits/multirun_2026-01-02_00-00-00/1",
+        "fixmatch/2026-01-03_00-00-00",
+    ]
+    assert [run.finished for run in runs] == [True, False, True, True, False]
+    assert runs[2].config["run"]["seed"] == 1 and runs[2].results["best"]["val/top1"] == 0.5
+    assert [run.name for run in failed_runs(runs)] == [
+        "digits/2026-01-04_00-00-00",
+        "fixmatch/2026-01-03_00-00-00",
+    ]
+
+
+def test_a_run_reached_through_a_link_is_listed_once_by_its_own_path(make_run, tmp_path):
+    """Runs linked into a group are not counted twice when the whole folder is searched."""
+    run = make_run("digits/t1")
+    group = tmp_path / "runs" / "groups" / "g" / "seed=1"
+    group.mkdir(parents=True)
+    (group / "digits_t1").symlink_to(run, target_is_directory=True)
+    assert [r.name for r in find_runs(tmp_path / "runs")] == ["digits/t1"]
+    assert [r.name for r in find_runs(tmp_path / "runs" / "groups")] == ["g/seed=1/digits_t1"]
+
+
+def test_a_missing_runs_folder_is_one_line(tmp_path):
+    with pytest.raises(SesemiError, match="runs folder .*nowhere does not exist"):
+        find_runs(tmp_path / "nowhere")
+
+
+def test_method_names_the_loss_heads(run_config):
+    """The method is the loss heads' names, `supervised` without any."""
+    assert method(run_config(heads=["fixmatch"])) == "fixmatch"
+    assert (
+        method(run_config(heads=["rotation_prediction", "jigsaw"])) == "jigsaw+rotation_prediction"
+    )
+    assert method(run_config(heads=[])) == "supervised"
+
+
+def test_field_value_reads_dotted_fields(make_run, run_config, tmp_path):
+    make_run("r", config=run_config(lr=0.03))
+    (run,) = find_runs(tmp_path / "runs")
+    assert field_value(run, "learner.hparams.optimizer.lr") == 0.03
+    assert field_value(run, "method") == "rotation_prediction"
+    assert field_value(run, "learner.hparams.nothing") is None
+
+
+def test_surplus_checkpoints_keep_best_and_last(make_run, tmp_path):
+    """Extra checkpoints of a finished run go; best and last stay unless `everything`;
+    unfinished runs keep all of theirs (they may be resumed)."""
+    make_run(
+        "done", checkpoints=("best.ckpt", "last.ckpt", "interrupted.ckpt", "epoch=0-step=10.ckpt")
+    )
+    make_run("failed", top1=None, checkpoints=("last.ckpt", "interrupted.ckpt"))
+    done, failed = find_runs(tmp_path / "runs")
+    assert [p.name for p in surplus_checkpoints(done)] == [
+        "epoch=0-step=10.ckpt",
+        "interrupted.ckpt",
+    ]
+    assert len(surplus_checkpoints(done, everything=True)) == 4
+    assert surplus_checkpoints(failed) == [] and surplus_checkpoints(failed, everything=True) == []
+
+
+def test_group_runs_links_runs_by_field_values(make_run, run_config, tmp_path):
+    """One folder per value of the fields, holding relative links to the runs."""
+    for seed, lr in ((1, 0.1), (2, 0.1), (1, 0.01)):
+        make_run(f"digits/s{seed}-lr{lr}", config=run_config(seed=seed, lr=lr))
+    runs = find_runs(tmp_path / "runs")
+    folder = tmp_path / "runs" / "groups" / "lr"
+    groups = group_runs(runs, ["learner.hparams.optimizer.lr"], folder)
+    assert {label: len(members) for label, members in groups.items()} == {"lr=0.01": 1, "lr=0.1": 2}
+    link = folder / "lr=0.1" / "digits_s2-lr0.1"
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    assert (link / "results.json").is_file()
