@@ -27,6 +27,10 @@ INSTALL_REQUIRES = [
     "filelock>=3.0",
     "tqdm>=4.0",
     "scikit-learn>=1.0",  # only for the embedded `digits` data set
+    "typer>=0.12",  # the `sesemi` command line
+    "rich>=13.0",  # its tables and progress bars
+    "pandas>=2.0",  # run summaries; TrainingRun takes DataFrames
+    "matplotlib>=3.7",  # training curves of `sesemi postprocess`
 ]
 
 EXTRAS_REQUIRE = {
@@ -52,6 +56,7 @@ setup(
     entry_points={
         "console_scripts": [
             "open_sesemi=sesemi.cli.open_sesemi:main",
+            "sesemi=sesemi.cli.app:main",
         ]
     },
     classifiers=[

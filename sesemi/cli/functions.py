@@ -1,0 +1,370 @@
+"""The `sesemi` commands as plain Python functions with the same arguments.
+
+    import sesemi.cli
+    sesemi.cli.fetch("digits")
+    sesemi.cli.train("digits", overrides=["run.num_iterations=200"])
+    sesemi.cli.postprocess("runs")
+
+Each prints what its command prints and returns what it made; a problem the user can fix
+raises `SesemiError`. torch, Lightning, pandas and matplotlib are imported inside the functions,
+so importing this module (and `sesemi --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sesemi.cli.project import (
+    CUSTOM_CONFIG,
+    PROJECT_FOLDERS,
+    builtin_config,
+    builtin_configs,
+    builtin_groups,
+    description,
+)
+from sesemi.errors import SesemiError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sesemi.ops.postprocess import Summary
+    from sesemi.ops.runs import Run
+
+# Built-in data sets whose folder is not named like the config that reads it.
+DATA_FOLDERS = {"imagewoof": "imagewoof2"}
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def create(directory: str | Path = ".", force: bool = False) -> Path:
+    """Creates a project: `configs/custom.yaml` (a commented config that starts from `base`),
+    and the `data/`, `runs/` and `src/` folders.
+
+    Args:
+        directory: The project folder (created if needed).
+        force: Overwrite an existing `configs/custom.yaml`.
+
+    Returns:
+        The project folder.
+    """
+    root = Path(directory)
+    config = root / "configs" / "custom.yaml"
+    if config.exists() and not force:
+        raise SesemiError(f"{config} exists; pass --force to overwrite it")
+    for name in PROJECT_FOLDERS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    config.write_text(CUSTOM_CONFIG)
+    _console().print(
+        f"created {root}/: configs/custom.yaml, data/, runs/, src/\n"
+        f"next: cd {root} && sesemi fetch digits && sesemi train -cd configs -cn custom"
+    )
+    return root
+
+
+def list(group: str | None = None, pattern: str = "*") -> Sequence[str]:
+    """Lists the built-in configs with what each is for.
+
+    Args:
+        group: A config group (`backbone`, `dataset`, `ops`, ...); None lists the configs that
+            `sesemi train -cn NAME` runs.
+        pattern: A shell-style pattern on the names, e.g. `digits_*`.
+
+    Returns:
+        The names, as `sesemi show` and `-cn` take them.
+    """
+    from rich.table import Table
+
+    prefix = f"{group}/" if group else ""
+    configs = {
+        f"{prefix}{name}": file
+        for name, file in builtin_configs(group).items()
+        if fnmatch.fnmatch(name, pattern)
+    }
+    table = Table("config", "description", box=None)
+    for name, file in configs.items():
+        table.add_row(name, description(file.read_text()))
+    console = _console()
+    console.print(table if configs else f"no built-in config matches {pattern!r}")
+    if not group:
+        console.print(f"\ngroups: {', '.join(builtin_groups())} (sesemi list GROUP)")
+    return [*configs]
+
+
+def show(name: str, save: str | Path | None = None, force: bool = False) -> str:
+    """Prints a built-in config, or copies it to a file to start your own from.
+
+    Args:
+        name: The config, e.g. `digits` or `backbone/resnet18`.
+        save: A file or folder to copy the config to, instead of printing it.
+        force: Overwrite an existing file.
+
+    Returns:
+        The config's text.
+    """
+    file = builtin_config(name)
+    text = file.read_text()
+    console = _console()
+    if save is None:
+        from rich.syntax import Syntax
+
+        console.print(
+            Syntax(text, "yaml", background_color="default") if console.is_terminal else text,
+            end="",
+        )
+        return text
+    target = Path(save)
+    if target.is_dir():
+        target = target / file.name
+    if target.exists() and not force:
+        raise SesemiError(f"{target} exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    console.print(f"saved {name} to {target}")
+    return text
+
+
+def fetch(name: str, data_dir: str | Path = "data") -> Path:
+    """Builds a built-in data set into `data_dir`, or checks one that must be downloaded.
+
+    `digits` (and the other data sets sesemi builds offline) are written once, under a file
+    lock, so parallel calls (e.g. the jobs of a sweep) do not race. `imagewoof` cannot be
+    fetched offline: the error says where to get it and how its folders are laid out.
+
+    Args:
+        name: The data set, e.g. `digits`.
+        data_dir: The folder that holds the data sets.
+
+    Returns:
+        The data set's folder.
+    """
+    from sesemi.datasets.builtin import BUILDERS, REMOTE_DATA, prepare_builtin
+
+    folder = DATA_FOLDERS.get(name, name)
+    target = Path(data_dir) / folder
+    if folder in BUILDERS:
+        prepare_builtin(target)
+    elif folder in REMOTE_DATA:
+        if not ((target / "train").is_dir() and (target / "val").is_dir()):
+            raise SesemiError(
+                f"sesemi cannot download {name}; {REMOTE_DATA[folder]} "
+                f"(it must hold {target}/train/<class>/ and {target}/val/<class>/)"
+            )
+    else:
+        known = sorted(
+            {*BUILDERS, *DATA_FOLDERS, *(f for f in REMOTE_DATA if f not in DATA_FOLDERS.values())}
+        )
+        raise SesemiError(f"no built-in data set {name!r}; choose one of: {', '.join(known)}")
+    counts = ", ".join(
+        f"{split.name}/ {sum(f.is_file() for f in split.rglob('*'))}"
+        for split in sorted(target.iterdir())
+        if split.is_dir()
+    )
+    _console().print(f"{name} is ready in {target} (files: {counts})", highlight=False)
+    return target
+
+
+@contextmanager
+def _hydra_command_line(arguments: Sequence[str]) -> Iterator[None]:
+    """Runs the block as if `open_sesemi ARGUMENTS` had been typed, raising errors as exceptions."""
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = ["sesemi train", *arguments]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra and open_sesemi raise instead of exiting
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
+
+
+def train(
+    config_name: str | None = None,
+    config_dir: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
+) -> None:
+    """Trains (or evaluates) from a config: exactly `open_sesemi -cn NAME -cd DIR OVERRIDES...`.
+
+    Args:
+        config_name: A built-in config (`sesemi list`) or one in `config_dir`.
+        config_dir: A folder of your own configs, searched before the built-in ones.
+        overrides: Hydra overrides (`run.seed=1`, `backbone=resnet18`) and flags (`--info`,
+            `--cfg job`, `-m` for a sweep).
+    """
+    from sesemi.cli import open_sesemi
+
+    arguments = [
+        *(["-cn", config_name] if config_name else []),
+        *(["-cd", str(config_dir)] if config_dir else []),
+    ]
+    with _hydra_command_line([*arguments, *(overrides or [])]):
+        open_sesemi.main()
+
+
+def postprocess(
+    runs_dir: str | Path, output_dir: str | Path | None = None, by: Sequence[str] | None = None
+) -> Summary:
+    """Summarizes the runs under a folder: tables, mean ± std over seeds, and training curves.
+
+    Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/<metric>.png` (one per
+    metric, the runs overlaid) and prints both tables. Reads only the files runs write.
+
+    Args:
+        runs_dir: The folder to search for run folders, e.g. `runs` or `runs/digits`.
+        output_dir: Where to write; by default `<runs_dir>/summary`.
+        by: The config fields that define a configuration (e.g. `learner.hparams.optimizer.lr`);
+            by default the run id, the method and every field that differs between runs,
+            except the seed, so each configuration is averaged over its seeds.
+
+    Returns:
+        The tables and the plot files.
+    """
+    from sesemi.ops import postprocess as ops
+    from sesemi.ops.runs import find_runs
+
+    runs = find_runs(runs_dir)
+    folder = Path(output_dir) if output_dir else Path(runs_dir) / "summary"
+    summary = ops.postprocess(runs, folder, str(runs_dir), _fields(by))
+    _print_summary(summary, folder, runs)
+    return summary
+
+
+def _fields(by: Sequence[str] | None) -> Sequence[str]:
+    """`["a,b", "c"]` -> `["a", "b", "c"]`: fields may be repeated or comma-separated."""
+    return [field.strip() for item in by or () for field in item.split(",") if field.strip()]
+
+
+def _print_summary(summary: Summary, folder: Path, runs: Sequence[Run]) -> None:
+    from rich.table import Table
+
+    from sesemi.ops.postprocess import display
+
+    console = _console()
+    for title, frame in (
+        ("runs", display(summary.runs, summary.metrics)),
+        (f"mean ± std by {', '.join(summary.by)}", display(summary.aggregated)),
+    ):
+        table = Table(title=title, title_justify="left")
+        for column in frame.columns:
+            table.add_column(column, overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*row)
+        console.print(table)
+    skipped = sum(not run.trained for run in runs)
+    if skipped:
+        console.print(
+            f"{skipped} runs without training results are left out (rm-failed deletes them)"
+        )
+    console.print(
+        f"wrote {folder}/: summary.csv, aggregated.csv, summary.md, {len(summary.plots)} plots/"
+    )
+
+
+def rm_failed(runs_dir: str | Path, dry_run: bool = False) -> Sequence[Path]:
+    """Deletes the run folders without `results.json`: runs that failed or were killed.
+
+    A run still training has no `results.json` either: do not use this while runs are going.
+
+    Args:
+        runs_dir: The folder to search for run folders.
+        dry_run: Only list what would be deleted.
+
+    Returns:
+        The run folders deleted (or that would be).
+    """
+    from sesemi.ops.runs import failed_runs, find_runs, remove
+
+    failed = [run.path for run in failed_runs(find_runs(runs_dir))]
+    if not dry_run:
+        remove(failed)
+    _report(failed, "would delete" if dry_run else "deleted", "failed runs")
+    return failed
+
+
+def rm_states(runs_dir: str | Path, all: bool = False, dry_run: bool = False) -> Sequence[Path]:
+    """Deletes the checkpoints of finished runs except `best.ckpt` and `last.ckpt`.
+
+    Unfinished runs keep theirs (they may be resumed from them).
+
+    Args:
+        runs_dir: The folder to search for run folders.
+        all: Delete the best and last checkpoints too (the runs cannot be used for inference
+            afterwards).
+        dry_run: Only list what would be deleted.
+
+    Returns:
+        The checkpoint files deleted (or that would be).
+    """
+    from sesemi.ops.runs import find_runs, remove, surplus_checkpoints
+
+    files = [path for run in find_runs(runs_dir) for path in surplus_checkpoints(run, all)]
+    size = sum(path.stat().st_size for path in files)
+    if not dry_run:
+        remove(files)
+    _report(files, "would delete" if dry_run else "deleted", f"checkpoints ({size / 1e6:.1f} MB)")
+    return files
+
+
+def _report(paths: Sequence[Path], verb: str, what: str) -> None:
+    console = _console()
+    for path in paths:
+        console.print(f"  {path}", highlight=False)
+    console.print(f"{verb} {len(paths)} {what}")
+
+
+def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False) -> Path:
+    """Gathers the finished runs into `<runs_dir>/groups/NAME/<field=value,...>/` (as links),
+    one folder per value of the `by` fields, with a summary averaged over each folder's runs.
+
+    Args:
+        runs_dir: The folder to search for run folders.
+        by: Config fields, e.g. `learner.hparams.optimizer.lr` or `method`.
+        name: The group's name.
+        force: Replace an existing group of that name.
+
+    Returns:
+        The group's folder.
+    """
+    from sesemi.ops import postprocess as ops
+    from sesemi.ops.runs import field_value, find_runs, group_runs, remove
+
+    fields = _fields(by)
+    if not fields:
+        raise SesemiError(
+            "name the config fields to group by with --by, e.g. --by learner.hparams.optimizer.lr"
+        )
+    if not name or Path(name).name != name or name.startswith("."):
+        raise SesemiError(f"the group name {name!r} must be a plain folder name")
+    runs = [run for run in find_runs(runs_dir) if run.trained]
+    if not runs:
+        raise SesemiError(f"no finished training runs under {runs_dir}")
+    for field in fields:
+        if all(field_value(run, field) is None for run in runs):
+            differing = ", ".join(ops.differences(runs)) or "none"
+            raise SesemiError(
+                f"no run has the config field {field!r}; fields that differ between runs: "
+                + differing
+            )
+    folder = Path(runs_dir) / "groups" / name
+    if folder.exists():
+        if not force:
+            raise SesemiError(f"group {folder} exists; pass --force to replace it")
+        remove([folder])
+    groups = group_runs(runs, fields, folder)
+    summary_folder = folder / "summary"
+    members = find_runs(folder)
+    summary = ops.postprocess(members, summary_folder, str(folder), fields)
+    _print_summary(summary, summary_folder, members)
+    _console().print(f"grouped {len(runs)} runs into {len(groups)} folders under {folder}")
+    return folder

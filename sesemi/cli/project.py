@@ -1,0 +1,109 @@
+"""The built-in configs as files (for `sesemi list` and `show`), and `sesemi create`'s project."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from sesemi.errors import SesemiError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+PROJECT_FOLDERS = ("configs", "data", "runs", "src")
+# A full stop before a capital letter, or a colon before a spaced-out layout.
+SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])|:\s{2,}")
+
+CUSTOM_CONFIG = """\
+# Your experiment: the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
+# with what differs from it overridden below. Every field is listed, with its default, by
+#   sesemi train -cd configs -cn custom --cfg job
+# and any of them can be changed on the command line, e.g. `run.seed=1`.
+#
+#   sesemi fetch digits                   # the embedded demo data, into data/digits
+#   sesemi train -cd configs -cn custom   # trains; the run goes to runs/custom/<timestamp>/
+#   sesemi postprocess runs               # tables and curves of all runs
+#
+# Other starting points: `sesemi list` (e.g. fixmatch, supervised), `sesemi show fixmatch`.
+defaults:
+  - base
+  - override backbone: convnet_small  # small images; resnet18 or resnet50d for photos
+  - _self_
+
+run:
+  id: custom
+  seed: 42
+  # train/<class>/*.png (labeled), unlabeled/*.png, val/<class>/*.png
+  data_root: ./data/digits
+  num_epochs: null
+  num_iterations: 1000
+  batch_size_per_gpu: 32
+data:
+  train:
+    supervised:
+      dataset:
+        image_transform:  # 32 px crops of 32 px images; the defaults suit 224 px photos
+          random_resized_crop: False
+          resize: 32
+          crop_dim: 32
+          padding: 2
+          p_hflip: 0.0  # flipped digits are other symbols
+      num_workers: 0
+    rotation_prediction:
+      dataset:
+        image_transform: ${data.train.supervised.dataset.image_transform}
+      num_workers: 0
+  val:
+    dataset:
+      image_transform:
+        resize: 32
+        crop_dim: 32
+    num_workers: 0
+# Modules of your own go in src/ and are named from here, e.g.
+#   learner.hparams.model.backbone._target_: src.my_backbones.MyBackbone
+"""
+
+
+def builtin_configs(group: str | None = None) -> dict[str, Traversable]:
+    """The built-in config files of a group (None: the top-level, runnable ones), by name."""
+    folder = resources.files("sesemi.configs")
+    if group:
+        groups = builtin_groups()
+        if group not in groups:
+            raise SesemiError(f"no config group {group!r}; the groups are: {', '.join(groups)}")
+        folder = folder.joinpath(group)
+    return {
+        entry.name.removesuffix(".yaml"): entry
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.is_file() and entry.name.endswith(".yaml")
+    }
+
+
+def builtin_groups() -> list[str]:
+    """The config groups: the folders of the built-in configs (backbone, dataset, ops, ...)."""
+    folder = resources.files("sesemi.configs")
+    return sorted(e.name for e in folder.iterdir() if e.is_dir() and not e.name.startswith("__"))
+
+
+def builtin_config(name: str) -> Traversable:
+    """The file of a built-in config such as `digits` or `backbone/resnet18`."""
+    group, _, stem = name.removesuffix(".yaml").rpartition("/")
+    configs = builtin_configs(group or None)
+    if stem not in configs:
+        close = difflib.get_close_matches(stem, configs, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise SesemiError(f"no built-in config {name!r}; {hint}see `sesemi list`")
+    return configs[stem]
+
+
+def description(text: str) -> str:
+    """The first sentence of a config's leading comment: what the config is for."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#") or line.startswith("#  "):  # the config, or an example
+            break
+        if not line.startswith("# @package"):
+            lines.append(line[1:].strip())
+    return SENTENCE_END.split(" ".join(lines), maxsplit=1)[0].rstrip(":")

@@ -1,0 +1,63 @@
+"""A project made the way a user makes one: `sesemi create`, `fetch digits`, `train` two seeds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sesemi.cli.app import app
+
+# A tiny network, few images per step and 4 steps: a run takes seconds on a CPU.
+TINY = [
+    "run.num_iterations=4",
+    "+trainer.val_check_interval=2",
+    "+trainer.log_every_n_steps=1",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "run.batch_size_per_gpu=8",
+    "data.train.rotation_prediction.batch_size=4",
+    "run.gpus=0",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture
+def sesemi_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """`sesemi_cli("list", "--pattern", "x")` runs the command in-process; returns the result."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    def invoke(*args: str) -> object:
+        return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """create -> fetch digits -> train seeds 1 and 2 of configs/custom.yaml, through the CLI."""
+    root = tmp_path_factory.mktemp("project") / "demo"
+    runner = CliRunner()
+    previous = os.getcwd()
+    try:
+        assert runner.invoke(app, ["create", str(root)]).exit_code == 0
+        os.chdir(root)  # the config's paths are relative to the project, as for a user
+        done = runner.invoke(app, ["fetch", "digits"])
+        assert done.exit_code == 0, done.output
+        done = runner.invoke(
+            app, ["train", "-cd", "configs", "-cn", "custom", "-m", "run.seed=1,2", *TINY]
+        )
+        assert done.exit_code == 0, done.output
+    finally:
+        os.chdir(previous)
+    return root
+
+
+@pytest.fixture
+def runs_copy(project: Path, tmp_path: Path) -> Path:
+    """A copy of the project's runs, for commands that delete or add files."""
+    return Path(shutil.copytree(project / "runs", tmp_path / "runs", symlinks=True))

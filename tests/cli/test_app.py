@@ -1,0 +1,221 @@
+"""The `sesemi` command line (sesemi/cli/app.py), each command through typer's runner.
+
+The `project` fixture (conftest.py) is the chain a user follows: `create`, `fetch digits`,
+`train` two seeds; the tests here carry it on with `postprocess`, `rm-states`, `group` and
+`rm-failed`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from sesemi.version import __version__
+
+SESEMI = Path(sys.executable).parent / "sesemi"
+COMMANDS = [
+    "create",
+    "list",
+    "show",
+    "fetch",
+    "train",
+    "postprocess",
+    "rm-failed",
+    "rm-states",
+    "group",
+]
+
+
+def error_line(result) -> str:
+    """The one-line `error: ...` a failed command prints, with no traceback."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    assert lines[-1].startswith("error: "), result.output
+    return lines[-1]
+
+
+# --- help and version --------------------------------------------------------------------------
+
+
+def test_help_is_fast_and_lists_every_command():
+    """`sesemi --help` answers in well under a second (bound: 3 s on a busy machine): no torch."""
+    assert SESEMI.exists(), f"{SESEMI} is not installed (pip install -e .)"
+    started = time.monotonic()
+    done = subprocess.run([str(SESEMI), "--help"], capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert elapsed < 3.0, f"sesemi --help took {elapsed:.1f} s"
+    for command in COMMANDS:
+        assert f" {command} " in done.stdout
+
+
+def test_the_command_line_does_not_import_torch():
+    code = (
+        "import sys, sesemi.cli.app; print(sorted({'torch', 'pandas', 'hydra'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(sesemi_cli, command):
+    result = sesemi_cli(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output and f"$ sesemi {command}" in result.output
+
+
+def test_version(sesemi_cli):
+    result = sesemi_cli("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"sesemi {__version__}"
+
+
+# --- create, list, show, fetch -----------------------------------------------------------------
+
+
+def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
+    project = tmp_path / "p"
+    assert sesemi_cli("create", project).exit_code == 0
+    assert sorted(p.name for p in project.iterdir()) == ["configs", "data", "runs", "src"]
+    config = project / "configs" / "custom.yaml"
+    config.write_text("mine")
+    assert "pass --force" in error_line(sesemi_cli("create", project))
+    assert config.read_text() == "mine"
+    assert sesemi_cli("create", project, "--force").exit_code == 0
+    assert yaml.safe_load(config.read_text())["defaults"][0] == "base"
+
+
+def test_list_shows_configs_with_descriptions(sesemi_cli):
+    result = sesemi_cli("list")
+    assert result.exit_code == 0
+    assert "digits_fixmatch" in result.output and "The embedded demo" in result.output
+    assert "groups: " in result.output and "backbone, dataset" in result.output
+    result = sesemi_cli("list", "backbone", "--pattern", "resnet*")
+    assert "backbone/resnet18" in result.output and "convnet" not in result.output
+    assert "no config group 'nope'" in error_line(sesemi_cli("list", "nope"))
+
+
+def test_show_prints_and_saves(sesemi_cli, tmp_path):
+    result = sesemi_cli("show", "backbone/convnet")
+    assert result.exit_code == 0 and "_target_: sesemi.ConvNet" in result.output
+    assert sesemi_cli("show", "digits", "--save", tmp_path).exit_code == 0
+    assert (tmp_path / "digits.yaml").read_text().startswith("# The embedded demo")
+    assert "pass --force" in error_line(sesemi_cli("show", "digits", "--save", tmp_path))
+    assert "did you mean digits" in error_line(sesemi_cli("show", "digit"))
+
+
+def test_fetch_explains_what_it_cannot_download(sesemi_cli, tmp_path):
+    """imagewoof: where to get it and its layout, in one line; an unknown name lists the others."""
+    line = error_line(sesemi_cli("fetch", "imagewoof", "--data-dir", tmp_path))
+    assert "https://" in line and f"{tmp_path}/imagewoof2/train/<class>/" in line
+    assert "choose one of: digits" in error_line(
+        sesemi_cli("fetch", "nothing", "--data-dir", tmp_path)
+    )
+
+
+# --- train --------------------------------------------------------------------------------------
+
+
+def test_train_prints_the_config_like_open_sesemi(sesemi_cli, tmp_path, monkeypatch):
+    """Flags go to Hydra: `--cfg job` prints the composed config and trains nothing."""
+    monkeypatch.chdir(tmp_path)
+    result = sesemi_cli("train", "-cn", "digits", "--cfg", "job", "run.seed=7")
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(result.output)
+    assert config["run"]["seed"] == 7 and config["run"]["id"] == "digits"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "num_iteration" in error_line(
+        sesemi_cli("train", "-cn", "digits", "run.num_iteration=5")
+    )
+    assert "nosuch" in error_line(sesemi_cli("train", "-cn", "nosuch"))
+    missing = tmp_path / "nowhere"
+    line = error_line(
+        sesemi_cli("train", "-cn", "digits", f"run.data_root={missing}", "run.gpus=0")
+    )
+    assert f"data folder {missing}/train does not exist" in line
+
+
+# --- the project: postprocess, rm-states, group, rm-failed ----------------------------------------
+
+
+def test_chain_trained_two_runs(project):
+    runs = sorted(project.glob("runs/custom/multirun_*/*/results.json"))
+    assert len(runs) == 2
+    assert (project / "data" / "digits" / "unlabeled").is_dir()
+
+
+def test_postprocess_summarizes_the_project(sesemi_cli, project, tmp_path):
+    out = tmp_path / "report"
+    result = sesemi_cli("postprocess", project / "runs", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "mean ± std by id, method" in result.output and "custom" in result.output
+    table = pd.read_csv(out / "summary.csv")
+    assert sorted(table["seed"]) == [1, 2] and table["val/top1"].between(0, 1).all()
+    aggregated = pd.read_csv(out / "aggregated.csv")
+    assert aggregated["runs"].tolist() == [2]  # the two seeds of one configuration
+    plot = out / "plots" / "val_top1.png"
+    with Image.open(plot) as image:
+        assert image.format == "PNG"
+    assert "![val_top1](plots/val_top1.png)" in (out / "summary.md").read_text()
+
+
+def test_postprocess_of_a_missing_folder_is_one_line(sesemi_cli, tmp_path):
+    assert "runs folder" in error_line(sesemi_cli("postprocess", tmp_path / "nowhere"))
+
+
+def test_rm_states_dry_run_then_all(sesemi_cli, runs_copy):
+    """The runs have only best and last: nothing to delete but with --all; --dry-run keeps all."""
+    checkpoints = sorted(runs_copy.glob("**/checkpoints/*.ckpt"))
+    assert {p.name for p in checkpoints} == {"best.ckpt", "last.ckpt"}
+    result = sesemi_cli("rm-states", runs_copy)
+    assert result.exit_code == 0 and "deleted 0 checkpoints" in result.output
+    result = sesemi_cli("rm-states", runs_copy, "--all", "--dry-run")
+    assert f"would delete {len(checkpoints)} checkpoints" in result.output
+    assert all(p.exists() for p in checkpoints)
+    result = sesemi_cli("rm-states", runs_copy, "--all")
+    assert f"deleted {len(checkpoints)} checkpoints" in result.output
+    assert not any(p.exists() for p in checkpoints)
+
+
+def test_rm_failed_dry_run_then_delete(sesemi_cli, runs_copy):
+    failed = runs_copy / "custom" / "2026-01-01_00-00-00"
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / ".hydra" / "config.yaml").write_text("learner: {_target_: sesemi.Classifier}\n")
+    result = sesemi_cli("rm-failed", runs_copy, "--dry-run")
+    assert (
+        result.exit_code == 0
+        and str(failed) in result.output
+        and "would delete 1 failed runs" in result.output
+    )
+    assert failed.exists()
+    assert "deleted 1 failed runs" in sesemi_cli("rm-failed", runs_copy).output
+    assert not failed.exists()
+    assert len(list(runs_copy.glob("custom/multirun_*/*/results.json"))) == 2
+
+
+def test_group_by_seed(sesemi_cli, runs_copy):
+    result = sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds")
+    assert result.exit_code == 0, result.output
+    group = runs_copy / "groups" / "seeds"
+    assert sorted(p.name for p in group.iterdir()) == ["seed=1", "seed=2", "summary"]
+    assert len(pd.read_csv(group / "summary" / "aggregated.csv")) == 2
+    assert "pass --force" in error_line(
+        sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds")
+    )
+    assert (
+        sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds", "--force").exit_code
+        == 0
+    )
+    line = error_line(sesemi_cli("group", runs_copy, "--by", "run.nothing", "--name", "x"))
+    assert "no run has the config field 'run.nothing'" in line
