@@ -19,8 +19,10 @@ _EXPORTS = {
     "RotationTransformer": "sesemi.collation",
     "SesemiError": "sesemi.errors",
     "TorchVisionBackbone": "sesemi.models.backbones.torchvision",
+    "TrainingRun": "sesemi.api",
     "dataset": "sesemi.datasets.registry",
     "register_dataset": "sesemi.datasets.registry",
+    "training_run": "sesemi.api",
 }
 
 __all__ = [
@@ -31,12 +33,15 @@ __all__ = [
     "RotationTransformer",
     "SesemiError",
     "TorchVisionBackbone",
+    "TrainingRun",
     "__version__",
     "dataset",
     "register_dataset",
+    "training_run",
 ]
 
 if TYPE_CHECKING:
+    from sesemi.api import TrainingRun, training_run
     from sesemi.collation import RotationTransformer
     from sesemi.datasets.registry import dataset, register_dataset
     from sesemi.errors import SesemiError

@@ -1,0 +1,148 @@
+"""`TrainingRun` (sesemi/api.py): training on DataFrames, loading in another process, evaluating."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import sesemi
+from sesemi.errors import SesemiError
+
+# FixMatch (the default method) with a tiny network, 4 steps and batches of 4: seconds on a CPU.
+TINY = [
+    "run.num_iterations=4",
+    "run.batch_size_per_gpu=4",
+    "data.train.fixmatch.batch_size=4",
+    "data.train.supervised.num_workers=0",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "trainer.val_check_interval=2",
+    "run.gpus=0",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+EVALUATE = """
+import json, sys
+import pandas as pd
+import sesemi
+run = sesemi.training_run(load=sys.argv[1])
+print(json.dumps({"repr": repr(run), "metrics": run.evaluate(pd.read_csv(sys.argv[2]))}))
+"""
+
+
+def frame(root, split: str) -> pd.DataFrame:
+    """The labeled images of a split of the `image_tree` layout as a path/label DataFrame."""
+    paths = sorted((root / split).glob("*/*.png"))
+    return pd.DataFrame({"path": [str(p) for p in paths], "label": [p.parent.name for p in paths]})
+
+
+@pytest.fixture
+def trained(image_tree, tmp_path, monkeypatch):
+    """A TrainingRun trained on DataFrames, with unlabeled images and an eval set."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    run = sesemi.training_run(
+        task="image", name="colors", label_names=image_tree.classes, dir=tmp_path / "runs"
+    )
+    unlabeled = [str(p) for p in sorted((image_tree.root / "unlabeled").glob("*.png"))]
+    results = run.train(
+        frame(image_tree.root, "train"),
+        unlabeled=unlabeled,
+        eval=frame(image_tree.root, "val"),
+        overrides=TINY,
+    )
+    return run, results
+
+
+def test_train_writes_the_standard_layout_and_a_run(trained, image_tree):
+    run, results = trained
+    data = run.folder / "data"
+    assert sorted(p.name for p in (data / "train").iterdir()) == image_tree.classes
+    linked = sorted((data / "train" / "red").iterdir())
+    assert len(linked) == image_tree.train_per_class and all(p.is_symlink() for p in linked)
+    assert len(list((data / "unlabeled").iterdir())) == image_tree.unlabeled
+    assert len(list((data / "val").glob("*/*"))) == 3 * image_tree.val_per_class
+    assert results["mode"] == "FIT" and results["global_step"] == 4
+    assert run.run_dir is not None and run.run_dir.parent == run.folder
+    assert run.checkpoint == run.run_dir / "checkpoints" / "best.ckpt"
+    config = (run.run_dir / "config.yaml").read_text()
+    assert "FixMatchLossHead" in config and f"data_root: {data}" in config
+
+
+def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
+    """Loaded in a fresh process, the run evaluates its best checkpoint on the validation set to
+    the best val/top1 the training recorded."""
+    run, results = trained
+    eval_csv = tmp_path / "eval.csv"
+    frame(image_tree.root, "val").to_csv(eval_csv, index=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", EVALUATE, str(run.folder), str(eval_csv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "name='colors'" in answer["repr"] and "trained=True" in answer["repr"]
+    assert answer["metrics"]["val/top1"] == pytest.approx(results["best"]["val/top1"], abs=1e-6)
+    assert list((run.folder / "evaluate").glob("*/results.json"))
+
+
+def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
+    """Training again needs overwrite=True; (path, label) pairs work as well as DataFrames, and
+    without eval data the run validates on its training data."""
+    run, first = trained
+    pairs = list(frame(image_tree.root, "train").itertuples(index=False, name=None))
+    with pytest.raises(SesemiError, match="holds a finished run; pass overwrite=True"):
+        run.train(pairs, overrides=TINY)
+    supervised = [o for o in TINY if "fixmatch" not in o]
+    results = run.train(pairs, method="supervised", overrides=supervised, overwrite=True)
+    assert results["run_dir"] != first["run_dir"] and not (run.folder / "data" / "val").exists()
+    assert "subset: train" in (run.run_dir / "config.yaml").read_text().split("val:", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "message"),
+    [
+        ([("a.png", "cat")], {}, "has labels that are not in label_names: cat"),
+        ([("a.png", "red")], {}, "train has no examples of blue, green"),
+        ([], {"method": "nomethod"}, "no built-in config 'nomethod'"),
+        ([("x", "y", "z")], {}, "DataFrame with path and label columns, or"),
+    ],
+)
+def test_bad_training_data_is_refused(image_tree, tmp_path, rows, kwargs, message):
+    run = sesemi.training_run(name="x", label_names=image_tree.classes, dir=tmp_path)
+    with pytest.raises(SesemiError, match=message):
+        run.train(rows, **kwargs)
+
+
+def test_missing_files_and_columns_are_refused(image_tree, tmp_path):
+    run = sesemi.training_run(name="x", label_names=["blue", "green", "red"], dir=tmp_path)
+    rows = [(str(tmp_path / f"{label}.png"), label) for label in ("blue", "green", "red")]
+    with pytest.raises(SesemiError, match="3 train files do not exist, e.g. .*blue.png"):
+        run.train(rows)
+    with pytest.raises(SesemiError, match="needs the columns path and label; it has: file, label"):
+        run.train(pd.DataFrame({"file": ["a"], "label": ["red"]}))
+    with pytest.raises(SesemiError, match="has not been trained yet"):
+        run.evaluate(rows)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(SesemiError, match="task must be one of image, audio"):
+        sesemi.training_run(task="text", name="x", label_names=["a"])
+    with pytest.raises(SesemiError, match="cannot be a folder name"):
+        sesemi.training_run(name="../x", label_names=["a"])
+    with pytest.raises(SesemiError, match="each class once"):
+        sesemi.training_run(name="x", label_names=["a", "a"])
+    with pytest.raises(SesemiError, match="needs a name and label_names"):
+        sesemi.training_run(name="x")
+    with pytest.raises(SesemiError, match="not a training run folder"):
+        sesemi.training_run(load=tmp_path)
