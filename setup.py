@@ -33,10 +33,16 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.7",  # training curves of `sesemi postprocess`
 ]
 
+AUDIO_REQUIRE = [
+    "soundfile>=0.12",  # wav, flac, ogg/vorbis, opus, mp3 (libsndfile in its wheel)
+    "soxr>=0.3",  # resampling
+    "av>=12",  # m4a/aac and wma (FFmpeg in its wheel)
+]
+
 EXTRAS_REQUIRE = {
-    "dev": ["pytest>=7", "ruff>=0.4"],
+    "dev": ["pytest>=7", "ruff>=0.4", *AUDIO_REQUIRE],  # the tests read and write audio
     "docs": [],
-    "audio": [],
+    "audio": AUDIO_REQUIRE,
 }
 
 setup(

@@ -1,6 +1,11 @@
-"""Datasets: the registry, the image folder/file builders and the built-in data sets."""
+"""Datasets: the registry, the image and audio folder/file builders and the built-in data sets."""
 
-from sesemi.datasets import image_file, image_folder, pseudo  # noqa: F401  (registers the builders)
+from sesemi.datasets import (  # noqa: F401  (registers the builders)
+    audio_folder,
+    image_file,
+    image_folder,
+    pseudo,
+)
 from sesemi.datasets.builtin import prepare_builtin
 from sesemi.datasets.images import UNLABELED, ImageDataset
 from sesemi.datasets.registry import DATASETS, dataset, register_dataset

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 from sesemi.datasets.images import (
-    UNLABELED,
     ImageDataset,
     OnError,
     is_image_file,
-    require_dir,
     subset_dirs,
+    unlabeled_samples,
 )
 from sesemi.datasets.registry import register_dataset
-from sesemi.errors import SesemiError
-
-logger = logging.getLogger(__name__)
 
 
 @register_dataset("image_file")
@@ -38,18 +33,5 @@ def image_file(
         image_transform: A transform applied to each image.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
     """
-    folders = subset_dirs(root, subset)
-    present = [f for f in folders if f.is_dir()]
-    if not present:
-        require_dir(folders[0])
-    for missing in sorted(set(folders) - set(present)):
-        logger.info("image_file: no folder %s, reading the others", missing)
-    samples = [
-        (str(path), UNLABELED)
-        for folder in present
-        for path in sorted(folder.rglob("*"))
-        if is_image_file(path)
-    ]
-    if not samples:
-        raise SesemiError(f"no image files under {', '.join(map(str, present))}")
+    samples = unlabeled_samples(subset_dirs(root, subset), is_image_file)
     return ImageDataset(samples, classes=[], transform=image_transform, on_error=on_error)

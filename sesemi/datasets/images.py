@@ -40,17 +40,72 @@ def require_dir(path: Path) -> None:
         raise SesemiError(f"data folder {path} does not exist{missing_data_hint(path)}")
 
 
-class ImageDataset(Dataset):
-    """`(image, label)` items read from a list of `(path, label)` samples.
+def class_samples(
+    folders: Sequence[Path], accept: Callable[[Path], bool], kind: str = "image"
+) -> tuple[list[tuple[str, int]], list[str]]:
+    """`(path, class index)` for the accepted files under `<folder>/<class>/`, and the classes.
+
+    The classes are the subfolder names of all `folders`, sorted; each must hold a file.
+    """
+    for folder in folders:
+        require_dir(folder)
+    classes = sorted({d.name for f in folders for d in f.iterdir() if d.is_dir()})
+    if not classes:
+        raise SesemiError(f"no class folders in {', '.join(map(str, folders))}; expected <class>/<{kind}>")
+    samples = [
+        (str(path), label)
+        for folder in folders
+        for label, name in enumerate(classes)
+        if (folder / name).is_dir()
+        for path in sorted((folder / name).rglob("*"))
+        if accept(path)
+    ]
+    counts = {name: 0 for name in classes}
+    for _, label in samples:
+        counts[classes[label]] += 1
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        raise SesemiError(
+            f"class folder(s) {', '.join(empty)} under {', '.join(map(str, folders))} hold no {kind}s; "
+            f"add {kind}s or remove the folder"
+        )
+    return samples, classes
+
+
+def unlabeled_samples(
+    folders: Sequence[Path], accept: Callable[[Path], bool], kind: str = "image"
+) -> list[tuple[str, int]]:
+    """`(path, -1)` for the accepted files under the `folders` that exist (at least one must)."""
+    present = [f for f in folders if f.is_dir()]
+    if not present:
+        require_dir(folders[0])
+    for missing in sorted(set(folders) - set(present)):
+        logger.info("no folder %s, reading the others", missing)
+    samples = [
+        (str(path), UNLABELED)
+        for folder in present
+        for path in sorted(folder.rglob("*"))
+        if accept(path)
+    ]
+    if not samples:
+        raise SesemiError(f"no {kind} files under {', '.join(map(str, present))}")
+    return samples
+
+
+class FileDataset(Dataset):
+    """`(input, label)` items read from a list of `(path, label)` samples by `read`.
 
     An unreadable or corrupt file either stops the run with its name (`on_error="raise"`) or is
     skipped (`on_error="skip"`, the default): the next readable file takes its place and a
     warning names each skipped file once, so nothing is dropped silently.
     """
 
+    kind = "file"  # what the error messages call an item
+    read_errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+
     def __init__(
         self,
-        samples: Sequence[tuple[str, int]],
+        samples: Sequence[tuple[str, Any]],
         classes: Sequence[str],
         transform: Callable | None = None,
         on_error: OnError = "skip",
@@ -64,26 +119,40 @@ class ImageDataset(Dataset):
         self.on_error = on_error
         self.skipped: set[str] = set()
 
+    def read(self, path: str) -> Any:
+        """The decoded content of one file."""
+        raise NotImplementedError
+
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         for offset in range(len(self.samples)):
             path, label = self.samples[(index + offset) % len(self.samples)]
             try:
-                with Image.open(path) as image:
-                    image = image.convert("RGB")
-            except (OSError, ValueError, SyntaxError) as error:
+                item = self.read(path)
+            except self.read_errors as error:
                 if self.on_error == "raise":
                     raise SesemiError(
-                        f"cannot read image {path} ({error}); remove it or set "
+                        f"cannot read {self.kind} {path} ({error}); remove it or set "
                         "dataset.on_error=skip to skip unreadable files"
                     ) from None
                 if path not in self.skipped:
                     self.skipped.add(path)
-                    logger.warning("skipping unreadable image %s (%s)", path, error)
+                    logger.warning("skipping unreadable %s %s (%s)", self.kind, path, error)
                 continue
             if self.transform is not None:
-                image = self.transform(image)
-            return image, label
-        raise SesemiError(f"none of the {len(self.samples)} images of this data set can be read")
+                item = self.transform(item)
+            return item, label
+        raise SesemiError(f"none of the {len(self.samples)} {self.kind}s of this data set can be read")
+
+
+class ImageDataset(FileDataset):
+    """`(image, label)` items: files read with Pillow and converted to RGB."""
+
+    kind = "image"
+    read_errors = (OSError, ValueError, SyntaxError)
+
+    def read(self, path: str) -> Image.Image:
+        with Image.open(path) as image:
+            return image.convert("RGB")

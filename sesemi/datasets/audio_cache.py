@@ -1,0 +1,85 @@
+"""A cache of decoded, resampled audio, so compressed files are decoded once, not every epoch.
+
+Each source file `<root>/<relative path>` has at most one entry,
+`<cache_dir>/<sample_rate>/<relative path>.<size>-<mtime_ns>.npy` (mono float32 samples). The
+source's size and modification time are part of the name, so an edited or replaced file misses
+the cache instead of returning stale samples, and another sample rate reads another folder.
+The `preprocess` operation (sesemi/ops/preprocess.py) fills the cache; audio datasets read it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CACHE_DIR = ".sesemi_cache/audio"  # under the data set's root
+_STAMP = re.compile(r"^(?P<name>.+)\.(?P<size>\d+)-(?P<mtime>\d+)\.npy$")
+
+
+class AudioCache:
+    """The cache entries of the audio files under `root` at `sample_rate`.
+
+    Args:
+        root: The data set's folder; entries are keyed by paths relative to it.
+        sample_rate: The sample rate of the cached samples.
+        cache_dir: The cache's folder (default: `<root>/.sesemi_cache/audio`).
+    """
+
+    def __init__(self, root: str | Path, sample_rate: int, cache_dir: str | Path | None = None):
+        self.root = Path(os.path.abspath(root))
+        self.sample_rate = int(sample_rate)
+        self.base = Path(cache_dir) if cache_dir is not None else self.root / DEFAULT_CACHE_DIR
+        self.folder = self.base / str(self.sample_rate)
+
+    def entry(self, source: str | Path) -> Path | None:
+        """Where the samples of `source` in its current version are cached (None outside `root`)."""
+        source = Path(os.path.abspath(source))  # symlinks are cached under their own name
+        try:
+            relative = source.relative_to(self.root)
+            stat = source.stat()
+        except (ValueError, OSError):
+            return None
+        return self.folder / relative.parent / f"{relative.name}.{stat.st_size}-{stat.st_mtime_ns}.npy"
+
+    def load(self, source: str | Path) -> np.ndarray | None:
+        """The cached samples of `source`, or None when they are missing or out of date."""
+        path = self.entry(source)
+        if path is None:
+            return None
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            return None
+
+    def store(self, source: str | Path, samples: np.ndarray) -> Path:
+        """Caches `samples` for `source`, atomically (readers never see a partial file)."""
+        path = self.entry(source)
+        if path is None:
+            raise ValueError(f"{source} is not under {self.root}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.save(file, np.asarray(samples, dtype=np.float32))
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        return path
+
+    def stale(self) -> Iterator[Path]:
+        """Entries whose source was changed or removed since they were written."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.rglob("*.npy"):
+            match = _STAMP.match(path.name)
+            if match is None:
+                continue
+            source = self.root / path.parent.relative_to(self.folder) / match["name"]
+            if self.entry(source) != path:
+                yield path

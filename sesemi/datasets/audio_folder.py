@@ -1,0 +1,129 @@
+"""`audio_folder` and `audio_file`: labeled recordings in class folders, and unlabeled ones.
+
+The standard layout, as for images: `<root>/train/<class>/*.wav`, `<root>/unlabeled/*.flac`,
+`<root>/val/<class>/*.mp3`. Items are waveforms `[T]` (mono float32 at `sample_rate`) before the
+transform, which crops or pads them to a fixed length (see sesemi/transforms/audio.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from sesemi.datasets.audio_cache import AudioCache
+from sesemi.datasets.images import (
+    FileDataset,
+    OnError,
+    class_samples,
+    subset_dirs,
+    unlabeled_samples,
+)
+from sesemi.datasets.registry import register_dataset
+from sesemi.errors import SesemiError
+from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_RATE = 16000
+
+
+class AudioDataset(FileDataset):
+    """`(waveform, label)` items: files decoded to mono at `sample_rate`, or read from the cache.
+
+    Args:
+        samples: `(path, label)` pairs.
+        classes: The class names.
+        transform: A transform of each waveform `[T]` (e.g. a fixed-length crop).
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        sample_rate: The sample rate the files are resampled to.
+        cache: The preprocess cache to read before decoding (None: always decode).
+    """
+
+    kind = "audio file"
+    read_errors = (AudioReadError, OSError)
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        transform: Callable | None = None,
+        on_error: OnError = "skip",
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        cache: AudioCache | None = None,
+    ):
+        super().__init__(samples, classes, transform, on_error)
+        if sample_rate <= 0:
+            raise SesemiError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
+        self.sample_rate = int(sample_rate)
+        self.cache = cache
+
+    def read(self, path: str) -> Tensor:
+        samples = self.cache.load(path) if self.cache is not None else None
+        if samples is None:
+            samples = load_audio(path, self.sample_rate)
+        return torch.from_numpy(samples)
+
+
+def _cache(root: str, sample_rate: int, cache_dir: str | None) -> AudioCache | None:
+    """The preprocess cache of `root` when it exists (it is built by `ops/preprocess`)."""
+    cache = AudioCache(root, sample_rate, cache_dir)
+    if not cache.folder.is_dir():
+        return None
+    logger.info("reading decoded audio from the cache in %s when it is up to date", cache.folder)
+    return cache
+
+
+@register_dataset("audio_folder")
+def audio_folder(
+    root: str,
+    subset: str | Sequence[str] | None = None,
+    image_transform: Callable | None = None,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    cache_dir: str | None = None,
+    on_error: OnError = "skip",
+) -> AudioDataset:
+    """Labeled recordings: `<root>/<subset>/<class>/<file>`, any depth inside a class folder.
+
+    Args:
+        root: The data set's folder.
+        subset: A subfolder such as "train", a list of them (concatenated, sharing one class
+            list), or None to read class folders directly under `root`.
+        image_transform: The transform of each waveform (the name all dataset builders share).
+        sample_rate: The sample rate files are resampled to, in Hz.
+        cache_dir: The preprocess cache's folder (default `<root>/.sesemi_cache/audio`); used
+            when it exists.
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+    """
+    samples, classes = class_samples(subset_dirs(root, subset), is_audio_file, "audio file")
+    return AudioDataset(samples, classes, image_transform, on_error, sample_rate, _cache(root, sample_rate, cache_dir))
+
+
+@register_dataset("audio_file")
+def audio_file(
+    root: str,
+    subset: str | Sequence[str] | None = None,
+    image_transform: Callable | None = None,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    cache_dir: str | None = None,
+    on_error: OnError = "skip",
+) -> AudioDataset:
+    """Unlabeled recordings: every audio file under `root`/`subset`, searched recursively.
+
+    Items are `(waveform, -1)`. With a list of subsets (e.g. `[train, unlabeled]`), folders that
+    do not exist are skipped with a notice as long as one exists.
+
+    Args:
+        root: The data set's folder.
+        subset: A subfolder, a list of them, or None for all of `root`.
+        image_transform: The transform of each waveform (the name all dataset builders share).
+        sample_rate: The sample rate files are resampled to, in Hz.
+        cache_dir: The preprocess cache's folder (default `<root>/.sesemi_cache/audio`); used
+            when it exists.
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+    """
+    samples = unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")
+    return AudioDataset(samples, [], image_transform, on_error, sample_rate, _cache(root, sample_rate, cache_dir))
+

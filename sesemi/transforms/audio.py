@@ -1,0 +1,299 @@
+"""Audio: decoding to mono at a fixed sample rate, fixed-length crops, waveform augmentations.
+
+Files are decoded with soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3, aiff) or PyAV
+(FFmpeg: m4a/aac, wma), mixed down to mono and resampled with soxr. A transform maps a waveform
+`[T]` (float32 at the data set's sample rate) to a fixed-length one `[num_samples]`; the audio
+backbone turns a batch `[B, num_samples]` into log-mel features on the device.
+
+The weak/strong pair follows the waveform augmentations used for semi-supervised audio
+classification (Wang et al., "USB: A Unified Semi-supervised Learning Benchmark", NeurIPS 2022,
+https://arxiv.org/abs/2208.07204): the weak view is a random crop with a small gain change and
+time shift, the strong view adds noise and a quieter second clip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.transforms import v2 as T
+
+from sesemi.errors import SesemiError
+
+SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
+AV_EXTENSIONS = (".m4a", ".aac", ".wma")
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + AV_EXTENSIONS
+
+
+class AudioReadError(ValueError):
+    """A file that cannot be decoded, or that holds no samples."""
+
+
+def is_audio_file(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _require(module: str) -> Any:
+    """Imports an optional audio dependency, or says how to install it."""
+    try:
+        return __import__(module)
+    except ImportError:
+        raise SesemiError(
+            f"reading audio needs the {module!r} package; install it with: pip install 'sesemi[audio]'"
+        ) from None
+
+
+def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    soundfile = _require("soundfile")
+    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (frames, channels)
+    return data.mean(axis=1), rate
+
+
+def _decode_av(path: Path) -> tuple[np.ndarray, int]:
+    av = _require("av")
+    with av.open(str(path)) as container:
+        stream = next((s for s in container.streams if s.type == "audio"), None)
+        if stream is None:
+            raise AudioReadError("it has no audio stream")
+        to_float = av.AudioResampler(format="fltp")  # planar float: (channels, samples) per frame
+        chunks = [
+            converted.to_ndarray()
+            for frame in container.decode(stream)
+            for converted in to_float.resample(frame)
+        ]
+        rate = stream.codec_context.sample_rate
+    if not chunks:
+        return np.zeros(0, np.float32), rate
+    return np.concatenate(chunks, axis=1).mean(axis=0), rate
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """A file's samples mixed down to mono float32 `[T]`, and its sample rate.
+
+    soundfile reads its formats; PyAV reads m4a/aac/wma and whatever libsndfile rejects.
+
+    Raises:
+        AudioReadError: The file cannot be decoded or holds no samples.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in AV_EXTENSIONS:
+            samples, rate = _decode_av(path)
+        else:
+            try:
+                samples, rate = _decode_soundfile(path)
+            except (RuntimeError, OSError) as rejected:  # libsndfile's errors: try FFmpeg
+                try:
+                    samples, rate = _decode_av(path)
+                except Exception:
+                    raise AudioReadError(_first_line(rejected)) from None
+    except (AudioReadError, SesemiError):
+        raise
+    except Exception as error:  # FFmpeg's errors come in many types
+        raise AudioReadError(_first_line(error)) from None
+    if samples.size == 0:
+        raise AudioReadError("it holds no samples")
+    if not np.isfinite(samples).all():
+        raise AudioReadError("it holds NaN or infinite samples")
+    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Resamples mono `samples` from `rate` to `sample_rate` with soxr (a no-op when equal)."""
+    if rate == sample_rate:
+        return samples
+    soxr = _require("soxr")
+    return soxr.resample(samples, rate, sample_rate).astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """A file as mono float32 samples `[T]` at `sample_rate`.
+
+    Raises:
+        AudioReadError: The file cannot be decoded or holds no samples.
+    """
+    samples, rate = decode(path)
+    return resample(samples, rate, sample_rate)
+
+
+def num_samples(clip_seconds: float, sample_rate: int) -> int:
+    return max(1, round(clip_seconds * sample_rate))
+
+
+class CropOrPad:
+    """Cuts or zero-pads a waveform `[T]` to `length` samples.
+
+    Training takes a random segment of a long clip and puts a short one at a random offset;
+    evaluation (`random=False`) takes the centre and pads both sides equally.
+    """
+
+    def __init__(self, length: int, random: bool = True):
+        self.length = length
+        self.random = random
+
+    def _offset(self, room: int) -> int:
+        return int(torch.randint(room + 1, ())) if self.random else room // 2
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        size = waveform.shape[-1]
+        if size >= self.length:
+            start = self._offset(size - self.length)
+            return waveform[..., start : start + self.length]
+        before = self._offset(self.length - size)
+        return torch.nn.functional.pad(waveform, (before, self.length - size - before))
+
+
+class RandomGain:
+    """Scales the waveform by a gain drawn uniformly in `[min_db, max_db]` decibels."""
+
+    def __init__(self, min_db: float = -6.0, max_db: float = 6.0):
+        self.min_db, self.max_db = min_db, max_db
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        db = self.min_db + (self.max_db - self.min_db) * float(torch.rand(()))
+        return waveform * 10 ** (db / 20)
+
+
+class TimeShift:
+    """Delays or advances the waveform by up to `max_fraction` of its length, filling with zeros."""
+
+    def __init__(self, max_fraction: float = 0.1):
+        self.max_fraction = max_fraction
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        limit = int(self.max_fraction * waveform.shape[-1])
+        shift = int(torch.randint(-limit, limit + 1, ())) if limit > 0 else 0
+        if shift == 0:
+            return waveform
+        shifted = torch.zeros_like(waveform)
+        if shift > 0:
+            shifted[..., shift:] = waveform[..., :-shift]
+        else:
+            shifted[..., :shift] = waveform[..., -shift:]
+        return shifted
+
+
+def _rms(waveform: Tensor) -> Tensor:
+    return waveform.pow(2).mean().sqrt()
+
+
+def _snr_scale(signal: Tensor, other: Tensor, snr_db: float) -> Tensor:
+    """The factor that puts `other` `snr_db` decibels below `signal` (by RMS)."""
+    return _rms(signal) / (_rms(other) + 1e-8) * 10 ** (-snr_db / 20)
+
+
+class AddNoise:
+    """Adds white Gaussian noise at a signal-to-noise ratio drawn in `[min_snr_db, max_snr_db]`.
+
+    Applied with probability `p`; a silent clip gets noise at `floor` RMS instead.
+    """
+
+    def __init__(self, min_snr_db: float = 10.0, max_snr_db: float = 30.0, p: float = 1.0, floor: float = 1e-3):
+        self.min_snr_db, self.max_snr_db, self.p, self.floor = min_snr_db, max_snr_db, p, floor
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        if float(torch.rand(())) >= self.p:
+            return waveform
+        snr = self.min_snr_db + (self.max_snr_db - self.min_snr_db) * float(torch.rand(()))
+        noise = torch.randn_like(waveform)
+        scale = _snr_scale(waveform, noise, snr) if _rms(waveform) > 0 else self.floor
+        return waveform + scale * noise
+
+
+class MixClips:
+    """Mixes in another clip of the data set, `[min_snr_db, max_snr_db]` decibels quieter.
+
+    The other clip is drawn from the last `buffer_size` clips this transform has seen (per loader
+    worker), so the label of the louder clip stays right. Applied with probability `p`.
+    """
+
+    def __init__(self, min_snr_db: float = 5.0, max_snr_db: float = 20.0, p: float = 0.5, buffer_size: int = 64):
+        self.min_snr_db, self.max_snr_db, self.p = min_snr_db, max_snr_db, p
+        self.buffer: deque[Tensor] = deque(maxlen=buffer_size)
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        mixed = waveform
+        if self.buffer and float(torch.rand(())) < self.p:
+            other = self.buffer[int(torch.randint(len(self.buffer), ()))]
+            other = CropOrPad(waveform.shape[-1])(other)
+            snr = self.min_snr_db + (self.max_snr_db - self.min_snr_db) * float(torch.rand(()))
+            if _rms(other) > 0:
+                mixed = waveform + _snr_scale(waveform, other, snr) * other
+        self.buffer.append(waveform.detach().clone())
+        return mixed
+
+
+def eval_audio_transforms(clip_seconds: float = 1.0, sample_rate: int = 16000) -> CropOrPad:
+    """Evaluation: the centre `clip_seconds` of each clip (zero-padded when shorter)."""
+    return CropOrPad(num_samples(clip_seconds, sample_rate), random=False)
+
+
+def weak_audio_transforms(
+    clip_seconds: float = 1.0,
+    sample_rate: int = 16000,
+    gain_db: float = 6.0,
+    max_shift: float = 0.1,
+) -> T.Compose:
+    """Training and FixMatch's weak view: a random `clip_seconds` crop, a gain change, a time shift.
+
+    Args:
+        clip_seconds: The length of the output.
+        sample_rate: The data set's sample rate.
+        gain_db: The largest gain change in decibels, up or down (0: none).
+        max_shift: The largest time shift as a fraction of the clip (0: none).
+    """
+    steps: list[Callable] = [CropOrPad(num_samples(clip_seconds, sample_rate))]
+    if gain_db > 0:
+        steps.append(RandomGain(-gain_db, gain_db))
+    if max_shift > 0:
+        steps.append(TimeShift(max_shift))
+    return T.Compose(steps)
+
+
+def strong_audio_transforms(
+    weak: Callable[[Tensor], Tensor],
+    noise_snr_db: tuple[float, float] = (5.0, 30.0),
+    p_noise: float = 0.8,
+    mix_snr_db: tuple[float, float] = (5.0, 20.0),
+    p_mix: float = 0.5,
+) -> T.Compose:
+    """A weak transform made strong: Gaussian noise and a quieter second clip after it.
+
+    Args:
+        weak: A transform from a waveform to a fixed-length one (e.g. `weak_audio_transforms()`).
+        noise_snr_db: The range of signal-to-noise ratios of the added noise.
+        p_noise: The probability of adding noise.
+        mix_snr_db: How much quieter the mixed-in clip is, in decibels.
+        p_mix: The probability of mixing in a clip.
+    """
+    return T.Compose(
+        [
+            weak,
+            AddNoise(*noise_snr_db, p=p_noise),
+            MixClips(*mix_snr_db, p=p_mix),
+        ]
+    )
+
+
+def frames(waveform: Tensor, window: int, hop: int) -> Tensor:
+    """Sliding windows `[W, window]` over a waveform `[T]`; the last one is zero-padded.
+
+    A waveform shorter than `window` gives one padded window, centred like the evaluation crop.
+    """
+    size = waveform.shape[-1]
+    if size <= window:
+        return CropOrPad(window, random=False)(waveform)[None]
+    count = 1 + math.ceil((size - window) / hop)
+    padded = torch.nn.functional.pad(waveform, (0, (count - 1) * hop + window - size))
+    return padded.unfold(0, window, hop)

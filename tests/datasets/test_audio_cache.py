@@ -1,0 +1,36 @@
+"""The cache of decoded audio (sesemi/datasets/audio_cache.py)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from audio_samples import tone, write
+
+from sesemi.datasets.audio_cache import AudioCache
+
+
+def test_an_entry_is_keyed_by_rate_path_size_and_mtime(tmp_path):
+    source = write(tmp_path / "data" / "train" / "a" / "x.wav", tone(440))
+    cache = AudioCache(tmp_path / "data", 16000)
+    entry = cache.entry(source)
+    stat = source.stat()
+    assert entry == tmp_path / "data" / ".sesemi_cache" / "audio" / "16000" / "train" / "a" / (
+        f"x.wav.{stat.st_size}-{stat.st_mtime_ns}.npy"
+    )
+    assert AudioCache(tmp_path / "data", 8000).entry(source).parent.parent.parent.name == "8000"
+    assert cache.entry(tmp_path / "elsewhere.wav") is None
+
+
+def test_store_load_and_invalidation(tmp_path):
+    source = write(tmp_path / "x.flac", tone(440))
+    cache = AudioCache(tmp_path, 16000, tmp_path / "cache")
+    assert cache.load(source) is None
+    cache.store(source, np.arange(5, dtype=np.float32))
+    assert cache.load(source).tolist() == [0, 1, 2, 3, 4]
+    assert list(cache.stale()) == []
+    os.utime(source, ns=(0, 10**18))  # touched: the entry no longer matches
+    assert cache.load(source) is None
+    assert len(list(cache.stale())) == 1
+    source.unlink()
+    assert len(list(cache.stale())) == 1  # the source is gone

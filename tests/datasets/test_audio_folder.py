@@ -1,0 +1,92 @@
+"""The `audio_folder` and `audio_file` datasets (sesemi/datasets/audio_folder.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from audio_samples import audio_tree, tone, write
+
+from sesemi.datasets import dataset
+from sesemi.datasets.audio_cache import AudioCache
+from sesemi.errors import SesemiError
+from sesemi.transforms import eval_audio_transforms
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return audio_tree(tmp_path / "sounds")
+
+
+def test_audio_folder_reads_class_folders_resampled(tree):
+    """Labels follow the sorted class folders; items are mono waveforms at the sample rate."""
+    data = dataset("audio_folder", str(tree.root), "train", sample_rate=16000)
+    assert data.classes == ["chirp", "high", "low"]
+    assert len(data) == 3 * tree.train_per_class
+    assert sorted(set(data.targets)) == [0, 1, 2]
+    waveform, label = data[0]
+    assert label == 0 and waveform.dtype == torch.float32 and waveform.shape == (8000,)  # 0.5 s
+
+
+def test_audio_folder_applies_the_transform(tree):
+    data = dataset(
+        "audio_folder", str(tree.root), "val", eval_audio_transforms(1.0, 16000), sample_rate=16000
+    )
+    waveform, _ = data[0]
+    assert waveform.shape == (16000,) and waveform[:4000].abs().sum() == 0  # centred, padded
+
+
+def test_audio_file_reads_unlabeled_folders_and_skips_missing_ones(tree):
+    data = dataset("audio_file", str(tree.root), ["train", "unlabeled", "extra"], sample_rate=8000)
+    assert len(data) == 3 * tree.train_per_class + tree.unlabeled
+    assert set(data.targets) == {-1}
+    assert data[0][0].shape == (4000,)
+
+
+def test_a_class_folder_without_audio_is_an_error(tree):
+    (tree.root / "train" / "empty").mkdir()
+    (tree.root / "train" / "empty" / "notes.txt").write_text("not audio")
+    with pytest.raises(SesemiError, match="empty .* hold no audio files"):
+        dataset("audio_folder", str(tree.root), "train")
+
+
+def test_a_folder_without_audio_is_an_error(tmp_path):
+    (tmp_path / "unlabeled").mkdir()
+    with pytest.raises(SesemiError, match="no audio files"):
+        dataset("audio_file", str(tmp_path), "unlabeled")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100])
+def test_on_error_raise_names_the_unreadable_file(tree, content):
+    broken = tree.root / "train" / "low" / "broken.wav"
+    broken.write_bytes(content)
+    data = dataset("audio_folder", str(tree.root), "train", on_error="raise")
+    index = [path for path, _ in data.samples].index(str(broken))
+    with pytest.raises(SesemiError, match=r"cannot read audio file .*broken\.wav.*on_error=skip"):
+        data[index]
+
+
+def test_on_error_skip_takes_the_next_file_and_warns_once(tree, caplog):
+    broken = write(tree.root / "train" / "low" / "a_silent.wav", np.zeros(0, np.float32))
+    data = dataset("audio_folder", str(tree.root), "train")
+    index = [path for path, _ in data.samples].index(str(broken))
+    waveform, label = data[index]
+    assert waveform.numel() > 0 and label == data.classes.index("low")
+    data[index]
+    assert data.skipped == {str(broken)}
+    assert sum("a_silent.wav" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_cache_is_read_when_present_and_up_to_date(tree):
+    """A cache entry replaces decoding; an edited source misses it and is decoded again."""
+    path = tree.root / "train" / "high" / "train0.wav"
+    cache = AudioCache(tree.root, 16000)
+    marker = np.full(123, 0.25, np.float32)
+    cache.store(path, marker)
+    data = dataset("audio_folder", str(tree.root), "train", sample_rate=16000)
+    index = [p for p, _ in data.samples].index(str(path))
+    assert torch.equal(data[index][0], torch.from_numpy(marker))
+    write(path, tone(3000, seconds=0.25))  # another size: the entry is stale
+    assert data[index][0].shape == (4000,)
+    other_rate = dataset("audio_folder", str(tree.root), "train", sample_rate=8000)
+    assert other_rate.cache is None  # no cache at 8 kHz: decode

@@ -1,0 +1,170 @@
+"""Audio decoding, resampling, crops and waveform augmentations (sesemi/transforms/audio.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from audio_samples import chirp, noise, tone, write
+from torch.utils.data import default_collate
+
+from sesemi.errors import SesemiError
+from sesemi.transforms import (
+    MultiView,
+    eval_audio_transforms,
+    strong_audio_transforms,
+    weak_audio_transforms,
+)
+from sesemi.transforms.audio import (
+    AddNoise,
+    AudioReadError,
+    CropOrPad,
+    MixClips,
+    RandomGain,
+    TimeShift,
+    decode,
+    frames,
+    load_audio,
+    resample,
+)
+
+
+def _peak_hz(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize(
+    ("extension", "rate"),
+    [("wav", 22050), ("flac", 22050), ("ogg", 22050), ("opus", 48000), ("mp3", 22050), ("m4a", 22050), ("wma", 22050)],
+)
+def test_every_format_decodes_to_mono_float32_at_its_rate(tmp_path, extension, rate):
+    """Each format decodes to mono float32 of about the written length, with the tone intact."""
+    samples = tone(440, seconds=0.5, rate=rate)
+    decoded, decoded_rate = decode(write(tmp_path / f"a.{extension}", samples, rate))
+    assert decoded_rate == rate and decoded.dtype == np.float32 and decoded.ndim == 1
+    assert abs(len(decoded) - len(samples)) <= 0.1 * rate  # codecs pad or trim a few frames
+    assert abs(_peak_hz(decoded, rate) - 440) < 10
+
+
+def test_stereo_is_mixed_down_to_the_channel_mean(tmp_path):
+    left, right = tone(440), tone(1000)
+    decoded, _ = decode(write(tmp_path / "stereo.wav", np.stack([left, right], axis=1)))
+    np.testing.assert_allclose(decoded, (left + right) / 2, atol=1e-4)
+
+
+def test_resampling_keeps_the_duration_and_frequency():
+    """22.05 kHz -> 16 kHz with soxr: 16000 samples per second, the tone where it was."""
+    resampled = resample(tone(1000, seconds=1.0), 22050, 16000)
+    assert len(resampled) == 16000 and resampled.dtype == np.float32
+    assert abs(_peak_hz(resampled, 16000) - 1000) < 2
+    same = tone(1000)
+    assert resample(same, 22050, 22050) is same
+
+
+def test_load_audio_resamples_a_file(tmp_path):
+    samples = load_audio(write(tmp_path / "c.flac", chirp(200, 4000, seconds=0.5)), 16000)
+    assert len(samples) == 8000
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "Format not recognised|Invalid data"), (b"not audio at all" * 64, None)],
+)
+def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioReadError, match=reason):
+        decode(path)
+
+
+def test_a_file_without_samples_is_an_error(tmp_path):
+    path = write(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    with pytest.raises(AudioReadError, match="no samples"):
+        decode(path)
+
+
+def test_a_missing_audio_package_names_the_extra(monkeypatch, tmp_path):
+    """Without soxr the error says how to install the audio extra."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_soxr(name, *args, **kwargs):
+        if name == "soxr":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_soxr)
+    with pytest.raises(SesemiError, match=r"sesemi\[audio\]"):
+        resample(tone(440), 22050, 16000)
+
+
+def test_crop_or_pad_random_in_training_centred_in_evaluation():
+    long, short = torch.arange(10.0), torch.ones(4)
+    assert torch.equal(CropOrPad(4, random=False)(long), torch.tensor([3.0, 4, 5, 6]))
+    assert torch.equal(CropOrPad(8, random=False)(short), torch.tensor([0.0, 0, 1, 1, 1, 1, 0, 0]))
+    torch.manual_seed(0)
+    starts = {int(CropOrPad(4)(long)[0]) for _ in range(50)}
+    assert starts == set(range(7))  # every offset of a 4-sample crop of 10 samples
+    padded = [CropOrPad(8)(short) for _ in range(50)]
+    assert all(len(p) == 8 and p.sum() == 4 for p in padded)
+    assert len({int(p.argmax()) for p in padded}) > 1  # the clip lands at different offsets
+
+
+def test_gain_stays_in_its_decibel_range():
+    torch.manual_seed(0)
+    ones = torch.ones(100)
+    gains = torch.stack([RandomGain(-6, 6)(ones)[0] for _ in range(200)])
+    assert gains.min() >= 10 ** (-6 / 20) - 1e-6 and gains.max() <= 10 ** (6 / 20) + 1e-6
+    assert gains.max() / gains.min() > 2  # the range is used
+
+
+def test_time_shift_moves_the_signal_and_fills_zeros():
+    torch.manual_seed(0)
+    impulse = torch.zeros(100)
+    impulse[50] = 1.0
+    positions = {int(TimeShift(0.1)(impulse).argmax()) for _ in range(100)}
+    assert min(positions) >= 40 and max(positions) <= 60 and len(positions) > 5
+    assert TimeShift(0.1)(impulse).sum() == 1.0
+
+
+def test_noise_is_added_at_the_drawn_snr():
+    torch.manual_seed(0)
+    signal = torch.from_numpy(tone(440, seconds=1.0))
+    noisy = AddNoise(min_snr_db=10, max_snr_db=10)(signal)
+    snr = 10 * torch.log10(signal.pow(2).mean() / (noisy - signal).pow(2).mean())
+    assert abs(float(snr) - 10) < 0.5
+    assert torch.equal(AddNoise(p=0.0)(signal), signal)
+    assert AddNoise()(torch.zeros(100)).abs().sum() > 0  # silence still gets noise
+
+
+def test_mix_clips_adds_an_earlier_clip_quieter():
+    """The first clip has nothing to mix with; the second gets the first at the drawn SNR."""
+    mix = MixClips(min_snr_db=6, max_snr_db=6, p=1.0)
+    first, second = torch.from_numpy(tone(440)), torch.from_numpy(tone(1000))
+    assert torch.equal(mix(first), first)
+    added = mix(second) - second
+    assert torch.allclose(added / added.abs().max(), first / first.abs().max(), atol=1e-5)
+    ratio = 20 * torch.log10(second.pow(2).mean().sqrt() / added.pow(2).mean().sqrt())
+    assert abs(float(ratio) - 6) < 0.1
+
+
+def test_weak_and_strong_views_plug_into_multiview():
+    """Items ((weak, strong), label) collate to ([B, T], [B, T]) as FixMatch expects."""
+    weak = weak_audio_transforms(clip_seconds=0.5, sample_rate=16000)
+    view = MultiView([weak, strong_audio_transforms(weak)])
+    clips = [torch.from_numpy(noise(seconds=s, rate=16000, seed=i)) for i, s in enumerate((0.3, 0.7, 0.5, 1.0))]
+    (weak_batch, strong_batch), labels = default_collate([(view(c), -1) for c in clips])
+    assert weak_batch.shape == strong_batch.shape == (4, 8000)
+    assert not torch.equal(weak_batch, strong_batch)
+    assert eval_audio_transforms(clip_seconds=0.5, sample_rate=16000)(clips[3]).shape == (8000,)
+
+
+def test_frames_cover_the_recording_with_sliding_windows():
+    waveform = torch.arange(1.0, 11.0)  # 10 samples
+    windows = frames(waveform, window=4, hop=3)
+    assert windows.tolist() == [[1, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9, 10]]
+    last_padded = frames(torch.arange(1.0, 12.0), window=4, hop=3)
+    assert last_padded[-1].tolist() == [10, 11, 0, 0]
+    assert frames(torch.ones(2), window=4, hop=2).tolist() == [[0, 1, 1, 0]]  # centred, as in eval
