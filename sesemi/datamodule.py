@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
@@ -33,6 +34,14 @@ def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
     if root is None:
         return Path(data_root)
     return Path(root) if os.path.isabs(root) else Path(data_root) / root
+
+
+def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) -> Any:
+    """A batch sampler from its config; it is given the loader's batch size when it takes one."""
+    parameters = inspect.signature(get_object(config._target_)).parameters
+    if batch_size is not None and "batch_size" in parameters and "batch_size" not in config:
+        return instantiate(config, data, batch_size=batch_size)
+    return instantiate(config, data)
 
 
 class SESEMIDataModule(pl.LightningDataModule):
@@ -101,10 +110,12 @@ class SESEMIDataModule(pl.LightningDataModule):
         if kwargs.get("num_workers", 0) == 0:
             kwargs.pop("persistent_workers", None)
             kwargs.pop("prefetch_factor", None)
-        for key in ("sampler", "batch_sampler", "collate_fn"):
-            if config.get(key):
-                target = config[key]
-                kwargs[key] = instantiate(target, data) if key != "collate_fn" else instantiate(target)
+        if config.get("sampler"):
+            kwargs["sampler"] = instantiate(config.sampler, data)
+        if config.get("batch_sampler"):
+            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size)
+        if config.get("collate_fn"):
+            kwargs["collate_fn"] = instantiate(config.collate_fn)
         if "batch_sampler" in kwargs:
             kwargs.pop("shuffle", None)
             kwargs.pop("drop_last", None)

@@ -1,11 +1,14 @@
-"""Samplers for training loaders."""
+"""Samplers for training loaders: repeating small data sets, class-balanced batches."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sized
 
 import torch
+from torch import Tensor
 from torch.utils.data import Sampler
+
+from sesemi.errors import SesemiError
 
 
 class RepeatingRandomSampler(Sampler[int]):
@@ -32,3 +35,63 @@ class RepeatingRandomSampler(Sampler[int]):
         passes = -(-self.num_samples // n)
         order = torch.cat([torch.randperm(n) for _ in range(passes)])[: self.num_samples]
         return iter(order.tolist())
+
+
+class ClassBalancedBatchSampler(Sampler[list[int]]):
+    """Batches of `classes_per_batch` (N) classes x `samples_per_class` (M) items of each.
+
+    Every batch draws N distinct classes at random and M items of each (with replacement only
+    when a class has fewer than M), so rare classes are seen as often as common ones. Use it as
+    a loader's `batch_sampler`; the data module passes the loader's `batch_size`, which must be
+    N x M. For one process (it is not split across DDP processes).
+
+    Args:
+        data_source: A labeled data set with `targets` (class indices).
+        classes_per_batch: N, the classes in each batch.
+        samples_per_class: M, the items of each class in a batch.
+        batch_size: The loader's batch size, checked against N x M (None: not checked).
+        num_batches: Batches per epoch (default: as many as cover the data set once).
+    """
+
+    def __init__(
+        self,
+        data_source: Sized,
+        classes_per_batch: int,
+        samples_per_class: int,
+        batch_size: int | None = None,
+        num_batches: int | None = None,
+    ):
+        size = classes_per_batch * samples_per_class
+        if batch_size is not None and batch_size != size:
+            raise SesemiError(
+                f"the class-balanced batch sampler makes batches of classes_per_batch x samples_per_class = "
+                f"{classes_per_batch} x {samples_per_class} = {size}, but batch_size is {batch_size}; "
+                "make them equal"
+            )
+        targets = torch.as_tensor(getattr(data_source, "targets", []))
+        if targets.numel() == 0 or bool((targets < 0).any()):
+            raise SesemiError("the class-balanced batch sampler needs a labeled data set (with class targets)")
+        classes = targets.unique()
+        if classes_per_batch < 1 or samples_per_class < 1 or classes_per_batch > len(classes):
+            raise SesemiError(
+                f"classes_per_batch must be between 1 and the {len(classes)} classes of the data, and "
+                f"samples_per_class at least 1 (got {classes_per_batch} and {samples_per_class})"
+            )
+        self.members = [torch.nonzero(targets == c).squeeze(1) for c in classes]
+        self.classes_per_batch = classes_per_batch
+        self.samples_per_class = samples_per_class
+        self.batch_size = size
+        self.num_batches = num_batches or max(1, len(targets) // size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _draw(self, members: Tensor) -> Tensor:
+        if len(members) >= self.samples_per_class:
+            return members[torch.randperm(len(members))[: self.samples_per_class]]
+        return members[torch.randint(len(members), (self.samples_per_class,))]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.num_batches):
+            chosen = torch.randperm(len(self.members))[: self.classes_per_batch]
+            yield torch.cat([self._draw(self.members[c]) for c in chosen.tolist()]).tolist()

@@ -96,7 +96,9 @@ class DataLoaderConfig:
         batch_size: The batch size; defaults to `run.batch_size_per_gpu`.
         shuffle: Whether to reshuffle the data every epoch.
         sampler: An optional instantiable sampler.
-        batch_sampler: An optional instantiable batch sampler (excludes batch_size/shuffle).
+        batch_sampler: An optional instantiable batch sampler (excludes shuffle/drop_last); the
+            data set is passed in, and `batch_size` when the sampler takes one and sets none
+            (e.g. `sesemi.samplers.ClassBalancedBatchSampler`).
         num_workers: Loader worker processes (0 loads in the main process).
         collate_fn: An optional instantiable collate function (e.g. RotationTransformer).
         pin_memory: Whether to pin batches in page-locked memory for faster GPU copies.

@@ -1,0 +1,78 @@
+"""Samplers (sesemi/samplers.py): the class-balanced N x M batch sampler."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
+
+from sesemi.datamodule import SESEMIDataModule
+from sesemi.errors import SesemiError
+from sesemi.samplers import ClassBalancedBatchSampler
+
+
+class Labeled(torch.utils.data.Dataset):
+    """`(index, label)` items; class c has `sizes[c]` of them."""
+
+    def __init__(self, sizes):
+        self.targets = [c for c, size in enumerate(sizes) for _ in range(size)]
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        return index, self.targets[index]
+
+
+def test_every_batch_has_n_classes_of_m_items():
+    data = Labeled([10, 3, 7, 20, 5])
+    sampler = ClassBalancedBatchSampler(data, classes_per_batch=3, samples_per_class=4, batch_size=12)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 45 // 12
+    for batch in batches:
+        counts = Counter(data.targets[i] for i in batch)
+        assert len(counts) == 3 and set(counts.values()) == {4}
+    rare = [i for batch in batches for i in batch if data.targets[i] == 1]
+    assert set(rare) <= {10, 11, 12}  # a class of 3 is drawn with replacement
+
+
+def test_batch_size_must_equal_n_times_m():
+    with pytest.raises(SesemiError, match=r"2 x 4 = 8, but batch_size is 10"):
+        ClassBalancedBatchSampler(Labeled([5, 5, 5]), 2, 4, batch_size=10)
+
+
+def test_it_needs_labels_and_enough_classes():
+    unlabeled = Labeled([4])
+    unlabeled.targets = [-1] * 4
+    with pytest.raises(SesemiError, match="labeled data set"):
+        ClassBalancedBatchSampler(unlabeled, 1, 2)
+    with pytest.raises(SesemiError, match="between 1 and the 2 classes"):
+        ClassBalancedBatchSampler(Labeled([3, 3]), 3, 2)
+
+
+def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
+    """The data module passes the loader's batch size, so a mismatch fails when loaders are built."""
+    data = Labeled([6, 6, 6, 6])
+    loader = {
+        "dataset": {"name": "labeled"},
+        "batch_size": 6,
+        "shuffle": True,
+        "batch_sampler": {
+            "_target_": "sesemi.samplers.ClassBalancedBatchSampler",
+            "classes_per_batch": 2,
+            "samples_per_class": 3,
+        },
+    }
+    module = SESEMIDataModule(OmegaConf.create({"train": {"supervised": loader}}))
+    monkeypatch.setattr(module, "_build_dataset", lambda config: data)
+    module.setup()
+    (images, labels), = [next(iter(module.train_dataloader()["supervised"]))]
+    assert len(images) == 6 and sorted(Counter(labels.tolist()).values()) == [3, 3]
+    module.data.train.supervised.batch_size = 8
+    with pytest.raises(InstantiationException) as raised:  # what the CLI prints as `error: ...`
+        module.train_dataloader()
+    assert isinstance(raised.value.__cause__, SesemiError)
+    assert "batch_size is 8" in str(raised.value.__cause__)
