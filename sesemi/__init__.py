@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sesemi.version import __version__
 
 _EXPORTS = {
+    "AudioBackbone": "sesemi.models.backbones.audio",
     "Classifier": "sesemi.learners.classifier",
     "ConvNet": "sesemi.models.backbones.convnet",
     "PolynomialLR": "sesemi.schedulers.lr",
@@ -26,6 +27,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AudioBackbone",
     "Classifier",
     "ConvNet",
     "PolynomialLR",
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from sesemi.datasets.registry import dataset, register_dataset
     from sesemi.errors import SesemiError
     from sesemi.learners.classifier import Classifier
+    from sesemi.models.backbones.audio import AudioBackbone
     from sesemi.models.backbones.convnet import ConvNet
     from sesemi.models.backbones.timm import PyTorchImageModels
     from sesemi.models.backbones.torchvision import TorchVisionBackbone

@@ -13,9 +13,22 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sesemi.errors import SesemiError
+
 NUM_ROTATIONS = 4
 JIGSAW_GRID_SIZE = 3
 JIGSAW_PERMUTATIONS = 24
+
+
+def _stack_images(batch: Sequence[tuple[Tensor, int]], method: str) -> Tensor:
+    """The batch's images `[B, C, H, W]`; other inputs (e.g. waveforms) are a user error."""
+    images = torch.stack([image for image, _ in batch])
+    if images.dim() != 4:
+        raise SesemiError(
+            f"{method} is image-only: it needs images (C, H, W), not inputs of shape "
+            f"{tuple(images.shape[1:])}; for audio use another method (e.g. audio_fixmatch)"
+        )
+    return images
 
 
 class RotationTransformer:
@@ -30,7 +43,7 @@ class RotationTransformer:
         self.return_supervised_labels = return_supervised_labels
 
     def __call__(self, batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, ...]:
-        images = torch.stack([image for image, _ in batch])  # (B, C, H, W)
+        images = _stack_images(batch, "rotation prediction")  # (B, C, H, W)
         rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(NUM_ROTATIONS)])
         rotation_labels = torch.arange(NUM_ROTATIONS).repeat_interleave(len(batch))
         if not self.return_supervised_labels:
@@ -85,7 +98,7 @@ class JigsawCollator:
         self.permutations = jigsaw_permutations(grid_size**2, num_permutations, seed)
 
     def __call__(self, batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-        images = torch.stack([image for image, _ in batch])
+        images = _stack_images(batch, "jigsaw prediction")
         b, c, h, w = images.shape
         g, th, tw = self.grid_size, h // self.grid_size, w // self.grid_size
         tiles = images[:, :, : g * th, : g * tw].reshape(b, c, g, th, g, tw)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from sesemi.collation import RotationTransformer
+from sesemi.collation import JigsawCollator, RotationTransformer
+from sesemi.errors import SesemiError
 
 
 def _batch(size: int = 3, channels: int = 3, height: int = 5, width: int = 5):
@@ -44,3 +46,10 @@ def test_works_as_a_dataloader_collate_fn():
     loader = torch.utils.data.DataLoader(data, batch_size=2, collate_fn=RotationTransformer())
     images, labels = next(iter(loader))
     assert images.shape == (8, 1, 4, 4) and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("collate", [RotationTransformer(), JigsawCollator()])
+def test_rotation_and_jigsaw_say_they_are_image_only(collate):
+    """Waveforms `[T]` (audio) are a one-line user error, not a shape error deep in torch."""
+    with pytest.raises(SesemiError, match="image-only"):
+        collate([(torch.zeros(16000), -1), (torch.zeros(16000), -1)])
