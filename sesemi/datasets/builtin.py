@@ -1,4 +1,5 @@
-"""Built-in data sets: `digits`, made offline on first use, and hints for downloadable ones.
+"""Built-in data sets: `digits` and `spoken_digits`, made offline on first use, and hints for
+downloadable ones.
 
 `digits` is scikit-learn's bundled copy of the UCI handwritten digits (1797 8x8 scans from 43
 writers), written as 32x32 PNG files in the standard layout:
@@ -7,6 +8,9 @@ writers), written as 32x32 PNG files in the standard layout:
     <data_root>/digits/unlabeled/          the rest of the training images, without labels
     <data_root>/digits/val/<class>/        500 held-out images
     <data_root>/digits/train_all/<class>/  train + unlabeled with their labels (for baselines)
+
+`spoken_digits` (sesemi/datasets/spoken_digits.py) is the ten digit words spoken by espeak-ng in
+many voices, accents, speeds and pitches over background noise, in the same layout.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
+
+from sesemi.datasets.spoken_digits import write_spoken_digits
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +75,10 @@ def _write_digits(target: Path) -> None:
         save(i, target / "val" / str(labels[i]))
 
 
-BUILDERS: dict[str, Callable[[Path], None]] = {"digits": _write_digits}
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "digits": _write_digits,
+    "spoken_digits": write_spoken_digits,
+}
 
 
 def prepare_builtin(root: str | Path) -> None:
