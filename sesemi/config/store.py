@@ -2,7 +2,13 @@
 
 from hydra.core.config_store import ConfigStore
 
-from sesemi.config.structs import ClassifierConfig, PseudoDatasetConfig, SESEMIConfig
+from sesemi.config.structs import (
+    ClassifierConfig,
+    InferenceConfig,
+    PreprocessConfig,
+    PseudoDatasetConfig,
+    SESEMIConfig,
+)
 
 
 def register_configs() -> None:
@@ -12,3 +18,5 @@ def register_configs() -> None:
     store.store(group="learner", name="classifier", node=ClassifierConfig)
     # The schema of configs/ops/pseudo_dataset.yaml (`defaults: [/pseudo_dataset_schema, _self_]`).
     store.store(name="pseudo_dataset_schema", node=PseudoDatasetConfig)
+    store.store(name="preprocess_schema", node=PreprocessConfig)
+    store.store(name="inference_schema", node=InferenceConfig)

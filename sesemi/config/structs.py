@@ -318,3 +318,59 @@ class PseudoDatasetConfig:
     device: str = "auto"
     on_error: str = "skip"
     overwrite: bool = False
+
+
+@dataclass
+class PreprocessConfig:
+    """The `preprocess` operation: decode and resample audio once, into the datasets' cache.
+
+    Attributes:
+        root: The data set's folder (what training reads as `run.data_root`).
+        sample_rate: The sample rate of the cache, in Hz (the training config's `sample_rate`).
+        cache_dir: The cache's folder; None means `<root>/.sesemi_cache/audio`, where the
+            audio datasets look by default (set their `cache_dir` to match another).
+        subset: A subfolder of `root`, a list of them, or None for all of `root`.
+        num_workers: Decoding processes (0 decodes in the main process).
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+    """
+
+    _target_: str = "sesemi.ops.preprocess.preprocess"
+    root: str = MISSING
+    sample_rate: int = 16000
+    cache_dir: str | None = None
+    subset: Any = None
+    num_workers: int = 0
+    on_error: str = "skip"
+
+
+@dataclass
+class InferenceConfig:
+    """The `inference` operation: a trained run's predictions for image or audio files.
+
+    Attributes:
+        run: The training run's folder (with `config.yaml` and `checkpoints/`) or a checkpoint in it.
+        inputs: A file, or a folder searched recursively for files of the model's kind.
+        output_dir: Where `predictions.csv` is written.
+        checkpoint: "best" or "last", for a run folder.
+        batch_size: Inputs (audio windows) per forward pass.
+        num_workers: Data loader processes that decode files (0: the main process).
+        device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
+        window_seconds: Audio: the sliding window's length; None uses the run's clip length.
+        hop_seconds: Audio: the spacing of windows; None uses half a window.
+        per_window: Audio: one row per window (with start and end in seconds) instead of one
+            per file with the mean of the windows' probabilities.
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+    """
+
+    _target_: str = "sesemi.ops.inference.inference"
+    run: str = MISSING
+    inputs: str = MISSING
+    output_dir: str = MISSING
+    checkpoint: str = "best"
+    batch_size: int = 64
+    num_workers: int = 0
+    device: str = "auto"
+    window_seconds: float | None = None
+    hop_seconds: float | None = None
+    per_window: bool = False
+    on_error: str = "skip"

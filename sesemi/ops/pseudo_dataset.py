@@ -124,7 +124,8 @@ def predict(
     return [indices[n] for n in rows], torch.cat(outputs)[rows]
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """`auto` (a GPU if there is one), `cpu`, `cuda` or `cuda:<index>` as a torch device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -180,7 +181,7 @@ def pseudo_dataset(
         raise SesemiError(f"{existing[0]} already exists; set overwrite=true to replace it")
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
-    target_device = _device(device)
+    target_device = resolve_device(device)
 
     teacher = load_teacher(checkpoint_path)
     labeled = dataset("image_folder", data_root, labeled_subset) if labeled_subset else None

@@ -1,0 +1,121 @@
+"""Audio through the `open_sesemi` console script: audio_fixmatch, ops/preprocess, ops/inference.
+
+Real subprocesses of the installed script on generated tones and chirps, with a tiny network
+and budget (seconds each, mostly start-up).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from audio_samples import audio_tree, tone, write
+
+OPEN_SESEMI = Path(sys.executable).parent / "open_sesemi"
+
+TINY_AUDIO = [
+    "run.num_iterations=3",
+    "run.batch_size_per_gpu=4",
+    "data.train.fixmatch.batch_size=4",
+    "learner.hparams.model.backbone.encoder.widths=[4,8]",
+    "learner.hparams.model.backbone.n_mels=16",
+    "data.train.supervised.num_workers=0",
+    "data.train.supervised.pin_memory=false",
+    "data.train.supervised.dataset.image_transform.clip_seconds=0.5",
+    "trainer.val_check_interval=3",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.log_every_n_steps=1",
+    "+trainer.enable_model_summary=false",
+]
+
+
+def open_sesemi(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [str(OPEN_SESEMI), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+
+
+@pytest.fixture(scope="module")
+def fixmatch_run(tmp_path_factory) -> Path:
+    """3 steps of audio_fixmatch on a generated data set (wav, flac and ogg at 22.05 kHz)."""
+    cwd = tmp_path_factory.mktemp("audio")
+    tree = audio_tree(cwd / "sounds")
+    done = open_sesemi("-cn", "audio_fixmatch", f"run.data_root={tree.root}", "run.id=af", *TINY_AUDIO, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (cwd / "runs" / "af").iterdir()
+    return run_dir
+
+
+@pytest.mark.slow
+def test_audio_fixmatch_trains_and_saves_a_run(fixmatch_run):
+    results = json.loads((fixmatch_run / "results.json").read_text())
+    assert results["global_step"] == 3 and results["classes"] == ["chirp", "high", "low"]
+    assert 0.0 <= results["metrics"]["val/top1"] <= 1.0
+    config = yaml.safe_load((fixmatch_run / "config.yaml").read_text())
+    assert config["learner"]["hparams"]["num_classes"] == 3
+    with open(fixmatch_run / "metrics.csv") as file:
+        logged = set(next(csv.reader(file)))
+    assert {"train/fixmatch_loss", "train/supervised_loss"} <= logged
+
+
+@pytest.mark.slow
+def test_ops_inference_writes_predictions(fixmatch_run, tmp_path):
+    write(tmp_path / "in" / "long.wav", tone(300, seconds=3.0))
+    done = open_sesemi("-cn", "ops/inference", f"run={fixmatch_run}", f"inputs={tmp_path / 'in'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (predictions,) = (tmp_path / "runs" / "ops").glob("*/predictions.csv")
+    with open(predictions) as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 1 and rows[0]["label"] in ("chirp", "high", "low")
+
+
+@pytest.mark.slow
+def test_ops_preprocess_fills_the_cache_training_reads(tmp_path):
+    tree = audio_tree(tmp_path / "sounds", train=1, val=1, unlabeled=1)
+    done = open_sesemi("-cn", "ops/preprocess", f"root={tree.root}", "sample_rate=16000", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((tree.root / ".sesemi_cache" / "audio" / "16000").rglob("*.npy"))) == 7
+
+
+ROTATION_ON_AUDIO = """
+defaults:
+  - audio_supervised
+  - loader/unlabeled_audio@data.train.rotation_prediction
+  - _self_
+data:
+  train:
+    rotation_prediction:
+      batch_size: 4
+      dataset:
+        image_transform: ${data.train.supervised.dataset.image_transform}
+      collate_fn:
+        _target_: sesemi.collation.RotationTransformer
+learner:
+  hparams:
+    model:
+      regularization_loss_heads:
+        rotation_prediction:
+          head:
+            _target_: sesemi.models.heads.loss.RotationPredictionLossHead
+            input_data: rotation_prediction
+"""
+
+
+@pytest.mark.slow
+def test_rotation_on_audio_is_a_one_line_error(tmp_path):
+    """rotation.yaml's loader and head moved onto audio fail with one line saying why."""
+    tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=2)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "rotation_audio.yaml").write_text(ROTATION_ON_AUDIO)
+    tiny = [o for o in TINY_AUDIO if "fixmatch" not in o]
+    done = open_sesemi("-cd", "configs", "-cn", "rotation_audio", f"run.data_root={tree.root}", *tiny, cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("error: rotation prediction is image-only")

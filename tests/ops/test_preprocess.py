@@ -1,0 +1,73 @@
+"""The `preprocess` operation (sesemi/ops/preprocess.py): the cache of decoded audio."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from audio_samples import audio_tree, tone, write
+
+from sesemi.datasets import dataset
+from sesemi.datasets.audio_cache import AudioCache
+from sesemi.errors import SesemiError
+from sesemi.ops.preprocess import preprocess
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return audio_tree(tmp_path / "sounds", train=1, val=1, unlabeled=2)
+
+
+def test_preprocess_caches_every_file_once(tree):
+    counts = preprocess(str(tree.root), sample_rate=16000)
+    assert counts == {"files": 8, "written": 8, "up_to_date": 0, "unreadable": 0, "removed": 0}
+    cache = AudioCache(tree.root, 16000)
+    source = tree.root / "unlabeled" / "u0.wav"
+    assert cache.load(source).shape == (8000,)  # 0.5 s at 16 kHz
+    assert preprocess(str(tree.root), sample_rate=16000)["up_to_date"] == 8
+
+
+def test_changed_files_and_sample_rates_are_decoded_again(tree):
+    preprocess(str(tree.root), sample_rate=16000)
+    changed = tree.root / "train" / "low" / "train0.wav"
+    write(changed, tone(500, seconds=0.25))
+    counts = preprocess(str(tree.root), sample_rate=16000)
+    assert (counts["written"], counts["up_to_date"], counts["removed"]) == (1, 7, 1)
+    assert AudioCache(tree.root, 16000).load(changed).shape == (4000,)
+    assert preprocess(str(tree.root), sample_rate=8000)["written"] == 8  # its own entries
+    (tree.root / "unlabeled" / "u1.flac").unlink()
+    assert preprocess(str(tree.root), sample_rate=16000)["removed"] == 1
+
+
+def test_datasets_read_the_cache(tree):
+    """What the dataset yields comes from the cache once preprocess has run."""
+    preprocess(str(tree.root), sample_rate=16000, subset="train")
+    source = tree.root / "train" / "high" / "train0.wav"
+    cache = AudioCache(tree.root, 16000)
+    entry = cache.entry(source)
+    np.save(entry, np.full(10, 0.5, np.float32))  # recognizable content under the same key
+    data = dataset("audio_folder", str(tree.root), "train", sample_rate=16000)
+    index = [p for p, _ in data.samples].index(str(source))
+    assert data[index][0].tolist() == [0.5] * 10
+
+
+def test_unreadable_files_are_skipped_or_named(tree):
+    broken = tree.root / "unlabeled" / "broken.mp3"
+    broken.write_bytes(b"no audio" * 50)
+    assert preprocess(str(tree.root), sample_rate=16000)["unreadable"] == 1
+    with pytest.raises(SesemiError, match=r"broken\.mp3"):
+        preprocess(str(tree.root), sample_rate=16000, on_error="raise")
+
+
+def test_worker_processes_write_the_same_cache(tree):
+    assert preprocess(str(tree.root), sample_rate=16000, num_workers=2)["written"] == 8
+    assert all(AudioCache(tree.root, 16000).entry(p).is_file() for p in (tree.root / "val").rglob("*.*"))
+
+
+def test_missing_root_or_no_audio_is_a_user_error(tmp_path):
+    with pytest.raises(SesemiError, match="does not exist"):
+        preprocess(str(tmp_path / "nothing"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(SesemiError, match="no audio files"):
+        preprocess(str(tmp_path / "empty"))
