@@ -10,7 +10,10 @@ import pytest
 import sesemi
 
 
-@pytest.mark.parametrize("name", ["Classifier", "ConvNet", "PolynomialLR", "RotationTransformer", "SesemiError", "dataset"])
+@pytest.mark.parametrize(
+    "name",
+    ["AudioBackbone", "Classifier", "ConvNet", "PolynomialLR", "RotationTransformer", "SesemiError", "dataset"],
+)
 def test_public_names_are_the_real_objects(name):
     """`sesemi.X` is the object from its home module (the path configs use as _target_)."""
     import importlib
