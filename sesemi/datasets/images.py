@@ -23,6 +23,12 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMG_EXTENSIONS
 
 
+def read_image(path: str | Path) -> Image.Image:
+    """An image file as RGB (grayscale and palette images are converted)."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
 def subset_dirs(root: str | Path, subset: str | Sequence[str] | None) -> list[Path]:
     """The folders a `subset` names under `root` (all of `root` when None)."""
     root = Path(root)
@@ -154,5 +160,4 @@ class ImageDataset(FileDataset):
     read_errors = (OSError, ValueError, SyntaxError)
 
     def read(self, path: str) -> Image.Image:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        return read_image(path)

@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from sesemi.datasets.images import ImageDataset, is_image_file
+from sesemi.datasets.images import is_image_file, read_image
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.models.backbones.audio import AudioBackbone
@@ -80,10 +80,9 @@ class _Image:
 
     def __init__(self, transform: Callable):
         self.transform = transform
-        self.read = ImageDataset([], []).read
 
     def __call__(self, path: str) -> Tensor:
-        return self.transform(self.read(path))[None]
+        return self.transform(read_image(path))[None]
 
 
 class _Inputs(Dataset):
