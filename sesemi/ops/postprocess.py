@@ -65,15 +65,21 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def differences(runs: Sequence[Run]) -> list[str]:
-    """The config fields that every run sets and that differ between runs.
+    """The config fields that tell apart runs of the same `run.id` (e.g. the values of a sweep).
 
-    Fields only some runs have (a loss head of one method) are left to the `method` column.
+    Runs of different ids are told apart by the id and method columns, not by the many fields in
+    which two configs differ; fields only some runs have (a loss head of one method) are left to
+    the `method` column, and the seed to its own.
     """
-    flats = [_flatten(run.config or {}) for run in runs]
-    if len(flats) < 2:
-        return []
-    shared = set.intersection(*(set(flat) for flat in flats)) - NOT_DIFFERENCES
-    return sorted(key for key in shared if len({repr(flat[key]) for flat in flats}) > 1)
+    by_id: dict[Any, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_id.setdefault(field_value(run, "run.id"), []).append(_flatten(run.config or {}))
+    fields: set[str] = set()
+    for flats in by_id.values():
+        if len(flats) > 1:
+            shared = set.intersection(*(set(flat) for flat in flats)) - NOT_DIFFERENCES
+            fields |= {key for key in shared if len({repr(flat[key]) for flat in flats}) > 1}
+    return sorted(fields)
 
 
 def _cell(value: Any) -> Any:

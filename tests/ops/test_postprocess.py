@@ -44,10 +44,14 @@ def three_seeds_two_lrs(make_run, run_config, tmp_path):
 
 
 def test_differences_are_shared_fields_with_other_values(run_config, make_run, tmp_path):
-    """Fields every run has and that differ; not the seed, not the fields of one method only."""
+    """Fields that every run of an id has and that differ; not the seed, not the fields of one
+    method only, and not what differs between runs of other ids (other configs)."""
     make_run("a", config=run_config(seed=1, lr=0.1, heads=["fixmatch"]))
     make_run("b", config=run_config(seed=2, lr=0.03, heads=["rotation_prediction"]))
+    make_run("c", config=run_config(seed=1, lr=0.5, run_id="other"))
     assert differences(find_runs(tmp_path / "runs")) == ["learner.hparams.optimizer.lr"]
+    (tmp_path / "runs" / "b" / "results.json").unlink()
+    assert differences([run for run in find_runs(tmp_path / "runs") if run.finished]) == []
 
 
 def test_summary_has_one_row_per_finished_run(three_seeds_two_lrs):
