@@ -133,7 +133,8 @@ def show(
 
     Examples:
       $ sesemi show fixmatch
-      $ sesemi show digits --save configs/   # then: sesemi train -cd configs -cn digits
+      $ sesemi show digits --save configs/my_digits.yaml
+      $ sesemi train -cd configs -cn my_digits      # your copy, changed as you like
     """
     functions.show(name, save=save, force=force)
 

@@ -256,8 +256,8 @@ def _print_summary(summary: Summary, folder: Path, runs: Sequence[Run]) -> None:
         (f"mean ± std by {', '.join(summary.by)}", display(summary.aggregated)),
     ):
         table = Table(title=title, title_justify="left")
-        for column in frame.columns:
-            table.add_column(column, overflow="fold")
+        for column in frame.columns:  # run folders are long; they fold rather than lose their end
+            table.add_column(column, overflow="fold" if column == "run" else "ellipsis")
         for row in frame.itertuples(index=False):
             table.add_row(*row)
         console.print(table)

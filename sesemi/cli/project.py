@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 PROJECT_FOLDERS = ("configs", "data", "runs", "src")
-# A full stop before a capital letter, or a colon before a spaced-out layout.
-SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])|:\s{2,}")
+# A full stop (not of "et al.") before a capital or a number, or a colon before a spaced-out layout.
+SENTENCE_END = re.compile(r"(?<=\.)(?<! al\.)\s+(?=[A-Z0-9])|:\s{2,}")
 
 CUSTOM_CONFIG = """\
 # Your experiment: the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
