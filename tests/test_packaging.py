@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BUILTIN = ["base.yaml", "digits.yaml", "imagewoof.yaml", "backbone/convnet.yaml"]
+BUILTIN = [
+    "base.yaml",
+    "digits.yaml",
+    "imagewoof.yaml",
+    "backbone/convnet.yaml",
+    "audio_fixmatch.yaml",
+    "audio_encoder/convnet.yaml",
+    "ops/inference.yaml",
+]
 
 COMPOSE = """
 import sys, sesemi
