@@ -5,6 +5,7 @@
     run.train(pd.DataFrame({"path": [...], "label": [...]}), unlabeled=[...], eval=eval_frame,
               method="fixmatch", overrides=["run.num_iterations=2000"])
     run = sesemi.training_run(load="runs/pets")     # later, in another process
+    run.predict(["a.jpg", "b.jpg"])                 # [{"cat": 0.9, "dog": 0.1}, ...]
     run.evaluate(eval_frame)                        # {"val/top1": ..., "val/loss": ...}
 
 The data are linked (or copied, where links are not possible) into the standard layout under
@@ -121,6 +122,7 @@ class TrainingRun:
         self.folder = Path(dir).absolute() / self.name
         self.method: str | None = None
         self.overrides: list[str] = []
+        self._predictor: Any = None  # the trained model, loaded on the first predict()
 
     @classmethod
     def load(cls, path: str | Path) -> TrainingRun:
@@ -250,7 +252,7 @@ class TrainingRun:
             self._write_labeled(eval_pairs, data / "val", "eval")
         if unlabeled_paths:
             _link(unlabeled_paths, data / "unlabeled")
-        self.method, self.overrides = method, [*overrides]
+        self.method, self.overrides, self._predictor = method, [*overrides], None
         info = {
             "task": self.task,
             "name": self.name,
@@ -261,6 +263,25 @@ class TrainingRun:
         (self.folder / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
         validation = [] if eval_pairs is not None else ["data.val.dataset.subset=train"]
         return self._run(_timestamped(self.folder), [*validation, *self.overrides])
+
+    def predict(self, paths: Sequence[str | Path], batch_size: int = 64) -> list[dict[str, float]]:
+        """The class probabilities of each file by the best checkpoint, in input order.
+
+        Args:
+            paths: Image (or, for an audio run, audio) files.
+            batch_size: Inputs per forward pass.
+
+        Returns:
+            `[{label: probability, ...}, ...]`, one dict per file.
+        """
+        from sesemi.ops.inference import Predictor
+
+        if self._predictor is None:
+            self._predictor = Predictor.from_run(self.checkpoint)
+        probabilities = self._predictor.predict([str(path) for path in paths], batch_size)
+        return [
+            dict(zip(self._predictor.labels, row.tolist(), strict=True)) for row in probabilities
+        ]
 
     def evaluate(self, eval: Examples) -> dict[str, float]:
         """The metrics (`val/top1`, `val/loss`, ...) of the best checkpoint on labeled examples.

@@ -26,12 +26,14 @@ TINY = [
     "+trainer.enable_model_summary=false",
 ]
 
-EVALUATE = """
+LOAD_PREDICT_EVALUATE = """
 import json, sys
 import pandas as pd
 import sesemi
 run = sesemi.training_run(load=sys.argv[1])
-print(json.dumps({"repr": repr(run), "metrics": run.evaluate(pd.read_csv(sys.argv[2]))}))
+frame = pd.read_csv(sys.argv[2])
+predictions = run.predict(frame["path"].tolist(), batch_size=4)
+print(json.dumps({"repr": repr(run), "predictions": predictions, "metrics": run.evaluate(frame)}))
 """
 
 
@@ -74,15 +76,17 @@ def test_train_writes_the_standard_layout_and_a_run(trained, image_tree):
 
 
 def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
-    """Loaded in a fresh process, the run evaluates its best checkpoint on the validation set to
-    the best val/top1 the training recorded."""
+    """Loaded in a fresh process, the run predicts the validation images, in order, as the
+    training's validation of its best checkpoint did (same accuracy), and evaluates them to the
+    same val/top1."""
     run, results = trained
+    validation = frame(image_tree.root, "val")
     eval_csv = tmp_path / "eval.csv"
-    frame(image_tree.root, "val").to_csv(eval_csv, index=False)
+    validation.to_csv(eval_csv, index=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     done = subprocess.run(
-        [sys.executable, "-c", EVALUATE, str(run.folder), str(eval_csv)],
+        [sys.executable, "-c", LOAD_PREDICT_EVALUATE, str(run.folder), str(eval_csv)],
         capture_output=True,
         text=True,
         env=env,
@@ -92,7 +96,15 @@ def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert "name='colors'" in answer["repr"] and "trained=True" in answer["repr"]
-    assert answer["metrics"]["val/top1"] == pytest.approx(results["best"]["val/top1"], abs=1e-6)
+    best = results["best"]["val/top1"]
+    predictions = answer["predictions"]
+    assert len(predictions) == len(validation)
+    assert all(
+        sorted(p) == image_tree.classes and sum(p.values()) == pytest.approx(1) for p in predictions
+    )
+    predicted = [max(p, key=p.get) for p in predictions]
+    assert (pd.Series(predicted) == validation["label"]).mean() == pytest.approx(best, abs=1e-6)
+    assert answer["metrics"]["val/top1"] == pytest.approx(best, abs=1e-6)
     assert list((run.folder / "evaluate").glob("*/results.json"))
 
 

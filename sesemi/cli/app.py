@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from sesemi.cli import functions
+from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
 app = typer.Typer(
@@ -180,6 +181,100 @@ def train(
       $ sesemi train -h                        # the config groups (Hydra's help)
     """
     functions.train(config_name, config_dir=config_dir, overrides=overrides)
+
+
+@command(context_settings={"ignore_unknown_options": True})
+def inference(
+    model: Annotated[Path, typer.Argument(help="A training run's folder, or a checkpoint in it.")],
+    input: Annotated[
+        Path, typer.Argument(help="A file, a folder (recursive), or a .txt file listing paths.")
+    ],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="checkpoint=last, window_seconds=2, hop_seconds=1, per_window=true, "
+            "num_workers=2, on_error=raise"
+        ),
+    ] = None,
+    save_dir: Annotated[
+        Path, typer.Option("--save-dir", help="Where predictions.csv goes.")
+    ] = Path("predictions"),
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")
+    ] = 64,
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")
+    ] = False,
+    force: Force = False,
+) -> None:
+    """Predict image or audio files with a trained run: predictions.csv (path, label, score, one
+    probability per class).
+
+    Long recordings are predicted in sliding windows whose probabilities are averaged.
+
+    Examples:
+      $ sesemi inference runs/digits/2026-11-23_16-09-06 data/new_images --save-dir out
+      $ sesemi inference runs/digits/2026-11-23_16-09-06/checkpoints/last.ckpt files.txt
+      $ sesemi inference runs/spoken_digits/<time> recordings window_seconds=2 per_window=true
+      $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
+    """
+    functions.inference(
+        model,
+        input,
+        overrides,
+        save_dir=save_dir,
+        device=device,
+        batch_size=batch_size,
+        embeddings=embeddings,
+        force=force,
+    )
+
+
+@command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def preprocess(
+    arguments: Annotated[
+        list[str] | None,
+        typer.Argument(help="A folder of recordings, or with -cn the config's overrides."),
+    ] = None,
+    config_name: Annotated[
+        str | None,
+        typer.Option("--config-name", "-cn", help="An audio config, instead of a folder."),
+    ] = None,
+    config_dir: Annotated[
+        Path | None, typer.Option("--config-dir", "-cd", help="A folder of your own configs.")
+    ] = None,
+    sample_rate: Annotated[int, typer.Option("--sample-rate", help="For a folder, in Hz.")] = 16000,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Default: FOLDER/.sesemi_cache/audio.")
+    ] = None,
+    num_workers: Annotated[int, typer.Option("--num-workers", help="Decoding processes.")] = 0,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="skip unreadable files, or raise on the first.")
+    ] = "skip",
+) -> None:
+    """Decode and resample recordings once, into the cache audio training reads.
+
+    Run it again after adding or changing files: only those are decoded.
+
+    Examples:
+      $ sesemi preprocess data/my_sounds --sample-rate 16000
+      $ sesemi preprocess -cn audio_fixmatch run.data_root=data/my_sounds
+      $ sesemi preprocess -cn spoken_digits --num-workers 2
+    """
+    arguments = arguments or []
+    if config_name is None and len(arguments) > 1:
+        raise SesemiError(f"give one folder of recordings (or a config with -cn), not {arguments}")
+    functions.preprocess(
+        None if config_name or not arguments else arguments[0],
+        config_name=config_name,
+        config_dir=config_dir,
+        overrides=arguments if config_name else None,
+        sample_rate=sample_rate,
+        cache_dir=cache_dir,
+        num_workers=num_workers,
+        on_error=on_error,
+    )
 
 
 @command()

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sesemi.cli.project import (
     CUSTOM_CONFIG,
@@ -210,6 +210,203 @@ def train(
     ]
     with _hydra_command_line([*arguments, *(overrides or [])]):
         open_sesemi.main()
+
+
+def inference(
+    model: str | Path,
+    input: str | Path,
+    overrides: Sequence[str] | None = None,
+    save_dir: str | Path = "predictions",
+    device: str = "auto",
+    batch_size: int = 64,
+    embeddings: bool = False,
+    force: bool = False,
+) -> Path:
+    """Predicts image or audio files with a trained run; writes `predictions.csv`.
+
+    The table has `path, label, score` and one probability column per class (and, with
+    `per_window=true`, one row per audio window with its `start` and `end`). Recordings longer
+    than the training clips are predicted in sliding windows whose probabilities are averaged.
+
+    Args:
+        model: A training run's folder, or a checkpoint in its `checkpoints/`.
+        input: A file, a folder (searched recursively for files of the model's kind), or a
+            text file listing one path per line.
+        overrides: Settings as `key=value`: `checkpoint` (best or last), `window_seconds`,
+            `hop_seconds`, `per_window`, `num_workers`, `on_error` (skip or raise); see
+            `sesemi show ops/inference`.
+        save_dir: Where to write `predictions.csv` (and `embeddings.npy`).
+        device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
+        batch_size: Inputs (audio windows) per forward pass.
+        embeddings: Also write the backbone's features, row for row with the table, as
+            `embeddings.npy`.
+        force: Overwrite existing predictions.
+
+    Returns:
+        The path of `predictions.csv`.
+    """
+    import numpy as np
+    from rich.progress import Progress
+
+    from sesemi.ops import predictions as ops
+    from sesemi.ops.inference import PREDICTIONS_FILE, Predictor
+
+    settings = _inference_settings(overrides)
+    folder = Path(save_dir)
+    target = folder / PREDICTIONS_FILE
+    if target.exists() and not force:
+        raise SesemiError(f"{target} exists; pass --force to overwrite it")
+    predictor = Predictor.from_run(model, device, settings.pop("checkpoint"))
+    paths = ops.read_inputs(input, predictor)
+    per_window = settings.pop("per_window")
+    window, hop = (
+        predictor.windowing(settings["window_seconds"], settings["hop_seconds"])
+        if predictor.audio
+        else (0, 0)
+    )
+    console = _console()
+    with Progress(
+        console=console, transient=True, disable=not (console.is_terminal or console.is_jupyter)
+    ) as progress:
+        task = progress.add_task("predicting", total=len(paths))
+        result = ops.predict(
+            predictor,
+            paths,
+            batch_size,
+            embeddings,
+            lambda done: progress.update(task, completed=done),
+            **settings,
+        )
+    frame, vectors = ops.table(result, predictor, per_window, window, hop)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(target, index=False, float_format="%.6g")
+    embeddings_file = folder / "embeddings.npy"
+    if vectors is not None:
+        np.save(embeddings_file, vectors)
+    else:  # those of earlier predictions would not match these rows
+        embeddings_file.unlink(missing_ok=True)
+    unreadable = sum(w is None for w in result.windows)
+    console.print(
+        f"predicted {len(paths) - unreadable} files"
+        + (f" ({unreadable} unreadable, skipped)" if unreadable else "")
+        + f": {target}"
+        + (f", {embeddings_file}" if vectors is not None else ""),
+        highlight=False,
+    )
+    return target
+
+
+INFERENCE_SETTINGS = (
+    "checkpoint",
+    "window_seconds",
+    "hop_seconds",
+    "per_window",
+    "num_workers",
+    "on_error",
+)
+
+
+def _inference_settings(overrides: Sequence[str] | None) -> dict[str, Any]:
+    """The `key=value` settings of inference, checked against `InferenceConfig`'s types."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sesemi.config.structs import InferenceConfig
+
+    unknown = [
+        o for o in overrides or () if o.split("=", 1)[0] not in INFERENCE_SETTINGS or "=" not in o
+    ]
+    if unknown:
+        raise SesemiError(
+            f"inference does not take {unknown[0]!r}; "
+            f"its settings: {', '.join(INFERENCE_SETTINGS)}=..."
+        )
+    try:
+        settings = OmegaConf.merge(
+            OmegaConf.structured(InferenceConfig), OmegaConf.from_dotlist([*(overrides or ())])
+        )
+    except OmegaConfBaseException as error:
+        raise SesemiError(f"bad inference setting: {str(error).splitlines()[0]}") from None
+    return {key: settings[key] for key in INFERENCE_SETTINGS}
+
+
+def preprocess(
+    root: str | Path | None = None,
+    config_name: str | None = None,
+    config_dir: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
+    sample_rate: int = 16000,
+    cache_dir: str | Path | None = None,
+    num_workers: int = 0,
+    on_error: str = "skip",
+) -> Sequence[dict[str, Any]]:
+    """Decodes and resamples recordings once, into the cache the audio datasets read.
+
+    Either a folder (`root`, at `sample_rate`) or every audio data set a config reads (its
+    roots, sample rates and cache folders). Only new or changed files are decoded.
+
+    Args:
+        root: A folder of recordings, e.g. the `run.data_root` of an audio config.
+        config_name: Instead of `root`: an audio config (`sesemi list --pattern 'audio*'`).
+        config_dir: A folder of your own configs.
+        overrides: Overrides of that config, e.g. `run.data_root=data/my_sounds`.
+        sample_rate: The sample rate to cache `root` at (a config sets its own).
+        cache_dir: The cache folder for `root` (default `<root>/.sesemi_cache/audio`).
+        num_workers: Decoding processes (0 decodes in this process).
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+
+    Returns:
+        Per folder: root, sample_rate and the counts of files written, up to date, unreadable
+        and removed.
+    """
+    from sesemi.ops.preprocess import preprocess as write_cache
+
+    if config_name:
+        targets = _audio_data(config_name, config_dir, overrides or ())
+    elif root is not None:
+        targets = [(str(root), sample_rate, None if cache_dir is None else str(cache_dir))]
+    else:
+        raise SesemiError("name a folder of recordings, or a config with -cn")
+    results = [
+        {
+            "root": folder,
+            "sample_rate": rate,
+            **write_cache(folder, rate, cache_folder, None, num_workers, on_error),
+        }
+        for folder, rate, cache_folder in targets
+    ]
+    for result in results:
+        _console().print(
+            f"{result['root']} at {result['sample_rate']} Hz: {result['written']} decoded, "
+            f"{result['up_to_date']} up to date, {result['unreadable']} unreadable, "
+            f"{result['removed']} removed",
+            highlight=False,
+        )
+    return results
+
+
+def _audio_data(
+    config_name: str, config_dir: str | Path | None, overrides: Sequence[str]
+) -> list[tuple[str, int, str | None]]:
+    """The (root, sample rate, cache folder) of every audio data set a config reads."""
+    from sesemi.cli.project import compose
+    from sesemi.datamodule import dataset_root
+    from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
+
+    config = compose(config_name, config_dir, overrides)
+    loaders = [*(config.data.train or {}).values(), config.data.val, config.data.test]
+    targets = {
+        (
+            str(dataset_root(loader.dataset, config.run.data_root)),
+            int(loader.dataset.get("sample_rate") or DEFAULT_SAMPLE_RATE),
+            loader.dataset.get("cache_dir"),
+        )
+        for loader in loaders
+        if loader and str(loader.dataset.get("name", "")).startswith("audio")
+    }
+    if not targets:
+        raise SesemiError(f"config {config_name} reads no audio data sets")
+    return sorted(targets)
 
 
 def postprocess(

@@ -1,16 +1,21 @@
-"""The built-in configs as files (for `sesemi list` and `show`), and `sesemi create`'s project."""
+"""The built-in configs: as files (for `sesemi list` and `show`), composed (for commands that
+read a config), and the project `sesemi create` starts."""
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sesemi.errors import SesemiError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
+
+    from omegaconf import DictConfig
 
 PROJECT_FOLDERS = ("configs", "data", "runs", "src")
 # A full stop (not of "et al.") before a capital or a number, or a colon before a spaced-out layout.
@@ -107,3 +112,21 @@ def description(text: str) -> str:
         if not line.startswith("# @package"):
             lines.append(line[1:].strip())
     return SENTENCE_END.split(" ".join(lines), maxsplit=1)[0].rstrip(":")
+
+
+def compose(
+    config_name: str, config_dir: str | Path | None = None, overrides: Sequence[str] = ()
+) -> DictConfig:
+    """The config `open_sesemi -cn NAME -cd DIR OVERRIDES...` runs (interpolations unresolved)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sesemi.config import register_configs, register_resolvers
+
+    register_configs()
+    register_resolvers()
+    search = [f"hydra.searchpath=[file://{Path(config_dir).absolute()}]"] if config_dir else []
+    GlobalHydra.instance().clear()  # a run in this process leaves Hydra initialized
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        return hydra_compose(config_name, overrides=[*search, *overrides])

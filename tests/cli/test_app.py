@@ -7,14 +7,17 @@ The `project` fixture (conftest.py) is the chain a user follows: `create`, `fetc
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from audio_samples import audio_tree
 from PIL import Image
 
 from sesemi.version import __version__
@@ -153,6 +156,68 @@ def test_chain_trained_two_runs(project):
     runs = sorted(project.glob("runs/custom/multirun_*/*/results.json"))
     assert len(runs) == 2
     assert (project / "data" / "digits" / "unlabeled").is_dir()
+
+
+def first_run(project: Path) -> Path:
+    return sorted(project.glob("runs/custom/multirun_*/*/results.json"))[0].parent
+
+
+def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
+    """predictions.csv has path, label, score and a probability per class, embeddings.npy a
+    row per prediction; existing predictions are kept without --force; a text file lists inputs."""
+    images = tmp_path / "images"
+    for digit in ("3", "7"):
+        (images / digit).mkdir(parents=True)
+        for path in sorted((project / "data" / "digits" / "val" / digit).glob("*.png"))[:3]:
+            shutil.copy(path, images / digit)
+    out = tmp_path / "out"
+    args = ["inference", first_run(project), images, "--save-dir", out, "--device", "cpu"]
+    result = sesemi_cli(*args, "--batch-size", "4", "--embeddings")
+    assert result.exit_code == 0, result.output
+    assert "predicted 6 files" in result.output
+    table = pd.read_csv(out / "predictions.csv")
+    assert list(table.columns) == ["path", "label", "score", *map(str, range(10))]
+    assert len(table) == 6 and table["path"].str.endswith(".png").all()
+    probabilities = table[[str(c) for c in range(10)]]
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+    assert np.allclose(table["score"], probabilities.max(axis=1), atol=1e-5)
+    assert np.load(out / "embeddings.npy").shape == (6, 8)  # ConvNet widths [4, 8]
+    assert "pass --force" in error_line(sesemi_cli(*args))
+
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("images/3/" + sorted(p.name for p in (images / "3").iterdir())[0] + "\n\n")
+    result = sesemi_cli(
+        "inference", first_run(project), listing, "checkpoint=last", "--save-dir", out, "--force"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out / "predictions.csv")) == 1
+    assert not (out / "embeddings.npy").exists()  # they belonged to the predictions replaced
+
+
+def test_inference_errors_are_one_line(sesemi_cli, project, tmp_path):
+    run = first_run(project)
+    assert "neither a run folder nor a checkpoint" in error_line(
+        sesemi_cli("inference", tmp_path / "no", tmp_path)
+    )
+    assert "input" in error_line(
+        sesemi_cli("inference", run, tmp_path / "none.png", "--save-dir", tmp_path)
+    )
+    line = error_line(sesemi_cli("inference", run, tmp_path, "threshold=1", "--save-dir", tmp_path))
+    assert "inference does not take 'threshold=1'" in line
+
+
+def test_preprocess_a_folder_then_a_config(sesemi_cli, tmp_path):
+    """The folder is decoded once; the config's audio data (the same folder) is then up to date."""
+    tree = audio_tree(tmp_path / "sounds")
+    files = 3 * (tree.train_per_class + tree.val_per_class) + tree.unlabeled
+    result = sesemi_cli("preprocess", tree.root, "--sample-rate", "16000")
+    assert result.exit_code == 0, result.output
+    assert f"at 16000 Hz: {files} decoded, 0 up to date" in result.output
+    result = sesemi_cli("preprocess", "-cn", "audio_supervised", f"run.data_root={tree.root}")
+    assert result.exit_code == 0, result.output
+    assert f"0 decoded, {files} up to date" in result.output
+    assert "does not exist" in error_line(sesemi_cli("preprocess", tmp_path / "nowhere"))
+    assert "name a folder of recordings" in error_line(sesemi_cli("preprocess"))
 
 
 def test_postprocess_summarizes_the_project(sesemi_cli, project, tmp_path):

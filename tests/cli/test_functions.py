@@ -3,13 +3,16 @@ and errors raised as `SesemiError` instead of printed."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
+from audio_samples import audio_tree
 
 import sesemi.cli
 from sesemi.datasets import builtin
@@ -106,6 +109,30 @@ def test_train_raises_user_errors(tmp_path, monkeypatch):
             "digits", overrides=[f"run.data_root={tmp_path / 'nowhere'}", "run.gpus=0"]
         )
     assert "HYDRA_FULL_ERROR" not in os.environ
+
+
+def test_inference_agrees_with_the_run_s_validation(project, tmp_path):
+    """Predicting the whole validation folder with the best checkpoint gives the accuracy the run
+    recorded for it."""
+    (results,) = [
+        json.loads(p.read_text())
+        for p in sorted(project.glob("runs/custom/multirun_*/*/results.json"))[:1]
+    ]
+    target = sesemi.cli.inference(
+        Path(results["run_dir"]), project / "data" / "digits" / "val", save_dir=tmp_path
+    )
+    table = pd.read_csv(target, dtype={"label": str})
+    truth = table["path"].map(lambda path: Path(path).parent.name)
+    assert len(table) == 500
+    assert (table["label"] == truth).mean() == pytest.approx(results["best"]["val/top1"], abs=1e-6)
+
+
+def test_preprocess_returns_counts(tmp_path):
+    tree = audio_tree(tmp_path / "sounds", train=1, val=1, unlabeled=1)
+    (first,) = sesemi.cli.preprocess(tree.root, sample_rate=8000)
+    assert first["sample_rate"] == 8000 and first["written"] == first["files"] == 7
+    (again,) = sesemi.cli.preprocess(tree.root, sample_rate=8000)
+    assert again["written"] == 0 and again["up_to_date"] == 7
 
 
 def test_postprocess_returns_the_tables(project, tmp_path):
