@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from sesemi.config import register_configs, register_resolvers
 from sesemi.errors import SesemiError
 
+
 def user_error(error: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug."""
     seen = set()
