@@ -71,6 +71,7 @@ def create(directory: str | Path = ".", force: bool = False) -> Path:
     return root
 
 
+# Named after its command, like the others; this module calls no builtin `list` below it.
 def list(group: str | None = None, pattern: str = "*") -> Sequence[str]:
     """Lists the built-in configs with what each is for.
 
@@ -123,7 +124,7 @@ def show(name: str, save: str | Path | None = None, force: bool = False) -> str:
         )
         return text
     target = Path(save)
-    if target.is_dir():
+    if target.is_dir() or str(save).endswith(("/", os.sep)):
         target = target / file.name
     if target.exists() and not force:
         raise SesemiError(f"{target} exists; pass --force to overwrite it")
@@ -160,9 +161,8 @@ def fetch(name: str, data_dir: str | Path = "data") -> Path:
                 f"(it must hold {target}/train/<class>/ and {target}/val/<class>/)"
             )
     else:
-        known = sorted(
-            {*BUILDERS, *DATA_FOLDERS, *(f for f in REMOTE_DATA if f not in DATA_FOLDERS.values())}
-        )
+        names = {folder: name for name, folder in DATA_FOLDERS.items()}
+        known = sorted(names.get(f, f) for f in {*BUILDERS, *REMOTE_DATA})
         raise SesemiError(f"no built-in data set {name!r}; choose one of: {', '.join(known)}")
     counts = ", ".join(
         f"{split.name}/ {sum(f.is_file() for f in split.rglob('*'))}"
@@ -198,7 +198,8 @@ def train(
 
     Args:
         config_name: A built-in config (`sesemi list`) or one in `config_dir`.
-        config_dir: A folder of your own configs, searched before the built-in ones.
+        config_dir: A folder of your own configs, added to the search path (the built-in
+            configs come first: give yours names of their own).
         overrides: Hydra overrides (`run.seed=1`, `backbone=resnet18`) and flags (`--info`,
             `--cfg job`, `-m` for a sweep).
     """
