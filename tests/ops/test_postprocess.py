@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib import colormaps
 from PIL import Image
+from run_folders import run_config, write_run
 
 from sesemi.errors import SesemiError
 from sesemi.ops.postprocess import (
@@ -21,6 +22,13 @@ from sesemi.ops.postprocess import (
 from sesemi.ops.runs import find_runs
 
 
+@pytest.fixture
+def make_run(tmp_path):
+    """`make_run("digits/t1", config=run_config(seed=2), top1=[0.3, 0.6])` writes
+    `tmp_path/runs/digits/t1` (see run_folders.write_run)."""
+    return lambda name, **kwargs: write_run(tmp_path / "runs" / name, **kwargs)
+
+
 def curve_count(png) -> int:
     """How many of matplotlib's default line colours (tab10) a PNG shows: one per curve.
 
@@ -33,7 +41,7 @@ def curve_count(png) -> int:
 
 
 @pytest.fixture
-def three_seeds_two_lrs(make_run, run_config, tmp_path):
+def three_seeds_two_lrs(make_run, tmp_path):
     """Runs of two learning rates: three seeds of 0.1, two of 0.01, and a failed one."""
     for seed, top1 in zip((1, 2, 3), (0.5, 0.6, 0.7), strict=True):
         make_run(f"digits/lr0.1-s{seed}", config=run_config(seed=seed, lr=0.1), top1=[0.2, top1])
@@ -43,7 +51,7 @@ def three_seeds_two_lrs(make_run, run_config, tmp_path):
     return find_runs(tmp_path / "runs")
 
 
-def test_differences_are_shared_fields_with_other_values(run_config, make_run, tmp_path):
+def test_differences_are_shared_fields_with_other_values(make_run, tmp_path):
     """Fields that every run of an id has and that differ; not the seed, not the fields of one
     method only, and not what differs between runs of other ids (other configs)."""
     make_run("a", config=run_config(seed=1, lr=0.1, heads=["fixmatch"]))

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import yaml
+from run_folders import run_config, write_run
 
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import (
@@ -18,7 +19,14 @@ from sesemi.ops.runs import (
 )
 
 
-def test_find_runs_reads_every_layout(make_run, run_config, tmp_path):
+@pytest.fixture
+def make_run(tmp_path):
+    """`make_run("digits/t1", config=run_config(seed=2), top1=[0.3, 0.6])` writes
+    `tmp_path/runs/digits/t1` (see run_folders.write_run)."""
+    return lambda name, **kwargs: write_run(tmp_path / "runs" / name, **kwargs)
+
+
+def test_find_runs_reads_every_layout(make_run, tmp_path):
     """Single runs, Hydra multirun members and failed runs are found, sorted by name; run
     folders are not searched further, and folders of operations are not runs."""
     make_run("digits/2026-01-01_00-00-00")
@@ -69,7 +77,7 @@ def test_a_missing_runs_folder_is_one_line(tmp_path):
         find_runs(tmp_path / "nowhere")
 
 
-def test_method_names_the_loss_heads(run_config):
+def test_method_names_the_loss_heads():
     """The method is the loss heads' names, `supervised` without any."""
     assert method(run_config(heads=["fixmatch"])) == "fixmatch"
     assert (
@@ -78,7 +86,7 @@ def test_method_names_the_loss_heads(run_config):
     assert method(run_config(heads=[])) == "supervised"
 
 
-def test_field_value_reads_dotted_fields(make_run, run_config, tmp_path):
+def test_field_value_reads_dotted_fields(make_run, tmp_path):
     make_run("r", config=run_config(lr=0.03))
     (run,) = find_runs(tmp_path / "runs")
     assert field_value(run, "learner.hparams.optimizer.lr") == 0.03
@@ -102,7 +110,7 @@ def test_surplus_checkpoints_keep_best_and_last(make_run, tmp_path):
     assert surplus_checkpoints(failed) == [] and surplus_checkpoints(failed, everything=True) == []
 
 
-def test_group_runs_links_runs_by_field_values(make_run, run_config, tmp_path):
+def test_group_runs_links_runs_by_field_values(make_run, tmp_path):
     """One folder per value of the fields, holding relative links to the runs."""
     for seed, lr in ((1, 0.1), (2, 0.1), (1, 0.01)):
         make_run(f"digits/s{seed}-lr{lr}", config=run_config(seed=seed, lr=lr))

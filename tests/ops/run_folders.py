@@ -1,17 +1,20 @@
-"""Run folders written by hand, as a training run writes them (see sesemi/runner.py)."""
+"""Run folders written by hand, as a training run writes them (see sesemi/runner.py).
+
+Import from test modules in tests/ops as `from run_folders import ...` (not a conftest.py: that
+would shadow tests/conftest.py for the modules that import from it).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 
-def _run_config(
+def run_config(
     seed: int = 1,
     lr: float = 0.1,
     heads: Sequence[str] = ("rotation_prediction",),
@@ -54,7 +57,7 @@ def write_run(
     """Writes a run folder: `config.yaml`, `metrics.csv` (training loss every step, val/top1 at
     each of `top1`'s validations) and, unless `top1` is None (a failed run), `results.json`."""
     folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(config or _run_config()))
+    (folder / "config.yaml").write_text(yaml.safe_dump(config or run_config()))
     (folder / "checkpoints").mkdir()
     for name in checkpoints:
         (folder / "checkpoints" / name).write_bytes(b"0" * 1000)
@@ -80,20 +83,3 @@ def write_run(
         results["last_checkpoint"] = str(folder / "checkpoints" / "last.ckpt")
     (folder / "results.json").write_text(json.dumps(results))
     return folder
-
-
-@pytest.fixture
-def make_run(tmp_path: Path) -> Callable[..., Path]:
-    """`make_run("digits/t1", config=run_config(seed=2), top1=[0.3, 0.6])` writes
-    `tmp_path/runs/digits/t1`; see `write_run`."""
-
-    def make(name: str, **kwargs: Any) -> Path:
-        return write_run(tmp_path / "runs" / name, **kwargs)
-
-    return make
-
-
-@pytest.fixture
-def run_config() -> Callable[..., dict[str, Any]]:
-    """`run_config(seed=2, lr=0.01, heads=["fixmatch"], run_id="x")`: a run's `config.yaml`."""
-    return _run_config
