@@ -22,6 +22,8 @@ from PIL import Image
 
 from sesemi.version import __version__
 
+pytest_plugins = ["cli_project"]  # the project, runs_copy and sesemi_cli fixtures
+
 SESEMI = Path(sys.executable).parent / "sesemi"
 COMMANDS = [
     "create",

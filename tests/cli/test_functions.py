@@ -18,6 +18,8 @@ import sesemi.cli
 from sesemi.datasets import builtin
 from sesemi.errors import SesemiError
 
+pytest_plugins = ["cli_project"]  # the project, runs_copy and sesemi_cli fixtures
+
 
 def test_the_functions_are_exported():
     for name in (

@@ -1,4 +1,8 @@
-"""A project made the way a user makes one: `sesemi create`, `fetch digits`, `train` two seeds."""
+"""A project made the way a user makes one: `sesemi create`, `fetch digits`, `train` two seeds.
+
+Test modules load the fixtures with `pytest_plugins = ["cli_project"]`. Not a conftest.py:
+that would shadow tests/conftest.py for modules that import from it.
+"""
 
 from __future__ import annotations
 
