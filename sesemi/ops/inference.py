@@ -20,7 +20,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,15 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
         if candidate.is_file():
             return path, candidate
     raise SesemiError(f"{path} has no checkpoints/best.ckpt or last.ckpt; is it a training run's folder?")
+
+
+def _without_pretrained(node: Any) -> Any:
+    """A config (plain containers) with every `pretrained: true` set to false."""
+    if isinstance(node, dict):
+        return {k: False if k == "pretrained" else _without_pretrained(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_pretrained(v) for v in node]
+    return node
 
 
 class _AudioWindows:
@@ -139,6 +148,25 @@ class Predictor:
         classes = json.loads(results.read_text()).get("classes") if results.is_file() else None
         labels = classes or [str(c) for c in range(model.num_classes)]
         return cls(model, OmegaConf.load(config_path), labels, resolve_device(device))
+
+    @classmethod
+    def from_weights(
+        cls, weights: Mapping[str, Tensor], config: DictConfig, labels: Sequence[str], device: str = "auto"
+    ) -> Predictor:
+        """Builds the Classifier of a run's config and loads `weights` (its full state dict) into it.
+
+        For weights that come without a checkpoint, such as a published model's safetensors. The
+        backbone is built without pretrained weights (nothing is downloaded): `weights` replace them.
+        """
+        hparams = OmegaConf.to_container(config.learner.hparams, resolve=True)
+        model = Classifier(_without_pretrained(hparams))
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            reason = lines[-1][:160]  # the first line only says which module
+            raise SesemiError(f"the weights do not fit the model of the config ({reason})") from None
+        return cls(model.eval(), config, labels, resolve_device(device))
 
     @property
     def sample_rate(self) -> int:
