@@ -1,0 +1,57 @@
+"""A model's archive: a gzipped tar of a flat folder, packed at publish and checked at load.
+
+Extraction refuses, before writing anything, members that are not regular files or folders
+(symlinks, hard links, devices), absolute names and names with `..`; tarfile's "data" filter
+(PEP 706) then strips permissions it would not want either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from sesemi.errors import SesemiError
+
+
+def pack(folder: Path, target: Path) -> None:
+    """Writes the files of `folder` (not its subfolders) to the archive `target`."""
+    with tarfile.open(target, "w:gz") as tar:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                tar.add(path, arcname=path.name)
+
+
+def _refusal(member: tarfile.TarInfo) -> str | None:
+    name = PurePosixPath(member.name)
+    if not (member.isfile() or member.isdir()):
+        return f"{member.name} is a link or special file"
+    if name.is_absolute() or ".." in name.parts:
+        return f"{member.name} points outside the model's folder"
+    return None
+
+
+def extract(archive: Path, target: Path) -> None:
+    """Extracts a model's archive into the new folder `target` (its parent must exist)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()  # reads the whole archive: a truncated one fails here
+            for member in members:
+                reason = _refusal(member)
+                if reason:
+                    raise SesemiError(f"refusing the archive {archive.name}: {reason}")
+            tar.extractall(target, members, filter="data")
+    except tarfile.FilterError as error:
+        raise SesemiError(f"refusing the archive {archive.name}: {error}") from None
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        raise SesemiError(f"the archive {archive.name} is truncated or corrupt ({error})") from None
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,80 @@
+"""Model ids: the checks on names and versions, and the uid derived from them.
+
+A uid is `<short id>-<version>`, e.g. `3f1c9a0e-1.0.0`. The short id is the first 8 hex digits
+of the SHA-256 of `{"name": ..., "params": ..., "subgroup": ...}` as JSON with sorted keys (no
+params is `{}`), so the same model published twice has the same uid and the versions of a model
+share their short id, as in audmodel (https://github.com/audeering/audmodel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from sesemi.errors import SesemiError
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+UID = re.compile(r"[0-9a-f]{8}-\S+")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """A model name (letters, digits, `_`, `-`; no dots: they separate subgroups; not uid-like)."""
+    if not isinstance(name, str) or not NAME.fullmatch(name) or is_uid(name):
+        raise SesemiError(f"the model {what} {name!r} must be letters, digits, '_' or '-', e.g. digits-cnn")
+    return name
+
+
+def check_subgroup(subgroup: str | None) -> str | None:
+    """A subgroup: names joined by dots, e.g. `audio.speech` (None for none)."""
+    if subgroup is not None:
+        for part in subgroup.split("."):
+            check_name(part, "subgroup part")
+    return subgroup
+
+
+def check_version(version: str) -> Version:
+    """A version in its normal form (e.g. 1.0.0, 2.1rc1), which also orders versions."""
+    try:
+        parsed = Version(str(version))
+    except InvalidVersion:
+        parsed = None
+    if parsed is None or str(parsed) != str(version):
+        raise SesemiError(f"the version {version!r} must be a version in normal form, e.g. 1.0.0")
+    return parsed
+
+
+def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Parameters that tell models of one name apart: a mapping that JSON can store."""
+    params = dict(params or {})
+    try:
+        json.dumps(params, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise SesemiError(f"params must be JSON values (strings, numbers, lists, mappings): {error}") from None
+    return params
+
+
+def model_uid(name: str, subgroup: str | None, params: Mapping[str, Any] | None, version: str) -> str:
+    """The uid of a model: `<8 hex digits of the SHA-256 of name, subgroup, params>-<version>`."""
+    key = json.dumps({"name": name, "params": check_params(params), "subgroup": subgroup}, sort_keys=True)
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:8]}-{version}"
+
+
+def is_uid(reference: str) -> bool:
+    """Whether `reference` has the form of a uid (else it is a name)."""
+    return UID.fullmatch(reference) is not None
+
+
+def split_reference(reference: str, version: str | None = None) -> tuple[str | None, str, str | None]:
+    """`[subgroup.]name[@version]` as `(subgroup, name, version)`; `version` fills a missing one."""
+    name, at, pinned = reference.partition("@")
+    if at:
+        if version is not None and version != pinned:
+            raise SesemiError(f"{reference!r} names version {pinned} but version={version!r} was given too")
+        version = pinned
+    subgroup, _, name = name.rpartition(".")
+    return subgroup or None, name, version

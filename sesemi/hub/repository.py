@@ -1,0 +1,127 @@
+"""A repository of published models: a folder or any fsspec URL (memory://, s3://, gs://, ...).
+
+    <repository>/models.json                                   the lookup table
+    <repository>/<subgroup parts>/<name>/<version>/<uid>.tar.gz  one archive per model
+
+Every file is written under a temporary name and then moved into place, so readers never see a
+partial file, and the table is read, checked and rewritten under a lock: a file lock in the
+folder for a local repository, else one in the cache (which serializes the publishers of one
+machine; object stores have no locks that fsspec could take).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import fsspec
+from filelock import FileLock
+from fsspec.implementations.local import LocalFileSystem
+
+from sesemi.errors import SesemiError
+from sesemi.hub.archive import sha256
+from sesemi.hub.cache import cache_root
+from sesemi.hub.lookup import Archive, ModelInfo, conflict, format_table, parse_table
+
+TABLE = "models.json"
+
+
+class Repository:
+    """The models published at `url` (a local folder or an fsspec URL)."""
+
+    def __init__(self, url: str | Path):
+        self.url = str(url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        except (ValueError, ImportError) as error:
+            raise SesemiError(f"cannot open repository {self.url}: {error}") from None
+
+    def __repr__(self) -> str:
+        return f"Repository({self.url!r})"
+
+    def path(self, relative: str) -> str:
+        return posixpath.join(self.root, relative)
+
+    def url_of(self, archive: Archive) -> str:
+        """The full URL of an archive in this repository."""
+        return self.fs.unstrip_protocol(self.path(archive.path))
+
+    @contextmanager
+    def reaching(self, action: str) -> Iterator[None]:
+        """Turns the file system's errors into one line: `cannot <action> repository <url>: ...`."""
+        try:
+            yield
+        except (OSError, TimeoutError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise SesemiError(f"cannot {action} repository {self.url}: {reason}") from None
+
+    def rows(self, missing_ok: bool = False) -> dict[str, tuple[ModelInfo, Archive]]:
+        """The lookup table by uid: empty for a repository without models, or one that does not
+        exist yet with `missing_ok` (to publish the first model)."""
+        with self.reaching("read"):
+            try:
+                text = self.fs.cat_file(self.path(TABLE)).decode()
+            except FileNotFoundError:
+                if not missing_ok and not self.fs.exists(self.root):
+                    raise SesemiError(
+                        f"repository {self.url} does not exist or cannot be reached; check the path or URL"
+                    ) from None
+                return {}
+        return parse_table(text, self.fs.unstrip_protocol(self.path(TABLE)))
+
+    def lock(self) -> FileLock:
+        """The lock that publishers of this repository take."""
+        if isinstance(self.fs, LocalFileSystem):
+            return FileLock(Path(self.root) / f".{TABLE}.lock")
+        name = hashlib.sha256(self.fs.unstrip_protocol(self.root).encode()).hexdigest()[:16]
+        folder = cache_root() / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return FileLock(folder / f"{name}.lock")
+
+    def _atomically(self, path: str, write: Callable[[str], None]) -> None:
+        """Writes `path` through `write(temporary path)` and a move, leaving nothing on failure."""
+        partial = f"{path}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            write(partial)
+            self.fs.mv(partial, path)
+        finally:
+            if self.fs.exists(partial):
+                self.fs.rm(partial)
+
+    def add(self, info: ModelInfo, archive_file: Path) -> Archive:
+        """Uploads a model's archive and adds its row to the table, refusing a uid or a name and
+        version that exist; the table never names an archive that is not in place."""
+        relative = posixpath.join(*info.folders, f"{info.uid}.tar.gz")
+        archive = Archive(relative, sha256(archive_file), archive_file.stat().st_size)
+        with self.reaching("write to"):
+            self.fs.makedirs(self.root, exist_ok=True)
+            with self.lock():
+                rows = self.rows(missing_ok=True)
+                reason = conflict(rows, info)
+                if reason:
+                    raise SesemiError(reason)
+                target = self.path(relative)
+                self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+                self._atomically(target, lambda partial: self.fs.put_file(str(archive_file), partial))
+                table = format_table({**rows, info.uid: (info, archive)}).encode()
+                try:
+                    self._atomically(self.path(TABLE), lambda partial: self.fs.pipe_file(partial, table))
+                except BaseException:
+                    self.fs.rm(target)
+                    raise
+        return archive
+
+    def download(self, info: ModelInfo, archive: Archive, target: Path) -> None:
+        """Copies a model's archive to the local file `target`."""
+        with self.reaching("download from"):
+            try:
+                self.fs.get_file(self.path(archive.path), str(target))
+            except FileNotFoundError:
+                raise SesemiError(
+                    f"the archive of {info.uid} ({self.url_of(archive)}) is missing from its repository"
+                ) from None
+
