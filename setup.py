@@ -31,6 +31,8 @@ INSTALL_REQUIRES = [
     "rich>=13.0",  # its tables and progress bars
     "pandas>=2.0",  # run summaries; TrainingRun takes DataFrames
     "matplotlib>=3.7",  # training curves of `sesemi postprocess`
+    "safetensors>=0.4",  # published model weights (sesemi.hub), loaded without pickle
+    "fsspec>=2023.1",  # model repositories: folders, memory://, s3://, gs://, ...
 ]
 
 AUDIO_REQUIRE = [
