@@ -25,6 +25,7 @@ _EXPORTS = {
     "register_dataset": "sesemi.datasets.registry",
     "training_run": "sesemi.api",
 }
+_SUBPACKAGES = ("hub",)  # sesemi.hub without `import sesemi.hub`
 
 __all__ = [
     "AudioBackbone",
@@ -38,11 +39,13 @@ __all__ = [
     "TrainingRun",
     "__version__",
     "dataset",
+    "hub",
     "register_dataset",
     "training_run",
 ]
 
 if TYPE_CHECKING:
+    from sesemi import hub
     from sesemi.api import TrainingRun, training_run
     from sesemi.collation import RotationTransformer
     from sesemi.datasets.registry import dataset, register_dataset
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"sesemi.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'sesemi' has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,113 @@
+"""Publishing a training run's model to a repository.
+
+The archive holds `weights.safetensors` (the checkpoint's state dict: with the EMA callback,
+Lightning stores the averaged weights there, which are what validation saw), the run's
+`config.yaml`, `meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card,
+`README.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from sesemi.checkpoints import read_checkpoint
+from sesemi.errors import SesemiError
+from sesemi.hub.archive import pack
+from sesemi.hub.cache import CARD, CONFIG, META, WEIGHTS
+from sesemi.hub.card import model_card
+from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
+from sesemi.hub.lookup import ModelInfo, conflict
+from sesemi.hub.repository import Repository
+from sesemi.ops.inference import Predictor, run_files
+from sesemi.version import __version__
+
+logger = logging.getLogger(__name__)
+
+
+def publish(
+    run: str | Path,
+    name: str,
+    version: str,
+    repository: str | Path,
+    subgroup: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    author: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> str:
+    """Publishes the model of a training run; returns its uid.
+
+    Args:
+        run: A run folder (its `checkpoints/best.ckpt`, else `last.ckpt`) or a checkpoint in one.
+        name: The model's name, e.g. `digits-cnn`.
+        version: Its version, e.g. `1.0.0`; a name and version are published once.
+        repository: A folder or an fsspec URL (`s3://bucket/models`, `memory://models`, ...).
+        subgroup: Dot-separated groups to file it under, e.g. `images.digits`.
+        params: What tells it apart from other models of the same name, e.g.
+            `{"backbone": "convnet", "labels": 50}`; part of the uid.
+        author: Who publishes it.
+        meta: Anything else to record (JSON values).
+
+    Returns:
+        The uid: `<8 hex digits of the SHA-256 of name, subgroup, params>-<version>`.
+
+    Example:
+        >>> uid = sesemi.hub.publish("runs/digits/2026-11-23_16-09-06", "digits-cnn", "1.0.0", "/shared/models")
+    """
+    check_name(name)
+    check_subgroup(subgroup)
+    check_version(version)
+    params, meta = check_params(params), check_params(meta)
+    run_dir, checkpoint_path = run_files(run)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise SesemiError(f"{config_path} does not exist: publishing needs the run's config beside checkpoints/")
+    config = OmegaConf.load(config_path)
+    results_path = run_dir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    checkpoint = read_checkpoint(checkpoint_path)
+    # Contiguous copies: safetensors stores no views and no tensors that share memory.
+    weights = {key: value.contiguous().clone() for key, value in checkpoint["state_dict"].items()}
+    num_classes = int(config.learner.hparams.num_classes)
+    labels = results.get("classes") or [str(c) for c in range(num_classes)]
+    predictor = Predictor.from_weights(weights, config, labels, "cpu")  # fails now rather than at load
+
+    info = ModelInfo(
+        uid=model_uid(name, subgroup, params, version),
+        name=name,
+        subgroup=subgroup,
+        version=version,
+        params=params,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        author=author,
+        labels=list(labels),
+        metrics={k: float(v) for k, v in results.get("metrics", {}).items()},
+        checkpoint=checkpoint_path.name,
+        ema="current_model_state" in checkpoint,  # what Lightning's weight averaging adds
+        meta=meta,
+        sesemi=__version__,
+    )
+    target = Repository(repository)
+    reason = conflict(target.rows(missing_ok=True), info)  # checked again under the repository's lock
+    if reason:
+        raise SesemiError(reason)
+    with tempfile.TemporaryDirectory(prefix="sesemi-publish-") as scratch:
+        folder = Path(scratch) / "model"
+        folder.mkdir()
+        save_file(weights, folder / WEIGHTS, metadata={"uid": info.uid})
+        (folder / CONFIG).write_text(config_path.read_text())
+        (folder / META).write_text(json.dumps(info.to_dict(), indent=1) + "\n")
+        (folder / CARD).write_text(model_card(info, config, predictor.audio))
+        archive = Path(scratch) / f"{info.uid}.tar.gz"
+        pack(folder, archive)
+        target.add(info, archive)
+    logger.info("published %s as %s to %s", info.reference, info.uid, target.url)
+    return info.uid

@@ -1,0 +1,82 @@
+"""Publishing a run (sesemi/hub/publishing.py): what the archive holds, and what is refused."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+
+import pytest
+import torch
+from hub_fixtures import cache, memory_repository, trained  # noqa: F401 (fixtures)
+from safetensors.torch import load_file
+
+from sesemi.errors import SesemiError
+from sesemi.hub.ids import model_uid
+from sesemi.hub.publishing import publish
+from sesemi.hub.repository import Repository
+
+
+def files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_archive_holds_ema_weights_config_labels_metrics_and_a_card(trained, tmp_path, cache):  # noqa: F811
+    uid = publish(trained, "tiny", "1.0.0", tmp_path / "repo", subgroup="images.test", params={"rate": 16},
+                  author="Ada", meta={"notes": "test"})
+    assert uid == model_uid("tiny", "images.test", {"rate": 16}, "1.0.0")
+    info, archive = Repository(tmp_path / "repo").rows()[uid]
+    with tarfile.open(tmp_path / "repo" / archive.path) as tar:
+        assert sorted(tar.getnames()) == ["README.md", "config.yaml", "meta.json", "weights.safetensors"]
+        tar.extractall(tmp_path / "out", filter="data")
+    out = tmp_path / "out"
+    checkpoint = torch.load(trained / "checkpoints" / "best.ckpt", weights_only=True)
+    weights = load_file(out / "weights.safetensors")
+    assert weights.keys() == checkpoint["state_dict"].keys()
+    assert all(torch.equal(weights[k], v) for k, v in checkpoint["state_dict"].items())  # the EMA ...
+    raw = checkpoint["current_model_state"]
+    assert not all(torch.equal(weights[k], raw[k]) for k in weights)  # ... not the raw weights
+    assert (out / "config.yaml").read_text() == (trained / "config.yaml").read_text()
+    results = json.loads((trained / "results.json").read_text())
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta == info.to_dict()
+    assert (info.labels, info.metrics) == (["blue", "green", "red"], results["metrics"])
+    assert (info.ema, info.checkpoint, info.author, info.meta) == (True, "best.ckpt", "Ada", {"notes": "test"})
+    assert "# images.test.tiny@1.0.0" in (out / "README.md").read_text()
+
+
+def test_an_existing_uid_or_version_is_refused_and_nothing_is_written(trained, tmp_path, cache):  # noqa: F811
+    repository = tmp_path / "repo"
+    uid = publish(trained / "checkpoints" / "last.ckpt", "tiny", "1.0.0", repository)
+    before = files(repository)
+    with pytest.raises(SesemiError, match=f"^{uid} is already published; publish a new version$"):
+        publish(trained, "tiny", "1.0.0", repository)
+    with pytest.raises(SesemiError, match=f"^tiny@1.0.0 is already published \\(as {uid}\\)"):
+        publish(trained, "tiny", "1.0.0", repository, params={"other": True})
+    assert files(repository) == before
+    assert publish(trained, "tiny", "1.0.1", repository) == uid[:8] + "-1.0.1"
+
+
+def test_publishing_to_memory(trained, memory_repository, cache):  # noqa: F811
+    uid = publish(trained, "tiny", "1.0.0", memory_repository)
+    assert list(Repository(memory_repository).rows()) == [uid]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"name": "bad/name"}, "must be letters"),
+        ({"version": "latest"}, "normal form"),
+        ({"params": {"f": print}}, "JSON"),
+        ({"repository": "nosuch://repo"}, "cannot open repository nosuch://repo"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_anything_is_written(trained, tmp_path, cache, change, error):  # noqa: F811
+    arguments = {"name": "tiny", "version": "1.0.0", "repository": tmp_path / "repo", **change}
+    with pytest.raises(SesemiError, match=error):
+        publish(trained, **arguments)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, cache):  # noqa: F811
+    with pytest.raises(SesemiError, match="has no checkpoints/best.ckpt or last.ckpt"):
+        publish(tmp_path, "tiny", "1.0.0", tmp_path / "repo")
