@@ -52,8 +52,9 @@ class Classifier(pl.LightningModule):
     """Trains a classifier on a dict of training loaders (see `ClassifierHParams`).
 
     The `supervised` loader's `(images, labels)` feed the supervised loss; every regularization
-    loss head reads its own loader. All inputs for the same backbone are encoded in one forward
-    pass. Validation and test report top-1 (and top-5 with more than 5 classes) accuracy and
+    loss head reads its own loader. The inputs of the loss heads for the same backbone are
+    encoded in one forward pass, which the labeled batch joins when `model.fuse_labeled`.
+    Validation and test report top-1 (and top-5 with more than 5 classes) accuracy and
     the cross-entropy loss.
 
     Args:
@@ -136,7 +137,8 @@ class Classifier(pl.LightningModule):
         step = self.global_step
         requests: list[FeatureRequest] = []
         if self.supervised_loss is not None:
-            requests.append(FeatureRequest(SUPERVISED, batch[SUPERVISED][0]))
+            group = "" if self.config.model.fuse_labeled else SUPERVISED
+            requests.append(FeatureRequest(SUPERVISED, batch[SUPERVISED][0], group=group))
         for head in self.loss_heads.values():
             requests += head.feature_requests(batch)
         features = encode(requests, self.backbones)

@@ -17,16 +17,16 @@ def encode(
     """Runs each backbone once on all inputs requested of it; returns features by key.
 
     Requests with the same key are encoded once. Requests for the same backbone, with the same
-    gradient setting and input shape, are concatenated into one batch (so batch norm sees them
-    together, as in the reference SSL implementations) and split back afterwards. With
-    `fuse=False` every request gets its own forward pass (for comparison).
+    gradient setting, input shape and group, are concatenated into one batch (so batch norm sees
+    them together) and split back afterwards. With `fuse=False` every request gets its own
+    forward pass (for comparison).
     """
     unique: dict[str, FeatureRequest] = {}
     for request in requests:
         unique.setdefault(request.key, request)
     groups: dict[tuple, list[FeatureRequest]] = {}
     for request in unique.values():
-        group = (request.backbone, request.grad, tuple(request.inputs.shape[1:]))
+        group = (request.backbone, request.grad, tuple(request.inputs.shape[1:]), request.group)
         groups.setdefault(group if fuse else (request.key,), []).append(request)
     features: dict[str, Tensor] = {}
     for members in groups.values():

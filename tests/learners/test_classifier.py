@@ -62,13 +62,17 @@ def test_supervised_loss_is_cross_entropy_of_the_logits(make_hparams):
     torch.testing.assert_close(loss, expected)
 
 
-def test_training_step_encodes_all_inputs_in_one_backbone_pass(make_hparams):
-    """Supervised and rotation inputs of equal shape share one forward pass (one BatchNorm pass)."""
-    model = Classifier(make_hparams())
+@pytest.mark.parametrize("fuse_labeled, expected", [(True, [4 + 4 * 2]), (False, [4, 4 * 2])])
+def test_labeled_batch_joins_the_heads_pass_only_when_fused(make_hparams, fuse_labeled, expected):
+    """fuse_labeled: one forward pass for all inputs; by default the labeled batch gets its own
+    (so its batch-norm statistics are its own, as in supervised training)."""
+    hparams = make_hparams()
+    hparams["model"]["fuse_labeled"] = fuse_labeled
+    model = Classifier(hparams)
     sizes: list[int] = []
     model.backbone.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
     _step(model, _batch(batch_size=4, rotation_size=2))
-    assert sizes == [4 + 4 * 2]
+    assert sizes == expected
 
 
 def test_reduction_scale_factor_and_scheduler_weight_the_terms(make_hparams):

@@ -58,6 +58,15 @@ def test_fused_features_equal_separate_calls_in_eval_mode(backbone):
     torch.testing.assert_close(fused["b"], backbone.inner(b))
 
 
+def test_requests_fuse_only_within_their_group(backbone):
+    """A request in its own group gets its own pass; the others still share one."""
+    a, b, c = _inputs(2, 3, 4)
+    requests = [FeatureRequest("a", a, group="labeled"), FeatureRequest("b", b), FeatureRequest("c", c)]
+    features = encode(requests, {"backbone": backbone})
+    assert sorted(backbone.batch_sizes) == [2, 7]
+    assert {k: v.shape for k, v in features.items()} == {"a": (2, 8), "b": (3, 8), "c": (4, 8)}
+
+
 def test_duplicate_keys_are_encoded_once(backbone):
     """Two heads asking for the same key share one encoding."""
     (a,) = _inputs(2)

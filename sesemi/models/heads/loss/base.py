@@ -39,12 +39,15 @@ class FeatureRequest:
         inputs: The batch of inputs `[N, ...]`.
         backbone: The name of the backbone that encodes them.
         grad: Whether gradients flow through the features (False for teachers and targets).
+        group: Requests are fused into one forward pass only within a group (batch norm then
+            normalizes them together).
     """
 
     key: str
     inputs: Tensor
     backbone: str = "backbone"
     grad: bool = True
+    group: str = ""
 
 
 def feature_key(input_data: str, backbone: str, view: str = "") -> str:
