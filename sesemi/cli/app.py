@@ -353,6 +353,69 @@ def group(
     functions.group(runs_dir, by=by, name=name, force=force)
 
 
+Repository = Annotated[
+    str | None,
+    typer.Option(
+        "--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES."
+    ),
+]
+
+
+@command()
+def publish(
+    run: Annotated[Path, typer.Argument(help="A training run's folder, or a checkpoint in it.")],
+    name: Annotated[str, typer.Option("--name", help="The model's name, e.g. digits-cnn.")],
+    version: Annotated[str, typer.Option("--version", help="Its version, e.g. 1.0.0.")],
+    repository: Annotated[
+        str, typer.Option("--repository", "-r", help="A folder or fsspec URL (s3://bucket/models).")
+    ],
+    subgroup: Annotated[
+        str | None, typer.Option("--subgroup", help="Dot-separated groups, e.g. images.digits.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="key=value that tells it apart from models of its name (repeat)."),
+    ] = None,
+    author: Annotated[str | None, typer.Option("--author", help="Who publishes it.")] = None,
+) -> None:
+    """Publish a run's model: its weights (safetensors), config, labels, metrics and a model card.
+
+    The uid is a short hash of name, subgroup and params, then the version. Each version is final.
+
+    Examples:
+      $ sesemi publish runs/digits/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
+      $ sesemi publish runs/digits/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
+      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
+    """
+    functions.publish(run, name, version, repository, subgroup=subgroup, params=param, author=author)
+
+
+@command()
+def models(repository: Repository = None) -> None:
+    """List the published models: uid, name@version, date, metrics, params.
+
+    Examples:
+      $ sesemi models -r /shared/models
+      $ SESEMI_REPOSITORIES=/shared/models,s3://bucket/models sesemi models
+    """
+    functions.models(repository)
+
+
+@command()
+def load(
+    uid: Annotated[str, typer.Argument(help="A uid, or [subgroup.]name[@version].")],
+    repository: Repository = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+) -> None:
+    """Download a published model into the cache ($SESEMI_CACHE_ROOT) and check that it builds.
+
+    Examples:
+      $ sesemi load 3f1c9a0e-1.0.0 -r /shared/models
+      $ sesemi load digits-cnn@1.0.0       # from $SESEMI_REPOSITORIES
+    """
+    functions.load(uid, repository=repository, device=device)
+
+
 def main() -> None:
     """The `sesemi` console script."""
     app()

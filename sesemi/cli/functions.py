@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,8 @@ from sesemi.errors import SesemiError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from sesemi.hub import Model as HubModel
+    from sesemi.hub import ModelInfo
     from sesemi.ops.postprocess import Summary
     from sesemi.ops.runs import Run
 
@@ -566,3 +568,92 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
     _print_summary(summary, summary_folder, members)
     _console().print(f"grouped {len(runs)} runs into {len(groups)} folders under {folder}")
     return folder
+
+
+def publish(
+    run: str | Path,
+    name: str,
+    version: str,
+    repository: str | Path,
+    subgroup: str | None = None,
+    params: Mapping[str, Any] | Sequence[str] | None = None,
+    author: str | None = None,
+) -> str:
+    """Publishes a training run's model to a repository (see `sesemi.hub.publish`).
+
+    Args:
+        run: A run folder (its best checkpoint, else the last) or a checkpoint in one.
+        name: The model's name, e.g. `digits-cnn`.
+        version: Its version, e.g. `1.0.0`; a name and version are published once.
+        repository: A folder or an fsspec URL (`s3://bucket/models`, ...).
+        subgroup: Dot-separated groups to file it under, e.g. `images.digits`.
+        params: What tells it apart from other models of its name: a mapping, or `key=value`
+            strings whose values are read as YAML (`rate=16000` is a number).
+        author: Who publishes it.
+
+    Returns:
+        The model's uid.
+    """
+    import sesemi.hub as hub
+
+    if params is not None and not isinstance(params, Mapping):
+        params = _key_values(params)
+    uid = hub.publish(run, name, version, repository, subgroup, params, author)
+    _console().print(f"published {name}@{version} as {uid} to {repository}", highlight=False)
+    return uid
+
+
+def _key_values(items: Sequence[str]) -> dict[str, Any]:
+    """`["rate=16000", "task=digits"]` -> `{"rate": 16000, "task": "digits"}`."""
+    import yaml
+
+    malformed = [item for item in items if "=" not in item]
+    if malformed:
+        raise SesemiError(f"params are key=value, not {malformed[0]!r}")
+    return {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in items)}
+
+
+def models(repository: str | Path | None = None) -> Sequence[ModelInfo]:
+    """Lists the published models: uid, name, version, date, metrics and params.
+
+    Args:
+        repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
+
+    Returns:
+        The models, by subgroup, name and version.
+    """
+    from rich.table import Table
+
+    import sesemi.hub as hub
+
+    found = hub.models(repository)
+    table = Table("uid", "model", "date", "metrics", "params", box=None)
+    for info in found:
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in info.metrics.items())
+        params = ", ".join(f"{k}={v}" for k, v in info.params.items())
+        table.add_row(info.uid, info.reference, info.date[:10], metrics, params)
+    _console().print(table if found else "no models published yet")
+    return found
+
+
+def load(uid: str, repository: str | Path | None = None, device: str = "auto") -> HubModel:
+    """Loads a published model into the cache (downloading it the first time) and checks it builds.
+
+    Args:
+        uid: A uid, or `[subgroup.]name[@version]` (the latest version without one).
+        repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
+        device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
+
+    Returns:
+        The model (`predict(paths)`, `labels`, `config`, `module`, `info`).
+    """
+    import sesemi.hub as hub
+
+    model = hub.load(uid, repository=repository, device=device)
+    info = model.info
+    _console().print(
+        f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.path}",
+        highlight=False,
+        soft_wrap=True,  # the path stays whole, to copy
+    )
+    return model
