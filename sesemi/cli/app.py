@@ -185,7 +185,12 @@ def train(
 
 @command(context_settings={"ignore_unknown_options": True})
 def inference(
-    model: Annotated[Path, typer.Argument(help="A training run's folder, or a checkpoint in it.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A training run's folder, a checkpoint in it, or a published model's uid or name@version."
+        ),
+    ],
     input: Annotated[
         Path, typer.Argument(help="A file, a folder (recursive), or a .txt file listing paths.")
     ],
@@ -218,6 +223,7 @@ def inference(
       $ sesemi inference runs/digits/2026-11-23_16-09-06/checkpoints/last.ckpt files.txt
       $ sesemi inference runs/spoken_digits/<time> recordings window_seconds=2 per_window=true
       $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
+      $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish, sesemi load)
     """
     functions.inference(
         model,
@@ -412,6 +418,7 @@ def load(
     Examples:
       $ sesemi load 3f1c9a0e-1.0.0 -r /shared/models
       $ sesemi load digits-cnn@1.0.0       # from $SESEMI_REPOSITORIES
+      $ sesemi inference digits-cnn@1.0.0 new_images --save-dir out
     """
     functions.load(uid, repository=repository, device=device)
 

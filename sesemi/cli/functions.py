@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from sesemi.hub import Model as HubModel
     from sesemi.hub import ModelInfo
+    from sesemi.ops.inference import Predictor
     from sesemi.ops.postprocess import Summary
     from sesemi.ops.runs import Run
 
@@ -232,7 +233,8 @@ def inference(
     than the training clips are predicted in sliding windows whose probabilities are averaged.
 
     Args:
-        model: A training run's folder, or a checkpoint in its `checkpoints/`.
+        model: A training run's folder, a checkpoint in its `checkpoints/`, or a published
+            model's uid or `name@version` (from `$SESEMI_REPOSITORIES` or the cache).
         input: A file, a folder (searched recursively for files of the model's kind), or a
             text file listing one path per line.
         overrides: Settings as `key=value`: `checkpoint` (best or last), `window_seconds`,
@@ -252,14 +254,14 @@ def inference(
     from rich.progress import Progress
 
     from sesemi.ops import predictions as ops
-    from sesemi.ops.inference import PREDICTIONS_FILE, Predictor
+    from sesemi.ops.inference import PREDICTIONS_FILE
 
     settings = _inference_settings(overrides)
     folder = Path(save_dir)
     target = folder / PREDICTIONS_FILE
     if target.exists() and not force:
         raise SesemiError(f"{target} exists; pass --force to overwrite it")
-    predictor = Predictor.from_run(model, device, settings.pop("checkpoint"))
+    predictor = _predictor(model, device, settings.pop("checkpoint"))
     paths = ops.read_inputs(input, predictor)
     per_window = settings.pop("per_window")
     window, hop = (
@@ -297,6 +299,17 @@ def inference(
         highlight=False,
     )
     return target
+
+
+def _predictor(model: str | Path, device: str, checkpoint: str) -> Predictor:
+    """The predictor of a run folder or checkpoint, or of a published model's uid or name@version."""
+    import sesemi.hub as hub
+    from sesemi.hub.ids import is_uid
+    from sesemi.ops.inference import Predictor
+
+    if not Path(model).exists() and (is_uid(str(model)) or "@" in str(model)):
+        return hub.load(str(model), device=device).predictor
+    return Predictor.from_run(model, device, checkpoint)
 
 
 INFERENCE_SETTINGS = (

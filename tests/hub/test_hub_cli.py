@@ -1,10 +1,12 @@
-"""The hub's commands (sesemi publish, models, load) and their Python twins in
-sesemi/cli/functions.py."""
+"""The hub's commands (sesemi publish, models, load; inference of a published model) and their
+Python twins in sesemi/cli/functions.py."""
 
 from __future__ import annotations
 
+import csv
+
 import pytest
-from hub_fixtures import cache, trained  # noqa: F401 (fixtures)
+from hub_fixtures import cache, trained, write_images  # noqa: F401 (fixtures)
 from typer.testing import CliRunner
 
 import sesemi.cli
@@ -36,6 +38,18 @@ def test_publish_then_list_then_load(repository, cache):  # noqa: F811
     done = sesemi_cli("load", "images.tiny@1.0.0", "--device", "cpu")
     assert done.exit_code == 0, done.output
     assert f"images.tiny@1.0.0 ({uid}): 3 classes (blue, green, red), in {cache}" in done.output.replace("\n", "")
+
+
+def test_inference_takes_a_uid_or_name_at_version(repository, trained, tmp_path):  # noqa: F811
+    images = tmp_path / "images"
+    write_images(images, 1, "new")
+    outputs = []
+    for model in (trained, "images.tiny@1.0.0", sesemi.cli.models()[0].uid):
+        folder = tmp_path / f"out{len(outputs)}"
+        done = sesemi_cli("inference", model, images, "--save-dir", folder, "--device", "cpu")
+        assert done.exit_code == 0, done.output
+        outputs.append(list(csv.reader((folder / "predictions.csv").open())))
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == 4
 
 
 def test_errors_are_one_line(repository, trained):  # noqa: F811
