@@ -136,3 +136,21 @@ def test_images_go_through_the_validation_transform(make_hparams, image_tree):
     assert probabilities.shape == (6, 3) and not predictor.audio
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(6))
     assert predictor.accepts(paths[0]) and not predictor.accepts(image_tree.root / "x.wav")
+
+
+def test_from_weights_builds_the_config_without_downloading_pretrained_weights(monkeypatch):
+    """The weights replace pretrained ones, so `pretrained: true` in a config downloads nothing."""
+
+    def no_download(*args):
+        raise AssertionError("downloaded pretrained weights")
+
+    monkeypatch.setattr("sesemi.models.backbones.timm.fetch_pretrained", no_download)
+    backbone = {"_target_": "sesemi.PyTorchImageModels", "name": "resnet10t", "pretrained": True}
+    hparams = {"num_classes": 2, "model": {"backbone": backbone, "supervised_loss": {"callable": {"_target_": "torch.nn.CrossEntropyLoss"}}}}
+    weights = Classifier({**hparams, "model": {**hparams["model"], "backbone": {**backbone, "pretrained": False}}}).state_dict()
+    predictor = Predictor.from_weights(weights, OmegaConf.create({"learner": {"hparams": hparams}}), ["a", "b"], "cpu")
+    assert all(torch.equal(v, weights[k]) for k, v in predictor.model.state_dict().items())
+    assert not predictor.model.training and predictor.labels == ["a", "b"]
+    del weights["head.fc.weight"]
+    with pytest.raises(SesemiError, match=r"the weights do not fit the model of the config \(.*head.fc.weight"):
+        Predictor.from_weights(weights, OmegaConf.create({"learner": {"hparams": hparams}}), ["a", "b"], "cpu")
