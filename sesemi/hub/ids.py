@@ -48,13 +48,13 @@ def check_version(version: str) -> Version:
     return parsed
 
 
-def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Parameters that tell models of one name apart: a mapping that JSON can store."""
+def check_params(params: Mapping[str, Any] | None, what: str = "params") -> dict[str, Any]:
+    """Parameters that tell models of one name apart (or other metadata): a mapping JSON can store."""
     params = dict(params or {})
     try:
         json.dumps(params, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise SesemiError(f"params must be JSON values (strings, numbers, lists, mappings): {error}") from None
+        raise SesemiError(f"{what} must be JSON values (strings, numbers, lists, mappings): {error}") from None
     return params
 
 

@@ -65,7 +65,7 @@ def publish(
     check_name(name)
     check_subgroup(subgroup)
     check_version(version)
-    params, meta = check_params(params), check_params(meta)
+    params, meta = check_params(params), check_params(meta, "meta")
     run_dir, checkpoint_path = run_files(run)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
