@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from hub_fixtures import cache, fake_archive, memory_repository, model_info  # noqa: F401 (fixtures)
 
@@ -74,3 +77,23 @@ def test_unreachable_repositories_are_one_error_line(tmp_path, cache):  # noqa: 
 def test_memory_repositories_lock_in_the_cache(memory_repository, cache):  # noqa: F811
     lock = Repository(memory_repository).lock()
     assert lock.lock_file.startswith(str(cache / "locks"))
+
+
+def test_concurrent_publishers_each_land_in_the_table(tmp_path, cache, monkeypatch):  # noqa: F811
+    """The table is read, checked and rewritten under the lock, so no publisher's row is lost."""
+    infos = [model_info(version=version) for version in ("1.0.0", "2.0.0", "3.0.0")]
+    archives = [fake_archive(tmp_path / info.version, info) for info in infos]
+    repository = Repository(tmp_path / "repo")
+    move = repository.fs.mv
+
+    def slow_move(*args, **kwargs):  # widens the window between reading and rewriting the table
+        time.sleep(0.1)
+        return move(*args, **kwargs)
+
+    monkeypatch.setattr(repository.fs, "mv", slow_move)
+    threads = [threading.Thread(target=Repository(tmp_path / "repo").add, args=pair) for pair in zip(infos, archives, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(repository.rows()) == {info.uid for info in infos}
