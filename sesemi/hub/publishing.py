@@ -66,6 +66,10 @@ def publish(
     check_subgroup(subgroup)
     check_version(version)
     params, meta = check_params(params), check_params(meta, "meta")
+    uid = model_uid(name, subgroup, params, version)
+    target = Repository(repository)
+    _refuse_existing(target, ModelInfo(uid, name, subgroup, version))  # again under the lock, at upload
+
     run_dir, checkpoint_path = run_files(run)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -76,12 +80,11 @@ def publish(
     checkpoint = read_checkpoint(checkpoint_path)
     # Contiguous copies: safetensors stores no views and no tensors that share memory.
     weights = {key: value.contiguous().clone() for key, value in checkpoint["state_dict"].items()}
-    num_classes = int(config.learner.hparams.num_classes)
-    labels = results.get("classes") or [str(c) for c in range(num_classes)]
+    labels = results.get("classes") or [str(c) for c in range(int(config.learner.hparams.num_classes))]
     predictor = Predictor.from_weights(weights, config, labels, "cpu")  # fails now rather than at load
 
     info = ModelInfo(
-        uid=model_uid(name, subgroup, params, version),
+        uid=uid,
         name=name,
         subgroup=subgroup,
         version=version,
@@ -95,19 +98,22 @@ def publish(
         meta=meta,
         sesemi=__version__,
     )
-    target = Repository(repository)
-    reason = conflict(target.rows(missing_ok=True), info)  # checked again under the repository's lock
-    if reason:
-        raise SesemiError(reason)
     with tempfile.TemporaryDirectory(prefix="sesemi-publish-") as scratch:
         folder = Path(scratch) / "model"
         folder.mkdir()
-        save_file(weights, folder / WEIGHTS, metadata={"uid": info.uid})
+        save_file(weights, folder / WEIGHTS, metadata={"uid": uid})
         (folder / CONFIG).write_text(config_path.read_text())
         (folder / META).write_text(json.dumps(info.to_dict(), indent=1) + "\n")
         (folder / CARD).write_text(model_card(info, config, predictor.audio))
-        archive = Path(scratch) / f"{info.uid}.tar.gz"
+        archive = Path(scratch) / f"{uid}.tar.gz"
         pack(folder, archive)
         target.add(info, archive)
-    logger.info("published %s as %s to %s", info.reference, info.uid, target.url)
-    return info.uid
+    logger.info("published %s as %s to %s", info.reference, uid, target.url)
+    return uid
+
+
+def _refuse_existing(repository: Repository, info: ModelInfo) -> None:
+    """Fails early, before the run is read, when the uid or the name and version are taken."""
+    reason = conflict(repository.rows(missing_ok=True), info)
+    if reason:
+        raise SesemiError(reason)
