@@ -1,0 +1,122 @@
+"""Data loading vs model compute for spoken_digits_fixmatch, with and without the preprocess cache.
+
+1. Loading: clips/s of the config's training loaders (FLAC at 22.05 kHz decoded and resampled
+   to 16 kHz, cropped and augmented; in the main process, as the config does), reading the
+   files, and reading the cache `ops/preprocess` wrote.
+2. Compute: clips/s of bare training steps (forward, backward, optimizer step; the log-mel
+   frontend included) on the same batches held in memory.
+A clip is one loaded item: a FixMatch item is one decode and two views.
+
+Rounds alternate between the measurements, so the ratios are taken under the same machine load.
+
+Usage: python experiments/spoken_digits_ssl/throughput.py [--steps 20] [--rounds 3] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import machine, write_table  # noqa: E402
+
+from sesemi.config import register_configs, register_resolvers  # noqa: E402
+from sesemi.datamodule import SESEMIDataModule  # noqa: E402
+from sesemi.ops.preprocess import preprocess  # noqa: E402
+from sesemi.runner import resolve  # noqa: E402
+
+
+def datamodule(config) -> SESEMIDataModule:
+    module = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
+    module.prepare_data()
+    module.setup()
+    return module
+
+
+def load(module: SESEMIDataModule, steps: int) -> tuple[list[dict], int, float]:
+    """`steps` training batches, the clips they hold, and the seconds loading them took."""
+    loaders = module.train_dataloader()
+    iterators = {name: itertools.cycle(loader) for name, loader in loaders.items()}
+    started = time.perf_counter()
+    batches = [{name: next(it) for name, it in iterators.items()} for _ in range(steps)]
+    seconds = time.perf_counter() - started
+    clips = sum(len(batch[1]) for step in batches for batch in step.values())
+    return batches, clips, seconds
+
+
+def compute(learner, optimizer, batches: list[dict]) -> float:
+    started = time.perf_counter()
+    for index, batch in enumerate(batches):
+        loss = learner.training_step(batch, index)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data", type=Path, help="where spoken_digits is (built there if missing)")
+    args = parser.parse_args()
+    register_configs()
+    register_resolvers()
+    scratch = Path(tempfile.mkdtemp())
+    data = args.data or scratch / "spoken_digits"
+    overrides = [f"run.data_root={data}", "run.num_iterations=100", "run.seed=0"]
+    cache = scratch / "cache"
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        files = compose("spoken_digits_fixmatch", [*overrides, f"data.train.supervised.dataset.cache_dir={scratch / 'none'}"])
+        cached = compose("spoken_digits_fixmatch", [*overrides, f"data.train.supervised.dataset.cache_dir={cache}"])
+    from_files = datamodule(files)
+    resolve(files, from_files)
+    started = time.perf_counter()
+    counts = preprocess(str(data), 16000, str(cache), subset=["train", "unlabeled"])
+    preprocess_seconds = time.perf_counter() - started
+    from_cache = datamodule(cached)
+    learner = instantiate(files.learner, _recursive_=False).train()
+    optimizer = torch.optim.AdamW(learner.parameters(), lr=1e-3)
+    batches, _, _ = load(from_files, 2)
+    compute(learner, optimizer, batches)  # warm-up
+
+    decoding, reading, bare = [], [], []
+    for _ in range(args.rounds):
+        batches, clips, seconds = load(from_files, args.steps)
+        decoding.append(clips / seconds)
+        _, clips, seconds = load(from_cache, args.steps)
+        reading.append(clips / seconds)
+        bare.append(clips / compute(learner, optimizer, batches))
+
+    def rate(values: list[float]) -> str:
+        return f"{statistics.median(values):.0f} clips/s"
+
+    lines = [
+        "| measurement | throughput | vs compute |",
+        "|---|---|---|",
+        f"| loading: decode FLAC + resample (no cache) | {rate(decoding)} | "
+        f"{statistics.median(d / b for d, b in zip(decoding, bare, strict=True)):.1f} x |",
+        f"| loading: read the preprocess cache | {rate(reading)} | "
+        f"{statistics.median(r / b for r, b in zip(reading, bare, strict=True)):.1f} x |",
+        f"| bare training step (frontend, forward, backward, step) | {rate(bare)} | 1.0 x |",
+        f"| preprocess, once ({counts['written']} files) | {counts['written'] / preprocess_seconds:.0f} files/s | |",
+    ]
+    note = (
+        f"spoken_digits_fixmatch (32 labeled + 32 unlabeled clips per step, 1.2 s at 16 kHz), "
+        f"{args.steps} steps x {args.rounds} rounds (medians), loading in the main process. {machine()}."
+    )
+    write_table(Path(__file__).with_name("README.md"), "throughput", note, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
