@@ -36,6 +36,8 @@ class FixMatchLossHead(LossHead):
         predict_head: The classification head that predicts both views.
         thresholding: "fixed" (FixMatch), "flexmatch" or "freematch" (see `pseudo_labels.py`).
         threshold: The confidence threshold (FreeMatch: an upper bound of its global threshold).
+        min_threshold: A floor under the adaptive thresholds, which otherwise start near 0 and
+            stay there for classes the model never gets confident about.
         distribution_alignment: Whether to align the weak predictions to a uniform class prior
             before thresholding.
         threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
@@ -48,6 +50,7 @@ class FixMatchLossHead(LossHead):
         predict_head: str = "head",
         thresholding: str = "fixed",
         threshold: float = 0.95,
+        min_threshold: float = 0.0,
         distribution_alignment: bool = False,
         threshold_options: Mapping[str, Any] | None = None,
     ):
@@ -59,13 +62,14 @@ class FixMatchLossHead(LossHead):
         self.predict_head = predict_head
         self.thresholding = thresholding
         self.threshold = threshold
+        self.min_threshold = min_threshold
         self.distribution_alignment = distribution_alignment
         self.threshold_options = dict(threshold_options or {})
 
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         num_classes = num_classes_of(heads[self.predict_head])
         self.thresholds = THRESHOLDS[self.thresholding](
-            num_classes, self.threshold, **self.threshold_options
+            num_classes, self.threshold, min_threshold=self.min_threshold, **self.threshold_options
         )
         self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
 

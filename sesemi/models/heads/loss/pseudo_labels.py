@@ -46,11 +46,12 @@ class FixedThreshold(nn.Module):
     Args:
         num_classes: Unused; every threshold class takes it, so they are built alike.
         threshold: The confidence threshold tau.
+        min_threshold: A floor (see `FlexMatchThreshold`); it matters only above `threshold`.
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.95):
+    def __init__(self, num_classes: int, threshold: float = 0.95, min_threshold: float = 0.0):
         super().__init__()
-        self.threshold = threshold
+        self.threshold = max(threshold, min_threshold)
 
     def forward(self, probs: Tensor) -> Tensor:
         return confidence_mask(probs, self.threshold)
@@ -69,12 +70,18 @@ class FlexMatchThreshold(nn.Module):
         num_classes: The number of classes.
         threshold: The upper threshold tau.
         window: How many confident predictions sigma counts over (about the unlabeled set size).
+        min_threshold: A floor under every class threshold. The paper's thresholds start at 0
+            and stay near 0 for classes the model is never confident about, so on hard data
+            with few labels every guess becomes a pseudo-label; a floor keeps them out.
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.95, window: int = 4096):
+    def __init__(
+        self, num_classes: int, threshold: float = 0.95, window: int = 4096, min_threshold: float = 0.0
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.threshold = threshold
+        self.min_threshold = min_threshold
         self.register_buffer("recent", torch.full((window,), -1, dtype=torch.long))  # -1: unused
         self.register_buffer("position", torch.zeros((), dtype=torch.long))
 
@@ -84,7 +91,7 @@ class FlexMatchThreshold(nn.Module):
         sigma = torch.bincount(self.recent.clamp(min=0), weights=used, minlength=self.num_classes)
         unused = len(self.recent) - used.sum()
         beta = sigma / torch.maximum(sigma.max(), unused).clamp(min=1.0)
-        return self.threshold * beta / (2.0 - beta)
+        return (self.threshold * beta / (2.0 - beta)).clamp(min=self.min_threshold)
 
     def forward(self, probs: Tensor) -> Tensor:
         mask = confidence_mask(probs, self.class_thresholds())
@@ -109,19 +116,23 @@ class FreeMatchThreshold(nn.Module):
         num_classes: The number of classes.
         threshold: An upper bound of tau_t (1 leaves it free, as in the paper).
         momentum: The EMA momentum m.
+        min_threshold: A floor under every class threshold (see `FlexMatchThreshold`).
     """
 
-    def __init__(self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999):
+    def __init__(
+        self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999, min_threshold: float = 0.0
+    ):
         super().__init__()
         self.threshold = threshold
         self.momentum = momentum
+        self.min_threshold = min_threshold
         self.register_buffer("global_threshold", torch.tensor(1.0 / num_classes))
         self.register_buffer("class_probs", torch.full((num_classes,), 1.0 / num_classes))
 
     def class_thresholds(self) -> Tensor:
         """The current threshold of each class `[C]`."""
         global_threshold = self.global_threshold.clamp(max=self.threshold)
-        return global_threshold * self.class_probs / self.class_probs.max()
+        return (global_threshold * self.class_probs / self.class_probs.max()).clamp(min=self.min_threshold)
 
     def forward(self, probs: Tensor) -> Tensor:
         if self.training:

@@ -99,6 +99,20 @@ def test_freematch_threshold_is_capped():
     assert threshold.class_thresholds().max() == pytest.approx(0.8)
 
 
+@pytest.mark.parametrize("make", [FlexMatchThreshold, FreeMatchThreshold], ids=["flexmatch", "freematch"])
+def test_min_threshold_keeps_unsure_guesses_out_from_the_start(make):
+    """With a floor, the adaptive thresholds start at the floor instead of near 0, so a weak
+    model's 40%-confident guesses are not pseudo-labels; confident ones still are."""
+    threshold = make(3, threshold=0.95, min_threshold=0.8)
+    torch.testing.assert_close(threshold.class_thresholds(), torch.full((3,), 0.8))
+    assert threshold(_probs([0, 1, 2], 0.4)).sum() == 0
+    assert threshold(_probs([0, 1, 2], 0.85)).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_min_threshold_above_the_fixed_threshold_raises_it():
+    assert FixedThreshold(3, threshold=0.7, min_threshold=0.8)(_probs([0], 0.75)).tolist() == [0.0]
+
+
 STATEFUL = {
     "flexmatch": lambda: FlexMatchThreshold(3, window=4),
     "freematch": lambda: FreeMatchThreshold(3),
