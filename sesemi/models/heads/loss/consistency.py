@@ -3,7 +3,9 @@
 Laine & Aila, "Temporal Ensembling for Semi-Supervised Learning" (the Pi model), ICLR 2017,
 https://arxiv.org/abs/1610.02242; Tarvainen & Valpola, "Mean teachers are better role models",
 NeurIPS 2017, https://arxiv.org/abs/1703.01780. Read two stochastic views of each unlabeled
-image, e.g. with `sesemi.transforms.MultiView([augment, augment])`.
+image, e.g. with `sesemi.transforms.MultiView([augment, augment])`. The optional confidence
+threshold on the teacher follows French et al., "Self-ensembling for visual domain
+adaptation", ICLR 2018, https://arxiv.org/abs/1706.05208.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.pseudo_labels import confidence_mask
 
 
 class ConsistencyLossHead(LossHead):
@@ -25,12 +28,17 @@ class ConsistencyLossHead(LossHead):
     sums over classes (the papers' mean times the number of classes), so one weight suits any
     number of classes.
 
+    With a `threshold`, only images whose teacher prediction is at least that confident count
+    (the per-sample weights are the mask): a weak early teacher's near-uniform guesses would
+    otherwise pull the student away from what the labels teach it.
+
     Args:
         input_data: The training loader with the two views.
         input_backbone: The student's backbone.
         predict_head: The student's classification head.
         teacher_backbone: The teacher's backbone (e.g. `backbone_ema`).
         teacher_head: The teacher's classification head (e.g. `head_ema`).
+        threshold: The least top probability of the teacher for an image to count (0: all do).
     """
 
     def __init__(
@@ -40,11 +48,13 @@ class ConsistencyLossHead(LossHead):
         predict_head: str = "head",
         teacher_backbone: str = "backbone",
         teacher_head: str = "head",
+        threshold: float = 0.0,
     ):
         super().__init__(input_data, input_backbone)
         self.predict_head = predict_head
         self.teacher_backbone = teacher_backbone
         self.teacher_head = teacher_head
+        self.threshold = threshold
 
     def _keys(self) -> tuple[str, str]:
         return (
@@ -75,16 +85,21 @@ class ConsistencyLossHead(LossHead):
         with torch.no_grad():
             targets = heads[self.teacher_head](features[teacher_key]).softmax(dim=1)
         probs = heads[self.predict_head](features[student_key]).softmax(dim=1)
-        return LossOutputs((probs - targets).pow(2).sum(dim=1))
+        mask = confidence_mask(targets, self.threshold) if self.threshold > 0 else None
+        return LossOutputs((probs - targets).pow(2).sum(dim=1), mask)
 
 
 class PiModelLossHead(ConsistencyLossHead):
     """The Pi model: the student's prediction on the second view is the target for the first."""
 
     def __init__(
-        self, input_data: str, input_backbone: str = "backbone", predict_head: str = "head"
+        self,
+        input_data: str,
+        input_backbone: str = "backbone",
+        predict_head: str = "head",
+        threshold: float = 0.0,
     ):
-        super().__init__(input_data, input_backbone, predict_head, input_backbone, predict_head)
+        super().__init__(input_data, input_backbone, predict_head, input_backbone, predict_head, threshold)
 
 
 class MeanTeacherLossHead(ConsistencyLossHead):
@@ -101,5 +116,8 @@ class MeanTeacherLossHead(ConsistencyLossHead):
         predict_head: str = "head",
         teacher_backbone: str = "backbone_ema",
         teacher_head: str = "head_ema",
+        threshold: float = 0.0,
     ):
-        super().__init__(input_data, input_backbone, predict_head, teacher_backbone, teacher_head)
+        super().__init__(
+            input_data, input_backbone, predict_head, teacher_backbone, teacher_head, threshold
+        )

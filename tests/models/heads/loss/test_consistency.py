@@ -108,6 +108,18 @@ def test_mean_teacher_gradients_reach_the_student_only():
     assert all(p.grad is None for p in teacher)
 
 
+@pytest.mark.parametrize("threshold, passing", [(0.0, 4), (0.3, 4), (0.99, 0)])
+def test_threshold_masks_images_the_teacher_is_unsure_of(threshold, passing):
+    """The top probability of 3 classes is at least 1/3 and a fresh model is barely surer:
+    0.99 masks every image, 0.3 none; without a threshold there is no mask at all."""
+    backbones, heads = _models(teacher=True)
+    outputs, _ = _run(MeanTeacherLossHead("consistency", threshold=threshold), backbones, heads, _data())
+    if threshold == 0.0:
+        assert outputs.weights is None
+    else:
+        assert outputs.weights.sum() == passing
+
+
 def test_mean_teacher_without_the_ema_callback_says_so():
     """Without backbone_ema the encoder fails with a hint to add the EMA callback."""
     backbones, heads = _models(teacher=False)
