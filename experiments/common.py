@@ -27,8 +27,15 @@ def run_config(
 ) -> dict:
     """Runs `open_sesemi -cn config overrides...` and returns its results.json (plus wall time).
 
-    `threads` caps the process's compute threads, for running several runs side by side.
+    A run whose results.json is already under `runs_dir/run_id` is not run again, so a sweep
+    into a kept `runs_dir` resumes where it stopped. `threads` caps the process's compute
+    threads, for running several runs side by side.
     """
+    finished = sorted((runs_dir / run_id).glob("*/results.json"), key=os.path.getmtime)
+    if finished:
+        results = json.loads(finished[-1].read_text())
+        results.setdefault("process_wall_time_s", results["wall_time_s"])
+        return results
     command = [OPEN_SESEMI, "-cn", config, f"run.dir={runs_dir}", f"run.id={run_id}", *overrides]
     if data_root is not None:
         command.append(f"run.data_root={data_root}")
@@ -43,6 +50,7 @@ def run_config(
     results_file = max((runs_dir / run_id).glob("*/results.json"), key=os.path.getmtime)
     results = json.loads(results_file.read_text())
     results["process_wall_time_s"] = round(time.time() - started, 1)
+    results_file.write_text(json.dumps(results, indent=2))
     return results
 
 

@@ -36,11 +36,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
+    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
     settings = [(m, f"digits_{m}", []) for m in args.methods] + [ALL_LABELS]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        runs, data = Path(scratch) / "runs", Path(scratch) / "digits"
+        runs = args.runs or Path(scratch) / "runs"
+        data = runs / "digits"
         for name, config, overrides in settings:
             jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"{config}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)

@@ -50,11 +50,14 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
+    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        data, runs = Path(scratch) / "letters", Path(scratch) / "runs"
-        build(data)
+        runs = args.runs or Path(scratch) / "runs"
+        data = runs / "letters"
+        if not data.exists():
+            build(data)
         for method in args.methods:
             jobs = [(method, [*overrides_for(method), f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
