@@ -33,6 +33,7 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.7",  # training curves of `sesemi postprocess`
     "safetensors>=0.4",  # published model weights (sesemi.hub), loaded without pickle
     "fsspec>=2023.1",  # model repositories: folders, memory://, s3://, gs://, ...
+    "packaging>=21",  # orders published model versions
 ]
 
 AUDIO_REQUIRE = [

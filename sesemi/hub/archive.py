@@ -1,8 +1,8 @@
 """A model's archive: a gzipped tar of a flat folder, packed at publish and checked at load.
 
 Extraction refuses, before writing anything, members that are not regular files or folders
-(symlinks, hard links, devices), absolute names and names with `..`; tarfile's "data" filter
-(PEP 706) then strips permissions it would not want either.
+(symlinks, hard links, devices), absolute names and names with `..`; where Python has it
+(3.10.12+, 3.11.4+), tarfile's "data" filter (PEP 706) then strips unwanted permissions too.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def extract(archive: Path, target: Path) -> None:
                 reason = _refusal(member)
                 if reason:
                     raise SesemiError(f"refusing the archive {archive.name}: {reason}")
-            tar.extractall(target, members, filter="data")
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(target, members, **safe)
     except tarfile.FilterError as error:
         raise SesemiError(f"refusing the archive {archive.name}: {error}") from None
     except (tarfile.TarError, EOFError, zlib.error) as error:
