@@ -30,13 +30,13 @@ SETTINGS = {
     "fixmatch": ("spoken_digits_fixmatch", []),
     "mean_teacher": (
         "audio_mean_teacher",
-        ["+dataset=spoken_digits", "run.id=spoken_digits_mean_teacher", "run.num_iterations=400",
+        ["+dataset=spoken_digits", "run.num_iterations=400",
          "data.train.consistency.batch_size=32",
          f"learner.hparams.model.regularization_loss_heads.consistency.scheduler.pivot={RAMP}"],
     ),
     "entropy_minimization": (
         "audio_entropy_minimization",
-        ["+dataset=spoken_digits", "run.id=spoken_digits_entropy_minimization", "run.num_iterations=400",
+        ["+dataset=spoken_digits", "run.num_iterations=400",
          "data.train.entropy_minimization.batch_size=32",
          f"learner.hparams.model.regularization_loss_heads.entropy_minimization.scheduler.pivot={RAMP}"],
     ),
