@@ -51,6 +51,12 @@ def images_in(batch) -> int:
     return 0
 
 
+def forever(loader):
+    """The loader's batches, starting over when it ends (shorter loaders cycle, as in training)."""
+    while True:
+        yield from loader
+
+
 def bare_steps(learner, optimizer, batches, fuse: bool = True, fuse_labeled: bool = False) -> float:
     """Seconds for forward + backward + step over `batches`, with no data loading."""
     learner.config.model.fuse_labeled = fuse_labeled
@@ -93,7 +99,7 @@ def main() -> None:
     learner = instantiate(config.learner, _recursive_=False).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.01, momentum=0.9)
     loaders = datamodule.train_dataloader()
-    iterators = {name: iter(loader) for name, loader in loaders.items()}
+    iterators = {name: forever(loader) for name, loader in loaders.items()}
     batches = [{name: next(it) for name, it in iterators.items()} for _ in range(args.steps)]
     images_per_step = images_in(batches[0])
     bare_steps(learner, optimizer, batches[:2])  # warm-up
@@ -105,7 +111,8 @@ def main() -> None:
         separate.append(bare_steps(learner, optimizer, batches, fuse=False) / args.steps)
         timer = StepTimer()
         quiet = {"limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}
-        trainer = build_trainer(config.run, OmegaConf.merge(config.trainer, quiet), scratch / "run", fit=True)
+        trainer_config = OmegaConf.merge(OmegaConf.to_container(config.trainer), quiet)
+        trainer = build_trainer(config.run, trainer_config, scratch / "run", fit=True)
         trainer.callbacks.append(timer)
         trainer.fit(instantiate(config.learner, _recursive_=False), datamodule=datamodule)
         loop.append(timer.seconds / (args.steps - 1))

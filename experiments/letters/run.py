@@ -61,11 +61,12 @@ def main() -> None:
         for method in args.methods:
             jobs = [(method, [*overrides_for(method), f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
-            top1 = mean_std([r["metrics"]["val/top1"] for r in results])
+            values = [r["metrics"]["val/top1"] for r in results]
+            per_seed = " / ".join(f"{100 * v:.1f}" for v in values)
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            rows.append(f"| {method} | {top1} | {seconds:.0f} s |")
+            rows.append(f"| {method} | {mean_std(values)} | {per_seed} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-    lines = ["| config | val/top1 (%) | wall time per run |", "|---|---|---|", *rows]
+    lines = ["| config | val/top1 (%) | per seed | wall time per run |", "|---|---|---|---|", *rows]
     note = (
         f"26 classes, 104 labels (4 per class), 2600 unlabeled, 780 val images in held-out fonts; "
         f"{ITERATIONS} iterations; seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time. {machine()}."
