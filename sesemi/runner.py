@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 def default_run_dir(run: DictConfig) -> Path:
     """`<run.dir>/<run.id>/<timestamp>`, the folder of a run started outside Hydra."""
-    return Path(run.dir) / str(run.id) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return Path(run.dir) / str(run.id) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
 
 
 def run_mode(value: Any) -> RunMode:
