@@ -15,6 +15,7 @@ Usage: python experiments/digits_ssl/throughput.py [--steps 30] [--rounds 3]
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, write_table  # noqa: E402
+from common import machine, timed_steps, write_table  # noqa: E402
 
 from sesemi.config import register_configs, register_resolvers  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
@@ -51,23 +52,11 @@ def images_in(batch) -> int:
     return 0
 
 
-def forever(loader):
-    """The loader's batches, starting over when it ends (shorter loaders cycle, as in training)."""
-    while True:
-        yield from loader
-
-
 def bare_steps(learner, optimizer, batches, fuse: bool = True, fuse_labeled: bool = False) -> float:
     """Seconds for forward + backward + step over `batches`, with no data loading."""
     learner.config.model.fuse_labeled = fuse_labeled
     with mock.patch.object(classifier_module, "encode", partial(encode, fuse=fuse)):
-        started = time.perf_counter()
-        for index, batch in enumerate(batches):
-            loss = learner.training_step(batch, index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return time.perf_counter() - started
+        return timed_steps(learner, optimizer, batches)
 
 
 class StepTimer(pl.Callback):
@@ -99,7 +88,7 @@ def main() -> None:
     learner = instantiate(config.learner, _recursive_=False).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.01, momentum=0.9)
     loaders = datamodule.train_dataloader()
-    iterators = {name: forever(loader) for name, loader in loaders.items()}
+    iterators = {name: itertools.cycle(loader) for name, loader in loaders.items()}  # shorter loaders cycle
     batches = [{name: next(it) for name, it in iterators.items()} for _ in range(args.steps)]
     images_per_step = images_in(batches[0])
     bare_steps(learner, optimizer, batches[:2])  # warm-up

@@ -27,7 +27,7 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, write_table  # noqa: E402
+from common import machine, timed_steps, write_table  # noqa: E402
 
 from sesemi.config import register_configs, register_resolvers  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
@@ -51,16 +51,6 @@ def load(module: SESEMIDataModule, steps: int) -> tuple[list[dict], int, float]:
     seconds = time.perf_counter() - started
     clips = sum(len(batch[1]) for step in batches for batch in step.values())
     return batches, clips, seconds
-
-
-def compute(learner, optimizer, batches: list[dict]) -> float:
-    started = time.perf_counter()
-    for index, batch in enumerate(batches):
-        loss = learner.training_step(batch, index)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -87,7 +77,7 @@ def main() -> None:
     learner = instantiate(files.learner, _recursive_=False).train()
     optimizer = torch.optim.AdamW(learner.parameters(), lr=1e-3)
     batches, _, _ = load(from_files, 2)
-    compute(learner, optimizer, batches)  # warm-up
+    timed_steps(learner, optimizer, batches)  # warm-up
 
     decoding, reading, bare = [], [], []
     for _ in range(args.rounds):
@@ -95,7 +85,7 @@ def main() -> None:
         decoding.append(clips / seconds)
         _, clips, seconds = load(from_cache, args.steps)
         reading.append(clips / seconds)
-        bare.append(clips / compute(learner, optimizer, batches))
+        bare.append(clips / timed_steps(learner, optimizer, batches))
 
     def rate(values: list[float]) -> str:
         return f"{statistics.median(values):.0f} clips/s"
