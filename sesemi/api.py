@@ -82,8 +82,11 @@ def _quoted(path: Path) -> str:
 
 
 def _timestamped(parent: Path) -> Path:
-    """A new folder `<parent>/<YYYY-mm-dd_HH-MM-SS>` (suffixed if that one exists)."""
-    stem = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    """A new folder `<parent>/<YYYY-mm-dd_HH-MM-SS-microseconds>`, as `open_sesemi` names runs.
+
+    Microseconds, because `train(overwrite=True)` removes the old folder, so a retrain within
+    the same second would otherwise reuse its name."""
+    stem = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     folder, number = parent / stem, 1
     while folder.exists():
         folder, number = parent / f"{stem}_{number}", number + 1
