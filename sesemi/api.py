@@ -267,12 +267,16 @@ class TrainingRun:
         validation = [] if eval_pairs is not None else ["data.val.dataset.subset=train"]
         return self._run(_timestamped(self.folder), [*validation, *self.overrides])
 
-    def predict(self, paths: Sequence[str | Path], batch_size: int = 64) -> list[dict[str, float]]:
+    def predict(
+        self, paths: Sequence[str | Path], batch_size: int = 64, tta: bool = False
+    ) -> list[dict[str, float]]:
         """The class probabilities of each file by the best checkpoint, in input order.
 
         Args:
             paths: Image (or, for an audio run, audio) files.
             batch_size: Inputs per forward pass.
+            tta: Test-time augmentation: average over each image and its horizontal flip
+                (audio: time-shifted copies); wrong where mirroring changes the meaning.
 
         Returns:
             `[{label: probability, ...}, ...]`, one dict per file.
@@ -281,7 +285,7 @@ class TrainingRun:
 
         if self._predictor is None:
             self._predictor = Predictor.from_run(self.checkpoint)
-        probabilities = self._predictor.predict([str(path) for path in paths], batch_size)
+        probabilities = self._predictor.predict([str(path) for path in paths], batch_size, tta=tta)
         return [
             dict(zip(self._predictor.labels, row.tolist(), strict=True)) for row in probabilities
         ]

@@ -212,6 +212,14 @@ def inference(
         bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")
     ] = False,
     force: Force = False,
+    tta: Annotated[
+        bool,
+        typer.Option(
+            "--tta",
+            help="Test-time augmentation: average over each image and its horizontal flip (audio: "
+            "windows shifted by the training's max_shift). Not for text or digits.",
+        ),
+    ] = False,
 ) -> None:
     """Predict image or audio files with a trained run: predictions.csv (path, label, score, one
     probability per class).
@@ -223,6 +231,7 @@ def inference(
       $ sesemi inference runs/digits/2026-11-23_16-09-06/checkpoints/last.ckpt files.txt
       $ sesemi inference runs/spoken_digits/<time> recordings window_seconds=2 per_window=true
       $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
+      $ sesemi inference runs/pets/<time> photos --tta     # average with horizontal flips
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish, sesemi load)
     """
     functions.inference(
@@ -234,6 +243,7 @@ def inference(
         batch_size=batch_size,
         embeddings=embeddings,
         force=force,
+        tta=tta,
     )
 
 

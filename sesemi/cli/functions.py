@@ -225,6 +225,7 @@ def inference(
     batch_size: int = 64,
     embeddings: bool = False,
     force: bool = False,
+    tta: bool = False,
 ) -> Path:
     """Predicts image or audio files with a trained run; writes `predictions.csv`.
 
@@ -246,6 +247,9 @@ def inference(
         embeddings: Also write the backbone's features, row for row with the table, as
             `embeddings.npy`.
         force: Overwrite existing predictions.
+        tta: Test-time augmentation: also predict each image's horizontal flip (audio: each
+            window shifted by the training's `max_shift`) and average the probabilities (and
+            the embeddings). Wrong where mirroring changes the meaning (text, digits).
 
     Returns:
         The path of `predictions.csv`.
@@ -280,6 +284,7 @@ def inference(
             batch_size,
             embeddings,
             lambda done: progress.update(task, completed=done),
+            tta=tta,
             **settings,
         )
     frame, vectors = ops.table(result, predictor, per_window, window, hop)

@@ -366,6 +366,9 @@ class InferenceConfig:
         per_window: Audio: one row per window (with start and end in seconds) instead of one
             per file with the mean of the windows' probabilities.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        tta: Test-time augmentation: also predict each input's horizontal flip (images) or its
+            copies shifted by the training's `max_shift` (audio windows), and average. Off by
+            default; a flip is wrong where mirroring changes the meaning (text, digits).
     """
 
     _target_: str = "sesemi.ops.inference.inference"
@@ -380,3 +383,4 @@ class InferenceConfig:
     hop_seconds: float | None = None
     per_window: bool = False
     on_error: str = "skip"
+    tta: bool = False

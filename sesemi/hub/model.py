@@ -66,6 +66,11 @@ class Model:
         """The torch module (a `sesemi.Classifier`, in eval mode): inputs -> logits."""
         return self.predictor.model
 
-    def predict(self, paths: Sequence[str | Path], batch_size: int = 64, **options: Any) -> Tensor:
-        """Class probabilities `[N, C]` of image or audio files; see `Predictor.predict`."""
-        return self.predictor.predict(paths, batch_size, **options)
+    def predict(
+        self, paths: Sequence[str | Path], batch_size: int = 64, tta: bool = False, **options: Any
+    ) -> Tensor:
+        """Class probabilities `[N, C]` of image or audio files; see `Predictor.predict`.
+
+        `tta=True` averages over fixed augmented copies of each input (an image's flip).
+        """
+        return self.predictor.predict(paths, batch_size, tta=tta, **options)

@@ -11,6 +11,7 @@ operation's folder. From Python:
 Recordings longer than the training clips are cut into sliding windows (`window_seconds` long,
 `hop_seconds` apart; the last one zero-padded) whose probabilities are averaged; shorter ones
 are centred and padded, as in validation. Images go through the run's validation transform.
+`tta=True` also predicts fixed augmented copies of each input and averages (sesemi/ops/tta.py).
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.ops.pseudo_dataset import load_teacher, resolve_device
+from sesemi.ops.tta import DEFAULT_MAX_SHIFT, Augmentation
 from sesemi.transforms.audio import AudioReadError, frames, is_audio_file, load_audio, num_samples
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = ("best", "last")
 PREDICTIONS_FILE = "predictions.csv"
+TRAINING_TRANSFORM = "data.train.supervised.dataset.image_transform"  # the labeled data's (weak) one
 
 
 def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
@@ -189,6 +192,14 @@ class Predictor:
         """Whether `path` is a file of the model's modality (by its extension)."""
         return is_audio_file(path) if self.audio else is_image_file(path)
 
+    def augmentation(self) -> Augmentation:
+        """The copies test-time augmentation predicts: an image's flip, or audio shifted by the
+        run's training `max_shift` (0.1 when its config has none)."""
+        if not self.audio:
+            return Augmentation(audio=False)
+        max_shift = OmegaConf.select(self.config, f"{TRAINING_TRANSFORM}.max_shift")
+        return Augmentation(True, DEFAULT_MAX_SHIFT if max_shift is None else float(max_shift))
+
     def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
         """The audio window length and spacing in seconds; by default the run's clip length and half of it."""
         window = window_seconds or self.clip_seconds
@@ -221,6 +232,7 @@ class Predictor:
         num_workers: int = 0,
         on_error: str = "raise",
         progress: bool = False,
+        tta: bool = False,
     ) -> list[Tensor | None]:
         """Per-window class probabilities `[W, C]` of each file (an image is one window).
 
@@ -232,6 +244,7 @@ class Predictor:
             num_workers: Loader processes that decode files (0: this process).
             on_error: "raise" on an unreadable file, or "skip" it (its entry is None) with a warning.
             progress: Whether to show a progress bar.
+            tta: Also predict each window's augmented copies (`augmentation()`) and average.
         """
         if on_error not in ("skip", "raise"):
             raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -242,11 +255,17 @@ class Predictor:
         files: list[list[Tensor]] = [[] for _ in paths]
         read: list[bool] = [False] * len(paths)
         items = tqdm(loader, desc="predicting", unit="file", disable=not progress)
+        augment = self.augmentation() if tta else None
         for owners, inputs in _batches(self._readable(items, paths, read, on_error), batch_size):
-            probabilities = self.model(inputs.to(self.device)).float().softmax(dim=1).cpu()
+            probabilities = self._probabilities(inputs.to(self.device), augment).cpu()
             for owner, chunk in zip(owners, probabilities.split([n for _, n in owners]), strict=True):
                 files[owner[0]].append(chunk)
         return [torch.cat(chunks) if ok else None for chunks, ok in zip(files, read, strict=True)]
+
+    def _probabilities(self, inputs: Tensor, augment: Augmentation | None) -> Tensor:
+        if augment is None:
+            return self.model(inputs).float().softmax(dim=1)
+        return augment.mean(self.model(augment(inputs)).float().softmax(dim=1))
 
     def _readable(self, items, paths: list[str], read: list[bool], on_error: str) -> Iterator[tuple[int, Tensor]]:
         for index, windows in items:
@@ -324,6 +343,7 @@ def inference(
     hop_seconds: float | None = None,
     per_window: bool = False,
     on_error: str = "skip",
+    tta: bool = False,
 ) -> dict[str, Any]:
     """Predicts every input file with a trained run and writes `predictions.csv` to `output_dir`.
 
@@ -335,7 +355,7 @@ def inference(
     predictor = Predictor.from_run(run, device, checkpoint)
     paths = find_inputs(inputs, predictor)
     results = predictor.predict_windows(
-        paths, batch_size, window_seconds, hop_seconds, num_workers, on_error, progress=True
+        paths, batch_size, window_seconds, hop_seconds, num_workers, on_error, progress=True, tta=tta
     )
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

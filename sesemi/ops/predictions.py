@@ -69,24 +69,27 @@ def predict(
     batch_size: int = 64,
     embeddings: bool = False,
     progress: Callable[[int], None] | None = None,
+    tta: bool = False,
     **options,
 ) -> Predictions:
     """Predicts `paths` in chunks of `batch_size` files, calling `progress(files_done)` after each.
 
-    Takes the options of `Predictor.predict_windows` (windows, workers, on_error).
+    Takes the options of `Predictor.predict_windows` (windows, workers, on_error). With `tta`,
+    the features, like the probabilities, are the mean over each input's augmented copies.
     """
     windows: list[Tensor | None] = []
     features: list[Tensor | None] = []
     captured: list[Tensor] = []
     hook = None
     if embeddings:  # forward() is head(backbone(x)): the backbone's outputs are the features
+        average = predictor.augmentation().mean if tta else (lambda out: out)
         hook = predictor.model.backbone.register_forward_hook(
-            lambda module, args, out: captured.append(out.detach().cpu())
+            lambda module, args, out: captured.append(average(out).detach().cpu())
         )
     try:
         for start in range(0, len(paths), batch_size):
             chunk = predictor.predict_windows(
-                paths[start : start + batch_size], batch_size, **options
+                paths[start : start + batch_size], batch_size, tta=tta, **options
             )
             windows += chunk
             if embeddings:

@@ -196,6 +196,28 @@ def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
     assert not (out / "embeddings.npy").exists()  # they belonged to the predictions replaced
 
 
+def test_inference_tta_averages_each_image_with_its_flip(sesemi_cli, project, tmp_path):
+    """--tta reaches the predictor: the table holds the probabilities averaged with the mirrored
+    images, which differ from those of the images alone; the embeddings stay one row per image."""
+    from sesemi.ops.inference import Predictor
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((project / "data" / "digits" / "val" / "2").glob("*.png"))[:3]:
+        shutil.copy(path, images)
+    run, classes = first_run(project), [str(c) for c in range(10)]
+    tables = {}
+    for name, flags in (("plain", []), ("tta", ["--tta"])):
+        args = ["inference", run, images, "--save-dir", tmp_path / name, "--device", "cpu"]
+        result = sesemi_cli(*args, "--embeddings", *flags)
+        assert result.exit_code == 0, result.output
+        tables[name] = pd.read_csv(tmp_path / name / "predictions.csv")
+        assert np.load(tmp_path / name / "embeddings.npy").shape == (3, 8)
+    expected = Predictor.from_run(run, device="cpu").predict(tables["tta"]["path"], tta=True)
+    assert np.allclose(tables["tta"][classes], expected.numpy(), atol=1e-5)
+    assert not np.allclose(tables["tta"][classes], tables["plain"][classes], atol=1e-5)
+
+
 def test_inference_errors_are_one_line(sesemi_cli, project, tmp_path):
     run = first_run(project)
     assert "neither a run folder nor a checkpoint" in error_line(

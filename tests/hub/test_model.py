@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from hub_fixtures import cache, trained  # noqa: F401 (fixtures)
+import torch
+from hub_fixtures import cache, trained, write_images  # noqa: F401 (fixtures)
 from omegaconf import OmegaConf
 
 from sesemi.errors import SesemiError
 from sesemi.hub import load, publish
 from sesemi.hub.model import Model
+from sesemi.ops.inference import Predictor
 
 
 @pytest.fixture
@@ -51,3 +53,11 @@ def test_weights_that_do_not_fit_the_config_are_one_error_line(folder):
     OmegaConf.save(config, folder / "config.yaml")
     with pytest.raises(SesemiError, match="the weights do not fit the model of the config .*size mismatch"):
         Model(folder, device="cpu")
+
+
+def test_predict_takes_tta_as_the_run_s_predictor_does(folder, trained, tmp_path):  # noqa: F811
+    images = write_images(tmp_path / "images", 1, "new")
+    model = Model(folder, device="cpu")
+    expected = Predictor.from_run(trained, device="cpu").predict(images, tta=True)
+    torch.testing.assert_close(model.predict(images, tta=True), expected)
+    assert not torch.allclose(model.predict(images), expected)

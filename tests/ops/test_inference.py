@@ -9,13 +9,17 @@ import pytest
 import torch
 from audio_samples import audio_tree, noise, tone, write
 from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
 
 from sesemi.config import register_configs, register_resolvers
+from sesemi.datasets.images import read_image
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.ops.inference import Predictor, _batches, inference, run_files
 from sesemi.runner import execute
+from sesemi.transforms.audio import frames, load_audio
 
 # A tiny audio_supervised run: 4 steps of a 4-8 channel ConvNet on 16 mel bands.
 TINY_AUDIO = [
@@ -123,14 +127,20 @@ def test_a_folder_without_a_checkpoint_is_a_user_error(tmp_path):
         Predictor.from_run(tmp_path)
 
 
-def test_images_go_through_the_validation_transform(make_hparams, image_tree):
-    """The same predictor serves image runs: one window per image."""
+def image_predictor(make_hparams) -> Predictor:
+    """An untrained (seeded) tiny image classifier of the `image_tree` classes, 16 px inputs."""
+    torch.manual_seed(0)
     model = Classifier(make_hparams(rotation=False))
     config = OmegaConf.create(
         {"data": {"val": {"dataset": {"image_transform": {
             "_target_": "sesemi.transforms.center_crop_transforms", "resize": 16, "crop_dim": 16}}}}}
     )
-    predictor = Predictor(model, config, ["blue", "green", "red"])
+    return Predictor(model, config, ["blue", "green", "red"])
+
+
+def test_images_go_through_the_validation_transform(make_hparams, image_tree):
+    """The same predictor serves image runs: one window per image."""
+    predictor = image_predictor(make_hparams)
     paths = sorted((image_tree.root / "val").rglob("*.png"))
     probabilities = predictor.predict(paths, batch_size=4)
     assert probabilities.shape == (6, 3) and not predictor.audio
@@ -154,3 +164,69 @@ def test_from_weights_builds_the_config_without_downloading_pretrained_weights(m
     del weights["head.fc.weight"]
     with pytest.raises(SesemiError, match=r"the weights do not fit the model of the config \(.*head.fc.weight"):
         Predictor.from_weights(weights, OmegaConf.create({"learner": {"hparams": hparams}}), ["a", "b"], "cpu")
+
+
+def test_tta_averages_each_image_with_its_horizontal_flip(make_hparams, image_tree):
+    """With tta the probabilities are the mean of the model's on the validation transform's
+    tensor and on its mirror image; without, they are exactly the model's on the tensor."""
+    predictor = image_predictor(make_hparams)
+    paths = sorted((image_tree.root / "val").rglob("*.png"))
+    transform = instantiate(predictor.config.data.val.dataset.image_transform)
+    images = torch.stack([transform(read_image(str(path))) for path in paths])
+    with torch.inference_mode():
+        original, mirrored = (predictor.model(x).softmax(dim=1) for x in (images, images.flip(-1)))
+    averaged = predictor.predict(paths, batch_size=8, tta=True)
+    torch.testing.assert_close(averaged, (original + mirrored) / 2)
+    assert not torch.allclose(averaged, original)
+    assert torch.equal(predictor.predict(paths, batch_size=8), original)
+    assert torch.equal(predictor.predict(paths, batch_size=8, tta=False), original)
+
+
+def test_tta_leaves_a_left_right_symmetric_image_as_it_is(make_hparams, image_tree):
+    """Horizontal stripes look the same mirrored, so their flip adds nothing."""
+    paths = sorted((image_tree.root / "val" / "blue").glob("*.png"))
+    pixels = np.asarray(Image.open(paths[0]))
+    assert np.array_equal(pixels, pixels[:, ::-1])
+    predictor = image_predictor(make_hparams)
+    torch.testing.assert_close(predictor.predict(paths, tta=True), predictor.predict(paths))
+
+
+def test_tta_averages_audio_windows_over_time_shifted_copies(trained, tmp_path):
+    """Each window is also predicted delayed and advanced by the run's max_shift (zero-filled,
+    as the training's TimeShift does), and the three are averaged before the windows are."""
+    predictor = Predictor.from_run(trained, device="cpu")
+    assert predictor.augmentation().max_shift == 0.1  # audio_base's weak transform
+    transform = "data.train.supervised.dataset.image_transform"
+    OmegaConf.update(predictor.config, f"{transform}.max_shift", 0.2)
+    path = write(tmp_path / "long.wav", np.concatenate([tone(300, 0.6), tone(2500, 0.6)]))
+    windows = frames(torch.from_numpy(load_audio(path, 16000)), 8000, 4000)  # 0.5 s, hop 0.25 s
+    n = 1600  # 0.2 of a window
+    delayed = torch.nn.functional.pad(windows, (n, 0))[:, :-n]
+    advanced = torch.nn.functional.pad(windows, (0, n))[:, n:]
+    with torch.inference_mode():
+        copies = [predictor.model(x).softmax(dim=1) for x in (windows, delayed, advanced)]
+    expected = torch.stack(copies).mean(dim=0)
+    averaged = predictor.predict_windows([path], batch_size=3, tta=True)[0]
+    torch.testing.assert_close(averaged, expected)
+    assert not torch.allclose(averaged, copies[0])
+    torch.testing.assert_close(predictor.predict([path], tta=True)[0], expected.mean(dim=0))
+    torch.testing.assert_close(predictor.predict_windows([path], batch_size=3)[0], copies[0])
+
+
+def test_the_inference_config_s_tta_reaches_the_predictor(trained, tmp_path):
+    """`open_sesemi -cn ops/inference ... tta=true`: predictions.csv holds the averaged values."""
+    write(tmp_path / "in" / "a.wav", np.concatenate([tone(300, 0.6), tone(2500, 0.6)]))
+    overrides = [f"run={trained}", f"inputs={tmp_path / 'in'}", "device=cpu"]
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        for name, tta in (("plain", False), ("tta", True)):
+            config = compose("ops/inference", [*overrides, f"output_dir={tmp_path / name}", f"tta={tta}"])
+            assert config.tta is tta
+            instantiate(config)
+    expected = Predictor.from_run(trained, device="cpu").predict([tmp_path / "in" / "a.wav"], tta=True)[0]
+    rows = {}
+    for name in ("plain", "tta"):
+        with open(tmp_path / name / "predictions.csv") as file:
+            (row,) = csv.DictReader(file)
+        rows[name] = torch.tensor([float(row[c]) for c in ("chirp", "high", "low")])
+    torch.testing.assert_close(rows["tta"], expected, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(rows["tta"], rows["plain"], atol=1e-5, rtol=1e-4)

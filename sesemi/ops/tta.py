@@ -1,0 +1,58 @@
+"""Test-time augmentation: a few fixed copies of each input, whose predictions are averaged.
+
+Training taught the model to give one answer for the variants its augmentations make of an
+input, so inference can predict fixed such variants as well and average over them: an image and
+its horizontal flip; an audio window and the window shifted by plus and minus the training's
+largest shift (`max_shift` of `weak_audio_transforms`), zero-filled as `TimeShift` fills. The
+copies are batched with the originals: one forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+DEFAULT_MAX_SHIFT = 0.1  # weak_audio_transforms' default
+
+
+def shift(waveforms: Tensor, samples: int) -> Tensor:
+    """Waveforms `[..., T]` delayed by `samples` (advanced when negative), filled with zeros."""
+    if samples == 0:
+        return waveforms
+    shifted = torch.zeros_like(waveforms)
+    if samples > 0:
+        shifted[..., samples:] = waveforms[..., :-samples]
+    else:
+        shifted[..., :samples] = waveforms[..., -samples:]
+    return shifted
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The copies of a batch that test-time augmentation predicts, and their average.
+
+    Attributes:
+        audio: Waveforms `[B, T]` (shifted copies) rather than images `[B, C, H, W]` (a flip).
+        max_shift: Audio: the shift of the copies as a fraction of the window.
+    """
+
+    audio: bool
+    max_shift: float = DEFAULT_MAX_SHIFT
+
+    @property
+    def copies(self) -> int:
+        """How many inputs each input becomes, itself included."""
+        return 3 if self.audio else 2
+
+    def __call__(self, inputs: Tensor) -> Tensor:
+        """`[copies * B, ...]`: the inputs, then each kind of copy of them in turn."""
+        if not self.audio:
+            return torch.cat([inputs, inputs.flip(-1)])
+        samples = int(self.max_shift * inputs.shape[-1])  # TimeShift's largest shift
+        return torch.cat([inputs, shift(inputs, samples), shift(inputs, -samples)])
+
+    def mean(self, outputs: Tensor) -> Tensor:
+        """`[copies * B, ...]` outputs of the copies -> `[B, ...]`, the mean over each input's copies."""
+        return outputs.reshape(self.copies, -1, *outputs.shape[1:]).mean(dim=0)
