@@ -141,7 +141,7 @@ class Classifier(pl.LightningModule):
             requests.append(FeatureRequest(SUPERVISED, batch[SUPERVISED][0], group=group))
         for head in self.loss_heads.values():
             requests += head.feature_requests(batch)
-        features = encode(requests, self.backbones)
+        features = encode(requests, self.backbones, stats_group=SUPERVISED)
 
         logs: dict[str, Tensor] = {}
         total = torch.zeros((), device=self.device)

@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from sesemi.errors import SesemiError
 from sesemi.models.heads.loss.base import FeatureRequest
 
 
+@contextmanager
+def running_stats_kept(module: nn.Module) -> Iterator[None]:
+    """Batch norm inside the block normalizes with batch statistics as usual, but its running
+    statistics (what evaluation normalizes with) are left as they were."""
+    layers = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    saved = [[buffer.clone() for buffer in _running_buffers(layer)] for layer in layers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for layer, buffers in zip(layers, saved, strict=True):
+                for buffer, value in zip(_running_buffers(layer), buffers, strict=True):
+                    buffer.copy_(value)
+
+
+def _running_buffers(layer: _BatchNorm) -> list[Tensor]:
+    return [b for b in (layer.running_mean, layer.running_var, layer.num_batches_tracked) if b is not None]
+
+
 def encode(
-    requests: Sequence[FeatureRequest], backbones: Mapping[str, nn.Module], fuse: bool = True
+    requests: Sequence[FeatureRequest],
+    backbones: Mapping[str, nn.Module],
+    fuse: bool = True,
+    stats_group: str | None = None,
 ) -> dict[str, Tensor]:
     """Runs each backbone once on all inputs requested of it; returns features by key.
 
@@ -20,6 +44,11 @@ def encode(
     gradient setting, input shape and group, are concatenated into one batch (so batch norm sees
     them together) and split back afterwards. With `fuse=False` every request gets its own
     forward pass (for comparison).
+
+    When a request is in `stats_group`, only the passes of that group update batch norm's running
+    statistics. The labeled batch is that group when it runs apart: evaluation then normalizes
+    with statistics of the images the classifier was trained on, not of rotated copies, shuffled
+    tiles or strongly augmented views (USB keeps them the same way for its unlabeled passes).
     """
     unique: dict[str, FeatureRequest] = {}
     for request in requests:
@@ -28,6 +57,7 @@ def encode(
     for request in unique.values():
         group = (request.backbone, request.grad, tuple(request.inputs.shape[1:]), request.group)
         groups.setdefault(group if fuse else (request.key,), []).append(request)
+    keep_stats = stats_group is not None and any(r.group == stats_group for r in unique.values())
     features: dict[str, Tensor] = {}
     for members in groups.values():
         first = members[0]
@@ -35,8 +65,10 @@ def encode(
             hint = "; add the sesemi.callbacks.EMA callback" if first.backbone.endswith("_ema") else ""
             raise SesemiError(f"no backbone {first.backbone!r} (available: {', '.join(backbones)}){hint}")
         inputs = torch.cat([m.inputs for m in members]) if len(members) > 1 else first.inputs
-        with torch.set_grad_enabled(first.grad and torch.is_grad_enabled()):
-            outputs = backbones[first.backbone](inputs)
+        backbone = backbones[first.backbone]
+        kept = running_stats_kept(backbone) if keep_stats and first.group != stats_group else nullcontext()
+        with torch.set_grad_enabled(first.grad and torch.is_grad_enabled()), kept:
+            outputs = backbone(inputs)
         for member, output in zip(members, outputs.split([len(m.inputs) for m in members]), strict=True):
             features[member.key] = output
     return features

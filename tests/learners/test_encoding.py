@@ -120,3 +120,31 @@ def test_unknown_backbone_lists_the_available_ones(backbone):
     with pytest.raises((KeyError, SesemiError)) as error:
         encode([FeatureRequest("a", a, "ema")], {"backbone": backbone})
     assert "'ema'" in str(error.value) and "backbone" in str(error.value)
+
+
+def _running_stats(module: nn.Module) -> list[torch.Tensor]:
+    return [b.clone() for name, b in module.named_buffers() if "running" in name]
+
+
+def test_only_the_stats_group_updates_batch_norm_running_statistics(backbone):
+    """Evaluation's statistics come from the labeled pass alone: other passes in the same step
+    normalize with their own batch statistics but leave the running ones as they were."""
+    labeled, unlabeled = _inputs(4, 6)
+    unlabeled = 5 * unlabeled + 3  # a different distribution, as rotated copies or strong views
+    alone = Counting(ConvNet(widths=[4, 8]))
+    alone.load_state_dict(backbone.state_dict())
+    encode([FeatureRequest("l", labeled, group="labeled")], {"backbone": alone})
+    requests = [FeatureRequest("l", labeled, group="labeled"), FeatureRequest("u", unlabeled)]
+    features = encode(requests, {"backbone": backbone}, stats_group="labeled")
+    for kept, expected in zip(_running_stats(backbone), _running_stats(alone), strict=True):
+        torch.testing.assert_close(kept, expected)
+    unnormalized = backbone.inner(unlabeled)  # still batch statistics for the other pass
+    torch.testing.assert_close(features["u"], unnormalized)
+
+
+def test_without_the_stats_group_every_pass_updates_the_running_statistics(backbone):
+    """Self-supervised pre-training has no labeled pass: then all passes update them."""
+    (unlabeled,) = _inputs(6)
+    before = _running_stats(backbone)
+    encode([FeatureRequest("u", unlabeled)], {"backbone": backbone}, stats_group="labeled")
+    assert any(not torch.equal(a, b) for a, b in zip(before, _running_stats(backbone), strict=True))
