@@ -12,24 +12,28 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from sesemi.errors import SesemiError
 from sesemi.models.heads.loss.base import FeatureRequest
 
+RUNNING_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
 
 @contextmanager
 def running_stats_kept(module: nn.Module) -> Iterator[None]:
     """Batch norm inside the block normalizes with batch statistics as usual, but its running
-    statistics (what evaluation normalizes with) are left as they were."""
+    statistics (what evaluation normalizes with) are left as they were.
+
+    The layers update copies of their running buffers, and get the originals back afterwards:
+    restoring the values in place instead would change tensors that backward still needs.
+    """
     layers = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    saved = [[buffer.clone() for buffer in _running_buffers(layer)] for layer in layers]
+    originals = [{name: getattr(layer, name) for name in RUNNING_BUFFERS} for layer in layers]
+    for layer, buffers in zip(layers, originals, strict=True):
+        for name, buffer in buffers.items():
+            setattr(layer, name, buffer.clone())
     try:
         yield
     finally:
-        with torch.no_grad():
-            for layer, buffers in zip(layers, saved, strict=True):
-                for buffer, value in zip(_running_buffers(layer), buffers, strict=True):
-                    buffer.copy_(value)
-
-
-def _running_buffers(layer: _BatchNorm) -> list[Tensor]:
-    return [b for b in (layer.running_mean, layer.running_var, layer.num_batches_tracked) if b is not None]
+        for layer, buffers in zip(layers, originals, strict=True):
+            for name, buffer in buffers.items():
+                setattr(layer, name, buffer)
 
 
 def encode(
