@@ -207,8 +207,9 @@ class ClassifierModelConfig:
         regularization_loss_heads: Named loss heads that add semi- or self-supervised terms.
         fuse_labeled: Whether the labeled batch joins the loss heads' forward pass. Fused, batch
             norm normalizes labeled images with the statistics of the whole step (as the FixMatch
-            reference does); apart, they keep their own, so a method whose unlabeled loss is
-            idle trains exactly like supervised learning. Fusing cost 11 points of accuracy
+            reference does); apart, they keep their own and only they update the running
+            statistics evaluation uses, so a method whose unlabeled loss is idle trains and
+            evaluates exactly like supervised learning. Fusing cost 11 points of accuracy
             on experiments/letters, hence off by default.
     """
 
