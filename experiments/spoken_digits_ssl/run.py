@@ -6,7 +6,7 @@ several seeds through the real CLI, and writes the table (mean ± std of the fin
 time per run) into README.md beside this file. Nothing here is tuned on the validation set: the
 methods run with their configs' defaults.
 
-Usage: python experiments/spoken_digits_ssl/run.py [--seeds 0 1 2] [--methods fixmatch ...] [--runs DIR]
+Usage: python experiments/spoken_digits_ssl/run.py [--seeds 0 1 2] [--methods fixmatch ...] [--parallel 2] [--runs DIR]
 
 With `--runs DIR` the runs are kept there, and a run that has finished (its results.json
 exists) is read instead of repeated, so an interrupted sweep continues where it stopped.
@@ -15,28 +15,27 @@ exists) is read instead of repeated, so an interrupted sweep continues where it 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, run_config, write_table  # noqa: E402
+from common import machine, mean_std, run_many, write_table  # noqa: E402
 
+ITERATIONS = 1200  # the budget of spoken_digits and spoken_digits_fixmatch
 RAMP = "${sesemi:max_iterations,0.25}"  # the first quarter of the budget, as spoken_digits_fixmatch
 SETTINGS = {
     "supervised": ("spoken_digits", []),
     "fixmatch": ("spoken_digits_fixmatch", []),
     "mean_teacher": (
         "audio_mean_teacher",
-        ["+dataset=spoken_digits", "run.num_iterations=400",
+        ["+dataset=spoken_digits", f"run.num_iterations={ITERATIONS}",
          "data.train.consistency.batch_size=32",
          f"learner.hparams.model.regularization_loss_heads.consistency.scheduler.pivot={RAMP}"],
     ),
     "entropy_minimization": (
         "audio_entropy_minimization",
-        ["+dataset=spoken_digits", "run.num_iterations=400",
+        ["+dataset=spoken_digits", f"run.num_iterations={ITERATIONS}",
          "data.train.entropy_minimization.batch_size=32",
          f"learner.hparams.model.regularization_loss_heads.entropy_minimization.scheduler.pivot={RAMP}"],
     ),
@@ -46,19 +45,12 @@ SETTINGS = {
 HEADER = ["| method | config | iterations | val/top1 (%) | training time per run |", "|---|---|---|---|---|"]
 
 
-def finished_or_run(config: str, overrides: list[str], runs: Path, run_id: str, data: Path) -> dict:
-    """The results of a finished run `run_id` under `runs`, else those of a new run."""
-    done = sorted((runs / run_id).glob("*/results.json"), key=os.path.getmtime)
-    if done:
-        return json.loads(done[-1].read_text())
-    return run_config(config, overrides, runs, run_id, data)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--data", type=Path, help="where spoken_digits is (built there if missing)")
+    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument("--runs", type=Path, help="where the runs are kept (default: a temporary folder)")
     args = parser.parse_args()
     rows = []
@@ -67,21 +59,19 @@ def main() -> None:
         data = args.data or Path(scratch) / "spoken_digits"
         for name in args.methods:
             config, overrides = SETTINGS[name]
-            results = [
-                finished_or_run(config, [*overrides, f"run.seed={s}"], runs, f"{name}_{s}", data)
-                for s in args.seeds
-            ]
+            jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"{name}_{s}", data) for s in args.seeds]
+            results = run_many(jobs, args.parallel)
             top1 = mean_std([r["metrics"]["val/top1"] for r in results])
-            seconds = sum(r["wall_time_s"] for r in results) / len(results)
+            seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             iterations = results[0]["global_step"]
             shown = f"`{config}`" + (" +dataset=spoken_digits" if overrides else "")
             rows.append(f"| {name} | {shown} | {iterations} | {top1} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-            write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds), [*HEADER, *rows])
+            write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds, args.parallel), [*HEADER, *rows])
 
 
-def note(seeds: list[int]) -> str:
-    return f"Seeds {', '.join(map(str, seeds))}, one run at a time; mean ± std over seeds. {machine()}."
+def note(seeds: list[int], parallel: int) -> str:
+    return f"Seeds {', '.join(map(str, seeds))}, {parallel} run(s) at a time; mean ± std over seeds. {machine()}."
 
 
 if __name__ == "__main__":
