@@ -70,7 +70,17 @@ def test_audio_encoder_group_swaps_the_encoder(compose_config):
 def test_spoken_digits_configs_are_cpu_sized(compose_config, name):
     config = compose_config(name)
     assert config.run.data_root == "./data/spoken_digits" and config.run.id == name
-    assert config.run.num_iterations <= 500
+    assert config.run.num_iterations <= 1200  # a few CPU minutes
     assert config.learner.hparams.model.backbone.n_mels == 40
     assert list(config.learner.hparams.model.backbone.encoder.widths) == [16, 32, 64]
     assert config.data.train.supervised.num_workers == 0
+
+
+def test_audio_methods_keep_the_safeguards_of_the_image_methods(compose_config):
+    """An unsure audio model must not be taught by its own guesses: FixMatch's adaptive
+    thresholds have a floor, and mean teacher counts only targets the teacher is sure of."""
+    heads = lambda name: compose_config(name).learner.hparams.model.regularization_loss_heads  # noqa: E731
+    fixmatch = heads("audio_fixmatch").fixmatch.head
+    assert fixmatch.thresholding == "flexmatch" and fixmatch.min_threshold == 0.8
+    assert fixmatch.distribution_alignment
+    assert heads("audio_mean_teacher").consistency.head.threshold == 0.8
