@@ -13,6 +13,19 @@ import numpy as np
 
 RATE = 22050  # a rate the 16 kHz configs must resample from
 
+# A tiny audio training run: 0.5 s clips, a 4-8 channel encoder on 16 mel bands, no progress
+# output. Tests add the budget (run.num_iterations, trainer.val_check_interval) and loaders.
+TINY_AUDIO_TRAINING = [
+    "run.batch_size_per_gpu=4",
+    "learner.hparams.model.backbone.encoder.widths=[4,8]",
+    "learner.hparams.model.backbone.n_mels=16",
+    "data.train.supervised.num_workers=0",
+    "data.train.supervised.pin_memory=false",
+    "data.train.supervised.dataset.image_transform.clip_seconds=0.5",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
 # soundfile's formats by extension, and the arguments that write them.
 SOUNDFILE_FORMATS = {
     "wav": {},

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from audio_samples import audio_tree, chirp, tone, write
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree, chirp, tone, write
 
 import sesemi
 from sesemi.errors import SesemiError
@@ -28,20 +28,13 @@ TINY = [
     "+trainer.enable_model_summary=false",
 ]
 
-# audio_fixmatch on 0.5 s clips with a 4-8 channel encoder on 16 mel bands, 4 steps.
+# audio_fixmatch, tiny (TINY_AUDIO_TRAINING), 4 steps.
 TINY_AUDIO = [
+    *TINY_AUDIO_TRAINING,
     "run.num_iterations=4",
-    "run.batch_size_per_gpu=4",
     "data.train.fixmatch.batch_size=4",
-    "learner.hparams.model.backbone.encoder.widths=[4,8]",
-    "learner.hparams.model.backbone.n_mels=16",
-    "data.train.supervised.num_workers=0",
-    "data.train.supervised.pin_memory=false",
-    "data.train.supervised.dataset.image_transform.clip_seconds=0.5",
     "trainer.val_check_interval=2",
     "run.gpus=0",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
 ]
 
 LOAD_PREDICT_EVALUATE = """

@@ -6,7 +6,7 @@ Three settings of the built-in `digits` config, three seeds each:
   supervised, all labels      the same model trained on train_all/ (50 + ~1250 labels)
 
 Usage: python experiments/digits_baseline/run.py [--seeds 0 1 2] [--parallel 2]
-Writes results.md next to this file.
+Writes the table into README.md next to this file.
 """
 
 from __future__ import annotations

@@ -14,19 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sesemi.transforms.audio import shift
+
 DEFAULT_MAX_SHIFT = 0.1  # weak_audio_transforms' default
-
-
-def shift(waveforms: Tensor, samples: int) -> Tensor:
-    """Waveforms `[..., T]` delayed by `samples` (advanced when negative), filled with zeros."""
-    if samples == 0:
-        return waveforms
-    shifted = torch.zeros_like(waveforms)
-    if samples > 0:
-        shifted[..., samples:] = waveforms[..., :-samples]
-    else:
-        shifted[..., :samples] = waveforms[..., -samples:]
-    return shifted
 
 
 @dataclass(frozen=True)

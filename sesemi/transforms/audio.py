@@ -173,15 +173,19 @@ class TimeShift:
 
     def __call__(self, waveform: Tensor) -> Tensor:
         limit = int(self.max_fraction * waveform.shape[-1])
-        shift = int(torch.randint(-limit, limit + 1, ())) if limit > 0 else 0
-        if shift == 0:
-            return waveform
-        shifted = torch.zeros_like(waveform)
-        if shift > 0:
-            shifted[..., shift:] = waveform[..., :-shift]
-        else:
-            shifted[..., :shift] = waveform[..., -shift:]
-        return shifted
+        return shift(waveform, int(torch.randint(-limit, limit + 1, ())) if limit > 0 else 0)
+
+
+def shift(waveforms: Tensor, samples: int) -> Tensor:
+    """Waveforms `[..., T]` delayed by `samples` (advanced when negative), filled with zeros."""
+    if samples == 0:
+        return waveforms
+    shifted = torch.zeros_like(waveforms)
+    if samples > 0:
+        shifted[..., samples:] = waveforms[..., :-samples]
+    else:
+        shifted[..., :samples] = waveforms[..., -samples:]
+    return shifted
 
 
 def _rms(waveform: Tensor) -> Tensor:

@@ -15,23 +15,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from audio_samples import audio_tree, tone, write
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree, tone, write
 
 OPEN_SESEMI = Path(sys.executable).parent / "open_sesemi"
 
 TINY_AUDIO = [
+    *TINY_AUDIO_TRAINING,
     "run.num_iterations=3",
-    "run.batch_size_per_gpu=4",
     "data.train.fixmatch.batch_size=4",
-    "learner.hparams.model.backbone.encoder.widths=[4,8]",
-    "learner.hparams.model.backbone.n_mels=16",
-    "data.train.supervised.num_workers=0",
-    "data.train.supervised.pin_memory=false",
-    "data.train.supervised.dataset.image_transform.clip_seconds=0.5",
     "trainer.val_check_interval=3",
-    "+trainer.enable_progress_bar=false",
     "+trainer.log_every_n_steps=1",
-    "+trainer.enable_model_summary=false",
 ]
 
 

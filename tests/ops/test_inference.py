@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from audio_samples import audio_tree, noise, tone, write
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree, noise, tone, write
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -21,19 +21,8 @@ from sesemi.ops.inference import Predictor, _batches, inference, run_files
 from sesemi.runner import execute
 from sesemi.transforms.audio import frames, load_audio
 
-# A tiny audio_supervised run: 4 steps of a 4-8 channel ConvNet on 16 mel bands.
-TINY_AUDIO = [
-    "run.num_iterations=4",
-    "run.batch_size_per_gpu=4",
-    "learner.hparams.model.backbone.encoder.widths=[4,8]",
-    "learner.hparams.model.backbone.n_mels=16",
-    "data.train.supervised.num_workers=0",
-    "data.train.supervised.pin_memory=false",
-    "data.train.supervised.dataset.image_transform.clip_seconds=0.5",
-    "trainer.val_check_interval=2",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
-]
+# A tiny audio_supervised run (TINY_AUDIO_TRAINING), 4 steps.
+TINY_AUDIO = [*TINY_AUDIO_TRAINING, "run.num_iterations=4", "trainer.val_check_interval=2"]
 
 
 @pytest.fixture(scope="module")
