@@ -72,6 +72,11 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {spread:.1f}"
 
 
+def per_seed(values: list[float]) -> str:
+    """Each seed's value in percent, `a / b / c`, to compare runs that share a seed."""
+    return " / ".join(f"{100 * v:.1f}" for v in values)
+
+
 def write_table(readme: Path, name: str, note: str, lines: list[str]) -> None:
     """Replaces the text between `<!-- name -->` and `<!-- /name -->` in `readme`."""
     start, end = f"<!-- {name} -->", f"<!-- /{name} -->"

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, run_many, write_table  # noqa: E402
+from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
 
 METHODS = [
     "supervised",
@@ -33,6 +33,18 @@ METHODS = [
 ALL_LABELS = ("supervised, all labels", "digits_supervised", ["data.train.supervised.dataset.subset=train_all"])
 
 
+def kept_rows(readme: Path, rows: list[str]) -> list[str]:
+    """`rows` plus the README's earlier rows of methods not run this time, in METHODS order."""
+    order = [ALL_LABELS[0] if m == "all_labels" else m for m in METHODS]
+    table = readme.read_text().split("<!-- accuracy -->", 1)[1].split("<!-- /accuracy -->", 1)[0]
+    by_name = {}
+    for row in [*table.splitlines(), *rows]:
+        name = row.split("|")[1].strip() if row.startswith("| ") else None
+        if name in order:
+            by_name[name] = row
+    return [by_name[name] for name in order if name in by_name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -48,13 +60,17 @@ def main() -> None:
         for name, config, overrides in settings:
             jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"{config}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
-            top1 = mean_std([r["metrics"]["val/top1"] for r in results])
+            values = [r["metrics"]["val/top1"] for r in results]
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             iterations = results[0]["global_step"]
-            rows.append(f"| {name} | `{config}` | {iterations} | {top1} | {seconds:.0f} s |")
+            rows.append(f"| {name} | `{config}` | {iterations} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-    header = ["| method | config | iterations | val/top1 (%) | wall time per run |", "|---|---|---|---|---|"]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine()}."
+    rows = kept_rows(Path(__file__).with_name("README.md"), rows)
+    header = [
+        "| method | config | iterations | val/top1 (%) | per seed | wall time per run |",
+        "|---|---|---|---|---|---|",
+    ]
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine()}; methods not run this time keep their earlier row."
     write_table(Path(__file__).with_name("README.md"), "accuracy", note, [*header, *rows])
 
 

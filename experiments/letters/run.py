@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_letters import build  # noqa: E402
-from common import machine, mean_std, run_many, write_table  # noqa: E402
+from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
 
 METHODS = ["supervised", "fixmatch", "flexmatch", "freematch", "mean_teacher"]
 ITERATIONS = 1000
@@ -62,9 +62,8 @@ def main() -> None:
             jobs = [(method, [*overrides_for(method), f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
             values = [r["metrics"]["val/top1"] for r in results]
-            per_seed = " / ".join(f"{100 * v:.1f}" for v in values)
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            rows.append(f"| {method} | {mean_std(values)} | {per_seed} | {seconds:.0f} s |")
+            rows.append(f"| {method} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
     lines = ["| config | val/top1 (%) | per seed | wall time per run |", "|---|---|---|---|", *rows]
     note = (
