@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+import yaml
 
 OPEN_SESEMI = str(Path(sys.executable).parent / "open_sesemi")
 
@@ -33,6 +34,7 @@ def run_config(
     """
     finished = sorted((runs_dir / run_id).glob("*/results.json"), key=os.path.getmtime)
     if finished:
+        _require_same_overrides(finished[-1].parent, overrides)
         results = json.loads(finished[-1].read_text())
         results.setdefault("process_wall_time_s", results["wall_time_s"])
         return results
@@ -52,6 +54,17 @@ def run_config(
     results["process_wall_time_s"] = round(time.time() - started, 1)
     results_file.write_text(json.dumps(results, indent=2))
     return results
+
+
+def _require_same_overrides(run_dir: Path, overrides: list[str]) -> None:
+    """Refuses to reuse a finished run that was started with other overrides."""
+    recorded = run_dir / ".hydra" / "overrides.yaml"
+    if not recorded.exists():
+        return
+    own = {"run.dir", "run.id", "run.data_root", "+trainer.enable_progress_bar"}
+    kept = [o for o in yaml.safe_load(recorded.read_text()) if o.split("=", 1)[0] not in own]
+    if sorted(kept) != sorted(overrides):
+        raise RuntimeError(f"{run_dir} was run with {kept}, not {overrides}: use another run id or --runs folder")
 
 
 def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:

@@ -5,7 +5,7 @@ Three settings of the built-in `digits` config, three seeds each:
   digits (50 labels + rotation on ~1250 unlabeled images)
   supervised, all labels      the same model trained on train_all/ (50 + ~1250 labels)
 
-Usage: python experiments/digits_baseline/run.py [--seeds 0 1 2] [--parallel 2]
+Usage: python experiments/digits_baseline/run.py [--seeds 0 1 2] [--parallel 2] [--runs DIR]
 Writes the table into README.md next to this file.
 """
 
@@ -17,13 +17,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, run_many, write_table  # noqa: E402
+from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
 
 NO_ROTATION = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.rotation_prediction"]
+# name: (run id prefix, overrides of the digits config)
 SETTINGS = {
-    "supervised, 50 labels": NO_ROTATION,
-    "digits: 50 labels + rotation": [],
-    "supervised, all ~1300 labels": [*NO_ROTATION, "data.train.supervised.dataset.subset=train_all"],
+    "supervised, 50 labels": ("supervised", NO_ROTATION),
+    "digits: 50 labels + rotation": ("digits", []),
+    "supervised, all ~1300 labels": ("all_labels", [*NO_ROTATION, "data.train.supervised.dataset.subset=train_all"]),
 }
 
 
@@ -31,20 +32,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
+    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
     here = Path(__file__).parent
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        runs = Path(scratch) / "runs"
-        data = Path(scratch) / "digits"
-        for name, overrides in SETTINGS.items():
-            jobs = [("digits", [*overrides, f"run.seed={seed}"], runs, f"s{seed}", data) for seed in args.seeds]
+        runs = args.runs or Path(scratch) / "runs"
+        data = runs / "digits"
+        for name, (run_id, overrides) in SETTINGS.items():
+            jobs = [("digits", [*overrides, f"run.seed={s}"], runs, f"{run_id}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
-            top1 = mean_std([r["metrics"]["val/top1"] for r in results])
+            values = [r["metrics"]["val/top1"] for r in results]
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            rows.append(f"| {name} | {top1} | {seconds:.0f} s |")
+            rows.append(f"| {name} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-    lines = ["| setting | val/top1 (%) | wall time per run |", "|---|---|---|", *rows]
+    lines = ["| setting | val/top1 (%) | per seed | wall time per run |", "|---|---|---|---|", *rows]
     note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine()}."
     write_table(here / "README.md", "results", note, lines)
 

@@ -52,26 +52,27 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
-    settings = [ALL_LABELS if m == "all_labels" else (m, f"digits_{m}", []) for m in args.methods]
+    settings = [(m, *ALL_LABELS) if m == "all_labels" else (m, m, f"digits_{m}", []) for m in args.methods]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
         data = runs / "digits"
-        for name, config, overrides in settings:
-            jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"{config}_{s}", data) for s in args.seeds]
+        for method, name, config, overrides in settings:
+            jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"digits_{method}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
             values = [r["metrics"]["val/top1"] for r in results]
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             iterations = results[0]["global_step"]
             rows.append(f"| {name} | `{config}` | {iterations} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-    rows = kept_rows(Path(__file__).with_name("README.md"), rows)
+    table = kept_rows(Path(__file__).with_name("README.md"), rows)
+    earlier = "; methods not run this time keep their earlier row" if len(table) > len(rows) else ""
     header = [
         "| method | config | iterations | val/top1 (%) | per seed | wall time per run |",
         "|---|---|---|---|---|---|",
     ]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine()}; methods not run this time keep their earlier row."
-    write_table(Path(__file__).with_name("README.md"), "accuracy", note, [*header, *rows])
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine()}{earlier}."
+    write_table(Path(__file__).with_name("README.md"), "accuracy", note, [*header, *table])
 
 
 if __name__ == "__main__":
