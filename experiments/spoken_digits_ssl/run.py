@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
 
-ITERATIONS = 1200  # the budget of spoken_digits and spoken_digits_fixmatch
+ITERATIONS = 2400  # the budget of spoken_digits and spoken_digits_fixmatch
 RAMP = "${sesemi:max_iterations,0.25}"  # the first quarter of the budget, as spoken_digits_fixmatch
 SETTINGS = {
     "supervised": ("spoken_digits", []),

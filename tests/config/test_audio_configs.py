@@ -70,7 +70,7 @@ def test_audio_encoder_group_swaps_the_encoder(compose_config):
 def test_spoken_digits_configs_are_cpu_sized(compose_config, name):
     config = compose_config(name)
     assert config.run.data_root == "./data/spoken_digits" and config.run.id == name
-    assert config.run.num_iterations <= 1200  # a few CPU minutes
+    assert config.run.num_iterations <= 2400  # minutes on a CPU
     assert config.learner.hparams.model.backbone.n_mels == 40
     assert list(config.learner.hparams.model.backbone.encoder.widths) == [16, 32, 64]
     assert config.data.train.supervised.num_workers == 0
