@@ -37,7 +37,7 @@ from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.ops.pseudo_dataset import load_teacher, resolve_device
-from sesemi.ops.tta import DEFAULT_MAX_SHIFT, Augmentation
+from sesemi.ops.tta import Augmentation
 from sesemi.transforms.audio import AudioReadError, frames, is_audio_file, load_audio, num_samples
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class Predictor:
         if not self.audio:
             return Augmentation(audio=False)
         max_shift = OmegaConf.select(self.config, f"{TRAINING_TRANSFORM}.max_shift")
-        return Augmentation(True, DEFAULT_MAX_SHIFT if max_shift is None else float(max_shift))
+        return Augmentation(True) if max_shift is None else Augmentation(True, float(max_shift))
 
     def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
         """The audio window length and spacing in seconds; by default the run's clip length and half of it."""

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sesemi.transforms.audio import shift
-
-DEFAULT_MAX_SHIFT = 0.1  # weak_audio_transforms' default
+from sesemi.transforms.audio import DEFAULT_MAX_SHIFT, shift
 
 
 @dataclass(frozen=True)

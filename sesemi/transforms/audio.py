@@ -165,10 +165,13 @@ class RandomGain:
         return waveform * 10 ** (db / 20)
 
 
+DEFAULT_MAX_SHIFT = 0.1  # the largest time shift, as a fraction of the clip
+
+
 class TimeShift:
     """Delays or advances the waveform by up to `max_fraction` of its length, filling with zeros."""
 
-    def __init__(self, max_fraction: float = 0.1):
+    def __init__(self, max_fraction: float = DEFAULT_MAX_SHIFT):
         self.max_fraction = max_fraction
 
     def __call__(self, waveform: Tensor) -> Tensor:
@@ -247,7 +250,7 @@ def weak_audio_transforms(
     clip_seconds: float = 1.0,
     sample_rate: int = 16000,
     gain_db: float = 6.0,
-    max_shift: float = 0.1,
+    max_shift: float = DEFAULT_MAX_SHIFT,
 ) -> T.Compose:
     """Training and FixMatch's weak view: a random `clip_seconds` crop, a gain change, a time shift.
 
