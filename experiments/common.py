@@ -90,9 +90,19 @@ def per_seed(values: list[float]) -> str:
     return " / ".join(f"{100 * v:.1f}" for v in values)
 
 
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name} -->", f"<!-- /{name} -->"
+
+
+def read_table(readme: Path, name: str) -> list[str]:
+    """The lines between `<!-- name -->` and `<!-- /name -->` in `readme`."""
+    start, end = _markers(name)
+    return readme.read_text().split(start, 1)[1].split(end, 1)[0].splitlines()
+
+
 def write_table(readme: Path, name: str, note: str, lines: list[str]) -> None:
     """Replaces the text between `<!-- name -->` and `<!-- /name -->` in `readme`."""
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    start, end = _markers(name)
     text = readme.read_text()
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1] if end in rest else ""

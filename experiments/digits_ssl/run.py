@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
+from common import machine, mean_std, per_seed, read_table, run_many, write_table  # noqa: E402
 
 METHODS = [
     "supervised",
@@ -36,9 +36,8 @@ ALL_LABELS = ("supervised, all labels", "digits_supervised", ["data.train.superv
 def kept_rows(readme: Path, rows: list[str]) -> list[str]:
     """`rows` plus the README's earlier rows of methods not run this time, in METHODS order."""
     order = [ALL_LABELS[0] if m == "all_labels" else m for m in METHODS]
-    table = readme.read_text().split("<!-- accuracy -->", 1)[1].split("<!-- /accuracy -->", 1)[0]
     by_name = {}
-    for row in [*table.splitlines(), *rows]:
+    for row in [*read_table(readme, "accuracy"), *rows]:
         name = row.split("|")[1].strip() if row.startswith("| ") else None
         if name in order:
             by_name[name] = row
