@@ -47,8 +47,11 @@ def train_transforms(
     if random_resized_crop:
         crop = [T.RandomResizedCrop(crop_dim, scale=tuple(scale), interpolation=mode, antialias=True)]
     else:
+        # Pad and crop the uint8 tensor, not the PIL image: the same pixels, but Pillow's
+        # reflection padding goes through NumPy and costs more than the rest of this transform.
         crop = [
             T.Resize(resize, interpolation=mode, antialias=True),
+            T.ToImage(),
             T.RandomCrop(crop_dim, padding=padding or None, padding_mode="reflect"),
         ]
     flip = [T.RandomHorizontalFlip(p_hflip)] if p_hflip > 0 else []

@@ -39,6 +39,19 @@ def test_cifar_style_train_transform_shapes():
     assert transform(_gradient_image(40, 32)).shape == (3, 28, 28)
 
 
+def test_padded_crop_is_a_window_of_the_reflected_image():
+    """Each crop is one of the windows of the image padded by reflection (never zeros)."""
+    pixels = np.random.default_rng(0).integers(1, 256, (12, 12, 3), dtype=np.uint8)
+    padded = np.pad(pixels, ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    windows = {padded[y : y + 12, x : x + 12].tobytes() for y in range(5) for x in range(5)}
+    transform = train_transforms(
+        random_resized_crop=False, resize=12, crop_dim=12, padding=2, p_hflip=0.0, mean=(0,) * 3, std=(1,) * 3
+    )
+    for _ in range(20):
+        crop = (transform(Image.fromarray(pixels)) * 255).round().to(torch.uint8).permute(1, 2, 0)
+        assert crop.numpy().tobytes() in windows
+
+
 def test_no_flip_with_p_hflip_zero_and_flip_with_one():
     """p_hflip=0 never flips (digits); p_hflip=1 always does."""
     image = _gradient_image(16, 16)
