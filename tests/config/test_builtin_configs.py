@@ -92,3 +92,11 @@ def test_digits_learner_instantiates_after_attributes_are_set(compose_config, re
     scheduler = optimizers["lr_scheduler"]["scheduler"]
     assert scheduler.max_iters == 20 and scheduler.warmup_iters == 5  # warmup_epochs: 1
     assert optimizers["lr_scheduler"]["interval"] == "step"
+
+
+@pytest.mark.parametrize("name", ["base", "supervised", "fixmatch", "mean_teacher", "audio_fixmatch"])
+def test_loader_workers_outlive_the_short_labeled_epochs(compose_config, name):
+    """A few labels make an epoch of a few steps; loader workers must not restart after each."""
+    config = compose_config(name)
+    loaders = [*config.data.train.values(), config.data.val]
+    assert all(loader.num_workers > 0 and loader.persistent_workers for loader in loaders)
