@@ -25,8 +25,8 @@ class ConsistencyLossHead(LossHead):
     `data[input_data]` is `((view_1, view_2), labels)`; the labels are ignored. The student
     always sees the first view and the teacher the second, so the two never compare a view
     with itself. The teacher's prediction is a target: no gradient flows through it. The loss
-    sums over classes (the papers' mean times the number of classes), so one weight suits any
-    number of classes.
+    sums over classes (the papers' mean times the number of classes), so its weight does not
+    shrink as classes are added.
 
     With a `threshold`, only images whose teacher prediction is at least that confident count
     (the per-sample weights are the mask): a weak early teacher's near-uniform guesses would
