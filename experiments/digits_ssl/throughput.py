@@ -4,12 +4,13 @@
    inputs of the backbone encoded in one pass (`model.fuse_labeled=true`), the unlabeled views
    in one pass and the labeled batch in another (the default), or one pass per input.
 2. Data pipeline: images/s of the real training loop (Lightning, data loading, logging) vs bare
-   forward + backward + optimizer steps of the same model on the same batches held in memory.
-   A ratio near 1 means the data pipeline is not the bottleneck.
+   forward + backward + optimizer steps of the same model on the same batches held in memory,
+   loading in the main process (the digits configs' `num_workers: 0`) and in `--workers` loader
+   processes per training loader. A ratio near 1 means the data pipeline is not the bottleneck.
 
 Rounds alternate between the variants, so the ratios are measured under the same machine load.
 
-Usage: python experiments/digits_ssl/throughput.py [--steps 30] [--rounds 3]
+Usage: python experiments/digits_ssl/throughput.py [--steps 30] [--rounds 3] [--workers 1]
 """
 
 from __future__ import annotations
@@ -60,20 +61,35 @@ def bare_steps(learner, optimizer, batches, fuse: bool = True, fuse_labeled: boo
 
 
 class StepTimer(pl.Callback):
-    """Wall time between the first and the last training batch (after a warm-up step)."""
+    """Wall time per training step, from the end of the first (warm-up) step to the end of the last."""
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == 1:
-            self.started = time.perf_counter()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == 1:  # counted after the optimizer step
+            self.started, self.steps = time.perf_counter(), 0
+        else:
+            self.ended, self.steps = time.perf_counter(), self.steps + 1
 
-    def on_train_end(self, trainer, pl_module):
-        self.seconds = time.perf_counter() - self.started
+    @property
+    def seconds_per_step(self) -> float:
+        return (self.ended - self.started) / self.steps
+
+
+def loop_seconds_per_step(config, datamodule: SESEMIDataModule, run_dir: Path) -> float:
+    """Wall time per step of the real training loop, without validation or a progress bar."""
+    timer = StepTimer()
+    quiet = {"limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}
+    trainer_config = OmegaConf.merge(OmegaConf.to_container(config.trainer), quiet)
+    trainer = build_trainer(config.run, trainer_config, run_dir, fit=True)
+    trainer.callbacks.append(timer)
+    trainer.fit(instantiate(config.learner, _recursive_=False), datamodule=datamodule)
+    return timer.seconds_per_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="loader processes per training loader")
     args = parser.parse_args()
     register_configs()
     register_resolvers()
@@ -81,10 +97,14 @@ def main() -> None:
     overrides = [f"run.data_root={scratch / 'digits'}", f"run.num_iterations={args.steps + 1}", "run.seed=0"]
     with initialize_config_module("sesemi.configs", version_base="1.3"):
         config = compose("digits_fixmatch", overrides)
+        worker_config = compose("digits_fixmatch", [*overrides, f"data.train.supervised.num_workers={args.workers}"])
     datamodule = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
     datamodule.prepare_data()
     datamodule.setup()
     resolve(config, datamodule)
+    worker_datamodule = SESEMIDataModule(worker_config.data, config.run.data_root, config.run.batch_size_per_gpu)
+    worker_datamodule.setup()
+    resolve(worker_config, worker_datamodule)
     learner = instantiate(config.learner, _recursive_=False).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.01, momentum=0.9)
     loaders = datamodule.train_dataloader()
@@ -93,19 +113,13 @@ def main() -> None:
     images_per_step = images_in(batches[0])
     bare_steps(learner, optimizer, batches[:2])  # warm-up
 
-    all_fused, fused, separate, loop, bare = [], [], [], [], []
+    all_fused, fused, separate, loop, worker_loop = [], [], [], [], []
     for _ in range(args.rounds):
         all_fused.append(bare_steps(learner, optimizer, batches, fuse_labeled=True) / args.steps)
         fused.append(bare_steps(learner, optimizer, batches) / args.steps)
         separate.append(bare_steps(learner, optimizer, batches, fuse=False) / args.steps)
-        timer = StepTimer()
-        quiet = {"limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}
-        trainer_config = OmegaConf.merge(OmegaConf.to_container(config.trainer), quiet)
-        trainer = build_trainer(config.run, trainer_config, scratch / "run", fit=True)
-        trainer.callbacks.append(timer)
-        trainer.fit(instantiate(config.learner, _recursive_=False), datamodule=datamodule)
-        loop.append(timer.seconds / (args.steps - 1))
-        bare.append(fused[-1])
+        loop.append(loop_seconds_per_step(config, datamodule, scratch / "run"))
+        worker_loop.append(loop_seconds_per_step(worker_config, worker_datamodule, scratch / "run"))
 
     def ms(values: list[float]) -> str:
         return f"{1000 * statistics.median(values):.0f} ms"
@@ -113,15 +127,19 @@ def main() -> None:
     def slower(values: list[float]) -> str:
         return f"{statistics.median(v / f for v, f in zip(values, fused, strict=True)):.2f} x the default"
 
+    def of_bare(values: list[float]) -> str:
+        return f"{statistics.median(f / v for v, f in zip(values, fused, strict=True)):.2f} of bare speed"
+
     lines = [
         "| measurement | per step | ratio |",
         "|---|---|---|",
         f"| forward+backward, one pass for all inputs (`fuse_labeled=true`) | {ms(all_fused)} | {slower(all_fused)} |",
         f"| forward+backward, labeled batch apart, unlabeled views fused (default) | {ms(fused)} | 1.00 |",
         f"| forward+backward, one pass per input | {ms(separate)} | {slower(separate)} |",
-        f"| full training loop (data loading, Lightning) | {ms(loop)} | "
-        f"{statistics.median(b / t for b, t in zip(bare, loop, strict=True)):.2f} of bare speed |",
-        f"| bare forward+backward on batches in memory | {ms(bare)} | 1.00 |",
+        f"| full training loop, loading in the main process (`num_workers=0`) | {ms(loop)} | {of_bare(loop)} |",
+        f"| full training loop, loading in worker processes (`num_workers={args.workers}` per loader) | "
+        f"{ms(worker_loop)} | {of_bare(worker_loop)} |",
+        f"| bare forward+backward on batches in memory | {ms(fused)} | 1.00 |",
     ]
     note = (
         f"digits_fixmatch, {images_per_step} images per step, {args.steps} steps x {args.rounds} rounds "
