@@ -12,11 +12,11 @@ from sesemi.models.heads.linear import LinearHead
 from sesemi.models.heads.loss import EntropyMinimizationLossHead
 
 
-def _setup(batch_size: int = 4):
+def _setup(batch_size: int = 4, threshold: float = 0.0):
     torch.manual_seed(0)
     backbones = {"backbone": ConvNet(widths=[4, 8])}
     heads = {"head": LinearHead(8, 3)}
-    loss_head = EntropyMinimizationLossHead("unlabeled")
+    loss_head = EntropyMinimizationLossHead("unlabeled", threshold=threshold)
     loss_head.build(backbones, heads)
     data = {"unlabeled": (torch.rand(batch_size, 3, 8, 8), torch.full((batch_size,), -1))}
     return backbones, heads, loss_head, data
@@ -58,3 +58,18 @@ def test_gradients_reach_the_backbone_and_the_head():
     loss.backward()
     assert heads["head"].fc.weight.grad.abs().sum() > 0
     assert backbones["backbone"].encoder[0][0].weight.grad.abs().sum() > 0
+
+
+def test_threshold_counts_only_images_the_model_is_already_sure_of():
+    """No image counts while predictions are unsure, every one once they pass the threshold."""
+    backbones, heads, loss_head, data = _setup(threshold=0.8)
+    fc = heads["head"].fc
+    with torch.no_grad():
+        fc.weight.zero_()
+        fc.bias.zero_()  # uniform: top probability 1/3
+    torch.testing.assert_close(_run(backbones, heads, loss_head, data).weights, torch.zeros(4))
+    with torch.no_grad():
+        fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0]))  # top probability 0.91
+    outputs = _run(backbones, heads, loss_head, data)
+    torch.testing.assert_close(outputs.weights, torch.ones(4))
+    assert not outputs.weights.requires_grad
