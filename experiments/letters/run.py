@@ -20,7 +20,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_letters import build  # noqa: E402
 from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
 
-METHODS = ["supervised", "fixmatch", "flexmatch", "freematch", "pi_model", "mean_teacher"]
+METHODS = [
+    "supervised",
+    "rotation",
+    "jigsaw",
+    "entropy_minimization",
+    "pi_model",
+    "mean_teacher",
+    "fixmatch",
+    "flexmatch",
+    "freematch",
+]
 ITERATIONS = 1000  # the digits_<method> configs' budget; --iterations for a longer one
 # The unlabeled loader of each method config, which digits_<method> shrinks to 64 images per step.
 UNLABELED_LOADER = {
