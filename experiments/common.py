@@ -16,6 +16,18 @@ import torch
 import yaml
 
 OPEN_SESEMI = str(Path(sys.executable).parent / "open_sesemi")
+# The built-in image method configs, the labels alone first, in the order the tables list them.
+IMAGE_METHODS = [
+    "supervised",
+    "rotation",
+    "jigsaw",
+    "entropy_minimization",
+    "pi_model",
+    "mean_teacher",
+    "fixmatch",
+    "flexmatch",
+    "freematch",
+]
 
 
 def run_config(

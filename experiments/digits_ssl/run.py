@@ -15,20 +15,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, per_seed, read_table, run_many, write_table  # noqa: E402
+from common import IMAGE_METHODS, machine, mean_std, per_seed, read_table, run_many, write_table  # noqa: E402
 
-METHODS = [
-    "supervised",
-    "rotation",
-    "jigsaw",
-    "entropy_minimization",
-    "pi_model",
-    "mean_teacher",
-    "fixmatch",
-    "flexmatch",
-    "freematch",
-    "all_labels",
-]
+METHODS = [*IMAGE_METHODS, "all_labels"]
 # The ceiling: digits_supervised on all ~1300 training labels.
 ALL_LABELS = ("supervised, all labels", "digits_supervised", ["data.train.supervised.dataset.subset=train_all"])
 

@@ -18,19 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_letters import build  # noqa: E402
-from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
+from common import IMAGE_METHODS, machine, mean_std, per_seed, run_many, write_table  # noqa: E402
 
-METHODS = [
-    "supervised",
-    "rotation",
-    "jigsaw",
-    "entropy_minimization",
-    "pi_model",
-    "mean_teacher",
-    "fixmatch",
-    "flexmatch",
-    "freematch",
-]
+METHODS = IMAGE_METHODS
 ITERATIONS = 1000  # the digits_<method> configs' budget; --iterations for a longer one
 # The unlabeled loader of each method config, which digits_<method> shrinks to 64 images per step.
 UNLABELED_LOADER = {
