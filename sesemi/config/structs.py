@@ -104,7 +104,8 @@ class DataLoaderConfig:
         pin_memory: Whether to pin batches in page-locked memory for faster GPU copies.
         drop_last: Whether to drop the last incomplete batch.
         timeout: Seconds to wait for a batch from the workers (0 waits forever).
-        persistent_workers: Keep workers alive between epochs (only with num_workers > 0).
+        persistent_workers: Keep workers alive between epochs (only with num_workers > 0): a
+            few dozen labels make an epoch of a few steps, and workers would start over after each.
         prefetch_factor: Batches each worker loads ahead (only with num_workers > 0).
     """
 
@@ -118,7 +119,7 @@ class DataLoaderConfig:
     pin_memory: bool = False
     drop_last: bool = False
     timeout: float = 0
-    persistent_workers: bool = False
+    persistent_workers: bool = True
     prefetch_factor: int | None = None
 
 
