@@ -48,8 +48,9 @@ class SESEMIDataModule(pl.LightningDataModule):
     """Builds the loaders a `DataConfig` describes.
 
     Training loaders are returned as a dict; Lightning iterates them together, so a training
-    batch is `{loader_name: batch}` and an epoch is one pass over the longest loader while the
-    shorter ones start over.
+    batch is `{loader_name: batch}` and an epoch is one pass over the longest loader. Shuffled
+    shorter loaders draw fresh shuffles of their data until they are as long, so no loader
+    starts over (and waits for its first batch) in the middle of an epoch.
 
     Args:
         data: The `data` config.
@@ -97,15 +98,17 @@ class SESEMIDataModule(pl.LightningDataModule):
             self.test_dataset = self._build_dataset(self.data.test)
         self._built = True
 
-    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
+    def _loader(
+        self, name: str, config: DictConfig, data: Dataset, train: bool = False, min_batches: int = 0
+    ) -> DataLoader:
         batch_size = config.get("batch_size") or self.default_batch_size
         if batch_size is None and not config.get("batch_sampler"):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
-            # A few labeled images still fill a batch on every process.
+            # A few labeled images still fill a batch on every process, and `min_batches` batches.
             world_size = self.trainer.world_size if self.trainer is not None else 1
-            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size)
+            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * max(world_size, min_batches))
             kwargs["shuffle"] = False
         if kwargs.get("num_workers", 0) == 0:
             kwargs.pop("persistent_workers", None)
@@ -132,9 +135,11 @@ class SESEMIDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> dict[str, DataLoader]:
         if not self.train_datasets:
             raise SesemiError("data.train defines no training loaders")
+        configs, datasets = self.data.train, self.train_datasets.items()
+        longest = max(len(self._loader(name, configs[name], data, train=True)) for name, data in datasets)
         return {
-            name: self._loader(name, self.data.train[name], data, train=True)
-            for name, data in self.train_datasets.items()
+            name: self._loader(name, configs[name], data, train=True, min_batches=longest)
+            for name, data in datasets
         }
 
     def val_dataloader(self) -> DataLoader | list:
