@@ -201,8 +201,8 @@ def train(
 
     Args:
         config_name: A built-in config (`sesemi list`) or one in `config_dir`.
-        config_dir: A folder of your own configs, added to the search path (the built-in
-            configs come first: give yours names of their own).
+        config_dir: A folder of your own configs, added to the search path. The built-in
+            configs come first, so a config of yours with a built-in's name is an error.
         overrides: Hydra overrides (`run.seed=1`, `backbone=resnet18`) and flags (`--info`,
             `--cfg job`, `-m` for a sweep).
     """

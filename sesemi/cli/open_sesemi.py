@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from sesemi.cli.project import check_config_dir
 from sesemi.config import register_configs, register_resolvers
 from sesemi.errors import SesemiError
 
@@ -66,11 +67,30 @@ def _app(config: DictConfig) -> None:
         sys.exit(1)
 
 
+def option(arguments: list[str], *names: str) -> str | None:
+    """The value of a command-line option given as `-cd DIR`, `--config-dir DIR` or `--config-dir=DIR`."""
+    for index, argument in enumerate(arguments):
+        if argument in names and index + 1 < len(arguments):
+            return arguments[index + 1]
+        key, equals, value = argument.partition("=")
+        if equals and key in names:
+            return value
+    return None
+
+
 def main() -> None:
     """The `open_sesemi` console script."""
     # Like `python -m`, make modules of the working directory (a project's src/) importable, so
     # configs can name them as `_target_: src.my_module.MyBackbone`.
     sys.path.insert(0, os.getcwd())
+    arguments = sys.argv[1:]
+    try:
+        check_config_dir(option(arguments, "-cn", "--config-name"), option(arguments, "-cd", "--config-dir"))
+    except SesemiError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     register_configs()
     register_resolvers()
     _app()

@@ -4,6 +4,7 @@ read a config), and the project `sesemi create` starts."""
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
     from omegaconf import DictConfig
+
+logger = logging.getLogger(__name__)
 
 PROJECT_FOLDERS = ("configs", "data", "runs", "src")
 # A full stop (not of "et al.") before a capital or a number, or a colon before a spaced-out layout.
@@ -114,10 +117,42 @@ def description(text: str) -> str:
     return SENTENCE_END.split(" ".join(lines), maxsplit=1)[0].rstrip(":")
 
 
+def shadowed_configs(config_dir: str | Path) -> list[str]:
+    """The configs of `config_dir` that Hydra never reads, as it finds a built-in of that name first."""
+    root = Path(config_dir)
+    shadowed = []
+    for path in sorted(root.rglob("*.yaml")):
+        group, _, stem = path.relative_to(root).with_suffix("").as_posix().rpartition("/")
+        if group and group not in builtin_groups():
+            continue
+        if stem in builtin_configs(group or None):
+            shadowed.append(f"{group}/{stem}" if group else stem)
+    return shadowed
+
+
+def check_config_dir(config_name: str | None, config_dir: str | Path | None) -> None:
+    """Fails if `-cd config_dir` is no folder, or its `-cn config_name` would lose to a built-in."""
+    if config_dir is None:
+        return
+    if not Path(config_dir).is_dir():
+        raise SesemiError(f"config folder {str(config_dir)!r} not found (from -cd); check the path")
+    shadowed = shadowed_configs(config_dir)
+    name = (config_name or "").removesuffix(".yaml")
+    if name in shadowed:
+        raise SesemiError(
+            f"{Path(config_dir) / name}.yaml has the name of a built-in config, which Hydra reads "
+            f"instead; rename yours (e.g. my_{name.rpartition('/')[2]}.yaml)"
+        )
+    if shadowed:
+        files = ", ".join(str(Path(config_dir) / f"{other}.yaml") for other in shadowed)
+        logger.warning("not read, as built-in configs of the same names come first (rename them): %s", files)
+
+
 def compose(
     config_name: str, config_dir: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> DictConfig:
     """The config `open_sesemi -cn NAME -cd DIR OVERRIDES...` runs (interpolations unresolved)."""
+    check_config_dir(config_name, config_dir)
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra

@@ -15,6 +15,7 @@ import yaml
 from audio_samples import audio_tree
 
 import sesemi.cli
+from sesemi.cli.project import check_config_dir
 from sesemi.datasets import builtin
 from sesemi.errors import SesemiError
 
@@ -111,6 +112,18 @@ def test_train_raises_user_errors(tmp_path, monkeypatch):
             "digits", overrides=[f"run.data_root={tmp_path / 'nowhere'}", "run.gpus=0"]
         )
     assert "HYDRA_FULL_ERROR" not in os.environ
+
+
+def test_configs_shadowed_by_builtins_are_named(tmp_path, caplog):
+    """A config of the selected name fails; other files Hydra would skip get a warning."""
+    (tmp_path / "backbone").mkdir()
+    for name in ("fixmatch.yaml", "mine.yaml", "backbone/resnet18.yaml", "backbone/my_net.yaml"):
+        (tmp_path / name).write_text("run:\n  id: mine\n")
+    with pytest.raises(SesemiError, match="fixmatch.yaml has the name of a built-in config"):
+        sesemi.cli.train("fixmatch", tmp_path)
+    check_config_dir("mine", tmp_path)
+    assert "backbone/resnet18.yaml" in caplog.text and "fixmatch.yaml" in caplog.text
+    assert "mine.yaml" not in caplog.text and "my_net" not in caplog.text
 
 
 def test_inference_agrees_with_the_run_s_validation(project, tmp_path):

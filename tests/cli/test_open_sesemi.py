@@ -226,6 +226,19 @@ def test_custom_config_folder(digits_root, tmp_path):
 # --- user errors: one line, no traceback ------------------------------------------------------
 
 
+def test_own_config_with_a_builtin_name_is_an_error(tmp_path):
+    """Hydra would silently run the built-in `digits` instead of configs/digits.yaml."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "digits.yaml").write_text("run:\n  id: mine\n")
+    done = open_sesemi("-cd", "configs", "-cn", "digits", cwd=tmp_path)
+    assert_user_error(done, "configs/digits.yaml", "built-in", "my_digits.yaml")
+
+
+def test_missing_config_folder(tmp_path):
+    done = open_sesemi("--config-dir=confs", "-cn", "custom", cwd=tmp_path)
+    assert_user_error(done, "'confs' not found")
+
+
 @pytest.mark.slow
 def test_missing_data_folder(tmp_path):
     """A data root that does not exist: `error: data folder ... does not exist`."""
