@@ -36,12 +36,12 @@ def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
     return Path(root) if os.path.isabs(root) else Path(data_root) / root
 
 
-def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) -> Any:
-    """A batch sampler from its config; it is given the loader's batch size when it takes one."""
+def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None, num_batches: int | None) -> Any:
+    """A batch sampler from its config; it is given the loader's batch size and the batches per
+    epoch (of each process) when it takes them and its config sets none."""
     parameters = inspect.signature(get_object(config._target_)).parameters
-    if batch_size is not None and "batch_size" in parameters and "batch_size" not in config:
-        return instantiate(config, data, batch_size=batch_size)
-    return instantiate(config, data)
+    given = {"batch_size": batch_size, "num_batches": num_batches}
+    return instantiate(config, data, **{k: v for k, v in given.items() if v and k in parameters and k not in config})
 
 
 class SESEMIDataModule(pl.LightningDataModule):
@@ -105,9 +105,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         if batch_size is None and not config.get("batch_sampler"):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
+        world_size = self.trainer.world_size if self.trainer is not None else 1
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
             # A few labeled images still fill a batch on every process, and `min_batches` batches.
-            world_size = self.trainer.world_size if self.trainer is not None else 1
             kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * max(world_size, min_batches))
             kwargs["shuffle"] = False
         if kwargs.get("num_workers", 0) == 0:
@@ -116,7 +116,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):
-            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size)
+            # Lightning splits the items, not the batches, of a batch sampler across processes.
+            num_batches = -(-min_batches // world_size) if min_batches else None
+            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size, num_batches)
         if config.get("collate_fn"):
             kwargs["collate_fn"] = instantiate(config.collate_fn)
         if "batch_sampler" in kwargs:

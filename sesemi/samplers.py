@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sized
 
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler
+from torch.utils.data import BatchSampler, Sampler, SequentialSampler
 
 from sesemi.errors import SesemiError
 
@@ -37,20 +37,22 @@ class RepeatingRandomSampler(Sampler[int]):
         return iter(order.tolist())
 
 
-class ClassBalancedBatchSampler(Sampler[list[int]]):
+class ClassBalancedBatchSampler(BatchSampler):
     """Batches of `classes_per_batch` (N) classes x `samples_per_class` (M) items of each.
 
     Every batch draws N distinct classes at random and M items of each (with replacement only
     when a class has fewer than M), so rare classes are seen as often as common ones. Use it as
     a loader's `batch_sampler`; the data module passes the loader's `batch_size`, which must be
-    N x M. For one process (it is not split across DDP processes).
+    N x M. Under DDP, Lightning passes each process its share of the data as `sampler`, and
+    each process draws its batches from its share.
 
     Args:
         data_source: A labeled data set with `targets` (class indices).
         classes_per_batch: N, the classes in each batch.
         samples_per_class: M, the items of each class in a batch.
         batch_size: The loader's batch size, checked against N x M (None: not checked).
-        num_batches: Batches per epoch (default: as many as cover the data set once).
+        num_batches: Batches per epoch (default: as many as cover the items once).
+        sampler: The items to draw from (default: all of `data_source`).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         samples_per_class: int,
         batch_size: int | None = None,
         num_batches: int | None = None,
+        sampler: Sampler[int] | None = None,
     ):
         size = classes_per_batch * samples_per_class
         if batch_size is not None and batch_size != size:
@@ -71,17 +74,19 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         targets = torch.as_tensor(getattr(data_source, "targets", []))
         if targets.numel() == 0 or bool((targets < 0).any()):
             raise SesemiError("the class-balanced batch sampler needs a labeled data set (with class targets)")
-        classes = targets.unique()
-        if classes_per_batch < 1 or samples_per_class < 1 or classes_per_batch > len(classes):
+        num_classes = len(targets.unique())
+        if classes_per_batch < 1 or samples_per_class < 1 or classes_per_batch > num_classes:
             raise SesemiError(
-                f"classes_per_batch must be between 1 and the {len(classes)} classes of the data, and "
+                f"classes_per_batch must be between 1 and the {num_classes} classes of the data, and "
                 f"samples_per_class at least 1 (got {classes_per_batch} and {samples_per_class})"
             )
-        self.members = [torch.nonzero(targets == c).squeeze(1) for c in classes]
+        self.targets = targets
+        self.sampler = sampler if sampler is not None else SequentialSampler(data_source)
         self.classes_per_batch = classes_per_batch
         self.samples_per_class = samples_per_class
         self.batch_size = size
-        self.num_batches = num_batches or max(1, len(targets) // size)
+        self.drop_last = False
+        self.num_batches = num_batches or max(1, len(self.sampler) // size)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -92,6 +97,14 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         return members[torch.randint(len(members), (self.samples_per_class,))]
 
     def __iter__(self) -> Iterator[list[int]]:
+        items = torch.as_tensor(list(self.sampler))
+        labels = self.targets[items]
+        members = [items[labels == c] for c in labels.unique()]
+        if len(members) < self.classes_per_batch:
+            raise SesemiError(
+                f"this process's share of the data has {len(members)} classes, fewer than "
+                f"classes_per_batch ({self.classes_per_batch}); lower classes_per_batch"
+            )
         for _ in range(self.num_batches):
-            chosen = torch.randperm(len(self.members))[: self.classes_per_batch]
-            yield torch.cat([self._draw(self.members[c]) for c in chosen.tolist()]).tolist()
+            chosen = torch.randperm(len(members))[: self.classes_per_batch]
+            yield torch.cat([self._draw(members[c]) for c in chosen.tolist()]).tolist()

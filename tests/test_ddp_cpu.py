@@ -9,9 +9,22 @@ from pathlib import Path
 
 import pytest
 
+CLASS_BALANCED = (
+    "data.train.supervised.batch_sampler="
+    "{_target_:sesemi.samplers.ClassBalancedBatchSampler,classes_per_batch:5,samples_per_class:4}"
+)
+
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path):
+@pytest.mark.parametrize(
+    "labeled",
+    [
+        ["data.train.supervised.batch_size=40"],  # 50 labels / 2 processes < 40: needs repeats
+        ["data.train.supervised.batch_size=20", CLASS_BALANCED],  # each process draws from its share
+    ],
+    ids=["repeating", "class_balanced"],
+)
+def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path, labeled):
     """A tiny labeled set still yields full batches on each of the two processes."""
     command = [
         str(Path(sys.executable).parent / "open_sesemi"),
@@ -22,7 +35,7 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path):
         "+trainer.devices=2",
         "run.num_iterations=6",
         "trainer.val_check_interval=3",
-        "data.train.supervised.batch_size=40",  # 50 labels / 2 processes < 40: needs repeats
+        *labeled,
         "+trainer.enable_progress_bar=false",
         "+trainer.enable_model_summary=false",
     ]

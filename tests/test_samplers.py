@@ -39,6 +39,19 @@ def test_every_batch_has_n_classes_of_m_items():
     assert set(rare) <= {10, 11, 12}  # a class of 3 is drawn with replacement
 
 
+def test_each_ddp_process_draws_from_its_share():
+    """Lightning passes each process a DistributedSampler-like `sampler`; the shares do not overlap."""
+    data = Labeled([8, 8, 8, 8])
+    drawn = []
+    for rank in (0, 1):
+        share = torch.utils.data.DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=0)
+        sampler = ClassBalancedBatchSampler(data, classes_per_batch=2, samples_per_class=2, sampler=share)
+        assert len(sampler) == 16 // 4  # batches cover the share once
+        drawn.append({i for batch in sampler for i in batch})
+        assert drawn[-1] <= set(share)
+    assert not drawn[0] & drawn[1]
+
+
 def test_batch_size_must_equal_n_times_m():
     with pytest.raises(SesemiError, match=r"2 x 4 = 8, but batch_size is 10"):
         ClassBalancedBatchSampler(Labeled([5, 5, 5]), 2, 4, batch_size=10)
@@ -76,3 +89,19 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
         module.train_dataloader()
     assert isinstance(raised.value.__cause__, SesemiError)
     assert "batch_size is 8" in str(raised.value.__cause__)
+
+
+def test_a_shorter_loader_lasts_the_epoch(monkeypatch):
+    """Given no num_batches, the sampler is as long as the longest training loader."""
+    data = Labeled([6, 6, 6, 6])
+    balanced = {
+        "dataset": {"name": "labeled"},
+        "batch_size": 6,
+        "batch_sampler": {"_target_": "sesemi.samplers.ClassBalancedBatchSampler", "classes_per_batch": 2, "samples_per_class": 3},
+    }
+    plain = {"dataset": {"name": "labeled"}, "batch_size": 2, "shuffle": True}
+    module = SESEMIDataModule(OmegaConf.create({"train": {"supervised": balanced, "unlabeled": plain}}))
+    monkeypatch.setattr(module, "_build_dataset", lambda config: data)
+    module.setup()
+    loaders = module.train_dataloader()
+    assert len(loaders["unlabeled"]) == len(loaders["supervised"]) == 24 // 2
