@@ -13,8 +13,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_normalized_tensor(mean: Sequence[float], std: Sequence[float]) -> T.Compose:
-    """PIL image -> float tensor (C, H, W), normalized."""
-    return T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
+    """PIL image (or uint8 tensor) -> float tensor (C, H, W), normalized."""
+    return T.Compose(_to_normalized_tensor(mean, std))
+
+
+def _to_normalized_tensor(mean: Sequence[float], std: Sequence[float]) -> list[T.Transform]:
+    # Plain tensors rather than tv_tensors.Image: the same pixels, and each transform of a small
+    # image costs less without the tensor subclass.
+    return [T.PILToTensor(), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)]
 
 
 def train_transforms(
@@ -51,11 +57,11 @@ def train_transforms(
         # reflection padding goes through NumPy and costs more than the rest of this transform.
         crop = [
             T.Resize(resize, interpolation=mode, antialias=True),
-            T.ToImage(),
+            T.PILToTensor(),
             T.RandomCrop(crop_dim, padding=padding or None, padding_mode="reflect"),
         ]
     flip = [T.RandomHorizontalFlip(p_hflip)] if p_hflip > 0 else []
-    return T.Compose([*crop, *flip, to_normalized_tensor(mean, std)])
+    return T.Compose([*crop, *flip, *_to_normalized_tensor(mean, std)])
 
 
 def center_crop_transforms(
@@ -71,6 +77,6 @@ def center_crop_transforms(
         [
             T.Resize(resize, interpolation=mode, antialias=True),
             T.CenterCrop(crop_dim),
-            to_normalized_tensor(mean, std),
+            *_to_normalized_tensor(mean, std),
         ]
     )
