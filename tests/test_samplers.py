@@ -90,18 +90,3 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
     assert isinstance(raised.value.__cause__, SesemiError)
     assert "batch_size is 8" in str(raised.value.__cause__)
 
-
-def test_a_shorter_loader_lasts_the_epoch(monkeypatch):
-    """Given no num_batches, the sampler is as long as the longest training loader."""
-    data = Labeled([6, 6, 6, 6])
-    balanced = {
-        "dataset": {"name": "labeled"},
-        "batch_size": 6,
-        "batch_sampler": {"_target_": "sesemi.samplers.ClassBalancedBatchSampler", "classes_per_batch": 2, "samples_per_class": 3},
-    }
-    plain = {"dataset": {"name": "labeled"}, "batch_size": 2, "shuffle": True}
-    module = SESEMIDataModule(OmegaConf.create({"train": {"supervised": balanced, "unlabeled": plain}}))
-    monkeypatch.setattr(module, "_build_dataset", lambda config: data)
-    module.setup()
-    loaders = module.train_dataloader()
-    assert len(loaders["unlabeled"]) == len(loaders["supervised"]) == 24 // 2
