@@ -68,7 +68,7 @@ def _app(config: DictConfig) -> None:
 
 
 def option(arguments: list[str], *names: str) -> str | None:
-    """The value of a command-line option given as `-cd DIR`, `--config-dir DIR` or `--config-dir=DIR`."""
+    """The value of an option given by any of `names`, as `-cd DIR` or `--config-dir=DIR`."""
     for index, argument in enumerate(arguments):
         if argument in names and index + 1 < len(arguments):
             return arguments[index + 1]
