@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -55,16 +57,23 @@ def run(config: DictConfig, output_dir: Path) -> object:
     raise SesemiError("this config is neither a training config (no `learner`) nor an operation (no `_target_`)")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
-def _app(config: DictConfig) -> None:
+@contextmanager
+def _reported_as_one_line() -> Iterator[None]:
+    """Errors the user can fix end the program with `error: ...`; bugs keep their traceback."""
     try:
-        run(config, Path(HydraConfig.get().runtime.output_dir))
+        yield
     except Exception as error:
         message = user_error(error)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
+def _app(config: DictConfig) -> None:
+    with _reported_as_one_line():
+        run(config, Path(HydraConfig.get().runtime.output_dir))
 
 
 def option(arguments: list[str], *names: str) -> str | None:
@@ -84,13 +93,8 @@ def main() -> None:
     # configs can name them as `_target_: src.my_module.MyBackbone`.
     sys.path.insert(0, os.getcwd())
     arguments = sys.argv[1:]
-    try:
+    with _reported_as_one_line():
         check_config_dir(option(arguments, "-cn", "--config-name"), option(arguments, "-cd", "--config-dir"))
-    except SesemiError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
     register_configs()
     register_resolvers()
     _app()

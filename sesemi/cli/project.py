@@ -120,12 +120,11 @@ def description(text: str) -> str:
 def shadowed_configs(config_dir: str | Path) -> list[str]:
     """The configs of `config_dir` that Hydra never reads, as it finds a built-in of that name first."""
     root = Path(config_dir)
+    builtins = {None: builtin_configs()} | {group: builtin_configs(group) for group in builtin_groups()}
     shadowed = []
     for path in sorted(root.rglob("*.yaml")):
         group, _, stem = path.relative_to(root).with_suffix("").as_posix().rpartition("/")
-        if group and group not in builtin_groups():
-            continue
-        if stem in builtin_configs(group or None):
+        if stem in builtins.get(group or None, {}):
             shadowed.append(f"{group}/{stem}" if group else stem)
     return shadowed
 
