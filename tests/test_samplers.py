@@ -89,4 +89,3 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
         module.train_dataloader()
     assert isinstance(raised.value.__cause__, SesemiError)
     assert "batch_size is 8" in str(raised.value.__cause__)
-

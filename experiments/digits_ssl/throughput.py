@@ -90,6 +90,15 @@ def loop_seconds_per_step(config, run_dir: Path, **data) -> float:
     return timer.seconds_per_step
 
 
+def data_module(config) -> SESEMIDataModule:
+    """The config's data, built (the first call writes the digits data set) and resolved into it."""
+    module = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
+    module.prepare_data()
+    module.setup()
+    resolve(config, module)
+    return module
+
+
 def held_in_memory(batches: list[dict]) -> dict[str, DataLoader]:
     """Training loaders that hand out ready-made batches, so the loop waits for no loading."""
     return {name: DataLoader([batch[name] for batch in batches], batch_size=None) for name in batches[0]}
@@ -108,13 +117,7 @@ def main() -> None:
     with initialize_config_module("sesemi.configs", version_base="1.3"):
         config = compose("digits_fixmatch", overrides)
         worker_config = compose("digits_fixmatch", [*overrides, f"data.train.supervised.num_workers={args.workers}"])
-    datamodule = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
-    datamodule.prepare_data()
-    datamodule.setup()
-    resolve(config, datamodule)
-    worker_datamodule = SESEMIDataModule(worker_config.data, config.run.data_root, config.run.batch_size_per_gpu)
-    worker_datamodule.setup()
-    resolve(worker_config, worker_datamodule)
+    datamodule, worker_datamodule = data_module(config), data_module(worker_config)
     learner = instantiate(config.learner, _recursive_=False).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.01, momentum=0.9)
     loaders = datamodule.train_dataloader()
