@@ -5,7 +5,8 @@ https://arxiv.org/abs/1610.02242; Tarvainen & Valpola, "Mean teachers are better
 NeurIPS 2017, https://arxiv.org/abs/1703.01780. Read two stochastic views of each unlabeled
 image, e.g. with `sesemi.transforms.MultiView([augment, augment])`. The optional confidence
 threshold on the teacher follows French et al., "Self-ensembling for visual domain
-adaptation", ICLR 2018, https://arxiv.org/abs/1706.05208.
+adaptation", ICLR 2018, https://arxiv.org/abs/1706.05208, and the optional distribution
+alignment of its targets ReMixMatch (Berthelot et al. 2020, https://arxiv.org/abs/1911.09785).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
-from sesemi.models.heads.loss.pseudo_labels import confidence_mask
+from sesemi.models.heads.loss.pseudo_labels import (
+    DistributionAlignment,
+    confidence_mask,
+    num_classes_of,
+)
 
 
 class ConsistencyLossHead(LossHead):
@@ -30,7 +35,10 @@ class ConsistencyLossHead(LossHead):
 
     With a `threshold`, only images whose teacher prediction is at least that confident count
     (the per-sample weights are the mask): a weak early teacher's near-uniform guesses would
-    otherwise pull the student away from what the labels teach it.
+    otherwise pull the student away from what the labels teach it. With
+    `distribution_alignment`, the teacher's predictions are divided by their running mean over
+    unlabeled batches (renormalized) before they become targets, so that the targets do not
+    drift onto the classes the model already favors.
 
     Args:
         input_data: The training loader with the two views.
@@ -39,6 +47,7 @@ class ConsistencyLossHead(LossHead):
         teacher_backbone: The teacher's backbone (e.g. `backbone_ema`).
         teacher_head: The teacher's classification head (e.g. `head_ema`).
         threshold: The least top probability of the teacher for an image to count (0: all do).
+        distribution_alignment: Whether to align the teacher's predictions to a uniform class prior.
     """
 
     def __init__(
@@ -49,12 +58,19 @@ class ConsistencyLossHead(LossHead):
         teacher_backbone: str = "backbone",
         teacher_head: str = "head",
         threshold: float = 0.0,
+        distribution_alignment: bool = False,
     ):
         super().__init__(input_data, input_backbone)
         self.predict_head = predict_head
         self.teacher_backbone = teacher_backbone
         self.teacher_head = teacher_head
         self.threshold = threshold
+        self.distribution_alignment = distribution_alignment
+        self.alignment: DistributionAlignment | None = None  # made by build()
+
+    def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
+        num_classes = num_classes_of(heads[self.predict_head])
+        self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
 
     def _keys(self) -> tuple[str, str]:
         return (
@@ -84,6 +100,8 @@ class ConsistencyLossHead(LossHead):
         student_key, teacher_key = self._keys()
         with torch.no_grad():
             targets = heads[self.teacher_head](features[teacher_key]).softmax(dim=1)
+            if self.alignment is not None:
+                targets = self.alignment(targets)
         probs = heads[self.predict_head](features[student_key]).softmax(dim=1)
         mask = confidence_mask(targets, self.threshold) if self.threshold > 0 else None
         return LossOutputs((probs - targets).pow(2).sum(dim=1), mask)
@@ -98,8 +116,17 @@ class PiModelLossHead(ConsistencyLossHead):
         input_backbone: str = "backbone",
         predict_head: str = "head",
         threshold: float = 0.0,
+        distribution_alignment: bool = False,
     ):
-        super().__init__(input_data, input_backbone, predict_head, input_backbone, predict_head, threshold)
+        super().__init__(
+            input_data,
+            input_backbone,
+            predict_head,
+            input_backbone,
+            predict_head,
+            threshold,
+            distribution_alignment,
+        )
 
 
 class MeanTeacherLossHead(ConsistencyLossHead):
@@ -117,7 +144,14 @@ class MeanTeacherLossHead(ConsistencyLossHead):
         teacher_backbone: str = "backbone_ema",
         teacher_head: str = "head_ema",
         threshold: float = 0.0,
+        distribution_alignment: bool = False,
     ):
         super().__init__(
-            input_data, input_backbone, predict_head, teacher_backbone, teacher_head, threshold
+            input_data,
+            input_backbone,
+            predict_head,
+            teacher_backbone,
+            teacher_head,
+            threshold,
+            distribution_alignment,
         )

@@ -2,7 +2,9 @@
 
 Grandvalet & Bengio, "Semi-supervised Learning by Entropy Minimization", NeurIPS 2004,
 https://papers.nips.cc/paper/2740-semi-supervised-learning-by-entropy-minimization. The
-optional confidence threshold is the one pseudo-labeling uses (Sohn et al., FixMatch, 2020).
+optional confidence threshold is the one pseudo-labeling uses (Sohn et al., FixMatch, 2020), and
+the optional distribution alignment that of ReMixMatch (Berthelot et al. 2020,
+https://arxiv.org/abs/1911.09785).
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
-from sesemi.models.heads.loss.pseudo_labels import confidence_mask
+from sesemi.models.heads.loss.pseudo_labels import (
+    DistributionAlignment,
+    confidence_mask,
+    num_classes_of,
+)
 
 
 class EntropyMinimizationLossHead(LossHead):
@@ -20,13 +26,17 @@ class EntropyMinimizationLossHead(LossHead):
 
     `data[input_data]` is `(images, labels)`; the labels are ignored. With a `threshold`, only
     images whose top probability already reaches it count: sharpening a weak model's unsure
-    guesses makes it confident in its mistakes, and they pull against the labels.
+    guesses makes it confident in its mistakes, and they pull against the labels. With
+    `distribution_alignment`, the entropy is that of the predictions divided by their running
+    mean over unlabeled batches (renormalized): sharpening then cannot pile the predictions onto
+    the classes the model already favors.
 
     Args:
         input_data: The training loader of unlabeled images.
         input_backbone: The backbone that encodes them.
         predict_head: The classification head whose predictions are sharpened.
         threshold: The least top probability for an image to count (0: all do, as in the paper).
+        distribution_alignment: Whether to align the predictions to a uniform class prior.
     """
 
     def __init__(
@@ -35,10 +45,17 @@ class EntropyMinimizationLossHead(LossHead):
         input_backbone: str = "backbone",
         predict_head: str = "head",
         threshold: float = 0.0,
+        distribution_alignment: bool = False,
     ):
         super().__init__(input_data, input_backbone)
         self.predict_head = predict_head
         self.threshold = threshold
+        self.distribution_alignment = distribution_alignment
+        self.alignment: DistributionAlignment | None = None  # made by build()
+
+    def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
+        num_classes = num_classes_of(heads[self.predict_head])
+        self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
 
     def _key(self) -> str:
         return feature_key(self.input_data, self.input_backbone)
@@ -54,7 +71,10 @@ class EntropyMinimizationLossHead(LossHead):
         features: Mapping[str, Tensor],
         step: int,
     ) -> LossOutputs:
-        log_probs = heads[self.predict_head](features[self._key()]).log_softmax(dim=1)
+        logits = heads[self.predict_head](features[self._key()])
+        if self.alignment is not None:
+            logits = self.alignment.align_logits(logits)
+        log_probs = logits.log_softmax(dim=1)
         probs = log_probs.exp()
         mask = confidence_mask(probs.detach(), self.threshold) if self.threshold > 0 else None
         return LossOutputs(-(probs * log_probs).sum(dim=1), mask)

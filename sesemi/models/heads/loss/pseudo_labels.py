@@ -171,3 +171,10 @@ class DistributionAlignment(nn.Module):
         # p_target is uniform, a constant factor that the normalization removes
         aligned = probs / self.model_probs
         return aligned / aligned.sum(dim=1, keepdim=True)
+
+    def align_logits(self, logits: Tensor) -> Tensor:
+        """Logits whose softmax is the aligned softmax of `logits` (in log space, so stable)."""
+        if self.training:
+            probs = logits.detach().softmax(dim=1)
+            self.model_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+        return logits - self.model_probs.log()

@@ -161,3 +161,26 @@ def test_mean_teacher_trains_inside_the_classifier_with_the_ema_callback(make_hp
     assert "backbone_ema" in model.backbones and "head_ema" in model.heads
     loss = trainer.callback_metrics["train/consistency_loss"]
     assert torch.isfinite(loss) and loss > 0
+
+
+@pytest.mark.parametrize("head_class", [PiModelLossHead, MeanTeacherLossHead])
+def test_distribution_alignment_evens_out_the_targets(head_class):
+    """Aligned targets spread over the classes even when the teacher favors one of them."""
+    backbones, heads = _models(teacher=True)
+    for name in ("head", "head_ema"):
+        with torch.no_grad():
+            heads[name].fc.bias.copy_(torch.tensor([3.0, 0.0, 0.0]))  # every target leans to class 0
+    plain = head_class("consistency")
+    aligned = head_class("consistency", distribution_alignment=True)
+    for loss_head in (plain, aligned):
+        loss_head.build(backbones, heads)
+    aligned.alignment.momentum = 0.0  # the running mean is this batch's mean
+    data = _data()
+    plain_outputs, _ = _run(plain, backbones, heads, data)
+    aligned_outputs, _ = _run(aligned, backbones, heads, data)
+    assert plain.alignment is None
+    assert aligned.alignment.model_probs[0] > 0.8
+    # The student leans to class 0 like the teacher, so only the aligned targets disagree with it.
+    assert (aligned_outputs.losses > plain_outputs.losses).all()
+    aligned_outputs.losses.mean().backward()
+    assert heads["head"].fc.weight.grad.abs().sum() > 0

@@ -73,3 +73,25 @@ def test_threshold_counts_only_images_the_model_is_already_sure_of():
     outputs = _run(backbones, heads, loss_head, data)
     torch.testing.assert_close(outputs.weights, torch.ones(4))
     assert not outputs.weights.requires_grad
+
+
+def test_distribution_alignment_discounts_the_class_the_model_favors():
+    """Aligned to a uniform prior, predictions that all lean to one class are less sure of it.
+
+    The running mean is updated from detached predictions: gradients reach the model, never the
+    buffer, so no graph is kept from one step to the next.
+    """
+    backbones, heads, loss_head, data = _setup()
+    aligned_head = EntropyMinimizationLossHead("unlabeled", distribution_alignment=True)
+    aligned_head.build(backbones, heads)
+    aligned_head.alignment.momentum = 0.0  # the running mean is this batch's mean
+    fc = heads["head"].fc
+    with torch.no_grad():
+        fc.bias.copy_(torch.tensor([2.0, 0.0, 0.0]))  # every image leans to class 0
+    skewed = _run(backbones, heads, loss_head, data).losses
+    outputs = _run(backbones, heads, aligned_head, data)
+    assert (outputs.losses > skewed).all()  # class 0 is discounted: less confident, more entropy
+    assert not aligned_head.alignment.model_probs.requires_grad
+    assert aligned_head.alignment.model_probs[0] > 0.5
+    outputs.losses.mean().backward()
+    assert fc.weight.grad.abs().sum() > 0
