@@ -5,8 +5,9 @@ https://arxiv.org/abs/1610.02242; Tarvainen & Valpola, "Mean teachers are better
 NeurIPS 2017, https://arxiv.org/abs/1703.01780. Read two stochastic views of each unlabeled
 image, e.g. with `sesemi.transforms.MultiView([augment, augment])`. The optional confidence
 threshold on the teacher follows French et al., "Self-ensembling for visual domain
-adaptation", ICLR 2018, https://arxiv.org/abs/1706.05208, and the optional distribution
-alignment of its targets ReMixMatch (Berthelot et al. 2020, https://arxiv.org/abs/1911.09785).
+adaptation", ICLR 2018, https://arxiv.org/abs/1706.05208; the optional distribution
+alignment of its targets follows ReMixMatch (Berthelot et al. 2020,
+https://arxiv.org/abs/1911.09785).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Grandvalet & Bengio, "Semi-supervised Learning by Entropy Minimization", NeurIPS 2004,
 https://papers.nips.cc/paper/2740-semi-supervised-learning-by-entropy-minimization. The
-optional confidence threshold is the one pseudo-labeling uses (Sohn et al., FixMatch, 2020), and
-the optional distribution alignment that of ReMixMatch (Berthelot et al. 2020,
+optional confidence threshold is the one pseudo-labeling uses (Sohn et al., FixMatch, 2020);
+the optional distribution alignment follows ReMixMatch (Berthelot et al. 2020,
 https://arxiv.org/abs/1911.09785).
 """
 
