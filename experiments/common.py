@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -49,6 +50,7 @@ def run_config(
         _require_same_overrides(finished[-1].parent, overrides)
         results = json.loads(finished[-1].read_text())
         results.setdefault("process_wall_time_s", results["wall_time_s"])
+        results["finished"] = date.fromtimestamp(finished[-1].stat().st_mtime).isoformat()
         return results
     command = [OPEN_SESEMI, "-cn", config, f"run.dir={runs_dir}", f"run.id={run_id}", *overrides]
     if data_root is not None:
@@ -65,6 +67,7 @@ def run_config(
     results = json.loads(results_file.read_text())
     results["process_wall_time_s"] = round(time.time() - started, 1)
     results_file.write_text(json.dumps(results, indent=2))
+    results["finished"] = date.today().isoformat()
     return results
 
 
@@ -90,6 +93,11 @@ def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:
         return list(pool.map(lambda job: run_config(*job, threads=threads), jobs))
 
 
+def newest_run(results: list[dict]) -> str:
+    """The day the newest of these runs (as `run_config` returns them) finished."""
+    return max(r["finished"] for r in results)
+
+
 def mean_std(values: list[float]) -> str:
     """`mean ± std` in percent."""
     values = [100 * v for v in values]
@@ -100,6 +108,18 @@ def mean_std(values: list[float]) -> str:
 def per_seed(values: list[float]) -> str:
     """Each seed's value in percent, `a / b / c`, to compare runs that share a seed."""
     return " / ".join(f"{100 * v:.1f}" for v in values)
+
+
+def gains(values: list[float], baseline: list[float]) -> str:
+    """Two table cells: each seed's gain over `baseline` (the same seeds), and their mean ± s.e.
+
+    Runs with the same seed start from the same weights, so a method is compared with the
+    labels alone seed by seed; the standard error says whether the mean gain stands out from
+    the noise between seeds.
+    """
+    points = [100 * (v - b) for v, b in zip(values, baseline, strict=True)]
+    spread = statistics.stdev(points) / math.sqrt(len(points)) if len(points) > 1 else 0.0
+    return f"{' / '.join(f'{p:+.1f}' for p in points)} | {statistics.mean(points):+.1f} ± {spread:.1f}"
 
 
 def _markers(name: str) -> tuple[str, str]:
@@ -122,8 +142,12 @@ def write_table(readme: Path, name: str, note: str, lines: list[str]) -> None:
     readme.write_text(f"{before}{start}\n{body}\n{end}{after}")
 
 
-def machine() -> str:
-    """A one-line description of where the numbers were measured."""
+def machine(day: str | None = None) -> str:
+    """A one-line description of where the numbers were measured, and when (`day`, else today).
+
+    For a table of runs, pass the day the newest of them finished (`newest_run(results)`): a
+    sweep that reuses finished runs does not measure them again.
+    """
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -134,7 +158,7 @@ def machine() -> str:
         pass
     return (
         f"{cpu}, {os.cpu_count()} cores, no GPU used; Python {platform.python_version()}, "
-        f"torch {torch.__version__}; {date.today().isoformat()}"
+        f"torch {torch.__version__}; {day or date.today().isoformat()}"
     )
 
 

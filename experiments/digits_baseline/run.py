@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
+from common import machine, mean_std, newest_run, per_seed, run_many, write_table  # noqa: E402
 
 NO_ROTATION = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.rotation_prediction"]
 # name: (run id prefix, overrides of the digits config)
@@ -35,19 +35,20 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
     here = Path(__file__).parent
-    rows = []
+    rows, every = [], []
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
         data = runs / "digits"
         for name, (run_id, overrides) in SETTINGS.items():
             jobs = [("digits", [*overrides, f"run.seed={s}"], runs, f"{run_id}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
+            every += results
             values = [r["metrics"]["val/top1"] for r in results]
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             rows.append(f"| {name} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
     lines = ["| setting | val/top1 (%) | per seed | wall time per run |", "|---|---|---|---|", *rows]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine()}."
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
     write_table(here / "README.md", "results", note, lines)
 
 

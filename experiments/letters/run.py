@@ -18,7 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_letters import build  # noqa: E402
-from common import IMAGE_METHODS, machine, mean_std, per_seed, run_many, write_table  # noqa: E402
+from common import (  # noqa: E402
+    IMAGE_METHODS,
+    gains,
+    machine,
+    mean_std,
+    newest_run,
+    per_seed,
+    run_many,
+    write_table,
+)
 
 METHODS = IMAGE_METHODS
 ITERATIONS = 1000  # the digits_<method> configs' budget; --iterations for a longer one
@@ -55,23 +64,32 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
-    rows = []
+    rows, every = [], []
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
         data = runs / "letters"
         if not data.exists():
             build(data)
+
+        def results_of(method: str) -> list[dict]:
+            overrides = overrides_for(method, args.iterations)
+            jobs = [(method, [*overrides, f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
+            return run_many(jobs, args.parallel)
+
+        baseline = [r["metrics"]["val/top1"] for r in results_of("supervised")]
         for method in args.methods:
-            jobs = [(method, [*overrides_for(method, args.iterations), f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
-            results = run_many(jobs, args.parallel)
+            results = results_of(method)
+            every += results
             values = [r["metrics"]["val/top1"] for r in results]
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            rows.append(f"| {method} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
+            gain = "- | -" if method == "supervised" else gains(values, baseline)
+            rows.append(f"| {method} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |")
             print(rows[-1], flush=True)
-    lines = ["| config | val/top1 (%) | per seed | wall time per run |", "|---|---|---|---|", *rows]
+    header = "| config | val/top1 (%) | per seed | gain over the labels alone, per seed | mean gain ± s.e. | wall time per run |"
+    lines = [header, "|---|---|---|---|---|---|", *rows]
     note = (
         f"26 classes, 104 labels (4 per class), 2600 unlabeled, 780 val images in held-out fonts; "
-        f"{args.iterations} iterations; seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time. {machine()}."
+        f"{args.iterations} iterations; seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time. {machine(newest_run(every))}."
     )
     table = "results" if args.iterations == ITERATIONS else f"results_{args.iterations}"
     write_table(Path(__file__).with_name("README.md"), table, note, lines)

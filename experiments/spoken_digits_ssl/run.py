@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, per_seed, run_many, write_table  # noqa: E402
+from common import gains, machine, mean_std, newest_run, per_seed, run_many, write_table  # noqa: E402
 
 ITERATIONS = 2400  # the budget of spoken_digits and spoken_digits_fixmatch
 RAMP = "${sesemi:max_iterations,0.25}"  # the first quarter of the budget, as spoken_digits_fixmatch
@@ -43,8 +43,8 @@ SETTINGS = {
 
 
 HEADER = [
-    "| method | config | iterations | val/top1 (%) | per seed | wall time per run |",
-    "|---|---|---|---|---|---|",
+    "| method | config | iterations | val/top1 (%) | per seed | gain over the labels alone, per seed | mean gain ± s.e. | wall time per run |",
+    "|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -56,26 +56,35 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument("--runs", type=Path, help="where the runs are kept (default: a temporary folder)")
     args = parser.parse_args()
-    rows = []
+    rows, every = [], []
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
         data = args.data or Path(scratch) / "spoken_digits"
-        for name in args.methods:
+
+        def results_of(name: str) -> list[dict]:
             config, overrides = SETTINGS[name]
             budget = [f"run.num_iterations={ITERATIONS}", *overrides]  # explicit for every method
             jobs = [(config, [*budget, f"run.seed={s}"], runs, f"{name}_{s}", data) for s in args.seeds]
-            results = run_many(jobs, args.parallel)
+            return run_many(jobs, args.parallel)
+
+        baseline = [r["metrics"]["val/top1"] for r in results_of("supervised")]
+        for name in args.methods:
+            config, overrides = SETTINGS[name]
+            results = results_of(name)
+            every += results
             values = [r["metrics"]["val/top1"] for r in results]
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             iterations = results[0]["global_step"]
             shown = f"`{config}`" + (" +dataset=spoken_digits" if "+dataset=spoken_digits" in overrides else "")
-            rows.append(f"| {name} | {shown} | {iterations} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
+            gain = "- | -" if name == "supervised" else gains(values, baseline)
+            cells = f"{mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s"
+            rows.append(f"| {name} | {shown} | {iterations} | {cells} |")
             print(rows[-1], flush=True)
-            write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds, args.parallel), [*HEADER, *rows])
+            write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds, args.parallel, newest_run(every)), [*HEADER, *rows])
 
 
-def note(seeds: list[int], parallel: int) -> str:
-    return f"Seeds {', '.join(map(str, seeds))}, {parallel} run(s) at a time; mean ± std over seeds. {machine()}."
+def note(seeds: list[int], parallel: int, day: str) -> str:
+    return f"Seeds {', '.join(map(str, seeds))}, {parallel} run(s) at a time; mean ± std over seeds. {machine(day)}."
 
 
 if __name__ == "__main__":
