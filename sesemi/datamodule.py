@@ -11,11 +11,11 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from sesemi.datasets import dataset, prepare_builtin
 from sesemi.errors import SesemiError
-from sesemi.samplers import RepeatingRandomSampler
+from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 
 LOADER_ARGUMENTS = (
     "shuffle",
@@ -44,14 +44,41 @@ def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) ->
     return instantiate(config, data)
 
 
+def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
+    """The same loader, yielding `num_batches` batches pass after pass, if it has workers.
+
+    Lightning restarts a training loader shorter than the epoch after every pass, and each
+    restart waits for the loader's worker processes to make their first batch: with 50 labels
+    in batches of 32, every second step. Batching pass after pass instead keeps the workers
+    working ahead, with the same batches. A main-process loader restarts at no cost and is
+    returned as it is, as is one with its own batch sampler.
+    """
+    if loader.num_workers == 0 or len(loader) >= num_batches or type(loader.batch_sampler) is not BatchSampler:
+        return loader
+    return DataLoader(
+        loader.dataset,
+        batch_sampler=PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches),
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        prefetch_factor=loader.prefetch_factor,
+        persistent_workers=loader.persistent_workers,
+        generator=loader.generator,
+        multiprocessing_context=loader.multiprocessing_context,
+    )
+
+
 class SESEMIDataModule(pl.LightningDataModule):
     """Builds the loaders a `DataConfig` describes.
 
     Training loaders are returned as a dict; Lightning iterates them together, so a training
     batch is `{loader_name: batch}` and an epoch is one pass over the longest loader while the
-    shorter ones start over. (Sizing the shorter ones to the longest instead, with full batches
-    only, spares their restarts but cost 10 points of accuracy on `letters`: see
-    experiments/digits_ssl/README.md.)
+    shorter ones start over, each pass ending with its own smaller batch. A shorter loader with
+    worker processes batches pass after pass for the whole epoch instead (`kept_busy`), with
+    the same batches, so that its workers never wait for a restart. (Full batches only, drawn
+    across passes, cost 10 points of accuracy on `letters`: see experiments/digits_ssl/README.md.)
 
     Args:
         data: The `data` config.
@@ -134,10 +161,12 @@ class SESEMIDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> dict[str, DataLoader]:
         if not self.train_datasets:
             raise SesemiError("data.train defines no training loaders")
-        return {
+        loaders = {
             name: self._loader(name, self.data.train[name], data, train=True)
             for name, data in self.train_datasets.items()
         }
+        longest = max(len(loader) for loader in loaders.values())
+        return {name: kept_busy(loader, longest) for name, loader in loaders.items()}
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:

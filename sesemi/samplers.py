@@ -1,4 +1,4 @@
-"""Samplers for training loaders: repeating small data sets, class-balanced batches."""
+"""Samplers for training loaders: repeating small data sets, pass after pass, class-balanced batches."""
 
 from __future__ import annotations
 
@@ -35,6 +35,42 @@ class RepeatingRandomSampler(Sampler[int]):
         passes = -(-self.num_samples // n)
         order = torch.cat([torch.randperm(n) for _ in range(passes)])[: self.num_samples]
         return iter(order.tolist())
+
+
+class PassByPassBatchSampler(BatchSampler):
+    """The batches of one pass over `sampler` after another, `num_batches` in all.
+
+    Each pass iterates `sampler` anew (a shuffling sampler shuffles again) and ends with its own
+    smaller batch unless `drop_last`, so the batches hold what a loader restarted after every
+    pass would give. A short training loader is restarted that way by Lightning many times an
+    epoch, and a loader with worker processes then waits for their first batch each time; this
+    one keeps them working ahead for the whole epoch.
+
+    Args:
+        sampler: The items of one pass, in order.
+        batch_size: The items of a full batch.
+        drop_last: Whether to drop each pass's last, smaller batch.
+        num_batches: The batches of all passes together.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, num_batches: int):
+        super().__init__(sampler, batch_size, drop_last)
+        self.num_batches = num_batches
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        produced = 0
+        while produced < self.num_batches:
+            before = produced
+            for batch in super().__iter__():
+                yield batch
+                produced += 1
+                if produced == self.num_batches:
+                    return
+            if produced == before:  # a pass without a batch: more passes would not give one
+                return
 
 
 class ClassBalancedBatchSampler(BatchSampler):

@@ -169,3 +169,19 @@ def test_prepare_data_builds_builtin_data_sets(tmp_path, monkeypatch):
     data = _data(root="digits")
     SESEMIDataModule(data, str(tmp_path)).prepare_data()
     assert len(built) == 1 and (tmp_path / "digits").is_dir()
+
+
+def test_a_short_loader_with_workers_batches_pass_after_pass(image_tree):
+    """With workers, the labeled loader yields as many batches as the longest loader, each pass
+    of its 9 images ending with its own smaller batch; without workers it is restarted instead."""
+    data = _data()
+    data.train.supervised.update(batch_size=4, drop_last=False, num_workers=1)
+    data.train.rotation_prediction.update(batch_size=1, num_workers=1)
+    module = _module(data, image_tree.root)
+    loaders = module.train_dataloader()
+    longest = len(loaders["rotation_prediction"])
+    assert len(loaders["supervised"]) == longest > 3
+    sizes = [len(labels) for _, labels in loaders["supervised"]]
+    assert sizes == ([4, 4, 1] * longest)[:longest]
+    data.train.supervised.num_workers = 0
+    assert len(_module(data, image_tree.root).train_dataloader()["supervised"]) == 3

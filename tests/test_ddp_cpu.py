@@ -21,8 +21,10 @@ CLASS_BALANCED = (
     [
         ["data.train.supervised.batch_size=40"],  # 50 labels / 2 processes < 40: needs repeats
         ["data.train.supervised.batch_size=20", CLASS_BALANCED],  # each process draws from its share
+        # a worker-backed labeled loader batches pass after pass over each process's share
+        ["data.train.supervised.batch_size=20", "data.train.supervised.num_workers=1"],
     ],
-    ids=["repeating", "class_balanced"],
+    ids=["repeating", "class_balanced", "pass_by_pass"],
 )
 def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path, labeled):
     """A tiny labeled set still yields full batches on each of the two processes."""

@@ -1,4 +1,4 @@
-"""Samplers (sesemi/samplers.py): the class-balanced N x M batch sampler."""
+"""Samplers (sesemi/samplers.py): the class-balanced N x M batch sampler, pass-by-pass batches."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
-from sesemi.samplers import ClassBalancedBatchSampler
+from sesemi.samplers import ClassBalancedBatchSampler, PassByPassBatchSampler
 
 
 class Labeled(torch.utils.data.Dataset):
@@ -89,3 +89,27 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
         module.train_dataloader()
     assert isinstance(raised.value.__cause__, SesemiError)
     assert "batch_size is 8" in str(raised.value.__cause__)
+
+
+def test_pass_by_pass_batches_end_each_pass_with_its_own_smaller_batch():
+    """10 items in batches of 4: 4, 4, 2 per pass, every pass a new shuffle of all items."""
+    torch.manual_seed(0)
+    data = list(range(10))
+    sampler = PassByPassBatchSampler(torch.utils.data.RandomSampler(data), 4, drop_last=False, num_batches=7)
+    batches = list(sampler)
+    assert len(sampler) == 7 and [len(b) for b in batches] == [4, 4, 2, 4, 4, 2, 4]
+    first, second = batches[0:3], batches[3:6]
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == data
+    assert sum(first, []) != sum(second, [])  # shuffled again
+
+
+def test_pass_by_pass_with_drop_last_keeps_full_batches_only():
+    data = list(range(10))
+    sampler = PassByPassBatchSampler(torch.utils.data.SequentialSampler(data), 4, drop_last=True, num_batches=5)
+    assert list(sampler) == [[0, 1, 2, 3], [4, 5, 6, 7]] * 2 + [[0, 1, 2, 3]]
+
+
+def test_pass_by_pass_stops_when_a_pass_has_no_batch():
+    """A share too small for one full batch ends the iteration instead of looping forever."""
+    sampler = PassByPassBatchSampler(torch.utils.data.SequentialSampler(range(3)), 4, drop_last=True, num_batches=5)
+    assert list(sampler) == []
