@@ -165,9 +165,13 @@ class DistributionAlignment(nn.Module):
         self.momentum = momentum
         self.register_buffer("model_probs", torch.full((num_classes,), 1.0 / num_classes))
 
+    def _track(self, probs: Tensor) -> None:
+        """Moves p_model towards the mean of `probs`."""
+        self.model_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+
     def forward(self, probs: Tensor) -> Tensor:
         if self.training:
-            self.model_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+            self._track(probs)
         # p_target is uniform, a constant factor that the normalization removes
         aligned = probs / self.model_probs
         return aligned / aligned.sum(dim=1, keepdim=True)
@@ -175,6 +179,5 @@ class DistributionAlignment(nn.Module):
     def align_logits(self, logits: Tensor) -> Tensor:
         """Logits whose softmax is the aligned softmax of `logits` (in log space, so stable)."""
         if self.training:
-            probs = logits.detach().softmax(dim=1)
-            self.model_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+            self._track(logits.detach().softmax(dim=1))
         return logits - self.model_probs.log()
