@@ -110,6 +110,23 @@ def per_seed(values: list[float]) -> str:
     return " / ".join(f"{100 * v:.1f}" for v in values)
 
 
+def top1(results: list[dict]) -> list[float]:
+    """The final val/top1 of each run (as `run_config` returns them)."""
+    return [r["metrics"]["val/top1"] for r in results]
+
+
+def measured(results: list[dict], baseline: list[float] | None = None) -> str:
+    """A table row's measured cells: val/top1 mean ± std, per seed, gain cells, wall time per run.
+
+    `baseline` is the val/top1 of the labels alone on the same seeds; without it (the row of the
+    labels alone) the gain cells are `-`.
+    """
+    values = top1(results)
+    seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
+    gain = gains(values, baseline) if baseline is not None else "- | -"
+    return f"{mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s"
+
+
 def gains(values: list[float], baseline: list[float]) -> str:
     """Two table cells: each seed's gain over `baseline` (the same seeds), and their mean ± s.e.
 

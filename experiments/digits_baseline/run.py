@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, newest_run, per_seed, run_many, write_table  # noqa: E402
+from common import machine, mean_std, newest_run, per_seed, run_many, top1, write_table  # noqa: E402
 
 NO_ROTATION = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.rotation_prediction"]
 # name: (run id prefix, overrides of the digits config)
@@ -43,7 +43,7 @@ def main() -> None:
             jobs = [("digits", [*overrides, f"run.seed={s}"], runs, f"{run_id}_{s}", data) for s in args.seeds]
             results = run_many(jobs, args.parallel)
             every += results
-            values = [r["metrics"]["val/top1"] for r in results]
+            values = top1(results)
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             rows.append(f"| {name} | {mean_std(values)} | {per_seed(values)} | {seconds:.0f} s |")
             print(rows[-1], flush=True)

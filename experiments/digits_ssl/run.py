@@ -17,13 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (  # noqa: E402
     IMAGE_METHODS,
-    gains,
     machine,
-    mean_std,
+    measured,
     newest_run,
-    per_seed,
     read_table,
     run_many,
+    top1,
     write_table,
 )
 
@@ -60,17 +59,12 @@ def main() -> None:
             jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"digits_{method}_{s}", data) for s in args.seeds]
             return run_many(jobs, args.parallel)
 
-        baseline = [r["metrics"]["val/top1"] for r in results_of("supervised", "digits_supervised", [])]
+        baseline = top1(results_of("supervised", "digits_supervised", []))
         for method, name, config, overrides in settings:
             results = results_of(method, config, overrides)
             every += results
-            values = [r["metrics"]["val/top1"] for r in results]
-            seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            iterations = results[0]["global_step"]
-            gain = "- | -" if method == "supervised" else gains(values, baseline)
-            rows.append(
-                f"| {name} | `{config}` | {iterations} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |"
-            )
+            cells = measured(results, None if method == "supervised" else baseline)
+            rows.append(f"| {name} | `{config}` | {results[0]['global_step']} | {cells} |")
             print(rows[-1], flush=True)
     table = kept_rows(Path(__file__).with_name("README.md"), rows)
     earlier = "; methods not run this time keep their earlier row" if len(table) > len(rows) else ""

@@ -20,12 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_letters import build  # noqa: E402
 from common import (  # noqa: E402
     IMAGE_METHODS,
-    gains,
     machine,
-    mean_std,
+    measured,
     newest_run,
-    per_seed,
     run_many,
+    top1,
     write_table,
 )
 
@@ -76,14 +75,11 @@ def main() -> None:
             jobs = [(method, [*overrides, f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
             return run_many(jobs, args.parallel)
 
-        baseline = [r["metrics"]["val/top1"] for r in results_of("supervised")]
+        baseline = top1(results_of("supervised"))
         for method in args.methods:
             results = results_of(method)
             every += results
-            values = [r["metrics"]["val/top1"] for r in results]
-            seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            gain = "- | -" if method == "supervised" else gains(values, baseline)
-            rows.append(f"| {method} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |")
+            rows.append(f"| {method} | {measured(results, None if method == 'supervised' else baseline)} |")
             print(rows[-1], flush=True)
     header = "| config | val/top1 (%) | per seed | gain over the labels alone, per seed | mean gain ± s.e. | wall time per run |"
     lines = [header, "|---|---|---|---|---|---|", *rows]

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import gains, machine, mean_std, newest_run, per_seed, run_many, write_table  # noqa: E402
+from common import machine, measured, newest_run, run_many, top1, write_table  # noqa: E402
 
 ITERATIONS = 2400  # the budget of spoken_digits and spoken_digits_fixmatch
 RAMP = "${sesemi:max_iterations,0.25}"  # the first quarter of the budget, as spoken_digits_fixmatch
@@ -67,18 +67,14 @@ def main() -> None:
             jobs = [(config, [*budget, f"run.seed={s}"], runs, f"{name}_{s}", data) for s in args.seeds]
             return run_many(jobs, args.parallel)
 
-        baseline = [r["metrics"]["val/top1"] for r in results_of("supervised")]
+        baseline = top1(results_of("supervised"))
         for name in args.methods:
             config, overrides = SETTINGS[name]
             results = results_of(name)
             every += results
-            values = [r["metrics"]["val/top1"] for r in results]
-            seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
-            iterations = results[0]["global_step"]
             shown = f"`{config}`" + (" +dataset=spoken_digits" if "+dataset=spoken_digits" in overrides else "")
-            gain = "- | -" if name == "supervised" else gains(values, baseline)
-            cells = f"{mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s"
-            rows.append(f"| {name} | {shown} | {iterations} | {cells} |")
+            cells = measured(results, None if name == "supervised" else baseline)
+            rows.append(f"| {name} | {shown} | {results[0]['global_step']} | {cells} |")
             print(rows[-1], flush=True)
             write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds, args.parallel, newest_run(every)), [*HEADER, *rows])
 
