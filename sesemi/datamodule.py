@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import BatchSampler, DataLoader, Dataset
@@ -16,6 +17,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 from sesemi.datasets import dataset, prepare_builtin
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
+from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed
 
 LOADER_ARGUMENTS = (
     "shuffle",
@@ -53,11 +55,17 @@ def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
     working ahead, with the same batches. A main-process loader restarts at no cost and is
     returned as it is, as is one with its own batch sampler.
     """
-    if loader.num_workers == 0 or len(loader) >= num_batches or type(loader.batch_sampler) is not BatchSampler:
+    if (
+        loader.num_workers == 0
+        or len(loader) >= num_batches
+        or type(loader.batch_sampler) is not BatchSampler
+    ):
         return loader
     return DataLoader(
         loader.dataset,
-        batch_sampler=PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches),
+        batch_sampler=PassByPassBatchSampler(
+            loader.sampler, loader.batch_size, loader.drop_last, num_batches
+        ),
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
@@ -84,13 +92,22 @@ class SESEMIDataModule(pl.LightningDataModule):
         data: The `data` config.
         data_root: The parent of relative dataset roots (`run.data_root`).
         batch_size: The batch size of loaders that set none (`run.batch_size_per_gpu`).
+        seed: The run's seed (`run.seed`): each training loader then shuffles and augments with
+            random streams of its own (sesemi/streams.py); None: with the global generator.
     """
 
-    def __init__(self, data: DictConfig, data_root: str = "./data", batch_size: int | None = None):
+    def __init__(
+        self,
+        data: DictConfig,
+        data_root: str = "./data",
+        batch_size: int | None = None,
+        seed: int | None = None,
+    ):
         super().__init__()
         self.data = data
         self.data_root = data_root
         self.default_batch_size = batch_size
+        self.seed = seed
         self.train_datasets: dict[str, Dataset] = {}
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
@@ -118,7 +135,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         if self._built:
             return
         self.train_datasets = {
-            name: self._build_dataset(config) for name, config in (self.data.get("train") or {}).items()
+            name: self._build_dataset(config)
+            for name, config in (self.data.get("train") or {}).items()
         }
         if self.data.get("val"):
             self.val_dataset = self._build_dataset(self.data.val)
@@ -126,15 +144,24 @@ class SESEMIDataModule(pl.LightningDataModule):
             self.test_dataset = self._build_dataset(self.data.test)
         self._built = True
 
-    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
+    def _loader(
+        self, name: str, config: DictConfig, data: Dataset, train: bool = False
+    ) -> DataLoader:
         batch_size = config.get("batch_size") or self.default_batch_size
         if batch_size is None and not config.get("batch_sampler"):
-            raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
+            raise SesemiError(
+                f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu"
+            )
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
-        if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
+        seed = stream_seed(self.seed, name) if train and self.seed is not None else None
+        if (
+            train
+            and kwargs.get("shuffle")
+            and not (config.get("sampler") or config.get("batch_sampler"))
+        ):
             # A few labeled images still fill a batch on every process.
             world_size = self.trainer.world_size if self.trainer is not None else 1
-            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size)
+            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, seed)
             kwargs["shuffle"] = False
         if kwargs.get("num_workers", 0) == 0:
             kwargs.pop("persistent_workers", None)
@@ -150,6 +177,8 @@ class SESEMIDataModule(pl.LightningDataModule):
             kwargs.pop("drop_last", None)
         else:
             kwargs["batch_size"] = batch_size
+        if seed is not None:
+            data = self._own_random_streams(data, kwargs, seed)
         loader = DataLoader(data, **kwargs)
         if len(loader) == 0:
             raise SesemiError(
@@ -157,6 +186,21 @@ class SESEMIDataModule(pl.LightningDataModule):
                 "and drop_last; lower the batch size or add data"
             )
         return loader
+
+    def _own_random_streams(self, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
+        """Gives a training loader's augmentations a random stream of its own (see sesemi/streams.py).
+
+        Worker processes are seeded from the loader's generator (Lightning adds the process rank);
+        main-process loading switches to the loader's stream, one per process, for each batch.
+        """
+        kwargs["generator"] = torch.Generator().manual_seed(stream_seed(seed, "workers"))
+        if kwargs.get("num_workers", 0) > 0:
+            return data
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        stream = RandomStream(stream_seed(seed, "augmentations", rank))
+        if "collate_fn" in kwargs:
+            kwargs["collate_fn"] = StreamedCollate(kwargs["collate_fn"], stream)
+        return StreamedDataset(data, stream)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
         if not self.train_datasets:

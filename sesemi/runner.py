@@ -140,7 +140,7 @@ def execute(config: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     if run.seed is not None:
         pl.seed_everything(run.seed, workers=True, verbose=False)
 
-    datamodule = SESEMIDataModule(config.data, run.data_root, run.batch_size_per_gpu)
+    datamodule = SESEMIDataModule(config.data, run.data_root, run.batch_size_per_gpu, run.seed)
     datamodule.prepare_data()
     datamodule.setup()
     attributes = resolve(config, datamodule)

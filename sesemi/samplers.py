@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, Sampler, SequentialSampler
 
 from sesemi.errors import SesemiError
+from sesemi.streams import stream_seed
 
 
 class RepeatingRandomSampler(Sampler[int]):
@@ -21,11 +22,21 @@ class RepeatingRandomSampler(Sampler[int]):
     Args:
         data_source: The data set.
         min_samples: The least number of indices per epoch.
+        seed: Shuffle with a generator of its own, restarted from this seed and the epoch at
+            each epoch (so a resumed run shuffles as an unbroken one, and every process alike);
+            None: with the global generator.
     """
 
-    def __init__(self, data_source: Sized, min_samples: int = 0):
+    def __init__(self, data_source: Sized, min_samples: int = 0, seed: int | None = None):
         self.data_source = data_source
         self.num_samples = max(len(data_source), min_samples)
+        self.seed = seed
+        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this at the start of every epoch."""
+        if self.generator is not None:
+            self.generator.manual_seed(stream_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         return self.num_samples
@@ -33,7 +44,9 @@ class RepeatingRandomSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         n = len(self.data_source)
         passes = -(-self.num_samples // n)
-        order = torch.cat([torch.randperm(n) for _ in range(passes)])[: self.num_samples]
+        order = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(passes)])[
+            : self.num_samples
+        ]
         return iter(order.tolist())
 
 
@@ -59,6 +72,11 @@ class PassByPassBatchSampler(BatchSampler):
 
     def __len__(self) -> int:
         return self.num_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Passes the epoch on to a sampler that shuffles by epoch (Lightning calls this)."""
+        if callable(getattr(self.sampler, "set_epoch", None)):
+            self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
         produced = 0
@@ -109,7 +127,9 @@ class ClassBalancedBatchSampler(BatchSampler):
             )
         targets = torch.as_tensor(getattr(data_source, "targets", []))
         if targets.numel() == 0 or bool((targets < 0).any()):
-            raise SesemiError("the class-balanced batch sampler needs a labeled data set (with class targets)")
+            raise SesemiError(
+                "the class-balanced batch sampler needs a labeled data set (with class targets)"
+            )
         num_classes = len(targets.unique())
         if classes_per_batch < 1 or samples_per_class < 1 or classes_per_batch > num_classes:
             raise SesemiError(

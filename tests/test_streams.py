@@ -1,0 +1,146 @@
+"""Random streams of training loaders (sesemi/streams.py): paired batches across methods."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from sesemi.datamodule import SESEMIDataModule
+from sesemi.samplers import RepeatingRandomSampler
+from sesemi.streams import RandomStream, stream_seed
+
+WEAK = {
+    "_target_": "sesemi.transforms.weak_transforms",
+    "crop_dim": 16,
+    "mean": [0.5] * 3,
+    "std": [0.5] * 3,
+}
+STRONG = {"_target_": "sesemi.transforms.strong_transforms", "weak": WEAK}
+
+
+def _module(root, seed: int | None, unlabeled: bool, num_workers: int = 0) -> SESEMIDataModule:
+    """A labeled loader (random crops and flips), and optionally an unlabeled one (RandAugment)."""
+    train = {
+        "supervised": {
+            "dataset": {
+                "name": "image_folder",
+                "root": str(root),
+                "subset": "train",
+                "image_transform": WEAK,
+            },
+            "batch_size": 4,
+            "shuffle": True,
+            "num_workers": num_workers,
+        }
+    }
+    if unlabeled:
+        train["unlabeled"] = {
+            "dataset": {
+                "name": "image_file",
+                "root": str(root),
+                "subset": ["unlabeled"],
+                "image_transform": STRONG,
+            },
+            "batch_size": 2,
+            "shuffle": True,
+        }
+    module = SESEMIDataModule(OmegaConf.create({"train": train}), seed=seed)
+    module.setup("fit")
+    return module
+
+
+def _labeled_batches(
+    module: SESEMIDataModule, global_seed: int, epochs: int = 2
+) -> list[torch.Tensor]:
+    """The labeled images of every step, drawn as training draws them: every loader once a step,
+    and the model's own random numbers (here a different global seed and some draws) in between."""
+    torch.manual_seed(global_seed)
+    loaders = module.train_dataloader()
+    batches = []
+    for epoch in range(epochs):
+        loaders["supervised"].sampler.set_epoch(epoch)  # as Lightning does
+        others = [iter(loader) for name, loader in loaders.items() if name != "supervised"]
+        for images, _ in loaders["supervised"]:
+            batches.append(images)
+            for other in others:
+                next(other, None)
+            torch.rand(global_seed + 1)  # a head's dropout, say
+    return batches
+
+
+def test_a_second_loader_leaves_the_labeled_batches_as_they_were(image_tree):
+    """Same run.seed: the labeled images, their order and augmentations do not depend on what
+    else the method draws. Another seed gives other batches."""
+    alone = _labeled_batches(_module(image_tree.root, seed=3, unlabeled=False), global_seed=0)
+    with_method = _labeled_batches(_module(image_tree.root, seed=3, unlabeled=True), global_seed=1)
+    assert len(alone) == len(with_method) == 6
+    assert all(torch.equal(a, b) for a, b in zip(alone, with_method, strict=True))
+    other_seed = _labeled_batches(_module(image_tree.root, seed=4, unlabeled=False), global_seed=0)
+    assert not all(torch.equal(a, b) for a, b in zip(alone, other_seed, strict=True))
+
+
+def test_without_a_seed_loaders_draw_from_the_global_generator(image_tree):
+    alone = _labeled_batches(_module(image_tree.root, seed=None, unlabeled=False), global_seed=0)
+    with_method = _labeled_batches(
+        _module(image_tree.root, seed=None, unlabeled=True), global_seed=0
+    )
+    assert not all(torch.equal(a, b) for a, b in zip(alone, with_method, strict=True))
+
+
+def test_loader_workers_are_seeded_from_the_loader_stream(image_tree):
+    first = _labeled_batches(
+        _module(image_tree.root, seed=3, unlabeled=False, num_workers=1), global_seed=0, epochs=1
+    )
+    second = _labeled_batches(
+        _module(image_tree.root, seed=3, unlabeled=True, num_workers=1), global_seed=1, epochs=1
+    )
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_loading_leaves_the_global_generator_alone(image_tree):
+    """Model initialization and dropout draw from the global generator, whatever loaders load."""
+    loaders = _module(image_tree.root, seed=3, unlabeled=True).train_dataloader()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    for loader in loaders.values():
+        next(iter(loader))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_resumed_epoch_shuffles_as_in_an_unbroken_run():
+    unbroken = RepeatingRandomSampler(range(10), seed=5)
+    orders = []
+    for epoch in range(3):
+        unbroken.set_epoch(epoch)
+        orders.append([list(unbroken), list(unbroken)])  # two passes in the epoch
+    resumed = RepeatingRandomSampler(range(10), seed=5)
+    resumed.set_epoch(2)
+    assert [list(resumed), list(resumed)] == orders[2]
+    assert orders[2][0] != orders[2][1] and orders[0] != orders[1]
+
+
+def test_stream_seeds_differ_by_every_part_and_are_stable():
+    assert stream_seed(0, "supervised") == stream_seed(0, "supervised") < 2**63
+    assert (
+        len(
+            {
+                stream_seed(0, "supervised"),
+                stream_seed(1, "supervised"),
+                stream_seed(0, "unlabeled"),
+            }
+        )
+        == 3
+    )
+
+
+@pytest.mark.parametrize("draws", [1, 100])
+def test_a_stream_continues_where_it_left_off(draws):
+    stream, reference = RandomStream(9), torch.Generator().manual_seed(9)
+    with stream:
+        first = torch.rand(draws)
+    torch.rand(5)  # the global generator moves on meanwhile
+    with stream:
+        second = torch.rand(draws)
+    assert torch.equal(torch.cat([first, second]), torch.rand(2 * draws, generator=reference))
