@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import OmegaConf
 
 from sesemi.datamodule import SESEMIDataModule
@@ -144,3 +145,18 @@ def test_a_stream_continues_where_it_left_off(draws):
     with stream:
         second = torch.rand(draws)
     assert torch.equal(torch.cat([first, second]), torch.rand(2 * draws, generator=reference))
+
+
+def test_ddp_processes_split_one_shuffle_between_them():
+    """Lightning wraps the sampler to give each process every other index of the sampler's order;
+    the processes' global generators differ (their augmentations drew differently), yet their
+    shares must not overlap."""
+    shares = []
+    for rank in (0, 1):
+        torch.manual_seed(rank)
+        sampler = DistributedSamplerWrapper(
+            RepeatingRandomSampler(range(10), seed=5), num_replicas=2, rank=rank
+        )
+        sampler.set_epoch(1)
+        shares.append(list(sampler))
+    assert sorted(shares[0] + shares[1]) == list(range(10))
