@@ -73,11 +73,6 @@ class PassByPassBatchSampler(BatchSampler):
     def __len__(self) -> int:
         return self.num_batches
 
-    def set_epoch(self, epoch: int) -> None:
-        """Passes the epoch on to a sampler that shuffles by epoch (Lightning calls this)."""
-        if callable(getattr(self.sampler, "set_epoch", None)):
-            self.sampler.set_epoch(epoch)
-
     def __iter__(self) -> Iterator[list[int]]:
         produced = 0
         while produced < self.num_batches:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lightning_fabric.utilities.data import _set_sampler_epoch
 from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import OmegaConf
 
 from sesemi.datamodule import SESEMIDataModule
-from sesemi.samplers import RepeatingRandomSampler
+from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, stream_seed
 
 WEAK = {
@@ -43,7 +44,7 @@ def _module(root, seed: int | None, unlabeled: bool, num_workers: int = 0) -> SE
                 "subset": ["unlabeled"],
                 "image_transform": STRONG,
             },
-            "batch_size": 2,
+            "batch_size": 1,  # 4 batches: longer than the labeled loader's 3
             "shuffle": True,
         }
     module = SESEMIDataModule(OmegaConf.create({"train": train}), seed=seed)
@@ -60,7 +61,7 @@ def _labeled_batches(
     loaders = module.train_dataloader()
     batches = []
     for epoch in range(epochs):
-        loaders["supervised"].sampler.set_epoch(epoch)  # as Lightning does
+        _set_sampler_epoch(loaders["supervised"], epoch)  # what Lightning calls
         others = [iter(loader) for name, loader in loaders.items() if name != "supervised"]
         for images, _ in loaders["supervised"]:
             batches.append(images)
@@ -96,7 +97,8 @@ def test_loader_workers_are_seeded_from_the_loader_stream(image_tree):
     second = _labeled_batches(
         _module(image_tree.root, seed=3, unlabeled=True, num_workers=1), global_seed=1, epochs=1
     )
-    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert len(first) == 3 and len(second) == 4  # beside the longer loader, pass after pass
+    assert all(torch.equal(a, b) for a, b in zip(first, second[:3], strict=True))
 
 
 def test_loading_leaves_the_global_generator_alone(image_tree):
@@ -160,3 +162,15 @@ def test_ddp_processes_split_one_shuffle_between_them():
         sampler.set_epoch(1)
         shares.append(list(sampler))
     assert sorted(shares[0] + shares[1]) == list(range(10))
+
+
+def test_lightning_sets_the_epoch_of_a_loader_batched_pass_after_pass(image_tree):
+    """A short loader with workers is re-batched pass after pass (datamodule.kept_busy); the epoch
+    Lightning sets must still reach its shuffling sampler."""
+    module = _module(image_tree.root, seed=3, unlabeled=True, num_workers=1)
+    labeled = module.train_dataloader()["supervised"]
+    assert isinstance(labeled.batch_sampler, PassByPassBatchSampler)
+    _set_sampler_epoch(labeled, 4)
+    expected = RepeatingRandomSampler(range(9), seed=labeled.batch_sampler.sampler.seed)
+    expected.set_epoch(4)
+    assert list(labeled.batch_sampler)[0] == list(expected)[:4]
