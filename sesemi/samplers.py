@@ -44,10 +44,8 @@ class RepeatingRandomSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         n = len(self.data_source)
         passes = -(-self.num_samples // n)
-        order = torch.cat([torch.randperm(n, generator=self.generator) for _ in range(passes)])[
-            : self.num_samples
-        ]
-        return iter(order.tolist())
+        shuffles = [torch.randperm(n, generator=self.generator) for _ in range(passes)]
+        return iter(torch.cat(shuffles)[: self.num_samples].tolist())
 
 
 class PassByPassBatchSampler(BatchSampler):
