@@ -68,6 +68,8 @@ def run_config(
     results["process_wall_time_s"] = round(time.time() - started, 1)
     results_file.write_text(json.dumps(results, indent=2))
     results["finished"] = date.today().isoformat()
+    top1 = results["metrics"].get("val/top1", float("nan"))
+    print(f"{run_id}: val/top1 {100 * top1:.1f}, {results['process_wall_time_s']:.0f} s", file=sys.stderr, flush=True)
     return results
 
 
@@ -91,6 +93,14 @@ def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:
     threads = max(1, (os.cpu_count() or 1) // parallel)
     with ThreadPoolExecutor(parallel) as pool:
         return list(pool.map(lambda job: run_config(*job, threads=threads), jobs))
+
+
+def run_groups(groups: dict[str, list[tuple]], parallel: int = 1) -> dict[str, list[dict]]:
+    """Runs the jobs of every group (e.g. a method's seeds) in one pool and returns each group's
+    results in the order of its jobs. With 3 seeds and 2 runs side by side, running one group
+    after another would leave a core idle for each group's last run."""
+    results = iter(run_many([job for jobs in groups.values() for job in jobs], parallel))
+    return {name: [next(results) for _ in jobs] for name, jobs in groups.items()}
 
 
 def newest_run(results: list[dict]) -> str:

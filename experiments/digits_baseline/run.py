@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, mean_std, newest_run, per_seed, run_many, top1, write_table  # noqa: E402
+from common import machine, mean_std, newest_run, per_seed, run_groups, top1, write_table  # noqa: E402
 
 NO_ROTATION = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.rotation_prediction"]
 # name: (run id prefix, overrides of the digits config)
@@ -39,9 +39,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
         data = runs / "digits"
-        for name, (run_id, overrides) in SETTINGS.items():
-            jobs = [("digits", [*overrides, f"run.seed={s}"], runs, f"{run_id}_{s}", data) for s in args.seeds]
-            results = run_many(jobs, args.parallel)
+        groups = {
+            name: [("digits", [*overrides, f"run.seed={s}"], runs, f"{run_id}_{s}", data) for s in args.seeds]
+            for name, (run_id, overrides) in SETTINGS.items()
+        }
+        for name, results in run_groups(groups, args.parallel).items():
             every += results
             values = top1(results)
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)

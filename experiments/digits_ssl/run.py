@@ -21,7 +21,7 @@ from common import (  # noqa: E402
     measured,
     newest_run,
     read_table,
-    run_many,
+    run_groups,
     top1,
     write_table,
 )
@@ -55,13 +55,15 @@ def main() -> None:
         runs = args.runs or Path(scratch) / "runs"
         data = runs / "digits"
 
-        def results_of(method: str, config: str, overrides: list[str]) -> list[dict]:
-            jobs = [(config, [*overrides, f"run.seed={s}"], runs, f"digits_{method}_{s}", data) for s in args.seeds]
-            return run_many(jobs, args.parallel)
+        def jobs(method: str, config: str, overrides: list[str]) -> list[tuple]:
+            return [(config, [*overrides, f"run.seed={s}"], runs, f"digits_{method}_{s}", data) for s in args.seeds]
 
-        baseline = top1(results_of("supervised", "digits_supervised", []))
-        for method, name, config, overrides in settings:
-            results = results_of(method, config, overrides)
+        groups = {"supervised": jobs("supervised", "digits_supervised", [])}
+        groups |= {method: jobs(method, config, overrides) for method, _, config, overrides in settings}
+        finished = run_groups(groups, args.parallel)
+        baseline = top1(finished["supervised"])
+        for method, name, config, _ in settings:
+            results = finished[method]
             every += results
             cells = measured(results, None if method == "supervised" else baseline)
             rows.append(f"| {name} | `{config}` | {results[0]['global_step']} | {cells} |")

@@ -23,7 +23,7 @@ from common import (  # noqa: E402
     machine,
     measured,
     newest_run,
-    run_many,
+    run_groups,
     top1,
     write_table,
 )
@@ -70,14 +70,14 @@ def main() -> None:
         if not data.exists():
             build(data)
 
-        def results_of(method: str) -> list[dict]:
+        def jobs(method: str) -> list[tuple]:
             overrides = overrides_for(method, args.iterations)
-            jobs = [(method, [*overrides, f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
-            return run_many(jobs, args.parallel)
+            return [(method, [*overrides, f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
 
-        baseline = top1(results_of("supervised"))
+        finished = run_groups({method: jobs(method) for method in ["supervised", *args.methods]}, args.parallel)
+        baseline = top1(finished["supervised"])
         for method in args.methods:
-            results = results_of(method)
+            results = finished[method]
             every += results
             rows.append(f"| {method} | {measured(results, None if method == 'supervised' else baseline)} |")
             print(rows[-1], flush=True)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measured, newest_run, run_many, top1, write_table  # noqa: E402
+from common import machine, measured, newest_run, run_groups, top1, write_table  # noqa: E402
 
 ITERATIONS = 2400  # the budget of spoken_digits and spoken_digits_fixmatch
 RAMP = "${sesemi:max_iterations,0.25}"  # the first quarter of the budget, as spoken_digits_fixmatch
@@ -61,16 +61,16 @@ def main() -> None:
         runs = args.runs or Path(scratch) / "runs"
         data = args.data or Path(scratch) / "spoken_digits"
 
-        def results_of(name: str) -> list[dict]:
+        def jobs(name: str) -> list[tuple]:
             config, overrides = SETTINGS[name]
             budget = [f"run.num_iterations={ITERATIONS}", *overrides]  # explicit for every method
-            jobs = [(config, [*budget, f"run.seed={s}"], runs, f"{name}_{s}", data) for s in args.seeds]
-            return run_many(jobs, args.parallel)
+            return [(config, [*budget, f"run.seed={s}"], runs, f"{name}_{s}", data) for s in args.seeds]
 
-        baseline = top1(results_of("supervised"))
+        finished = run_groups({name: jobs(name) for name in ["supervised", *args.methods]}, args.parallel)
+        baseline = top1(finished["supervised"])
         for name in args.methods:
             config, overrides = SETTINGS[name]
-            results = results_of(name)
+            results = finished[name]
             every += results
             shown = f"`{config}`" + (" +dataset=spoken_digits" if "+dataset=spoken_digits" in overrides else "")
             cells = measured(results, None if name == "supervised" else baseline)
