@@ -5,8 +5,8 @@ in the main process, from streams seeded by the run's seed and the loader's name
 the global generator (worker processes are seeded from the loader's own stream already). Adding
 an unlabeled loader, or a loss head that draws random numbers, then leaves the labeled loader's
 batches as they were: two methods run with the same seed see the same labeled images in the same
-order, augmented alike, and the difference between their results is the method's, not the luck
-of the draw. Under DDP every process shuffles alike, as Lightning's distributed sampler needs.
+order, augmented alike, so the difference between their results does not come from another draw
+of data. Under DDP every process shuffles alike, as Lightning's distributed sampler needs.
 """
 
 from __future__ import annotations
