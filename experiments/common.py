@@ -68,8 +68,8 @@ def run_config(
     results["process_wall_time_s"] = round(time.time() - started, 1)
     results_file.write_text(json.dumps(results, indent=2))
     results["finished"] = date.today().isoformat()
-    top1 = results["metrics"].get("val/top1", float("nan"))
-    print(f"{run_id}: val/top1 {100 * top1:.1f}, {results['process_wall_time_s']:.0f} s", file=sys.stderr, flush=True)
+    accuracy = results["metrics"].get("val/top1", float("nan"))
+    print(f"{run_id}: val/top1 {100 * accuracy:.1f}, {results['process_wall_time_s']:.0f} s", file=sys.stderr, flush=True)
     return results
 
 

@@ -76,7 +76,7 @@ def main() -> None:
             cells = measured(results, None if name == "supervised" else baseline)
             rows.append(f"| {name} | {shown} | {results[0]['global_step']} | {cells} |")
             print(rows[-1], flush=True)
-            write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds, args.parallel, newest_run(every)), [*HEADER, *rows])
+    write_table(Path(__file__).with_name("README.md"), "accuracy", note(args.seeds, args.parallel, newest_run(every)), [*HEADER, *rows])
 
 
 def note(seeds: list[int], parallel: int, day: str) -> str:
