@@ -55,17 +55,11 @@ def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
     working ahead, with the same batches. A main-process loader restarts at no cost and is
     returned as it is, as is one with its own batch sampler.
     """
-    if (
-        loader.num_workers == 0
-        or len(loader) >= num_batches
-        or type(loader.batch_sampler) is not BatchSampler
-    ):
+    if loader.num_workers == 0 or len(loader) >= num_batches or type(loader.batch_sampler) is not BatchSampler:
         return loader
     return DataLoader(
         loader.dataset,
-        batch_sampler=PassByPassBatchSampler(
-            loader.sampler, loader.batch_size, loader.drop_last, num_batches
-        ),
+        batch_sampler=PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches),
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
@@ -97,11 +91,7 @@ class SESEMIDataModule(pl.LightningDataModule):
     """
 
     def __init__(
-        self,
-        data: DictConfig,
-        data_root: str = "./data",
-        batch_size: int | None = None,
-        seed: int | None = None,
+        self, data: DictConfig, data_root: str = "./data", batch_size: int | None = None, seed: int | None = None
     ):
         super().__init__()
         self.data = data
@@ -135,8 +125,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         if self._built:
             return
         self.train_datasets = {
-            name: self._build_dataset(config)
-            for name, config in (self.data.get("train") or {}).items()
+            name: self._build_dataset(config) for name, config in (self.data.get("train") or {}).items()
         }
         if self.data.get("val"):
             self.val_dataset = self._build_dataset(self.data.val)
@@ -144,21 +133,13 @@ class SESEMIDataModule(pl.LightningDataModule):
             self.test_dataset = self._build_dataset(self.data.test)
         self._built = True
 
-    def _loader(
-        self, name: str, config: DictConfig, data: Dataset, train: bool = False
-    ) -> DataLoader:
+    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
         batch_size = config.get("batch_size") or self.default_batch_size
         if batch_size is None and not config.get("batch_sampler"):
-            raise SesemiError(
-                f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu"
-            )
+            raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
         seed = stream_seed(self.seed, name) if train and self.seed is not None else None
-        if (
-            train
-            and kwargs.get("shuffle")
-            and not (config.get("sampler") or config.get("batch_sampler"))
-        ):
+        if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
             # A few labeled images still fill a batch on every process.
             world_size = self.trainer.world_size if self.trainer is not None else 1
             kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, seed)

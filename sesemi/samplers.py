@@ -120,9 +120,7 @@ class ClassBalancedBatchSampler(BatchSampler):
             )
         targets = torch.as_tensor(getattr(data_source, "targets", []))
         if targets.numel() == 0 or bool((targets < 0).any()):
-            raise SesemiError(
-                "the class-balanced batch sampler needs a labeled data set (with class targets)"
-            )
+            raise SesemiError("the class-balanced batch sampler needs a labeled data set (with class targets)")
         num_classes = len(targets.unique())
         if classes_per_batch < 1 or samples_per_class < 1 or classes_per_batch > num_classes:
             raise SesemiError(
