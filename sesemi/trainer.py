@@ -122,4 +122,6 @@ def build_trainer(
     settings.update(options)
     # Hydra's own files share the run folder with the logs; that is intended.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     return pl.Trainer(**settings)
