@@ -28,7 +28,7 @@ OPEN_SESEMI = Path(sys.executable).parent / "open_sesemi"
 TINY = [
     "learner.hparams.model.backbone.widths=[4,8]",
     "run.batch_size_per_gpu=8",
-    "data.train.rotation_prediction.batch_size=4",
+    "data.train.fixmatch.batch_size=4",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
 ]
@@ -109,7 +109,7 @@ def test_info_prints_the_composed_config(tmp_path):
     """
     done = open_sesemi("-cn", "digits", "--info", cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "num_iterations: 1000" in done.stdout
+    assert "num_iterations: 800" in done.stdout
     assert not (tmp_path / "runs").exists()
 
 
@@ -212,7 +212,7 @@ def test_custom_config_folder(digits_root, tmp_path):
     )
     done = open_sesemi(
         "-cd", "configs", "-cn", "custom", "run.batch_size_per_gpu=8",
-        "data.train.rotation_prediction.batch_size=4", cwd=tmp_path,
+        "data.train.fixmatch.batch_size=4", cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = only_run_dir(tmp_path, "custom")

@@ -27,15 +27,20 @@ def compose_config():
         yield lambda name, *overrides: compose(name, overrides=list(overrides))
 
 
-def test_digits_composes(compose_config):
-    """digits: a ConvNet, an iteration budget, the digits data root and the three loaders."""
+def test_digits_is_flexmatch_on_the_digits_data(compose_config):
+    """digits, the demo: digits_flexmatch (a ConvNet, an iteration budget) under its own run id."""
     config = compose_config("digits")
     assert config.run.id == "digits"
+    assert config.run.seed == 42
     assert config.run.data_root == "./data/digits"
-    assert config.run.num_iterations == 1000 and config.run.num_epochs is None
+    assert config.run.num_iterations == 800 and config.run.num_epochs is None
     assert config.learner.hparams.model.backbone._target_ == "sesemi.ConvNet"
-    assert set(config.data.train) == {"supervised", "rotation_prediction"}
-    assert config.data.train.rotation_prediction.dataset.subset == ["train", "unlabeled"]
+    assert set(config.data.train) == {"supervised", "fixmatch"}
+    assert config.data.train.fixmatch.dataset.subset == ["train", "unlabeled"]
+    head = config.learner.hparams.model.regularization_loss_heads.fixmatch.head
+    assert head.thresholding == "flexmatch"
+    flexmatch = compose_config("digits_flexmatch")
+    assert OmegaConf.masked_copy(config, ["data", "learner"]) == OmegaConf.masked_copy(flexmatch, ["data", "learner"])
     assert config.data.val.dataset.subset == "val"
     assert config.data.train.supervised.dataset.image_transform.p_hflip == 0.0
 
@@ -90,7 +95,7 @@ def test_digits_learner_instantiates_after_attributes_are_set(compose_config, re
     assert learner.head.fc.out_features == 10
     optimizers = learner.configure_optimizers()
     scheduler = optimizers["lr_scheduler"]["scheduler"]
-    assert scheduler.max_iters == 20 and scheduler.warmup_iters == 5  # warmup_epochs: 1
+    assert scheduler.max_iters == 20 and scheduler.warmup_iters == 0  # linear decay from the start
     assert optimizers["lr_scheduler"]["interval"] == "step"
 
 
