@@ -201,6 +201,18 @@ def test_resume_continues_to_the_new_budget(fitted, digits_root, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_demo_trains_in_bfloat16_mixed_precision(digits_root, tmp_path):
+    """`+trainer.precision=bf16-mixed` (docs/runs.md) trains the FlexMatch demo; CPUs have bf16 too."""
+    done = open_sesemi(
+        "-cn", "digits", f"run.data_root={digits_root}", "run.num_iterations=4", "run.gpus=0",
+        "+trainer.precision=bf16-mixed", *TINY, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = results(only_run_dir(tmp_path))
+    assert summary["global_step"] == 4 and math.isfinite(summary["metrics"]["val/loss"])
+
+
 def test_custom_config_folder(digits_root, tmp_path):
     """`-cd configs -cn custom` runs a user config that starts from the built-in digits."""
     (tmp_path / "configs").mkdir()

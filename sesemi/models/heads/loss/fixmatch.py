@@ -93,7 +93,8 @@ class FixMatchLossHead(LossHead):
     ) -> LossOutputs:
         head = heads[self.predict_head]
         with torch.no_grad():
-            probs_weak = head(features[self._key("weak")]).softmax(dim=1)
+            # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
+            probs_weak = head(features[self._key("weak")]).float().softmax(dim=1)
             if self.alignment is not None:
                 probs_weak = self.alignment(probs_weak)
             mask = self.thresholds(probs_weak)

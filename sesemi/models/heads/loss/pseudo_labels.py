@@ -135,6 +135,7 @@ class FreeMatchThreshold(nn.Module):
         return (global_threshold * self.class_probs / self.class_probs.max()).clamp(min=self.min_threshold)
 
     def forward(self, probs: Tensor) -> Tensor:
+        probs = probs.float()  # the running statistics stay float32 under mixed precision
         if self.training:
             self.global_threshold.lerp_(probs.max(dim=1).values.mean(), 1.0 - self.momentum)
             self.class_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
@@ -167,7 +168,7 @@ class DistributionAlignment(nn.Module):
 
     def _track(self, probs: Tensor) -> None:
         """Moves p_model towards the mean of `probs`."""
-        self.model_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+        self.model_probs.lerp_(probs.float().mean(dim=0), 1.0 - self.momentum)  # float32 under mixed precision
 
     def forward(self, probs: Tensor) -> Tensor:
         if self.training:

@@ -82,6 +82,20 @@ def test_every_thresholding_runs_and_keeps_its_state_in_buffers(thresholding):
         assert any(key.startswith("thresholds.") for key in state)
 
 
+@pytest.mark.parametrize("thresholding", ["fixed", "flexmatch", "freematch"])
+def test_trains_under_bfloat16_autocast_with_float32_statistics(thresholding):
+    """`trainer.precision=bf16-mixed` (on a GPU or a CPU): running statistics stay float32."""
+    backbones, heads, loss_head, data = _setup(
+        thresholding=thresholding, distribution_alignment=True, threshold=0.0
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs, _ = _run(backbones, heads, loss_head, data)
+    (outputs.losses * outputs.weights).mean().backward()
+    assert torch.isfinite(outputs.losses).all()
+    assert all(buffer.dtype in (torch.float32, torch.long) for buffer in loss_head.buffers())
+    assert not torch.allclose(loss_head.alignment.model_probs, torch.full((3,), 1 / 3))
+
+
 def test_options_reach_the_threshold_class():
     _, _, loss_head, _ = _setup(thresholding="freematch", threshold_options={"momentum": 0.9})
     assert loss_head.thresholds.momentum == 0.9 and loss_head.alignment is None
