@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> None:
+def load_weights(
+    model: nn.Module, path: str | Path, strict: bool = True, keep: Collection[str] = ()
+) -> None:
     """Copies a checkpoint's weights into `model`.
 
     With `strict`, every weight of the model must be in the checkpoint with the same shape (to
     evaluate or resume). Without it (to fine-tune), weights whose names and shapes match are
-    loaded and the rest (e.g. a new classification head) keep their initial values.
+    loaded and the rest (e.g. a new classification head) keep their initial values, as do the
+    names in `keep` whatever the checkpoint holds.
     """
     state = read_checkpoint(path)["state_dict"]
     own = model.state_dict()
-    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    matching = {k: v for k, v in state.items() if k in own and k not in keep and own[k].shape == v.shape}
     reshaped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
     missing = sorted(k for k in own if k not in matching)
     problem = None

@@ -105,6 +105,14 @@ def resolve(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMIConfigAtt
     return attributes
 
 
+def loss_head_statistics(learner: pl.LightningModule) -> set[str]:
+    """The loss heads' buffers, e.g. FlexMatch's recent pseudo-labels and the class distribution
+    that distribution alignment tracks: statistics of the run that wrote a checkpoint, which a
+    run fine-tuned from it (on other data, maybe other classes) gathers afresh."""
+    heads = getattr(learner, "loss_heads", None)
+    return {f"loss_heads.{name}" for name, _ in heads.named_buffers()} if heads is not None else set()
+
+
 def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: RunMode) -> None:
     """Loads the weights a run starts from, before any trainer exists (so errors stay short).
 
@@ -113,7 +121,8 @@ def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: Run
     """
     if mode is RunMode.FIT:
         if run.pretrained_checkpoint_path:
-            load_weights(learner, run.pretrained_checkpoint_path, strict=False)
+            statistics = loss_head_statistics(learner)
+            load_weights(learner, run.pretrained_checkpoint_path, strict=False, keep=statistics)
         if run.resume_from_checkpoint:
             load_weights(learner, run.resume_from_checkpoint, strict=True)
         return

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
-from sesemi.runner import attributes_for, check_config, run_mode
+from sesemi.learners.classifier import Classifier
+from sesemi.runner import attributes_for, check_config, load_initial_weights, run_mode
 
 TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
 
@@ -96,3 +98,40 @@ def test_iteration_budget_is_max_iterations(image_tree):
     module = SESEMIDataModule(config.data, str(image_tree.root), None)
     module.setup()
     assert attributes_for(config, module).max_iterations == 11
+
+
+def _flexmatch_classifier(make_hparams, num_classes: int) -> Classifier:
+    hparams = make_hparams(num_classes=num_classes, rotation=False)
+    hparams["model"]["regularization_loss_heads"] = {
+        "fixmatch": {
+            "head": {
+                "_target_": "sesemi.models.heads.loss.FixMatchLossHead",
+                "input_data": "fixmatch",
+                "thresholding": "flexmatch",
+                "distribution_alignment": True,
+            }
+        }
+    }
+    return Classifier(hparams)
+
+
+@pytest.mark.parametrize("num_classes", [3, 5])
+def test_fine_tuning_gathers_the_loss_head_statistics_afresh(make_hparams, tmp_path, num_classes):
+    """The backbone comes from the checkpoint; FlexMatch's recent pseudo-labels and the tracked
+    class distribution describe the run that wrote it, so they start over (same classes or not)."""
+    trained = _flexmatch_classifier(make_hparams, 3)
+    head = trained.loss_heads["fixmatch"]
+    head.thresholds.recent.fill_(1)
+    head.alignment.model_probs.copy_(torch.tensor([0.8, 0.1, 0.1]))
+    path = tmp_path / "trained.ckpt"
+    torch.save({"state_dict": trained.state_dict()}, path)
+
+    model = _flexmatch_classifier(make_hparams, num_classes)
+    fresh = {k: v.clone() for k, v in model.loss_heads.state_dict().items()}
+    run = OmegaConf.create({"pretrained_checkpoint_path": str(path), "resume_from_checkpoint": None})
+    load_initial_weights(model, run, RunMode.FIT)
+    for key, value in trained.backbone.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[key], value)
+    for key, value in model.loss_heads.state_dict().items():
+        torch.testing.assert_close(value, fresh[key])
+    assert (model.loss_heads["fixmatch"].thresholds.recent == -1).all()
