@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,36 @@ def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) ->
     return instantiate(config, data)
 
 
-def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
-    """The same loader, yielding `num_batches` batches pass after pass, if it has workers.
+class UnbrokenLoader(DataLoader):
+    """A training loader iterated once for the whole run: each epoch is its next `len(self)`
+    batches, so its worker processes keep working ahead across passes and epochs.
 
-    Lightning restarts a training loader shorter than the epoch after every pass, and each
-    restart waits for the loader's worker processes to make their first batch: with 50 labels
-    in batches of 32, every second step. Batching pass after pass instead keeps the workers
-    working ahead, with the same batches. A main-process loader restarts at no cost and is
-    returned as it is, as is one with its own batch sampler.
+    Lightning restarts every training loader at each epoch, and a shorter one after each of its
+    passes; a loader with workers then waits for them to make the first batch again. Here it
+    takes its batches from one `PassByPassBatchSampler` that runs on, epoch after epoch.
     """
-    if loader.num_workers == 0 or len(loader) >= num_batches or type(loader.batch_sampler) is not BatchSampler:
+
+    _batches: Iterator[Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._batches is None:
+            self._batches = super().__iter__()
+        return itertools.islice(self._batches, len(self))
+
+
+def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
+    """The same loader yielding `num_batches` an epoch and never restarted, if it has workers.
+
+    Lightning restarts a training loader at every epoch, and a shorter one after every pass;
+    each restart waits for the loader's worker processes to make their first batch: with 50
+    labels in batches of 32, every second step. Batching pass after pass and epoch after epoch
+    instead (`UnbrokenLoader`) keeps the workers working ahead, with the same batches. A
+    main-process loader restarts at no cost and is returned as it is, as is one with its own
+    batch sampler.
+    """
+    if loader.num_workers == 0 or type(loader.batch_sampler) is not BatchSampler:
         return loader
-    return DataLoader(
+    return UnbrokenLoader(
         loader.dataset,
         batch_sampler=PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches),
         num_workers=loader.num_workers,
@@ -77,10 +96,11 @@ class SESEMIDataModule(pl.LightningDataModule):
 
     Training loaders are returned as a dict; Lightning iterates them together, so a training
     batch is `{loader_name: batch}` and an epoch is one pass over the longest loader while the
-    shorter ones start over, each pass ending with its own smaller batch. A shorter loader with
-    worker processes batches pass after pass for the whole epoch instead (`kept_busy`), with
-    the same batches, so that its workers never wait for a restart. (Full batches only, drawn
-    across passes, cost 10 points of accuracy on `letters`: see experiments/digits_ssl/README.md.)
+    shorter ones start over, each pass ending with its own smaller batch. A loader with worker
+    processes is iterated once for the whole run instead (`kept_busy`), pass after pass and
+    epoch after epoch, with the same batches, so that its workers never wait for a restart.
+    (Full batches only, drawn across passes, cost 10 points of accuracy on `letters`: see
+    experiments/digits_ssl/README.md.)
 
     Args:
         data: The `data` config.

@@ -32,9 +32,15 @@ class RepeatingRandomSampler(Sampler[int]):
         self.num_samples = max(len(data_source), min_samples)
         self.seed = seed
         self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+        self.epoch: int | None = None
 
     def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this at the start of every epoch."""
+        """Lightning calls this at the start of every epoch. Setting the current epoch again
+        changes nothing: `PassByPassBatchSampler` draws an epoch's batches, and sets its epoch,
+        before Lightning does."""
+        if epoch == self.epoch:
+            return
+        self.epoch = epoch
         if self.generator is not None:
             self.generator.manual_seed(stream_seed(self.seed, epoch))
 
@@ -49,19 +55,22 @@ class RepeatingRandomSampler(Sampler[int]):
 
 
 class PassByPassBatchSampler(BatchSampler):
-    """The batches of one pass over `sampler` after another, `num_batches` in all.
+    """The batches of one pass over `sampler` after another, `num_batches` an epoch, epoch after
+    epoch without end.
 
     Each pass iterates `sampler` anew (a shuffling sampler shuffles again) and ends with its own
-    smaller batch unless `drop_last`, so the batches hold what a loader restarted after every
-    pass would give. A short training loader is restarted that way by Lightning many times an
-    epoch, and a loader with worker processes then waits for their first batch each time; this
-    one keeps them working ahead for the whole epoch.
+    smaller batch unless `drop_last`; each epoch starts a new pass. So the batches hold what a
+    loader restarted after every pass and every epoch would give, but a loader with worker
+    processes that iterates this once for the whole run (`sesemi.datamodule.UnbrokenLoader`)
+    never waits for its workers to make the first batch of a pass or an epoch. The batches are
+    drawn ahead of the epoch they belong to, before Lightning announces it, so the sampler is
+    moved on to each epoch here (`set_epoch`), starting from the epoch it was last set to.
 
     Args:
         sampler: The items of one pass, in order.
         batch_size: The items of a full batch.
         drop_last: Whether to drop each pass's last, smaller batch.
-        num_batches: The batches of all passes together.
+        num_batches: The batches of one epoch.
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, num_batches: int):
@@ -72,6 +81,20 @@ class PassByPassBatchSampler(BatchSampler):
         return self.num_batches
 
     def __iter__(self) -> Iterator[list[int]]:
+        set_epoch = getattr(self.sampler, "set_epoch", None)
+        epoch = getattr(self.sampler, "epoch", None) or 0
+        while True:
+            if callable(set_epoch):
+                set_epoch(epoch)
+            produced = 0
+            for batch in self._one_epoch():
+                yield batch
+                produced += 1
+            if produced == 0:  # no pass gives a batch: more epochs would not either
+                return
+            epoch += 1
+
+    def _one_epoch(self) -> Iterator[list[int]]:
         produced = 0
         while produced < self.num_batches:
             before = produced
@@ -80,7 +103,7 @@ class PassByPassBatchSampler(BatchSampler):
                 produced += 1
                 if produced == self.num_batches:
                     return
-            if produced == before:  # a pass without a batch: more passes would not give one
+            if produced == before:  # a pass without a batch
                 return
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
@@ -11,7 +12,11 @@ from omegaconf import OmegaConf
 
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
-from sesemi.samplers import ClassBalancedBatchSampler, PassByPassBatchSampler
+from sesemi.samplers import (
+    ClassBalancedBatchSampler,
+    PassByPassBatchSampler,
+    RepeatingRandomSampler,
+)
 
 
 class Labeled(torch.utils.data.Dataset):
@@ -91,12 +96,16 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
     assert "batch_size is 8" in str(raised.value.__cause__)
 
 
+def _first(batch_sampler, count: int) -> list[list[int]]:
+    return list(itertools.islice(batch_sampler, count))
+
+
 def test_pass_by_pass_batches_end_each_pass_with_its_own_smaller_batch():
     """10 items in batches of 4: 4, 4, 2 per pass, every pass a new shuffle of all items."""
     torch.manual_seed(0)
     data = list(range(10))
     sampler = PassByPassBatchSampler(torch.utils.data.RandomSampler(data), 4, drop_last=False, num_batches=7)
-    batches = list(sampler)
+    batches = _first(sampler, 7)
     assert len(sampler) == 7 and [len(b) for b in batches] == [4, 4, 2, 4, 4, 2, 4]
     first, second = batches[0:3], batches[3:6]
     assert sorted(sum(first, [])) == sorted(sum(second, [])) == data
@@ -106,7 +115,33 @@ def test_pass_by_pass_batches_end_each_pass_with_its_own_smaller_batch():
 def test_pass_by_pass_with_drop_last_keeps_full_batches_only():
     data = list(range(10))
     sampler = PassByPassBatchSampler(torch.utils.data.SequentialSampler(data), 4, drop_last=True, num_batches=5)
-    assert list(sampler) == [[0, 1, 2, 3], [4, 5, 6, 7]] * 2 + [[0, 1, 2, 3]]
+    assert _first(sampler, 5) == [[0, 1, 2, 3], [4, 5, 6, 7]] * 2 + [[0, 1, 2, 3]]
+
+
+def test_pass_by_pass_starts_each_epoch_with_a_new_pass_and_its_epoch_set():
+    """Epoch after epoch without end: each epoch's batches are those a loader restarted at that
+    epoch would give, after Lightning's set_epoch, from the epoch the sampler was set to."""
+    sampler = RepeatingRandomSampler(range(10), seed=3)
+    sampler.set_epoch(2)  # as Lightning does before the first epoch (here a resumed run's)
+    stream = iter(PassByPassBatchSampler(sampler, 4, drop_last=False, num_batches=4))
+    for epoch in (2, 3, 4):
+        restarted = RepeatingRandomSampler(range(10), seed=3)
+        restarted.set_epoch(epoch)
+        expected = _first(PassByPassBatchSampler(restarted, 4, drop_last=False, num_batches=4), 4)
+        assert _first(stream, 4) == expected  # 4, 4, 2, then the first 4 of the next pass
+
+
+def test_setting_the_current_epoch_again_does_not_reshuffle():
+    """Lightning sets an epoch the batch sampler has already set and drawn from."""
+    sampler = RepeatingRandomSampler(range(10), seed=3)
+    sampler.set_epoch(1)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first  # the next pass of the epoch, not its first again
+    sampler.set_epoch(2)
+    again = RepeatingRandomSampler(range(10), seed=3)
+    again.set_epoch(2)
+    assert list(sampler) == list(again)
 
 
 def test_pass_by_pass_stops_when_a_pass_has_no_batch():

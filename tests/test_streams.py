@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import OmegaConf
 
-from sesemi.datamodule import SESEMIDataModule
+from sesemi.datamodule import SESEMIDataModule, UnbrokenLoader
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, stream_seed
 
@@ -19,6 +21,7 @@ WEAK = {
     "std": [0.5] * 3,
 }
 STRONG = {"_target_": "sesemi.transforms.strong_transforms", "weak": WEAK}
+TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
 
 
 def _module(root, seed: int | None, unlabeled: bool, num_workers: int = 0) -> SESEMIDataModule:
@@ -173,4 +176,55 @@ def test_lightning_sets_the_epoch_of_a_loader_batched_pass_after_pass(image_tree
     _set_sampler_epoch(labeled, 4)
     expected = RepeatingRandomSampler(range(9), seed=labeled.batch_sampler.sampler.seed)
     expected.set_epoch(4)
-    assert list(labeled.batch_sampler)[0] == list(expected)[:4]
+    assert next(iter(labeled.batch_sampler)) == list(expected)[:4]
+
+
+def _labeled_loader(root, num_workers: int, unlabeled_batch_size: int):
+    """A seeded labeled loader (9 images in batches of 4: 3 a pass) with a deterministic
+    transform, beside an unlabeled loader of 4 images that may be longer."""
+    train = {
+        "supervised": {
+            "dataset": {"name": "image_folder", "root": str(root), "subset": "train", "image_transform": TO_TENSOR},
+            "batch_size": 4,
+            "shuffle": True,
+            "num_workers": num_workers,
+        },
+        "unlabeled": {
+            "dataset": {"name": "image_file", "root": str(root), "subset": ["unlabeled"], "image_transform": TO_TENSOR},
+            "batch_size": unlabeled_batch_size,
+        },
+    }
+    module = SESEMIDataModule(OmegaConf.create({"train": train}), seed=3)
+    module.setup("fit")
+    return module.train_dataloader()["supervised"]
+
+
+def _restarted(loader, count: int) -> list:
+    """`count` batches of a loader that Lightning restarts whenever it runs out."""
+    batches = []
+    while len(batches) < count:
+        batches += itertools.islice(loader, count - len(batches))
+    return batches
+
+
+@pytest.mark.parametrize("unlabeled_batch_size", [2, 1], ids=["the_longest_loader", "a_shorter_loader"])
+def test_a_loader_with_workers_runs_on_across_epochs_with_the_batches_of_a_restarted_one(
+    image_tree, unlabeled_batch_size
+):
+    """Iterated once for the whole run (its workers never start over), a worker-backed loader
+    still yields, epoch by epoch, what a main-process loader restarted at each epoch and after
+    each pass yields."""
+    unbroken = _labeled_loader(image_tree.root, num_workers=1, unlabeled_batch_size=unlabeled_batch_size)
+    restarted = _labeled_loader(image_tree.root, num_workers=0, unlabeled_batch_size=unlabeled_batch_size)
+    epoch_length = max(3, 4 // unlabeled_batch_size)
+    assert isinstance(unbroken, UnbrokenLoader) and len(unbroken) == epoch_length
+    iterations = set()
+    for epoch in range(3):
+        _set_sampler_epoch(unbroken, epoch)  # as Lightning does, after the epoch was drawn ahead
+        _set_sampler_epoch(restarted, epoch)
+        got = [images for images, _ in unbroken]
+        expected = [images for images, _ in _restarted(restarted, epoch_length)]
+        assert len(got) == epoch_length
+        assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+        iterations.add(id(unbroken._batches))
+    assert len(iterations) == 1  # one iteration, one set of workers, for all epochs
