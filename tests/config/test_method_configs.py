@@ -76,3 +76,14 @@ def test_digits_twin_is_the_method_on_the_digits_data(compose_config, name):
     assert set(heads) == set(method.learner.hparams.model.regularization_loss_heads or {})
     assert twin.learner.hparams.model.backbone._target_ == "sesemi.ConvNet"
     assert twin.data.train.supervised.dataset.image_transform.p_hflip == 0.0  # flipped digits are other symbols
+
+
+@pytest.mark.parametrize("name", ["rotation", "entmin", "fixmatch"])
+def test_imagewoof_variants_are_the_methods_at_224_px_on_a_resnet(compose_config, name):
+    """The original library's imagewoof_<method> configs on ./data/imagewoof2."""
+    config = compose_config(f"imagewoof_{name}")
+    assert config.run.id == f"imagewoof_{name}" and config.run.data_root == "./data/imagewoof2"
+    assert config.learner.hparams.model.backbone.name == "resnet50d"
+    transform = config.data.train.supervised.dataset.image_transform
+    assert transform._target_ == "sesemi.transforms.train_transforms" and transform.crop_dim == 224
+    assert config.learner.hparams.model.regularization_loss_heads
