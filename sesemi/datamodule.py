@@ -59,7 +59,8 @@ class UnbrokenLoader(DataLoader):
     _batches: Iterator[Any] | None = None
 
     def __iter__(self) -> Iterator[Any]:
-        if self._batches is None:
+        # Lightning shuts persistent workers down at the end of a fit and forgets `_iterator`.
+        if self._batches is None or (self.persistent_workers and self._iterator is None):
             self._batches = super().__iter__()
         return itertools.islice(self._batches, len(self))
 

@@ -9,6 +9,7 @@ import torch
 from lightning_fabric.utilities.data import _set_sampler_epoch
 from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from omegaconf import OmegaConf
+from pytorch_lightning.utilities.combined_loader import _shutdown_workers_and_reset_iterator
 
 from sesemi.datamodule import SESEMIDataModule, UnbrokenLoader
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
@@ -228,3 +229,16 @@ def test_a_loader_with_workers_runs_on_across_epochs_with_the_batches_of_a_resta
         assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
         iterations.add(id(unbroken._batches))
     assert len(iterations) == 1  # one iteration, one set of workers, for all epochs
+
+
+def test_a_loader_iterated_again_after_lightning_shut_its_workers_down(image_tree, time_limit):
+    """At the end of a fit Lightning shuts persistent workers down; the loader then starts anew
+    instead of waiting for batches from workers that are gone."""
+    loader = _labeled_loader(image_tree.root, num_workers=1, unlabeled_batch_size=2)
+    loader = UnbrokenLoader(
+        loader.dataset, batch_sampler=loader.batch_sampler, num_workers=1, persistent_workers=True
+    )
+    with time_limit(60):
+        assert len(list(loader)) == 3
+        _shutdown_workers_and_reset_iterator(loader)
+        assert len(list(loader)) == 3
