@@ -57,12 +57,23 @@ class UnbrokenLoader(DataLoader):
     """
 
     _batches: Iterator[Any] | None = None
+    _unread = 0  # batches of the current epoch not handed out yet
 
     def __iter__(self) -> Iterator[Any]:
         # Lightning shuts persistent workers down at the end of a fit and forgets `_iterator`.
         if self._batches is None or (self.persistent_workers and self._iterator is None):
-            self._batches = super().__iter__()
-        return itertools.islice(self._batches, len(self))
+            self._batches, self._unread = super().__iter__(), 0
+        # A run resumed in the middle of an epoch ends that epoch early: drop the rest of it, so
+        # that every later epoch gets the batches of its own shuffle.
+        for _ in itertools.islice(self._batches, self._unread):
+            pass
+        self._unread = len(self)
+        return self._one_epoch()
+
+    def _one_epoch(self) -> Iterator[Any]:
+        for batch in itertools.islice(self._batches, self._unread):
+            self._unread -= 1
+            yield batch
 
 
 def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:

@@ -242,3 +242,18 @@ def test_a_loader_iterated_again_after_lightning_shut_its_workers_down(image_tre
         assert len(list(loader)) == 3
         _shutdown_workers_and_reset_iterator(loader)
         assert len(list(loader)) == 3
+
+
+def test_an_epoch_ended_early_leaves_the_next_epochs_their_own_batches(image_tree):
+    """A run resumed mid-epoch takes only the rest of that epoch; the epochs after it still get
+    the batches of their own shuffles, as with a loader restarted at every epoch."""
+    unbroken = _labeled_loader(image_tree.root, num_workers=1, unlabeled_batch_size=2)
+    restarted = _labeled_loader(image_tree.root, num_workers=0, unlabeled_batch_size=2)
+    _set_sampler_epoch(unbroken, 4)
+    next(iter(unbroken))  # the resumed epoch 4 ends after one batch
+    for epoch in (5, 6):
+        _set_sampler_epoch(unbroken, epoch)
+        _set_sampler_epoch(restarted, epoch)
+        got = [images for images, _ in unbroken]
+        expected = [images for images, _ in restarted]
+        assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))

@@ -182,14 +182,16 @@ def test_validate_mode_reproduces_the_best_score(fitted, digits_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_continues_to_the_new_budget(fitted, digits_root, tmp_path):
-    """Resuming from last.ckpt with num_iterations=20 ends at step 20, and the resumed run
-    trains only the steps after the checkpoint's."""
+@pytest.mark.parametrize("workers", [0, 1], ids=["main_process_loading", "loader_processes"])
+def test_resume_continues_to_the_new_budget(fitted, digits_root, tmp_path, workers):
+    """Resuming from last.ckpt (mid-epoch) with num_iterations=20 ends at step 20, and the
+    resumed run trains only the steps after the checkpoint's, with loader processes too."""
     last = fitted / "checkpoints" / "last.ckpt"
     start = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     done = open_sesemi(
         "-cn", "digits", f"run.data_root={digits_root}", "run.num_iterations=20",
         "trainer.val_check_interval=10", f"run.resume_from_checkpoint={last}",
+        f"data.train.supervised.num_workers={workers}",
         "+trainer.log_every_n_steps=1", *TINY, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
