@@ -60,13 +60,12 @@ class UnbrokenLoader(DataLoader):
     _unread = 0  # batches of the current epoch not handed out yet
 
     def __iter__(self) -> Iterator[Any]:
-        # Lightning shuts persistent workers down at the end of a fit and forgets `_iterator`.
-        if self._batches is None or (self.persistent_workers and self._iterator is None):
-            self._batches, self._unread = super().__iter__(), 0
-        # A run resumed in the middle of an epoch ends that epoch early: drop the rest of it, so
-        # that every later epoch gets the batches of its own shuffle.
-        for _ in itertools.islice(self._batches, self._unread):
-            pass
+        # Start over (at the epoch Lightning has set) the first time; after an epoch that ended
+        # early (a run resumed in the middle of one, `limit_train_batches`), so that every epoch
+        # gets the batches of its own shuffle; and after Lightning shut the persistent workers
+        # down at the end of a fit, forgetting `_iterator`.
+        if self._batches is None or self._unread or (self.persistent_workers and self._iterator is None):
+            self._batches = super().__iter__()
         self._unread = len(self)
         return self._one_epoch()
 
