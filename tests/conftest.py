@@ -86,6 +86,19 @@ def restore_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resolvers, "_attributes", resolvers._attributes)
 
 
+@pytest.fixture
+def compose_config(restore_attributes: None) -> Iterator[Callable[..., Any]]:
+    """`compose_config(name, *overrides)` composes a built-in config with Hydra's compose API."""
+    from hydra import compose, initialize_config_module
+
+    from sesemi.config import register_configs, register_resolvers
+
+    register_configs()
+    register_resolvers()
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        yield lambda name, *overrides: compose(name, overrides=list(overrides))
+
+
 ROTATION_HEAD = {
     "head": {
         "_target_": "sesemi.models.heads.loss.RotationPredictionLossHead",

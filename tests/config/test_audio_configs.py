@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from sesemi.config import (
     SESEMIConfigAttributes,
-    register_configs,
-    register_resolvers,
     set_attributes,
 )
 from sesemi.models.backbones import AudioBackbone, PyTorchImageModels
@@ -24,13 +21,6 @@ METHODS = {
     "audio_entropy_minimization": "entropy_minimization",
 }
 
-
-@pytest.fixture
-def compose_config(restore_attributes):
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        yield lambda name, *overrides: compose(name, overrides=list(overrides))
 
 
 @pytest.mark.parametrize("name", list(METHODS))

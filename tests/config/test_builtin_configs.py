@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from sesemi.config import (
     SESEMIConfigAttributes,
-    register_configs,
-    register_resolvers,
     set_attributes,
 )
 from sesemi.learners.classifier import Classifier
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.backbones.timm import PyTorchImageModels
-
-
-@pytest.fixture
-def compose_config():
-    """`compose_config(name, *overrides)` composes a built-in config with Hydra's compose API."""
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        yield lambda name, *overrides: compose(name, overrides=list(overrides))
 
 
 def test_digits_is_flexmatch_on_the_digits_data(compose_config):

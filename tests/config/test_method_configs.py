@@ -8,9 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 
-from sesemi.config import register_configs, register_resolvers
 from sesemi.runner import execute
 
 # config: (its unlabeled loader, its loss head); None for the labels alone
@@ -26,13 +24,6 @@ METHODS = {
     "freematch": ("fixmatch", "fixmatch"),
 }
 
-
-@pytest.fixture
-def compose_config(restore_attributes):
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        yield lambda name, *overrides: compose(name, overrides=list(overrides))
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError
@@ -14,18 +13,7 @@ from sesemi.config import (
     RunConfig,
     RunMode,
     SESEMIConfig,
-    register_configs,
-    register_resolvers,
 )
-
-
-@pytest.fixture
-def compose_config():
-    """`compose_config(name, *overrides)` composes a built-in config with Hydra's compose API."""
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        yield lambda name, *overrides: compose(name, overrides=list(overrides))
 
 
 def test_schema_defaults_match_the_documented_ones():
