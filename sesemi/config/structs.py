@@ -104,8 +104,9 @@ class DataLoaderConfig:
         pin_memory: Whether to pin batches in page-locked memory for faster GPU copies.
         drop_last: Whether to drop the last incomplete batch.
         timeout: Seconds to wait for a batch from the workers (0 waits forever).
-        persistent_workers: Keep workers alive between epochs (only with num_workers > 0): a
-            few dozen labels make an epoch of a few steps, and workers would start over after each.
+        persistent_workers: Keep a loader's workers alive from one iteration to the next (only
+            with num_workers > 0), e.g. the validation loader's between validations. A training
+            loader with workers is iterated once for the whole run anyway.
         prefetch_factor: Batches each worker loads ahead (only with num_workers > 0).
     """
 

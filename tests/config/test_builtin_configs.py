@@ -88,8 +88,8 @@ def test_digits_learner_instantiates_after_attributes_are_set(compose_config, re
 
 
 @pytest.mark.parametrize("name", ["base", "supervised", "fixmatch", "mean_teacher", "audio_fixmatch"])
-def test_loader_workers_outlive_the_short_labeled_epochs(compose_config, name):
-    """A few labels make an epoch of a few steps; loader workers must not restart after each."""
+def test_loaders_load_in_worker_processes_that_outlive_an_iteration(compose_config, name):
+    """The method configs load in workers (sized for a GPU), kept between validations."""
     config = compose_config(name)
     loaders = [*config.data.train.values(), config.data.val]
     assert all(loader.num_workers > 0 and loader.persistent_workers for loader in loaders)
