@@ -6,12 +6,14 @@ import inspect
 import itertools
 import os
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_object, instantiate
+from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
@@ -45,6 +47,22 @@ def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) ->
     if batch_size is not None and "batch_size" in parameters and "batch_size" not in config:
         return instantiate(config, data, batch_size=batch_size)
     return instantiate(config, data)
+
+
+def init_worker(worker_id: int, rank: int, seed: bool) -> None:
+    """Sets up a loader worker process: it hands batches over by shared-memory file name.
+
+    With torch's default (`file_descriptor`) the main process asks the worker for the file
+    descriptor of every tensor it receives, over a new authenticated connection each time; the
+    digits training loop ran 1.5 to 3.4 ms a step faster without that (faster in 19 of 20
+    paired rounds, experiments/digits_ssl). Torch's shared-memory manager frees what a killed
+    worker leaves behind.
+    With `seed` (a seeded run), the worker is then seeded as Lightning seeds the workers of a
+    loader that has no `worker_init_fn` of its own.
+    """
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    if seed:
+        pl_worker_init_function(worker_id, rank)
 
 
 class UnbrokenLoader(DataLoader):
@@ -178,6 +196,10 @@ class SESEMIDataModule(pl.LightningDataModule):
         if kwargs.get("num_workers", 0) == 0:
             kwargs.pop("persistent_workers", None)
             kwargs.pop("prefetch_factor", None)
+        else:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            seeded = bool(int(os.environ.get("PL_SEED_WORKERS", 0)))  # seed_everything(workers=True)
+            kwargs["worker_init_fn"] = partial(init_worker, rank=rank, seed=seeded)
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
 
-from sesemi.datamodule import SESEMIDataModule, dataset_root
+from sesemi.datamodule import SESEMIDataModule, dataset_root, init_worker
 from sesemi.errors import SesemiError
 
 TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
@@ -185,3 +190,35 @@ def test_a_short_loader_with_workers_batches_pass_after_pass(image_tree):
     assert sizes == ([4, 4, 1] * longest)[:longest]
     data.train.supervised.num_workers = 0
     assert len(_module(data, image_tree.root).train_dataloader()["supervised"]) == 3
+
+
+class WorkerProbe(torch.utils.data.Dataset):
+    """Items that tell how the process that made them was set up."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        return torch.multiprocessing.get_sharing_strategy(), random.random(), float(np.random.rand())
+
+
+def test_loader_workers_share_by_file_name_and_are_seeded_as_lightning_seeds_them(image_tree):
+    """Workers hand batches over by shared-memory file name; a seeded run's workers draw what
+    Lightning's own worker seeding gives; the main process keeps torch's default."""
+
+    def probe(worker_init_fn):
+        generator = torch.Generator().manual_seed(0)
+        loader = DataLoader(WorkerProbe(), batch_size=2, num_workers=1, worker_init_fn=worker_init_fn, generator=generator)
+        return list(loader)
+
+    ours = probe(partial(init_worker, rank=1, seed=True))
+    lightnings = probe(partial(pl_worker_init_function, rank=1))
+    assert [list(strategies) for strategies, _, _ in ours] == [["file_system"] * 2] * 2
+    for (_, *mine), (_, *theirs) in zip(ours, lightnings, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
+    assert torch.multiprocessing.get_sharing_strategy() == "file_descriptor"
+    data = _data()
+    data.train.supervised.num_workers = 1
+    loaders = _module(data, image_tree.root).train_dataloader()
+    assert loaders["supervised"].worker_init_fn.func is init_worker
+    assert loaders["rotation_prediction"].worker_init_fn is None  # loads in the main process
