@@ -182,6 +182,11 @@ class SESEMIDataModule(pl.LightningDataModule):
             self.test_dataset = self._build_dataset(self.data.test)
         self._built = True
 
+    @property
+    def _rank(self) -> int:
+        """This process's rank (0 outside a trainer)."""
+        return self.trainer.global_rank if self.trainer is not None else 0
+
     def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
         batch_size = config.get("batch_size") or self.default_batch_size
         if batch_size is None and not config.get("batch_sampler"):
@@ -197,9 +202,8 @@ class SESEMIDataModule(pl.LightningDataModule):
             kwargs.pop("persistent_workers", None)
             kwargs.pop("prefetch_factor", None)
         else:
-            rank = self.trainer.global_rank if self.trainer is not None else 0
             seeded = bool(int(os.environ.get("PL_SEED_WORKERS", 0)))  # seed_everything(workers=True)
-            kwargs["worker_init_fn"] = partial(init_worker, rank=rank, seed=seeded)
+            kwargs["worker_init_fn"] = partial(init_worker, rank=self._rank, seed=seeded)
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):
@@ -230,8 +234,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         kwargs["generator"] = torch.Generator().manual_seed(stream_seed(seed, "workers"))
         if kwargs.get("num_workers", 0) > 0:
             return data
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = RandomStream(stream_seed(seed, "augmentations", rank))
+        stream = RandomStream(stream_seed(seed, "augmentations", self._rank))
         if "collate_fn" in kwargs:
             kwargs["collate_fn"] = StreamedCollate(kwargs["collate_fn"], stream)
         return StreamedDataset(data, stream)
