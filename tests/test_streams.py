@@ -25,15 +25,24 @@ STRONG = {"_target_": "sesemi.transforms.strong_transforms", "weak": WEAK}
 TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
 
 
-def _module(root, seed: int | None, unlabeled: bool, num_workers: int = 0) -> SESEMIDataModule:
-    """A labeled loader (random crops and flips), and optionally an unlabeled one (RandAugment)."""
+def _module(
+    root,
+    seed: int | None,
+    unlabeled: bool,
+    num_workers: int = 0,
+    labeled_transform: dict = WEAK,
+    unlabeled_transform: dict = STRONG,
+    unlabeled_batch_size: int = 1,
+) -> SESEMIDataModule:
+    """A labeled loader of 9 images in batches of 4 (random crops and flips by default), and
+    optionally an unlabeled one of 4 images (RandAugment; in batches of 1, the longer loader)."""
     train = {
         "supervised": {
             "dataset": {
                 "name": "image_folder",
                 "root": str(root),
                 "subset": "train",
-                "image_transform": WEAK,
+                "image_transform": labeled_transform,
             },
             "batch_size": 4,
             "shuffle": True,
@@ -46,9 +55,9 @@ def _module(root, seed: int | None, unlabeled: bool, num_workers: int = 0) -> SE
                 "name": "image_file",
                 "root": str(root),
                 "subset": ["unlabeled"],
-                "image_transform": STRONG,
+                "image_transform": unlabeled_transform,
             },
-            "batch_size": 1,  # 4 batches: longer than the labeled loader's 3
+            "batch_size": unlabeled_batch_size,
             "shuffle": True,
         }
     module = SESEMIDataModule(OmegaConf.create({"train": train}), seed=seed)
@@ -181,22 +190,9 @@ def test_lightning_sets_the_epoch_of_a_loader_batched_pass_after_pass(image_tree
 
 
 def _labeled_loader(root, num_workers: int, unlabeled_batch_size: int):
-    """A seeded labeled loader (9 images in batches of 4: 3 a pass) with a deterministic
-    transform, beside an unlabeled loader of 4 images that may be longer."""
-    train = {
-        "supervised": {
-            "dataset": {"name": "image_folder", "root": str(root), "subset": "train", "image_transform": TO_TENSOR},
-            "batch_size": 4,
-            "shuffle": True,
-            "num_workers": num_workers,
-        },
-        "unlabeled": {
-            "dataset": {"name": "image_file", "root": str(root), "subset": ["unlabeled"], "image_transform": TO_TENSOR},
-            "batch_size": unlabeled_batch_size,
-        },
-    }
-    module = SESEMIDataModule(OmegaConf.create({"train": train}), seed=3)
-    module.setup("fit")
+    """The seeded labeled loader (3 batches a pass) with a deterministic transform, beside an
+    unlabeled loader that may be longer."""
+    module = _module(root, 3, True, num_workers, TO_TENSOR, TO_TENSOR, unlabeled_batch_size)
     return module.train_dataloader()["supervised"]
 
 
