@@ -19,13 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import machine, measured, newest_run, run_groups, top1, write_table  # noqa: E402
 
-LABELS_ONLY = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.fixmatch"]
+NO_UNLABELED_LOADER = ["learner.hparams.model.regularization_loss_heads=null", "~data.train.fixmatch"]
 LABELS_ALONE = "supervised, 50 labels"
 # name: (run id prefix, overrides of the digits config)
 SETTINGS = {
-    LABELS_ALONE: ("supervised", LABELS_ONLY),
+    LABELS_ALONE: ("supervised", NO_UNLABELED_LOADER),
     "digits: 50 labels + FlexMatch": ("digits", []),
-    "supervised, all ~1300 labels": ("all_labels", [*LABELS_ONLY, "data.train.supervised.dataset.subset=train_all"]),
+    "supervised, all ~1300 labels": ("all_labels", [*NO_UNLABELED_LOADER, "data.train.supervised.dataset.subset=train_all"]),
 }
 
 
