@@ -203,7 +203,6 @@ def test_resume_continues_to_the_new_budget(fitted, digits_root, tmp_path, worke
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_demo_trains_in_bfloat16_mixed_precision(digits_root, tmp_path):
     """`+trainer.precision=bf16-mixed` (docs/runs.md) trains the FlexMatch demo; CPUs have bf16 too."""
     done = open_sesemi(
@@ -215,6 +214,7 @@ def test_demo_trains_in_bfloat16_mixed_precision(digits_root, tmp_path):
     assert summary["global_step"] == 4 and math.isfinite(summary["metrics"]["val/loss"])
 
 
+@pytest.mark.slow
 def test_custom_config_folder(digits_root, tmp_path):
     """`-cd configs -cn custom` runs a user config that starts from the built-in digits."""
     (tmp_path / "configs").mkdir()
