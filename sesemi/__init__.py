@@ -20,9 +20,13 @@ _EXPORTS = {
     "RotationTransformer": "sesemi.collation",
     "SesemiError": "sesemi.errors",
     "TorchVisionBackbone": "sesemi.models.backbones.torchvision",
+    "RunResult": "sesemi.runner",
     "TrainingRun": "sesemi.api",
+    "compose": "sesemi.config.compose",
     "dataset": "sesemi.datasets.registry",
     "register_dataset": "sesemi.datasets.registry",
+    "run": "sesemi.runner",
+    "train": "sesemi.runner",
     "training_run": "sesemi.api",
 }
 _SUBPACKAGES = ("hub",)  # sesemi.hub without `import sesemi.hub`
@@ -34,13 +38,17 @@ __all__ = [
     "PolynomialLR",
     "PyTorchImageModels",
     "RotationTransformer",
+    "RunResult",
     "SesemiError",
     "TorchVisionBackbone",
     "TrainingRun",
     "__version__",
+    "compose",
     "dataset",
     "hub",
     "register_dataset",
+    "run",
+    "train",
     "training_run",
 ]
 
@@ -48,6 +56,7 @@ if TYPE_CHECKING:
     from sesemi import hub
     from sesemi.api import TrainingRun, training_run
     from sesemi.collation import RotationTransformer
+    from sesemi.config.compose import compose
     from sesemi.datasets.registry import dataset, register_dataset
     from sesemi.errors import SesemiError
     from sesemi.learners.classifier import Classifier
@@ -55,6 +64,7 @@ if TYPE_CHECKING:
     from sesemi.models.backbones.convnet import ConvNet
     from sesemi.models.backbones.timm import PyTorchImageModels
     from sesemi.models.backbones.torchvision import TorchVisionBackbone
+    from sesemi.runner import RunResult, run, train
     from sesemi.schedulers.lr import PolynomialLR
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 import os
 from collections.abc import Iterator, Mapping
 from functools import partial
@@ -187,10 +188,15 @@ class SESEMIDataModule(pl.LightningDataModule):
         """This process's rank (0 outside a trainer)."""
         return self.trainer.global_rank if self.trainer is not None else 0
 
-    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
+    def batch_size(self, name: str, config: DictConfig) -> int | None:
+        """A loader's batch size: its own, else `run.batch_size_per_gpu` (None with a batch sampler)."""
         batch_size = config.get("batch_size") or self.default_batch_size
         if batch_size is None and not config.get("batch_sampler"):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
+        return batch_size
+
+    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
+        batch_size = self.batch_size(name, config)
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
         seed = stream_seed(self.seed, name) if train and self.seed is not None else None
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
@@ -259,12 +265,27 @@ class SESEMIDataModule(pl.LightningDataModule):
             raise SesemiError("run.mode=TEST needs a data.test loader")
         return self._loader("test", self.data.test, self.test_dataset)
 
-    @property
-    def iterations_per_epoch(self) -> int | None:
-        """Training iterations in one epoch: the length of the longest training loader."""
-        if not self.train_datasets:
-            return None
-        return max(len(loader) for loader in self.train_dataloader().values())
+    def iterations_per_epoch(self, world_size: int = 1) -> int | None:
+        """Training iterations in one epoch, of each of `world_size` processes: the length of the
+        longest training loader, worked out from the data set sizes and batch sizes."""
+        lengths = [
+            self._epoch_length(name, self.data.train[name], data, world_size)
+            for name, data in self.train_datasets.items()
+        ]
+        return max(lengths) if lengths else None
+
+    def _epoch_length(self, name: str, config: DictConfig, data: Dataset, world_size: int) -> int:
+        batch_size = self.batch_size(name, config)
+        if config.get("batch_sampler"):  # only the sampler knows how many batches it makes
+            return len(_batch_sampler(config.batch_sampler, data, batch_size))
+        if config.get("sampler"):
+            samples = len(instantiate(config.sampler, data))
+        elif config.get("shuffle"):
+            samples = max(len(data), batch_size * world_size)  # RepeatingRandomSampler's
+        else:
+            samples = len(data)
+        per_process = math.ceil(samples / world_size)  # Lightning's distributed sampler
+        return per_process // batch_size if config.get("drop_last") else math.ceil(per_process / batch_size)
 
     @property
     def classes(self) -> list[str] | None:

@@ -1,9 +1,34 @@
-"""The one exception type sesemi raises for problems a user can fix."""
+"""The one exception type sesemi raises for problems a user can fix, and how to find it."""
+
+from __future__ import annotations
 
 
 class SesemiError(Exception):
     """A problem with the user's input (data, config, checkpoint) and how to fix it.
 
-    The CLI prints these as a single ``error: ...`` line instead of a traceback; set
+    The command lines print these as a single ``error: ...`` line instead of a traceback; set
     ``HYDRA_FULL_ERROR=1`` to see the traceback.
     """
+
+
+def user_error(error: BaseException | None) -> str | None:
+    """The one-line message of an error the user can fix, or None for a bug.
+
+    Follows the chain of causes, so a `SesemiError` raised while Hydra instantiated a class, or
+    in a data loader's worker process, is still found.
+    """
+    from hydra.errors import InstantiationException
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, SesemiError):
+            message = str(error)
+            if "Original Traceback" in message:  # re-raised from a DataLoader worker
+                message = message.strip().splitlines()[-1].split("SesemiError: ", 1)[-1]
+            return message
+        if isinstance(error, InstantiationException):
+            inner = user_error(error.__cause__) if error.__cause__ else None
+            return inner or " ".join(str(error).split())
+        error = error.__cause__ or error.__context__
+    return None

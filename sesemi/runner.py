@@ -1,35 +1,118 @@
-"""Executes a composed config: builds data, learner and trainer, runs, and writes the results.
+"""Runs a composed config: builds data, trainer and learner, trains or evaluates, writes results.
 
-Both `open_sesemi` and the Python API call `execute`. A run writes, under its folder:
-`config.yaml` (resolved), `checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`),
-`metrics.csv`, TensorBoard events, and `results.json` with the final metrics.
+`run` is the one way a config is run: `open_sesemi`, `sesemi train` (and its twin `train`,
+which composes first) and `TrainingRun` all call it. A run writes, under its folder: `config.yaml` (resolved),
+`checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv`, TensorBoard events and
+`results.json` (a `RunResult`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.accelerators import CUDAAccelerator
 
 from sesemi.checkpoints import load_weights
+from sesemi.config.compose import compose, validate
 from sesemi.config.resolvers import SESEMIConfigAttributes, register_resolvers, set_attributes
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
-from sesemi.errors import SesemiError
-from sesemi.trainer import LAST, build_trainer, devices
+from sesemi.errors import SesemiError, user_error
+from sesemi.trainer import build_trainer, checkpoint_callbacks, set_budget
 
 logger = logging.getLogger(__name__)
+
+RESULTS = "results.json"
+CHECKPOINT_FIELDS = ("best_checkpoint", "last_checkpoint")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: its folder, final metrics and checkpoints (`results.json`).
+
+    Attributes:
+        run_dir: The run's folder.
+        mode: FIT, VALIDATE or TEST.
+        metrics: The final metrics of the evaluated stage, e.g. `{"val/top1": 0.99, ...}`.
+        classes: The class names, in the model's output order.
+        per_class_top1: The top-1 accuracy of each class, in `classes` order.
+        global_step: Training steps taken.
+        epoch: Training epochs begun.
+        wall_time_s: Seconds from the start of training (or evaluation) to its end.
+        best_checkpoint: The checkpoint with the best val/top1 (training runs).
+        best_score: Its val/top1.
+        last_checkpoint: The checkpoint of the final weights (training runs).
+    """
+
+    run_dir: Path
+    mode: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    classes: list[str] | None = None
+    per_class_top1: list[float] | None = None
+    global_step: int = 0
+    epoch: int = 0
+    wall_time_s: float = 0.0
+    best_checkpoint: Path | None = None
+    best_score: float | None = None
+    last_checkpoint: Path | None = None
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint to predict with: the best one, else the last one."""
+        return self.best_checkpoint or self.last_checkpoint
+
+    def to_json(self) -> str:
+        """`results.json`: checkpoints relative to the run folder, so a moved folder still reads."""
+        values = dataclasses.asdict(self)
+        for key in CHECKPOINT_FIELDS:
+            if values[key] is not None:
+                values[key] = os.path.relpath(values[key], self.run_dir)
+        values["run_dir"] = str(self.run_dir)
+        return json.dumps(values, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunResult:
+        """The result a finished run wrote to its folder (also the layout of earlier releases)."""
+        path = Path(run_dir) / RESULTS
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SesemiError(f"{run_dir} has no {RESULTS}: the run has not finished, or is not a run folder") from None
+        except (OSError, ValueError) as error:
+            raise SesemiError(f"cannot read {path} ({error}); the file is damaged") from None
+        best = values.pop("best", None)  # written by releases before 1.0
+        if isinstance(best, dict):
+            values.setdefault("best_checkpoint", best.get("checkpoint"))
+            values.setdefault("best_score", best.get("val/top1"))
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        values["run_dir"] = Path(run_dir)
+        for key in CHECKPOINT_FIELDS:
+            if values.get(key):
+                values[key] = _in_run(Path(run_dir), Path(values[key]))
+        return cls(**values)
+
+
+def _in_run(run_dir: Path, path: Path) -> Path:
+    """A checkpoint path from results.json, in the run folder where it is now (earlier releases
+    recorded it as the run saw it, e.g. `runs/digits/<time>/checkpoints/best.ckpt`)."""
+    if path.parent.name == "checkpoints":
+        return run_dir / "checkpoints" / path.name
+    return path if path.is_absolute() else run_dir / path
 
 
 def default_run_dir(run: DictConfig) -> Path:
@@ -46,7 +129,7 @@ def run_mode(value: Any) -> RunMode:
         raise SesemiError(f"run.mode must be one of {', '.join(m.name for m in RunMode)}, not {value!r}") from None
 
 
-def check_config(config: DictConfig) -> None:
+def check_loaders(config: DictConfig) -> None:
     """Fails early, in one line, on loaders that the loss terms need but nobody defines."""
     model = config.learner.get("hparams", {}).get("model", {})
     loaders = set(config.data.train or {})
@@ -61,19 +144,19 @@ def check_config(config: DictConfig) -> None:
             )
 
 
-def attributes_for(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMIConfigAttributes:
-    """The values behind `${sesemi:...}` for this config and data."""
+def attributes_for(
+    config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Trainer | None = None
+) -> SESEMIConfigAttributes:
+    """The values behind `${sesemi:...}` for this config, data and trainer.
+
+    The trainer says how many processes share the data (its world size) and how many GPUs
+    they use; without one, a single process on the CPU.
+    """
     run = config.run
-    accelerator, device_list = devices(run.gpus)
-    if accelerator == "cpu":
-        num_gpus = 0
-    elif isinstance(device_list, list):
-        num_gpus = len(device_list)
-    else:
-        num_gpus = torch.cuda.device_count() if device_list == -1 else device_list
-    world_size = max(num_gpus, 1) * run.num_nodes
-    iterations = datamodule.iterations_per_epoch
-    iterations = math.ceil(iterations / world_size) if iterations else None
+    world_size = trainer.world_size if trainer is not None else 1
+    on_gpus = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
+    num_gpus = trainer.num_devices if on_gpus else 0
+    iterations = datamodule.iterations_per_epoch(world_size)
     if run.num_iterations is not None:
         max_iterations = int(run.num_iterations)
     elif run.num_epochs is not None and iterations:
@@ -85,24 +168,21 @@ def attributes_for(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMICo
         iterations_per_epoch=iterations,
         max_iterations=max_iterations,
         num_gpus=num_gpus,
-        num_nodes=run.num_nodes,
+        num_nodes=trainer.num_nodes if trainer is not None else 1,
         num_classes=len(classes) if classes else None,
     )
 
 
-def resolve(config: DictConfig, datamodule: SESEMIDataModule) -> SESEMIConfigAttributes:
+def resolve(config: DictConfig, attributes: SESEMIConfigAttributes) -> None:
     """Fills `${sesemi:...}` and every other interpolation in place; checks nothing is unset."""
-    attributes = attributes_for(config, datamodule)
     set_attributes(attributes)
     try:
         OmegaConf.resolve(config)
     except InterpolationResolutionError as error:
-        cause = error.__cause__
-        raise SesemiError(str(cause) if isinstance(cause, SesemiError) else str(error).splitlines()[0]) from None
+        raise SesemiError(user_error(error) or str(error).splitlines()[0]) from None
     missing = sorted(OmegaConf.missing_keys(config))
     if missing:
         raise SesemiError(f"the config leaves required values unset: {', '.join(missing)}")
-    return attributes
 
 
 def loss_head_statistics(learner: pl.LightningModule) -> set[str]:
@@ -114,15 +194,14 @@ def loss_head_statistics(learner: pl.LightningModule) -> set[str]:
 
 
 def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: RunMode) -> None:
-    """Loads the weights a run starts from, before any trainer exists (so errors stay short).
+    """Loads the weights a run starts from, before training starts (so errors stay short).
 
     Fitting may start from `pretrained_checkpoint_path` (matching weights only, to fine-tune) and
     resume from `resume_from_checkpoint` (which must fit exactly); evaluating needs the weights.
     """
     if mode is RunMode.FIT:
         if run.pretrained_checkpoint_path:
-            statistics = loss_head_statistics(learner)
-            load_weights(learner, run.pretrained_checkpoint_path, strict=False, keep=statistics)
+            load_weights(learner, run.pretrained_checkpoint_path, strict=False, keep=loss_head_statistics(learner))
         if run.resume_from_checkpoint:
             load_weights(learner, run.resume_from_checkpoint, strict=True)
         return
@@ -132,79 +211,128 @@ def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: Run
     load_weights(learner, checkpoint, strict=True)
 
 
-def _checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, ModelCheckpoint | None]:
-    """The callbacks that keep the best checkpoint and the last one."""
-    checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
-    last = next((c for c in checkpoints if c.filename == LAST and c.monitor is None), None)
-    best = next((c for c in checkpoints if c is not last), None)
-    return best, last
+def run(config: DictConfig, run_dir: str | Path | None = None) -> RunResult:
+    """Runs a composed config (see `sesemi.compose`) and returns what it did.
+
+    Args:
+        config: A composed `SESEMIConfig`; it is resolved in place.
+        run_dir: The run's folder; by default `<run.dir>/<run.id>/<timestamp>`.
+
+    Returns:
+        The run's result, also written to `<run_dir>/results.json`.
+
+    Raises:
+        SesemiError: A problem with the config, the data or a checkpoint, in one line.
+    """
+    try:
+        return _run(config, run_dir)
+    except SesemiError:
+        raise
+    except Exception as error:
+        message = user_error(error)
+        if message is None:
+            raise
+        raise SesemiError(message) from error
 
 
-def execute(config: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
-    """Runs `config` (a composed `SESEMIConfig`) and returns what `results.json` holds."""
+def train(
+    name: str, overrides: Sequence[str] = (), config_dir: str | Path | None = None, run_dir: str | Path | None = None
+) -> RunResult:
+    """Composes a config and runs it: what `sesemi train NAME OVERRIDES...` does.
+
+    Example:
+        >>> result = sesemi.train("digits", ["method=freematch", "run.seed=1"])
+        >>> result.metrics["val/top1"], result.best_checkpoint
+    """
+    return run(compose(name, overrides, config_dir), run_dir)
+
+
+def _run(config: DictConfig, run_dir: str | Path | None) -> RunResult:
     register_resolvers()
-    check_config(config)
-    run = config.run
-    mode = run_mode(run.mode)
-    if run.seed is not None:
-        pl.seed_everything(run.seed, workers=True, verbose=False)
+    set_attributes(SESEMIConfigAttributes())  # nothing left over from an earlier run
+    validate(config)
+    check_loaders(config)
+    run_config = config.run
+    mode = run_mode(run_config.mode)
+    if run_config.seed is not None:
+        pl.seed_everything(run_config.seed, workers=True, verbose=False)
 
-    datamodule = SESEMIDataModule(config.data, run.data_root, run.batch_size_per_gpu, run.seed)
+    datamodule = SESEMIDataModule(config.data, run_config.data_root, run_config.batch_size_per_gpu, run_config.seed)
     datamodule.prepare_data()
     datamodule.setup()
-    attributes = resolve(config, datamodule)
 
-    run_dir = Path(run_dir) if run_dir else default_run_dir(run)
+    run_dir = Path(run_dir) if run_dir else default_run_dir(run_config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    fit = mode is RunMode.FIT
+    trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit)
+    attributes = attributes_for(config, datamodule, trainer)
+    resolve(config, attributes)
+    if fit:
+        set_budget(trainer, config.run, attributes.iterations_per_epoch)
     OmegaConf.save(config, run_dir / "config.yaml")
 
     learner = instantiate(config.learner, _recursive_=False)
-    fit = mode is RunMode.FIT
-    load_initial_weights(learner, run, mode)
+    load_initial_weights(learner, config.run, mode)
     if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
         raise SesemiError("run.mode=VALIDATE needs a data.val loader")
 
-    trainer = build_trainer(run, config.get("trainer"), run_dir, fit, attributes.iterations_per_epoch)
     started = time.time()
     if fit:
-        trainer.fit(learner, datamodule=datamodule, ckpt_path=run.resume_from_checkpoint, weights_only=True)
+        trainer.fit(learner, datamodule=datamodule, ckpt_path=config.run.resume_from_checkpoint, weights_only=True)
+        _finish(trainer, learner, datamodule)
         stage = "val"
-        if datamodule.val_dataset is not None and getattr(learner, "validated_at_step", None) != trainer.global_step:
-            trainer.validate(learner, datamodule=datamodule, verbose=False)  # metrics of the final weights
     elif mode is RunMode.VALIDATE:
-        trainer.validate(learner, datamodule=datamodule, verbose=False)
+        trainer.validate(learner, datamodule=datamodule, verbose=False, weights_only=True)
         stage = "val"
     else:
-        trainer.test(learner, datamodule=datamodule, verbose=False)
+        trainer.test(learner, datamodule=datamodule, verbose=False, weights_only=True)
         stage = "test"
 
-    results = _results(trainer, learner, datamodule, mode, stage, run_dir, time.time() - started)
+    result = _result(trainer, learner, datamodule, mode, stage, run_dir, time.time() - started)
     if trainer.is_global_zero:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        summary = ", ".join(f"{k}={v:.4f}" for k, v in results["metrics"].items())
+        (run_dir / RESULTS).write_text(result.to_json())
+        summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         logger.info("%s: %s", run_dir, summary or "no metrics")
-    return results
+    return result
 
 
-def _results(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> dict[str, Any]:
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{stage}/")}
-    results: dict[str, Any] = {
-        "mode": mode.name,
-        "run_dir": str(run_dir),
-        "metrics": metrics,
-        "classes": datamodule.classes,
-        "per_class_top1": getattr(learner, "per_class_accuracy", None),
-        "global_step": trainer.global_step,
-        "epoch": trainer.current_epoch,
-        "wall_time_s": round(seconds, 2),
-    }
-    best, last = _checkpoint_callbacks(trainer)
-    if mode is RunMode.FIT and best is not None:
-        score = best.best_model_score
-        results["best"] = {
-            best.monitor or "score": float(score) if score is not None else None,
-            "checkpoint": best.best_model_path or None,
-        }
-    if mode is RunMode.FIT and last is not None:
-        results["last_checkpoint"] = last.best_model_path or None
-    return results
+def _finish(trainer: pl.Trainer, learner: pl.LightningModule, datamodule: SESEMIDataModule) -> None:
+    """Ends every training validated and checkpointed, whatever its budget: validates the final
+    weights unless the last step was validated, and saves them as the last checkpoint (and as
+    the best one when they score higher, or when nothing was validated before)."""
+    if datamodule.val_dataset is None or getattr(learner, "validated_at_step", None) == trainer.global_step:
+        return
+    trainer.validate(learner, datamodule=datamodule, verbose=False, weights_only=True)
+    best, last = checkpoint_callbacks(trainer)
+    if last is not None:
+        path = Path(last.dirpath) / f"{last.filename}.ckpt"
+        trainer.save_checkpoint(path)
+        last.best_model_path = str(path)
+    score = trainer.callback_metrics.get(best.monitor) if best is not None and best.monitor else None
+    if score is None or best is None:
+        return
+    previous = best.best_model_score
+    better = previous is None or (float(score) > float(previous) if best.mode == "max" else float(score) < float(previous))
+    if better:
+        path = Path(best.dirpath) / f"{best.filename or 'best'}.ckpt"
+        trainer.save_checkpoint(path)
+        best.best_model_path, best.best_model_score = str(path), score
+
+
+def _result(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> RunResult:
+    best, last = checkpoint_callbacks(trainer)
+    fit = mode is RunMode.FIT
+    best_score = best.best_model_score if fit and best is not None else None
+    return RunResult(
+        run_dir=run_dir,
+        mode=mode.name,
+        metrics={k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{stage}/")},
+        classes=datamodule.classes,
+        per_class_top1=getattr(learner, "per_class_accuracy", None),
+        global_step=trainer.global_step,
+        epoch=trainer.current_epoch,
+        wall_time_s=round(seconds, 2),
+        best_checkpoint=Path(best.best_model_path) if fit and best is not None and best.best_model_path else None,
+        best_score=float(best_score) if best_score is not None and not math.isnan(float(best_score)) else None,
+        last_checkpoint=Path(last.best_model_path) if fit and last is not None and last.best_model_path else None,
+    )

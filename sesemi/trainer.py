@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
@@ -79,23 +80,42 @@ def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str
         epochs = math.ceil(run.num_iterations / iterations_per_epoch) if iterations_per_epoch else -1
         return {"max_steps": int(run.num_iterations), "max_epochs": epochs}
     if run.num_epochs is not None:
-        return {"max_epochs": int(run.num_epochs)}
+        return {"max_steps": -1, "max_epochs": int(run.num_epochs)}
     raise SesemiError("set the training length with run.num_epochs or run.num_iterations")
 
 
-def build_trainer(
-    run: DictConfig,
-    trainer: DictConfig | None,
-    run_dir: Path,
-    fit: bool,
-    iterations_per_epoch: int | None = None,
-) -> pl.Trainer:
+def set_budget(trainer: pl.Trainer, run: DictConfig, iterations_per_epoch: int | None) -> None:
+    """Gives a trainer the run's training length.
+
+    The length in steps depends on how many processes share the data, which the trainer itself
+    decides, so it is set once the trainer exists.
+    """
+    length = budget(run, iterations_per_epoch)
+    trainer.fit_loop.max_epochs = length["max_epochs"]
+    trainer.fit_loop.epoch_loop.max_steps = length["max_steps"]
+
+
+def checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, ModelCheckpoint | None]:
+    """The callbacks that keep the best checkpoint and the last one."""
+    checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    last = next((c for c in checkpoints if c.filename == LAST and c.monitor is None), None)
+    best = next((c for c in checkpoints if c is not last), None)
+    return best, last
+
+
+def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fit: bool) -> pl.Trainer:
     """A Trainer writing CSV and TensorBoard logs and checkpoints under `run_dir`.
 
     Keys of the `trainer` config override what the run config sets; its callbacks are added to
-    a ModelCheckpoint (best by `val/top1` and `last`) unless it configures its own.
+    a ModelCheckpoint that keeps the best weights by `val/top1`, unless it configures its own, and
+    one that keeps the last weights. The training length is set later (`set_budget`).
     """
-    options = OmegaConf.to_container(trainer, resolve=True) if trainer else {}
+    try:
+        options = OmegaConf.to_container(trainer, resolve=True) if trainer else {}
+    except InterpolationResolutionError as error:
+        raise SesemiError(
+            f"trainer options are read before the data, so they cannot use ${{sesemi:...}} ({error.__cause__ or error})"
+        ) from None
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
     if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
         callbacks.append(ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1))
@@ -117,7 +137,8 @@ def build_trainer(
         ],
         "callbacks": callbacks,
         "log_every_n_steps": 10,
-        **(budget(run, iterations_per_epoch) if fit else {}),
+        "max_steps": -1,
+        "max_epochs": -1,
     }
     settings.update(options)
     # Hydra's own files share the run folder with the logs; that is intended.

@@ -1,4 +1,5 @@
-"""Running a composed config (sesemi/runner.py): early checks and the `${sesemi:...}` values."""
+"""Running a composed config (sesemi/runner.py): early checks, the `${sesemi:...}` values, and
+what a run leaves behind."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
-from sesemi.runner import attributes_for, check_config, load_initial_weights, run_mode
+from sesemi.runner import (
+    RunResult,
+    attributes_for,
+    check_loaders,
+    load_initial_weights,
+    run,
+    run_mode,
+)
 
 TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
 
@@ -30,7 +38,10 @@ def _config(loaders=("supervised", "rotation_prediction"), mode="FIT", **run):
     }
     return OmegaConf.create(
         {
-            "run": {"gpus": 0, "num_nodes": 1, "num_epochs": None, "num_iterations": None, "mode": mode, **run},
+            "run": {
+                "gpus": 0, "num_nodes": 1, "accelerator": None, "num_epochs": None, "num_iterations": None,
+                "mode": mode, **run,
+            },
             "data": {"train": {name: train[name] for name in loaders}},
             "learner": {
                 "hparams": {
@@ -57,26 +68,26 @@ def test_run_mode_accepts_names_in_any_case():
 
 def test_check_config_accepts_a_complete_config():
     """Every loss term has its loader: no error."""
-    check_config(_config())
+    check_loaders(_config())
 
 
 def test_supervised_loss_without_supervised_loader_is_refused():
     """A supervised loss needs data.train.supervised when fitting."""
     with pytest.raises(SesemiError, match="data.train.supervised"):
-        check_config(_config(loaders=("rotation_prediction",)))
+        check_loaders(_config(loaders=("rotation_prediction",)))
 
 
 def test_evaluation_does_not_need_training_loaders():
     """VALIDATE reads no training data, so a missing supervised loader is fine there."""
     config = _config(loaders=(), mode="VALIDATE")
     config.learner.hparams.model.regularization_loss_heads = None
-    check_config(config)
+    check_loaders(config)
 
 
 def test_loss_head_reading_an_undefined_loader_is_refused():
     """A head's input_data must name a training loader; the error lists the loaders."""
     with pytest.raises(SesemiError) as error:
-        check_config(_config(loaders=("supervised",)))
+        check_loaders(_config(loaders=("supervised",)))
     assert "rotation_prediction" in str(error.value) and "supervised" in str(error.value)
 
 
@@ -88,6 +99,7 @@ def test_attributes_come_from_the_data(image_tree):
     attributes = attributes_for(config, module)
     assert attributes.num_classes == 3
     assert attributes.iterations_per_epoch == 7  # ceil(13 rotation images / 2)
+    assert attributes.iterations_per_epoch == max(len(loader) for loader in module.train_dataloader().values())
     assert attributes.max_iterations == 21
     assert attributes.num_gpus == 0 and attributes.num_nodes == 1
 
@@ -135,3 +147,111 @@ def test_fine_tuning_gathers_the_loss_head_statistics_afresh(make_hparams, tmp_p
     for key, value in model.loss_heads.state_dict().items():
         torch.testing.assert_close(value, fresh[key])
     assert (model.loss_heads["fixmatch"].thresholds.recent == -1).all()
+
+
+@pytest.mark.parametrize(
+    "loader",
+    [
+        {"batch_size": 4, "shuffle": True, "drop_last": True},
+        {"batch_size": 4, "shuffle": True, "drop_last": False},
+        {"batch_size": 5, "shuffle": False, "drop_last": False},
+        {"batch_size": 32, "shuffle": True, "drop_last": True},  # fewer items than a batch
+    ],
+)
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_iterations_per_epoch_are_worked_out_from_the_data_set_sizes(image_tree, loader, world_size):
+    """Without building loaders, the epoch length is what Lightning's loaders would give: the
+    labeled set repeats to fill a batch per process, and each process gets 1/world_size of it."""
+    config = _config(loaders=("rotation_prediction",))
+    config.data.train.rotation_prediction.update(loader)
+    module = SESEMIDataModule(config.data, str(image_tree.root), None)
+    module.setup()
+    loaders = module.train_dataloader()
+    items = len(module.train_datasets["rotation_prediction"])
+    sampled = max(items, loader["batch_size"] * world_size) if loader["shuffle"] else items
+    per_process = -(-sampled // world_size)
+    expected = per_process // loader["batch_size"] if loader["drop_last"] else -(-per_process // loader["batch_size"])
+    assert module.iterations_per_epoch(world_size) == expected
+    if world_size == 1:
+        assert expected == len(loaders["rotation_prediction"])
+
+
+def _tiny_run(image_tree, tmp_path, *overrides: str) -> RunResult:
+    from sesemi.config.compose import compose
+
+    config = compose(
+        "digits_supervised",
+        [
+            f"run.data_root={image_tree.root}",
+            "learner.hparams.model.backbone.widths=[4,8]",
+            "data.val.batch_size=4",
+            "+trainer.enable_progress_bar=false",
+            "+trainer.enable_model_summary=false",
+            *overrides,
+        ],
+    )
+    return run(config, tmp_path / "run")
+
+
+def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_checkpointed(
+    image_tree, tmp_path
+):
+    """3 steps, validation every 250: the final weights are validated and saved as both the last
+    and the best checkpoint; results.json says so, with paths that survive moving the folder."""
+    result = _tiny_run(image_tree, tmp_path, "run.num_iterations=3")
+    assert result.global_step == 3 and "val/top1" in result.metrics
+    assert result.best_checkpoint == tmp_path / "run" / "checkpoints" / "best.ckpt"
+    assert result.last_checkpoint.is_file() and result.best_checkpoint.is_file()
+    assert result.best_score == pytest.approx(result.metrics["val/top1"])
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)
+    again = RunResult.read(moved)
+    assert again.best_checkpoint == moved / "checkpoints" / "best.ckpt" and again.best_checkpoint.is_file()
+    assert again.metrics == result.metrics and again.classes == ["blue", "green", "red"]
+
+
+def test_test_mode_evaluates_a_checkpoint_on_the_test_set(image_tree, tmp_path):
+    """run.mode=TEST loads the weights it is given and reports test/ metrics, equal to what the
+    same weights score as validation on the same images."""
+    trained = _tiny_run(image_tree, tmp_path, "run.num_iterations=4")
+    weights = f"run.pretrained_checkpoint_path={trained.best_checkpoint}"
+    test_loader = "+data.test=${data.val}"
+    tested = _tiny_run(image_tree, tmp_path / "test", "run.mode=TEST", weights, test_loader)
+    validated = _tiny_run(image_tree, tmp_path / "val", "run.mode=VALIDATE", weights)
+    assert tested.mode == "TEST" and set(tested.metrics) >= {"test/top1", "test/loss"}
+    assert tested.metrics["test/top1"] == pytest.approx(validated.metrics["val/top1"])
+    assert tested.metrics["test/loss"] == pytest.approx(validated.metrics["val/loss"])
+    assert tested.best_checkpoint is None and tested.global_step == 0
+
+
+def test_results_of_earlier_releases_are_read(tmp_path):
+    """results.json of 0.3 named the checkpoints under `best` and with the path the run saw."""
+    (tmp_path / "results.json").write_text(
+        '{"mode": "FIT", "run_dir": "runs/digits/t", "metrics": {"val/top1": 0.9}, "classes": ["a"],'
+        ' "best": {"val/top1": 0.91, "checkpoint": "runs/digits/t/checkpoints/best.ckpt"},'
+        ' "last_checkpoint": "runs/digits/t/checkpoints/last.ckpt", "global_step": 5}'
+    )
+    result = RunResult.read(tmp_path)
+    assert result.best_checkpoint == tmp_path / "checkpoints" / "best.ckpt"
+    assert result.last_checkpoint == tmp_path / "checkpoints" / "last.ckpt"
+    assert result.best_score == 0.91 and result.global_step == 5 and result.run_dir == tmp_path
+
+
+def test_a_folder_without_results_is_a_sesemi_error(tmp_path):
+    with pytest.raises(SesemiError, match="has not finished"):
+        RunResult.read(tmp_path)
+
+
+def test_the_world_size_comes_from_the_trainer(image_tree, tmp_path):
+    """`trainer.devices=2` (not run.gpus) decides how many processes share the data: each takes
+    half of every epoch's batches, and `${sesemi:iterations_per_epoch}` says so."""
+    from sesemi.trainer import build_trainer
+
+    config = _config(num_epochs=3, gpus=0)
+    module = SESEMIDataModule(config.data, str(image_tree.root), None)
+    module.setup()
+    trainer = build_trainer(config.run, OmegaConf.create({"devices": 2, "strategy": "ddp"}), tmp_path, fit=True)
+    attributes = attributes_for(config, module, trainer)
+    assert trainer.world_size == 2
+    assert attributes.iterations_per_epoch == 4  # 13 rotation images: 7 per process, batches of 2
+    assert attributes.max_iterations == 12 and attributes.num_gpus == 0

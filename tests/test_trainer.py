@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from sesemi.config.structs import RunConfig
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
-from sesemi.trainer import budget, build_trainer, devices, strategy
+from sesemi.trainer import budget, build_trainer, devices, set_budget, strategy
 
 
 def _run(**overrides):
@@ -76,7 +76,7 @@ def test_budget_in_iterations():
 
 def test_budget_in_epochs():
     """num_epochs -> max_epochs."""
-    assert budget(_run(num_epochs=4), iterations_per_epoch=10) == {"max_epochs": 4}
+    assert budget(_run(num_epochs=4), iterations_per_epoch=10) == {"max_steps": -1, "max_epochs": 4}
 
 
 def test_budget_both_is_a_sesemi_error():
@@ -93,7 +93,8 @@ def test_budget_neither_is_a_sesemi_error():
 
 def test_build_trainer_defaults(tmp_path, no_gpu):
     """CPU, the budget, CSV + TensorBoard loggers in run_dir, best/last checkpointing on val/top1."""
-    trainer = build_trainer(_run(num_iterations=7), None, tmp_path, fit=True, iterations_per_epoch=5)
+    trainer = build_trainer(_run(num_iterations=7), None, tmp_path, fit=True)
+    set_budget(trainer, _run(num_iterations=7), iterations_per_epoch=5)
     assert trainer.max_steps == 7 and trainer.max_epochs == 2
     assert isinstance(trainer.accelerator, pl.accelerators.CPUAccelerator)
     checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
@@ -134,6 +135,7 @@ def test_last_checkpoint_holds_the_final_weights(make_hparams, tmp_path, no_gpu)
         {"val_check_interval": 5, "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
     )
     trainer = build_trainer(_run(num_iterations=10, gpus=0), options, tmp_path, fit=True)
+    set_budget(trainer, _run(num_iterations=10), iterations_per_epoch=16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, {"supervised": DataLoader(data, batch_size=1)}, DataLoader(data, batch_size=8))

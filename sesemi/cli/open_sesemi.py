@@ -1,90 +1,67 @@
 """`open_sesemi`: the Hydra app that trains and evaluates from a config.
 
     open_sesemi -cn digits                       # a built-in config
-    open_sesemi -cd configs -cn custom           # your own config (starts with `defaults: [base]`)
-    open_sesemi -cn digits run.num_iterations=500 backbone=resnet18
+    open_sesemi -cn digits method=freematch      # any data config x any method
+    open_sesemi -cd configs -cn custom           # your own config (starts with `defaults: [image]`)
     open_sesemi -cn digits --info                # the composed config
+    open_sesemi -cn digits -m run.seed=0,1,2     # a sweep
+
+It composes with Hydra (keeping Hydra's command line: -cn, -cd, --info, --cfg, -m) and runs
+the config with `sesemi.run`, like every other way in.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from sesemi.cli.project import check_config_dir
+from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
-from sesemi.errors import SesemiError
+from sesemi.config.compose import check_config_dir, expand_alias
 
-
-def user_error(error: BaseException) -> str | None:
-    """The one-line message of an error the user can fix, or None for a bug."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, SesemiError):
-            message = str(error)
-            if "Original Traceback" in message:  # re-raised from a DataLoader worker
-                message = message.strip().splitlines()[-1].split("SesemiError: ", 1)[-1]
-            return message
-        if isinstance(error, InstantiationException):
-            inner = user_error(error.__cause__) if error.__cause__ else None
-            return inner or " ".join(str(error).split())
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def run(config: DictConfig, output_dir: Path) -> object:
-    """Trains/evaluates a `SESEMIConfig`, or calls the operation an ops config targets."""
-    if "learner" in config:
-        from sesemi.runner import execute
-
-        return execute(config, output_dir)
-    if "_target_" in config:  # configs/ops/*: the op function takes the config's fields
-        from hydra.utils import instantiate
-
-        missing = sorted(OmegaConf.missing_keys(config))
-        if missing:
-            raise SesemiError(f"the config leaves required values unset: {', '.join(missing)}")
-        return instantiate(config)
-    raise SesemiError("this config is neither a training config (no `learner`) nor an operation (no `_target_`)")
-
-
-@contextmanager
-def _reported_as_one_line() -> Iterator[None]:
-    """Errors the user can fix end the program with `error: ...`; bugs keep their traceback."""
-    try:
-        yield
-    except Exception as error:
-        message = user_error(error)
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
+CONFIG_NAME = ("-cn", "--config-name")
+CONFIG_DIR = ("-cd", "--config-dir")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
-    with _reported_as_one_line():
-        run(config, Path(HydraConfig.get().runtime.output_dir))
+    from sesemi.runner import run
+
+    run(config, Path(HydraConfig.get().runtime.output_dir))
 
 
-def option(arguments: list[str], *names: str) -> str | None:
-    """The value of an option given by any of `names`, as `-cd DIR` or `--config-dir=DIR`."""
+def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:
+    """The position and value of an option given by any of `names`, as `-cd DIR` or `--config-dir=DIR`."""
     for index, argument in enumerate(arguments):
         if argument in names and index + 1 < len(arguments):
-            return arguments[index + 1]
+            return index + 1, arguments[index + 1]
         key, equals, value = argument.partition("=")
         if equals and key in names:
-            return value
+            return index, value
     return None
+
+
+def expand_arguments(arguments: list[str]) -> list[str]:
+    """The command line with an earlier release's config name (`-cn digits_fixmatch`) replaced
+    by what it stands for (`-cn digits method=fixmatch`), after checking the config folder."""
+    name = option(arguments, CONFIG_NAME)
+    folder = option(arguments, CONFIG_DIR)
+    check_config_dir(folder and folder[1])
+    if name is None:
+        return arguments
+    position, value = name
+    overrides = [a for a in arguments if "=" in a and not a.startswith("-")]
+    data, expanded = expand_alias(value, overrides, folder and folder[1])
+    if data == value:
+        return arguments
+    arguments = list(arguments)
+    arguments[position] = data if arguments[position] == value else f"{arguments[position].partition('=')[0]}={data}"
+    return arguments + [o for o in expanded if o not in overrides]
 
 
 def main() -> None:
@@ -92,12 +69,11 @@ def main() -> None:
     # Like `python -m`, make modules of the working directory (a project's src/) importable, so
     # configs can name them as `_target_: src.my_module.MyBackbone`.
     sys.path.insert(0, os.getcwd())
-    arguments = sys.argv[1:]
-    with _reported_as_one_line():
-        check_config_dir(option(arguments, "-cn", "--config-name"), option(arguments, "-cd", "--config-dir"))
-    register_configs()
-    register_resolvers()
-    _app()
+    with exit_on_user_error():
+        sys.argv = [sys.argv[0], *expand_arguments(sys.argv[1:])]
+        register_configs()
+        register_resolvers()
+        _app()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+"""Composing a config: the one way every entry point turns a name and overrides into a config.
+
+    config = sesemi.compose("digits", ["method=freematch", "run.seed=1"])
+    config = sesemi.compose("custom", config_dir="configs")   # a project's own folder
+
+`open_sesemi` (a Hydra app) composes the same way, through `@hydra.main`, and then checks the
+result with `validate`, as `compose` does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from sesemi.config import catalog
+from sesemi.errors import SesemiError
+
+logger = logging.getLogger(__name__)
+
+METHOD_OVERRIDE = re.compile(r"^\+{0,2}method=")
+
+
+def expand_alias(name: str, overrides: Sequence[str], config_dir: str | Path | None = None) -> tuple[str, list[str]]:
+    """The data config and overrides an earlier config name stands for (see `catalog.alias`).
+
+    A config of that name in `config_dir`, or a built-in one, is itself and not an alias; a
+    `method=` override given by the user wins over the alias's method.
+    """
+    overrides = list(overrides)
+    stem = name.removesuffix(".yaml")
+    if stem in catalog.data_configs() or (config_dir and (Path(config_dir) / f"{stem}.yaml").is_file()):
+        return name, overrides
+    found = catalog.alias(stem)
+    if found is None:
+        return name, overrides
+    data, method = found
+    if not any(METHOD_OVERRIDE.match(o) for o in overrides):
+        overrides.insert(0, f"method={method}")
+    return data, overrides
+
+
+def shadowed_configs(config_dir: str | Path) -> list[str]:
+    """The configs of `config_dir` that Hydra never reads, as it finds a built-in of that name first."""
+    root = Path(config_dir)
+    builtin = {None: catalog.configs()} | {group: catalog.configs(group) for group in catalog.groups()}
+    shadowed = []
+    for path in sorted(root.rglob("*.yaml")):
+        group, _, stem = path.relative_to(root).with_suffix("").as_posix().rpartition("/")
+        if stem in builtin.get(group or None, {}):
+            shadowed.append(f"{group}/{stem}" if group else stem)
+    return shadowed
+
+
+def check_config_dir(config_dir: str | Path | None) -> None:
+    """Fails if `config_dir` is no folder, or holds a config with a built-in's name: Hydra would
+    read one of the two where the other was meant."""
+    if config_dir is None:
+        return
+    if not Path(config_dir).is_dir():
+        raise SesemiError(f"config folder {str(config_dir)!r} not found; check the path given with -cd")
+    shadowed = shadowed_configs(config_dir)
+    if shadowed:
+        name = shadowed[0]
+        raise SesemiError(
+            f"{Path(config_dir) / name}.yaml has the name of a built-in config; rename it "
+            f"(e.g. {name.rpartition('/')[0] + '/' if '/' in name else ''}my_{name.rpartition('/')[2]}.yaml)"
+        )
+
+
+def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
+    """Composes a config, as `open_sesemi -cn NAME -cd CONFIG_DIR OVERRIDES...` would.
+
+    Args:
+        name: A built-in config (`sesemi list`), an earlier release's name for one (e.g.
+            `fixmatch`, `digits_fixmatch`), or a config in `config_dir`.
+        overrides: Hydra overrides, e.g. `method=freematch`, `run.seed=1`, `backbone=resnet18`.
+        config_dir: A folder of your own configs, searched after the built-in ones.
+
+    Returns:
+        The config, checked against the schema; `${sesemi:...}` values are filled when it runs.
+
+    Raises:
+        SesemiError: An unknown config, group option or key, a value of the wrong type, a
+            YAML error, a `_target_` that does not exist: in one line.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sesemi.config import register_configs, register_resolvers
+
+    check_config_dir(config_dir)
+    name, overrides = expand_alias(name, overrides, config_dir)
+    register_configs()
+    register_resolvers()
+    GlobalHydra.instance().clear()  # a run in this process may leave Hydra initialized
+    # Hydra reads the config named here from the folder it starts in, and the other ones from
+    # hydra.searchpath too: start in the folder that holds it.
+    if config_dir and (Path(config_dir) / f"{name.removesuffix('.yaml')}.yaml").is_file():
+        start = initialize_config_dir(str(Path(config_dir).absolute()), version_base="1.3")
+        search = ["hydra.searchpath=[pkg://sesemi.configs]"]
+    else:
+        start = initialize_config_module("sesemi.configs", version_base="1.3")
+        search = [f"hydra.searchpath=[file://{Path(config_dir).absolute()}]"] if config_dir else []
+    try:
+        with start:
+            config = hydra_compose(name, overrides=[*search, *overrides])
+    except Exception as error:
+        message = hydra_error(error)
+        if message is None:
+            raise
+        raise SesemiError(message) from None
+    finally:
+        GlobalHydra.instance().clear()
+    validate(config)
+    return config
+
+
+def hydra_error(error: BaseException) -> str | None:
+    """One line for an error Hydra or OmegaConf raised while composing, or None for a bug."""
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+    from yaml import MarkedYAMLError, YAMLError
+
+    if isinstance(error, MissingConfigException):
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        options = []
+        if "Available options" in str(error):
+            start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
+            options = [line for line in lines[start + 1 :] if not line.startswith(("Config search path", "provider="))]
+        hint = f"; choose one of: {', '.join(options)}" if options else "; see `sesemi list`"
+        return lines[0].replace("Check that it's in your config search path.", "").strip() + hint
+    if isinstance(error, MarkedYAMLError):
+        mark = error.context_mark or error.problem_mark
+        where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+        return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
+    if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):
+        return None
+    message = _first_line(error)
+    cause = error.__cause__ or error.__context__
+    schema = getattr(cause, "object_type", None)
+    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and is_dataclass(schema) and cause.full_key:
+        return unknown_key(cause.full_key, [f.name for f in fields(schema)])
+    if cause is not None and isinstance(cause, OmegaConfBaseException | YAMLError | ValueError):
+        detail = _first_line(cause)
+        full_key = getattr(cause, "full_key", None)
+        if full_key and full_key not in detail and full_key not in message:
+            detail = f"{full_key}: {detail}"
+        message = f"{message.rstrip('.')}: {detail}"
+    return message
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0].strip() if text else type(error).__name__
+
+
+def validate(config: DictConfig) -> None:
+    """Checks a composed config beyond what Hydra checks.
+
+    Refuses keys the schema does not have, e.g. `+run.num_iteration=5` (Hydra adds a key given
+    with `+` to any node; only the open mappings, such as `trainer` or a dataset's options, take
+    keys of their own), and `_target_`s that name nothing importable.
+    """
+    for key, known in _unknown_keys(config):
+        raise SesemiError(unknown_key(key, known))
+    for key, target in _targets(config):
+        problem = _import_problem(target)
+        if problem:
+            raise SesemiError(f"{key} names {target}, which {problem}")
+
+
+def _import_problem(target: str) -> str | None:
+    """Why `target` cannot be imported, with the closest name its module has; None if it can."""
+    hydra_log = logging.getLogger("hydra.utils")
+    level = hydra_log.level
+    hydra_log.setLevel(logging.CRITICAL)  # get_object logs every failure before raising it
+    try:
+        get_object(target)
+        return None
+    except Exception as error:
+        reason = str(error.__cause__ or error).strip().splitlines()[-1]
+    finally:
+        hydra_log.setLevel(level)
+    module_name, _, name = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:
+        return f"cannot be imported ({reason})"
+    names = {*dir(module), *getattr(module, "__all__", ())}
+    close = difflib.get_close_matches(name, [n for n in names if not n.startswith("_")], n=1)
+    return f"does not exist; did you mean {module_name}.{close[0]}?" if close else f"does not exist ({reason})"
+
+
+def unknown_key(key: str, known: Sequence[str]) -> str:
+    """The message for a key the schema does not have, with the closest one it has."""
+    parent, _, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+    return f"unknown config key {key}; {hint}(the schema has: {', '.join(known)})"
+
+
+def _targets(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """`(key, target)` of every `_target_` that is not an interpolation."""
+    items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
+    if isinstance(node, DictConfig) and (node._is_none() or node._is_missing()):
+        return
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key == "_target_" and isinstance(value, str) and not OmegaConf.is_interpolation(node, key):
+            yield path, value
+        elif isinstance(value, DictConfig | ListConfig) and not (value._is_none() or value._is_missing()):
+            yield from _targets(value, path)
+
+
+def _unknown_keys(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+    if isinstance(node, ListConfig):
+        for index, value in enumerate(node._iter_ex(resolve=False)):
+            if isinstance(value, DictConfig | ListConfig):
+                yield from _unknown_keys(value, f"{prefix}[{index}]")
+        return
+    schema = OmegaConf.get_type(node)
+    known = [f.name for f in fields(schema)] if is_dataclass(schema) else None
+    for key, value in node.items_ex(resolve=False):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if known is not None and key not in known:
+            yield path, known
+        elif isinstance(value, DictConfig | ListConfig) and not (value._is_none() or value._is_missing()):
+            yield from _unknown_keys(value, path)

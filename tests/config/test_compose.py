@@ -1,0 +1,75 @@
+"""Composing configs (sesemi/config/compose.py): names, aliases, the schema, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sesemi.cli.open_sesemi import expand_arguments
+from sesemi.config.compose import compose
+from sesemi.errors import SesemiError
+
+
+def test_an_earlier_config_name_composes_like_what_it_stands_for():
+    """`digits_fixmatch` is the digits data config with method=fixmatch, to the last key."""
+    assert compose("digits_fixmatch") == compose("digits", ["method=fixmatch"])
+
+
+def test_a_method_given_by_the_user_wins_over_the_alias():
+    assert compose("digits_fixmatch", ["method=freematch"]) == compose("digits", ["method=freematch"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+run.num_iteration=5", "unknown config key run.num_iteration; did you mean run.num_iterations?"),
+        ("run.num_iteration=5", "unknown config key run.num_iteration; did you mean run.num_iterations?"),
+        ("+data.train.supervised.shufle=true", "did you mean data.train.supervised.shuffle?"),
+        ("run.seed=abc", "run.seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
+        ("run.mode=TRAIN", "expected one of [FIT, VALIDATE, TEST]"),
+        ("backbone=nope", "choose one of: convnet, convnet_small, resnet18, resnet50d"),
+        ("learner.hparams.optimizer._target_=torch.optim.SDG", "did you mean torch.optim.SGD?"),
+        ("run.seed=[1", "no viable alternative at input '[1'"),
+    ],
+)
+def test_mistakes_are_one_line_errors(override, message):
+    """Misspelled keys (with `+` too), wrong types and options, and `_target_`s that name
+    nothing are refused when the config is composed, in one line that says what to write."""
+    with pytest.raises(SesemiError) as error:
+        compose("digits", [override])
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_open_mappings_take_keys_of_their_own():
+    """`trainer` passes keyword arguments to Lightning's Trainer: any key is allowed there."""
+    assert compose("digits", ["+trainer.enable_progress_bar=false"]).trainer.enable_progress_bar is False
+
+
+def test_an_unknown_config_names_the_way_to_list_them():
+    with pytest.raises(SesemiError, match="sesemi list"):
+        compose("no_such_config")
+
+
+def test_a_user_config_folder_is_searched(tmp_path: Path):
+    (tmp_path / "custom.yaml").write_text("defaults:\n  - digits\n  - _self_\nrun:\n  seed: 7\n")
+    assert compose("custom", config_dir=tmp_path).run.seed == 7
+
+
+def test_a_yaml_error_names_the_file_and_line(tmp_path: Path):
+    (tmp_path / "broken.yaml").write_text("defaults:\n  - digits\nrun:\n  seed: [1\n")
+    with pytest.raises(SesemiError) as error:
+        compose("broken", config_dir=tmp_path)
+    assert "broken.yaml" in str(error.value) and "line" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_user_config_named_like_a_built_in_is_refused(tmp_path: Path):
+    (tmp_path / "digits.yaml").write_text("defaults:\n  - image\n")
+    with pytest.raises(SesemiError, match="rename it"):
+        compose("digits", config_dir=tmp_path)
+
+
+def test_open_sesemi_expands_earlier_names_on_its_command_line():
+    assert expand_arguments(["-cn", "digits_fixmatch", "run.seed=1"]) == ["-cn", "digits", "run.seed=1", "method=fixmatch"]
+    assert expand_arguments(["--config-name=fixmatch", "--info"]) == ["--config-name=image", "--info", "method=fixmatch"]
+    assert expand_arguments(["-cn", "digits", "method=jigsaw"]) == ["-cn", "digits", "method=jigsaw"]
