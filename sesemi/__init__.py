@@ -20,7 +20,7 @@ _EXPORTS = {
     "RotationTransformer": "sesemi.collation",
     "SesemiError": "sesemi.errors",
     "TorchVisionBackbone": "sesemi.models.backbones.torchvision",
-    "RunResult": "sesemi.runner",
+    "RunResult": "sesemi.results",
     "TrainingRun": "sesemi.api",
     "compose": "sesemi.config.compose",
     "dataset": "sesemi.datasets.registry",
@@ -64,7 +64,8 @@ if TYPE_CHECKING:
     from sesemi.models.backbones.convnet import ConvNet
     from sesemi.models.backbones.timm import PyTorchImageModels
     from sesemi.models.backbones.torchvision import TorchVisionBackbone
-    from sesemi.runner import RunResult, run, train
+    from sesemi.results import RunResult
+    from sesemi.runner import run, train
     from sesemi.schedulers.lr import PolynomialLR
 
 

@@ -9,9 +9,10 @@
     run.evaluate(eval_frame)                        # {"val/top1": ..., "val/loss": ...}
 
 The data are linked (or copied, where links are not possible) into the standard layout under
-`<dir>/<name>/data/` (train/<label>/, unlabeled/, val/<label>/), and training is
-`sesemi.cli.train` with a built-in method config: runs go to `<dir>/<name>/<timestamp>/` like
-any other, so `sesemi postprocess` and the checkpoints work as usual.
+`<dir>/<name>/data/` (train/<label>/, unlabeled/, val/<label>/), and training composes the
+built-in `image` (or `audio`) config with the method and runs it (`sesemi.compose`,
+`sesemi.run`): runs go to `<dir>/<name>/<timestamp>/` like any other, so `sesemi postprocess`
+and the checkpoints work as usual.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sesemi.errors import SesemiError
+from sesemi.results import RESULTS, RunResult
 
 TASKS = ("image", "audio")
 RUN_FILE = "training_run.json"
@@ -146,41 +148,36 @@ class TrainingRun:
     @property
     def run_dir(self) -> Path | None:
         """The folder of the latest finished training, or None before one."""
-        finished = [
-            folder
-            for folder in sorted(self.folder.glob("*/results.json"))
-            if json.loads(folder.read_text()).get("mode") == "FIT"
-        ]
-        return finished[-1].parent if finished else None
+        latest = self._latest()
+        return latest.run_dir if latest is not None else None
+
+    def _latest(self) -> RunResult | None:
+        finished = [RunResult.read(path.parent) for path in sorted(self.folder.glob(f"*/{RESULTS}"))]
+        trained = [result for result in finished if result.mode == "FIT"]
+        return trained[-1] if trained else None
 
     @property
-    def results(self) -> dict[str, Any]:
-        """The `results.json` of the latest finished training."""
-        if self.run_dir is None:
+    def result(self) -> RunResult:
+        """What the latest finished training did: metrics, checkpoints, ..."""
+        latest = self._latest()
+        if latest is None:
             raise SesemiError(f"{self.name} has not been trained yet; call train() first")
-        return json.loads((self.run_dir / "results.json").read_text())
+        return latest
 
     @property
     def checkpoint(self) -> Path:
         """The best checkpoint of the latest training (the last one when nothing was validated)."""
-        results = self.results
-        path = (results.get("best") or {}).get("checkpoint") or results.get("last_checkpoint")
-        if not path or not Path(path).is_file():
-            raise SesemiError(
-                f"the run {self.run_dir} has no checkpoint left (removed by rm-states --all?)"
-            )
-        return Path(path)
+        path = self.result.checkpoint
+        if path is None or not path.is_file():
+            raise SesemiError(f"the run {self.run_dir} has no checkpoint left (removed by rm-states --all?)")
+        return path
 
-    def _config_name(self, method: str) -> str:
-        from sesemi.cli.project import builtin_configs
+    @staticmethod
+    def _check_method(method: str) -> None:
+        from sesemi.config import catalog
 
-        name = method if self.task == "image" else f"{self.task}_{method}"
-        if name not in builtin_configs():
-            raise SesemiError(
-                f"no built-in config {name!r} for the {self.task} method {method!r}; "
-                "see `sesemi list`"
-            )
-        return name
+        if method not in catalog.methods():
+            raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
 
     def _write_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path, what: str) -> None:
         unknown = sorted({label for _, label in pairs} - set(self.label_names))
@@ -197,22 +194,23 @@ class TrainingRun:
         for label in self.label_names:
             _link([path for path, other in pairs if other == label], folder / label)
 
-    def _run(self, folder: Path, overrides: Sequence[str]) -> dict[str, Any]:
-        """Runs the method config on the data under `data_root`, into `folder`; its results."""
-        from sesemi.cli.functions import train
+    def _run(self, folder: Path, overrides: Sequence[str]) -> RunResult:
+        """Runs the task's data config with the method on the data under `data_root`, into `folder`."""
+        from sesemi.config.compose import compose
+        from sesemi.runner import run
 
         assert self.method is not None
-        train(
-            self._config_name(self.method),
-            overrides=[
+        config = compose(
+            self.task,
+            [
+                f"method={self.method}",
                 f"run.data_root={_quoted(self.folder / DATA)}",
                 f"run.dir={_quoted(self.folder.parent)}",
                 f"run.id={self.name}",
-                f"hydra.run.dir={_quoted(folder)}",
                 *overrides,
             ],
         )
-        return json.loads((folder / "results.json").read_text())
+        return run(config, folder)
 
     def train(
         self,
@@ -222,7 +220,7 @@ class TrainingRun:
         method: str = "fixmatch",
         overrides: Sequence[str] = (),
         overwrite: bool = False,
-    ) -> dict[str, Any]:
+    ) -> RunResult:
         """Trains a classifier.
 
         Args:
@@ -231,25 +229,26 @@ class TrainingRun:
             unlabeled: Files without labels: a list of paths (or a DataFrame with `path`).
             eval: Labeled examples to validate on (and choose the best checkpoint by); None
                 validates on `train`, which says little about new data.
-            method: A built-in method config: fixmatch, flexmatch, supervised, ... (`sesemi list`).
-            overrides: Hydra overrides of that config, e.g. `run.num_iterations=2000`.
-            overwrite: Replace a run of this name that has finished.
+            method: A method: fixmatch, flexmatch, supervised, ... (`sesemi list method`).
+            overrides: Overrides of the `image` (or `audio`) config, e.g. `run.num_iterations=2000`.
+            overwrite: Train again although a run of this name has finished (its earlier runs
+                are kept beside the new one).
 
         Returns:
-            The run's `results.json`: the final metrics, the best checkpoint, ...
+            What the run did: the final metrics, the best checkpoint, ...
         """
         if self.run_dir is not None and not overwrite:
             raise SesemiError(
                 f"{self.folder} holds a finished run; pass overwrite=True to train it again"
             )
-        self._config_name(method)
+        self._check_method(method)
         pairs = _pairs(train, "train")
         eval_pairs = _pairs(eval, "eval") if eval is not None else None
         unlabeled_paths = _paths(unlabeled) if unlabeled is not None else []
         _require_files(unlabeled_paths, "unlabeled")
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
         data = self.folder / DATA
+        if data.exists():  # the links of an earlier call: this call's data replace them
+            shutil.rmtree(data)
         self._write_labeled(pairs, data / "train", "train")
         if eval_pairs is not None:
             self._write_labeled(eval_pairs, data / "val", "eval")
@@ -300,7 +299,7 @@ class TrainingRun:
         checkpoint = self.checkpoint
         folder = _timestamped(self.folder / EVALUATIONS)
         self._write_labeled(_pairs(eval, "eval"), folder / DATA / "val", "eval")
-        results = self._run(
+        result = self._run(
             folder,
             [
                 "run.mode=VALIDATE",
@@ -310,7 +309,7 @@ class TrainingRun:
                 "data.val.dataset.subset=val",
             ],
         )
-        return results["metrics"]
+        return result.metrics
 
 
 def training_run(

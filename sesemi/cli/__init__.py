@@ -1,43 +1,5 @@
-"""Command-line entry points and their Python twins.
+"""The command lines: `open_sesemi` (open_sesemi.py, the Hydra app) and `sesemi` (app.py).
 
-`open_sesemi` (open_sesemi.py) is the Hydra training app; `sesemi` (app.py) is the lifecycle
-command line, whose commands are these functions (functions.py):
-
-    import sesemi.cli
-    sesemi.cli.fetch("digits")
-    sesemi.cli.train("digits", overrides=["run.seed=1"])
+Both only parse arguments and call library functions; each command's help names its Python
+twin (e.g. `sesemi train` is `sesemi.train`, `sesemi fetch` is `sesemi.datasets.builtin.fetch`).
 """
-
-from sesemi.cli.functions import (
-    create,
-    fetch,
-    group,
-    inference,
-    list,
-    load,
-    models,
-    postprocess,
-    preprocess,
-    publish,
-    rm_failed,
-    rm_states,
-    show,
-    train,
-)
-
-__all__ = [
-    "create",
-    "fetch",
-    "group",
-    "inference",
-    "list",
-    "load",
-    "models",
-    "postprocess",
-    "preprocess",
-    "publish",
-    "rm_failed",
-    "rm_states",
-    "show",
-    "train",
-]

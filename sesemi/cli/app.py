@@ -1,27 +1,27 @@
-"""`sesemi`: the lifecycle command line (typer), one command per function of `sesemi.cli.functions`.
+"""`sesemi`: the lifecycle command line (typer), from `sesemi create` to `sesemi publish`.
 
-Nothing heavy is imported until a command runs, so `sesemi --help` answers at once.
+Each command parses its arguments, calls one library function (its Python twin, named in its
+help) and prints what that returned. Nothing heavy is imported until a command runs, so
+`sesemi --help` answers at once.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from sesemi.cli import functions
+from sesemi.cli.output import echo, exit_on_user_error, print_table
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
 app = typer.Typer(
     name="sesemi",
     help="Semi-supervised image and audio classification: the life of a project, from "
-    "`sesemi create` to `sesemi postprocess`. Every command is also a Python function: "
-    "sesemi.cli.train(...), sesemi.cli.postprocess(...), ...",
+    "`sesemi create` to `sesemi publish`. Each command's help names the Python function it calls.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -29,34 +29,14 @@ app = typer.Typer(
 )
 
 
-def _error_message(error: Exception) -> str | None:
-    """The one line to print for an error the user can fix, or None for a bug."""
-    from hydra.errors import CompactHydraException
-
-    from sesemi.cli.open_sesemi import user_error
-
-    message = user_error(error)
-    if message is None and isinstance(error, CompactHydraException):  # a bad override, say
-        cause = f" ({str(error.__cause__).splitlines()[0]})" if error.__cause__ else ""
-        message = " ".join(str(error).split()) + cause
-    return message
-
-
 def command(**settings: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Registers a command that prints `error: ...` and exits with 1 on a user error
-    (a traceback with HYDRA_FULL_ERROR=1), like `open_sesemi`."""
+    """Registers a command that prints `error: ...` and exits with 1 on a user error."""
 
     def register(function: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(function)
         def run(*args: Any, **kwargs: Any) -> None:
-            try:
+            with exit_on_user_error():
                 function(*args, **kwargs)
-            except Exception as error:
-                message = _error_message(error)
-                if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    raise
-                typer.echo(f"error: {message}", err=True)
-                raise typer.Exit(1) from None
 
         return app.command(**settings)(run)
 
@@ -65,26 +45,24 @@ def command(**settings: Any) -> Callable[[Callable[..., None]], Callable[..., No
 
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"sesemi {__version__}")
+        echo(f"sesemi {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _options(
     version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
-        ),
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Semi-supervised image and audio classification: `sesemi create` to `sesemi postprocess`."""
+    """Semi-supervised image and audio classification: `sesemi create` to `sesemi publish`."""
 
 
 RunsDir = Annotated[Path, typer.Argument(help="A folder of runs, e.g. runs or runs/digits.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite what exists.")]
-DATA = Path("data")
+ConfigDir = Annotated[Path | None, typer.Option("--config-dir", "-cd", help="A folder of your own configs.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")]
 
 
 @command()
@@ -92,125 +70,154 @@ def create(
     directory: Annotated[Path, typer.Argument(help="The project folder.")] = Path("."),
     force: Force = False,
 ) -> None:
-    """Start a project: configs/custom.yaml (commented, starts from `base`), data/, runs/, src/.
+    """Start a project: configs/custom.yaml (commented), data/, runs/, src/.
+
+    Python: sesemi.ops.project.create_project
 
     Examples:
       $ sesemi create my-project
       $ sesemi create . --force      # rewrite configs/custom.yaml
     """
-    functions.create(directory, force=force)
+    from sesemi.ops.project import create_project
+
+    root = create_project(directory, force=force)
+    echo(f"created {root}/: configs/custom.yaml, data/, runs/, src/")
+    echo(f"next: cd {root} && sesemi fetch digits && sesemi train -cd configs custom")
 
 
 @command(name="list")
 def list_(
-    group: Annotated[
-        str | None, typer.Argument(help="A config group: backbone, dataset, ops, ...")
-    ] = None,
-    pattern: Annotated[
-        str, typer.Option("--pattern", "-p", help="Shell-style pattern on the names.")
-    ] = "*",
+    group: Annotated[str | None, typer.Argument(help="A config group: method, backbone, ...")] = None,
+    pattern: Annotated[str, typer.Option("--pattern", "-p", help="Shell-style pattern on the names.")] = "*",
 ) -> None:
-    """List the built-in configs and what each is for.
+    """List the built-in configs and methods, and what each is for.
+
+    Python: sesemi.config.catalog.configs, sesemi.config.catalog.methods
 
     Examples:
-      $ sesemi list                   # the configs `sesemi train -cn NAME` runs
-      $ sesemi list --pattern 'digits_*'
-      $ sesemi list backbone
+      $ sesemi list                   # the data configs `sesemi train NAME` runs, and the methods
+      $ sesemi list method            # method=NAME takes these
+      $ sesemi list backbone --pattern 'resnet*'
     """
-    functions.list(group, pattern=pattern)
+    import fnmatch
+
+    from sesemi.config import catalog
+
+    found = {n: f for n, f in catalog.configs(group).items() if fnmatch.fnmatch(n, pattern)}
+    prefix = f"{group}/" if group else ""
+    rows = [(prefix + name, catalog.description(file.read_text())) for name, file in found.items()]
+    if not rows:
+        echo(f"no built-in config matches {pattern!r}")
+        return
+    print_table(["config", "description"], rows)
+    if not group:
+        echo(f"\nmethods (method=NAME): {', '.join(catalog.methods())}")
+        echo(f"groups (sesemi list GROUP): {', '.join(catalog.groups())}")
 
 
 @command()
 def show(
-    name: Annotated[
-        str, typer.Argument(help="A built-in config, e.g. digits or backbone/resnet18.")
-    ],
-    save: Annotated[
-        Path | None, typer.Option("--save", help="Copy it to this file or folder.")
-    ] = None,
+    name: Annotated[str, typer.Argument(help="A built-in config, e.g. digits or method/flexmatch.")],
+    save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
     force: Force = False,
 ) -> None:
     """Print a built-in config, or copy it out to start your own from.
 
+    Python: sesemi.config.catalog.config_file, sesemi.ops.project.save_config
+
     Examples:
-      $ sesemi show fixmatch
+      $ sesemi show method/fixmatch
+      $ sesemi show digits > digits.yaml
       $ sesemi show digits --save configs/my_digits.yaml
-      $ sesemi train -cd configs -cn my_digits      # your copy, changed as you like
+      $ sesemi train -cd configs my_digits      # your copy, changed as you like
     """
-    functions.show(name, save=save, force=force)
+    from sesemi.config import catalog
+    from sesemi.ops.project import save_config
+
+    if save is None:
+        echo(catalog.config_file(name).read_text(), end="")
+        return
+    echo(f"saved {name} to {save_config(name, save, force=force)}")
 
 
 @command()
 def fetch(
-    name: Annotated[str, typer.Argument(help="A built-in data set: digits, imagewoof, ...")],
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="The folder of data sets.")] = DATA,
+    name: Annotated[str, typer.Argument(help="A built-in data set: digits, spoken_digits, imagewoof.")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The folder of data sets.")] = Path("data"),
 ) -> None:
     """Build a built-in data set into data/ (or check one that must be downloaded).
 
     Safe to run in parallel: the data set is written once, under a lock.
 
+    Python: sesemi.datasets.builtin.fetch
+
     Examples:
       $ sesemi fetch digits           # data/digits: train/, unlabeled/, val/
       $ sesemi fetch imagewoof        # says where to download it and how it is laid out
     """
-    functions.fetch(name, data_dir=data_dir)
+    from sesemi.datasets.builtin import fetch as fetch_data
+
+    target = fetch_data(name, data_dir)
+    counts = ", ".join(
+        f"{split.name}/ {sum(f.is_file() for f in split.rglob('*'))}" for split in sorted(target.iterdir()) if split.is_dir()
+    )
+    echo(f"{name} is ready in {target} (files: {counts})")
 
 
-@command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@command()
 def train(
-    config_name: Annotated[
-        str | None,
-        typer.Option("--config-name", "-cn", help="A built-in config or one in --config-dir."),
-    ] = None,
-    config_dir: Annotated[
-        Path | None, typer.Option("--config-dir", "-cd", help="A folder of your own configs.")
-    ] = None,
+    config: Annotated[str | None, typer.Argument(help="A built-in config (sesemi list) or one in --config-dir.")] = None,
     overrides: Annotated[
-        list[str] | None,
-        typer.Argument(help="Hydra overrides (run.seed=1) and flags (--info, --cfg job, -m)."),
+        list[str] | None, typer.Argument(help="Overrides: method=flexmatch, run.seed=1, backbone=resnet18, ...")
     ] = None,
+    config_name: Annotated[str | None, typer.Option("--config-name", "-cn", help="The config, as open_sesemi takes it.")] = None,
+    config_dir: ConfigDir = None,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the composed config and stop.")] = False,
 ) -> None:
-    """Train from a config: the same as open_sesemi, with the same arguments.
+    """Train (or evaluate) from a config: any data config x any method.
+
+    Python: sesemi.train (sesemi.compose, then sesemi.run). Sweeps: open_sesemi -m.
 
     Examples:
-      $ sesemi train -cn digits
-      $ sesemi train -cn digits run.num_iterations=500 run.seed=1
-      $ sesemi train -cd configs -cn custom
-      $ sesemi train -cn digits --cfg job      # print the composed config
-      $ sesemi train -cn digits -m run.seed=1,2,3   # a sweep
-      $ sesemi train -h                        # the config groups (Hydra's help)
+      $ sesemi train digits
+      $ sesemi train digits method=freematch run.seed=1
+      $ sesemi train -cd configs custom
+      $ sesemi train digits --show-config        # the composed config
     """
-    functions.train(config_name, config_dir=config_dir, overrides=overrides)
+    from omegaconf import OmegaConf
+
+    from sesemi.config.compose import compose
+    from sesemi.runner import run
+
+    arguments = [config] if config else []
+    arguments += overrides or []
+    if config_name is None:
+        if not arguments:
+            raise typer.BadParameter("name a config, e.g. `sesemi train digits` (see `sesemi list`)")
+        config_name, arguments = arguments[0], arguments[1:]
+    composed = compose(config_name, arguments, config_dir)
+    if show_config:
+        echo(OmegaConf.to_yaml(composed), end="")
+        return
+    result = run(composed)
+    summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
+    echo(f"{result.run_dir}: {summary or 'no metrics'}")
 
 
 @command(context_settings={"ignore_unknown_options": True})
 def inference(
     model: Annotated[
-        str,
-        typer.Argument(
-            help="A training run's folder, a checkpoint in it, or a published model's uid or name@version."
-        ),
+        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
     ],
-    input: Annotated[
-        Path, typer.Argument(help="A file, a folder (recursive), or a .txt file listing paths.")
-    ],
-    overrides: Annotated[
+    input: Annotated[Path, typer.Argument(help="A file, a folder (recursive), or a .txt file listing paths.")],
+    settings: Annotated[
         list[str] | None,
-        typer.Argument(
-            help="checkpoint=last, window_seconds=2, hop_seconds=1, per_window=true, "
-            "num_workers=2, on_error=raise"
-        ),
+        typer.Argument(help="checkpoint=last, window_seconds=2, hop_seconds=1, per_window=true, num_workers=2, on_error=raise"),
     ] = None,
-    save_dir: Annotated[
-        Path, typer.Option("--save-dir", help="Where predictions.csv goes.")
-    ] = Path("predictions"),
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")
-    ] = 64,
-    embeddings: Annotated[
-        bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")
-    ] = False,
+    save_dir: Annotated[Path, typer.Option("--save-dir", help="Where predictions.csv goes.")] = Path("predictions"),
+    device: Device = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")] = 64,
+    embeddings: Annotated[bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")] = False,
     force: Force = False,
     tta: Annotated[
         bool,
@@ -221,101 +228,122 @@ def inference(
         ),
     ] = False,
 ) -> None:
-    """Predict image or audio files with a trained run: predictions.csv (path, label, score, one
-    probability per class).
+    """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
+    probability per class). Long recordings are predicted in sliding windows.
 
-    Long recordings are predicted in sliding windows whose probabilities are averaged.
+    Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
     Examples:
       $ sesemi inference runs/digits/2026-11-23_16-09-06 data/new_images --save-dir out
-      $ sesemi inference runs/digits/2026-11-23_16-09-06/checkpoints/last.ckpt files.txt
+      $ sesemi inference runs/digits/<time>/checkpoints/last.ckpt files.txt
       $ sesemi inference runs/spoken_digits/<time> recordings window_seconds=2 per_window=true
       $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
-      $ sesemi inference runs/pets/<time> photos --tta     # average with horizontal flips
-      $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish, sesemi load)
+      $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
-    functions.inference(
-        model,
-        input,
-        overrides,
-        save_dir=save_dir,
-        device=device,
-        batch_size=batch_size,
-        embeddings=embeddings,
-        force=force,
-        tta=tta,
-    )
+    from sesemi.cli.output import progress
+    from sesemi.predictor import PREDICTIONS_FILE, inference_settings, load, write_predictions
+
+    options = inference_settings(settings or [])
+    target = save_dir / PREDICTIONS_FILE
+    if target.exists() and not force:
+        raise SesemiError(f"{target} exists; pass --force to overwrite it")
+    predictor = load(model, device=device, checkpoint=options.pop("checkpoint"))
+    per_window = options.pop("per_window")
+    with progress("predicting") as report:
+        predictions = predictor.predict(
+            input, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
+        )
+    written = write_predictions(predictions, save_dir, predictor.labels, per_window=per_window)
+    unreadable = sum(p.error is not None for p in predictions)
+    skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
+    echo(f"predicted {len(predictions) - unreadable} files{skipped}: {', '.join(map(str, written))}")
 
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def preprocess(
-    arguments: Annotated[
-        list[str] | None,
-        typer.Argument(help="A folder of recordings, or with -cn the config's overrides."),
-    ] = None,
-    config_name: Annotated[
-        str | None,
-        typer.Option("--config-name", "-cn", help="An audio config, instead of a folder."),
-    ] = None,
-    config_dir: Annotated[
-        Path | None, typer.Option("--config-dir", "-cd", help="A folder of your own configs.")
-    ] = None,
+    arguments: Annotated[list[str] | None, typer.Argument(help="A folder of recordings, or with -cn the config's overrides.")] = None,
+    config_name: Annotated[str | None, typer.Option("--config-name", "-cn", help="An audio config, instead of a folder.")] = None,
+    config_dir: ConfigDir = None,
     sample_rate: Annotated[int, typer.Option("--sample-rate", help="For a folder, in Hz.")] = 16000,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Default: FOLDER/.sesemi_cache/audio.")
-    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Default: FOLDER/.sesemi_cache/audio.")] = None,
     num_workers: Annotated[int, typer.Option("--num-workers", help="Decoding processes.")] = 0,
-    on_error: Annotated[
-        str, typer.Option("--on-error", help="skip unreadable files, or raise on the first.")
-    ] = "skip",
+    on_error: Annotated[str, typer.Option("--on-error", help="skip unreadable files, or raise on the first.")] = "skip",
 ) -> None:
     """Decode and resample recordings once, into the cache audio training reads.
 
     Run it again after adding or changing files: only those are decoded.
 
+    Python: sesemi.ops.preprocess.preprocess
+
     Examples:
       $ sesemi preprocess data/my_sounds --sample-rate 16000
-      $ sesemi preprocess -cn audio_fixmatch run.data_root=data/my_sounds
+      $ sesemi preprocess -cn audio run.data_root=data/my_sounds
       $ sesemi preprocess -cn spoken_digits --num-workers 2
     """
+    from sesemi.ops.preprocess import preprocess as write_cache
+
     arguments = arguments or []
-    if config_name is None and len(arguments) > 1:
-        raise SesemiError(f"give one folder of recordings (or a config with -cn), not {arguments}")
-    functions.preprocess(
-        None if config_name or not arguments else arguments[0],
-        config_name=config_name,
-        config_dir=config_dir,
-        overrides=arguments if config_name else None,
-        sample_rate=sample_rate,
-        cache_dir=cache_dir,
-        num_workers=num_workers,
-        on_error=on_error,
-    )
+    if config_name is not None:
+        from sesemi.config.compose import compose
+
+        source: Any = compose(config_name, arguments, config_dir)
+    elif len(arguments) == 1:
+        source = arguments[0]
+    else:
+        raise SesemiError(f"give one folder of recordings (or a config with -cn), not {arguments or 'none'}")
+    for result in write_cache(source, sample_rate, cache_dir, num_workers=num_workers, on_error=on_error):
+        echo(
+            f"{result.root} at {result.sample_rate} Hz: {result.written} decoded, {result.up_to_date} up to date, "
+            f"{result.unreadable} unreadable, {result.removed} removed"
+        )
 
 
 @command()
 def postprocess(
     runs_dir: RunsDir,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Default: RUNS_DIR/summary.")
-    ] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", help="Default: RUNS_DIR/summary.")] = None,
     by: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--by", help="Config fields that define a configuration (repeat or comma-separate)."
-        ),
+        list[str] | None, typer.Option("--by", help="Config fields that define a configuration (repeat or comma-separate).")
     ] = None,
 ) -> None:
     """Summarize runs: a table (CSV, Markdown, screen), mean ± std over seeds, curves as PNG.
 
     Reads only the files runs write (config.yaml, results.json, metrics.csv).
 
+    Python: sesemi.ops.postprocess.postprocess
+
     Examples:
       $ sesemi postprocess runs                     # writes runs/summary/
       $ sesemi postprocess runs/digits -o report
       $ sesemi postprocess runs --by learner.hparams.optimizer.lr
     """
-    functions.postprocess(runs_dir, output_dir=output_dir, by=by)
+    from sesemi.ops.postprocess import postprocess as summarize
+
+    folder = output_dir or runs_dir / "summary"
+    _print_summary(summarize(runs_dir, folder, _fields(by)), folder)
+
+
+def _fields(by: list[str] | None) -> list[str]:
+    """`["a,b", "c"]` -> `["a", "b", "c"]`: fields may be repeated or comma-separated."""
+    return [field.strip() for item in by or () for field in item.split(",") if field.strip()]
+
+
+def _print_summary(summary: Any, folder: Path) -> None:
+    from sesemi.ops.postprocess import display
+
+    runs = display(summary.runs, summary.metrics)
+    print_table(list(runs.columns), runs.itertuples(index=False), title="runs")
+    aggregated = display(summary.aggregated)
+    print_table(list(aggregated.columns), aggregated.itertuples(index=False), title=f"mean ± std by {', '.join(summary.by)}")
+    if summary.unfinished:
+        echo(f"{summary.unfinished} runs without training results are left out (rm-failed deletes them)")
+    echo(f"wrote {folder}/: summary.csv, aggregated.csv, summary.md, {len(summary.plots)} plots/")
+
+
+def _report(paths: list[Path], verb: str, what: str) -> None:
+    for path in paths:
+        echo(f"  {path}")
+    echo(f"{verb} {len(paths)} {what}")
 
 
 @command(name="rm-failed")
@@ -324,56 +352,65 @@ def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
 
     A run still training has none either: do not use it while runs are going.
 
+    Python: sesemi.ops.runs.remove_failed
+
     Examples:
       $ sesemi rm-failed runs --dry-run
       $ sesemi rm-failed runs
     """
-    functions.rm_failed(runs_dir, dry_run=dry_run)
+    from sesemi.ops.runs import remove_failed
+
+    _report(remove_failed(runs_dir, dry_run=dry_run), "would delete" if dry_run else "deleted", "failed runs")
 
 
 @command(name="rm-states")
 def rm_states(
     runs_dir: RunsDir,
-    all_: Annotated[
-        bool, typer.Option("--all", help="Also delete best.ckpt and last.ckpt.")
-    ] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Also delete best.ckpt and last.ckpt.")] = False,
     dry_run: DryRun = False,
 ) -> None:
     """Delete the checkpoints of finished runs, except best.ckpt and last.ckpt.
+
+    Python: sesemi.ops.runs.remove_checkpoints
 
     Examples:
       $ sesemi rm-states runs --dry-run
       $ sesemi rm-states runs --all        # no checkpoints left at all
     """
-    functions.rm_states(runs_dir, all=all_, dry_run=dry_run)
+    from sesemi.ops.runs import remove_checkpoints
+
+    files = remove_checkpoints(runs_dir, everything=all_, dry_run=True)
+    sizes = sum(path.stat().st_size for path in files)
+    if not dry_run:
+        files = remove_checkpoints(runs_dir, everything=all_)
+    _report(files, "would delete" if dry_run else "deleted", f"checkpoints ({sizes / 1e6:.1f} MB)")
 
 
 @command()
 def group(
     runs_dir: RunsDir,
-    by: Annotated[
-        list[str],
-        typer.Option(
-            "--by", help="Config fields to group by (repeat or comma-separate), or `method`."
-        ),
-    ],
+    by: Annotated[list[str], typer.Option("--by", help="Config fields to group by (repeat or comma-separate), or `method`.")],
     name: Annotated[str, typer.Option("--name", help="The group's name.")],
     force: Annotated[bool, typer.Option("--force", help="Replace a group of that name.")] = False,
 ) -> None:
     """Gather runs into RUNS_DIR/groups/NAME/, one folder of links per value, with a summary.
 
+    Python: sesemi.ops.postprocess.group
+
     Examples:
       $ sesemi group runs --by learner.hparams.optimizer.lr --name lr-sweep
       $ sesemi group runs --by method,run.data_root --name methods
     """
-    functions.group(runs_dir, by=by, name=name, force=force)
+    from sesemi.ops.postprocess import group as gather
+
+    folder, summary = gather(runs_dir, _fields(by), name, force=force)
+    _print_summary(summary, folder / "summary")
+    echo(f"grouped {len(summary.runs)} runs under {folder}")
 
 
 Repository = Annotated[
     str | None,
-    typer.Option(
-        "--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES."
-    ),
+    typer.Option("--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES."),
 ]
 
 
@@ -382,15 +419,10 @@ def publish(
     run: Annotated[Path, typer.Argument(help="A training run's folder, or a checkpoint in it.")],
     name: Annotated[str, typer.Option("--name", help="The model's name, e.g. digits-cnn.")],
     version: Annotated[str, typer.Option("--version", help="Its version, e.g. 1.0.0.")],
-    repository: Annotated[
-        str, typer.Option("--repository", "-r", help="A folder or fsspec URL (s3://bucket/models).")
-    ],
-    subgroup: Annotated[
-        str | None, typer.Option("--subgroup", help="Dot-separated groups, e.g. images.digits.")
-    ] = None,
+    repository: Annotated[str, typer.Option("--repository", "-r", help="A folder or fsspec URL (s3://bucket/models).")],
+    subgroup: Annotated[str | None, typer.Option("--subgroup", help="Dot-separated groups, e.g. images.digits.")] = None,
     param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="key=value that tells it apart from models of its name (repeat)."),
+        list[str] | None, typer.Option("--param", help="key=value that tells it apart from models of its name (repeat).")
     ] = None,
     author: Annotated[str | None, typer.Option("--author", help="Who publishes it.")] = None,
 ) -> None:
@@ -398,39 +430,74 @@ def publish(
 
     The uid is a short hash of name, subgroup and params, then the version. Each version is final.
 
+    Python: sesemi.hub.publish
+
     Examples:
       $ sesemi publish runs/digits/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
       $ sesemi publish runs/digits/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
       $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
     """
-    functions.publish(run, name, version, repository, subgroup=subgroup, params=param, author=author)
+    import yaml
+
+    from sesemi.hub import publish as publish_model
+
+    malformed = [item for item in param or () if "=" not in item]
+    if malformed:
+        raise SesemiError(f"params are key=value, not {malformed[0]!r}")
+    params = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in param or ())}
+    uid = publish_model(run, name, version, repository, subgroup, params, author)
+    echo(f"published {name}@{version} as {uid} to {repository}")
 
 
 @command()
 def models(repository: Repository = None) -> None:
     """List the published models: uid, name@version, date, metrics, params.
 
+    Python: sesemi.hub.models
+
     Examples:
       $ sesemi models -r /shared/models
       $ SESEMI_REPOSITORIES=/shared/models,s3://bucket/models sesemi models
     """
-    functions.models(repository)
+    from sesemi.hub import models as published
+
+    found = published(repository)
+    if not found:
+        echo("no models published yet")
+        return
+    rows = [
+        (
+            info.uid,
+            info.reference,
+            info.date[:10],
+            ", ".join(f"{k}={v:.4f}" for k, v in info.metrics.items()),
+            ", ".join(f"{k}={v}" for k, v in info.params.items()),
+        )
+        for info in found
+    ]
+    print_table(["uid", "model", "date", "metrics", "params"], rows)
 
 
 @command()
 def load(
     uid: Annotated[str, typer.Argument(help="A uid, or [subgroup.]name[@version].")],
     repository: Repository = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Download a published model into the cache ($SESEMI_CACHE_ROOT) and check that it builds.
+
+    Python: sesemi.hub.load
 
     Examples:
       $ sesemi load 3f1c9a0e-1.0.0 -r /shared/models
       $ sesemi load digits-cnn@1.0.0       # from $SESEMI_REPOSITORIES
       $ sesemi inference digits-cnn@1.0.0 new_images --save-dir out
     """
-    functions.load(uid, repository=repository, device=device)
+    from sesemi.hub import load as load_model
+
+    model = load_model(uid, repository=repository, device=device)
+    info = model.info
+    echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.path}")
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sesemi.errors import user_error
 
@@ -33,3 +34,48 @@ def exit_on_user_error() -> Iterator[None]:
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def echo(text: str = "", end: str = "\n", err: bool = False) -> None:
+    """Prints plain text, unwrapped, so that piped output is exactly what the command made."""
+    print(text, end=end, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    """A table: drawn by rich on a terminal, tab-separated lines (header first) in a pipe."""
+    rows = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+    if not sys.stdout.isatty():
+        if title:
+            echo(f"# {title}")
+        for row in [list(columns), *rows]:
+            echo("\t".join(cell.replace("\t", " ") for cell in row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title, title_justify="left", box=None)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@contextmanager
+def progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A `report(done, total)` callback: a progress bar on a terminal, else a plain line every
+    10% (and at the end), so logs of piped runs still show how far it got."""
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(description, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+        return
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > shown[0] or done == total:
+            shown[0] = tenth
+            echo(f"{description}: {done}/{total}", err=True)
+
+    yield report

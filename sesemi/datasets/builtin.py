@@ -25,6 +25,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from sesemi.datasets.spoken_digits import write_spoken_digits
+from sesemi.errors import SesemiError
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +114,43 @@ def missing_data_hint(path: Path) -> str:
     return "; check run.data_root and the dataset's root/subset (see docs/data.md for the layout)"
 
 
+# Built-in data sets whose folder is not named like the config that reads it.
+DATA_FOLDERS = {"imagewoof": "imagewoof2"}
+
+
 def builtin_names() -> list[str]:
-    return sorted(BUILDERS)
+    """The data sets `fetch` knows, by the names of the configs that read them."""
+    folders = {folder: name for name, folder in DATA_FOLDERS.items()}
+    return sorted(folders.get(f, f) for f in {*BUILDERS, *REMOTE_DATA})
 
 
-__all__ = ["BUILDERS", "REMOTE_DATA", "builtin_names", "missing_data_hint", "prepare_builtin"]
+def fetch(name: str, data_dir: str | Path = "data") -> Path:
+    """Builds a built-in data set into `data_dir`, or checks one that must be downloaded.
+
+    `digits` and `spoken_digits` are made on this machine, once, under a file lock, so the
+    jobs of a sweep do not race. `imagewoof` cannot be fetched offline: the error says where to
+    get it and how its folders are laid out.
+
+    Args:
+        name: The data set, e.g. `digits`.
+        data_dir: The folder that holds the data sets.
+
+    Returns:
+        The data set's folder.
+    """
+    folder = DATA_FOLDERS.get(name, name)
+    target = Path(data_dir) / folder
+    if folder in BUILDERS:
+        prepare_builtin(target)
+    elif folder in REMOTE_DATA:
+        if not ((target / "train").is_dir() and (target / "val").is_dir()):
+            raise SesemiError(
+                f"sesemi cannot download {name}; {REMOTE_DATA[folder]} "
+                f"(it must hold {target}/train/<class>/ and {target}/val/<class>/)"
+            )
+    else:
+        raise SesemiError(f"no built-in data set {name!r}; choose one of: {', '.join(builtin_names())}")
+    return target
+
+
+__all__ = ["BUILDERS", "REMOTE_DATA", "builtin_names", "fetch", "missing_data_hint", "prepare_builtin"]

@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sesemi.errors import SesemiError
-from sesemi.ops.runs import METRICS, Run, field_value, method
+from sesemi.ops.runs import METRICS, Run, field_value, find_runs, group_runs, method, remove
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Summary:
         by: The columns that define a configuration.
         metrics: The metric columns of `runs`.
         plots: The PNG files, one per metric.
+        unfinished: Runs left out because they did not finish.
     """
 
     runs: pd.DataFrame
@@ -51,6 +52,7 @@ class Summary:
     by: list[str]
     metrics: list[str]
     plots: list[Path]
+    unfinished: int = 0
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -99,19 +101,18 @@ def summarize(
     fields = list(dict.fromkeys([*by, *differences(trained)]))
     rows = []
     for run in trained:
-        assert run.results is not None
+        assert run.result is not None
         row: dict[str, Any] = {
             "run": run.name,
             "id": field_value(run, "run.id"),
             "method": method(run.config),
             **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
             "seed": field_value(run, "run.seed"),
-            **run.results.get("metrics", {}),
+            **run.result.metrics,
         }
-        best = run.results.get("best") or {}
-        row[BEST] = best.get("val/top1")
-        row["steps"] = run.results.get("global_step")
-        row[WALL_TIME] = run.results.get("wall_time_s")
+        row[BEST] = run.result.best_score
+        row["steps"] = run.result.global_step
+        row[WALL_TIME] = run.result.wall_time_s
         rows.append(row)
     table = pd.DataFrame(rows)
     configuration = list(by) or ["id", "method", *fields]
@@ -215,7 +216,62 @@ def markdown(table: pd.DataFrame) -> str:
     )
 
 
-def postprocess(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
+def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: Sequence[str] = ()) -> Summary:
+    """Summarizes the runs under a folder: tables, mean ± std over seeds, and training curves.
+
+    Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/<metric>.png` (one per
+    metric, the runs overlaid). Reads only the files runs write.
+
+    Args:
+        runs_dir: The folder to search for run folders, e.g. `runs` or `runs/digits`.
+        output_dir: Where to write; by default `<runs_dir>/summary`.
+        by: The config fields that define a configuration (e.g. `learner.hparams.optimizer.lr`);
+            by default the run id, the method and every field that differs between runs,
+            except the seed, so each configuration is averaged over its seeds.
+
+    Returns:
+        The tables and the plot files.
+    """
+    folder = Path(output_dir) if output_dir else Path(runs_dir) / "summary"
+    return write_summary(find_runs(runs_dir), folder, str(runs_dir), by)
+
+
+def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False) -> tuple[Path, Summary]:
+    """Gathers the finished runs into `<runs_dir>/groups/NAME/<field=value,...>/` (as links),
+    one folder per value of the `by` fields, with a summary averaged over each folder's runs.
+
+    Args:
+        runs_dir: The folder to search for run folders.
+        by: Config fields, e.g. `learner.hparams.optimizer.lr` or `method`.
+        name: The group's name.
+        force: Replace an existing group of that name.
+
+    Returns:
+        The group's folder and its summary.
+    """
+    if not by:
+        raise SesemiError("name the config fields to group by, e.g. --by learner.hparams.optimizer.lr")
+    if not name or Path(name).name != name or name.startswith("."):
+        raise SesemiError(f"the group name {name!r} must be a plain folder name")
+    runs = [run for run in find_runs(runs_dir) if run.trained]
+    if not runs:
+        raise SesemiError(f"no finished training runs under {runs_dir}")
+    for field in by:
+        if all(field_value(run, field) is None for run in runs):
+            raise SesemiError(
+                f"no run has the config field {field!r}; fields that differ between runs: "
+                + (", ".join(differences(runs)) or "none")
+            )
+    folder = Path(runs_dir) / "groups" / name
+    if folder.exists():
+        if not force:
+            raise SesemiError(f"group {folder} exists; pass --force to replace it")
+        remove([folder])
+    group_runs(runs, by, folder)
+    return folder, write_summary(find_runs(folder), folder / "summary", str(folder), by)
+
+
+def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
     """Writes the summary tables and plots of `runs` into `folder` (see the module docstring)."""
     trained = [run for run in runs if run.trained]
     if not trained:
@@ -248,4 +304,4 @@ def postprocess(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str]
         *(f"![{p.stem}](plots/{p.name})\n" for p in plots),
     ]
     (folder / "summary.md").write_text("\n".join(text))
-    return Summary(table, aggregated, configuration, metrics, plots)
+    return Summary(table, aggregated, configuration, metrics, plots, sum(not run.finished for run in runs))

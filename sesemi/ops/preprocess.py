@@ -1,6 +1,7 @@
 """`preprocess`: decode and resample a folder of audio once, into the cache audio datasets read.
 
-    open_sesemi -cn ops/preprocess root=./data/my_sounds sample_rate=16000
+    sesemi preprocess data/my_sounds --sample-rate 16000
+    sesemi preprocess -cn audio run.data_root=data/my_sounds
 
 Training then reads float32 samples instead of decoding compressed files every epoch. An entry
 is rewritten when its source file's size or modification time changes, and a sample rate has its
@@ -12,13 +13,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
 from tqdm import tqdm
 
+from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
+from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
 from sesemi.datasets.images import subset_dirs
 from sesemi.errors import SesemiError
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
@@ -48,30 +53,83 @@ def _report(paths: list[Path], errors: Iterable[str | None], on_error: str) -> i
     return unreadable
 
 
+@dataclass(frozen=True)
+class Preprocessed:
+    """What `preprocess` did to one data set's cache.
+
+    Attributes:
+        root: The data set's folder.
+        sample_rate: The sample rate of the cache, in Hz.
+        files: Audio files found.
+        written: Files decoded into the cache now.
+        up_to_date: Files whose cache entry was already there.
+        unreadable: Files that could not be decoded (skipped, with a warning).
+        removed: Cache entries of files removed or changed since.
+    """
+
+    root: str
+    sample_rate: int
+    files: int
+    written: int
+    up_to_date: int
+    unreadable: int
+    removed: int
+
+
 def preprocess(
-    root: str,
+    source: str | Path | DictConfig,
     sample_rate: int = 16000,
-    cache_dir: str | None = None,
+    cache_dir: str | Path | None = None,
     subset: str | Sequence[str] | None = None,
     num_workers: int = 0,
     on_error: str = "skip",
-) -> dict[str, Any]:
-    """Caches the decoded, resampled samples of every audio file under `root` (or its subsets).
+) -> list[Preprocessed]:
+    """Caches the decoded, resampled samples of a folder of recordings, or of every audio data
+    set a composed config reads (at the sample rates and in the cache folders it sets).
 
     Args:
-        root: The data set's folder (the one training reads as `run.data_root`).
-        sample_rate: The sample rate of the cached samples (the training config's).
-        cache_dir: The cache's folder (default `<root>/.sesemi_cache/audio`); datasets must be
-            given the same `cache_dir`.
-        subset: A subfolder, a list of them, or None for all of `root`.
+        source: A data set's folder (what training reads as `run.data_root`), or a config.
+        sample_rate: For a folder: the sample rate of the cache.
+        cache_dir: For a folder: the cache's folder (default `<root>/.sesemi_cache/audio`, where
+            the audio datasets look by default).
+        subset: For a folder: a subfolder, a list of them, or None for all of it.
         num_workers: Decoding processes (0 decodes in this process).
         on_error: "skip" unreadable files (with a warning each) or "raise" on the first one.
 
     Returns:
-        Counts: files, written, up_to_date, unreadable, removed (stale entries deleted).
+        What was done, per data set.
     """
     if on_error not in ("skip", "raise"):
         raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+    if isinstance(source, DictConfig):
+        targets = audio_data_sets(source)
+    else:
+        targets = [(str(source), sample_rate, None if cache_dir is None else str(cache_dir), subset)]
+    return [_preprocess_one(*target, num_workers, on_error) for target in targets]
+
+
+def audio_data_sets(config: DictConfig) -> list[tuple[str, int, str | None, None]]:
+    """The (root, sample rate, cache folder) of every audio data set a config reads."""
+    loaders = [*(config.data.train or {}).values(), config.data.val, config.data.test]
+    datasets = [loader.dataset for loader in loaders if loader] + [config.data.get("unlabeled")]
+    targets = {
+        (
+            str(dataset_root(dataset, config.run.data_root)),
+            int(dataset.get("sample_rate") or DEFAULT_SAMPLE_RATE),
+            dataset.get("cache_dir"),
+            None,
+        )
+        for dataset in datasets
+        if dataset and str(dataset.get("name", "")).startswith("audio")
+    }
+    if not targets:
+        raise SesemiError("the config reads no audio data sets")
+    return sorted(targets)
+
+
+def _preprocess_one(
+    root: str, sample_rate: int, cache_dir: str | None, subset: Any, num_workers: int, on_error: str
+) -> Preprocessed:
     if not Path(root).is_dir():
         raise SesemiError(f"root {root} does not exist; point it at the folder of your recordings")
     cache = AudioCache(root, sample_rate, cache_dir)
@@ -89,12 +147,8 @@ def preprocess(
             unreadable = _report(todo, pool.map(_cache_one, repeat(cache), todo, chunksize=16), on_error)
     else:
         unreadable = _report(todo, map(_cache_one, repeat(cache), todo), on_error)
-    counts = {
-        "files": len(files),
-        "written": len(todo) - unreadable,
-        "up_to_date": len(files) - len(todo),
-        "unreadable": unreadable,
-        "removed": removed,
-    }
-    logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, counts)
-    return counts
+    result = Preprocessed(
+        root, sample_rate, len(files), len(todo) - unreadable, len(files) - len(todo), unreadable, removed
+    )
+    logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result)
+    return result

@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 
 from sesemi.errors import SesemiError
+from sesemi.results import RESULTS, RunResult
 
-CONFIG, RESULTS, METRICS = "config.yaml", "results.json", "metrics.csv"
+CONFIG, METRICS = "config.yaml", "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 
@@ -31,22 +32,22 @@ class Run:
         path: The folder, as found under the searched root (it may pass through a symlink).
         name: The folder relative to the root, e.g. `digits/2026-11-23_16-09-06`.
         config: The resolved `config.yaml`, or None when the run failed before writing it.
-        results: `results.json`, or None when the run did not finish.
+        result: What `results.json` says, or None when the run did not finish.
     """
 
     path: Path
     name: str
     config: dict[str, Any] | None
-    results: dict[str, Any] | None
+    result: RunResult | None
 
     @property
     def finished(self) -> bool:
-        return self.results is not None
+        return self.result is not None
 
     @property
     def trained(self) -> bool:
         """Whether this is a finished training (not an evaluation) run."""
-        return self.results is not None and self.results.get("mode") == "FIT"
+        return self.result is not None and self.result.mode == "FIT"
 
 
 def _read_yaml(path: Path) -> dict[str, Any] | None:
@@ -57,12 +58,11 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_result(folder: Path) -> RunResult | None:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return RunResult.read(folder)
+    except (SesemiError, TypeError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _is_run(folder: Path) -> bool:
@@ -98,7 +98,7 @@ def find_runs(root: str | Path) -> list[Run]:
             path,
             path.relative_to(root).as_posix(),
             _read_yaml(path / CONFIG),
-            _read_json(path / RESULTS),
+            _read_result(path),
         )
         for path in found.values()
     ]
@@ -133,24 +133,52 @@ def remove(paths: Iterable[Path]) -> None:
             shutil.rmtree(path)
 
 
-def failed_runs(runs: Sequence[Run]) -> list[Run]:
-    """Runs without `results.json`: they failed, were killed, or are still running."""
-    return [run for run in runs if not run.finished]
+def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> list[Path]:
+    """Deletes the run folders without `results.json`: runs that failed or were killed.
+
+    A run still training has no `results.json` either: do not use this while runs are going.
+
+    Args:
+        runs_dir: The folder to search for run folders.
+        dry_run: Only say what would be deleted.
+
+    Returns:
+        The run folders deleted (or that would be).
+    """
+    failed = [run.path for run in find_runs(runs_dir) if not run.finished]
+    if not dry_run:
+        remove(failed)
+    return failed
+
+
+def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: bool = False) -> list[Path]:
+    """Deletes the checkpoints of finished runs except their best and last ones.
+
+    Unfinished runs keep theirs: they may be resumed from them.
+
+    Args:
+        runs_dir: The folder to search for run folders.
+        everything: Delete the best and last checkpoints too (the runs cannot predict afterwards).
+        dry_run: Only say what would be deleted.
+
+    Returns:
+        The checkpoint files deleted (or that would be).
+    """
+    files = [path for run in find_runs(runs_dir) for path in surplus_checkpoints(run, everything)]
+    if not dry_run:
+        remove(files)
+    return files
 
 
 def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
     """The checkpoints of a finished run beyond its best and last ones (all of them with
     `everything`). Unfinished runs keep theirs: they may be resumed from them."""
-    if not run.finished:
+    if run.result is None:
         return []
     checkpoints = sorted((run.path / "checkpoints").glob("*.ckpt"))
     if everything:
         return checkpoints
-    assert run.results is not None
-    recorded = [
-        (run.results.get("best") or {}).get("checkpoint"),
-        run.results.get("last_checkpoint"),
-    ]
+    recorded = [run.result.best_checkpoint, run.result.last_checkpoint]
     kept = {Path(p).name for p in recorded if p} | set(KEPT_CHECKPOINTS)
     return [path for path in checkpoints if path.name not in kept]
 

@@ -1,0 +1,106 @@
+"""A user's project folder: `sesemi create` starts one, `sesemi show --save` copies configs into it.
+
+    my-project/
+      configs/   your Hydra configs (custom.yaml to start from)
+      data/      data sets, in the standard layout
+      runs/      what sesemi writes: checkpoints, metrics, configs
+      src/       your own modules, which configs can name as `_target_: src.module.Class`
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sesemi.config import catalog
+from sesemi.errors import SesemiError
+
+PROJECT_FOLDERS = ("configs", "data", "runs", "src")
+
+CUSTOM_CONFIG = """\
+# Your experiment: the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
+# with what differs from it overridden below. Every field is listed, with its default, by
+#   sesemi train -cd configs custom --show-config
+# and any of them can be changed on the command line, e.g. `run.seed=1`.
+#
+#   sesemi fetch digits                   # the embedded demo data, into data/digits
+#   sesemi train -cd configs custom       # trains; the run goes to runs/custom/<timestamp>/
+#   sesemi postprocess runs               # tables and curves of all runs
+#
+# Other starting points: `sesemi list` (e.g. digits, image), `sesemi show method/flexmatch`.
+defaults:
+  - base
+  - override backbone: convnet_small  # small images; resnet18 or resnet50d for photos
+  - _self_
+
+run:
+  id: custom
+  seed: 42
+  # train/<class>/*.png (labeled), unlabeled/*.png, val/<class>/*.png
+  data_root: ./data/digits
+  num_epochs: null
+  num_iterations: 1000
+  batch_size_per_gpu: 32
+data:
+  train:
+    supervised:
+      dataset:
+        image_transform:  # 32 px crops of 32 px images; the defaults suit 224 px photos
+          random_resized_crop: False
+          resize: 32
+          crop_dim: 32
+          padding: 2
+          p_hflip: 0.0  # flipped digits are other symbols
+      num_workers: 0
+    rotation_prediction:
+      dataset:
+        image_transform: ${data.train.supervised.dataset.image_transform}
+      num_workers: 0
+  val:
+    dataset:
+      image_transform:
+        resize: 32
+        crop_dim: 32
+    num_workers: 0
+# Modules of your own go in src/ and are named from here, e.g.
+#   learner.hparams.model.backbone._target_: src.my_backbones.MyBackbone
+"""
+
+
+def create_project(directory: str | Path = ".", force: bool = False) -> Path:
+    """Creates a project: `configs/custom.yaml` (a commented config to start from) and the
+    `data/`, `runs/` and `src/` folders.
+
+    Args:
+        directory: The project folder (created if needed).
+        force: Overwrite an existing `configs/custom.yaml`.
+
+    Returns:
+        The project folder.
+    """
+    root = Path(directory)
+    config = root / "configs" / "custom.yaml"
+    if config.exists() and not force:
+        raise SesemiError(f"{config} exists; pass --force to overwrite it")
+    for name in PROJECT_FOLDERS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    config.write_text(CUSTOM_CONFIG)
+    return root
+
+
+def save_config(name: str, target: str | Path, force: bool = False) -> Path:
+    """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file or folder, to start
+    a config of your own from.
+
+    Returns:
+        The file written.
+    """
+    source = catalog.config_file(name)
+    path = Path(target)
+    if path.is_dir() or str(target).endswith(("/", os.sep)):
+        path = path / source.name
+    if path.exists() and not force:
+        raise SesemiError(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source.read_text())
+    return path

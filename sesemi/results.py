@@ -1,0 +1,93 @@
+"""What a run did, as its `results.json` records it: `RunResult`.
+
+Light on purpose (no torch): the commands that read run folders (`postprocess`, `rm-states`,
+`group`) import it without the training stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sesemi.errors import SesemiError
+
+RESULTS = "results.json"
+CHECKPOINT_FIELDS = ("best_checkpoint", "last_checkpoint")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: its folder, final metrics and checkpoints (`results.json`).
+
+    Attributes:
+        run_dir: The run's folder.
+        mode: FIT, VALIDATE or TEST.
+        metrics: The final metrics of the evaluated stage, e.g. `{"val/top1": 0.99, ...}`.
+        classes: The class names, in the model's output order.
+        per_class_top1: The top-1 accuracy of each class, in `classes` order.
+        global_step: Training steps taken.
+        epoch: Training epochs begun.
+        wall_time_s: Seconds from the start of training (or evaluation) to its end.
+        best_checkpoint: The checkpoint with the best val/top1 (training runs).
+        best_score: Its val/top1.
+        last_checkpoint: The checkpoint of the final weights (training runs).
+    """
+
+    run_dir: Path
+    mode: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    classes: list[str] | None = None
+    per_class_top1: list[float] | None = None
+    global_step: int = 0
+    epoch: int = 0
+    wall_time_s: float = 0.0
+    best_checkpoint: Path | None = None
+    best_score: float | None = None
+    last_checkpoint: Path | None = None
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint to predict with: the best one, else the last one."""
+        return self.best_checkpoint or self.last_checkpoint
+
+    def to_json(self) -> str:
+        """`results.json`: checkpoints relative to the run folder, so a moved folder still reads."""
+        values = dataclasses.asdict(self)
+        for key in CHECKPOINT_FIELDS:
+            if values[key] is not None:
+                values[key] = os.path.relpath(values[key], self.run_dir)
+        values["run_dir"] = str(self.run_dir)
+        return json.dumps(values, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunResult:
+        """The result a finished run wrote to its folder (also the layout of earlier releases)."""
+        path = Path(run_dir) / RESULTS
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SesemiError(f"{run_dir} has no {RESULTS}: the run has not finished, or is not a run folder") from None
+        except (OSError, ValueError) as error:
+            raise SesemiError(f"cannot read {path} ({error}); the file is damaged") from None
+        best = values.pop("best", None)  # written by releases before 1.0
+        if isinstance(best, dict):
+            values.setdefault("best_checkpoint", best.get("checkpoint"))
+            values.setdefault("best_score", best.get("val/top1"))
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        values["run_dir"] = Path(run_dir)
+        for key in CHECKPOINT_FIELDS:
+            if values.get(key):
+                values[key] = _in_run(Path(run_dir), Path(values[key]))
+        return cls(**values)
+
+
+def _in_run(run_dir: Path, path: Path) -> Path:
+    """A checkpoint path from results.json, in the run folder where it is now (earlier releases
+    recorded it as the run saw it, e.g. `runs/digits/<time>/checkpoints/best.ckpt`)."""
+    if path.parent.name == "checkpoints":
+        return run_dir / "checkpoints" / path.name
+    return path if path.is_absolute() else run_dir / path
