@@ -19,7 +19,7 @@ from sesemi.config.structs import ClassifierHParams
 from sesemi.errors import SesemiError
 from sesemi.learners.encoding import encode
 from sesemi.models.heads.linear import LinearHead
-from sesemi.models.heads.loss.base import FeatureRequest, LossHead
+from sesemi.models.heads.loss.base import FeatureRequest, LossHead, StepContext
 
 SUPERVISED = "supervised"
 REDUCTIONS = ("mean", "sum")
@@ -150,8 +150,9 @@ class Classifier(pl.LightningModule):
             losses = self.supervised_loss(logits, batch[SUPERVISED][1])
             logs["train/supervised_loss"] = self.supervised_weighting(losses, None, step)
             total = total + logs["train/supervised_loss"]
+        context = StepContext(batch, features, self.backbones, self.heads, step)
         for name, head in self.loss_heads.items():
-            outputs = head(batch, self.backbones, self.heads, features, step)
+            outputs = head(context)
             logs[f"train/{name}_loss"] = self.loss_weightings[name](outputs.losses, outputs.weights, step)
             total = total + logs[f"train/{name}_loss"]
             if outputs.weights is not None:

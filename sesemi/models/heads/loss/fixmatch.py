@@ -14,9 +14,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.base import (
+    Batch,
+    FeatureRequest,
+    LossHead,
+    LossOutputs,
+    StepContext,
+    feature_key,
+)
 from sesemi.models.heads.loss.pseudo_labels import THRESHOLDS, DistributionAlignment, num_classes_of
 
 VIEWS = ("weak", "strong")
@@ -25,7 +32,7 @@ VIEWS = ("weak", "strong")
 class FixMatchLossHead(LossHead):
     """Cross-entropy of the strong view against the confident hard pseudo-labels of the weak view.
 
-    `data[input_data]` is `((weak_images, strong_images), labels)`; the labels are ignored. The
+    `batch[input_data]` is `((weak_images, strong_images), labels)`; the labels are ignored. The
     per-sample weights are the confidence mask, so with "mean" reduction the loss is averaged
     over all unlabeled images, as in the paper. The weak view shares the fused forward pass with
     the other inputs (one batch-norm pass); its predictions are detached.
@@ -76,29 +83,22 @@ class FixMatchLossHead(LossHead):
     def _key(self, view: str) -> str:
         return feature_key(self.input_data, self.input_backbone, view)
 
-    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
-        views = data[self.input_data][0]
+    def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
+        views = batch[self.input_data][0]
         return [
             FeatureRequest(self._key(v), x, self.input_backbone)
             for v, x in zip(VIEWS, views, strict=True)
         ]
 
-    def forward(
-        self,
-        data: Batch,
-        backbones: Mapping[str, nn.Module],
-        heads: Mapping[str, nn.Module],
-        features: Mapping[str, Tensor],
-        step: int,
-    ) -> LossOutputs:
-        head = heads[self.predict_head]
+    def forward(self, context: StepContext) -> LossOutputs:
+        head = context.heads[self.predict_head]
         with torch.no_grad():
             # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
-            probs_weak = head(features[self._key("weak")]).float().softmax(dim=1)
+            probs_weak = head(context.features[self._key("weak")]).float().softmax(dim=1)
             if self.alignment is not None:
                 probs_weak = self.alignment(probs_weak)
             mask = self.thresholds(probs_weak)
             pseudo_labels = probs_weak.argmax(dim=1)
-        logits_strong = head(features[self._key("strong")])
+        logits_strong = head(context.features[self._key("strong")])
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         return LossOutputs(F.cross_entropy(logits_strong, pseudo_labels, reduction="none"), mask)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.heads.linear import LinearHead
-from sesemi.models.heads.loss import FixMatchLossHead
+from sesemi.models.heads.loss import FixMatchLossHead, StepContext
 
 
 def _setup(batch_size: int = 6, **options):
@@ -24,7 +24,7 @@ def _setup(batch_size: int = 6, **options):
 
 def _run(backbones, heads, loss_head, data):
     features = encode(loss_head.feature_requests(data), backbones)
-    return loss_head(data, backbones, heads, features, step=0), features
+    return loss_head(StepContext(data, features, backbones, heads, step=0)), features
 
 
 def test_both_views_share_the_fused_forward_pass():
