@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sesemi.errors import one_of
 from sesemi.models.heads.loss.base import (
     Batch,
     FeatureRequest,
@@ -24,7 +25,12 @@ from sesemi.models.heads.loss.base import (
     StepContext,
     feature_key,
 )
-from sesemi.models.heads.loss.pseudo_labels import THRESHOLDS, DistributionAlignment, num_classes_of
+from sesemi.models.heads.loss.pseudo_labels import (
+    THRESHOLDS,
+    DistributionAlignment,
+    Thresholding,
+    num_classes_of,
+)
 
 VIEWS = ("weak", "strong")
 
@@ -55,19 +61,15 @@ class FixMatchLossHead(LossHead):
         input_data: str,
         input_backbone: str = "backbone",
         predict_head: str = "head",
-        thresholding: str = "fixed",
+        thresholding: Thresholding | str = "fixed",
         threshold: float = 0.95,
         min_threshold: float = 0.0,
         distribution_alignment: bool = False,
         threshold_options: Mapping[str, Any] | None = None,
     ):
         super().__init__(input_data, input_backbone)
-        if thresholding not in THRESHOLDS:
-            raise ValueError(
-                f"thresholding must be one of {', '.join(THRESHOLDS)}, not {thresholding!r}"
-            )
+        self.thresholding = one_of(Thresholding, thresholding, "thresholding")
         self.predict_head = predict_head
-        self.thresholding = thresholding
         self.threshold = threshold
         self.min_threshold = min_threshold
         self.distribution_alignment = distribution_alignment

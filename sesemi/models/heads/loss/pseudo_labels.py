@@ -1,6 +1,6 @@
 """Shared mechanics of pseudo-labeling heads: confidence masks, thresholds, distribution alignment.
 
-Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a config name to a class:
+Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a `Thresholding` to a class:
 - "fixed": FixMatch, Sohn et al. 2020, https://arxiv.org/abs/2001.07685
 - "flexmatch": curriculum pseudo-labeling, Zhang et al. 2021, https://arxiv.org/abs/2110.08263
 - "freematch": self-adaptive thresholds, Wang et al. 2023, https://arxiv.org/abs/2205.07246
@@ -12,6 +12,8 @@ probabilities).
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 import torch
 from torch import Tensor, nn
@@ -142,10 +144,18 @@ class FreeMatchThreshold(nn.Module):
         return confidence_mask(probs, self.class_thresholds())
 
 
-THRESHOLDS: dict[str, type[nn.Module]] = {
-    "fixed": FixedThreshold,
-    "flexmatch": FlexMatchThreshold,
-    "freematch": FreeMatchThreshold,
+class Thresholding(str, Enum):
+    """The thresholds of pseudo-labels a config can name (`thresholding: fixed`, ...)."""
+
+    FIXED = "fixed"
+    FLEXMATCH = "flexmatch"
+    FREEMATCH = "freematch"
+
+
+THRESHOLDS: dict[Thresholding, type[nn.Module]] = {
+    Thresholding.FIXED: FixedThreshold,
+    Thresholding.FLEXMATCH: FlexMatchThreshold,
+    Thresholding.FREEMATCH: FreeMatchThreshold,
 }
 
 

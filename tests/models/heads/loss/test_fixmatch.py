@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sesemi.errors import SesemiError
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.heads.linear import LinearHead
@@ -101,6 +102,7 @@ def test_options_reach_the_threshold_class():
     assert loss_head.thresholds.momentum == 0.9 and loss_head.alignment is None
 
 
-def test_unknown_thresholding_is_refused():
-    with pytest.raises(ValueError, match="flexmatch"):
-        FixMatchLossHead("fixmatch", thresholding="softmatch")
+def test_unknown_thresholding_is_refused_with_the_choices():
+    with pytest.raises(SesemiError) as error:
+        FixMatchLossHead("fixmatch", thresholding="flex")
+    assert str(error.value) == "thresholding must be one of fixed, flexmatch, freematch, not 'flex'"
