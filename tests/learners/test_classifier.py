@@ -131,6 +131,7 @@ def test_bad_reduction_is_a_sesemi_error(make_hparams, where):
     "options, message",
     [
         ({"thresholding": "flex"}, "thresholding must be one of fixed, flexmatch, freematch, not 'flex'"),
+        ({"threshold": 0.7, "min_threshold": 0.8}, "min_threshold 0.8 is above threshold 0.7"),
     ],
 )
 def test_a_loss_head_option_mistake_is_a_sesemi_error_naming_the_entry(make_hparams, options, message):

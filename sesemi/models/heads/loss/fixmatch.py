@@ -29,6 +29,7 @@ from sesemi.models.heads.loss.pseudo_labels import (
     THRESHOLDS,
     DistributionAlignment,
     Thresholding,
+    check_floor,
     num_classes_of,
 )
 
@@ -50,7 +51,8 @@ class FixMatchLossHead(LossHead):
         thresholding: "fixed" (FixMatch), "flexmatch" or "freematch" (see `pseudo_labels.py`).
         threshold: The confidence threshold (FreeMatch: an upper bound of its global threshold).
         min_threshold: A floor under the adaptive thresholds, which otherwise start near 0 and
-            stay there for classes the model never gets confident about.
+            stay there for classes the model never gets confident about. A fixed threshold has
+            no floor and ignores it. A floor above `threshold` is refused: it would replace it.
         distribution_alignment: Whether to align the weak predictions to a uniform class prior
             before thresholding.
         threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
@@ -69,6 +71,7 @@ class FixMatchLossHead(LossHead):
     ):
         super().__init__(input_data, input_backbone)
         self.thresholding = one_of(Thresholding, thresholding, "thresholding")
+        check_floor(threshold, min_threshold)
         self.predict_head = predict_head
         self.threshold = threshold
         self.min_threshold = min_threshold
@@ -77,9 +80,10 @@ class FixMatchLossHead(LossHead):
 
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         num_classes = num_classes_of(heads[self.predict_head])
-        self.thresholds = THRESHOLDS[self.thresholding](
-            num_classes, self.threshold, min_threshold=self.min_threshold, **self.threshold_options
-        )
+        options = dict(self.threshold_options)
+        if self.thresholding is not Thresholding.FIXED:
+            options["min_threshold"] = self.min_threshold
+        self.thresholds = THRESHOLDS[self.thresholding](num_classes, self.threshold, **options)
         self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
 
     def _key(self, view: str) -> str:
