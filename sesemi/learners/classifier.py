@@ -44,7 +44,7 @@ class LossWeighting:
     def __call__(self, losses: Tensor, weights: Tensor | None, step: int) -> Tensor:
         if weights is not None:
             losses = losses * weights
-        loss = losses.mean() if self.reduction is Reduction.MEAN else losses.sum()
+        loss = losses.mean() if self.reduction == Reduction.MEAN else losses.sum()
         factor = self.scale_factor * (self.scheduler(step) if self.scheduler else 1.0)
         return factor * loss
 
