@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
@@ -16,36 +18,54 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from sesemi.callbacks.ema import EMA
 from sesemi.config.structs import ClassifierHParams
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, one_of
 from sesemi.learners.encoding import encode
 from sesemi.models.heads.linear import LinearHead
-from sesemi.models.heads.loss.base import FeatureRequest, LossHead
+from sesemi.models.heads.loss.base import FeatureRequest, LossHead, StepContext
 
 SUPERVISED = "supervised"
-REDUCTIONS = ("mean", "sum")
+
+
+class Reduction(str, Enum):
+    """How a term's per-sample losses become one number (`reduction: mean` in a config)."""
+
+    MEAN = "mean"
+    SUM = "sum"
 
 
 @dataclass
 class LossWeighting:
     """How a term's per-sample losses become its share of the total loss."""
 
-    reduction: str = "mean"
+    reduction: Reduction = Reduction.MEAN
     scale_factor: float = 1.0
     scheduler: Callable[[int], float] | None = None
 
     def __call__(self, losses: Tensor, weights: Tensor | None, step: int) -> Tensor:
         if weights is not None:
             losses = losses * weights
-        loss = losses.mean() if self.reduction == "mean" else losses.sum()
+        loss = losses.mean() if self.reduction == Reduction.MEAN else losses.sum()
         factor = self.scale_factor * (self.scheduler(step) if self.scheduler else 1.0)
         return factor * loss
 
 
 def _weighting(config: DictConfig, what: str) -> LossWeighting:
-    if config.reduction not in REDUCTIONS:
-        raise SesemiError(f"{what}.reduction must be one of {REDUCTIONS}, not {config.reduction!r}")
+    reduction = one_of(Reduction, config.reduction, f"{what}.reduction")
     scheduler = instantiate(config.scheduler) if config.get("scheduler") else None
-    return LossWeighting(config.reduction, config.scale_factor, scheduler)
+    return LossWeighting(reduction, config.scale_factor, scheduler)
+
+
+def _loss_head(config: DictConfig, what: str) -> LossHead:
+    """Instantiates a loss head; a mistake in its options is a SesemiError naming the entry."""
+    try:
+        head = instantiate(config)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, SesemiError):
+            raise SesemiError(f"{what}: {error.__cause__}") from None
+        raise
+    if not isinstance(head, LossHead):
+        raise SesemiError(f"{what} is not a LossHead")
+    return head
 
 
 class Classifier(pl.LightningModule):
@@ -83,9 +103,7 @@ class Classifier(pl.LightningModule):
         self.loss_heads = nn.ModuleDict()
         self.loss_weightings: dict[str, LossWeighting] = {}
         for name, head_config in loss_head_configs.items():
-            head = instantiate(head_config.head)
-            if not isinstance(head, LossHead):
-                raise SesemiError(f"regularization_loss_heads.{name}.head is not a LossHead")
+            head = _loss_head(head_config.head, f"regularization_loss_heads.{name}.head")
             head.build(self.backbones, self.heads)
             self.loss_heads[name] = head
             self.loss_weightings[name] = _weighting(head_config, f"regularization_loss_heads.{name}")
@@ -150,8 +168,9 @@ class Classifier(pl.LightningModule):
             losses = self.supervised_loss(logits, batch[SUPERVISED][1])
             logs["train/supervised_loss"] = self.supervised_weighting(losses, None, step)
             total = total + logs["train/supervised_loss"]
+        context = StepContext(batch, features, self.backbones, self.heads, step)
         for name, head in self.loss_heads.items():
-            outputs = head(batch, self.backbones, self.heads, features, step)
+            outputs = head(context)
             logs[f"train/{name}_loss"] = self.loss_weightings[name](outputs.losses, outputs.weights, step)
             total = total + logs[f"train/{name}_loss"]
             if outputs.weights is not None:

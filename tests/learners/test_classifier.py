@@ -11,7 +11,7 @@ from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
 from sesemi.collation import RotationTransformer
 from sesemi.errors import SesemiError
-from sesemi.learners.classifier import Classifier
+from sesemi.learners.classifier import Classifier, Reduction
 
 
 @pytest.fixture(autouse=True)
@@ -114,17 +114,35 @@ def test_nothing_to_train_is_a_sesemi_error(make_hparams):
         Classifier(make_hparams(supervised=False, rotation=False))
 
 
-@pytest.mark.parametrize("where", ["supervised", "head"])
+@pytest.mark.parametrize("where", ["supervised_loss", "regularization_loss_heads.rotation_prediction"])
 def test_bad_reduction_is_a_sesemi_error(make_hparams, where):
-    """A reduction other than mean/sum is reported with the valid choices."""
+    """A reduction other than mean/sum is reported in one line with the valid choices."""
     hparams = make_hparams()
-    if where == "supervised":
+    if where == "supervised_loss":
         hparams["model"]["supervised_loss"]["reduction"] = "median"
     else:
         hparams["model"]["regularization_loss_heads"]["rotation_prediction"]["reduction"] = "median"
     with pytest.raises(SesemiError) as error:
         Classifier(hparams)
-    assert "median" in str(error.value) and "mean" in str(error.value)
+    assert str(error.value) == f"{where}.reduction must be one of mean, sum, not 'median'"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"thresholding": "flex"}, "thresholding must be one of fixed, flexmatch, freematch, not 'flex'"),
+        ({"threshold": 0.7, "min_threshold": 0.8}, "min_threshold 0.8 is above threshold 0.7"),
+    ],
+)
+def test_a_loss_head_option_mistake_is_a_sesemi_error_naming_the_entry(make_hparams, options, message):
+    """A head refusing its options is reported as one line that says which entry it is."""
+    hparams = make_hparams(rotation=False)
+    head = {"_target_": "sesemi.models.heads.loss.FixMatchLossHead", "input_data": "fixmatch", **options}
+    hparams["model"]["regularization_loss_heads"] = {"fixmatch": {"head": head}}
+    with pytest.raises(SesemiError) as error:
+        Classifier(hparams)
+    assert str(error.value).startswith(f"regularization_loss_heads.fixmatch.head: {message}")
+    assert "\n" not in str(error.value)
 
 
 def test_loss_head_must_be_a_loss_head(make_hparams):
@@ -141,11 +159,17 @@ def test_plain_mapping_hparams_use_schema_defaults(make_hparams):
     """hparams may be a plain mapping (documented); omitted fields take the schema defaults
     (reduction "mean", scale_factor 1.0) instead of failing with an OmegaConf error."""
     hparams = make_hparams()
+    explicit = Classifier(hparams)  # reduction "mean" and scale_factor 1.0, written out
     for term in (hparams["model"]["supervised_loss"], hparams["model"]["regularization_loss_heads"]["rotation_prediction"]):
         del term["reduction"], term["scale_factor"]
     model = Classifier(hparams)
+    model.load_state_dict(explicit.state_dict())
+    weightings = [model.supervised_weighting, *model.loss_weightings.values()]
+    assert all(w.reduction is Reduction.MEAN and w.scale_factor == 1.0 for w in weightings)
     loss, logs = _step(model, _batch())
-    assert torch.isfinite(loss)
+    expected, expected_logs = _step(explicit, _batch())
+    torch.testing.assert_close(loss, expected)
+    assert logs.keys() == expected_logs.keys()
 
 
 def test_frozen_backbone_is_not_optimized(make_hparams):

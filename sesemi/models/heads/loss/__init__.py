@@ -1,6 +1,12 @@
 """Loss heads, one file per method (see `base.py` for the contract)."""
 
-from sesemi.models.heads.loss.base import FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.base import (
+    FeatureRequest,
+    LossHead,
+    LossOutputs,
+    StepContext,
+    feature_key,
+)
 from sesemi.models.heads.loss.consistency import (
     ConsistencyLossHead,
     MeanTeacherLossHead,
@@ -22,5 +28,6 @@ __all__ = [
     "MeanTeacherLossHead",
     "PiModelLossHead",
     "RotationPredictionLossHead",
+    "StepContext",
     "feature_key",
 ]

@@ -1,14 +1,50 @@
-"""The loss-head contract.
+"""The loss-head contract: how a new training method adds its loss term.
 
-A loss head adds one regularization term to training. It names the training loader it reads
-(`input_data`) and the backbone that encodes it (`input_backbone`), creates its own layers in
-`build`, and returns *unreduced* per-sample losses; the Classifier reduces them, scales them
-by `scale_factor` and the head's weight schedule, and adds them to the total loss.
+A loss head is an `nn.Module` that adds one regularization term to training. Its life:
 
-To share one forward pass with the other heads, a head lists the inputs it needs encoded in
-`feature_requests`; the Classifier encodes all requests for the same backbone together (one
-BatchNorm pass) and hands the results to `forward` as `features[key]`. A head that returns no
-requests opts out and runs its backbone itself.
+1. `__init__(input_data, input_backbone="backbone", ...options)`: built from its config entry
+   (`learner.hparams.model.regularization_loss_heads.<name>.head`). `input_data` names the
+   training loader it reads, `input_backbone` the backbone that encodes it. Check options here
+   and raise `sesemi.errors.SesemiError` (one line: what is wrong and what to change).
+2. `build(backbones, heads)`: called once the model exists, to create the head's own layers
+   (`backbones[name].out_features` is a backbone's feature size) or state that depends on the
+   classification head (e.g. its number of classes). Buffers and parameters made here are saved
+   in checkpoints; parameters are trained with the model.
+3. `feature_requests(batch) -> list[FeatureRequest]`, every training step: the inputs the head
+   wants encoded. The Classifier encodes the requests of all heads (and the labeled batch) with
+   as few backbone passes as possible; by convention a request's key is
+   `feature_key(input_data, backbone[, view])`. A head that requests nothing may run
+   `context.backbones[...]` itself in `forward`.
+4. `forward(context: StepContext) -> LossOutputs`, every training step: per-sample losses `[N]`
+   and optional per-sample weights `[N]` (e.g. a confidence mask), **not** reduced. The
+   Classifier multiplies losses by weights, reduces them (`reduction`: mean or sum), scales
+   them by `scale_factor` and the term's `scheduler(step)`, adds them to the total loss and logs
+   `train/<name>_loss` (and `train/<name>_weight`, the mean weight).
+
+A minimal head, the entropy of the predictions on the images of its loader::
+
+    class EntropyLossHead(LossHead):
+        def _key(self):
+            return feature_key(self.input_data, self.input_backbone)
+
+        def feature_requests(self, batch):
+            images = batch[self.input_data][0]  # the loader yields (images, labels)
+            return [FeatureRequest(self._key(), images, self.input_backbone)]
+
+        def forward(self, context):
+            logits = context.heads["head"](context.features[self._key()])  # [N, C]
+            log_probs = logits.log_softmax(dim=1)
+            return LossOutputs(-(log_probs.exp() * log_probs).sum(dim=1))  # [N]
+
+Train with it by naming it in the config, with a loader `unlabeled` in `data.train`::
+
+    regularization_loss_heads:
+      entropy:
+        head: {_target_: my_project.heads.EntropyLossHead, input_data: unlabeled}
+
+Targets (a teacher's predictions, pseudo-labels) must carry no gradient: compute them under
+`torch.no_grad()` or request their features with `grad=False`. A teacher that averages the
+student names `backbone_ema` and `head_ema`, which exist with the `sesemi.callbacks.EMA` callback.
 """
 
 from __future__ import annotations
@@ -50,13 +86,35 @@ class FeatureRequest:
     group: str = ""
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """What a loss head sees of one training step.
+
+    Attributes:
+        batch: The whole training batch, by loader name; `batch[head.input_data]` is what the
+            head's loader yields (e.g. `(images, labels)`).
+        features: The encoded feature requests of every head, by request key (`[N, D]` each).
+        backbones: The backbones by name: `backbone`, and `backbone_ema` while fitting with the
+            `sesemi.callbacks.EMA` callback.
+        heads: The classification heads (features -> logits) by name: `head`, and `head_ema`
+            with the EMA callback.
+        step: The number of optimizer steps so far (the step weight schedules see).
+    """
+
+    batch: Batch
+    features: Mapping[str, Tensor]
+    backbones: Mapping[str, nn.Module]
+    heads: Mapping[str, nn.Module]
+    step: int
+
+
 def feature_key(input_data: str, backbone: str, view: str = "") -> str:
     """The conventional key of a loader's (view's) features under a backbone."""
     return f"{input_data}{'/' + view if view else ''}@{backbone}"
 
 
 class LossHead(nn.Module):
-    """Base class of regularization loss heads.
+    """Base class of regularization loss heads (see the module docstring for the contract).
 
     Args:
         input_data: The training loader this head reads.
@@ -71,16 +129,10 @@ class LossHead(nn.Module):
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         """Creates the head's own layers once the backbones and heads exist."""
 
-    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
+    def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
         """The inputs to encode for this head in the shared forward pass."""
         return []
 
-    def forward(
-        self,
-        data: Batch,
-        backbones: Mapping[str, nn.Module],
-        heads: Mapping[str, nn.Module],
-        features: Mapping[str, Tensor],
-        step: int,
-    ) -> LossOutputs:
+    def forward(self, context: StepContext) -> LossOutputs:
+        """The head's unreduced per-sample losses (and weights) for one training step."""
         raise NotImplementedError

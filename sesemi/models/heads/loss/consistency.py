@@ -15,9 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.base import (
+    Batch,
+    FeatureRequest,
+    LossHead,
+    LossOutputs,
+    StepContext,
+    feature_key,
+)
 from sesemi.models.heads.loss.pseudo_labels import (
     DistributionAlignment,
     confidence_mask,
@@ -28,7 +35,7 @@ from sesemi.models.heads.loss.pseudo_labels import (
 class ConsistencyLossHead(LossHead):
     """||f_student(view_1) - f_teacher(view_2)||^2 of the class probabilities, per image.
 
-    `data[input_data]` is `((view_1, view_2), labels)`; the labels are ignored. The student
+    `batch[input_data]` is `((view_1, view_2), labels)`; the labels are ignored. The student
     always sees the first view and the teacher the second, so the two never compare a view
     with itself. The teacher's prediction is a target: no gradient flows through it. The loss
     sums over classes (the papers' mean times the number of classes), so its weight does not
@@ -79,8 +86,8 @@ class ConsistencyLossHead(LossHead):
             feature_key(self.input_data, self.teacher_backbone, "teacher"),
         )
 
-    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
-        student_view, teacher_view = data[self.input_data][0]
+    def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
+        student_view, teacher_view = batch[self.input_data][0]
         student_key, teacher_key = self._keys()
         # A student that is its own teacher (Pi model) encodes both views in the fused pass (one
         # batch-norm pass) and detaches the target; a separate teacher runs without gradients.
@@ -90,20 +97,13 @@ class ConsistencyLossHead(LossHead):
             FeatureRequest(teacher_key, teacher_view, self.teacher_backbone, grad=own_teacher),
         ]
 
-    def forward(
-        self,
-        data: Batch,
-        backbones: Mapping[str, nn.Module],
-        heads: Mapping[str, nn.Module],
-        features: Mapping[str, Tensor],
-        step: int,
-    ) -> LossOutputs:
+    def forward(self, context: StepContext) -> LossOutputs:
         student_key, teacher_key = self._keys()
         with torch.no_grad():
-            targets = heads[self.teacher_head](features[teacher_key]).softmax(dim=1)
+            targets = context.heads[self.teacher_head](context.features[teacher_key]).softmax(dim=1)
             if self.alignment is not None:
                 targets = self.alignment(targets)
-        probs = heads[self.predict_head](features[student_key]).softmax(dim=1)
+        probs = context.heads[self.predict_head](context.features[student_key]).softmax(dim=1)
         mask = confidence_mask(targets, self.threshold) if self.threshold > 0 else None
         return LossOutputs((probs - targets).pow(2).sum(dim=1), mask)
 

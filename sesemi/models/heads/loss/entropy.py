@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import Tensor, nn
+from torch import nn
 
-from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss.base import (
+    Batch,
+    FeatureRequest,
+    LossHead,
+    LossOutputs,
+    StepContext,
+    feature_key,
+)
 from sesemi.models.heads.loss.pseudo_labels import (
     DistributionAlignment,
     confidence_mask,
@@ -24,7 +31,7 @@ from sesemi.models.heads.loss.pseudo_labels import (
 class EntropyMinimizationLossHead(LossHead):
     """The entropy H(p) = -sum_c p_c log p_c of each unlabeled image's class prediction.
 
-    `data[input_data]` is `(images, labels)`; the labels are ignored. With a `threshold`, only
+    `batch[input_data]` is `(images, labels)`; the labels are ignored. With a `threshold`, only
     images whose top probability already reaches it count: sharpening a weak model's unsure
     guesses makes it confident in its mistakes, and they pull against the labels. With
     `distribution_alignment`, the entropy is that of the predictions divided by their running
@@ -60,18 +67,11 @@ class EntropyMinimizationLossHead(LossHead):
     def _key(self) -> str:
         return feature_key(self.input_data, self.input_backbone)
 
-    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
-        return [FeatureRequest(self._key(), data[self.input_data][0], self.input_backbone)]
+    def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
+        return [FeatureRequest(self._key(), batch[self.input_data][0], self.input_backbone)]
 
-    def forward(
-        self,
-        data: Batch,
-        backbones: Mapping[str, nn.Module],
-        heads: Mapping[str, nn.Module],
-        features: Mapping[str, Tensor],
-        step: int,
-    ) -> LossOutputs:
-        logits = heads[self.predict_head](features[self._key()])
+    def forward(self, context: StepContext) -> LossOutputs:
+        logits = context.heads[self.predict_head](context.features[self._key()])
         if self.alignment is not None:
             logits = self.alignment.align_logits(logits)
         log_probs = logits.log_softmax(dim=1)

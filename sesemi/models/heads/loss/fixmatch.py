@@ -14,10 +14,24 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from sesemi.models.heads.loss.base import Batch, FeatureRequest, LossHead, LossOutputs, feature_key
-from sesemi.models.heads.loss.pseudo_labels import THRESHOLDS, DistributionAlignment, num_classes_of
+from sesemi.errors import one_of
+from sesemi.models.heads.loss.base import (
+    Batch,
+    FeatureRequest,
+    LossHead,
+    LossOutputs,
+    StepContext,
+    feature_key,
+)
+from sesemi.models.heads.loss.pseudo_labels import (
+    THRESHOLDS,
+    DistributionAlignment,
+    Thresholding,
+    check_floor,
+    num_classes_of,
+)
 
 VIEWS = ("weak", "strong")
 
@@ -25,7 +39,7 @@ VIEWS = ("weak", "strong")
 class FixMatchLossHead(LossHead):
     """Cross-entropy of the strong view against the confident hard pseudo-labels of the weak view.
 
-    `data[input_data]` is `((weak_images, strong_images), labels)`; the labels are ignored. The
+    `batch[input_data]` is `((weak_images, strong_images), labels)`; the labels are ignored. The
     per-sample weights are the confidence mask, so with "mean" reduction the loss is averaged
     over all unlabeled images, as in the paper. The weak view shares the fused forward pass with
     the other inputs (one batch-norm pass); its predictions are detached.
@@ -37,7 +51,8 @@ class FixMatchLossHead(LossHead):
         thresholding: "fixed" (FixMatch), "flexmatch" or "freematch" (see `pseudo_labels.py`).
         threshold: The confidence threshold (FreeMatch: an upper bound of its global threshold).
         min_threshold: A floor under the adaptive thresholds, which otherwise start near 0 and
-            stay there for classes the model never gets confident about.
+            stay there for classes the model never gets confident about. A fixed threshold has
+            no floor and ignores it. A floor above `threshold` is refused: it would replace it.
         distribution_alignment: Whether to align the weak predictions to a uniform class prior
             before thresholding.
         threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
@@ -48,19 +63,16 @@ class FixMatchLossHead(LossHead):
         input_data: str,
         input_backbone: str = "backbone",
         predict_head: str = "head",
-        thresholding: str = "fixed",
+        thresholding: Thresholding | str = "fixed",
         threshold: float = 0.95,
         min_threshold: float = 0.0,
         distribution_alignment: bool = False,
         threshold_options: Mapping[str, Any] | None = None,
     ):
         super().__init__(input_data, input_backbone)
-        if thresholding not in THRESHOLDS:
-            raise ValueError(
-                f"thresholding must be one of {', '.join(THRESHOLDS)}, not {thresholding!r}"
-            )
+        self.thresholding = one_of(Thresholding, thresholding, "thresholding")
+        check_floor(threshold, min_threshold)
         self.predict_head = predict_head
-        self.thresholding = thresholding
         self.threshold = threshold
         self.min_threshold = min_threshold
         self.distribution_alignment = distribution_alignment
@@ -68,37 +80,31 @@ class FixMatchLossHead(LossHead):
 
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         num_classes = num_classes_of(heads[self.predict_head])
-        self.thresholds = THRESHOLDS[self.thresholding](
-            num_classes, self.threshold, min_threshold=self.min_threshold, **self.threshold_options
-        )
+        options = dict(self.threshold_options)
+        if self.thresholding is not Thresholding.FIXED:
+            options["min_threshold"] = self.min_threshold
+        self.thresholds = THRESHOLDS[self.thresholding](num_classes, self.threshold, **options)
         self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
 
     def _key(self, view: str) -> str:
         return feature_key(self.input_data, self.input_backbone, view)
 
-    def feature_requests(self, data: Batch) -> list[FeatureRequest]:
-        views = data[self.input_data][0]
+    def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
+        views = batch[self.input_data][0]
         return [
             FeatureRequest(self._key(v), x, self.input_backbone)
             for v, x in zip(VIEWS, views, strict=True)
         ]
 
-    def forward(
-        self,
-        data: Batch,
-        backbones: Mapping[str, nn.Module],
-        heads: Mapping[str, nn.Module],
-        features: Mapping[str, Tensor],
-        step: int,
-    ) -> LossOutputs:
-        head = heads[self.predict_head]
+    def forward(self, context: StepContext) -> LossOutputs:
+        head = context.heads[self.predict_head]
         with torch.no_grad():
             # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
-            probs_weak = head(features[self._key("weak")]).float().softmax(dim=1)
+            probs_weak = head(context.features[self._key("weak")]).float().softmax(dim=1)
             if self.alignment is not None:
                 probs_weak = self.alignment(probs_weak)
             mask = self.thresholds(probs_weak)
             pseudo_labels = probs_weak.argmax(dim=1)
-        logits_strong = head(features[self._key("strong")])
+        logits_strong = head(context.features[self._key("strong")])
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         return LossOutputs(F.cross_entropy(logits_strong, pseudo_labels, reduction="none"), mask)

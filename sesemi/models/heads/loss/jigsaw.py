@@ -18,7 +18,7 @@ class JigsawPredictionLossHead(RotationPredictionLossHead):
     """Cross-entropy of a linear tile-order classifier on the backbone's features.
 
     The pretext task has the same shape as rotation prediction (classify a transform of the
-    image), so this head reuses it with `num_permutations` classes. `data[input_data]` is
+    image), so this head reuses it with `num_permutations` classes. `batch[input_data]` is
     `(puzzles, permutation_labels)` as JigsawCollator makes it.
 
     Args:

@@ -1,6 +1,6 @@
 """Shared mechanics of pseudo-labeling heads: confidence masks, thresholds, distribution alignment.
 
-Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a config name to a class:
+Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a `Thresholding` to a class:
 - "fixed": FixMatch, Sohn et al. 2020, https://arxiv.org/abs/2001.07685
 - "flexmatch": curriculum pseudo-labeling, Zhang et al. 2021, https://arxiv.org/abs/2110.08263
 - "freematch": self-adaptive thresholds, Wang et al. 2023, https://arxiv.org/abs/2205.07246
@@ -13,8 +13,12 @@ probabilities).
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 from torch import Tensor, nn
+
+from sesemi.errors import SesemiError
 
 
 def num_classes_of(head: nn.Module) -> int:
@@ -40,18 +44,26 @@ def confidence_mask(probs: Tensor, threshold: float | Tensor) -> Tensor:
     return (confidence >= threshold).to(probs.dtype)
 
 
+def check_floor(threshold: float, min_threshold: float) -> None:
+    """Refuses a floor above the threshold: the floor would silently replace it."""
+    if min_threshold > threshold:
+        raise SesemiError(
+            f"min_threshold {min_threshold} is above threshold {threshold}, which then never "
+            f"applies: set min_threshold to at most {threshold}, or raise threshold"
+        )
+
+
 class FixedThreshold(nn.Module):
     """FixMatch: a pseudo-label counts when its confidence reaches `threshold`.
 
     Args:
         num_classes: Unused; every threshold class takes it, so they are built alike.
-        threshold: The confidence threshold tau.
-        min_threshold: A floor (see `FlexMatchThreshold`); it matters only above `threshold`.
+        threshold: The confidence threshold tau (it has no floor: it is the threshold).
     """
 
-    def __init__(self, num_classes: int, threshold: float = 0.95, min_threshold: float = 0.0):
+    def __init__(self, num_classes: int, threshold: float = 0.95):
         super().__init__()
-        self.threshold = max(threshold, min_threshold)
+        self.threshold = threshold
 
     def forward(self, probs: Tensor) -> Tensor:
         return confidence_mask(probs, self.threshold)
@@ -70,15 +82,17 @@ class FlexMatchThreshold(nn.Module):
         num_classes: The number of classes.
         threshold: The upper threshold tau.
         window: How many confident predictions sigma counts over (about the unlabeled set size).
-        min_threshold: A floor under every class threshold. The paper's thresholds start at 0
-            and stay near 0 for classes the model is never confident about, so on hard data
-            with few labels every guess becomes a pseudo-label; a floor keeps them out.
+        min_threshold: A floor under every class threshold, at most `threshold`. The paper's
+            thresholds start at 0 and stay near 0 for classes the model is never confident
+            about, so on hard data with few labels every guess becomes a pseudo-label; a floor
+            keeps them out.
     """
 
     def __init__(
         self, num_classes: int, threshold: float = 0.95, window: int = 4096, min_threshold: float = 0.0
     ):
         super().__init__()
+        check_floor(threshold, min_threshold)
         self.num_classes = num_classes
         self.threshold = threshold
         self.min_threshold = min_threshold
@@ -116,13 +130,15 @@ class FreeMatchThreshold(nn.Module):
         num_classes: The number of classes.
         threshold: An upper bound of tau_t (1 leaves it free, as in the paper).
         momentum: The EMA momentum m.
-        min_threshold: A floor under every class threshold (see `FlexMatchThreshold`).
+        min_threshold: A floor under every class threshold, at most `threshold` (see
+            `FlexMatchThreshold`).
     """
 
     def __init__(
         self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999, min_threshold: float = 0.0
     ):
         super().__init__()
+        check_floor(threshold, min_threshold)
         self.threshold = threshold
         self.momentum = momentum
         self.min_threshold = min_threshold
@@ -142,10 +158,18 @@ class FreeMatchThreshold(nn.Module):
         return confidence_mask(probs, self.class_thresholds())
 
 
-THRESHOLDS: dict[str, type[nn.Module]] = {
-    "fixed": FixedThreshold,
-    "flexmatch": FlexMatchThreshold,
-    "freematch": FreeMatchThreshold,
+class Thresholding(str, Enum):
+    """The thresholds of pseudo-labels a config can name (`thresholding: fixed`, ...)."""
+
+    FIXED = "fixed"
+    FLEXMATCH = "flexmatch"
+    FREEMATCH = "freematch"
+
+
+THRESHOLDS: dict[Thresholding, type[nn.Module]] = {
+    Thresholding.FIXED: FixedThreshold,
+    Thresholding.FLEXMATCH: FlexMatchThreshold,
+    Thresholding.FREEMATCH: FreeMatchThreshold,
 }
 
 

@@ -15,7 +15,7 @@ from sesemi.learners.classifier import Classifier
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.heads.linear import LinearHead
-from sesemi.models.heads.loss import MeanTeacherLossHead, PiModelLossHead
+from sesemi.models.heads.loss import MeanTeacherLossHead, PiModelLossHead, StepContext
 
 
 def _models(teacher: bool):
@@ -36,7 +36,7 @@ def _data(same_views: bool = False, batch_size: int = 4):
 
 def _run(loss_head, backbones, heads, data):
     features = encode(loss_head.feature_requests(data), backbones)
-    return loss_head(data, backbones, heads, features, step=0), features
+    return loss_head(StepContext(data, features, backbones, heads, step=0)), features
 
 
 def test_pi_model_encodes_both_views_in_the_fused_pass():

@@ -9,7 +9,7 @@ import torch
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.heads.linear import LinearHead
-from sesemi.models.heads.loss import EntropyMinimizationLossHead
+from sesemi.models.heads.loss import EntropyMinimizationLossHead, StepContext
 
 
 def _setup(batch_size: int = 4, threshold: float = 0.0):
@@ -24,7 +24,7 @@ def _setup(batch_size: int = 4, threshold: float = 0.0):
 
 def _run(backbones, heads, loss_head, data):
     features = encode(loss_head.feature_requests(data), backbones)
-    return loss_head(data, backbones, heads, features, step=0)
+    return loss_head(StepContext(data, features, backbones, heads, step=0))
 
 
 def test_per_sample_entropies_are_finite_and_bounded():

@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sesemi.errors import SesemiError
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.heads.linear import LinearHead
-from sesemi.models.heads.loss import FixMatchLossHead
+from sesemi.models.heads.loss import FixMatchLossHead, StepContext
 
 
 def _setup(batch_size: int = 6, **options):
@@ -24,7 +25,7 @@ def _setup(batch_size: int = 6, **options):
 
 def _run(backbones, heads, loss_head, data):
     features = encode(loss_head.feature_requests(data), backbones)
-    return loss_head(data, backbones, heads, features, step=0), features
+    return loss_head(StepContext(data, features, backbones, heads, step=0)), features
 
 
 def test_both_views_share_the_fused_forward_pass():
@@ -101,6 +102,39 @@ def test_options_reach_the_threshold_class():
     assert loss_head.thresholds.momentum == 0.9 and loss_head.alignment is None
 
 
-def test_unknown_thresholding_is_refused():
-    with pytest.raises(ValueError, match="flexmatch"):
-        FixMatchLossHead("fixmatch", thresholding="softmatch")
+def test_unknown_thresholding_is_refused_with_the_choices():
+    with pytest.raises(SesemiError) as error:
+        FixMatchLossHead("fixmatch", thresholding="flex")
+    assert str(error.value) == "thresholding must be one of fixed, flexmatch, freematch, not 'flex'"
+
+
+@pytest.mark.parametrize("thresholding", ["fixed", "flexmatch", "freematch"])
+def test_a_floor_above_the_threshold_is_refused(thresholding):
+    """threshold 0.7 with min_threshold 0.8 would train at 0.8: refused, naming both values."""
+    with pytest.raises(SesemiError, match="min_threshold 0.8 is above threshold 0.7"):
+        FixMatchLossHead("fixmatch", thresholding=thresholding, threshold=0.7, min_threshold=0.8)
+
+
+def _probs(confidence: float, num_classes: int = 3) -> torch.Tensor:
+    """Two predictions of classes 0 and 1 with the given top probability."""
+    probs = torch.full((2, num_classes), (1.0 - confidence) / (num_classes - 1))
+    probs[[0, 1], [0, 1]] = confidence
+    return probs
+
+
+def test_fixed_threshold_trains_at_the_threshold_given_not_the_floor():
+    """The configs' pair (0.95, floor 0.8): a fixed threshold keeps 0.95, the floor is unused."""
+    _, _, loss_head, _ = _setup(thresholding="fixed", threshold=0.95, min_threshold=0.8)
+    assert loss_head.thresholds.threshold == 0.95
+    assert loss_head.thresholds(_probs(0.94)).tolist() == [0.0, 0.0]
+    assert loss_head.thresholds(_probs(0.96)).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("thresholding", ["flexmatch", "freematch"])
+def test_adaptive_thresholds_start_at_the_floor_below_the_threshold(thresholding):
+    """The configs' pair (0.95, floor 0.8): adaptive thresholds start at the floor."""
+    _, _, loss_head, _ = _setup(thresholding=thresholding, threshold=0.95, min_threshold=0.8)
+    torch.testing.assert_close(loss_head.thresholds.class_thresholds(), torch.full((3,), 0.8))
+    loss_head.eval()
+    assert loss_head.thresholds(_probs(0.79)).tolist() == [0.0, 0.0]
+    assert loss_head.thresholds(_probs(0.81)).tolist() == [1.0, 1.0]

@@ -7,7 +7,7 @@ import torch
 from sesemi.collation import JigsawCollator
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
-from sesemi.models.heads.loss import JigsawPredictionLossHead
+from sesemi.models.heads.loss import JigsawPredictionLossHead, StepContext
 
 
 def _setup(num_permutations: int = 5):
@@ -31,7 +31,7 @@ def test_classifier_has_one_output_per_permutation():
 def test_loss_is_the_cross_entropy_of_the_permutation_labels_with_gradients():
     backbones, loss_head, data = _setup()
     features = encode(loss_head.feature_requests(data), backbones)
-    outputs = loss_head(data, backbones, {}, features, step=0)
+    outputs = loss_head(StepContext(data, features, backbones, {}, step=0))
     puzzles, labels = data["jigsaw_prediction"]
     expected = torch.nn.functional.cross_entropy(
         loss_head.fc(features["jigsaw_prediction@backbone"]), labels, reduction="none"

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from sesemi.errors import SesemiError
 from sesemi.models.heads.linear import LinearHead
 from sesemi.models.heads.loss.pseudo_labels import (
     DistributionAlignment,
@@ -109,8 +110,19 @@ def test_min_threshold_keeps_unsure_guesses_out_from_the_start(make):
     assert threshold(_probs([0, 1, 2], 0.85)).tolist() == [1.0, 1.0, 1.0]
 
 
-def test_min_threshold_above_the_fixed_threshold_raises_it():
-    assert FixedThreshold(3, threshold=0.7, min_threshold=0.8)(_probs([0], 0.75)).tolist() == [0.0]
+@pytest.mark.parametrize("make", [FlexMatchThreshold, FreeMatchThreshold], ids=["flexmatch", "freematch"])
+def test_a_floor_above_the_threshold_is_refused(make):
+    """A floor of 0.8 under a threshold of 0.7 would make every class threshold 0.8."""
+    with pytest.raises(SesemiError, match="min_threshold 0.8 is above threshold 0.7"):
+        make(3, threshold=0.7, min_threshold=0.8)
+    torch.testing.assert_close(make(3, threshold=0.8, min_threshold=0.8).class_thresholds(), torch.full((3,), 0.8))
+
+
+def test_a_fixed_threshold_has_no_floor():
+    """FixedThreshold takes the threshold alone; it is what a pseudo-label must reach."""
+    with pytest.raises(TypeError):
+        FixedThreshold(3, threshold=0.7, min_threshold=0.8)
+    assert FixedThreshold(3, threshold=0.7)(_probs([0, 1], 0.75)).tolist() == [1.0, 1.0]
 
 
 STATEFUL = {

@@ -7,7 +7,7 @@ import torch
 from sesemi.collation import RotationTransformer
 from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
-from sesemi.models.heads.loss import RotationPredictionLossHead, feature_key
+from sesemi.models.heads.loss import RotationPredictionLossHead, StepContext, feature_key
 
 
 def _setup(batch_size: int = 3):
@@ -22,7 +22,7 @@ def _setup(batch_size: int = 3):
 
 def _losses(backbone, head, data):
     features = encode(head.feature_requests(data), {"backbone": backbone})
-    return head(data, {"backbone": backbone}, {}, features, step=0).losses
+    return head(StepContext(data, features, {"backbone": backbone}, {}, step=0)).losses
 
 
 def test_build_sizes_the_rotation_classifier_from_the_backbone():
@@ -44,9 +44,8 @@ def test_requests_the_rotated_images_under_the_conventional_key():
 def test_per_sample_losses_are_finite_with_shape_4b():
     """One unreduced cross-entropy loss per rotated image."""
     backbone, head, data = _setup(batch_size=3)
-    outputs = head(
-        data, {"backbone": backbone}, {}, encode(head.feature_requests(data), {"backbone": backbone}), 0
-    )
+    features = encode(head.feature_requests(data), {"backbone": backbone})
+    outputs = head(StepContext(data, features, {"backbone": backbone}, {}, step=0))
     assert outputs.losses.shape == (12,)
     assert torch.isfinite(outputs.losses).all() and (outputs.losses >= 0).all()
     assert outputs.weights is None

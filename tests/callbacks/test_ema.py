@@ -1,0 +1,98 @@
+"""The EMA callback (sesemi/callbacks/ema.py): ema = d_t * ema + (1 - d_t) * w after every step."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from sesemi.callbacks import EMA
+
+
+def _decay(decay: float, num_updates: int) -> float:
+    """The paper's warm-up: d_t = min(decay, (1 + n) / (10 + n)) after n updates."""
+    return min(decay, (1 + num_updates) / (10 + num_updates))
+
+
+class Tiny(pl.LightningModule):
+    """A linear layer and batch norm (float running statistics, an integer batch counter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+
+    def training_step(self, batch, batch_idx):
+        inputs, labels = batch
+        return F.cross_entropy(self.net(inputs), labels)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+
+class Recorder(pl.Callback):
+    """Keeps a copy of the model's weights and buffers after every optimizer step."""
+
+    def __init__(self):
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.states.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_update_follows_the_formula(warmup):
+    """One update on tensors: floats move towards the weights by 1 - d_t, integers are copied."""
+    ema = EMA(decay=0.9, warmup=warmup)
+    average, weights = torch.tensor([1.0, -2.0]), torch.tensor([3.0, 2.0])
+    counter, new_counter = torch.tensor(5), torch.tensor(9)
+    for updates in (1, 3, 50):
+        decay = _decay(0.9, updates) if warmup else 0.9
+        assert ema.decay_at(updates) == pytest.approx(decay)
+        expected = decay * average + (1 - decay) * weights
+        ema._update([average, counter], [weights, new_counter], torch.tensor(updates))
+        torch.testing.assert_close(average, expected)
+        assert counter.item() == 9
+
+
+def test_a_decay_of_one_or_more_is_refused():
+    with pytest.raises(ValueError, match="decay"):
+        EMA(decay=1.0)
+
+
+def test_average_after_real_optimizer_steps_follows_the_formula(tmp_path):
+    """Four SGD steps in a Trainer: the first update copies the weights, every later one is
+    ema = d_n * ema + (1 - d_n) * w with n the updates so far; batch norm's counter is copied.
+    decay 0.2 exercises both sides of the min: d_1 = 2/11, then 0.2."""
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    model, recorder, ema = Tiny(), Recorder(), EMA(decay=0.2)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=4,
+        callbacks=[recorder, ema],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, DataLoader(data, batch_size=4))
+
+    assert len(recorder.states) == 4
+    expected = dict(recorder.states[0])
+    for updates, weights in enumerate(recorder.states[1:], start=1):
+        decay = _decay(0.2, updates)
+        for key, value in weights.items():
+            floating = value.is_floating_point()
+            expected[key] = decay * expected[key] + (1 - decay) * value if floating else value
+    average = ema.average_model.state_dict()
+    assert average.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(average[key], value)
+    assert average["net.1.num_batches_tracked"].item() == 4
+    last = recorder.states[-1]["net.0.weight"]
+    assert not torch.allclose(average["net.0.weight"], last)  # an average, not the last weights
+    torch.testing.assert_close(model.net[0].weight, average["net.0.weight"])  # fit ends on the average
