@@ -1,7 +1,7 @@
 """A published model, built from its folder in the cache without executing code from its files.
 
 The weights are read from safetensors (no pickle), the config with a safe YAML loader, and the
-classes the config names are checked before anything is built (sesemi/hub/trust.py).
+classes the config names are checked before anything is built (sesemi/trust.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from sesemi.errors import SesemiError
 from sesemi.hub.cache import CONFIG, WEIGHTS, read_info
 from sesemi.hub.lookup import ModelInfo
-from sesemi.hub.trust import check_targets
 from sesemi.ops.inference import Predictor
+from sesemi.trust import check_targets
 
 
 class Model:

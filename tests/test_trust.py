@@ -1,4 +1,4 @@
-"""What a downloaded config may build (sesemi/hub/trust.py)."""
+"""What a downloaded config may build (sesemi/trust.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sesemi.errors import SesemiError
-from sesemi.hub.trust import check_targets
+from sesemi.trust import check_targets
 
 
 def config(backbone: dict, transform: str = "sesemi.transforms.center_crop_transforms"):

@@ -1,4 +1,4 @@
-"""Which classes a downloaded config may build.
+"""Which classes a config read from files may build.
 
 Loading a model instantiates the `_target_`s of its `learner.hparams` (the network) and of its
 evaluation transform, and Hydra imports and calls whatever a `_target_` names. So a config from
