@@ -22,11 +22,11 @@ from safetensors.torch import save_file
 from sesemi.checkpoints import read_checkpoint
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack
-from sesemi.hub.cache import CARD, CONFIG, META, WEIGHTS
 from sesemi.hub.card import model_card
 from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
 from sesemi.hub.lookup import ModelInfo, conflict
 from sesemi.hub.repository import Repository
+from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
 from sesemi.ops.inference import Predictor, run_files
 from sesemi.version import __version__
 
