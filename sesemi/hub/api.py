@@ -89,6 +89,23 @@ def load(
     return Model(folder, device, allow)
 
 
+def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
+    """The folder of a published model in the cache, downloaded into it the first time.
+
+    `sesemi.predictor.load` builds the model from it.
+
+    Args:
+        uid_or_name: A uid (`3f1c9a0e-1.0.0`), or a name with an optional subgroup and version:
+            `digits-cnn`, `images.digits-cnn`, `digits-cnn@1.0.0` (the latest version without one).
+        repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
+    """
+    folder = cache.find(uid_or_name)
+    if folder is None:
+        info, archive, source = lookup(uid_or_name, repository=repository)
+        folder = cache.fetch(info, archive, source)
+    return folder
+
+
 def models(repository: str | Path | None = None) -> list[ModelInfo]:
     """The models published in `repository` (or all of `$SESEMI_REPOSITORIES`), by name and version."""
     rows = [info for source in repositories(repository) for info, _ in source.rows().values()]

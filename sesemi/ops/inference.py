@@ -11,7 +11,7 @@ operation's folder. From Python:
 Recordings longer than the training clips are cut into sliding windows (`window_seconds` long,
 `hop_seconds` apart; the last one zero-padded) whose probabilities are averaged; shorter ones
 are centred and padded, as in validation. Images go through the run's validation transform.
-`tta=True` also predicts fixed augmented copies of each input and averages (sesemi/ops/tta.py).
+`tta=True` also predicts fixed augmented copies of each input and averages (sesemi/tta.py).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.ops.pseudo_dataset import load_teacher, resolve_device
-from sesemi.ops.tta import Augmentation
 from sesemi.transforms.audio import AudioReadError, frames, is_audio_file, load_audio, num_samples
+from sesemi.tta import Augmentation
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.trained import TrainedModel
 from sesemi.models.backbones.timm import PyTorchImageModels
 from sesemi.models.heads.linear import LinearHead
+from sesemi.predictor import load
 
 
 def copy_run(run_dir: Path, tmp_path: Path) -> Path:
@@ -77,6 +78,8 @@ def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(train
     message = r"^the checkpoint .*best\.ckpt builds pathlib\.Path\.write_text, which is not a sesemi, .* allow=\['pathlib\.Path\.'\]$"
     with pytest.raises(SesemiError, match=message):
         TrainedModel.from_run(run)
+    with pytest.raises(SesemiError, match=message):
+        load(run, device="cpu")
     assert not victim.exists()
 
 
@@ -98,6 +101,7 @@ def test_a_published_folder_loads_as_the_run_did(trained_run, tmp_path):
     images = torch.rand(4, 3, 16, 16)
     with torch.inference_mode():
         torch.testing.assert_close(model(images), run(images))
+    assert load(folder, device="cpu").predict(trained_run.tree.root / "val")[0].label in run.labels
 
 
 def test_a_published_config_that_builds_other_classes_is_refused(trained_run, tmp_path):
