@@ -4,7 +4,9 @@ Loading a trained model instantiates the `_target_`s of its network (backbone an
 head, from a checkpoint's hyper-parameters or a run's config) and of its evaluation transform,
 and Hydra imports and calls whatever a `_target_` names. So these may only name sesemi's models,
 transforms and schedulers, torch.nn, torch.optim and torchvision.transforms; `allow` adds the
-prefixes of packages the user trusts (their own backbones, say).
+prefixes of packages the user trusts (their own backbones, say). What loading does not build
+(loss heads, optimizer, callbacks) is not checked: a model loads without the classes only
+training needs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ ALLOWED = (
     "torchvision.transforms.",
 )
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
-BUILT = ("learner.hparams", "data.val.dataset.image_transform", "data.test.dataset.image_transform")
+BUILT = (
+    *(f"learner.hparams.{key}" for key in NETWORK),
+    "data.val.dataset.image_transform",
+    "data.test.dataset.image_transform",
+)
 
 
 def _targets(node: Any) -> Iterator[str]:

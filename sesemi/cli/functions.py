@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,10 @@ from sesemi.errors import SesemiError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from sesemi.hub import Model as HubModel
     from sesemi.hub import ModelInfo
-    from sesemi.ops.inference import Predictor
     from sesemi.ops.postprocess import Summary
     from sesemi.ops.runs import Run
+    from sesemi.predictor import Predictor
 
 # Built-in data sets whose folder is not named like the config that reads it.
 DATA_FOLDERS = {"imagewoof": "imagewoof2"}
@@ -240,7 +240,7 @@ def inference(
             text file listing one path per line.
         overrides: Settings as `key=value`: `checkpoint` (best or last), `window_seconds`,
             `hop_seconds`, `per_window`, `num_workers`, `on_error` (skip or raise); see
-            `sesemi show ops/inference`.
+            `InferenceSettings`.
         save_dir: Where to write `predictions.csv` (and `embeddings.npy`).
         device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
         batch_size: Inputs (audio windows) per forward pass.
@@ -254,101 +254,89 @@ def inference(
     Returns:
         The path of `predictions.csv`.
     """
-    import numpy as np
     from rich.progress import Progress
 
-    from sesemi.ops import predictions as ops
-    from sesemi.ops.inference import PREDICTIONS_FILE
+    from sesemi.predictor import PREDICTIONS_FILE, load, write_predictions
 
     settings = _inference_settings(overrides)
     folder = Path(save_dir)
     target = folder / PREDICTIONS_FILE
     if target.exists() and not force:
         raise SesemiError(f"{target} exists; pass --force to overwrite it")
-    predictor = _predictor(model, device, settings.pop("checkpoint"))
-    paths = ops.read_inputs(input, predictor)
+    predictor = load(model, device, settings.pop("checkpoint"))
     per_window = settings.pop("per_window")
-    window, hop = (
-        predictor.windowing(settings["window_seconds"], settings["hop_seconds"])
-        if predictor.audio
-        else (0, 0)
-    )
     console = _console()
     with Progress(
         console=console, transient=True, disable=not (console.is_terminal or console.is_jupyter)
     ) as progress:
-        task = progress.add_task("predicting", total=len(paths))
-        result = ops.predict(
-            predictor,
-            paths,
-            batch_size,
-            embeddings,
-            lambda done: progress.update(task, completed=done),
+        task = progress.add_task("predicting", total=None)
+        predictions = predictor.predict(
+            input,
+            batch_size=batch_size,
             tta=tta,
+            embeddings=embeddings,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
             **settings,
         )
-    frame, vectors = ops.table(result, predictor, per_window, window, hop)
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(target, index=False, float_format="%.6g")
-    embeddings_file = folder / "embeddings.npy"
-    if vectors is not None:
-        np.save(embeddings_file, vectors)
-    else:  # those of earlier predictions would not match these rows
-        embeddings_file.unlink(missing_ok=True)
-    unreadable = sum(w is None for w in result.windows)
+    window, hop = (
+        predictor.windowing(settings["window_seconds"], settings["hop_seconds"])
+        if predictor.audio
+        else (None, None)
+    )
+    target, embeddings_file = write_predictions(
+        predictions, folder, predictor.labels, per_window, window, hop
+    )
+    unreadable = sum(p.error is not None for p in predictions)
     console.print(
-        f"predicted {len(paths) - unreadable} files"
+        f"predicted {len(predictions) - unreadable} files"
         + (f" ({unreadable} unreadable, skipped)" if unreadable else "")
         + f": {target}"
-        + (f", {embeddings_file}" if vectors is not None else ""),
+        + (f", {embeddings_file}" if embeddings_file is not None else ""),
         highlight=False,
     )
     return target
 
 
-def _predictor(model: str | Path, device: str, checkpoint: str) -> Predictor:
-    """The predictor of a run folder or checkpoint, or of a published model's uid or name@version."""
-    import sesemi.hub as hub
-    from sesemi.hub.ids import is_uid
-    from sesemi.ops.inference import Predictor
+@dataclass
+class InferenceSettings:
+    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`).
 
-    if not Path(model).exists() and (is_uid(str(model)) or "@" in str(model)):
-        return hub.load(str(model), device=device).predictor
-    return Predictor.from_run(model, device, checkpoint)
+    Attributes:
+        checkpoint: "best" or "last", for a run folder.
+        window_seconds: Audio: the sliding window's length; None uses the run's clip length.
+        hop_seconds: Audio: the spacing of windows; None uses half a window.
+        per_window: Audio: one row per window (with start and end in seconds) instead of one
+            per file with the mean of the windows' probabilities.
+        num_workers: Data loader processes that decode files (0: the main process).
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+    """
 
-
-INFERENCE_SETTINGS = (
-    "checkpoint",
-    "window_seconds",
-    "hop_seconds",
-    "per_window",
-    "num_workers",
-    "on_error",
-)
+    checkpoint: str = "best"
+    window_seconds: float | None = None
+    hop_seconds: float | None = None
+    per_window: bool = False
+    num_workers: int = 0
+    on_error: str = "skip"
 
 
 def _inference_settings(overrides: Sequence[str] | None) -> dict[str, Any]:
-    """The `key=value` settings of inference, checked against `InferenceConfig`'s types."""
+    """The `key=value` settings of inference, checked against `InferenceSettings`' types."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from sesemi.config.structs import InferenceConfig
-
-    unknown = [
-        o for o in overrides or () if o.split("=", 1)[0] not in INFERENCE_SETTINGS or "=" not in o
-    ]
+    names = [field.name for field in fields(InferenceSettings)]
+    unknown = [o for o in overrides or () if o.split("=", 1)[0] not in names or "=" not in o]
     if unknown:
         raise SesemiError(
-            f"inference does not take {unknown[0]!r}; "
-            f"its settings: {', '.join(INFERENCE_SETTINGS)}=..."
+            f"inference does not take {unknown[0]!r}; its settings: {', '.join(names)}=..."
         )
     try:
         settings = OmegaConf.merge(
-            OmegaConf.structured(InferenceConfig), OmegaConf.from_dotlist([*(overrides or ())])
+            OmegaConf.structured(InferenceSettings), OmegaConf.from_dotlist([*(overrides or ())])
         )
     except OmegaConfBaseException as error:
         raise SesemiError(f"bad inference setting: {str(error).splitlines()[0]}") from None
-    return {key: settings[key] for key in INFERENCE_SETTINGS}
+    return {name: settings[name] for name in names}
 
 
 def preprocess(
@@ -654,7 +642,7 @@ def models(repository: str | Path | None = None) -> Sequence[ModelInfo]:
     return found
 
 
-def load(uid: str, repository: str | Path | None = None, device: str = "auto") -> HubModel:
+def load(uid: str, repository: str | Path | None = None, device: str = "auto") -> Predictor:
     """Loads a published model into the cache (downloading it the first time) and checks it builds.
 
     Args:
@@ -663,15 +651,17 @@ def load(uid: str, repository: str | Path | None = None, device: str = "auto") -
         device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
 
     Returns:
-        The model (`predict(paths)`, `labels`, `config`, `module`, `info`).
+        The model's predictor (`predict(inputs)`, `labels`, `config`, `model`, `info`).
     """
-    import sesemi.hub as hub
+    from sesemi.predictor import load as load_model
 
-    model = hub.load(uid, repository=repository, device=device)
-    info = model.info
+    predictor = load_model(uid, device=device, repository=repository)
+    info = predictor.info
+    if info is None:
+        raise SesemiError(f"{uid} is not a published model; load takes a uid or [subgroup.]name[@version]")
     _console().print(
-        f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.path}",
+        f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {predictor.model.source}",
         highlight=False,
         soft_wrap=True,  # the path stays whole, to copy
     )
-    return model
+    return predictor
