@@ -498,7 +498,7 @@ def write_predictions(
     rows: list[list[str]] = []
     vectors: list[Tensor] = []
     for prediction in readable:
-        path = os.fspath(prediction.input) if isinstance(prediction.input, Path) else str(prediction.input)
+        path = str(prediction.input)
         if windowed and prediction.windows is not None:
             for i, row in enumerate(prediction.windows):
                 start = i * hop_seconds
@@ -513,6 +513,7 @@ def write_predictions(
     output.mkdir(parents=True, exist_ok=True)
     table, embeddings = output / PREDICTIONS_FILE, output / EMBEDDINGS_FILE
     with _replacing(table) as temporary:
+        # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
         with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as file:
             writer = csv.writer(file, lineterminator="\n")
             writer.writerow(["path", *(["start", "end"] if per_window else []), "label", "score", *labels])
