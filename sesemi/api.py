@@ -5,7 +5,7 @@
     run.train(pd.DataFrame({"path": [...], "label": [...]}), unlabeled=[...], eval=eval_frame,
               method="fixmatch", overrides=["run.num_iterations=2000"])
     run = sesemi.training_run(load="runs/pets")     # later, in another process
-    run.predict(["a.jpg", "b.jpg"])                 # [{"cat": 0.9, "dog": 0.1}, ...]
+    run.predict(["a.jpg", "b.jpg"])                 # [Prediction(label="cat", score=0.9, ...), ...]
     run.evaluate(eval_frame)                        # {"val/top1": ..., "val/loss": ...}
 
 The data are linked (or copied, where links are not possible) into the standard layout under
@@ -23,10 +23,13 @@ import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sesemi.errors import SesemiError
 from sesemi.results import RESULTS, RunResult
+
+if TYPE_CHECKING:
+    from sesemi.predictor import Prediction, Predictor
 
 TASKS = ("image", "audio")
 RUN_FILE = "training_run.json"
@@ -127,7 +130,7 @@ class TrainingRun:
         self.folder = Path(dir).absolute() / self.name
         self.method: str | None = None
         self.overrides: list[str] = []
-        self._predictor: Any = None  # the trained model, loaded on the first predict()
+        self._predictor: Predictor | None = None  # the trained model, loaded on the first predict()
 
     @classmethod
     def load(cls, path: str | Path) -> TrainingRun:
@@ -266,28 +269,26 @@ class TrainingRun:
         validation = [] if eval_pairs is not None else ["data.val.dataset.subset=train"]
         return self._run(_timestamped(self.folder), [*validation, *self.overrides])
 
-    def predict(
-        self, paths: Sequence[str | Path], batch_size: int = 64, tta: bool = False
-    ) -> list[dict[str, float]]:
-        """The class probabilities of each file by the best checkpoint, in input order.
+    def predict(self, inputs: Any, batch_size: int = 64, tta: bool = False, **options: Any) -> list[Prediction]:
+        """Predicts files with the best checkpoint of the latest training, in input order.
 
         Args:
-            paths: Image (or, for an audio run, audio) files.
+            inputs: Image (or, for an audio run, audio) files: a list of paths, a folder, or
+                anything else `sesemi.predictor.Predictor.predict` takes.
             batch_size: Inputs per forward pass.
             tta: Test-time augmentation: average over each image and its horizontal flip
                 (audio: time-shifted copies); wrong where mirroring changes the meaning.
+            **options: The other options of `Predictor.predict` (embeddings, on_error, ...).
 
         Returns:
-            `[{label: probability, ...}, ...]`, one dict per file.
+            One `Prediction` per input: `label`, `score` and `probabilities` (in the order of
+            the run's classes, `results["classes"]`).
         """
-        from sesemi.ops.inference import Predictor
+        from sesemi.predictor import load
 
         if self._predictor is None:
-            self._predictor = Predictor.from_run(self.checkpoint)
-        probabilities = self._predictor.predict([str(path) for path in paths], batch_size, tta=tta)
-        return [
-            dict(zip(self._predictor.labels, row.tolist(), strict=True)) for row in probabilities
-        ]
+            self._predictor = load(self.checkpoint)
+        return self._predictor.predict(inputs, batch_size=batch_size, tta=tta, **options)
 
     def evaluate(self, eval: Examples) -> dict[str, float]:
         """The metrics (`val/top1`, `val/loss`, ...) of the best checkpoint on labeled examples.

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated image folders, the real `digits` data set, tiny hparams."""
+"""Shared fixtures: tiny generated image folders, a tiny trained run, the real `digits` data set,
+tiny hparams."""
 
 from __future__ import annotations
 
@@ -51,11 +52,9 @@ class ImageTree(NamedTuple):
     unlabeled: int
 
 
-@pytest.fixture
-def image_tree(tmp_path: Path) -> ImageTree:
-    """`tmp_path/images` with train/<class>/*.png (3 per class), val/<class>/*.png (2 per class)
-    and unlabeled/*.png (4), 16x16 px; classes blue, green, red."""
-    root = tmp_path / "images"
+def make_image_tree(root: Path) -> ImageTree:
+    """`root` with train/<class>/*.png (3 per class), val/<class>/*.png (2 per class) and
+    unlabeled/*.png (4), 16x16 px; classes blue, green, red."""
     for split, count in (("train", 3), ("val", 2)):
         for name, (color, stripes) in CLASS_STYLES.items():
             for i in range(count):
@@ -65,6 +64,55 @@ def image_tree(tmp_path: Path) -> ImageTree:
         color, stripes = styles[i % len(styles)]
         write_image(root / "unlabeled" / f"u{i}.png", color, stripes, shade=5 * i)
     return ImageTree(root, sorted(CLASS_STYLES), 3, 2, 4)
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> ImageTree:
+    """A generated data set in `tmp_path/images` (see `make_image_tree`)."""
+    return make_image_tree(tmp_path / "images")
+
+
+# `supervised` (with its EMA callback) on 16 px images with a 4-8 channel ConvNet, on the CPU.
+TINY_IMAGE_TRAINING = [
+    "run.num_iterations=4",
+    "run.batch_size_per_gpu=6",
+    "run.gpus=0",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "data.train.supervised.dataset.image_transform.crop_dim=16",
+    "data.train.supervised.num_workers=0",
+    "data.train.supervised.pin_memory=false",
+    "trainer.val_check_interval=2",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "+trainer.log_every_n_steps=1",
+]
+
+
+class TrainedRun(NamedTuple):
+    """A run folder and the data it was trained on (see the `trained_run` fixture)."""
+
+    run_dir: Path
+    tree: ImageTree
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """A tiny model really trained (4 steps of `supervised`, with EMA) on a `make_image_tree`
+    data set, once per session: its run folder holds config.yaml, results.json and
+    checkpoints/best.ckpt and last.ckpt. Shared: tests copy what they change."""
+    from hydra import compose, initialize_config_module
+
+    from sesemi.config import register_configs, register_resolvers
+    from sesemi.runner import execute
+
+    base = tmp_path_factory.mktemp("trained")
+    tree = make_image_tree(base / "images")
+    register_configs()
+    register_resolvers()
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        config = compose("supervised", [f"run.data_root={tree.root}", *TINY_IMAGE_TRAINING])
+    execute(config, base / "run")
+    return TrainedRun(base / "run", tree)
 
 
 @pytest.fixture(scope="session")

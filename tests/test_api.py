@@ -43,7 +43,10 @@ import pandas as pd
 import sesemi
 run = sesemi.training_run(load=sys.argv[1])
 frame = pd.read_csv(sys.argv[2])
-predictions = run.predict(frame["path"].tolist(), batch_size=4)
+predictions = [
+    {"label": p.label, "total": float(p.probabilities.sum())}
+    for p in run.predict(frame["path"].tolist(), batch_size=4)
+]
 print(json.dumps({"repr": repr(run), "predictions": predictions, "metrics": run.evaluate(frame)}))
 """
 
@@ -110,10 +113,8 @@ def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
     best = results["best"]["val/top1"]
     predictions = answer["predictions"]
     assert len(predictions) == len(validation)
-    assert all(
-        sorted(p) == image_tree.classes and sum(p.values()) == pytest.approx(1) for p in predictions
-    )
-    predicted = [max(p, key=p.get) for p in predictions]
+    assert all(p["label"] in image_tree.classes and p["total"] == pytest.approx(1) for p in predictions)
+    predicted = [p["label"] for p in predictions]
     assert (pd.Series(predicted) == validation["label"]).mean() == pytest.approx(best, abs=1e-6)
     assert answer["metrics"]["val/top1"] == pytest.approx(best, abs=1e-6)
     assert list((run.folder / "evaluate").glob("*/results.json"))
@@ -172,8 +173,8 @@ def test_bad_arguments_are_refused(tmp_path):
 
 
 def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
-    """task="audio" trains audio_fixmatch on generated tones and chirps; predict gives one dict
-    of label probabilities per file (long recordings in windows), and evaluate scores the
+    """task="audio" trains audio_fixmatch on generated tones and chirps; predict gives one
+    Prediction per file (long recordings in windows), and evaluate scores the
     validation clips as training's validation of the best checkpoint did."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=3)
@@ -195,11 +196,13 @@ def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
     paths = [*validation["path"], long]
     for tta in (False, True):
         predictions = run.predict(paths, batch_size=4, tta=tta)
-        assert len(predictions) == len(paths)
+        assert [str(p.input) for p in predictions] == [str(path) for path in paths]
         assert all(
-            sorted(p) == tree.classes and sum(p.values()) == pytest.approx(1) for p in predictions
+            p.label in tree.classes and float(p.probabilities.sum()) == pytest.approx(1)
+            for p in predictions
         )
-    predicted = [max(p, key=p.get) for p in run.predict(validation["path"])]
+        assert predictions[-1].windows.shape == (7, 3)  # 2 s in 0.5 s windows, 0.25 s apart
+    predicted = [p.label for p in run.predict(validation["path"])]
     best = results["best"]["val/top1"]
     assert (pd.Series(predicted) == validation["label"]).mean() == pytest.approx(best, abs=1e-6)
     metrics = run.evaluate(validation)

@@ -18,7 +18,7 @@ BUILTIN = [
     "backbone/convnet.yaml",
     "audio_fixmatch.yaml",
     "audio_encoder/convnet.yaml",
-    "ops/inference.yaml",
+    "ops/pseudo_dataset.yaml",
 ]
 
 COMPOSE = """

@@ -4,7 +4,6 @@ from hydra.core.config_store import ConfigStore
 
 from sesemi.config.structs import (
     ClassifierConfig,
-    InferenceConfig,
     PreprocessConfig,
     PseudoDatasetConfig,
     SESEMIConfig,
@@ -19,4 +18,3 @@ def register_configs() -> None:
     # The schema of configs/ops/pseudo_dataset.yaml (`defaults: [/pseudo_dataset_schema, _self_]`).
     store.store(name="pseudo_dataset_schema", node=PseudoDatasetConfig)
     store.store(name="preprocess_schema", node=PreprocessConfig)
-    store.store(name="inference_schema", node=InferenceConfig)

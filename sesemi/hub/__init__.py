@@ -1,14 +1,16 @@
 """Publishing trained models to a repository and loading them by uid or name, through a cache.
 
     uid = sesemi.hub.publish("runs/digits/<time>", "digits-cnn", "1.0.0", "/shared/models")
-    model = sesemi.hub.load(uid)                       # or "digits-cnn@1.0.0", "digits-cnn"
-    probabilities = model.predict(["7.png", "3.png"])  # [2, 10], columns in model.labels order
-    sesemi.hub.models("/shared/models")                # what is published
+    predictor = sesemi.hub.load(uid)                  # or "digits-cnn@1.0.0", "digits-cnn"
+    predictions = predictor.predict(["7.png", "3.png"])  # a Prediction per file: label, score, ...
+    sesemi.hub.models("/shared/models")               # what is published
 
 A repository is a folder or any fsspec URL (s3://, gs://, memory://, ...); loads search
 `$SESEMI_REPOSITORIES` when none is given and keep models in `$SESEMI_CACHE_ROOT`. Weights are
 safetensors and configs may only build sesemi's and torch's classes: loading runs no code from
-the files. The design follows audmodel (https://github.com/audeering/audmodel).
+the files. `load` is `sesemi.predictor.load` (which also loads run folders): it returns a
+`Predictor` whose `info` is the model's `ModelInfo`. The design follows audmodel
+(https://github.com/audeering/audmodel).
 """
 
 from __future__ import annotations
@@ -17,26 +19,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Model": "sesemi.hub.model",
     "ModelInfo": "sesemi.hub.lookup",
     "cache_root": "sesemi.hub.cache",
     "info": "sesemi.hub.api",
-    "load": "sesemi.hub.api",
+    "load": "sesemi.predictor",
     "model_uid": "sesemi.hub.ids",
     "models": "sesemi.hub.api",
     "publish": "sesemi.hub.publishing",
     "url": "sesemi.hub.api",
 }
 
-__all__ = ["Model", "ModelInfo", "cache_root", "info", "load", "model_uid", "models", "publish", "url"]
+__all__ = ["ModelInfo", "cache_root", "info", "load", "model_uid", "models", "publish", "url"]
 
 if TYPE_CHECKING:
-    from sesemi.hub.api import info, load, models, url
+    from sesemi.hub.api import info, models, url
     from sesemi.hub.cache import cache_root
     from sesemi.hub.ids import model_uid
     from sesemi.hub.lookup import ModelInfo
-    from sesemi.hub.model import Model
     from sesemi.hub.publishing import publish
+    from sesemi.predictor import load
 
 
 def __getattr__(name: str) -> Any:

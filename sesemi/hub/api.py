@@ -1,4 +1,4 @@
-"""Finding published models, and loading them through the cache.
+"""Finding published models, and fetching them into the cache.
 
 Without a `repository` argument, the repositories are those listed in `$SESEMI_REPOSITORIES`
 (comma-separated folders or URLs), searched in that order. A model already in the cache is
@@ -8,18 +8,13 @@ loaded without asking any repository.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sesemi.errors import SesemiError
 from sesemi.hub import cache
 from sesemi.hub.ids import check_version
 from sesemi.hub.lookup import Archive, ModelInfo, matches
 from sesemi.hub.repository import Repository
-
-if TYPE_CHECKING:
-    from sesemi.hub.model import Model
 
 REPOSITORIES_VARIABLE = "SESEMI_REPOSITORIES"
 
@@ -55,38 +50,21 @@ def lookup(
     return found[0]
 
 
-def load(
-    uid_or_name: str,
-    version: str | None = None,
-    repository: str | Path | None = None,
-    device: str = "auto",
-    allow: Sequence[str] = (),
-) -> Model:
-    """Loads a published model, downloading it into the cache the first time.
+def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
+    """The folder of a published model in the cache, downloaded into it the first time.
+
+    `sesemi.predictor.load` (which `sesemi.hub.load` is) builds the model from it.
 
     Args:
         uid_or_name: A uid (`3f1c9a0e-1.0.0`), or a name with an optional subgroup and version:
-            `digits-cnn`, `images.digits-cnn`, `digits-cnn@1.0.0`.
-        version: The version of a name; by default its latest.
+            `digits-cnn`, `images.digits-cnn`, `digits-cnn@1.0.0` (the latest version without one).
         repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
-        device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
-        allow: Module prefixes whose classes the model's config may build besides sesemi's,
-            torch's and torchvision's (e.g. `["my_project."]` for your own backbone).
-
-    Returns:
-        The model: `predict(paths)`, `labels`, `config`, `module`, `info`.
-
-    Example:
-        >>> model = sesemi.hub.load("digits-cnn@1.0.0", repository="/shared/models")
-        >>> probabilities = model.predict(["7.png"])
     """
-    from sesemi.hub.model import Model
-
-    folder = cache.find(uid_or_name, version)
+    folder = cache.find(uid_or_name)
     if folder is None:
-        info, archive, source = lookup(uid_or_name, version, repository)
+        info, archive, source = lookup(uid_or_name, repository=repository)
         folder = cache.fetch(info, archive, source)
-    return Model(folder, device, allow)
+    return folder
 
 
 def models(repository: str | Path | None = None) -> list[ModelInfo]:

@@ -22,6 +22,7 @@ from sesemi.errors import SesemiError
 from sesemi.hub.archive import extract, sha256
 from sesemi.hub.ids import is_uid, split_reference
 from sesemi.hub.lookup import Archive, ModelInfo, matches
+from sesemi.learners.published import CONFIG, META, WEIGHTS
 
 if TYPE_CHECKING:
     from sesemi.hub.repository import Repository
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CACHE_ROOT_VARIABLE = "SESEMI_CACHE_ROOT"
-META = "meta.json"
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.yaml"
-CARD = "README.md"
 
 
 def cache_root() -> Path:

@@ -65,7 +65,7 @@ def model_card(info: ModelInfo, config: DictConfig, audio: bool) -> str:
         "import sesemi.hub",
         "",
         f'model = sesemi.hub.load("{info.uid}")',
-        f'probabilities = model.predict(["{example}"])  # [N, {len(info.labels)}], columns in model.labels order',
+        f'(prediction,) = model.predict(["{example}"])  # .label, .score, .probabilities in model.labels order',
         "```",
         "",
         f"or `sesemi inference {info.uid} FILES --save-dir predictions`.",

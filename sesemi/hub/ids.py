@@ -20,6 +20,7 @@ from sesemi.errors import SesemiError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 UID = re.compile(r"[0-9a-f]{8}-\S+")
+REFERENCE = re.compile(rf"{NAME.pattern}(\.{NAME.pattern})*(@\S+)?")  # [subgroup.]name[@version]
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -67,6 +68,11 @@ def model_uid(name: str, subgroup: str | None, params: Mapping[str, Any] | None,
 def is_uid(reference: str) -> bool:
     """Whether `reference` has the form of a uid (else it is a name)."""
     return UID.fullmatch(reference) is not None
+
+
+def is_reference(text: str) -> bool:
+    """Whether `text` has the form of a uid or `[subgroup.]name[@version]` (not of a file)."""
+    return is_uid(text) or (REFERENCE.fullmatch(text) is not None and not text.endswith(".ckpt"))
 
 
 def split_reference(reference: str, version: str | None = None) -> tuple[str | None, str, str | None]:

@@ -1,7 +1,8 @@
 """Publishing a training run's model to a repository.
 
-The archive holds `weights.safetensors` (the checkpoint's state dict: with the EMA callback,
-Lightning stores the averaged weights there, which are what validation saw), the run's
+The archive holds `weights.safetensors` (the network's weights from the checkpoint's state dict:
+with the EMA callback, Lightning stores the averaged weights there, which are what validation
+saw; the loss heads' are left out, they only serve training), the run's
 `config.yaml`, `meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card,
 `README.md`.
 """
@@ -11,23 +12,21 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from sesemi.checkpoints import read_checkpoint
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack
-from sesemi.hub.cache import CARD, CONFIG, META, WEIGHTS
 from sesemi.hub.card import model_card
 from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
 from sesemi.hub.lookup import ModelInfo, conflict
 from sesemi.hub.repository import Repository
-from sesemi.ops.inference import Predictor, run_files
+from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
+from sesemi.learners.trained import RESULTS, TrainedModel
 from sesemi.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -42,6 +41,7 @@ def publish(
     params: Mapping[str, Any] | None = None,
     author: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    allow: Sequence[str] = (),
 ) -> str:
     """Publishes the model of a training run; returns its uid.
 
@@ -55,6 +55,8 @@ def publish(
             `{"backbone": "convnet", "labels": 50}`; part of the uid.
         author: Who publishes it.
         meta: Anything else to record (JSON values).
+        allow: Module prefixes, besides sesemi's, torch's and torchvision's, whose classes the
+            run's network may be built from (your own backbone, say: `["my_project."]`).
 
     Returns:
         The uid: `<8 hex digits of the SHA-256 of name, subgroup, params>-<version>`.
@@ -70,18 +72,14 @@ def publish(
     target = Repository(repository)
     _refuse_existing(target, ModelInfo(uid, name, subgroup, version))  # again under the lock, at upload
 
-    run_dir, checkpoint_path = run_files(run)
-    config_path = run_dir / "config.yaml"
+    model = TrainedModel.from_run(run, allow=allow)  # builds the network now rather than at load
+    config_path = model.source / CONFIG
     if not config_path.is_file():
         raise SesemiError(f"{config_path} does not exist: publishing needs the run's config beside checkpoints/")
-    config = OmegaConf.load(config_path)
-    results_path = run_dir / "results.json"
+    results_path = model.source / RESULTS
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    checkpoint = read_checkpoint(checkpoint_path)
     # Contiguous copies: safetensors stores no views and no tensors that share memory.
-    weights = {key: value.contiguous().clone() for key, value in checkpoint["state_dict"].items()}
-    labels = results.get("classes") or [str(c) for c in range(int(config.learner.hparams.num_classes))]
-    predictor = Predictor.from_weights(weights, config, labels, "cpu")  # fails now rather than at load
+    weights = {key: value.contiguous().clone() for key, value in model.state_dict().items()}
 
     info = ModelInfo(
         uid=uid,
@@ -91,10 +89,10 @@ def publish(
         params=params,
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         author=author,
-        labels=list(labels),
+        labels=model.labels,
         metrics={k: float(v) for k, v in results.get("metrics", {}).items()},
-        checkpoint=checkpoint_path.name,
-        ema="current_model_state" in checkpoint,  # what Lightning's weight averaging adds
+        checkpoint=model.checkpoint.name,
+        ema=model.ema,
         meta=meta,
         sesemi=__version__,
     )
@@ -104,7 +102,7 @@ def publish(
         save_file(weights, folder / WEIGHTS, metadata={"uid": uid})
         (folder / CONFIG).write_text(config_path.read_text())
         (folder / META).write_text(json.dumps(info.to_dict(), indent=1) + "\n")
-        (folder / CARD).write_text(model_card(info, config, predictor.audio))
+        (folder / CARD).write_text(model_card(info, model.config, model.audio))
         archive = Path(scratch) / f"{uid}.tar.gz"
         pack(folder, archive)
         target.add(info, archive)

@@ -21,49 +21,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from sesemi.checkpoints import load_weights, read_checkpoint
-from sesemi.datasets import ImageDataset, dataset
+from sesemi.datasets import dataset
 from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE, write_pseudo_dataset
 from sesemi.errors import SesemiError
-from sesemi.learners.classifier import Classifier
+from sesemi.learners.trained import TrainedModel
+from sesemi.predictor import Predictor
 
 logger = logging.getLogger(__name__)
-
-
-def load_teacher(checkpoint_path: str | Path) -> Classifier:
-    """Rebuilds the Classifier a sesemi checkpoint was saved from, with its weights, in eval mode."""
-    checkpoint = read_checkpoint(checkpoint_path)
-    hparams = checkpoint.get("hyper_parameters", {}).get("hparams")
-    if not isinstance(hparams, Mapping):
-        raise SesemiError(
-            f"{checkpoint_path} was not saved by a sesemi Classifier (it has no hparams)"
-        )
-    model = Classifier(hparams)
-    load_weights(model, checkpoint_path, strict=True)
-    return model.eval()
-
-
-def run_config_transform(checkpoint_path: str | Path) -> Any:
-    """The evaluation transform config of the run that saved a checkpoint.
-
-    It is read from `<run>/config.yaml` for `<run>/checkpoints/<name>.ckpt`: the validation
-    (else test) loader's `image_transform`.
-    """
-    config_path = Path(checkpoint_path).resolve().parent.parent / "config.yaml"
-    if not config_path.is_file():
-        raise SesemiError(
-            f"the evaluation transform comes from the teacher run's {config_path}, which does "
-            "not exist; set image_transform"
-        )
-    config = OmegaConf.load(config_path)
-    for stage in ("val", "test"):
-        transform = OmegaConf.select(config, f"data.{stage}.dataset.image_transform")
-        if transform is not None:
-            return transform
-    raise SesemiError(f"{config_path} has no validation or test transform; set image_transform")
 
 
 def select(
@@ -88,53 +53,6 @@ def select(
         members = kept[label[kept] == c]
         chosen.append(members[confidence[members].argsort(descending=True)[:cap]])
     return torch.cat(chosen).sort().values
-
-
-@torch.inference_mode()
-def predict(
-    model: torch.nn.Module,
-    data: ImageDataset,
-    batch_size: int,
-    num_workers: int,
-    device: torch.device,
-    hflip_tta: bool,
-) -> tuple[list[int], Tensor]:
-    """The class probabilities for the images of `data`, whose labels are their sample indices.
-
-    Returns the indices of the samples read (an unreadable file is skipped by the dataset, so its
-    index is missing) and their probabilities `[N, C]`, averaged over the image and its
-    horizontal flip with `hflip_tta`.
-    """
-    loader = DataLoader(
-        data, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda"
-    )
-    model.to(device)
-    indices: list[int] = []
-    outputs: list[Tensor] = []
-    for images, index in tqdm(loader, desc="pseudo-labeling", unit="batch"):
-        images = images.to(device, non_blocking=True)
-        probabilities = model(images).softmax(dim=1)
-        if hflip_tta:
-            probabilities = (probabilities + model(images.flip(-1)).softmax(dim=1)) / 2
-        indices += index.tolist()
-        outputs.append(probabilities.float().cpu())
-    # A skipped file yields its successor's image and index, so keep each index's first row.
-    first = {i: n for n, i in reversed(list(enumerate(indices)))}
-    rows = sorted(first.values())
-    return [indices[n] for n in rows], torch.cat(outputs)[rows]
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` (a GPU if there is one), `cpu`, `cuda` or `cuda:<index>` as a torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SesemiError(f"device must be auto, cpu, cuda or cuda:<index>, not {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SesemiError(f"device={name} but there is no GPU; use device=cpu")
-    return device
 
 
 def _plain(value: Any) -> Any:
@@ -181,35 +99,42 @@ def pseudo_dataset(
         raise SesemiError(f"{existing[0]} already exists; set overwrite=true to replace it")
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
-    target_device = resolve_device(device)
 
-    teacher = load_teacher(checkpoint_path)
+    teacher = TrainedModel.from_run(checkpoint_path)
     labeled = dataset("image_folder", data_root, labeled_subset) if labeled_subset else None
-    classes = labeled.classes if labeled else [str(c) for c in range(teacher.num_classes)]
-    if len(classes) != teacher.num_classes:
+    classes = labeled.classes if labeled else [str(c) for c in range(len(teacher.labels))]
+    if len(classes) != len(teacher.labels):
         raise SesemiError(
-            f"the teacher predicts {teacher.num_classes} classes but {Path(data_root) / labeled_subset} "
+            f"the teacher predicts {len(teacher.labels)} classes but {Path(data_root) / labeled_subset} "
             f"has {len(classes)}; use the data the teacher was trained on"
         )
-    transform = (
-        image_transform if image_transform is not None else run_config_transform(checkpoint_path)
-    )
-    settings["image_transform"] = repr(transform) if callable(transform) else _plain(transform)
-    if not callable(transform):
-        transform = instantiate(transform)
+    if image_transform is None:
+        if teacher.eval_transform_config is None:
+            raise SesemiError(f"the teacher's run {teacher.source} has no config.yaml with a validation transform; set image_transform")
+        settings["image_transform"] = _plain(teacher.eval_transform_config)
+    elif callable(image_transform):
+        settings["image_transform"] = repr(image_transform)
+    else:
+        settings["image_transform"] = _plain(image_transform)
+        image_transform = instantiate(image_transform)
+    predictor = Predictor(teacher, device, image_transform)
 
-    # Each image's label is its index, so the predictions of skipped files can be told apart.
     found = dataset("image_file", data_root, _plain(unlabeled_subset), on_error=on_error)
-    unlabeled = ImageDataset(
-        [(p, i) for i, (p, _) in enumerate(found.samples)], [], transform, on_error
+    predictions = predictor.predict(
+        [path for path, _ in found.samples],
+        batch_size=batch_size,
+        tta=hflip_tta,
+        num_workers=num_workers,
+        on_error=on_error,
     )
-    read, probabilities = predict(
-        teacher, unlabeled, batch_size, num_workers, target_device, hflip_tta
+    read = [prediction for prediction in predictions if prediction.error is None]
+    probabilities = (
+        torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
     )
     kept = select(probabilities, threshold, balance, per_class)
     confident = int((probabilities.max(dim=1).values >= threshold).sum())
 
-    paths = [found.samples[read[i]][0] for i in kept.tolist()]
+    paths = [str(read[i].input) for i in kept.tolist()]
     probabilities = probabilities[kept]
     if include_labeled:
         paths = [path for path, _ in labeled.samples] + paths
@@ -222,7 +147,7 @@ def pseudo_dataset(
         "pseudo_labeled": len(kept),
         "below_threshold": len(read) - confident,
         "dropped_by_balancing": confident - len(kept),
-        "unreadable": len(found.samples) - len(read),
+        "unreadable": len(predictions) - len(read),
         "per_class": dict(zip(classes, per_class_counts, strict=True)),
     }
     empty = [name for name, count in counts["per_class"].items() if count == 0]

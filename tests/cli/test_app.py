@@ -199,7 +199,7 @@ def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
 def test_inference_tta_averages_each_image_with_its_flip(sesemi_cli, project, tmp_path):
     """--tta reaches the predictor: the table holds the probabilities averaged with the mirrored
     images, which differ from those of the images alone; the embeddings stay one row per image."""
-    from sesemi.ops.inference import Predictor
+    from sesemi.predictor import load
 
     images = tmp_path / "images"
     images.mkdir()
@@ -213,8 +213,9 @@ def test_inference_tta_averages_each_image_with_its_flip(sesemi_cli, project, tm
         assert result.exit_code == 0, result.output
         tables[name] = pd.read_csv(tmp_path / name / "predictions.csv")
         assert np.load(tmp_path / name / "embeddings.npy").shape == (3, 8)
-    expected = Predictor.from_run(run, device="cpu").predict(tables["tta"]["path"], tta=True)
-    assert np.allclose(tables["tta"][classes], expected.numpy(), atol=1e-5)
+    predictions = load(run, device="cpu").predict(list(tables["tta"]["path"]), tta=True)
+    expected = np.stack([p.probabilities.numpy() for p in predictions])
+    assert np.allclose(tables["tta"][classes], expected, atol=1e-5)
     assert not np.allclose(tables["tta"][classes], tables["plain"][classes], atol=1e-5)
 
 

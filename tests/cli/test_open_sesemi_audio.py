@@ -1,6 +1,7 @@
-"""Audio through the `open_sesemi` console script: audio_fixmatch, ops/preprocess, ops/inference.
+"""Audio through the console scripts: `open_sesemi` (audio_fixmatch, ops/preprocess) and
+`sesemi inference`.
 
-Real subprocesses of the installed script on generated tones and chirps, with a tiny network
+Real subprocesses of the installed scripts on generated tones and chirps, with a tiny network
 and budget (seconds each, mostly start-up).
 """
 
@@ -60,12 +61,14 @@ def test_audio_fixmatch_trains_and_saves_a_run(fixmatch_run):
 
 
 @pytest.mark.slow
-def test_ops_inference_writes_predictions(fixmatch_run, tmp_path):
+def test_inference_writes_predictions(fixmatch_run, tmp_path):
     write(tmp_path / "in" / "long.wav", tone(300, seconds=3.0))
-    done = open_sesemi("-cn", "ops/inference", f"run={fixmatch_run}", f"inputs={tmp_path / 'in'}", cwd=tmp_path)
+    command = [str(OPEN_SESEMI.parent / "sesemi"), "inference", str(fixmatch_run), str(tmp_path / "in")]
+    done = subprocess.run(
+        [*command, "--save-dir", str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    (predictions,) = (tmp_path / "runs" / "ops").glob("*/predictions.csv")
-    with open(predictions) as file:
+    with open(tmp_path / "out" / "predictions.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 1 and rows[0]["label"] in ("chirp", "high", "low")
 

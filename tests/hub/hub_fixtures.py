@@ -1,13 +1,12 @@
-"""Fixtures of the hub tests: an empty cache, repositories, and a tiny trained run to publish.
+"""Fixtures of the hub tests: an empty cache, repositories, and the tiny trained run to publish.
 
 Test modules import them (`from hub_fixtures import cache, trained`); not a conftest.py, which
-would shadow tests/conftest.py for the modules that import from it. The run is trained once per
-session however many modules use it.
+would shadow tests/conftest.py for the modules that import from it. The run is the session's
+`trained_run` (tests/conftest.py), trained once however many modules use it.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -15,28 +14,10 @@ from pathlib import Path
 
 import pytest
 from conftest import CLASS_STYLES, write_image
-from hydra import compose, initialize_config_module
 
-from sesemi.config import register_configs, register_resolvers
 from sesemi.hub.archive import pack, sha256
 from sesemi.hub.ids import model_uid
 from sesemi.hub.lookup import ModelInfo
-from sesemi.runner import execute
-
-# `supervised` (with its EMA callback) on 16 px images with a 4-8 channel ConvNet: 4 steps.
-TINY = [
-    "run.num_iterations=4",
-    "run.batch_size_per_gpu=6",
-    "run.gpus=0",
-    "learner.hparams.model.backbone.widths=[4,8]",
-    "data.train.supervised.dataset.image_transform.crop_dim=16",
-    "data.train.supervised.num_workers=0",
-    "data.train.supervised.pin_memory=false",
-    "trainer.val_check_interval=2",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
-    "+trainer.log_every_n_steps=1",
-]
 
 
 def write_images(root: Path, per_class: int, split: str) -> list[Path]:
@@ -49,24 +30,11 @@ def write_images(root: Path, per_class: int, split: str) -> list[Path]:
     return paths
 
 
-@functools.cache
-def _train(base: Path) -> Path:
-    data = base / "hub-data"
-    write_images(data, 3, "train")
-    write_images(data, 2, "val")
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose("supervised", [f"run.data_root={data}", *TINY])
-    run_dir = base / "hub-run"
-    execute(config, run_dir)
-    return run_dir
-
-
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The run folder: config.yaml, results.json, checkpoints/best.ckpt and last.ckpt."""
-    return _train(tmp_path_factory.getbasetemp())
+def trained(trained_run) -> Path:
+    """The run folder of the session's tiny trained model (tests/conftest.py): config.yaml,
+    results.json, checkpoints/best.ckpt and last.ckpt."""
+    return trained_run.run_dir
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 
 import pytest
@@ -31,8 +32,9 @@ def test_the_archive_holds_ema_weights_config_labels_metrics_and_a_card(trained,
     out = tmp_path / "out"
     checkpoint = torch.load(trained / "checkpoints" / "best.ckpt", weights_only=True)
     weights = load_file(out / "weights.safetensors")
-    assert weights.keys() == checkpoint["state_dict"].keys()
-    assert all(torch.equal(weights[k], v) for k, v in checkpoint["state_dict"].items())  # the EMA ...
+    network = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(("backbone.", "head."))}
+    assert weights.keys() == network.keys()  # what inference needs, not the loss heads' weights
+    assert all(torch.equal(weights[k], v) for k, v in network.items())  # the EMA ...
     raw = checkpoint["current_model_state"]
     assert not all(torch.equal(weights[k], raw[k]) for k in weights)  # ... not the raw weights
     assert (out / "config.yaml").read_text() == (trained / "config.yaml").read_text()
@@ -80,3 +82,14 @@ def test_bad_arguments_are_one_line_before_anything_is_written(trained, tmp_path
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, cache):  # noqa: F811
     with pytest.raises(SesemiError, match="has no checkpoints/best.ckpt or last.ckpt"):
         publish(tmp_path, "tiny", "1.0.0", tmp_path / "repo")
+
+
+def test_a_run_whose_checkpoint_builds_untrusted_classes_is_refused(trained, tmp_path, cache):  # noqa: F811
+    """Publishing builds the network as loading will, under the same trust rules."""
+    run = shutil.copytree(trained, tmp_path / "run")
+    stored = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    stored["hyper_parameters"]["hparams"]["model"]["backbone"]["_target_"] = "my_project.Net"
+    torch.save(stored, run / "checkpoints" / "best.ckpt")
+    with pytest.raises(SesemiError, match=r"builds my_project.Net, .* allow=\['my_project.'\]"):
+        publish(run, "tiny", "1.0.0", tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()

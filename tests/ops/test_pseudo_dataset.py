@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CLASS_STYLES, write_image
+from conftest import CLASS_STYLES
 from hydra import compose, initialize_config_module
 
 from sesemi.config import register_configs, register_resolvers
 from sesemi.datasets import dataset
 from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE
 from sesemi.errors import SesemiError
-from sesemi.ops.pseudo_dataset import load_teacher, pseudo_dataset, select
+from sesemi.learners.trained import TrainedModel
+from sesemi.ops.pseudo_dataset import pseudo_dataset, select
 from sesemi.runner import execute
 
-UNLABELED = 6  # two per class
+UNLABELED = 4  # the `trained_run` data set's
 TINY = [  # a 16 px data set and a ConvNet of 4 and 8 channels, on the CPU
     "run.gpus=0",
     "run.batch_size_per_gpu=6",
@@ -40,31 +42,15 @@ def _compose(name: str, *overrides: str):
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """train/<class>/ (3 each), val/<class>/ (2 each) and unlabeled/ (2 per class), 16x16 px."""
-    root = tmp_path_factory.mktemp("pseudo") / "images"
-    for split, count in (("train", 3), ("val", 2)):
-        for name, (color, stripes) in CLASS_STYLES.items():
-            for i in range(count):
-                write_image(root / split / name / f"{i}.png", color, stripes, shade=10 * i)
-    styles = list(CLASS_STYLES.values())
-    for i in range(UNLABELED):
-        color, stripes = styles[i % len(styles)]
-        write_image(root / "unlabeled" / f"u{i}.png", color, stripes, shade=7 * i)
-    return root
+def data_root(trained_run) -> Path:
+    """train/<class>/ (3 each), val/<class>/ (2 each) and unlabeled/ (4), 16x16 px."""
+    return trained_run.tree.root
 
 
 @pytest.fixture(scope="module")
-def teacher(data_root: Path) -> Path:
-    """A teacher trained for 10 steps with `digits_supervised`; its best checkpoint."""
-    config = _compose(
-        "digits_supervised",
-        f"run.data_root={data_root}",
-        f"run.dir={data_root.parent}/runs",
-        "run.num_iterations=10",
-    )
-    results = execute(config)
-    return Path(results["best"]["checkpoint"])
+def teacher(trained_run) -> Path:
+    """The best checkpoint of the session's tiny run, trained on `data_root`."""
+    return trained_run.run_dir / "checkpoints" / "best.ckpt"
 
 
 def _rows(folder: Path) -> list[dict[str, str]]:
@@ -116,6 +102,7 @@ def test_writes_labels_plus_pseudo_labels_and_the_student_trains(teacher, data_r
 @pytest.mark.slow
 def test_open_sesemi_runs_the_op_and_refuses_to_overwrite(teacher, data_root, tmp_path):
     """`open_sesemi -cn ops/pseudo_dataset ...` writes the folder; again, it stops in one line."""
+    data_root = shutil.copytree(data_root, tmp_path / "data")  # the default output is inside it
     command = [
         str(Path(sys.executable).parent / "open_sesemi"),
         "-cn",
@@ -139,8 +126,6 @@ def test_open_sesemi_runs_the_op_and_refuses_to_overwrite(teacher, data_root, tm
         again.stderr.strip()
         == f"error: {output / LABELS_FILE} already exists; set overwrite=true to replace it"
     )
-    (output / LABELS_FILE).unlink()
-    (output / INFO_FILE).unlink()
 
 
 def test_threshold_and_balancing_drop_pseudo_labels(teacher, data_root, tmp_path):
@@ -222,8 +207,8 @@ def test_unreadable_images_are_skipped_and_predictions_stay_with_their_files(
     rows = _rows(root / "pseudo")
     assert [Path(r["path"]).name for r in rows] == [f"u{i}.png" for i in range(UNLABELED)]
 
-    model = load_teacher(teacher)
-    data = dataset("pseudo", str(root / "pseudo"), image_transform=_eval_transform())
+    model = TrainedModel.from_run(teacher)
+    data = dataset("pseudo", str(root / "pseudo"), image_transform=model.eval_transform())
     images = torch.stack([data[i][0] for i in range(len(data))])
     with torch.no_grad():
         expected = model(images).softmax(1)
@@ -233,16 +218,10 @@ def test_unreadable_images_are_skipped_and_predictions_stay_with_their_files(
     assert torch.allclose(written, expected, atol=1e-4)
 
 
-def _eval_transform():
-    from sesemi.transforms import center_crop_transforms
-
-    return center_crop_transforms(resize=16, crop_dim=16, mean=[0.5] * 3, std=[0.5] * 3)
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda path: None, "does not exist"),
+        (lambda path: None, "neither a run folder nor a checkpoint"),
         (lambda path: path.write_bytes(b"garbage"), "cannot load"),
         (lambda path: torch.save({"state_dict": {}}, path), "not saved by a sesemi Classifier"),
     ],

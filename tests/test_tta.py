@@ -1,11 +1,11 @@
-"""Test-time augmentation (sesemi/ops/tta.py): the copies and their average."""
+"""Test-time augmentation (sesemi/tta.py): the copies and their average."""
 
 from __future__ import annotations
 
 import torch
 
-from sesemi.ops.tta import Augmentation
 from sesemi.transforms.audio import TimeShift
+from sesemi.tta import Augmentation
 
 
 def test_audio_copies_are_the_training_time_shift_at_its_extremes(monkeypatch):

@@ -1,4 +1,4 @@
-"""What a downloaded config may build (sesemi/hub/trust.py)."""
+"""What a config or checkpoint read from files may build (sesemi/trust.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sesemi.errors import SesemiError
-from sesemi.hub.trust import check_targets
+from sesemi.trust import NETWORK, check_targets
 
 
 def config(backbone: dict, transform: str = "sesemi.transforms.center_crop_transforms"):
@@ -59,3 +59,19 @@ def test_allow_admits_the_packages_a_user_trusts():
     with pytest.raises(SesemiError, match=r"allow=\['my_project.backbones.'\]"):
         check_targets(mine)
     check_targets(mine, allow=["my_project."])
+
+
+def test_a_checkpoint_s_hyper_parameters_are_checked_where_they_build_the_network():
+    """A checkpoint stores plain hyper-parameters; what loading builds of them is checked, the
+    loss heads (which it does not build) are not."""
+    hparams = {
+        "num_classes": 3,
+        "model": {
+            "backbone": {"_target_": "sesemi.ConvNet"},
+            "regularization_loss_heads": {"mine": {"head": {"_target_": "my_project.Head"}}},
+        },
+    }
+    check_targets(hparams, keys=NETWORK, source="the checkpoint x.ckpt")
+    hparams["model"]["head"] = {"_target_": "pathlib.Path.write_text"}
+    with pytest.raises(SesemiError, match="^the checkpoint x.ckpt builds pathlib.Path.write_text, which"):
+        check_targets(hparams, keys=NETWORK, source="the checkpoint x.ckpt")

@@ -1,0 +1,526 @@
+"""The predictor: class probabilities of a trained model for files, folders, lists and waveforms.
+
+    predictor = sesemi.predictor.load("runs/digits/<time>")   # a run, a .ckpt, a uid, name@version
+    predictions = predictor.predict("new_images")             # one Prediction per file, in order
+    predictions[0].label, predictions[0].score, predictions[0].probabilities
+    write_predictions(predictions, "out", predictor.labels)   # out/predictions.csv
+
+Images go through the run's evaluation transform. Recordings longer than the training clips are
+cut into sliding windows (`window_seconds` long, `hop_seconds` apart, the last one zero-padded)
+whose probabilities are averaged; shorter ones are centred and padded, as in validation.
+`tta=True` also predicts fixed augmented copies of each input and averages (sesemi/tta.py).
+`sesemi inference`, the pseudo-dataset op, `sesemi.hub.load` and `TrainingRun.predict` all
+predict through this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from sesemi.datasets.images import is_image_file, read_image
+from sesemi.errors import SesemiError
+from sesemi.hub.api import fetch
+from sesemi.hub.cache import read_info
+from sesemi.hub.ids import is_reference
+from sesemi.hub.lookup import ModelInfo
+from sesemi.learners.published import META, WEIGHTS
+from sesemi.learners.trained import TrainedModel
+from sesemi.transforms.audio import frames, is_audio_file, load_audio, num_samples
+from sesemi.tta import Augmentation
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "predictions.csv"
+EMBEDDINGS_FILE = "embeddings.npy"
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+ON_ERROR = ("skip", "raise")
+READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)  # AudioReadError is a ValueError
+# Where a run's config keeps its training transform (with the time shift TTA copies for audio).
+TRAINING_TRANSFORMS = ("data.train.supervised.dataset.image_transform", "data.views.weak")
+
+Inputs = str | os.PathLike | Sequence[str | os.PathLike] | Sequence[Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The prediction for one input.
+
+    Attributes:
+        input: The file, or the position of a waveform in the sequence predicted.
+        label: The most probable class; None when the input could not be read.
+        score: Its probability.
+        probabilities: The class probabilities `[C]`, in the order of the predictor's labels
+            (for audio, the mean over the windows).
+        windows: Audio: each window's class probabilities `[W, C]`; None for images.
+        embedding: The backbone's features `[F]` (for audio, the mean over the windows), when
+            asked for.
+        window_embeddings: Audio: each window's features `[W, F]`, when asked for.
+        error: Why the input could not be read; None when it was.
+    """
+
+    input: Path | int
+    label: str | None = None
+    score: float | None = None
+    probabilities: Tensor | None = None
+    windows: Tensor | None = None
+    embedding: Tensor | None = None
+    window_embeddings: Tensor | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class BatchPrediction:
+    """The predictions for a batch of prepared model inputs.
+
+    Attributes:
+        probabilities: The class probabilities `[N, C]`.
+        labels: The most probable class of each input.
+        scores: Its probability `[N]`.
+        embeddings: The backbone's features `[N, F]`.
+    """
+
+    probabilities: Tensor
+    labels: list[str]
+    scores: Tensor
+    embeddings: Tensor
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (a GPU if there is one), `cpu`, `cuda` or `cuda:<index>` as a torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SesemiError(f"device must be auto, cpu, cuda or cuda:<index>, not {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SesemiError(f"device={name} but there is no GPU; use device=cpu")
+    return device
+
+
+def load(
+    source: str | os.PathLike,
+    device: str = "auto",
+    checkpoint: str = "best",
+    allow: Sequence[str] = (),
+    repository: str | os.PathLike | None = None,
+) -> Predictor:
+    """Loads a trained model to predict with.
+
+    Args:
+        source: A run folder, a checkpoint in one, a published model's folder, or a published
+            model's uid or `[subgroup.]name[@version]` (the latest version without one), from
+            the cache or downloaded into it.
+        device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
+        checkpoint: For a run folder: "best" or "last" (the other when it is missing).
+        allow: Module prefixes, besides sesemi's, torch's and torchvision's, whose classes the
+            model's files may build, e.g. `["my_project."]` for your own backbone.
+        repository: Where published models are: a folder or fsspec URL; by default those of
+            `$SESEMI_REPOSITORIES`.
+
+    Returns:
+        The predictor; for a published model its `info` is the `ModelInfo`.
+
+    Example:
+        >>> predictor = sesemi.predictor.load("digits-cnn@1.0.0", repository="/shared/models")
+        >>> predictor.predict(["7.png"])[0].label
+    """
+    path = Path(source)
+    if not path.exists() and is_reference(str(source)):
+        path = fetch(str(source), repository)
+    if path.is_dir() and (path / META).is_file() and (path / WEIGHTS).is_file():
+        return Predictor(TrainedModel.from_published(path, allow), device, info=read_info(path))
+    return Predictor(TrainedModel.from_run(path, checkpoint, allow), device)
+
+
+class _Image:
+    """An image file as one transformed input `[1, C, H, W]`."""
+
+    def __init__(self, transform: Callable):
+        self.transform = transform
+
+    def __call__(self, item: Path) -> Tensor:
+        return self.transform(read_image(item))[None]
+
+
+class _AudioWindows:
+    """A recording (a file, or a waveform `[T]` at `rate` Hz) as sliding windows `[W, window]`."""
+
+    def __init__(self, rate: int, window: int, hop: int):
+        self.rate, self.window, self.hop = rate, window, hop
+
+    def __call__(self, item: Path | Tensor) -> Tensor:
+        waveform = item.float() if isinstance(item, Tensor) else torch.from_numpy(load_audio(item, self.rate))
+        return frames(waveform, self.window, self.hop)
+
+
+class _Inputs(Dataset):
+    """`(index, windows)` per input: `[W, ...]` model inputs, or why it cannot be read."""
+
+    def __init__(self, items: Sequence[Path | Tensor], read: Callable[[Any], Tensor]):
+        self.items = items
+        self.read = read
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor | str]:
+        try:
+            return index, self.read(self.items[index])
+        except READ_ERRORS as error:
+            text = str(error).strip()
+            return index, text.splitlines()[0] if text else type(error).__name__
+
+
+def _batches(items: Iterator[tuple[int, Tensor]], batch_size: int) -> Iterator[tuple[list[tuple[int, int]], Tensor]]:
+    """Regroups each input's windows into batches of at most `batch_size`.
+
+    Yields the batch and its owners `[(input index, number of its windows in the batch), ...]`.
+    """
+    owners: list[tuple[int, int]] = []
+    pending: list[Tensor] = []
+    size = 0
+    for index, windows in items:
+        start = 0
+        while start < len(windows):
+            take = min(batch_size - size, len(windows) - start)
+            owners.append((index, take))
+            pending.append(windows[start : start + take])
+            size, start = size + take, start + take
+            if size == batch_size:
+                yield owners, torch.cat(pending)
+                owners, pending, size = [], [], 0
+    if pending:
+        yield owners, torch.cat(pending)
+
+
+class Predictor:
+    """A trained model and the input pipeline of its run, for inputs of either modality.
+
+    Args:
+        model: The trained model (`TrainedModel.from_run`, `TrainedModel.from_published`).
+        device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
+        transform: Images: what prepares an image for the model; None uses the run's
+            evaluation transform.
+        info: What a published model is (its `ModelInfo`); None for a run.
+    """
+
+    def __init__(
+        self,
+        model: TrainedModel,
+        device: str | torch.device = "auto",
+        transform: Callable | None = None,
+        info: ModelInfo | None = None,
+    ):
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.info = info
+        self.transform = transform if transform is not None or model.audio else model.eval_transform()
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.model.source}, labels={self.labels}, device={self.device})"
+
+    @property
+    def labels(self) -> list[str]:
+        """The class names, in the order of the probabilities."""
+        return self.model.labels
+
+    @property
+    def config(self) -> DictConfig:
+        """The config of the run the model comes from."""
+        return self.model.config
+
+    @property
+    def audio(self) -> bool:
+        """Whether the model predicts recordings rather than images."""
+        return self.model.audio
+
+    @property
+    def sample_rate(self) -> int:
+        """The sample rate audio is resampled to (the training data's)."""
+        return int(self.model.backbone.sample_rate)
+
+    @property
+    def clip_seconds(self) -> float | None:
+        """The length of the clips the model was validated on, the default window."""
+        node = self.model.eval_transform_config
+        return OmegaConf.select(node, "clip_seconds") if node is not None else None
+
+    def accepts(self, path: Path) -> bool:
+        """Whether `path` is a file of the model's modality (by its extension)."""
+        return is_audio_file(path) if self.audio else is_image_file(path)
+
+    def augmentation(self) -> Augmentation:
+        """The copies test-time augmentation predicts: an image's flip, or audio shifted by the
+        run's training `max_shift` (0.1 when its config has none)."""
+        if not self.audio:
+            return Augmentation(audio=False)
+        for key in TRAINING_TRANSFORMS:
+            max_shift = OmegaConf.select(self.config, f"{key}.max_shift")
+            if max_shift is not None:
+                return Augmentation(True, float(max_shift))
+        return Augmentation(True)
+
+    def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
+        """The audio window length and spacing in seconds; by default the run's clip length and half of it."""
+        window = window_seconds or self.clip_seconds
+        if not window:
+            raise SesemiError("the run's config has no clip_seconds; set window_seconds")
+        hop = hop_seconds or window / 2
+        if window <= 0 or hop <= 0:
+            raise SesemiError(f"window_seconds and hop_seconds must be positive, not {window}, {hop}")
+        return float(window), float(hop)
+
+    @torch.inference_mode()
+    def predict_batch(self, inputs: Tensor, *, tta: bool = False) -> BatchPrediction:
+        """Predicts prepared model inputs: images `[N, C, H, W]` (transformed as in
+        validation) or waveforms `[N, T]` at `sample_rate`.
+
+        Args:
+            inputs: The batch.
+            tta: Also predict each input's augmented copies (`augmentation()`) and average the
+                probabilities and the embeddings over them.
+        """
+        dims, shape = (2, "waveforms [N, T]") if self.audio else (4, "images [N, C, H, W]")
+        if inputs.dim() != dims:
+            raise SesemiError(f"predict_batch takes {shape}, not a tensor of shape {tuple(inputs.shape)}")
+        augment = self.augmentation() if tta else None
+        inputs = inputs.to(self.device, torch.float32)
+        features = self.model.backbone(augment(inputs) if augment else inputs)
+        probabilities = self.model.head(features).float().softmax(dim=1)
+        features = features.float()
+        if augment:
+            probabilities, features = augment.mean(probabilities), augment.mean(features)
+        scores, indices = probabilities.max(dim=1)
+        labels = [self.labels[i] for i in indices.tolist()]
+        return BatchPrediction(probabilities.cpu(), labels, scores.cpu(), features.cpu())
+
+    def predict(
+        self,
+        inputs: Inputs,
+        *,
+        batch_size: int = 64,
+        tta: bool = False,
+        embeddings: bool = False,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        num_workers: int = 0,
+        on_error: str = "skip",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Prediction]:
+        """Predicts files or waveforms, one `Prediction` per input, in input order.
+
+        Args:
+            inputs: A file, a folder (searched recursively for files of the model's modality),
+                a `.txt` file listing one path per line (relative to its folder; `#` comments),
+                a sequence of paths, or (audio) a sequence of waveforms `[T]` at `sample_rate`.
+            batch_size: Inputs (audio windows) per forward pass.
+            tta: Also predict each input's augmented copies (`augmentation()`) and average.
+            embeddings: Keep the backbone's features (`Prediction.embedding`).
+            window_seconds: Audio window length (default: the run's clip length).
+            hop_seconds: Audio window spacing (default: half a window).
+            num_workers: Loader processes that decode files (0: this process).
+            on_error: "skip" an unreadable input (its prediction carries the `error`, with a
+                warning) or "raise" a `SesemiError` naming it.
+            progress: Called as `progress(done, total)` as inputs are predicted.
+        """
+        if on_error not in ON_ERROR:
+            raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+        if batch_size < 1:
+            raise SesemiError(f"batch_size must be at least 1, not {batch_size}")
+        items = self._items(inputs)
+        names = [index if isinstance(item, Tensor) else item for index, item in enumerate(items)]
+        loader = DataLoader(
+            _Inputs(items, self._reader(window_seconds, hop_seconds)), batch_size=None, num_workers=num_workers
+        )
+        results: list[Prediction | None] = [None] * len(items)
+        counts: dict[int, int] = {}  # windows per input read
+        parts: dict[int, list[tuple[Tensor, Tensor]]] = {}  # their predictions so far
+        done = 0
+
+        def finish(index: int, prediction: Prediction) -> None:
+            nonlocal done
+            results[index], done = prediction, done + 1
+            if progress is not None:
+                progress(done, len(items))
+
+        def readable() -> Iterator[tuple[int, Tensor]]:
+            for index, windows in loader:
+                if isinstance(windows, str):
+                    if on_error == "raise":
+                        raise SesemiError(f"cannot read {names[index]} ({windows}); remove it or set on_error=skip")
+                    logger.warning("skipping unreadable input %s (%s)", names[index], windows)
+                    finish(index, Prediction(names[index], error=windows))
+                    continue
+                counts[index], parts[index] = len(windows), []
+                yield index, windows
+
+        for owners, batch in _batches(readable(), batch_size):
+            output = self.predict_batch(batch, tta=tta)
+            sizes = [size for _, size in owners]
+            for (index, _), chunk, features in zip(
+                owners, output.probabilities.split(sizes), output.embeddings.split(sizes), strict=True
+            ):
+                parts[index].append((chunk, features))
+                if sum(len(p) for p, _ in parts[index]) == counts[index]:
+                    finish(index, self._prediction(names[index], parts.pop(index), embeddings))
+        return results
+
+    def _prediction(self, name: Path | int, parts: list[tuple[Tensor, Tensor]], embeddings: bool) -> Prediction:
+        """One input's prediction from the predictions of its windows."""
+        windows = torch.cat([chunk for chunk, _ in parts])
+        probabilities = windows.mean(dim=0)
+        score, index = probabilities.max(dim=0)
+        features = torch.cat([f for _, f in parts]) if embeddings else None
+        return Prediction(
+            name,
+            label=self.labels[int(index)],
+            score=float(score),
+            probabilities=probabilities,
+            windows=windows if self.audio else None,
+            embedding=features.mean(dim=0) if features is not None else None,
+            window_embeddings=features if self.audio else None,
+        )
+
+    def _items(self, inputs: Inputs) -> list[Path | Tensor]:
+        """The inputs `predict` takes, as a list of files or waveforms."""
+        if isinstance(inputs, (str, os.PathLike)):
+            return self._files(Path(inputs))
+        if isinstance(inputs, Tensor):
+            raise SesemiError("predict takes files or a sequence of waveforms; predict_batch takes a tensor")
+        items = list(inputs)
+        if not any(isinstance(item, Tensor) for item in items):
+            wrong = [item for item in items if not isinstance(item, (str, os.PathLike))]
+            if wrong:
+                raise SesemiError(f"predict takes paths or waveform tensors, not {type(wrong[0]).__name__}")
+            return [Path(item) for item in items]
+        if not self.audio:
+            raise SesemiError("waveforms are for audio models; predict image files, or prepared images with predict_batch")
+        if not all(isinstance(item, Tensor) and item.dim() == 1 for item in items):
+            raise SesemiError(f"waveforms must all be 1-D tensors [T] at the model's {self.sample_rate} Hz")
+        return items
+
+    def _files(self, path: Path) -> list[Path]:
+        """A file of the model's modality, the files under a folder, or those a text file lists."""
+        kind = "audio" if self.audio else "image"
+        if not path.exists():
+            raise SesemiError(f"input {path} does not exist")
+        if path.is_dir():
+            found = [p for p in sorted(path.rglob("*")) if p.is_file() and self.accepts(p)]
+            if not found:
+                raise SesemiError(f"no {kind} files under {path}")
+            return found
+        if self.accepts(path):
+            return [path]
+        if path.suffix.lower() not in LIST_SUFFIXES:
+            raise SesemiError(f"input {path} is not an {kind} file, a folder, or a .txt file listing paths")
+        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()]
+        paths = [path.parent / line for line in lines if line and not line.startswith("#")]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise SesemiError(f"{len(missing)} files listed in {path} do not exist, e.g. {missing[0]}")
+        if not paths:
+            raise SesemiError(f"{path} lists no files")
+        return paths
+
+    def _reader(self, window_seconds: float | None, hop_seconds: float | None) -> _Image | _AudioWindows:
+        if not self.audio:
+            return _Image(self.transform)
+        window, hop = self.windowing(window_seconds, hop_seconds)
+        rate = self.sample_rate
+        return _AudioWindows(rate, num_samples(window, rate), num_samples(hop, rate))
+
+
+def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
+    """`label, score, p_1, ..., p_C` of one row."""
+    score, index = probabilities.max(dim=0)
+    return [labels[int(index)], f"{float(score):.6g}", *(f"{float(p):.6g}" for p in probabilities)]
+
+
+@contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """A temporary file beside `target` that replaces it when the block ends without an error."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_predictions(
+    predictions: Sequence[Prediction],
+    folder: str | os.PathLike,
+    labels: Sequence[str],
+    per_window: bool = False,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+) -> tuple[Path, Path | None]:
+    """Writes `predictions.csv`, and `embeddings.npy` when the predictions carry embeddings.
+
+    The table has `path, label, score` and one probability column per class, a row per input
+    read (unreadable ones are left out); with `per_window`, a row per audio window with its
+    `start` and `end` in seconds after `path` (images: one row, start and end empty).
+    `embeddings.npy` holds the features row for row with the table; an earlier one is removed
+    when these predictions have none. Each file is written under a temporary name and then
+    renamed, so a killed command leaves the previous file or none; file names that are not
+    UTF-8 are written as their bytes.
+
+    Args:
+        predictions: What `Predictor.predict` returned.
+        folder: Where to write (created if needed).
+        labels: The class names (`Predictor.labels`), the probability columns.
+        per_window: One row per audio window instead of one per input.
+        window_seconds: With `per_window`: the windows' length (`Predictor.windowing()`).
+        hop_seconds: With `per_window`: their spacing.
+
+    Returns:
+        The paths of `predictions.csv` and of `embeddings.npy` (None when there are no embeddings).
+    """
+    readable = [p for p in predictions if p.error is None]
+    windowed = per_window and any(p.windows is not None for p in readable)
+    if windowed and (window_seconds is None or hop_seconds is None):
+        raise SesemiError("per-window rows need window_seconds and hop_seconds (see Predictor.windowing)")
+    rows: list[list[str]] = []
+    vectors: list[Tensor] = []
+    for prediction in readable:
+        path = str(prediction.input)
+        if windowed and prediction.windows is not None:
+            for i, row in enumerate(prediction.windows):
+                start = i * hop_seconds
+                rows.append([path, f"{start:.3f}", f"{start + window_seconds:.3f}", *_cells(row, labels)])
+            if prediction.window_embeddings is not None:
+                vectors.append(prediction.window_embeddings)
+        else:
+            rows.append([path, *(["", ""] if per_window else []), *_cells(prediction.probabilities, labels)])
+            if prediction.embedding is not None:
+                vectors.append(prediction.embedding[None])
+    output = Path(folder)
+    output.mkdir(parents=True, exist_ok=True)
+    table, embeddings = output / PREDICTIONS_FILE, output / EMBEDDINGS_FILE
+    with _replacing(table) as temporary:
+        # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
+        with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as file:
+            writer = csv.writer(file, lineterminator="\n")
+            writer.writerow(["path", *(["start", "end"] if per_window else []), "label", "score", *labels])
+            writer.writerows(rows)
+        if vectors:
+            with _replacing(embeddings) as temporary_embeddings, open(temporary_embeddings, "wb") as file:
+                np.save(file, torch.cat(vectors).numpy())
+        else:
+            embeddings.unlink(missing_ok=True)  # it belonged to earlier predictions
+    return table, embeddings if vectors else None

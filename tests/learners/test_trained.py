@@ -1,0 +1,182 @@
+"""Loading a trained model for inference (sesemi/learners/trained.py): run folders, checkpoints
+and published folders, without running code from them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from sesemi.errors import SesemiError
+from sesemi.hub.lookup import ModelInfo
+from sesemi.learners.trained import TrainedModel
+from sesemi.models.backbones.timm import PyTorchImageModels
+from sesemi.models.heads.linear import LinearHead
+from sesemi.predictor import load
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def tamper(checkpoint: Path, change) -> None:
+    """Rewrites a checkpoint with `change(hparams)` applied to its stored hyper-parameters."""
+    stored = torch.load(checkpoint, weights_only=True)
+    change(stored["hyper_parameters"]["hparams"])
+    torch.save(stored, checkpoint)
+
+
+def published_folder(run_dir: Path, folder: Path, labels=("blue", "green", "red")) -> Path:
+    """A published model's folder as `sesemi.hub.publish` writes it, from a run."""
+    model = TrainedModel.from_run(run_dir)
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "weights.safetensors")
+    shutil.copy(run_dir / "config.yaml", folder / "config.yaml")
+    info = ModelInfo("0000abcd-1.0.0", "tiny", None, "1.0.0", labels=list(labels), ema=True)
+    (folder / "meta.json").write_text(json.dumps(info.to_dict()))
+    return folder
+
+
+def test_a_run_folder_loads_the_network_its_checkpoint_holds(trained_run):
+    """Backbone and head only, in eval mode, with the checkpoint's (EMA) weights, the run's
+    config and class names."""
+    run = trained_run.run_dir
+    model = TrainedModel.from_run(run)
+    assert (model.source, model.checkpoint) == (run, run / "checkpoints" / "best.ckpt")
+    assert model.labels == ["blue", "green", "red"] and model.ema and not model.training
+    assert {name for name, _ in model.named_children()} == {"backbone", "head"}
+    assert model.config.run.num_iterations == 4
+    stored = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert model.state_dict().keys() == {k for k in stored if k.startswith(("backbone.", "head."))}
+    assert all(torch.equal(value, stored[key]) for key, value in model.state_dict().items())
+    images = torch.rand(2, 3, 16, 16)
+    assert model(images).shape == (2, 3)
+    assert TrainedModel.from_run(run, checkpoint="last").checkpoint.name == "last.ckpt"
+    assert TrainedModel.from_run(run / "checkpoints" / "last.ckpt").source == run
+
+
+def test_a_checkpoint_without_its_run_loads_with_class_numbers(trained_run, tmp_path):
+    alone = shutil.copy(trained_run.run_dir / "checkpoints" / "best.ckpt", tmp_path / "teacher.ckpt")
+    model = TrainedModel.from_run(alone)
+    assert model.labels == ["0", "1", "2"] and model.eval_transform_config is None
+    with pytest.raises(SesemiError, match="has no config.yaml with a validation transform"):
+        model.eval_transform()
+
+
+def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(trained_run, tmp_path):
+    """A checkpoint that loads with weights_only=True still names classes in its
+    hyper-parameters; one outside the trust rules is refused in one line, before it runs."""
+    run = copy_run(trained_run.run_dir, tmp_path)
+    victim = tmp_path / "owned.txt"
+    backbone = {"_target_": "pathlib.Path.write_text", "_args_": [str(victim), "owned"]}
+    tamper(run / "checkpoints" / "best.ckpt", lambda hparams: hparams["model"].update(backbone=backbone))
+    message = r"^the checkpoint .*best\.ckpt builds pathlib\.Path\.write_text, which is not a sesemi, .* allow=\['pathlib\.Path\.'\]$"
+    with pytest.raises(SesemiError, match=message):
+        TrainedModel.from_run(run)
+    with pytest.raises(SesemiError, match=message):
+        load(run, device="cpu")
+    assert not victim.exists()
+
+
+def test_classes_only_training_uses_are_not_needed(trained_run, tmp_path):
+    """Loss heads are not built, so a checkpoint whose loss head lives in a package this
+    environment lacks still loads and predicts."""
+    run = copy_run(trained_run.run_dir, tmp_path)
+    heads = {"mine": {"head": {"_target_": "someone_elses_package.heads.MyHead", "input_data": "x"}}}
+    tamper(run / "checkpoints" / "best.ckpt", lambda hparams: hparams["model"].update(regularization_loss_heads=heads))
+    model = TrainedModel.from_run(run)
+    assert model(torch.rand(1, 3, 16, 16)).shape == (1, 3)
+
+
+def test_a_published_folder_loads_as_the_run_did(trained_run, tmp_path):
+    folder = published_folder(trained_run.run_dir, tmp_path / "model")
+    model = TrainedModel.from_published(folder)
+    run = TrainedModel.from_run(trained_run.run_dir)
+    assert (model.source, model.checkpoint, model.labels, model.ema) == (folder, None, run.labels, True)
+    images = torch.rand(4, 3, 16, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(images), run(images))
+    assert load(folder, device="cpu").predict(trained_run.tree.root / "val")[0].label in run.labels
+
+
+def test_a_published_config_that_builds_other_classes_is_refused(trained_run, tmp_path):
+    folder = published_folder(trained_run.run_dir, tmp_path / "model")
+    config = OmegaConf.load(folder / "config.yaml")
+    config.data.val.dataset.image_transform._target_ = "os.system"
+    OmegaConf.save(config, folder / "config.yaml")
+    with pytest.raises(SesemiError, match="^the model's config builds os.system, which is not a sesemi"):
+        TrainedModel.from_published(folder)
+
+
+def test_allow_admits_a_users_own_backbone(trained_run, tmp_path, monkeypatch):
+    (tmp_path / "my_backbones.py").write_text("from sesemi.models.backbones.convnet import ConvNet as Net\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folder = published_folder(trained_run.run_dir, tmp_path / "model")
+    config = OmegaConf.load(folder / "config.yaml")
+    config.learner.hparams.model.backbone._target_ = "my_backbones.Net"
+    OmegaConf.save(config, folder / "config.yaml")
+    with pytest.raises(SesemiError, match=r"allow=\['my_backbones.'\]"):
+        TrainedModel.from_published(folder)
+    assert type(TrainedModel.from_published(folder, allow=["my_backbones."]).backbone).__name__ == "ConvNet"
+
+
+def test_backbones_are_built_without_downloading_pretrained_weights(trained_run, tmp_path, monkeypatch):
+    """The trained weights replace pretrained ones, so `pretrained: true` downloads nothing."""
+
+    def no_download(*args):
+        raise AssertionError("downloaded pretrained weights")
+
+    monkeypatch.setattr("sesemi.models.backbones.timm.fetch_pretrained", no_download)
+    folder = published_folder(trained_run.run_dir, tmp_path / "model")
+    config = OmegaConf.load(folder / "config.yaml")
+    config.learner.hparams.model.backbone = {"_target_": "sesemi.PyTorchImageModels", "name": "resnet10t", "pretrained": True}
+    OmegaConf.save(config, folder / "config.yaml")
+    backbone = PyTorchImageModels("resnet10t")
+    head = LinearHead(backbone.out_features, 3)
+    weights = {f"{name}.{k}": v for name, part in (("backbone", backbone), ("head", head)) for k, v in part.state_dict().items()}
+    save_file(weights, folder / "weights.safetensors")
+    model = TrainedModel.from_published(folder)
+    assert all(torch.equal(value, weights[key]) for key, value in model.state_dict().items())
+
+
+def resize_backbone(folder: Path) -> None:
+    config = OmegaConf.load(folder / "config.yaml")
+    config.learner.hparams.model.backbone.widths = [4, 16]
+    OmegaConf.save(config, folder / "config.yaml")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda folder: (folder / "weights.safetensors").write_bytes(b"\x80\x04pickled"), r"^cannot read the weights of .* \(.*\)$"),
+        (lambda folder: (folder / "meta.json").unlink(), "is not a published model's folder .*no meta.json"),
+        (lambda folder: (folder / "config.yaml").write_text("learner: [\n"), r"config\.yaml is not valid YAML"),
+        (
+            lambda folder: (folder / "meta.json").write_text(json.dumps({"uid": "x", "labels": ["a", "b"]})),
+            "2 class names for a model of 3 classes",
+        ),
+        (resize_backbone, r"^the weights in .*weights.safetensors do not fit the model of its config \(.*size mismatch.*\)$"),
+    ],
+)
+def test_damaged_published_folders_are_one_error_line(trained_run, tmp_path, damage, message):
+    folder = published_folder(trained_run.run_dir, tmp_path / "model")
+    damage(folder)
+    with pytest.raises(SesemiError, match=message):
+        TrainedModel.from_published(folder)
+
+
+def test_bad_checkpoints_are_one_error_line(tmp_path):
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(b"garbage")
+    with pytest.raises(SesemiError, match="cannot load .*model.ckpt safely"):
+        TrainedModel.from_run(path)
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(SesemiError, match="not saved by a sesemi Classifier"):
+        TrainedModel.from_run(path)
+    with pytest.raises(SesemiError, match="has no checkpoints/best.ckpt or last.ckpt"):
+        TrainedModel.from_run(tmp_path)

@@ -1,0 +1,274 @@
+"""The predictor (sesemi/predictor.py) on tiny really trained models: files, folders, lists and
+waveforms in, one Prediction per input out, and predictions.csv."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree, tone, write
+from PIL import Image
+
+from sesemi.datasets.images import read_image
+from sesemi.errors import SesemiError
+from sesemi.predictor import PREDICTIONS_FILE, Prediction, Predictor, load, write_predictions
+from sesemi.transforms.audio import frames, load_audio
+
+CLASSES = ["blue", "green", "red"]
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run) -> Predictor:
+    return load(trained_run.run_dir, device="cpu")
+
+
+@pytest.fixture
+def val_images(trained_run) -> list[Path]:
+    return sorted((trained_run.tree.root / "val").rglob("*.png"))
+
+
+def expected(predictor: Predictor, paths, flip: bool = False) -> torch.Tensor:
+    """The probabilities `[N, C]` of the run's network on its evaluation transform's tensors,
+    computed without the predictor's reading and batching (averaged with the mirror images)."""
+    transform = predictor.model.eval_transform()
+    images = torch.stack([transform(read_image(path)) for path in paths])
+    with torch.inference_mode():
+        probabilities = predictor.model(images).softmax(dim=1)
+        if flip:
+            probabilities = (probabilities + predictor.model(images.flip(-1)).softmax(dim=1)) / 2
+    return probabilities
+
+
+def stacked(predictions: list[Prediction]) -> torch.Tensor:
+    return torch.stack([p.probabilities for p in predictions])
+
+
+def test_load_reads_a_run_folder_or_a_checkpoint(trained_run, predictor):
+    run = trained_run.run_dir
+    assert predictor.labels == CLASSES and not predictor.audio and predictor.info is None
+    assert predictor.model.checkpoint == run / "checkpoints" / "best.ckpt"
+    assert load(run, device="cpu", checkpoint="last").model.checkpoint.name == "last.ckpt"
+    assert load(run / "checkpoints" / "last.ckpt", device="cpu").model.source == run
+    with pytest.raises(SesemiError, match="neither a run folder nor a checkpoint"):
+        load(run / "nothing", device="cpu")
+    with pytest.raises(SesemiError, match="checkpoint must be one of best, last, not 'first'"):
+        load(run, device="cpu", checkpoint="first")
+
+
+def test_a_folder_a_list_of_paths_and_a_text_file_predict_in_input_order(predictor, val_images, tmp_path):
+    """The folder is searched recursively and sorted; a list and a .txt file keep their order."""
+    folder = predictor.predict(val_images[0].parent.parent, batch_size=4)
+    assert [p.input for p in folder] == val_images
+    torch.testing.assert_close(stacked(folder), expected(predictor, val_images))
+    for p in folder:
+        assert p.label == CLASSES[int(p.probabilities.argmax())] and p.error is None and p.windows is None
+        assert p.score == pytest.approx(float(p.probabilities.max()))
+        assert float(p.probabilities.sum()) == pytest.approx(1, abs=1e-5)
+
+    shuffled = [val_images[i] for i in (4, 0, 5, 2)]
+    assert [p.input for p in predictor.predict(shuffled)] == shuffled
+    torch.testing.assert_close(stacked(predictor.predict([str(p) for p in shuffled])), expected(predictor, shuffled))
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("# new images\n" + "\n".join(os.path.relpath(p, tmp_path) for p in shuffled) + "\n\n")
+    assert [p.input.resolve() for p in predictor.predict(listing)] == shuffled
+    assert [p.input for p in predictor.predict(val_images[3])] == [val_images[3]]
+
+
+def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
+    (tmp_path / "notes.md").write_text("")
+    (tmp_path / "gone.txt").write_text("a.png\n")
+    for inputs, message in [
+        (tmp_path / "nothing", "input .*nothing does not exist"),
+        (tmp_path / "notes.md", r"is not an image file, a folder, or a \.txt file listing paths"),
+        (tmp_path / "gone.txt", "1 files listed in .*gone.txt do not exist, e.g. .*a.png"),
+        (tmp_path, "no image files under"),
+        ([torch.zeros(100)], "waveforms are for audio models"),
+        (torch.zeros(1, 3, 16, 16), "predict_batch takes a tensor"),
+    ]:
+        with pytest.raises(SesemiError, match=message):
+            predictor.predict(inputs)
+    with pytest.raises(SesemiError, match="on_error must be 'skip' or 'raise'"):
+        predictor.predict(tmp_path, on_error="ignore")
+
+
+def test_unreadable_files_are_skipped_in_place_or_raise(predictor, val_images, tmp_path, monkeypatch):
+    """A corrupt file's prediction carries the error, and its neighbours keep their own
+    predictions; with on_error="raise" the first one stops with a line that names it."""
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not an image")
+    paths = [val_images[0], corrupt, *val_images[1:3]]
+    predictions = predictor.predict(paths, batch_size=2)
+    assert [p.input for p in predictions] == paths
+    assert predictions[1].error and predictions[1].label is None and predictions[1].probabilities is None
+    torch.testing.assert_close(stacked([predictions[i] for i in (0, 2, 3)]), expected(predictor, paths[:1] + paths[2:]))
+    with pytest.raises(SesemiError, match=r"^cannot read .*corrupt\.png \(.*\); remove it or set on_error=skip$"):
+        predictor.predict(paths, on_error="raise")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # every 16x16 image is now a decompression bomb
+    bombs = predictor.predict(paths[:1])
+    assert "decompression bomb" in bombs[0].error
+
+
+def test_predict_batch_agrees_with_predict_with_and_without_tta(predictor, val_images):
+    """Prepared tensors give the probabilities the files do; TTA averages each image with its
+    mirror image, which differs from the image alone."""
+    transform = predictor.model.eval_transform()
+    images = torch.stack([transform(read_image(path)) for path in val_images])
+    for tta in (False, True):
+        batch = predictor.predict_batch(images, tta=tta)
+        files = predictor.predict(val_images, tta=tta, embeddings=True)
+        torch.testing.assert_close(batch.probabilities, stacked(files))
+        torch.testing.assert_close(batch.embeddings, torch.stack([p.embedding for p in files]))
+        assert batch.labels == [p.label for p in files] and batch.scores.shape == (len(files),)
+        torch.testing.assert_close(batch.probabilities, expected(predictor, val_images, flip=tta))
+    assert not torch.allclose(stacked(predictor.predict(val_images, tta=True)), expected(predictor, val_images))
+    assert predictor.predict_batch(images).embeddings.shape == (len(val_images), 8)  # ConvNet widths [4, 8]
+    with pytest.raises(SesemiError, match=r"predict_batch takes images \[N, C, H, W\], not a tensor of shape \(3, 16, 16\)"):
+        predictor.predict_batch(images[0])
+
+
+def test_embeddings_stay_row_for_row_with_the_table(predictor, val_images, tmp_path):
+    """Across batches and with an unreadable file in between, each row of embeddings.npy is the
+    backbone's features of the file on the same row of predictions.csv."""
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"")
+    paths = [*val_images[:3], corrupt, *val_images[3:]]
+    done = []
+    predictions = predictor.predict(paths, batch_size=4, embeddings=True, progress=lambda *args: done.append(args))
+    assert done[-1] == (len(paths), len(paths)) and len(done) == len(paths)
+    table, embeddings = write_predictions(predictions, tmp_path / "out", predictor.labels)
+    with open(table) as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["path", "label", "score", *CLASSES]
+    assert [row["path"] for row in rows] == [str(p) for p in val_images]
+    transform = predictor.model.eval_transform()
+    with torch.inference_mode():
+        features = predictor.model.backbone(torch.stack([transform(read_image(p)) for p in val_images]))
+    np.testing.assert_allclose(np.load(embeddings), features.numpy(), rtol=1e-5, atol=1e-6)
+    for row, prediction in zip(rows, [p for p in predictions if p.error is None], strict=True):
+        assert row["label"] == prediction.label
+        assert float(row["score"]) == pytest.approx(prediction.score, rel=1e-5)
+
+    write_predictions(predictor.predict(val_images[:1]), tmp_path / "out", predictor.labels)
+    assert not (tmp_path / "out" / "embeddings.npy").exists()  # it belonged to the table replaced
+
+
+def test_predictions_csv_keeps_file_names_that_are_not_utf8(predictor, val_images, tmp_path):
+    """A Latin-1 file name is written as its bytes: reading the table back as the file system
+    does (surrogateescape) gives a path that opens the file."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")
+    shutil.copy(val_images[0], folder / name)
+    table, _ = write_predictions(predictor.predict(folder), tmp_path / "out", predictor.labels)
+    assert b"caf\xe9.png" in table.read_bytes()
+    with open(table, encoding="utf-8", errors="surrogateescape", newline="") as file:
+        (row,) = csv.DictReader(file)
+    assert Path(row["path"]).is_file() and Path(row["path"]).name == name
+
+
+def test_a_failed_write_leaves_the_previous_predictions(predictor, val_images, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    table, _ = write_predictions(predictor.predict(val_images[:2]), out, predictor.labels)
+    before = table.read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_predictions(predictor.predict(val_images, embeddings=True), out, predictor.labels)
+    assert table.read_bytes() == before and sorted(p.name for p in out.iterdir()) == [PREDICTIONS_FILE]
+
+
+# --- audio -------------------------------------------------------------------------------------
+
+# A tiny audio_supervised run (TINY_AUDIO_TRAINING), 4 steps.
+TINY_AUDIO = [*TINY_AUDIO_TRAINING, "run.num_iterations=4", "trainer.val_check_interval=2"]
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory) -> Predictor:
+    """The predictor of a 4-step audio_supervised run on generated tones and chirps (0.5 s clips)."""
+    from hydra import compose, initialize_config_module
+
+    from sesemi.config import register_configs, register_resolvers
+    from sesemi.runner import execute
+
+    register_configs()
+    register_resolvers()
+    tree = audio_tree(tmp_path_factory.mktemp("data") / "sounds", train=2, val=1, unlabeled=0)
+    with initialize_config_module("sesemi.configs", version_base="1.3"):
+        config = compose("audio_supervised", [f"run.data_root={tree.root}", *TINY_AUDIO])
+    run_dir = tmp_path_factory.mktemp("run")
+    execute(config, run_dir)
+    return load(run_dir, device="cpu")
+
+
+def test_long_recordings_are_averaged_over_sliding_windows(audio, tmp_path):
+    """A 2 s recording in 0.5 s windows 0.25 s apart is 7 windows whose probabilities are
+    averaged; a short clip is one window; a waveform predicts as its file does."""
+    assert audio.audio and audio.sample_rate == 16000 and audio.clip_seconds == 0.5
+    long = write(tmp_path / "long.flac", np.concatenate([tone(300, 1.0), tone(2500, 1.0)]))
+    short = write(tmp_path / "short.wav", tone(300, 0.3))
+    long_prediction, short_prediction = audio.predict([long, short], batch_size=3, hop_seconds=0.25, embeddings=True)
+    assert long_prediction.windows.shape == (7, 3) and short_prediction.windows.shape == (1, 3)
+    torch.testing.assert_close(long_prediction.probabilities, long_prediction.windows.mean(dim=0))
+    assert long_prediction.window_embeddings.shape == (7, 8)
+    torch.testing.assert_close(long_prediction.embedding, long_prediction.window_embeddings.mean(dim=0))
+
+    waveform = torch.from_numpy(load_audio(long, 16000))
+    (from_tensor,) = audio.predict([waveform], hop_seconds=0.25)
+    assert from_tensor.input == 0
+    torch.testing.assert_close(from_tensor.windows, long_prediction.windows)
+    batch = audio.predict_batch(frames(waveform, 8000, 4000))
+    torch.testing.assert_close(batch.probabilities, long_prediction.windows)
+
+
+def test_per_window_rows_have_their_start_and_end(audio, tmp_path):
+    """A folder's recordings (any audio format, nested) are found; other files are not."""
+    path = write(tmp_path / "in" / "a.wav", tone(300, 2.0))
+    nested = write(tmp_path / "in" / "nested" / "b.mp3", tone(2500, 0.5))
+    (tmp_path / "in" / "notes.txt").write_text("ignored")
+    assert [p.input for p in audio.predict(tmp_path / "in")] == [path, nested]
+    predictions = audio.predict(path, embeddings=True)
+    window, hop = audio.windowing()
+    assert (window, hop) == (0.5, 0.25)
+    table, embeddings = write_predictions(predictions, tmp_path / "out", audio.labels, True, window, hop)
+    with open(table) as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0])[:5] == ["path", "start", "end", "label", "score"] and len(rows) == 7
+    assert [(r["start"], r["end"]) for r in rows[:2]] == [("0.000", "0.500"), ("0.250", "0.750")]
+    assert np.load(embeddings).shape == (7, 8)
+    with pytest.raises(SesemiError, match="per-window rows need window_seconds and hop_seconds"):
+        write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
+
+
+def test_audio_tta_averages_each_window_over_time_shifted_copies(audio, tmp_path):
+    """Each window is also predicted delayed and advanced by the run's max_shift (zero-filled,
+    as the training's TimeShift does), and the three are averaged before the windows are."""
+    assert audio.augmentation().max_shift == 0.1  # audio_base's weak transform
+    path = write(tmp_path / "long.wav", np.concatenate([tone(300, 0.6), tone(2500, 0.6)]))
+    windows = frames(torch.from_numpy(load_audio(path, 16000)), 8000, 4000)
+    n = 800  # 0.1 of a window
+    delayed = torch.nn.functional.pad(windows, (n, 0))[:, :-n]
+    advanced = torch.nn.functional.pad(windows, (0, n))[:, n:]
+    with torch.inference_mode():
+        copies = [audio.model(x).softmax(dim=1) for x in (windows, delayed, advanced)]
+    (prediction,) = audio.predict([path], batch_size=3, tta=True)
+    torch.testing.assert_close(prediction.windows, torch.stack(copies).mean(dim=0))
+    assert not torch.allclose(prediction.windows, copies[0])
+
+
+def test_an_unreadable_recording_carries_its_error(audio, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    good = write(tmp_path / "good.wav", tone(300, 0.5))
+    predictions = audio.predict([empty, good])
+    assert predictions[0].error and predictions[1].error is None and predictions[1].label in audio.labels
+    with pytest.raises(SesemiError, match=r"cannot read .*empty\.wav"):
+        audio.predict([empty, good], on_error="raise")
