@@ -23,7 +23,7 @@ from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.accelerators import CUDAAccelerator
 
 from sesemi.checkpoints import load_weights
-from sesemi.config.compose import compose, validate
+from sesemi.config.compose import compose, hydra_error, validate
 from sesemi.config.resolvers import SESEMIConfigAttributes, register_resolvers, set_attributes
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
@@ -147,7 +147,7 @@ def run(config: DictConfig, run_dir: str | Path | None = None) -> RunResult:
     except SesemiError:
         raise
     except Exception as error:
-        message = user_error(error)
+        message = user_error(error) or hydra_error(error)
         if message is None:
             raise
         raise SesemiError(message) from error

@@ -66,22 +66,10 @@ def test_run_mode_accepts_names_in_any_case():
         run_mode("train")
 
 
-def test_check_config_accepts_a_complete_config():
-    """Every loss term has its loader: no error."""
-    check_loaders(_config())
-
-
 def test_supervised_loss_without_supervised_loader_is_refused():
     """A supervised loss needs data.train.supervised when fitting."""
     with pytest.raises(SesemiError, match="data.train.supervised"):
         check_loaders(_config(loaders=("rotation_prediction",)))
-
-
-def test_evaluation_does_not_need_training_loaders():
-    """VALIDATE reads no training data, so a missing supervised loader is fine there."""
-    config = _config(loaders=(), mode="VALIDATE")
-    config.learner.hparams.model.regularization_loss_heads = None
-    check_loaders(config)
 
 
 def test_loss_head_reading_an_undefined_loader_is_refused():
@@ -208,6 +196,19 @@ def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_
     again = RunResult.read(moved)
     assert again.best_checkpoint == moved / "checkpoints" / "best.ckpt" and again.best_checkpoint.is_file()
     assert again.metrics == result.metrics and again.classes == ["blue", "green", "red"]
+
+
+def test_evaluation_needs_no_training_loaders(image_tree, tmp_path):
+    """VALIDATE reads no training data: a config without any training loader evaluates."""
+    trained = _tiny_run(image_tree, tmp_path, "run.num_iterations=2")
+    result = _tiny_run(
+        image_tree,
+        tmp_path / "val",
+        "run.mode=VALIDATE",
+        f"run.pretrained_checkpoint_path={trained.best_checkpoint}",
+        "data.train=null",
+    )
+    assert result.mode == "VALIDATE" and 0.0 <= result.metrics["val/top1"] <= 1.0
 
 
 def test_test_mode_evaluates_a_checkpoint_on_the_test_set(image_tree, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -240,10 +241,10 @@ def inference(
       $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
-    from sesemi.cli.output import progress
-    from sesemi.predictor import PREDICTIONS_FILE, inference_settings, load, write_predictions
+    from sesemi.cli.output import key_values, progress
+    from sesemi.predictor import PREDICTIONS_FILE, load, write_predictions
 
-    options = inference_settings(settings or [])
+    options = key_values(InferenceSettings, settings or [], "inference")
     target = save_dir / PREDICTIONS_FILE
     if target.exists() and not force:
         raise SesemiError(f"{target} exists; pass --force to overwrite it")
@@ -253,10 +254,34 @@ def inference(
         predictions = predictor.predict(
             input, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
         )
-    written = write_predictions(predictions, save_dir, predictor.labels, per_window=per_window)
+    window, hop = predictor.windowing(options["window_seconds"], options["hop_seconds"]) if predictor.audio else (None, None)
+    written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop)
     unreadable = sum(p.error is not None for p in predictions)
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
-    echo(f"predicted {len(predictions) - unreadable} files{skipped}: {', '.join(map(str, written))}")
+    files = ", ".join(str(path) for path in written if path is not None)
+    echo(f"predicted {len(predictions) - unreadable} files{skipped}: {files}")
+
+
+@dataclass
+class InferenceSettings:
+    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`).
+
+    Attributes:
+        checkpoint: "best" or "last", for a run folder.
+        window_seconds: Audio: the sliding window's length; None uses the run's clip length.
+        hop_seconds: Audio: the spacing of windows; None uses half a window.
+        per_window: Audio: one row per window (with start and end in seconds) instead of one
+            per file with the mean of the windows' probabilities.
+        num_workers: Data loader processes that decode files (0: the main process).
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+    """
+
+    checkpoint: str = "best"
+    window_seconds: float | None = None
+    hop_seconds: float | None = None
+    per_window: bool = False
+    num_workers: int = 0
+    on_error: str = "skip"
 
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

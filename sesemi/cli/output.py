@@ -79,3 +79,24 @@ def progress(description: str) -> Iterator[Callable[[int, int], None]]:
             echo(f"{description}: {done}/{total}", err=True)
 
     yield report
+
+
+def key_values(settings: type, items: Sequence[str], command: str) -> dict[str, Any]:
+    """`["per_window=true", ...]` checked against the fields and types of the dataclass
+    `settings`, with its defaults for the rest."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from sesemi.errors import SesemiError
+
+    names = [field.name for field in fields(settings)]
+    unknown = [item for item in items if "=" not in item or item.split("=", 1)[0] not in names]
+    if unknown:
+        raise SesemiError(f"{command} does not take {unknown[0]!r}; its settings: {', '.join(names)}=...")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(settings), OmegaConf.from_dotlist(list(items)))
+    except OmegaConfBaseException as error:
+        raise SesemiError(f"bad {command} setting: {str(error).splitlines()[0]}") from None
+    return {name: merged[name] for name in names}
