@@ -108,7 +108,7 @@ class TrainingRun:
     """A named classifier with its data, runs and checkpoints in `<dir>/<name>/`.
 
     Args:
-        task: "image" or "audio": which built-in method configs train it.
+        task: "image" or "audio": the built-in data config (`image`, `audio`) that trains it.
         name: The run's name, a folder name.
         label_names: The classes.
         dir: The folder that holds runs.
@@ -172,15 +172,12 @@ class TrainingRun:
         return Path(path)
 
     def _config_name(self, method: str) -> str:
-        from sesemi.cli.project import builtin_configs
+        """The data config of this task (`image` or `audio`), after checking `method` is built in."""
+        from sesemi.config.catalog import methods
 
-        name = method if self.task == "image" else f"{self.task}_{method}"
-        if name not in builtin_configs():
-            raise SesemiError(
-                f"no built-in config {name!r} for the {self.task} method {method!r}; "
-                "see `sesemi list`"
-            )
-        return name
+        if method not in methods():
+            raise SesemiError(f"no built-in method {method!r}; choose one of: {', '.join(methods())}")
+        return self.task
 
     def _write_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path, what: str) -> None:
         unknown = sorted({label for _, label in pairs} - set(self.label_names))
@@ -205,6 +202,7 @@ class TrainingRun:
         train(
             self._config_name(self.method),
             overrides=[
+                f"method={self.method}",
                 f"run.data_root={_quoted(self.folder / DATA)}",
                 f"run.dir={_quoted(self.folder.parent)}",
                 f"run.id={self.name}",
@@ -231,7 +229,7 @@ class TrainingRun:
             unlabeled: Files without labels: a list of paths (or a DataFrame with `path`).
             eval: Labeled examples to validate on (and choose the best checkpoint by); None
                 validates on `train`, which says little about new data.
-            method: A built-in method config: fixmatch, flexmatch, supervised, ... (`sesemi list`).
+            method: A built-in method (configs/method/): fixmatch, flexmatch, supervised, ...
             overrides: Hydra overrides of that config, e.g. `run.num_iterations=2000`.
             overwrite: Replace a run of this name that has finished.
 

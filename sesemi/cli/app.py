@@ -114,7 +114,8 @@ def list_(
 
     Examples:
       $ sesemi list                   # the configs `sesemi train -cn NAME` runs
-      $ sesemi list --pattern 'digits_*'
+      $ sesemi list --pattern '*digits*'
+      $ sesemi list method            # the methods any config takes: -cn digits method=NAME
       $ sesemi list backbone
     """
     functions.list(group, pattern=pattern)
@@ -275,7 +276,7 @@ def preprocess(
 
     Examples:
       $ sesemi preprocess data/my_sounds --sample-rate 16000
-      $ sesemi preprocess -cn audio_fixmatch run.data_root=data/my_sounds
+      $ sesemi preprocess -cn audio run.data_root=data/my_sounds
       $ sesemi preprocess -cn spoken_digits --num-workers 2
     """
     arguments = arguments or []

@@ -81,7 +81,7 @@ def list(group: str | None = None, pattern: str = "*") -> Sequence[str]:
     Args:
         group: A config group (`backbone`, `dataset`, `ops`, ...); None lists the configs that
             `sesemi train -cn NAME` runs.
-        pattern: A shell-style pattern on the names, e.g. `digits_*`.
+        pattern: A shell-style pattern on the names, e.g. `*digits*`.
 
     Returns:
         The names, as `sesemi show` and `-cn` take them.

@@ -29,7 +29,7 @@ TINY = [
     "run.batch_size_per_gpu=6",
     "run.gpus=0",
     "learner.hparams.model.backbone.widths=[4,8]",
-    "data.train.supervised.dataset.image_transform.crop_dim=16",
+    "data.views.weak.crop_dim=16",
     "data.train.supervised.num_workers=0",
     "data.train.supervised.pin_memory=false",
     "trainer.val_check_interval=2",
@@ -57,7 +57,7 @@ def _train(base: Path) -> Path:
     register_configs()
     register_resolvers()
     with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose("supervised", [f"run.data_root={data}", *TINY])
+        config = compose("image", ["method=supervised", f"run.data_root={data}", *TINY])
     run_dir = base / "hub-run"
     execute(config, run_dir)
     return run_dir

@@ -21,18 +21,18 @@ from sesemi.ops.inference import Predictor, _batches, inference, run_files
 from sesemi.runner import execute
 from sesemi.transforms.audio import frames, load_audio
 
-# A tiny audio_supervised run (TINY_AUDIO_TRAINING), 4 steps.
+# A tiny `audio method=supervised` run (TINY_AUDIO_TRAINING), 4 steps.
 TINY_AUDIO = [*TINY_AUDIO_TRAINING, "run.num_iterations=4", "trainer.val_check_interval=2"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A run folder of a 4-step audio_supervised run on generated tones and chirps."""
+    """A run folder of a 4-step `audio method=supervised` run on generated tones and chirps."""
     register_configs()
     register_resolvers()
     tree = audio_tree(tmp_path_factory.mktemp("data") / "sounds", train=2, val=1, unlabeled=0)
     with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose("audio_supervised", [f"run.data_root={tree.root}", *TINY_AUDIO])
+        config = compose("audio", ["method=supervised", f"run.data_root={tree.root}", *TINY_AUDIO])
     run_dir = tmp_path_factory.mktemp("run")
     execute(config, run_dir)
     return run_dir
@@ -184,7 +184,7 @@ def test_tta_averages_audio_windows_over_time_shifted_copies(trained, tmp_path):
     """Each window is also predicted delayed and advanced by the run's max_shift (zero-filled,
     as the training's TimeShift does), and the three are averaged before the windows are."""
     predictor = Predictor.from_run(trained, device="cpu")
-    assert predictor.augmentation().max_shift == 0.1  # audio_base's weak transform
+    assert predictor.augmentation().max_shift == 0.1  # audio's weak view
     transform = "data.train.supervised.dataset.image_transform"
     OmegaConf.update(predictor.config, f"{transform}.max_shift", 0.2)
     path = write(tmp_path / "long.wav", np.concatenate([tone(300, 0.6), tone(2500, 0.6)]))

@@ -24,7 +24,7 @@ UNLABELED = 6  # two per class
 TINY = [  # a 16 px data set and a ConvNet of 4 and 8 channels, on the CPU
     "run.gpus=0",
     "run.batch_size_per_gpu=6",
-    "data.train.supervised.dataset.image_transform.crop_dim=16",
+    "data.views.weak.crop_dim=16",
     "learner.hparams.model.backbone.widths=[4,8]",
     "trainer.val_check_interval=5",
     "+trainer.enable_progress_bar=false",
@@ -56,9 +56,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def teacher(data_root: Path) -> Path:
-    """A teacher trained for 10 steps with `digits_supervised`; its best checkpoint."""
+    """A teacher trained for 10 steps with `digits method=supervised`; its best checkpoint."""
     config = _compose(
-        "digits_supervised",
+        "digits",
+        "method=supervised",
         f"run.data_root={data_root}",
         f"run.dir={data_root.parent}/runs",
         "run.num_iterations=10",
