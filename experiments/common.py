@@ -16,19 +16,11 @@ from pathlib import Path
 import torch
 import yaml
 
+from sesemi.config.catalog import methods
+
 OPEN_SESEMI = str(Path(sys.executable).parent / "open_sesemi")
-# The built-in image method configs, the labels alone first, in the order the tables list them.
-IMAGE_METHODS = [
-    "supervised",
-    "rotation",
-    "jigsaw",
-    "entropy_minimization",
-    "pi_model",
-    "mean_teacher",
-    "fixmatch",
-    "flexmatch",
-    "freematch",
-]
+# The built-in methods (configs/method/), the labels alone first, as the tables list them.
+METHODS = ["supervised", *(method for method in methods() if method != "supervised")]
 
 
 def run_config(

@@ -113,7 +113,7 @@ class TrainingRun:
     """A named classifier with its data, runs and checkpoints in `<dir>/<name>/`.
 
     Args:
-        task: "image" or "audio": which built-in method configs train it.
+        task: "image" or "audio": the built-in data config (`image`, `audio`) that trains it.
         name: The run's name, a folder name.
         label_names: The classes.
         dir: The folder that holds runs.

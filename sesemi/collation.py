@@ -26,7 +26,7 @@ def _stack_images(batch: Sequence[tuple[Tensor, int]], method: str) -> Tensor:
     if images.dim() != 4:
         raise SesemiError(
             f"{method} is image-only: it needs images (C, H, W), not inputs of shape "
-            f"{tuple(images.shape[1:])}; for audio use another method (e.g. audio_fixmatch)"
+            f"{tuple(images.shape[1:])}; for audio use another method (e.g. method=fixmatch)"
         )
     return images
 

@@ -22,6 +22,7 @@ from sesemi.datasets import dataset, prepare_builtin
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed
+from sesemi.transforms import MultiView
 
 LOADER_ARGUMENTS = (
     "shuffle",
@@ -40,6 +41,48 @@ def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
     if root is None:
         return Path(data_root)
     return Path(root) if os.path.isabs(root) else Path(data_root) / root
+
+
+def loader_batch_size(name: str, loader: Mapping[str, Any], batch_size_per_gpu: int | None) -> int | None:
+    """A loader's batch size: its `batch_size`, else `mu` x `batch_size_per_gpu` (rounded), else
+    `batch_size_per_gpu` (None when that is unset too).
+
+    Args:
+        name: The loader's name, for error messages.
+        loader: The loader's config (`DataLoaderConfig`).
+        batch_size_per_gpu: The labeled batch size (`run.batch_size_per_gpu`).
+
+    Raises:
+        SesemiError: The loader sets both `batch_size` and `mu`, or `mu` without a labeled batch
+            size to multiply, or one that makes batches of no items.
+    """
+    size, mu = loader.get("batch_size"), loader.get("mu")
+    if mu is None:
+        return size if size is not None else batch_size_per_gpu
+    if size is not None:
+        raise SesemiError(f"loader {name!r} sets both batch_size ({size}) and mu ({mu}); set mu=null to use batch_size")
+    if batch_size_per_gpu is None:
+        raise SesemiError(f"loader {name!r} sets mu ({mu}) but run.batch_size_per_gpu is unset; set it, or the loader's batch_size")
+    size = round(mu * batch_size_per_gpu)
+    if size < 1:
+        raise SesemiError(f"loader {name!r}: mu {mu} x run.batch_size_per_gpu {batch_size_per_gpu} is no item per batch; raise mu")
+    return size
+
+
+def _instantiate_transform(loader: str, key: str, config: Any) -> Any:
+    """A transform from its config (None stays None); a config without `_target_` is refused.
+
+    Such a config is what an override like `dataset.image_transform.crop_dim=16` leaves of a
+    transform that was an interpolation of a view: only the overridden key.
+    """
+    if not config:
+        return None
+    if isinstance(config, Mapping) and "_target_" not in config:
+        raise SesemiError(
+            f"loader {loader!r}: {key} has no _target_; change a view's settings in data.views "
+            f"(e.g. data.views.weak.crop_dim=16), not the loader's copy of it"
+        )
+    return instantiate(config)
 
 
 def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) -> Any:
@@ -135,7 +178,8 @@ class SESEMIDataModule(pl.LightningDataModule):
     Args:
         data: The `data` config.
         data_root: The parent of relative dataset roots (`run.data_root`).
-        batch_size: The batch size of loaders that set none (`run.batch_size_per_gpu`).
+        batch_size: The labeled batch size (`run.batch_size_per_gpu`): of loaders that set no
+            batch size, and what a loader's `mu` multiplies (see `loader_batch_size`).
         seed: The run's seed (`run.seed`): each training loader then shuffles and augments with
             random streams of its own (sesemi/streams.py); None: with the global generator.
     """
@@ -162,25 +206,41 @@ class SESEMIDataModule(pl.LightningDataModule):
         for config in self._loader_configs():
             prepare_builtin(dataset_root(config.dataset, self.data_root))
 
-    def _build_dataset(self, config: DictConfig) -> Dataset:
+    def _build_dataset(self, name: str, config: DictConfig) -> Dataset:
         options = OmegaConf.to_container(config.dataset, resolve=True)
         if "name" not in options:
             raise SesemiError("a dataset config needs a `name`, e.g. image_folder")
         options["root"] = str(dataset_root(options, self.data_root))
-        transform = config.dataset.get("image_transform")
-        options["image_transform"] = instantiate(transform) if transform else None
+        options["image_transform"] = self._transform(name, config)
         return dataset(**options)
+
+    def _transform(self, name: str, config: DictConfig) -> Any:
+        """The transform of a loader's items: its `dataset.image_transform`, or its `views`."""
+        views, transform = config.get("views"), config.dataset.get("image_transform")
+        if not views:
+            return _instantiate_transform(name, "dataset.image_transform", transform)
+        defined = self.data.get("views") or {}
+        available = ", ".join(sorted(defined)) or "none"
+        if transform:
+            raise SesemiError(
+                f"loader {name!r} sets both views and dataset.image_transform; keep one (data.views has: {available})"
+            )
+        for view in views:
+            if view not in defined:
+                raise SesemiError(f"loader {name!r} reads view {view!r}, which data.views lacks (it has: {available})")
+        transforms = [_instantiate_transform(name, f"data.views.{view}", defined[view]) for view in views]
+        return transforms[0] if len(transforms) == 1 else MultiView(transforms)
 
     def setup(self, stage: str | None = None) -> None:
         if self._built:
             return
         self.train_datasets = {
-            name: self._build_dataset(config) for name, config in (self.data.get("train") or {}).items()
+            name: self._build_dataset(name, config) for name, config in (self.data.get("train") or {}).items()
         }
         if self.data.get("val"):
-            self.val_dataset = self._build_dataset(self.data.val)
+            self.val_dataset = self._build_dataset("val", self.data.val)
         if self.data.get("test"):
-            self.test_dataset = self._build_dataset(self.data.test)
+            self.test_dataset = self._build_dataset("test", self.data.test)
         self._built = True
 
     @property
@@ -189,8 +249,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         return self.trainer.global_rank if self.trainer is not None else 0
 
     def batch_size(self, name: str, config: DictConfig) -> int | None:
-        """A loader's batch size: its own, else `run.batch_size_per_gpu` (None with a batch sampler)."""
-        batch_size = config.get("batch_size") or self.default_batch_size
+        """A loader's batch size (`loader_batch_size`); None only with a batch sampler."""
+        batch_size = loader_batch_size(name, config, self.default_batch_size)
         if batch_size is None and not config.get("batch_sampler"):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         return batch_size

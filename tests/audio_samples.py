@@ -21,7 +21,7 @@ TINY_AUDIO_TRAINING = [
     "learner.hparams.model.backbone.n_mels=16",
     "data.train.supervised.num_workers=0",
     "data.train.supervised.pin_memory=false",
-    "data.train.supervised.dataset.image_transform.clip_seconds=0.5",
+    "data.views.weak.clip_seconds=0.5",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
 ]

@@ -19,7 +19,7 @@ from sesemi.errors import SesemiError
 TINY = [
     "run.num_iterations=4",
     "run.batch_size_per_gpu=4",
-    "data.train.fixmatch.batch_size=4",
+    "run.mu=1",
     "data.train.supervised.num_workers=0",
     "learner.hparams.model.backbone.widths=[4,8]",
     "trainer.val_check_interval=2",
@@ -28,11 +28,11 @@ TINY = [
     "+trainer.enable_model_summary=false",
 ]
 
-# audio_fixmatch, tiny (TINY_AUDIO_TRAINING), 4 steps.
+# `audio method=fixmatch`, tiny (TINY_AUDIO_TRAINING), 4 steps.
 TINY_AUDIO = [
     *TINY_AUDIO_TRAINING,
     "run.num_iterations=4",
-    "data.train.fixmatch.batch_size=4",
+    "run.mu=1",
     "trainer.val_check_interval=2",
     "run.gpus=0",
 ]
@@ -127,8 +127,7 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
     pairs = list(frame(image_tree.root, "train").itertuples(index=False, name=None))
     with pytest.raises(SesemiError, match="holds a finished run; pass overwrite=True"):
         run.train(pairs, overrides=TINY)
-    supervised = [o for o in TINY if "fixmatch" not in o]
-    results = run.train(pairs, method="supervised", overrides=supervised, overwrite=True)
+    results = run.train(pairs, method="supervised", overrides=TINY, overwrite=True)
     assert results["run_dir"] != first["run_dir"] and not (run.folder / "data" / "val").exists()
     assert "subset: train" in (run.run_dir / "config.yaml").read_text().split("val:", 1)[1]
 
@@ -138,7 +137,7 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
     [
         ([("a.png", "cat")], {}, "has labels that are not in label_names: cat"),
         ([("a.png", "red")], {}, "train has no examples of blue, green"),
-        ([], {"method": "nomethod"}, "no built-in config 'nomethod'"),
+        ([], {"method": "nomethod"}, "no built-in method 'nomethod'; choose one of: "),
         ([("x", "y", "z")], {}, "DataFrame with path and label columns, or"),
     ],
 )
@@ -173,7 +172,7 @@ def test_bad_arguments_are_refused(tmp_path):
 
 
 def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
-    """task="audio" trains audio_fixmatch on generated tones and chirps; predict gives one
+    """task="audio" trains `audio method=fixmatch` on generated tones and chirps; predict gives one
     Prediction per file (long recordings in windows), and evaluate scores the
     validation clips as training's validation of the best checkpoint did."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

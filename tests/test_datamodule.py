@@ -13,7 +13,7 @@ from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from sesemi.datamodule import SESEMIDataModule, dataset_root, init_worker
+from sesemi.datamodule import SESEMIDataModule, dataset_root, init_worker, loader_batch_size
 from sesemi.errors import SesemiError
 
 TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
@@ -222,3 +222,82 @@ def test_loader_workers_share_by_file_name_and_are_seeded_as_lightning_seeds_the
     loaders = _module(data, image_tree.root).train_dataloader()
     assert loaders["supervised"].worker_init_fn.func is init_worker
     assert loaders["rotation_prediction"].worker_init_fn is None  # loads in the main process
+
+
+@pytest.mark.parametrize(
+    ("loader", "expected"),
+    [({"batch_size": 5}, 5), ({"mu": 2.5}, 10), ({}, 4), ({"batch_size": None, "mu": None}, 4)],
+)
+def test_batch_size_is_the_loaders_else_mu_times_the_labeled_batch_else_the_labeled_batch(loader, expected):
+    """batch_size wins; mu x run.batch_size_per_gpu (rounded) follows the labeled batch."""
+    assert loader_batch_size("fixmatch", loader, 4) == expected
+
+
+@pytest.mark.parametrize(
+    ("loader", "labeled", "message"),
+    [
+        ({"batch_size": 8, "mu": 2}, 4, "'fixmatch' sets both batch_size"),
+        ({"mu": 2}, None, "'fixmatch' sets mu .* run.batch_size_per_gpu is unset"),
+        ({"mu": 0.1}, 4, "'fixmatch'.* no item per batch"),
+    ],
+)
+def test_contradictory_or_empty_batch_sizes_are_one_line_errors(loader, labeled, message):
+    with pytest.raises(SesemiError, match=message) as error:
+        loader_batch_size("fixmatch", loader, labeled)
+    assert "\n" not in str(error.value)
+
+
+def test_an_unlabeled_loader_reads_mu_times_the_labeled_batch(image_tree):
+    """The loaders' batches follow run.batch_size_per_gpu: 2 labeled, 1.5 x 2 = 3 unlabeled."""
+    data = _data()
+    data.train.rotation_prediction.update(batch_size=None, mu=1.5)
+    loaders = _module(data, image_tree.root, batch_size=2).train_dataloader()
+    rotated, _ = next(iter(loaders["rotation_prediction"]))
+    assert loaders["rotation_prediction"].batch_size == 3 and rotated.shape[0] == 4 * 3
+    assert _module(data, image_tree.root, batch_size=4).train_dataloader()["rotation_prediction"].batch_size == 6
+
+
+CROP = {"_target_": "sesemi.transforms.weak_transforms", "crop_dim": 8, "mean": [0.5] * 3, "std": [0.5] * 3}
+
+
+def _views_data(views: list[str], **dataset):
+    """`_data()` with views of two sizes and an unlabeled loader that reads `views`."""
+    data = _data(views={"weak": CROP, "full": TO_TENSOR})
+    data.train.unlabeled = {
+        "dataset": {"name": "image_file", "subset": ["train", "unlabeled"], **dataset},
+        "batch_size": 2,
+        "views": views,
+    }
+    return data
+
+
+def test_a_loader_with_one_view_gets_that_transform(image_tree):
+    module = _module(_views_data(["weak"]), image_tree.root)
+    images, _ = next(iter(module.train_dataloader()["unlabeled"]))
+    assert images.shape == (2, 3, 8, 8)
+
+
+def test_a_loader_with_several_views_gets_a_tuple_of_them_per_item(image_tree):
+    """views [weak, full, weak]: each item's views, in that order (MultiView)."""
+    module = _module(_views_data(["weak", "full", "weak"]), image_tree.root)
+    (weak, full, again), _ = next(iter(module.train_dataloader()["unlabeled"]))
+    assert weak.shape == again.shape == (2, 3, 8, 8) and full.shape == (2, 3, 16, 16)
+
+
+def test_an_unknown_view_names_the_loader_and_the_views_there_are(image_tree):
+    with pytest.raises(SesemiError, match="loader 'unlabeled' reads view 'strong'.*it has: full, weak") as error:
+        _module(_views_data(["weak", "strong"]), image_tree.root)
+    assert "\n" not in str(error.value)
+
+
+def test_views_and_an_image_transform_on_one_loader_are_refused(image_tree):
+    with pytest.raises(SesemiError, match="loader 'unlabeled' sets both views and dataset.image_transform.*full, weak"):
+        _module(_views_data(["weak"], image_transform=TO_TENSOR), image_tree.root)
+
+
+def test_a_transform_without_target_is_refused(image_tree):
+    """What `+...image_transform.crop_dim=8` leaves of an interpolated view: only that key."""
+    data = _data()
+    data.train.supervised.dataset.image_transform = {"crop_dim": 8}
+    with pytest.raises(SesemiError, match="'supervised': dataset.image_transform has no _target_.*data.views"):
+        _module(data, image_tree.root)

@@ -16,7 +16,8 @@ BUILTIN = [
     "digits.yaml",
     "imagewoof.yaml",
     "backbone/convnet.yaml",
-    "audio_fixmatch.yaml",
+    "audio.yaml",
+    "method/fixmatch.yaml",
     "audio_encoder/convnet.yaml",
     "ops/pseudo_dataset.yaml",
 ]
@@ -29,6 +30,8 @@ assert sesemi.__file__.startswith(sys.argv[1]), sesemi.__file__
 register_configs(); register_resolvers()
 with initialize_config_module("sesemi.configs", version_base="1.3"):
     config = compose("digits")
+from sesemi.config.catalog import methods
+assert "fixmatch" in methods(), methods()
 print(config.learner.hparams.model.backbone._target_)
 """
 

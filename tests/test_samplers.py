@@ -85,7 +85,7 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
         },
     }
     module = SESEMIDataModule(OmegaConf.create({"train": {"supervised": loader}}))
-    monkeypatch.setattr(module, "_build_dataset", lambda config: data)
+    monkeypatch.setattr(module, "_build_dataset", lambda name, config: data)
     module.setup()
     (images, labels), = [next(iter(module.train_dataloader()["supervised"]))]
     assert len(images) == 6 and sorted(Counter(labels.tolist()).values()) == [3, 3]

@@ -1,4 +1,4 @@
-"""Where the time of a FixMatch training step goes, on the digits_fixmatch config.
+"""Where the time of a FixMatch training step goes, with `digits method=fixmatch`.
 
 1. Fused vs separate forward: the same training steps on the same pre-loaded batches, with all
    inputs of the backbone encoded in one pass (`model.fuse_labeled=true`), the unlabeled views
@@ -113,10 +113,10 @@ def main() -> None:
     register_configs()
     register_resolvers()
     scratch = Path(tempfile.mkdtemp())
-    overrides = [f"run.data_root={scratch / 'digits'}", f"run.num_iterations={args.steps + 1}", "run.seed=0"]
+    overrides = ["method=fixmatch", f"run.data_root={scratch / 'digits'}", f"run.num_iterations={args.steps + 1}", "run.seed=0"]
     with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose("digits_fixmatch", overrides)
-        worker_config = compose("digits_fixmatch", [*overrides, f"data.train.supervised.num_workers={args.workers}"])
+        config = compose("digits", overrides)
+        worker_config = compose("digits", [*overrides, f"data.train.supervised.num_workers={args.workers}"])
     datamodule, worker_datamodule = data_module(config), data_module(worker_config)
     learner = instantiate(config.learner, _recursive_=False).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.01, momentum=0.9)
@@ -157,7 +157,7 @@ def main() -> None:
         f"| bare forward+backward on batches in memory | {ms(fused)} | 1.00 |",
     ]
     note = (
-        f"digits_fixmatch, {images_per_step} images per step, {args.steps} steps x {args.rounds} rounds "
+        f"`digits method=fixmatch`, {images_per_step} images per step, {args.steps} steps x {args.rounds} rounds "
         f"(medians). {machine()}."
     )
     write_table(Path(__file__).with_name("README.md"), "throughput", note, lines)

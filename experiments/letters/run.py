@@ -1,9 +1,10 @@
 """Do the built-in method configs beat the labels alone on data nobody tuned them for?
 
 Builds `letters` (capital letters printed in the installed typefaces, validation on held-out
-fonts; see build_letters.py) and trains the data-agnostic configs on it with the network and
-batches of the digits_<method> configs for twice their steps, changing nothing else but the
-documented knobs: the data folder, the budget and `p_hflip=0` (a flipped letter is another symbol).
+fonts; see build_letters.py) and trains every method on it with the `image` data config and the
+network and unlabeled batches of the `digits` config (`run.mu=2`) for twice the steps of
+experiments/digits_ssl, changing nothing else but the documented knobs: the data folder, the
+budget and `p_hflip=0` (a flipped letter is another symbol).
 
 Usage: python experiments/letters/run.py [--methods supervised fixmatch ...] [--seeds 0 1 2] [--parallel 2] [--runs DIR]
 Writes the table into README.md beside this file.
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from build_letters import build  # noqa: E402
 from common import (  # noqa: E402
-    IMAGE_METHODS,
+    METHODS,
     machine,
     measured,
     newest_run,
@@ -28,34 +29,24 @@ from common import (  # noqa: E402
     write_table,
 )
 
-METHODS = IMAGE_METHODS
-ITERATIONS = 2000  # twice the digits_<method> configs' budget, which is too few steps here
-# The unlabeled loader of each method config, which digits_<method> shrinks to 64 images per step.
-UNLABELED_LOADER = {
-    "fixmatch": "fixmatch",
-    "flexmatch": "fixmatch",
-    "freematch": "fixmatch",
-    "pi_model": "consistency",
-    "mean_teacher": "consistency",
-}
+ITERATIONS = 2000  # twice experiments/digits_ssl's budget, which is too few steps here
 
 
 def overrides_for(method: str, iterations: int = ITERATIONS) -> list[str]:
-    """The CPU budget and network of the digits_<method> configs, and no flips."""
-    settings = [
+    """`image method=<method>` with the CPU budget, network and mu of the digits config, no flips."""
+    return [
+        f"method={method}",
         f"run.num_iterations={iterations}",
+        "run.mu=2",  # 64 unlabeled images per step for the methods that read run.mu
         "backbone=convnet_small",
-        "data.train.supervised.dataset.image_transform.p_hflip=0.0",
+        "data.views.weak.p_hflip=0.0",
         "data.train.supervised.num_workers=0",
     ]
-    if method in UNLABELED_LOADER:
-        settings.append(f"data.train.{UNLABELED_LOADER[method]}.batch_size=64")
-    return settings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument(
@@ -72,7 +63,7 @@ def main() -> None:
 
         def jobs(method: str) -> list[tuple]:
             overrides = overrides_for(method, args.iterations)
-            return [(method, [*overrides, f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
+            return [("image", [*overrides, f"run.seed={s}"], runs, f"{method}_{s}", data) for s in args.seeds]
 
         finished = run_groups({method: jobs(method) for method in ["supervised", *args.methods]}, args.parallel)
         baseline = top1(finished["supervised"])

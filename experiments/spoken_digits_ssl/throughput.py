@@ -1,4 +1,4 @@
-"""Data loading vs model compute for spoken_digits_fixmatch, with and without the preprocess cache.
+"""Data loading vs model compute for `spoken_digits` (FlexMatch), with and without the preprocess cache.
 
 1. Loading: clips/s of the config's training loaders (FLAC at 22.05 kHz decoded and resampled
    to 16 kHz, cropped and augmented; in the main process, as the config does), reading the
@@ -66,8 +66,8 @@ def main() -> None:
     overrides = [f"run.data_root={data}", "run.num_iterations=100", "run.seed=0"]
     cache = scratch / "cache"
     with initialize_config_module("sesemi.configs", version_base="1.3"):
-        files = compose("spoken_digits_fixmatch", [*overrides, f"data.train.supervised.dataset.cache_dir={scratch / 'none'}"])
-        cached = compose("spoken_digits_fixmatch", [*overrides, f"data.train.supervised.dataset.cache_dir={cache}"])
+        files = compose("spoken_digits", [*overrides, f"data.train.supervised.dataset.cache_dir={scratch / 'none'}"])
+        cached = compose("spoken_digits", [*overrides, f"data.train.supervised.dataset.cache_dir={cache}"])
     from_files = datamodule(files)
     resolve(files, from_files)
     started = time.perf_counter()
@@ -101,7 +101,7 @@ def main() -> None:
         f"| preprocess, once ({counts['written']} files) | {counts['written'] / preprocess_seconds:.0f} files/s | |",
     ]
     note = (
-        f"spoken_digits_fixmatch (32 labeled + 32 unlabeled clips per step, 1.2 s at 16 kHz), "
+        f"spoken_digits, FlexMatch (32 labeled + 32 unlabeled clips per step, 1.2 s at 16 kHz), "
         f"{args.steps} steps x {args.rounds} rounds (medians), loading in the main process. {machine()}."
     )
     write_table(Path(__file__).with_name("README.md"), "throughput", note, lines)

@@ -40,7 +40,13 @@ class RunConfig:
         num_nodes: The number of nodes to train on.
         accelerator: The multi-device strategy: "ddp" (and its Lightning variants). The
             Lightning 1 value "dp" is still accepted and runs as "ddp".
-        batch_size_per_gpu: The default batch size of every data loader that sets none.
+        batch_size_per_gpu: The labeled batch: the batch size of every data loader that sets
+            neither `batch_size` nor `mu`.
+        mu: Unlabeled images per labeled image in a step (FixMatch's mu): the method configs'
+            unlabeled loaders read `round(mu * batch_size_per_gpu)` images per step.
+        rampup: The fraction of the training budget over which the methods' unlabeled losses
+            ramp up to full weight (their weight schedules end or pivot there).
+        method: The method's name, set by the method config (`configs/method/<name>.yaml`).
         data_root: The parent of relative dataset roots (see `DatasetConfig`).
         id: The run's name; outputs go to `<dir>/<id>/<timestamp>/`.
         dir: The directory that holds the runs.
@@ -58,6 +64,9 @@ class RunConfig:
     num_nodes: int = 1
     accelerator: str | None = None
     batch_size_per_gpu: int | None = None
+    mu: float = 7.0
+    rampup: float = 0.2
+    method: str | None = None
     data_root: str = "./data"
     id: str = "default"
     dir: str = "./runs"
@@ -93,7 +102,13 @@ class DataLoaderConfig:
 
     Attributes:
         dataset: The dataset config (see `DatasetConfig`; extra keys go to the builder).
-        batch_size: The batch size; defaults to `run.batch_size_per_gpu`.
+        batch_size: The batch size; defaults to `mu` x `run.batch_size_per_gpu`, else to
+            `run.batch_size_per_gpu`. Cannot be set with `mu`.
+        mu: The batch size as a multiple of `run.batch_size_per_gpu` (rounded), e.g. an
+            unlabeled loader's `${run.mu}`. Cannot be set with `batch_size`.
+        views: Names in `data.views` whose transforms this loader's items get: one view is that
+            transform, several make a `sesemi.transforms.MultiView` (a tuple of views per
+            item). Cannot be set with `dataset.image_transform`.
         shuffle: Whether to reshuffle the data every epoch.
         sampler: An optional instantiable sampler.
         batch_sampler: An optional instantiable batch sampler (excludes shuffle/drop_last); the
@@ -112,6 +127,8 @@ class DataLoaderConfig:
 
     dataset: Any = MISSING
     batch_size: int | None = None
+    mu: float | None = None
+    views: list[str] | None = None
     shuffle: bool = False
     sampler: Any = None
     batch_sampler: Any = None
@@ -133,11 +150,18 @@ class DataConfig:
             epoch is one pass over the longest loader (shorter ones start over).
         val: The validation loader.
         test: The test loader.
+        views: Named transform configs the modality supplies (`weak`, `strong`, `eval`, ...),
+            which loaders read by name (`views: [weak, strong]`), so that a method names the
+            views it needs and the data config says what they are.
+        unlabeled: The dataset config of the unlabeled pool, which the method configs' loaders
+            read (`dataset: ${data.unlabeled}`).
     """
 
     train: dict[str, DataLoaderConfig] | None = None
     val: DataLoaderConfig | None = None
     test: DataLoaderConfig | None = None
+    views: dict[str, Any] = field(default_factory=dict)
+    unlabeled: Any = None
 
 
 @dataclass

@@ -27,7 +27,8 @@ CUSTOM_CONFIG = """\
 #   sesemi train -cd configs custom       # trains; the run goes to runs/custom/<timestamp>/
 #   sesemi postprocess runs               # tables and curves of all runs
 #
-# Other starting points: `sesemi list` (e.g. digits, image), `sesemi show method/flexmatch`.
+# Other starting points: `sesemi list` (e.g. image, digits), `sesemi show image`; another method
+# with `method=NAME` on the command line or `override method: NAME` below (`sesemi list method`).
 defaults:
   - base
   - override backbone: convnet_small  # small images; resnet18 or resnet50d for photos
@@ -42,25 +43,20 @@ run:
   num_iterations: 1000
   batch_size_per_gpu: 32
 data:
+  views:  # the transforms every loader and method reads by name
+    weak:  # 32 px crops of 32 px images; the defaults suit 224 px photos
+      random_resized_crop: False
+      resize: 32
+      crop_dim: 32
+      padding: 2
+      p_hflip: 0.0  # flipped digits are other symbols
+    eval:
+      resize: 32
+      crop_dim: 32
   train:
     supervised:
-      dataset:
-        image_transform:  # 32 px crops of 32 px images; the defaults suit 224 px photos
-          random_resized_crop: False
-          resize: 32
-          crop_dim: 32
-          padding: 2
-          p_hflip: 0.0  # flipped digits are other symbols
-      num_workers: 0
-    rotation_prediction:
-      dataset:
-        image_transform: ${data.train.supervised.dataset.image_transform}
-      num_workers: 0
+      num_workers: 0  # the methods' loaders load as the supervised one does
   val:
-    dataset:
-      image_transform:
-        resize: 32
-        crop_dim: 32
     num_workers: 0
 # Modules of your own go in src/ and are named from here, e.g.
 #   learner.hparams.model.backbone._target_: src.my_backbones.MyBackbone

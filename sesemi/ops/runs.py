@@ -106,7 +106,11 @@ def find_runs(root: str | Path) -> list[Run]:
 
 
 def method(config: dict[str, Any] | None) -> str:
-    """A run's method: the names of its regularization loss heads, or `supervised`."""
+    """A run's method: its `run.method`, else (an older run) the names of its regularization
+    loss heads, or `supervised`."""
+    named = ((config or {}).get("run") or {}).get("method")
+    if named:
+        return named
     model = (((config or {}).get("learner") or {}).get("hparams") or {}).get("model") or {}
     heads = sorted(model.get("regularization_loss_heads") or {})
     return "+".join(heads) or ("supervised" if model.get("supervised_loss") else "none")

@@ -100,8 +100,8 @@ def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
 def test_list_shows_configs_with_descriptions(sesemi_cli):
     result = sesemi_cli("list")
     assert result.exit_code == 0
-    assert "digits_fixmatch" in result.output and "The embedded demo" in result.output
-    assert "groups: " in result.output and "backbone, dataset" in result.output
+    assert "spoken_digits" in result.output and "The embedded demo" in result.output
+    assert "groups: " in result.output and "backbone, hydra, loader, method" in result.output
     result = sesemi_cli("list", "backbone", "--pattern", "resnet*")
     assert "backbone/resnet18" in result.output and "convnet" not in result.output
     assert "no config group 'nope'" in error_line(sesemi_cli("list", "nope"))
@@ -238,7 +238,7 @@ def test_preprocess_a_folder_then_a_config(sesemi_cli, tmp_path):
     result = sesemi_cli("preprocess", tree.root, "--sample-rate", "16000")
     assert result.exit_code == 0, result.output
     assert f"at 16000 Hz: {files} decoded, 0 up to date" in result.output
-    result = sesemi_cli("preprocess", "-cn", "audio_supervised", f"run.data_root={tree.root}")
+    result = sesemi_cli("preprocess", "-cn", "audio", f"run.data_root={tree.root}")
     assert result.exit_code == 0, result.output
     assert f"0 decoded, {files} up to date" in result.output
     assert "does not exist" in error_line(sesemi_cli("preprocess", tmp_path / "nowhere"))

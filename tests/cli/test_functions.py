@@ -55,15 +55,15 @@ def test_create_writes_a_config_that_composes(tmp_path, capsys):
 
 def test_list_and_show_return_names_and_text(tmp_path):
     names = sesemi.cli.list()
-    assert {"base", "digits", "fixmatch", "supervised"} <= set(names)
+    assert {"base", "digits", "image", "audio"} <= set(names)
     assert sesemi.cli.list("backbone", pattern="convnet*") == [
         "backbone/convnet",
         "backbone/convnet_small",
     ]
-    text = sesemi.cli.show("fixmatch", save=tmp_path / "mine.yaml")
+    text = sesemi.cli.show("method/fixmatch", save=tmp_path / "mine.yaml")
     assert (tmp_path / "mine.yaml").read_text() == text and "FixMatchLossHead" in text
-    with pytest.raises(SesemiError, match="no built-in config 'fixmatchh'; did you mean fixmatch"):
-        sesemi.cli.show("fixmatchh")
+    with pytest.raises(SesemiError, match="no built-in config 'method/fixmatchh'; did you mean fixmatch"):
+        sesemi.cli.show("method/fixmatchh")
 
 
 def test_fetch_builds_once_under_a_lock(tmp_path, monkeypatch):
@@ -117,12 +117,12 @@ def test_train_raises_user_errors(tmp_path, monkeypatch):
 def test_configs_shadowed_by_builtins_are_named(tmp_path, caplog):
     """A config of the selected name fails; other files Hydra would skip get a warning."""
     (tmp_path / "backbone").mkdir()
-    for name in ("fixmatch.yaml", "mine.yaml", "backbone/resnet18.yaml", "backbone/my_net.yaml"):
+    for name in ("image.yaml", "mine.yaml", "backbone/resnet18.yaml", "backbone/my_net.yaml"):
         (tmp_path / name).write_text("run:\n  id: mine\n")
-    with pytest.raises(SesemiError, match="fixmatch.yaml has the name of a built-in config"):
-        sesemi.cli.train("fixmatch", tmp_path)
+    with pytest.raises(SesemiError, match="image.yaml has the name of a built-in config"):
+        sesemi.cli.train("image", tmp_path)
     check_config_dir("mine", tmp_path)
-    assert "backbone/resnet18.yaml" in caplog.text and "fixmatch.yaml" in caplog.text
+    assert "backbone/resnet18.yaml" in caplog.text and "image.yaml" in caplog.text
     assert "mine.yaml" not in caplog.text and "my_net" not in caplog.text
 
 

@@ -28,7 +28,7 @@ OPEN_SESEMI = Path(sys.executable).parent / "open_sesemi"
 TINY = [
     "learner.hparams.model.backbone.widths=[4,8]",
     "run.batch_size_per_gpu=8",
-    "data.train.fixmatch.batch_size=4",
+    "run.mu=0.5",  # 4 unlabeled images per step
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
 ]
@@ -225,8 +225,7 @@ def test_custom_config_folder(digits_root, tmp_path):
         "trainer:\n  val_check_interval: 4\n"
     )
     done = open_sesemi(
-        "-cd", "configs", "-cn", "custom", "run.batch_size_per_gpu=8",
-        "data.train.fixmatch.batch_size=4", cwd=tmp_path,
+        "-cd", "configs", "-cn", "custom", "run.batch_size_per_gpu=8", "run.mu=0.5", cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = only_run_dir(tmp_path, "custom")

@@ -1,4 +1,4 @@
-"""Audio through the console scripts: `open_sesemi` (audio_fixmatch, ops/preprocess) and
+"""Audio through the console scripts: `open_sesemi` (audio method=fixmatch), `sesemi preprocess` and
 `sesemi inference`.
 
 Real subprocesses of the installed scripts on generated tones and chirps, with a tiny network
@@ -23,7 +23,7 @@ OPEN_SESEMI = Path(sys.executable).parent / "open_sesemi"
 TINY_AUDIO = [
     *TINY_AUDIO_TRAINING,
     "run.num_iterations=3",
-    "data.train.fixmatch.batch_size=4",
+    "run.mu=1",
     "trainer.val_check_interval=3",
     "+trainer.log_every_n_steps=1",
 ]
@@ -39,10 +39,10 @@ def open_sesemi(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def fixmatch_run(tmp_path_factory) -> Path:
-    """3 steps of audio_fixmatch on a generated data set (wav, flac and ogg at 22.05 kHz)."""
+    """3 steps of `audio method=fixmatch` on a generated data set (wav, flac and ogg at 22.05 kHz)."""
     cwd = tmp_path_factory.mktemp("audio")
     tree = audio_tree(cwd / "sounds")
-    done = open_sesemi("-cn", "audio_fixmatch", f"run.data_root={tree.root}", "run.id=af", *TINY_AUDIO, cwd=cwd)
+    done = open_sesemi("-cn", "audio", "method=fixmatch", f"run.data_root={tree.root}", "run.id=af", *TINY_AUDIO, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (cwd / "runs" / "af").iterdir()
     return run_dir
@@ -81,37 +81,10 @@ def test_ops_preprocess_fills_the_cache_training_reads(tmp_path):
     assert len(list((tree.root / ".sesemi_cache" / "audio" / "16000").rglob("*.npy"))) == 7
 
 
-ROTATION_ON_AUDIO = """
-defaults:
-  - audio_supervised
-  - loader/unlabeled_audio@data.train.rotation_prediction
-  - _self_
-data:
-  train:
-    rotation_prediction:
-      batch_size: 4
-      dataset:
-        image_transform: ${data.train.supervised.dataset.image_transform}
-      collate_fn:
-        _target_: sesemi.collation.RotationTransformer
-learner:
-  hparams:
-    model:
-      regularization_loss_heads:
-        rotation_prediction:
-          head:
-            _target_: sesemi.models.heads.loss.RotationPredictionLossHead
-            input_data: rotation_prediction
-"""
-
-
 @pytest.mark.slow
 def test_rotation_on_audio_is_a_one_line_error(tmp_path):
-    """rotation.yaml's loader and head moved onto audio fail with one line saying why."""
+    """The rotation method on audio data fails with one line saying why."""
     tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=2)
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "rotation_audio.yaml").write_text(ROTATION_ON_AUDIO)
-    tiny = [o for o in TINY_AUDIO if "fixmatch" not in o]
-    done = open_sesemi("-cd", "configs", "-cn", "rotation_audio", f"run.data_root={tree.root}", *tiny, cwd=tmp_path)
+    done = open_sesemi("-cn", "audio", "method=rotation", f"run.data_root={tree.root}", *TINY_AUDIO, cwd=tmp_path)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1].startswith("error: rotation prediction is image-only")

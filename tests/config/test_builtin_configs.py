@@ -10,36 +10,44 @@ from sesemi.config import (
     SESEMIConfigAttributes,
     set_attributes,
 )
+from sesemi.config.catalog import data_configs, methods
+from sesemi.datamodule import loader_batch_size
 from sesemi.learners.classifier import Classifier
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.backbones.timm import PyTorchImageModels
 
 
 def test_digits_is_flexmatch_on_the_digits_data(compose_config):
-    """digits, the demo: digits_flexmatch (a ConvNet, an iteration budget) under its own run id."""
+    """digits, the demo: image data with FlexMatch, a small ConvNet and a CPU-sized budget."""
     config = compose_config("digits")
-    assert config.run.id == "digits"
+    assert config.run.id == "digits" and config.run.method == "flexmatch"
     assert config.run.seed == 42
     assert config.run.data_root == "./data/digits"
     assert config.run.num_iterations == 800 and config.run.num_epochs is None
+    assert (config.run.mu, config.run.rampup) == (2, 0.25)  # 64 unlabeled images per step, a quarter's ramp-up
     assert config.learner.hparams.model.backbone._target_ == "sesemi.ConvNet"
-    assert set(config.data.train) == {"supervised", "fixmatch"}
+    assert list(config.data.train) == ["supervised", "fixmatch"]
     assert config.data.train.fixmatch.dataset.subset == ["train", "unlabeled"]
-    head = config.learner.hparams.model.regularization_loss_heads.fixmatch.head
-    assert head.thresholding == "flexmatch"
-    flexmatch = compose_config("digits_flexmatch")
-    assert OmegaConf.masked_copy(config, ["data", "learner"]) == OmegaConf.masked_copy(flexmatch, ["data", "learner"])
+    head = config.learner.hparams.model.regularization_loss_heads.fixmatch
+    assert head.head.thresholding == "flexmatch"
+    set_attributes(SESEMIConfigAttributes(max_iterations=800))
+    assert head.scheduler.stop == 200  # full weight after the first quarter
     assert config.data.val.dataset.subset == "val"
-    assert config.data.train.supervised.dataset.image_transform.p_hflip == 0.0
+    assert config.data.views.weak.p_hflip == 0.0  # flipped digits are other symbols
+    assert config.data.train.supervised.dataset.image_transform == config.data.views.weak
 
 
 def test_base_composes_with_resnet50d(compose_config):
-    """base: the default timm backbone and an epoch budget."""
+    """base: the default timm backbone, an epoch budget, rotation prediction by default."""
     config = compose_config("base")
     assert config.learner.hparams.model.backbone.name == "resnet50d"
     assert config.run.num_epochs == 50 and config.run.num_iterations is None
+    assert config.run.method == "rotation"
     head = config.learner.hparams.model.regularization_loss_heads.rotation_prediction.head
     assert head._target_ == "sesemi.models.heads.loss.RotationPredictionLossHead"
+    rotation = config.data.train.rotation_prediction
+    assert rotation.views == ["weak"] and config.data.views.weak._target_ == "sesemi.transforms.train_transforms"
+    assert loader_batch_size("rotation_prediction", rotation, config.run.batch_size_per_gpu) == 16  # x4 rotations
 
 
 def test_imagewoof_composes(compose_config):
@@ -49,6 +57,7 @@ def test_imagewoof_composes(compose_config):
     assert config.run.id == "imagewoof"
     assert config.run.num_epochs == 80
     assert config.learner.hparams.model.backbone.name == "resnet50d"
+    assert config.run.method == "rotation"
 
 
 def test_backbone_group_swaps_the_backbone(compose_config):
@@ -87,9 +96,18 @@ def test_digits_learner_instantiates_after_attributes_are_set(compose_config, re
     assert optimizers["lr_scheduler"]["interval"] == "step"
 
 
-@pytest.mark.parametrize("name", ["base", "supervised", "fixmatch", "mean_teacher", "audio_fixmatch"])
-def test_loaders_load_in_worker_processes_that_outlive_an_iteration(compose_config, name):
-    """The method configs load in workers (sized for a GPU), kept between validations."""
-    config = compose_config(name)
-    loaders = [*config.data.train.values(), config.data.val]
-    assert all(loader.num_workers > 0 and loader.persistent_workers for loader in loaders)
+@pytest.mark.parametrize("data", ["base", "image", "audio"])
+def test_loaders_load_in_worker_processes_that_outlive_an_iteration(compose_config, data):
+    """The data configs load in workers (sized for a GPU), kept between validations, and so do
+    the loaders every method adds."""
+    for method in methods():
+        config = compose_config(data, f"method={method}")
+        loaders = [*config.data.train.values(), config.data.val]
+        assert all(loader.num_workers > 0 and loader.persistent_workers for loader in loaders)
+
+
+def test_no_config_writes_checkpoints_itself(compose_config):
+    """The runner writes best.ckpt and last.ckpt; a configured ModelCheckpoint would write twice."""
+    for data in data_configs():
+        callbacks = compose_config(data).trainer.callbacks or []
+        assert not [c for c in callbacks if c._target_.endswith("ModelCheckpoint")]

@@ -1,5 +1,5 @@
-"""Each built-in image method config trains on any folder in the standard layout, with no edit
-but `run.data_root`, and its `digits_<method>` twin is sized for a CPU."""
+"""The method group (configs/method/): every method, on image and on audio data, composes with
+its data config and trains; its config stays data- and modality-agnostic."""
 
 from __future__ import annotations
 
@@ -8,73 +8,114 @@ import math
 from pathlib import Path
 
 import pytest
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree
+from omegaconf import OmegaConf
 
+from sesemi.config.catalog import data_configs, methods
+from sesemi.datamodule import loader_batch_size
+from sesemi.errors import SesemiError
 from sesemi.runner import execute
 
-# config: (its unlabeled loader, its loss head); None for the labels alone
-METHODS = {
-    "supervised": None,
-    "rotation": ("rotation_prediction", "rotation_prediction"),
-    "jigsaw": ("jigsaw_prediction", "jigsaw_prediction"),
-    "entropy_minimization": ("entropy_minimization", "entropy_minimization"),
-    "pi_model": ("consistency", "consistency"),
-    "mean_teacher": ("consistency", "consistency"),
-    "fixmatch": ("fixmatch", "fixmatch"),
-    "flexmatch": ("fixmatch", "fixmatch"),
-    "freematch": ("fixmatch", "fixmatch"),
-}
+# Their collate functions turn images, so they refuse waveforms in one line.
+IMAGE_ONLY = {"rotation", "jigsaw"}
+# What every test run shares: 2 steps on the CPU, validating at the end.
+STEPS = [
+    "run.num_iterations=2",
+    "run.gpus=0",
+    "trainer.val_check_interval=2",
+    "+trainer.log_every_n_steps=1",
+]
+TINY_IMAGES = [
+    "run.batch_size_per_gpu=4",
+    "data.views.weak.crop_dim=16",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
 
+
+def test_methods_and_data_configs_are_the_packaged_files():
+    """The catalog lists configs/method/*.yaml and the top-level configs, nothing hard-coded."""
+    assert {"supervised", "fixmatch", "flexmatch", "mean_teacher", "rotation"} <= set(methods())
+    assert {"image", "audio", "base", "imagewoof", "digits", "spoken_digits"} <= set(data_configs())
+    assert not set(methods()) & set(data_configs())
+
+
+@pytest.mark.parametrize("method", methods())
+def test_a_method_config_names_itself_and_only_adds_loaders_and_heads(compose_config, method):
+    """`digits method=X`: the digits data config as it is, plus X's loaders (reading the
+    unlabeled pool at mu per labeled item) and loss heads, whatever else the method is."""
+    supervised, config = compose_config("digits", "method=supervised"), compose_config("digits", f"method={method}")
+    assert config.run.method == method and supervised.run.method == "supervised"
+    added = set(config.data.train) - {"supervised"}
+    assert config.data.train.supervised == supervised.data.train.supervised
+    for name in added:
+        loader = config.data.train[name]
+        assert OmegaConf.to_container(loader)["dataset"] == "${data.unlabeled}"
+        assert loader.mu is not None and loader.batch_size is None and set(loader.views) <= set(config.data.views)
+    heads = config.learner.hparams.model.regularization_loss_heads or {}
+    assert {head.head.input_data for head in heads.values()} == added
+    for section in ("views", "val", "unlabeled"):
+        assert config.data[section] == supervised.data[section]
+    assert config.learner.hparams.optimizer == supervised.learner.hparams.optimizer
+
+
+def _train(compose_config, name: str, overrides: list[str], run_dir: Path) -> dict:
+    return execute(compose_config(name, *STEPS, *overrides), run_dir)
+
+
+def _logged(results: dict) -> set[str]:
+    with open(Path(results["run_dir"]) / "metrics.csv") as file:
+        return set(next(csv.reader(file)))
+
+
+def _check_trained(results: dict, config_heads: list[str], classes: list[str]) -> None:
+    assert results["global_step"] == 2 and results["classes"] == classes
+    assert math.isfinite(results["metrics"]["val/loss"])
+    assert {"train/supervised_loss", *(f"train/{head}_loss" for head in config_heads)} <= _logged(results)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(METHODS))
-def test_method_trains_a_few_steps_on_a_folder(compose_config, image_tree, tmp_path, name):
-    """6 steps over two epochs of 3 (9 labeled and 4 unlabeled images, batches of 4), with a
-    loader process per loader as the configs have them, validating at the end."""
-    overrides = [
-        f"run.data_root={image_tree.root}",
-        "run.num_iterations=6",
-        "run.gpus=0",
-        "run.batch_size_per_gpu=4",
-        "data.train.supervised.num_workers=1",
-        "learner.hparams.model.backbone.widths=[4,8]",
-        "trainer.val_check_interval=6",
-        "+trainer.log_every_n_steps=1",
-        "+trainer.enable_progress_bar=false",
-        "+trainer.enable_model_summary=false",
-    ]
-    if METHODS[name]:
-        overrides.append(f"data.train.{METHODS[name][0]}.batch_size=4")
-    config = compose_config(name, *overrides)
-    results = execute(config, tmp_path / "run")
-    assert results["global_step"] == 6 and results["epoch"] == 2
-    assert math.isfinite(results["metrics"]["val/loss"]) and results["classes"] == image_tree.classes
-    with open(Path(results["run_dir"]) / "metrics.csv") as file:
-        columns = set(next(csv.reader(file)))
-    assert "train/supervised_loss" in columns
-    if METHODS[name]:
-        assert f"train/{METHODS[name][1]}_loss" in columns
+@pytest.mark.parametrize("method", methods())
+def test_every_method_trains_on_images(compose_config, image_tree, tmp_path, method):
+    """`digits method=X` on a folder of images: two real steps of every loader and loss head."""
+    overrides = [f"method={method}", f"run.data_root={image_tree.root}", *TINY_IMAGES]
+    heads = list(compose_config("digits", *overrides).learner.hparams.model.regularization_loss_heads or {})
+    _check_trained(_train(compose_config, "digits", overrides, tmp_path / "run"), heads, image_tree.classes)
 
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_digits_twin_is_the_method_on_the_digits_data(compose_config, name):
-    """`digits_<method>`: the same loaders and heads on ./data/digits, with a CPU-sized budget."""
-    method, twin = compose_config(name), compose_config(f"digits_{name}")
-    assert twin.run.id == f"digits_{name}" and twin.run.data_root == "./data/digits"
-    assert twin.run.num_iterations <= 1000 and twin.run.seed == 42
-    assert set(twin.data.train) == set(method.data.train)
-    heads = twin.learner.hparams.model.regularization_loss_heads or {}
-    assert set(heads) == set(method.learner.hparams.model.regularization_loss_heads or {})
-    assert twin.learner.hparams.model.backbone._target_ == "sesemi.ConvNet"
-    assert twin.data.train.supervised.dataset.image_transform.p_hflip == 0.0  # flipped digits are other symbols
+@pytest.mark.slow
+@pytest.mark.parametrize("method", methods())
+def test_every_method_trains_on_audio_or_says_it_is_image_only(compose_config, tmp_path, method):
+    """`spoken_digits method=X` on generated recordings: the same method configs read the audio
+    views; the image-only ones stop in one line."""
+    tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=2)
+    overrides = [f"method={method}", f"run.data_root={tree.root}", *TINY_AUDIO_TRAINING]
+    if method in IMAGE_ONLY:
+        with pytest.raises(SesemiError, match="image-only") as error:
+            _train(compose_config, "spoken_digits", overrides, tmp_path / "run")
+        assert "\n" not in str(error.value)
+        return
+    heads = list(compose_config("spoken_digits", *overrides).learner.hparams.model.regularization_loss_heads or {})
+    _check_trained(_train(compose_config, "spoken_digits", overrides, tmp_path / "run"), heads, tree.classes)
 
 
-@pytest.mark.parametrize("name", ["rotation", "entmin", "fixmatch"])
-def test_imagewoof_variants_are_the_methods_at_224_px_on_a_resnet(compose_config, name):
-    """The original library's imagewoof_<method> configs on ./data/imagewoof2."""
-    config = compose_config(f"imagewoof_{name}")
-    assert config.run.id == f"imagewoof_{name}" and config.run.data_root == "./data/imagewoof2"
-    assert config.learner.hparams.model.backbone.name == "resnet50d"
-    transform = config.data.train.supervised.dataset.image_transform
-    assert transform._target_ == "sesemi.transforms.train_transforms" and transform.crop_dim == 224
-    assert config.learner.hparams.model.regularization_loss_heads
+@pytest.mark.parametrize(("method", "unlabeled"), [("fixmatch", 20), ("pi_model", 20), ("entropy_minimization", 40), ("rotation", 10)])
+def test_unlabeled_batches_follow_the_labeled_batch(compose_config, method, unlabeled):
+    """10 labeled images per step: the FixMatch family and the consistency methods read run.mu
+    (digits: 2) unlabeled images per labeled one; the others keep a ratio of their own."""
+    config = compose_config("digits", f"method={method}", "run.batch_size_per_gpu=10")
+    (name,) = set(config.data.train) - {"supervised"}
+    assert loader_batch_size(name, config.data.train[name], config.run.batch_size_per_gpu) == unlabeled
+    assert compose_config("image", f"method={method}").run.mu == 7  # FixMatch's
+
+
+@pytest.mark.parametrize("data", data_configs())
+def test_every_data_config_composes_with_every_method(compose_config, data):
+    """A data config names no method's nodes, so `-cn DATA method=X` gives X's loaders and heads
+    for every X, and each loss head reads a loader that exists."""
+    for method in methods():
+        config = compose_config(data, f"method={method}")
+        heads = config.learner.hparams.model.regularization_loss_heads or {}
+        assert config.run.method == method
+        assert {head.head.input_data for head in heads.values()} == set(config.data.train) - {"supervised"}

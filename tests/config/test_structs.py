@@ -23,6 +23,8 @@ def test_schema_defaults_match_the_documented_ones():
     assert config.run.mode is RunMode.FIT
     assert config.run.data_root == "./data"
     assert config.run.num_epochs is None and config.run.num_iterations is None
+    assert config.run.mu == 7  # FixMatch's unlabeled images per labeled one
+    assert config.data.views == {} and config.data.unlabeled is None
     assert LossCallableConfig().reduction == "mean"
     assert ClassifierConfig()._target_ == "sesemi.Classifier"
 

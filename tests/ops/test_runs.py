@@ -77,9 +77,13 @@ def test_a_missing_runs_folder_is_one_line(tmp_path):
         find_runs(tmp_path / "nowhere")
 
 
-def test_method_names_the_loss_heads():
-    """The method is the loss heads' names, `supervised` without any."""
-    assert method(run_config(heads=["fixmatch"])) == "fixmatch"
+def test_method_is_the_configs_else_the_loss_heads_names():
+    """The method config's name (flexmatch and fixmatch share a head); for runs from before
+    `run.method`, the loss heads' names, `supervised` without any."""
+    config = run_config(heads=["fixmatch"])
+    assert method(config) == "fixmatch"
+    config["run"]["method"] = "flexmatch"
+    assert method(config) == "flexmatch"
     assert (
         method(run_config(heads=["rotation_prediction", "jigsaw"])) == "jigsaw+rotation_prediction"
     )
