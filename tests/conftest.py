@@ -78,7 +78,7 @@ TINY_IMAGE_TRAINING = [
     "run.batch_size_per_gpu=6",
     "run.gpus=0",
     "learner.hparams.model.backbone.widths=[4,8]",
-    "data.train.supervised.dataset.image_transform.crop_dim=16",
+    "data.views.weak.crop_dim=16",
     "data.train.supervised.num_workers=0",
     "data.train.supervised.pin_memory=false",
     "trainer.val_check_interval=2",
@@ -100,18 +100,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     """A tiny model really trained (4 steps of `supervised`, with EMA) on a `make_image_tree`
     data set, once per session: its run folder holds config.yaml, results.json and
     checkpoints/best.ckpt and last.ckpt. Shared: tests copy what they change."""
-    from hydra import compose, initialize_config_module
-
-    from sesemi.config import register_configs, register_resolvers
-    from sesemi.runner import execute
+    from sesemi import compose, run
 
     base = tmp_path_factory.mktemp("trained")
     tree = make_image_tree(base / "images")
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose("supervised", [f"run.data_root={tree.root}", *TINY_IMAGE_TRAINING])
-    execute(config, base / "run")
+    config = compose("image", ["method=supervised", f"run.data_root={tree.root}", *TINY_IMAGE_TRAINING])
+    run(config, base / "run")
     return TrainedRun(base / "run", tree)
 
 
@@ -136,15 +130,10 @@ def restore_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def compose_config(restore_attributes: None) -> Iterator[Callable[..., Any]]:
-    """`compose_config(name, *overrides)` composes a built-in config with Hydra's compose API."""
-    from hydra import compose, initialize_config_module
+    """`compose_config(name, *overrides)` composes a built-in config (`sesemi.compose`)."""
+    from sesemi import compose
 
-    from sesemi.config import register_configs, register_resolvers
-
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        yield lambda name, *overrides: compose(name, overrides=list(overrides))
+    yield lambda name, *overrides: compose(name, list(overrides))
 
 
 ROTATION_HEAD = {

@@ -19,17 +19,12 @@ BUILTIN = [
     "audio.yaml",
     "method/fixmatch.yaml",
     "audio_encoder/convnet.yaml",
-    "ops/pseudo_dataset.yaml",
 ]
 
 COMPOSE = """
 import sys, sesemi
-from hydra import compose, initialize_config_module
-from sesemi.config import register_configs, register_resolvers
 assert sesemi.__file__.startswith(sys.argv[1]), sesemi.__file__
-register_configs(); register_resolvers()
-with initialize_config_module("sesemi.configs", version_base="1.3"):
-    config = compose("digits")
+config = sesemi.compose("digits")
 from sesemi.config.catalog import methods
 assert "fixmatch" in methods(), methods()
 print(config.learner.hparams.model.backbone._target_)

@@ -194,18 +194,12 @@ TINY_AUDIO = [*TINY_AUDIO_TRAINING, "run.num_iterations=4", "trainer.val_check_i
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory) -> Predictor:
     """The predictor of a 4-step audio_supervised run on generated tones and chirps (0.5 s clips)."""
-    from hydra import compose, initialize_config_module
+    from sesemi import compose, run
 
-    from sesemi.config import register_configs, register_resolvers
-    from sesemi.runner import execute
-
-    register_configs()
-    register_resolvers()
     tree = audio_tree(tmp_path_factory.mktemp("data") / "sounds", train=2, val=1, unlabeled=0)
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose("audio_supervised", [f"run.data_root={tree.root}", *TINY_AUDIO])
+    config = compose("audio", ["method=supervised", f"run.data_root={tree.root}", *TINY_AUDIO])
     run_dir = tmp_path_factory.mktemp("run")
-    execute(config, run_dir)
+    run(config, run_dir)
     return load(run_dir, device="cpu")
 
 

@@ -66,6 +66,17 @@ def test_run_mode_accepts_names_in_any_case():
         run_mode("train")
 
 
+@pytest.mark.parametrize(
+    ("loaders", "mode"), [(("supervised", "rotation_prediction"), "FIT"), ((), "VALIDATE"), ((), "TEST")]
+)
+def test_loaders_for_every_loss_term_or_none_to_evaluate(loaders, mode):
+    """Fitting needs a loader for each loss term; evaluating reads no training data at all."""
+    config = _config(loaders=loaders, mode=mode)
+    if not loaders:
+        config.learner.hparams.model.regularization_loss_heads = None
+    assert check_loaders(config) is None
+
+
 def test_supervised_loss_without_supervised_loader_is_refused():
     """A supervised loss needs data.train.supervised when fitting."""
     with pytest.raises(SesemiError, match="data.train.supervised"):
@@ -196,19 +207,6 @@ def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_
     again = RunResult.read(moved)
     assert again.best_checkpoint == moved / "checkpoints" / "best.ckpt" and again.best_checkpoint.is_file()
     assert again.metrics == result.metrics and again.classes == ["blue", "green", "red"]
-
-
-def test_evaluation_needs_no_training_loaders(image_tree, tmp_path):
-    """VALIDATE reads no training data: a config without any training loader evaluates."""
-    trained = _tiny_run(image_tree, tmp_path, "run.num_iterations=2")
-    result = _tiny_run(
-        image_tree,
-        tmp_path / "val",
-        "run.mode=VALIDATE",
-        f"run.pretrained_checkpoint_path={trained.best_checkpoint}",
-        "data.train=null",
-    )
-    assert result.mode == "VALIDATE" and 0.0 <= result.metrics["val/top1"] <= 1.0
 
 
 def test_test_mode_evaluates_a_checkpoint_on_the_test_set(image_tree, tmp_path):

@@ -284,6 +284,41 @@ class InferenceSettings:
     on_error: str = "skip"
 
 
+@command(name="pseudo-label", context_settings={"ignore_unknown_options": True})
+def pseudo_label(
+    teacher: Annotated[Path, typer.Argument(help="The teacher: a training run's folder or a checkpoint in it.")],
+    data_root: Annotated[Path, typer.Argument(help="The data set: train/<class>/ and unlabeled/.")],
+    settings: Annotated[
+        list[str] | None,
+        typer.Argument(help="threshold=0.9, balance=true, per_class=100, soft_labels=false, include_labeled=false, ..."),
+    ] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Default: DATA_ROOT/pseudo.")] = None,
+) -> None:
+    """Label the unlabeled images with a trained teacher: a `pseudo` data set for a noisy student.
+
+    Writes labels.csv (one row per image: label, confidence, probabilities) and dataset.json;
+    train the student on it with `sesemi train digits_noisy_student` (or your own config).
+
+    Python: sesemi.ops.pseudo_dataset.pseudo_dataset
+
+    Examples:
+      $ sesemi pseudo-label runs/digits/<time> data/digits
+      $ sesemi pseudo-label runs/digits/<time> data/digits threshold=0.9 balance=true
+      $ sesemi pseudo-label runs/digits/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
+    """
+    from sesemi.cli.output import key_values
+    from sesemi.ops.pseudo_dataset import pseudo_dataset
+
+    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "image_transform"))
+    written = pseudo_dataset(teacher, data_root, output_dir, **options)
+    counts = written["counts"]
+    echo(
+        f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "
+        f"{counts['dropped_by_balancing']} dropped by balancing) and {counts['labeled']} labeled images: "
+        f"{output_dir or data_root / 'pseudo'}"
+    )
+
+
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def preprocess(
     arguments: Annotated[list[str] | None, typer.Argument(help="A folder of recordings, or with -cn the config's overrides.")] = None,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -81,17 +84,17 @@ def progress(description: str) -> Iterator[Callable[[int, int], None]]:
     yield report
 
 
-def key_values(settings: type, items: Sequence[str], command: str) -> dict[str, Any]:
-    """`["per_window=true", ...]` checked against the fields and types of the dataclass
-    `settings`, with its defaults for the rest."""
-    from dataclasses import fields
-
+def key_values(settings: type | Callable[..., Any], items: Sequence[str], command: str, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """`["per_window=true", ...]` checked against the fields and types of a dataclass, or the
+    keyword parameters of a function (all but `skip`), with their defaults for the rest."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from sesemi.errors import SesemiError
 
-    names = [field.name for field in fields(settings)]
+    if not dataclasses.is_dataclass(settings):
+        settings = _keyword_dataclass(settings, skip)
+    names = [field.name for field in dataclasses.fields(settings)]
     unknown = [item for item in items if "=" not in item or item.split("=", 1)[0] not in names]
     if unknown:
         raise SesemiError(f"{command} does not take {unknown[0]!r}; its settings: {', '.join(names)}=...")
@@ -99,4 +102,23 @@ def key_values(settings: type, items: Sequence[str], command: str) -> dict[str, 
         merged = OmegaConf.merge(OmegaConf.structured(settings), OmegaConf.from_dotlist(list(items)))
     except OmegaConfBaseException as error:
         raise SesemiError(f"bad {command} setting: {str(error).splitlines()[0]}") from None
-    return {name: merged[name] for name in names}
+    values = OmegaConf.to_container(merged)
+    return {name: values[name] for name in names}
+
+
+def _keyword_dataclass(function: Callable[..., Any], skip: Sequence[str]) -> type:
+    """A dataclass of a function's keyword parameters: what `key=value` settings may set.
+
+    Plain types (bool, int, float, str and their optional forms) are checked; others are taken
+    as given (a YAML value).
+    """
+    hints = typing.get_type_hints(function)
+    plain = {bool, int, float, str, type(None)}
+    fields = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in skip or parameter.default is inspect.Parameter.empty:
+            continue
+        hint = hints.get(name, Any)
+        members = set(typing.get_args(hint)) or {hint}
+        fields.append((name, hint if members <= plain else Any, dataclasses.field(default=parameter.default)))
+    return dataclasses.make_dataclass(f"{function.__name__}_settings", fields)

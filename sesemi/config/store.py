@@ -1,20 +1,12 @@
-"""Registers the schema with Hydra's ConfigStore: `sesemi_config`, the `learner` and `ops` groups."""
+"""Registers the schema with Hydra's ConfigStore: `sesemi_config` and the `learner` group."""
 
 from hydra.core.config_store import ConfigStore
 
-from sesemi.config.structs import (
-    ClassifierConfig,
-    PreprocessConfig,
-    PseudoDatasetConfig,
-    SESEMIConfig,
-)
+from sesemi.config.structs import ClassifierConfig, SESEMIConfig
 
 
 def register_configs() -> None:
-    """Stores `sesemi_config` (the root schema), `learner/classifier` and the ops schemas."""
+    """Stores `sesemi_config` (the root schema) and `learner/classifier`."""
     store = ConfigStore.instance()
     store.store(name="sesemi_config", node=SESEMIConfig)
     store.store(group="learner", name="classifier", node=ClassifierConfig)
-    # The schema of configs/ops/pseudo_dataset.yaml (`defaults: [/pseudo_dataset_schema, _self_]`).
-    store.store(name="pseudo_dataset_schema", node=PseudoDatasetConfig)
-    store.store(name="preprocess_schema", node=PreprocessConfig)

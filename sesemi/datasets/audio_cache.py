@@ -4,7 +4,7 @@ Each source file `<root>/<relative path>` has at most one entry,
 `<cache_dir>/<sample_rate>/<relative path>.<size>-<mtime_ns>.npy` (mono float32 samples). The
 source's size and modification time are part of the name, so an edited or replaced file misses
 the cache instead of returning stale samples, and another sample rate reads another folder.
-The `preprocess` operation (sesemi/ops/preprocess.py) fills the cache; audio datasets read it.
+`sesemi preprocess` (sesemi/ops/preprocess.py) fills the cache; audio datasets read it.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class AudioDataset(FileDataset):
 
 
 def _cache(root: str, sample_rate: int, cache_dir: str | None) -> AudioCache | None:
-    """The preprocess cache of `root` when it exists (it is built by `ops/preprocess`)."""
+    """The preprocess cache of `root` when it exists (it is built by `sesemi preprocess`)."""
     cache = AudioCache(root, sample_rate, cache_dir)
     if not cache.folder.is_dir():
         return None

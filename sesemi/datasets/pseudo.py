@@ -74,7 +74,7 @@ def pseudo(
     soft_labels: bool | None = None,
     on_error: OnError = "skip",
 ) -> PseudoLabeledDataset:
-    """Reads a folder the `pseudo_dataset` operation wrote (see `open_sesemi -cn ops/pseudo_dataset`).
+    """Reads a folder the `pseudo_dataset` operation wrote (see `sesemi pseudo-label`).
 
     Args:
         root: The data set's folder.
@@ -94,7 +94,7 @@ def pseudo(
     if not labels_path.is_file() or not info_path.is_file():
         raise SesemiError(
             f"{folder} is not a pseudo-labeled data set (it needs {LABELS_FILE} and {INFO_FILE}); "
-            "write one with: open_sesemi -cn ops/pseudo_dataset"
+            "write one with: sesemi pseudo-label TEACHER DATA_ROOT"
         )
     try:
         info = json.loads(info_path.read_text())

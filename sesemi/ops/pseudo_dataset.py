@@ -1,7 +1,6 @@
 """`pseudo_dataset`: a trained teacher labels unlabeled images, for noisy-student training.
 
-    open_sesemi -cn ops/pseudo_dataset data_root=./data/digits \
-        checkpoint_path=runs/digits/<time>/checkpoints/best.ckpt
+    sesemi pseudo-label runs/digits/<time>/checkpoints/best.ckpt data/digits
 
 writes `<data_root>/pseudo/{labels.csv,dataset.json}` (see sesemi/datasets/pseudo.py), which a
 student reads with the `pseudo` dataset (see configs/digits_noisy_student.yaml).
@@ -61,9 +60,9 @@ def _plain(value: Any) -> Any:
 
 
 def pseudo_dataset(
-    checkpoint_path: str,
-    data_root: str,
-    output_dir: str,
+    checkpoint_path: str | Path,
+    data_root: str | Path,
+    output_dir: str | Path | None = None,
     unlabeled_subset: str | Sequence[str] | None = "unlabeled",
     labeled_subset: str | None = "train",
     include_labeled: bool = True,
@@ -81,12 +80,40 @@ def pseudo_dataset(
 ) -> dict[str, Any]:
     """Labels the unlabeled images with a teacher and writes a `pseudo` data set.
 
-    Every argument is documented in `sesemi.config.structs.PseudoDatasetConfig`.
+    Args:
+        checkpoint_path: The teacher: a run folder or a checkpoint in one
+            (e.g. `runs/digits/<time>/checkpoints/best.ckpt`).
+        data_root: The data set's folder (the standard layout: train/<class>/, unlabeled/).
+        output_dir: Where to write `labels.csv` and `dataset.json`; by default
+            `<data_root>/pseudo`. Read it back with the `pseudo` dataset.
+        unlabeled_subset: The folder(s) under `data_root` with the images to label, searched
+            recursively; a name, a list of names, or None for all of `data_root`.
+        labeled_subset: The labeled folder (`<class>/<image>`) under `data_root`: the class
+            names, and the images `include_labeled` adds; None to name classes by number.
+        include_labeled: Whether the output also lists the labeled images (one-hot, confidence
+            1), so the student's supervised set is labels + pseudo-labels.
+        image_transform: An evaluation transform (or its config); None uses the validation
+            transform of the teacher's run.
+        hflip_tta: Whether to average the predictions for each image and its horizontal flip
+            (test-time augmentation; wrong for digits and text).
+        threshold: Pseudo-labels whose confidence (top class probability) is below this are dropped.
+        balance: Whether to keep at most the `per_class` most confident pseudo-labels per class.
+        per_class: The per-class cap when balancing; None means the smallest non-empty class
+            count after thresholding.
+        soft_labels: Whether the `pseudo` dataset yields the teacher's class probabilities
+            (soft labels) rather than the top class (hard labels).
+        batch_size: Images per inference batch.
+        num_workers: Data loader worker processes (0 reads in the main process).
+        device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
+        on_error: "skip" unreadable images (with a warning) or "raise" on the first one.
+        overwrite: Whether to replace an existing `labels.csv`/`dataset.json` in `output_dir`.
 
     Returns:
         What `dataset.json` holds: classes, soft_labels, counts and settings.
     """
+    output_dir = Path(data_root) / "pseudo" if output_dir is None else output_dir
     settings = {k: _plain(v) for k, v in locals().items() if k != "image_transform"}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
     if not 0.0 <= threshold <= 1.0:
         raise SesemiError(f"threshold must be between 0 and 1, not {threshold}")
     if per_class is not None and per_class < 1:

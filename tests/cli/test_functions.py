@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 from audio_samples import audio_tree
+from sesemi.cli.project import check_config_dir
 
 import sesemi.cli
-from sesemi.cli.project import check_config_dir
 from sesemi.datasets import builtin
 from sesemi.errors import SesemiError
 

@@ -74,9 +74,10 @@ def test_inference_writes_predictions(fixmatch_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_ops_preprocess_fills_the_cache_training_reads(tmp_path):
+def test_preprocess_fills_the_cache_training_reads(tmp_path):
     tree = audio_tree(tmp_path / "sounds", train=1, val=1, unlabeled=1)
-    done = open_sesemi("-cn", "ops/preprocess", f"root={tree.root}", "sample_rate=16000", cwd=tmp_path)
+    command = [str(OPEN_SESEMI.parent / "sesemi"), "preprocess", str(tree.root), "--sample-rate", "16000"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((tree.root / ".sesemi_cache" / "audio" / "16000").rglob("*.npy"))) == 7
 

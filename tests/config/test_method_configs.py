@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from sesemi.config.catalog import data_configs, methods
 from sesemi.datamodule import loader_batch_size
 from sesemi.errors import SesemiError
-from sesemi.runner import execute
+from sesemi.results import RunResult
+from sesemi.runner import run
 
 # Their collate functions turn images, so they refuse waveforms in one line.
 IMAGE_ONLY = {"rotation", "jigsaw"}
@@ -60,19 +61,19 @@ def test_a_method_config_names_itself_and_only_adds_loaders_and_heads(compose_co
     assert config.learner.hparams.optimizer == supervised.learner.hparams.optimizer
 
 
-def _train(compose_config, name: str, overrides: list[str], run_dir: Path) -> dict:
-    return execute(compose_config(name, *STEPS, *overrides), run_dir)
+def _train(compose_config, name: str, overrides: list[str], run_dir: Path) -> RunResult:
+    return run(compose_config(name, *STEPS, *overrides), run_dir)
 
 
-def _logged(results: dict) -> set[str]:
-    with open(Path(results["run_dir"]) / "metrics.csv") as file:
+def _logged(result: RunResult) -> set[str]:
+    with open(result.run_dir / "metrics.csv") as file:
         return set(next(csv.reader(file)))
 
 
-def _check_trained(results: dict, config_heads: list[str], classes: list[str]) -> None:
-    assert results["global_step"] == 2 and results["classes"] == classes
-    assert math.isfinite(results["metrics"]["val/loss"])
-    assert {"train/supervised_loss", *(f"train/{head}_loss" for head in config_heads)} <= _logged(results)
+def _check_trained(result: RunResult, config_heads: list[str], classes: list[str]) -> None:
+    assert result.global_step == 2 and result.classes == classes
+    assert math.isfinite(result.metrics["val/loss"])
+    assert {"train/supervised_loss", *(f"train/{head}_loss" for head in config_heads)} <= _logged(result)
 
 
 @pytest.mark.slow

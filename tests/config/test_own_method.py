@@ -6,19 +6,14 @@ from __future__ import annotations
 import csv
 import sys
 import textwrap
-from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-
-from sesemi.config import register_configs
+from sesemi import compose, run
 from sesemi.config.catalog import methods
-from sesemi.runner import execute
 
 HEAD_MODULE = '''
 """A method of the project's own: confident predictions on the unlabeled images."""
 
-from sesemi.models.heads.loss.base import FeatureRequest, LossHead, LossOutputs, feature_key
+from sesemi.models.heads.loss import FeatureRequest, LossHead, LossOutputs, feature_key
 
 
 class ConfidenceLossHead(LossHead):
@@ -27,11 +22,11 @@ class ConfidenceLossHead(LossHead):
     def _key(self):
         return feature_key(self.input_data, self.input_backbone)
 
-    def feature_requests(self, data):
-        return [FeatureRequest(self._key(), data[self.input_data][0], self.input_backbone)]
+    def feature_requests(self, batch):
+        return [FeatureRequest(self._key(), batch[self.input_data][0], self.input_backbone)]
 
-    def forward(self, data, backbones, heads, features, step):
-        probabilities = heads["head"](features[self._key()]).softmax(dim=1)
+    def forward(self, context):
+        probabilities = context.heads["head"](context.features[self._key()]).softmax(dim=1)
         return LossOutputs(1 - probabilities.max(dim=1).values)
 '''
 
@@ -69,29 +64,26 @@ def test_a_method_from_the_users_folder_trains_on_a_built_in_data_config(
     (project / "configs" / "method" / "my_method.yaml").write_text(METHOD_CONFIG)
     monkeypatch.syspath_prepend(str(project))  # as when running from the project's folder
     monkeypatch.delitem(sys.modules, "my_project_heads", raising=False)
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        config = compose(
-            "digits",
-            overrides=[
-                f"hydra.searchpath=[file://{project / 'configs'}]",  # open_sesemi -cd configs
-                "method=my_method",
-                f"run.data_root={image_tree.root}",
-                "run.num_iterations=2",
-                "run.gpus=0",
-                "run.batch_size_per_gpu=4",
-                "data.views.weak.crop_dim=16",
-                "learner.hparams.model.backbone.widths=[4,8]",
-                "trainer.val_check_interval=2",
-                "+trainer.log_every_n_steps=1",
-                "+trainer.enable_progress_bar=false",
-            ],
-        )
+    config = compose(
+        "digits",
+        [
+            "method=my_method",
+            f"run.data_root={image_tree.root}",
+            "run.num_iterations=2",
+            "run.gpus=0",
+            "run.batch_size_per_gpu=4",
+            "data.views.weak.crop_dim=16",
+            "learner.hparams.model.backbone.widths=[4,8]",
+            "trainer.val_check_interval=2",
+            "+trainer.log_every_n_steps=1",
+            "+trainer.enable_progress_bar=false",
+        ],
+        config_dir=project / "configs",  # open_sesemi -cd configs
+    )
     assert config.run.method == "my_method" and "my_method" not in methods()
-    results = execute(config, tmp_path / "run")
-    assert results["global_step"] == 2
-    with open(Path(results["run_dir"]) / "metrics.csv") as file:
+    result = run(config, tmp_path / "run")
+    assert result.global_step == 2
+    with open(result.run_dir / "metrics.csv") as file:
         logged = [float(row["train/confidence_loss"]) for row in csv.DictReader(file) if row.get("train/confidence_loss")]
     # scale_factor 0.5 x (1 - the top probability), which is at least 1/3 with 3 classes
     assert logged and all(0 < loss <= 0.5 * (1 - 1 / 3) for loss in logged)

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CLASS_STYLES
-from hydra import compose, initialize_config_module
 
-from sesemi.config import register_configs, register_resolvers
+from sesemi.config.compose import compose
 from sesemi.datasets import dataset
 from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE
 from sesemi.errors import SesemiError
 from sesemi.learners.trained import TrainedModel
 from sesemi.ops.pseudo_dataset import pseudo_dataset, select
-from sesemi.runner import execute
+from sesemi.runner import run
 
 UNLABELED = 4  # the `trained_run` data set's
 TINY = [  # a 16 px data set and a ConvNet of 4 and 8 channels, on the CPU
@@ -35,10 +34,7 @@ TINY = [  # a 16 px data set and a ConvNet of 4 and 8 channels, on the CPU
 
 
 def _compose(name: str, *overrides: str):
-    register_configs()
-    register_resolvers()
-    with initialize_config_module("sesemi.configs", version_base="1.3"):
-        return compose(name, overrides=[*TINY, *overrides])
+    return compose(name, [*TINY, *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -94,38 +90,34 @@ def test_writes_labels_plus_pseudo_labels_and_the_student_trains(teacher, data_r
         "run.num_iterations=5",
         f"data.train.supervised.dataset.root={output}",
     )
-    results = execute(student)
-    assert results["classes"] == sorted(CLASS_STYLES)
-    assert 0.0 <= results["metrics"]["val/top1"] <= 1.0
+    result = run(student)
+    assert result.classes == sorted(CLASS_STYLES)
+    assert 0.0 <= result.metrics["val/top1"] <= 1.0
 
 
 @pytest.mark.slow
-def test_open_sesemi_runs_the_op_and_refuses_to_overwrite(teacher, data_root, tmp_path):
-    """`open_sesemi -cn ops/pseudo_dataset ...` writes the folder; again, it stops in one line."""
+def test_the_command_writes_the_folder_and_refuses_to_overwrite(teacher, data_root, tmp_path):
+    """`sesemi pseudo-label TEACHER DATA_ROOT settings...` writes <data_root>/pseudo; again, it
+    stops in one line."""
     data_root = shutil.copytree(data_root, tmp_path / "data")  # the default output is inside it
     command = [
-        str(Path(sys.executable).parent / "open_sesemi"),
-        "-cn",
-        "ops/pseudo_dataset",
-        f"checkpoint_path={teacher}",
-        f"data_root={data_root}",
+        str(Path(sys.executable).parent / "sesemi"),
+        "pseudo-label",
+        str(teacher),
+        str(data_root),
         "include_labeled=false",
         "soft_labels=false",
         "device=cpu",
-        f"hydra.run.dir={tmp_path}/hydra",
     ]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    output = data_root / "pseudo"  # the default output_dir: <data_root>/pseudo
+    output = data_root / "pseudo"
     assert len(_rows(output)) == UNLABELED
     assert json.loads((output / INFO_FILE).read_text())["soft_labels"] is False
 
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1
-    assert (
-        again.stderr.strip()
-        == f"error: {output / LABELS_FILE} already exists; set overwrite=true to replace it"
-    )
+    assert again.stderr.strip() == f"error: {output / LABELS_FILE} already exists; set overwrite=true to replace it"
 
 
 def test_threshold_and_balancing_drop_pseudo_labels(teacher, data_root, tmp_path):
