@@ -82,7 +82,7 @@ def test_train_writes_the_standard_layout_and_a_run(trained, image_tree):
     assert len(linked) == image_tree.train_per_class and all(p.is_symlink() for p in linked)
     assert len(list((data / "unlabeled").iterdir())) == image_tree.unlabeled
     assert len(list((data / "val").glob("*/*"))) == 3 * image_tree.val_per_class
-    assert results["mode"] == "FIT" and results["global_step"] == 4
+    assert results.mode == "FIT" and results.global_step == 4
     assert run.run_dir is not None and run.run_dir.parent == run.folder
     assert run.checkpoint == run.run_dir / "checkpoints" / "best.ckpt"
     config = (run.run_dir / "config.yaml").read_text()
@@ -110,7 +110,7 @@ def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert "name='colors'" in answer["repr"] and "trained=True" in answer["repr"]
-    best = results["best"]["val/top1"]
+    best = results.best_score
     predictions = answer["predictions"]
     assert len(predictions) == len(validation)
     assert all(p["label"] in image_tree.classes and p["total"] == pytest.approx(1) for p in predictions)
@@ -128,7 +128,7 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
     with pytest.raises(SesemiError, match="holds a finished run; pass overwrite=True"):
         run.train(pairs, overrides=TINY)
     results = run.train(pairs, method="supervised", overrides=TINY, overwrite=True)
-    assert results["run_dir"] != first["run_dir"] and not (run.folder / "data" / "val").exists()
+    assert results.run_dir != first.run_dir and not (run.folder / "data" / "val").exists()
     assert "subset: train" in (run.run_dir / "config.yaml").read_text().split("val:", 1)[1]
 
 
@@ -137,7 +137,7 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
     [
         ([("a.png", "cat")], {}, "has labels that are not in label_names: cat"),
         ([("a.png", "red")], {}, "train has no examples of blue, green"),
-        ([], {"method": "nomethod"}, "no built-in method 'nomethod'; choose one of: "),
+        ([], {"method": "nomethod"}, "no method 'nomethod'; choose one of: "),
         ([("x", "y", "z")], {}, "DataFrame with path and label columns, or"),
     ],
 )
@@ -187,7 +187,7 @@ def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
         eval=validation,
         overrides=TINY_AUDIO,
     )
-    assert results["mode"] == "FIT" and results["global_step"] == 4
+    assert results.mode == "FIT" and results.global_step == 4
     config = (run.run_dir / "config.yaml").read_text()
     assert "AudioBackbone" in config and "FixMatchLossHead" in config
 
@@ -202,7 +202,7 @@ def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
         )
         assert predictions[-1].windows.shape == (7, 3)  # 2 s in 0.5 s windows, 0.25 s apart
     predicted = [p.label for p in run.predict(validation["path"])]
-    best = results["best"]["val/top1"]
+    best = results.best_score
     assert (pd.Series(predicted) == validation["label"]).mean() == pytest.approx(best, abs=1e-6)
     metrics = run.evaluate(validation)
     assert metrics["val/top1"] == pytest.approx(best, abs=1e-6)

@@ -74,7 +74,7 @@ def test_iterations_per_epoch_is_the_longest_loader(image_tree):
     """supervised: 9 images // 3 (drop_last) = 3; rotation: ceil(13 / 2) = 7 -> 7."""
     module = _module(_data(), image_tree.root)
     assert len(module.train_dataloader()["supervised"]) == 3
-    assert module.iterations_per_epoch == 7
+    assert module.iterations_per_epoch() == 7
 
 
 def test_classes_come_from_the_supervised_set(image_tree):
@@ -147,7 +147,7 @@ def test_no_training_loaders_is_a_sesemi_error(image_tree):
     module = _module(_data(train=None), image_tree.root)
     with pytest.raises(SesemiError, match="data.train"):
         module.train_dataloader()
-    assert module.iterations_per_epoch is None
+    assert module.iterations_per_epoch() is None
     assert module.classes == image_tree.classes  # falls back to the val set's classes
 
 

@@ -557,7 +557,7 @@ def load(
 
     model = load_model(uid, repository=repository, device=device)
     info = model.info
-    echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.path}")
+    echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.model.source}")
 
 
 def main() -> None:

@@ -52,10 +52,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.chdir(root)  # the config's paths are relative to the project, as for a user
         done = runner.invoke(app, ["fetch", "digits"])
         assert done.exit_code == 0, done.output
-        done = runner.invoke(
-            app, ["train", "-cd", "configs", "-cn", "custom", "-m", "run.seed=1,2", *TINY]
-        )
-        assert done.exit_code == 0, done.output
+        for seed in (1, 2):
+            done = runner.invoke(app, ["train", "-cd", "configs", "custom", f"run.seed={seed}", *TINY])
+            assert done.exit_code == 0, done.output
     finally:
         os.chdir(previous)
     return root

@@ -20,6 +20,7 @@ import yaml
 from audio_samples import audio_tree
 from PIL import Image
 
+from sesemi.config.catalog import methods
 from sesemi.version import __version__
 
 pytest_plugins = ["cli_project"]  # the project, runs_copy and sesemi_cli fixtures
@@ -31,10 +32,16 @@ COMMANDS = [
     "show",
     "fetch",
     "train",
+    "inference",
+    "pseudo-label",
+    "preprocess",
     "postprocess",
     "rm-failed",
     "rm-states",
     "group",
+    "publish",
+    "models",
+    "load",
 ]
 
 
@@ -101,7 +108,8 @@ def test_list_shows_configs_with_descriptions(sesemi_cli):
     result = sesemi_cli("list")
     assert result.exit_code == 0
     assert "spoken_digits" in result.output and "The embedded demo" in result.output
-    assert "groups: " in result.output and "backbone, hydra, loader, method" in result.output
+    assert "groups (sesemi list GROUP): audio_encoder, backbone, hydra, loader, method" in result.output
+    assert f"methods (method=NAME): {', '.join(methods())}" in result.output
     result = sesemi_cli("list", "backbone", "--pattern", "resnet*")
     assert "backbone/resnet18" in result.output and "convnet" not in result.output
     assert "no config group 'nope'" in error_line(sesemi_cli("list", "nope"))
@@ -128,10 +136,10 @@ def test_fetch_explains_what_it_cannot_download(sesemi_cli, tmp_path):
 # --- train --------------------------------------------------------------------------------------
 
 
-def test_train_prints_the_config_like_open_sesemi(sesemi_cli, tmp_path, monkeypatch):
-    """Flags go to Hydra: `--cfg job` prints the composed config and trains nothing."""
+def test_train_prints_the_composed_config(sesemi_cli, tmp_path, monkeypatch):
+    """`--show-config` prints the composed config (valid YAML) and trains nothing."""
     monkeypatch.chdir(tmp_path)
-    result = sesemi_cli("train", "-cn", "digits", "--cfg", "job", "run.seed=7")
+    result = sesemi_cli("train", "digits", "run.seed=7", "--show-config")
     assert result.exit_code == 0, result.output
     config = yaml.safe_load(result.output)
     assert config["run"]["seed"] == 7 and config["run"]["id"] == "digits"
@@ -155,13 +163,13 @@ def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
 
 
 def test_chain_trained_two_runs(project):
-    runs = sorted(project.glob("runs/custom/multirun_*/*/results.json"))
+    runs = sorted(project.glob("runs/custom/*/results.json"))
     assert len(runs) == 2
     assert (project / "data" / "digits" / "unlabeled").is_dir()
 
 
 def first_run(project: Path) -> Path:
-    return sorted(project.glob("runs/custom/multirun_*/*/results.json"))[0].parent
+    return sorted(project.glob("runs/custom/*/results.json"))[0].parent
 
 
 def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
@@ -242,7 +250,7 @@ def test_preprocess_a_folder_then_a_config(sesemi_cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"0 decoded, {files} up to date" in result.output
     assert "does not exist" in error_line(sesemi_cli("preprocess", tmp_path / "nowhere"))
-    assert "name a folder of recordings" in error_line(sesemi_cli("preprocess"))
+    assert "give one folder of recordings" in error_line(sesemi_cli("preprocess"))
 
 
 def test_postprocess_summarizes_the_project(sesemi_cli, project, tmp_path):
@@ -291,7 +299,7 @@ def test_rm_failed_dry_run_then_delete(sesemi_cli, runs_copy):
     assert failed.exists()
     assert "deleted 1 failed runs" in sesemi_cli("rm-failed", runs_copy).output
     assert not failed.exists()
-    assert len(list(runs_copy.glob("custom/multirun_*/*/results.json"))) == 2
+    assert len(list(runs_copy.glob("custom/*/results.json"))) == 2
 
 
 def test_group_by_seed(sesemi_cli, runs_copy):

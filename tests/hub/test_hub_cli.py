@@ -44,7 +44,7 @@ def test_inference_takes_a_uid_or_name_at_version(repository, trained, tmp_path)
     images = tmp_path / "images"
     write_images(images, 1, "new")
     outputs = []
-    for model in (trained, "images.tiny@1.0.0", sesemi.cli.models()[0].uid):
+    for model in (trained, "images.tiny@1.0.0", sesemi.hub.models()[0].uid):
         folder = tmp_path / f"out{len(outputs)}"
         done = sesemi_cli("inference", model, images, "--save-dir", folder, "--device", "cpu")
         assert done.exit_code == 0, done.output
@@ -62,9 +62,3 @@ def test_errors_are_one_line(repository, trained):  # noqa: F811
     assert done.exit_code == 1 and done.output.startswith("error: no model nothing@1.0.0 in ")
     done = sesemi_cli("models", "-r", "nosuch://models")
     assert done.exit_code == 1 and done.output.startswith("error: cannot open repository nosuch://models")
-
-
-def test_the_functions_take_python_values(trained, tmp_path, cache):  # noqa: F811
-    uid = sesemi.cli.publish(trained, "tiny", "1.0.0", tmp_path / "repo", params={"rate": 16000})
-    assert [m.uid for m in sesemi.cli.models(tmp_path / "repo")] == [uid]
-    assert sesemi.cli.load(uid, repository=tmp_path / "repo", device="cpu").labels == ["blue", "green", "red"]

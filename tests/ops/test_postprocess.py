@@ -18,6 +18,7 @@ from sesemi.ops.postprocess import (
     plot_curves,
     postprocess,
     summarize,
+    write_summary,
 )
 from sesemi.ops.runs import find_runs
 
@@ -127,7 +128,7 @@ def test_markdown_table():
 
 def test_postprocess_writes_tables_and_plots(three_seeds_two_lrs, tmp_path):
     out = tmp_path / "summary"
-    summary = postprocess(three_seeds_two_lrs, out, "runs")
+    summary = write_summary(three_seeds_two_lrs, out, "runs")
     assert len(pd.read_csv(out / "summary.csv")) == 5
     assert len(pd.read_csv(out / "aggregated.csv")) == 2
     text = (out / "summary.md").read_text()
@@ -139,12 +140,12 @@ def test_postprocess_writes_tables_and_plots(three_seeds_two_lrs, tmp_path):
 def test_postprocess_without_finished_runs_is_one_line(make_run, tmp_path):
     make_run("digits/failed", top1=None)
     with pytest.raises(SesemiError, match="no finished training runs .*1 without results.json"):
-        postprocess(find_runs(tmp_path / "runs"), tmp_path / "out", "runs")
+        postprocess(tmp_path / "runs", tmp_path / "out")
 
 
 def test_evaluation_runs_are_not_training_runs(make_run, tmp_path):
     """A VALIDATE run has results but no training: it is left out of the summary."""
     make_run("digits/fit")
     make_run("digits/validate", mode="VALIDATE")
-    summary = postprocess(find_runs(tmp_path / "runs"), tmp_path / "out", "runs")
+    summary = postprocess(tmp_path / "runs", tmp_path / "out")
     assert summary.runs["run"].tolist() == ["digits/fit"]

@@ -20,24 +20,24 @@ def tree(tmp_path):
 
 
 def test_preprocess_caches_every_file_once(tree):
-    counts = preprocess(str(tree.root), sample_rate=16000)
-    assert counts == {"files": 8, "written": 8, "up_to_date": 0, "unreadable": 0, "removed": 0}
+    (counts,) = preprocess(str(tree.root), sample_rate=16000)
+    assert (counts.files, counts.written, counts.up_to_date, counts.unreadable, counts.removed) == (8, 8, 0, 0, 0)
     cache = AudioCache(tree.root, 16000)
     source = tree.root / "unlabeled" / "u0.wav"
     assert cache.load(source).shape == (8000,)  # 0.5 s at 16 kHz
-    assert preprocess(str(tree.root), sample_rate=16000)["up_to_date"] == 8
+    assert preprocess(str(tree.root), sample_rate=16000)[0].up_to_date == 8
 
 
 def test_changed_files_and_sample_rates_are_decoded_again(tree):
     preprocess(str(tree.root), sample_rate=16000)
     changed = tree.root / "train" / "low" / "train0.wav"
     write(changed, tone(500, seconds=0.25))
-    counts = preprocess(str(tree.root), sample_rate=16000)
-    assert (counts["written"], counts["up_to_date"], counts["removed"]) == (1, 7, 1)
+    (counts,) = preprocess(str(tree.root), sample_rate=16000)
+    assert (counts.written, counts.up_to_date, counts.removed) == (1, 7, 1)
     assert AudioCache(tree.root, 16000).load(changed).shape == (4000,)
-    assert preprocess(str(tree.root), sample_rate=8000)["written"] == 8  # its own entries
+    assert preprocess(str(tree.root), sample_rate=8000)[0].written == 8  # its own entries
     (tree.root / "unlabeled" / "u1.flac").unlink()
-    assert preprocess(str(tree.root), sample_rate=16000)["removed"] == 1
+    assert preprocess(str(tree.root), sample_rate=16000)[0].removed == 1
 
 
 def test_datasets_read_the_cache(tree):
@@ -55,13 +55,13 @@ def test_datasets_read_the_cache(tree):
 def test_unreadable_files_are_skipped_or_named(tree):
     broken = tree.root / "unlabeled" / "broken.mp3"
     broken.write_bytes(b"no audio" * 50)
-    assert preprocess(str(tree.root), sample_rate=16000)["unreadable"] == 1
+    assert preprocess(str(tree.root), sample_rate=16000)[0].unreadable == 1
     with pytest.raises(SesemiError, match=r"broken\.mp3"):
         preprocess(str(tree.root), sample_rate=16000, on_error="raise")
 
 
 def test_worker_processes_write_the_same_cache(tree):
-    assert preprocess(str(tree.root), sample_rate=16000, num_workers=2)["written"] == 8
+    assert preprocess(str(tree.root), sample_rate=16000, num_workers=2)[0].written == 8
     assert all(AudioCache(tree.root, 16000).entry(p).is_file() for p in (tree.root / "val").rglob("*.*"))
 
 

@@ -10,7 +10,6 @@ from run_folders import run_config, write_run
 
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import (
-    failed_runs,
     field_value,
     find_runs,
     group_runs,
@@ -55,8 +54,8 @@ def test_find_runs_reads_every_layout(make_run, tmp_path):
         "fixmatch/2026-01-03_00-00-00",
     ]
     assert [run.finished for run in runs] == [True, False, True, True, False]
-    assert runs[2].config["run"]["seed"] == 1 and runs[2].results["best"]["val/top1"] == 0.5
-    assert [run.name for run in failed_runs(runs)] == [
+    assert runs[2].config["run"]["seed"] == 1 and runs[2].result.best_score == 0.5
+    assert [run.name for run in runs if not run.finished] == [
         "digits/2026-01-04_00-00-00",
         "fixmatch/2026-01-03_00-00-00",
     ]
