@@ -25,6 +25,7 @@ _EXPORTS = {
     "compose": "sesemi.config.compose",
     "dataset": "sesemi.datasets.registry",
     "register_dataset": "sesemi.datasets.registry",
+    "resume": "sesemi.runner",
     "run": "sesemi.runner",
     "train": "sesemi.runner",
     "training_run": "sesemi.api",
@@ -47,6 +48,7 @@ __all__ = [
     "dataset",
     "hub",
     "register_dataset",
+    "resume",
     "run",
     "train",
     "training_run",
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
     from sesemi.models.backbones.timm import PyTorchImageModels
     from sesemi.models.backbones.torchvision import TorchVisionBackbone
     from sesemi.results import RunResult
-    from sesemi.runner import run, train
+    from sesemi.runner import resume, run, train
     from sesemi.schedulers.lr import PolynomialLR
 
 

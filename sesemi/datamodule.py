@@ -116,19 +116,27 @@ class UnbrokenLoader(DataLoader):
     Lightning restarts every training loader at each epoch, and a shorter one after each of its
     passes; a loader with workers then waits for them to make the first batch again. Here it
     takes its batches from one `PassByPassBatchSampler` that runs on, epoch after epoch.
+
+    Args:
+        skip: Batches of the first epoch taken before (a resumed run's), which its batch sampler
+            leaves out, so that the first epoch is `len(self) - skip` batches long.
     """
 
     _batches: Iterator[Any] | None = None
     _unread = 0  # batches of the current epoch not handed out yet
 
+    def __init__(self, *args: Any, skip: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._skip = skip
+
     def __iter__(self) -> Iterator[Any]:
         # Start over (at the epoch Lightning has set) the first time; after an epoch that ended
-        # early (a run resumed in the middle of one, `limit_train_batches`), so that every epoch
-        # gets the batches of its own shuffle; and after Lightning shut the persistent workers
-        # down at the end of a fit, forgetting `_iterator`.
+        # early (`limit_train_batches`), so that every epoch gets the batches of its own shuffle;
+        # and after Lightning shut the persistent workers down at the end of a fit, forgetting
+        # `_iterator`.
         if self._batches is None or self._unread or (self.persistent_workers and self._iterator is None):
             self._batches = super().__iter__()
-        self._unread = len(self)
+        self._unread, self._skip = len(self) - self._skip, 0
         return self._one_epoch()
 
     def _one_epoch(self) -> Iterator[Any]:
@@ -137,21 +145,22 @@ class UnbrokenLoader(DataLoader):
             yield batch
 
 
-def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
-    """The same loader yielding `num_batches` an epoch and never restarted, if it has workers.
+def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0) -> DataLoader:
+    """The same loader yielding `num_batches` an epoch, iterated once for the whole run.
 
     Lightning restarts a training loader at every epoch, and a shorter one after every pass;
     each restart waits for the loader's worker processes to make their first batch: with 50
     labels in batches of 32, every second step. Batching pass after pass and epoch after epoch
-    instead (`UnbrokenLoader`) keeps the workers working ahead, with the same batches. A
-    main-process loader restarts at no cost and is returned as it is, as is one with its own
-    batch sampler.
+    instead (`UnbrokenLoader`) keeps the workers working ahead, with the same batches, and lets
+    a resumed run take up the batches of its epoch where it stopped (`skip` batches in).
+    A loader with a batch sampler of its own is returned as it is.
     """
-    if loader.num_workers == 0 or type(loader.batch_sampler) is not BatchSampler:
+    if type(loader.batch_sampler) is not BatchSampler:
         return loader
+    batches = PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches, skip)
     return UnbrokenLoader(
         loader.dataset,
-        batch_sampler=PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches),
+        batch_sampler=batches,
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
@@ -161,6 +170,7 @@ def kept_busy(loader: DataLoader, num_batches: int) -> DataLoader:
         persistent_workers=loader.persistent_workers,
         generator=loader.generator,
         multiprocessing_context=loader.multiprocessing_context,
+        skip=skip,
     )
 
 
@@ -196,6 +206,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
         self._built = False
+        self._streams: dict[str, RandomStream] = {}
+        self._saved_streams: dict[str, Any] = {}
 
     def _loader_configs(self) -> list[DictConfig]:
         configs = list((self.data.get("train") or {}).values())
@@ -282,7 +294,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         else:
             kwargs["batch_size"] = batch_size
         if seed is not None:
-            data = self._own_random_streams(data, kwargs, seed)
+            data = self._own_random_streams(name, data, kwargs, seed)
         loader = DataLoader(data, **kwargs)
         if len(loader) == 0:
             raise SesemiError(
@@ -291,7 +303,7 @@ class SESEMIDataModule(pl.LightningDataModule):
             )
         return loader
 
-    def _own_random_streams(self, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
+    def _own_random_streams(self, name: str, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
         """Gives a training loader's augmentations a random stream of its own (see sesemi/streams.py).
 
         Worker processes are seeded from the loader's generator (Lightning adds the process rank);
@@ -301,6 +313,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         if kwargs.get("num_workers", 0) > 0:
             return data
         stream = RandomStream(stream_seed(seed, "augmentations", self._rank))
+        if name in self._saved_streams:
+            stream.state = self._saved_streams.pop(name)
+        self._streams[name] = stream
         if "collate_fn" in kwargs:
             kwargs["collate_fn"] = StreamedCollate(kwargs["collate_fn"], stream)
         return StreamedDataset(data, stream)
@@ -313,7 +328,23 @@ class SESEMIDataModule(pl.LightningDataModule):
             for name, data in self.train_datasets.items()
         }
         longest = max(len(loader) for loader in loaders.values())
-        return {name: kept_busy(loader, longest) for name, loader in loaders.items()}
+        skip = self._batches_done(longest)
+        return {name: kept_busy(loader, longest, skip) for name, loader in loaders.items()}
+
+    def _batches_done(self, epoch_length: int) -> int:
+        """The batches a resumed run already took of its current epoch (0 for a new epoch)."""
+        if self.trainer is None:
+            return 0
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        return done if 0 < done < epoch_length else 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loaders' augmentation streams, saved in checkpoints so that a resumed run
+        augments the rest of its batches as an unbroken one would."""
+        return {"streams": {name: stream.state for name, stream in self._streams.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._saved_streams = dict(state.get("streams", {}))
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.accelerators import CUDAAccelerator
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from sesemi.checkpoints import load_weights
 from sesemi.config.compose import compose, hydra_error, validate
@@ -28,10 +31,15 @@ from sesemi.config.resolvers import SESEMIConfigAttributes, register_resolvers, 
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError, user_error
+from sesemi.ownership import MARKER, mark, marker, write_atomically
 from sesemi.results import RESULTS, RunResult
-from sesemi.trainer import build_trainer, checkpoint_callbacks, set_budget
+from sesemi.trainer import INTERRUPTED, LAST, build_trainer, checkpoint_callbacks, set_budget
 
 logger = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"
+# The run folder, for the processes a multi-process fit launches (they run this module again).
+RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 
 def default_run_dir(run: DictConfig) -> Path:
     """`<run.dir>/<run.id>/<timestamp>`, the folder of a run started outside Hydra."""
@@ -111,12 +119,15 @@ def loss_head_statistics(learner: pl.LightningModule) -> set[str]:
     return {f"loss_heads.{name}" for name, _ in heads.named_buffers()} if heads is not None else set()
 
 
-def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: RunMode) -> None:
+def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: RunMode, resumed: bool = False) -> None:
     """Loads the weights a run starts from, before training starts (so errors stay short).
 
     Fitting may start from `pretrained_checkpoint_path` (matching weights only, to fine-tune) and
     resume from `resume_from_checkpoint` (which must fit exactly); evaluating needs the weights.
+    A resumed run gets its weights from its own checkpoint, when training starts.
     """
+    if resumed:
+        return
     if mode is RunMode.FIT:
         if run.pretrained_checkpoint_path:
             load_weights(learner, run.pretrained_checkpoint_path, strict=False, keep=loss_head_statistics(learner))
@@ -129,21 +140,26 @@ def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: Run
     load_weights(learner, checkpoint, strict=True)
 
 
-def run(config: DictConfig, run_dir: str | Path | None = None) -> RunResult:
+def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = False) -> RunResult:
     """Runs a composed config (see `sesemi.compose`) and returns what it did.
 
     Args:
         config: A composed `SESEMIConfig`; it is resolved in place.
-        run_dir: The run's folder; by default `<run.dir>/<run.id>/<timestamp>`.
+        run_dir: The run's folder; by default `<run.dir>/<run.id>/<timestamp>`. A folder that
+            already holds a run is refused, unless resuming it.
+        resume: Continue the run in `run_dir` from its newest checkpoint (`interrupted.ckpt`,
+            else `last.ckpt`), with the same steps and batches as if it had never stopped.
 
     Returns:
         The run's result, also written to `<run_dir>/results.json`.
 
     Raises:
         SesemiError: A problem with the config, the data or a checkpoint, in one line.
+        SystemExit: The run was stopped (SIGTERM: exit code 143, Ctrl-C: 130) after saving
+            `checkpoints/interrupted.ckpt` and marking the run interrupted.
     """
     try:
-        return _run(config, run_dir)
+        return _run(config, run_dir, resume)
     except SesemiError:
         raise
     except Exception as error:
@@ -165,13 +181,64 @@ def train(
     return run(compose(name, overrides, config_dir), run_dir)
 
 
-def _run(config: DictConfig, run_dir: str | Path | None) -> RunResult:
+def resume(run_dir: str | Path) -> RunResult:
+    """Continues a stopped run (killed, interrupted or failed) in its folder, from its newest
+    checkpoint, with the config it was started with: what `sesemi resume RUN_DIR` does."""
+    run_dir = Path(run_dir)
+    found = marker(run_dir)
+    if found is None or found.kind != "run":
+        raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker); give the folder of the run")
+    if found.state == "finished":
+        raise SesemiError(f"{run_dir} finished; there is nothing to resume")
+    if found.state == "running" and found.alive:
+        raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
+    try:
+        config = OmegaConf.load(run_dir / CONFIG)
+    except FileNotFoundError:
+        raise SesemiError(f"{run_dir} stopped before it wrote {CONFIG}; start it again instead") from None
+    return run(config, run_dir, resume=True)
+
+
+def _resume_checkpoint(run_dir: Path) -> Path:
+    """The newest of a run's interrupted and last checkpoints."""
+    found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt")]
+    found = [path for path in found if path.is_file()]
+    if not found:
+        raise SesemiError(f"{run_dir} has no checkpoint to resume from; start it again instead")
+    return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def _run_folder(run: DictConfig, run_dir: str | Path | None, resume: bool) -> Path:
+    """The folder of this run: given, inherited from the process that launched this one (the
+    other processes of a multi-process run), or a new timestamped one."""
+    if run_dir is None:
+        run_dir = os.environ.get(RUN_DIR_VARIABLE) or default_run_dir(run)
+    run_dir = Path(run_dir)
+    if resume and not (run_dir / "checkpoints").is_dir():
+        raise SesemiError(f"{run_dir} holds no run to resume")
+    return run_dir
+
+
+def _start(run_dir: Path, resume: bool) -> None:
+    """Refuses a folder that holds another run, then marks this one as running."""
+    found = marker(run_dir)
+    started_here = found is not None and found.state == "running" and found.pid == os.getpid()
+    if found is not None and not resume and not started_here:
+        raise SesemiError(
+            f"{run_dir} already holds a run ({found.state}); choose another folder, or `sesemi resume {run_dir}`"
+        )
+    mark(run_dir, "run", "running")
+
+
+def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunResult:
     register_resolvers()
     set_attributes(SESEMIConfigAttributes())  # nothing left over from an earlier run
     validate(config)
     check_loaders(config)
     run_config = config.run
     mode = run_mode(run_config.mode)
+    if resume and mode is not RunMode.FIT:
+        raise SesemiError(f"only training runs resume, not run.mode={mode.name}")
     if run_config.seed is not None:
         pl.seed_everything(run_config.seed, workers=True, verbose=False)
 
@@ -179,39 +246,66 @@ def _run(config: DictConfig, run_dir: str | Path | None) -> RunResult:
     datamodule.prepare_data()
     datamodule.setup()
 
-    run_dir = Path(run_dir) if run_dir else default_run_dir(run_config)
+    run_dir = _run_folder(run_config, run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     fit = mode is RunMode.FIT
     trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit)
-    attributes = attributes_for(config, datamodule, trainer)
-    resolve(config, attributes)
-    if fit:
-        set_budget(trainer, config.run, attributes.iterations_per_epoch)
-    OmegaConf.save(config, run_dir / "config.yaml")
+    main = trainer.is_global_zero
+    if main:
+        _start(run_dir, resume)
+    try:
+        attributes = attributes_for(config, datamodule, trainer)
+        resolve(config, attributes)
+        if fit:
+            set_budget(trainer, config.run, attributes.iterations_per_epoch)
+        if main and not resume:
+            write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))
 
-    learner = instantiate(config.learner, _recursive_=False)
-    load_initial_weights(learner, config.run, mode)
-    if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
-        raise SesemiError("run.mode=VALIDATE needs a data.val loader")
+        learner = instantiate(config.learner, _recursive_=False)
+        checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
+        load_initial_weights(learner, config.run, mode, resumed=resume)
+        if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
+            raise SesemiError("run.mode=VALIDATE needs a data.val loader")
 
-    started = time.time()
-    if fit:
-        trainer.fit(learner, datamodule=datamodule, ckpt_path=config.run.resume_from_checkpoint, weights_only=True)
-        _finish(trainer, learner, datamodule)
-        stage = "val"
-    elif mode is RunMode.VALIDATE:
-        trainer.validate(learner, datamodule=datamodule, verbose=False, weights_only=True)
-        stage = "val"
-    else:
-        trainer.test(learner, datamodule=datamodule, verbose=False, weights_only=True)
-        stage = "test"
-
-    result = _result(trainer, learner, datamodule, mode, stage, run_dir, time.time() - started)
-    if trainer.is_global_zero:
-        (run_dir / RESULTS).write_text(result.to_json())
+        started = time.time()
+        if fit:
+            os.environ[RUN_DIR_VARIABLE] = str(run_dir)  # for the processes fit may launch
+            try:
+                trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+            finally:
+                os.environ.pop(RUN_DIR_VARIABLE, None)
+            _finish(trainer, learner, datamodule)
+            stage = "val"
+        elif mode is RunMode.VALIDATE:
+            trainer.validate(learner, datamodule=datamodule, verbose=False, weights_only=True)
+            stage = "val"
+        else:
+            trainer.test(learner, datamodule=datamodule, verbose=False, weights_only=True)
+            stage = "test"
+        result = _result(trainer, learner, datamodule, mode, stage, run_dir, time.time() - started)
+    except BaseException as error:
+        stopped = _stopped(trainer, error)
+        if main:
+            mark(run_dir, "run", "interrupted" if stopped else "failed")
+        if stopped:
+            logger.warning("%s: stopped; resume it with `sesemi resume %s`", run_dir, run_dir)
+            raise SystemExit(stopped) from None
+        raise
+    if main:
+        write_atomically(run_dir / RESULTS, result.to_json())
+        mark(run_dir, "run", "finished")
         summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         logger.info("%s: %s", run_dir, summary or "no metrics")
     return result
+
+
+def _stopped(trainer: pl.Trainer, error: BaseException) -> int | None:
+    """The exit code of a run stopped by a signal (SIGTERM 143, Ctrl-C 130), or None."""
+    if trainer.received_sigterm or isinstance(error, SIGTERMException):
+        return 128 + signal.SIGTERM
+    if isinstance(error, KeyboardInterrupt) or (isinstance(error, SystemExit) and trainer.interrupted):
+        return 128 + signal.SIGINT
+    return None
 
 
 def _finish(trainer: pl.Trainer, learner: pl.LightningModule, datamodule: SESEMIDataModule) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sized
 
 import torch
@@ -71,11 +72,14 @@ class PassByPassBatchSampler(BatchSampler):
         batch_size: The items of a full batch.
         drop_last: Whether to drop each pass's last, smaller batch.
         num_batches: The batches of one epoch.
+        skip: Batches at the start of the first epoch to draw but not yield: those a resumed
+            run took before it stopped.
     """
 
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, num_batches: int):
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, num_batches: int, skip: int = 0):
         super().__init__(sampler, batch_size, drop_last)
         self.num_batches = num_batches
+        self.skip = skip
 
     def __len__(self) -> int:
         return self.num_batches
@@ -83,13 +87,15 @@ class PassByPassBatchSampler(BatchSampler):
     def __iter__(self) -> Iterator[list[int]]:
         set_epoch = getattr(self.sampler, "set_epoch", None)
         epoch = getattr(self.sampler, "epoch", None) or 0
+        skip, self.skip = self.skip, 0
         while True:
             if callable(set_epoch):
                 set_epoch(epoch)
             produced = 0
-            for batch in self._one_epoch():
+            for batch in itertools.islice(self._one_epoch(), skip, None):
                 yield batch
                 produced += 1
+            skip = 0
             if produced == 0:  # no pass gives a batch: more epochs would not either
                 return
             epoch += 1

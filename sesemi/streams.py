@@ -36,6 +36,15 @@ class RandomStream:
         self._state = torch.Generator().manual_seed(seed).get_state()
         self._outer: torch.Tensor | None = None
 
+    @property
+    def state(self) -> torch.Tensor:
+        """The stream's random state (to save it with a checkpoint, and set it back)."""
+        return self._state.clone()
+
+    @state.setter
+    def state(self, value: torch.Tensor) -> None:
+        self._state = value.clone()
+
     def __enter__(self) -> None:
         self._outer = torch.get_rng_state()
         torch.set_rng_state(self._state)

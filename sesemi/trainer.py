@@ -32,6 +32,7 @@ class _DropAdvertising(logging.Filter):
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdvertising())
 
 LAST = "last"
+INTERRUPTED = "interrupted.ckpt"
 
 # Lightning 1 strategies that Lightning 2 dropped, and what they run as now.
 REPLACED_STRATEGIES = {"dp": "ddp", "ddp2": "ddp", "ddp_cpu": "ddp", "horovod": "ddp"}
@@ -123,7 +124,7 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
         # `last.ckpt` at every validation, whether or not the score improved (Lightning's
         # save_last only saves with a new best), and `interrupted.ckpt` on Ctrl-C or an error.
         callbacks.append(ModelCheckpoint(filename=LAST, monitor=None, save_top_k=1, enable_version_counter=False))
-        callbacks.append(InterruptedCheckpoint(run_dir / "checkpoints" / "interrupted.ckpt"))
+        callbacks.append(InterruptedCheckpoint(run_dir / "checkpoints" / INTERRUPTED))
     accelerator, device_list = devices(run.gpus)
     settings: dict[str, Any] = {
         "accelerator": accelerator,
@@ -143,6 +144,8 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
     settings.update(options)
     # Hydra's own files share the run folder with the logs; that is intended.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    # A resumed run's loaders take up their epoch where it stopped (SESEMIDataModule).
+    warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     return pl.Trainer(**settings)

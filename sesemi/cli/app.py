@@ -205,6 +205,23 @@ def train(
     echo(f"{result.run_dir}: {summary or 'no metrics'}")
 
 
+@command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped run.")]) -> None:
+    """Continue a stopped run (killed, interrupted or failed) in its folder, from its newest
+    checkpoint: same config, same remaining steps, same batches.
+
+    Python: sesemi.resume
+
+    Examples:
+      $ sesemi resume runs/digits/2026-12-03_10-01-22-554444
+    """
+    from sesemi.runner import resume as resume_run
+
+    result = resume_run(run_dir)
+    summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
+    echo(f"{result.run_dir}: {summary or 'no metrics'}")
+
+
 @command(context_settings={"ignore_unknown_options": True})
 def inference(
     model: Annotated[

@@ -30,9 +30,12 @@ CONFIG_DIR = ("-cd", "--config-dir")
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
+    from sesemi.ownership import mark
     from sesemi.runner import run
 
-    run(config, Path(HydraConfig.get().runtime.output_dir))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    mark(run_dir, "run", "running")  # Hydra made the folder: it is this run's from the start
+    run(config, run_dir)
 
 
 def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:

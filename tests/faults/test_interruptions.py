@@ -1,0 +1,116 @@
+"""A run stopped by SIGTERM, Ctrl-C or kill -9: an honest exit code, a checkpoint and a marker
+that say so, and `sesemi resume` that finishes it as if it had never stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from sesemi import compose, resume, run
+from sesemi.ownership import marker
+
+SESEMI = Path(sys.executable).parent / "sesemi"
+# Deterministic batches: no random crop offset, no flips, no dropout, one loader process.
+STEPS = 12
+TINY = [
+    "method=supervised",
+    f"run.num_iterations={STEPS}",
+    "run.batch_size_per_gpu=4",
+    "trainer.val_check_interval=4",
+    "data.views.weak.padding=0",
+    "data.views.weak.crop_dim=16",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "learner.hparams.model.backbone.drop_rate=0",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "+trainer.log_every_n_steps=1",
+]
+
+
+class Batches(pl.Callback):
+    """Records a fingerprint of every labeled batch, and stops the run at `stop_at` as a SIGTERM
+    would (the signal to this very process)."""
+
+    def __init__(self, stop_at: int | None = None):
+        self.stop_at = stop_at
+        self.seen: list[tuple[int, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        images, labels = batch["supervised"]
+        self.seen.append((trainer.global_step, round(float(images.sum()) + 1000 * float(labels.sum()), 3)))
+        if trainer.global_step == self.stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _config(image_tree, callback: Batches):
+    config = compose("digits", [f"run.data_root={image_tree.root}", *TINY])
+    config.trainer.callbacks.append({"_target_": f"{__name__}.current"})
+    global current
+    current = lambda: callback  # noqa: E731 - the config names it, as it names any callback
+    return config
+
+
+def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path):
+    unbroken = Batches()
+    finished = run(_config(image_tree, unbroken), tmp_path / "unbroken")
+
+    stopped = Batches(stop_at=5)
+    with pytest.raises(SystemExit) as exit:
+        run(_config(image_tree, stopped), tmp_path / "stopped")
+    assert exit.value.code == 128 + signal.SIGTERM
+    assert marker(tmp_path / "stopped").state == "interrupted"
+    assert (tmp_path / "stopped" / "checkpoints" / "interrupted.ckpt").is_file()
+    assert not (tmp_path / "stopped" / "results.json").exists()
+
+    resumed = Batches()
+    global current
+    current = lambda: resumed  # noqa: E731
+    result = resume(tmp_path / "stopped")
+    assert result.global_step == finished.global_step == STEPS
+    assert marker(tmp_path / "stopped").state == "finished"
+    assert (tmp_path / "stopped" / "config.yaml").read_text() == (tmp_path / "unbroken" / "config.yaml").read_text().replace(
+        str(tmp_path / "unbroken"), str(tmp_path / "stopped")
+    )
+    assert stopped.seen + resumed.seen == unbroken.seen  # the same batches, step by step
+    weights = [torch.load(r.last_checkpoint, weights_only=True)["state_dict"] for r in (finished, result)]
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key])
+
+
+def test_a_folder_that_holds_a_run_is_not_run_again(image_tree, tmp_path):
+    run(_config(image_tree, Batches()), tmp_path / "run")
+    with pytest.raises(Exception, match="already holds a run"):
+        run(_config(image_tree, Batches()), tmp_path / "run")
+    with pytest.raises(Exception, match="finished; there is nothing to resume"):
+        resume(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
+    """A run killed without warning (after its first checkpoint) resumes with one command and
+    ends with the full budget; its marker said `running` for a process that is gone."""
+    command = [
+        str(Path(sys.executable).parent / "open_sesemi"), "-cn", "digits", f"run.data_root={image_tree.root}",
+        f"run.dir={tmp_path}/runs", *TINY[:-3], "run.num_iterations=200", "+trainer.enable_progress_bar=false",
+    ]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("runs/digits/*/checkpoints/last.ckpt")) and time.time() < deadline:
+        time.sleep(0.2)
+    process.kill()
+    process.wait()
+    (run_dir,) = tmp_path.glob("runs/digits/*")
+    assert marker(run_dir).state == "running" and marker(run_dir).stopped
+    done = subprocess.run([str(SESEMI), "resume", str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((run_dir / "results.json").read_text())["global_step"] == 200
+    assert marker(run_dir).state == "finished"
