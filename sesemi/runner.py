@@ -26,7 +26,7 @@ from pytorch_lightning.accelerators import CUDAAccelerator
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from sesemi.checkpoints import load_weights
-from sesemi.config.compose import compose, hydra_error, validate
+from sesemi.config.compose import check_ranges, compose, hydra_error, validate
 from sesemi.config.resolvers import SESEMIConfigAttributes, register_resolvers, set_attributes
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
@@ -256,6 +256,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     try:
         attributes = attributes_for(config, datamodule, trainer)
         resolve(config, attributes)
+        check_ranges(config)
         if fit:
             set_budget(trainer, config.run, attributes.iterations_per_epoch)
         if main and not resume:

@@ -10,6 +10,7 @@ result with `validate`, as `compose` does.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import importlib
 import logging
 import re
@@ -21,6 +22,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sesemi.config import catalog
+from sesemi.config.structs import OPEN_RANGES, RANGE
 from sesemi.errors import SesemiError
 
 logger = logging.getLogger(__name__)
@@ -172,10 +174,45 @@ def validate(config: DictConfig) -> None:
     """
     for key, known in _unknown_keys(config):
         raise SesemiError(unknown_key(key, known))
+    check_ranges(config)
     for key, target in _targets(config):
         problem = _import_problem(target)
         if problem:
             raise SesemiError(f"{key} names {target}, which {problem}")
+
+
+def check_ranges(config: DictConfig) -> None:
+    """Refuses numbers outside their field's range (a negative batch size, a threshold above 1),
+    naming the field and the range; values still to be interpolated are checked once resolved."""
+    for key, value, (low, high, low_included) in _ranged_values(config):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        below = value < low if low_included else value <= low
+        if (low is not None and below) or (high is not None and value > high):
+            if high is None:
+                allowed = f"at least {low}" if low_included else f"greater than {low}"
+            else:
+                allowed = f"between {low} and {high}"
+            raise SesemiError(f"{key} must be {allowed}, not {value}")
+
+
+def _ranged_values(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, object, tuple]]:
+    """`(key, value, range)` of every set, non-interpolated value that has a range."""
+    schema = OmegaConf.get_type(node)
+    ranges = {f.name: f.metadata[RANGE] for f in fields(schema) if RANGE in f.metadata} if is_dataclass(schema) else {}
+    for key, value in node.items_ex(resolve=False):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, DictConfig):
+            if not (value._is_none() or value._is_missing()):
+                yield from _ranged_values(value, path)
+            continue
+        if OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+            continue
+        bounds = ranges.get(key) or next(
+            (r for pattern, r in OPEN_RANGES.items() if fnmatch.fnmatchcase(path, pattern)), None
+        )
+        if bounds is not None and value is not None:
+            yield path, value, bounds
 
 
 def _import_problem(target: str) -> str | None:

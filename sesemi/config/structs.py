@@ -12,6 +12,37 @@ from typing import Any
 
 from omegaconf import MISSING
 
+RANGE = "range"  # the metadata key of a field's allowed range: (low, high, low_included)
+
+
+def _bounded(default: Any, low: float | None, high: float | None, low_included: bool = True) -> Any:
+    return field(default=default, metadata={RANGE: (low, high, low_included)})
+
+
+def at_least(low: float, default: Any = None) -> Any:
+    """A field whose value (when set) is at least `low`; compose refuses others in one line."""
+    return _bounded(default, low, None)
+
+
+def above(low: float, default: Any = None) -> Any:
+    """A field whose value (when set) is greater than `low`."""
+    return _bounded(default, low, None, low_included=False)
+
+
+def between(low: float, high: float, default: Any = None) -> Any:
+    """A field whose value (when set) lies in [low, high]."""
+    return _bounded(default, low, high)
+
+
+# Ranges of fields the schema leaves open (any optimizer, any loss head), by dotted path; `*`
+# stands for any one key.
+OPEN_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "learner.hparams.optimizer.lr": (0, None, False),
+    "learner.hparams.optimizer.weight_decay": (0, None, True),
+    "learner.hparams.model.regularization_loss_heads.*.head.threshold": (0, 1, True),
+    "learner.hparams.model.regularization_loss_heads.*.head.min_threshold": (0, 1, True),
+}
+
 
 class RunMode(Enum):
     """What a run does.
@@ -58,14 +89,14 @@ class RunConfig:
     """
 
     seed: int | None = None
-    num_epochs: int | None = None
-    num_iterations: int | None = None
+    num_epochs: int | None = at_least(1)
+    num_iterations: int | None = at_least(1)
     gpus: Any = -1
-    num_nodes: int = 1
+    num_nodes: int = at_least(1, 1)
     accelerator: str | None = None
-    batch_size_per_gpu: int | None = None
-    mu: float = 7.0
-    rampup: float = 0.2
+    batch_size_per_gpu: int | None = at_least(1)
+    mu: float = above(0, 7.0)
+    rampup: float = between(0, 1, 0.2)
     method: str | None = None
     data_root: str = "./data"
     id: str = "default"
@@ -126,19 +157,19 @@ class DataLoaderConfig:
     """
 
     dataset: Any = MISSING
-    batch_size: int | None = None
-    mu: float | None = None
+    batch_size: int | None = at_least(1)
+    mu: float | None = above(0)
     views: list[str] | None = None
     shuffle: bool = False
     sampler: Any = None
     batch_sampler: Any = None
-    num_workers: int = 0
+    num_workers: int = at_least(0, 0)
     collate_fn: Any = None
     pin_memory: bool = False
     drop_last: bool = False
-    timeout: float = 0
+    timeout: float = at_least(0, 0)
     persistent_workers: bool = True
-    prefetch_factor: int | None = None
+    prefetch_factor: int | None = at_least(1)
 
 
 @dataclass
@@ -179,7 +210,7 @@ class LossCallableConfig:
     callable: Any = MISSING
     scheduler: Any = None
     reduction: str = "mean"
-    scale_factor: float = 1.0
+    scale_factor: float = at_least(0, 1.0)
 
 
 @dataclass
@@ -196,7 +227,7 @@ class LossHeadConfig:
     head: Any = MISSING
     scheduler: Any = None
     reduction: str = "mean"
-    scale_factor: float = 1.0
+    scale_factor: float = at_least(0, 1.0)
 
 
 @dataclass
@@ -213,7 +244,7 @@ class LRSchedulerConfig:
     """
 
     scheduler: Any = MISSING
-    frequency: int = 1
+    frequency: int = at_least(1, 1)
     interval: str = "step"
     monitor: str | None = None
     strict: bool = True

@@ -31,11 +31,17 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("backbone=nope", "choose one of: convnet, convnet_small, resnet18, resnet50d"),
         ("learner.hparams.optimizer._target_=torch.optim.SDG", "did you mean torch.optim.SGD?"),
         ("run.seed=[1", "no viable alternative at input '[1'"),
+        ("run.batch_size_per_gpu=-4", "run.batch_size_per_gpu must be at least 1, not -4"),
+        ("run.num_iterations=0", "run.num_iterations must be at least 1, not 0"),
+        ("learner.hparams.optimizer.lr=-0.1", "learner.hparams.optimizer.lr must be greater than 0, not -0.1"),
+        ("learner.hparams.model.regularization_loss_heads.fixmatch.head.threshold=1.5", "threshold must be between 0 and 1, not 1.5"),
+        ("data.train.fixmatch.mu=0", "data.train.fixmatch.mu must be greater than 0, not 0.0"),
     ],
 )
 def test_mistakes_are_one_line_errors(override, message):
-    """Misspelled keys (with `+` too), wrong types and options, and `_target_`s that name
-    nothing are refused when the config is composed, in one line that says what to write."""
+    """Misspelled keys (with `+` too), wrong types and options, numbers out of range and
+    `_target_`s that name nothing are refused when the config is composed, in one line that
+    says what to write."""
     with pytest.raises(SesemiError) as error:
         compose("digits", [override])
     assert message in str(error.value) and "\n" not in str(error.value)
