@@ -159,7 +159,9 @@ class Classifier(pl.LightningModule):
             requests.append(FeatureRequest(SUPERVISED, batch[SUPERVISED][0], group=group))
         for head in self.loss_heads.values():
             requests += head.feature_requests(batch)
-        features = encode(requests, self.backbones, stats_group=SUPERVISED)
+        features = encode(
+            requests, self.backbones, stats_group=SUPERVISED, forward_only_targets=self.config.model.forward_only_targets
+        )
 
         logs: dict[str, Tensor] = {}
         total = torch.zeros((), device=self.device)

@@ -41,6 +41,7 @@ def encode(
     backbones: Mapping[str, nn.Module],
     fuse: bool = True,
     stats_group: str | None = None,
+    forward_only_targets: bool = True,
 ) -> dict[str, Tensor]:
     """Runs each backbone once on all inputs requested of it; returns features by key.
 
@@ -48,6 +49,11 @@ def encode(
     gradient setting, input shape and group, are concatenated into one batch (so batch norm sees
     them together) and split back afterwards. With `fuse=False` every request gets its own
     forward pass (for comparison).
+
+    With `forward_only_targets`, requests that only make targets (`target=True`: FixMatch's weak
+    view, a teacher's view) run in a pass of their own without autograd: no activations are kept
+    for a backward pass that would not use them, about half the work of a FixMatch step. Batch
+    norm still normalizes them with their own batch statistics, as in training mode.
 
     When a request is in `stats_group`, only the passes of that group update batch norm's running
     statistics. The labeled batch is that group when it runs apart: evaluation then normalizes
@@ -59,19 +65,20 @@ def encode(
         unique.setdefault(request.key, request)
     groups: dict[tuple, list[FeatureRequest]] = {}
     for request in unique.values():
-        group = (request.backbone, request.grad, tuple(request.inputs.shape[1:]), request.group)
-        groups.setdefault(group if fuse else (request.key,), []).append(request)
+        grad = not (request.target and forward_only_targets)
+        group = (request.backbone, grad, tuple(request.inputs.shape[1:]), request.group)
+        groups.setdefault(group if fuse else (request.key, grad), []).append(request)
     keep_stats = stats_group is not None and any(r.group == stats_group for r in unique.values())
     features: dict[str, Tensor] = {}
-    for members in groups.values():
-        first = members[0]
+    for group, members in groups.items():
+        first, grad = members[0], group[1]
         if first.backbone not in backbones:
             hint = "; add the sesemi.callbacks.EMA callback" if first.backbone.endswith("_ema") else ""
             raise SesemiError(f"no backbone {first.backbone!r} (available: {', '.join(backbones)}){hint}")
         inputs = torch.cat([m.inputs for m in members]) if len(members) > 1 else first.inputs
         backbone = backbones[first.backbone]
         kept = running_stats_kept(backbone) if keep_stats and first.group != stats_group else nullcontext()
-        with torch.set_grad_enabled(first.grad and torch.is_grad_enabled()), kept:
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()), kept:
             outputs = backbone(inputs)
         for member, output in zip(members, outputs.split([len(m.inputs) for m in members]), strict=True):
             features[member.key] = output

@@ -84,10 +84,10 @@ def test_different_shapes_are_encoded_separately(backbone):
 
 
 def test_grad_false_requests_have_no_grad(backbone):
-    """grad=False features (teachers, targets) carry no graph; grad=True ones do."""
+    """target=True features (teachers, targets) carry no graph; the others do."""
     a, b = _inputs(2, 2)
     features = encode(
-        [FeatureRequest("student", a), FeatureRequest("teacher", b, grad=False)], {"backbone": backbone}
+        [FeatureRequest("student", a), FeatureRequest("teacher", b, target=True)], {"backbone": backbone}
     )
     assert features["student"].requires_grad
     assert not features["teacher"].requires_grad

@@ -43,7 +43,9 @@ Train with it by naming it in the config, with a loader `unlabeled` in `data.tra
         head: {_target_: my_project.heads.EntropyLossHead, input_data: unlabeled}
 
 Targets (a teacher's predictions, pseudo-labels) must carry no gradient: compute them under
-`torch.no_grad()` or request their features with `grad=False`. A teacher that averages the
+`torch.no_grad()`, and request the features that only make targets with `target=True`: the
+Classifier then encodes them forward-only (`model.forward_only_targets`), which saves about
+half the work of a FixMatch step. A teacher that averages the
 student names `backbone_ema` and `head_ema`, which exist with the `sesemi.callbacks.EMA` callback.
 """
 
@@ -74,7 +76,9 @@ class FeatureRequest:
         key: The name under which the features are returned; equal keys are encoded once.
         inputs: The batch of inputs `[N, ...]`.
         backbone: The name of the backbone that encodes them.
-        grad: Whether gradients flow through the features (False for teachers and targets).
+        target: Whether the features only make targets (a weak view's pseudo-labels, a
+            teacher's predictions): no gradient flows through them, so the Classifier may
+            encode them without autograd.
         group: Requests are fused into one forward pass only within a group (batch norm then
             normalizes them together).
     """
@@ -82,7 +86,7 @@ class FeatureRequest:
     key: str
     inputs: Tensor
     backbone: str = "backbone"
-    grad: bool = True
+    target: bool = False
     group: str = ""
 
 

@@ -89,12 +89,9 @@ class ConsistencyLossHead(LossHead):
     def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
         student_view, teacher_view = batch[self.input_data][0]
         student_key, teacher_key = self._keys()
-        # A student that is its own teacher (Pi model) encodes both views in the fused pass (one
-        # batch-norm pass) and detaches the target; a separate teacher runs without gradients.
-        own_teacher = self.teacher_backbone == self.input_backbone
         return [
             FeatureRequest(student_key, student_view, self.input_backbone),
-            FeatureRequest(teacher_key, teacher_view, self.teacher_backbone, grad=own_teacher),
+            FeatureRequest(teacher_key, teacher_view, self.teacher_backbone, target=True),
         ]
 
     def forward(self, context: StepContext) -> LossOutputs:

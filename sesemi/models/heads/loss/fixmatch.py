@@ -90,10 +90,10 @@ class FixMatchLossHead(LossHead):
         return feature_key(self.input_data, self.input_backbone, view)
 
     def feature_requests(self, batch: Batch) -> list[FeatureRequest]:
-        views = batch[self.input_data][0]
+        weak, strong = batch[self.input_data][0]
         return [
-            FeatureRequest(self._key(v), x, self.input_backbone)
-            for v, x in zip(VIEWS, views, strict=True)
+            FeatureRequest(self._key("weak"), weak, self.input_backbone, target=True),
+            FeatureRequest(self._key("strong"), strong, self.input_backbone),
         ]
 
     def forward(self, context: StepContext) -> LossOutputs:

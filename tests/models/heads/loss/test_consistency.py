@@ -34,32 +34,36 @@ def _data(same_views: bool = False, batch_size: int = 4):
     return {"consistency": ((first, second), torch.full((batch_size,), -1))}
 
 
-def _run(loss_head, backbones, heads, data):
-    features = encode(loss_head.feature_requests(data), backbones)
+def _run(loss_head, backbones, heads, data, forward_only_targets=True):
+    features = encode(loss_head.feature_requests(data), backbones, forward_only_targets=forward_only_targets)
     return loss_head(StepContext(data, features, backbones, heads, step=0)), features
 
 
-def test_pi_model_encodes_both_views_in_the_fused_pass():
-    """Both views go through the student with gradients (one batch), under distinct keys."""
+def test_pi_model_asks_for_its_second_view_as_a_target():
+    """Both views go through the student, under distinct keys; the second only makes targets."""
     loss_head = PiModelLossHead("consistency")
     student, target = loss_head.feature_requests(_data())
     assert student.backbone == target.backbone == "backbone"
-    assert student.grad and target.grad and student.key != target.key
+    assert not student.target and target.target and student.key != target.key
 
 
-def test_pi_model_target_gets_no_gradient():
-    """Gradients flow through the first view only; the second view's prediction is a target."""
+@pytest.mark.parametrize("forward_only", [True, False])
+def test_pi_model_target_gets_no_gradient(forward_only):
+    """Gradients flow through the first view only: the second view's prediction is a target,
+    encoded forward-only (no graph at all) or in the shared pass and detached."""
     backbones, heads = _models(teacher=False)
     loss_head = PiModelLossHead("consistency")
-    outputs, features = _run(loss_head, backbones, heads, _data())
+    outputs, features = _run(loss_head, backbones, heads, _data(), forward_only)
     student_key, target_key = loss_head._keys()
+    assert features[target_key].requires_grad is not forward_only
+    if not forward_only:
+        features[target_key].retain_grad()
     features[student_key].retain_grad()
-    features[target_key].retain_grad()
     loss = outputs.losses.mean()
     assert outputs.losses.shape == (4,) and outputs.weights is None and torch.isfinite(loss)
     loss.backward()
     assert features[student_key].grad.abs().sum() > 0
-    assert features[target_key].grad is None
+    assert forward_only or features[target_key].grad is None
     assert backbones["backbone"].encoder[0][0].weight.grad.abs().sum() > 0
 
 
@@ -75,11 +79,11 @@ def test_pi_model_compares_two_different_views():
 
 
 def test_mean_teacher_runs_the_ema_model_without_gradients():
-    """The teacher's view is encoded by backbone_ema with grad=False."""
+    """The teacher's view is encoded by backbone_ema as a target (forward-only)."""
     loss_head = MeanTeacherLossHead("consistency")
     student, teacher = loss_head.feature_requests(_data())
-    assert (student.backbone, student.grad) == ("backbone", True)
-    assert (teacher.backbone, teacher.grad) == ("backbone_ema", False)
+    assert (student.backbone, student.target) == ("backbone", False)
+    assert (teacher.backbone, teacher.target) == ("backbone_ema", True)
 
 
 def test_mean_teacher_loss_is_nonzero_when_teacher_and_student_differ():

@@ -38,7 +38,7 @@ def test_requests_the_rotated_images_under_the_conventional_key():
     (request,) = head.feature_requests(data)
     assert request.key == feature_key("rotation_prediction", "backbone") == "rotation_prediction@backbone"
     assert request.inputs is data["rotation_prediction"][0]
-    assert request.backbone == "backbone" and request.grad
+    assert request.backbone == "backbone" and not request.target
 
 
 def test_per_sample_losses_are_finite_with_shape_4b():
