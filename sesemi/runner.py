@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 CONFIG = "config.yaml"
 # The run folder, for the processes a multi-process fit launches (they run this module again).
 RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
+BUDGET_VARIABLE = "SESEMI_BUDGET_ITERATIONS"  # likewise, the iterations a time budget allows
 
 def default_run_dir(run: DictConfig) -> Path:
     """`<run.dir>/<run.id>/<timestamp>`, the folder of a run started outside Hydra."""
@@ -230,7 +231,33 @@ def _start(run_dir: Path, resume: bool) -> None:
     mark(run_dir, "run", "running")
 
 
+def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Trainer, started: float) -> None:
+    """Sets `run.num_iterations` to what fits in `run.time_budget`, from the measured speed."""
+    from sesemi.budget import (
+        format_duration,
+        iterations_within,
+        measure_speed,
+        parse_duration,
+        validation_interval,
+    )
+
+    budget = parse_duration(config.run.time_budget)  # a mistake in it stops the run before anything else
+    if os.environ.get(BUDGET_VARIABLE):  # a process a multi-process fit launched: as its parent
+        config.run.num_iterations, config.run.num_epochs = int(os.environ[BUDGET_VARIABLE]), None
+        return
+    speed = measure_speed(config, datamodule, trainer, lambda probe: resolve(probe, attributes_for(probe, datamodule, trainer)))
+    left = budget - (time.time() - started)
+    iterations = iterations_within(left, speed, validation_interval(trainer))
+    config.run.num_iterations, config.run.num_epochs = iterations, None
+    os.environ[BUDGET_VARIABLE] = str(iterations)
+    logger.info(
+        "time budget %s: %.2f s a step and %.1f s a validation here, so %d iterations (%s left)",
+        config.run.time_budget, speed.step, speed.validation, iterations, format_duration(left),
+    )
+
+
 def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunResult:
+    run_started = time.time()
     register_resolvers()
     set_attributes(SESEMIConfigAttributes())  # nothing left over from an earlier run
     validate(config)
@@ -254,6 +281,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     if main:
         _start(run_dir, resume)
     try:
+        if fit and config.run.time_budget and not resume:
+            _fit_budget(config, datamodule, trainer, started=run_started)
         attributes = attributes_for(config, datamodule, trainer)
         resolve(config, attributes)
         check_ranges(config)
@@ -275,6 +304,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
                 trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
             finally:
                 os.environ.pop(RUN_DIR_VARIABLE, None)
+                os.environ.pop(BUDGET_VARIABLE, None)
             _finish(trainer, learner, datamodule)
             stage = "val"
         elif mode is RunMode.VALIDATE:

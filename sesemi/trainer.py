@@ -17,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
 from sesemi.errors import SesemiError
 
@@ -74,6 +75,8 @@ def strategy(accelerator: str | None) -> str:
 
 def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str, int]:
     """The training length: `num_iterations` or `num_epochs`, exactly one of them."""
+    if run.get("time_budget") and run.num_iterations is None:
+        raise SesemiError("run.time_budget sets the length when the run starts; it was not applied")
     if run.num_epochs is not None and run.num_iterations is not None:
         raise SesemiError("set run.num_epochs or run.num_iterations, not both")
     if run.num_iterations is not None:
@@ -125,6 +128,7 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
         # save_last only saves with a new best), and `interrupted.ckpt` on Ctrl-C or an error.
         callbacks.append(ModelCheckpoint(filename=LAST, monitor=None, save_top_k=1, enable_version_counter=False))
         callbacks.append(InterruptedCheckpoint(run_dir / "checkpoints" / INTERRUPTED))
+        callbacks.append(TimeEstimate())
     accelerator, device_list = devices(run.gpus)
     settings: dict[str, Any] = {
         "accelerator": accelerator,

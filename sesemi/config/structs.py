@@ -66,6 +66,10 @@ class RunConfig:
         seed: An optional random seed used on initialization.
         num_epochs: The number of training epochs. Cannot be set with `num_iterations`.
         num_iterations: The number of training iterations. Cannot be set with `num_epochs`.
+        time_budget: A wall-clock budget for the whole run, e.g. `20m`, `1h30m`, `90s`: the
+            first steps are timed on this machine and `num_iterations` is set so that training,
+            its schedules and ramp-ups included, ends inside it (replaces num_iterations and
+            num_epochs).
         gpus: The number of GPUs (-1 for all of them), a list of GPU ids, a comma-separated
             string of ids, or 0/None for the CPU. With -1 and no GPU the run uses the CPU.
         num_nodes: The number of nodes to train on.
@@ -91,6 +95,7 @@ class RunConfig:
     seed: int | None = None
     num_epochs: int | None = at_least(1)
     num_iterations: int | None = at_least(1)
+    time_budget: str | None = None
     gpus: Any = -1
     num_nodes: int = at_least(1, 1)
     accelerator: str | None = None

@@ -1,0 +1,60 @@
+"""Runs sized to the machine (sesemi/budget.py): durations, the iterations a budget allows, and
+a run that sets its own length from its measured speed."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from sesemi import compose, run
+from sesemi.budget import Speed, format_duration, iterations_within, parse_duration
+from sesemi.errors import SesemiError
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("20m", 1200), ("1h30m", 5400), ("90s", 90), ("1.5h", 5400), (45, 45)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["20 minutes", "", "0s", "-5"])
+def test_bad_durations_are_one_line_errors(text):
+    with pytest.raises(SesemiError, match="run.time_budget must be"):
+        parse_duration(text)
+
+
+def test_the_iterations_pay_for_their_validations():
+    """0.5 s a step, a 10 s validation every 100 steps and one at the end, 95% of 10 minutes."""
+    assert iterations_within(600, Speed(step=0.5, validation=10.0), 100) == int((570 - 10) / 0.6)
+    assert iterations_within(600, Speed(step=0.5, validation=10.0), None) == int((570 - 10) / 0.5)
+    with pytest.raises(SesemiError, match="give more time"):
+        iterations_within(5, Speed(step=1.0, validation=10.0), None)
+
+
+def test_format_duration():
+    assert (format_duration(42), format_duration(252), format_duration(11100)) == ("42s", "4m 12s", "3h 05m")
+
+
+def test_a_budgeted_run_sets_its_length_before_training(image_tree, tmp_path, monkeypatch):
+    """The length the measured speed allows is the one the run trains, records and schedules
+    with (the speed is fixed here, so the test does not depend on the machine's load)."""
+    monkeypatch.setattr("sesemi.budget.measure_speed", lambda *args: Speed(step=0.5, validation=1.0))
+    config = compose(
+        "digits",
+        [
+            f"run.data_root={image_tree.root}",
+            "method=supervised",
+            "run.time_budget=12s",
+            "data.views.weak.crop_dim=16",
+            "learner.hparams.model.backbone.widths=[4,8]",
+            "+trainer.enable_progress_bar=false",
+            "+trainer.enable_model_summary=false",
+            "+trainer.limit_train_batches=1.0",
+            "trainer.val_check_interval=50",
+            "run.batch_size_per_gpu=4",
+        ],
+    )
+    assert config.run.num_iterations == 800  # digits sets it; the budget replaces it
+    result = run(config, tmp_path / "run")
+    recorded = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert recorded.run.num_iterations == result.global_step != 800
+    assert recorded.learner.hparams.lr_scheduler.scheduler.max_iters == result.global_step
