@@ -413,21 +413,27 @@ def _print_summary(summary: Any, folder: Path) -> None:
     aggregated = display(summary.aggregated)
     print_table(list(aggregated.columns), aggregated.itertuples(index=False), title=f"mean ± std by {', '.join(summary.by)}")
     if summary.unfinished:
-        echo(f"{summary.unfinished} runs without training results are left out (rm-failed deletes them)")
+        echo(f"{summary.unfinished} runs without training results are left out (rm-failed deletes those that stopped)")
     echo(f"wrote {folder}/: summary.csv, aggregated.csv, summary.md, {len(summary.plots)} plots/")
 
 
-def _report(paths: list[Path], verb: str, what: str) -> None:
-    for path in paths:
+def _report(tidied: Any, dry_run: bool, what: str) -> None:
+    for path in tidied.removed:
         echo(f"  {path}")
-    echo(f"{verb} {len(paths)} {what}")
+    verb = "would delete" if dry_run else "deleted"
+    echo(f"{verb} {len(tidied.removed)} {what} ({tidied.size / 1e6:.1f} MB)")
+    left = tidied.left_alone()
+    if left:
+        echo(left)
 
 
 @command(name="rm-failed")
 def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
-    """Delete the run folders without results.json (failed or killed runs).
+    """Delete the folders of runs that stopped without finishing: failed, interrupted, or
+    killed (marked running by a process that is gone).
 
-    A run still training has none either: do not use it while runs are going.
+    Only folders sesemi marked as runs go, never anything reached through a symlink; runs of
+    earlier releases (no marker) are counted and left alone.
 
     Python: sesemi.ops.runs.remove_failed
 
@@ -437,7 +443,7 @@ def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
     """
     from sesemi.ops.runs import remove_failed
 
-    _report(remove_failed(runs_dir, dry_run=dry_run), "would delete" if dry_run else "deleted", "failed runs")
+    _report(remove_failed(runs_dir, dry_run=dry_run), dry_run, "failed runs")
 
 
 @command(name="rm-states")
@@ -448,6 +454,9 @@ def rm_states(
 ) -> None:
     """Delete the checkpoints of finished runs, except best.ckpt and last.ckpt.
 
+    Only runs sesemi marked finished lose checkpoints, never through a symlink; runs of earlier
+    releases (no marker) are counted and left alone.
+
     Python: sesemi.ops.runs.remove_checkpoints
 
     Examples:
@@ -456,11 +465,7 @@ def rm_states(
     """
     from sesemi.ops.runs import remove_checkpoints
 
-    files = remove_checkpoints(runs_dir, everything=all_, dry_run=True)
-    sizes = sum(path.stat().st_size for path in files)
-    if not dry_run:
-        files = remove_checkpoints(runs_dir, everything=all_)
-    _report(files, "would delete" if dry_run else "deleted", f"checkpoints ({sizes / 1e6:.1f} MB)")
+    _report(remove_checkpoints(runs_dir, everything=all_, dry_run=dry_run), dry_run, "checkpoints")
 
 
 @command()
@@ -468,7 +473,8 @@ def group(
     runs_dir: RunsDir,
     by: Annotated[list[str], typer.Option("--by", help="Config fields to group by (repeat or comma-separate), or `method`.")],
     name: Annotated[str, typer.Option("--name", help="The group's name.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace a group of that name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a group of that name (one sesemi made).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the folders it would make.")] = False,
 ) -> None:
     """Gather runs into RUNS_DIR/groups/NAME/, one folder of links per value, with a summary.
 
@@ -476,13 +482,19 @@ def group(
 
     Examples:
       $ sesemi group runs --by learner.hparams.optimizer.lr --name lr-sweep
-      $ sesemi group runs --by method,run.data_root --name methods
+      $ sesemi group runs --by method,run.data_root --name methods --dry-run
     """
     from sesemi.ops.postprocess import group as gather
 
-    folder, summary = gather(runs_dir, _fields(by), name, force=force)
-    _print_summary(summary, folder / "summary")
-    echo(f"grouped {len(summary.runs)} runs under {folder}")
+    made = gather(runs_dir, _fields(by), name, force=force, dry_run=dry_run)
+    if made.summary is None:
+        for label, members in made.members.items():
+            echo(f"  {made.folder / label}/: {len(members)} runs")
+        replacing = " (replacing the group there)" if made.replaced else ""
+        echo(f"would group {sum(map(len, made.members.values()))} runs under {made.folder}{replacing}")
+        return
+    _print_summary(made.summary, made.folder / "summary")
+    echo(f"grouped {len(made.summary.runs)} runs under {made.folder}")
 
 
 Repository = Annotated[
