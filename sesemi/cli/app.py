@@ -373,6 +373,8 @@ def preprocess(
             f"{result.root} at {result.sample_rate} Hz: {result.written} decoded, {result.up_to_date} up to date, "
             f"{result.unreadable} unreadable, {result.removed} removed"
         )
+        if result.kept_note():
+            echo(result.kept_note())
 
 
 @command()
