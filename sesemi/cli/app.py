@@ -236,7 +236,7 @@ def inference(
     device: Device = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")] = 64,
     embeddings: Annotated[bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")] = False,
-    force: Force = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite predictions sesemi wrote.")] = False,
     tta: Annotated[
         bool,
         typer.Option(
@@ -249,6 +249,8 @@ def inference(
     """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
     probability per class). Long recordings are predicted in sliding windows.
 
+    --force overwrites the predictions of an earlier inference only in a folder sesemi made.
+
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
     Examples:
@@ -259,12 +261,10 @@ def inference(
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
     from sesemi.cli.output import key_values, progress
-    from sesemi.predictor import PREDICTIONS_FILE, load, write_predictions
+    from sesemi.predictor import load, predictions_folder, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
-    target = save_dir / PREDICTIONS_FILE
-    if target.exists() and not force:
-        raise SesemiError(f"{target} exists; pass --force to overwrite it")
+    predictions_folder(save_dir, overwrite=force)  # before predicting: refused now, not after
     predictor = load(model, device=device, checkpoint=options.pop("checkpoint"))
     per_window = options.pop("per_window")
     with progress("predicting") as report:
@@ -272,7 +272,7 @@ def inference(
             input, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
         )
     window, hop = predictor.windowing(options["window_seconds"], options["hop_seconds"]) if predictor.audio else (None, None)
-    written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop)
+    written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop, overwrite=force)
     unreadable = sum(p.error is not None for p in predictions)
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
