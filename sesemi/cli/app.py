@@ -120,9 +120,11 @@ def list_(
 def show(
     name: Annotated[str, typer.Argument(help="A built-in config, e.g. digits or method/flexmatch.")],
     save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
-    force: Force = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier copy, never your own.")] = False,
 ) -> None:
     """Print a built-in config, or copy it out to start your own from.
+
+    The copy's first line says where it came from; --force overwrites only a file that has it.
 
     Python: sesemi.config.catalog.config_file, sesemi.ops.project.save_config
 

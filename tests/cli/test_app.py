@@ -119,9 +119,25 @@ def test_show_prints_and_saves(sesemi_cli, tmp_path):
     result = sesemi_cli("show", "backbone/convnet")
     assert result.exit_code == 0 and "_target_: sesemi.ConvNet" in result.output
     assert sesemi_cli("show", "digits", "--save", tmp_path).exit_code == 0
-    assert (tmp_path / "digits.yaml").read_text().startswith("# The embedded demo")
+    first, second = (tmp_path / "digits.yaml").read_text().splitlines()[:2]
+    assert first == "# Copied from sesemi's built-in config `digits` (sesemi show --save)"
+    assert second.startswith("# The embedded demo")
     assert "pass --force" in error_line(sesemi_cli("show", "digits", "--save", tmp_path))
+    assert sesemi_cli("show", "digits", "--save", tmp_path, "--force").exit_code == 0  # its own copy
     assert "did you mean digits" in error_line(sesemi_cli("show", "digit"))
+
+
+def test_a_saved_method_keeps_its_package_header_and_composes(sesemi_cli, tmp_path):
+    """The copy's marker line goes after Hydra's `# @package _global_`, which must stay first."""
+    saved = tmp_path / "configs" / "method" / "mine.yaml"
+    assert sesemi_cli("show", "method/fixmatch", "--save", saved).exit_code == 0
+    assert saved.read_text().splitlines()[:2] == [
+        "# @package _global_",
+        "# Copied from sesemi's built-in config `method/fixmatch` (sesemi show --save)",
+    ]
+    result = sesemi_cli("train", "-cd", tmp_path / "configs", "digits", "method=mine", "--show-config")
+    assert result.exit_code == 0, result.output
+    assert "FixMatchLossHead" in result.output
 
 
 def test_fetch_explains_what_it_cannot_download(sesemi_cli, tmp_path):
