@@ -38,7 +38,7 @@ from sesemi.hub.ids import is_reference
 from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
-from sesemi.ownership import MARKER, claim, open_atomically
+from sesemi.ownership import MARKER, claim, open_atomically, owned
 from sesemi.transforms.audio import frames, is_audio_file, load_audio, num_samples
 from sesemi.tta import Augmentation
 
@@ -451,28 +451,31 @@ def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
     return [labels[int(index)], f"{float(score):.6g}", *(f"{float(p):.6g}" for p in probabilities)]
 
 
-def predictions_folder(folder: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Checks that predictions may be written into `folder`, and creates and marks it (kind
-    `predictions`) when it is new or empty.
+def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuses a folder predictions may not be written into, before anything is predicted (the
+    folder is made, and marked as sesemi's, when they are written).
 
     An existing `predictions.csv` or `embeddings.npy` is replaced only with `overwrite`, and
-    only in a folder sesemi marked: never a file of someone else's.
+    only in a folder sesemi made (marked `predictions`): never a file of someone else's.
 
     Raises:
         SesemiError: One of the files exists (without `overwrite`, or in a folder sesemi did not
             make), or the folder cannot be written.
     """
     folder = Path(folder)
-    ours = claim(folder, "predictions")
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise SesemiError(f"{folder} is a file, not a folder; choose another --save-dir")
+    nearest = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise SesemiError(f"cannot write to {nearest} (it is read-only for this user); choose another --save-dir")
     existing = [folder / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE) if os.path.lexists(folder / name)]
-    if existing and not ours:
+    if existing and not owned(folder, "predictions"):
         raise SesemiError(
             f"will not overwrite {existing[0]}: {folder} was not made by sesemi (no {MARKER} marker); "
             "choose another --save-dir"
         )
     if existing and not overwrite:
         raise SesemiError(f"{existing[0]} exists; pass --force (overwrite=True) to overwrite it")
-    return folder
 
 
 def write_predictions(
@@ -492,8 +495,8 @@ def write_predictions(
     `embeddings.npy` holds the features row for row with the table; an earlier one is removed
     when these predictions have none. Each file is written under a temporary name and then
     renamed, so a killed command leaves the previous file or none; file names that are not
-    UTF-8 are written as their bytes. Files are replaced only in a folder sesemi made (see
-    `predictions_folder`).
+    UTF-8 are written as their bytes. A new (or empty) folder is marked as sesemi's, and files
+    are replaced only in such a folder (see `check_predictions_folder`).
 
     Args:
         predictions: What `Predictor.predict` returned.
@@ -525,7 +528,9 @@ def write_predictions(
             rows.append([path, *(["", ""] if per_window else []), *_cells(prediction.probabilities, labels)])
             if prediction.embedding is not None:
                 vectors.append(prediction.embedding[None])
-    output = predictions_folder(folder, overwrite)
+    output = Path(folder)
+    claim(output, "predictions")
+    check_predictions_folder(output, overwrite)
     table, embeddings = output / PREDICTIONS_FILE, output / EMBEDDINGS_FILE
     try:
         # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.

@@ -263,10 +263,10 @@ def inference(
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
     from sesemi.cli.output import key_values, progress
-    from sesemi.predictor import load, predictions_folder, write_predictions
+    from sesemi.predictor import check_predictions_folder, load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
-    predictions_folder(save_dir, overwrite=force)  # before predicting: refused now, not after
+    check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
     predictor = load(model, device=device, checkpoint=options.pop("checkpoint"))
     per_window = options.pop("per_window")
     with progress("predicting") as report:
