@@ -13,6 +13,10 @@ The data are linked (or copied, where links are not possible) into the standard 
 built-in `image` (or `audio`) config with the method and runs it (`sesemi.compose`,
 `sesemi.run`): runs go to `<dir>/<name>/<timestamp>/` like any other, so `sesemi postprocess`
 and the checkpoints work as usual.
+
+`<dir>/<name>/` and its `data/` carry sesemi's marker (kinds `training_run` and `data`): a
+training run never writes into a folder of someone else's, and replaces only the data links it
+made.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sesemi.errors import SesemiError
+from sesemi.ownership import MARKER, claim, staged, write_atomically
 from sesemi.results import RESULTS, RunResult
 
 if TYPE_CHECKING:
@@ -87,10 +92,8 @@ def _quoted(path: Path) -> str:
 
 
 def _timestamped(parent: Path) -> Path:
-    """A new folder `<parent>/<YYYY-mm-dd_HH-MM-SS-microseconds>`, as `open_sesemi` names runs.
-
-    Microseconds, because `train(overwrite=True)` removes the old folder, so a retrain within
-    the same second would otherwise reuse its name."""
+    """A new folder `<parent>/<YYYY-mm-dd_HH-MM-SS-microseconds>`, as `open_sesemi` names runs
+    (with microseconds: a retrain within the same second gets a folder of its own)."""
     stem = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
     folder, number = parent / stem, 1
     while folder.exists():
@@ -182,7 +185,7 @@ class TrainingRun:
         if method not in catalog.methods():
             raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
 
-    def _write_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path, what: str) -> None:
+    def _check_labels(self, pairs: Sequence[tuple[str, str]], what: str) -> None:
         unknown = sorted({label for _, label in pairs} - set(self.label_names))
         if unknown:
             raise SesemiError(
@@ -194,6 +197,8 @@ class TrainingRun:
                 f"{what} has no examples of {', '.join(absent)}; every class needs at least one"
             )
         _require_files((path for path, _ in pairs), what)
+
+    def _link_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path) -> None:
         for label in self.label_names:
             _link([path for path, other in pairs if other == label], folder / label)
 
@@ -240,6 +245,11 @@ class TrainingRun:
         Returns:
             What the run did: the final metrics, the best checkpoint, ...
         """
+        if self.folder.exists() and not claim(self.folder, "training_run"):
+            raise SesemiError(
+                f"{self.folder} exists without sesemi's {MARKER} marker (a TrainingRun did not make it, "
+                "or one of a release before markers); choose another name or dir"
+            )
         if self.run_dir is not None and not overwrite:
             raise SesemiError(
                 f"{self.folder} holds a finished run; pass overwrite=True to train it again"
@@ -249,14 +259,16 @@ class TrainingRun:
         eval_pairs = _pairs(eval, "eval") if eval is not None else None
         unlabeled_paths = _paths(unlabeled) if unlabeled is not None else []
         _require_files(unlabeled_paths, "unlabeled")
-        data = self.folder / DATA
-        if data.exists():  # the links of an earlier call: this call's data replace them
-            shutil.rmtree(data)
-        self._write_labeled(pairs, data / "train", "train")
+        self._check_labels(pairs, "train")
         if eval_pairs is not None:
-            self._write_labeled(eval_pairs, data / "val", "eval")
-        if unlabeled_paths:
-            _link(unlabeled_paths, data / "unlabeled")
+            self._check_labels(eval_pairs, "eval")
+        claim(self.folder, "training_run")
+        with staged(self.folder / DATA, "data") as data:  # replaces the links of an earlier call
+            self._link_labeled(pairs, data / "train")
+            if eval_pairs is not None:
+                self._link_labeled(eval_pairs, data / "val")
+            if unlabeled_paths:
+                _link(unlabeled_paths, data / "unlabeled")
         self.method, self.overrides, self._predictor = method, [*overrides], None
         info = {
             "task": self.task,
@@ -265,7 +277,7 @@ class TrainingRun:
             "method": method,
             "overrides": self.overrides,
         }
-        (self.folder / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        write_atomically(self.folder / RUN_FILE, json.dumps(info, indent=2) + "\n")
         validation = [] if eval_pairs is not None else ["data.val.dataset.subset=train"]
         return self._run(_timestamped(self.folder), [*validation, *self.overrides])
 
@@ -298,8 +310,10 @@ class TrainingRun:
                 at least one example of every class.
         """
         checkpoint = self.checkpoint
+        pairs = _pairs(eval, "eval")
+        self._check_labels(pairs, "eval")
         folder = _timestamped(self.folder / EVALUATIONS)
-        self._write_labeled(_pairs(eval, "eval"), folder / DATA / "val", "eval")
+        self._link_labeled(pairs, folder / DATA / "val")
         result = self._run(
             folder,
             [

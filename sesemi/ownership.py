@@ -5,22 +5,26 @@
 
 A command that deletes, overwrites or replaces a folder (`rm-failed`, `rm-states`, `group
 --force`, `TrainingRun`, `fetch`, the model cache, ...) first asks `owned` and refuses a folder
-without the marker: sesemi never touches what it cannot prove it made. `removable` lists what
-may go under a folder without following a symlink out of it.
+without the marker: sesemi never touches what it cannot prove it made. `walk` lists the folders
+under one without following a symlink out of it, `remove` deletes only what is marked and inside.
+Every file sesemi writes goes through `open_atomically` (a temporary name, then a rename), so a
+killed command leaves the previous file or none, never a part of one.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import secrets
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any, Literal
 
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
@@ -70,18 +74,42 @@ class Marker:
         return self.state in ("failed", "interrupted") or (self.state == "running" and not self.alive)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename: readers see the old file
-    or the new one, never a part."""
+@contextmanager
+def open_atomically(path: str | Path, mode: str = "w", **options: Any) -> Iterator[IO[Any]]:
+    """Opens a temporary file beside `path` that replaces `path` when the block ends, and is
+    deleted when the block raises: readers see the old file or the new one, never a part.
+
+    A process killed in the block leaves at most a hidden `.<name>.<pid>.<random>.partial` file.
+
+    Args:
+        path: The file to write (its folder is created if needed).
+        mode: "w" (text, UTF-8 unless `encoding` says otherwise) or "wb".
+        **options: Further arguments of `open` (`newline`, `errors`, ...).
+
+    Example:
+        >>> with open_atomically(folder / "embeddings.npy", "wb") as file:
+        ...     np.save(file, vectors)
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    if "b" not in mode:
+        options.setdefault("encoding", "utf-8")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    # os.open with 0o666 lets the umask decide the mode, as for any file the user writes.
+    handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(handle, mode, **options) as file:
+            yield file
         os.replace(partial, path)
     except BaseException:
-        Path(partial).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: str | Path, text: str, **options: Any) -> None:
+    """Writes `text` to `path` through a temporary file and a rename (see `open_atomically`)."""
+    with open_atomically(path, "w", **options) as file:
+        file.write(text)
 
 
 def mark(folder: str | Path, kind: str, state: State = "complete") -> Marker:
@@ -126,6 +154,27 @@ def require_owned(folder: str | Path, kind: str | None, action: str) -> None:
         raise SesemiError(f"will not {action} {folder}: it is not {what} (no {MARKER} marker in it)")
 
 
+def claim(folder: str | Path, kind: str) -> bool:
+    """Marks `folder` as a `kind` sesemi made when it is new or empty (creating it), and tells
+    whether sesemi owns it as that kind. A folder that already holds files of someone else's
+    stays unmarked: sesemi may add files to it but never replaces or deletes any.
+
+    Raises:
+        SesemiError: The folder cannot be created or written (a read-only place, a file).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SesemiError(f"{folder} is a file, not a folder; choose a folder")
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise SesemiError(f"cannot write to {folder} (it is read-only for this user); choose another folder")
+    try:
+        if not folder.is_symlink() and (not folder.exists() or not any(folder.iterdir())):
+            mark(folder, kind)
+    except OSError as error:
+        raise SesemiError(f"cannot write to {folder} ({error.strerror or error}); choose another folder") from None
+    return owned(folder, kind)
+
+
 def within(path: Path, root: Path) -> bool:
     """Whether `path`, with every symlink on the way resolved, lies inside `root`."""
     return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
@@ -151,3 +200,56 @@ def remove(path: Path, root: Path, kind: str | None = None) -> None:
         return
     require_owned(path, kind, "delete")
     shutil.rmtree(path)
+
+
+@contextmanager
+def staged(target: str | Path, kind: str) -> Iterator[Path]:
+    """Builds a folder under a temporary name beside `target` and renames it into place, marked
+    as a `kind`, when the block ends without an error; a `target` that exists is replaced only
+    if sesemi made it as that kind. Readers see the old folder or the new one, never a part.
+
+    The temporary folder is marked "staging" with this process's id: one that a killed process
+    left beside `target` is deleted by the next call (`remove_abandoned`).
+
+    Raises:
+        SesemiError: `target` exists and is not a `kind` folder sesemi made.
+    """
+    target = Path(target)
+    if os.path.lexists(target):
+        require_owned(target, kind, "replace")
+    remove_abandoned(target)
+    token = f"{os.getpid()}.{secrets.token_hex(4)}"
+    staging = target.with_name(f".{target.name}.{token}.partial")
+    mark(staging, "staging", "running")
+    try:
+        yield staging
+        mark(staging, kind)
+        if target.exists():
+            old = target.with_name(f".{target.name}.{token}.old")
+            os.replace(target, old)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+            mark(old, "staging", "running")  # deleted now, or by the next call if killed here
+            remove(old, target.parent, "staging")
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def remove_abandoned(target: str | Path) -> list[Path]:
+    """Deletes the staging folders of `target` that killed processes left beside it (marked
+    "staging" by a process of this machine that is gone); returns them."""
+    target = Path(target)
+    removed = []
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}*")):
+        found = marker(path) if path.is_dir() and not path.is_symlink() else None
+        if found is not None and found.kind == "staging" and found.stopped:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed

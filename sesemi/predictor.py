@@ -19,7 +19,6 @@ import csv
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from sesemi.hub.ids import is_reference
 from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
+from sesemi.ownership import MARKER, claim, open_atomically, owned
 from sesemi.transforms.audio import frames, is_audio_file, load_audio, num_samples
 from sesemi.tta import Augmentation
 
@@ -451,15 +451,31 @@ def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
     return [labels[int(index)], f"{float(score):.6g}", *(f"{float(p):.6g}" for p in probabilities)]
 
 
-@contextmanager
-def _replacing(target: Path) -> Iterator[Path]:
-    """A temporary file beside `target` that replaces it when the block ends without an error."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuses a folder predictions may not be written into, before anything is predicted (the
+    folder is made, and marked as sesemi's, when they are written).
+
+    An existing `predictions.csv` or `embeddings.npy` is replaced only with `overwrite`, and
+    only in a folder sesemi made (marked `predictions`): never a file of someone else's.
+
+    Raises:
+        SesemiError: One of the files exists (without `overwrite`, or in a folder sesemi did not
+            make), or the folder cannot be written.
+    """
+    folder = Path(folder)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise SesemiError(f"{folder} is a file, not a folder; choose another --save-dir")
+    nearest = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise SesemiError(f"cannot write to {nearest} (it is read-only for this user); choose another --save-dir")
+    existing = [folder / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE) if os.path.lexists(folder / name)]
+    if existing and not owned(folder, "predictions"):
+        raise SesemiError(
+            f"will not overwrite {existing[0]}: {folder} was not made by sesemi (no {MARKER} marker); "
+            "choose another --save-dir"
+        )
+    if existing and not overwrite:
+        raise SesemiError(f"{existing[0]} exists; pass --force (overwrite=True) to overwrite it")
 
 
 def write_predictions(
@@ -469,6 +485,7 @@ def write_predictions(
     per_window: bool = False,
     window_seconds: float | None = None,
     hop_seconds: float | None = None,
+    overwrite: bool = True,
 ) -> tuple[Path, Path | None]:
     """Writes `predictions.csv`, and `embeddings.npy` when the predictions carry embeddings.
 
@@ -478,7 +495,8 @@ def write_predictions(
     `embeddings.npy` holds the features row for row with the table; an earlier one is removed
     when these predictions have none. Each file is written under a temporary name and then
     renamed, so a killed command leaves the previous file or none; file names that are not
-    UTF-8 are written as their bytes.
+    UTF-8 are written as their bytes. A new (or empty) folder is marked as sesemi's, and files
+    are replaced only in such a folder (see `check_predictions_folder`).
 
     Args:
         predictions: What `Predictor.predict` returned.
@@ -487,6 +505,7 @@ def write_predictions(
         per_window: One row per audio window instead of one per input.
         window_seconds: With `per_window`: the windows' length (`Predictor.windowing()`).
         hop_seconds: With `per_window`: their spacing.
+        overwrite: Replace the files of earlier predictions (in a folder sesemi made).
 
     Returns:
         The paths of `predictions.csv` and of `embeddings.npy` (None when there are no embeddings).
@@ -510,17 +529,22 @@ def write_predictions(
             if prediction.embedding is not None:
                 vectors.append(prediction.embedding[None])
     output = Path(folder)
-    output.mkdir(parents=True, exist_ok=True)
+    claim(output, "predictions")
+    check_predictions_folder(output, overwrite)
     table, embeddings = output / PREDICTIONS_FILE, output / EMBEDDINGS_FILE
-    with _replacing(table) as temporary:
+    try:
         # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
-        with open(temporary, "w", encoding="utf-8", errors="surrogateescape", newline="") as file:
+        with open_atomically(table, "w", errors="surrogateescape", newline="") as file:
             writer = csv.writer(file, lineterminator="\n")
             writer.writerow(["path", *(["start", "end"] if per_window else []), "label", "score", *labels])
             writer.writerows(rows)
-        if vectors:
-            with _replacing(embeddings) as temporary_embeddings, open(temporary_embeddings, "wb") as file:
-                np.save(file, torch.cat(vectors).numpy())
-        else:
-            embeddings.unlink(missing_ok=True)  # it belonged to earlier predictions
+            if vectors:
+                with open_atomically(embeddings, "wb") as vectors_file:
+                    np.save(vectors_file, torch.cat(vectors).numpy())
+            else:
+                embeddings.unlink(missing_ok=True)  # it belonged to earlier predictions
+    except OSError as error:
+        raise SesemiError(
+            f"cannot write predictions to {output} ({error.strerror or error}); choose another --save-dir"
+        ) from None
     return table, embeddings if vectors else None

@@ -14,6 +14,7 @@ from audio_samples import TINY_AUDIO_TRAINING, audio_tree, chirp, tone, write
 
 import sesemi
 from sesemi.errors import SesemiError
+from sesemi.ownership import MARKER, mark, marker
 
 # FixMatch (the default method) with a tiny network, 4 steps and batches of 4: seconds on a CPU.
 TINY = [
@@ -87,6 +88,8 @@ def test_train_writes_the_standard_layout_and_a_run(trained, image_tree):
     assert run.checkpoint == run.run_dir / "checkpoints" / "best.ckpt"
     config = (run.run_dir / "config.yaml").read_text()
     assert "FixMatchLossHead" in config and f"data_root: {data}" in config
+    assert marker(run.folder).kind == "training_run" and marker(data).kind == "data"
+    assert marker(run.run_dir).kind == "run" and marker(run.run_dir).state == "finished"
 
 
 def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
@@ -129,6 +132,8 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
         run.train(pairs, overrides=TINY)
     results = run.train(pairs, method="supervised", overrides=TINY, overwrite=True)
     assert results.run_dir != first.run_dir and not (run.folder / "data" / "val").exists()
+    assert (first.run_dir / "results.json").is_file()  # the earlier run is kept
+    assert [p.name for p in run.folder.iterdir() if p.name.startswith(".")] == [MARKER]  # no staging left
     assert "subset: train" in (run.run_dir / "config.yaml").read_text().split("val:", 1)[1]
 
 
@@ -156,6 +161,31 @@ def test_missing_files_and_columns_are_refused(image_tree, tmp_path):
         run.train(pd.DataFrame({"file": ["a"], "label": ["red"]}))
     with pytest.raises(SesemiError, match="has not been trained yet"):
         run.evaluate(rows)
+
+
+def test_a_folder_sesemi_did_not_make_is_never_written_into(image_tree, tmp_path):
+    """An existing `<dir>/<name>` without the marker is refused in one line, and so is a `data/`
+    without one inside a training run's folder; nothing in them changes. An empty folder is
+    taken."""
+    pairs = list(frame(image_tree.root, "train").itertuples(index=False, name=None))
+    mine = tmp_path / "runs" / "pets"
+    (mine / "data").mkdir(parents=True)
+    (mine / "data" / "photo.txt").write_text("mine")
+    run = sesemi.training_run(name="pets", label_names=image_tree.classes, dir=tmp_path / "runs")
+    with pytest.raises(SesemiError, match=r"runs/pets exists without sesemi's \.sesemi marker .*choose another name or dir"):
+        run.train(pairs, overrides=TINY)
+    assert [p.name for p in mine.rglob("*")] == ["data", "photo.txt"]
+
+    mark(mine, "training_run")
+    with pytest.raises(SesemiError, match=r"will not replace .*pets/data: it is not a sesemi data folder"):
+        run.train(pairs, overrides=TINY)
+    assert (mine / "data" / "photo.txt").read_text() == "mine" and not (mine / "data" / MARKER).exists()
+
+    (tmp_path / "runs" / "empty").mkdir()
+    run = sesemi.training_run(name="empty", label_names=image_tree.classes, dir=tmp_path / "runs")
+    with pytest.raises(SesemiError, match="no method"):
+        run.train(pairs, method="nomethod")
+    assert marker(run.folder).kind == "training_run"
 
 
 def test_bad_arguments_are_refused(tmp_path):

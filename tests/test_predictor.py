@@ -182,7 +182,7 @@ def test_a_failed_write_leaves_the_previous_predictions(predictor, val_images, t
     monkeypatch.setattr(np, "save", killed)
     with pytest.raises(KeyboardInterrupt):
         write_predictions(predictor.predict(val_images, embeddings=True), out, predictor.labels)
-    assert table.read_bytes() == before and sorted(p.name for p in out.iterdir()) == [PREDICTIONS_FILE]
+    assert table.read_bytes() == before and sorted(p.name for p in out.iterdir()) == [".sesemi", PREDICTIONS_FILE]
 
 
 # --- audio -------------------------------------------------------------------------------------

@@ -120,9 +120,11 @@ def list_(
 def show(
     name: Annotated[str, typer.Argument(help="A built-in config, e.g. digits or method/flexmatch.")],
     save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
-    force: Force = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier copy, never your own.")] = False,
 ) -> None:
     """Print a built-in config, or copy it out to start your own from.
+
+    The copy's first line says where it came from; --force overwrites only a file that has it.
 
     Python: sesemi.config.catalog.config_file, sesemi.ops.project.save_config
 
@@ -236,7 +238,7 @@ def inference(
     device: Device = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")] = 64,
     embeddings: Annotated[bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")] = False,
-    force: Force = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite predictions sesemi wrote.")] = False,
     tta: Annotated[
         bool,
         typer.Option(
@@ -249,6 +251,8 @@ def inference(
     """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
     probability per class). Long recordings are predicted in sliding windows.
 
+    --force overwrites the predictions of an earlier inference only in a folder sesemi made.
+
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
     Examples:
@@ -259,12 +263,10 @@ def inference(
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
     from sesemi.cli.output import key_values, progress
-    from sesemi.predictor import PREDICTIONS_FILE, load, write_predictions
+    from sesemi.predictor import check_predictions_folder, load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
-    target = save_dir / PREDICTIONS_FILE
-    if target.exists() and not force:
-        raise SesemiError(f"{target} exists; pass --force to overwrite it")
+    check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
     predictor = load(model, device=device, checkpoint=options.pop("checkpoint"))
     per_window = options.pop("per_window")
     with progress("predicting") as report:
@@ -272,7 +274,7 @@ def inference(
             input, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
         )
     window, hop = predictor.windowing(options["window_seconds"], options["hop_seconds"]) if predictor.audio else (None, None)
-    written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop)
+    written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop, overwrite=force)
     unreadable = sum(p.error is not None for p in predictions)
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
@@ -373,6 +375,8 @@ def preprocess(
             f"{result.root} at {result.sample_rate} Hz: {result.written} decoded, {result.up_to_date} up to date, "
             f"{result.unreadable} unreadable, {result.removed} removed"
         )
+        if result.kept_note():
+            echo(result.kept_note())
 
 
 @command()
@@ -413,21 +417,27 @@ def _print_summary(summary: Any, folder: Path) -> None:
     aggregated = display(summary.aggregated)
     print_table(list(aggregated.columns), aggregated.itertuples(index=False), title=f"mean ± std by {', '.join(summary.by)}")
     if summary.unfinished:
-        echo(f"{summary.unfinished} runs without training results are left out (rm-failed deletes them)")
+        echo(f"{summary.unfinished} runs without training results are left out (rm-failed deletes those that stopped)")
     echo(f"wrote {folder}/: summary.csv, aggregated.csv, summary.md, {len(summary.plots)} plots/")
 
 
-def _report(paths: list[Path], verb: str, what: str) -> None:
-    for path in paths:
+def _report(tidied: Any, dry_run: bool, what: str) -> None:
+    for path in tidied.removed:
         echo(f"  {path}")
-    echo(f"{verb} {len(paths)} {what}")
+    verb = "would delete" if dry_run else "deleted"
+    echo(f"{verb} {len(tidied.removed)} {what} ({tidied.size / 1e6:.1f} MB)")
+    left = tidied.left_alone()
+    if left:
+        echo(left)
 
 
 @command(name="rm-failed")
 def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
-    """Delete the run folders without results.json (failed or killed runs).
+    """Delete the folders of runs that stopped without finishing: failed, interrupted, or
+    killed (marked running by a process that is gone).
 
-    A run still training has none either: do not use it while runs are going.
+    Only folders sesemi marked as runs go, never anything reached through a symlink; runs of
+    earlier releases (no marker) are counted and left alone.
 
     Python: sesemi.ops.runs.remove_failed
 
@@ -437,7 +447,7 @@ def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
     """
     from sesemi.ops.runs import remove_failed
 
-    _report(remove_failed(runs_dir, dry_run=dry_run), "would delete" if dry_run else "deleted", "failed runs")
+    _report(remove_failed(runs_dir, dry_run=dry_run), dry_run, "failed runs")
 
 
 @command(name="rm-states")
@@ -448,6 +458,9 @@ def rm_states(
 ) -> None:
     """Delete the checkpoints of finished runs, except best.ckpt and last.ckpt.
 
+    Only runs sesemi marked finished lose checkpoints, never through a symlink; runs of earlier
+    releases (no marker) are counted and left alone.
+
     Python: sesemi.ops.runs.remove_checkpoints
 
     Examples:
@@ -456,11 +469,7 @@ def rm_states(
     """
     from sesemi.ops.runs import remove_checkpoints
 
-    files = remove_checkpoints(runs_dir, everything=all_, dry_run=True)
-    sizes = sum(path.stat().st_size for path in files)
-    if not dry_run:
-        files = remove_checkpoints(runs_dir, everything=all_)
-    _report(files, "would delete" if dry_run else "deleted", f"checkpoints ({sizes / 1e6:.1f} MB)")
+    _report(remove_checkpoints(runs_dir, everything=all_, dry_run=dry_run), dry_run, "checkpoints")
 
 
 @command()
@@ -468,7 +477,8 @@ def group(
     runs_dir: RunsDir,
     by: Annotated[list[str], typer.Option("--by", help="Config fields to group by (repeat or comma-separate), or `method`.")],
     name: Annotated[str, typer.Option("--name", help="The group's name.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace a group of that name.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a group of that name (one sesemi made).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the folders it would make.")] = False,
 ) -> None:
     """Gather runs into RUNS_DIR/groups/NAME/, one folder of links per value, with a summary.
 
@@ -476,13 +486,19 @@ def group(
 
     Examples:
       $ sesemi group runs --by learner.hparams.optimizer.lr --name lr-sweep
-      $ sesemi group runs --by method,run.data_root --name methods
+      $ sesemi group runs --by method,run.data_root --name methods --dry-run
     """
     from sesemi.ops.postprocess import group as gather
 
-    folder, summary = gather(runs_dir, _fields(by), name, force=force)
-    _print_summary(summary, folder / "summary")
-    echo(f"grouped {len(summary.runs)} runs under {folder}")
+    made = gather(runs_dir, _fields(by), name, force=force, dry_run=dry_run)
+    if made.summary is None:
+        for label, members in made.members.items():
+            echo(f"  {made.folder / label}/: {len(members)} runs")
+        replacing = " (replacing the group there)" if made.replaced else ""
+        echo(f"would group {sum(map(len, made.members.values()))} runs under {made.folder}{replacing}")
+        return
+    _print_summary(made.summary, made.folder / "summary")
+    echo(f"grouped {len(made.summary.runs)} runs under {made.folder}")
 
 
 Repository = Annotated[

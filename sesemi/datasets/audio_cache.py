@@ -4,18 +4,21 @@ Each source file `<root>/<relative path>` has at most one entry,
 `<cache_dir>/<sample_rate>/<relative path>.<size>-<mtime_ns>.npy` (mono float32 samples). The
 source's size and modification time are part of the name, so an edited or replaced file misses
 the cache instead of returning stale samples, and another sample rate reads another folder.
-`sesemi preprocess` (sesemi/ops/preprocess.py) fills the cache; audio datasets read it.
+`sesemi preprocess` (sesemi/ops/preprocess.py) fills the cache; audio datasets read it. The
+cache's folder carries sesemi's marker (kind `cache`): out-of-date entries are deleted only from
+a folder that has it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from sesemi.ownership import open_atomically, walk, within
 
 DEFAULT_CACHE_DIR = ".sesemi_cache/audio"  # under the data set's root
 _STAMP = re.compile(r"^(?P<name>.+)\.(?P<size>\d+)-(?P<mtime>\d+)\.npy$")
@@ -61,25 +64,20 @@ class AudioCache:
         path = self.entry(source)
         if path is None:
             raise ValueError(f"{source} is not under {self.root}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, np.asarray(samples, dtype=np.float32))
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        with open_atomically(path, "wb") as file:
+            np.save(file, np.asarray(samples, dtype=np.float32))
         return path
 
     def stale(self) -> Iterator[Path]:
-        """Entries whose source was changed or removed since they were written."""
-        if not self.folder.is_dir():
+        """Entries whose source was changed or removed since they were written (found without
+        following a symlink out of the cache)."""
+        if not self.folder.is_dir() or self.folder.is_symlink():
             return
-        for path in self.folder.rglob("*.npy"):
-            match = _STAMP.match(path.name)
-            if match is None:
-                continue
-            source = self.root / path.parent.relative_to(self.folder) / match["name"]
-            if self.entry(source) != path:
-                yield path
+        for folder in walk(self.folder):
+            for path in sorted(folder.glob("*.npy")):
+                match = _STAMP.match(path.name)
+                if match is None or path.is_symlink() or not within(path, self.folder):
+                    continue
+                source = self.root / folder.relative_to(self.folder) / match["name"]
+                if self.entry(source) != path:
+                    yield path

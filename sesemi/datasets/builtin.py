@@ -11,14 +11,15 @@ writers), written as 32x32 PNG files in the standard layout:
 
 `spoken_digits` (sesemi/datasets/spoken_digits.py) is the ten digit words spoken by espeak-ng in
 many voices, accents, speeds and pitches over background noise, in the same layout.
+
+A data set is built in a hidden staging folder beside its place (marked `staging`, with the
+building process's id) and renamed into place, marked `data`, when complete: a killed `fetch`
+leaves no half-written data set, and the next one deletes the staging folder it left.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from filelock import FileLock
 
 from sesemi.datasets.spoken_digits import write_spoken_digits
 from sesemi.errors import SesemiError
+from sesemi.ownership import remove_abandoned, staged
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +87,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 def prepare_builtin(root: str | Path) -> None:
     """Builds the built-in data set `root` names (by its last folder), unless it exists.
 
-    The data is written to a temporary folder and renamed into place under a file lock, so
-    parallel runs neither race nor see a half-written data set.
+    The data is written to a staging folder and renamed into place under a file lock, so
+    parallel runs neither race nor see a half-written data set; a folder that exists is used as
+    it is (whoever made it), and staging folders of killed builds are deleted.
     """
     root = Path(root)
     builder = BUILDERS.get(root.name)
@@ -96,14 +99,11 @@ def prepare_builtin(root: str | Path) -> None:
     with FileLock(str(root) + ".lock"):
         if root.is_dir():
             return
+        for abandoned in remove_abandoned(root):
+            logger.warning("deleted %s, left by a build that was killed", abandoned)
         logger.info("building the %s data set under %s", root.name, root)
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-        try:
+        with staged(root, "data") as staging:
             builder(staging)
-            staging.chmod(0o755)  # mkdtemp makes it private
-            os.replace(staging, root)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def missing_data_hint(path: Path) -> str:

@@ -6,6 +6,9 @@ The folder holds two files:
                   relative to the folder; label is a class name; p_* are class probabilities)
     dataset.json  {"classes": [...], "soft_labels": true|false, "counts": {...}, "settings": {...}}
 
+A folder the operation made carries sesemi's marker (kind `pseudo`); the two files are replaced
+only in such a folder, each through a temporary name and a rename.
+
 Xie et al., "Self-training with Noisy Student improves ImageNet classification", CVPR 2020,
 https://arxiv.org/abs/1911.04252
 """
@@ -16,7 +19,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from torch import Tensor
 from sesemi.datasets.images import ImageDataset, OnError, require_dir, subset_dirs
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
+from sesemi.ownership import MARKER, claim, owned, write_atomically
 
 LABELS_FILE = "labels.csv"
 INFO_FILE = "dataset.json"
@@ -131,16 +134,22 @@ def pseudo(
     )
 
 
-def _replace_atomically(path: Path, text: str) -> None:
-    """Writes `text` to a temporary file beside `path`, then renames it into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+def check_output(folder: str | Path, overwrite: bool = False) -> None:
+    """Refuses to replace `labels.csv` or `dataset.json` in `folder` without `overwrite`, or at
+    all in a folder sesemi did not make (marked `pseudo`).
+
+    Raises:
+        SesemiError: One of the files exists and may not be replaced.
+    """
+    folder = Path(folder)
+    existing = [folder / name for name in (LABELS_FILE, INFO_FILE) if os.path.lexists(folder / name)]
+    if existing and not owned(folder, "pseudo"):
+        raise SesemiError(
+            f"will not overwrite {existing[0]}: {folder} was not made by sesemi pseudo-label "
+            f"(no {MARKER} marker); choose another output folder"
+        )
+    if existing and not overwrite:
+        raise SesemiError(f"{existing[0]} already exists; set overwrite=true to replace it")
 
 
 def write_pseudo_dataset(
@@ -150,8 +159,10 @@ def write_pseudo_dataset(
     classes: Sequence[str],
     soft_labels: bool,
     info: dict[str, Any],
+    overwrite: bool = True,
 ) -> None:
-    """Writes `labels.csv` and `dataset.json` into `folder`, each atomically.
+    """Writes `labels.csv` and `dataset.json` into `folder`, each atomically; a new (or empty)
+    folder is marked as sesemi's, and files are replaced only in such a folder.
 
     Args:
         folder: The output folder (created if needed).
@@ -160,9 +171,11 @@ def write_pseudo_dataset(
         classes: The class names.
         soft_labels: Whether readers should yield probabilities (else class indices) by default.
         info: Further entries of `dataset.json` (e.g. counts and settings).
+        overwrite: Replace the files of an earlier pseudo-labeled set (in a folder sesemi made).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    claim(folder, "pseudo")
+    check_output(folder, overwrite)
     confidences, targets = probabilities.max(dim=1)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -175,6 +188,6 @@ def write_pseudo_dataset(
         writer.writerow(
             [relative, classes[int(target)], f"{confidence:.6g}", *(f"{p:.6g}" for p in row)]
         )
-    _replace_atomically(folder / LABELS_FILE, text.getvalue())
+    write_atomically(folder / LABELS_FILE, text.getvalue(), errors="surrogateescape", newline="")
     metadata = {"classes": list(classes), "soft_labels": soft_labels, **info}
-    _replace_atomically(folder / INFO_FILE, json.dumps(metadata, indent=2) + "\n")
+    write_atomically(folder / INFO_FILE, json.dumps(metadata, indent=2) + "\n")

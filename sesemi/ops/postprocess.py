@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sesemi.errors import SesemiError
-from sesemi.ops.runs import METRICS, Run, field_value, find_runs, group_runs, method, remove
+from sesemi.ops.runs import METRICS, Run, field_value, find_runs, group_runs, method, partition
+from sesemi.ownership import MARKER, open_atomically, owned, staged, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +162,8 @@ def plot_curves(runs: Sequence[Run], folder: Path) -> list[Path]:
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
         path = folder / f"{metric.replace('/', '_')}.png"
-        figure.savefig(path, dpi=120)
+        with open_atomically(path, "wb") as file:
+            figure.savefig(file, format="png", dpi=120)
         written.append(path)
     return written
 
@@ -236,18 +239,41 @@ def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: 
     return write_summary(find_runs(runs_dir), folder, str(runs_dir), by)
 
 
-def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False) -> tuple[Path, Summary]:
+@dataclass(frozen=True)
+class Group:
+    """What `group` made, or would make on a dry run.
+
+    Attributes:
+        folder: The group's folder, `<runs_dir>/groups/NAME`.
+        members: The runs linked into each `<field=value,...>` folder.
+        replaced: Whether a group of that name was (or would be) replaced.
+        summary: The group's summary; None on a dry run.
+    """
+
+    folder: Path
+    members: dict[str, list[Run]]
+    replaced: bool
+    summary: Summary | None
+
+
+def group(
+    runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False, dry_run: bool = False
+) -> Group:
     """Gathers the finished runs into `<runs_dir>/groups/NAME/<field=value,...>/` (as links),
     one folder per value of the `by` fields, with a summary averaged over each folder's runs.
+
+    The group is built beside its place and renamed into it when complete; it replaces only a
+    group sesemi made (marked `group`), never a folder of someone else's.
 
     Args:
         runs_dir: The folder to search for run folders.
         by: Config fields, e.g. `learner.hparams.optimizer.lr` or `method`.
         name: The group's name.
         force: Replace an existing group of that name.
+        dry_run: Only say what would be made (and replaced).
 
     Returns:
-        The group's folder and its summary.
+        The group's folder, its members and summary.
     """
     if not by:
         raise SesemiError("name the config fields to group by, e.g. --by learner.hparams.optimizer.lr")
@@ -263,12 +289,20 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
                 + (", ".join(differences(runs)) or "none")
             )
     folder = Path(runs_dir) / "groups" / name
-    if folder.exists():
-        if not force:
-            raise SesemiError(f"group {folder} exists; pass --force to replace it")
-        remove([folder])
-    group_runs(runs, by, folder)
-    return folder, write_summary(find_runs(folder), folder / "summary", str(folder), by)
+    exists = os.path.lexists(folder)
+    if exists and not owned(folder, "group"):
+        raise SesemiError(
+            f"will not replace {folder}: it is not a group sesemi made (no {MARKER} marker); "
+            "choose another --name"
+        )
+    if exists and not force:
+        raise SesemiError(f"group {folder} exists; pass --force to replace it")
+    if dry_run:
+        return Group(folder, partition(runs, by), exists, None)
+    with staged(folder, "group") as building:
+        members = group_runs(runs, by, building)
+        summary = write_summary(find_runs(building), building / "summary", str(folder), by)
+    return Group(folder, members, exists, summary)
 
 
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
@@ -279,16 +313,16 @@ def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[st
         raise SesemiError(
             f"no finished training runs under {title}"
             + (
-                f" ({unfinished} without results.json: `sesemi rm-failed` removes them)"
+                f" ({unfinished} without results.json: `sesemi rm-failed` removes those that stopped)"
                 if unfinished
                 else ""
             )
         )
     table, configuration, metrics = summarize(trained, by)
     aggregated = aggregate(table, configuration, metrics)
-    folder.mkdir(parents=True, exist_ok=True)
-    table.to_csv(folder / "summary.csv", index=False)
-    aggregated.to_csv(folder / "aggregated.csv", index=False)
+    for frame, file_name in ((table, "summary.csv"), (aggregated, "aggregated.csv")):
+        with open_atomically(folder / file_name, newline="") as file:
+            frame.to_csv(file, index=False)
     plots = plot_curves(trained, folder / "plots")
     text = [
         f"# Runs under {title}",
@@ -303,5 +337,5 @@ def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[st
         "",
         *(f"![{p.stem}](plots/{p.name})\n" for p in plots),
     ]
-    (folder / "summary.md").write_text("\n".join(text))
+    write_atomically(folder / "summary.md", "\n".join(text))
     return Summary(table, aggregated, configuration, metrics, plots, sum(not run.finished for run in runs))

@@ -5,7 +5,9 @@
 
 Training then reads float32 samples instead of decoding compressed files every epoch. An entry
 is rewritten when its source file's size or modification time changes, and a sample rate has its
-own entries (see sesemi/datasets/audio_cache.py); entries of removed or changed files are deleted.
+own entries (see sesemi/datasets/audio_cache.py); entries of removed or changed files are deleted,
+from a cache folder sesemi made (marked `cache`) only: in a folder of someone else's (or of a
+release before markers) they are counted and kept.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
 from sesemi.datasets.images import subset_dirs
 from sesemi.errors import SesemiError
+from sesemi.ownership import MARKER, claim
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,9 @@ class Preprocessed:
         written: Files decoded into the cache now.
         up_to_date: Files whose cache entry was already there.
         unreadable: Files that could not be decoded (skipped, with a warning).
-        removed: Cache entries of files removed or changed since.
+        removed: Cache entries of files removed or changed since, deleted.
+        stale_kept: Such entries kept because the cache folder has no sesemi marker.
+        cache: The cache's folder.
     """
 
     root: str
@@ -74,6 +79,17 @@ class Preprocessed:
     up_to_date: int
     unreadable: int
     removed: int
+    stale_kept: int = 0
+    cache: str = ""
+
+    def kept_note(self) -> str | None:
+        """One line on the out-of-date entries kept, or None."""
+        if not self.stale_kept:
+            return None
+        return (
+            f"kept {self.stale_kept} out-of-date entries: {self.cache} has no {MARKER} marker (made by a "
+            "release before markers, or not by sesemi); delete it yourself to rebuild it"
+        )
 
 
 def preprocess(
@@ -137,18 +153,22 @@ def _preprocess_one(
     files = [p for f in folders for p in sorted(f.rglob("*")) if is_audio_file(p)]
     if not files:
         raise SesemiError(f"no audio files under {root}" + (f" in {subset}" if subset else ""))
-    removed = 0
-    for stale in list(cache.stale()):
-        stale.unlink()
-        removed += 1
+    stale = list(cache.stale())
+    if claim(cache.base, "cache"):
+        for path in stale:
+            path.unlink()
+        removed, kept = len(stale), 0
+    else:
+        removed, kept = 0, len(stale)
     todo = [p for p in files if not cache.entry(p).is_file()]
     if num_workers > 0:
         with ProcessPoolExecutor(num_workers) as pool:
             unreadable = _report(todo, pool.map(_cache_one, repeat(cache), todo, chunksize=16), on_error)
     else:
         unreadable = _report(todo, map(_cache_one, repeat(cache), todo), on_error)
+    written, up_to_date = len(todo) - unreadable, len(files) - len(todo)
     result = Preprocessed(
-        root, sample_rate, len(files), len(todo) - unreadable, len(files) - len(todo), unreadable, removed
+        root, sample_rate, len(files), written, up_to_date, unreadable, removed, kept, str(cache.base)
     )
     logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result)
     return result

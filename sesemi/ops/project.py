@@ -14,8 +14,12 @@ from pathlib import Path
 
 from sesemi.config import catalog
 from sesemi.errors import SesemiError
+from sesemi.ownership import write_atomically
 
 PROJECT_FOLDERS = ("configs", "data", "runs", "src")
+# The first line of a copied config (after Hydra's `# @package` header): `--force` overwrites
+# only a file that has it, never one of the user's own.
+COPIED = "# Copied from sesemi's built-in config"
 
 CUSTOM_CONFIG = """\
 # Your experiment: the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
@@ -84,9 +88,31 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     return root
 
 
+def _header(text: str) -> tuple[list[str], list[str]]:
+    """Hydra's header lines (`# @package ...`, which must come first) and the rest."""
+    lines = text.splitlines(keepends=True)
+    count = 0
+    while count < len(lines) and lines[count].lstrip().startswith("#") and lines[count].lstrip("# \t").startswith("@"):
+        count += 1
+    return lines[:count], lines[count:]
+
+
+def copied(path: Path) -> bool:
+    """Whether `path` is a config `save_config` wrote (its marker comment comes first)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            _, rest = _header(file.read(64 * 1024))
+    except OSError:
+        return False
+    return bool(rest) and rest[0].startswith(COPIED)
+
+
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file or folder, to start
     a config of your own from.
+
+    The copy's first line (after Hydra's `# @package` header) says where it came from; with
+    `force`, only a file that starts so is overwritten, never a config of your own.
 
     Returns:
         The file written.
@@ -95,8 +121,18 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     path = Path(target)
     if path.is_dir() or str(target).endswith(("/", os.sep)):
         path = path / source.name
-    if path.exists() and not force:
-        raise SesemiError(f"{path} exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(source.read_text())
+    if os.path.lexists(path):
+        if not force:
+            raise SesemiError(f"{path} exists; pass --force to overwrite it")
+        if path.is_symlink() or not copied(path):
+            raise SesemiError(
+                f"will not overwrite {path}: it is not a copy `sesemi show --save` made "
+                f"(its first line is not {COPIED!r}); choose another file"
+            )
+    header, rest = _header(source.read_text())
+    note = f"{COPIED} `{name.removesuffix('.yaml')}` (sesemi show --save)\n"
+    try:
+        write_atomically(path, "".join([*header, note, *rest]))
+    except OSError as error:
+        raise SesemiError(f"cannot write {path} ({error.strerror or error}); choose another file") from None
     return path

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from sesemi.datasets import dataset
-from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE, write_pseudo_dataset
+from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError
 from sesemi.learners.trained import TrainedModel
 from sesemi.predictor import Predictor
@@ -106,7 +106,8 @@ def pseudo_dataset(
         num_workers: Data loader worker processes (0 reads in the main process).
         device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
         on_error: "skip" unreadable images (with a warning) or "raise" on the first one.
-        overwrite: Whether to replace an existing `labels.csv`/`dataset.json` in `output_dir`.
+        overwrite: Whether to replace an existing `labels.csv`/`dataset.json` in `output_dir`
+            (only in a folder an earlier `pseudo_dataset` made, never in one of someone else's).
 
     Returns:
         What `dataset.json` holds: classes, soft_labels, counts and settings.
@@ -121,9 +122,7 @@ def pseudo_dataset(
     if include_labeled and labeled_subset is None:
         raise SesemiError("include_labeled needs labeled_subset: the folder of labeled images")
     output = Path(output_dir)
-    existing = [output / name for name in (LABELS_FILE, INFO_FILE) if (output / name).exists()]
-    if existing and not overwrite:
-        raise SesemiError(f"{existing[0]} already exists; set overwrite=true to replace it")
+    check_output(output, overwrite)
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
 
@@ -184,7 +183,7 @@ def pseudo_dataset(
             ", ".join(empty),
         )
     write_pseudo_dataset(
-        output, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}
+        output, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}, overwrite
     )
     logger.info(
         "wrote %d pseudo-labels (%d below the threshold, %d dropped by balancing) and %d labeled images to %s",

@@ -1,23 +1,29 @@
 """Run folders on disk: finding them, reading what they wrote, and tidying them up.
 
-A run folder is what a training run writes (see sesemi/runner.py): `config.yaml`, `results.json`
-(only once it finished), `metrics.csv` and `checkpoints/`. A run that failed before writing its
-config is recognized by Hydra's `.hydra/config.yaml` with a `learner`.
+A run folder is what a training run writes (see sesemi/runner.py): its `.sesemi` marker (kind
+`run`, state running, finished, failed or interrupted), `config.yaml`, `results.json` (only once
+it finished), `metrics.csv` and `checkpoints/`. A run that failed before writing its config is
+recognized by its marker, or by Hydra's `.hydra/config.yaml` with a `learner`.
+
+Tidying deletes only run folders that carry the marker, found without following a symlink out of
+the folder given: folders of earlier releases (no marker), and whatever a link points to, are
+never deleted, only counted.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sesemi import ownership
 from sesemi.errors import SesemiError
+from sesemi.ownership import MARKER, Marker
 from sesemi.results import RESULTS, RunResult
 
 CONFIG, METRICS = "config.yaml", "metrics.csv"
@@ -45,6 +51,12 @@ class Run:
         return self.result is not None
 
     @property
+    def marker(self) -> Marker | None:
+        """The run's `.sesemi` marker, or None (a run of an earlier release, or not sesemi's)."""
+        found = ownership.marker(self.path)
+        return found if found is not None and found.kind == "run" else None
+
+    @property
     def trained(self) -> bool:
         """Whether this is a finished training (not an evaluation) run."""
         return self.result is not None and self.result.mode == "FIT"
@@ -66,22 +78,26 @@ def _read_result(folder: Path) -> RunResult | None:
 
 
 def _is_run(folder: Path) -> bool:
-    if (folder / CONFIG).is_file() or (folder / RESULTS).is_file():
+    if (folder / CONFIG).is_file() or (folder / RESULTS).is_file() or ownership.owned(folder, "run"):
         return True
     hydra_config = folder / ".hydra" / CONFIG  # failed early; operations have no learner
     return hydra_config.is_file() and "learner" in (_read_yaml(hydra_config) or {})
 
 
-def find_runs(root: str | Path) -> list[Run]:
-    """Every run folder under `root` (following symlinks, e.g. of groups), sorted by name.
+def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
+    """Every run folder under `root`, sorted by name.
 
-    A run reached both directly and through a symlink is listed once, by its direct path.
+    Args:
+        root: The folder to search.
+        follow_links: Also search through symlinks (e.g. the links of groups); a run reached
+            both directly and through a link is listed once, by its direct path. Without,
+            nothing outside `root` is reached: what tidying deletes is searched this way.
     """
     root = Path(root)
     if not root.is_dir():
         raise SesemiError(f"runs folder {root} does not exist")
     found: dict[str, Path] = {}
-    for folder, subfolders, _ in os.walk(root, followlinks=True):
+    for folder, subfolders, _ in os.walk(root, followlinks=follow_links):
         folder_path = Path(folder)
         if not _is_run(folder_path):
             subfolders[:] = sorted(
@@ -128,37 +144,89 @@ def field_value(run: Run, field: str) -> Any:
     return value
 
 
-def remove(paths: Iterable[Path]) -> None:
-    """Deletes files and folders; a symlink is removed, not what it points to."""
-    for path in paths:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        else:
-            shutil.rmtree(path)
+@dataclass(frozen=True)
+class Tidied:
+    """What `remove_failed` or `remove_checkpoints` deleted, or would delete, and what it left.
+
+    Attributes:
+        removed: The run folders or checkpoint files deleted (on a dry run: that would be).
+        size: Their size in bytes.
+        unmarked: Run folders without sesemi's marker that the old rule would have touched
+            (runs of earlier releases, or folders sesemi did not make): never deleted.
+        running: Marked runs whose process still runs: left alone.
+    """
+
+    removed: list[Path]
+    size: int
+    unmarked: list[Path]
+    running: list[Path]
+
+    def left_alone(self) -> str | None:
+        """One line on the run folders left alone and why, or None."""
+        parts = []
+        if self.unmarked:
+            parts.append(
+                f"{len(self.unmarked)} run folders without a {MARKER} marker (made before sesemi marked its "
+                "runs, or not by sesemi; delete them yourself if they are yours to delete)"
+            )
+        if self.running:
+            parts.append(f"{len(self.running)} runs still running")
+        return f"left alone {' and '.join(parts)}" if parts else None
 
 
-def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> list[Path]:
-    """Deletes the run folders without `results.json`: runs that failed or were killed.
+def _size(path: Path) -> int:
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    return sum((Path(folder) / name).lstat().st_size for folder, _, names in os.walk(path) for name in names)
 
-    A run still training has no `results.json` either: do not use this while runs are going.
+
+def _delete(paths: Sequence[Path], root: Path, kind: str | None, dry_run: bool) -> int:
+    """Deletes what sesemi made under `root` (see `ownership.remove`); returns the bytes."""
+    size = sum(_size(path) for path in paths)
+    if not dry_run:
+        for path in paths:
+            try:
+                ownership.remove(path, root, kind)
+            except OSError as error:
+                raise SesemiError(
+                    f"cannot delete {path} ({error.strerror or error}); check its permissions"
+                ) from None
+    return size
+
+
+def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
+    """Deletes the folders of runs that stopped without finishing: failed, interrupted, or
+    killed (marked running by a process that is gone).
+
+    Only folders marked as runs by sesemi go; nothing is reached through a symlink. A run still
+    training on another machine counts as running and stays.
 
     Args:
         runs_dir: The folder to search for run folders.
         dry_run: Only say what would be deleted.
 
     Returns:
-        The run folders deleted (or that would be).
+        The run folders deleted (or that would be), and those left alone.
     """
-    failed = [run.path for run in find_runs(runs_dir) if not run.finished]
-    if not dry_run:
-        remove(failed)
-    return failed
+    root = Path(runs_dir)
+    stopped, unmarked, running = [], [], []
+    for run in find_runs(root, follow_links=False):
+        found = run.marker
+        if found is None:
+            if not run.finished:
+                unmarked.append(run.path)
+        elif found.stopped:
+            stopped.append(run.path)
+        elif found.state == "running":
+            running.append(run.path)
+    return Tidied(stopped, _delete(stopped, root, "run", dry_run), unmarked, running)
 
 
-def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: bool = False) -> list[Path]:
+def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: bool = False) -> Tidied:
     """Deletes the checkpoints of finished runs except their best and last ones.
 
-    Unfinished runs keep theirs: they may be resumed from them.
+    Only runs marked finished by sesemi lose checkpoints; the others keep theirs (they may be
+    resumed from them), and nothing is reached through a symlink.
 
     Args:
         runs_dir: The folder to search for run folders.
@@ -166,20 +234,28 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
         dry_run: Only say what would be deleted.
 
     Returns:
-        The checkpoint files deleted (or that would be).
+        The checkpoint files deleted (or that would be), and the runs left alone.
     """
-    files = [path for run in find_runs(runs_dir) for path in surplus_checkpoints(run, everything)]
-    if not dry_run:
-        remove(files)
-    return files
+    root = Path(runs_dir)
+    files, unmarked = [], []
+    for run in find_runs(root, follow_links=False):
+        surplus, found = surplus_checkpoints(run, everything), run.marker
+        if found is None:
+            if surplus:
+                unmarked.append(run.path)
+        elif found.state == "finished":
+            files += surplus
+    return Tidied(files, _delete(files, root, None, dry_run), unmarked, [])
 
 
 def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
     """The checkpoints of a finished run beyond its best and last ones (all of them with
-    `everything`). Unfinished runs keep theirs: they may be resumed from them."""
-    if run.result is None:
+    `everything`). Unfinished runs keep theirs: they may be resumed from them. A `checkpoints`
+    folder that is a symlink is not looked into."""
+    folder = run.path / "checkpoints"
+    if run.result is None or folder.is_symlink():
         return []
-    checkpoints = sorted((run.path / "checkpoints").glob("*.ckpt"))
+    checkpoints = sorted(path for path in folder.glob("*.ckpt") if path.is_symlink() or path.is_file())
     if everything:
         return checkpoints
     recorded = [run.result.best_checkpoint, run.result.last_checkpoint]
@@ -187,14 +263,20 @@ def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
     return [path for path in checkpoints if path.name not in kept]
 
 
-def group_runs(runs: Sequence[Run], by: Sequence[str], folder: Path) -> dict[str, list[Run]]:
-    """Links each run into `folder/<field=value,...>/`, by the values of the `by` fields."""
+def partition(runs: Sequence[Run], by: Sequence[str]) -> dict[str, list[Run]]:
+    """The runs by the values of the `by` fields, under labels `<field=value,...>`."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
         label = ",".join(
             f"{field.rsplit('.', 1)[-1]}={_text(field_value(run, field))}" for field in by
         )
         groups.setdefault(label, []).append(run)
+    return groups
+
+
+def group_runs(runs: Sequence[Run], by: Sequence[str], folder: Path) -> dict[str, list[Run]]:
+    """Links each run into `folder/<field=value,...>/`, by the values of the `by` fields."""
+    groups = partition(runs, by)
     for label, members in groups.items():
         (folder / label).mkdir(parents=True)
         for run in members:

@@ -119,9 +119,25 @@ def test_show_prints_and_saves(sesemi_cli, tmp_path):
     result = sesemi_cli("show", "backbone/convnet")
     assert result.exit_code == 0 and "_target_: sesemi.ConvNet" in result.output
     assert sesemi_cli("show", "digits", "--save", tmp_path).exit_code == 0
-    assert (tmp_path / "digits.yaml").read_text().startswith("# The embedded demo")
+    first, second = (tmp_path / "digits.yaml").read_text().splitlines()[:2]
+    assert first == "# Copied from sesemi's built-in config `digits` (sesemi show --save)"
+    assert second.startswith("# The embedded demo")
     assert "pass --force" in error_line(sesemi_cli("show", "digits", "--save", tmp_path))
+    assert sesemi_cli("show", "digits", "--save", tmp_path, "--force").exit_code == 0  # its own copy
     assert "did you mean digits" in error_line(sesemi_cli("show", "digit"))
+
+
+def test_a_saved_method_keeps_its_package_header_and_composes(sesemi_cli, tmp_path):
+    """The copy's marker line goes after Hydra's `# @package _global_`, which must stay first."""
+    saved = tmp_path / "configs" / "method" / "mine.yaml"
+    assert sesemi_cli("show", "method/fixmatch", "--save", saved).exit_code == 0
+    assert saved.read_text().splitlines()[:2] == [
+        "# @package _global_",
+        "# Copied from sesemi's built-in config `method/fixmatch` (sesemi show --save)",
+    ]
+    result = sesemi_cli("train", "-cd", tmp_path / "configs", "digits", "method=mine", "--show-config")
+    assert result.exit_code == 0, result.output
+    assert "FixMatchLossHead" in result.output
 
 
 def test_fetch_explains_what_it_cannot_download(sesemi_cli, tmp_path):
@@ -287,18 +303,24 @@ def test_rm_states_dry_run_then_all(sesemi_cli, runs_copy):
 
 
 def test_rm_failed_dry_run_then_delete(sesemi_cli, runs_copy):
+    """A run marked failed goes (after a dry run that lists it); a folder of an earlier release
+    without a marker stays and is counted; the finished runs stay."""
+    from sesemi.ownership import mark
+
     failed = runs_copy / "custom" / "2026-01-01_00-00-00"
-    (failed / ".hydra").mkdir(parents=True)
-    (failed / ".hydra" / "config.yaml").write_text("learner: {_target_: sesemi.Classifier}\n")
+    (failed / "checkpoints").mkdir(parents=True)
+    (failed / "config.yaml").write_text("learner: {_target_: sesemi.Classifier}\n")
+    mark(failed, "run", "failed")
+    earlier = runs_copy / "custom" / "2025-01-01_00-00-00"
+    (earlier / ".hydra").mkdir(parents=True)
+    (earlier / ".hydra" / "config.yaml").write_text("learner: {_target_: sesemi.Classifier}\n")
     result = sesemi_cli("rm-failed", runs_copy, "--dry-run")
-    assert (
-        result.exit_code == 0
-        and str(failed) in result.output
-        and "would delete 1 failed runs" in result.output
-    )
+    assert result.exit_code == 0 and str(failed) in result.output and str(earlier) not in result.output
+    assert "would delete 1 failed runs" in result.output
+    assert "left alone 1 run folders without a .sesemi marker" in result.output
     assert failed.exists()
     assert "deleted 1 failed runs" in sesemi_cli("rm-failed", runs_copy).output
-    assert not failed.exists()
+    assert not failed.exists() and earlier.exists()
     assert len(list(runs_copy.glob("custom/*/results.json"))) == 2
 
 
@@ -306,14 +328,21 @@ def test_group_by_seed(sesemi_cli, runs_copy):
     result = sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds")
     assert result.exit_code == 0, result.output
     group = runs_copy / "groups" / "seeds"
-    assert sorted(p.name for p in group.iterdir()) == ["seed=1", "seed=2", "summary"]
+    assert sorted(p.name for p in group.iterdir()) == [".sesemi", "seed=1", "seed=2", "summary"]
     assert len(pd.read_csv(group / "summary" / "aggregated.csv")) == 2
     assert "pass --force" in error_line(
         sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds")
     )
+    result = sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds", "--force", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "seed=1/: 1 runs" in result.output and "would group 2 runs under" in result.output
+    assert "(replacing the group there)" in result.output
+    (group / "seed=1" / "mine.txt").write_text("replaced with the group")
     assert (
         sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds", "--force").exit_code
         == 0
     )
+    assert not (group / "seed=1" / "mine.txt").exists()
+    assert [p.name for p in (runs_copy / "groups").iterdir()] == ["seeds"]  # nothing left beside it
     line = error_line(sesemi_cli("group", runs_copy, "--by", "run.nothing", "--name", "x"))
     assert "no run has the config field 'run.nothing'" in line

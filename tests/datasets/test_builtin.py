@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from sesemi.datasets import builtin
 from sesemi.datasets.builtin import missing_data_hint, prepare_builtin
+from sesemi.ownership import marker
 
 
 def _files(folder: Path) -> list[Path]:
@@ -103,7 +105,8 @@ def test_concurrent_builds_end_with_one_complete_data_set(tmp_path):
         worker.join(timeout=120)
     assert [w.exitcode for w in workers] == [0, 0]
     assert log.read_text().splitlines() == ["build"]
-    assert sorted(p.name for p in root.iterdir()) == ["train", "train_all", "unlabeled", "val"]
+    assert sorted(p.name for p in root.iterdir()) == [".sesemi", "train", "train_all", "unlabeled", "val"]
+    assert marker(root).kind == "data"
     assert len(_files(root / "train")) == 50
     assert len(_files(root / "unlabeled")) == 1247
     assert len(_files(root / "val")) == 500
@@ -124,3 +127,23 @@ def test_missing_data_hint_for_imagewoof(path):
 def test_missing_data_hint_generic():
     """Other folders get generic advice pointing at run.data_root."""
     assert "run.data_root" in missing_data_hint(Path("data/photos/train"))
+
+
+def test_a_failed_build_leaves_no_data_set_and_no_staging_folder(tmp_path, monkeypatch):
+    """A build that fails part way leaves neither a half-written data set nor its staging
+    folder; the next build starts afresh and marks its folder as sesemi's data."""
+
+    def failing(target: Path) -> None:
+        (target / "train").mkdir()
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(builtin.BUILDERS, "digits", failing)
+    root = tmp_path / "data" / "digits"
+    with pytest.raises(RuntimeError, match="disk full"):
+        prepare_builtin(root)
+    assert [p.name for p in root.parent.iterdir()] == ["digits.lock"]
+
+    monkeypatch.setitem(builtin.BUILDERS, "digits", lambda target: (target / "train").mkdir())
+    prepare_builtin(root)
+    assert sorted(p.name for p in root.iterdir()) == [".sesemi", "train"]
+    assert marker(root).kind == "data" and marker(root).state == "complete"

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from sesemi.ownership import mark
+
 
 def run_config(
     seed: int = 1,
@@ -53,10 +55,16 @@ def write_run(
     top1: Sequence[float] | None = (0.2, 0.5),
     checkpoints: Sequence[str] = ("best.ckpt", "last.ckpt"),
     mode: str = "FIT",
+    state: str | None = "",
 ) -> Path:
     """Writes a run folder: `config.yaml`, `metrics.csv` (training loss every step, val/top1 at
-    each of `top1`'s validations) and, unless `top1` is None (a failed run), `results.json`."""
+    each of `top1`'s validations) and, unless `top1` is None (a failed run), `results.json`.
+
+    Its `.sesemi` marker says `state`: by default finished, or failed when `top1` is None;
+    None writes no marker (a run of an earlier release)."""
     folder.mkdir(parents=True)
+    if state is not None:
+        mark(folder, "run", state or ("failed" if top1 is None else "finished"))
     (folder / "config.yaml").write_text(yaml.safe_dump(config or run_config()))
     (folder / "checkpoints").mkdir()
     for name in checkpoints:

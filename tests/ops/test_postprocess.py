@@ -14,6 +14,7 @@ from sesemi.ops.postprocess import (
     aggregate,
     differences,
     display,
+    group,
     markdown,
     plot_curves,
     postprocess,
@@ -21,6 +22,7 @@ from sesemi.ops.postprocess import (
     write_summary,
 )
 from sesemi.ops.runs import find_runs
+from sesemi.ownership import marker
 
 
 @pytest.fixture
@@ -149,3 +151,30 @@ def test_evaluation_runs_are_not_training_runs(make_run, tmp_path):
     make_run("digits/validate", mode="VALIDATE")
     summary = postprocess(tmp_path / "runs", tmp_path / "out")
     assert summary.runs["run"].tolist() == ["digits/fit"]
+
+
+def test_group_is_marked_and_replaced_only_with_force(three_seeds_two_lrs, tmp_path):
+    runs = tmp_path / "runs"
+    made = group(runs, ["learner.hparams.optimizer.lr"], "lr")
+    assert marker(made.folder).kind == "group" and not made.replaced
+    assert {label: len(members) for label, members in made.members.items()} == {"lr=0.1": 3, "lr=0.01": 2}
+    assert (made.folder / "summary" / "aggregated.csv").is_file()
+    with pytest.raises(SesemiError, match="exists; pass --force"):
+        group(runs, ["learner.hparams.optimizer.lr"], "lr")
+    planned = group(runs, ["run.seed"], "lr", force=True, dry_run=True)
+    assert planned.replaced and planned.summary is None and sorted(planned.members) == ["seed=1", "seed=2", "seed=3"]
+    assert sorted(p.name for p in made.folder.iterdir()) == [".sesemi", "lr=0.01", "lr=0.1", "summary"]
+    again = group(runs, ["run.seed"], "lr", force=True)
+    assert again.replaced
+    assert sorted(p.name for p in again.folder.iterdir()) == [".sesemi", "seed=1", "seed=2", "seed=3", "summary"]
+    assert [p.name for p in (runs / "groups").iterdir()] == ["lr"]
+
+
+def test_group_never_replaces_a_folder_sesemi_did_not_make(three_seeds_two_lrs, tmp_path):
+    mine = tmp_path / "runs" / "groups" / "lr"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    for dry_run in (True, False):
+        with pytest.raises(SesemiError, match=r"will not replace .*groups/lr: it is not a group sesemi made"):
+            group(tmp_path / "runs", ["learner.hparams.optimizer.lr"], "lr", force=True, dry_run=dry_run)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

@@ -12,6 +12,7 @@ from sesemi.datasets import dataset
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.errors import SesemiError
 from sesemi.ops.preprocess import preprocess
+from sesemi.ownership import marker
 
 
 @pytest.fixture
@@ -71,3 +72,23 @@ def test_missing_root_or_no_audio_is_a_user_error(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(SesemiError, match="no audio files"):
         preprocess(str(tmp_path / "empty"))
+
+
+def test_stale_entries_are_deleted_only_from_a_cache_sesemi_marked(tree, tmp_path):
+    """The cache folder preprocess makes is marked; in a cache folder of someone else's (or of a
+    release before markers) out-of-date entries are counted and kept."""
+    preprocess(str(tree.root), sample_rate=16000)
+    cache = AudioCache(tree.root, 16000)
+    assert marker(cache.base).kind == "cache"
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    preprocess(str(tree.root), sample_rate=16000, cache_dir=theirs)
+    assert not (theirs / ".sesemi").exists()
+    (tree.root / "unlabeled" / "u1.flac").unlink()
+    (counts,) = preprocess(str(tree.root), sample_rate=16000, cache_dir=theirs)
+    assert (counts.removed, counts.stale_kept) == (0, 1)
+    assert "kept 1 out-of-date entries" in counts.kept_note() and str(theirs) in counts.kept_note()
+    assert len(list(theirs.rglob("u1.flac.*.npy"))) == 1
+    assert preprocess(str(tree.root), sample_rate=16000)[0].removed == 1  # the marked cache

@@ -232,11 +232,21 @@ def test_missing_folders_and_existing_output_are_errors(teacher, data_root, tmp_
         pseudo_dataset(
             str(teacher), str(data_root), str(tmp_path / "out"), unlabeled_subset="missing"
         )
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / INFO_FILE).write_text("{}")
+    pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "out"), device="cpu")
     with pytest.raises(SesemiError, match="already exists; set overwrite=true"):
         pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "out"))
     pseudo_dataset(
         str(teacher), str(data_root), str(tmp_path / "out"), overwrite=True, device="cpu"
     )
     assert json.loads((tmp_path / "out" / INFO_FILE).read_text())["classes"] == sorted(CLASS_STYLES)
+
+
+def test_overwrite_replaces_only_a_folder_pseudo_label_made(teacher, data_root, tmp_path):
+    """A folder of someone else's that holds a dataset.json is refused, overwrite or not, and
+    keeps its files."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / INFO_FILE).write_text("my own")
+    with pytest.raises(SesemiError, match=r"will not overwrite .*mine/dataset.json: .*(no \.sesemi marker)"):
+        pseudo_dataset(str(teacher), str(data_root), str(mine), overwrite=True, device="cpu")
+    assert sorted(p.name for p in mine.iterdir()) == [INFO_FILE] and (mine / INFO_FILE).read_text() == "my own"

@@ -14,8 +14,11 @@ from sesemi.ops.runs import (
     find_runs,
     group_runs,
     method,
+    remove_checkpoints,
+    remove_failed,
     surplus_checkpoints,
 )
+from sesemi.ownership import mark
 
 
 @pytest.fixture
@@ -124,3 +127,70 @@ def test_group_runs_links_runs_by_field_values(make_run, tmp_path):
     link = folder / "lr=0.1" / "digits_s2-lr0.1"
     assert link.is_symlink() and not os.path.isabs(os.readlink(link))
     assert (link / "results.json").is_file()
+
+
+def test_remove_failed_deletes_only_stopped_runs_sesemi_marked(make_run, tmp_path):
+    """Failed, interrupted and killed (running, process gone) runs go; a live run, a finished
+    one and an unmarked folder of an earlier release stay; a dry run deletes nothing."""
+    runs = tmp_path / "runs"
+    failed = make_run("failed", top1=None)
+    interrupted = make_run("interrupted", top1=None, state="interrupted")
+    killed = make_run("killed", top1=None, state="running")
+    stamp = (killed / ".sesemi").read_text()
+    (killed / ".sesemi").write_text(stamp.replace(f'"pid": {os.getpid()}', '"pid": 999999999'))  # gone
+    live = make_run("live", top1=None, state="running")
+    earlier = make_run("earlier", top1=None, state=None)
+    finished = make_run("finished")
+
+    dry = remove_failed(runs, dry_run=True)
+    assert dry.removed == [failed, interrupted, killed] and dry.size > 0
+    assert dry.unmarked == [earlier] and dry.running == [live]
+    assert all(path.exists() for path in (failed, interrupted, killed))
+    assert "left alone 1 run folders without a .sesemi marker" in dry.left_alone()
+    assert dry.left_alone().endswith("and 1 runs still running")
+
+    assert remove_failed(runs).removed == [failed, interrupted, killed]
+    assert sorted(p.name for p in runs.iterdir()) == ["earlier", "finished", "live"]
+    assert finished.exists() and earlier.exists() and live.exists()
+
+
+def test_remove_failed_never_follows_a_link_out_of_the_folder(make_run, tmp_path):
+    """A failed run outside the folder, linked into it, is neither deleted nor counted."""
+    outside = write_run(tmp_path / "elsewhere" / "failed", top1=None)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "link").symlink_to(outside, target_is_directory=True)
+    assert remove_failed(tmp_path / "runs").removed == []
+    assert (outside / "config.yaml").is_file() and (tmp_path / "runs" / "link").is_symlink()
+    assert [r.name for r in find_runs(tmp_path / "runs", follow_links=False)] == []
+    assert [r.name for r in find_runs(tmp_path / "runs")] == ["link"]
+
+
+def test_remove_checkpoints_only_of_runs_marked_finished(make_run, tmp_path):
+    extra = ("best.ckpt", "last.ckpt", "epoch=0-step=10.ckpt")
+    done = make_run("done", checkpoints=extra)
+    earlier = make_run("earlier", checkpoints=extra, state=None)
+    running = make_run("running", checkpoints=extra, state="running")  # results.json, still going
+    tidied = remove_checkpoints(tmp_path / "runs")
+    assert tidied.removed == [done / "checkpoints" / "epoch=0-step=10.ckpt"] and tidied.size == 1000
+    assert tidied.unmarked == [earlier]
+    assert not tidied.removed[0].exists()
+    assert len(list(earlier.glob("checkpoints/*.ckpt"))) == 3
+    assert len(list(running.glob("checkpoints/*.ckpt"))) == 3
+
+
+def test_remove_checkpoints_does_not_look_into_linked_checkpoints(make_run, tmp_path):
+    """A run whose checkpoints/ is a link elsewhere keeps what is there, even with --all."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "best.ckpt").write_bytes(b"0")
+    run = make_run("done", checkpoints=())
+    (run / "checkpoints").rmdir()
+    (run / "checkpoints").symlink_to(elsewhere, target_is_directory=True)
+    assert remove_checkpoints(tmp_path / "runs", everything=True).removed == []
+    assert (elsewhere / "best.ckpt").is_file()
+
+
+def test_a_run_marked_before_it_wrote_anything_is_found(tmp_path):
+    """Killed between its marker and its config: still a run, so rm-failed can tidy it."""
+    mark(tmp_path / "runs" / "r", "run", "failed")
+    assert [r.name for r in find_runs(tmp_path / "runs")] == ["r"]
