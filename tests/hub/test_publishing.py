@@ -90,6 +90,6 @@ def test_a_run_whose_checkpoint_builds_untrusted_classes_is_refused(trained, tmp
     stored = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
     stored["hyper_parameters"]["hparams"]["model"]["backbone"]["_target_"] = "my_project.Net"
     torch.save(stored, run / "checkpoints" / "best.ckpt")
-    with pytest.raises(SesemiError, match=r"builds my_project.Net, .* allow=\['my_project.'\]"):
+    with pytest.raises(SesemiError, match=r"builds my_project.Net, which sesemi does not trust; .*`sesemi trust add my_project`"):
         publish(run, "tiny", "1.0.0", tmp_path / "repo")
     assert not (tmp_path / "repo").exists()
