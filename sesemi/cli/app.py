@@ -502,10 +502,14 @@ def publish(
         list[str] | None, typer.Option("--param", help="key=value that tells it apart from models of its name (repeat).")
     ] = None,
     author: Annotated[str | None, typer.Option("--author", help="Who publishes it.")] = None,
+    allow_unfinished: Annotated[
+        bool, typer.Option("--allow-unfinished", help="Publish a run that is running, failed or was interrupted.")
+    ] = False,
 ) -> None:
     """Publish a run's model: its weights (safetensors), config, labels, metrics and a model card.
 
     The uid is a short hash of name, subgroup and params, then the version. Each version is final.
+    Only finished runs are published (finish a stopped one with `sesemi resume RUN`).
 
     Python: sesemi.hub.publish
 
@@ -513,6 +517,7 @@ def publish(
       $ sesemi publish runs/digits/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
       $ sesemi publish runs/digits/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
       $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
+      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
     """
     import yaml
 
@@ -522,7 +527,7 @@ def publish(
     if malformed:
         raise SesemiError(f"params are key=value, not {malformed[0]!r}")
     params = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in param or ())}
-    uid = publish_model(run, name, version, repository, subgroup, params, author)
+    uid = publish_model(run, name, version, repository, subgroup, params, author, allow_unfinished=allow_unfinished)
     echo(f"published {name}@{version} as {uid} to {repository}")
 
 
