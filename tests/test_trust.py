@@ -175,3 +175,25 @@ def test_instantiate_checks_what_it_builds(tmp_path):
         instantiate({"_target_": "pathlib.Path.write_text", "self": str(victim), "data": "x"})
     assert not victim.exists()
     assert instantiate({"_target_": "torch.nn.Linear"}, in_features=2, out_features=3).out_features == 3
+
+
+def test_the_trust_command_adds_lists_and_removes(config_home):
+    from typer.testing import CliRunner
+
+    from sesemi.cli.app import app
+
+    def sesemi_cli(*args):
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+    done = sesemi_cli("trust", "add", "my_project.backbones")
+    assert done.exit_code == 0 and done.output == f"trusted: my_project.backbones (in {config_home / 'trust.json'})\n"
+    assert sesemi_cli("trust", "add", "my_project.backbones.").output.startswith("already trusted: my_project.backbones")
+    listed = sesemi_cli("trust", "list").output.splitlines()
+    assert listed[0] == "trusted\tby" and "torch.nn\tsesemi" in listed
+    assert listed[-1] == f"my_project.backbones\tyou ({config_home / 'trust.json'})"
+    done = sesemi_cli("trust", "remove", "torch")
+    assert done.exit_code == 1 and done.output.startswith("error: torch is trusted by sesemi itself")
+    assert sesemi_cli("trust", "remove", "my_project.backbones").exit_code == 0
+    assert trust.user_prefixes() == []
+    for command in ("add", "remove", "list"):
+        assert "Examples:" in sesemi_cli("trust", command, "--help").output
