@@ -14,7 +14,7 @@ Hydra imports and calls whatever a `_target_` names, `pathlib.Path.write_text` o
 2. Only then is it imported, and what it names must live (its own module, not where it was
    imported: `torch.nn.modules.module.torch.load` is `torch.serialization.load`) in the parts of
    those packages that build networks and training (`BUILDING_BLOCKS`: sesemi's models,
-   transforms, schedulers, callbacks, ...; `torch.nn`, `torch.optim`; `torchvision.transforms`;
+   transforms, schedulers, EMA callback, ...; `torch.nn`, `torch.optim`; `torchvision.transforms`;
    `timm.layers` and `timm.create_model`) or under a prefix the user trusts. The rest of the
    trusted packages reads and writes files, downloads or runs code (`torch.hub.load`,
    `torch.load(weights_only=False)`, `torchvision.models.Weights` with any URL, sesemi's own
@@ -45,7 +45,8 @@ BUILDING_BLOCKS = (
     "sesemi.models",
     "sesemi.transforms",
     "sesemi.schedulers",
-    "sesemi.callbacks",
+    "sesemi.callbacks.ema",
+    "sesemi.callbacks.channels_last",  # not InterruptedCheckpoint: the runner adds it, with its path
     "sesemi.collation",
     "sesemi.samplers",
     "sesemi.learners.classifier",

@@ -62,6 +62,7 @@ def test_what_sesemi_configs_build_is_trusted():
         ("torchvision.models.Weights", "it is torchvision.models._api.Weights"),  # downloads from any URL
         ("sesemi.ops.runs.remove", "is none of the network"),  # sesemi, but not a model
         ("sesemi.trust.add", "is none of the network"),
+        ("sesemi.callbacks.InterruptedCheckpoint", "is none of the network"),  # writes where it is told
         ("sesemi.run", r"\(it is sesemi.runner.run\)"),
         # A trusted module's imports are not trusted with it: what a name is counts, not where.
         ("torch.nn.modules.module.torch.load", r"\(it is torch.serialization.load\)"),
