@@ -1,30 +1,61 @@
-"""Which classes a config or checkpoint read from files may build.
+"""Which classes a config or checkpoint read from files may build: the trust rules.
 
-Loading a trained model instantiates the `_target_`s of its network (backbone and classification
-head, from a checkpoint's hyper-parameters or a run's config) and of its evaluation transform,
-and Hydra imports and calls whatever a `_target_` names. So these may only name sesemi's models,
-transforms and schedulers, torch.nn, torch.optim and torchvision.transforms; `allow` adds the
-prefixes of packages the user trusts (their own backbones, say). What loading does not build
-(loss heads, optimizer, callbacks) is not checked: a model loads without the classes only
-training needs.
+Checkpoints, run folders and published models are data, but their configs name what to build:
+Hydra imports and calls whatever a `_target_` names, `pathlib.Path.write_text` or
+`torch.hub.load` as readily as a backbone. So everything sesemi builds from a file passes
+`check_targets` first (`instantiate` checks and builds in one step):
+
+1. The `_target_` must be a plain name in a trusted package: sesemi, torch, torchvision, timm,
+   a prefix the user added with `sesemi trust add PREFIX` (kept in `trust.json` of the user's
+   config folder, see `config_home`) or one given as `allow=`. Prefixes match whole parts of
+   the dotted path: `torch` trusts `torch.nn.ReLU`, not `torchx.evil`. Names with a part that
+   starts with `_` are refused, and so is an interpolation (`${...}`): configs and hyper-parameters
+   sesemi stores are resolved, and an interpolation could build something that was never checked.
+2. Only then is it imported, and what it names must live (its own module, not where it was
+   imported: `torch.nn.modules.module.torch.load` is `torch.serialization.load`) in the parts of
+   those packages that build networks and training (`BUILDING_BLOCKS`: sesemi's models,
+   transforms, schedulers, EMA callback, ...; `torch.nn`, `torch.optim`; `torchvision.transforms`;
+   `timm.layers` and `timm.create_model`) or under a prefix the user trusts. The rest of the
+   trusted packages reads and writes files, downloads or runs code (`torch.hub.load`,
+   `torch.load(weights_only=False)`, `torchvision.models.Weights` with any URL, sesemi's own
+   commands), so it is refused even though the package is trusted.
+3. Every `_target_` under the node is checked, not only the outer one: whatever its arguments
+   could build (nested `_target_`s, `_args_`, `_partial_` callables) passes the same rules.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra.utils import get_object
+from hydra.utils import instantiate as hydra_instantiate
+from omegaconf import OmegaConf
 
 from sesemi.errors import SesemiError
+from sesemi.ownership import write_atomically
 
-ALLOWED = (
-    "sesemi.models.",
-    "sesemi.transforms.",
-    "sesemi.schedulers.",
-    "torch.nn.",
-    "torch.optim.",
-    "torchvision.transforms.",
+PACKAGES = ("sesemi", "torch", "torchvision", "timm")  # trusted by sesemi itself
+BUILDING_BLOCKS = (
+    "sesemi.models",
+    "sesemi.transforms",
+    "sesemi.schedulers",
+    "sesemi.callbacks.ema",
+    "sesemi.callbacks.channels_last",  # not InterruptedCheckpoint: the runner adds it, with its path
+    "sesemi.collation",
+    "sesemi.samplers",
+    "sesemi.learners.classifier",
+    "torch.nn",
+    "torch.optim",
+    "torch.utils.data.sampler",
+    "torchvision.transforms",
+    "timm.layers",
+    "timm.models._factory.create_model",
 )
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
 BUILT = (
@@ -32,50 +63,225 @@ BUILT = (
     "data.val.dataset.image_transform",
     "data.test.dataset.image_transform",
 )
+CONFIG_HOME_VARIABLE = "SESEMI_CONFIG_HOME"
+TRUST_FILE = "trust.json"
+PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
-def _targets(node: Any) -> Iterator[str]:
-    if isinstance(node, DictConfig):
-        for key, value in node.items_ex(resolve=False):
-            if key == "_target_":
-                yield str(value)
-            else:
-                yield from _targets(value)
-    elif isinstance(node, ListConfig):
-        for value in node:
-            yield from _targets(value)
+def config_home() -> Path:
+    """The user's sesemi config folder: `$SESEMI_CONFIG_HOME`, else `$XDG_CONFIG_HOME/sesemi`,
+    else `~/.config/sesemi`."""
+    if os.environ.get(CONFIG_HOME_VARIABLE):
+        return Path(os.environ[CONFIG_HOME_VARIABLE]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "sesemi"
 
 
-def _home(target: str) -> str:
-    """The real path of a name `sesemi` re-exports (`sesemi.ConvNet` is sesemi.models...)."""
-    from sesemi import _EXPORTS
+def trust_file() -> Path:
+    """The file of the prefixes the user trusts (`sesemi trust add`)."""
+    return config_home() / TRUST_FILE
 
-    package, _, name = target.partition(".")
-    return f"{_EXPORTS[name]}.{name}" if package == "sesemi" and name in _EXPORTS else target
+
+def check_prefix(prefix: str) -> str:
+    """A module prefix in its normal form (`my_project.`, as the old `allow` took it, is
+    `my_project`): dotted Python names."""
+    normal = prefix.removesuffix(".") if isinstance(prefix, str) else prefix
+    if not isinstance(normal, str) or not PREFIX.fullmatch(normal):
+        raise SesemiError(f"a trusted prefix is a dotted module path such as my_project.backbones, not {prefix!r}")
+    return normal
+
+
+def user_prefixes() -> list[str]:
+    """The prefixes the user added with `sesemi trust add` (none without a trust file)."""
+    path = trust_file()
+    if not path.is_file():
+        return []
+    try:
+        prefixes = json.loads(path.read_text(encoding="utf-8"))["trusted"]
+        return [check_prefix(prefix) for prefix in prefixes]
+    except (OSError, ValueError, KeyError, TypeError, SesemiError):
+        raise SesemiError(
+            f"{path} is not a list of trusted prefixes ({{\"trusted\": [...]}}); fix it or delete it "
+            "and add them again with `sesemi trust add PREFIX`"
+        ) from None
+
+
+def _write(prefixes: list[str]) -> None:
+    write_atomically(trust_file(), json.dumps({"trusted": prefixes}, indent=1) + "\n")
+
+
+def add(prefix: str) -> list[str]:
+    """Trusts the classes under `prefix` from now on (what `sesemi trust add` does).
+
+    Returns:
+        The prefixes the user trusts, `prefix` among them.
+    """
+    prefix = check_prefix(prefix)
+    prefixes = user_prefixes()
+    if prefix not in prefixes:
+        prefixes = sorted([*prefixes, prefix])
+        _write(prefixes)
+    return prefixes
+
+
+def remove(prefix: str) -> list[str]:
+    """No longer trusts `prefix` (what `sesemi trust remove` does); returns what is left."""
+    prefix = check_prefix(prefix)
+    prefixes = user_prefixes()
+    if prefix not in prefixes:
+        if _under(prefix, PACKAGES):
+            raise SesemiError(f"{prefix} is trusted by sesemi itself, not by {trust_file()}; it cannot be removed")
+        raise SesemiError(f"{prefix} is not trusted; `sesemi trust list` shows what is")
+    prefixes.remove(prefix)
+    _write(prefixes)
+    return prefixes
+
+
+def _under(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether `name` is one of `prefixes` or inside one, by whole dotted parts."""
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def _home(obj: Any) -> str | None:
+    """Where `obj` is defined: `module.qualname` of a class, function or method, the name of a
+    module, else (an instance, a partial) that of its type."""
+    if hasattr(obj, "__qualname__") and hasattr(obj, "__module__"):
+        return f"{obj.__module__}.{obj.__qualname__}" if obj.__module__ else None
+    if isinstance(obj, type(os)):
+        return obj.__name__
+    return _home(type(obj))
+
+
+def _hint(prefix: str) -> str:
+    return f"if you trust its publisher, run `sesemi trust add {prefix}` (or pass allow=[{prefix!r}])"
+
+
+def trusted_prefixes(allow: Sequence[str] = ()) -> tuple[str, ...]:
+    """The prefixes trusted besides sesemi's own: `allow` and the user's (`sesemi trust add`)."""
+    return (*(check_prefix(prefix) for prefix in allow), *user_prefixes())
+
+
+def check_target(target: Any, allow: Sequence[str] = (), source: str = "the model's config") -> None:
+    """Refuses a `_target_` outside the trust rules (see the module's docstring).
+
+    Args:
+        target: The value of a `_target_`.
+        allow: Module prefixes trusted besides sesemi's and the user's, e.g. `["my_project"]`.
+        source: What holds it, for the message, e.g. `the checkpoint runs/x/checkpoints/best.ckpt`.
+    """
+    _check_target(target, trusted_prefixes(allow), source)
+
+
+def _check_target(target: Any, trusted: tuple[str, ...], source: str) -> None:
+    if not isinstance(target, str) or not PREFIX.fullmatch(target) or "." not in target:
+        raise SesemiError(f"{source} has a _target_ that is not a dotted name ({str(target)[:80]!r}); refusing to build it")
+    module = target.rpartition(".")[0]
+    if not _under(target, (*PACKAGES, *trusted)) or any(part.startswith("_") for part in target.split(".")):
+        raise SesemiError(f"{source} builds {target}, which sesemi does not trust; {_hint(module)}")
+    hydra_log = logging.getLogger("hydra.utils")
+    level = hydra_log.level
+    hydra_log.setLevel(logging.CRITICAL)  # get_object logs every failure before raising it
+    try:
+        home = _home(get_object(target))
+    except Exception as error:
+        reason = str(error.__cause__ or error).strip().splitlines()[-1][:120]
+        raise SesemiError(f"{source} builds {target}, which cannot be imported ({reason})") from None
+    finally:
+        hydra_log.setLevel(level)
+    if home is None or not _under(home, (*BUILDING_BLOCKS, *trusted)):
+        where = "" if home == target else f" (it is {home})"
+        raise SesemiError(
+            f"{source} builds {target}{where}, which is none of the network and training classes sesemi "
+            f"trusts; {_hint((home or target).rpartition('.')[0])}"
+        )
+
+
+def _plain(config: Any) -> Any:
+    """A config as plain containers, interpolations left as their `${...}` text."""
+    return OmegaConf.to_container(config, resolve=False) if OmegaConf.is_config(config) else config
+
+
+def _nodes(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """`(path, key, value)` of every entry under `node` (plain containers)."""
+    entries = node.items() if isinstance(node, Mapping) else enumerate(node)
+    for key, value in entries:
+        where = f"{path}.{key}" if isinstance(node, Mapping) else f"{path}[{key}]"
+        where = where.removeprefix(".")
+        yield where, key, value
+        if isinstance(value, Mapping | list | tuple):
+            yield from _nodes(value, where)
+
+
+def _select(node: Any, key: str, source: str) -> Any:
+    """The value at the dotted `key` of plain containers (None when missing), refusing an
+    interpolation on the way, which could stand for anything."""
+    for part in key.split("."):
+        if isinstance(node, str) and "${" in node:
+            break
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    if isinstance(node, str) and "${" in node:
+        raise SesemiError(f"{source} has an interpolation where {key} should be ({node[:80]}); refusing to build from it")
+    return node
 
 
 def check_targets(
-    config: DictConfig | Mapping[str, Any],
+    config: Any,
     allow: Sequence[str] = (),
-    keys: Sequence[str] = BUILT,
+    keys: Sequence[str] | None = None,
     source: str = "the model's config",
 ) -> None:
-    """Refuses a config that would build anything outside `ALLOWED` and `allow`.
+    """Refuses a config that would build anything outside the trust rules (see the module's
+    docstring); call it before building anything of a config read from a file.
 
     Args:
-        config: A run's config, or a checkpoint's hyper-parameters (a plain mapping).
-        allow: Module prefixes the user trusts besides `ALLOWED`, e.g. `["my_project."]`.
-        keys: The dotted keys of what will be built; `NETWORK` for a checkpoint's hyper-parameters.
-        source: What the config is, for the error message.
+        config: A run's config (e.g. a run folder's `config.yaml`), a checkpoint's
+            hyper-parameters (a plain mapping), or one node of them.
+        allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
+            e.g. `["my_project"]`.
+        keys: The dotted keys of what will be built (`NETWORK` for a checkpoint's
+            hyper-parameters, `BUILT` for what loading a model builds of a run's config);
+            None checks the whole config, as a run of it would build any of it.
+        source: What the config is, for the message, e.g. `runs/x/config.yaml`.
+
+    Raises:
+        SesemiError: One line naming the first `_target_` refused and how to trust it.
+
+    Example:
+        >>> check_targets(OmegaConf.load(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     """
-    if not isinstance(config, DictConfig):
-        config = OmegaConf.create(dict(config))
-    allowed = ALLOWED + tuple(allow)
-    for key in keys:
-        for target in _targets(OmegaConf.select(config, key)):
-            if not _home(target).startswith(allowed):
-                raise SesemiError(
-                    f"{source} builds {target}, which is not a sesemi, torch.nn or "
-                    f"torchvision.transforms class; if you trust its publisher, load it with "
-                    f"allow=[{target.rpartition('.')[0] + '.'!r}]"
-                )
+    plain = _plain(config)
+    trusted = trusted_prefixes(allow)
+    for key in keys if keys is not None else [""]:
+        node = plain if key == "" else _select(plain, key, source)
+        if isinstance(node, Mapping | list | tuple):
+            _check_node(node, trusted, source, key)
+
+
+def _check_node(node: Any, trusted: tuple[str, ...], source: str, path: str) -> None:
+    for where, key, value in _nodes(node, path):
+        if isinstance(value, str) and "${" in value:
+            raise SesemiError(
+                f"{source} has an interpolation at {where} ({value[:80]}); the configs sesemi stores are "
+                "resolved, so it was edited: refusing to build from it"
+            )
+        if key == "_target_":
+            _check_target(value, trusted, source)
+
+
+def instantiate(config: Any, allow: Sequence[str] = (), source: str = "the model's config", **kwargs: Any) -> Any:
+    """Builds a config read from a file, after `check_targets` passed on all of it.
+
+    Args:
+        config: The node to build (a `DictConfig` or plain mapping with a `_target_`).
+        allow: Module prefixes trusted besides sesemi's and the user's.
+        source: What the config is, for the message.
+        **kwargs: Arguments the caller adds (e.g. `in_features`), as for `hydra.utils.instantiate`.
+
+    Returns:
+        What Hydra built.
+    """
+    plain = _plain(config)
+    check_targets(plain, allow, source=source)
+    return hydra_instantiate(plain, **kwargs)

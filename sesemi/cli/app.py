@@ -30,8 +30,9 @@ app = typer.Typer(
 )
 
 
-def command(**settings: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Registers a command that prints `error: ...` and exits with 1 on a user error."""
+def command(group: typer.Typer | None = None, **settings: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Registers a command (of `group`, default `sesemi`'s) that prints `error: ...` and exits
+    with 1 on a user error."""
 
     def register(function: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(function)
@@ -39,7 +40,7 @@ def command(**settings: Any) -> Callable[[Callable[..., None]], Callable[..., No
             with exit_on_user_error():
                 function(*args, **kwargs)
 
-        return app.command(**settings)(run)
+        return (group or app).command(**settings)(run)
 
     return register
 
@@ -518,10 +519,14 @@ def publish(
         list[str] | None, typer.Option("--param", help="key=value that tells it apart from models of its name (repeat).")
     ] = None,
     author: Annotated[str | None, typer.Option("--author", help="Who publishes it.")] = None,
+    allow_unfinished: Annotated[
+        bool, typer.Option("--allow-unfinished", help="Publish a run that is running, failed or was interrupted.")
+    ] = False,
 ) -> None:
     """Publish a run's model: its weights (safetensors), config, labels, metrics and a model card.
 
     The uid is a short hash of name, subgroup and params, then the version. Each version is final.
+    Only finished runs are published (finish a stopped one with `sesemi resume RUN`).
 
     Python: sesemi.hub.publish
 
@@ -529,6 +534,7 @@ def publish(
       $ sesemi publish runs/digits/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
       $ sesemi publish runs/digits/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
       $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
+      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
     """
     import yaml
 
@@ -538,7 +544,7 @@ def publish(
     if malformed:
         raise SesemiError(f"params are key=value, not {malformed[0]!r}")
     params = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in param or ())}
-    uid = publish_model(run, name, version, repository, subgroup, params, author)
+    uid = publish_model(run, name, version, repository, subgroup, params, author, allow_unfinished=allow_unfinished)
     echo(f"published {name}@{version} as {uid} to {repository}")
 
 
@@ -591,6 +597,69 @@ def load(
     model = load_model(uid, repository=repository, device=device)
     info = model.info
     echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.model.source}")
+
+
+trust_app = typer.Typer(
+    name="trust",
+    help="Which classes models, checkpoints and run folders may build: sesemi's, torch's, "
+    "torchvision's and timm's network and training classes, and the module paths you add.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(trust_app)
+Prefix = Annotated[str, typer.Argument(help="A module path, e.g. my_project or my_project.backbones.")]
+
+
+@command(group=trust_app, name="add")
+def trust_add(prefix: Prefix) -> None:
+    """Trust the classes under a module path when loading models, checkpoints and run folders.
+
+    Only add the packages of publishers you trust: loading builds what their files name.
+
+    Python: sesemi.trust.add
+
+    Examples:
+      $ sesemi trust add my_project.backbones
+      $ sesemi load their-model@1.0.0
+    """
+    from sesemi.trust import add, check_prefix, trust_file, user_prefixes
+
+    prefix = check_prefix(prefix)
+    known = prefix in user_prefixes()
+    add(prefix)
+    echo(f"{'already trusted' if known else 'trusted'}: {prefix} (in {trust_file()})")
+
+
+@command(group=trust_app, name="remove")
+def trust_remove(prefix: Prefix) -> None:
+    """Stop trusting a module path added with `sesemi trust add`.
+
+    Python: sesemi.trust.remove
+
+    Examples:
+      $ sesemi trust remove my_project.backbones
+    """
+    from sesemi.trust import check_prefix, remove, trust_file
+
+    remove(prefix)
+    echo(f"no longer trusted: {check_prefix(prefix)} (in {trust_file()})")
+
+
+@command(group=trust_app, name="list")
+def trust_list() -> None:
+    """List what files may build: sesemi's own rules, then the module paths you added.
+
+    Python: sesemi.trust.BUILDING_BLOCKS, sesemi.trust.user_prefixes
+
+    Examples:
+      $ sesemi trust list
+    """
+    from sesemi.trust import BUILDING_BLOCKS, trust_file, user_prefixes
+
+    rows = [(prefix, "sesemi") for prefix in BUILDING_BLOCKS]
+    rows += [(prefix, f"you ({trust_file()})") for prefix in user_prefixes()]
+    print_table(["trusted", "by"], rows)
 
 
 def main() -> None:

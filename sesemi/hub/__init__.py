@@ -7,8 +7,9 @@
 
 A repository is a folder or any fsspec URL (s3://, gs://, memory://, ...); loads search
 `$SESEMI_REPOSITORIES` when none is given and keep models in `$SESEMI_CACHE_ROOT`. Weights are
-safetensors and configs may only build sesemi's and torch's classes: loading runs no code from
-the files. `load` is `sesemi.predictor.load` (which also loads run folders): it returns a
+safetensors, configs may only build what `sesemi.trust` allows, and every id of a repository is
+checked before it becomes a path in the cache: loading runs no code from the files and writes
+nothing outside the cache. `load` is `sesemi.predictor.load` (which also loads run folders): it returns a
 `Predictor` whose `info` is the model's `ModelInfo`. The design follows audmodel
 (https://github.com/audeering/audmodel).
 """

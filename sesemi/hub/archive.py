@@ -1,8 +1,9 @@
 """A model's archive: a gzipped tar of a flat folder, packed at publish and checked at load.
 
-Extraction refuses, before writing anything, members that are not regular files or folders
-(symlinks, hard links, devices), absolute names and names with `..`; where Python has it
-(3.10.12+, 3.11.4+), tarfile's "data" filter (PEP 706) then strips unwanted permissions too.
+Extraction refuses, before writing anything, members that are not regular files (symlinks,
+hard links, devices), absolute names and names with `..`, and, as not sesemi's layout, folders
+and files in folders; where Python has it (3.10.12+, 3.11.4+), tarfile's "data" filter
+(PEP 706) then strips unwanted permissions too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def pack(folder: Path, target: Path) -> None:
 
 
 def _refusal(member: tarfile.TarInfo) -> str | None:
+    """Why a member is unsafe to extract, if it is."""
     name = PurePosixPath(member.name)
     if not (member.isfile() or member.isdir()):
         return f"{member.name} is a link or special file"
@@ -32,21 +34,43 @@ def _refusal(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def extract(archive: Path, target: Path) -> None:
-    """Extracts a model's archive into the new folder `target` (its parent must exist)."""
+def _foreign(member: tarfile.TarInfo) -> str | None:
+    """Why a member is not of sesemi's layout (a flat folder of files), if it is not."""
+    if member.isdir() or "/" in member.name:
+        return f"{member.name} is a folder or in one, and a model's archive holds only files"
+    return None
+
+
+def extract(archive: Path, target: Path, source: str | None = None) -> None:
+    """Extracts a model's archive into the new folder `target` (its parent must exist).
+
+    Args:
+        archive: The `.tar.gz` file.
+        target: The folder to create.
+        source: What the archive is, for messages (default: `the archive <file name>`).
+
+    Raises:
+        SesemiError: An unsafe member, not sesemi's layout, or a truncated or corrupt archive;
+            nothing is written then.
+    """
+    source = source or f"the archive {archive.name}"
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()  # reads the whole archive: a truncated one fails here
             for member in members:
                 reason = _refusal(member)
                 if reason:
-                    raise SesemiError(f"refusing the archive {archive.name}: {reason}")
+                    raise SesemiError(f"refusing {source}: {reason}")
+            for member in members:
+                reason = _foreign(member)
+                if reason:
+                    raise SesemiError(f"refusing {source}: it is not a sesemi model's ({reason})")
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(target, members, **safe)
     except tarfile.FilterError as error:
-        raise SesemiError(f"refusing the archive {archive.name}: {error}") from None
+        raise SesemiError(f"refusing {source}: {error}") from None
     except (tarfile.TarError, EOFError, zlib.error) as error:
-        raise SesemiError(f"the archive {archive.name} is truncated or corrupt ({error})") from None
+        raise SesemiError(f"{source} is truncated or corrupt, or not a gzipped tar ({error})") from None
 
 
 def sha256(path: Path) -> str:

@@ -1,4 +1,9 @@
-"""Model ids: the checks on names and versions, and the uid derived from them.
+"""Model ids: the checks on names, subgroups, versions and uids, and the uid derived from them.
+
+Names, subgroup parts, versions and uids become folder names in a repository and in the cache,
+so every one is checked wherever it comes from (arguments, a repository's `models.json`, a
+cached `meta.json`): a name is letters, digits, `_` and `-`; a version is in normal form; a
+uid is 8 hex digits, `-` and a version. None can hold a separator, `..`, or be empty.
 
 A uid is `<short id>-<version>`, e.g. `3f1c9a0e-1.0.0`. The short id is the first 8 hex digits
 of the SHA-256 of `{"name": ..., "params": ..., "subgroup": ...}` as JSON with sorted keys (no
@@ -36,6 +41,15 @@ def check_subgroup(subgroup: str | None) -> str | None:
         for part in subgroup.split("."):
             check_name(part, "subgroup part")
     return subgroup
+
+
+def check_uid(uid: str) -> str:
+    """A uid: 8 hex digits, `-` and a version in normal form, e.g. `3f1c9a0e-1.0.0`."""
+    short, dash, version = uid.partition("-") if isinstance(uid, str) else ("", "", "")
+    if not (dash and re.fullmatch(r"[0-9a-f]{8}", short)):
+        raise SesemiError(f"the uid {str(uid)[:80]!r} must be 8 hex digits, '-' and a version, e.g. 3f1c9a0e-1.0.0")
+    check_version(version)
+    return uid
 
 
 def check_version(version: str) -> Version:
@@ -76,11 +90,17 @@ def is_reference(text: str) -> bool:
 
 
 def split_reference(reference: str, version: str | None = None) -> tuple[str | None, str, str | None]:
-    """`[subgroup.]name[@version]` as `(subgroup, name, version)`; `version` fills a missing one."""
+    """`[subgroup.]name[@version]` as `(subgroup, name, version)`, each checked; `version`
+    fills a missing one."""
     name, at, pinned = reference.partition("@")
     if at:
         if version is not None and version != pinned:
             raise SesemiError(f"{reference!r} names version {pinned} but version={version!r} was given too")
         version = pinned
-    subgroup, _, name = name.rpartition(".")
+    subgroup, dot, name = name.rpartition(".")
+    if dot:
+        check_subgroup(subgroup)
+    check_name(name)
+    if version is not None:
+        check_version(version)
     return subgroup or None, name, version

@@ -3,19 +3,32 @@
     {"format": 1, "models": {"<uid>": {<ModelInfo fields>, "archive": {"path", "sha256", "size"}}}}
 
 A row describes the model (what `sesemi.hub.info` returns) and where its archive is, with the
-checksum that loading verifies.
+checksum that loading verifies. Rows are checked as they are read (`check_row`): a uid, name,
+subgroup or version that could not have been published, or an archive that is not at
+`<subgroup parts>/<name>/<version>/<uid>.tar.gz`, makes the table unusable rather than
+something to follow, since they become paths in the cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sesemi.errors import SesemiError
-from sesemi.hub.ids import check_version, is_uid, split_reference
+from sesemi.hub.ids import (
+    check_name,
+    check_params,
+    check_subgroup,
+    check_uid,
+    check_version,
+    is_uid,
+    split_reference,
+)
 
 FORMAT = 1
 
@@ -56,8 +69,11 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> ModelInfo:
+        """The model a row (or `meta.json`) describes, checked (see `check_info`)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in row.items() if k in names})
+        if not isinstance(row, Mapping) or not {"uid", "name", "version"} <= row.keys():
+            raise SesemiError("it has no uid, name and version")
+        return check_info(cls(**{k: v for k, v in row.items() if k in names}))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +90,24 @@ class ModelInfo:
         return (*(self.subgroup.split(".") if self.subgroup else ()), self.name, self.version)
 
 
+def check_info(info: ModelInfo) -> ModelInfo:
+    """Refuses a model whose uid, name, subgroup or version could not have been published, or
+    whose fields have the wrong types."""
+    check_uid(info.uid)
+    check_name(info.name)
+    check_subgroup(info.subgroup)
+    check_version(info.version)
+    if info.uid.partition("-")[2] != info.version:
+        raise SesemiError(f"its uid {info.uid} is not of its version {info.version}")
+    if not (isinstance(info.labels, list) and all(isinstance(label, str) for label in info.labels)):
+        raise SesemiError("its labels are not a list of names")
+    if not (isinstance(info.metrics, dict) and all(isinstance(v, int | float) for v in info.metrics.values())):
+        raise SesemiError("its metrics are not numbers by name")
+    check_params(info.params)
+    check_params(info.meta, "meta")
+    return info
+
+
 @dataclass(frozen=True)
 class Archive:
     """Where a model's archive is in its repository, and its SHA-256 and size in bytes."""
@@ -83,17 +117,48 @@ class Archive:
     size: int
 
 
+def archive_path(info: ModelInfo) -> str:
+    """Where a model's archive is in its repository: `<subgroup parts>/<name>/<version>/<uid>.tar.gz`."""
+    return posixpath.join(*info.folders, f"{info.uid}.tar.gz")
+
+
+def check_row(uid: str, row: Any) -> tuple[ModelInfo, Archive]:
+    """The model and archive of a row of `models.json`, refused (SesemiError) unless sesemi
+    could have written it: its key is its uid, every id is valid, the archive is in its place."""
+    info = ModelInfo.from_dict(row)
+    if info.uid != uid:
+        raise SesemiError(f"it is filed under another uid ({str(uid)[:80]!r})")
+    archive = row.get("archive")
+    if not isinstance(archive, Mapping) or set(archive) != {"path", "sha256", "size"}:
+        raise SesemiError("it has no archive path, sha256 and size")
+    archive = Archive(**archive)
+    if archive.path != archive_path(info):
+        raise SesemiError(f"its archive is at {str(archive.path)[:80]!r}, not at {archive_path(info)}")
+    if not isinstance(archive.sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", archive.sha256):
+        raise SesemiError("its archive's sha256 is not 64 hex digits")
+    if not isinstance(archive.size, int) or archive.size < 0:
+        raise SesemiError("its archive's size is not a number of bytes")
+    return info, archive
+
+
 def parse_table(text: str, where: str) -> dict[str, tuple[ModelInfo, Archive]]:
-    """The rows of a `models.json`, by uid."""
+    """The rows of a `models.json`, by uid, each checked (`check_row`)."""
     try:
         table = json.loads(text)
-        if table["format"] != FORMAT:
+        if table["format"] != FORMAT or not isinstance(table["models"], dict):
             raise ValueError(table["format"])
-        return {
-            uid: (ModelInfo.from_dict(row), Archive(**row["archive"])) for uid, row in table["models"].items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError):
         raise SesemiError(f"{where} is not a sesemi lookup table (models.json, format {FORMAT})") from None
+    rows = {}
+    for uid, row in table["models"].items():
+        try:
+            rows[uid] = check_row(uid, row)
+        except (SesemiError, TypeError) as error:
+            raise SesemiError(
+                f"{where} is refused: its row {str(uid)[:80]!r} could not have been published by sesemi ({error}); "
+                "the repository was changed by hand or is not sesemi's"
+            ) from None
+    return rows
 
 
 def format_table(rows: Mapping[str, tuple[ModelInfo, Archive]]) -> str:
@@ -116,6 +181,7 @@ def matches(infos: Iterable[ModelInfo], reference: str, version: str | None = No
     latest version in each subgroup that has the name."""
     infos = list(infos)
     if is_uid(reference):
+        check_uid(reference)
         return [info for info in infos if info.uid == reference]
     subgroup, name, version = split_reference(reference, version)
     found = [i for i in infos if i.name == name and (subgroup is None or i.subgroup == subgroup)]

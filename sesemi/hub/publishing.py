@@ -5,6 +5,11 @@ with the EMA callback, Lightning stores the averaged weights there, which are wh
 saw; the loss heads' are left out, they only serve training), the run's
 `config.yaml`, `meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card,
 `README.md`.
+
+Only a finished run is published: one whose marker (`sesemi.ownership`) says running, failed or
+interrupted has weights that are not the end of its training, so it is refused unless asked
+(`allow_unfinished=True`); a run folder of an earlier release, without a marker, counts as
+finished when it has its `results.json`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from sesemi.hub.ids import check_name, check_params, check_subgroup, check_versi
 from sesemi.hub.lookup import ModelInfo, conflict
 from sesemi.hub.repository import Repository
 from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
-from sesemi.learners.trained import RESULTS, TrainedModel
+from sesemi.learners.trained import RESULTS, TrainedModel, run_files
+from sesemi.ownership import marker
 from sesemi.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -42,6 +48,7 @@ def publish(
     author: str | None = None,
     meta: Mapping[str, Any] | None = None,
     allow: Sequence[str] = (),
+    allow_unfinished: bool = False,
 ) -> str:
     """Publishes the model of a training run; returns its uid.
 
@@ -55,8 +62,11 @@ def publish(
             `{"backbone": "convnet", "labels": 50}`; part of the uid.
         author: Who publishes it.
         meta: Anything else to record (JSON values).
-        allow: Module prefixes, besides sesemi's, torch's and torchvision's, whose classes the
-            run's network may be built from (your own backbone, say: `["my_project."]`).
+        allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
+            whose classes the run's network may be built from (your own backbone, say:
+            `["my_project"]`).
+        allow_unfinished: Publish a run that did not finish (running, failed or interrupted):
+            its weights are those of its last checkpoint.
 
     Returns:
         The uid: `<8 hex digits of the SHA-256 of name, subgroup, params>-<version>`.
@@ -71,6 +81,8 @@ def publish(
     uid = model_uid(name, subgroup, params, version)
     target = Repository(repository)
     _refuse_existing(target, ModelInfo(uid, name, subgroup, version))  # again under the lock, at upload
+    if not allow_unfinished:
+        _refuse_unfinished(run_files(run)[0])
 
     model = TrainedModel.from_run(run, allow=allow)  # builds the network now rather than at load
     config_path = model.source / CONFIG
@@ -108,6 +120,29 @@ def publish(
         target.add(info, archive)
     logger.info("published %s as %s to %s", info.reference, uid, target.url)
     return uid
+
+
+def unfinished(run_dir: Path) -> str | None:
+    """How a run folder did not finish (`still running (process 12)`, `interrupted`, ...), or
+    None for a finished one."""
+    found = marker(run_dir)
+    if found is not None and found.state == "finished":
+        return None
+    if found is not None and found.state == "running":
+        return f"is still running (process {found.pid})" if found.alive else "was killed while running"
+    if found is not None and found.state in ("failed", "interrupted"):
+        return f"is {found.state}"
+    # A run of an earlier release (no marker): finished if it wrote its results.
+    return None if (run_dir / RESULTS).is_file() else f"has no {RESULTS} (it never finished)"
+
+
+def _refuse_unfinished(run_dir: Path) -> None:
+    state = unfinished(run_dir)
+    if state:
+        raise SesemiError(
+            f"will not publish {run_dir}: the run {state}; finish it with `sesemi resume {run_dir}`, "
+            "or publish it as it is with --allow-unfinished (allow_unfinished=True)"
+        )
 
 
 def _refuse_existing(repository: Repository, info: ModelInfo) -> None:

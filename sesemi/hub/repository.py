@@ -25,7 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import sha256
 from sesemi.hub.cache import cache_root
-from sesemi.hub.lookup import Archive, ModelInfo, conflict, format_table, parse_table
+from sesemi.hub.lookup import Archive, ModelInfo, archive_path, conflict, format_table, parse_table
 
 TABLE = "models.json"
 
@@ -95,7 +95,7 @@ class Repository:
     def add(self, info: ModelInfo, archive_file: Path) -> Archive:
         """Uploads a model's archive and adds its row to the table, refusing a uid or a name and
         version that exist; the table never names an archive that is not in place."""
-        relative = posixpath.join(*info.folders, f"{info.uid}.tar.gz")
+        relative = archive_path(info)
         archive = Archive(relative, sha256(archive_file), archive_file.stat().st_size)
         with self.reaching("write to"):
             self.fs.makedirs(self.root, exist_ok=True)

@@ -3,7 +3,8 @@
 Loaded from a run folder (`checkpoints/best.ckpt`, else `last.ckpt`), a checkpoint in one, or a
 published model's folder (sesemi/learners/published.py). Nothing is executed from the files:
 checkpoints are read with `weights_only=True`, published weights are safetensors, configs with
-a safe YAML loader, and every `_target_` that is built passes `sesemi.trust` first. Only the
+a safe YAML loader, and every `_target_` that is built passes `sesemi.trust` first (whatever
+fails is refused before anything of the model is built or imported). Only the
 backbone and the classification head are built (not the loss heads, optimizer or callbacks),
 so a model loads without the classes only training needs; backbones are built without
 pretrained weights (nothing is downloaded) since the trained ones replace them.
@@ -18,7 +19,6 @@ from typing import Any
 
 import yaml
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -29,7 +29,7 @@ from sesemi.errors import SesemiError
 from sesemi.learners.published import CONFIG, META, WEIGHTS
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.models.heads.linear import LinearHead
-from sesemi.trust import BUILT, NETWORK, check_targets
+from sesemi.trust import BUILT, NETWORK, check_targets, instantiate
 
 CHECKPOINTS = ("best", "last")
 RESULTS = "results.json"
@@ -73,21 +73,36 @@ def _without_pretrained(node: Any) -> Any:
     return node
 
 
-def _network(hparams: Mapping[str, Any], where: str) -> tuple[nn.Module, nn.Module, int]:
+def _network(hparams: Mapping[str, Any], where: str, allow: Sequence[str]) -> tuple[nn.Module, nn.Module, int]:
     """The backbone and classification head `learner.hparams` describe, and the number of classes."""
     if OmegaConf.is_config(hparams):
-        hparams = OmegaConf.to_container(hparams, resolve=True)
+        hparams = OmegaConf.to_container(hparams, resolve=False)  # the trust rules refuse interpolations
     model = _without_pretrained(dict(hparams.get("model") or {}))
     if not model.get("backbone") or "num_classes" not in hparams:
         raise SesemiError(f"{where} describes no network (learner.hparams needs num_classes and model.backbone)")
-    num_classes = int(hparams["num_classes"])
+    num_classes = hparams["num_classes"]
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise SesemiError(f"{where} has num_classes={num_classes!r}; it must be a positive whole number")
     try:
-        backbone = instantiate(model["backbone"])
+        backbone = instantiate(model["backbone"], allow, where)
         sizes = {"in_features": backbone.out_features, "out_features": num_classes}
-        head = instantiate(model["head"], **sizes) if model.get("head") else LinearHead(**sizes)
+        head = instantiate(model["head"], allow, where, **sizes) if model.get("head") else LinearHead(**sizes)
     except InstantiationException as error:
         raise SesemiError(f"cannot build the network of {where} ({' '.join(str(error).split())[:200]})") from None
     return backbone, head, num_classes
+
+
+def _classes(results: Path) -> list[str] | None:
+    """The class names a run's `results.json` records, if it has them."""
+    if not results.is_file():
+        return None
+    try:
+        classes = json.loads(results.read_text(encoding="utf-8")).get("classes")
+    except (ValueError, OSError, AttributeError):
+        raise SesemiError(f"{results} is not a run's results.json (a JSON object); delete it or train again") from None
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise SesemiError(f"{results} has classes that are not a list of names")
+    return classes
 
 
 class TrainedModel(nn.Module):
@@ -105,6 +120,8 @@ class TrainedModel(nn.Module):
         source: Where the model came from: the run folder or the published model's folder.
         checkpoint: The checkpoint the weights came from (None for a published model).
         ema: Whether the weights are the exponential moving average of the trained weights.
+        allow: The module prefixes trusted besides sesemi's and the user's when it was loaded
+            (for the evaluation transform, built later).
     """
 
     def __init__(
@@ -116,6 +133,7 @@ class TrainedModel(nn.Module):
         source: str | Path,
         checkpoint: Path | None = None,
         ema: bool = False,
+        allow: Sequence[str] = (),
     ):
         super().__init__()
         self.backbone = backbone
@@ -125,6 +143,7 @@ class TrainedModel(nn.Module):
         self.source = Path(source)
         self.checkpoint = checkpoint
         self.ema = ema
+        self.allow = tuple(allow)
         self.eval()
 
     @classmethod
@@ -134,30 +153,30 @@ class TrainedModel(nn.Module):
         Args:
             path: The run folder, or a `.ckpt` file (usually `<run>/checkpoints/<name>.ckpt`).
             checkpoint: For a folder: "best" or "last" (the other when it is missing).
-            allow: Module prefixes, besides sesemi's, torch's and torchvision's, whose classes
-                the checkpoint and config may build, e.g. `["my_project.backbones."]`.
+            allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
+                whose classes the checkpoint and config may build, e.g. `["my_project"]`.
 
         Returns:
             The model in eval mode; class names from the run's `results.json`, else the indices.
         """
         run_dir, checkpoint_path = run_files(path, checkpoint)
         stored = read_checkpoint(checkpoint_path)
-        hparams = stored.get("hyper_parameters", {}).get("hparams")
+        stored_hparams = stored.get("hyper_parameters")
+        hparams = stored_hparams.get("hparams") if isinstance(stored_hparams, Mapping) else None
         if not isinstance(hparams, Mapping):
             raise SesemiError(f"{checkpoint_path} was not saved by a sesemi Classifier (it has no hparams)")
-        check_targets(hparams, allow, NETWORK, f"the checkpoint {checkpoint_path}")
+        where = f"the checkpoint {checkpoint_path}"
+        check_targets(hparams, allow, NETWORK, where)
         config_path = run_dir / CONFIG
         if config_path.is_file():
             config = _read_config(config_path)
             check_targets(config, allow, EVAL_TRANSFORMS, str(config_path))
         else:
             config = OmegaConf.create({"learner": {"hparams": dict(hparams)}})
-        backbone, head, num_classes = _network(hparams, str(checkpoint_path))
-        results = run_dir / RESULTS
-        classes = json.loads(results.read_text()).get("classes") if results.is_file() else None
-        labels = classes or [str(c) for c in range(num_classes)]
+        backbone, head, num_classes = _network(hparams, where, allow)
+        labels = _classes(run_dir / RESULTS) or [str(c) for c in range(num_classes)]
         ema = "current_model_state" in stored  # what Lightning's weight averaging adds
-        model = cls(backbone, head, config, labels, run_dir, checkpoint_path, ema)
+        model = cls(backbone, head, config, labels, run_dir, checkpoint_path, ema, allow)
         model._load(stored["state_dict"], str(checkpoint_path), num_classes)
         return model
 
@@ -167,8 +186,8 @@ class TrainedModel(nn.Module):
 
         Args:
             folder: The folder (in the model cache, or an extracted archive).
-            allow: Module prefixes, besides sesemi's, torch's and torchvision's, whose classes
-                the config may build, e.g. `["my_project.backbones."]`.
+            allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
+                whose classes the config may build, e.g. `["my_project"]`.
 
         Returns:
             The model in eval mode, with the class names of its `meta.json`.
@@ -178,16 +197,21 @@ class TrainedModel(nn.Module):
         if missing:
             raise SesemiError(f"{folder} is not a published model's folder (it has no {', '.join(missing)})")
         config = _read_config(folder / CONFIG)
-        check_targets(config, allow, BUILT)
-        meta = json.loads((folder / META).read_text())
+        check_targets(config, allow, BUILT, str(folder / CONFIG))
+        try:
+            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            meta = None
+        if not isinstance(meta, dict):
+            raise SesemiError(f"{folder / META} is not a published model's meta.json (a JSON object)")
         try:
             weights = load_file(folder / WEIGHTS)
         except (SafetensorError, OSError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise SesemiError(f"cannot read the weights of {folder} ({reason})") from None
         hparams = OmegaConf.select(config, "learner.hparams") or {}
-        backbone, head, num_classes = _network(hparams, str(folder / CONFIG))
-        model = cls(backbone, head, config, meta.get("labels") or [], folder, None, bool(meta.get("ema")))
+        backbone, head, num_classes = _network(hparams, str(folder / CONFIG), allow)
+        model = cls(backbone, head, config, meta.get("labels") or [], folder, None, bool(meta.get("ema")), allow)
         model._load(weights, str(folder / WEIGHTS), num_classes)
         return model
 
@@ -222,8 +246,8 @@ class TrainedModel(nn.Module):
         return None
 
     def eval_transform(self) -> Callable[[Any], Tensor]:
-        """The run's evaluation transform, built (its `_target_`s were checked at loading)."""
+        """The run's evaluation transform, built under the trust rules (as checked at loading)."""
         node = self.eval_transform_config
         if node is None:
             raise SesemiError(f"{self.source} has no config.yaml with a validation transform to prepare inputs with")
-        return instantiate(node)
+        return instantiate(node, self.allow, str(self.source / CONFIG))

@@ -73,3 +73,29 @@ def test_a_truncated_archive_is_one_error_line(tmp_path):
     (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
     with pytest.raises(SesemiError, match="truncated or corrupt"):
         extract(tmp_path / "junk.tar.gz", tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [(member("models", tarfile.DIRTYPE), b""), (member("models/meta.json"), b"{}"), (member("./weights"), b"x")],
+)
+def test_archives_of_another_layout_are_refused(tmp_path, extra):
+    """sesemi's archives are a flat folder of files; anything else is not a model of sesemi's."""
+    archive = tar_with(tmp_path / "foreign.tar.gz", extra)
+    with pytest.raises(SesemiError, match=r"^refusing the archive foreign.tar.gz: it is not a sesemi model's \(.* is a folder or in one"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_extraction_uses_the_data_filter(tmp_path, monkeypatch):
+    """Where Python has it, tarfile's data filter (PEP 706) applies on top of sesemi's checks."""
+    filters = []
+    extractall = tarfile.TarFile.extractall
+
+    def recorded(self, *args, **kwargs):
+        filters.append(kwargs.get("filter"))
+        return extractall(self, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", recorded)
+    extract(tar_with(tmp_path / "ok.tar.gz"), tmp_path / "out")
+    assert filters == ["data"] and (tmp_path / "out" / "meta.json").read_text() == "{}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from sesemi.errors import SesemiError
 from sesemi.hub import cache as hub_cache
 from sesemi.hub.archive import pack
 from sesemi.hub.repository import Repository
+from sesemi.ownership import owned
 
 
 def published(tmp_path: Path, **fields) -> tuple[Repository, object, object]:
@@ -85,3 +89,64 @@ def test_a_missing_archive_is_one_error_line(tmp_path, cache):  # noqa: F811
     (tmp_path / "repo" / archive.path).unlink()
     with pytest.raises(SesemiError, match=f"the archive of {info.uid} .* is missing from its repository"):
         hub_cache.fetch(info, archive, repository)
+
+
+def test_cache_entries_are_marked_and_only_marked_ones_replaced(tmp_path, cache):  # noqa: F811
+    repository, info, archive = published(tmp_path)
+    folder = hub_cache.fetch(info, archive, repository)
+    assert owned(folder, "model")
+    (folder / "meta.json").unlink()  # a model's folder someone emptied by hand: sesemi's, replaced
+    assert hub_cache.fetch(info, archive, repository) == folder and (folder / "meta.json").is_file()
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "mine.txt").write_text("kept")  # not sesemi's: left alone
+    with pytest.raises(SesemiError, match=f"^will not replace {folder}: it is not a sesemi model folder"):
+        hub_cache.fetch(info, archive, repository)
+    assert (folder / "mine.txt").read_text() == "kept"
+
+
+def test_nothing_is_written_outside_the_cache_through_a_symlink(tmp_path, cache):  # noqa: F811
+    repository, info, archive = published(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    cache.mkdir()
+    (cache / "cnn").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(SesemiError, match=f"^will not write .*{info.uid}: it is outside the model cache {cache}$"):
+        hub_cache.fetch(info, archive, repository)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_model_whose_ids_are_paths_gets_no_folder(tmp_path, cache):  # noqa: F811
+    info = model_info()
+    for bad in ({"uid": "/../../somewhere"}, {"name": ".."}, {"version": "../1"}, {"subgroup": "a/../../b"}):
+        with pytest.raises(SesemiError, match="must be"):
+            hub_cache.model_folder(dataclasses.replace(info, **bad))
+    for reference in ("cnn@../../x", "0000abcd-../x"):
+        with pytest.raises(SesemiError, match="must be"):
+            hub_cache.find(reference)
+    assert not cache.exists()
+
+
+def test_a_foreign_archive_is_refused_in_one_line(tmp_path, cache):  # noqa: F811
+    """A gzipped tar with the right checksum that is not a sesemi model's: another layout
+    (files in a folder), or none of a model's files."""
+    repository, info, archive = published(tmp_path)
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "setup.py").write_text("print('hello')\n")
+    with tarfile.open(tmp_path / "project.tar.gz", "w:gz") as tar:
+        tar.add(project, arcname="project")
+    replace_archive(tmp_path / "repo", info.uid, (tmp_path / "project.tar.gz").read_bytes())
+    info, archive = repository.rows()[info.uid]
+    message = f"^refusing the archive of {info.uid} from .*: it is not a sesemi model's \\(project is a folder"
+    with pytest.raises(SesemiError, match=message):
+        hub_cache.fetch(info, archive, repository)
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "notes.txt").write_text("hello")
+    pack(tmp_path / "flat", tmp_path / "flat.tar.gz")
+    replace_archive(tmp_path / "repo", info.uid, (tmp_path / "flat.tar.gz").read_bytes())
+    info, archive = repository.rows()[info.uid]
+    message = f"^the archive of {info.uid} from .* is not a sesemi model's: it has no meta.json, weights.safetensors, config.yaml$"
+    with pytest.raises(SesemiError, match=message):
+        hub_cache.fetch(info, archive, repository)
+    assert hub_cache.find(info.uid) is None

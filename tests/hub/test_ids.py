@@ -12,6 +12,7 @@ from sesemi.hub.ids import (
     check_name,
     check_params,
     check_subgroup,
+    check_uid,
     check_version,
     is_uid,
     model_uid,
@@ -71,3 +72,19 @@ def test_references_split_into_subgroup_name_version():
     assert split_reference("cnn", "2.0.0") == (None, "cnn", "2.0.0")
     with pytest.raises(SesemiError, match="names version 1.0.0"):
         split_reference("cnn@1.0.0", "2.0.0")
+
+
+def test_uids_are_8_hex_digits_and_a_version():
+    assert check_uid("3f1c9a0e-1.0.0") == "3f1c9a0e-1.0.0"
+    for uid in ("/../../somewhere", "3f1c9a0e-../../x", "3f1c9a0e-1.0.0/..", "3F1C9A0E-1.0.0", "3f1c9a0e", "", None):
+        with pytest.raises(SesemiError, match="uid|normal form"):
+            check_uid(uid)
+
+
+@pytest.mark.parametrize(
+    "reference", ["cnn@../../x", "cnn@/etc", "../cnn@1.0.0", "a..cnn@1.0.0", "/abs.cnn", ".cnn", "cnn@", "a/b.cnn"]
+)
+def test_every_part_of_a_reference_is_checked(reference):
+    """A reference's parts become folders of the cache, so none may be a path or empty."""
+    with pytest.raises(SesemiError, match="must be"):
+        split_reference(reference)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sesemi.errors import SesemiError
 from sesemi.hub.ids import model_uid
-from sesemi.hub.lookup import Archive, ModelInfo, conflict, format_table, matches, parse_table
+from sesemi.hub.lookup import (
+    Archive,
+    ModelInfo,
+    archive_path,
+    conflict,
+    format_table,
+    matches,
+    parse_table,
+)
 
 
 def info(name="cnn", version="1.0.0", subgroup=None, **params) -> ModelInfo:
@@ -14,14 +24,51 @@ def info(name="cnn", version="1.0.0", subgroup=None, **params) -> ModelInfo:
 
 
 def test_table_round_trips():
-    rows = {i.uid: (i, Archive(f"{i.name}/{i.uid}.tar.gz", "ab" * 32, 10)) for i in (info(), info("rnn"))}
+    rows = {i.uid: (i, Archive(archive_path(i), "ab" * 32, 10)) for i in (info(), info("rnn", subgroup="a.b"))}
     assert parse_table(format_table(rows), "models.json") == rows
+    assert rows[info("rnn", subgroup="a.b").uid][1].path.startswith("a/b/rnn/1.0.0/")
 
 
-@pytest.mark.parametrize("text", ["", "[]", '{"format": 2, "models": {}}', '{"format": 1, "models": {"x": {}}}'])
+@pytest.mark.parametrize("text", ["", "[]", '{"format": 2, "models": {}}', '{"format": 1, "models": []}'])
 def test_a_file_that_is_not_a_table_is_one_error_line(text):
     with pytest.raises(SesemiError, match="not a sesemi lookup table"):
         parse_table(text, "memory://repo/models.json")
+
+
+def row(**changes) -> tuple[str, dict]:
+    """A row of models.json as sesemi writes it, with `changes` made (as an attacker would)."""
+    model = info()
+    values = {**model.to_dict(), "archive": {"path": archive_path(model), "sha256": "ab" * 32, "size": 10}}
+    values.update(changes)
+    return values.pop("key", model.uid), values
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"uid": "/../../somewhere", "key": "/../../somewhere"}, "must be 8 hex digits"),
+        ({"uid": "0000abcd-../../x", "key": "0000abcd-../../x"}, "version '../../x' must be a version in normal form"),
+        ({"key": "other"}, "filed under another uid"),
+        ({"name": "../cnn"}, "name '../cnn' must be letters"),
+        ({"name": ""}, "name '' must be letters"),
+        ({"subgroup": "a..b"}, "subgroup part '' must be letters"),
+        ({"subgroup": "/etc"}, "subgroup part '/etc' must be letters"),
+        ({"version": "1.0.0/.."}, "must be a version in normal form"),
+        ({"version": "2.0.0"}, "its uid .* is not of its version 2.0.0"),
+        ({"archive": {"path": "../../../etc/passwd", "sha256": "ab" * 32, "size": 1}}, "its archive is at '../../../etc/passwd'"),
+        ({"archive": {"path": "x"}}, "no archive path, sha256 and size"),
+        ({"labels": "abc"}, "labels are not a list of names"),
+        ({"metrics": {"val/top1": "high"}}, "metrics are not numbers"),
+        ({"uid": None}, "must be 8 hex digits"),
+    ],
+)
+def test_rows_that_sesemi_could_not_have_written_are_refused(changes, reason):
+    """The ids of a row become folders of the cache: a row with a path-like or empty part, or an
+    archive elsewhere than sesemi puts it, makes the table refused in one line, naming the row."""
+    key, values = row(**changes)
+    text = json.dumps({"format": 1, "models": {key: values}})
+    with pytest.raises(SesemiError, match=f"^memory://r/models.json is refused: its row .* could not have been published by sesemi \\(.*{reason}.*\\); the repository was changed by hand"):
+        parse_table(text, "memory://r/models.json")
 
 
 def test_a_uid_or_a_name_and_version_is_published_once():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
 
@@ -15,6 +16,7 @@ from sesemi.errors import SesemiError
 from sesemi.hub.ids import model_uid
 from sesemi.hub.publishing import publish
 from sesemi.hub.repository import Repository
+from sesemi.ownership import mark
 
 
 def files(folder):
@@ -90,6 +92,43 @@ def test_a_run_whose_checkpoint_builds_untrusted_classes_is_refused(trained, tmp
     stored = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
     stored["hyper_parameters"]["hparams"]["model"]["backbone"]["_target_"] = "my_project.Net"
     torch.save(stored, run / "checkpoints" / "best.ckpt")
-    with pytest.raises(SesemiError, match=r"builds my_project.Net, .* allow=\['my_project.'\]"):
+    with pytest.raises(SesemiError, match=r"builds my_project.Net, which sesemi does not trust; .*`sesemi trust add my_project`"):
         publish(run, "tiny", "1.0.0", tmp_path / "repo")
     assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize(
+    ("state", "pid", "said"),
+    [
+        ("interrupted", None, "is interrupted"),
+        ("failed", None, "is failed"),
+        ("running", 2**22 + 1, "was killed while running"),  # no such process
+        ("running", os.getpid(), f"is still running \\(process {os.getpid()}\\)"),
+    ],
+)
+def test_an_unfinished_run_is_refused_unless_asked(trained, tmp_path, cache, state, pid, said):  # noqa: F811
+    run = shutil.copytree(trained, tmp_path / "run")
+    mark(run, "run", state)
+    if pid is not None:  # the process that says it runs the run
+        values = json.loads((run / ".sesemi").read_text())
+        (run / ".sesemi").write_text(json.dumps({**values, "pid": pid}))
+    message = (
+        f"^will not publish {run}: the run {said}; finish it with `sesemi resume {run}`, "
+        r"or publish it as it is with --allow-unfinished \(allow_unfinished=True\)$"
+    )
+    with pytest.raises(SesemiError, match=message):
+        publish(run, "tiny", "1.0.0", tmp_path / "repo")
+    with pytest.raises(SesemiError, match=message):
+        publish(run / "checkpoints" / "last.ckpt", "tiny", "1.0.0", tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+    uid = publish(run, "tiny", "1.0.0", tmp_path / "repo", allow_unfinished=True)
+    assert uid in Repository(tmp_path / "repo").rows()
+
+
+def test_runs_of_earlier_releases_are_finished_when_they_have_results(trained, tmp_path, cache):  # noqa: F811
+    run = shutil.copytree(trained, tmp_path / "run")
+    (run / ".sesemi").unlink()
+    assert publish(run, "tiny", "1.0.0", tmp_path / "repo")
+    (run / "results.json").unlink()
+    with pytest.raises(SesemiError, match=r"the run has no results.json \(it never finished\); finish it with"):
+        publish(run, "tiny", "2.0.0", tmp_path / "repo")

@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
+from sesemi import trust
 from sesemi.errors import SesemiError
 from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.trained import TrainedModel
@@ -75,7 +76,7 @@ def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(train
     victim = tmp_path / "owned.txt"
     backbone = {"_target_": "pathlib.Path.write_text", "_args_": [str(victim), "owned"]}
     tamper(run / "checkpoints" / "best.ckpt", lambda hparams: hparams["model"].update(backbone=backbone))
-    message = r"^the checkpoint .*best\.ckpt builds pathlib\.Path\.write_text, which is not a sesemi, .* allow=\['pathlib\.Path\.'\]$"
+    message = r"^the checkpoint .*best\.ckpt builds pathlib\.Path\.write_text, which sesemi does not trust; .*`sesemi trust add pathlib.Path`"
     with pytest.raises(SesemiError, match=message):
         TrainedModel.from_run(run)
     with pytest.raises(SesemiError, match=message):
@@ -109,20 +110,55 @@ def test_a_published_config_that_builds_other_classes_is_refused(trained_run, tm
     config = OmegaConf.load(folder / "config.yaml")
     config.data.val.dataset.image_transform._target_ = "os.system"
     OmegaConf.save(config, folder / "config.yaml")
-    with pytest.raises(SesemiError, match="^the model's config builds os.system, which is not a sesemi"):
+    with pytest.raises(SesemiError, match=r"^.*model/config\.yaml builds os.system, which sesemi does not trust"):
         TrainedModel.from_published(folder)
 
 
-def test_allow_admits_a_users_own_backbone(trained_run, tmp_path, monkeypatch):
+def test_allow_or_the_trust_file_admit_a_users_own_backbone(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("SESEMI_CONFIG_HOME", str(tmp_path / "config"))
     (tmp_path / "my_backbones.py").write_text("from sesemi.models.backbones.convnet import ConvNet as Net\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     folder = published_folder(trained_run.run_dir, tmp_path / "model")
     config = OmegaConf.load(folder / "config.yaml")
     config.learner.hparams.model.backbone._target_ = "my_backbones.Net"
     OmegaConf.save(config, folder / "config.yaml")
-    with pytest.raises(SesemiError, match=r"allow=\['my_backbones.'\]"):
+    with pytest.raises(SesemiError, match=r"`sesemi trust add my_backbones` \(or pass allow=\['my_backbones'\]\)"):
         TrainedModel.from_published(folder)
     assert type(TrainedModel.from_published(folder, allow=["my_backbones."]).backbone).__name__ == "ConvNet"
+    trust.add("my_backbones")
+    assert type(TrainedModel.from_published(folder).backbone).__name__ == "ConvNet"
+
+
+def test_the_evaluation_transform_is_built_under_the_same_rules(trained_run, tmp_path):
+    """The transform is built later than the network (when predicting); it is checked at
+    loading and again when it is built."""
+    run = copy_run(trained_run.run_dir, tmp_path)
+    model = TrainedModel.from_run(run)
+    assert callable(model.eval_transform())
+    model.config.data.val.dataset.image_transform = {"_target_": "pathlib.Path.touch", "self": str(tmp_path / "x")}
+    with pytest.raises(SesemiError, match="config.yaml builds pathlib.Path.touch, which sesemi does not trust"):
+        model.eval_transform()
+    assert not (tmp_path / "x").exists()
+    config = OmegaConf.load(run / "config.yaml")
+    config.data.val.dataset.image_transform._target_ = "shutil.rmtree"
+    OmegaConf.save(config, run / "config.yaml")
+    with pytest.raises(SesemiError, match="config.yaml builds shutil.rmtree"):
+        TrainedModel.from_run(run)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h["model"]["backbone"].update(widths="${oc.create:'[4, 8]'}"), "has an interpolation at model.backbone.widths"),
+        (lambda h: h.update(num_classes="3"), "has num_classes='3'; it must be a positive whole number"),
+        (lambda h: h["model"].update(backbone={"_target_": "sesemi.ConvNet", "_args_": [{"_target_": "os.getcwd"}]}), "builds os.getcwd"),
+    ],
+)
+def test_checkpoints_are_data_interpolations_and_odd_values_are_refused(trained_run, tmp_path, change, message):
+    run = copy_run(trained_run.run_dir, tmp_path)
+    tamper(run / "checkpoints" / "best.ckpt", change)
+    with pytest.raises(SesemiError, match=f"^the checkpoint .*best.ckpt {message}"):
+        TrainedModel.from_run(run)
 
 
 def test_backbones_are_built_without_downloading_pretrained_weights(trained_run, tmp_path, monkeypatch):
