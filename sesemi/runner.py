@@ -34,6 +34,7 @@ from sesemi.errors import SesemiError, user_error
 from sesemi.ownership import MARKER, mark, marker, write_atomically
 from sesemi.results import RESULTS, RunResult
 from sesemi.trainer import INTERRUPTED, LAST, build_trainer, checkpoint_callbacks, set_budget
+from sesemi.trust import check_targets
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +183,13 @@ def train(
     return run(compose(name, overrides, config_dir), run_dir)
 
 
-def resume(run_dir: str | Path) -> RunResult:
+def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
     """Continues a stopped run (killed, interrupted or failed) in its folder, from its newest
-    checkpoint, with the config it was started with: what `sesemi resume RUN_DIR` does."""
+    checkpoint, with the config it was started with: what `sesemi resume RUN_DIR` does.
+
+    The folder's `config.yaml` is a file like any other: what it names must pass the trust
+    rules (`sesemi.trust`; `allow` adds module prefixes, e.g. your project's) before it is built.
+    """
     run_dir = Path(run_dir)
     found = marker(run_dir)
     if found is None or found.kind != "run":
@@ -197,6 +202,7 @@ def resume(run_dir: str | Path) -> RunResult:
         config = OmegaConf.load(run_dir / CONFIG)
     except FileNotFoundError:
         raise SesemiError(f"{run_dir} stopped before it wrote {CONFIG}; start it again instead") from None
+    check_targets(config, allow, source=str(run_dir / CONFIG))
     return run(config, run_dir, resume=True)
 
 

@@ -209,7 +209,12 @@ def train(
 
 
 @command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped run.")]) -> None:
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped run.")],
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
+    ] = None,
+) -> None:
     """Continue a stopped run (killed, interrupted or failed) in its folder, from its newest
     checkpoint: same config, same remaining steps, same batches.
 
@@ -220,7 +225,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped
     """
     from sesemi.runner import resume as resume_run
 
-    result = resume_run(run_dir)
+    result = resume_run(run_dir, allow or ())
     summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     echo(f"{result.run_dir}: {summary or 'no metrics'}")
 

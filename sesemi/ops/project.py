@@ -21,8 +21,9 @@ PROJECT_FOLDERS = ("configs", "data", "runs", "src")
 # only a file that has it, never one of the user's own.
 COPIED = "# Copied from sesemi's built-in config"
 
-CUSTOM_CONFIG = """\
-# Your experiment: the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
+CREATED = "# Written by `sesemi create`"
+CUSTOM_CONFIG = f"""\
+{CREATED}: your experiment, the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
 # with what differs from it overridden below. Every field is listed, with its default, by
 #   sesemi train -cd configs custom --show-config
 # and any of them can be changed on the command line, e.g. `run.seed=1`.
@@ -80,11 +81,14 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     """
     root = Path(directory)
     config = root / "configs" / "custom.yaml"
-    if config.exists() and not force:
-        raise SesemiError(f"{config} exists; pass --force to overwrite it")
+    if os.path.lexists(config):
+        if not force:
+            raise SesemiError(f"{config} exists; pass --force to overwrite it")
+        if config.is_symlink() or not _starts_with(config, CREATED):
+            raise SesemiError(f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})")
     for name in PROJECT_FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
-    config.write_text(CUSTOM_CONFIG)
+    write_atomically(config, CUSTOM_CONFIG)
     return root
 
 
@@ -97,14 +101,15 @@ def _header(text: str) -> tuple[list[str], list[str]]:
     return lines[:count], lines[count:]
 
 
-def copied(path: Path) -> bool:
-    """Whether `path` is a config `save_config` wrote (its marker comment comes first)."""
+def _starts_with(path: Path, marker: str) -> bool:
+    """Whether the first line of `path` (after Hydra's `# @package` header) starts with `marker`:
+    how sesemi recognizes the config files it wrote."""
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             _, rest = _header(file.read(64 * 1024))
     except OSError:
         return False
-    return bool(rest) and rest[0].startswith(COPIED)
+    return bool(rest) and rest[0].startswith(marker)
 
 
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
@@ -124,7 +129,7 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     if os.path.lexists(path):
         if not force:
             raise SesemiError(f"{path} exists; pass --force to overwrite it")
-        if path.is_symlink() or not copied(path):
+        if path.is_symlink() or not _starts_with(path, COPIED):
             raise SesemiError(
                 f"will not overwrite {path}: it is not a copy `sesemi show --save` made "
                 f"(its first line is not {COPIED!r}); choose another file"

@@ -93,15 +93,17 @@ def test_version(sesemi_cli):
 
 
 def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
+    """--force rewrites the config `sesemi create` wrote, never a config of the user's."""
     project = tmp_path / "p"
     assert sesemi_cli("create", project).exit_code == 0
     assert sorted(p.name for p in project.iterdir()) == ["configs", "data", "runs", "src"]
     config = project / "configs" / "custom.yaml"
-    config.write_text("mine")
     assert "pass --force" in error_line(sesemi_cli("create", project))
-    assert config.read_text() == "mine"
     assert sesemi_cli("create", project, "--force").exit_code == 0
     assert yaml.safe_load(config.read_text())["defaults"][0] == "base"
+    config.write_text("mine")
+    assert "will not overwrite" in error_line(sesemi_cli("create", project, "--force"))
+    assert config.read_text() == "mine"
 
 
 def test_list_shows_configs_with_descriptions(sesemi_cli):
