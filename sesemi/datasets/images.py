@@ -46,18 +46,48 @@ def require_dir(path: Path) -> None:
         raise SesemiError(f"data folder {path} does not exist{missing_data_hint(path)}")
 
 
+def class_folders(folder: Path) -> list[Path]:
+    """The class folders in `folder`: its subfolders, except hidden ones (`.sesemi_cache`, ...)."""
+    return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+
+
 def class_samples(
-    folders: Sequence[Path], accept: Callable[[Path], bool], kind: str = "image"
+    folders: Sequence[Path],
+    accept: Callable[[Path], bool],
+    kind: str = "image",
+    classes: Sequence[str] | None = None,
 ) -> tuple[list[tuple[str, int]], list[str]]:
     """`(path, class index)` for the accepted files under `<folder>/<class>/`, and the classes.
 
-    The classes are the subfolder names of all `folders`, sorted; each must hold a file.
+    Args:
+        folders: The folders of class folders.
+        accept: Whether a file is one to read.
+        kind: What the files are called in messages.
+        classes: The class list to number the folders by, e.g. the training set's for a
+            validation set; its classes may lack a folder here, but every folder must be one of
+            them. None: the subfolder names of all `folders`, sorted.
+
+    Raises:
+        SesemiError: A folder is missing, holds no class folders, a class folder holds no
+            files, or a class folder is not in `classes`.
     """
     for folder in folders:
         require_dir(folder)
-    classes = sorted({d.name for f in folders for d in f.iterdir() if d.is_dir()})
-    if not classes:
+    found = sorted({d.name for f in folders for d in class_folders(f)})
+    if not found:
         raise SesemiError(f"no class folders in {', '.join(map(str, folders))}; expected <class>/<{kind}>")
+    if classes is None:
+        classes = found
+    else:
+        classes = list(classes)
+        for name in found:
+            if name not in classes:
+                where = next(f / name for f in folders if (f / name).is_dir())
+                known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+                raise SesemiError(
+                    f"class {name!r} ({where}) is not a class of the training set ({known}); "
+                    "rename or remove the folder, or add the class to the training set"
+                )
     samples = [
         (str(path), label)
         for folder in folders
@@ -66,7 +96,7 @@ def class_samples(
         for path in sorted((folder / name).rglob("*"))
         if accept(path)
     ]
-    counts = {name: 0 for name in classes}
+    counts = {name: 0 for name in found}
     for _, label in samples:
         counts[classes[label]] += 1
     empty = [name for name, count in counts.items() if count == 0]

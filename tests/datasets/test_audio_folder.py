@@ -90,3 +90,11 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
     assert data[index][0].shape == (4000,)
     other_rate = dataset("audio_folder", str(tree.root), "train", sample_rate=8000)
     assert other_rate.cache is None  # no cache at 8 kHz: decode
+
+
+def test_audio_classes_follow_a_given_list(tree):
+    """The training set's classes number the val folders; a folder of another class is refused."""
+    data = dataset("audio_folder", str(tree.root), "val", classes=["aaa", "chirp", "high", "low"])
+    assert data.classes == ["aaa", "chirp", "high", "low"] and sorted(set(data.targets)) == [1, 2, 3]
+    with pytest.raises(SesemiError, match="'low' .* is not a class of the training set"):
+        dataset("audio_folder", str(tree.root), "val", classes=["chirp", "high"])
