@@ -1,26 +1,124 @@
-"""Safe checkpoint reading (`weights_only=True`) with errors a user can act on."""
+"""Safe checkpoint reading (`weights_only=True`) with errors a user can act on, and checksums.
+
+Every checkpoint sesemi's trainer writes gets its SHA-256 in a file beside it,
+`<name>.ckpt.sha256` (in the format of `sha256sum`, so `sha256sum -c best.ckpt.sha256` checks it
+too); reading a checkpoint checks it, so that a file damaged on disk or in transfer is refused
+instead of loaded. A checkpoint without one (earlier releases, other tools) loads as before.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import pickle
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.plugins import TorchCheckpointIO
 from torch import nn
 
 from sesemi.errors import SesemiError
+from sesemi.ownership import write_atomically
 
 logger = logging.getLogger(__name__)
 
+CHECKSUM_SUFFIX = ".sha256"
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def checksum_path(path: str | Path) -> Path:
+    """Where the SHA-256 of checkpoint `path` is recorded: `<path>.sha256`."""
+    return Path(f"{os.fspath(path)}{CHECKSUM_SUFFIX}")
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_checksum(path: str | Path) -> Path:
+    """Writes the SHA-256 of checkpoint `path` beside it (atomically) and returns where."""
+    target = checksum_path(path)
+    name = os.fsencode(Path(path).name).decode("utf-8", "replace")
+    write_atomically(target, f"{sha256(path)}  {name}\n")
+    return target
+
+
+def verify_checksum(path: str | Path) -> None:
+    """Checks checkpoint `path` against the SHA-256 recorded when it was saved, if there is one.
+
+    Raises:
+        SesemiError: The file changed since it was saved, or its checksum file is not one.
+    """
+    recorded_at = checksum_path(path)
+    try:
+        fields = recorded_at.read_text(encoding="utf-8", errors="replace").split()
+    except FileNotFoundError:
+        return
+    if not fields or not _SHA256.match(fields[0]):
+        raise SesemiError(f"{recorded_at} holds no SHA-256; delete it to load {path} without a check")
+    if sha256(path) != fields[0].lower():
+        raise SesemiError(
+            f"checkpoint {path} changed since it was saved (its SHA-256 is not the one in {recorded_at}); "
+            f"it is damaged: use another checkpoint, or delete {recorded_at.name} to load it anyway"
+        )
+
+
+class ChecksummedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files with a SHA-256 beside each (see the module docstring).
+
+    Installed by `sesemi.trainer.build_trainer`, so that every checkpoint the trainer saves
+    (best, last, interrupted, and `trainer.save_checkpoint`) is recorded, and every one it loads
+    (`trainer.fit(ckpt_path=...)` when a run resumes) is checked first.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        local = _is_local(path)
+        if local:
+            # The old checksum goes first: a save cut short leaves a checkpoint without one
+            # (loaded unchecked), never a new checkpoint beside the old one's checksum.
+            checksum_path(path).unlink(missing_ok=True)
+        super().save_checkpoint(checkpoint, path, storage_options)
+        if local:
+            record_checksum(path)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Callable | None = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if _is_local(path) and Path(path).is_file():
+            verify_checksum(path)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        super().remove_checkpoint(path)
+        if _is_local(path):
+            checksum_path(path).unlink(missing_ok=True)
+
+
+def _is_local(path: Any) -> bool:
+    """Whether a checkpoint path is a local file (not an fsspec URL such as s3://...)."""
+    return "://" not in os.fspath(path)
+
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a checkpoint without executing code from it (tensors and plain containers only)."""
+    """Loads a checkpoint without executing code from it (tensors and plain containers only).
+
+    Raises:
+        SesemiError: The file is missing, changed since it was saved (its recorded SHA-256),
+            truncated, not a checkpoint, or holds Python objects other than weights.
+    """
     path = Path(path)
     if not path.is_file():
         raise SesemiError(f"checkpoint {path} does not exist")
+    verify_checksum(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError) as error:

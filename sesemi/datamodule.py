@@ -18,7 +18,7 @@ from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
-from sesemi.datasets import dataset, prepare_builtin
+from sesemi.datasets import DATASETS, dataset, prepare_builtin
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed
@@ -218,13 +218,31 @@ class SESEMIDataModule(pl.LightningDataModule):
         for config in self._loader_configs():
             prepare_builtin(dataset_root(config.dataset, self.data_root))
 
-    def _build_dataset(self, name: str, config: DictConfig) -> Dataset:
+    def _build_dataset(self, name: str, config: DictConfig, classes: list[str] | None = None) -> Dataset:
+        """A loader's data set; with `classes` (the training set's), numbered by them."""
         options = OmegaConf.to_container(config.dataset, resolve=True)
         if "name" not in options:
             raise SesemiError("a dataset config needs a `name`, e.g. image_folder")
         options["root"] = str(dataset_root(options, self.data_root))
         options["image_transform"] = self._transform(name, config)
-        return dataset(**options)
+        if classes is None:
+            return dataset(**options)
+        if options.get("classes") not in (None, classes):
+            raise SesemiError(
+                f"loader {name!r} sets dataset.classes; remove it: {name} is numbered by the training set's classes"
+            )
+        builder = DATASETS.get(options["name"]) if options["name"] in DATASETS else None
+        if builder is not None and "classes" in inspect.signature(builder).parameters:
+            options["classes"] = classes
+        data = dataset(**options)
+        own = getattr(data, "classes", None)
+        if own and list(own) != classes:
+            raise SesemiError(
+                f"the {name} data set's classes ({', '.join(own)}) are not the training set's "
+                f"({', '.join(classes)}); its labels would be scored against the wrong classes: give it "
+                "the same classes"
+            )
+        return data
 
     def _transform(self, name: str, config: DictConfig) -> Any:
         """The transform of a loader's items: its `dataset.image_transform`, or its `views`."""
@@ -249,10 +267,12 @@ class SESEMIDataModule(pl.LightningDataModule):
         self.train_datasets = {
             name: self._build_dataset(name, config) for name, config in (self.data.get("train") or {}).items()
         }
+        # Val and test are scored by the model's class indices: the training set's.
+        classes = getattr(self.train_datasets.get("supervised"), "classes", None) or None
         if self.data.get("val"):
-            self.val_dataset = self._build_dataset("val", self.data.val)
+            self.val_dataset = self._build_dataset("val", self.data.val, classes)
         if self.data.get("test"):
-            self.test_dataset = self._build_dataset("test", self.data.test)
+            self.test_dataset = self._build_dataset("test", self.data.test, classes)
         self._built = True
 
     @property

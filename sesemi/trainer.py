@@ -16,9 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.plugins import CheckpointIO
 
 from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
+from sesemi.checkpoints import ChecksummedCheckpointIO
 from sesemi.errors import SesemiError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,9 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
 
     Keys of the `trainer` config override what the run config sets; its callbacks are added to
     a ModelCheckpoint that keeps the best weights by `val/top1`, unless it configures its own, and
-    one that keeps the last weights. The training length is set later (`set_budget`).
+    one that keeps the last weights. Every checkpoint is saved with its SHA-256 and checked when
+    loaded (`ChecksummedCheckpointIO`), unless the config installs a CheckpointIO of its own. The
+    training length is set later (`set_budget`).
     """
     try:
         options = OmegaConf.to_container(trainer, resolve=True) if trainer else {}
@@ -146,6 +150,10 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
         "max_epochs": -1,
     }
     settings.update(options)
+    plugins = settings.get("plugins") or []
+    plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        settings["plugins"] = [*plugins, ChecksummedCheckpointIO()]
     # Hydra's own files share the run folder with the logs; that is intended.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     # A resumed run's loaders take up their epoch where it stopped (SESEMIDataModule).

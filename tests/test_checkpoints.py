@@ -1,13 +1,14 @@
-"""Safe checkpoint loading (sesemi/checkpoints.py)."""
+"""Safe checkpoint loading and checksums (sesemi/checkpoints.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 
 import pytest
 import torch
 
-from sesemi.checkpoints import load_weights, read_checkpoint
+from sesemi.checkpoints import ChecksummedCheckpointIO, load_weights, read_checkpoint
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 
@@ -119,3 +120,69 @@ def test_missing_file_and_missing_state_dict(model, tmp_path):
     torch.save({"weights": {}}, tmp_path / "odd.ckpt")
     with pytest.raises(SesemiError, match="state_dict"):
         read_checkpoint(tmp_path / "odd.ckpt")
+
+
+# --- checksums ---------------------------------------------------------------------------------
+
+
+def _flip_one_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _saved(model, path):
+    """`path` saved by the checkpoint IO sesemi's trainer uses."""
+    ChecksummedCheckpointIO().save_checkpoint({"state_dict": model.state_dict(), "global_step": 7}, path)
+    return path
+
+
+def test_a_saved_checkpoint_has_its_sha256_beside_it(model, tmp_path):
+    path = _saved(model, tmp_path / "best.ckpt")
+    digest, name = (tmp_path / "best.ckpt.sha256").read_text().split()
+    assert name == "best.ckpt" and digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read_checkpoint(path)["global_step"] == 7
+
+
+def test_a_changed_checkpoint_is_a_one_line_error(model, tmp_path):
+    """One flipped bit, which torch.load may well not notice, is refused before unpickling."""
+    path = _saved(model, tmp_path / "best.ckpt")
+    _flip_one_byte(path)
+    with pytest.raises(SesemiError, match="best.ckpt changed since it was saved") as error:
+        read_checkpoint(path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(SesemiError, match="changed since it was saved"):
+        ChecksummedCheckpointIO().load_checkpoint(path)  # how Lightning resumes from it
+
+
+def test_a_checkpoint_without_a_checksum_loads_as_before(model, tmp_path):
+    """Checkpoints of earlier releases and other tools have no checksum file."""
+    path = _save(model, tmp_path / "old.ckpt")
+    assert read_checkpoint(path)["global_step"] == 7
+    assert ChecksummedCheckpointIO().load_checkpoint(path)["global_step"] == 7
+
+
+def test_a_checksum_file_without_a_checksum_is_an_error(model, tmp_path):
+    path = _save(model, tmp_path / "x.ckpt")
+    (tmp_path / "x.ckpt.sha256").write_text("not a digest\n")
+    with pytest.raises(SesemiError, match="holds no SHA-256; delete it"):
+        read_checkpoint(path)
+
+
+def test_saving_again_replaces_the_checksum_and_removing_removes_it(model, tmp_path):
+    path = _saved(model, tmp_path / "last.ckpt")
+    first = (tmp_path / "last.ckpt.sha256").read_text()
+    io = ChecksummedCheckpointIO()
+    io.save_checkpoint({"state_dict": model.state_dict(), "global_step": 8}, path)
+    assert (tmp_path / "last.ckpt.sha256").read_text() != first
+    assert read_checkpoint(path)["global_step"] == 8
+    io.remove_checkpoint(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_checkpoint_the_trainer_saves_is_recorded(trained_run):
+    """The run's best and last checkpoints were saved with their checksums."""
+    folder = trained_run.run_dir / "checkpoints"
+    for name in ("best.ckpt", "last.ckpt"):
+        digest = (folder / f"{name}.sha256").read_text().split()[0]
+        assert digest == hashlib.sha256((folder / name).read_bytes()).hexdigest()

@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from sesemi.datamodule import SESEMIDataModule, dataset_root, init_worker, loader_batch_size
+from sesemi.datasets.image_folder import image_folder
+from sesemi.datasets.registry import DATASETS
 from sesemi.errors import SesemiError
 
 TO_TENSOR = {"_target_": "sesemi.transforms.to_normalized_tensor", "mean": [0.5] * 3, "std": [0.5] * 3}
@@ -303,4 +305,55 @@ def test_a_transform_without_target_is_refused(image_tree):
     data = _data()
     data.train.supervised.dataset.image_transform = {"crop_dim": 8}
     with pytest.raises(SesemiError, match="'supervised': dataset.image_transform has no _target_.*data.views"):
+        _module(data, image_tree.root)
+
+
+def _remove(folder: Path) -> None:
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+
+
+def test_val_and_test_are_numbered_by_the_training_classes(image_tree):
+    """A val set without one of the training classes keeps the indices the model predicts: its
+    green images are labeled 1 (green in training), not 0 (green's place among its own folders)."""
+    _remove(image_tree.root / "val" / "blue")
+    data = _data(test=_data().val)
+    module = _module(data, image_tree.root)
+    for split in (module.val_dataset, module.test_dataset):
+        assert split.classes == ["blue", "green", "red"]
+        assert {path.split("/")[-2]: label for path, label in split.samples} == {"green": 1, "red": 2}
+    assert module.classes == ["blue", "green", "red"]
+
+
+def test_a_val_class_training_lacks_is_a_one_line_error(image_tree):
+    """An extra val class names the class and its folder (it used to end in an IndexError)."""
+    (image_tree.root / "val" / "purple").mkdir()
+    (image_tree.root / "val" / "blue" / "val0.png").rename(image_tree.root / "val" / "purple" / "p.png")
+    with pytest.raises(SesemiError) as error:
+        _module(_data(), image_tree.root)
+    message = str(error.value)
+    assert "'purple'" in message and str(image_tree.root / "val" / "purple") in message and "\n" not in message
+
+
+def test_without_a_supervised_set_val_numbers_its_own_folders(image_tree):
+    """Evaluation configs without a training set read val's classes from its folders, as before."""
+    _remove(image_tree.root / "val" / "blue")
+    data = _data()
+    del data.train["supervised"]
+    module = _module(data, image_tree.root)
+    assert module.val_dataset.classes == ["green", "red"] and module.classes == ["green", "red"]
+
+
+def test_a_val_set_with_classes_of_its_own_is_refused(image_tree, monkeypatch):
+    """A data set whose builder cannot take the training classes must have the same ones."""
+    _remove(image_tree.root / "val" / "blue")
+
+    def own_classes(root, subset=None, image_transform=None):
+        return image_folder(root, subset, image_transform)
+
+    monkeypatch.setitem(DATASETS._entries, "own_classes_folder", own_classes)
+    data = _data()
+    data.val.dataset.name = "own_classes_folder"
+    with pytest.raises(SesemiError, match=r"val data set's classes \(green, red\) are not the training set's"):
         _module(data, image_tree.root)

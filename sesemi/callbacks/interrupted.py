@@ -13,6 +13,8 @@ class InterruptedCheckpoint(pl.Callback):
     Lightning's OnExceptionCheckpoint does the same, but its presence also makes every
     `fit(ckpt_path=None)` look for a "last" checkpoint to resume from, which would pick up
     another run's checkpoint from a shared folder; this callback only saves.
+    Nothing is saved when fitting stops before it starts (e.g. the checkpoint a run resumes from
+    is refused): the weights are not restored yet, and would replace the checkpoint to resume.
 
     Args:
         path: The checkpoint file to write.
@@ -20,7 +22,11 @@ class InterruptedCheckpoint(pl.Callback):
 
     def __init__(self, path: str | Path):
         self.path = str(path)
+        self.started = False
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = True  # Lightning restores a checkpoint before this hook
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn == "fit":
+        if trainer.state.fn == "fit" and self.started:
             trainer.save_checkpoint(self.path)

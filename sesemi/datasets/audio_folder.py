@@ -84,6 +84,7 @@ def audio_folder(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     cache_dir: str | None = None,
     on_error: OnError = "skip",
+    classes: Sequence[str] | None = None,
 ) -> AudioDataset:
     """Labeled recordings: `<root>/<subset>/<class>/<file>`, any depth inside a class folder.
 
@@ -96,8 +97,11 @@ def audio_folder(
         cache_dir: The preprocess cache's folder (default `<root>/.sesemi_cache/audio`); used
             when it exists.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        classes: The class list that numbers the class folders, e.g. the training set's for a
+            validation set (a folder of another class is an error); None: the folder names,
+            sorted.
     """
-    samples, classes = class_samples(subset_dirs(root, subset), is_audio_file, "audio file")
+    samples, classes = class_samples(subset_dirs(root, subset), is_audio_file, "audio file", classes)
     return AudioDataset(samples, classes, image_transform, on_error, sample_rate, _cache(root, sample_rate, cache_dir))
 
 

@@ -14,6 +14,7 @@ def image_folder(
     subset: str | Sequence[str] | None = None,
     image_transform: Callable | None = None,
     on_error: OnError = "skip",
+    classes: Sequence[str] | None = None,
 ) -> ImageDataset:
     """Labeled images laid out as torchvision's ImageFolder.
 
@@ -23,6 +24,9 @@ def image_folder(
             list), or None to read class folders directly under `root`.
         image_transform: A transform applied to each image.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        classes: The class list that numbers the class folders, e.g. the training set's for a
+            validation set (a folder of another class is an error); None: the folder names,
+            sorted.
     """
-    samples, classes = class_samples(subset_dirs(root, subset), is_image_file)
+    samples, classes = class_samples(subset_dirs(root, subset), is_image_file, classes=classes)
     return ImageDataset(samples, classes, image_transform, on_error)

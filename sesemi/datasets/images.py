@@ -1,12 +1,20 @@
-"""A dataset of image files with labels, robust to unreadable files."""
+"""A dataset of image files with labels, robust to unreadable files.
+
+Images of every Pillow mode are read as 8-bit RGB by the range their pixels really have
+(`to_rgb`); a file that cannot be read that way (damaged, truncated, empty, a decompression
+bomb, a pixel range with no known meaning) is an `ImageReadError` naming why.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -18,15 +26,109 @@ logger = logging.getLogger(__name__)
 OnError = Literal["skip", "raise"]
 UNLABELED = -1
 
+# Modes of 8-bit channels, which Pillow converts to RGB by their colour space (alpha is dropped,
+# as torchvision's image loader drops it).
+EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+SIXTEEN_BIT = 2**16 - 1
+THIRTY_ONE_BIT = 2**31 - 1  # the largest value of Pillow's 32-bit integer mode "I"
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded, or whose pixels have no known range."""
+
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMG_EXTENSIONS
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """An image file as RGB (grayscale and palette images are converted)."""
-    with Image.open(path) as image:
+def printable(text: object) -> str:
+    """A path or message as it can be printed anywhere: the bytes of a file name that are not
+    UTF-8 (held as surrogates, see os.fsdecode) are shown as `\\xNN` escapes."""
+    text = os.fsdecode(text) if isinstance(text, (bytes, os.PathLike)) else str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _gray(levels: np.ndarray) -> Image.Image:
+    """Gray levels in [0, 1] as an 8-bit RGB image."""
+    return Image.fromarray(np.round(levels * 255).astype(np.uint8)).convert("RGB")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An image of any Pillow mode as 8-bit RGB, by the range its pixels really have.
+
+    - 8-bit modes (1, L, P, RGB, CMYK, YCbCr, LAB, HSV, and LA, PA, RGBA with alpha): Pillow's
+      conversion of their colour space; alpha (and a palette's transparency) is dropped.
+    - 16-bit integers (I;16, I;16B, I;16L, I;16N): 0..65535 is 0..255.
+    - 32-bit integers (I): by the data's bit depth; 16-bit data stored as I (how Pillow opens
+      some 16-bit PGM and TIFF files) keeps its 0..65535 scale, wider data is on the scale of
+      the type (0..2^31-1). Negative values are refused: they have no place on either scale.
+    - Floats (F): values in [0, 1] are 0..255. Other values (or NaN) are refused rather than
+      stretched: an image's own extremes would make each one look different.
+
+    Raises:
+        ImageReadError: The mode or the values have no known range.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in EIGHT_BIT_MODES:
+        if mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")  # Pillow's route for a palette with transparency
         return image.convert("RGB")
+    if mode.startswith("I;16"):
+        return _gray(np.asarray(image, dtype=np.float32) / SIXTEEN_BIT)
+    if mode == "I":
+        values = np.asarray(image)
+        low, high = int(values.min()), int(values.max())
+        if low < 0:
+            raise ImageReadError(
+                f"it holds 32-bit integers down to {low}; negative values have no brightness: save it as 8 or 16 bits"
+            )
+        depth = SIXTEEN_BIT if high <= SIXTEEN_BIT else THIRTY_ONE_BIT
+        return _gray(values.astype(np.float64) / depth)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ImageReadError("it holds NaN or infinite float values")
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            raise ImageReadError(
+                f"it holds float values in [{low:g}, {high:g}], not in [0, 1]; rescale it to [0, 1] "
+                "or save it as 8 or 16 bits"
+            )
+        return _gray(values)
+    raise ImageReadError(f"its pixel mode {mode} has no known conversion to RGB; save it as RGB or grayscale")
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """An image file as 8-bit RGB (see `to_rgb`).
+
+    An image larger than Pillow's `Image.MAX_IMAGE_PIXELS` (a possible decompression bomb) is
+    refused before it is decoded, as are damaged, truncated and empty files.
+
+    Raises:
+        ImageReadError: The file cannot be read, and why.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageReadError(
+            f"{_first_line(error).rstrip('.')}; raise PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted"
+        ) from None
+    except Exception as error:  # Pillow's decoders raise many types on damaged data
+        raise ImageReadError(_first_line(error)) from None
+    return to_rgb(image)
 
 
 def subset_dirs(root: str | Path, subset: str | Sequence[str] | None) -> list[Path]:
@@ -46,18 +148,48 @@ def require_dir(path: Path) -> None:
         raise SesemiError(f"data folder {path} does not exist{missing_data_hint(path)}")
 
 
+def class_folders(folder: Path) -> list[Path]:
+    """The class folders in `folder`: its subfolders, except hidden ones (`.sesemi_cache`, ...)."""
+    return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+
+
 def class_samples(
-    folders: Sequence[Path], accept: Callable[[Path], bool], kind: str = "image"
+    folders: Sequence[Path],
+    accept: Callable[[Path], bool],
+    kind: str = "image",
+    classes: Sequence[str] | None = None,
 ) -> tuple[list[tuple[str, int]], list[str]]:
     """`(path, class index)` for the accepted files under `<folder>/<class>/`, and the classes.
 
-    The classes are the subfolder names of all `folders`, sorted; each must hold a file.
+    Args:
+        folders: The folders of class folders.
+        accept: Whether a file is one to read.
+        kind: What the files are called in messages.
+        classes: The class list to number the folders by, e.g. the training set's for a
+            validation set; its classes may lack a folder here, but every folder must be one of
+            them. None: the subfolder names of all `folders`, sorted.
+
+    Raises:
+        SesemiError: A folder is missing, holds no class folders, a class folder holds no
+            files, or a class folder is not in `classes`.
     """
     for folder in folders:
         require_dir(folder)
-    classes = sorted({d.name for f in folders for d in f.iterdir() if d.is_dir()})
-    if not classes:
-        raise SesemiError(f"no class folders in {', '.join(map(str, folders))}; expected <class>/<{kind}>")
+    found = sorted({d.name for f in folders for d in class_folders(f)})
+    if not found:
+        raise SesemiError(f"no class folders in {printable(', '.join(map(str, folders)))}; expected <class>/<{kind}>")
+    if classes is None:
+        classes = found
+    else:
+        classes = list(classes)
+        for name in found:
+            if name not in classes:
+                where = next(f / name for f in folders if (f / name).is_dir())
+                known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+                raise SesemiError(printable(
+                    f"class {name!r} ({where}) is not a class of the training set ({known}); "
+                    "rename or remove the folder, or add the class to the training set"
+                ))
     samples = [
         (str(path), label)
         for folder in folders
@@ -66,15 +198,15 @@ def class_samples(
         for path in sorted((folder / name).rglob("*"))
         if accept(path)
     ]
-    counts = {name: 0 for name in classes}
+    counts = {name: 0 for name in found}
     for _, label in samples:
         counts[classes[label]] += 1
     empty = [name for name, count in counts.items() if count == 0]
     if empty:
-        raise SesemiError(
+        raise SesemiError(printable(
             f"class folder(s) {', '.join(empty)} under {', '.join(map(str, folders))} hold no {kind}s; "
             f"add {kind}s or remove the folder"
-        )
+        ))
     return samples, classes
 
 
@@ -94,7 +226,7 @@ def unlabeled_samples(
         if accept(path)
     ]
     if not samples:
-        raise SesemiError(f"no {kind} files under {', '.join(map(str, present))}")
+        raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}"))
     return samples
 
 
@@ -139,13 +271,13 @@ class FileDataset(Dataset):
                 item = self.read(path)
             except self.read_errors as error:
                 if self.on_error == "raise":
-                    raise SesemiError(
+                    raise SesemiError(printable(
                         f"cannot read {self.kind} {path} ({error}); remove it or set "
                         "dataset.on_error=skip to skip unreadable files"
-                    ) from None
+                    )) from None
                 if path not in self.skipped:
                     self.skipped.add(path)
-                    logger.warning("skipping unreadable %s %s (%s)", self.kind, path, error)
+                    logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(error))
                 continue
             if self.transform is not None:
                 item = self.transform(item)
@@ -154,10 +286,10 @@ class FileDataset(Dataset):
 
 
 class ImageDataset(FileDataset):
-    """`(image, label)` items: files read with Pillow and converted to RGB."""
+    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`)."""
 
     kind = "image"
-    read_errors = (OSError, ValueError, SyntaxError)
+    read_errors = (ImageReadError, OSError)
 
     def read(self, path: str) -> Image.Image:
         return read_image(path)

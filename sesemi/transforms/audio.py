@@ -14,6 +14,8 @@ time shift, the strong view adds noise and a quieter second clip.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -49,28 +51,54 @@ def _require(module: str) -> Any:
         ) from None
 
 
+def _native(path: Path) -> str | bytes:
+    """The name libsndfile opens: the bytes of the name on POSIX, so that names that are not
+    UTF-8 open too (soundfile encodes a str strictly)."""
+    return str(path) if sys.platform == "win32" else os.fsencode(path)
+
+
+class _Unopened(Exception):
+    """libsndfile cannot open a file, whose format FFmpeg may still read."""
+
+
 def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
     soundfile = _require("soundfile")
-    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (frames, channels)
-    return data.mean(axis=1), rate
+    try:
+        file = soundfile.SoundFile(_native(path))
+    except (RuntimeError, OSError) as error:  # libsndfile's errors
+        raise _Unopened(_first_line(error)) from None
+    with file:
+        try:
+            return file.read(dtype="float32", always_2d=True), file.samplerate  # (frames, channels)
+        except RuntimeError as error:  # it knows the format, so the data is damaged
+            raise AudioReadError(f"it is damaged: {_first_line(error).removeprefix('Error : ')}") from None
 
 
-def _decode_av(path: Path) -> tuple[np.ndarray, int]:
+def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
+    """Decodes with FFmpeg; `strict` refuses damaged frames (failed checksums) instead of
+    decoding around them, for a file libsndfile could not open."""
     av = _require("av")
     with av.open(str(path)) as container:
         stream = next((s for s in container.streams if s.type == "audio"), None)
         if stream is None:
             raise AudioReadError("it has no audio stream")
+        if strict:
+            stream.codec_context.options = {"err_detect": "crccheck+explode"}
         to_float = av.AudioResampler(format="fltp")  # planar float: (channels, samples) per frame
-        chunks = [
-            converted.to_ndarray()
-            for frame in container.decode(stream)
-            for converted in to_float.resample(frame)
-        ]
+        try:
+            chunks = [
+                converted.to_ndarray()
+                for frame in container.decode(stream)
+                for converted in to_float.resample(frame)
+            ]
+        except av.FFmpegError as error:
+            if not strict:
+                raise
+            raise AudioReadError(f"it is damaged: {_first_line(error)}") from None
         rate = stream.codec_context.sample_rate
     if not chunks:
-        return np.zeros(0, np.float32), rate
-    return np.concatenate(chunks, axis=1).mean(axis=0), rate
+        return np.zeros((0, 1), np.float32), rate
+    return np.concatenate(chunks, axis=1).T, rate  # (frames, channels)
 
 
 def _first_line(error: BaseException) -> str:
@@ -78,32 +106,95 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# WAV sample formats whose frames are all `block_align` bytes: PCM, IEEE float, A-law, mu-law.
+_FIXED_SIZE_WAV_FORMATS = (1, 3, 6, 7)
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+
+def declared_frames(path: str | Path) -> int | None:
+    """The number of frames a WAV or FLAC file's header declares, or None (other formats, a
+    header that does not say, or one that cannot be read).
+
+    Decoders read what is there: libsndfile counts the frames of a truncated WAV by the file's
+    size, and FFmpeg decodes what it can of a damaged FLAC; the header says what should be.
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+            if head[:4] == b"fLaC":
+                return _flac_frames(head[4:] + file.read(30))
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                return _wav_frames(file)
+    except OSError:
+        return None
+    return None
+
+
+def _flac_frames(block: bytes) -> int | None:
+    """The total samples of a FLAC STREAMINFO block (its 4-byte header, then 34 bytes)."""
+    if len(block) < 38 or block[0] & 0x7F != 0:  # STREAMINFO is always the first block
+        return None
+    total = int.from_bytes(block[4 + 13 : 4 + 18], "big") & (2**36 - 1)  # bits 108-143
+    return total or None  # 0: unknown
+
+
+def _wav_frames(file: Any) -> int | None:
+    """The frames of a WAV file's `data` chunk, read from its chunks after the RIFF header."""
+    block_align = None
+    while len(chunk := file.read(8)) == 8:
+        name, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+        if name == b"fmt ":
+            fmt = file.read(size + size % 2)
+            tag = int.from_bytes(fmt[0:2], "little")
+            if tag == _WAVE_FORMAT_EXTENSIBLE and len(fmt) >= 26:
+                tag = int.from_bytes(fmt[24:26], "little")  # the sub-format GUID starts with it
+            if tag not in _FIXED_SIZE_WAV_FORMATS:
+                return None
+            block_align = int.from_bytes(fmt[12:14], "little")
+        elif name == b"data":
+            unknown = not block_align or size in (0, 2**32 - 1)  # streamed files may not say
+            return None if unknown else size // block_align
+        else:
+            file.seek(size + size % 2, os.SEEK_CUR)
+    return None
+
+
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """A file's samples mixed down to mono float32 `[T]`, and its sample rate.
 
-    soundfile reads its formats; PyAV reads m4a/aac/wma and whatever libsndfile rejects.
+    soundfile reads its formats; PyAV reads m4a/aac/wma and whatever libsndfile cannot open
+    (refusing frames whose checksums fail). A WAV or FLAC file must decode to as many frames as
+    its header declares.
 
     Raises:
-        AudioReadError: The file cannot be decoded or holds no samples.
+        AudioReadError: The file cannot be decoded, is truncated or damaged, or holds no samples.
     """
     path = Path(path)
     try:
         if path.suffix.lower() in AV_EXTENSIONS:
-            samples, rate = _decode_av(path)
+            frames, rate = _decode_av(path)
         else:
             try:
-                samples, rate = _decode_soundfile(path)
-            except (RuntimeError, OSError) as rejected:  # libsndfile's errors: try FFmpeg
+                frames, rate = _decode_soundfile(path)
+            except _Unopened as rejected:  # try FFmpeg
                 try:
-                    samples, rate = _decode_av(path)
-                except Exception:
-                    raise AudioReadError(_first_line(rejected)) from None
+                    frames, rate = _decode_av(path, strict=True)
+                except AudioReadError:
+                    raise
+                except Exception:  # neither can open it: libsndfile's reason
+                    raise AudioReadError(str(rejected)) from None
     except (AudioReadError, SesemiError):
         raise
     except Exception as error:  # FFmpeg's errors come in many types
         raise AudioReadError(_first_line(error)) from None
-    if samples.size == 0:
+    declared = declared_frames(path)
+    if declared is not None and len(frames) != declared:
+        raise AudioReadError(
+            f"it is truncated or damaged: its header declares {declared} frames, {len(frames)} could be decoded"
+        )
+    if frames.size == 0:
         raise AudioReadError("it holds no samples")
+    samples = frames.mean(axis=1)
     if not np.isfinite(samples).all():
         raise AudioReadError("it holds NaN or infinite samples")
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)

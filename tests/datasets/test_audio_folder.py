@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,20 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
     assert data[index][0].shape == (4000,)
     other_rate = dataset("audio_folder", str(tree.root), "train", sample_rate=8000)
     assert other_rate.cache is None  # no cache at 8 kHz: decode
+
+
+def test_audio_classes_follow_a_given_list(tree):
+    """The training set's classes number the val folders; a folder of another class is refused."""
+    data = dataset("audio_folder", str(tree.root), "val", classes=["aaa", "chirp", "high", "low"])
+    assert data.classes == ["aaa", "chirp", "high", "low"] and sorted(set(data.targets)) == [1, 2, 3]
+    with pytest.raises(SesemiError, match="'low' .* is not a class of the training set"):
+        dataset("audio_folder", str(tree.root), "val", classes=["chirp", "high"])
+
+
+def test_a_recording_named_in_bytes_that_are_not_utf8_is_read(tree):
+    name = os.fsencode(tree.root / "train" / "low") + b"/t\xf6ne.wav"
+    os.rename(write(tree.root / "tone.wav", tone(300)), name)
+    data = dataset("audio_folder", str(tree.root), "train", on_error="raise", sample_rate=16000)
+    index = [path for path, _ in data.samples].index(os.fsdecode(name))
+    waveform, label = data[index]
+    assert waveform.shape == (8000,) and data.classes[label] == "low"

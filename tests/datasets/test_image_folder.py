@@ -104,3 +104,29 @@ def test_one_missing_subset_of_several_is_an_error(image_tree):
     """Unlike image_file, a labeled data set must have every subset it names."""
     with pytest.raises(SesemiError, match="nope"):
         image_folder(str(image_tree.root), subset=["train", "nope"])
+
+
+def test_classes_number_the_folders_by_a_given_list(image_tree):
+    """With the training set's classes, a val set lacking one keeps the others' indices."""
+    for path in (image_tree.root / "val" / "blue").iterdir():
+        path.unlink()
+    (image_tree.root / "val" / "blue").rmdir()
+    data = image_folder(str(image_tree.root), "val", classes=["blue", "green", "red"])
+    assert data.classes == ["blue", "green", "red"]
+    assert sorted(set(data.targets)) == [1, 2]  # green and red, as in training
+    for path, label in data.samples:
+        assert path.split("/")[-2] == data.classes[label]
+
+
+def test_a_class_folder_the_given_list_lacks_is_a_one_line_error(image_tree):
+    """A val folder of a class training never saw names the class and the folder and says what to do."""
+    with pytest.raises(SesemiError) as error:
+        image_folder(str(image_tree.root), "val", classes=["blue", "green"])
+    message = str(error.value)
+    assert "'red'" in message and str(image_tree.root / "val" / "red") in message
+    assert "not a class of the training set" in message and "\n" not in message
+
+
+def test_hidden_folders_are_not_classes(image_tree):
+    (image_tree.root / "train" / ".ipynb_checkpoints").mkdir()
+    assert image_folder(str(image_tree.root), "train").classes == image_tree.classes

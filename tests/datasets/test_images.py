@@ -1,14 +1,20 @@
-"""ImageDataset (sesemi/datasets/images.py): unreadable files are skipped or reported."""
+"""ImageDataset (sesemi/datasets/images.py): every mode read by its range; unreadable files are
+skipped or reported."""
 
 from __future__ import annotations
 
 import io
+import os
+import struct
+import zlib
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from sesemi.datasets.image_folder import image_folder
-from sesemi.datasets.images import ImageDataset
+from sesemi.datasets.images import ImageDataset, ImageReadError, printable, read_image, to_rgb
 from sesemi.errors import SesemiError
 
 
@@ -76,3 +82,177 @@ def test_bad_on_error_value_is_rejected():
     """Only "skip" and "raise" are accepted."""
     with pytest.raises(SesemiError, match="on_error"):
         ImageDataset([], [], on_error="ignore")
+
+
+# --- every Pillow mode by its real range -------------------------------------------------------
+
+GRADIENT = np.arange(256, dtype=np.uint8).reshape(16, 16)  # every 8-bit level once
+RED = (200, 30, 30)
+
+
+def _rgb(color) -> np.ndarray:
+    return np.broadcast_to(np.array(color, np.uint8), (16, 16, 3))
+
+
+def _gray(levels: np.ndarray) -> np.ndarray:
+    return np.repeat(levels[..., None], 3, axis=2)
+
+
+def _palette() -> Image.Image:
+    image = Image.new("P", (16, 16))
+    image.putpalette([*RED, 10, 20, 250])
+    image.putdata((GRADIENT % 2).ravel().tolist())
+    return image
+
+
+def _checker() -> np.ndarray:
+    return _rgb((10, 20, 250)) * (GRADIENT % 2)[..., None] + _rgb(RED) * (1 - GRADIENT % 2)[..., None]
+
+
+def _raw(mode: str, values: np.ndarray, dtype: str) -> Image.Image:
+    return Image.frombytes(mode, (16, 16), values.astype(dtype).tobytes())
+
+
+SIXTEEN_BIT = GRADIENT.astype(np.uint32) * 257  # 0..65535, the gradient on the 16-bit scale
+
+# mode -> (an image of that mode, the RGB pixels it must become, tolerance per level)
+MODES = {
+    "1": (lambda: Image.fromarray(GRADIENT % 2 == 1), _gray((GRADIENT % 2) * 255), 0),
+    "L": (lambda: Image.fromarray(GRADIENT), _gray(GRADIENT), 0),
+    "LA": (lambda: Image.fromarray(np.stack([GRADIENT, 255 - GRADIENT], axis=2), "LA"), _gray(GRADIENT), 0),
+    "P": (_palette, _checker(), 0),
+    "PA": (lambda: _palette().convert("PA"), _checker(), 0),
+    "RGB": (lambda: Image.new("RGB", (16, 16), RED), _rgb(RED), 0),
+    "RGBA": (lambda: Image.new("RGBA", (16, 16), (*RED, 0)), _rgb(RED), 0),  # alpha is dropped
+    "CMYK": (lambda: Image.new("RGB", (16, 16), RED).convert("CMYK"), _rgb(RED), 0),
+    "YCbCr": (lambda: Image.new("RGB", (16, 16), RED).convert("YCbCr"), _rgb(RED), 2),
+    "LAB": (lambda: Image.new("RGB", (16, 16), RED).convert("LAB"), _rgb(RED), 3),
+    "HSV": (lambda: Image.new("RGB", (16, 16), RED).convert("HSV"), _rgb(RED), 2),
+    "I;16": (lambda: _raw("I;16", SIXTEEN_BIT, "<u2"), _gray(GRADIENT), 0),
+    "I;16B": (lambda: _raw("I;16B", SIXTEEN_BIT, ">u2"), _gray(GRADIENT), 0),
+    "I;16L": (lambda: _raw("I;16L", SIXTEEN_BIT, "<u2"), _gray(GRADIENT), 0),
+    "I;16N": (lambda: _raw("I;16N", SIXTEEN_BIT, "=u2"), _gray(GRADIENT), 0),
+    "I": (lambda: Image.fromarray(SIXTEEN_BIT.astype(np.int32)), _gray(GRADIENT), 0),  # 16-bit data
+    "F": (lambda: Image.fromarray(GRADIENT.astype(np.float32) / 255), _gray(GRADIENT), 0),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_becomes_rgb_by_its_real_range(mode):
+    """Each mode's pixels land where they belong on 0..255: a 16-bit gradient is the same 8-bit
+    gradient (not white), a float one in [0, 1] too (not black), colour spaces keep their colour."""
+    make, expected, tolerance = MODES[mode]
+    image = make()
+    assert image.mode == mode
+    converted = to_rgb(image)
+    assert converted.mode == "RGB" and converted.size == (16, 16)
+    difference = np.abs(np.asarray(converted).astype(int) - expected.astype(int))
+    assert difference.max() <= tolerance
+
+
+def test_32_bit_data_is_on_the_scale_of_its_type():
+    """Integers wider than 16 bits stored as I are read on 0..2^31-1: the gradient again."""
+    wide = Image.fromarray((GRADIENT.astype(np.int64) * 2**23).astype(np.int32))
+    converted = np.asarray(to_rgb(wide))[..., 0].astype(int)
+    assert np.abs(converted - GRADIENT).max() <= 1 and converted.max() >= 254
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        (Image.fromarray(np.full((4, 4), -5, np.int32)), "down to -5"),
+        (Image.fromarray(np.full((4, 4), 200.0, np.float32)), r"float values in \[200, 200\], not in \[0, 1\]"),
+        (Image.fromarray(np.full((4, 4), np.nan, np.float32)), "NaN"),
+        (Image.new("La", (4, 4)), "mode La"),
+    ],
+)
+def test_pixels_without_a_known_range_are_refused(image, reason):
+    with pytest.raises(ImageReadError, match=reason):
+        to_rgb(image)
+
+
+@pytest.mark.parametrize(
+    ("image", "extension"),
+    [
+        (Image.fromarray(SIXTEEN_BIT.astype(np.uint16)), "png"),  # opens as I;16
+        (_raw("I;16B", SIXTEEN_BIT, ">u2"), "tif"),
+        (Image.fromarray(SIXTEEN_BIT.astype(np.int32)), "tif"),  # opens as I
+        (Image.fromarray(GRADIENT.astype(np.float32) / 255), "tif"),  # opens as F
+    ],
+)
+def test_deep_image_files_read_as_their_8_bit_gradient(tmp_path, image, extension):
+    path = tmp_path / f"deep.{extension}"
+    image.save(path)
+    np.testing.assert_array_equal(np.asarray(read_image(path)), _gray(GRADIENT))
+
+
+def test_a_cmyk_file_reads_as_its_colour(tmp_path):
+    Image.new("RGB", (16, 16), RED).convert("CMYK").save(tmp_path / "print.jpg", quality=100)
+    pixels = np.asarray(read_image(tmp_path / "print.jpg")).astype(int)
+    assert np.abs(pixels - np.array(RED)).max() <= 4
+
+
+# --- bombs, empty files, names that are not UTF-8 ----------------------------------------------
+
+
+def _png_claiming(path, width: int, height: int) -> None:
+    """A 1x1 PNG whose header says `width` x `height` (with a valid checksum)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    _png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(ImageReadError, match=r"exceeds limit .*MAX_IMAGE_PIXELS"):
+        read_image(tmp_path / "bomb.png")
+
+
+def test_an_image_over_the_pixel_limit_is_refused_not_only_warned_about(tmp_path, monkeypatch):
+    """Pillow only warns between MAX_IMAGE_PIXELS and twice that; sesemi refuses there too."""
+    Image.new("RGB", (12, 12)).save(tmp_path / "big.png")  # 144 pixels: over 100, under 200
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageReadError, match="exceeds limit of 100 pixels"):
+        read_image(tmp_path / "big.png")
+
+
+def _noise_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "cannot identify"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "cannot identify"), (_noise_png()[:3000], "truncated")],
+    ids=["empty", "damaged", "truncated"],
+)
+def test_empty_damaged_and_truncated_files_are_image_read_errors(tmp_path, content, reason):
+    (tmp_path / "bad.png").write_bytes(content)
+    with pytest.raises(ImageReadError, match=reason):
+        read_image(tmp_path / "bad.png")
+
+
+def test_names_that_are_not_utf8_are_read_and_warned_about_escaped(image_tree, caplog):
+    """A file name with bytes that are not UTF-8 is listed and read; a broken one is skipped
+    with a warning that shows those bytes as escapes."""
+    folder = os.fsencode(image_tree.root / "train" / "red")
+    Image.new("RGB", (16, 16), RED).save(folder + b"/caf\xe9.png", format="PNG")
+    (Path(os.fsdecode(folder + b"/broken\xff.png"))).write_bytes(b"junk")
+    data = image_folder(str(image_tree.root), "train")
+    paths = [path for path, _ in data.samples]
+    good, broken = (paths.index(os.fsdecode(folder + name)) for name in (b"/caf\xe9.png", b"/broken\xff.png"))
+    image, label = data[good]
+    assert np.asarray(image)[0, 0].tolist() == list(RED) and data.classes[label] == "red"
+    data[broken]
+    (warning,) = [r.getMessage() for r in caplog.records if "broken" in r.getMessage()]
+    assert "broken\\xff.png" in warning
+    warning.encode("utf-8")  # printable anywhere
+
+
+def test_printable_escapes_only_what_is_not_utf8():
+    assert printable(os.fsdecode(b"/data/caf\xc3\xa9/x\xff.png")) == "/data/café/x\\xff.png"
+    assert printable(Path("plain.png")) == "plain.png"

@@ -12,6 +12,7 @@ import torch
 from hub_fixtures import cache, memory_repository, trained  # noqa: F401 (fixtures)
 from safetensors.torch import load_file
 
+from sesemi.checkpoints import record_checksum
 from sesemi.errors import SesemiError
 from sesemi.hub.ids import model_uid
 from sesemi.hub.publishing import publish
@@ -92,6 +93,7 @@ def test_a_run_whose_checkpoint_builds_untrusted_classes_is_refused(trained, tmp
     stored = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
     stored["hyper_parameters"]["hparams"]["model"]["backbone"]["_target_"] = "my_project.Net"
     torch.save(stored, run / "checkpoints" / "best.ckpt")
+    record_checksum(run / "checkpoints" / "best.ckpt")  # made that way, not damaged
     with pytest.raises(SesemiError, match=r"builds my_project.Net, which sesemi does not trust; .*`sesemi trust add my_project`"):
         publish(run, "tiny", "1.0.0", tmp_path / "repo")
     assert not (tmp_path / "repo").exists()

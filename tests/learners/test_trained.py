@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from sesemi import trust
+from sesemi.checkpoints import record_checksum
 from sesemi.errors import SesemiError
 from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.trained import TrainedModel
@@ -26,10 +27,12 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 
 
 def tamper(checkpoint: Path, change) -> None:
-    """Rewrites a checkpoint with `change(hparams)` applied to its stored hyper-parameters."""
+    """Rewrites a checkpoint with `change(hparams)` applied to its stored hyper-parameters, and
+    its checksum with it (as a checkpoint made elsewhere would come)."""
     stored = torch.load(checkpoint, weights_only=True)
     change(stored["hyper_parameters"]["hparams"])
     torch.save(stored, checkpoint)
+    record_checksum(checkpoint)
 
 
 def published_folder(run_dir: Path, folder: Path, labels=("blue", "green", "red")) -> Path:

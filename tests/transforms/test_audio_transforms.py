@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ from sesemi.transforms.audio import (
     MixClips,
     RandomGain,
     TimeShift,
+    declared_frames,
     decode,
     frames,
     load_audio,
@@ -168,3 +171,76 @@ def test_frames_cover_the_recording_with_sliding_windows():
     last_padded = frames(torch.arange(1.0, 12.0), window=4, hop=3)
     assert last_padded[-1].tolist() == [10, 11, 0, 0]
     assert frames(torch.ones(2), window=4, hop=2).tolist() == [[0, 1, 1, 0]]  # centred, as in eval
+
+
+# --- decode errors, reported per file ----------------------------------------------------------
+
+
+def _damaged(path, cut: float | None = None, flip_at: float | None = None):
+    """`path` cut to a fraction of its bytes, or with the byte at a fraction of its length flipped."""
+    data = bytearray(path.read_bytes())
+    if flip_at is not None:
+        data[int(len(data) * flip_at)] ^= 0xFF
+    if cut is not None:
+        data = data[: int(len(data) * cut)]
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extension", "damage", "reason"),
+    [
+        ("wav", {"cut": 0.5}, r"header declares 11025 frames, 5\d\d\d could be decoded"),
+        ("flac", {"cut": 0.6}, "damaged"),
+        ("flac", {"flip_at": 0.5}, "damaged"),
+    ],
+    ids=["truncated-wav", "truncated-flac", "corrupt-flac"],
+)
+def test_a_file_decoded_only_in_part_is_an_error(tmp_path, extension, damage, reason):
+    """libsndfile reads a truncated WAV to its end and stops at a damaged FLAC frame: either
+    way the file is refused, not returned short."""
+    path = _damaged(write(tmp_path / f"a.{extension}", tone(440)), **damage)
+    with pytest.raises(AudioReadError, match=reason):
+        decode(path)
+
+
+def test_what_ffmpeg_decodes_for_libsndfile_is_checked(tmp_path, monkeypatch):
+    """A file libsndfile cannot open goes to FFmpeg, which would decode around damaged frames
+    and what is there of a truncated file: frame checksums and the header's count refuse them."""
+    from sesemi.transforms import audio
+
+    def cannot_open(path):
+        raise audio._Unopened("Format not recognised")
+
+    monkeypatch.setattr(audio, "_decode_soundfile", cannot_open)
+    intact = write(tmp_path / "intact.flac", tone(440))
+    assert len(decode(intact)[0]) == 11025
+    damaged = _damaged(write(tmp_path / "damaged.flac", tone(440)), flip_at=0.5)
+    with pytest.raises(AudioReadError, match="Invalid data"):  # a frame's checksum fails
+        decode(damaged)
+    truncated = _damaged(write(tmp_path / "truncated.wav", tone(440)), cut=0.5)
+    with pytest.raises(AudioReadError, match="header declares 11025 frames"):
+        decode(truncated)
+
+
+def test_headers_declare_their_frames(tmp_path):
+    assert declared_frames(write(tmp_path / "a.wav", tone(440))) == 11025
+    assert declared_frames(write(tmp_path / "a.flac", tone(440))) == 11025
+    assert declared_frames(write(tmp_path / "a.ogg", tone(440))) is None  # not an exact count
+    assert declared_frames(tmp_path / "missing.wav") is None
+
+
+def test_a_name_that_is_not_utf8_decodes(tmp_path):
+    name = os.fsencode(tmp_path) + b"/t\xf6ne.flac"
+    os.rename(write(tmp_path / "tone.flac", tone(440)), name)
+    samples, rate = decode(os.fsdecode(name))
+    assert len(samples) == 11025 and rate == 22050
+
+
+def test_a_silent_recording_is_read_and_augmented_without_nan(tmp_path):
+    """Silence is a recording like any other (its training is checked in tests/faults)."""
+    samples, _ = decode(write(tmp_path / "silence.wav", np.zeros(11025, np.float32)))
+    assert len(samples) == 11025 and not samples.any()
+    strong = strong_audio_transforms(weak_audio_transforms(0.5, 22050))
+    for _ in range(3):  # the second time, it is mixed with the first
+        assert torch.isfinite(strong(torch.from_numpy(samples))).all()
