@@ -60,7 +60,7 @@ def test_what_sesemi_configs_build_is_trusted():
         ("torch.hub.load", "is none of the network and training classes sesemi trusts; .*`sesemi trust add torch.hub`"),
         ("torch.load", r"torch.load \(it is torch.serialization.load\), which is none"),
         ("torchvision.models.Weights", "it is torchvision.models._api.Weights"),  # downloads from any URL
-        ("sesemi.ops.runs.remove", "is none of the network"),  # sesemi, but not a model
+        ("sesemi.ops.runs.remove_failed", "is none of the network"),  # sesemi, but not a model
         ("sesemi.trust.add", "is none of the network"),
         ("sesemi.callbacks.InterruptedCheckpoint", "is none of the network"),  # writes where it is told
         ("sesemi.run", r"\(it is sesemi.runner.run\)"),

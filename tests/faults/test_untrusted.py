@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 import sesemi
+from sesemi.checkpoints import record_checksum
 from sesemi.cli.app import app
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack, sha256
@@ -103,9 +104,12 @@ def replace_archive(repository: Path, uid: str, data: bytes, checksum: bool) -> 
 
 
 def tamper_hparams(checkpoint: Path, change) -> None:
+    """Rewrites a checkpoint's hyper-parameters, with a checksum to match: a file made so on
+    purpose, not damaged on the way (the checksum is no defence against its maker)."""
     stored = torch.load(checkpoint, weights_only=True)
     change(stored["hyper_parameters"]["hparams"])
     torch.save(stored, checkpoint)
+    record_checksum(checkpoint)
 
 
 # --- path-like ids in a repository -------------------------------------------------------------
@@ -209,6 +213,7 @@ class Payload:
 def test_a_foreign_checkpoint_is_one_line_and_runs_nothing(trained_run, tmp_path, kind):
     run = copy_run(trained_run, tmp_path)
     checkpoint = run / "checkpoints" / "best.ckpt"
+    Path(f"{checkpoint}.sha256").unlink()  # a file from elsewhere comes without sesemi's checksum
     victim = tmp_path / "owned.txt"
     if kind == "no state_dict":
         torch.save({"weights": torch.zeros(3), "epoch": 1}, checkpoint)
