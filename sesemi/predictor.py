@@ -30,7 +30,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from sesemi.datasets.images import is_image_file, read_image
+from sesemi.datasets.images import is_image_file, printable, read_image
 from sesemi.errors import SesemiError
 from sesemi.hub.api import fetch
 from sesemi.hub.cache import read_info
@@ -363,7 +363,7 @@ class Predictor:
                 if isinstance(windows, str):
                     if on_error == "raise":
                         raise SesemiError(f"cannot read {names[index]} ({windows}); remove it or set on_error=skip")
-                    logger.warning("skipping unreadable input %s (%s)", names[index], windows)
+                    logger.warning("skipping unreadable input %s (%s)", printable(names[index]), windows)
                     finish(index, Prediction(names[index], error=windows))
                     continue
                 counts[index], parts[index] = len(windows), []

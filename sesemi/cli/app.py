@@ -607,7 +607,12 @@ def load(
 trust_app = typer.Typer(
     name="trust",
     help="Which classes models, checkpoints and run folders may build: sesemi's, torch's, "
-    "torchvision's and timm's network and training classes, and the module paths you add.",
+    "torchvision's and timm's network and training classes, and the module paths you add.\n\n"
+    "Python: sesemi.trust.add, sesemi.trust.remove, sesemi.trust.user_prefixes\n\n"
+    "Examples:\n\n"
+    "  $ sesemi trust add my_project.backbones\n\n"
+    "  $ sesemi trust list\n\n"
+    "  $ sesemi trust remove my_project.backbones",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,

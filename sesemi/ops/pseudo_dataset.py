@@ -128,7 +128,7 @@ def pseudo_dataset(
 
     teacher = TrainedModel.from_run(checkpoint_path)
     labeled = dataset("image_folder", data_root, labeled_subset) if labeled_subset else None
-    classes = labeled.classes if labeled else [str(c) for c in range(len(teacher.labels))]
+    classes = labeled.classes if labeled else list(teacher.labels)
     if len(classes) != len(teacher.labels):
         raise SesemiError(
             f"the teacher predicts {len(teacher.labels)} classes but {Path(data_root) / labeled_subset} "

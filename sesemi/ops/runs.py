@@ -245,6 +245,8 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
                 unmarked.append(run.path)
         elif found.state == "finished":
             files += surplus
+    checksums = [path.with_name(f"{path.name}.sha256") for path in files]  # recorded when saved
+    _delete([path for path in checksums if path.is_file() and not path.is_symlink()], root, None, dry_run)
     return Tidied(files, _delete(files, root, None, dry_run), unmarked, [])
 
 

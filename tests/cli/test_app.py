@@ -42,6 +42,8 @@ COMMANDS = [
     "publish",
     "models",
     "load",
+    "trust",
+    "resume",
 ]
 
 
