@@ -1,5 +1,9 @@
 """Batch-level transforms: collate functions that build self-supervised targets.
 
+Both work on images `[C, H, W]` and on waveforms `[T]`: a waveform's "rotation" is a circular
+shift by a quarter of the clip (the seam shows how far it was turned), its jigsaw puzzle is its
+time segments in another order (predicting temporal order, a standard audio pretext task).
+
 Rotation prediction: Gidaris et al., "Unsupervised Representation Learning by Predicting Image
 Rotations", ICLR 2018, https://arxiv.org/abs/1803.07728
 Jigsaw puzzles: Noroozi & Favaro, "Unsupervised Learning of Visual Representations by Solving
@@ -20,31 +24,38 @@ JIGSAW_GRID_SIZE = 3
 JIGSAW_PERMUTATIONS = 24
 
 
-def _stack_images(batch: Sequence[tuple[Tensor, int]], method: str) -> Tensor:
-    """The batch's images `[B, C, H, W]`; other inputs (e.g. waveforms) are a user error."""
-    images = torch.stack([image for image, _ in batch])
-    if images.dim() != 4:
+def _stack_inputs(batch: Sequence[tuple[Tensor, int]], method: str) -> Tensor:
+    """The batch's images `[B, C, H, W]` or waveforms `[B, T]`; other inputs are a user error."""
+    inputs = torch.stack([item for item, _ in batch])
+    if inputs.dim() not in (2, 4):
         raise SesemiError(
-            f"{method} is image-only: it needs images (C, H, W), not inputs of shape "
-            f"{tuple(images.shape[1:])}; for audio use another method (e.g. method=fixmatch)"
+            f"{method} needs images (C, H, W) or waveforms (T), not inputs of shape {tuple(inputs.shape[1:])}"
         )
-    return images
+    return inputs
+
+
+def _rotate(inputs: Tensor, k: int) -> Tensor:
+    """Images turned by k x 90 degrees; waveforms shifted circularly by k quarters of the clip."""
+    if inputs.dim() == 4:
+        return torch.rot90(inputs, k, dims=(2, 3))
+    return torch.roll(inputs, k * inputs.shape[-1] // NUM_ROTATIONS, dims=-1)
 
 
 class RotationTransformer:
     """Collates `(image, label)` items into every rotation of every image.
 
-    Each image (C, H, W) appears rotated by 0, 90, 180 and 270 degrees; the target is the
-    rotation index 0-3. The batch is `(images [4B, C, H, W], rotation_labels [4B])`, plus the
-    original labels `[4B]` when `return_supervised_labels` is set.
+    Each image (C, H, W) appears rotated by 0, 90, 180 and 270 degrees (a waveform shifted by
+    0, 1, 2 and 3 quarters); the target is the rotation index 0-3. The batch is
+    `(inputs [4B, ...], rotation_labels [4B])`, plus the original labels `[4B]` when
+    `return_supervised_labels` is set.
     """
 
     def __init__(self, return_supervised_labels: bool = False):
         self.return_supervised_labels = return_supervised_labels
 
     def __call__(self, batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, ...]:
-        images = _stack_images(batch, "rotation prediction")  # (B, C, H, W)
-        rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(NUM_ROTATIONS)])
+        inputs = _stack_inputs(batch, "rotation prediction")
+        rotated = torch.cat([_rotate(inputs, k) for k in range(NUM_ROTATIONS)])
         rotation_labels = torch.arange(NUM_ROTATIONS).repeat_interleave(len(batch))
         if not self.return_supervised_labels:
             return rotated, rotation_labels
@@ -76,11 +87,11 @@ def jigsaw_permutations(
 class JigsawCollator:
     """Collates `(image, label)` items into jigsaw puzzles whose tile order is to be predicted.
 
-    Each image (C, H, W) is cut into `grid_size` x `grid_size` tiles, which are reassembled in
-    one of `num_permutations` fixed orders drawn at random per image; the target is the order's
-    index (0 is the identity). The batch is `(puzzles [B, C, H, W], permutation_labels [B])`.
-    When H or W is not a multiple of `grid_size`, the leftover bottom/right pixels are 0 (the
-    mean of normalized images).
+    Each image (C, H, W) is cut into `grid_size` x `grid_size` tiles (a waveform into as many
+    time segments), which are reassembled in one of `num_permutations` fixed orders drawn at
+    random per input; the target is the order's index (0 is the identity). The batch is
+    `(puzzles [B, ...], permutation_labels [B])`. Leftover pixels (samples) that do not fill a
+    tile are 0 (the mean of normalized images, silence).
 
     Args:
         grid_size: Tiles per side.
@@ -98,13 +109,21 @@ class JigsawCollator:
         self.permutations = jigsaw_permutations(grid_size**2, num_permutations, seed)
 
     def __call__(self, batch: Sequence[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-        images = _stack_images(batch, "jigsaw prediction")
+        images = _stack_inputs(batch, "jigsaw prediction")
+        labels = torch.randint(len(self.permutations), (len(batch),))
+        order = self.permutations[labels]  # tile order[i] goes to position i
+        if images.dim() == 2:  # waveforms: time segments
+            b, t = images.shape
+            n = self.grid_size**2
+            length = t // n
+            segments = images[:, : n * length].reshape(b, n, length)
+            puzzles = torch.zeros_like(images)
+            puzzles[:, : n * length] = segments[torch.arange(b)[:, None], order].reshape(b, n * length)
+            return puzzles, labels
         b, c, h, w = images.shape
         g, th, tw = self.grid_size, h // self.grid_size, w // self.grid_size
         tiles = images[:, :, : g * th, : g * tw].reshape(b, c, g, th, g, tw)
         tiles = tiles.permute(0, 2, 4, 1, 3, 5).reshape(b, g * g, c, th, tw)  # row-major tiles
-        labels = torch.randint(len(self.permutations), (b,))
-        order = self.permutations[labels]  # tile order[i] goes to position i
         shuffled = tiles[torch.arange(b)[:, None], order].reshape(b, g, g, c, th, tw)
         puzzles = torch.zeros_like(images)
         shuffled = shuffled.permute(0, 3, 1, 4, 2, 5).reshape(b, c, g * th, g * tw)

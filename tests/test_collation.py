@@ -48,8 +48,27 @@ def test_works_as_a_dataloader_collate_fn():
     assert images.shape == (8, 1, 4, 4) and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
 
 
+def test_a_waveform_rotates_by_quarter_shifts():
+    """Waveforms `[T]`: the k-th rotation is the clip shifted circularly by k quarters."""
+    waves = torch.arange(16.0).reshape(2, 8)
+    inputs, labels = RotationTransformer()([(w, -1) for w in waves])
+    assert inputs.shape == (8, 8) and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert torch.equal(inputs[2], torch.roll(waves[0], 2)) and torch.equal(inputs[7], torch.roll(waves[1], 6))
+
+
+def test_a_waveform_puzzle_reorders_its_time_segments():
+    """Waveforms `[T]`: 9 segments in the order of the drawn permutation (label 0: unchanged)."""
+    collate = JigsawCollator()
+    wave = torch.arange(20.0)  # 9 segments of 2 samples, 2 samples left over (silence)
+    puzzles, labels = collate([(wave, -1)] * 16)
+    for puzzle, label in zip(puzzles, labels, strict=True):
+        order = collate.permutations[label]
+        assert torch.equal(puzzle[:18].reshape(9, 2), wave[:18].reshape(9, 2)[order])
+        assert torch.equal(puzzle[18:], torch.zeros(2))
+
+
 @pytest.mark.parametrize("collate", [RotationTransformer(), JigsawCollator()])
-def test_rotation_and_jigsaw_say_they_are_image_only(collate):
-    """Waveforms `[T]` (audio) are a one-line user error, not a shape error deep in torch."""
-    with pytest.raises(SesemiError, match="image-only"):
-        collate([(torch.zeros(16000), -1), (torch.zeros(16000), -1)])
+def test_other_inputs_are_a_one_line_error(collate):
+    """Inputs that are neither images nor waveforms are a user error, not a shape error deep in torch."""
+    with pytest.raises(SesemiError, match="needs images"):
+        collate([(torch.zeros(2, 3), -1), (torch.zeros(2, 3), -1)])

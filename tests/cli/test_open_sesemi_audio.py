@@ -80,12 +80,3 @@ def test_preprocess_fills_the_cache_training_reads(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((tree.root / ".sesemi_cache" / "audio" / "16000").rglob("*.npy"))) == 7
-
-
-@pytest.mark.slow
-def test_rotation_on_audio_is_a_one_line_error(tmp_path):
-    """The rotation method on audio data fails with one line saying why."""
-    tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=2)
-    done = open_sesemi("-cn", "audio", "method=rotation", f"run.data_root={tree.root}", *TINY_AUDIO, cwd=tmp_path)
-    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.stderr.strip().splitlines()[-1].startswith("error: rotation prediction is image-only")

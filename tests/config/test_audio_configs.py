@@ -16,11 +16,8 @@ from sesemi.config.catalog import methods
 from sesemi.models.backbones import AudioBackbone, PyTorchImageModels
 from sesemi.transforms import MultiView
 
-IMAGE_ONLY = {"rotation", "jigsaw"}  # their collate functions turn images
-AUDIO_METHODS = [method for method in methods() if method not in IMAGE_ONLY]
 
-
-@pytest.mark.parametrize("method", AUDIO_METHODS)
+@pytest.mark.parametrize("method", methods())
 def test_audio_methods_share_the_standard_layout_and_build(compose_config, method):
     """Every method reads train/, val/ (and train/ + unlabeled/) at 16 kHz, and its learner builds."""
     config = compose_config("audio", f"method={method}", "learner.hparams.model.backbone.encoder.widths=[4,8]")
