@@ -8,6 +8,8 @@ help) and prints what that returned. Nothing heavy is imported until a command r
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -674,4 +676,7 @@ def trust_list() -> None:
 
 def main() -> None:
     """The `sesemi` console script."""
+    # As `python -m` does (and open_sesemi), make the modules of the working folder (a project's
+    # src/) importable, so that configs can name them: `_target_: src.my_module.MyBackbone`.
+    sys.path.insert(0, os.getcwd())
     app()
