@@ -43,7 +43,8 @@ AUDIO_REQUIRE = [
 ]
 
 EXTRAS_REQUIRE = {
-    "dev": ["pytest>=7", "ruff>=0.4", *AUDIO_REQUIRE],  # the tests read and write audio
+    # the tests read and write audio; build and twine check the packages (make package)
+    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", *AUDIO_REQUIRE],
     "docs": [],
     "audio": AUDIO_REQUIRE,
 }
