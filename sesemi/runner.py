@@ -282,7 +282,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     run_dir = _run_folder(run_config, run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     fit = mode is RunMode.FIT
-    trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit)
+    trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit, config.get("loggers"))
     main = trainer.is_global_zero
     if main:
         _start(run_dir, resume)

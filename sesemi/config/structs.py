@@ -333,10 +333,16 @@ class SESEMIConfig:
         learner: The learner config.
         trainer: Extra keyword arguments for `pytorch_lightning.Trainer` (e.g. `precision`,
             `callbacks`); the run config sets devices, budget and loggers.
+        loggers: Experiment trackers besides the run folder's `metrics.csv`, by name: the
+            `logger` config group (`logger=tensorboard`, `logger=[mlflow,wandb]`), each a
+            Lightning logger config that is given `save_dir`, the run folder.
     """
 
-    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"learner": "classifier"}, {"hydra": "sesemi"}])
+    defaults: list[Any] = field(
+        default_factory=lambda: ["_self_", {"learner": "classifier"}, {"hydra": "sesemi"}, {"logger": None}]
+    )
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: Any = None
+    loggers: dict[str, Any] = field(default_factory=dict)
