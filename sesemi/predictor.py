@@ -32,10 +32,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets.images import is_image_file, printable, read_image
 from sesemi.errors import SesemiError
-from sesemi.hub.api import fetch
 from sesemi.hub.cache import read_info
 from sesemi.hub.ids import is_reference
 from sesemi.hub.lookup import ModelInfo
+from sesemi.hub.repository import fetch
 from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
 from sesemi.ownership import MARKER, claim, open_atomically, owned
