@@ -24,7 +24,7 @@ from sesemi.hub.archive import extract, sha256
 from sesemi.hub.ids import check_uid, is_uid, split_reference
 from sesemi.hub.lookup import Archive, ModelInfo, check_info, matches
 from sesemi.learners.published import CONFIG, META, WEIGHTS
-from sesemi.ownership import staged, within
+from sesemi.ownership import owned, staged, within
 
 if TYPE_CHECKING:
     from sesemi.hub.repository import Repository
@@ -89,6 +89,8 @@ def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
     with FileLock(folder.parent / f"{info.uid}.lock"):
         if (folder / META).is_file():  # another process got it while we waited
             return folder
+        if os.path.lexists(folder) and not owned(folder, "model"):  # a model's folder emptied by hand is replaced
+            raise SesemiError(f"will not replace {folder}: it is not a sesemi model folder (no .sesemi marker); move it away")
         with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{info.uid}.") as scratch, staged(folder, "model") as extracted:
             download = Path(scratch) / "model.tar.gz"
             logger.info("downloading %s from %s", info.uid, repository.url)
