@@ -32,6 +32,7 @@ from sesemi.hub.repository import Repository
 from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
 from sesemi.learners.trained import RESULTS, TrainedModel, run_files
 from sesemi.ownership import marker
+from sesemi.results import RunResult
 from sesemi.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,7 @@ def publish(
     config_path = model.source / CONFIG
     if not config_path.is_file():
         raise SesemiError(f"{config_path} does not exist: publishing needs the run's config beside checkpoints/")
-    results_path = model.source / RESULTS
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    metrics = RunResult.read(model.source).metrics if (model.source / RESULTS).is_file() else {}
     # Contiguous copies: safetensors stores no views and no tensors that share memory.
     weights = {key: value.contiguous().clone() for key, value in model.state_dict().items()}
 
@@ -105,7 +105,7 @@ def publish(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         author=author,
         labels=model.labels,
-        metrics={k: float(v) for k, v in results.get("metrics", {}).items()},
+        metrics={k: float(v) for k, v in metrics.items()},
         checkpoint=model.checkpoint.name,
         ema=model.ema,
         meta=meta,
