@@ -2,15 +2,10 @@
 
     uid = sesemi.hub.publish("runs/digits/<time>", "digits-cnn", "1.0.0", "/shared/models")
     predictor = sesemi.hub.load(uid)                  # or "digits-cnn@1.0.0", "digits-cnn"
-    predictions = predictor.predict(["7.png", "3.png"])  # a Prediction per file: label, score, ...
     sesemi.hub.models("/shared/models")               # what is published
 
-A repository is a folder or any fsspec URL (s3://, gs://, memory://, ...); loads search
-`$SESEMI_REPOSITORIES` when none is given and keep models in `$SESEMI_CACHE_ROOT`. Weights are
-safetensors, configs may only build what `sesemi.trust` allows, and every id of a repository is
-checked before it becomes a path in the cache. `load` is `sesemi.predictor.load`: it returns a
-`Predictor` whose `info` is the model's `ModelInfo`. The design follows audmodel
-(https://github.com/audeering/audmodel).
+`load` is `sesemi.predictor.load`: a `Predictor` whose `info` is the model's `ModelInfo`. See
+docs/sharing.md; the design follows audmodel (https://github.com/audeering/audmodel).
 """
 
 from __future__ import annotations

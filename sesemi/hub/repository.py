@@ -1,16 +1,11 @@
-"""Repositories of published models, and finding a model in them.
-
-A repository is a folder or any fsspec URL (memory://, s3://, gs://, ...):
+"""Repositories of published models (a folder or any fsspec URL), and finding a model in them.
 
     <repository>/models.json                                   the lookup table
     <repository>/<subgroup parts>/<name>/<version>/<uid>.tar.gz  one archive per model
 
-Every file is written under a temporary name and then moved into place, so readers never see a
-partial file, and the table is read, checked and rewritten under a lock: a file lock in the
-folder for a local repository, else one in the cache (which serializes the publishers of one
-machine; object stores have no locks that fsspec could take). Without a `repository` argument,
-the functions below search those of `$SESEMI_REPOSITORIES` (comma-separated), in that order; a
-model already in the cache is loaded without asking any repository.
+Files are written under a temporary name and moved into place; the table is rewritten under a
+lock (a file lock in a local repository, else one in the cache: object stores have none that
+fsspec could take). Without a `repository`, the functions search `$SESEMI_REPOSITORIES`.
 """
 
 from __future__ import annotations
