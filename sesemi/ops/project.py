@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from sesemi.config import catalog
@@ -82,11 +83,8 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     """
     root = Path(directory)
     config = root / "configs" / "custom.yaml"
-    if os.path.lexists(config):
-        if not force:
-            raise SesemiError(f"{config} exists; pass --force to overwrite it")
-        if config.is_symlink() or not _starts_with(config, CREATED):
-            raise SesemiError(f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})")
+    refusal = f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})"
+    _check_overwrite(config, force, CREATED, refusal)
     for name in PROJECT_FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
     write_atomically(config, custom_config())
@@ -102,15 +100,20 @@ def _header(text: str) -> tuple[list[str], list[str]]:
     return lines[:count], lines[count:]
 
 
-def _starts_with(path: Path, marker: str) -> bool:
-    """Whether the first line of `path` (after Hydra's `# @package` header) starts with `marker`:
-    how sesemi recognizes the config files it wrote."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            _, rest = _header(file.read(64 * 1024))
-    except OSError:
-        return False
-    return bool(rest) and rest[0].startswith(marker)
+def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> None:
+    """Refuses an existing `path` without `force`, and even with it (`refusal`) unless its first
+    line after Hydra's `# @package` header starts with `first_line`: a file sesemi wrote."""
+    if not os.path.lexists(path):
+        return
+    if not force:
+        raise SesemiError(f"{path} exists; pass --force to overwrite it")
+    rest: list[str] = []
+    with suppress(OSError):
+        if not path.is_symlink():  # a link is never sesemi's
+            with open(path, encoding="utf-8", errors="replace") as file:
+                _, rest = _header(file.read(64 * 1024))
+    if not (rest and rest[0].startswith(first_line)):
+        raise SesemiError(refusal)
 
 
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
@@ -127,14 +130,8 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     path = Path(target)
     if path.is_dir() or str(target).endswith(("/", os.sep)):
         path = path / source.name
-    if os.path.lexists(path):
-        if not force:
-            raise SesemiError(f"{path} exists; pass --force to overwrite it")
-        if path.is_symlink() or not _starts_with(path, COPIED):
-            raise SesemiError(
-                f"will not overwrite {path}: it is not a copy `sesemi show --save` made "
-                f"(its first line is not {COPIED!r}); choose another file"
-            )
+    refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
+    _check_overwrite(path, force, COPIED, refusal)
     header, rest = _header(source.read_text())
     note = f"{COPIED} `{name.removesuffix('.yaml')}` (sesemi show --save)\n"
     try:
