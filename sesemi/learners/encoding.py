@@ -12,28 +12,23 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from sesemi.errors import SesemiError
 from sesemi.models.heads.loss.base import FeatureRequest
 
-RUNNING_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
 
 @contextmanager
 def running_stats_kept(module: nn.Module) -> Iterator[None]:
     """Batch norm inside the block normalizes with batch statistics as usual, but its running
     statistics (what evaluation normalizes with) are left as they were.
 
-    The layers update copies of their running buffers, and get the originals back afterwards:
-    restoring the values in place instead would change tensors that backward still needs.
+    The layers stop tracking running statistics while the block runs (in training mode they then
+    neither read nor update them), which costs a flag per layer instead of copies of their buffers.
     """
     layers = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    originals = [{name: getattr(layer, name) for name in RUNNING_BUFFERS} for layer in layers]
-    for layer, buffers in zip(layers, originals, strict=True):
-        for name, buffer in buffers.items():
-            setattr(layer, name, buffer.clone())
+    for layer in layers:
+        layer.track_running_stats = False
     try:
         yield
     finally:
-        for layer, buffers in zip(layers, originals, strict=True):
-            for name, buffer in buffers.items():
-                setattr(layer, name, buffer)
+        for layer in layers:
+            layer.track_running_stats = True
 
 
 def encode(
