@@ -20,6 +20,7 @@ from sesemi.callbacks.ema import EMA
 from sesemi.config.structs import ClassifierHParams
 from sesemi.errors import SesemiError, one_of
 from sesemi.learners.encoding import encode
+from sesemi.models.compiled import compile_in_place
 from sesemi.models.heads.linear import LinearHead
 from sesemi.models.heads.loss.base import FeatureRequest, LossHead, StepContext
 
@@ -99,6 +100,8 @@ class Classifier(pl.LightningModule):
         self.forward_only_targets = bool(model.forward_only_targets)
 
         self.backbone = instantiate(model.backbone)
+        if model.compile:
+            compile_in_place(self.backbone)
         head_kwargs = {"in_features": self.backbone.out_features, "out_features": self.num_classes}
         self.head = instantiate(model.head, **head_kwargs) if model.get("head") else LinearHead(**head_kwargs)
 
