@@ -36,22 +36,44 @@ class SigmoidRampupScheduler(WeightScheduler):
 
 
 class LinearRampupScheduler(WeightScheduler):
-    """A straight line from 0 at `start` to `weight` at `stop`.
+    """A straight line from 0 at `start` to `weight` at `stop`, both counted from `delay`.
 
     Args:
         stop: The step at which the full weight is reached.
         start: The step before which the weight is 0.
         weight: The final weight.
+        delay: Steps before the schedule begins (weight 0), e.g. a pre-training phase; with
+            `stop: 0` the weight switches on at `delay`.
     """
 
-    def __init__(self, stop: int, start: int = 0, weight: float = 1.0):
+    def __init__(self, stop: int, start: int = 0, weight: float = 1.0, delay: int = 0):
         self.start = start
         self.stop = stop
         self.weight = weight
+        self.delay = delay
 
     def __call__(self, step: int) -> float:
+        step -= self.delay
+        if step < 0:
+            return 0.0
         if step >= self.stop:
             return self.weight
         if step <= self.start:
             return 0.0
         return self.weight * (step - self.start) / (self.stop - self.start)
+
+
+class UntilScheduler(WeightScheduler):
+    """`weight` before `stop`, then 0: a term that trains alone first (e.g. a pretext task).
+
+    Args:
+        stop: The first step at which the weight is 0.
+        weight: The weight before it.
+    """
+
+    def __init__(self, stop: int, weight: float = 1.0):
+        self.stop = stop
+        self.weight = weight
+
+    def __call__(self, step: int) -> float:
+        return self.weight if step < self.stop else 0.0
