@@ -81,6 +81,8 @@ class RunConfig:
             unlabeled loaders read `round(mu * batch_size_per_gpu)` images per step.
         rampup: The fraction of the training budget over which the methods' unlabeled losses
             ramp up to full weight (their weight schedules end or pivot there).
+        pretrain: The fraction of the budget that the pre-training recipes (e.g. `method=simclr_freematch`)
+            spend on their label-free task alone, before the labels and pseudo-labels train.
         method: The method's name, set by the method config (`configs/method/<name>.yaml`).
         data_root: The parent of relative dataset roots (see `DatasetConfig`).
         id: The run's name; outputs go to `<dir>/<id>/<timestamp>/`.
@@ -102,6 +104,7 @@ class RunConfig:
     batch_size_per_gpu: int | None = at_least(1)
     mu: float = above(0, 7.0)
     rampup: float = between(0, 1, 0.2)
+    pretrain: float = between(0, 1, 0.25)
     method: str | None = None
     data_root: str = "./data"
     id: str = "default"
