@@ -6,13 +6,15 @@ MIT license, Frank Wen et al.), rendered by fluidsynth (package `fluidsynth`, LG
 random pitch, loudness and length, with its attack at a random offset, over background noise at
 a random signal-to-noise ratio. The class is the instrument's General MIDI family (12 families of
 8 instruments each: piano, chromatic percussion, organ, guitar, bass, strings, ensemble, brass,
-reed, pipe, synth lead, synth pad). Two of the eight instruments of each family are held out for
-validation, so a model must recognize a family from instruments it never heard (as letters are
-validated on typefaces never seen). 16 kHz mono WAV, 1.2 s. Standard layout:
+reed, pipe, synth lead, synth pad). Every split draws from all eight instruments of a family, so
+the 10 labels of a class cover its instruments thinly (some not at all) and the unlabeled pool
+covers them all; `--held-out 2` keeps two instruments of each family for validation only, a
+harder variant where no amount of data from the training instruments closes the gap. 16 kHz
+mono WAV, 1.2 s. Standard layout:
 
     instruments/train/<family>/       10 labeled clips per class
     instruments/unlabeled/            40 per class, without labels
-    instruments/val/<family>/         25 per class, from the held-out instruments
+    instruments/val/<family>/         25 per class (from the held-out instruments with --held-out)
     instruments/train_all/<family>/   train + unlabeled with labels (the all-labels ceiling)
 
 Needs (Debian): apt-get install fluid-soundfont-gm fluidsynth
@@ -53,7 +55,6 @@ FAMILIES = [
     "synth_pad",
 ]
 LABELED, UNLABELED, VAL = 10, 40, 25
-HELD_OUT = 2  # instruments per family heard only in validation
 PROBE_KEYS = range(28, 85, 4)
 TICKS_PER_BEAT = 480  # at MIDI's default 120 beats per minute: 960 ticks per second
 
@@ -122,7 +123,8 @@ def playable_keys(programs: list[int], scratch: Path) -> dict[int, list[int]]:
     return keys
 
 
-def build(root: Path, seed: int = 0) -> None:
+def build(root: Path, seed: int = 0, held_out: int = 0) -> None:
+    """Writes the data set under `root`; `held_out` instruments per family only in validation."""
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     clips = []  # (split, family, program, key, velocity, seconds)
@@ -131,7 +133,8 @@ def build(root: Path, seed: int = 0) -> None:
     for index, family in enumerate(FAMILIES):
         programs = list(range(8 * index, 8 * index + 8))
         rng.shuffle(programs)
-        val_programs, train_programs = programs[:HELD_OUT], programs[HELD_OUT:]
+        train_programs = programs[held_out:]
+        val_programs = programs[:held_out] or train_programs
         for split, count, pool in (
             ("train", LABELED, train_programs),
             ("unlabeled", UNLABELED, train_programs),
@@ -179,5 +182,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("root", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--held-out",
+        type=int,
+        default=0,
+        choices=range(8),
+        help="instruments per family only in validation",
+    )
     arguments = parser.parse_args()
-    build(arguments.root, arguments.seed)
+    build(arguments.root, arguments.seed, arguments.held_out)
