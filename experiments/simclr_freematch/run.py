@@ -38,7 +38,12 @@ ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 DATASETS = {
     "letters": (
         "image",
-        ["run.mu=2", "backbone=convnet_small", "data.views.weak.p_hflip=0.0", "data.train.supervised.num_workers=0"],
+        [
+            "run.mu=2",
+            "backbone=convnet_small",
+            "data.views.weak.p_hflip=0.0",
+            "data.train.supervised.num_workers=0",
+        ],
         build_letters,
         2000,
     ),
@@ -63,13 +68,23 @@ def budget(row: str, iterations: int) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--iterations", type=int, help="the budget of every data set (default: each one's own)")
-    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
-    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
+    parser.add_argument(
+        "--iterations", type=int, help="the budget of every data set (default: each one's own)"
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="runs side by side (one thread each)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="keep the runs here (default: a temporary folder); finished ones are reused",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
@@ -85,7 +100,14 @@ def main() -> None:
                 overrides = [*shared, *ROWS[row], f"run.num_iterations={budget(row, iterations)}"]
                 tag = row.replace(" ", "_")
                 groups[(name, row)] = [
-                    (config, [*overrides, f"run.seed={s}"], runs, f"{name}_{tag}_{iterations}_{s}", data) for s in args.seeds
+                    (
+                        config,
+                        [*overrides, f"run.seed={s}"],
+                        runs,
+                        f"{name}_{tag}_{iterations}_{s}",
+                        data,
+                    )
+                    for s in args.seeds
                 ]
         finished = run_groups(groups, args.parallel)
     for name, iterations in plan.items():
@@ -95,7 +117,11 @@ def main() -> None:
             results = finished[(name, row)]
             every += results
             values = top1(results)
-            gain = gains(values, reference) if reference is not None and row != "freematch" else "- | -"
+            gain = (
+                gains(values, reference)
+                if reference is not None and row != "freematch"
+                else "- | -"
+            )
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             lines.append(
                 f"| {row} | {budget(row, iterations)} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |"
