@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint docs clean
 
 demo: $(VENV)/.installed  ## train the built-in digits config (about two minutes on a CPU)
 	$(BIN)/open_sesemi -cn digits
@@ -12,7 +12,10 @@ test: $(VENV)/.installed-dev  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check sesemi tests experiments
+	$(BIN)/ruff check sesemi tests experiments docs/gen_pages.py
+
+docs: $(VENV)/.installed-docs  ## build the documentation site into site/ (mkdocs.yml)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +30,9 @@ $(VENV)/.installed-dev: $(VENV)/.created setup.py
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-docs: $(VENV)/.created setup.py
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $@ $(VENV)/.installed
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info site

@@ -44,7 +44,8 @@ AUDIO_REQUIRE = [
 
 EXTRAS_REQUIRE = {
     "dev": ["pytest>=7", "ruff>=0.4", *AUDIO_REQUIRE],  # the tests read and write audio
-    "docs": [],
+    # the documentation site (`make docs`): mkdocs.yml, with pages made by docs/gen_pages.py
+    "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     "audio": AUDIO_REQUIRE,
 }
 

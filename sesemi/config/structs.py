@@ -306,7 +306,11 @@ class ClassifierHParams:
 
 @dataclass
 class LearnerConfig:
-    """A learner: any instantiable LightningModule."""
+    """A learner: any instantiable LightningModule.
+
+    Attributes:
+        _target_: The LightningModule's class, e.g. `sesemi.Classifier`.
+    """
 
     _target_: str = MISSING
 
@@ -316,6 +320,7 @@ class ClassifierConfig(LearnerConfig):
     """The classifier learner.
 
     Attributes:
+        _target_: The learner's class, `sesemi.Classifier`.
         hparams: The classifier's hyperparameters.
     """
 
