@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint docs clean
+.PHONY: demo test lint docs package clean
 
 demo: $(VENV)/.installed  ## train the built-in digits config (about two minutes on a CPU)
 	$(BIN)/open_sesemi -cn digits
@@ -16,6 +16,12 @@ lint: $(VENV)/.installed-dev
 
 docs: $(VENV)/.installed-docs  ## build the documentation site into site/ (mkdocs.yml)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+package: $(VENV)/.installed-dev  ## build and check the sdist and wheel, then train from the installed wheel
+	rm -rf dist
+	$(BIN)/python -m build --sdist --wheel --outdir dist . > /dev/null
+	$(BIN)/twine check --strict dist/*
+	.ci/check_wheel $(BIN)/python dist/*.whl
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -35,4 +41,4 @@ $(VENV)/.installed-docs: $(VENV)/.created setup.py
 	touch $@ $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) build *.egg-info site
+	rm -rf $(VENV) build dist *.egg-info site
