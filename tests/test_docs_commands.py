@@ -1,0 +1,229 @@
+"""Every command the docs show is one the installed sesemi takes.
+
+The `sesemi ...` and `open_sesemi ...` lines of README.md and docs/ (code blocks and inline code)
+are parsed by the CLI itself: a command, argument or option that no longer exists fails here,
+naming the page and line. Code-block lines that train a built-in config are also composed, so
+their overrides must name fields and groups the config has. The files the tutorials write
+(code blocks with a `title="path"`) are written into a project and composed or trained.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import click
+import pytest
+import typer
+
+from sesemi import compose, run
+from sesemi.cli.app import app
+from sesemi.errors import SesemiError
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+FENCE = re.compile(r"^\s*```")
+SHELL_FENCES = {"", "bash", "console", "sh", "shell", "text"}
+INLINE = re.compile(r"`((?:open_)?sesemi [^`]+)`")
+TITLED_BLOCK = re.compile(r'^```\w+ title="([^"]+)"\n(.*?)^```', re.S | re.M)
+# open_sesemi's own flags (Hydra's), with whether each takes a value.
+HYDRA_FLAGS = {
+    "-cn": True, "--config-name": True, "-cd": True, "--config-dir": True, "-cp": True,
+    "--config-path": True, "-m": False, "--multirun": False, "--cfg": True, "-c": True,
+    "--info": None, "-i": None, "--resolve": False, "-p": True, "--package": True,
+    "-h": False, "--help": False, "--hydra-help": False, "--version": False,
+}  # fmt: skip
+
+
+class Command(NamedTuple):
+    """A command as a page shows it."""
+
+    where: str  # page:line
+    tokens: list[str]
+    in_block: bool  # from a code block (else inline code in prose)
+    fails: bool = False  # the page shows it failing: the next line is its `error: ...`
+
+
+def _commands_in(page: Path) -> Iterator[Command]:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    name = page.relative_to(ROOT)
+    fence: str | None = None
+    pending, start = "", 0
+    for number, line in enumerate(lines, 1):
+        if FENCE.match(line):
+            fence = None if fence is not None else line.strip().strip("`").split(" ")[0]
+            continue
+        if fence is None:
+            for found in INLINE.findall(line):
+                yield Command(f"{name}:{number}", shlex.split(found), False)
+            continue
+        if fence not in SHELL_FENCES:
+            continue
+        text = line.strip()
+        text = text[2:] if text.startswith("$ ") else text
+        if not pending:
+            if not text.startswith(("sesemi ", "open_sesemi ")):
+                continue
+            start = number
+        pending += text.removesuffix("\\") + " "
+        if not text.endswith("\\"):
+            fails = number < len(lines) and lines[number].strip().startswith("error:")
+            yield Command(f"{name}:{start}", shlex.split(pending, comments=True), True, fails)
+            pending = ""
+
+
+COMMANDS = [command for page in PAGES for command in _commands_in(page)]
+PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|^[A-Z_]+$|\[[A-Z_]+\]")
+
+
+def _is_placeholder(tokens: list[str]) -> bool:
+    return any(PLACEHOLDER.search(token) for token in tokens)
+
+
+def _first_values(overrides: list[str]) -> list[str]:
+    """A sweep's overrides (`key=a,b`) as the first job's (`key=a`)."""
+    first = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if "," in value and not re.search(r"[\[\]{}'\"]", value):
+            value = value.split(",")[0]
+        first.append(f"{key}={value}" if _ else override)
+    return first
+
+
+def _open_sesemi(tokens: list[str]) -> tuple[str | None, list[str], bool]:
+    """(config name, overrides, composable) of an open_sesemi line; fails on an unknown flag."""
+    name, overrides, composable, index = None, [], True, 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.startswith("-") and not token.startswith("~"):
+            assert token in HYDRA_FLAGS, f"open_sesemi has no flag {token}"
+            takes = HYDRA_FLAGS[token]
+            if token in ("-cn", "--config-name"):
+                name = tokens[index + 1]
+            if token in ("-cd", "--config-dir", "-cp", "--config-path"):
+                composable = False  # a folder of the reader's own
+            if takes or (takes is None and index + 1 < len(tokens) and "=" not in tokens[index + 1]):
+                index += 1
+        else:
+            overrides.append(token)
+        index += 1
+    return name, overrides, composable
+
+
+def _sesemi(tokens: list[str]) -> click.Context | None:
+    """Parses a sesemi line with the CLI's own parser: the command's context (None for --help,
+    --version, or a placeholder such as COMMAND)."""
+    node: click.Command = typer.main.get_command(app)
+    path, args = [], list(tokens)
+    while isinstance(node, click.Group) and args and not args[0].startswith("-"):
+        if PLACEHOLDER.search(args[0]):
+            return None
+        assert args[0] in node.commands, f"sesemi has no command {' '.join([*path, args[0]])}"
+        path.append(args.pop(0))
+        node = node.commands[path[-1]]
+    try:
+        return node.make_context(" ".join(["sesemi", *path]), args)
+    except (click.exceptions.Exit, typer.Exit):  # --help and --version print and stop
+        return None
+
+
+def test_the_docs_show_commands_of_every_kind():
+    """The extraction finds the pages' commands: a guard against a parser that finds none."""
+    blocks = [c for c in COMMANDS if c.in_block]
+    assert len(blocks) > 80 and len(COMMANDS) > 150
+    assert {c.tokens[0] for c in COMMANDS} == {"sesemi", "open_sesemi"}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.where)
+def test_a_documented_command_parses(command):
+    program, *tokens = command.tokens
+    try:
+        if program == "open_sesemi":
+            _open_sesemi(tokens)
+        else:
+            _sesemi(tokens)
+    except (click.ClickException, AssertionError) as error:
+        message = error.format_message() if isinstance(error, click.ClickException) else str(error)
+        pytest.fail(f"{command.where}: {' '.join(command.tokens)}: {message}")
+
+
+def _composable() -> list[tuple[str, str, list[str]]]:
+    """(where, config, overrides) of the code-block lines that train a built-in config."""
+    found = {}
+    for command in COMMANDS:
+        program, *tokens = command.tokens
+        if not command.in_block or command.fails or _is_placeholder(tokens):
+            continue
+        if program == "open_sesemi":
+            name, overrides, composable = _open_sesemi(tokens)
+        elif tokens[:1] == ["train"]:
+            context = _sesemi(tokens)
+            params = context.params if context is not None else {}
+            name, overrides = params.get("config_name") or params.get("config"), list(params.get("overrides") or ())
+            composable = params.get("config_dir") is None
+        else:
+            continue
+        if name and composable and not any(flag in tokens for flag in ("-h", "--help", "--hydra-help", "--version")):
+            found.setdefault((name, tuple(_first_values(overrides))), command.where)
+    return [(where, name, list(overrides)) for (name, overrides), where in found.items()]
+
+
+def test_documented_training_commands_compose():
+    """One test for all of them: composing shares Hydra's set-up, so this takes seconds."""
+    failures = []
+    for where, name, overrides in _composable():
+        try:
+            compose(name, overrides)
+        except SesemiError as error:
+            failures.append(f"{where}: {name} {' '.join(overrides)}: {error}")
+    assert not failures, "\n".join(failures)
+
+
+def _write_titled_files(page: str, project: Path) -> list[str]:
+    written = []
+    for title, body in TITLED_BLOCK.findall((ROOT / "docs" / page).read_text(encoding="utf-8")):
+        path = project / title
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        written.append(title)
+    return written
+
+
+def test_the_new_method_tutorial_trains_as_written(image_tree, tmp_path, monkeypatch, restore_attributes):
+    project = tmp_path / "project"
+    written = _write_titled_files("tutorials/new-method.md", project)
+    assert {"src/heads.py", "configs/method/confident_entropy.yaml"} <= set(written)
+    monkeypatch.syspath_prepend(str(project))  # the commands import from the working folder
+    for module in [m for m in sys.modules if m == "src" or m.startswith("src.")]:
+        monkeypatch.delitem(sys.modules, module)
+    config = compose(
+        "digits",
+        [
+            "method=confident_entropy",
+            f"run.data_root={image_tree.root}",
+            "run.num_iterations=2",
+            "run.gpus=0",
+            "run.batch_size_per_gpu=4",
+            "data.views.weak.crop_dim=16",
+            "learner.hparams.model.backbone.widths=[4,8]",
+            "trainer.val_check_interval=2",
+            "+trainer.log_every_n_steps=1",
+        ],
+        config_dir=project / "configs",
+    )
+    result = run(config, tmp_path / "run")
+    assert result.global_step == 2
+    assert "train/entropy_loss" in (result.run_dir / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_the_timm_tutorials_backbone_option_composes(tmp_path):
+    written = _write_titled_files("tutorials/timm-backbone.md", tmp_path)
+    assert written == ["configs/backbone/efficientnet_b0.yaml"]
+    config = compose("image", ["backbone=efficientnet_b0"], config_dir=tmp_path / "configs")
+    backbone = config.learner.hparams.model.backbone
+    assert backbone.name == "efficientnet_b0" and backbone.pretrained is True
