@@ -85,10 +85,18 @@ def test_links_that_leave_docs_point_at_the_site_copies(gen_pages):
     assert gen_pages.site_link("../experiments/letters/README.md", docs / "runs.md", "runs.md") == (
         "experiments/letters.md"
     )
-    assert gen_pages.site_link("../../CHANGELOG.md#unreleased", docs / "tutorials" / "x.md", "tutorials/x.md") == (
-        "../changelog.md#unreleased"
-    )
+    assert gen_pages.site_link(
+        "../../CHANGELOG.md#unreleased", docs / "tutorials" / "x.md", "tutorials/x.md"
+    ) == ("../changelog.md#unreleased")
     readme = ROOT / "experiments" / "spoken_digits_ssl" / "README.md"
-    assert gen_pages.site_link("../../docs/audio.md", readme, "experiments/spoken_digits_ssl.md") == "../audio.md"
-    assert gen_pages.site_link("data.md#folder-layout", docs / "runs.md", "runs.md") == "data.md#folder-layout"
-    assert gen_pages.site_link("https://hydra.cc", docs / "runs.md", "runs.md") == "https://hydra.cc"
+    assert (
+        gen_pages.site_link("../../docs/audio.md", readme, "experiments/spoken_digits_ssl.md")
+        == "../audio.md"
+    )
+    assert (
+        gen_pages.site_link("data.md#folder-layout", docs / "runs.md", "runs.md")
+        == "data.md#folder-layout"
+    )
+    assert (
+        gen_pages.site_link("https://hydra.cc", docs / "runs.md", "runs.md") == "https://hydra.cc"
+    )

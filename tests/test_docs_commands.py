@@ -107,7 +107,9 @@ def _open_sesemi(tokens: list[str]) -> tuple[str | None, list[str], bool]:
                 name = tokens[index + 1]
             if token in ("-cd", "--config-dir", "-cp", "--config-path"):
                 composable = False  # a folder of the reader's own
-            if takes or (takes is None and index + 1 < len(tokens) and "=" not in tokens[index + 1]):
+            if takes or (
+                takes is None and index + 1 < len(tokens) and "=" not in tokens[index + 1]
+            ):
                 index += 1
         else:
             overrides.append(token)
@@ -164,11 +166,18 @@ def _composable() -> list[tuple[str, str, list[str]]]:
         elif tokens[:1] == ["train"]:
             context = _sesemi(tokens)
             params = context.params if context is not None else {}
-            name, overrides = params.get("config_name") or params.get("config"), list(params.get("overrides") or ())
+            name, overrides = (
+                params.get("config_name") or params.get("config"),
+                list(params.get("overrides") or ()),
+            )
             composable = params.get("config_dir") is None
         else:
             continue
-        if name and composable and not any(flag in tokens for flag in ("-h", "--help", "--hydra-help", "--version")):
+        if (
+            name
+            and composable
+            and not any(flag in tokens for flag in ("-h", "--help", "--hydra-help", "--version"))
+        ):
             found.setdefault((name, tuple(_first_values(overrides))), command.where)
     return [(where, name, list(overrides)) for (name, overrides), where in found.items()]
 
@@ -194,7 +203,9 @@ def _write_titled_files(page: str, project: Path) -> list[str]:
     return written
 
 
-def test_the_new_method_tutorial_trains_as_written(image_tree, tmp_path, monkeypatch, restore_attributes):
+def test_the_new_method_tutorial_trains_as_written(
+    image_tree, tmp_path, monkeypatch, restore_attributes
+):
     project = tmp_path / "project"
     written = _write_titled_files("tutorials/new-method.md", project)
     assert {"src/heads.py", "configs/method/confident_entropy.yaml"} <= set(written)
