@@ -48,9 +48,8 @@ class Command(NamedTuple):
     fails: bool = False  # the page shows it failing: the next line is its `error: ...`
 
 
-def _commands_in(page: Path) -> Iterator[Command]:
-    lines = page.read_text(encoding="utf-8").splitlines()
-    name = page.relative_to(ROOT)
+def _commands_in(text: str, name: str) -> Iterator[Command]:
+    lines = text.splitlines()
     fence: str | None = None
     pending, start = "", 0
     for number, line in enumerate(lines, 1):
@@ -76,7 +75,25 @@ def _commands_in(page: Path) -> Iterator[Command]:
             pending = ""
 
 
-COMMANDS = [command for page in PAGES for command in _commands_in(page)]
+def _help_examples() -> str:
+    """The examples of every command's help, as the generated command reference shows them."""
+    examples = [
+        line.strip()
+        for command in typer.main.get_command(app).commands.values()
+        for line in (command.help or "").splitlines()
+        if line.strip().startswith("$ ")
+    ]
+    return "```console\n" + "\n".join(examples) + "\n```\n"
+
+
+COMMANDS = [
+    *(
+        c
+        for page in PAGES
+        for c in _commands_in(page.read_text(encoding="utf-8"), str(page.relative_to(ROOT)))
+    ),
+    *_commands_in(_help_examples(), "sesemi --help examples"),
+]
 PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|^[A-Z_]+$|\[[A-Z_]+\]")
 
 
