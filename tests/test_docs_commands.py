@@ -1,8 +1,9 @@
 """Every command the docs show is one the installed sesemi takes.
 
-The `sesemi ...` and `open_sesemi ...` lines of README.md and docs/ (code blocks and inline code)
-are parsed by the CLI itself: a command, argument or option that no longer exists fails here,
-naming the page and line. Code-block lines that train a built-in config are also composed, so
+The `sesemi ...` and `open_sesemi ...` lines of README.md, docs/ and the experiments' READMEs
+(code blocks and inline code), and the examples in the commands' help, are parsed by the CLI
+itself: a command, argument or option that no longer exists fails here, naming the page and
+line. Code-block lines that train a built-in config are also composed, so
 their overrides must name fields and groups the config has. The files the tutorials write
 (code blocks with a `title="path"`) are written into a project and composed or trained.
 """
@@ -25,7 +26,11 @@ from sesemi.cli.app import app
 from sesemi.errors import SesemiError
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    *sorted((ROOT / "experiments").glob("*/README.md")),  # the site shows them too
+]
 FENCE = re.compile(r"^\s*```")
 SHELL_FENCES = {"", "bash", "console", "sh", "shell", "text"}
 INLINE = re.compile(r"`((?:open_)?sesemi [^`]+)`")
