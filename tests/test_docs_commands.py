@@ -20,6 +20,7 @@ from typing import NamedTuple
 import click
 import pytest
 import typer
+from hydra._internal.utils import get_args_parser
 
 from sesemi import compose, run
 from sesemi.cli.app import app
@@ -35,13 +36,6 @@ FENCE = re.compile(r"^\s*```")
 SHELL_FENCES = {"", "bash", "console", "sh", "shell", "text"}
 INLINE = re.compile(r"`((?:open_)?sesemi [^`]+)`")
 TITLED_BLOCK = re.compile(r'^```\w+ title="([^"]+)"\n(.*?)^```', re.S | re.M)
-# open_sesemi's own flags (Hydra's), with whether each takes a value.
-HYDRA_FLAGS = {
-    "-cn": True, "--config-name": True, "-cd": True, "--config-dir": True, "-cp": True,
-    "--config-path": True, "-m": False, "--multirun": False, "--cfg": True, "-c": True,
-    "--info": None, "-i": None, "--resolve": False, "-p": True, "--package": True,
-    "-h": False, "--help": False, "--hydra-help": False, "--version": False,
-}  # fmt: skip
 
 
 class Command(NamedTuple):
@@ -118,25 +112,24 @@ def _first_values(overrides: list[str]) -> list[str]:
 
 
 def _open_sesemi(tokens: list[str]) -> tuple[str | None, list[str], bool]:
-    """(config name, overrides, composable) of an open_sesemi line; fails on an unknown flag."""
-    name, overrides, composable, index = None, [], True, 0
-    while index < len(tokens):
-        token = tokens[index]
-        if token.startswith("-") and not token.startswith("~"):
-            assert token in HYDRA_FLAGS, f"open_sesemi has no flag {token}"
-            takes = HYDRA_FLAGS[token]
-            if token in ("-cn", "--config-name"):
-                name = tokens[index + 1]
-            if token in ("-cd", "--config-dir", "-cp", "--config-path"):
-                composable = False  # a folder of the reader's own
-            if takes or (
-                takes is None and index + 1 < len(tokens) and "=" not in tokens[index + 1]
-            ):
-                index += 1
-        else:
-            overrides.append(token)
-        index += 1
-    return name, overrides, composable
+    """(config name, overrides, composable) of an open_sesemi line, parsed by Hydra's own
+    argument parser (so flags after overrides fail, as they do on the command line)."""
+    if tokens == ["--version"]:  # open_sesemi answers it before Hydra parses anything
+        return None, [], False
+    parser = get_args_parser()
+
+    def error(message: str) -> None:
+        raise AssertionError(f"open_sesemi: {message}")
+
+    parser.error = error  # type: ignore[method-assign]
+    try:
+        args = parser.parse_args(tokens)
+    except SystemExit:  # --help, --hydra-help print and stop
+        return None, [], False
+    composable = (
+        args.config_dir is None and args.config_path is None
+    )  # else a folder of the reader's
+    return args.config_name, list(args.overrides), composable
 
 
 def _sesemi(tokens: list[str]) -> click.Context | None:
