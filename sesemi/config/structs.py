@@ -277,6 +277,9 @@ class ClassifierModelConfig:
             a teacher's view) are encoded without autograd, in a pass of their own: about half
             the work of a FixMatch step, with the same accuracy (experiments/step_speed). False
             encodes them in the shared pass with gradients, as the FixMatch reference code does.
+        compile: Whether to compile the backbone with `torch.compile`, at the first steps and
+            again at the first validation (its cost and gain on a CPU: experiments/step_speed).
+            Where compiling is not possible, one warning says so and training runs uncompiled.
     """
 
     backbone: Any = MISSING
@@ -285,6 +288,7 @@ class ClassifierModelConfig:
     regularization_loss_heads: dict[str, LossHeadConfig] | None = None
     fuse_labeled: bool = False
     forward_only_targets: bool = True
+    compile: bool = False
 
 
 @dataclass
