@@ -605,6 +605,42 @@ def load(
     echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.model.source}")
 
 
+@command()
+def export(
+    model: Annotated[
+        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
+    ],
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The model file; default: model.onnx (.pt) in the run folder.")
+    ] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="For a run folder: best or last.")] = "best",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export (never another file).")] = False,
+    repository: Repository = None,
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
+    ] = None,
+) -> None:
+    """Export a trained model to ONNX or TorchScript, to predict without sesemi.
+
+    Beside the file, <file>.json says what the inputs must be (shape, resizing, mean and std,
+    or sample rate) and lists the labels. ONNX needs `pip install 'sesemi[export]'`.
+
+    Python: sesemi.export.export
+
+    Examples:
+      $ sesemi export runs/digits/flexmatch/<time>                  # .../model.onnx
+      $ sesemi export runs/digits/flexmatch/<time> --format torchscript -o digits.pt
+      $ sesemi export digits-cnn@1.0.0 -r /shared/models            # digits-cnn-1.0.0.onnx
+    """
+    from sesemi.export import export as export_model
+
+    exported = export_model(
+        model, format, output, force=force, checkpoint=checkpoint, allow=allow or (), repository=repository
+    )
+    echo(f"{'replaced' if exported.replaced else 'wrote'} {exported.path} and {exported.description_path}")
+
+
 trust_app = typer.Typer(
     name="trust",
     help="Which classes models, checkpoints and run folders may build: sesemi's, torch's, "
