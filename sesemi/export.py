@@ -43,7 +43,9 @@ from sesemi.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT, OUTPUT = "inputs", "logits"
-DESCRIPTION = "sesemi.json"  # the description's key in ONNX metadata, its name in a TorchScript file
+DESCRIPTION = (
+    "sesemi.json"  # the description's key in ONNX metadata, its name in a TorchScript file
+)
 ONNX_PACKAGES = ("onnx", "onnxscript")
 INSTALL = "pip install 'sesemi[export]'"
 EXAMPLE_SIZE = 256  # the blank image run through the evaluation transform to find the input size
@@ -102,12 +104,18 @@ def export(
     if format == "onnx":
         missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
         if missing:
-            raise SesemiError(f"exporting to ONNX needs {' and '.join(missing)}: {INSTALL} (or --format torchscript)")
-    predictor = load(source, device="cpu", checkpoint=checkpoint, allow=allow, repository=repository)
+            raise SesemiError(
+                f"exporting to ONNX needs {' and '.join(missing)}: {INSTALL} (or --format torchscript)"
+            )
+    predictor = load(
+        source, device="cpu", checkpoint=checkpoint, allow=allow, repository=repository
+    )
     path = Path(output) if output is not None else default_output(predictor, format)
     replaced = check_output(path, force)
     example = example_inputs(predictor)
-    network = nn.Sequential(OrderedDict(backbone=predictor.model.backbone, head=predictor.model.head)).eval()
+    network = nn.Sequential(
+        OrderedDict(backbone=predictor.model.backbone, head=predictor.model.head)
+    ).eval()
     description = describe(predictor, example, format, path)
     text = json.dumps(description, indent=2) + "\n"
     with torch.no_grad():
@@ -142,16 +150,24 @@ def check_output(path: Path, force: bool) -> bool:
             raise SesemiError(f"{file} is a folder; give the model file's name with --output")
     present = [file for file in files if file.exists()]
     if present and not force:
-        raise SesemiError(f"{present[0]} exists; pass --force to replace it (only a model sesemi exported is replaced)")
+        raise SesemiError(
+            f"{present[0]} exists; pass --force to replace it (only a model sesemi exported is replaced)"
+        )
     if path.exists() and not _made_by_sesemi(embedded_description(path)):
-        raise SesemiError(f"will not overwrite {path}: it is not a model sesemi exported; choose another --output")
+        raise SesemiError(
+            f"will not overwrite {path}: it is not a model sesemi exported; choose another --output"
+        )
     if description_path(path).exists() and not _made_by_sesemi(_read_json(description_path(path))):
-        raise SesemiError(f"will not overwrite {description_path(path)}: sesemi did not write it; choose another --output")
+        raise SesemiError(
+            f"will not overwrite {description_path(path)}: sesemi did not write it; choose another --output"
+        )
     return bool(present)
 
 
 def _made_by_sesemi(description: Any) -> bool:
-    return isinstance(description, dict) and str(description.get("made_by", "")).startswith("sesemi")
+    return isinstance(description, dict) and str(description.get("made_by", "")).startswith(
+        "sesemi"
+    )
 
 
 def _read_json(path: Path) -> Any:
@@ -168,7 +184,9 @@ def embedded_description(path: str | os.PathLike) -> dict[str, Any] | None:
     try:
         if zipfile.is_zipfile(path):  # TorchScript
             with zipfile.ZipFile(path) as archive:
-                name = next((n for n in archive.namelist() if n.endswith(f"/extra/{DESCRIPTION}")), None)
+                name = next(
+                    (n for n in archive.namelist() if n.endswith(f"/extra/{DESCRIPTION}")), None
+                )
                 return json.loads(archive.read(name)) if name else None
         if importlib.util.find_spec("onnx") is None:
             return None
@@ -188,7 +206,9 @@ def example_inputs(predictor: Predictor) -> Tensor:
         return torch.zeros(2, round(window * predictor.sample_rate))
     prepared = predictor.transform(Image.new("RGB", (EXAMPLE_SIZE, EXAMPLE_SIZE), (127, 127, 127)))
     if not isinstance(prepared, Tensor) or prepared.dim() != 3:
-        raise SesemiError(f"the evaluation transform of {predictor.model.source} does not make image tensors [C, H, W]")
+        raise SesemiError(
+            f"the evaluation transform of {predictor.model.source} does not make image tensors [C, H, W]"
+        )
     return torch.stack([prepared, prepared]).float()
 
 
@@ -214,7 +234,9 @@ def describe(predictor: Predictor, example: Tensor, format: str, path: Path) -> 
     }
     if predictor.audio:
         window, hop = predictor.windowing()
-        description["input"]["meaning"] = f"mono waveforms of {window:g} s at {predictor.sample_rate} Hz"
+        description["input"]["meaning"] = (
+            f"mono waveforms of {window:g} s at {predictor.sample_rate} Hz"
+        )
         description["preprocessing"] = {
             "sample_rate": predictor.sample_rate,
             "clip_seconds": window,
@@ -226,7 +248,9 @@ def describe(predictor: Predictor, example: Tensor, format: str, path: Path) -> 
             "log_mel": "part of the model",
         }
     else:
-        description["input"]["meaning"] = "RGB images, channels first, prepared by the steps of preprocessing"
+        description["input"]["meaning"] = (
+            "RGB images, channels first, prepared by the steps of preprocessing"
+        )
         description["preprocessing"] = _image_steps(predictor)
     return description
 

@@ -48,8 +48,16 @@ def test_onnx_runtime_agrees_with_torch(trained_run, run_dir):
         np.testing.assert_allclose(torch.from_numpy(logits).softmax(1), expected, atol=1e-5)
     assert exported.path == run_dir / "model.onnx"
     description = json.loads((run_dir / "model.onnx.json").read_text())
-    assert description["labels"] == CLASSES and description["input"]["shape"] == ["batch", 3, 16, 16]
-    assert len(description["preprocessing"]["mean"]) == 3 and len(description["preprocessing"]["std"]) == 3
+    assert description["labels"] == CLASSES and description["input"]["shape"] == [
+        "batch",
+        3,
+        16,
+        16,
+    ]
+    assert (
+        len(description["preprocessing"]["mean"]) == 3
+        and len(description["preprocessing"]["std"]) == 3
+    )
     assert embedded_description(exported.path) == description
     assert sesemi.export.export is export  # the Python API, without importing sesemi.export
 
@@ -61,7 +69,9 @@ def test_torchscript_loads_with_torch_jit_and_agrees(trained_run, run_dir, tmp_p
     predictor = load(run_dir, device="cpu")
     batch = val_batch(trained_run, predictor)
     scripted = torch.jit.load(str(exported.path))
-    torch.testing.assert_close(scripted(batch).softmax(1), predictor.predict_batch(batch).probabilities)
+    torch.testing.assert_close(
+        scripted(batch).softmax(1), predictor.predict_batch(batch).probabilities
+    )
     assert exported.description_path == tmp_path / "out" / "digits.pt.json"
     assert embedded_description(exported.path)["labels"] == CLASSES
 

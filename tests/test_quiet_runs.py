@@ -34,7 +34,9 @@ class Lines(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_a_tiny_run_emits_no_warning_and_no_lightning_noise(image_tree, tmp_path, restore_attributes):
+def test_a_tiny_run_emits_no_warning_and_no_lightning_noise(
+    image_tree, tmp_path, restore_attributes
+):
     """Three FixMatch steps on nine images (fewer batches than the logging interval, no GPU,
     no loader workers) warn about nothing, and the log has none of Lightning's idle lines."""
     from sesemi import compose, run
@@ -52,7 +54,9 @@ def test_a_tiny_run_emits_no_warning_and_no_lightning_noise(image_tree, tmp_path
     assert result.best_checkpoint is not None
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
     assert [m for m in lines.messages if any(noise in m for noise in _NOISE)] == []
-    assert any("Trainer.fit` stopped" in m for m in lines.messages)  # the handler saw Lightning's log
+    assert any(
+        "Trainer.fit` stopped" in m for m in lines.messages
+    )  # the handler saw Lightning's log
 
 
 def test_an_unused_gpu_is_named_with_the_setting_that_uses_it(monkeypatch, caplog):
@@ -67,10 +71,20 @@ def test_an_unused_gpu_is_named_with_the_setting_that_uses_it(monkeypatch, caplo
     trainer._notice.cache_clear()
 
 
-@pytest.mark.parametrize("line", ["GPU available: False, used: False", "TPU available: False, using: 0 TPU cores"])
+@pytest.mark.parametrize(
+    "line", ["GPU available: False, used: False", "TPU available: False, using: 0 TPU cores"]
+)
 def test_idle_accelerator_lines_are_dropped_and_others_kept(line):
     """Lightning's lines about absent accelerators go; a line about a GPU in use stays."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     record = rank_zero.makeRecord(rank_zero.name, logging.INFO, __file__, 0, line, None, None)
-    kept = rank_zero.makeRecord(rank_zero.name, logging.INFO, __file__, 0, "GPU available: True (cuda), used: True", None, None)
+    kept = rank_zero.makeRecord(
+        rank_zero.name,
+        logging.INFO,
+        __file__,
+        0,
+        "GPU available: True (cuda), used: True",
+        None,
+        None,
+    )
     assert not rank_zero.filter(record) and rank_zero.filter(kept)

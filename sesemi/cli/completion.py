@@ -37,7 +37,11 @@ def config_names(incomplete: str) -> list[str]:
     catalog = _catalog()
     group, slash, _ = incomplete.partition("/")
     if slash and group in catalog.groups():
-        return [f"{group}/{name}" for name in catalog.configs(group) if f"{group}/{name}".startswith(incomplete)]
+        return [
+            f"{group}/{name}"
+            for name in catalog.configs(group)
+            if f"{group}/{name}".startswith(incomplete)
+        ]
     return data_configs(incomplete) + [f"{name}/" for name in groups(incomplete)]
 
 
@@ -56,7 +60,11 @@ def overrides(ctx: typer.Context, incomplete: str) -> list[str]:
     if equals:
         if group not in catalog.groups():
             return []
-        return [f"{group}={name}" for name in catalog.configs(group) if f"{group}={name}".startswith(incomplete)]
+        return [
+            f"{group}={name}"
+            for name in catalog.configs(group)
+            if f"{group}={name}".startswith(incomplete)
+        ]
     return [f"{name}=" for name in groups(incomplete)]
 
 

@@ -41,7 +41,9 @@ def test_methods_complete_after_method_equals(shell):
 def test_commands_configs_groups_and_formats_complete(shell):
     """Commands, data configs, `group=`, `group/name` and export formats are offered."""
     assert "train" in complete(shell, "sesemi tr")
-    assert complete(shell, "sesemi train dig") == [c for c in catalog.data_configs() if c.startswith("dig")]
+    assert complete(shell, "sesemi train dig") == [
+        c for c in catalog.data_configs() if c.startswith("dig")
+    ]
     assert "backbone=" in complete(shell, "sesemi train digits back")
     assert complete(shell, "sesemi show method/fix") == ["method/fixmatch"]
     assert complete(shell, "sesemi list meth") == ["method"]
@@ -65,5 +67,7 @@ def test_export_formats_are_the_exporters():
 )
 def test_the_documented_install_line_prints_the_script(shell, line):
     """`_SESEMI_COMPLETE=source_<shell> sesemi` (docs/cli.md) prints the shell's script."""
-    done = CliRunner().invoke(app, [], prog_name="sesemi", env={"_SESEMI_COMPLETE": f"source_{shell}"})
+    done = CliRunner().invoke(
+        app, [], prog_name="sesemi", env={"_SESEMI_COMPLETE": f"source_{shell}"}
+    )
     assert done.exit_code == 0 and line in done.output
