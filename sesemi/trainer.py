@@ -211,3 +211,10 @@ def build_trainer(
     # `devices` names run.gpus instead of Lightning's Trainer(accelerator='gpu').
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     return pl.Trainer(**settings)
+
+
+if __name__ == "__main__":  # sesemi 0.3's `python -m sesemi.trainer` would otherwise do nothing
+    raise SystemExit(
+        "error: `python -m sesemi.trainer` is sesemi 0.3's; use `open_sesemi` with the same arguments, "
+        "or `sesemi train` (see docs/migration.md)"
+    )
