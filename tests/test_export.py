@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,18 @@ def test_cli_exports_and_prints_the_files(run_dir):
     assert str(run_dir / "model.pt") in done.output and (run_dir / "model.pt.json").is_file()
     again = CliRunner().invoke(app, ["export", str(run_dir), "--format", "torchscript"])
     assert again.exit_code == 1 and "pass --force" in again.output
+
+
+def test_a_published_model_exports_by_name_into_the_working_folder(run_dir, tmp_path, monkeypatch):
+    """`sesemi export name@version -r REPO` writes `<name>-<version>.pt` here, naming its source."""
+    import sesemi.hub
+
+    monkeypatch.setenv("SESEMI_CACHE_ROOT", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    sesemi.hub.publish(run_dir, "tiny", "1.0.0", tmp_path / "models")
+    exported = export("tiny@1.0.0", "torchscript", repository=tmp_path / "models")
+    assert exported.path == Path("tiny-1.0.0.pt") and (tmp_path / "tiny-1.0.0.pt.json").is_file()
+    assert (
+        exported.description["published"] == "tiny@1.0.0"
+        and exported.description["labels"] == CLASSES
+    )

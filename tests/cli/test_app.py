@@ -44,6 +44,7 @@ COMMANDS = [
     "load",
     "trust",
     "resume",
+    "export",
 ]
 
 
