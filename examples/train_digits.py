@@ -1,6 +1,6 @@
-"""Train FlexMatch on the built-in digits data set from Python, in about a minute on a CPU.
+"""Train FlexMatch on the built-in digits data set from Python, to a one-minute budget on a CPU.
 
-    python examples/train_digits.py                 # a 45-second budget
+    python examples/train_digits.py                 # a one-minute budget
     python examples/train_digits.py --budget 5m     # better accuracy
     python examples/train_digits.py --steps 3       # a smoke run
 
@@ -16,7 +16,7 @@ import sesemi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", default="45s", help="wall-clock budget, e.g. 45s, 5m")
+    parser.add_argument("--budget", default="1m", help="wall-clock budget, e.g. 1m, 5m")
     parser.add_argument("--steps", type=int, help="train this many steps instead of a budget")
     parser.add_argument("--method", default="flexmatch", help="any of `sesemi list method`")
     args = parser.parse_args()

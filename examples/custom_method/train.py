@@ -1,7 +1,7 @@
 """Train a method of your own (src/heads.py, configs/method/confident_entropy.yaml) on a
 built-in data config, without changing sesemi.
 
-    python examples/custom_method/train.py              # digits, a 45-second budget
+    python examples/custom_method/train.py              # digits, a one-minute budget
     python examples/custom_method/train.py --steps 3    # a smoke run
 
 The same from the shell, in this folder: `sesemi train -cd configs digits method=confident_entropy`.
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument(
         "--data", default="digits", help="a data config: digits, spoken_digits, image, ..."
     )
-    parser.add_argument("--budget", default="45s", help="wall-clock budget, e.g. 45s, 5m")
+    parser.add_argument("--budget", default="1m", help="wall-clock budget, e.g. 1m, 5m")
     parser.add_argument("--steps", type=int, help="train this many steps instead of a budget")
     args = parser.parse_args()
 
