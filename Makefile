@@ -12,7 +12,7 @@ test: $(VENV)/.installed-dev  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check sesemi tests experiments docs/gen_pages.py
+	$(BIN)/ruff check sesemi tests experiments examples docs/gen_pages.py
 
 docs: $(VENV)/.installed-docs  ## build the documentation site into site/ (mkdocs.yml)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

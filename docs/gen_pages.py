@@ -2,9 +2,8 @@
 
 Notes for contributors
 ----------------------
-- mkdocs loads this file as a hook (`hooks:` in mkdocs.yml) and calls `on_config` and
-  `on_files` on every build, `mkdocs serve` included. `on_config` adds the pages of
-  `OPTIONAL_PAGES` (docs/migration.md, docs/export.md) to the Tutorials section when they exist. Nothing it makes is written to docs/: the pages exist only
+- mkdocs loads this file as a hook (`hooks:` in mkdocs.yml) and calls `on_files` on every
+  build, `mkdocs serve` included. Nothing it makes is written to docs/: the pages exist only
   in the built site.
 - It makes these pages, each from what the installed package reports:
 
@@ -720,24 +719,6 @@ def generated_pages() -> dict[str, str]:
         CONFIGS_PAGE: config_catalog(),
         METHODS_PAGE: method_table(),
     }
-
-
-# Pages written alongside the site's own, listed in the Tutorials section of the navigation
-# when they exist (the nav names only pages that exist, or the strict build stops).
-OPTIONAL_PAGES = {"migration.md": "Coming from sesemi 0.3", "export.md": "Export a model"}
-
-
-def on_config(config: Any) -> Any:
-    """mkdocs hook: the optional pages that exist join the Tutorials section of the nav."""
-    for entry in config["nav"] or []:
-        if isinstance(entry, dict) and "Tutorials" in entry:
-            listed = {
-                next(iter(item.values())) for item in entry["Tutorials"] if isinstance(item, dict)
-            }
-            for path, title in OPTIONAL_PAGES.items():
-                if (DOCS / path).is_file() and path not in listed:
-                    entry["Tutorials"].append({title: path})
-    return config
 
 
 def on_files(files: Any, config: Any) -> Any:

@@ -100,14 +100,3 @@ def test_links_that_leave_docs_point_at_the_site_copies(gen_pages):
     assert (
         gen_pages.site_link("https://hydra.cc", docs / "runs.md", "runs.md") == "https://hydra.cc"
     )
-
-
-def test_optional_pages_join_the_nav_only_when_they_exist(gen_pages, tmp_path, monkeypatch):
-    monkeypatch.setattr(gen_pages, "DOCS", tmp_path)
-    (tmp_path / "migration.md").write_text("# Coming from sesemi 0.3\n")
-    config = {
-        "nav": [{"Home": "index.md"}, {"Tutorials": [{"Quickstart": "tutorials/quickstart.md"}]}]
-    }
-    tutorials = gen_pages.on_config(config)["nav"][1]["Tutorials"]
-    assert {"Coming from sesemi 0.3": "migration.md"} in tutorials
-    assert not any("export.md" in item.values() for item in tutorials)
