@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import click
 import pytest
 import typer
+import typer._click as click  # typer's own copy of click, whose classes its commands are
 from hydra._internal.utils import get_args_parser
 
 from sesemi import compose, run
@@ -33,7 +33,10 @@ PAGES = [
     *sorted((ROOT / "experiments").glob("*/README.md")),  # the site shows them too
 ]
 FENCE = re.compile(r"^\s*```")
-SHELL_FENCES = {"", "bash", "console", "sh", "shell", "text"}
+SCRIPT_FENCES = {"bash", "sh", "shell"}  # every line is a command
+PROMPT_FENCES = {"", "console", "text"}  # only `$ ` lines are; the others are output
+OPERATORS = {"&&", "||", ";", "|"}
+REDIRECTS = {">", ">>", "<", "2>", "2>&1"}
 INLINE = re.compile(r"`((?:open_)?sesemi [^`]+)`")
 TITLED_BLOCK = re.compile(r'^```\w+ title="([^"]+)"\n(.*?)^```', re.S | re.M)
 
@@ -47,22 +50,48 @@ class Command(NamedTuple):
     fails: bool = False  # the page shows it failing: the next line is its `error: ...`
 
 
+def _segments(tokens: list[str]) -> Iterator[list[str]]:
+    """The commands of a shell line: split at `&&`, `|`, ..., without redirections."""
+    segment: list[str] = []
+    skip = False
+    for token in tokens:
+        if skip:
+            skip = False
+        elif token in OPERATORS:
+            yield segment
+            segment = []
+        elif token in REDIRECTS:
+            skip = token != "2>&1"
+        else:
+            segment.append(token)
+    yield segment
+
+
 def _commands_in(text: str, name: str) -> Iterator[Command]:
     lines = text.splitlines()
     fence: str | None = None
     pending, start = "", 0
+
+    def commands(line: str, where: str, in_block: bool, fails: bool = False) -> Iterator[Command]:
+        for tokens in _segments(shlex.split(line, comments=in_block)):
+            if tokens[:1] in (["sesemi"], ["open_sesemi"]):
+                yield Command(where, tokens, in_block, fails)
+
     for number, line in enumerate(lines, 1):
         if FENCE.match(line):
             fence = None if fence is not None else line.strip().strip("`").split(" ")[0]
             continue
         if fence is None:
             for found in INLINE.findall(line):
-                yield Command(f"{name}:{number}", shlex.split(found), False)
-            continue
-        if fence not in SHELL_FENCES:
+                yield from commands(found, f"{name}:{number}", False)
             continue
         text = line.strip()
-        text = text[2:] if text.startswith("$ ") else text
+        if fence in PROMPT_FENCES and not pending:
+            if not text.startswith("$ "):
+                continue
+            text = text[2:]
+        elif fence not in SCRIPT_FENCES | PROMPT_FENCES:
+            continue
         if not pending:
             if not text.startswith(("sesemi ", "open_sesemi ")):
                 continue
@@ -70,7 +99,7 @@ def _commands_in(text: str, name: str) -> Iterator[Command]:
         pending += text.removesuffix("\\") + " "
         if not text.endswith("\\"):
             fails = number < len(lines) and lines[number].strip().startswith("error:")
-            yield Command(f"{name}:{start}", shlex.split(pending, comments=True), True, fails)
+            yield from commands(pending, f"{name}:{start}", True, fails)
             pending = ""
 
 
@@ -111,12 +140,16 @@ def _first_values(overrides: list[str]) -> list[str]:
     return first
 
 
-def _open_sesemi(tokens: list[str]) -> tuple[str | None, list[str], bool]:
+def _open_sesemi(tokens: list[str], strict: bool = True) -> tuple[str | None, list[str], bool]:
     """(config name, overrides, composable) of an open_sesemi line, parsed by Hydra's own
-    argument parser (so flags after overrides fail, as they do on the command line)."""
-    if tokens == ["--version"]:  # open_sesemi answers it before Hydra parses anything
-        return None, [], False
+    argument parser (so flags after overrides fail, as they do on the command line). Not
+    strict (inline code in prose, which may name a flag without its value): flags must exist."""
     parser = get_args_parser()
+    if not strict or tokens == ["--version"]:  # open_sesemi answers --version before Hydra
+        for token in tokens:
+            if token.startswith("-") and token != "--version":
+                assert token in parser._option_string_actions, f"open_sesemi has no flag {token}"
+        return None, [], False
 
     def error(message: str) -> None:
         raise AssertionError(f"open_sesemi: {message}")
@@ -126,27 +159,35 @@ def _open_sesemi(tokens: list[str]) -> tuple[str | None, list[str], bool]:
         args = parser.parse_args(tokens)
     except SystemExit:  # --help, --hydra-help print and stop
         return None, [], False
-    composable = (
-        args.config_dir is None and args.config_path is None
-    )  # else a folder of the reader's
+    composable = args.config_dir is None and args.config_path is None  # else a folder of yours
     return args.config_name, list(args.overrides), composable
 
 
-def _sesemi(tokens: list[str]) -> click.Context | None:
-    """Parses a sesemi line with the CLI's own parser: the command's context (None for --help,
-    --version, or a placeholder such as COMMAND)."""
-    node: click.Command = typer.main.get_command(app)
+def _sesemi(tokens: list[str], strict: bool = True) -> click.Context | None:
+    """Parses a sesemi line with the CLI's own parser: the command's context, or None for an
+    option that acts while parsing (--help, --version, --install-completion: they must exist,
+    and are never run) or a placeholder such as COMMAND. Not strict (inline code in prose,
+    which may leave out arguments): the command and its options must exist."""
+    node = typer.main.get_command(app)
     path, args = [], list(tokens)
-    while isinstance(node, click.Group) and args and not args[0].startswith("-"):
+    while hasattr(node, "commands") and args and not args[0].startswith("-"):
         if PLACEHOLDER.search(args[0]):
             return None
         assert args[0] in node.commands, f"sesemi has no command {' '.join([*path, args[0]])}"
         path.append(args.pop(0))
         node = node.commands[path[-1]]
-    try:
-        return node.make_context(" ".join(["sesemi", *path]), args)
-    except (click.exceptions.Exit, typer.Exit):  # --help and --version print and stop
+    name = " ".join(["sesemi", *path])
+    known = {
+        "--help",
+        *(opt for param in node.params for opt in (*param.opts, *param.secondary_opts)),
+    }
+    flags = {arg.strip("[]").partition("=")[0] for arg in args if re.match(r"\[?-[-a-zA-Z]", arg)}
+    # Commands that take overrides ignore unknown options (they would be overrides): check here.
+    assert flags <= known, f"{name} has no option {', '.join(sorted(flags - known))}"
+    acting = {"--help", *(opt for param in node.params if param.callback for opt in param.opts)}
+    if flags & acting or not strict:
         return None
+    return node.make_context(name, args)
 
 
 def test_the_docs_show_commands_of_every_kind():
@@ -159,11 +200,12 @@ def test_the_docs_show_commands_of_every_kind():
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.where)
 def test_a_documented_command_parses(command):
     program, *tokens = command.tokens
+    strict = command.in_block and not any(token.startswith("[") for token in tokens)  # a synopsis
     try:
         if program == "open_sesemi":
-            _open_sesemi(tokens)
+            _open_sesemi(tokens, strict=strict)
         else:
-            _sesemi(tokens)
+            _sesemi(tokens, strict=strict)
     except (click.ClickException, AssertionError) as error:
         message = error.format_message() if isinstance(error, click.ClickException) else str(error)
         pytest.fail(f"{command.where}: {' '.join(command.tokens)}: {message}")
