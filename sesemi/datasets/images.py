@@ -2,7 +2,9 @@
 
 Images of every Pillow mode are read as 8-bit RGB by the range their pixels really have
 (`to_rgb`); a file that cannot be read that way (damaged, truncated, empty, a decompression
-bomb, a pixel range with no known meaning) is an `ImageReadError` naming why.
+bomb, a pixel range with no known meaning) is an `ImageReadError` naming why. Data set items are
+uint8 tensors `[3, H, W]`, decoded once and kept in memory when the data set is small
+(`sesemi.datasets.memory_cache`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms.v2.functional import pil_to_tensor
 
+from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
 from sesemi.errors import SesemiError
 
 logger = logging.getLogger(__name__)
@@ -236,6 +241,11 @@ class FileDataset(Dataset):
     An unreadable or corrupt file either stops the run with its name (`on_error="raise"`) or is
     skipped (`on_error="skip"`, the default): the next readable file takes its place and a
     warning names each skipped file once, so nothing is dropped silently.
+
+    With `cache` "memory", every file is decoded when the data set is built and kept in memory
+    (unreadable files are then reported at once); with "auto" only when the decoded data set is
+    small (see `sesemi.datasets.memory_cache`); with "none" each file is decoded whenever its
+    item is loaded. Subclasses set what `read` needs before calling this constructor.
     """
 
     kind = "file"  # what the error messages call an item
@@ -247,6 +257,7 @@ class FileDataset(Dataset):
         classes: Sequence[str],
         transform: Callable | None = None,
         on_error: OnError = "skip",
+        cache: Cache = "auto",
     ):
         if on_error not in ("skip", "raise"):
             raise SesemiError(f"dataset on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -256,40 +267,49 @@ class FileDataset(Dataset):
         self.transform = transform
         self.on_error = on_error
         self.skipped: set[str] = set()
+        self.memory = fill_cache(len(self.samples), self._read_sample, check_cache(cache), self.kind)
 
     def read(self, path: str) -> Any:
         """The decoded content of one file."""
         raise NotImplementedError
+
+    def _read_sample(self, index: int) -> Any | None:
+        """The decoded file of sample `index`, or None when it cannot be read and is skipped."""
+        path = self.samples[index][0]
+        try:
+            return self.read(path)
+        except self.read_errors as error:
+            if self.on_error == "raise":
+                raise SesemiError(printable(
+                    f"cannot read {self.kind} {path} ({error}); remove it or set "
+                    "dataset.on_error=skip to skip unreadable files"
+                )) from None
+            if path not in self.skipped:
+                self.skipped.add(path)
+                logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(error))
+            return None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         for offset in range(len(self.samples)):
-            path, label = self.samples[(index + offset) % len(self.samples)]
-            try:
-                item = self.read(path)
-            except self.read_errors as error:
-                if self.on_error == "raise":
-                    raise SesemiError(printable(
-                        f"cannot read {self.kind} {path} ({error}); remove it or set "
-                        "dataset.on_error=skip to skip unreadable files"
-                    )) from None
-                if path not in self.skipped:
-                    self.skipped.add(path)
-                    logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(error))
+            position = (index + offset) % len(self.samples)
+            item = self.memory[position] if self.memory is not None else self._read_sample(position)
+            if item is None:
                 continue
             if self.transform is not None:
                 item = self.transform(item)
-            return item, label
+            return item, self.samples[position][1]
         raise SesemiError(f"none of the {len(self.samples)} {self.kind}s of this data set can be read")
 
 
 class ImageDataset(FileDataset):
-    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`)."""
+    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`), as uint8
+    tensors `[3, H, W]`; decoded once and kept in memory when the data set is small (`cache`)."""
 
     kind = "image"
     read_errors = (ImageReadError, OSError)
 
-    def read(self, path: str) -> Image.Image:
-        return read_image(path)
+    def read(self, path: str) -> Tensor:
+        return pil_to_tensor(read_image(path))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sesemi.datasets.image_folder import image_folder
@@ -33,13 +34,14 @@ def _index(data, name):
     return next(i for i, (path, _) in enumerate(data.samples) if path.endswith(name))
 
 
+@pytest.mark.parametrize("cache", ["none", "memory"])
 @pytest.mark.parametrize("name", ["x.png", "y.png"])
-def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name):
+def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name, cache):
     """on_error="skip": the item is another readable image, and the file is listed in `.skipped`."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="skip")
+    data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache=cache)
     index = _index(data, name)
     image, label = data[index]
-    assert isinstance(image, Image.Image) and image.size == (16, 16)
+    assert image.dtype == torch.uint8 and image.shape == (3, 16, 16)
     assert label in range(len(data.classes))
     assert any(path.endswith(name) for path in data.skipped)
     assert {path.rsplit("/", 1)[-1] for path in data.skipped} <= {"x.png", "y.png"}
@@ -55,17 +57,22 @@ def test_skip_substitute_carries_its_own_label(corrupt_tree):
 
 @pytest.mark.parametrize("name", ["x.png", "y.png"])
 def test_raise_names_the_file(corrupt_tree, name):
-    """on_error="raise": a SesemiError naming the unreadable file."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="raise")
+    """on_error="raise": a SesemiError naming the unreadable file, when its item is loaded."""
+    data = image_folder(str(corrupt_tree.root), "train", on_error="raise", cache="none")
     with pytest.raises(SesemiError, match=name.replace(".", r"\.")):
         data[_index(data, name)]
 
 
+def test_raise_names_the_file_when_the_data_set_is_decoded_into_memory(corrupt_tree):
+    with pytest.raises(SesemiError, match=r"cannot read image .*x\.png"):
+        image_folder(str(corrupt_tree.root), "train", on_error="raise", cache="memory")
+
+
 def test_readable_items_are_unaffected_by_on_error_raise(corrupt_tree):
     """Good files still load with on_error="raise"."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="raise")
+    data = image_folder(str(corrupt_tree.root), "train", on_error="raise", cache="none")
     image, label = data[0]
-    assert image.size == (16, 16) and label == 0
+    assert image.shape == (3, 16, 16) and label == 0
 
 
 def test_nothing_readable_is_an_error(tmp_path):
@@ -246,7 +253,7 @@ def test_names_that_are_not_utf8_are_read_and_warned_about_escaped(image_tree, c
     paths = [path for path, _ in data.samples]
     good, broken = (paths.index(os.fsdecode(folder + name)) for name in (b"/caf\xe9.png", b"/broken\xff.png"))
     image, label = data[good]
-    assert np.asarray(image)[0, 0].tolist() == list(RED) and data.classes[label] == "red"
+    assert image[:, 0, 0].tolist() == list(RED) and data.classes[label] == "red"
     data[broken]
     (warning,) = [r.getMessage() for r in caplog.records if "broken" in r.getMessage()]
     assert "broken\\xff.png" in warning
