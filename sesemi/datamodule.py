@@ -14,8 +14,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_object, instantiate
+from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_num_workers
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.accelerators import CUDAAccelerator
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from sesemi.datasets import DATASETS, dataset, prepare_builtin
@@ -33,6 +35,40 @@ LOADER_ARGUMENTS = (
     "persistent_workers",
     "prefetch_factor",
 )
+AUTO = "auto"
+MAX_AUTO_WORKERS = 8  # loader processes per loader with num_workers=auto
+
+
+def worker_count(name: str, value: Any, devices: int = 1) -> int:
+    """A loader's worker processes: `num_workers` as given, or for `auto` Lightning's suggestion
+    (the CPU cores of each of the `devices` processes of this machine but one, left to the
+    training step) at most `MAX_AUTO_WORKERS`, and none on a single core: 1 on two cores, 7 on
+    eight, so that Lightning has no reason to warn about too few workers.
+
+    Raises:
+        SesemiError: The value is neither `auto` nor a number of processes.
+    """
+    if value == AUTO:
+        if _num_cpus_available() // max(1, devices) < 2:
+            return 0
+        return min(MAX_AUTO_WORKERS, suggested_max_num_workers(max(1, devices)))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SesemiError(f"loader {name!r}: num_workers must be auto or a number of processes (0 or more), not {value!r}")
+    return value
+
+
+def pins_memory(name: str, value: Any, on_gpu: bool) -> bool:
+    """A loader's `pin_memory`: as given, or for `auto` whether the training runs on GPUs (page-
+    locked batches copy to a GPU faster; without one, torch warns that they cannot be pinned).
+
+    Raises:
+        SesemiError: The value is neither `auto` nor true or false.
+    """
+    if value == AUTO:
+        return on_gpu
+    if not isinstance(value, bool):
+        raise SesemiError(f"loader {name!r}: pin_memory must be auto, true or false, not {value!r}")
+    return value
 
 
 def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
@@ -145,19 +181,20 @@ class UnbrokenLoader(DataLoader):
             yield batch
 
 
-def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0) -> DataLoader:
+def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0, seed: int | None = None) -> DataLoader:
     """The same loader yielding `num_batches` an epoch, iterated once for the whole run.
 
     Lightning restarts a training loader at every epoch, and a shorter one after every pass;
     each restart waits for the loader's worker processes to make their first batch: with 50
     labels in batches of 32, every second step. Batching pass after pass and epoch after epoch
     instead (`UnbrokenLoader`) keeps the workers working ahead, with the same batches, and lets
-    a resumed run take up the batches of its epoch where it stopped (`skip` batches in).
+    a resumed run take up the batches of its epoch where it stopped (`skip` batches in). With a
+    `seed`, every batch carries a seed of its own for its augmentations (`SeededBatch`).
     A loader with a batch sampler of its own is returned as it is.
     """
     if type(loader.batch_sampler) is not BatchSampler:
         return loader
-    batches = PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches, skip)
+    batches = PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches, skip, seed)
     return UnbrokenLoader(
         loader.dataset,
         batch_sampler=batches,
@@ -190,8 +227,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         data_root: The parent of relative dataset roots (`run.data_root`).
         batch_size: The labeled batch size (`run.batch_size_per_gpu`): of loaders that set no
             batch size, and what a loader's `mu` multiplies (see `loader_batch_size`).
-        seed: The run's seed (`run.seed`): each training loader then shuffles and augments with
-            random streams of its own (sesemi/streams.py); None: with the global generator.
+        seed: The run's seed (`run.seed`): each training loader then shuffles with a generator
+            of its own and augments each batch with a seed of its own (sesemi/streams.py);
+            None: with the global generator.
     """
 
     def __init__(
@@ -208,6 +246,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         self._built = False
         self._streams: dict[str, RandomStream] = {}
         self._saved_streams: dict[str, Any] = {}
+        self._augmentation_seeds: dict[str, int] = {}
 
     def _loader_configs(self) -> list[DictConfig]:
         configs = list((self.data.get("train") or {}).values())
@@ -287,16 +326,23 @@ class SESEMIDataModule(pl.LightningDataModule):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         return batch_size
 
+    @property
+    def _on_gpu(self) -> bool:
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+
     def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
         batch_size = self.batch_size(name, config)
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
+        devices = self.trainer.num_devices if self.trainer is not None else 1
+        kwargs["num_workers"] = worker_count(name, kwargs.get("num_workers", 0), devices)
+        kwargs["pin_memory"] = pins_memory(name, kwargs.get("pin_memory", False), self._on_gpu)
         seed = stream_seed(self.seed, name) if train and self.seed is not None else None
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
             # A few labeled images still fill a batch on every process.
             world_size = self.trainer.world_size if self.trainer is not None else 1
             kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, seed)
             kwargs["shuffle"] = False
-        if kwargs.get("num_workers", 0) == 0:
+        if kwargs["num_workers"] == 0:
             kwargs.pop("persistent_workers", None)
             kwargs.pop("prefetch_factor", None)
         else:
@@ -324,18 +370,22 @@ class SESEMIDataModule(pl.LightningDataModule):
         return loader
 
     def _own_random_streams(self, name: str, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
-        """Gives a training loader's augmentations a random stream of its own (see sesemi/streams.py).
+        """Gives a training loader's augmentations random numbers of its own (see sesemi/streams.py).
 
-        Worker processes are seeded from the loader's generator (Lightning adds the process rank);
-        main-process loading switches to the loader's stream, one per process, for each batch.
+        Each batch is augmented with a seed of its own (from the loader's batch sampler, see
+        `kept_busy`), in whichever process makes it. Without such seeds (a loader with a batch
+        sampler of its own), worker processes are seeded from the loader's generator (Lightning
+        adds the process rank), and main-process loading switches to the loader's stream, one
+        per process, for each batch.
         """
         kwargs["generator"] = torch.Generator().manual_seed(stream_seed(seed, "workers"))
-        if kwargs.get("num_workers", 0) > 0:
-            return data
-        stream = RandomStream(stream_seed(seed, "augmentations", self._rank))
-        if name in self._saved_streams:
-            stream.state = self._saved_streams.pop(name)
-        self._streams[name] = stream
+        self._augmentation_seeds[name] = stream_seed(seed, "batches", self._rank)
+        stream = None
+        if kwargs["num_workers"] == 0:
+            stream = RandomStream(stream_seed(seed, "augmentations", self._rank))
+            if name in self._saved_streams:
+                stream.state = self._saved_streams.pop(name)
+            self._streams[name] = stream
         if "collate_fn" in kwargs:
             kwargs["collate_fn"] = StreamedCollate(kwargs["collate_fn"], stream)
         return StreamedDataset(data, stream)
@@ -349,7 +399,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         }
         longest = max(len(loader) for loader in loaders.values())
         skip = self._batches_done(longest)
-        return {name: kept_busy(loader, longest, skip) for name, loader in loaders.items()}
+        return {
+            name: kept_busy(loader, longest, skip, self._augmentation_seeds.get(name)) for name, loader in loaders.items()
+        }
 
     def _batches_done(self, epoch_length: int) -> int:
         """The batches a resumed run already took of its current epoch (0 for a new epoch)."""
