@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint package clean
 
 demo: $(VENV)/.installed  ## train the built-in digits config (about two minutes on a CPU)
 	$(BIN)/open_sesemi -cn digits
@@ -13,6 +13,12 @@ test: $(VENV)/.installed-dev  ## run the test suite
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check sesemi tests experiments
+
+package: $(VENV)/.installed-dev  ## build and check the sdist and wheel, then train from the installed wheel
+	rm -rf dist
+	$(BIN)/python -m build --sdist --wheel --outdir dist . > /dev/null
+	$(BIN)/twine check --strict dist/*
+	.ci/check_wheel $(BIN)/python dist/*.whl
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -28,4 +34,4 @@ $(VENV)/.installed-dev: $(VENV)/.created setup.py
 	touch $@ $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

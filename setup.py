@@ -22,7 +22,6 @@ INSTALL_REQUIRES = [
     "omegaconf>=2.3",
     "pytorch-lightning>=2.5",
     "torchmetrics>=1.0",
-    "tensorboard>=2.10",
     "pillow>=9.0",
     "filelock>=3.0",
     "tqdm>=4.0",
@@ -43,9 +42,14 @@ AUDIO_REQUIRE = [
 ]
 
 EXTRAS_REQUIRE = {
-    "dev": ["pytest>=7", "ruff>=0.4", *AUDIO_REQUIRE],  # the tests read and write audio
+    # the tests read and write audio; build and twine check the packages (make package)
+    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10", *AUDIO_REQUIRE],
     "docs": [],
     "audio": AUDIO_REQUIRE,
+    # experiment trackers (the `logger` config group); metrics.csv needs none
+    "tensorboard": ["tensorboard>=2.10"],
+    "mlflow": ["mlflow>=2.0"],
+    "wandb": ["wandb>=0.16"],
 }
 
 setup(

@@ -37,7 +37,7 @@ def run_config(
     into a kept `runs_dir` resumes where it stopped. `threads` caps the process's compute
     threads, for running several runs side by side.
     """
-    finished = sorted((runs_dir / run_id).glob("*/results.json"), key=os.path.getmtime)
+    finished = sorted((runs_dir / run_id).rglob("results.json"), key=os.path.getmtime)
     if finished:
         _require_same_overrides(finished[-1].parent, overrides)
         results = json.loads(finished[-1].read_text())
@@ -55,7 +55,7 @@ def run_config(
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    results_file = max((runs_dir / run_id).glob("*/results.json"), key=os.path.getmtime)
+    results_file = max((runs_dir / run_id).rglob("results.json"), key=os.path.getmtime)
     results = json.loads(results_file.read_text())
     results["process_wall_time_s"] = round(time.time() - started, 1)
     results_file.write_text(json.dumps(results, indent=2))

@@ -8,15 +8,11 @@
     run.predict(["a.jpg", "b.jpg"])                 # [Prediction(label="cat", score=0.9, ...), ...]
     run.evaluate(eval_frame)                        # {"val/top1": ..., "val/loss": ...}
 
-The data are linked (or copied, where links are not possible) into the standard layout under
-`<dir>/<name>/data/` (train/<label>/, unlabeled/, val/<label>/), and training composes the
-built-in `image` (or `audio`) config with the method and runs it (`sesemi.compose`,
-`sesemi.run`): runs go to `<dir>/<name>/<timestamp>/` like any other, so `sesemi postprocess`
-and the checkpoints work as usual.
-
-`<dir>/<name>/` and its `data/` carry sesemi's marker (kinds `training_run` and `data`): a
-training run never writes into a folder of someone else's, and replaces only the data links it
-made.
+The data are linked (or copied) into the standard layout under `<dir>/<name>/data/`, and
+training runs the built-in `image` (or `audio`) config with the method (`sesemi.compose`,
+`sesemi.run`) into `<dir>/<name>/<timestamp>/`, a run folder like any other. `<dir>/<name>/` and
+its `data/` carry sesemi's marker: a training run never writes into a folder of someone else's,
+and replaces only the data links it made.
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sesemi.errors import SesemiError
 from sesemi.ownership import MARKER, claim, staged, write_atomically
-from sesemi.results import RESULTS, RunResult
+from sesemi.results import RunResult
 
 if TYPE_CHECKING:
     from sesemi.predictor import Prediction, Predictor
@@ -53,22 +49,13 @@ def _folder_name(value: str, what: str) -> str:
 def _pairs(examples: Examples, what: str) -> list[tuple[str, str]]:
     """`(path, label)` pairs from a DataFrame with `path` and `label` columns, or a sequence."""
     if hasattr(examples, "columns"):
-        missing = {"path", "label"} - set(examples.columns)
-        if missing:
-            raise SesemiError(
-                f"{what} needs the columns path and label; "
-                f"it has: {', '.join(map(str, examples.columns))}"
-            )
-        return [
-            (str(p), str(label))
-            for p, label in zip(examples["path"], examples["label"], strict=True)
-        ]
+        if {"path", "label"} - set(examples.columns):
+            raise SesemiError(f"{what} needs the columns path and label; it has: {', '.join(map(str, examples.columns))}")
+        examples = zip(examples["path"], examples["label"], strict=True)
     try:
         return [(str(p), str(label)) for p, label in examples]
     except (TypeError, ValueError):
-        raise SesemiError(
-            f"{what} must be a DataFrame with path and label columns, or (path, label) pairs"
-        ) from None
+        raise SesemiError(f"{what} must be a DataFrame with path and label columns, or (path, label) pairs") from None
 
 
 def _paths(files: Any) -> list[str]:
@@ -147,20 +134,20 @@ class TrainingRun:
         return run
 
     def __repr__(self) -> str:
-        trained = self.run_dir is not None
-        folder = str(self.folder)
+        trained, folder = self.run_dir is not None, str(self.folder)
         return f"TrainingRun(task={self.task!r}, name={self.name!r}, {folder=}, {trained=})"
+
+    def _latest(self) -> RunResult | None:
+        from sesemi.ops.runs import find_runs
+
+        runs = find_runs(self.folder) if self.folder.is_dir() else []
+        return next((run.result for run in reversed(runs) if run.trained), None)
 
     @property
     def run_dir(self) -> Path | None:
         """The folder of the latest finished training, or None before one."""
         latest = self._latest()
         return latest.run_dir if latest is not None else None
-
-    def _latest(self) -> RunResult | None:
-        finished = [RunResult.read(path.parent) for path in sorted(self.folder.glob(f"*/{RESULTS}"))]
-        trained = [result for result in finished if result.mode == "FIT"]
-        return trained[-1] if trained else None
 
     @property
     def result(self) -> RunResult:
@@ -178,24 +165,14 @@ class TrainingRun:
             raise SesemiError(f"the run {self.run_dir} has no checkpoint left (removed by rm-states --all?)")
         return path
 
-    @staticmethod
-    def _check_method(method: str) -> None:
-        from sesemi.config import catalog
-
-        if method not in catalog.methods():
-            raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
-
     def _check_labels(self, pairs: Sequence[tuple[str, str]], what: str) -> None:
-        unknown = sorted({label for _, label in pairs} - set(self.label_names))
+        labels = {label for _, label in pairs}
+        unknown = sorted(labels - set(self.label_names))
         if unknown:
-            raise SesemiError(
-                f"{what} has labels that are not in label_names: {', '.join(unknown)}"
-            )
-        absent = [label for label in self.label_names if label not in {label for _, label in pairs}]
+            raise SesemiError(f"{what} has labels that are not in label_names: {', '.join(unknown)}")
+        absent = [label for label in self.label_names if label not in labels]
         if absent:  # class indices come from the class folders, so every class needs one
-            raise SesemiError(
-                f"{what} has no examples of {', '.join(absent)}; every class needs at least one"
-            )
+            raise SesemiError(f"{what} has no examples of {', '.join(absent)}; every class needs at least one")
         _require_files((path for path, _ in pairs), what)
 
     def _link_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path) -> None:
@@ -251,10 +228,11 @@ class TrainingRun:
                 "or one of a release before markers); choose another name or dir"
             )
         if self.run_dir is not None and not overwrite:
-            raise SesemiError(
-                f"{self.folder} holds a finished run; pass overwrite=True to train it again"
-            )
-        self._check_method(method)
+            raise SesemiError(f"{self.folder} holds a finished run; pass overwrite=True to train it again")
+        from sesemi.config import catalog
+
+        if method not in catalog.methods():
+            raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
         pairs = _pairs(train, "train")
         eval_pairs = _pairs(eval, "eval") if eval is not None else None
         unlabeled_paths = _paths(unlabeled) if unlabeled is not None else []
@@ -270,13 +248,7 @@ class TrainingRun:
             if unlabeled_paths:
                 _link(unlabeled_paths, data / "unlabeled")
         self.method, self.overrides, self._predictor = method, [*overrides], None
-        info = {
-            "task": self.task,
-            "name": self.name,
-            "label_names": self.label_names,
-            "method": method,
-            "overrides": self.overrides,
-        }
+        info = {"task": self.task, "name": self.name, "label_names": self.label_names, "method": method, "overrides": self.overrides}
         write_atomically(self.folder / RUN_FILE, json.dumps(info, indent=2) + "\n")
         validation = [] if eval_pairs is not None else ["data.val.dataset.subset=train"]
         return self._run(_timestamped(self.folder), [*validation, *self.overrides])

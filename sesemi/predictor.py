@@ -9,8 +9,6 @@ Images go through the run's evaluation transform. Recordings longer than the tra
 cut into sliding windows (`window_seconds` long, `hop_seconds` apart, the last one zero-padded)
 whose probabilities are averaged; shorter ones are centred and padded, as in validation.
 `tta=True` also predicts fixed augmented copies of each input and averages (sesemi/tta.py).
-`sesemi inference`, the pseudo-dataset op, `sesemi.hub.load` and `TrainingRun.predict` all
-predict through this module.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets.images import is_image_file, printable, read_image
 from sesemi.errors import SesemiError
-from sesemi.hub.api import fetch
 from sesemi.hub.cache import read_info
 from sesemi.hub.ids import is_reference
 from sesemi.hub.lookup import ModelInfo
+from sesemi.hub.repository import fetch
 from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
 from sesemi.ownership import MARKER, claim, open_atomically, owned
@@ -47,7 +46,6 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.csv"
 EMBEDDINGS_FILE = "embeddings.npy"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
-ON_ERROR = ("skip", "raise")
 READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)  # AudioReadError is a ValueError
 # Where a run's config keeps its training transform (with the time shift TTA copies for audio).
 TRAINING_TRANSFORMS = ("data.train.supervised.dataset.image_transform", "data.views.weak")
@@ -147,33 +145,22 @@ def load(
     return Predictor(TrainedModel.from_run(path, checkpoint, allow), device)
 
 
-class _Image:
+def _read_image(transform: Callable, path: Path) -> Tensor:
     """An image file as one transformed input `[1, C, H, W]`."""
-
-    def __init__(self, transform: Callable):
-        self.transform = transform
-
-    def __call__(self, item: Path) -> Tensor:
-        return self.transform(read_image(item))[None]
+    return transform(read_image(path))[None]
 
 
-class _AudioWindows:
+def _read_windows(rate: int, window: int, hop: int, item: Path | Tensor) -> Tensor:
     """A recording (a file, or a waveform `[T]` at `rate` Hz) as sliding windows `[W, window]`."""
-
-    def __init__(self, rate: int, window: int, hop: int):
-        self.rate, self.window, self.hop = rate, window, hop
-
-    def __call__(self, item: Path | Tensor) -> Tensor:
-        waveform = item.float() if isinstance(item, Tensor) else torch.from_numpy(load_audio(item, self.rate))
-        return frames(waveform, self.window, self.hop)
+    waveform = item.float() if isinstance(item, Tensor) else torch.from_numpy(load_audio(item, rate))
+    return frames(waveform, window, hop)
 
 
 class _Inputs(Dataset):
     """`(index, windows)` per input: `[W, ...]` model inputs, or why it cannot be read."""
 
     def __init__(self, items: Sequence[Path | Tensor], read: Callable[[Any], Tensor]):
-        self.items = items
-        self.read = read
+        self.items, self.read = items, read
 
     def __len__(self) -> int:
         return len(self.items)
@@ -186,19 +173,17 @@ class _Inputs(Dataset):
             return index, text.splitlines()[0] if text else type(error).__name__
 
 
-def _batches(items: Iterator[tuple[int, Tensor]], batch_size: int) -> Iterator[tuple[list[tuple[int, int]], Tensor]]:
-    """Regroups each input's windows into batches of at most `batch_size`.
-
-    Yields the batch and its owners `[(input index, number of its windows in the batch), ...]`.
-    """
-    owners: list[tuple[int, int]] = []
+def _batches(items: Iterator[tuple[int, Tensor]], batch_size: int) -> Iterator[tuple[list[tuple[int, int, bool]], Tensor]]:
+    """Regroups each input's windows into batches of at most `batch_size`; yields each batch with
+    its owners `[(input index, its windows in the batch, whether they are its last), ...]`."""
+    owners: list[tuple[int, int, bool]] = []
     pending: list[Tensor] = []
     size = 0
     for index, windows in items:
         start = 0
         while start < len(windows):
             take = min(batch_size - size, len(windows) - start)
-            owners.append((index, take))
+            owners.append((index, take, start + take == len(windows)))
             pending.append(windows[start : start + take])
             size, start = size + take, start + take
             if size == batch_size:
@@ -260,20 +245,12 @@ class Predictor:
         node = self.model.eval_transform_config
         return OmegaConf.select(node, "clip_seconds") if node is not None else None
 
-    def accepts(self, path: Path) -> bool:
-        """Whether `path` is a file of the model's modality (by its extension)."""
-        return is_audio_file(path) if self.audio else is_image_file(path)
-
     def augmentation(self) -> Augmentation:
         """The copies test-time augmentation predicts: an image's flip, or audio shifted by the
         run's training `max_shift` (0.1 when its config has none)."""
-        if not self.audio:
-            return Augmentation(audio=False)
-        for key in TRAINING_TRANSFORMS:
-            max_shift = OmegaConf.select(self.config, f"{key}.max_shift")
-            if max_shift is not None:
-                return Augmentation(True, float(max_shift))
-        return Augmentation(True)
+        shifts = [OmegaConf.select(self.config, f"{key}.max_shift") for key in TRAINING_TRANSFORMS] if self.audio else []
+        max_shift = next((float(shift) for shift in shifts if shift is not None), None)
+        return Augmentation(self.audio) if max_shift is None else Augmentation(True, max_shift)
 
     def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
         """The audio window length and spacing in seconds; by default the run's clip length and half of it."""
@@ -338,18 +315,21 @@ class Predictor:
                 warning) or "raise" a `SesemiError` naming it.
             progress: Called as `progress(done, total)` as inputs are predicted.
         """
-        if on_error not in ON_ERROR:
+        if on_error not in ("skip", "raise"):
             raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
         if batch_size < 1:
             raise SesemiError(f"batch_size must be at least 1, not {batch_size}")
         items = self._items(inputs)
         names = [index if isinstance(item, Tensor) else item for index, item in enumerate(items)]
-        loader = DataLoader(
-            _Inputs(items, self._reader(window_seconds, hop_seconds)), batch_size=None, num_workers=num_workers
-        )
+        if self.audio:
+            window, hop = self.windowing(window_seconds, hop_seconds)
+            rate = self.sample_rate
+            read = partial(_read_windows, rate, num_samples(window, rate), num_samples(hop, rate))
+        else:
+            read = partial(_read_image, self.transform)
+        loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
         results: list[Prediction | None] = [None] * len(items)
-        counts: dict[int, int] = {}  # windows per input read
-        parts: dict[int, list[tuple[Tensor, Tensor]]] = {}  # their predictions so far
+        parts: dict[int, list[tuple[Tensor, Tensor]]] = {}  # each input's window predictions so far
         done = 0
 
         def finish(index: int, prediction: Prediction) -> None:
@@ -360,23 +340,21 @@ class Predictor:
 
         def readable() -> Iterator[tuple[int, Tensor]]:
             for index, windows in loader:
-                if isinstance(windows, str):
-                    if on_error == "raise":
-                        raise SesemiError(f"cannot read {names[index]} ({windows}); remove it or set on_error=skip")
+                if not isinstance(windows, str):
+                    yield index, windows
+                elif on_error == "raise":
+                    raise SesemiError(f"cannot read {names[index]} ({windows}); remove it or set on_error=skip")
+                else:
                     logger.warning("skipping unreadable input %s (%s)", printable(names[index]), windows)
                     finish(index, Prediction(names[index], error=windows))
-                    continue
-                counts[index], parts[index] = len(windows), []
-                yield index, windows
 
         for owners, batch in _batches(readable(), batch_size):
             output = self.predict_batch(batch, tta=tta)
-            sizes = [size for _, size in owners]
-            for (index, _), chunk, features in zip(
-                owners, output.probabilities.split(sizes), output.embeddings.split(sizes), strict=True
-            ):
-                parts[index].append((chunk, features))
-                if sum(len(p) for p, _ in parts[index]) == counts[index]:
+            sizes = [size for _, size, _ in owners]
+            chunks = zip(output.probabilities.split(sizes), output.embeddings.split(sizes), strict=True)
+            for (index, _, last), chunk in zip(owners, chunks, strict=True):
+                parts.setdefault(index, []).append(chunk)
+                if last:
                     finish(index, self._prediction(names[index], parts.pop(index), embeddings))
         return results
 
@@ -416,15 +394,15 @@ class Predictor:
 
     def _files(self, path: Path) -> list[Path]:
         """A file of the model's modality, the files under a folder, or those a text file lists."""
-        kind = "audio" if self.audio else "image"
+        kind, accepts = ("audio", is_audio_file) if self.audio else ("image", is_image_file)
         if not path.exists():
             raise SesemiError(f"input {path} does not exist")
         if path.is_dir():
-            found = [p for p in sorted(path.rglob("*")) if p.is_file() and self.accepts(p)]
+            found = [p for p in sorted(path.rglob("*")) if p.is_file() and accepts(p)]
             if not found:
                 raise SesemiError(f"no {kind} files under {path}")
             return found
-        if self.accepts(path):
+        if accepts(path):
             return [path]
         if path.suffix.lower() not in LIST_SUFFIXES:
             raise SesemiError(f"input {path} is not an {kind} file, a folder, or a .txt file listing paths")
@@ -436,13 +414,6 @@ class Predictor:
         if not paths:
             raise SesemiError(f"{path} lists no files")
         return paths
-
-    def _reader(self, window_seconds: float | None, hop_seconds: float | None) -> _Image | _AudioWindows:
-        if not self.audio:
-            return _Image(self.transform)
-        window, hop = self.windowing(window_seconds, hop_seconds)
-        rate = self.sample_rate
-        return _AudioWindows(rate, num_samples(window, rate), num_samples(hop, rate))
 
 
 def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:

@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,12 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from sesemi.checkpoints import load_weights
 from sesemi.config.compose import check_ranges, compose, hydra_error, validate
-from sesemi.config.resolvers import SESEMIConfigAttributes, register_resolvers, set_attributes
+from sesemi.config.resolvers import (
+    SESEMIConfigAttributes,
+    register_resolvers,
+    run_folder,
+    set_attributes,
+)
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError, user_error
@@ -44,8 +48,8 @@ RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 BUDGET_VARIABLE = "SESEMI_BUDGET_ITERATIONS"  # likewise, the iterations a time budget allows
 
 def default_run_dir(run: DictConfig) -> Path:
-    """`<run.dir>/<run.id>/<timestamp>`, the folder of a run started outside Hydra."""
-    return Path(run.dir) / str(run.id) / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    """The folder of a run started outside Hydra (`sesemi.config.resolvers.run_folder`)."""
+    return Path(run_folder(run))
 
 
 def run_mode(value: Any) -> RunMode:
@@ -282,7 +286,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     run_dir = _run_folder(run_config, run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     fit = mode is RunMode.FIT
-    trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit)
+    trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit, config.get("loggers"))
     main = trainer.is_global_zero
     if main:
         _start(run_dir, resume)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
+from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.plugins import CheckpointIO
 
 from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
+from sesemi.callbacks.progress import PlainProgress
 from sesemi.checkpoints import ChecksummedCheckpointIO
 from sesemi.errors import SesemiError
 
@@ -48,7 +50,7 @@ def devices(gpus: Any) -> tuple[str, Any]:
     available = torch.cuda.device_count()
     if gpus == -1 or gpus == "-1":
         if available == 0:
-            _notice("no GPU found; training on the CPU (set run.gpus=0 to silence this)")
+            logger.info("no GPU found: training on the CPU")
             return "cpu", 1
         return "gpu", -1
     if available == 0:
@@ -109,7 +111,30 @@ def checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, M
     return best, last
 
 
-def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fit: bool) -> pl.Trainer:
+def loggers_for(run_dir: Path, trackers: DictConfig | None) -> list[Logger]:
+    """`metrics.csv` in the run folder (what `sesemi postprocess` reads), and the experiment
+    trackers the config adds (`logger=tensorboard`, ...), each saving under the run folder."""
+    made: list[Logger] = [CSVLogger(str(run_dir), name="", version="")]
+    for name, tracker in (trackers or {}).items():
+        try:
+            made.append(instantiate(tracker, save_dir=str(run_dir)))
+        except Exception as error:  # a tracker's package that is not installed, say
+            missing = next((e for e in _causes(error) if isinstance(e, ImportError | ModuleNotFoundError)), None)
+            if missing is None:
+                raise
+            raise SesemiError(f"logger={name} needs a package that is not installed: pip install \"sesemi[{name}]\"") from None
+    return made
+
+
+def _causes(error: BaseException | None):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def build_trainer(
+    run: DictConfig, trainer: DictConfig | None, run_dir: Path, fit: bool, trackers: DictConfig | None = None
+) -> pl.Trainer:
     """A Trainer writing CSV and TensorBoard logs and checkpoints under `run_dir`.
 
     Keys of the `trainer` config override what the run config sets; its callbacks are added to
@@ -125,6 +150,11 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
             f"trainer options are read before the data, so they cannot use ${{sesemi:...}} ({error.__cause__ or error})"
         ) from None
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
+    if not sys.stderr.isatty():  # a bar or a drawn table would fill a log with control characters
+        if options.get("enable_progress_bar", True):
+            callbacks.append(PlainProgress())
+        if options.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in callbacks):
+            callbacks.append(ModelSummary())
     if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
         callbacks.append(ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1))
     if fit:
@@ -140,10 +170,7 @@ def build_trainer(run: DictConfig, trainer: DictConfig | None, run_dir: Path, fi
         "num_nodes": run.num_nodes,
         "strategy": strategy(run.accelerator),
         "default_root_dir": str(run_dir),
-        "logger": [
-            CSVLogger(str(run_dir), name="", version=""),
-            TensorBoardLogger(str(run_dir), name="", version="", default_hp_metric=False),
-        ],
+        "logger": loggers_for(run_dir, trackers),
         "callbacks": callbacks,
         "log_every_n_steps": 10,
         "max_steps": -1,

@@ -40,7 +40,7 @@ from omegaconf import OmegaConf
 from sesemi.errors import SesemiError
 from sesemi.ownership import write_atomically
 
-PACKAGES = ("sesemi", "torch", "torchvision", "timm")  # trusted by sesemi itself
+PACKAGES = ("sesemi", "torch", "torchvision", "timm", "pytorch_lightning")  # trusted by sesemi itself
 BUILDING_BLOCKS = (
     "sesemi.models",
     "sesemi.transforms",
@@ -56,6 +56,10 @@ BUILDING_BLOCKS = (
     "torchvision.transforms",
     "timm.layers",
     "timm.models._factory.create_model",
+    "pytorch_lightning.loggers.csv_logs",  # the experiment trackers of the `logger` group
+    "pytorch_lightning.loggers.tensorboard",
+    "pytorch_lightning.loggers.mlflow",
+    "pytorch_lightning.loggers.wandb",
 )
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
 BUILT = (

@@ -43,7 +43,7 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path, label
     ]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    (results_file,) = (tmp_path / "runs" / "digits").glob("*/results.json")
+    (results_file,) = (tmp_path / "runs" / "digits").glob("*/*/results.json")
     results = json.loads(results_file.read_text())
     assert results["global_step"] == 6
     assert 0.0 <= results["metrics"]["val/top1"] <= 1.0

@@ -167,3 +167,22 @@ def test_interrupted_fit_leaves_a_checkpoint_to_resume_from(make_hparams, tmp_pa
         trainer.fit(model, {"supervised": DataLoader(data, batch_size=2)})
     saved = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
     assert saved["global_step"] == 3
+
+
+def test_trackers_of_the_logger_group_write_into_the_run_folder(image_tree, tmp_path):
+    """metrics.csv always; `logger=tensorboard` adds event files beside it; a tracker whose
+    package is missing is one line naming the extra to install."""
+    import importlib.util
+
+    from sesemi import compose, run
+
+    overrides = [
+        "method=supervised", f"run.data_root={image_tree.root}", "run.num_iterations=2",
+        "data.views.weak.crop_dim=16", "learner.hparams.model.backbone.widths=[4,8]",
+        "+trainer.enable_progress_bar=false", "run.batch_size_per_gpu=4",
+    ]
+    run(compose("digits", [*overrides, "logger=tensorboard"]), tmp_path / "tb")
+    assert (tmp_path / "tb" / "metrics.csv").is_file() and list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("mlflow") is None:
+        with pytest.raises(SesemiError, match=r'^logger=mlflow needs a package that is not installed: pip install "sesemi\[mlflow\]"$'):
+            run(compose("digits", [*overrides, "logger=mlflow"]), tmp_path / "mlflow")

@@ -57,7 +57,7 @@ def images_in(batch) -> int:
 
 def bare_steps(learner, optimizer, batches, fuse: bool = True, fuse_labeled: bool = False) -> float:
     """Seconds for forward + backward + step over `batches`, with no data loading."""
-    learner.config.model.fuse_labeled = fuse_labeled
+    learner.fuse_labeled = fuse_labeled
     with mock.patch.object(classifier_module, "encode", partial(encode, fuse=fuse)):
         return timed_steps(learner, optimizer, batches)
 

@@ -10,6 +10,8 @@ https://arxiv.org/abs/1703.01780
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
@@ -35,19 +37,54 @@ class EMA(WeightAveraging):
         self.decay = decay
         self.warmup = warmup
         super().__init__(use_buffers=use_buffers, multi_avg_fn=self._update)
+        self._tensors: tuple[list[Tensor], list[Tensor]] | None = None  # (average, model), see _step_update
+        self._updates = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._tensors = None  # set-up and resuming may have replaced tensors since they were listed
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        """Updates the average after every optimizer step (as WeightAveraging does, faster)."""
+        if trainer.global_step > self._latest_update_step and self.should_update(step_idx=trainer.global_step - 1):
+            self._step_update(pl_module)
+            self._latest_update_step = trainer.global_step
+
+    @torch.no_grad()
+    def _step_update(self, pl_module: pl.LightningModule) -> None:
+        """AveragedModel.update_parameters on lists of tensors made at the first update of a fit:
+        walking the module tree (metrics included) and updating tensor by tensor at every step
+        took 0.6 ms on the digits ConvNet, the foreach kernels on these lists 0.06 ms."""
+        average = self._average_model
+        if self._tensors is None:
+            modules = (average.module, pl_module)
+            if self._use_buffers:
+                self._tensors = tuple([*m.parameters(), *m.buffers()] for m in modules)
+            else:
+                self._tensors = tuple(list(m.parameters()) for m in modules)
+            self._updates = int(average.n_averaged)
+        averaged, current = self._tensors
+        if self._updates == 0:
+            torch._foreach_copy_(averaged, current)
+        else:
+            self._update(averaged, current, self._updates)
+        average.n_averaged += 1
+        self._updates += 1
 
     def decay_at(self, num_updates: int) -> float:
         """The decay used for the update after `num_updates` previous updates."""
         return min(self.decay, (1 + num_updates) / (10 + num_updates)) if self.warmup else self.decay
 
     @torch.no_grad()
-    def _update(self, averaged: list[Tensor], current: list[Tensor], num_updates: Tensor) -> None:
+    def _update(self, averaged: list[Tensor], current: list[Tensor], num_updates: Tensor | int) -> None:
         weight = 1.0 - self.decay_at(int(num_updates))
-        for average, value in zip(averaged, current, strict=True):
-            if average.is_floating_point():
-                average.lerp_(value, weight)
-            else:
-                average.copy_(value)
+        pairs = list(zip(averaged, current, strict=True))
+        floats = [pair for pair in pairs if pair[0].is_floating_point()]
+        integers = [pair for pair in pairs if not pair[0].is_floating_point()]
+        # one foreach kernel per list instead of one operation per tensor
+        if floats:
+            torch._foreach_lerp_([a for a, _ in floats], [v for _, v in floats], weight)
+        if integers:
+            torch._foreach_copy_([a for a, _ in integers], [v for _, v in integers])
 
     @property
     def average_model(self) -> pl.LightningModule | None:

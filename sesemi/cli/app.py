@@ -206,8 +206,11 @@ def train(
         echo(OmegaConf.to_yaml(composed), end="")
         return
     result = run(composed)
-    summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-    echo(f"{result.run_dir}: {summary or 'no metrics'}")
+    echo(f"{result.run_dir}: {_metrics(result.metrics) or 'no metrics'}")
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
 
 
 @command()
@@ -228,8 +231,7 @@ def resume(
     from sesemi.runner import resume as resume_run
 
     result = resume_run(run_dir, allow or ())
-    summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-    echo(f"{result.run_dir}: {summary or 'no metrics'}")
+    echo(f"{result.run_dir}: {_metrics(result.metrics) or 'no metrics'}")
 
 
 @command(context_settings={"ignore_unknown_options": True})
@@ -367,6 +369,7 @@ def preprocess(
       $ sesemi preprocess -cn audio run.data_root=data/my_sounds
       $ sesemi preprocess -cn spoken_digits --num-workers 2
     """
+    from sesemi.cli.output import progress
     from sesemi.ops.preprocess import preprocess as write_cache
 
     arguments = arguments or []
@@ -378,7 +381,9 @@ def preprocess(
         source = arguments[0]
     else:
         raise SesemiError(f"give one folder of recordings (or a config with -cn), not {arguments or 'none'}")
-    for result in write_cache(source, sample_rate, cache_dir, num_workers=num_workers, on_error=on_error):
+    with progress("decoding") as report:
+        results = write_cache(source, sample_rate, cache_dir, num_workers=num_workers, on_error=on_error, progress=report)
+    for result in results:
         echo(
             f"{result.root} at {result.sample_rate} Hz: {result.written} decoded, {result.up_to_date} up to date, "
             f"{result.unreadable} unreadable, {result.removed} removed"
@@ -572,13 +577,7 @@ def models(repository: Repository = None) -> None:
         echo("no models published yet")
         return
     rows = [
-        (
-            info.uid,
-            info.reference,
-            info.date[:10],
-            ", ".join(f"{k}={v:.4f}" for k, v in info.metrics.items()),
-            ", ".join(f"{k}={v}" for k, v in info.params.items()),
-        )
+        (info.uid, info.reference, info.date[:10], _metrics(info.metrics), ", ".join(f"{k}={v}" for k, v in info.params.items()))
         for info in found
     ]
     print_table(["uid", "model", "date", "metrics", "params"], rows)

@@ -72,6 +72,11 @@ def main() -> None:
     # Like `python -m`, make modules of the working directory (a project's src/) importable, so
     # configs can name them as `_target_: src.my_module.MyBackbone`.
     sys.path.insert(0, os.getcwd())
+    if "--version" in sys.argv[1:]:  # sesemi's version, not Hydra's
+        from sesemi.version import __version__
+
+        print(f"open_sesemi (sesemi {__version__})")
+        return
     with exit_on_user_error():
         sys.argv = [sys.argv[0], *expand_arguments(sys.argv[1:])]
         register_configs()

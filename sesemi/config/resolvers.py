@@ -9,6 +9,9 @@ Example (in a config):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -56,7 +59,23 @@ def _resolve(name: str, fraction: float | None = None):
     return value if fraction is None else round(float(fraction) * value)
 
 
+TIMESTAMP = "%Y-%m-%d_%H-%M-%S-%f"  # microseconds: two runs started in one second never share a folder
+
+
+def run_folder(run: Any, stamp: str | None = None) -> str:
+    """`<run.dir>/<run.id>/<run.method>/<timestamp>`: a run's folder, named after its config
+    and method (without a method, `<run.dir>/<run.id>/<timestamp>`)."""
+    stamp = stamp or datetime.now().strftime(TIMESTAMP)
+    parts = [run.get("dir") or "./runs", str(run.get("id") or "default"), run.get("method"), stamp]
+    return str(Path(*[part for part in parts if part]))
+
+
 def register_resolvers() -> None:
-    """Registers the `sesemi` resolver with OmegaConf (idempotent)."""
+    """Registers sesemi's resolvers with OmegaConf (idempotent): `${sesemi:...}`, and
+    `${sesemi_run_folder:STAMP}` (the run folder of the config it is in, for Hydra)."""
     if not OmegaConf.has_resolver("sesemi"):
         OmegaConf.register_new_resolver("sesemi", _resolve)
+    if not OmegaConf.has_resolver("sesemi_run_folder"):
+        OmegaConf.register_new_resolver(
+            "sesemi_run_folder", lambda stamp, *, _root_: run_folder(_root_.get("run") or {}, stamp)
+        )

@@ -279,6 +279,9 @@ class ClassifierModelConfig:
             a teacher's view) are encoded without autograd, in a pass of their own: about half
             the work of a FixMatch step, with the same accuracy (experiments/step_speed). False
             encodes them in the shared pass with gradients, as the FixMatch reference code does.
+        compile: Whether to compile the backbone with `torch.compile`, at the first steps and
+            again at the first validation (its cost and gain on a CPU: experiments/step_speed).
+            Where compiling is not possible, one warning says so and training runs uncompiled.
     """
 
     backbone: Any = MISSING
@@ -287,6 +290,7 @@ class ClassifierModelConfig:
     regularization_loss_heads: dict[str, LossHeadConfig] | None = None
     fuse_labeled: bool = False
     forward_only_targets: bool = True
+    compile: bool = False
 
 
 @dataclass
@@ -335,10 +339,16 @@ class SESEMIConfig:
         learner: The learner config.
         trainer: Extra keyword arguments for `pytorch_lightning.Trainer` (e.g. `precision`,
             `callbacks`); the run config sets devices, budget and loggers.
+        loggers: Experiment trackers besides the run folder's `metrics.csv`, by name: the
+            `logger` config group (`logger=tensorboard`, `logger=[mlflow,wandb]`), each a
+            Lightning logger config that is given `save_dir`, the run folder.
     """
 
-    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"learner": "classifier"}, {"hydra": "sesemi"}])
+    defaults: list[Any] = field(
+        default_factory=lambda: ["_self_", {"learner": "classifier"}, {"hydra": "sesemi"}, {"logger": None}]
+    )
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     trainer: Any = None
+    loggers: dict[str, Any] = field(default_factory=dict)

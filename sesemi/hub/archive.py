@@ -1,9 +1,9 @@
 """A model's archive: a gzipped tar of a flat folder, packed at publish and checked at load.
 
-Extraction refuses, before writing anything, members that are not regular files (symlinks,
-hard links, devices), absolute names and names with `..`, and, as not sesemi's layout, folders
-and files in folders; where Python has it (3.10.12+, 3.11.4+), tarfile's "data" filter
-(PEP 706) then strips unwanted permissions too.
+Extraction refuses, before writing anything, members that are not regular files (links,
+devices), absolute names and names with `..`, and, as not sesemi's layout, folders and files in
+folders; where Python has it (3.10.12+, 3.11.4+), tarfile's "data" filter (PEP 706) then strips
+unwanted permissions too.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path, PurePosixPath
 
 from sesemi.errors import SesemiError
 
+FOREIGN = "it is not a sesemi model's"
+
 
 def pack(folder: Path, target: Path) -> None:
     """Writes the files of `folder` (not its subfolders) to the archive `target`."""
@@ -25,28 +27,23 @@ def pack(folder: Path, target: Path) -> None:
 
 
 def _refusal(member: tarfile.TarInfo) -> str | None:
-    """Why a member is unsafe to extract, if it is."""
+    """Why a member is unsafe to extract, or not of sesemi's layout (a flat folder of files)."""
     name = PurePosixPath(member.name)
     if not (member.isfile() or member.isdir()):
         return f"{member.name} is a link or special file"
     if name.is_absolute() or ".." in name.parts:
         return f"{member.name} points outside the model's folder"
-    return None
-
-
-def _foreign(member: tarfile.TarInfo) -> str | None:
-    """Why a member is not of sesemi's layout (a flat folder of files), if it is not."""
     if member.isdir() or "/" in member.name:
-        return f"{member.name} is a folder or in one, and a model's archive holds only files"
+        return f"{FOREIGN} ({member.name} is a folder or in one, and a model's archive holds only files)"
     return None
 
 
 def extract(archive: Path, target: Path, source: str | None = None) -> None:
-    """Extracts a model's archive into the new folder `target` (its parent must exist).
+    """Extracts a model's archive into the folder `target` (created if needed).
 
     Args:
         archive: The `.tar.gz` file.
-        target: The folder to create.
+        target: The folder to extract into.
         source: What the archive is, for messages (default: `the archive <file name>`).
 
     Raises:
@@ -57,14 +54,10 @@ def extract(archive: Path, target: Path, source: str | None = None) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()  # reads the whole archive: a truncated one fails here
-            for member in members:
-                reason = _refusal(member)
-                if reason:
-                    raise SesemiError(f"refusing {source}: {reason}")
-            for member in members:
-                reason = _foreign(member)
-                if reason:
-                    raise SesemiError(f"refusing {source}: it is not a sesemi model's ({reason})")
+            # Unsafe members are named first, then those of another layout.
+            refusals = sorted(filter(None, map(_refusal, members)), key=lambda reason: reason.startswith(FOREIGN))
+            if refusals:
+                raise SesemiError(f"refusing {source}: {refusals[0]}")
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(target, members, **safe)
     except tarfile.FilterError as error:
@@ -77,6 +70,6 @@ def sha256(path: Path) -> str:
     """The SHA-256 of a file, in hex."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
+        while block := file.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

@@ -1,10 +1,9 @@
-"""Publishing a training run's model to a repository.
+"""Publishing a training run's model to a repository, with its model card.
 
 The archive holds `weights.safetensors` (the network's weights from the checkpoint's state dict:
 with the EMA callback, Lightning stores the averaged weights there, which are what validation
-saw; the loss heads' are left out, they only serve training), the run's
-`config.yaml`, `meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card,
-`README.md`.
+saw; the loss heads' are left out, they only serve training), the run's `config.yaml`,
+`meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card, `README.md`.
 
 Only a finished run is published: one whose marker (`sesemi.ownership`) says running, failed or
 interrupted has weights that are not the end of its training, so it is refused unless asked
@@ -22,17 +21,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack
-from sesemi.hub.card import model_card
 from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
 from sesemi.hub.lookup import ModelInfo, conflict
 from sesemi.hub.repository import Repository
 from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
 from sesemi.learners.trained import RESULTS, TrainedModel, run_files
 from sesemi.ownership import marker
+from sesemi.results import RunResult
 from sesemi.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,11 @@ def publish(
     params, meta = check_params(params), check_params(meta, "meta")
     uid = model_uid(name, subgroup, params, version)
     target = Repository(repository)
-    _refuse_existing(target, ModelInfo(uid, name, subgroup, version))  # again under the lock, at upload
+    # Refused before the run is read when the uid or the name and version are taken (and again
+    # under the lock, at upload).
+    reason = conflict(target.rows(missing_ok=True), ModelInfo(uid, name, subgroup, version))
+    if reason:
+        raise SesemiError(reason)
     if not allow_unfinished:
         _refuse_unfinished(run_files(run)[0])
 
@@ -88,8 +92,7 @@ def publish(
     config_path = model.source / CONFIG
     if not config_path.is_file():
         raise SesemiError(f"{config_path} does not exist: publishing needs the run's config beside checkpoints/")
-    results_path = model.source / RESULTS
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    metrics = RunResult.read(model.source).metrics if (model.source / RESULTS).is_file() else {}
     # Contiguous copies: safetensors stores no views and no tensors that share memory.
     weights = {key: value.contiguous().clone() for key, value in model.state_dict().items()}
 
@@ -102,7 +105,7 @@ def publish(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         author=author,
         labels=model.labels,
-        metrics={k: float(v) for k, v in results.get("metrics", {}).items()},
+        metrics={k: float(v) for k, v in metrics.items()},
         checkpoint=model.checkpoint.name,
         ema=model.ema,
         meta=meta,
@@ -122,22 +125,18 @@ def publish(
     return uid
 
 
-def unfinished(run_dir: Path) -> str | None:
-    """How a run folder did not finish (`still running (process 12)`, `interrupted`, ...), or
-    None for a finished one."""
-    found = marker(run_dir)
-    if found is not None and found.state == "finished":
-        return None
-    if found is not None and found.state == "running":
-        return f"is still running (process {found.pid})" if found.alive else "was killed while running"
-    if found is not None and found.state in ("failed", "interrupted"):
-        return f"is {found.state}"
-    # A run of an earlier release (no marker): finished if it wrote its results.
-    return None if (run_dir / RESULTS).is_file() else f"has no {RESULTS} (it never finished)"
-
-
 def _refuse_unfinished(run_dir: Path) -> None:
-    state = unfinished(run_dir)
+    """Refuses a run folder that did not finish; one of an earlier release (no marker) finished
+    if it wrote its results."""
+    found = marker(run_dir)
+    if found is not None and found.state == "running":
+        state = f"is still running (process {found.pid})" if found.alive else "was killed while running"
+    elif found is not None and found.state in ("failed", "interrupted"):
+        state = f"is {found.state}"
+    elif (found is None or found.state != "finished") and not (run_dir / RESULTS).is_file():
+        state = f"has no {RESULTS} (it never finished)"
+    else:
+        state = None
     if state:
         raise SesemiError(
             f"will not publish {run_dir}: the run {state}; finish it with `sesemi resume {run_dir}`, "
@@ -145,8 +144,85 @@ def _refuse_unfinished(run_dir: Path) -> None:
         )
 
 
-def _refuse_existing(repository: Repository, info: ModelInfo) -> None:
-    """Fails early, before the run is read, when the uid or the name and version are taken."""
-    reason = conflict(repository.rows(missing_ok=True), info)
-    if reason:
-        raise SesemiError(reason)
+def _component(node: Any) -> str:
+    """`` `target` (a=1, b=[4, 8]) ``: what a config node builds, with its plain arguments."""
+    if not OmegaConf.is_config(node) or "_target_" not in node:
+        return "none"
+    values = OmegaConf.to_container(node, resolve=True)
+    arguments = ", ".join(f"{k}={v}" for k, v in values.items() if k != "_target_" and not isinstance(v, dict))
+    return f"`{node._target_}`" + (f" ({arguments})" if arguments else "")
+
+
+def _data(config: DictConfig) -> list[str]:
+    """One line per loader: its name, dataset and subset; the data root first."""
+    loaders = {**(OmegaConf.select(config, "data.train") or {}), "validation": OmegaConf.select(config, "data.val")}
+    root = OmegaConf.select(config, "run.data_root")
+    lines = [f"Data root: `{root}`", ""] if root else []
+    for stage, loader in loaders.items():
+        if loader is not None:
+            dataset = OmegaConf.to_container(loader.dataset, resolve=True)
+            subset = dataset.get("subset")
+            lines.append(f"- {stage}: `{dataset.get('name')}`" + (f", subset {subset}" if subset else ""))
+    return lines
+
+
+def _table(header: tuple[str, str], rows: dict[str, Any]) -> list[str]:
+    if not rows:
+        return ["none"]
+    return [f"| {header[0]} | {header[1]} |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows.items())]
+
+
+def model_card(info: ModelInfo, config: DictConfig, audio: bool) -> str:
+    """The Markdown model card (`README.md`) of a model about to be published: what it does, its
+    data, method and metrics."""
+    model = config.learner.hparams.model
+    heads = model.get("regularization_loss_heads") or {}
+    kind = "recordings" if audio else "images"
+    by = f" by {info.author}" if info.author else ""
+    example = "clip.wav" if audio else "image.png"
+    iterations = OmegaConf.select(config, "run.num_iterations")
+    budget = f"{iterations} iterations" if iterations else f"{OmegaConf.select(config, 'run.num_epochs')} epochs"
+    lines = [
+        f"# {info.reference}",
+        "",
+        f"Classifies {kind} into {len(info.labels)} classes: {', '.join(info.labels)}.",
+        "",
+        f"uid `{info.uid}`, published {info.date}{by} with sesemi {info.sesemi}.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import sesemi.hub",
+        "",
+        f'model = sesemi.hub.load("{info.uid}")',
+        f'(prediction,) = model.predict(["{example}"])  # .label, .score, .probabilities in model.labels order',
+        "```",
+        "",
+        f"or `sesemi inference {info.uid} FILES --save-dir predictions`.",
+        "",
+        "## Data",
+        "",
+        *_data(config),
+        "",
+        "## Method",
+        "",
+        f"- backbone: {_component(model.backbone)}",
+        f"- supervised loss: {_component(OmegaConf.select(model, 'supervised_loss.callable'))}",
+        *(f"- loss head `{name}`: {_component(head.head)}" for name, head in heads.items()),
+        f"- weights: {'the exponential moving average of the weights' if info.ema else 'the trained weights'}"
+        f", from `{info.checkpoint}`",
+        f"- training: {budget}, optimizer {_component(OmegaConf.select(config, 'learner.hparams.optimizer'))}",
+        "",
+        "## Metrics",
+        "",
+        "The run's final validation metrics:",
+        "",
+        *_table(("metric", "value"), {k: f"{v:.4f}" for k, v in info.metrics.items()}),
+        "",
+        "## Parameters",
+        "",
+        *_table(("parameter", "value"), info.params),
+    ]
+    if info.meta:
+        lines += ["", "## More", "", *_table(("key", "value"), info.meta)]
+    return "\n".join(lines) + "\n"

@@ -1,17 +1,17 @@
-"""A repository of published models: a folder or any fsspec URL (memory://, s3://, gs://, ...).
+"""Repositories of published models (a folder or any fsspec URL), and finding a model in them.
 
     <repository>/models.json                                   the lookup table
     <repository>/<subgroup parts>/<name>/<version>/<uid>.tar.gz  one archive per model
 
-Every file is written under a temporary name and then moved into place, so readers never see a
-partial file, and the table is read, checked and rewritten under a lock: a file lock in the
-folder for a local repository, else one in the cache (which serializes the publishers of one
-machine; object stores have no locks that fsspec could take).
+Files are written under a temporary name and moved into place; the table is rewritten under a
+lock (a file lock in a local repository, else one in the cache: object stores have none that
+fsspec could take). Without a `repository`, the functions search `$SESEMI_REPOSITORIES`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,11 +23,21 @@ from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
 
 from sesemi.errors import SesemiError
+from sesemi.hub import cache
 from sesemi.hub.archive import sha256
-from sesemi.hub.cache import cache_root
-from sesemi.hub.lookup import Archive, ModelInfo, archive_path, conflict, format_table, parse_table
+from sesemi.hub.ids import check_version
+from sesemi.hub.lookup import (
+    Archive,
+    ModelInfo,
+    archive_path,
+    conflict,
+    format_table,
+    matches,
+    parse_table,
+)
 
 TABLE = "models.json"
+REPOSITORIES_VARIABLE = "SESEMI_REPOSITORIES"
 
 
 class Repository:
@@ -78,7 +88,7 @@ class Repository:
         if isinstance(self.fs, LocalFileSystem):
             return FileLock(Path(self.root) / f".{TABLE}.lock")
         name = hashlib.sha256(self.fs.unstrip_protocol(self.root).encode()).hexdigest()[:16]
-        folder = cache_root() / "locks"
+        folder = cache.cache_root() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
         return FileLock(folder / f"{name}.lock")
 
@@ -125,3 +135,65 @@ class Repository:
                     f"the archive of {info.uid} ({self.url_of(archive)}) is missing from its repository"
                 ) from None
 
+
+def repositories(repository: str | Path | None = None) -> list[Repository]:
+    """`repository`, else those of `$SESEMI_REPOSITORIES`."""
+    if repository is not None:
+        return [Repository(repository)]
+    urls = [url.strip() for url in os.environ.get(REPOSITORIES_VARIABLE, "").split(",") if url.strip()]
+    if not urls:
+        raise SesemiError(f"no repository given: pass one, or list them in {REPOSITORIES_VARIABLE} (comma-separated)")
+    return [Repository(url) for url in urls]
+
+
+def lookup(
+    reference: str, version: str | None = None, repository: str | Path | None = None
+) -> tuple[ModelInfo, Archive, Repository]:
+    """The one model a uid or `[subgroup.]name[@version]` names, its archive and its repository
+    (the first that has it)."""
+    searched = repositories(repository)
+    rows: dict[str, tuple[ModelInfo, Archive, Repository]] = {}
+    for source in searched:
+        for uid, (model, archive) in source.rows().items():
+            rows.setdefault(uid, (model, archive, source))
+    found = [rows[model.uid] for model in matches([row[0] for row in rows.values()], reference, version)]
+    if not found:
+        where = ", ".join(source.url for source in searched)
+        asked = f"{reference}@{version}" if version and "@" not in reference else reference
+        raise SesemiError(f"no model {asked} in {where}; `sesemi models` lists what is published")
+    if len(found) > 1:
+        choices = ", ".join(f"{model.uid} ({model.reference})" for model, _, _ in found)
+        raise SesemiError(f"{reference} names several models: {choices}; load one by its uid")
+    return found[0]
+
+
+def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
+    """The folder of a published model in the cache, downloaded into it the first time.
+
+    `sesemi.predictor.load` (which `sesemi.hub.load` is) builds the model from it.
+
+    Args:
+        uid_or_name: A uid (`3f1c9a0e-1.0.0`), or a name with an optional subgroup and version:
+            `digits-cnn`, `images.digits-cnn`, `digits-cnn@1.0.0` (the latest version without one).
+        repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
+    """
+    return cache.find(uid_or_name) or cache.fetch(*lookup(uid_or_name, repository=repository))
+
+
+def models(repository: str | Path | None = None) -> list[ModelInfo]:
+    """The models published in `repository` (or all of `$SESEMI_REPOSITORIES`), by name and version."""
+    rows = [info for source in repositories(repository) for info, _ in source.rows().values()]
+    return sorted(rows, key=lambda info: (info.subgroup or "", info.name, check_version(info.version)))
+
+
+def info(uid_or_name: str, version: str | None = None, repository: str | Path | None = None) -> ModelInfo:
+    """What a published model is: name, version, params, labels, metrics, ... (from the cache
+    when it is there)."""
+    folder = cache.find(uid_or_name, version)
+    return cache.read_info(folder) if folder else lookup(uid_or_name, version, repository)[0]
+
+
+def url(uid_or_name: str, version: str | None = None, repository: str | Path | None = None) -> str:
+    """The URL of a published model's archive."""
+    _, archive, source = lookup(uid_or_name, version, repository)
+    return source.url_of(archive)

@@ -12,28 +12,23 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from sesemi.errors import SesemiError
 from sesemi.models.heads.loss.base import FeatureRequest
 
-RUNNING_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
 
 @contextmanager
 def running_stats_kept(module: nn.Module) -> Iterator[None]:
     """Batch norm inside the block normalizes with batch statistics as usual, but its running
     statistics (what evaluation normalizes with) are left as they were.
 
-    The layers update copies of their running buffers, and get the originals back afterwards:
-    restoring the values in place instead would change tensors that backward still needs.
+    The layers stop tracking running statistics while the block runs (in training mode they then
+    neither read nor update them), which costs a flag per layer instead of copies of their buffers.
     """
     layers = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    originals = [{name: getattr(layer, name) for name in RUNNING_BUFFERS} for layer in layers]
-    for layer, buffers in zip(layers, originals, strict=True):
-        for name, buffer in buffers.items():
-            setattr(layer, name, buffer.clone())
+    for layer in layers:
+        layer.track_running_stats = False
     try:
         yield
     finally:
-        for layer, buffers in zip(layers, originals, strict=True):
-            for name, buffer in buffers.items():
-                setattr(layer, name, buffer)
+        for layer in layers:
+            layer.track_running_stats = True
 
 
 def encode(
@@ -46,14 +41,16 @@ def encode(
     """Runs each backbone once on all inputs requested of it; returns features by key.
 
     Requests with the same key are encoded once. Requests for the same backbone, with the same
-    gradient setting, input shape and group, are concatenated into one batch (so batch norm sees
-    them together) and split back afterwards. With `fuse=False` every request gets its own
-    forward pass (for comparison).
+    input shape and group, are concatenated into one batch (so batch norm sees them together)
+    and split back afterwards; targets may run apart (below). With `fuse=False` every request
+    gets its own forward pass (for comparison).
 
-    With `forward_only_targets`, requests that only make targets (`target=True`: FixMatch's weak
-    view, a teacher's view) run in a pass of their own without autograd: no activations are kept
-    for a backward pass that would not use them, about half the work of a FixMatch step. Batch
-    norm still normalizes them with their own batch statistics, as in training mode.
+    A pass of requests that only make targets (`target=True`: FixMatch's weak view, a teacher's
+    view) runs without autograd: no activations are kept for a backward pass that would not use
+    them. With `forward_only_targets`, such requests always get a pass of their own, which saves
+    about half the work of a FixMatch step; without it they join the other inputs of their
+    backbone (with gradients), as the FixMatch reference code does. Batch norm normalizes a
+    target pass with its own batch statistics, as in training mode.
 
     When a request is in `stats_group`, only the passes of that group update batch norm's running
     statistics. The labeled batch is that group when it runs apart: evaluation then normalizes
@@ -65,13 +62,14 @@ def encode(
         unique.setdefault(request.key, request)
     groups: dict[tuple, list[FeatureRequest]] = {}
     for request in unique.values():
-        grad = not (request.target and forward_only_targets)
-        group = (request.backbone, grad, tuple(request.inputs.shape[1:]), request.group)
-        groups.setdefault(group if fuse else (request.key, grad), []).append(request)
+        apart = request.target and forward_only_targets
+        group = (request.backbone, apart, tuple(request.inputs.shape[1:]), request.group)
+        groups.setdefault(group if fuse else (request.key,), []).append(request)
     keep_stats = stats_group is not None and any(r.group == stats_group for r in unique.values())
     features: dict[str, Tensor] = {}
-    for group, members in groups.items():
-        first, grad = members[0], group[1]
+    for members in groups.values():
+        first = members[0]
+        grad = not all(m.target for m in members)  # a pass of targets alone needs no autograd
         if first.backbone not in backbones:
             hint = "; add the sesemi.callbacks.EMA callback" if first.backbone.endswith("_ema") else ""
             raise SesemiError(f"no backbone {first.backbone!r} (available: {', '.join(backbones)}){hint}")

@@ -57,17 +57,6 @@ class Summary:
     unfinished: int = 0
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def differences(runs: Sequence[Run]) -> list[str]:
     """The config fields that tell apart runs of the same `run.id` (e.g. the values of a sweep).
 
@@ -77,7 +66,8 @@ def differences(runs: Sequence[Run]) -> list[str]:
     """
     by_id: dict[Any, list[dict[str, Any]]] = {}
     for run in runs:
-        by_id.setdefault(field_value(run, "run.id"), []).append(_flatten(run.config or {}))
+        flat = pd.json_normalize(run.config or {}, sep=".").to_dict("records")[0]  # {"a.b": 1}, lists stay values
+        by_id.setdefault(field_value(run, "run.id"), []).append(flat)
     fields: set[str] = set()
     for flats in by_id.values():
         if len(flats) > 1:
@@ -90,9 +80,7 @@ def _cell(value: Any) -> Any:
     return str(value) if isinstance(value, list | dict) else value
 
 
-def summarize(
-    runs: Sequence[Run], by: Sequence[str] = ()
-) -> tuple[pd.DataFrame, list[str], list[str]]:
+def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
     """The table of finished training runs, the columns that tell configurations apart, and
     the metric columns.
 
@@ -104,24 +92,23 @@ def summarize(
     rows = []
     for run in trained:
         assert run.result is not None
-        row: dict[str, Any] = {
-            "run": run.name,
-            "id": field_value(run, "run.id"),
-            "method": method(run.config),
-            **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
-            "seed": field_value(run, "run.seed"),
-            **run.result.metrics,
-        }
-        row[BEST] = run.result.best_score
-        row["steps"] = run.result.global_step
-        row[WALL_TIME] = run.result.wall_time_s
-        rows.append(row)
+        rows.append(
+            {
+                "run": run.name,
+                "id": field_value(run, "run.id"),
+                "method": method(run.config),
+                **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
+                "seed": field_value(run, "run.seed"),
+                **run.result.metrics,
+                BEST: run.result.best_score,
+                "steps": run.result.global_step,
+                WALL_TIME: run.result.wall_time_s,
+            }
+        )
     table = pd.DataFrame(rows)
     configuration = list(by) or ["id", "method", *fields]
     ignored = {"run", "seed", "steps", *configuration, *fields}
-    metrics = [
-        c for c in table.columns if c not in ignored and pd.api.types.is_numeric_dtype(table[c])
-    ]
+    metrics = [c for c in table.columns if c not in ignored and pd.api.types.is_numeric_dtype(table[c])]
     return table, configuration, metrics
 
 
@@ -177,16 +164,10 @@ def display(table: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
         values = table[column]
         if column.endswith(" mean"):
             name = column.removesuffix(" mean")
-            spread = table[f"{name} std"]
-            shown[name] = [
-                _number(m, name) + (f" ± {_number(s, name)}" if not _missing(s) else "")
-                for m, s in zip(values, spread, strict=True)
-            ]
+            pairs = zip(values, table[f"{name} std"], strict=True)
+            shown[name] = [_number(m, name) + ("" if _missing(s) else f" ± {_number(s, name)}") for m, s in pairs]
         else:
-            shown[column] = [
-                _number(v, column) if column in metrics else ("" if _missing(v) else str(v))
-                for v in values
-            ]
+            shown[column] = [_number(v, column) if column in metrics else ("" if _missing(v) else str(v)) for v in values]
     return shown
 
 
@@ -197,9 +178,7 @@ def _missing(value: Any) -> bool:
 def _number(value: Any, column: str) -> str:
     if _missing(value):
         return ""
-    if isinstance(value, numbers.Integral):
-        return str(value)
-    if isinstance(value, numbers.Real):
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return f"{value:.1f}" if column == WALL_TIME else f"{value:.4f}"
     return str(value)
 
@@ -210,13 +189,8 @@ def markdown(table: pd.DataFrame) -> str:
     def row(cells: Sequence[Any]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
-    return "\n".join(
-        [
-            row(table.columns),
-            row(["---"] * len(table.columns)),
-            *(row(r) for r in table.itertuples(index=False)),
-        ]
-    )
+    rows = [table.columns, ["---"] * len(table.columns), *table.itertuples(index=False)]
+    return "\n".join(map(row, rows))
 
 
 def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: Sequence[str] = ()) -> Summary:
@@ -256,9 +230,7 @@ class Group:
     summary: Summary | None
 
 
-def group(
-    runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False, dry_run: bool = False
-) -> Group:
+def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False, dry_run: bool = False) -> Group:
     """Gathers the finished runs into `<runs_dir>/groups/NAME/<field=value,...>/` (as links),
     one folder per value of the `by` fields, with a summary averaged over each folder's runs.
 
@@ -284,17 +256,12 @@ def group(
         raise SesemiError(f"no finished training runs under {runs_dir}")
     for field in by:
         if all(field_value(run, field) is None for run in runs):
-            raise SesemiError(
-                f"no run has the config field {field!r}; fields that differ between runs: "
-                + (", ".join(differences(runs)) or "none")
-            )
+            fields = ", ".join(differences(runs)) or "none"
+            raise SesemiError(f"no run has the config field {field!r}; fields that differ between runs: {fields}")
     folder = Path(runs_dir) / "groups" / name
     exists = os.path.lexists(folder)
     if exists and not owned(folder, "group"):
-        raise SesemiError(
-            f"will not replace {folder}: it is not a group sesemi made (no {MARKER} marker); "
-            "choose another --name"
-        )
+        raise SesemiError(f"will not replace {folder}: it is not a group sesemi made (no {MARKER} marker); choose another --name")
     if exists and not force:
         raise SesemiError(f"group {folder} exists; pass --force to replace it")
     if dry_run:
@@ -308,34 +275,21 @@ def group(
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
     """Writes the summary tables and plots of `runs` into `folder` (see the module docstring)."""
     trained = [run for run in runs if run.trained]
+    unfinished = sum(not run.finished for run in runs)
     if not trained:
-        unfinished = sum(not run.finished for run in runs)
-        raise SesemiError(
-            f"no finished training runs under {title}"
-            + (
-                f" ({unfinished} without results.json: `sesemi rm-failed` removes those that stopped)"
-                if unfinished
-                else ""
-            )
-        )
+        note = f" ({unfinished} without results.json: `sesemi rm-failed` removes those that stopped)" if unfinished else ""
+        raise SesemiError(f"no finished training runs under {title}{note}")
     table, configuration, metrics = summarize(trained, by)
     aggregated = aggregate(table, configuration, metrics)
     for frame, file_name in ((table, "summary.csv"), (aggregated, "aggregated.csv")):
         with open_atomically(folder / file_name, newline="") as file:
             frame.to_csv(file, index=False)
     plots = plot_curves(trained, folder / "plots")
-    text = [
-        f"# Runs under {title}",
-        "",
-        markdown(display(table, metrics)),
-        "",
-        f"## Mean ± std over the runs of each configuration ({', '.join(configuration)})",
-        "",
-        markdown(display(aggregated)),
-        "",
-        "## Curves",
-        "",
-        *(f"![{p.stem}](plots/{p.name})\n" for p in plots),
-    ]
-    write_atomically(folder / "summary.md", "\n".join(text))
-    return Summary(table, aggregated, configuration, metrics, plots, sum(not run.finished for run in runs))
+    images = "".join(f"![{p.stem}](plots/{p.name})\n\n" for p in plots)
+    write_atomically(
+        folder / "summary.md",
+        f"# Runs under {title}\n\n{markdown(display(table, metrics))}\n\n"
+        f"## Mean ± std over the runs of each configuration ({', '.join(configuration)})\n\n"
+        f"{markdown(display(aggregated))}\n\n## Curves\n\n{images}".removesuffix("\n"),
+    )
+    return Summary(table, aggregated, configuration, metrics, plots, unfinished)

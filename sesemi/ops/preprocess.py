@@ -13,7 +13,7 @@ release before markers) they are counted and kept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from tqdm import tqdm
 
 from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
@@ -43,10 +42,12 @@ def _cache_one(cache: AudioCache, path: Path) -> str | None:
     return None
 
 
-def _report(paths: list[Path], errors: Iterable[str | None], on_error: str) -> int:
-    """Follows the decoding with a progress bar; returns the number of unreadable files."""
+def _decode(paths: list[Path], errors: Iterable[str | None], on_error: str, progress: Any) -> int:
+    """Follows the decoding, reporting progress; returns the number of unreadable files."""
     unreadable = 0
-    for path, error in tqdm(zip(paths, errors, strict=True), total=len(paths), desc="decoding", unit="file"):
+    for done, (path, error) in enumerate(zip(paths, errors, strict=True), 1):
+        if progress is not None:
+            progress(done, len(paths))
         if error is None:
             continue
         if on_error == "raise":
@@ -99,6 +100,7 @@ def preprocess(
     subset: str | Sequence[str] | None = None,
     num_workers: int = 0,
     on_error: str = "skip",
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Preprocessed]:
     """Caches the decoded, resampled samples of a folder of recordings, or of every audio data
     set a composed config reads (at the sample rates and in the cache folders it sets).
@@ -111,6 +113,7 @@ def preprocess(
         subset: For a folder: a subfolder, a list of them, or None for all of it.
         num_workers: Decoding processes (0 decodes in this process).
         on_error: "skip" unreadable files (with a warning each) or "raise" on the first one.
+        progress: Called as `progress(done, total)` as the files of a data set are decoded.
 
     Returns:
         What was done, per data set.
@@ -121,7 +124,7 @@ def preprocess(
         targets = audio_data_sets(source)
     else:
         targets = [(str(source), sample_rate, None if cache_dir is None else str(cache_dir), subset)]
-    return [_preprocess_one(*target, num_workers, on_error) for target in targets]
+    return [_preprocess_one(*target, num_workers, on_error, progress) for target in targets]
 
 
 def audio_data_sets(config: DictConfig) -> list[tuple[str, int, str | None, None]]:
@@ -144,7 +147,7 @@ def audio_data_sets(config: DictConfig) -> list[tuple[str, int, str | None, None
 
 
 def _preprocess_one(
-    root: str, sample_rate: int, cache_dir: str | None, subset: Any, num_workers: int, on_error: str
+    root: str, sample_rate: int, cache_dir: str | None, subset: Any, num_workers: int, on_error: str, progress: Any
 ) -> Preprocessed:
     if not Path(root).is_dir():
         raise SesemiError(f"root {root} does not exist; point it at the folder of your recordings")
@@ -163,12 +166,11 @@ def _preprocess_one(
     todo = [p for p in files if not cache.entry(p).is_file()]
     if num_workers > 0:
         with ProcessPoolExecutor(num_workers) as pool:
-            unreadable = _report(todo, pool.map(_cache_one, repeat(cache), todo, chunksize=16), on_error)
+            unreadable = _decode(todo, pool.map(_cache_one, repeat(cache), todo, chunksize=16), on_error, progress)
     else:
-        unreadable = _report(todo, map(_cache_one, repeat(cache), todo), on_error)
-    written, up_to_date = len(todo) - unreadable, len(files) - len(todo)
+        unreadable = _decode(todo, map(_cache_one, repeat(cache), todo), on_error, progress)
     result = Preprocessed(
-        root, sample_rate, len(files), written, up_to_date, unreadable, removed, kept, str(cache.base)
+        root, sample_rate, len(files), len(todo) - unreadable, len(files) - len(todo), unreadable, removed, kept, str(cache.base)
     )
     logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result)
     return result

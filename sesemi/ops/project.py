@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from sesemi.config import catalog
@@ -22,21 +23,22 @@ PROJECT_FOLDERS = ("configs", "data", "runs", "src")
 COPIED = "# Copied from sesemi's built-in config"
 
 CREATED = "# Written by `sesemi create`"
-CUSTOM_CONFIG = f"""\
-{CREATED}: your experiment, the built-in `base` config (supervised + rotation prediction on a ResNet-50d)
-# with what differs from it overridden below. Every field is listed, with its default, by
+CUSTOM_CONFIG = """\
+{created}: your experiment, the built-in `image` config (the standard folder layout
+# of small images, a small CNN) trained with FlexMatch, the recommended method, with what differs
+# from it overridden below. Every field is listed, with its default, by
 #   sesemi train -cd configs custom --show-config
-# and any of them can be changed on the command line, e.g. `run.seed=1`.
+# and any of them can be changed on the command line, e.g. `run.seed=1` or `method=freematch`.
 #
 #   sesemi fetch digits                   # the embedded demo data, into data/digits
-#   sesemi train -cd configs custom       # trains; the run goes to runs/custom/<timestamp>/
+#   sesemi train -cd configs custom       # trains; the run goes to runs/custom/flexmatch/<time>/
 #   sesemi postprocess runs               # tables and curves of all runs
 #
-# Other starting points: `sesemi list` (e.g. image, digits), `sesemi show image`; another method
-# with `method=NAME` on the command line or `override method: NAME` below (`sesemi list method`).
+# Other starting points: `sesemi list` (e.g. image, audio, digits), `sesemi show image`; another
+# method with `method=NAME` on the command line or `override method: NAME` below (`sesemi list
+# method`); photos: `override backbone: resnet18` and `data.views.weak.crop_dim: 96` or more.
 defaults:
-  - base
-  - override backbone: convnet_small  # small images; resnet18 or resnet50d for photos
+  - image
   - _self_
 
 run:
@@ -44,28 +46,28 @@ run:
   seed: 42
   # train/<class>/*.png (labeled), unlabeled/*.png, val/<class>/*.png
   data_root: ./data/digits
-  num_epochs: null
-  num_iterations: 1000
-  batch_size_per_gpu: 32
+{budget}
 data:
   views:  # the transforms every loader and method reads by name
-    weak:  # 32 px crops of 32 px images; the defaults suit 224 px photos
-      random_resized_crop: False
-      resize: 32
-      crop_dim: 32
-      padding: 2
-      p_hflip: 0.0  # flipped digits are other symbols
-    eval:
-      resize: 32
-      crop_dim: 32
-  train:
-    supervised:
-      num_workers: 0  # the methods' loaders load as the supervised one does
-  val:
-    num_workers: 0
+    weak:
+      p_hflip: 0.0  # flipped digits are other symbols; 0.5 suits most photos
 # Modules of your own go in src/ and are named from here, e.g.
 #   learner.hparams.model.backbone._target_: src.my_backbones.MyBackbone
 """
+# The training length, sized when the project is made: on a CPU a wall-clock budget that the
+# first steps are measured against (run.time_budget); on a GPU the config's own iterations.
+CPU_BUDGET = "  time_budget: 15m  # sized for a CPU: sesemi times the first steps and fits the run in it"
+GPU_BUDGET = "  num_iterations: 20000  # sized for a GPU; or run.time_budget, e.g. 2h"
+
+
+
+
+def custom_config() -> str:
+    """The config `create_project` writes, with a training length sized for this machine."""
+    import torch
+
+    budget = GPU_BUDGET if torch.cuda.is_available() else CPU_BUDGET
+    return CUSTOM_CONFIG.format(created=CREATED, budget=budget)
 
 
 def create_project(directory: str | Path = ".", force: bool = False) -> Path:
@@ -81,14 +83,11 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     """
     root = Path(directory)
     config = root / "configs" / "custom.yaml"
-    if os.path.lexists(config):
-        if not force:
-            raise SesemiError(f"{config} exists; pass --force to overwrite it")
-        if config.is_symlink() or not _starts_with(config, CREATED):
-            raise SesemiError(f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})")
+    refusal = f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})"
+    _check_overwrite(config, force, CREATED, refusal)
     for name in PROJECT_FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
-    write_atomically(config, CUSTOM_CONFIG)
+    write_atomically(config, custom_config())
     return root
 
 
@@ -101,15 +100,20 @@ def _header(text: str) -> tuple[list[str], list[str]]:
     return lines[:count], lines[count:]
 
 
-def _starts_with(path: Path, marker: str) -> bool:
-    """Whether the first line of `path` (after Hydra's `# @package` header) starts with `marker`:
-    how sesemi recognizes the config files it wrote."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            _, rest = _header(file.read(64 * 1024))
-    except OSError:
-        return False
-    return bool(rest) and rest[0].startswith(marker)
+def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> None:
+    """Refuses an existing `path` without `force`, and even with it (`refusal`) unless its first
+    line after Hydra's `# @package` header starts with `first_line`: a file sesemi wrote."""
+    if not os.path.lexists(path):
+        return
+    if not force:
+        raise SesemiError(f"{path} exists; pass --force to overwrite it")
+    rest: list[str] = []
+    with suppress(OSError):
+        if not path.is_symlink():  # a link is never sesemi's
+            with open(path, encoding="utf-8", errors="replace") as file:
+                _, rest = _header(file.read(64 * 1024))
+    if not (rest and rest[0].startswith(first_line)):
+        raise SesemiError(refusal)
 
 
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
@@ -126,14 +130,8 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     path = Path(target)
     if path.is_dir() or str(target).endswith(("/", os.sep)):
         path = path / source.name
-    if os.path.lexists(path):
-        if not force:
-            raise SesemiError(f"{path} exists; pass --force to overwrite it")
-        if path.is_symlink() or not _starts_with(path, COPIED):
-            raise SesemiError(
-                f"will not overwrite {path}: it is not a copy `sesemi show --save` made "
-                f"(its first line is not {COPIED!r}); choose another file"
-            )
+    refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
+    _check_overwrite(path, force, COPIED, refusal)
     header, rest = _header(source.read_text())
     note = f"{COPIED} `{name.removesuffix('.yaml')}` (sesemi show --save)\n"
     try:

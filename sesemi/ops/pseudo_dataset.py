@@ -30,12 +30,7 @@ from sesemi.predictor import Predictor
 logger = logging.getLogger(__name__)
 
 
-def select(
-    probabilities: Tensor,
-    threshold: float = 0.0,
-    balance: bool = False,
-    per_class: int | None = None,
-) -> Tensor:
+def select(probabilities: Tensor, threshold: float = 0.0, balance: bool = False, per_class: int | None = None) -> Tensor:
     """The rows of `probabilities` `[N, C]` to keep as pseudo-labels, in their original order.
 
     Rows whose top probability is below `threshold` are dropped. With `balance`, each class keeps
@@ -113,8 +108,7 @@ def pseudo_dataset(
         What `dataset.json` holds: classes, soft_labels, counts and settings.
     """
     output_dir = Path(data_root) / "pseudo" if output_dir is None else output_dir
-    settings = {k: _plain(v) for k, v in locals().items() if k != "image_transform"}
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()}
+    settings = {k: str(v) if isinstance(v, Path) else _plain(v) for k, v in locals().items() if k != "image_transform"}
     if not 0.0 <= threshold <= 1.0:
         raise SesemiError(f"threshold must be between 0 and 1, not {threshold}")
     if per_class is not None and per_class < 1:
@@ -146,17 +140,10 @@ def pseudo_dataset(
     predictor = Predictor(teacher, device, image_transform)
 
     found = dataset("image_file", data_root, _plain(unlabeled_subset), on_error=on_error)
-    predictions = predictor.predict(
-        [path for path, _ in found.samples],
-        batch_size=batch_size,
-        tta=hflip_tta,
-        num_workers=num_workers,
-        on_error=on_error,
-    )
+    files = [path for path, _ in found.samples]
+    predictions = predictor.predict(files, batch_size=batch_size, tta=hflip_tta, num_workers=num_workers, on_error=on_error)
     read = [prediction for prediction in predictions if prediction.error is None]
-    probabilities = (
-        torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
-    )
+    probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
     kept = select(probabilities, threshold, balance, per_class)
     confident = int((probabilities.max(dim=1).values >= threshold).sum())
 
@@ -178,19 +165,6 @@ def pseudo_dataset(
     }
     empty = [name for name, count in counts["per_class"].items() if count == 0]
     if empty:
-        logger.warning(
-            "no images for class(es) %s; lower the threshold or train a better teacher",
-            ", ".join(empty),
-        )
-    write_pseudo_dataset(
-        output, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}, overwrite
-    )
-    logger.info(
-        "wrote %d pseudo-labels (%d below the threshold, %d dropped by balancing) and %d labeled images to %s",
-        counts["pseudo_labeled"],
-        counts["below_threshold"],
-        counts["dropped_by_balancing"],
-        counts["labeled"],
-        output,
-    )
+        logger.warning("no images for class(es) %s; lower the threshold or train a better teacher", ", ".join(empty))
+    write_pseudo_dataset(output, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}, overwrite)
     return {"classes": classes, "soft_labels": soft_labels, "counts": counts, "settings": settings}

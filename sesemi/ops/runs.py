@@ -100,24 +100,14 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
     for folder, subfolders, _ in os.walk(root, followlinks=follow_links):
         folder_path = Path(folder)
         if not _is_run(folder_path):
-            subfolders[:] = sorted(
-                name for name in subfolders if not name.startswith(".")
-            )  # not .hydra/
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # not .hydra/
             continue
         subfolders.clear()  # checkpoints/ and the like
         real = os.path.realpath(folder_path)
         direct = folder_path.resolve() == folder_path.absolute()
         if real not in found or direct:
             found[real] = folder_path
-    runs = [
-        Run(
-            path,
-            path.relative_to(root).as_posix(),
-            _read_yaml(path / CONFIG),
-            _read_result(path),
-        )
-        for path in found.values()
-    ]
+    runs = [Run(path, path.relative_to(root).as_posix(), _read_yaml(path / CONFIG), _read_result(path)) for path in found.values()]
     return sorted(runs, key=lambda run: run.name)
 
 
@@ -188,9 +178,7 @@ def _delete(paths: Sequence[Path], root: Path, kind: str | None, dry_run: bool) 
             try:
                 ownership.remove(path, root, kind)
             except OSError as error:
-                raise SesemiError(
-                    f"cannot delete {path} ({error.strerror or error}); check its permissions"
-                ) from None
+                raise SesemiError(f"cannot delete {path} ({error.strerror or error}); check its permissions") from None
     return size
 
 
@@ -269,9 +257,7 @@ def partition(runs: Sequence[Run], by: Sequence[str]) -> dict[str, list[Run]]:
     """The runs by the values of the `by` fields, under labels `<field=value,...>`."""
     groups: dict[str, list[Run]] = {}
     for run in runs:
-        label = ",".join(
-            f"{field.rsplit('.', 1)[-1]}={_text(field_value(run, field))}" for field in by
-        )
+        label = ",".join(f"{field.rsplit('.', 1)[-1]}={_text(field_value(run, field))}" for field in by)
         groups.setdefault(label, []).append(run)
     return groups
 
@@ -283,9 +269,7 @@ def group_runs(runs: Sequence[Run], by: Sequence[str], folder: Path) -> dict[str
         (folder / label).mkdir(parents=True)
         for run in members:
             link = folder / label / run.name.replace("/", "_")
-            link.symlink_to(
-                os.path.relpath(run.path.resolve(), link.parent.resolve()), target_is_directory=True
-            )
+            link.symlink_to(os.path.relpath(run.path.resolve(), link.parent.resolve()), target_is_directory=True)
     return groups
 
 

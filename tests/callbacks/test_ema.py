@@ -57,6 +57,19 @@ def test_update_follows_the_formula(warmup):
         assert counter.item() == 9
 
 
+def test_update_of_many_tensors_follows_the_formula_for_each():
+    """Tensors of several shapes and dtypes, interleaved, each updated as if alone."""
+    torch.manual_seed(0)
+    averaged = [torch.randn(3, 2), torch.tensor(4), torch.randn(5, dtype=torch.float64), torch.randn(())]
+    current = [torch.randn(3, 2), torch.tensor(7), torch.randn(5, dtype=torch.float64), torch.randn(())]
+    decay = _decay(0.99, 20)
+    pairs = zip(averaged, current, strict=True)
+    expected = [decay * a + (1 - decay) * c if a.is_floating_point() else c for a, c in pairs]
+    EMA(decay=0.99)._update(averaged, current, torch.tensor(20))
+    for average, value in zip(averaged, expected, strict=True):
+        torch.testing.assert_close(average, value)
+
+
 def test_a_decay_of_one_or_more_is_refused():
     with pytest.raises(ValueError, match="decay"):
         EMA(decay=1.0)

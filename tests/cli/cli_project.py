@@ -19,11 +19,12 @@ from sesemi.cli.app import app
 # A tiny network, few images per step and 4 steps: a run takes seconds on a CPU.
 TINY = [
     "run.num_iterations=4",
-    "+trainer.val_check_interval=2",
+    "run.time_budget=null",
+    "trainer.val_check_interval=2",
     "+trainer.log_every_n_steps=1",
     "learner.hparams.model.backbone.widths=[4,8]",
     "run.batch_size_per_gpu=8",
-    "data.train.rotation_prediction.mu=0.5",  # 4 unlabeled images per step
+    "run.mu=0.5",  # 4 unlabeled images per step
     "run.gpus=0",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",

@@ -102,7 +102,8 @@ def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
     config = project / "configs" / "custom.yaml"
     assert "pass --force" in error_line(sesemi_cli("create", project))
     assert sesemi_cli("create", project, "--force").exit_code == 0
-    assert yaml.safe_load(config.read_text())["defaults"][0] == "base"
+    written = yaml.safe_load(config.read_text())
+    assert written["defaults"][0] == "image" and written["run"]["time_budget"] == "15m"  # no GPU here
     config.write_text("mine")
     assert "will not overwrite" in error_line(sesemi_cli("create", project, "--force"))
     assert config.read_text() == "mine"
@@ -112,7 +113,7 @@ def test_list_shows_configs_with_descriptions(sesemi_cli):
     result = sesemi_cli("list")
     assert result.exit_code == 0
     assert "spoken_digits" in result.output and "The embedded demo" in result.output
-    assert "groups (sesemi list GROUP): audio_encoder, backbone, hydra, loader, method" in result.output
+    assert "groups (sesemi list GROUP): audio_encoder, backbone, hydra, loader, logger, method" in result.output
     assert f"methods (method=NAME): {', '.join(methods())}" in result.output
     result = sesemi_cli("list", "backbone", "--pattern", "resnet*")
     assert "backbone/resnet18" in result.output and "convnet" not in result.output
@@ -183,13 +184,13 @@ def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
 
 
 def test_chain_trained_two_runs(project):
-    runs = sorted(project.glob("runs/custom/*/results.json"))
+    runs = sorted(project.glob("runs/custom/flexmatch/*/results.json"))
     assert len(runs) == 2
     assert (project / "data" / "digits" / "unlabeled").is_dir()
 
 
 def first_run(project: Path) -> Path:
-    return sorted(project.glob("runs/custom/*/results.json"))[0].parent
+    return sorted(project.glob("runs/custom/flexmatch/*/results.json"))[0].parent
 
 
 def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
@@ -325,7 +326,7 @@ def test_rm_failed_dry_run_then_delete(sesemi_cli, runs_copy):
     assert failed.exists()
     assert "deleted 1 failed runs" in sesemi_cli("rm-failed", runs_copy).output
     assert not failed.exists() and earlier.exists()
-    assert len(list(runs_copy.glob("custom/*/results.json"))) == 2
+    assert len(list(runs_copy.glob("custom/flexmatch/*/results.json"))) == 2
 
 
 def test_group_by_seed(sesemi_cli, runs_copy):

@@ -44,8 +44,9 @@ def open_sesemi(*args: str, cwd: Path, timeout: float = 240) -> subprocess.Compl
 
 
 def only_run_dir(cwd: Path, run_id: str = "digits") -> Path:
-    """The single run folder `<cwd>/runs/<run_id>/<timestamp>/`."""
-    (run_dir,) = (cwd / "runs" / run_id).iterdir()
+    """The single run folder `<cwd>/runs/<run_id>/<method>/<timestamp>/`."""
+    (method,) = (cwd / "runs" / run_id).iterdir()
+    (run_dir,) = method.iterdir()
     return run_dir
 
 

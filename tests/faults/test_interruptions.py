@@ -104,11 +104,11 @@ def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
     ]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list(tmp_path.glob("runs/digits/*/checkpoints/last.ckpt")) and time.time() < deadline:
+    while not list(tmp_path.glob("runs/digits/*/*/checkpoints/last.ckpt")) and time.time() < deadline:
         time.sleep(0.2)
     process.kill()
     process.wait()
-    (run_dir,) = tmp_path.glob("runs/digits/*")
+    (run_dir,) = tmp_path.glob("runs/digits/*/*")
     assert marker(run_dir).state == "running" and marker(run_dir).stopped
     done = subprocess.run([str(SESEMI), "resume", str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

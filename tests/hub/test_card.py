@@ -1,11 +1,11 @@
-"""The model card (sesemi/hub/card.py)."""
+"""The model card (sesemi/hub/publishing.py)."""
 
 from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from sesemi.hub.card import model_card
 from sesemi.hub.lookup import ModelInfo
+from sesemi.hub.publishing import model_card
 
 CONFIG = {
     "run": {"data_root": "data/digits", "num_iterations": 1000, "num_epochs": None},

@@ -1,4 +1,4 @@
-"""Loading published models (sesemi/hub/api.py): through the cache, in fresh processes, at once,
+"""Loading published models (sesemi/hub/repository.py): through the cache, in fresh processes, at once,
 offline once cached, and the bad cases, each one error line that leaves nothing behind."""
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import pytest
@@ -282,3 +283,17 @@ def test_classifier_learns_an_easy_task(make_hparams, image_tree, tmp_path):
     epoch = ConcatDataset([train] * 40)  # one long epoch: Lightning's per-epoch overhead is large
     trainer.fit(model, {"supervised": DataLoader(epoch, batch_size=9, shuffle=True)}, DataLoader(val, batch_size=6))
     assert float(trainer.callback_metrics["val/top1"]) == 1.0
+
+
+def test_compiled_backbone_trains_a_step(make_hparams, monkeypatch):
+    """`model.compile: true` compiles the backbone in place: its weights keep their names, and a
+    training step runs and reaches the backbone's weights."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    hparams = make_hparams()
+    hparams["model"]["compile"] = True
+    model = Classifier(hparams)
+    assert model.backbone._compiled_call_impl is not None
+    assert model.state_dict().keys() == Classifier(make_hparams()).state_dict().keys()
+    loss, _ = _step(model, _batch())
+    loss.backward()
+    assert model.backbone.encoder[0][0].weight.grad.abs().sum() > 0

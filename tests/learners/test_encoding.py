@@ -94,6 +94,22 @@ def test_grad_false_requests_have_no_grad(backbone):
     assert sorted(backbone.batch_sizes) == [2, 2]
 
 
+def test_targets_join_the_shared_pass_only_without_forward_only_targets(backbone):
+    """Without forward_only_targets a target shares its backbone's pass (with gradients), but a
+    teacher of its own (another backbone) still runs without autograd."""
+    a, b, c = _inputs(2, 2, 3)
+    teacher = Counting(ConvNet(widths=[4, 8]))
+    requests = [
+        FeatureRequest("student", a),
+        FeatureRequest("weak", b, target=True),
+        FeatureRequest("teacher", c, "teacher", target=True),
+    ]
+    features = encode(requests, {"backbone": backbone, "teacher": teacher}, forward_only_targets=False)
+    assert backbone.batch_sizes == [4] and teacher.batch_sizes == [3]
+    assert features["weak"].requires_grad
+    assert not features["teacher"].requires_grad
+
+
 def test_no_grad_context_is_respected(backbone):
     """Under torch.no_grad even grad=True requests produce no graph."""
     (a,) = _inputs(2)

@@ -1,0 +1,32 @@
+"""Progress for logs (sesemi/callbacks/progress.py): plain lines where no bar can be drawn."""
+
+from __future__ import annotations
+
+import re
+
+from sesemi import compose, run
+
+
+def test_a_piped_run_prints_plain_progress_lines(image_tree, tmp_path, capsys):
+    """With stderr not a terminal (as under pytest), a run prints about twenty lines of step,
+    speed, ETA and loss, and a line of metrics after each validation; no control characters."""
+    config = compose(
+        "digits",
+        [
+            "method=supervised",
+            f"run.data_root={image_tree.root}",
+            "run.num_iterations=40",
+            "trainer.val_check_interval=20",
+            "run.batch_size_per_gpu=4",
+            "data.views.weak.crop_dim=16",
+            "learner.hparams.model.backbone.widths=[4,8]",
+        ],
+    )
+    run(config, tmp_path / "run")
+    lines = capsys.readouterr().err.splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    assert len(steps) == 20 and steps[0].startswith("step 2/40 (5%) | ")
+    assert all(re.search(r"\d+\.\d it/s \| ETA \d+(s|m \d\ds) \| loss \d", line) for line in steps)
+    assert "val/top1" in steps[-1]
+    assert sum(line.startswith("validated at step ") for line in lines) == 2
+    assert not any("\x1b" in line or "━" in line for line in lines)
