@@ -187,4 +187,7 @@ def build_trainer(
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # `num_workers: auto` sizes loaders as Lightning suggests; a number a config sets (e.g. 0 in
+    # `digits`, whose loading is cheap) is a choice, not an oversight to warn about.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     return pl.Trainer(**settings)

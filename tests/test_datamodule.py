@@ -385,3 +385,27 @@ def test_pin_memory_auto_pins_only_for_gpus():
     assert pins_memory("supervised", True, on_gpu=False)
     with pytest.raises(SesemiError, match=r"^loader 'supervised': pin_memory must be auto, true or false"):
         pins_memory("supervised", "yes", on_gpu=False)
+
+
+def test_a_digits_run_warns_about_neither_workers_nor_pinned_memory(digits_root, tmp_path, monkeypatch, recwarn, caplog):
+    """On a CPU-only machine, even one with cores to spare, loaders raise no num_workers or
+    pin_memory warning."""
+    from sesemi import compose, run
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    config = compose(
+        "digits",
+        [
+            f"run.data_root={digits_root}",
+            "method=supervised",
+            "run.num_iterations=2",
+            "run.gpus=0",
+            "learner.hparams.model.backbone.widths=[4,8]",
+            "+trainer.limit_val_batches=1",
+            "+trainer.enable_progress_bar=false",
+            "+trainer.enable_model_summary=false",
+        ],
+    )
+    run(config, tmp_path / "run")
+    said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert not [line for line in said if "num_workers" in line or "pin_memory" in line]
