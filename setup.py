@@ -41,11 +41,15 @@ AUDIO_REQUIRE = [
     "av>=12",  # m4a/aac and wma (FFmpeg in its wheel)
 ]
 
+SHARDS_REQUIRE = ["webdataset>=0.2.90"]
+
 EXTRAS_REQUIRE = {
     # the tests read and write audio; build and twine check the packages (make package)
-    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10", *AUDIO_REQUIRE],
+    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10", *AUDIO_REQUIRE, *SHARDS_REQUIRE],
     "docs": [],
     "audio": AUDIO_REQUIRE,
+    # unlabeled pools streamed from WebDataset shards (the `shards` data set), through fsspec
+    "shards": SHARDS_REQUIRE,
     # experiment trackers (the `logger` config group); metrics.csv needs none
     "tensorboard": ["tensorboard>=2.10"],
     "mlflow": ["mlflow>=2.0"],

@@ -18,9 +18,10 @@ from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_n
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from sesemi.datasets import DATASETS, dataset, prepare_builtin
+from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed
@@ -71,11 +72,14 @@ def pins_memory(name: str, value: Any, on_gpu: bool) -> bool:
     return value
 
 
-def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
-    """A dataset's folder: its `root`, taken under `data_root` when relative."""
+def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path | str:
+    """A dataset's folder: its `root`, taken under `data_root` when relative; a URL
+    (`s3://bucket/pool`, for streamed shards) as it is."""
     root = dataset_config.get("root")
     if root is None:
         return Path(data_root)
+    if is_url(root):
+        return str(root)
     return Path(root) if os.path.isabs(root) else Path(data_root) / root
 
 
@@ -190,9 +194,9 @@ def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0, seed: int | N
     instead (`UnbrokenLoader`) keeps the workers working ahead, with the same batches, and lets
     a resumed run take up the batches of its epoch where it stopped (`skip` batches in). With a
     `seed`, every batch carries a seed of its own for its augmentations (`SeededBatch`).
-    A loader with a batch sampler of its own is returned as it is.
+    A loader with a batch sampler of its own, or of a streamed data set, is returned as it is.
     """
-    if type(loader.batch_sampler) is not BatchSampler:
+    if type(loader.batch_sampler) is not BatchSampler or isinstance(loader.dataset, IterableDataset):
         return loader
     batches = PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches, skip, seed)
     return UnbrokenLoader(
@@ -255,7 +259,9 @@ class SESEMIDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Builds any built-in data set (e.g. digits) the loaders read, once."""
         for config in self._loader_configs():
-            prepare_builtin(dataset_root(config.dataset, self.data_root))
+            root = dataset_root(config.dataset, self.data_root)
+            if isinstance(root, Path):
+                prepare_builtin(root)
 
     def _build_dataset(self, name: str, config: DictConfig, classes: list[str] | None = None) -> Dataset:
         """A loader's data set; with `classes` (the training set's), numbered by them."""
@@ -348,6 +354,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         else:
             seeded = bool(int(os.environ.get("PL_SEED_WORKERS", 0)))  # seed_everything(workers=True)
             kwargs["worker_init_fn"] = partial(init_worker, rank=self._rank, seed=seeded)
+        if isinstance(data, IterableDataset):
+            return self._stream_loader(name, config, data, batch_size, kwargs)
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):
@@ -368,6 +376,20 @@ class SESEMIDataModule(pl.LightningDataModule):
                 "and drop_last; lower the batch size or add data"
             )
         return loader
+
+    def _stream_loader(
+        self, name: str, config: DictConfig, data: IterableDataset, batch_size: int | None, kwargs: dict[str, Any]
+    ) -> DataLoader:
+        """The loader of a streamed data set (`shards`): the data set shuffles its items and splits
+        them between processes itself, in whole batches of the loader's size."""
+        if batch_size is None or config.get("sampler") or config.get("batch_sampler"):
+            raise SesemiError(f"loader {name!r} streams its data set: give it a batch_size or mu, and no sampler")
+        data.batch_size = batch_size
+        for option in ("shuffle", "sampler", "drop_last"):
+            kwargs.pop(option, None)
+        if config.get("collate_fn"):
+            kwargs["collate_fn"] = instantiate(config.collate_fn)
+        return DataLoader(data, batch_size=batch_size, **kwargs)
 
     def _own_random_streams(self, name: str, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
         """Gives a training loader's augmentations random numbers of its own (see sesemi/streams.py).
@@ -439,6 +461,8 @@ class SESEMIDataModule(pl.LightningDataModule):
 
     def _epoch_length(self, name: str, config: DictConfig, data: Dataset, world_size: int) -> int:
         batch_size = self.batch_size(name, config)
+        if isinstance(data, IterableDataset):  # a stream: `size` items an epoch, over all processes
+            return math.ceil(math.ceil(data.size / world_size) / batch_size)
         if config.get("batch_sampler"):  # only the sampler knows how many batches it makes
             return len(_batch_sampler(config.batch_sampler, data, batch_size))
         if config.get("sampler"):

@@ -190,4 +190,6 @@ def build_trainer(
     # `num_workers: auto` sizes loaders as Lightning suggests; a number a config sets (e.g. 0 in
     # `digits`, whose loading is cheap) is a choice, not an oversight to warn about.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # A streamed data set (`shards`) splits its epoch between loader processes itself.
+    warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")
     return pl.Trainer(**settings)
