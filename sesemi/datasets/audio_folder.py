@@ -107,7 +107,7 @@ def audio_folder(
         classes: The class list that numbers the class folders, e.g. the training set's for a
             validation set (a folder of another class is an error); None: the folder names,
             sorted.
-        cache: "auto" keeps the decoded clips in memory when at most 20k fit in 1 GiB, "memory" always,
+        cache: "auto" keeps the decoded clips in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples, classes = class_samples(subset_dirs(root, subset), is_audio_file, "audio file", classes)
@@ -138,7 +138,7 @@ def audio_file(
         cache_dir: The preprocess cache's folder (default `<root>/.sesemi_cache/audio`); used
             when it exists.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-        cache: "auto" keeps the decoded clips in memory when at most 20k fit in 1 GiB, "memory" always,
+        cache: "auto" keeps the decoded clips in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples = unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")

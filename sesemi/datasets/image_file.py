@@ -34,7 +34,7 @@ def image_file(
         subset: A subfolder, a list of them, or None for all of `root`.
         image_transform: A transform applied to each image.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-        cache: "auto" keeps the decoded images in memory when at most 20k fit in 1 GiB, "memory" always,
+        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples = unlabeled_samples(subset_dirs(root, subset), is_image_file)

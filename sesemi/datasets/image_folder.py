@@ -29,7 +29,7 @@ def image_folder(
         classes: The class list that numbers the class folders, e.g. the training set's for a
             validation set (a folder of another class is an error); None: the folder names,
             sorted.
-        cache: "auto" keeps the decoded images in memory when at most 20k fit in 1 GiB, "memory" always,
+        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples, classes = class_samples(subset_dirs(root, subset), is_image_file, classes=classes)

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 Cache = Literal["auto", "memory", "none"]
 CACHE_CHOICES = ("auto", "memory", "none")
 CACHE_LIMIT_BYTES = 2**30  # 1 GiB of decoded items per data set with cache=auto
-CACHE_MAX_FILES = 20_000  # files of a data set with cache=auto: about 5 s of decoding small images
+CACHE_MAX_FILES = 10_000  # files of a data set with cache=auto: 2 to 10 s of decoding small images
 SAMPLE_SIZE = 16  # files decoded to estimate the size of a data set with cache=auto
 
 
@@ -115,6 +115,7 @@ def fill_cache(
             CACHE_LIMIT_BYTES / 2**20,
         )
         return None
+    logger.info("decoding %d %ss into memory (about %.1f MB)", count, kind, estimate / 2**20)
     items = [sample[i] if i in sample else decode(i) for i in range(count)]
     memory = MemoryCache(items)
     logger.info("decoded %d %ss into memory (%.1f MB)", count, kind, memory.nbytes / 2**20)

@@ -90,7 +90,7 @@ def pseudo(
         soft_labels: Whether labels are class-probability vectors (True) or class indices
             (False); None follows the setting the folder was written with.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-        cache: "auto" keeps the decoded images in memory when at most 20k fit in 1 GiB, "memory" always,
+        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     if subset is not None and not isinstance(subset, str):

@@ -263,3 +263,14 @@ def test_names_that_are_not_utf8_are_read_and_warned_about_escaped(image_tree, c
 def test_printable_escapes_only_what_is_not_utf8():
     assert printable(os.fsdecode(b"/data/caf\xc3\xa9/x\xff.png")) == "/data/café/x\\xff.png"
     assert printable(Path("plain.png")) == "plain.png"
+
+
+def test_files_are_listed_as_rglob_sorts_them_and_folders_named_like_images_are_not_files(tmp_path):
+    from sesemi.datasets.images import is_image_file, list_files
+
+    for name in ["b.png", "b/c.png", "b/a/z.png", "b-x.png", "a.txt", "B.PNG", "c.png/inside.png", "d/e/f/g.jpg"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    expected = [str(p) for p in sorted(tmp_path.rglob("*")) if p.is_file() and is_image_file(p)]
+    assert list_files(tmp_path, is_image_file) == expected
+    assert str(tmp_path / "a.txt") not in expected and len(expected) == 7
