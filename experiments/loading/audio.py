@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import machine, write_table  # noqa: E402
-from run import BATCH, MU, config, full_loop_rows, rate  # noqa: E402
+from run import BATCH, LOOP_HEADER, MU, config, full_loop_rows, rate  # noqa: E402
 
 from sesemi.transforms.audio import is_audio_file, load_audio  # noqa: E402
 
@@ -76,7 +76,7 @@ def main() -> None:
         readme,
         "audio-loop",
         note,
-        ["| step | s/step | clips/s | vs bare |", "|---|---|---|---|", *loop],
+        [*LOOP_HEADER, *loop],
     )
 
 

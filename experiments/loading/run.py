@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -136,22 +137,64 @@ def augmentation_rows(cfg, rounds: int) -> list[str]:
     return rows
 
 
+def randaugment_rows(rounds: int) -> list[str]:
+    """Strong views/s with RandAugment on a PIL image against on the uint8 tensor, by image size."""
+    from sesemi.transforms import strong_transforms, weak_transforms
+
+    rows = []
+    for size in (32, 96, 224):
+        strong = strong_transforms(weak_transforms(crop_dim=size))
+        on_tensor = T.Compose([t for t in strong.transforms if not isinstance(t, ToPILImage)])
+        generator = torch.Generator().manual_seed(0)
+        images = [
+            torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator)
+            for _ in range(16)
+        ]
+        pil, tensor = [], []
+        for _ in range(rounds):
+            pil.append(rate(strong, images, seconds=0.6))
+            tensor.append(rate(on_tensor, images, seconds=0.6))
+        ratio = statistics.median(p / t for p, t in zip(pil, tensor, strict=True))
+        rows.append(
+            f"| {size} px | {statistics.median(pil):.0f} | {statistics.median(tensor):.0f} | {ratio:.2f} x |"
+        )
+    return rows
+
+
 def forever(loader):
     """The loader's batches epoch after epoch (its workers persist from one to the next)."""
     while True:
         yield from loader
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(loaders: dict) -> list[int]:
+    """The loader processes of these (persistent-worker) loaders."""
+    iterators = [getattr(loader, "_iterator", None) for loader in loaders.values()]
+    return [w.pid for it in iterators if it is not None for w in getattr(it, "_workers", [])]
+
+
 def full_loop_rows(
     name: str, data_root: Path, steps: int, rounds: int, unit: str = "images"
 ) -> list[str]:
-    """Seconds per step of the bare step and of the loop fed by loaders, with auto and 0 workers."""
+    """Per step of the bare step and of the loop fed by loaders (auto and 0 workers): wall
+    seconds, and CPU seconds of the training process and of the loader processes.
+
+    On a machine other jobs share, wall time charges the loader processes' CPU to the step;
+    CPU seconds say what the loop needs on any machine.
+    """
     auto = config(name, data_root, "auto")
     main = config(name, data_root, "0")
-    modules = {"auto": datamodule(auto), "0": datamodule(main)}
+    loaders = {
+        key: datamodule(cfg).train_dataloader() for key, cfg in (("auto", auto), ("0", main))
+    }
     iterators = {
-        key: {n: forever(loader) for n, loader in module.train_dataloader().items()}
-        for key, module in modules.items()
+        key: {n: forever(loader) for n, loader in group.items()} for key, group in loaders.items()
     }
 
     def batches(key: str, count: int) -> list[dict]:
@@ -165,32 +208,54 @@ def full_loop_rows(
     for key in iterators:
         batches(key, 2)  # start the loader processes
 
-    def fed(key: str) -> float:
-        started = time.perf_counter()
-        for index in range(steps):
-            batch = {n: next(it) for n, it in iterators[key].items()}
-            loss = learner.training_step(batch, index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return (time.perf_counter() - started) / steps
+    def fed(key: str | None) -> tuple[float, float, float]:
+        pids = worker_pids(loaders[key]) if key else []
+        workers_before = sum(process_cpu_seconds(pid) for pid in pids)
+        cpu, started = time.process_time(), time.perf_counter()
+        if key is None:
+            timed_steps(learner, optimizer, held)
+        else:
+            for index in range(steps):
+                batch = {n: next(it) for n, it in iterators[key].items()}
+                loss = learner.training_step(batch, index)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        workers = sum(process_cpu_seconds(pid) for pid in pids) - workers_before
+        return wall / steps, cpu / steps, workers / steps
 
-    bare, loop_auto, loop_main = [], [], []
+    measured: dict[str | None, list[tuple[float, float, float]]] = {None: [], "auto": [], "0": []}
     for _ in range(rounds):
-        bare.append(timed_steps(learner, optimizer, held) / steps)
-        loop_auto.append(fed("auto"))
-        loop_main.append(fed("0"))
+        for key in measured:
+            measured[key].append(fed(key))
+    bare_wall = [wall for wall, _, _ in measured[None]]
+    bare_cpu = [cpu for _, cpu, _ in measured[None]]
+    items = BATCH * (1 + 2 * MU)
+
+    def row(label: str, key: str | None) -> str:
+        wall = [w for w, _, _ in measured[key]]
+        cpu = [c for _, c, _ in measured[key]]
+        loaders_cpu = statistics.median(x for _, _, x in measured[key])
+        ratio = statistics.median(b / v for b, v in zip(bare_wall, wall, strict=True))
+        cpu_ratio = statistics.median(b / v for b, v in zip(bare_cpu, cpu, strict=True))
+        return (
+            f"| {label} | {statistics.median(wall) * 1000:.0f} ms | {items / statistics.median(wall):.0f} | "
+            f"{ratio:.2f} x | {statistics.median(cpu) * 1000:.0f} ms | {cpu_ratio:.2f} x | {loaders_cpu * 1000:.0f} ms |"
+        )
+
     workers = worker_count("supervised", "auto")
-
-    def row(label: str, values: list[float]) -> str:
-        ratio = statistics.median(b / v for b, v in zip(bare, values, strict=True))
-        return f"| {label} | {statistics.median(values) * 1000:.0f} ms | {BATCH * (1 + 2 * MU) / statistics.median(values):.0f} | {ratio:.2f} x |"
-
     return [
-        row(f"bare step, batches made beforehand ({unit} in memory)", bare),
-        row(f"full loop, num_workers: auto ({workers} per loader here)", loop_auto),
-        row("full loop, num_workers: 0 (main process)", loop_main),
+        row(f"bare step, batches made beforehand ({unit} in memory)", None),
+        row(f"full loop, num_workers: auto ({workers} per loader here)", "auto"),
+        row("full loop, num_workers: 0 (main process)", "0"),
     ]
+
+
+LOOP_HEADER = [
+    "| step | wall s/step | items/s | wall vs bare | training process CPU s/step | CPU vs bare | loader processes CPU s/step |",
+    "|---|---|---|---|---|---|---|",
+]
 
 
 def main() -> None:
@@ -212,18 +277,30 @@ def main() -> None:
         f"FixMatch, {BATCH} labeled + {MU} x {BATCH} unlabeled images in two views a step, "
         f"{args.steps} steps x {args.rounds} rounds (medians), compute on one thread. {machine()}."
     )
+    sizes = randaugment_rows(args.rounds)
+    write_table(
+        readme,
+        "randaugment",
+        f"Strong views (RandAugment, weak view, Cutout) of random uint8 images, images/s on one core. {machine()}.",
+        [
+            "| size | RandAugment on a PIL image | on the uint8 tensor | PIL vs tensor |",
+            "|---|---|---|---|",
+            *sizes,
+        ],
+    )
     augmentation, loop = [], []
     for label, (name, root) in sets.items():
         cfg = config(name, root, "auto")
         augmentation += [f"| **{label}** | |", *augmentation_rows(cfg, args.rounds)]
-        loop += [f"| **{label}** | | | |", *full_loop_rows(name, root, args.steps, args.rounds)]
+        loop += [
+            f"| **{label}** | | | | | | |",
+            *full_loop_rows(name, root, args.steps, args.rounds),
+        ]
         print("\n".join(augmentation + loop), flush=True)
     write_table(
         readme, "augmentation", note, ["| images/s, one core | |", "|---|---|", *augmentation]
     )
-    write_table(
-        readme, "loop", note, ["| step | s/step | images/s | vs bare |", "|---|---|---|---|", *loop]
-    )
+    write_table(readme, "loop", note, [*LOOP_HEADER, *loop])
 
 
 if __name__ == "__main__":
