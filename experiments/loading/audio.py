@@ -71,7 +71,12 @@ def main() -> None:
         f"views a step, {args.steps} steps x {args.rounds} rounds (medians), compute on one thread. {machine()}."
     )
     readme = Path(__file__).with_name("README.md")
-    write_table(readme, "audio-loading", note, ["| clips/s, one core | |", "|---|---|", *loading])
+    write_table(
+        readme,
+        "audio-loading",
+        note,
+        ["| clips per CPU second (one core) | |", "|---|---|", *loading],
+    )
     write_table(
         readme,
         "audio-loop",
