@@ -12,7 +12,7 @@ test: $(VENV)/.installed-dev  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check sesemi tests experiments
+	$(BIN)/ruff check sesemi tests experiments examples
 
 package: $(VENV)/.installed-dev  ## build and check the sdist and wheel, then train from the installed wheel
 	rm -rf dist

@@ -41,13 +41,19 @@ AUDIO_REQUIRE = [
     "av>=12",  # m4a/aac and wma (FFmpeg in its wheel)
 ]
 
+# `sesemi export`: onnx and onnxscript write ONNX files with torch's exporter; onnxruntime runs them
+EXPORT_REQUIRE = ["onnx>=1.16", "onnxscript>=0.1", "onnxruntime>=1.17"]
 SHARDS_REQUIRE = ["webdataset>=0.2.90"]
 
 EXTRAS_REQUIRE = {
     # the tests read and write audio; build and twine check the packages (make package)
-    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10", *AUDIO_REQUIRE, *SHARDS_REQUIRE],
+    "dev": [
+        "pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10",
+        *AUDIO_REQUIRE, *EXPORT_REQUIRE, *SHARDS_REQUIRE,
+    ],
     "docs": [],
     "audio": AUDIO_REQUIRE,
+    "export": EXPORT_REQUIRE,
     # unlabeled pools streamed from WebDataset shards (the `shards` data set), through fsspec
     "shards": SHARDS_REQUIRE,
     # experiment trackers (the `logger` config group); metrics.csv needs none

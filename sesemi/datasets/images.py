@@ -2,9 +2,8 @@
 
 Images of every Pillow mode are read as 8-bit RGB by the range their pixels really have
 (`to_rgb`); a file that cannot be read that way (damaged, truncated, empty, a decompression
-bomb, a pixel range with no known meaning) is an `ImageReadError` naming why. Data set items are
-uint8 tensors `[3, H, W]`, decoded once and kept in memory when the data set is small
-(`sesemi.datasets.memory_cache`).
+bomb, a pixel range with no known meaning) is an `ImageReadError` naming why. A small data set
+is decoded once and kept in memory as uint8 tensors `[3, H, W]` (`sesemi.datasets.memory_cache`).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 
 from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
 from sesemi.errors import SesemiError
+from sesemi.transforms.image import ToPILImage
 
 logger = logging.getLogger(__name__)
 
@@ -285,11 +285,23 @@ class FileDataset(Dataset):
         self.transform = transform
         self.on_error = on_error
         self.skipped: set[str] = set()
-        self.memory = fill_cache(len(self.samples), self._read_sample, check_cache(cache), self.kind)
+        self.memory = fill_cache(len(self.samples), self._stored_sample, check_cache(cache), self.kind)
 
     def read(self, path: str) -> Any:
         """The decoded content of one file."""
         raise NotImplementedError
+
+    def to_stored(self, item: Any) -> Tensor:
+        """A decoded item as the memory cache keeps it (a tensor)."""
+        return item
+
+    def from_stored(self, stored: Tensor, path: str) -> Any:
+        """An item from what the memory cache keeps of it (`to_stored`)."""
+        return stored
+
+    def _stored_sample(self, index: int) -> Tensor | None:
+        item = self._read_sample(index)
+        return None if item is None else self.to_stored(item)
 
     def _read_sample(self, index: int) -> Any | None:
         """The decoded file of sample `index`, or None when it cannot be read and is skipped."""
@@ -313,7 +325,11 @@ class FileDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         for offset in range(len(self.samples)):
             position = (index + offset) % len(self.samples)
-            item = self.memory[position] if self.memory is not None else self._read_sample(position)
+            if self.memory is None:
+                item = self._read_sample(position)
+            else:
+                stored = self.memory[position]
+                item = None if stored is None else self.from_stored(stored, self.samples[position][0])
             if item is None:
                 continue
             if self.transform is not None:
@@ -322,12 +338,29 @@ class FileDataset(Dataset):
         raise SesemiError(f"none of the {len(self.samples)} {self.kind}s of this data set can be read")
 
 
+_TO_PIL = ToPILImage()
+
+
 class ImageDataset(FileDataset):
-    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`), as uint8
-    tensors `[3, H, W]`; decoded once and kept in memory when the data set is small (`cache`)."""
+    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`), whose
+    `image.info["filename"]` is the file's path (before the transform, as in sesemi 0.3).
+
+    A data set kept in memory (`cache`) holds uint8 tensors `[3, H, W]`; each item is a PIL
+    image made from its tensor without decoding the file again.
+    """
 
     kind = "image"
     read_errors = (ImageReadError, OSError)
 
-    def read(self, path: str) -> Tensor:
-        return pil_to_tensor(read_image(path))
+    def read(self, path: str) -> Image.Image:
+        image = read_image(path)
+        image.info["filename"] = path  # as in sesemi 0.3, for transforms that need the file
+        return image
+
+    def to_stored(self, item: Image.Image) -> Tensor:
+        return pil_to_tensor(item)
+
+    def from_stored(self, stored: Tensor, path: str) -> Image.Image:
+        image = _TO_PIL(stored)
+        image.info["filename"] = path
+        return image

@@ -75,8 +75,8 @@ def _open_shards(sources: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 class ShardDataset(IterableDataset):
-    """`(image, label)` items streamed from WebDataset shards: uint8 tensors `[3, H, W]` (as
-    the image folders' items) and the `.cls` label, -1 without one.
+    """`(image, label)` items streamed from WebDataset shards: uint8 tensors `[3, H, W]` (the
+    views take them as they take PIL images) and the `.cls` label, -1 without one.
 
     Args:
         shards: The shard URLs or paths (`list_shards`).

@@ -43,6 +43,7 @@ COMMANDS = [
     "load",
     "trust",
     "resume",
+    "export",
 ]
 
 

@@ -20,7 +20,7 @@ def test_classes_and_labels_follow_the_folders(image_tree):
     for path, label in data.samples:
         assert path.split("/")[-2] == data.classes[label]
     image, label = data[0]
-    assert isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.shape == (3, 16, 16)
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and image.size == (16, 16)
     assert label == 0
 
 

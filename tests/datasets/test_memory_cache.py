@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,18 +13,21 @@ from sesemi.errors import SesemiError
 
 
 def test_a_small_data_set_is_decoded_once_into_memory(image_tree):
-    """cache=auto: the same uint8 items as decoding each file when loaded, still there once the
-    files are gone (they were read when the data set was built)."""
+    """cache=auto: the same items (RGB images carrying their file name) as decoding each file
+    when loaded, still there once the files are gone (they were read when the data set was
+    built); memory holds their pixels as uint8 tensors."""
     cached = image_folder(str(image_tree.root), "train", cache="auto")
     decoded = image_folder(str(image_tree.root), "train", cache="none")
     assert cached.memory is not None and decoded.memory is None
+    assert cached.memory[0].dtype == torch.uint8 and cached.memory[0].shape == (3, 16, 16)
     expected = [decoded[i] for i in range(len(decoded))]
     for path, _ in cached.samples:
         (image_tree.root / path).unlink()
     for (image, label), (want, want_label) in zip(
         (cached[i] for i in range(len(cached))), expected, strict=True
     ):
-        assert image.dtype == torch.uint8 and torch.equal(image, want) and label == want_label
+        assert image.mode == "RGB" and image.info["filename"] == want.info["filename"]
+        assert np.array_equal(np.asarray(image), np.asarray(want)) and label == want_label
 
 
 def test_auto_lists_a_large_pool_without_decoding_it(image_tree, monkeypatch):
