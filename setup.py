@@ -51,7 +51,8 @@ EXTRAS_REQUIRE = {
         "pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10",
         *AUDIO_REQUIRE, *EXPORT_REQUIRE, *SHARDS_REQUIRE,
     ],
-    "docs": [],
+    # the documentation site (`make docs`): mkdocs.yml, with pages made by docs/gen_pages.py
+    "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     "audio": AUDIO_REQUIRE,
     "export": EXPORT_REQUIRE,
     # unlabeled pools streamed from WebDataset shards (the `shards` data set), through fsspec

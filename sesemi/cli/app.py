@@ -243,7 +243,7 @@ def resume(
     Python: sesemi.resume
 
     Examples:
-      $ sesemi resume runs/digits/2026-12-03_10-01-22-554444
+      $ sesemi resume runs/digits/flexmatch/2026-12-03_10-01-22-554444
     """
     from sesemi.runner import resume as resume_run
 
@@ -283,10 +283,10 @@ def inference(
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
     Examples:
-      $ sesemi inference runs/digits/2026-11-23_16-09-06 data/new_images --save-dir out
-      $ sesemi inference runs/digits/<time>/checkpoints/last.ckpt files.txt
-      $ sesemi inference runs/spoken_digits/<time> recordings window_seconds=2 per_window=true
-      $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
+      $ sesemi inference runs/digits/flexmatch/2026-11-23_16-09-06 data/new_images --save-dir out
+      $ sesemi inference runs/digits/flexmatch/<time>/checkpoints/last.ckpt files.txt
+      $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
+      $ sesemi inference runs/digits/flexmatch/<time> data/new_images --embeddings --force
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
     from sesemi.cli.output import key_values, progress
@@ -348,9 +348,9 @@ def pseudo_label(
     Python: sesemi.ops.pseudo_dataset.pseudo_dataset
 
     Examples:
-      $ sesemi pseudo-label runs/digits/<time> data/digits
-      $ sesemi pseudo-label runs/digits/<time> data/digits threshold=0.9 balance=true
-      $ sesemi pseudo-label runs/digits/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
+      $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits
+      $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits threshold=0.9 balance=true
+      $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
     """
     from sesemi.cli.output import key_values
     from sesemi.ops.pseudo_dataset import pseudo_dataset
@@ -560,10 +560,10 @@ def publish(
     Python: sesemi.hub.publish
 
     Examples:
-      $ sesemi publish runs/digits/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
-      $ sesemi publish runs/digits/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
-      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
-      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
+      $ sesemi publish runs/digits/flexmatch/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
+      $ sesemi publish runs/digits/flexmatch/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
+      $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
+      $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
     """
     import yaml
 
