@@ -14,11 +14,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_object, instantiate
+from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_num_workers
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from pytorch_lightning.accelerators import CUDAAccelerator
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from sesemi.datasets import DATASETS, dataset, prepare_builtin
+from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed
@@ -33,13 +36,50 @@ LOADER_ARGUMENTS = (
     "persistent_workers",
     "prefetch_factor",
 )
+AUTO = "auto"
+MAX_AUTO_WORKERS = 8  # loader processes per loader with num_workers=auto
 
 
-def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path:
-    """A dataset's folder: its `root`, taken under `data_root` when relative."""
+def worker_count(name: str, value: Any, devices: int = 1) -> int:
+    """A loader's worker processes: `num_workers` as given, or for `auto` Lightning's suggestion
+    (the CPU cores of each of the `devices` processes of this machine but one, left to the
+    training step) at most `MAX_AUTO_WORKERS`, and none on a single core: 1 on two cores, 7 on
+    eight, so that Lightning has no reason to warn about too few workers.
+
+    Raises:
+        SesemiError: The value is neither `auto` nor a number of processes.
+    """
+    if value == AUTO:
+        if _num_cpus_available() // max(1, devices) < 2:
+            return 0
+        return min(MAX_AUTO_WORKERS, suggested_max_num_workers(max(1, devices)))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SesemiError(f"loader {name!r}: num_workers must be auto or a number of processes (0 or more), not {value!r}")
+    return value
+
+
+def pins_memory(name: str, value: Any, on_gpu: bool) -> bool:
+    """A loader's `pin_memory`: as given, or for `auto` whether the training runs on GPUs (page-
+    locked batches copy to a GPU faster; without one, torch warns that they cannot be pinned).
+
+    Raises:
+        SesemiError: The value is neither `auto` nor true or false.
+    """
+    if value == AUTO:
+        return on_gpu
+    if not isinstance(value, bool):
+        raise SesemiError(f"loader {name!r}: pin_memory must be auto, true or false, not {value!r}")
+    return value
+
+
+def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path | str:
+    """A dataset's folder: its `root`, taken under `data_root` when relative; a URL
+    (`s3://bucket/pool`, for streamed shards) as it is."""
     root = dataset_config.get("root")
     if root is None:
         return Path(data_root)
+    if is_url(root):
+        return str(root)
     return Path(root) if os.path.isabs(root) else Path(data_root) / root
 
 
@@ -145,19 +185,20 @@ class UnbrokenLoader(DataLoader):
             yield batch
 
 
-def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0) -> DataLoader:
+def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0, seed: int | None = None) -> DataLoader:
     """The same loader yielding `num_batches` an epoch, iterated once for the whole run.
 
     Lightning restarts a training loader at every epoch, and a shorter one after every pass;
     each restart waits for the loader's worker processes to make their first batch: with 50
     labels in batches of 32, every second step. Batching pass after pass and epoch after epoch
     instead (`UnbrokenLoader`) keeps the workers working ahead, with the same batches, and lets
-    a resumed run take up the batches of its epoch where it stopped (`skip` batches in).
-    A loader with a batch sampler of its own is returned as it is.
+    a resumed run take up the batches of its epoch where it stopped (`skip` batches in). With a
+    `seed`, every batch carries a seed of its own for its augmentations (`SeededBatch`).
+    A loader with a batch sampler of its own, or of a streamed data set, is returned as it is.
     """
-    if type(loader.batch_sampler) is not BatchSampler:
+    if type(loader.batch_sampler) is not BatchSampler or isinstance(loader.dataset, IterableDataset):
         return loader
-    batches = PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches, skip)
+    batches = PassByPassBatchSampler(loader.sampler, loader.batch_size, loader.drop_last, num_batches, skip, seed)
     return UnbrokenLoader(
         loader.dataset,
         batch_sampler=batches,
@@ -190,8 +231,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         data_root: The parent of relative dataset roots (`run.data_root`).
         batch_size: The labeled batch size (`run.batch_size_per_gpu`): of loaders that set no
             batch size, and what a loader's `mu` multiplies (see `loader_batch_size`).
-        seed: The run's seed (`run.seed`): each training loader then shuffles and augments with
-            random streams of its own (sesemi/streams.py); None: with the global generator.
+        seed: The run's seed (`run.seed`): each training loader then shuffles with a generator
+            of its own and augments each batch with a seed of its own (sesemi/streams.py);
+            None: with the global generator.
     """
 
     def __init__(
@@ -208,6 +250,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         self._built = False
         self._streams: dict[str, RandomStream] = {}
         self._saved_streams: dict[str, Any] = {}
+        self._augmentation_seeds: dict[str, int] = {}
 
     def _loader_configs(self) -> list[DictConfig]:
         configs = list((self.data.get("train") or {}).values())
@@ -216,7 +259,9 @@ class SESEMIDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Builds any built-in data set (e.g. digits) the loaders read, once."""
         for config in self._loader_configs():
-            prepare_builtin(dataset_root(config.dataset, self.data_root))
+            root = dataset_root(config.dataset, self.data_root)
+            if isinstance(root, Path):
+                prepare_builtin(root)
 
     def _build_dataset(self, name: str, config: DictConfig, classes: list[str] | None = None) -> Dataset:
         """A loader's data set; with `classes` (the training set's), numbered by them."""
@@ -287,21 +332,30 @@ class SESEMIDataModule(pl.LightningDataModule):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         return batch_size
 
+    @property
+    def _on_gpu(self) -> bool:
+        return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
+
     def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
         batch_size = self.batch_size(name, config)
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
+        devices = self.trainer.num_devices if self.trainer is not None else 1
+        kwargs["num_workers"] = worker_count(name, kwargs.get("num_workers", 0), devices)
+        kwargs["pin_memory"] = pins_memory(name, kwargs.get("pin_memory", False), self._on_gpu)
         seed = stream_seed(self.seed, name) if train and self.seed is not None else None
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
             # A few labeled images still fill a batch on every process.
             world_size = self.trainer.world_size if self.trainer is not None else 1
             kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, seed)
             kwargs["shuffle"] = False
-        if kwargs.get("num_workers", 0) == 0:
+        if kwargs["num_workers"] == 0:
             kwargs.pop("persistent_workers", None)
             kwargs.pop("prefetch_factor", None)
         else:
             seeded = bool(int(os.environ.get("PL_SEED_WORKERS", 0)))  # seed_everything(workers=True)
             kwargs["worker_init_fn"] = partial(init_worker, rank=self._rank, seed=seeded)
+        if isinstance(data, IterableDataset):
+            return self._stream_loader(name, config, data, batch_size, kwargs)
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):
@@ -323,19 +377,37 @@ class SESEMIDataModule(pl.LightningDataModule):
             )
         return loader
 
-    def _own_random_streams(self, name: str, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
-        """Gives a training loader's augmentations a random stream of its own (see sesemi/streams.py).
+    def _stream_loader(
+        self, name: str, config: DictConfig, data: IterableDataset, batch_size: int | None, kwargs: dict[str, Any]
+    ) -> DataLoader:
+        """The loader of a streamed data set (`shards`): the data set shuffles its items and splits
+        them between processes itself, in whole batches of the loader's size."""
+        if batch_size is None or config.get("sampler") or config.get("batch_sampler"):
+            raise SesemiError(f"loader {name!r} streams its data set: give it a batch_size or mu, and no sampler")
+        data.batch_size = batch_size
+        for option in ("shuffle", "sampler", "drop_last"):
+            kwargs.pop(option, None)
+        if config.get("collate_fn"):
+            kwargs["collate_fn"] = instantiate(config.collate_fn)
+        return DataLoader(data, batch_size=batch_size, **kwargs)
 
-        Worker processes are seeded from the loader's generator (Lightning adds the process rank);
-        main-process loading switches to the loader's stream, one per process, for each batch.
+    def _own_random_streams(self, name: str, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
+        """Gives a training loader's augmentations random numbers of its own (see sesemi/streams.py).
+
+        Each batch is augmented with a seed of its own (from the loader's batch sampler, see
+        `kept_busy`), in whichever process makes it. Without such seeds (a loader with a batch
+        sampler of its own), worker processes are seeded from the loader's generator (Lightning
+        adds the process rank), and main-process loading switches to the loader's stream, one
+        per process, for each batch.
         """
         kwargs["generator"] = torch.Generator().manual_seed(stream_seed(seed, "workers"))
-        if kwargs.get("num_workers", 0) > 0:
-            return data
-        stream = RandomStream(stream_seed(seed, "augmentations", self._rank))
-        if name in self._saved_streams:
-            stream.state = self._saved_streams.pop(name)
-        self._streams[name] = stream
+        self._augmentation_seeds[name] = stream_seed(seed, "batches", self._rank)
+        stream = None
+        if kwargs["num_workers"] == 0:
+            stream = RandomStream(stream_seed(seed, "augmentations", self._rank))
+            if name in self._saved_streams:
+                stream.state = self._saved_streams.pop(name)
+            self._streams[name] = stream
         if "collate_fn" in kwargs:
             kwargs["collate_fn"] = StreamedCollate(kwargs["collate_fn"], stream)
         return StreamedDataset(data, stream)
@@ -349,7 +421,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         }
         longest = max(len(loader) for loader in loaders.values())
         skip = self._batches_done(longest)
-        return {name: kept_busy(loader, longest, skip) for name, loader in loaders.items()}
+        return {
+            name: kept_busy(loader, longest, skip, self._augmentation_seeds.get(name)) for name, loader in loaders.items()
+        }
 
     def _batches_done(self, epoch_length: int) -> int:
         """The batches a resumed run already took of its current epoch (0 for a new epoch)."""
@@ -387,6 +461,8 @@ class SESEMIDataModule(pl.LightningDataModule):
 
     def _epoch_length(self, name: str, config: DictConfig, data: Dataset, world_size: int) -> int:
         batch_size = self.batch_size(name, config)
+        if isinstance(data, IterableDataset):  # a stream: `size` items an epoch, over all processes
+            return math.ceil(math.ceil(data.size / world_size) / batch_size)
         if config.get("batch_sampler"):  # only the sampler knows how many batches it makes
             return len(_batch_sampler(config.batch_sampler, data, batch_size))
         if config.get("sampler"):

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, Sampler, SequentialSampler
 
 from sesemi.errors import SesemiError
-from sesemi.streams import stream_seed
+from sesemi.streams import SeededBatch, stream_seed
 
 
 class RepeatingRandomSampler(Sampler[int]):
@@ -67,6 +67,10 @@ class PassByPassBatchSampler(BatchSampler):
     drawn ahead of the epoch they belong to, before Lightning announces it, so the sampler is
     moved on to each epoch here (`set_epoch`), starting from the epoch it was last set to.
 
+    With a `seed`, each batch is a `SeededBatch` whose seed is made from it, the epoch and the
+    batch's number in the epoch: the seed its items are augmented with (sesemi/streams.py),
+    whichever process loads it and whenever.
+
     Args:
         sampler: The items of one pass, in order.
         batch_size: The items of a full batch.
@@ -74,12 +78,22 @@ class PassByPassBatchSampler(BatchSampler):
         num_batches: The batches of one epoch.
         skip: Batches at the start of the first epoch to draw but not yield: those a resumed
             run took before it stopped.
+        seed: The loader's augmentation seed (None: plain lists of indices).
     """
 
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, num_batches: int, skip: int = 0):
+    def __init__(
+        self,
+        sampler: Sampler[int],
+        batch_size: int,
+        drop_last: bool,
+        num_batches: int,
+        skip: int = 0,
+        seed: int | None = None,
+    ):
         super().__init__(sampler, batch_size, drop_last)
         self.num_batches = num_batches
         self.skip = skip
+        self.seed = seed
 
     def __len__(self) -> int:
         return self.num_batches
@@ -92,8 +106,8 @@ class PassByPassBatchSampler(BatchSampler):
             if callable(set_epoch):
                 set_epoch(epoch)
             produced = 0
-            for batch in itertools.islice(self._one_epoch(), skip, None):
-                yield batch
+            for number, batch in itertools.islice(enumerate(self._one_epoch()), skip, None):
+                yield batch if self.seed is None else SeededBatch(batch, stream_seed(self.seed, epoch, number))
                 produced += 1
             skip = 0
             if produced == 0:  # no pass gives a batch: more epochs would not either

@@ -210,6 +210,8 @@ def build_trainer(
     warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
     # `devices` names run.gpus instead of Lightning's Trainer(accelerator='gpu').
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    # A streamed data set (`shards`) splits its epoch between loader processes itself.
+    warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")
     return pl.Trainer(**settings)
 
 

@@ -13,7 +13,14 @@ from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from sesemi.datamodule import SESEMIDataModule, dataset_root, init_worker, loader_batch_size
+from sesemi.datamodule import (
+    SESEMIDataModule,
+    dataset_root,
+    init_worker,
+    loader_batch_size,
+    pins_memory,
+    worker_count,
+)
 from sesemi.datasets.image_folder import image_folder
 from sesemi.datasets.registry import DATASETS
 from sesemi.errors import SesemiError
@@ -357,3 +364,48 @@ def test_a_val_set_with_classes_of_its_own_is_refused(image_tree, monkeypatch):
     data.val.dataset.name = "own_classes_folder"
     with pytest.raises(SesemiError, match=r"val data set's classes \(green, red\) are not the training set's"):
         _module(data, image_tree.root)
+
+
+@pytest.mark.parametrize(("cpus", "devices", "expected"), [(1, 1, 0), (2, 1, 1), (8, 1, 7), (64, 1, 8), (8, 4, 1), (8, 8, 0)])
+def test_num_workers_auto_follows_the_cores_of_each_device(monkeypatch, cpus, devices, expected):
+    """One worker per core but one, per device process; none without a core to spare."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)))
+    assert worker_count("supervised", "auto", devices) == expected
+    assert worker_count("supervised", 3, devices) == 3
+
+
+@pytest.mark.parametrize("value", [-1, "many", True, 1.5])
+def test_a_wrong_num_workers_names_the_loader_and_the_choices(value):
+    with pytest.raises(SesemiError, match=r"^loader 'supervised': num_workers must be auto or a number"):
+        worker_count("supervised", value)
+
+
+def test_pin_memory_auto_pins_only_for_gpus():
+    assert pins_memory("supervised", "auto", on_gpu=True) and not pins_memory("supervised", "auto", on_gpu=False)
+    assert pins_memory("supervised", True, on_gpu=False)
+    with pytest.raises(SesemiError, match=r"^loader 'supervised': pin_memory must be auto, true or false"):
+        pins_memory("supervised", "yes", on_gpu=False)
+
+
+def test_a_digits_run_warns_about_neither_workers_nor_pinned_memory(digits_root, tmp_path, monkeypatch, recwarn, caplog):
+    """On a CPU-only machine, even one with cores to spare, loaders raise no num_workers or
+    pin_memory warning."""
+    from sesemi import compose, run
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    config = compose(
+        "digits",
+        [
+            f"run.data_root={digits_root}",
+            "method=supervised",
+            "run.num_iterations=2",
+            "run.gpus=0",
+            "learner.hparams.model.backbone.widths=[4,8]",
+            "+trainer.limit_val_batches=1",
+            "+trainer.enable_progress_bar=false",
+            "+trainer.enable_model_summary=false",
+        ],
+    )
+    run(config, tmp_path / "run")
+    said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert not [line for line in said if "num_workers" in line or "pin_memory" in line]

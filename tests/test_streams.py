@@ -254,3 +254,12 @@ def test_an_epoch_ended_early_leaves_the_next_epochs_their_own_batches(image_tre
         got = [images for images, _ in unbroken]
         expected = [images for images, _ in restarted]
         assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_a_batch_is_augmented_alike_in_the_main_process_and_in_a_worker(image_tree):
+    """Each batch carries its own augmentation seed: `num_workers` (auto: the machine's cores)
+    does not change what a seeded run trains on."""
+    in_main = _labeled_batches(_module(image_tree.root, seed=3, unlabeled=False, num_workers=0), global_seed=0)
+    in_worker = _labeled_batches(_module(image_tree.root, seed=3, unlabeled=False, num_workers=1), global_seed=1)
+    assert len(in_main) == 6
+    assert all(torch.equal(a, b) for a, b in zip(in_main, in_worker, strict=True))

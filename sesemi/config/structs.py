@@ -153,9 +153,11 @@ class DataLoaderConfig:
         batch_sampler: An optional instantiable batch sampler (excludes shuffle/drop_last); the
             data set is passed in, and `batch_size` when the sampler takes one and sets none
             (e.g. `sesemi.samplers.ClassBalancedBatchSampler`).
-        num_workers: Loader worker processes (0 loads in the main process).
+        num_workers: Loader worker processes (0 loads in the main process), or `auto`: one per
+            CPU core of each device's share of the machine but one, at most 8 (0 on one core).
         collate_fn: An optional instantiable collate function (e.g. RotationTransformer).
-        pin_memory: Whether to pin batches in page-locked memory for faster GPU copies.
+        pin_memory: Whether to pin batches in page-locked memory for faster GPU copies, or `auto`:
+            when training on GPUs.
         drop_last: Whether to drop the last incomplete batch.
         timeout: Seconds to wait for a batch from the workers (0 waits forever).
         persistent_workers: Keep a loader's workers alive from one iteration to the next (only
@@ -171,9 +173,9 @@ class DataLoaderConfig:
     shuffle: bool = False
     sampler: Any = None
     batch_sampler: Any = None
-    num_workers: int = at_least(0, 0)
+    num_workers: Any = at_least(0, "auto")  # a number, or "auto"
     collate_fn: Any = None
-    pin_memory: bool = False
+    pin_memory: Any = "auto"  # true, false or "auto"
     drop_last: bool = False
     timeout: float = at_least(0, 0)
     persistent_workers: bool = True

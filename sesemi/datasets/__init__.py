@@ -5,6 +5,7 @@ from sesemi.datasets import (  # noqa: F401  (registers the builders)
     image_file,
     image_folder,
     pseudo,
+    shards,
 )
 from sesemi.datasets.builtin import prepare_builtin
 from sesemi.datasets.images import UNLABELED, ImageDataset

@@ -2,7 +2,10 @@
 
 The standard layout, as for images: `<root>/train/<class>/*.wav`, `<root>/unlabeled/*.flac`,
 `<root>/val/<class>/*.mp3`. Items are waveforms `[T]` (mono float32 at `sample_rate`) before the
-transform, which crops or pads them to a fixed length (see sesemi/transforms/audio.py).
+transform, which crops or pads them to a fixed length (see sesemi/transforms/audio.py). A small
+data set is decoded and resampled once, when it is built, and kept in memory
+(`sesemi.datasets.memory_cache`); a larger one is decoded whenever a clip is loaded, from the
+preprocess cache when there is one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sesemi.datasets.images import (
     subset_dirs,
     unlabeled_samples,
 )
+from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
@@ -40,6 +44,7 @@ class AudioDataset(FileDataset):
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
         sample_rate: The sample rate the files are resampled to.
         cache: The preprocess cache to read before decoding (None: always decode).
+        memory: Keep the decoded clips in memory: "auto" (when small), "memory" or "none".
     """
 
     kind = "audio file"
@@ -53,12 +58,13 @@ class AudioDataset(FileDataset):
         on_error: OnError = "skip",
         sample_rate: int = DEFAULT_SAMPLE_RATE,
         cache: AudioCache | None = None,
+        memory: Cache = "auto",
     ):
-        super().__init__(samples, classes, transform, on_error)
         if sample_rate <= 0:
             raise SesemiError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
         self.sample_rate = int(sample_rate)
         self.cache = cache
+        super().__init__(samples, classes, transform, on_error, memory)
 
     def read(self, path: str) -> Tensor:
         samples = self.cache.load(path) if self.cache is not None else None
@@ -85,6 +91,7 @@ def audio_folder(
     cache_dir: str | None = None,
     on_error: OnError = "skip",
     classes: Sequence[str] | None = None,
+    cache: Cache = "auto",
 ) -> AudioDataset:
     """Labeled recordings: `<root>/<subset>/<class>/<file>`, any depth inside a class folder.
 
@@ -100,9 +107,12 @@ def audio_folder(
         classes: The class list that numbers the class folders, e.g. the training set's for a
             validation set (a folder of another class is an error); None: the folder names,
             sorted.
+        cache: "auto" keeps the decoded clips in memory when at most 10k fit in 1 GiB, "memory" always,
+            "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples, classes = class_samples(subset_dirs(root, subset), is_audio_file, "audio file", classes)
-    return AudioDataset(samples, classes, image_transform, on_error, sample_rate, _cache(root, sample_rate, cache_dir))
+    disk = _cache(root, sample_rate, cache_dir)
+    return AudioDataset(samples, classes, image_transform, on_error, sample_rate, disk, cache)
 
 
 @register_dataset("audio_file")
@@ -113,6 +123,7 @@ def audio_file(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     cache_dir: str | None = None,
     on_error: OnError = "skip",
+    cache: Cache = "auto",
 ) -> AudioDataset:
     """Unlabeled recordings: every audio file under `root`/`subset`, searched recursively.
 
@@ -127,7 +138,10 @@ def audio_file(
         cache_dir: The preprocess cache's folder (default `<root>/.sesemi_cache/audio`); used
             when it exists.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        cache: "auto" keeps the decoded clips in memory when at most 10k fit in 1 GiB, "memory" always,
+            "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples = unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")
-    return AudioDataset(samples, [], image_transform, on_error, sample_rate, _cache(root, sample_rate, cache_dir))
+    disk = _cache(root, sample_rate, cache_dir)
+    return AudioDataset(samples, [], image_transform, on_error, sample_rate, disk, cache)
 

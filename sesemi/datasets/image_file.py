@@ -11,6 +11,7 @@ from sesemi.datasets.images import (
     subset_dirs,
     unlabeled_samples,
 )
+from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 
 
@@ -20,6 +21,7 @@ def image_file(
     subset: str | Sequence[str] | None = None,
     image_transform: Callable | None = None,
     on_error: OnError = "skip",
+    cache: Cache = "auto",
 ) -> ImageDataset:
     """Unlabeled images: all image files under `root`/`subset`, searched recursively.
 
@@ -32,6 +34,10 @@ def image_file(
         subset: A subfolder, a list of them, or None for all of `root`.
         image_transform: A transform applied to each image.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
+            "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples = unlabeled_samples(subset_dirs(root, subset), is_image_file)
-    return ImageDataset(samples, classes=[], transform=image_transform, on_error=on_error)
+    return ImageDataset(
+        samples, classes=[], transform=image_transform, on_error=on_error, cache=cache
+    )

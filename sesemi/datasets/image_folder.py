@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sesemi.datasets.images import ImageDataset, OnError, class_samples, is_image_file, subset_dirs
+from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 
 
@@ -15,6 +16,7 @@ def image_folder(
     image_transform: Callable | None = None,
     on_error: OnError = "skip",
     classes: Sequence[str] | None = None,
+    cache: Cache = "auto",
 ) -> ImageDataset:
     """Labeled images laid out as torchvision's ImageFolder.
 
@@ -27,6 +29,8 @@ def image_folder(
         classes: The class list that numbers the class folders, e.g. the training set's for a
             validation set (a folder of another class is an error); None: the folder names,
             sorted.
+        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
+            "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples, classes = class_samples(subset_dirs(root, subset), is_image_file, classes=classes)
-    return ImageDataset(samples, classes, image_transform, on_error)
+    return ImageDataset(samples, classes, image_transform, on_error, cache)

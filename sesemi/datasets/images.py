@@ -2,7 +2,8 @@
 
 Images of every Pillow mode are read as 8-bit RGB by the range their pixels really have
 (`to_rgb`); a file that cannot be read that way (damaged, truncated, empty, a decompression
-bomb, a pixel range with no known meaning) is an `ImageReadError` naming why.
+bomb, a pixel range with no known meaning) is an `ImageReadError` naming why. A small data set
+is decoded once and kept in memory as uint8 tensors `[3, H, W]` (`sesemi.datasets.memory_cache`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms.v2.functional import pil_to_tensor
 
+from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
 from sesemi.errors import SesemiError
+from sesemi.transforms.image import ToPILImage
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +42,8 @@ class ImageReadError(ValueError):
     """An image file that cannot be decoded, or whose pixels have no known range."""
 
 
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMG_EXTENSIONS
+def is_image_file(path: str | Path) -> bool:
+    return os.path.splitext(path)[1].lower() in IMG_EXTENSIONS
 
 
 def printable(text: object) -> str:
@@ -153,9 +158,29 @@ def class_folders(folder: Path) -> list[Path]:
     return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
 
 
+def list_files(folder: str | Path, accept: Callable[[str], bool]) -> list[str]:
+    """The accepted files under `folder`, at any depth, as path strings in the order of
+    `sorted(Path(folder).rglob("*"))`; listed with `os.scandir`, so that a pool of 100k files
+    costs its path strings and no object per file besides.
+
+    Args:
+        folder: The folder to list.
+        accept: Whether a file name is one to read.
+    """
+    found: list[str] = []
+    with os.scandir(folder) as entries:
+        ordered = sorted(entries, key=lambda entry: entry.name)
+    for entry in ordered:
+        if entry.is_dir():
+            found.extend(list_files(entry.path, accept))
+        elif accept(entry.name):
+            found.append(entry.path)
+    return found
+
+
 def class_samples(
     folders: Sequence[Path],
-    accept: Callable[[Path], bool],
+    accept: Callable[[str], bool],
     kind: str = "image",
     classes: Sequence[str] | None = None,
 ) -> tuple[list[tuple[str, int]], list[str]]:
@@ -191,12 +216,11 @@ def class_samples(
                     "rename or remove the folder, or add the class to the training set"
                 ))
     samples = [
-        (str(path), label)
+        (path, label)
         for folder in folders
         for label, name in enumerate(classes)
         if (folder / name).is_dir()
-        for path in sorted((folder / name).rglob("*"))
-        if accept(path)
+        for path in list_files(folder / name, accept)
     ]
     counts = {name: 0 for name in found}
     for _, label in samples:
@@ -211,7 +235,7 @@ def class_samples(
 
 
 def unlabeled_samples(
-    folders: Sequence[Path], accept: Callable[[Path], bool], kind: str = "image"
+    folders: Sequence[Path], accept: Callable[[str], bool], kind: str = "image"
 ) -> list[tuple[str, int]]:
     """`(path, -1)` for the accepted files under the `folders` that exist (at least one must)."""
     present = [f for f in folders if f.is_dir()]
@@ -220,10 +244,9 @@ def unlabeled_samples(
     for missing in sorted(set(folders) - set(present)):
         logger.info("no folder %s, reading the others", missing)
     samples = [
-        (str(path), UNLABELED)
+        (path, UNLABELED)
         for folder in present
-        for path in sorted(folder.rglob("*"))
-        if accept(path)
+        for path in list_files(folder, accept)
     ]
     if not samples:
         raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}"))
@@ -236,6 +259,11 @@ class FileDataset(Dataset):
     An unreadable or corrupt file either stops the run with its name (`on_error="raise"`) or is
     skipped (`on_error="skip"`, the default): the next readable file takes its place and a
     warning names each skipped file once, so nothing is dropped silently.
+
+    With `cache` "memory", every file is decoded when the data set is built and kept in memory
+    (unreadable files are then reported at once); with "auto" only when the decoded data set is
+    small (see `sesemi.datasets.memory_cache`); with "none" each file is decoded whenever its
+    item is loaded. Subclasses set what `read` needs before calling this constructor.
     """
 
     kind = "file"  # what the error messages call an item
@@ -247,6 +275,7 @@ class FileDataset(Dataset):
         classes: Sequence[str],
         transform: Callable | None = None,
         on_error: OnError = "skip",
+        cache: Cache = "auto",
     ):
         if on_error not in ("skip", "raise"):
             raise SesemiError(f"dataset on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -256,38 +285,69 @@ class FileDataset(Dataset):
         self.transform = transform
         self.on_error = on_error
         self.skipped: set[str] = set()
+        self.memory = fill_cache(len(self.samples), self._stored_sample, check_cache(cache), self.kind)
 
     def read(self, path: str) -> Any:
         """The decoded content of one file."""
         raise NotImplementedError
+
+    def to_stored(self, item: Any) -> Tensor:
+        """A decoded item as the memory cache keeps it (a tensor)."""
+        return item
+
+    def from_stored(self, stored: Tensor, path: str) -> Any:
+        """An item from what the memory cache keeps of it (`to_stored`)."""
+        return stored
+
+    def _stored_sample(self, index: int) -> Tensor | None:
+        item = self._read_sample(index)
+        return None if item is None else self.to_stored(item)
+
+    def _read_sample(self, index: int) -> Any | None:
+        """The decoded file of sample `index`, or None when it cannot be read and is skipped."""
+        path = self.samples[index][0]
+        try:
+            return self.read(path)
+        except self.read_errors as error:
+            if self.on_error == "raise":
+                raise SesemiError(printable(
+                    f"cannot read {self.kind} {path} ({error}); remove it or set "
+                    "dataset.on_error=skip to skip unreadable files"
+                )) from None
+            if path not in self.skipped:
+                self.skipped.add(path)
+                logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(error))
+            return None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         for offset in range(len(self.samples)):
-            path, label = self.samples[(index + offset) % len(self.samples)]
-            try:
-                item = self.read(path)
-            except self.read_errors as error:
-                if self.on_error == "raise":
-                    raise SesemiError(printable(
-                        f"cannot read {self.kind} {path} ({error}); remove it or set "
-                        "dataset.on_error=skip to skip unreadable files"
-                    )) from None
-                if path not in self.skipped:
-                    self.skipped.add(path)
-                    logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(error))
+            position = (index + offset) % len(self.samples)
+            if self.memory is None:
+                item = self._read_sample(position)
+            else:
+                stored = self.memory[position]
+                item = None if stored is None else self.from_stored(stored, self.samples[position][0])
+            if item is None:
                 continue
             if self.transform is not None:
                 item = self.transform(item)
-            return item, label
+            return item, self.samples[position][1]
         raise SesemiError(f"none of the {len(self.samples)} {self.kind}s of this data set can be read")
+
+
+_TO_PIL = ToPILImage()
 
 
 class ImageDataset(FileDataset):
     """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`), whose
-    `image.info["filename"]` is the file's path (before the transform, as in sesemi 0.3)."""
+    `image.info["filename"]` is the file's path (before the transform, as in sesemi 0.3).
+
+    A data set kept in memory (`cache`) holds uint8 tensors `[3, H, W]`; each item is a PIL
+    image made from its tensor without decoding the file again.
+    """
 
     kind = "image"
     read_errors = (ImageReadError, OSError)
@@ -295,4 +355,12 @@ class ImageDataset(FileDataset):
     def read(self, path: str) -> Image.Image:
         image = read_image(path)
         image.info["filename"] = path  # as in sesemi 0.3, for transforms that need the file
+        return image
+
+    def to_stored(self, item: Image.Image) -> Tensor:
+        return pil_to_tensor(item)
+
+    def from_stored(self, stored: Tensor, path: str) -> Image.Image:
+        image = _TO_PIL(stored)
+        image.info["filename"] = path
         return image

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from sesemi.datasets.images import ImageDataset, OnError, require_dir, subset_dirs
+from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
 from sesemi.ownership import MARKER, claim, owned, write_atomically
@@ -51,6 +52,7 @@ class PseudoLabeledDataset(ImageDataset):
         soft_labels: Whether items carry `probabilities` rows (else `targets`).
         transform: A transform applied to each image.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        cache: Keep the decoded images in memory: "auto" (when small), "memory" or "none".
     """
 
     def __init__(
@@ -62,9 +64,10 @@ class PseudoLabeledDataset(ImageDataset):
         soft_labels: bool,
         transform: Callable | None = None,
         on_error: OnError = "skip",
+        cache: Cache = "auto",
     ):
         labels = list(probabilities) if soft_labels else list(targets)
-        super().__init__(list(zip(paths, labels, strict=True)), classes, transform, on_error)
+        super().__init__(list(zip(paths, labels, strict=True)), classes, transform, on_error, cache)
         self.targets = list(targets)
         self.soft_labels = soft_labels
 
@@ -76,6 +79,7 @@ def pseudo(
     image_transform: Callable | None = None,
     soft_labels: bool | None = None,
     on_error: OnError = "skip",
+    cache: Cache = "auto",
 ) -> PseudoLabeledDataset:
     """Reads a folder the `pseudo_dataset` operation wrote (see `sesemi pseudo-label`).
 
@@ -86,6 +90,8 @@ def pseudo(
         soft_labels: Whether labels are class-probability vectors (True) or class indices
             (False); None follows the setting the folder was written with.
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
+        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
+            "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     if subset is not None and not isinstance(subset, str):
         raise SesemiError(
@@ -130,7 +136,7 @@ def pseudo(
         ) from None
     soft = bool(info.get("soft_labels", True)) if soft_labels is None else soft_labels
     return PseudoLabeledDataset(
-        paths, targets, probabilities, classes, soft, image_transform, on_error
+        paths, targets, probabilities, classes, soft, image_transform, on_error, cache
     )
 
 

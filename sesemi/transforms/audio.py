@@ -37,8 +37,8 @@ class AudioReadError(ValueError):
     """A file that cannot be decoded, or that holds no samples."""
 
 
-def is_audio_file(path: Path) -> bool:
-    return path.suffix.lower() in AUDIO_EXTENSIONS
+def is_audio_file(path: str | Path) -> bool:
+    return os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
 
 
 def _require(module: str) -> Any:

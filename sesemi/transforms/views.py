@@ -2,7 +2,8 @@
 
 The strong augmentation follows FixMatch (Sohn et al. 2020, https://arxiv.org/abs/2001.07685):
 RandAugment (Cubuk et al. 2020, https://arxiv.org/abs/1909.13719) plus Cutout (DeVries & Taylor
-2017, https://arxiv.org/abs/1708.04552), here torchvision's RandomErasing.
+2017, https://arxiv.org/abs/1708.04552), here torchvision's RandomErasing. RandAugment runs on a
+PIL image (much faster there than on a uint8 tensor); the rest on tensors.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from torchvision.transforms import v2 as T
 
-from sesemi.transforms.image import IMAGENET_MEAN, IMAGENET_STD, train_transforms
+from sesemi.transforms.image import IMAGENET_MEAN, IMAGENET_STD, ToPILImage, train_transforms
 
 
 class MultiView:
@@ -74,7 +75,8 @@ def strong_transforms(
     """A weak transform made strong: RandAugment before it, Cutout after it.
 
     Args:
-        weak: A transform from a PIL image to a normalized tensor (e.g. `weak_transforms()`).
+        weak: A transform from a PIL image to a normalized tensor (e.g. `weak_transforms()`);
+            RandAugment hands it a PIL image.
         num_ops: RandAugment operations per image.
         magnitude: Their strength, out of 31 levels.
         p_erase: The probability of erasing a patch (Cutout).
@@ -83,6 +85,7 @@ def strong_transforms(
     """
     return T.Compose(
         [
+            ToPILImage(),
             T.RandAugment(num_ops=num_ops, magnitude=magnitude),
             weak,
             T.RandomErasing(p=p_erase, scale=tuple(erase_scale), value=0),  # 0: the normalized mean

@@ -60,12 +60,15 @@ def test_a_folder_without_audio_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100])
 def test_on_error_raise_names_the_unreadable_file(tree, content):
+    """Decoded when loaded: the item names the file; decoded into memory: building the data set."""
     broken = tree.root / "train" / "low" / "broken.wav"
     broken.write_bytes(content)
-    data = dataset("audio_folder", str(tree.root), "train", on_error="raise")
+    data = dataset("audio_folder", str(tree.root), "train", on_error="raise", cache="none")
     index = [path for path, _ in data.samples].index(str(broken))
     with pytest.raises(SesemiError, match=r"cannot read audio file .*broken\.wav.*on_error=skip"):
         data[index]
+    with pytest.raises(SesemiError, match=r"cannot read audio file .*broken\.wav.*on_error=skip"):
+        dataset("audio_folder", str(tree.root), "train", on_error="raise", cache="memory")
 
 
 def test_on_error_skip_takes_the_next_file_and_warns_once(tree, caplog):
@@ -85,9 +88,10 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
     cache = AudioCache(tree.root, 16000)
     marker = np.full(123, 0.25, np.float32)
     cache.store(path, marker)
-    data = dataset("audio_folder", str(tree.root), "train", sample_rate=16000)
+    data = dataset("audio_folder", str(tree.root), "train", sample_rate=16000, cache="none")
     index = [p for p, _ in data.samples].index(str(path))
     assert torch.equal(data[index][0], torch.from_numpy(marker))
+    assert torch.equal(dataset("audio_folder", str(tree.root), "train", cache="memory")[index][0], data[index][0])
     write(path, tone(3000, seconds=0.25))  # another size: the entry is stale
     assert data[index][0].shape == (4000,)
     other_rate = dataset("audio_folder", str(tree.root), "train", sample_rate=8000)

@@ -33,10 +33,11 @@ def _index(data, name):
     return next(i for i, (path, _) in enumerate(data.samples) if path.endswith(name))
 
 
+@pytest.mark.parametrize("cache", ["none", "memory"])
 @pytest.mark.parametrize("name", ["x.png", "y.png"])
-def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name):
+def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name, cache):
     """on_error="skip": the item is another readable image, and the file is listed in `.skipped`."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="skip")
+    data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache=cache)
     index = _index(data, name)
     image, label = data[index]
     assert isinstance(image, Image.Image) and image.size == (16, 16)
@@ -55,15 +56,20 @@ def test_skip_substitute_carries_its_own_label(corrupt_tree):
 
 @pytest.mark.parametrize("name", ["x.png", "y.png"])
 def test_raise_names_the_file(corrupt_tree, name):
-    """on_error="raise": a SesemiError naming the unreadable file."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="raise")
+    """on_error="raise": a SesemiError naming the unreadable file, when its item is loaded."""
+    data = image_folder(str(corrupt_tree.root), "train", on_error="raise", cache="none")
     with pytest.raises(SesemiError, match=name.replace(".", r"\.")):
         data[_index(data, name)]
 
 
+def test_raise_names_the_file_when_the_data_set_is_decoded_into_memory(corrupt_tree):
+    with pytest.raises(SesemiError, match=r"cannot read image .*x\.png"):
+        image_folder(str(corrupt_tree.root), "train", on_error="raise", cache="memory")
+
+
 def test_readable_items_are_unaffected_by_on_error_raise(corrupt_tree):
     """Good files still load with on_error="raise"."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="raise")
+    data = image_folder(str(corrupt_tree.root), "train", on_error="raise", cache="none")
     image, label = data[0]
     assert image.size == (16, 16) and label == 0
 
@@ -256,3 +262,14 @@ def test_names_that_are_not_utf8_are_read_and_warned_about_escaped(image_tree, c
 def test_printable_escapes_only_what_is_not_utf8():
     assert printable(os.fsdecode(b"/data/caf\xc3\xa9/x\xff.png")) == "/data/café/x\\xff.png"
     assert printable(Path("plain.png")) == "plain.png"
+
+
+def test_files_are_listed_as_rglob_sorts_them_and_folders_named_like_images_are_not_files(tmp_path):
+    from sesemi.datasets.images import is_image_file, list_files
+
+    for name in ["b.png", "b/c.png", "b/a/z.png", "b-x.png", "a.txt", "B.PNG", "c.png/inside.png", "d/e/f/g.jpg"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    expected = [str(p) for p in sorted(tmp_path.rglob("*")) if p.is_file() and is_image_file(p)]
+    assert list_files(tmp_path, is_image_file) == expected
+    assert str(tmp_path / "a.txt") not in expected and len(expected) == 7

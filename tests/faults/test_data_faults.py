@@ -111,15 +111,26 @@ def test_training_skips_unreadable_images_with_a_warning_and_reads_deep_ones(tmp
     assert all((tree.root / "train" / "green" / name).is_file() for name in UNREADABLE)  # left as they were
 
 
-def test_on_error_raise_stops_training_with_one_line_naming_the_file(tmp_path):
+@pytest.mark.parametrize("cache", ["auto", "none"])
+def test_on_error_raise_stops_training_with_one_line_naming_the_file(tmp_path, cache):
+    """Decoded into memory (cache=auto, a small set): refused before the run starts, no run
+    folder left; decoded when loaded (cache=none): the run stops and is marked failed."""
     tree = make_image_tree(tmp_path / "images")
     (tree.root / "train" / "blue" / "empty.png").write_bytes(b"")
-    config = _image_config(tree.root, "run.batch_size_per_gpu=10", "+data.train.supervised.dataset.on_error=raise")
+    config = _image_config(
+        tree.root,
+        "run.batch_size_per_gpu=10",
+        "+data.train.supervised.dataset.on_error=raise",
+        f"+data.train.supervised.dataset.cache={cache}",
+    )
     with pytest.raises(SesemiError) as error:
         run(config, tmp_path / "run")
     message = str(error.value)
     assert "empty.png" in message and "on_error=skip" in message and "\n" not in message
-    assert marker(tmp_path / "run").state == "failed"
+    if cache == "auto":
+        assert not (tmp_path / "run").exists()
+    else:
+        assert marker(tmp_path / "run").state == "failed"
 
 
 # --- images in inference -----------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""Decoded items kept in memory (sesemi/datasets/memory_cache.py): each file decoded once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sesemi.datasets import memory_cache
+from sesemi.datasets.image_file import image_file
+from sesemi.datasets.image_folder import image_folder
+from sesemi.errors import SesemiError
+
+
+def test_a_small_data_set_is_decoded_once_into_memory(image_tree):
+    """cache=auto: the same items (RGB images carrying their file name) as decoding each file
+    when loaded, still there once the files are gone (they were read when the data set was
+    built); memory holds their pixels as uint8 tensors."""
+    cached = image_folder(str(image_tree.root), "train", cache="auto")
+    decoded = image_folder(str(image_tree.root), "train", cache="none")
+    assert cached.memory is not None and decoded.memory is None
+    assert cached.memory[0].dtype == torch.uint8 and cached.memory[0].shape == (3, 16, 16)
+    expected = [decoded[i] for i in range(len(decoded))]
+    for path, _ in cached.samples:
+        (image_tree.root / path).unlink()
+    for (image, label), (want, want_label) in zip(
+        (cached[i] for i in range(len(cached))), expected, strict=True
+    ):
+        assert image.mode == "RGB" and image.info["filename"] == want.info["filename"]
+        assert np.array_equal(np.asarray(image), np.asarray(want)) and label == want_label
+
+
+def test_auto_lists_a_large_pool_without_decoding_it(image_tree, monkeypatch):
+    """More files than cache=auto takes: none is decoded when the data set is built."""
+    monkeypatch.setattr(memory_cache, "CACHE_MAX_FILES", 3)
+    reads = []
+    monkeypatch.setattr("sesemi.datasets.images.read_image", lambda path: reads.append(path))
+    data = image_file(str(image_tree.root), ["unlabeled"], cache="auto")
+    assert len(data) == 4 and data.memory is None and reads == []
+
+
+def test_auto_leaves_out_a_data_set_too_large_for_memory(image_tree, monkeypatch):
+    monkeypatch.setattr(memory_cache, "CACHE_LIMIT_BYTES", 1000)  # 9 images of 16x16x3 bytes
+    assert image_folder(str(image_tree.root), "train", cache="auto").memory is None
+    assert image_folder(str(image_tree.root), "train", cache="memory").memory is not None
+
+
+def test_an_unknown_cache_names_the_choices(image_tree):
+    with pytest.raises(
+        SesemiError, match=r"^dataset cache must be one of auto, memory, none, not 'disk'$"
+    ):
+        image_folder(str(image_tree.root), "train", cache="disk")
