@@ -18,7 +18,15 @@ _EXPORTS = {
     "TorchVisionBackbone": "torchvision",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AudioBackbone",
+    "Backbone",
+    "ConvNet",
+    "LogMel",
+    "PyTorchImageModels",
+    "SpecAugment",
+    "TorchVisionBackbone",
+]
 
 if TYPE_CHECKING:
     from sesemi.models.backbones.audio import AudioBackbone, LogMel, SpecAugment
