@@ -2,12 +2,14 @@
 `open_sesemi -cn digits` to the end of its first training step (data already built).
 
 Every command is a fresh process; the table reports the median wall time of `--repeats` runs,
-the commands interleaved. The first training step is the first line PlainProgress prints: with
-`run.num_iterations=20` it prints after every step; the process is then stopped. Importing
-torch, and Lightning (which imports torchmetrics, torchvision, scipy and matplotlib), is the
-floor under any training command.
+all commands and both code versions interleaved, so that a busy machine slows them alike. With
+`--before DIR` (a copy of an earlier sesemi source tree, e.g. `git archive`) each command also
+runs on that code (`PYTHONPATH=DIR`), in the same rounds. The first training step is the first
+line PlainProgress prints: with `run.num_iterations=20` it prints after every step; the process
+is then stopped. Importing torch, and Lightning (which imports torchmetrics, torchvision, scipy
+and matplotlib), is the floor under any training command.
 
-Usage: python experiments/startup/run.py [--repeats 5] [--write]
+Usage: python experiments/startup/run.py [--repeats 5] [--before DIR] [--write]
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ BIN = Path(sys.executable).parent
 README = Path(__file__).with_name("README.md")
 
 
-def seconds_to_exit(command: list[str]) -> float:
+def seconds_to_exit(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 
-def seconds_to_first_step(scratch: Path) -> float:
+def seconds_to_first_step(scratch: Path, env: dict[str, str]) -> float:
     """From starting `open_sesemi -cn digits` to its first `step 1/` progress line."""
     command = [
         str(BIN / "open_sesemi"), "-cn", "digits", f"run.dir={scratch / 'runs'}",
@@ -42,7 +44,7 @@ def seconds_to_first_step(scratch: Path) -> float:
     ]  # fmt: skip
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
     )
     try:
         for line in process.stderr:
@@ -59,40 +61,61 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="an earlier source tree to compare with")
     parser.add_argument("--write", action="store_true", help="write the table into README.md")
-    parser.add_argument("--label", default="now", help="the table's column (e.g. before, after)")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    now = dict(os.environ, OMP_NUM_THREADS="2")
+    versions = {"now": now}
+    if args.before:
+        versions = {"before": dict(now, PYTHONPATH=str(args.before.resolve())), **versions}
+    python = str(BIN / "python")
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        first_use = seconds_to_first_step(scratch)  # builds the digits data set
-        python = str(BIN / "python")
+        os.chdir(scratch)  # not a source tree: `sesemi` is imported from the version's code
+        first_use = seconds_to_first_step(scratch, now)  # builds the digits data set
         commands = {
-            "`python -c 'import torch'`": lambda: seconds_to_exit([python, "-c", "import torch"]),
-            "`python -c 'import pytorch_lightning'`": lambda: seconds_to_exit(
-                [python, "-c", "import pytorch_lightning"]
+            "`python -c 'import torch'`": lambda env: seconds_to_exit(
+                [python, "-c", "import torch"], env
             ),
-            "`sesemi --help`": lambda: seconds_to_exit([str(BIN / "sesemi"), "--help"]),
-            "`open_sesemi --help`": lambda: seconds_to_exit([str(BIN / "open_sesemi"), "--help"]),
-            "`open_sesemi -cn digits` to the first training step": lambda: seconds_to_first_step(
-                scratch
+            "`python -c 'import pytorch_lightning'`": lambda env: seconds_to_exit(
+                [python, "-c", "import pytorch_lightning"], env
+            ),
+            "`sesemi --help`": lambda env: seconds_to_exit([str(BIN / "sesemi"), "--help"], env),
+            "`open_sesemi --help`": lambda env: seconds_to_exit(
+                [str(BIN / "open_sesemi"), "--help"], env
+            ),
+            "`open_sesemi -cn digits` to the first training step": lambda env: (
+                seconds_to_first_step(scratch, env)
             ),
         }
-        times = {name: [] for name in commands}
-        for _ in range(args.repeats):
+        times = {(name, version): [] for name in commands for version in versions}
+        for repeat in range(args.repeats):
             for name, measure in commands.items():
-                times[name].append(measure())
-    lines = [f"| command | {args.label}: median s | runs (s) |", "|---|---|---|"]
-    for name, values in times.items():
-        runs = ", ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {name} | {statistics.median(values):.2f} | {runs} |")
+                order = list(versions) if repeat % 2 == 0 else list(reversed(versions))
+                for version in order:
+                    times[name, version].append(measure(versions[version]))
+            print(
+                f"round {repeat}: {[round(v[-1], 2) for v in times.values()]}",
+                file=sys.stderr,
+                flush=True,
+            )
+    header = " | ".join(f"{version}: median s (runs)" for version in versions)
+    lines = [f"| command | {header} |", "|---" * (1 + len(versions)) + "|"]
+    for name in commands:
+        cells = []
+        for version in versions:
+            values = times[name, version]
+            cells.append(
+                f"**{statistics.median(values):.2f}** ({', '.join(f'{v:.1f}' for v in values)})"
+            )
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     note = (
-        f"Median of {args.repeats} fresh processes, interleaved; the first use, which builds the digits data "
-        f"set, took {first_use:.1f} s to its first step. {machine()}."
+        f"Median of {args.repeats} fresh processes per cell, all interleaved; the first use, which builds the "
+        f"digits data set, took {first_use:.1f} s to its first step. {machine()}."
     )
     print("\n".join([note, "", *lines]))
     if args.write:
-        write_table(README, args.label, note, lines)
+        write_table(README, "startup", note, lines)
 
 
 if __name__ == "__main__":
