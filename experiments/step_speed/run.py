@@ -70,6 +70,8 @@ class Settings:
         digits_steps: Steps of each variant per round in the digits tables (one batch each).
         max_other_load: A round is run again when other processes used more than this share
             of the machine's CPUs during it (twice at most; then it is kept and counted).
+        cpu_time: Time steps by the CPU time of this process (all its threads) instead of the
+            wall clock: on a machine other work keeps busy, the work of a step, not its luck.
         seed: The seed of the accuracy runs.
         iterations: The budget of each accuracy run.
     """
@@ -85,6 +87,18 @@ class Settings:
     max_other_load: float = 0.1
     seed: int = 0
     iterations: int = 300
+    cpu_time: bool = False
+
+    def clock(self) -> Callable[[], float]:
+        return time.process_time if self.cpu_time else time.perf_counter
+
+    def clock_note(self) -> str:
+        if not self.cpu_time:
+            return ""
+        return (
+            "; times are CPU seconds of the benchmark process (all its threads) per step, not wall "
+            "seconds, as other work kept the machine busy"
+        )
 
 
 # Methods whose loss heads mark inputs that only make targets (`FeatureRequest(target=True)`).
@@ -260,7 +274,7 @@ def usb_table(settings: Settings) -> list[str]:
         note = (
             f"{settings.usb_batch + 2 * unlabeled} images per step ({settings.usb_batch} labeled + 2 x {unlabeled}), "
             f"{settings.threads} threads, {len(rounds.seconds['usb'])} interleaved rounds after {settings.usb_warmup} "
-            f"of warm-up (medians; ratios are medians of the ratios within each round){_disturbance(rounds)}. "
+            f"of warm-up (medians; ratios are medians of the ratios within each round){_disturbance(rounds)}{settings.clock_note()}. "
             f"{machine()}."
         )
         return [note, "", *lines]
@@ -272,6 +286,7 @@ def usb_table(settings: Settings) -> list[str]:
         settings.usb_warmup,
         max_other_load=settings.max_other_load,
         label="usb",
+        clock=settings.clock(),
         after_round=lambda rounds: write(README, "usb", table(rounds)),
     )
     return table(rounds)
@@ -365,12 +380,9 @@ def cycle(step: Callable, batches: list[dict]) -> Callable[[int], torch.Tensor]:
     return seeded(lambda index: step(batches[index % len(batches)], index))
 
 
-def method_variants(
-    method: DigitsMethod, memory_format=torch.contiguous_format
-) -> dict[str, Callable]:
+def method_variants(method: DigitsMethod) -> dict[str, Callable]:
     """The hand-written step and sesemi's (with `forward_only_targets` false too, where it matters)."""
     learner, ema = build_learner(method.config)
-    learner = learner.to(memory_format=memory_format)
     variants = {"handwritten": cycle(handwritten_step(method, learner, ema), method.batches)}
     if method.name in TARGET_METHODS:
         fused_learner = copy.deepcopy(learner)
@@ -401,6 +413,7 @@ def methods_table(settings: Settings, data_root: Path) -> list[str]:
             settings.digits_steps,
             settings.max_other_load,
             label=name,
+            clock=settings.clock(),
         )
         reruns, disturbed = reruns + rounds.rerun, disturbed + rounds.disturbed
         others += rounds.others
@@ -419,7 +432,7 @@ def methods_table(settings: Settings, data_root: Path) -> list[str]:
     note = (
         f"`digits method=X`, {settings.digits_steps} steps per variant per round, {settings.digits_rounds} "
         f"interleaved rounds after {settings.digits_warmup} of warm-up (medians), {settings.threads} threads"
-        f"{_disturbance(Rounds({}, disturbed, reruns, others=others))}. {machine()}."
+        f"{_disturbance(Rounds({}, disturbed, reruns, others=others))}{settings.clock_note()}. {machine()}."
     )
     return [note, "", *lines]
 
@@ -564,7 +577,7 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
             f"{counts.get('digits', 0)} rounds after {settings.digits_warmup} of warm-up) and the USB table's batch on "
             f"USB's WRN-28-2 ({counts.get('wrn', 0)} rounds after {settings.usb_warmup}), {settings.threads} threads. "
             f"Compiling took {compiling or '-'} at the first step, not counted above"
-            f"{_disturbance(Rounds({}, sum(r.disturbed for r in kept.values()), sum(r.rerun for r in kept.values()), others=others))}. {machine()}."
+            f"{_disturbance(Rounds({}, sum(r.disturbed for r in kept.values()), sum(r.rerun for r in kept.values()), others=others))}{settings.clock_note()}. {machine()}."
         )
         return [note, "", *lines]
 
@@ -585,6 +598,7 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
         settings.digits_steps,
         settings.max_other_load,
         label="levers digits",
+        clock=settings.clock(),
         after_round=keep("digits"),
     )
     batch = [usb_batch(fixed_batch(settings.usb_batch, settings.usb_uratio))]
@@ -595,6 +609,7 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
         1,
         settings.max_other_load,
         label="levers wrn",
+        clock=settings.clock(),
         after_round=keep("wrn"),
     )
     return table()
@@ -661,6 +676,9 @@ def main() -> None:
         "--rounds", type=int, help="kept rounds of every table (default: the settings')"
     )
     parser.add_argument("--warmup", type=int, help="warm-up rounds of every table")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="time steps by CPU time, not wall time"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="of the accuracy runs")
     parser.add_argument(
         "--iterations", type=int, default=defaults.iterations, help="of each accuracy run"
@@ -681,6 +699,7 @@ def main() -> None:
         seed=args.seed,
         iterations=args.iterations,
         max_other_load=args.max_other_load,
+        cpu_time=args.cpu_time,
     )
     if args.rounds is not None:
         settings = replace(settings, usb_rounds=args.rounds, digits_rounds=args.rounds)

@@ -94,6 +94,7 @@ def interleaved(
     retries: int = 2,
     label: str = "",
     after_round: Callable[[Rounds], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Rounds:
     """Times `steps` calls of each variant per round, rotating their order from round to round.
 
@@ -101,6 +102,8 @@ def interleaved(
     round during which other processes used more than `max_other_load` of the machine is run
     again, up to `retries` times, and then kept and counted as disturbed. `after_round` gets the
     rounds kept so far after each kept round (to write a table that a stopped run leaves behind).
+    `clock` is wall time by default; `time.process_time` (the CPU time of all this process's
+    threads) measures the work of a step, which other processes on the machine barely change.
     """
     order = list(variants)
     result = Rounds({name: [] for name in order})
@@ -113,14 +116,14 @@ def interleaved(
             load.start()
             seconds = {}
             for name in rotation:
-                started = time.perf_counter()
+                started = clock()
                 for _ in range(steps):
                     value = variants[name](calls[name])
                     if calls[name] == 0:
                         result.first[name] = float(value) if value is not None else float("nan")
-                        result.first_seconds[name] = time.perf_counter() - started
+                        result.first_seconds[name] = clock() - started
                     calls[name] += 1
-                seconds[name] = (time.perf_counter() - started) / steps
+                seconds[name] = (clock() - started) / steps
             other = load.stop()
             kept = index < warmup or other <= max_other_load
             if kept or attempt == retries:
