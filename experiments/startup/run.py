@@ -2,7 +2,8 @@
 `open_sesemi -cn digits` to the end of its first training step (data already built).
 
 Every command is a fresh process; the table reports the median wall time of `--repeats` runs,
-all commands and both code versions interleaved, so that a busy machine slows them alike. With
+and their median CPU time (user + system, all threads), which other work on a busy machine
+barely changes; all commands and both code versions are interleaved. With
 `--before DIR` (a copy of an earlier sesemi source tree, e.g. `git archive`) each command also
 runs on that code (`PYTHONPATH=DIR`), in the same rounds. The first training step is the first
 line PlainProgress prints: with `run.num_iterations=20` it prints after every step; the process
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,30 +32,40 @@ BIN = Path(sys.executable).parent
 README = Path(__file__).with_name("README.md")
 
 
-def seconds_to_exit(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds of all finished child processes (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def seconds_to_exit(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of running `command` to its end."""
+    started, cpu = time.perf_counter(), children_cpu()
     subprocess.run(command, check=True, capture_output=True, env=env)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
-def seconds_to_first_step(scratch: Path, env: dict[str, str]) -> float:
-    """From starting `open_sesemi -cn digits` to its first `step 1/` progress line."""
+def seconds_to_first_step(scratch: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds from starting `open_sesemi -cn digits` to its first `step 1/`
+    progress line (CPU: until the process is stopped right after it)."""
     command = [
         str(BIN / "open_sesemi"), "-cn", "digits", f"run.dir={scratch / 'runs'}",
         f"run.data_root={scratch / 'digits'}", "run.num_iterations=20",
     ]  # fmt: skip
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     process = subprocess.Popen(
         command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
     )
-    try:
-        for line in process.stderr:
-            if line.startswith("step 1/"):
-                return time.perf_counter() - started
+    wall = None
+    for line in process.stderr:
+        if line.startswith("step 1/"):
+            wall = time.perf_counter() - started
+            break
+    process.kill()
+    process.wait()
+    if wall is None:
         raise RuntimeError(f"{' '.join(command)} ended before its first step")
-    finally:
-        process.kill()
-        process.wait()
+    return wall, children_cpu() - cpu
 
 
 def main() -> None:
@@ -72,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         os.chdir(scratch)  # not a source tree: `sesemi` is imported from the version's code
-        first_use = seconds_to_first_step(scratch, now)  # builds the digits data set
+        first_use, _ = seconds_to_first_step(scratch, now)  # builds the digits data set
         commands = {
             "`python -c 'import torch'`": lambda env: seconds_to_exit(
                 [python, "-c", "import torch"], env
@@ -94,20 +106,14 @@ def main() -> None:
                 order = list(versions) if repeat % 2 == 0 else list(reversed(versions))
                 for version in order:
                     times[name, version].append(measure(versions[version]))
-            print(
-                f"round {repeat}: {[round(v[-1], 2) for v in times.values()]}",
-                file=sys.stderr,
-                flush=True,
-            )
-    header = " | ".join(f"{version}: median s (runs)" for version in versions)
-    lines = [f"| command | {header} |", "|---" * (1 + len(versions)) + "|"]
+            print(f"round {repeat}: {[v[-1] for v in times.values()]}", file=sys.stderr, flush=True)
+    header = " | ".join(f"{version}: wall s | {version}: CPU s" for version in versions)
+    lines = [f"| command | {header} |", "|---" * (1 + 2 * len(versions)) + "|"]
     for name in commands:
         cells = []
         for version in versions:
-            values = times[name, version]
-            cells.append(
-                f"**{statistics.median(values):.2f}** ({', '.join(f'{v:.1f}' for v in values)})"
-            )
+            wall, cpu = zip(*times[name, version], strict=True)
+            cells.append(f"{statistics.median(wall):.2f} | {statistics.median(cpu):.2f}")
         lines.append(f"| {name} | {' | '.join(cells)} |")
     note = (
         f"Median of {args.repeats} fresh processes per cell, all interleaved; the first use, which builds the "
