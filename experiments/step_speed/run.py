@@ -262,7 +262,7 @@ def usb_table(settings: Settings) -> list[str]:
             "sesemi": "sesemi, `forward_only_targets=true` (default)",
         }
         lines = [
-            "| step | s/step | vs USB | vs hand-written | first loss |",
+            f"| step | {'CPU s' if settings.cpu_time else 's'}/step | vs USB | vs hand-written | first loss |",
             "|---|---|---|---|---|",
         ]
         for name, label in names.items():
