@@ -88,6 +88,7 @@ class Settings:
     seed: int = 0
     iterations: int = 300
     cpu_time: bool = False
+    skip_levers: tuple[str, ...] = ()
 
     def clock(self) -> Callable[[], float]:
         return time.process_time if self.cpu_time else time.perf_counter
@@ -499,9 +500,11 @@ LEVERS = {
 }
 
 
-def lever_variants(make: Callable[[tuple[str, ...]], DictConfig], batches: list[dict]) -> dict:
-    """Every lever's step, and the step as the config ships (`defaults`), from the same weights;
-    `make(overrides)` composes the config."""
+def lever_variants(
+    make: Callable[[tuple[str, ...]], DictConfig], batches: list[dict], skip: tuple[str, ...] = ()
+) -> dict:
+    """Every lever's step but those in `skip`, and the step as the config ships (`defaults`),
+    from the same weights; `make(overrides)` composes the config."""
     reference, _ = build_learner(make(()))
     initial = copy.deepcopy(reference.state_dict())
 
@@ -517,6 +520,7 @@ def lever_variants(make: Callable[[tuple[str, ...]], DictConfig], batches: list[
     variants = {
         name: step(lever.overrides, lever.channels_last, lever.autocast, lever.per_tensor_ema)
         for name, lever in LEVERS.items()
+        if name not in skip
     }
     variants["defaults"] = step((), ships_channels_last(make(())), False, False)
     return variants
@@ -529,7 +533,7 @@ def levers_column(
     loss; `-` where not measured (yet)."""
     cells = {}
     for name in [*LEVERS, "defaults"]:
-        if rounds is None or not rounds.seconds[name]:
+        if rounds is None or not rounds.seconds.get(name):
             cells[name] = ("-", "-", "-")
             continue
         speed_up = 1 / rounds.ratio(name, "plain")
@@ -568,16 +572,23 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
         compiling = ", ".join(
             f"{rounds.first_seconds['compile'] - rounds.median('compile'):.0f} s ({scale})"
             for scale, rounds in kept.items()
+            if "compile" in rounds.seconds
         )
         others = [other for rounds in kept.values() for other in rounds.others]
         counts = {scale: len(rounds.seconds["plain"]) for scale, rounds in kept.items()}
+        if compiling:
+            compile_note = f"Compiling took {compiling} at the first step, not counted above"
+        else:
+            compile_note = f"Not timed: {', '.join(settings.skip_levers) or '-'}"
+        disturbed = sum(r.disturbed for r in kept.values())
+        reruns = sum(r.rerun for r in kept.values())
         note = (
-            f"Speed-up: the plain step's time over the lever's, within each round (medians). `digits method=fixmatch` "
-            f"({images_in(method.batches[0])} images a step, {settings.digits_steps} steps per variant per round, "
-            f"{counts.get('digits', 0)} rounds after {settings.digits_warmup} of warm-up) and the USB table's batch on "
-            f"USB's WRN-28-2 ({counts.get('wrn', 0)} rounds after {settings.usb_warmup}), {settings.threads} threads. "
-            f"Compiling took {compiling or '-'} at the first step, not counted above"
-            f"{_disturbance(Rounds({}, sum(r.disturbed for r in kept.values()), sum(r.rerun for r in kept.values()), others=others))}{settings.clock_note()}. {machine()}."
+            f"Speed-up: the plain step's time over the lever's, within each round (medians). "
+            f"`digits method=fixmatch` ({images_in(method.batches[0])} images a step, {settings.digits_steps} "
+            f"steps per variant per round, {counts.get('digits', 0)} rounds after {settings.digits_warmup} of "
+            f"warm-up) and the USB table's batch on USB's WRN-28-2 ({counts.get('wrn', 0)} rounds after "
+            f"{settings.usb_warmup}), {settings.threads} threads. {compile_note}"
+            f"{_disturbance(Rounds({}, disturbed, reruns, others=others))}{settings.clock_note()}. {machine()}."
         )
         return [note, "", *lines]
 
@@ -592,7 +603,7 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
         return digits_method("fixmatch", data_root, 0, overrides).config
 
     measured["digits"] = interleaved(
-        lever_variants(digits_config, method.batches),
+        lever_variants(digits_config, method.batches, settings.skip_levers),
         settings.digits_rounds,
         settings.digits_warmup,
         settings.digits_steps,
@@ -603,7 +614,7 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
     )
     batch = [usb_batch(fixed_batch(settings.usb_batch, settings.usb_uratio))]
     measured["wrn"] = interleaved(
-        lever_variants(partial(usb_config, settings), batch),
+        lever_variants(partial(usb_config, settings), batch, settings.skip_levers),
         settings.usb_rounds,
         settings.usb_warmup,
         1,
@@ -678,6 +689,9 @@ def main() -> None:
     parser.add_argument(
         "--cpu-time", action="store_true", help="time steps by CPU time, not wall time"
     )
+    parser.add_argument(
+        "--skip-levers", nargs="*", default=[], choices=list(LEVERS), help="levers not timed"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="of the accuracy runs")
     parser.add_argument(
         "--iterations", type=int, default=defaults.iterations, help="of each accuracy run"
@@ -699,6 +713,7 @@ def main() -> None:
         iterations=args.iterations,
         max_other_load=args.max_other_load,
         cpu_time=args.cpu_time,
+        skip_levers=tuple(args.skip_levers),
     )
     if args.rounds is not None:
         settings = replace(settings, usb_rounds=args.rounds, digits_rounds=args.rounds)
