@@ -644,6 +644,8 @@ def accuracy_table(settings: Settings, runs: Path) -> list[str]:
 
     lines = ["| lever | val/top1 (%) | wall time |", "|---|---|---|"]
     for index, (label, overrides) in enumerate(ACCURACY_LEVERS.items()):
+        if "compile" in settings.skip_levers and "compile" in label:
+            continue
         arguments = [
             *overrides,
             f"run.num_iterations={settings.iterations}",
