@@ -232,8 +232,9 @@ def cli_reference() -> str:
         "## `open_sesemi`\n\n"
         "The Hydra app: `-cn NAME` picks a config, `-cd DIR` adds a folder of your own, "
         "`key=value` overrides any field, and Hydra's flags (`--cfg job`, `--info`, `-m` for "
-        "sweeps) work as usual. `open_sesemi --help` lists the config groups and the bare "
-        "schema (`sesemi_config`), whose fields the [schema reference](schema.md) describes:\n\n"
+        "sweeps) work as usual. `open_sesemi --help` lists the built-in configs and the config "
+        "groups; `open_sesemi -cn NAME --cfg job` prints a composed config, whose fields the "
+        "[schema reference](schema.md) describes:\n\n"
         f"```text\n$ open_sesemi --help\n{open_sesemi_help()}```\n"
     )
     return "\n".join(parts)

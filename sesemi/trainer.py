@@ -188,6 +188,9 @@ def build_trainer(
         "logger": loggers_for(run_dir, trackers),
         "callbacks": callbacks,
         "log_every_n_steps": 10,
+        # one batch runs all of validation's code before training starts; Lightning's two read
+        # twice the images (all 500 of digits) before the first step
+        "num_sanity_val_steps": 1,
         "max_steps": -1,
         "max_epochs": -1,
     }

@@ -43,7 +43,7 @@ def test_the_cli_page_has_every_command_with_its_help(gen_pages, pages):
         for param in command.params:
             assert param.opts[0] in page, f"{name} {param.opts[0]}"
     assert "$ open_sesemi --help" in page
-    assert "== Configuration groups ==" in page
+    assert "Groups (GROUP=NAME):" in page
 
 
 def test_the_schema_page_has_every_field_with_its_default_and_range(gen_pages, pages):

@@ -36,3 +36,10 @@ def test_import_sesemi_is_light():
     code = "import sys, sesemi; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_convnet_run_does_not_import_timm():
+    """The ConvNet (`_target_: sesemi.ConvNet`) loads without timm, about a second of start-up."""
+    code = "import sys, sesemi; sesemi.ConvNet; print('timm' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

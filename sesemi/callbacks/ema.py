@@ -10,6 +10,7 @@ https://arxiv.org/abs/1703.01780
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -37,15 +38,21 @@ class EMA(WeightAveraging):
         self.decay = decay
         self.warmup = warmup
         super().__init__(use_buffers=use_buffers, multi_avg_fn=self._update)
-        self._tensors: tuple[list[Tensor], list[Tensor]] | None = None  # (average, model), see _step_update
+        self._split: _Split | None = (
+            None  # the tensors of the average and the model, see _step_update
+        )
         self._updates = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._tensors = None  # set-up and resuming may have replaced tensors since they were listed
+        self._split = None  # set-up and resuming may have replaced tensors since they were listed
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
         """Updates the average after every optimizer step (as WeightAveraging does, faster)."""
-        if trainer.global_step > self._latest_update_step and self.should_update(step_idx=trainer.global_step - 1):
+        if trainer.global_step > self._latest_update_step and self.should_update(
+            step_idx=trainer.global_step - 1
+        ):
             self._step_update(pl_module)
             self._latest_update_step = trainer.global_step
 
@@ -55,38 +62,62 @@ class EMA(WeightAveraging):
         walking the module tree (metrics included) and updating tensor by tensor at every step
         took 0.6 ms on the digits ConvNet, the foreach kernels on these lists 0.06 ms."""
         average = self._average_model
-        if self._tensors is None:
+        if self._split is None:
             modules = (average.module, pl_module)
             if self._use_buffers:
-                self._tensors = tuple([*m.parameters(), *m.buffers()] for m in modules)
+                averaged, current = ([*m.parameters(), *m.buffers()] for m in modules)
             else:
-                self._tensors = tuple(list(m.parameters()) for m in modules)
+                averaged, current = (list(m.parameters()) for m in modules)
+            self._split = _Split.of(averaged, current)
             self._updates = int(average.n_averaged)
-        averaged, current = self._tensors
-        if self._updates == 0:
-            torch._foreach_copy_(averaged, current)
-        else:
-            self._update(averaged, current, self._updates)
+        self._split.update(1.0 - self.decay_at(self._updates) if self._updates else 1.0)
         average.n_averaged += 1
         self._updates += 1
 
     def decay_at(self, num_updates: int) -> float:
         """The decay used for the update after `num_updates` previous updates."""
-        return min(self.decay, (1 + num_updates) / (10 + num_updates)) if self.warmup else self.decay
+        return (
+            min(self.decay, (1 + num_updates) / (10 + num_updates)) if self.warmup else self.decay
+        )
 
     @torch.no_grad()
-    def _update(self, averaged: list[Tensor], current: list[Tensor], num_updates: Tensor | int) -> None:
-        weight = 1.0 - self.decay_at(int(num_updates))
-        pairs = list(zip(averaged, current, strict=True))
-        floats = [pair for pair in pairs if pair[0].is_floating_point()]
-        integers = [pair for pair in pairs if not pair[0].is_floating_point()]
-        # one foreach kernel per list instead of one operation per tensor
-        if floats:
-            torch._foreach_lerp_([a for a, _ in floats], [v for _, v in floats], weight)
-        if integers:
-            torch._foreach_copy_([a for a, _ in integers], [v for _, v in integers])
+    def _update(
+        self, averaged: list[Tensor], current: list[Tensor], num_updates: Tensor | int
+    ) -> None:
+        _Split.of(averaged, current).update(1.0 - self.decay_at(int(num_updates)))
 
     @property
     def average_model(self) -> pl.LightningModule | None:
         """The averaged copy of the LightningModule (None before fitting starts)."""
         return self._average_model.module if self._average_model is not None else None
+
+
+@dataclass
+class _Split:
+    """Tensors of an average and of the model, floating-point ones (averaged) apart from the
+    others (copied), so that an update is one foreach kernel per list instead of one operation
+    per tensor."""
+
+    averaged_floats: list[Tensor]
+    current_floats: list[Tensor]
+    averaged_others: list[Tensor]
+    current_others: list[Tensor]
+
+    @classmethod
+    def of(cls, averaged: list[Tensor], current: list[Tensor]) -> _Split:
+        pairs = list(zip(averaged, current, strict=True))
+        floats = [pair for pair in pairs if pair[0].is_floating_point()]
+        others = [pair for pair in pairs if not pair[0].is_floating_point()]
+        return cls(
+            [a for a, _ in floats],
+            [c for _, c in floats],
+            [a for a, _ in others],
+            [c for _, c in others],
+        )
+
+    def update(self, weight: float) -> None:
+        """average += weight * (current - average) for floats (1 copies them); others are copied."""
+        if self.averaged_floats:
+            torch._foreach_lerp_(self.averaged_floats, self.current_floats, weight)
+        if self.averaged_others:
+            torch._foreach_copy_(self.averaged_others, self.current_others)

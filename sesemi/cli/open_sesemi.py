@@ -63,8 +63,38 @@ def expand_arguments(arguments: list[str]) -> list[str]:
     if data == value:
         return arguments
     arguments = list(arguments)
-    arguments[position] = data if arguments[position] == value else f"{arguments[position].partition('=')[0]}={data}"
+    arguments[position] = (
+        data if arguments[position] == value else f"{arguments[position].partition('=')[0]}={data}"
+    )
     return arguments + [o for o in expanded if o not in overrides]
+
+
+def usage() -> str:
+    """`open_sesemi --help`: the ways to call it, then the built-in configs and groups.
+
+    Written from the packaged config folders: Hydra's own help copies its config repository for
+    every group it lists (about a second); `--hydra-help` still shows Hydra's flags, and
+    `-cn NAME --cfg job` a composed config.
+    """
+    from sesemi.config.catalog import configs, data_configs, groups
+    from sesemi.config.store import GROUPS
+
+    lines = [
+        "Usage:",
+        __doc__.split("\n\n")[1],
+        "",
+        "Configs (-cn NAME): " + ", ".join(data_configs()),
+        "Groups (GROUP=NAME):",
+    ]
+    options = {group: list(configs(group)) for group in groups() if group != "hydra"}
+    options.update({group: list(stored) for group, stored in GROUPS.items()})
+    lines += [f"  {group}: {', '.join(names)}" for group, names in sorted(options.items())]
+    lines += [
+        "",
+        "A composed config, every key you can override: open_sesemi -cn digits --cfg job",
+        "Hydra's flags: open_sesemi --hydra-help; the other commands: sesemi --help",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -76,6 +106,9 @@ def main() -> None:
         from sesemi.version import __version__
 
         print(f"open_sesemi (sesemi {__version__})")
+        return
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(usage())
         return
     with exit_on_user_error():
         sys.argv = [sys.argv[0], *expand_arguments(sys.argv[1:])]
