@@ -113,7 +113,9 @@ def main() -> None:
                     run_id = (
                         f"{args.data}_{method}_{'forward_only' if forward_only else 'fused'}_{seed}"
                     )
-                    job = [*overrides, f"{FLAG}={str(forward_only).lower()}", f"run.seed={seed}"]
+                    # the default is forward-only: its runs are the config's own (experiments/demo's too)
+                    flag = [] if forward_only else [f"{FLAG}=false"]
+                    job = [*overrides, *flag, f"run.seed={seed}"]
                     results.setdefault((method, forward_only), []).append(
                         run_config(config, job, runs, run_id, data_root, threads=1)
                     )
