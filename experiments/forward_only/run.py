@@ -18,6 +18,7 @@ Usage: python experiments/forward_only/run.py --data digits [--methods fixmatch 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import math
 import statistics
@@ -43,8 +44,10 @@ README = HERE / "README.md"
 FLAG = "learner.hparams.model.forward_only_targets"
 
 
+@functools.cache
 def _letters():
-    """experiments/letters/run.py, for its settings and its data builder."""
+    """experiments/letters/run.py, for its settings and its data builder (which it imports)."""
+    sys.path.insert(0, str(HERE.parent / "letters"))
     spec = importlib.util.spec_from_file_location("letters_run", HERE.parent / "letters" / "run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
