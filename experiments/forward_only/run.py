@@ -66,13 +66,17 @@ def row(method: str, seeds: list[int], forward_only: list[dict], fused: list[dic
     """A table row: both accuracies, the paired differences and the wall time per run."""
     ours, theirs = top1(forward_only), top1(fused)
     points = [100 * (a - b) for a, b in zip(ours, theirs, strict=True)]
-    error = statistics.stdev(points) / math.sqrt(len(points)) if len(points) > 1 else 0.0
+    error = (
+        f"{statistics.stdev(points) / math.sqrt(len(points)):.1f}"
+        if len(points) > 1
+        else "- (one seed)"
+    )
     seconds = [
         sum(r["process_wall_time_s"] for r in runs) / len(runs) for runs in (forward_only, fused)
     ]
     return (
         f"| {method} | {', '.join(map(str, seeds))} | {forward_only[0]['global_step']} | {mean_std(ours)} | {per_seed(ours)} | {mean_std(theirs)} | "
-        f"{per_seed(theirs)} | {' / '.join(f'{p:+.1f}' for p in points)} | {statistics.mean(points):+.1f} ± {error:.1f} | "
+        f"{per_seed(theirs)} | {' / '.join(f'{p:+.1f}' for p in points)} | {statistics.mean(points):+.1f} ± {error} | "
         f"{seconds[0]:.0f} s / {seconds[1]:.0f} s |"
     )
 
