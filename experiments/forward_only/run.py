@@ -66,7 +66,8 @@ def row(method: str, seeds: list[int], forward_only: list[dict], fused: list[dic
     """A table row: both accuracies, the paired differences and the wall time per run."""
     ours, theirs = top1(forward_only), top1(fused)
     points = [100 * (a - b) for a, b in zip(ours, theirs, strict=True)]
-    error = (
+    spread = statistics.stdev(points) / math.sqrt(len(points)) if len(points) > 1 else None
+    mean = f"{statistics.mean(points):+.1f}" + (f" ± {spread:.1f}" if spread is not None else " (one seed)")
         f"{statistics.stdev(points) / math.sqrt(len(points)):.1f}"
         if len(points) > 1
         else "- (one seed)"
@@ -76,7 +77,7 @@ def row(method: str, seeds: list[int], forward_only: list[dict], fused: list[dic
     ]
     return (
         f"| {method} | {', '.join(map(str, seeds))} | {forward_only[0]['global_step']} | {mean_std(ours)} | {per_seed(ours)} | {mean_std(theirs)} | "
-        f"{per_seed(theirs)} | {' / '.join(f'{p:+.1f}' for p in points)} | {statistics.mean(points):+.1f} ± {error} | "
+        f"{per_seed(theirs)} | {' / '.join(f'{p:+.1f}' for p in points)} | {mean} | "
         f"{seconds[0]:.0f} s / {seconds[1]:.0f} s |"
     )
 
