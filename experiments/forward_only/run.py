@@ -67,10 +67,8 @@ def row(method: str, seeds: list[int], forward_only: list[dict], fused: list[dic
     ours, theirs = top1(forward_only), top1(fused)
     points = [100 * (a - b) for a, b in zip(ours, theirs, strict=True)]
     spread = statistics.stdev(points) / math.sqrt(len(points)) if len(points) > 1 else None
-    mean = f"{statistics.mean(points):+.1f}" + (f" ± {spread:.1f}" if spread is not None else " (one seed)")
-        f"{statistics.stdev(points) / math.sqrt(len(points)):.1f}"
-        if len(points) > 1
-        else "- (one seed)"
+    mean = f"{statistics.mean(points):+.1f}" + (
+        f" ± {spread:.1f}" if spread is not None else " (one seed)"
     )
     seconds = [
         sum(r["process_wall_time_s"] for r in runs) / len(runs) for runs in (forward_only, fused)
