@@ -19,8 +19,9 @@ import yaml
 from sesemi.config.catalog import methods
 
 OPEN_SESEMI = str(Path(sys.executable).parent / "open_sesemi")
-# The built-in methods (configs/method/), the labels alone first, as the tables list them.
-METHODS = ["supervised", *(method for method in methods() if method != "supervised")]
+# The built-in methods (configs/method/), the labels alone first, as the tables list them;
+# not `simclr`, a pre-training without labels that leaves the classifier untrained.
+METHODS = ["supervised", *(method for method in methods() if method not in ("supervised", "simclr"))]
 
 
 def run_config(

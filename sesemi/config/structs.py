@@ -81,9 +81,11 @@ class RunConfig:
             unlabeled loaders read `round(mu * batch_size_per_gpu)` images per step.
         rampup: The fraction of the training budget over which the methods' unlabeled losses
             ramp up to full weight (their weight schedules end or pivot there).
+        pretrain: The fraction of the budget that the pre-training recipes (e.g. `method=simclr_freematch`)
+            spend on their label-free task alone, before the labels and pseudo-labels train.
         method: The method's name, set by the method config (`configs/method/<name>.yaml`).
         data_root: The parent of relative dataset roots (see `DatasetConfig`).
-        id: The run's name; outputs go to `<dir>/<id>/<timestamp>/`.
+        id: The run's name; outputs go to `<dir>/<id>/<method>/<timestamp>/`.
         dir: The directory that holds the runs.
         mode: FIT, VALIDATE or TEST.
         resume_from_checkpoint: A checkpoint to resume training from (weights, optimizer,
@@ -102,6 +104,7 @@ class RunConfig:
     batch_size_per_gpu: int | None = at_least(1)
     mu: float = above(0, 7.0)
     rampup: float = between(0, 1, 0.2)
+    pretrain: float = between(0, 1, 0.25)
     method: str | None = None
     data_root: str = "./data"
     id: str = "default"
@@ -311,7 +314,11 @@ class ClassifierHParams:
 
 @dataclass
 class LearnerConfig:
-    """A learner: any instantiable LightningModule."""
+    """A learner: any instantiable LightningModule.
+
+    Attributes:
+        _target_: The LightningModule's class, e.g. `sesemi.Classifier`.
+    """
 
     _target_: str = MISSING
 
@@ -321,6 +328,7 @@ class ClassifierConfig(LearnerConfig):
     """The classifier learner.
 
     Attributes:
+        _target_: The learner's class, `sesemi.Classifier`.
         hparams: The classifier's hyperparameters.
     """
 

@@ -42,12 +42,15 @@ class LossWeighting:
     scale_factor: float = 1.0
     scheduler: Callable[[int], float] | None = None
 
+    def factor(self, step: int) -> float:
+        """The term's weight at `step`: `scale_factor` times the schedule."""
+        return self.scale_factor * (self.scheduler(step) if self.scheduler else 1.0)
+
     def __call__(self, losses: Tensor, weights: Tensor | None, step: int) -> Tensor:
         if weights is not None:
             losses = losses * weights
         loss = losses.mean() if self.reduction == Reduction.MEAN else losses.sum()
-        factor = self.scale_factor * (self.scheduler(step) if self.scheduler else 1.0)
-        return factor * loss
+        return self.factor(step) * loss
 
 
 def _weighting(config: DictConfig, what: str) -> LossWeighting:
@@ -162,26 +165,39 @@ class Classifier(pl.LightningModule):
         """Images `[B, C, H, W]` -> logits `[B, num_classes]`."""
         return self.head(self.backbone(x))
 
+    def _active_terms(self, step: int) -> tuple[bool, dict[str, LossHead]]:
+        """Whether the supervised loss, and which loss heads, have a weight at `step`.
+
+        A term weighted 0 by its schedule (a ramp-up's first step, a pretext task after its
+        phase, a loss that starts later) is neither encoded nor computed, unless every term is.
+        """
+        supervised = self.supervised_loss is not None and self.supervised_weighting.factor(step) != 0
+        heads = {name: head for name, head in self.loss_heads.items() if self.loss_weightings[name].factor(step) != 0}
+        if not supervised and not heads:
+            return self.supervised_loss is not None, dict(self.loss_heads)
+        return supervised, heads
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         step = self.global_step
+        supervised, loss_heads = self._active_terms(step)
         requests: list[FeatureRequest] = []
-        if self.supervised_loss is not None:
+        if supervised:
             group = "" if self.fuse_labeled else SUPERVISED
             requests.append(FeatureRequest(SUPERVISED, batch[SUPERVISED][0], group=group))
-        for head in self.loss_heads.values():
+        for head in loss_heads.values():
             requests += head.feature_requests(batch)
         backbones = self.backbones
         features = encode(requests, backbones, stats_group=SUPERVISED, forward_only_targets=self.forward_only_targets)
 
         logs: dict[str, Tensor] = {}
         total = torch.zeros((), device=self.device)
-        if self.supervised_loss is not None:
+        if supervised:
             logits = self.head(features[SUPERVISED])
             losses = self.supervised_loss(logits, batch[SUPERVISED][1])
             logs["train/supervised_loss"] = self.supervised_weighting(losses, None, step)
             total = total + logs["train/supervised_loss"]
         context = StepContext(batch, features, backbones, self.heads, step)
-        for name, head in self.loss_heads.items():
+        for name, head in loss_heads.items():
             outputs = head(context)
             logs[f"train/{name}_loss"] = self.loss_weightings[name](outputs.losses, outputs.weights, step)
             total = total + logs[f"train/{name}_loss"]

@@ -92,8 +92,27 @@ def test_reduction_scale_factor_and_scheduler_weight_the_terms(make_hparams):
     weighted.load_state_dict(state)
     loss, logs = _step(weighted, _batch())
     torch.testing.assert_close(logs["train/supervised_loss"], 2.0 * 4 * mean_logs["train/supervised_loss"])
-    assert logs["train/rotation_prediction_loss"] == 0.0  # ramp-up weight at step 0
+    assert "train/rotation_prediction_loss" not in logs  # ramp-up weight 0 at step 0: skipped
     torch.testing.assert_close(loss, logs["train/supervised_loss"])
+
+
+@pytest.mark.parametrize(("step", "sizes"), [(0, [2 * 4]), (3, [4])])
+def test_a_term_weighted_zero_is_not_encoded(make_hparams, monkeypatch, step, sizes):
+    """A pretext phase then a supervised one: before step 3 only the rotation images are
+    encoded, from step 3 only the labeled batch (a term with weight 0 costs nothing)."""
+    hparams = make_hparams()
+    hparams["model"]["supervised_loss"]["scheduler"] = {"_target_": "sesemi.schedulers.LinearRampupScheduler", "stop": 0, "delay": 3}
+    hparams["model"]["regularization_loss_heads"]["rotation_prediction"]["scheduler"] = {
+        "_target_": "sesemi.schedulers.UntilScheduler",
+        "stop": 3,
+    }
+    model = Classifier(hparams)
+    monkeypatch.setattr(Classifier, "global_step", property(lambda self: step))
+    encoded: list[int] = []
+    model.backbone.register_forward_hook(lambda module, inputs, output: encoded.append(len(inputs[0])))
+    loss, logs = _step(model, _batch(batch_size=4, rotation_size=2))
+    assert encoded == sizes and torch.isfinite(loss)
+    assert ("train/supervised_loss" in logs) == (step >= 3)
 
 
 def test_rotation_only_training_without_supervised_loss(make_hparams):

@@ -16,6 +16,7 @@ from sesemi.models.heads.loss.entropy import EntropyMinimizationLossHead
 from sesemi.models.heads.loss.fixmatch import FixMatchLossHead
 from sesemi.models.heads.loss.jigsaw import JigsawPredictionLossHead
 from sesemi.models.heads.loss.rotation import RotationPredictionLossHead
+from sesemi.models.heads.loss.simclr import SimCLRLossHead
 
 __all__ = [
     "ConsistencyLossHead",
@@ -28,6 +29,7 @@ __all__ = [
     "MeanTeacherLossHead",
     "PiModelLossHead",
     "RotationPredictionLossHead",
+    "SimCLRLossHead",
     "StepContext",
     "feature_key",
 ]

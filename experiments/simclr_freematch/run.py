@@ -1,0 +1,138 @@
+"""Does pre-training on the unlabeled pool (`method=simclr_freematch`) close the gap between
+today's best method (FreeMatch) and training on all labels?
+
+For each data set and seed: the labels alone (`method=supervised`), FreeMatch
+(`method=freematch`), the recipe (`method=simclr_freematch`: SimCLR alone for `run.pretrain`
+of the budget, then the labels and FreeMatch from those weights), and supervised training on
+every training item with its label (`data.train.supervised.dataset.subset=train_all`, the
+ceiling). The recipe's budget is the others' plus its pre-training, so its fine-tuning phase
+trains as many steps as FreeMatch. Runs with the same seed train on the same labeled batches.
+
+Data sets: letters (experiments/letters, the image config as there), spoken digits (the built-in
+config) and instruments (experiments/instruments, read with the spoken_digits config: its
+network, clip length, mu and ramp-up).
+
+Usage: python experiments/simclr_freematch/run.py [--data letters instruments ...] [--seeds 0 1 2]
+       [--iterations N] [--parallel 2] [--runs DIR]
+Writes one table per data set into README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "letters"))
+sys.path.insert(0, str(HERE.parent / "instruments"))
+from build_instruments import build as build_instruments  # noqa: E402
+from build_letters import build as build_letters  # noqa: E402
+from common import gains, machine, mean_std, newest_run, per_seed, run_groups, top1, write_table  # noqa: E402
+
+PRETRAIN = 0.25  # the recipe's default share of its budget spent on SimCLR alone
+ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
+# name: (config, overrides shared by every row, builder of the data folder or None, budget)
+DATASETS = {
+    "letters": (
+        "image",
+        [
+            "run.mu=2",
+            "backbone=convnet_small",
+            "data.views.weak.p_hflip=0.0",
+            "data.train.supervised.num_workers=0",
+        ],
+        build_letters,
+        2000,
+    ),
+    "spoken_digits": ("spoken_digits", [], None, 2400),
+    "instruments": ("spoken_digits", [], build_instruments, 2400),
+}
+ROWS = {
+    "supervised": ["method=supervised"],
+    "freematch": ["method=freematch"],
+    "simclr_freematch": ["method=simclr_freematch", f"run.pretrain={PRETRAIN}"],
+    "all labels": ["method=supervised", ALL_LABELS],
+}
+HEADER = [
+    "| config | iterations | val/top1 (%) | per seed | gain over FreeMatch, per seed | mean gain ± s.e. | wall time per run |",
+    "|---|---|---|---|---|---|---|",
+]
+
+
+def budget(row: str, iterations: int) -> int:
+    """The recipe pre-trains on top of the others' budget, so that it fine-tunes as long."""
+    return round(iterations / (1 - PRETRAIN)) if row == "simclr_freematch" else iterations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--iterations", type=int, help="the budget of every data set (default: each one's own)"
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="runs side by side (one thread each)"
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="keep the runs here (default: a temporary folder); finished ones are reused",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = args.runs or Path(scratch) / "runs"
+        groups, plan = {}, {}
+        for name in args.data:
+            config, shared, builder, default_iterations = DATASETS[name]
+            iterations = args.iterations or default_iterations
+            data = runs / name
+            if builder is not None and not data.exists():
+                builder(data)
+            plan[name] = iterations
+            for row in args.rows:
+                overrides = [*shared, *ROWS[row], f"run.num_iterations={budget(row, iterations)}"]
+                tag = row.replace(" ", "_")
+                groups[(name, row)] = [
+                    (
+                        config,
+                        [*overrides, f"run.seed={s}"],
+                        runs,
+                        f"{name}_{tag}_{iterations}_{s}",
+                        data,
+                    )
+                    for s in args.seeds
+                ]
+        finished = run_groups(groups, args.parallel)
+    for name, iterations in plan.items():
+        lines, every = [], []
+        reference = top1(finished[(name, "freematch")]) if "freematch" in args.rows else None
+        for row in args.rows:
+            results = finished[(name, row)]
+            every += results
+            values = top1(results)
+            gain = (
+                gains(values, reference)
+                if reference is not None and row != "freematch"
+                else "- | -"
+            )
+            seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
+            lines.append(
+                f"| {row} | {budget(row, iterations)} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |"
+            )
+        note = (
+            f"{name}: seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; "
+            f"{machine(newest_run(every))}."
+        )
+        write_table(HERE / "README.md", f"{name}_{iterations}", note, [*HEADER, *lines])
+        print("\n".join([note, *HEADER, *lines]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
