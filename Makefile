@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint docs package clean
 
-demo: $(VENV)/.installed  ## train the built-in digits config (about two minutes on a CPU)
+demo: $(VENV)/.installed  ## train the built-in digits config (about a minute on a CPU)
 	$(BIN)/open_sesemi -cn digits
 
 test: $(VENV)/.installed-dev  ## run the test suite

@@ -53,8 +53,8 @@ def test_a_budgeted_run_sets_its_length_before_training(image_tree, tmp_path, mo
             "run.batch_size_per_gpu=4",
         ],
     )
-    assert config.run.num_iterations == 800  # digits sets it; the budget replaces it
+    assert config.run.num_iterations == 400  # digits sets it; the budget replaces it
     result = run(config, tmp_path / "run")
     recorded = OmegaConf.load(tmp_path / "run" / "config.yaml")
-    assert recorded.run.num_iterations == result.global_step != 800
+    assert recorded.run.num_iterations == result.global_step != 400
     assert recorded.learner.hparams.lr_scheduler.scheduler.max_iters == result.global_step

@@ -280,7 +280,8 @@ class ClassifierModelConfig:
             on experiments/letters, hence off by default.
         forward_only_targets: Whether the inputs that only make targets (FixMatch's weak view,
             a teacher's view) are encoded without autograd, in a pass of their own: about half
-            the work of a FixMatch step, with the same accuracy (experiments/step_speed). False
+            the work of a FixMatch step (experiments/step_speed), accuracy within seed noise
+            (experiments/forward_only; its own batch statistics, no running ones). False
             encodes them in the shared pass with gradients, as the FixMatch reference code does.
         compile: Whether to compile the backbone with `torch.compile`, at the first steps and
             again at the first validation (its cost and gain on a CPU: experiments/step_speed).

@@ -23,15 +23,15 @@ def test_digits_is_flexmatch_on_the_digits_data(compose_config):
     assert config.run.id == "digits" and config.run.method == "flexmatch"
     assert config.run.seed == 42
     assert config.run.data_root == "./data/digits"
-    assert config.run.num_iterations == 800 and config.run.num_epochs is None
-    assert (config.run.mu, config.run.rampup) == (2, 0.25)  # 64 unlabeled images per step, a quarter's ramp-up
+    assert config.run.num_iterations == 400 and config.run.num_epochs is None
+    assert (config.run.mu, config.run.rampup) == (1, 0.25)  # 32 unlabeled images per step, a quarter's ramp-up
     assert config.learner.hparams.model.backbone._target_ == "sesemi.ConvNet"
     assert list(config.data.train) == ["supervised", "fixmatch"]
     assert config.data.train.fixmatch.dataset.subset == ["train", "unlabeled"]
     head = config.learner.hparams.model.regularization_loss_heads.fixmatch
     assert head.head.thresholding == "flexmatch"
-    set_attributes(SESEMIConfigAttributes(max_iterations=800))
-    assert head.scheduler.stop == 200  # full weight after the first quarter
+    set_attributes(SESEMIConfigAttributes(max_iterations=400))
+    assert head.scheduler.stop == 100  # full weight after the first quarter
     assert config.data.val.dataset.subset == "val"
     assert config.data.views.weak.p_hflip == 0.0  # flipped digits are other symbols
     assert config.data.train.supervised.dataset.image_transform == config.data.views.weak
