@@ -40,7 +40,7 @@ from sesemi.config import register_configs, register_resolvers  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
 from sesemi.learners import classifier as classifier_module  # noqa: E402
 from sesemi.learners.encoding import encode  # noqa: E402
-from sesemi.runner import resolve  # noqa: E402
+from sesemi.runner import attributes_for, resolve  # noqa: E402
 from sesemi.trainer import build_trainer  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def data_module(config) -> SESEMIDataModule:
     module = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
     module.prepare_data()
     module.setup()
-    resolve(config, module)
+    resolve(config, attributes_for(config, module))
     return module
 
 
