@@ -19,6 +19,7 @@ Usage: python experiments/uncurated_pools/run.py [--data digits letters spoken_d
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import sys
 from pathlib import Path
@@ -159,6 +160,19 @@ def table(benchmark: str, results: dict[tuple[str, str], dict[int, dict]], refer
     return rows
 
 
+def flags(result: dict, pool: Path) -> tuple[float, float]:
+    """The share of the pool's out-of-class files, and of its in-class files, that the run's
+    model flags as out of class (`Prediction.looks_out_of_class`), by the truth in pool.csv."""
+    from sesemi.predictor import load
+
+    truth = {row["file"]: row["in_class"] == "1" for row in csv.DictReader((pool / "pool.csv").open())}
+    predictions = load(result["run_dir"], device="cpu").predict(pool / "unlabeled", batch_size=256)
+    flagged = {Path(p.input).name: bool(p.looks_out_of_class) for p in predictions}
+    outside = [flagged[name] for name, inside in truth.items() if not inside]
+    inside = [flagged[name] for name, inside in truth.items() if inside]
+    return statistics.mean(outside) if outside else float("nan"), statistics.mean(inside)
+
+
 HEADERS = {
     "open": "| config | pool | seeds | val/top1 (%) | per seed | gain over the labels alone, per seed | to the clean pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
     "skew": "| config | pool | seeds | balanced accuracy (%) | per seed | worst class's recall (%), per seed | to the balanced pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
@@ -195,6 +209,15 @@ def main() -> None:
             header = [HEADERS[benchmark], "|---" * 9 + "|"]
             write_table(readme, f"{name}_{benchmark}", note, [*header, *rows])
             print("\n".join(rows), flush=True)
+            if benchmark == "open" and (safe := results.get(("flexmatch_safe", "open"))):
+                folder = pools(name, "open", args.runs)["open"]
+                measured = {seed: flags(result, folder) for seed, result in sorted(safe.items())}
+                lines = [
+                    "| seed | out-of-class files flagged (%) | in-class files flagged (%) |",
+                    "|---|---|---|",
+                    *(f"| {seed} | {100 * out:.1f} | {100 * inside:.1f} |" for seed, (out, inside) in measured.items()),
+                ]
+                write_table(readme, f"{name}_flags", f"{name}, the open pool's {folder.name}/unlabeled, `flexmatch_safe` models.", lines)
 
 
 if __name__ == "__main__":
