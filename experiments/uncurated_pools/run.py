@@ -100,7 +100,9 @@ def pool_used(results: list[dict]) -> str:
     stats = [r.get("unlabeled") for r in results]
     if not all(stats):
         return "-"
-    used = statistics.mean(sum(s["pseudo_labeled_per_class"].values()) / s["seen"] for s in stats)
+    used = statistics.mean(sum(s["pseudo_labeled_per_class"].values()) for s in stats)
+    if any(s["out_of_class"] is None for s in stats):
+        return f"{100 * used:.0f}% / -"
     outliers = statistics.mean(s["out_of_class"] for s in stats)
     return f"{100 * used:.0f}% / {100 * outliers:.0f}%"
 
@@ -160,17 +162,31 @@ def table(benchmark: str, results: dict[tuple[str, str], dict[int, dict]], refer
     return rows
 
 
-def flags(result: dict, pool: Path) -> tuple[float, float]:
-    """The share of the pool's out-of-class files, and of its in-class files, that the run's
-    model flags as out of class (`Prediction.looks_out_of_class`), by the truth in pool.csv."""
+def flags(result: dict, pool: Path) -> list[str]:
+    """How a run's model tells the pool's out-of-class files from its in-class ones, by the truth
+    in pool.csv: the share of each flagged (`Prediction.looks_out_of_class`), and the AUROC of the
+    detectors' `out_of_class` score and of 1 - the top class probability (the score a model
+    without detectors has); `-` where the model has no detectors."""
+    from sklearn.metrics import roc_auc_score
+
     from sesemi.predictor import load
 
-    truth = {row["file"]: row["in_class"] == "1" for row in csv.DictReader((pool / "pool.csv").open())}
-    predictions = load(result["run_dir"], device="cpu").predict(pool / "unlabeled", batch_size=256)
-    flagged = {Path(p.input).name: bool(p.looks_out_of_class) for p in predictions}
-    outside = [flagged[name] for name, inside in truth.items() if not inside]
-    inside = [flagged[name] for name, inside in truth.items() if inside]
-    return statistics.mean(outside) if outside else float("nan"), statistics.mean(inside)
+    truth = {row["file"]: row["in_class"] == "1" for row in csv_rows(pool)}
+    predictions = {Path(p.input).name: p for p in load(result["run_dir"], device="cpu").predict(pool / "unlabeled", batch_size=256)}
+    names = sorted(truth)
+    outside = [not truth[name] for name in names]
+    uncertainty = roc_auc_score(outside, [1 - predictions[name].score for name in names])
+    if predictions[names[0]].out_of_class is None:
+        return ["-", "-", "-", f"{uncertainty:.3f}"]
+    flagged = [bool(predictions[name].looks_out_of_class) for name in names]
+    share = lambda wanted: 100 * statistics.mean(f for f, o in zip(flagged, outside, strict=True) if o == wanted)  # noqa: E731
+    detectors = roc_auc_score(outside, [predictions[name].out_of_class for name in names])
+    return [f"{share(True):.1f}", f"{share(False):.1f}", f"{detectors:.3f}", f"{uncertainty:.3f}"]
+
+
+def csv_rows(pool: Path) -> list[dict]:
+    """The rows of a pool's pool.csv."""
+    return list(csv.DictReader((pool / "pool.csv").open()))
 
 
 HEADERS = {
@@ -209,15 +225,16 @@ def main() -> None:
             header = [HEADERS[benchmark], "|---" * 9 + "|"]
             write_table(readme, f"{name}_{benchmark}", note, [*header, *rows])
             print("\n".join(rows), flush=True)
-            if benchmark == "open" and (safe := results.get(("flexmatch_safe", "open"))):
+            if benchmark == "open":
                 folder = pools(name, "open", args.runs)["open"]
-                measured = {seed: flags(result, folder) for seed, result in sorted(safe.items())}
                 lines = [
-                    "| seed | out-of-class files flagged (%) | in-class files flagged (%) |",
-                    "|---|---|---|",
-                    *(f"| {seed} | {100 * out:.1f} | {100 * inside:.1f} |" for seed, (out, inside) in measured.items()),
+                    "| config | seed | out-of-class files flagged (%) | in-class files flagged (%) | AUROC of out_of_class | AUROC of 1 - top probability |",
+                    "|---|---|---|---|---|---|",
                 ]
-                write_table(readme, f"{name}_flags", f"{name}, the open pool's {folder.name}/unlabeled, `flexmatch_safe` models.", lines)
+                for arm in ("flexmatch", "flexmatch_safe"):
+                    for seed, result in sorted(results.get((arm, "open"), {}).items()):
+                        lines.append(f"| {' '.join(ARMS[arm])} | {seed} | {' | '.join(flags(result, folder))} |")
+                write_table(readme, f"{name}_flags", f"{name}: the models trained on the open pool, on its {len(csv_rows(folder))} unlabeled files.", lines)
 
 
 if __name__ == "__main__":
