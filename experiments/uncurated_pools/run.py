@@ -53,6 +53,9 @@ ARMS = {
     "supervised": ["method=supervised"],
     "flexmatch": ["method=flexmatch"],
     "flexmatch_safe": ["method=flexmatch", *SAFE],
+    # an ablation: without distribution alignment, which spreads the pool's pseudo-labels evenly
+    # over the labeled classes, out-of-class files included
+    "flexmatch_no_alignment": ["method=flexmatch", f"{HEAD}.distribution_alignment=false"],
 }
 BENCHMARKS = {"open": ("clean", ["open"]), "skew": ("balanced", ["skew10", "skew50"])}
 
