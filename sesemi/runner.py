@@ -399,7 +399,10 @@ def _unlabeled(learner: pl.LightningModule, datamodule: SESEMIDataModule) -> dic
     classes = datamodule.classes
     if report is None or classes is None or len(classes) != len(report["pseudo_labeled_per_class"]):
         return None
-    report = {**report, "pseudo_labeled_per_class": dict(zip(classes, report["pseudo_labeled_per_class"], strict=True))}
+    report = dict(report)
+    for key in ("pseudo_labeled_per_class", "predicted_per_class"):
+        if key in report:
+            report[key] = dict(zip(classes, report[key], strict=True))
     targets = getattr(datamodule.train_datasets.get("supervised"), "targets", None) or []
     labeled = {c: 0 for c in classes}
     for target in targets:

@@ -40,7 +40,7 @@ def test_results_json_says_how_the_pool_was_used(filtered_run):
     result, tree = filtered_run
     unlabeled = RunResult.read(result.run_dir).unlabeled
     assert unlabeled["seen"] > 0 and 0.0 <= unlabeled["out_of_class"] <= 1.0
-    assert set(unlabeled["pseudo_labeled_per_class"]) == set(tree.classes)
+    assert set(unlabeled["pseudo_labeled_per_class"]) == set(unlabeled["predicted_per_class"]) == set(tree.classes)
     assert sum(unlabeled["pseudo_labeled_per_class"].values()) + unlabeled["out_of_class"] == pytest.approx(1.0, abs=1e-3)
 
 
@@ -84,3 +84,6 @@ def test_a_pool_unlike_the_labels_is_warned_about():
     assert len(mostly_out) == 1 and "80% of the unlabeled pool looked out of class" in mostly_out[0]
     skewed = pool_warnings({"pseudo_labeled_per_class": {"a": 0.9, "b": 0.02}, "out_of_class": None, "seen": 9}, labeled)
     assert len(skewed) == 1 and "'a'" in skewed[0]
+    # distribution alignment evened out the pseudo-labels; the model's own predictions tell the skew
+    aligned = {"pseudo_labeled_per_class": {"a": 0.5, "b": 0.5}, "predicted_per_class": {"a": 0.1, "b": 0.9}}
+    assert len(pool_warnings({**aligned, "out_of_class": None, "seen": 9}, labeled)) == 1

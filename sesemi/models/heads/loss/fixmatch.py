@@ -136,10 +136,11 @@ class FixMatchLossHead(LossHead):
         with torch.no_grad():
             # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
             probs_weak = head(weak).float().softmax(dim=1)
+            predicted = probs_weak.argmax(dim=1)
             outliers = None
             if self.outlier_filter:
                 detectors_weak = head.one_vs_all_logits(weak).float()
-                outliers = ~inlier_mask(detectors_weak, probs_weak.argmax(dim=1), self.outlier_threshold)
+                outliers = ~inlier_mask(detectors_weak, predicted, self.outlier_threshold)
             inliers = slice(None) if outliers is None else ~outliers
             mask = torch.zeros(len(probs_weak), device=probs_weak.device)
             kept = probs_weak[inliers]
@@ -150,7 +151,7 @@ class FixMatchLossHead(LossHead):
             probs_weak[inliers] = kept
             pseudo_labels = probs_weak.argmax(dim=1)
             if self.training:
-                self.pool.record(pseudo_labels, mask, outliers)
+                self.pool.record(pseudo_labels, mask, outliers, predicted)
         logits_strong = head(strong)
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")

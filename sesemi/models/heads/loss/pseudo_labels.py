@@ -266,7 +266,9 @@ class PoolStatistics(nn.Module):
     """What a pseudo-labeling head did with the last `window` unlabeled samples it saw.
 
     Each sample was pseudo-labeled (with a class), left out (not confident enough), or judged
-    out of class. `summary()` is what the head reports for results.json.
+    out of class; and the model predicted a class for it before any alignment, which tells the
+    pool's apparent class shares even where distribution alignment evens out the pseudo-labels.
+    `summary()` is what the head reports for results.json.
 
     Args:
         num_classes: The number of classes.
@@ -279,12 +281,14 @@ class PoolStatistics(nn.Module):
         # not saved in checkpoints, so those of earlier releases still load (a resumed run
         # describes what it saw since resuming)
         self.register_buffer("recent", torch.full((window,), _EMPTY, dtype=torch.long), persistent=False)
+        self.register_buffer("predicted", torch.full((window,), _EMPTY, dtype=torch.long), persistent=False)
         self.register_buffer("position", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("judged", torch.zeros((), dtype=torch.long), persistent=False)  # 1: outliers judged
 
-    def record(self, labels: Tensor, mask: Tensor, outliers: Tensor | None = None) -> None:
-        """Records a batch: pseudo-labels `[N]`, whether each counted `[N]`, and whether each was
-        judged out of class `[N]` (None: the head does not judge)."""
+    def record(self, labels: Tensor, mask: Tensor, outliers: Tensor | None = None, predicted: Tensor | None = None) -> None:
+        """Records a batch: pseudo-labels `[N]`, whether each counted `[N]`, whether each was
+        judged out of class `[N]` (None: the head does not judge), and the model's own class for
+        each `[N]` before any alignment (None: the pseudo-labels')."""
         outcome = torch.where(mask > 0, labels, torch.full_like(labels, _UNUSED))
         if outliers is not None:
             outcome = torch.where(outliers, torch.full_like(labels, _OUTLIER), outcome)
@@ -293,19 +297,23 @@ class PoolStatistics(nn.Module):
         outcome = outcome[-window:]
         slots = (self.position + torch.arange(len(outcome), device=outcome.device)) % window
         self.recent[slots] = outcome
+        self.predicted[slots] = (labels if predicted is None else predicted)[-window:]
         self.position.copy_((self.position + len(outcome)) % window)
 
     def summary(self) -> dict[str, Any] | None:
         """`seen` (samples described), `pseudo_labeled_per_class` (the share of them pseudo-labeled
-        with each class, by class index) and `out_of_class` (the share judged out of class, None
-        when the head does not judge); None before any sample."""
+        with each class, by class index), `out_of_class` (the share judged out of class, None
+        when the head does not judge) and `predicted_per_class` (the share the model predicted
+        as each class); None before any sample."""
         seen = int((self.recent != _EMPTY).sum())
         if seen == 0:
             return None
         counts = torch.bincount(self.recent[self.recent >= 0], minlength=self.num_classes)
         outliers = float((self.recent == _OUTLIER).sum()) / seen if bool(self.judged) else None
+        predicted = torch.bincount(self.predicted[self.predicted >= 0], minlength=self.num_classes)
         return {
             "seen": seen,
             "pseudo_labeled_per_class": [round(float(c) / seen, 4) for c in counts],
             "out_of_class": None if outliers is None else round(outliers, 4),
+            "predicted_per_class": [round(float(c) / seen, 4) for c in predicted],
         }

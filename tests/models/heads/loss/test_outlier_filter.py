@@ -91,6 +91,17 @@ def test_pool_statistics_describe_the_last_window_of_samples():
     assert pool.summary() is None
     pool.record(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0]))
     # the window keeps the last 4: (0 counted), (1 not counted), (2 counted), (2 counted)
-    assert pool.summary() == {"seen": 4, "pseudo_labeled_per_class": [0.25, 0.0, 0.5], "out_of_class": None}
-    pool.record(torch.tensor([1, 1]), torch.tensor([1.0, 1.0]), outliers=torch.tensor([True, False]))
-    assert pool.summary() == {"seen": 4, "pseudo_labeled_per_class": [0.0, 0.25, 0.5], "out_of_class": 0.25}
+    assert pool.summary() == {
+        "seen": 4,
+        "pseudo_labeled_per_class": [0.25, 0.0, 0.5],
+        "out_of_class": None,
+        "predicted_per_class": [0.25, 0.25, 0.5],
+    }
+    # aligned pseudo-labels 1, 1 of inputs the model itself predicted as 0, 0; one judged out of class
+    pool.record(torch.tensor([1, 1]), torch.tensor([1.0, 1.0]), torch.tensor([True, False]), torch.tensor([0, 0]))
+    assert pool.summary() == {
+        "seen": 4,
+        "pseudo_labeled_per_class": [0.0, 0.25, 0.5],
+        "out_of_class": 0.25,
+        "predicted_per_class": [0.5, 0.0, 0.5],
+    }
