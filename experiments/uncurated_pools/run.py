@@ -161,7 +161,7 @@ def table(benchmark: str, results: dict[tuple[str, str], dict[int, dict]], refer
             middle = paired([score(by_seed[s]) for s in shared], [score(alone[s]) for s in shared])
         label = "labels only" if arm == "supervised" else pool
         cells = f"{mean_std(values)} | {per_seed(values)} | {middle} | {to_reference} | {pool_used(list(by_seed.values()))}"
-        rows.append(f"| {' '.join(ARMS[arm])} | {label} | {', '.join(map(str, seeds))} | {cells} | {seconds:.0f} s |")
+        rows.append(f"| `{arm}` | {label} | {', '.join(map(str, seeds))} | {cells} | {seconds:.0f} s |")
     return rows
 
 
@@ -193,8 +193,8 @@ def csv_rows(pool: Path) -> list[dict]:
 
 
 HEADERS = {
-    "open": "| config | pool | seeds | val/top1 (%) | per seed | gain over the labels alone, per seed | to the clean pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
-    "skew": "| config | pool | seeds | balanced accuracy (%) | per seed | worst class's recall (%), per seed | to the balanced pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
+    "open": "| arm | pool | seeds | val/top1 (%) | per seed | gain over the labels alone, per seed | to the clean pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
+    "skew": "| arm | pool | seeds | balanced accuracy (%) | per seed | worst class's recall (%), per seed | to the balanced pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
 }
 
 
@@ -231,12 +231,12 @@ def main() -> None:
             if benchmark == "open":
                 folder = pools(name, "open", args.runs)["open"]
                 lines = [
-                    "| config | seed | out-of-class files flagged (%) | in-class files flagged (%) | AUROC of out_of_class | AUROC of 1 - top probability |",
+                    "| arm | seed | out-of-class files flagged (%) | in-class files flagged (%) | AUROC of out_of_class | AUROC of 1 - top probability |",
                     "|---|---|---|---|---|---|",
                 ]
                 for arm in ("flexmatch", "flexmatch_safe"):
                     for seed, result in sorted(results.get((arm, "open"), {}).items()):
-                        lines.append(f"| {' '.join(ARMS[arm])} | {seed} | {' | '.join(flags(result, folder))} |")
+                        lines.append(f"| `{arm}` | {seed} | {' | '.join(flags(result, folder))} |")
                 write_table(readme, f"{name}_flags", f"{name}: the models trained on the open pool, on its {len(csv_rows(folder))} unlabeled files.", lines)
 
 
