@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint package clean
+.PHONY: demo test lint docs package clean
 
 demo: $(VENV)/.installed  ## train the built-in digits config (about two minutes on a CPU)
 	$(BIN)/open_sesemi -cn digits
@@ -12,7 +12,10 @@ test: $(VENV)/.installed-dev  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check sesemi tests experiments
+	$(BIN)/ruff check sesemi tests experiments examples docs/gen_pages.py
+
+docs: $(VENV)/.installed-docs  ## build the documentation site into site/ (mkdocs.yml)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 package: $(VENV)/.installed-dev  ## build and check the sdist and wheel, then train from the installed wheel
 	rm -rf dist
@@ -33,5 +36,9 @@ $(VENV)/.installed-dev: $(VENV)/.created setup.py
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-docs: $(VENV)/.created setup.py
+	$(BIN)/pip install --quiet -e ".[docs]"
+	touch $@ $(VENV)/.installed
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info site

@@ -41,11 +41,16 @@ AUDIO_REQUIRE = [
     "av>=12",  # m4a/aac and wma (FFmpeg in its wheel)
 ]
 
+# `sesemi export`: onnx and onnxscript write ONNX files with torch's exporter; onnxruntime runs them
+EXPORT_REQUIRE = ["onnx>=1.16", "onnxscript>=0.1", "onnxruntime>=1.17"]
+
 EXTRAS_REQUIRE = {
     # the tests read and write audio; build and twine check the packages (make package)
-    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10", *AUDIO_REQUIRE],
-    "docs": [],
+    "dev": ["pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10", *AUDIO_REQUIRE, *EXPORT_REQUIRE],
+    # the documentation site (`make docs`): mkdocs.yml, with pages made by docs/gen_pages.py
+    "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     "audio": AUDIO_REQUIRE,
+    "export": EXPORT_REQUIRE,
     # experiment trackers (the `logger` config group); metrics.csv needs none
     "tensorboard": ["tensorboard>=2.10"],
     "mlflow": ["mlflow>=2.0"],

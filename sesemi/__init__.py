@@ -30,7 +30,7 @@ _EXPORTS = {
     "train": "sesemi.runner",
     "training_run": "sesemi.api",
 }
-_SUBPACKAGES = ("hub",)  # sesemi.hub without `import sesemi.hub`
+_SUBPACKAGES = ("export", "hub")  # sesemi.hub.load(...) without `import sesemi.hub`
 
 __all__ = [
     "AudioBackbone",
@@ -46,6 +46,7 @@ __all__ = [
     "__version__",
     "compose",
     "dataset",
+    "export",
     "hub",
     "register_dataset",
     "resume",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from sesemi import hub
+    from sesemi import export, hub
     from sesemi.api import TrainingRun, training_run
     from sesemi.collation import RotationTransformer
     from sesemi.config.compose import compose

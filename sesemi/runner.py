@@ -359,7 +359,7 @@ def _finish(trainer: pl.Trainer, learner: pl.LightningModule, datamodule: SESEMI
     best, last = checkpoint_callbacks(trainer)
     if last is not None:
         path = Path(last.dirpath) / f"{last.filename}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint, as ModelCheckpoint saves
         last.best_model_path = str(path)
     score = trainer.callback_metrics.get(best.monitor) if best is not None and best.monitor else None
     if score is None or best is None:
@@ -368,7 +368,7 @@ def _finish(trainer: pl.Trainer, learner: pl.LightningModule, datamodule: SESEMI
     better = previous is None or (float(score) > float(previous) if best.mode == "max" else float(score) < float(previous))
     if better:
         path = Path(best.dirpath) / f"{best.filename or 'best'}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         best.best_model_path, best.best_model_score = str(path), score
 
 

@@ -27,14 +27,27 @@ from sesemi.errors import SesemiError
 
 logger = logging.getLogger(__name__)
 
-class _DropAdvertising(logging.Filter):
-    """Hides Lightning's product tips from the run log."""
+# Lightning's lines that tell a sesemi user nothing they can act on: product tips; that the
+# trainer has the ModelSummary sesemi adds for logs; accelerators that are absent or that
+# sesemi does not use (`devices` says when a GPU goes unused, naming run.gpus).
+_NOISE = (
+    "litlogger",
+    "Trainer already configured with model summary callbacks",
+    "GPU available: False",
+    "TPU available:",
+    "HPU available:",
+)
+
+
+class _DropNoise(logging.Filter):
+    """Hides Lightning's log lines that a user cannot act on (`_NOISE`) from the run log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(noise in message for noise in _NOISE)
 
 
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdvertising())
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropNoise())
 
 LAST = "last"
 INTERRUPTED = "interrupted.ckpt"
@@ -46,6 +59,8 @@ REPLACED_STRATEGIES = {"dp": "ddp", "ddp2": "ddp", "ddp_cpu": "ddp", "horovod": 
 def devices(gpus: Any) -> tuple[str, Any]:
     """`run.gpus` -> Lightning's (accelerator, devices)."""
     if gpus is None or gpus == 0 or gpus == "0" or gpus == []:
+        if torch.cuda.is_available():
+            _notice("a GPU is available but run.gpus=0: set run.gpus=-1 to train on it")
         return "cpu", 1
     available = torch.cuda.device_count()
     if gpus == -1 or gpus == "-1":
@@ -187,4 +202,19 @@ def build_trainer(
     warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
     # Lightning's own use of a torch API that torch deprecated; nothing a user can change.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # Loader workers come from the config (tuned per data set, or `auto` for the machine); the
+    # advice counts cores only and suggests Trainer arguments a sesemi config does not take.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Training metrics are logged every log_every_n_steps steps across epochs, so an epoch of
+    # fewer batches (a small data set) loses nothing.
+    warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
+    # `devices` names run.gpus instead of Lightning's Trainer(accelerator='gpu').
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     return pl.Trainer(**settings)
+
+
+if __name__ == "__main__":  # sesemi 0.3's `python -m sesemi.trainer` would otherwise do nothing
+    raise SystemExit(
+        "error: `python -m sesemi.trainer` is sesemi 0.3's; use `open_sesemi` with the same arguments, "
+        "or `sesemi train` (see docs/migration.md)"
+    )

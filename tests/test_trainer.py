@@ -92,14 +92,14 @@ def test_budget_neither_is_a_sesemi_error():
 
 
 def test_build_trainer_defaults(tmp_path, no_gpu):
-    """CPU, the budget, CSV + TensorBoard loggers in run_dir, best/last checkpointing on val/top1."""
+    """CPU, the budget, the CSV logger in run_dir (others are opt-in), best/last checkpointing on val/top1."""
     trainer = build_trainer(_run(num_iterations=7), None, tmp_path, fit=True)
     set_budget(trainer, _run(num_iterations=7), iterations_per_epoch=5)
     assert trainer.max_steps == 7 and trainer.max_epochs == 2
     assert isinstance(trainer.accelerator, pl.accelerators.CPUAccelerator)
     checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
     assert checkpoints and checkpoints[0].monitor == "val/top1" and checkpoints[0].mode == "max"
-    assert {type(lg).__name__ for lg in trainer.loggers} == {"CSVLogger", "TensorBoardLogger"}
+    assert {type(lg).__name__ for lg in trainer.loggers} == {"CSVLogger"}
     assert trainer.default_root_dir == str(tmp_path)
 
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sesemi.cli import completion
 from sesemi.cli.output import echo, exit_on_user_error, print_table
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
@@ -25,8 +26,12 @@ app = typer.Typer(
     name="sesemi",
     help="Semi-supervised image and audio classification: the life of a project, from "
     "`sesemi create` to `sesemi publish`. Each command's help names the Python function it calls.",
+    epilog="Shell completion (commands, configs, method=NAME, group=NAME): `sesemi --install-completion` "
+    "for this shell, or add to ~/.bashrc `eval \"$(_SESEMI_COMPLETE=source_bash sesemi)\"`, to ~/.zshrc "
+    "`eval \"$(_SESEMI_COMPLETE=source_zsh sesemi)\"` (after compinit); fish: `_SESEMI_COMPLETE=source_fish "
+    "sesemi > ~/.config/fish/completions/sesemi.fish`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
@@ -91,7 +96,9 @@ def create(
 
 @command(name="list")
 def list_(
-    group: Annotated[str | None, typer.Argument(help="A config group: method, backbone, ...")] = None,
+    group: Annotated[
+        str | None, typer.Argument(help="A config group: method, backbone, ...", autocompletion=completion.groups)
+    ] = None,
     pattern: Annotated[str, typer.Option("--pattern", "-p", help="Shell-style pattern on the names.")] = "*",
 ) -> None:
     """List the built-in configs and methods, and what each is for.
@@ -121,7 +128,9 @@ def list_(
 
 @command()
 def show(
-    name: Annotated[str, typer.Argument(help="A built-in config, e.g. digits or method/flexmatch.")],
+    name: Annotated[
+        str, typer.Argument(help="A built-in config, e.g. digits or method/flexmatch.", autocompletion=completion.config_names)
+    ],
     save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier copy, never your own.")] = False,
 ) -> None:
@@ -172,9 +181,17 @@ def fetch(
 
 @command()
 def train(
-    config: Annotated[str | None, typer.Argument(help="A built-in config (sesemi list) or one in --config-dir.")] = None,
+    config: Annotated[
+        str | None,
+        typer.Argument(
+            help="A built-in config (sesemi list) or one in --config-dir.", autocompletion=completion.data_configs
+        ),
+    ] = None,
     overrides: Annotated[
-        list[str] | None, typer.Argument(help="Overrides: method=flexmatch, run.seed=1, backbone=resnet18, ...")
+        list[str] | None,
+        typer.Argument(
+            help="Overrides: method=flexmatch, run.seed=1, backbone=resnet18, ...", autocompletion=completion.overrides
+        ),
     ] = None,
     config_name: Annotated[str | None, typer.Option("--config-name", "-cn", help="The config, as open_sesemi takes it.")] = None,
     config_dir: ConfigDir = None,
@@ -226,7 +243,7 @@ def resume(
     Python: sesemi.resume
 
     Examples:
-      $ sesemi resume runs/digits/2026-12-03_10-01-22-554444
+      $ sesemi resume runs/digits/flexmatch/2026-12-03_10-01-22-554444
     """
     from sesemi.runner import resume as resume_run
 
@@ -266,10 +283,10 @@ def inference(
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
     Examples:
-      $ sesemi inference runs/digits/2026-11-23_16-09-06 data/new_images --save-dir out
-      $ sesemi inference runs/digits/<time>/checkpoints/last.ckpt files.txt
-      $ sesemi inference runs/spoken_digits/<time> recordings window_seconds=2 per_window=true
-      $ sesemi inference runs/digits/<time> data/new_images --embeddings --force
+      $ sesemi inference runs/digits/flexmatch/2026-11-23_16-09-06 data/new_images --save-dir out
+      $ sesemi inference runs/digits/flexmatch/<time>/checkpoints/last.ckpt files.txt
+      $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
+      $ sesemi inference runs/digits/flexmatch/<time> data/new_images --embeddings --force
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
     from sesemi.cli.output import key_values, progress
@@ -334,9 +351,9 @@ def pseudo_label(
     Python: sesemi.ops.pseudo_dataset.pseudo_dataset
 
     Examples:
-      $ sesemi pseudo-label runs/digits/<time> data/digits
-      $ sesemi pseudo-label runs/digits/<time> data/digits threshold=0.9 balance=true
-      $ sesemi pseudo-label runs/digits/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
+      $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits
+      $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits threshold=0.9 balance=true
+      $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
     """
     from sesemi.cli.output import key_values
     from sesemi.ops.pseudo_dataset import pseudo_dataset
@@ -546,10 +563,10 @@ def publish(
     Python: sesemi.hub.publish
 
     Examples:
-      $ sesemi publish runs/digits/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
-      $ sesemi publish runs/digits/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
-      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
-      $ sesemi publish runs/digits/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
+      $ sesemi publish runs/digits/flexmatch/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
+      $ sesemi publish runs/digits/flexmatch/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
+      $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
+      $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
     """
     import yaml
 
@@ -606,6 +623,44 @@ def load(
     model = load_model(uid, repository=repository, device=device)
     info = model.info
     echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.model.source}")
+
+
+@command()
+def export(
+    model: Annotated[
+        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
+    ],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="onnx or torchscript.", autocompletion=completion.export_formats)
+    ] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The model file; default: model.onnx (.pt) in the run folder.")
+    ] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="For a run folder: best or last.")] = "best",
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier export (never another file).")] = False,
+    repository: Repository = None,
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
+    ] = None,
+) -> None:
+    """Export a trained model to ONNX or TorchScript, to predict without sesemi.
+
+    Beside the file, <file>.json says what the inputs must be (shape, resizing, mean and std,
+    or sample rate) and lists the labels. ONNX needs `pip install 'sesemi[export]'`.
+
+    Python: sesemi.export.export
+
+    Examples:
+      $ sesemi export runs/digits/flexmatch/<time>                  # .../model.onnx
+      $ sesemi export runs/digits/flexmatch/<time> --format torchscript -o digits.pt
+      $ sesemi export digits-cnn@1.0.0 -r /shared/models            # digits-cnn-1.0.0.onnx
+    """
+    from sesemi.export import export as export_model
+
+    exported = export_model(
+        model, format, output, force=force, checkpoint=checkpoint, allow=allow or (), repository=repository
+    )
+    echo(f"{'replaced' if exported.replaced else 'wrote'} {exported.path} and {exported.description_path}")
 
 
 trust_app = typer.Typer(

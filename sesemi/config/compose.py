@@ -21,7 +21,7 @@ from pathlib import Path
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sesemi.config import catalog
+from sesemi.config import catalog, migration
 from sesemi.config.structs import OPEN_RANGES, RANGE
 from sesemi.errors import SesemiError
 
@@ -133,6 +133,9 @@ def hydra_error(error: BaseException) -> str | None:
     from yaml import MarkedYAMLError, YAMLError
 
     if isinstance(error, MissingConfigException):
+        earlier = migration.renamed_config(error.missing_cfg_file or "")
+        if earlier:
+            return earlier
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         options = []
         if "Available options" in str(error):
@@ -170,15 +173,23 @@ def validate(config: DictConfig) -> None:
 
     Refuses keys the schema does not have, e.g. `+run.num_iteration=5` (Hydra adds a key given
     with `+` to any node; only the open mappings, such as `trainer` or a dataset's options, take
-    keys of their own), and `_target_`s that name nothing importable.
+    keys of their own), and `_target_`s that name nothing importable. Keys, classes and
+    arguments of sesemi 0.3 are refused with what to write now (`sesemi.config.migration`).
     """
     for key, known in _unknown_keys(config):
         raise SesemiError(unknown_key(key, known))
     check_ranges(config)
-    for key, target in _targets(config):
+    for key, node, target in _targets(config):
+        earlier = migration.renamed_target(key, target)
+        if earlier:
+            raise SesemiError(earlier)
         problem = _import_problem(target)
         if problem:
             raise SesemiError(f"{key} names {target}, which {problem}")
+        arguments = dict(node.items_ex(resolve=False))
+        earlier = migration.renamed_argument(key.removesuffix("._target_"), arguments, get_object(target))
+        if earlier:
+            raise SesemiError(earlier)
 
 
 def check_ranges(config: DictConfig) -> None:
@@ -238,22 +249,26 @@ def _import_problem(target: str) -> str | None:
 
 
 def unknown_key(key: str, known: Sequence[str]) -> str:
-    """The message for a key the schema does not have, with the closest one it has."""
+    """The message for a key the schema does not have: what to write now for a key of sesemi
+    0.3's, else the closest key it has."""
+    earlier = migration.renamed_key(key)
+    if earlier:
+        return earlier
     parent, _, name = key.rpartition(".")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
     return f"unknown config key {key}; {hint}(the schema has: {', '.join(known)})"
 
 
-def _targets(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """`(key, target)` of every `_target_` that is not an interpolation."""
+def _targets(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, DictConfig, str]]:
+    """`(key, node, target)` of every `_target_` that is not an interpolation."""
     items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
     if isinstance(node, DictConfig) and (node._is_none() or node._is_missing()):
         return
     for key, value in items:
         path = f"{prefix}.{key}" if prefix else str(key)
         if key == "_target_" and isinstance(value, str) and not OmegaConf.is_interpolation(node, key):
-            yield path, value
+            yield path, node, value
         elif isinstance(value, DictConfig | ListConfig) and not (value._is_none() or value._is_missing()):
             yield from _targets(value, path)
 

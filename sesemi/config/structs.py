@@ -83,7 +83,7 @@ class RunConfig:
             ramp up to full weight (their weight schedules end or pivot there).
         method: The method's name, set by the method config (`configs/method/<name>.yaml`).
         data_root: The parent of relative dataset roots (see `DatasetConfig`).
-        id: The run's name; outputs go to `<dir>/<id>/<timestamp>/`.
+        id: The run's name; outputs go to `<dir>/<id>/<method>/<timestamp>/`.
         dir: The directory that holds the runs.
         mode: FIT, VALIDATE or TEST.
         resume_from_checkpoint: A checkpoint to resume training from (weights, optimizer,
@@ -310,7 +310,11 @@ class ClassifierHParams:
 
 @dataclass
 class LearnerConfig:
-    """A learner: any instantiable LightningModule."""
+    """A learner: any instantiable LightningModule.
+
+    Attributes:
+        _target_: The LightningModule's class, e.g. `sesemi.Classifier`.
+    """
 
     _target_: str = MISSING
 
@@ -320,6 +324,7 @@ class ClassifierConfig(LearnerConfig):
     """The classifier learner.
 
     Attributes:
+        _target_: The learner's class, `sesemi.Classifier`.
         hparams: The classifier's hyperparameters.
     """
 

@@ -286,10 +286,13 @@ class FileDataset(Dataset):
 
 
 class ImageDataset(FileDataset):
-    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`)."""
+    """`(image, label)` items: files read with Pillow as 8-bit RGB (`read_image`), whose
+    `image.info["filename"]` is the file's path (before the transform, as in sesemi 0.3)."""
 
     kind = "image"
     read_errors = (ImageReadError, OSError)
 
     def read(self, path: str) -> Image.Image:
-        return read_image(path)
+        image = read_image(path)
+        image.info["filename"] = path  # as in sesemi 0.3, for transforms that need the file
+        return image

@@ -14,14 +14,17 @@ from sesemi.registry import Registry
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
 
 
-def register_dataset(name: str | None = None) -> Callable:
-    """Registers a builder `(root, subset, image_transform, **kwargs) -> Dataset`.
+def register_dataset(name: str | Callable | None = None) -> Callable:
+    """Registers a builder `(root, subset, image_transform, **kwargs) -> Dataset`, under `name`
+    or its function's name; `@register_dataset` without a name works too, as in sesemi 0.3.
 
     Example:
         >>> @register_dataset("my_images")
         ... def my_images(root, subset=None, image_transform=None):
         ...     ...
     """
+    if callable(name):  # used bare: `name` is the builder
+        return DATASETS.register()(name)
     return DATASETS.register(name)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from sesemi.errors import SesemiError
+
 
 class WeightScheduler:
     """A loss-weight schedule; call it with the global step."""
@@ -19,13 +21,32 @@ class WeightScheduler:
 class SigmoidRampupScheduler(WeightScheduler):
     """exp(-5 (1 - t)^2) with t = step / pivot, then `weight` from `pivot` on.
 
+    Keywords are today's names, `pivot` only by keyword: `SigmoidRampupScheduler(pivot=100,
+    weight=2.0)`. Positional arguments are sesemi 0.3's, in its order:
+    `SigmoidRampupScheduler(2.0, 100)` is weight 2 reached at step 100, as in 0.3, and
+    `stop_rampup` is 0.3's name for `pivot`. A 0.3 call means what it meant, and a call by
+    today's names never depends on the order.
+
     Args:
-        pivot: The step at which the full weight is reached.
         weight: The final weight.
+        stop_rampup: sesemi 0.3's name for `pivot`.
+        pivot: The step at which the full weight is reached.
+
+    Raises:
+        SesemiError: Neither or both of `pivot` and `stop_rampup` are given.
     """
 
-    def __init__(self, pivot: int, weight: float = 1.0):
-        self.pivot = pivot
+    def __init__(self, weight: float = 1.0, stop_rampup: int | None = None, *, pivot: int | None = None):
+        if pivot is not None and stop_rampup is not None:
+            raise SesemiError(
+                f"SigmoidRampupScheduler takes pivot ({pivot}) or stop_rampup ({stop_rampup}, its sesemi 0.3 name), not both"
+            )
+        if pivot is None and stop_rampup is None:
+            raise SesemiError(
+                "SigmoidRampupScheduler needs pivot=, the step at which the full weight is reached "
+                f"(a single positional argument is the weight, {weight}, as in sesemi 0.3)"
+            )
+        self.pivot = pivot if pivot is not None else stop_rampup
         self.weight = weight
 
     def __call__(self, step: int) -> float:

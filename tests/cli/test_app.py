@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ COMMANDS = [
     "load",
     "trust",
     "resume",
+    "export",
 ]
 
 
@@ -59,14 +59,12 @@ def error_line(result) -> str:
 # --- help and version --------------------------------------------------------------------------
 
 
-def test_help_is_fast_and_lists_every_command():
-    """`sesemi --help` answers in well under a second (bound: 3 s on a busy machine): no torch."""
+def test_help_lists_every_command():
+    """The installed `sesemi --help` lists every command (its speed is measured under experiments/
+    and kept by the no-torch import test below, not timed here on a shared machine)."""
     assert SESEMI.exists(), f"{SESEMI} is not installed (pip install -e .)"
-    started = time.monotonic()
-    done = subprocess.run([str(SESEMI), "--help"], capture_output=True, text=True, timeout=30)
-    elapsed = time.monotonic() - started
+    done = subprocess.run([str(SESEMI), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert elapsed < 3.0, f"sesemi --help took {elapsed:.1f} s"
     for command in COMMANDS:
         assert f" {command} " in done.stdout
 

@@ -44,7 +44,7 @@ def fixmatch_run(tmp_path_factory) -> Path:
     tree = audio_tree(cwd / "sounds")
     done = open_sesemi("-cn", "audio", "method=fixmatch", f"run.data_root={tree.root}", "run.id=af", *TINY_AUDIO, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (cwd / "runs" / "af").iterdir()
+    (run_dir,) = (cwd / "runs" / "af" / "fixmatch").iterdir()  # runs/<id>/<method>/<time>
     return run_dir
 
 

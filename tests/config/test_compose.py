@@ -79,3 +79,96 @@ def test_open_sesemi_expands_earlier_names_on_its_command_line():
     assert expand_arguments(["-cn", "digits_fixmatch", "run.seed=1"]) == ["-cn", "digits", "run.seed=1", "method=fixmatch"]
     assert expand_arguments(["--config-name=fixmatch", "--info"]) == ["--config-name=image", "--info", "method=fixmatch"]
     assert expand_arguments(["-cn", "digits", "method=jigsaw"]) == ["-cn", "digits", "method=jigsaw"]
+
+
+# --- sesemi 0.3's keys, classes and config names: refused with what to write now ---------------
+
+EMA_0_3 = "learner:\n  hparams:\n    model:\n      ema:\n        decay: 0.999\n"
+LOADER_0_3 = "data:\n  train:\n    supervised:\n      batch_size_per_gpu: 16\n      worker_init_fn: null\n"
+FIXMATCH_0_3 = """learner:
+  hparams:
+    model:
+      regularization_loss_heads:
+        fixmatch:
+          head:
+            _target_: sesemi.models.heads.loss.FixMatchLossHead
+            data: fixmatch
+            student_head: supervised
+"""
+MEAN_TEACHER_0_3 = """learner:
+  hparams:
+    model:
+      regularization_loss_heads:
+        consistency:
+          head:
+            _target_: sesemi.models.heads.loss.EMAConsistencyLossHead
+            input_data: consistency
+"""
+TRANSFORM_0_3 = """data:
+  views:
+    eval:
+      _target_: sesemi.transforms.center_crop_transforms
+      norms: [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]
+"""
+DATASET_0_3 = "data:\n  val:\n    dataset:\n      _target_: sesemi.dataset\n"
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "message"),
+    [
+        (
+            "supervised",
+            EMA_0_3,
+            "learner.hparams.model.ema is sesemi 0.3's; use the EMA callback: trainer.callbacks: "
+            "[{_target_: sesemi.callbacks.EMA, decay: 0.999}]",
+        ),
+        (
+            "supervised",
+            LOADER_0_3,
+            "data.train.supervised.batch_size_per_gpu is sesemi 0.3's; use data.train.supervised.batch_size (per GPU)",
+        ),
+        ("supervised", LOADER_0_3.replace("      batch_size_per_gpu: 16\n", ""), "worker_init_fn is sesemi 0.3's; remove it"),
+        ("fixmatch", FIXMATCH_0_3, "regularization_loss_heads.fixmatch.head.student_head: supervised is sesemi 0.3's name"),
+        ("fixmatch", FIXMATCH_0_3.replace("            student_head: supervised\n", ""), "fixmatch.head.data is sesemi 0.3's; use input_data"),
+        ("supervised", MEAN_TEACHER_0_3, "use sesemi.models.heads.loss.MeanTeacherLossHead"),
+        ("supervised", TRANSFORM_0_3, "data.views.eval.norms is sesemi 0.3's; use mean and std"),
+        ("supervised", DATASET_0_3, "data.val.dataset._target_ names sesemi.dataset, sesemi 0.3's; remove the _target_"),
+    ],
+)
+def test_keys_of_sesemi_0_3_name_what_to_write_now(tmp_path: Path, method, body, message):
+    """A 0.3 config's keys that this schema lacks (in the YAML or added with `+`) are one line
+    naming the key and what replaces it, not only an unknown key."""
+    (tmp_path / "old.yaml").write_text(f"defaults:\n  - image\n  - _self_\n  - override method: {method}\n{body}")
+    with pytest.raises(SesemiError) as error:
+        compose("old", config_dir=tmp_path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_0_3_key_added_on_the_command_line_names_the_new_key_too():
+    with pytest.raises(SesemiError, match=r"^learner.hparams.model.ema is sesemi 0.3's; use the EMA callback"):
+        compose("digits", ["+learner.hparams.model.ema.decay=0.99"])
+
+
+def test_the_0_3_accelerator_dp_still_composes():
+    assert compose("digits", ["run.accelerator=dp"]).run.accelerator == "dp"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("imagewang_fixmatch", "run: sesemi train base run.data_root=data/imagewang data.unlabeled.subset=[train,unsup] method=fixmatch"),
+        ("cifar10", "cifar10 is a config of sesemi 0.3; run: sesemi train image run.data_root="),
+        ("base/config", "base/config is sesemi 0.3's config tree; start your config from a data config instead: defaults: [base, _self_]"),
+    ],
+)
+def test_config_names_of_sesemi_0_3_say_what_runs_them_now(name, message):
+    with pytest.raises(SesemiError) as error:
+        compose(name)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_0_3_config_tree_in_the_defaults_list_is_one_line(tmp_path: Path):
+    """A 0.3 project's config starts from `/base/supervised/model/baseline`: its replacement."""
+    (tmp_path / "custom.yaml").write_text("defaults:\n  - /base/supervised/model/baseline\n  - _self_\n")
+    with pytest.raises(SesemiError, match=r"^base/supervised/model/baseline is sesemi 0.3's config tree; .*defaults: \[base, _self_\]"):
+        compose("custom", config_dir=tmp_path)

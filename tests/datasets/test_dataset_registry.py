@@ -76,3 +76,14 @@ def test_duplicate_dataset_name_is_rejected(scratch_registry):
     with pytest.raises(ValueError, match="image_folder"):
         register_dataset("image_folder")(lambda root, subset=None, image_transform=None: [])
     assert registry.DATASETS.get("image_folder") is original
+
+
+def test_bare_decorator_registers_under_the_function_name_as_in_0_3(scratch_registry, tmp_path):
+    """sesemi 0.3's `@register_dataset` without a name registers the builder and keeps it."""
+
+    @register_dataset
+    def toy_bare_for_test(root, subset=None, image_transform=None):
+        return [root]
+
+    assert dataset("toy_bare_for_test", str(tmp_path)) == [str(tmp_path)]
+    assert toy_bare_for_test(str(tmp_path)) == [str(tmp_path)]

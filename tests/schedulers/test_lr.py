@@ -7,13 +7,14 @@ from itertools import pairwise
 import pytest
 import torch
 
+from sesemi.errors import SesemiError
 from sesemi.schedulers.lr import PolynomialLR
 
 
-def _lrs(steps: int, base_lr: float = 0.1, **kwargs) -> list[float]:
+def _lrs(steps: int, *arguments, base_lr: float = 0.1, **kwargs) -> list[float]:
     """The learning rate used at each step 0..steps-1 (one scheduler step per iteration)."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
-    scheduler = PolynomialLR(optimizer, **kwargs)
+    scheduler = PolynomialLR(optimizer, *arguments, **kwargs)
     lrs = []
     for _ in range(steps):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -91,3 +92,30 @@ def test_state_dict_resumes_the_schedule():
     fresh.step()
     assert fresh_optimizer.param_groups[0]["lr"] == pytest.approx(optimizer.param_groups[0]["lr"])
     assert fresh_optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 6 / 20))
+
+
+# --- sesemi 0.3's signature: PolynomialLR(optimizer, warmup_lr, lr_pow, max_iters, warmup_iters=None,
+# warmup_epochs=None, iters_per_epoch=None) ----------------------------------------------------------
+
+
+def test_warmup_iters_is_the_warmup_in_steps():
+    """0.3's `warmup_iters` is the same schedule as `warmup_epochs * iters_per_epoch`."""
+    by_iters = _lrs(31, warmup_iters=10, warmup_lr=0.001, lr_pow=1.0, max_iters=30)
+    assert by_iters == pytest.approx(_lrs(31, **WARMUP))
+
+
+def test_every_argument_of_sesemi_0_3_by_keyword_and_by_position():
+    """A 0.3 call, by its keywords or in its positional order, gives the 0.3 schedule."""
+    keywords = {"warmup_lr": 0.001, "lr_pow": 0.5, "max_iters": 30, "warmup_epochs": 2, "iters_per_epoch": 5}
+    positional = _lrs(31, 0.001, 0.5, 30, None, 2, 5)
+    assert _lrs(31, **keywords) == pytest.approx(positional)
+    assert _lrs(31, 0.001, 0.5, 30, 10) == pytest.approx(positional)
+    assert positional[0] == pytest.approx(0.001) and positional[10] == pytest.approx(0.1)
+    assert positional[20] == pytest.approx(0.1 * 0.5**0.5)
+
+
+def test_warmup_iters_and_warmup_epochs_together_are_refused():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(SesemiError, match="warmup_iters .* or warmup_epochs .*, not both"):
+        PolynomialLR(optimizer, warmup_lr=0.001, lr_pow=1.0, max_iters=30, warmup_iters=10, warmup_epochs=2)
+

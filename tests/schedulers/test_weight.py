@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import pytest
 
+from sesemi.errors import SesemiError
 from sesemi.schedulers.weight import LinearRampupScheduler, SigmoidRampupScheduler
 
 
@@ -46,3 +47,24 @@ def test_linear_is_monotone():
     values = [ramp(step) for step in range(30)]
     assert all(a <= b for a, b in pairwise(values))
     assert values[0] == 0.0 and values[-1] == 1.0
+
+
+# --- sesemi 0.3's signature: SigmoidRampupScheduler(weight, stop_rampup) ---------------------------
+
+
+def test_sigmoid_takes_sesemi_0_3_arguments_by_position_and_by_name():
+    """0.3's order (weight, stop_rampup) and names give the same ramp as today's keywords."""
+    today = SigmoidRampupScheduler(pivot=100, weight=2.0)
+    for old in (SigmoidRampupScheduler(2.0, 100), SigmoidRampupScheduler(weight=2.0, stop_rampup=100)):
+        assert [old(step) for step in (0, 50, 100, 200)] == pytest.approx([today(step) for step in (0, 50, 100, 200)])
+    assert SigmoidRampupScheduler(2.0, pivot=100)(100) == pytest.approx(2.0)
+
+
+def test_sigmoid_without_a_pivot_or_with_two_is_refused():
+    """A lone positional number is 0.3's weight, so the pivot is missing: refused, never guessed."""
+    with pytest.raises(SesemiError, match="needs pivot="):
+        SigmoidRampupScheduler(100)
+    with pytest.raises(SesemiError, match="pivot .* or stop_rampup .*, not both"):
+        SigmoidRampupScheduler(pivot=100, stop_rampup=100)
+    with pytest.raises(TypeError):
+        SigmoidRampupScheduler(1.0, 100, 5)  # pivot is keyword-only

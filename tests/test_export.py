@@ -1,0 +1,136 @@
+"""Exporting trained models (sesemi/export.py): ONNX Runtime and TorchScript compute what torch
+computes, the description says how to prepare inputs, and only sesemi's own exports are replaced."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree
+from typer.testing import CliRunner
+
+import sesemi
+from sesemi.errors import SesemiError
+from sesemi.export import embedded_description, export
+from sesemi.predictor import load
+
+CLASSES = ["blue", "green", "red"]
+
+
+@pytest.fixture
+def run_dir(trained_run, tmp_path):
+    """A copy of the tiny trained run (exports write into the run folder)."""
+    return shutil.copytree(trained_run.run_dir, tmp_path / "run", symlinks=True)
+
+
+def val_batch(trained_run, predictor) -> torch.Tensor:
+    """The run's validation images prepared as the predictor prepares them `[N, 3, H, W]`."""
+    from sesemi.datasets.images import read_image
+
+    paths = sorted((trained_run.tree.root / "val").rglob("*.png"))
+    return torch.stack([predictor.transform(read_image(path)) for path in paths])
+
+
+def test_onnx_runtime_agrees_with_torch(trained_run, run_dir):
+    """The ONNX file in the run folder gives torch's logits for any batch size, with the labels
+    and the normalization beside it."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    exported = export(run_dir, "onnx")
+    predictor = load(run_dir, device="cpu")
+    batch = val_batch(trained_run, predictor)
+    session = onnxruntime.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    for inputs in (batch, batch[:1]):
+        (logits,) = session.run(None, {"inputs": inputs.numpy()})
+        expected = predictor.predict_batch(inputs).probabilities
+        np.testing.assert_allclose(torch.from_numpy(logits).softmax(1), expected, atol=1e-5)
+    assert exported.path == run_dir / "model.onnx"
+    description = json.loads((run_dir / "model.onnx.json").read_text())
+    assert description["labels"] == CLASSES and description["input"]["shape"] == [
+        "batch",
+        3,
+        16,
+        16,
+    ]
+    assert (
+        len(description["preprocessing"]["mean"]) == 3
+        and len(description["preprocessing"]["std"]) == 3
+    )
+    assert embedded_description(exported.path) == description
+    assert sesemi.export.export is export  # the Python API, without importing sesemi.export
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_loads_with_torch_jit_and_agrees(trained_run, run_dir, tmp_path):
+    """The TorchScript file loads with torch.jit.load alone and gives torch's logits."""
+    exported = export(run_dir, "torchscript", tmp_path / "out" / "digits.pt")
+    predictor = load(run_dir, device="cpu")
+    batch = val_batch(trained_run, predictor)
+    scripted = torch.jit.load(str(exported.path))
+    torch.testing.assert_close(
+        scripted(batch).softmax(1), predictor.predict_batch(batch).probabilities
+    )
+    assert exported.description_path == tmp_path / "out" / "digits.pt.json"
+    assert embedded_description(exported.path)["labels"] == CLASSES
+
+
+def test_audio_exports_the_log_mel_front_end_with_the_network(tmp_path_factory):
+    """An audio model takes waveforms: the exported network includes its log-mel front end."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from sesemi import compose, run
+
+    tree = audio_tree(tmp_path_factory.mktemp("data") / "sounds", train=2, val=1, unlabeled=0)
+    overrides = [*TINY_AUDIO_TRAINING, "run.num_iterations=2", "trainer.val_check_interval=2"]
+    run_dir = tmp_path_factory.mktemp("audio") / "run"
+    run(compose("audio", ["method=supervised", f"run.data_root={tree.root}", *overrides]), run_dir)
+    exported = export(run_dir, "onnx")
+    waveforms = torch.randn(3, exported.description["preprocessing"]["samples"]) * 0.1
+    session = onnxruntime.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"inputs": waveforms.numpy()})
+    expected = load(run_dir, device="cpu").predict_batch(waveforms).probabilities
+    np.testing.assert_allclose(torch.from_numpy(logits).softmax(1), expected, atol=1e-4)
+    assert exported.description["preprocessing"]["sample_rate"] == 16000
+
+
+def test_only_an_earlier_export_is_replaced_and_only_with_force(run_dir, tmp_path):
+    """A second export needs --force; a file sesemi did not write is never overwritten."""
+    export(run_dir, "torchscript")
+    with pytest.raises(SesemiError, match="model.pt exists; pass --force"):
+        export(run_dir, "torchscript")
+    assert export(run_dir, "torchscript", force=True).replaced
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(b"my own model")
+    with pytest.raises(SesemiError, match="not a model sesemi exported"):
+        export(run_dir, "torchscript", mine, force=True)
+    assert mine.read_bytes() == b"my own model"
+    with pytest.raises(SesemiError, match="format must be one of onnx, torchscript"):
+        export(run_dir, "tflite")
+
+
+def test_cli_exports_and_prints_the_files(run_dir):
+    """`sesemi export RUN --format torchscript` writes the model and says where."""
+    from sesemi.cli.app import app
+
+    done = CliRunner().invoke(app, ["export", str(run_dir), "--format", "torchscript"])
+    assert done.exit_code == 0, done.output
+    assert str(run_dir / "model.pt") in done.output and (run_dir / "model.pt.json").is_file()
+    again = CliRunner().invoke(app, ["export", str(run_dir), "--format", "torchscript"])
+    assert again.exit_code == 1 and "pass --force" in again.output
+
+
+def test_a_published_model_exports_by_name_into_the_working_folder(run_dir, tmp_path, monkeypatch):
+    """`sesemi export name@version -r REPO` writes `<name>-<version>.pt` here, naming its source."""
+    import sesemi.hub
+
+    monkeypatch.setenv("SESEMI_CACHE_ROOT", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    sesemi.hub.publish(run_dir, "tiny", "1.0.0", tmp_path / "models")
+    exported = export("tiny@1.0.0", "torchscript", repository=tmp_path / "models")
+    assert exported.path == Path("tiny-1.0.0.pt") and (tmp_path / "tiny-1.0.0.pt.json").is_file()
+    assert (
+        exported.description["published"] == "tiny@1.0.0"
+        and exported.description["labels"] == CLASSES
+    )
