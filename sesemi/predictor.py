@@ -37,6 +37,7 @@ from sesemi.hub.lookup import ModelInfo
 from sesemi.hub.repository import fetch
 from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
+from sesemi.models.heads.one_vs_all import OUT_OF_CLASS_THRESHOLD
 from sesemi.ownership import MARKER, claim, open_atomically, owned
 from sesemi.transforms.audio import frames, is_audio_file, load_audio, num_samples
 from sesemi.tta import Augmentation
@@ -68,6 +69,10 @@ class Prediction:
             asked for.
         window_embeddings: Audio: each window's features `[W, F]`, when asked for.
         error: Why the input could not be read; None when it was.
+        out_of_class: How likely the input is of none of the classes: 1 minus the probability
+            its label's one-vs-all detector gives it (models trained with the outlier filter,
+            whose head is a `sesemi.models.heads.OneVsAllHead`; None for the others). Above
+            `OUT_OF_CLASS_THRESHOLD` (0.5) it looks out of class (`looks_out_of_class`).
     """
 
     input: Path | int
@@ -78,6 +83,12 @@ class Prediction:
     embedding: Tensor | None = None
     window_embeddings: Tensor | None = None
     error: str | None = None
+    out_of_class: float | None = None
+
+    @property
+    def looks_out_of_class(self) -> bool | None:
+        """Whether `out_of_class` is above `OUT_OF_CLASS_THRESHOLD`; None without detectors."""
+        return None if self.out_of_class is None else self.out_of_class > OUT_OF_CLASS_THRESHOLD
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,12 +100,15 @@ class BatchPrediction:
         labels: The most probable class of each input.
         scores: Its probability `[N]`.
         embeddings: The backbone's features `[N, F]`.
+        inlier_probabilities: Each class's one-vs-all detector's probability that the input
+            belongs to it `[N, C]` (None when the model has no detectors).
     """
 
     probabilities: Tensor
     labels: list[str]
     scores: Tensor
     embeddings: Tensor
+    inlier_probabilities: Tensor | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -279,12 +293,16 @@ class Predictor:
         inputs = inputs.to(self.device, torch.float32)
         features = self.model.backbone(augment(inputs) if augment else inputs)
         probabilities = self.model.head(features).float().softmax(dim=1)
+        detectors = getattr(self.model.head, "inlier_probabilities", None)
+        inliers = detectors(features).float() if detectors is not None else None
         features = features.float()
         if augment:
             probabilities, features = augment.mean(probabilities), augment.mean(features)
+            inliers = augment.mean(inliers) if inliers is not None else None
         scores, indices = probabilities.max(dim=1)
         labels = [self.labels[i] for i in indices.tolist()]
-        return BatchPrediction(probabilities.cpu(), labels, scores.cpu(), features.cpu())
+        inliers = inliers.cpu() if inliers is not None else None
+        return BatchPrediction(probabilities.cpu(), labels, scores.cpu(), features.cpu(), inliers)
 
     def predict(
         self,
@@ -329,7 +347,7 @@ class Predictor:
             read = partial(_read_image, self.transform)
         loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
         results: list[Prediction | None] = [None] * len(items)
-        parts: dict[int, list[tuple[Tensor, Tensor]]] = {}  # each input's window predictions so far
+        parts: dict[int, list[tuple[Tensor, ...]]] = {}  # each input's window predictions so far
         done = 0
 
         def finish(index: int, prediction: Prediction) -> None:
@@ -351,19 +369,26 @@ class Predictor:
         for owners, batch in _batches(readable(), batch_size):
             output = self.predict_batch(batch, tta=tta)
             sizes = [size for _, size, _ in owners]
-            chunks = zip(output.probabilities.split(sizes), output.embeddings.split(sizes), strict=True)
+            inliers = output.inlier_probabilities
+            chunks = zip(
+                output.probabilities.split(sizes),
+                output.embeddings.split(sizes),
+                inliers.split(sizes) if inliers is not None else [None] * len(sizes),
+                strict=True,
+            )
             for (index, _, last), chunk in zip(owners, chunks, strict=True):
                 parts.setdefault(index, []).append(chunk)
                 if last:
                     finish(index, self._prediction(names[index], parts.pop(index), embeddings))
         return results
 
-    def _prediction(self, name: Path | int, parts: list[tuple[Tensor, Tensor]], embeddings: bool) -> Prediction:
+    def _prediction(self, name: Path | int, parts: list[tuple[Tensor, ...]], embeddings: bool) -> Prediction:
         """One input's prediction from the predictions of its windows."""
-        windows = torch.cat([chunk for chunk, _ in parts])
+        windows = torch.cat([chunk for chunk, _, _ in parts])
         probabilities = windows.mean(dim=0)
         score, index = probabilities.max(dim=0)
-        features = torch.cat([f for _, f in parts]) if embeddings else None
+        features = torch.cat([f for _, f, _ in parts]) if embeddings else None
+        inliers = torch.cat([q for _, _, q in parts]).mean(dim=0) if parts[0][2] is not None else None
         return Prediction(
             name,
             label=self.labels[int(index)],
@@ -372,6 +397,7 @@ class Predictor:
             windows=windows if self.audio else None,
             embedding=features.mean(dim=0) if features is not None else None,
             window_embeddings=features if self.audio else None,
+            out_of_class=round(1.0 - float(inliers[index]), 6) if inliers is not None else None,
         )
 
     def _items(self, inputs: Inputs) -> list[Path | Tensor]:
@@ -461,7 +487,8 @@ def write_predictions(
     """Writes `predictions.csv`, and `embeddings.npy` when the predictions carry embeddings.
 
     The table has `path, label, score` and one probability column per class, a row per input
-    read (unreadable ones are left out); with `per_window`, a row per audio window with its
+    read (unreadable ones are left out), and `out_of_class` last when the model has one-vs-all
+    detectors (`Prediction.out_of_class`; above 0.5 the input looks out of class); with `per_window`, a row per audio window with its
     `start` and `end` in seconds after `path` (images: one row, start and end empty).
     `embeddings.npy` holds the features row for row with the table; an earlier one is removed
     when these predictions have none. Each file is written under a temporary name and then
@@ -485,6 +512,7 @@ def write_predictions(
     windowed = per_window and any(p.windows is not None for p in readable)
     if windowed and (window_seconds is None or hop_seconds is None):
         raise SesemiError("per-window rows need window_seconds and hop_seconds (see Predictor.windowing)")
+    flagged = any(p.out_of_class is not None for p in readable) and not windowed
     rows: list[list[str]] = []
     vectors: list[Tensor] = []
     for prediction in readable:
@@ -497,6 +525,8 @@ def write_predictions(
                 vectors.append(prediction.window_embeddings)
         else:
             rows.append([path, *(["", ""] if per_window else []), *_cells(prediction.probabilities, labels)])
+            if flagged:
+                rows[-1].append(f"{prediction.out_of_class:.6g}" if prediction.out_of_class is not None else "")
             if prediction.embedding is not None:
                 vectors.append(prediction.embedding[None])
     output = Path(folder)
@@ -507,7 +537,8 @@ def write_predictions(
         # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
         with open_atomically(table, "w", errors="surrogateescape", newline="") as file:
             writer = csv.writer(file, lineterminator="\n")
-            writer.writerow(["path", *(["start", "end"] if per_window else []), "label", "score", *labels])
+            extra = ["out_of_class"] if flagged else []
+            writer.writerow(["path", *(["start", "end"] if per_window else []), "label", "score", *labels, *extra])
             writer.writerows(rows)
             if vectors:
                 with open_atomically(embeddings, "wb") as vectors_file:

@@ -36,7 +36,7 @@ from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError, user_error
 from sesemi.ownership import MARKER, mark, marker, write_atomically
-from sesemi.results import RESULTS, RunResult
+from sesemi.results import RESULTS, RunResult, pool_warnings
 from sesemi.trainer import INTERRUPTED, LAST, build_trainer, checkpoint_callbacks, set_budget
 from sesemi.trust import check_targets
 
@@ -388,4 +388,25 @@ def _result(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> RunR
         best_checkpoint=Path(best.best_model_path) if fit and best is not None and best.best_model_path else None,
         best_score=float(best_score) if best_score is not None and not math.isnan(float(best_score)) else None,
         last_checkpoint=Path(last.best_model_path) if fit and last is not None and last.best_model_path else None,
+        unlabeled=_unlabeled(learner, datamodule) if fit else None,
     )
+
+
+def _unlabeled(learner: pl.LightningModule, datamodule: SESEMIDataModule) -> dict | None:
+    """What the pseudo-labeling head did with the pool (`RunResult.unlabeled`), by class name;
+    logs a warning when the pool looks very unlike the labeled classes."""
+    report = getattr(learner, "unlabeled_statistics", None)
+    classes = datamodule.classes
+    if report is None or classes is None or len(classes) != len(report["pseudo_labeled_per_class"]):
+        return None
+    report = dict(report)
+    for key in ("pseudo_labeled_per_class", "predicted_per_class"):
+        if key in report:
+            report[key] = dict(zip(classes, report[key], strict=True))
+    targets = getattr(datamodule.train_datasets.get("supervised"), "targets", None) or []
+    labeled = {c: 0 for c in classes}
+    for target in targets:
+        labeled[classes[target]] += 1
+    for warning in pool_warnings(report, labeled):
+        logger.warning(warning)
+    return report

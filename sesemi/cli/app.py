@@ -306,6 +306,9 @@ def inference(
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
     echo(f"predicted {len(predictions) - unreadable} files{skipped}: {files}")
+    outliers = sum(bool(p.looks_out_of_class) for p in predictions)
+    if any(p.out_of_class is not None for p in predictions):
+        echo(f"{outliers} look out of class (out_of_class above 0.5 in predictions.csv)")
 
 
 @dataclass

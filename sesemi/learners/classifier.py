@@ -22,9 +22,8 @@ from sesemi.errors import SesemiError, one_of
 from sesemi.learners.encoding import encode
 from sesemi.models.compiled import compile_in_place
 from sesemi.models.heads.linear import LinearHead
+from sesemi.models.heads.loss.base import LABELED as SUPERVISED
 from sesemi.models.heads.loss.base import FeatureRequest, LossHead, StepContext
-
-SUPERVISED = "supervised"
 
 
 class Reduction(str, Enum):
@@ -46,10 +45,14 @@ class LossWeighting:
         """The term's weight at `step`: `scale_factor` times the schedule."""
         return self.scale_factor * (self.scheduler(step) if self.scheduler else 1.0)
 
-    def __call__(self, losses: Tensor, weights: Tensor | None, step: int) -> Tensor:
+    def __call__(
+        self, losses: Tensor, weights: Tensor | None, step: int, extra: Tensor | None = None
+    ) -> Tensor:
         if weights is not None:
             losses = losses * weights
         loss = losses.mean() if self.reduction == Reduction.MEAN else losses.sum()
+        if extra is not None:
+            loss = loss + extra
         return self.factor(step) * loss
 
 
@@ -199,7 +202,7 @@ class Classifier(pl.LightningModule):
         context = StepContext(batch, features, backbones, self.heads, step)
         for name, head in loss_heads.items():
             outputs = head(context)
-            logs[f"train/{name}_loss"] = self.loss_weightings[name](outputs.losses, outputs.weights, step)
+            logs[f"train/{name}_loss"] = self.loss_weightings[name](outputs.losses, outputs.weights, step, outputs.extra)
             total = total + logs[f"train/{name}_loss"]
             if outputs.weights is not None:
                 logs[f"train/{name}_weight"] = outputs.weights.float().mean()
@@ -207,6 +210,12 @@ class Classifier(pl.LightningModule):
         self.log_dict(logs, prog_bar=False)
         self.log("loss", total, prog_bar=True, logger=False)
         return total
+
+    def on_train_end(self) -> None:
+        """Collects what the loss heads did with their unlabeled pools (`unlabeled_statistics`:
+        the first head's report, by class index; None when no head reports)."""
+        reports = (head.statistics() for head in self.loss_heads.values())
+        self.unlabeled_statistics = next((report for report in reports if report is not None), None)
 
     def _evaluation_step(self, batch: Any, stage: str) -> None:
         images, labels = batch[0], batch[1]

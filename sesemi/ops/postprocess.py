@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 BEST = "best val/top1"
 WALL_TIME = "wall time (s)"
+# What a pseudo-labeling run did with its unlabeled pool (results.json `unlabeled`).
+POOL_USED = "pool pseudo-labeled"
+POOL_OUT_OF_CLASS = "pool out of class"
+POOL_PER_CLASS = "pseudo-labels per class"
 # Always shown in their own columns (id, seed) or different in every run (dir).
 NOT_DIFFERENCES = {"run.id", "run.seed", "run.dir"}
 STEP_COLUMNS = {"epoch", "step"}
@@ -80,12 +84,25 @@ def _cell(value: Any) -> Any:
     return str(value) if isinstance(value, list | dict) else value
 
 
+def _pool_columns(unlabeled: dict[str, Any] | None) -> dict[str, Any]:
+    """The `POOL_*` cells of a run whose results.json says what it did with its pool."""
+    if not unlabeled:
+        return {}
+    shares = unlabeled.get("pseudo_labeled_per_class") or {}
+    columns = {POOL_USED: round(sum(shares.values()), 4), POOL_PER_CLASS: " ".join(f"{c}:{v:.2f}" for c, v in shares.items())}
+    if unlabeled.get("out_of_class") is not None:
+        columns[POOL_OUT_OF_CLASS] = unlabeled["out_of_class"]
+    return columns
+
+
 def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
     """The table of finished training runs, the columns that tell configurations apart, and
     the metric columns.
 
     Columns: run, id, method, the differing config fields (and the `by` fields), seed, the
-    final metrics of `results.json`, the best val/top1, steps and wall time.
+    final metrics of `results.json`, the best val/top1, steps and wall time, and for runs that
+    pseudo-labeled their pool the share pseudo-labeled, the share judged out of class and the
+    share of each class (`POOL_*`).
     """
     trained = [run for run in runs if run.trained]
     fields = list(dict.fromkeys([*by, *differences(trained)]))
@@ -103,6 +120,7 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
                 BEST: run.result.best_score,
                 "steps": run.result.global_step,
                 WALL_TIME: run.result.wall_time_s,
+                **_pool_columns(run.result.unlabeled),
             }
         )
     table = pd.DataFrame(rows)

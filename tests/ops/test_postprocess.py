@@ -178,3 +178,19 @@ def test_group_never_replaces_a_folder_sesemi_did_not_make(three_seeds_two_lrs, 
         with pytest.raises(SesemiError, match=r"will not replace .*groups/lr: it is not a group sesemi made"):
             group(tmp_path / "runs", ["learner.hparams.optimizer.lr"], "lr", force=True, dry_run=dry_run)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_path):
+    import json
+
+    folder = make_run("digits/open", top1=[0.9])
+    values = json.loads((folder / "results.json").read_text())
+    values["unlabeled"] = {"seen": 100, "pseudo_labeled_per_class": {"0": 0.3, "1": 0.2}, "out_of_class": 0.45}
+    (folder / "results.json").write_text(json.dumps(values))
+    make_run("digits/supervised", top1=[0.8])
+    table, _, metrics = summarize(find_runs(tmp_path / "runs"))
+    row = table.set_index("run").loc["digits/open"]
+    assert row["pool pseudo-labeled"] == 0.5 and row["pool out of class"] == 0.45
+    assert row["pseudo-labels per class"] == "0:0.30 1:0.20"
+    assert "pool out of class" in metrics
+    assert pd.isna(table.set_index("run").loc["digits/supervised", "pool out of class"])

@@ -19,7 +19,12 @@ A loss head is an `nn.Module` that adds one regularization term to training. Its
    and optional per-sample weights `[N]` (e.g. a confidence mask), **not** reduced. The
    Classifier multiplies losses by weights, reduces them (`reduction`: mean or sum), scales
    them by `scale_factor` and the term's `scheduler(step)`, adds them to the total loss and logs
-   `train/<name>_loss` (and `train/<name>_weight`, the mean weight).
+   `train/<name>_loss` (and `train/<name>_weight`, the mean weight). A term that is not one
+   loss per sample (e.g. a loss on the labeled batch, `context.features[LABELED]` and
+   `context.batch[LABELED]`) goes in `LossOutputs.extra`, already reduced.
+5. `statistics()`, once at the end of training (optional): what the head did with its
+   unlabeled pool, e.g. `PoolStatistics.summary()` of `pseudo_labels.py`, which the run writes to
+   results.json (`unlabeled`). Heads that have nothing to say return None.
 
 A minimal head, the entropy of the predictions on the images of its loader::
 
@@ -58,14 +63,19 @@ from typing import Any
 from torch import Tensor, nn
 
 Batch = Mapping[str, Any]
+# The labeled loader's name, and the key of its features in `StepContext.features`.
+LABELED = "supervised"
 
 
 @dataclass
 class LossOutputs:
-    """Per-sample losses `[N]` and optional per-sample weights `[N]` (e.g. a confidence mask)."""
+    """Per-sample losses `[N]`, optional per-sample weights `[N]` (e.g. a confidence mask), and an
+    optional term `extra` already reduced to one number, added to the reduced losses (before the
+    term's scale factor and schedule)."""
 
     losses: Tensor
     weights: Tensor | None = None
+    extra: Tensor | None = None
 
 
 @dataclass
@@ -140,3 +150,11 @@ class LossHead(nn.Module):
     def forward(self, context: StepContext) -> LossOutputs:
         """The head's unreduced per-sample losses (and weights) for one training step."""
         raise NotImplementedError
+
+    def statistics(self) -> dict[str, Any] | None:
+        """What the head did with its unlabeled pool, for results.json (None: nothing to report).
+
+        A pseudo-labeling head returns `seen`, `pseudo_labeled_per_class` (by class index) and
+        `out_of_class`, as `PoolStatistics.summary()` does.
+        """
+        return None

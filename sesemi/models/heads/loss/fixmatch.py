@@ -5,6 +5,16 @@ NeurIPS 2020, https://arxiv.org/abs/2001.07685. The thresholds of FlexMatch
 (https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246) and
 distribution alignment are in `pseudo_labels.py`. Read weak and strong views of each unlabeled
 image, e.g. with `sesemi.transforms.MultiView([weak, strong])`.
+
+`outlier_filter` keeps files of classes nobody labeled out of the pseudo-label loss, as OpenMatch
+does (Saito et al., NeurIPS 2021, https://arxiv.org/abs/2105.14148): one-vs-all detectors
+(`sesemi.models.heads.OneVsAllHead`) learn on the labeled batch which inputs belong to each
+class (hard-negative mining), are kept consistent between the weak and strong views of
+unlabeled inputs (soft open-set consistency) and confident (entropy minimization), and an
+unlabeled input whose predicted class's detector says "not mine" gets no pseudo-label and does
+not move the thresholds or the distribution alignment. Unlike OpenMatch, which selects inliers
+once an epoch after a warm-up, the filter applies at every step from the start (the loss
+ramps up meanwhile), and the consistency term's target is the weak view, detached.
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sesemi.errors import one_of
+from sesemi.errors import SesemiError, one_of
 from sesemi.models.heads.loss.base import (
+    LABELED,
     Batch,
     FeatureRequest,
     LossHead,
@@ -28,12 +39,20 @@ from sesemi.models.heads.loss.base import (
 from sesemi.models.heads.loss.pseudo_labels import (
     THRESHOLDS,
     DistributionAlignment,
+    PoolStatistics,
     Thresholding,
     check_floor,
+    inlier_mask,
     num_classes_of,
+    one_vs_all_consistency,
+    one_vs_all_entropy,
+    one_vs_all_loss,
 )
 
 VIEWS = ("weak", "strong")
+# OpenMatch's weights of the detectors' consistency and entropy terms on unlabeled inputs.
+CONSISTENCY_WEIGHT = 0.5
+ENTROPY_WEIGHT = 0.1
 
 
 class FixMatchLossHead(LossHead):
@@ -56,6 +75,11 @@ class FixMatchLossHead(LossHead):
         distribution_alignment: Whether to align the weak predictions to a uniform class prior
             before thresholding.
         threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
+        outlier_filter: Whether to keep inputs that look out of class out of the pseudo-label
+            loss, and train the one-vs-all detectors that judge them (OpenMatch, see the module
+            docstring). Needs `predict_head` to be a `sesemi.models.heads.OneVsAllHead`.
+        outlier_threshold: The detector's probability of "mine" under which an input counts as
+            out of class (OpenMatch's 0.5).
     """
 
     def __init__(
@@ -68,6 +92,8 @@ class FixMatchLossHead(LossHead):
         min_threshold: float = 0.0,
         distribution_alignment: bool = False,
         threshold_options: Mapping[str, Any] | None = None,
+        outlier_filter: bool = False,
+        outlier_threshold: float = 0.5,
     ):
         super().__init__(input_data, input_backbone)
         self.thresholding = one_of(Thresholding, thresholding, "thresholding")
@@ -77,6 +103,8 @@ class FixMatchLossHead(LossHead):
         self.min_threshold = min_threshold
         self.distribution_alignment = distribution_alignment
         self.threshold_options = dict(threshold_options or {})
+        self.outlier_filter = outlier_filter
+        self.outlier_threshold = outlier_threshold
 
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         num_classes = num_classes_of(heads[self.predict_head])
@@ -85,6 +113,12 @@ class FixMatchLossHead(LossHead):
             options["min_threshold"] = self.min_threshold
         self.thresholds = THRESHOLDS[self.thresholding](num_classes, self.threshold, **options)
         self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
+        self.pool = PoolStatistics(num_classes)
+        if self.outlier_filter and not hasattr(heads[self.predict_head], "one_vs_all_logits"):
+            raise SesemiError(
+                "outlier_filter needs one-vs-all detectors in the classification head: set "
+                "learner.hparams.model.head._target_=sesemi.models.heads.OneVsAllHead, or outlier_filter=false"
+            )
 
     def _key(self, view: str) -> str:
         return feature_key(self.input_data, self.input_backbone, view)
@@ -98,13 +132,43 @@ class FixMatchLossHead(LossHead):
 
     def forward(self, context: StepContext) -> LossOutputs:
         head = context.heads[self.predict_head]
+        weak, strong = context.features[self._key("weak")], context.features[self._key("strong")]
         with torch.no_grad():
             # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
-            probs_weak = head(context.features[self._key("weak")]).float().softmax(dim=1)
-            if self.alignment is not None:
-                probs_weak = self.alignment(probs_weak)
-            mask = self.thresholds(probs_weak)
+            probs_weak = head(weak).float().softmax(dim=1)
+            predicted = probs_weak.argmax(dim=1)
+            outliers = None
+            if self.outlier_filter:
+                detectors_weak = head.one_vs_all_logits(weak).float()
+                outliers = ~inlier_mask(detectors_weak, predicted, self.outlier_threshold)
+            inliers = slice(None) if outliers is None else ~outliers
+            mask = torch.zeros(len(probs_weak), device=probs_weak.device)
+            kept = probs_weak[inliers]
+            if self.alignment is not None and len(kept):
+                kept = self.alignment(kept)
+            if len(kept):
+                mask[inliers] = self.thresholds(kept)
+            probs_weak[inliers] = kept
             pseudo_labels = probs_weak.argmax(dim=1)
-        logits_strong = head(context.features[self._key("strong")])
+            if self.training:
+                self.pool.record(pseudo_labels, mask, outliers, predicted)
+        logits_strong = head(strong)
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
-        return LossOutputs(F.cross_entropy(logits_strong, pseudo_labels, reduction="none"), mask)
+        losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
+        if not self.outlier_filter:
+            return LossOutputs(losses, mask)
+        if LABELED not in context.features:
+            raise SesemiError("outlier_filter trains its detectors on the labeled batch: keep the supervised loss")
+        labels = context.batch[LABELED][1]
+        detectors_strong = head.one_vs_all_logits(strong)
+        extra = (
+            one_vs_all_loss(head.one_vs_all_logits(context.features[LABELED]), labels).mean()
+            + CONSISTENCY_WEIGHT * one_vs_all_consistency(detectors_strong, detectors_weak).mean()
+            + ENTROPY_WEIGHT * one_vs_all_entropy(detectors_strong).mean()
+        )
+        return LossOutputs(losses, mask, extra)
+
+    def statistics(self) -> dict[str, Any] | None:
+        """The share of the last 4096 unlabeled inputs pseudo-labeled per class, and judged out of
+        class (with `outlier_filter`)."""
+        return self.pool.summary()

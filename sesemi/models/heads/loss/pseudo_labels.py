@@ -5,6 +5,9 @@ Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a `Thresholding` 
 - "flexmatch": curriculum pseudo-labeling, Zhang et al. 2021, https://arxiv.org/abs/2110.08263
 - "freematch": self-adaptive thresholds, Wang et al. 2023, https://arxiv.org/abs/2205.07246
 Distribution alignment: ReMixMatch, Berthelot et al. 2020, https://arxiv.org/abs/1911.09785
+One-vs-all outlier detection (`one_vs_all_loss`, `one_vs_all_consistency`, `one_vs_all_entropy`,
+`inlier_mask`): OpenMatch, Saito et al. 2021, https://arxiv.org/abs/2105.14148
+What a head saw of its pool (`PoolStatistics`): the numbers results.json reports.
 
 Adaptive state lives in registered buffers, so checkpoints save it and resuming restores it.
 All updates happen only in training mode and under `torch.no_grad` (callers pass detached
@@ -14,15 +17,20 @@ probabilities).
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sesemi.errors import SesemiError
 
 
 def num_classes_of(head: nn.Module) -> int:
-    """The number of outputs of a classification head: those of its last linear layer."""
+    """The number of outputs of a classification head: its `out_features`, else those of its
+    last linear layer."""
+    if isinstance(getattr(head, "out_features", None), int):
+        return head.out_features
     linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(
@@ -206,3 +214,106 @@ class DistributionAlignment(nn.Module):
         if self.training:
             self._track(logits.detach().softmax(dim=1))
         return logits - self.model_probs.log()
+
+
+def one_vs_all_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """OpenMatch's loss of the one-vs-all detectors on labeled inputs, per sample `[N]`.
+
+    L_ova = -log q_y(x) - min_{k != y} log(1 - q_k(x)): the detector of the true class says
+    "mine", and the hardest of the others (hard-negative mining) says "not mine".
+
+    Args:
+        logits: The detectors' logits `[N, 2, C]` (`[:, 1]`: of class c, `[:, 0]`: not).
+        labels: The true classes `[N]`.
+    """
+    log_probs = logits.float().log_softmax(dim=1)
+    positive = -log_probs[:, 1].gather(1, labels[:, None]).squeeze(1)
+    own = F.one_hot(labels, logits.shape[2]).bool()
+    negative = (-log_probs[:, 0]).masked_fill(own, float("-inf")).max(dim=1).values
+    return positive + negative
+
+
+def one_vs_all_consistency(logits: Tensor, target_logits: Tensor) -> Tensor:
+    """OpenMatch's soft open-set consistency, per sample `[N]`: the squared distance between the
+    detectors' probabilities on two views, summed over classes and both outputs.
+
+    Args:
+        logits: The detectors' logits on one view `[N, 2, C]`.
+        target_logits: Their logits on the other view `[N, 2, C]` (detached by the caller when
+            that view only makes targets).
+    """
+    return (logits.float().softmax(dim=1) - target_logits.float().softmax(dim=1)).pow(2).sum(dim=(1, 2))
+
+
+def one_vs_all_entropy(logits: Tensor) -> Tensor:
+    """The detectors' mean binary entropy, per sample `[N]` (OpenMatch minimizes it on unlabeled
+    inputs, so each detector makes up its mind)."""
+    log_probs = logits.float().log_softmax(dim=1)
+    return -(log_probs.exp() * log_probs).sum(dim=1).mean(dim=1)
+
+
+def inlier_mask(logits: Tensor, classes: Tensor, threshold: float = 0.5) -> Tensor:
+    """True where the detector of each input's class `[N]` says "mine" with at least `threshold`."""
+    inlier = logits.float().softmax(dim=1)[:, 1].gather(1, classes[:, None]).squeeze(1)
+    return inlier >= threshold
+
+
+# What `PoolStatistics` records of a sample besides its pseudo-label's class (>= 0).
+_EMPTY, _UNUSED, _OUTLIER = -1, -2, -3
+
+
+class PoolStatistics(nn.Module):
+    """What a pseudo-labeling head did with the last `window` unlabeled samples it saw.
+
+    Each sample was pseudo-labeled (with a class), left out (not confident enough), or judged
+    out of class; and the model predicted a class for it before any alignment, which tells the
+    pool's apparent class shares even where distribution alignment evens out the pseudo-labels.
+    `summary()` is what the head reports for results.json.
+
+    Args:
+        num_classes: The number of classes.
+        window: How many of the most recent samples to describe.
+    """
+
+    def __init__(self, num_classes: int, window: int = 4096):
+        super().__init__()
+        self.num_classes = num_classes
+        # not saved in checkpoints, so those of earlier releases still load (a resumed run
+        # describes what it saw since resuming)
+        self.register_buffer("recent", torch.full((window,), _EMPTY, dtype=torch.long), persistent=False)
+        self.register_buffer("predicted", torch.full((window,), _EMPTY, dtype=torch.long), persistent=False)
+        self.register_buffer("position", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("judged", torch.zeros((), dtype=torch.long), persistent=False)  # 1: outliers judged
+
+    def record(self, labels: Tensor, mask: Tensor, outliers: Tensor | None = None, predicted: Tensor | None = None) -> None:
+        """Records a batch: pseudo-labels `[N]`, whether each counted `[N]`, whether each was
+        judged out of class `[N]` (None: the head does not judge), and the model's own class for
+        each `[N]` before any alignment (None: the pseudo-labels')."""
+        outcome = torch.where(mask > 0, labels, torch.full_like(labels, _UNUSED))
+        if outliers is not None:
+            outcome = torch.where(outliers, torch.full_like(labels, _OUTLIER), outcome)
+            self.judged.fill_(1)
+        window = len(self.recent)
+        outcome = outcome[-window:]
+        slots = (self.position + torch.arange(len(outcome), device=outcome.device)) % window
+        self.recent[slots] = outcome
+        self.predicted[slots] = (labels if predicted is None else predicted)[-window:]
+        self.position.copy_((self.position + len(outcome)) % window)
+
+    def summary(self) -> dict[str, Any] | None:
+        """`seen` (samples described), `pseudo_labeled_per_class` (the share of them pseudo-labeled
+        with each class, by class index), `out_of_class` (the share judged out of class, None
+        when the head does not judge) and `predicted_per_class` (the share the model predicted
+        as each class); None before any sample."""
+        seen = int((self.recent != _EMPTY).sum())
+        if seen == 0:
+            return None
+        counts = torch.bincount(self.recent[self.recent >= 0], minlength=self.num_classes)
+        outliers = float((self.recent == _OUTLIER).sum()) / seen if bool(self.judged) else None
+        predicted = torch.bincount(self.predicted[self.predicted >= 0], minlength=self.num_classes)
+        return {
+            "seen": seen,
+            "pseudo_labeled_per_class": [round(float(c) / seen, 4) for c in counts],
+            "out_of_class": None if outliers is None else round(outliers, 4),
+            "predicted_per_class": [round(float(c) / seen, 4) for c in predicted],
+        }

@@ -1,0 +1,244 @@
+"""Uncurated unlabeled pools: out-of-class files and long-tailed pools, against clean pools.
+
+For each data set (`digits`, `letters`, `spoken_digits`), builds the pool variants of
+build_pools.py and trains, through the real CLI and for several seeds:
+
+- open set: half the classes labeled and validated, the pool holding every class (`open`)
+  against the pool of the labeled classes only (`clean`);
+- skewed pool: every class labeled and validated, the pool long-tailed with imbalance ratio 10
+  and 50 (`skew10`, `skew50`) against the data set's own balanced pool (`balanced`);
+
+each with the labels alone (`supervised`), the data configs' default method (`flexmatch`) and
+flexmatch with the safeguards for uncurated pools (`flexmatch_safe`). Writes the tables into README.md beside this file.
+
+Usage: python experiments/uncurated_pools/run.py [--data digits letters spoken_digits]
+    [--benchmarks open skew] [--arms supervised flexmatch flexmatch_safe] [--seeds 0 1 2]
+    [--parallel 2] [--runs DIR] [--skip ARM:BENCHMARK ...] [--tables-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "letters"))
+from build_pools import build  # noqa: E402
+from common import machine, mean_std, newest_run, per_seed, run_config, run_many, write_table  # noqa: E402
+
+from sesemi.datasets.builtin import fetch  # noqa: E402
+
+# The config and budget of each data set, as experiments/digits_ssl, letters and spoken_digits_ssl run them.
+DATA = {
+    "digits": ("digits", ["run.num_iterations=800"]),
+    "letters": (
+        "image",
+        [
+            "run.num_iterations=2000",
+            "run.mu=2",
+            "backbone=convnet_small",
+            "data.views.weak.p_hflip=0.0",
+            "data.train.supervised.num_workers=0",
+        ],
+    ),
+    "spoken_digits": ("spoken_digits", ["run.num_iterations=2400"]),
+}
+HEAD = "learner.hparams.model.regularization_loss_heads.fixmatch.head"
+# The safeguards for uncurated pools, as options of the FixMatch head.
+SAFE = [f"++{HEAD}.outlier_filter=true", "learner.hparams.model.head={_target_:sesemi.models.heads.OneVsAllHead}"]
+ARMS = {
+    "supervised": ["method=supervised"],
+    "flexmatch": ["method=flexmatch"],
+    "flexmatch_safe": ["method=flexmatch", *SAFE],
+    # an ablation: without distribution alignment, which spreads the pool's pseudo-labels evenly
+    # over the labeled classes, out-of-class files included
+    "flexmatch_no_alignment": ["method=flexmatch", f"{HEAD}.distribution_alignment=false"],
+}
+BENCHMARKS = {"open": ("clean", ["open"]), "skew": ("balanced", ["skew10", "skew50"])}
+
+
+def source(name: str, runs: Path) -> Path:
+    """The data set's folder under `runs` (built on first use)."""
+    if name == "letters":
+        from build_letters import build as build_letters
+
+        target = runs / "data" / "letters"
+        if not (target / "val").is_dir():
+            build_letters(target)
+        return target
+    return fetch(name, runs / "data")
+
+
+def pools(name: str, benchmark: str, runs: Path) -> dict[str, Path]:
+    """The data folder of each pool of a benchmark (the reference pool first)."""
+    origin = source(name, runs)
+    reference, others = BENCHMARKS[benchmark]
+    folders = {}
+    for pool in [reference, *others]:
+        folders[pool] = origin if pool == "balanced" else build(origin, runs / "data" / f"{name}_{pool}", pool)
+    return folders
+
+
+def balanced(result: dict) -> float:
+    """Balanced accuracy: the mean of the per-class recalls of the final validation."""
+    return statistics.mean(result["per_class_top1"])
+
+
+def worst(result: dict) -> float:
+    """The recall of the worst class."""
+    return min(result["per_class_top1"])
+
+
+def paired(values: list[float], reference: list[float]) -> str:
+    """Each seed's difference to `reference` (same seeds) and their mean, in points."""
+    points = [100 * (v - r) for v, r in zip(values, reference, strict=True)]
+    return f"{' / '.join(f'{p:+.1f}' for p in points)} (mean {statistics.mean(points):+.1f})"
+
+
+def pool_used(results: list[dict]) -> str:
+    """The share of the pool pseudo-labeled and judged out of class, as the runs report it."""
+    stats = [r.get("unlabeled") for r in results]
+    if not all(stats):
+        return "-"
+    used = statistics.mean(sum(s["pseudo_labeled_per_class"].values()) for s in stats)
+    if any(s["out_of_class"] is None for s in stats):
+        return f"{100 * used:.0f}% / -"
+    outliers = statistics.mean(s["out_of_class"] for s in stats)
+    return f"{100 * used:.0f}% / {100 * outliers:.0f}%"
+
+
+def plan(names: list[str], benchmarks: list[str], arms: list[str], seeds: list[int], runs: Path) -> list[tuple]:
+    """Every run as `(name, benchmark, arm, pool, seed, job)`, seed by seed: with a budget cut
+    short, every arm has its first seeds. The labels alone do not read the pool: they run once,
+    on the reference pool's labels."""
+    every = []
+    for seed in seeds:
+        for name in names:
+            config, budget = DATA[name]
+            for benchmark in benchmarks:
+                folders = pools(name, benchmark, runs)
+                for arm in arms:
+                    for pool in list(folders)[:1] if arm == "supervised" else folders:
+                        overrides = [*ARMS[arm], *budget, f"run.seed={seed}"]
+                        job = (config, overrides, runs, f"{name}_{pool}_{arm}_{seed}", folders[pool])
+                        every.append((name, benchmark, arm, pool, seed, job))
+    return every
+
+
+def started(job: tuple) -> bool:
+    """Whether the job's run folder exists (finished, or running in another process)."""
+    return (job[2] / job[3]).exists()
+
+
+def finished(job: tuple) -> dict | None:
+    """The job's results, when it has finished."""
+    if not any((job[2] / job[3]).rglob("results.json")):
+        return None
+    return run_config(*job)
+
+
+def table(benchmark: str, results: dict[tuple[str, str], dict[int, dict]], reference: str) -> list[str]:
+    """The rows of a benchmark's table over the seeds each row has (paired cells: common seeds)."""
+    score = balanced if benchmark == "skew" else (lambda r: r["metrics"]["val/top1"])
+    alone = results.get(("supervised", reference), {})
+    rows = []
+    for (arm, pool), by_seed in results.items():
+        seeds = sorted(by_seed)
+        values = [score(by_seed[s]) for s in seeds]
+        seconds = statistics.mean(by_seed[s]["process_wall_time_s"] for s in seeds)
+        to_reference = "-"
+        base = results.get((arm, reference), {})
+        common = [s for s in seeds if s in base]
+        if arm != "supervised" and pool != reference and common:
+            to_reference = paired([score(by_seed[s]) for s in common], [score(base[s]) for s in common])
+        middle = "-"
+        if benchmark == "skew":
+            middle = per_seed([worst(by_seed[s]) for s in seeds])
+        elif arm != "supervised" and (shared := [s for s in seeds if s in alone]):
+            middle = paired([score(by_seed[s]) for s in shared], [score(alone[s]) for s in shared])
+        label = "labels only" if arm == "supervised" else pool
+        cells = f"{mean_std(values)} | {per_seed(values)} | {middle} | {to_reference} | {pool_used(list(by_seed.values()))}"
+        rows.append(f"| `{arm}` | {label} | {', '.join(map(str, seeds))} | {cells} | {seconds:.0f} s |")
+    return rows
+
+
+def flags(result: dict, pool: Path) -> list[str]:
+    """How a run's model tells the pool's out-of-class files from its in-class ones, by the truth
+    in pool.csv: the share of each flagged (`Prediction.looks_out_of_class`), and the AUROC of the
+    detectors' `out_of_class` score and of 1 - the top class probability (the score a model
+    without detectors has); `-` where the model has no detectors."""
+    from sklearn.metrics import roc_auc_score
+
+    from sesemi.predictor import load
+
+    truth = {row["file"]: row["in_class"] == "1" for row in csv_rows(pool)}
+    predictions = {Path(p.input).name: p for p in load(result["run_dir"], device="cpu").predict(pool / "unlabeled", batch_size=256)}
+    names = sorted(truth)
+    outside = [not truth[name] for name in names]
+    uncertainty = roc_auc_score(outside, [1 - predictions[name].score for name in names])
+    if predictions[names[0]].out_of_class is None:
+        return ["-", "-", "-", f"{uncertainty:.3f}"]
+    flagged = [bool(predictions[name].looks_out_of_class) for name in names]
+    share = lambda wanted: 100 * statistics.mean(f for f, o in zip(flagged, outside, strict=True) if o == wanted)  # noqa: E731
+    detectors = roc_auc_score(outside, [predictions[name].out_of_class for name in names])
+    return [f"{share(True):.1f}", f"{share(False):.1f}", f"{detectors:.3f}", f"{uncertainty:.3f}"]
+
+
+def csv_rows(pool: Path) -> list[dict]:
+    """The rows of a pool's pool.csv."""
+    return list(csv.DictReader((pool / "pool.csv").open()))
+
+
+HEADERS = {
+    "open": "| arm | pool | seeds | val/top1 (%) | per seed | gain over the labels alone, per seed | to the clean pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
+    "skew": "| arm | pool | seeds | balanced accuracy (%) | per seed | worst class's recall (%), per seed | to the balanced pool, per seed | pool pseudo-labeled / judged out of class | wall time per run |",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", nargs="+", default=list(DATA), choices=list(DATA))
+    parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/uncurated_pools"), help="finished runs here are reused")
+    parser.add_argument("--skip", nargs="*", default=[], help="ARM:BENCHMARK pairs not to run, e.g. flexmatch_safe:skew")
+    parser.add_argument("--tables-only", action="store_true", help="tabulate the finished runs, run nothing")
+    args = parser.parse_args()
+    every = plan(args.data, args.benchmarks, args.arms, args.seeds, args.runs)
+    every = [entry for entry in every if f"{entry[2]}:{entry[1]}" not in args.skip]
+    if not args.tables_only:
+        run_many([entry[-1] for entry in every if not started(entry[-1])], args.parallel)
+    readme = Path(__file__).with_name("README.md")
+    for name in args.data:
+        for benchmark in args.benchmarks:
+            results: dict[tuple[str, str], dict[int, dict]] = {}
+            for entry_name, entry_benchmark, arm, pool, seed, job in every:
+                if (entry_name, entry_benchmark) == (name, benchmark) and (result := finished(job)) is not None:
+                    results.setdefault((arm, pool), {})[seed] = result
+            if not results:
+                continue
+            rows = table(benchmark, results, BENCHMARKS[benchmark][0])
+            done = [r for by_seed in results.values() for r in by_seed.values()]
+            note = f"{name}, {args.parallel} run(s) at a time; mean ± std over the seeds listed. {machine(newest_run(done))}."
+            header = [HEADERS[benchmark], "|---" * 9 + "|"]
+            write_table(readme, f"{name}_{benchmark}", note, [*header, *rows])
+            print("\n".join(rows), flush=True)
+            if benchmark == "open":
+                folder = pools(name, "open", args.runs)["open"]
+                lines = [
+                    "| arm | seed | out-of-class files flagged (%) | in-class files flagged (%) | AUROC of out_of_class | AUROC of 1 - top probability |",
+                    "|---|---|---|---|---|---|",
+                ]
+                for arm in ("flexmatch", "flexmatch_safe"):
+                    for seed, result in sorted(results.get((arm, "open"), {}).items()):
+                        lines.append(f"| `{arm}` | {seed} | {' | '.join(flags(result, folder))} |")
+                write_table(readme, f"{name}_flags", f"{name}: the models trained on the open pool, on its {len(csv_rows(folder))} unlabeled files.", lines)
+
+
+if __name__ == "__main__":
+    main()
