@@ -97,11 +97,11 @@ def test_every_method_trains_on_audio(compose_config, tmp_path, method):
     _check_trained(result, list(model.regularization_loss_heads or {}), tree.classes, bool(model.supervised_loss))
 
 
-@pytest.mark.parametrize(("method", "unlabeled"), [("fixmatch", 10), ("pi_model", 10), ("entropy_minimization", 40), ("rotation", 10)])
+@pytest.mark.parametrize(("method", "unlabeled"), [("fixmatch", 30), ("pi_model", 30), ("entropy_minimization", 40), ("rotation", 10)])
 def test_unlabeled_batches_follow_the_labeled_batch(compose_config, method, unlabeled):
     """10 labeled images per step: the FixMatch family and the consistency methods read run.mu
-    (digits: 1) unlabeled images per labeled one; the others keep a ratio of their own."""
-    config = compose_config("digits", f"method={method}", "run.batch_size_per_gpu=10")
+    (here 3) unlabeled images per labeled one; the others keep a ratio of their own."""
+    config = compose_config("digits", f"method={method}", "run.batch_size_per_gpu=10", "run.mu=3")
     (name,) = set(config.data.train) - {"supervised"}
     assert loader_batch_size(name, config.data.train[name], config.run.batch_size_per_gpu) == unlabeled
     assert compose_config("image", f"method={method}").run.mu == 7  # FixMatch's
