@@ -109,7 +109,7 @@ def test_info_prints_the_composed_config(tmp_path):
     """
     done = open_sesemi("-cn", "digits", "--info", cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "num_iterations: 800" in done.stdout
+    assert "num_iterations: 400" in done.stdout
     assert not (tmp_path / "runs").exists()
 
 
