@@ -9,7 +9,10 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -191,3 +194,22 @@ def timed_steps(learner, optimizer, batches: list) -> float:
         loss.backward()
         optimizer.step()
     return time.perf_counter() - started
+
+
+def add_runs_option(parser) -> None:
+    """`--runs DIR`: where a script keeps its runs, so a stopped table resumes from them."""
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="keep the runs here (default: a temporary folder); finished ones are reused",
+    )
+
+
+@contextmanager
+def runs_folder(kept: Path | None) -> Iterator[Path]:
+    """The `--runs` folder, or a temporary one removed when the script ends."""
+    if kept is not None:
+        yield kept
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        yield Path(scratch) / "runs"

@@ -15,12 +15,21 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measured, newest_run, read_table, run_config, top1, write_table  # noqa: E402
+from common import (  # noqa: E402
+    add_runs_option,
+    machine,
+    measured,
+    newest_run,
+    read_table,
+    run_config,
+    runs_folder,
+    top1,
+    write_table,
+)
 
 README = Path(__file__).with_name("README.md")
 
@@ -47,14 +56,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, help="compute threads of the timed runs (default: torch's)"
     )
-    parser.add_argument(
-        "--runs",
-        type=Path,
-        help="keep the runs here (default: a temporary folder); finished ones are reused",
-    )
+    add_runs_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        runs = args.runs or Path(scratch) / "runs"
+    with runs_folder(args.runs) as runs:
         data = runs / "digits"
         timing = []
         for _ in range(args.timed):

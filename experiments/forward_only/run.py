@@ -23,19 +23,20 @@ import importlib.util
 import math
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from common import (  # noqa: E402
     METHODS,
+    add_runs_option,
     machine,
     mean_std,
     newest_run,
     per_seed,
     read_table,
     run_config,
+    runs_folder,
     top1,
     write_table,
 )
@@ -100,14 +101,9 @@ def main() -> None:
     parser.add_argument(
         "--data-root", type=Path, help="where the data set is (built there if missing)"
     )
-    parser.add_argument(
-        "--runs",
-        type=Path,
-        help="keep the runs here (default: a temporary folder); finished ones are reused",
-    )
+    add_runs_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        runs = args.runs or Path(scratch) / "runs"
+    with runs_folder(args.runs) as runs:
         data_root = args.data_root or runs / args.data
         if args.data == "letters" and not data_root.exists():
             _letters().build(data_root)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +29,18 @@ sys.path.insert(0, str(HERE.parent / "letters"))
 sys.path.insert(0, str(HERE.parent / "instruments"))
 from build_instruments import build as build_instruments  # noqa: E402
 from build_letters import build as build_letters  # noqa: E402
-from common import gains, machine, mean_std, newest_run, per_seed, run_groups, top1, write_table  # noqa: E402
+from common import (  # noqa: E402
+    add_runs_option,
+    gains,
+    machine,
+    mean_std,
+    newest_run,
+    per_seed,
+    run_groups,
+    runs_folder,
+    top1,
+    write_table,
+)
 
 PRETRAIN = 0.25  # the recipe's default share of its budget spent on SimCLR alone
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
@@ -80,14 +90,9 @@ def main() -> None:
     parser.add_argument(
         "--parallel", type=int, default=1, help="runs side by side (one thread each)"
     )
-    parser.add_argument(
-        "--runs",
-        type=Path,
-        help="keep the runs here (default: a temporary folder); finished ones are reused",
-    )
+    add_runs_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        runs = args.runs or Path(scratch) / "runs"
+    with runs_folder(args.runs) as runs:
         groups, plan = {}, {}
         for name in args.data:
             config, shared, builder, default_iterations = DATASETS[name]
