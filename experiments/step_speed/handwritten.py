@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 # What each method's config sets (configs/method/*.yaml); the step index is that of the run.
 THRESHOLD, FLOOR = 0.95, 0.8  # the FixMatch family's threshold and its adaptive thresholds' floor
+SIMCLR_TEMPERATURE = 0.5  # method=simclr's
 CONFIDENT = 0.8  # entropy minimization's and the consistency heads' confidence threshold
 ENTROPY_WEIGHT, CONSISTENCY_WEIGHT = 0.3, 3.0
 
@@ -55,7 +56,8 @@ class HandwrittenStep:
         method: A built-in method's name.
         backbone: A copy of the network's backbone (the weights sesemi's learner starts from).
         head: The classification head (a linear layer).
-        pretext: The linear layer of rotation or jigsaw prediction.
+        extra: The loss heads' own layers: `pretext` (rotation's or jigsaw's linear layer),
+            `projection` (SimCLR's projection head).
         optimizer: The config's SGD settings.
         decay: The EMA's decay.
         max_iterations: The run's budget (learning-rate decay and ramp-ups).
@@ -67,7 +69,7 @@ class HandwrittenStep:
         method: str,
         backbone: nn.Module,
         head: nn.Linear,
-        pretext: nn.Linear | None,
+        extra: dict[str, nn.Module],
         optimizer: dict,
         decay: float,
         max_iterations: int,
@@ -75,9 +77,7 @@ class HandwrittenStep:
         num_classes: int,
     ):
         self.method = method
-        self.model = nn.ModuleDict(
-            {"backbone": backbone, "head": head, **({"pretext": pretext} if pretext else {})}
-        ).train()
+        self.model = nn.ModuleDict({"backbone": backbone, "head": head, **extra}).train()
         self.average = copy.deepcopy(self.model)
         self.optimizer = torch.optim.SGD(self.model.parameters(), **optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -110,8 +110,10 @@ class HandwrittenStep:
 
     def __call__(self, batch: dict, step: int) -> Tensor:
         backbone, head = self.model["backbone"], self.model["head"]
-        images, labels = batch["supervised"][0], batch["supervised"][1]
-        loss = F.cross_entropy(head(backbone(images)), labels)
+        loss = torch.zeros(())
+        if self.method != "simclr":  # SimCLR pre-trains without the labels
+            images, labels = batch["supervised"][0], batch["supervised"][1]
+            loss = F.cross_entropy(head(backbone(images)), labels)
         if self.method != "supervised":
             loss = loss + getattr(self, self.method)(batch, step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -146,6 +148,17 @@ class HandwrittenStep:
         mask = (probs.detach().max(dim=1).values >= CONFIDENT).float()
         entropy = -(probs * log_probs).sum(dim=1)
         return ENTROPY_WEIGHT * sigmoid_rampup(step, self.rampup) * (entropy * mask).mean()
+
+    def simclr(self, batch: dict, step: int) -> Tensor:
+        """NT-Xent: each view's positive is the other view of its item, the rest are negatives."""
+        backbone, projection = self.model["backbone"], self.model["projection"]
+        with running_stats_kept(backbone):
+            z = projection(backbone(torch.cat(batch["simclr"][0])))  # both views in one pass
+        z = F.normalize(z, dim=1)
+        n = len(z) // 2
+        similarity = (z @ z.T / SIMCLR_TEMPERATURE).fill_diagonal_(float("-inf"))
+        positives = torch.arange(2 * n).roll(n)
+        return F.cross_entropy(similarity, positives)
 
     def _consistency(self, batch: dict, step: int, teacher: nn.ModuleDict) -> Tensor:
         backbone, head = self.model["backbone"], self.model["head"]

@@ -360,14 +360,17 @@ def handwritten_step(
     """The hand-written step of `method`, on copies of the learner's initial weights."""
     optimizer = OmegaConf.to_container(method.config.learner.hparams.optimizer)
     optimizer.pop("_target_")
-    pretext = next(
-        (copy.deepcopy(h.fc) for h in learner.loss_heads.values() if hasattr(h, "fc")), None
-    )
+    extra = {}
+    for loss_head in learner.loss_heads.values():
+        if hasattr(loss_head, "fc"):
+            extra["pretext"] = copy.deepcopy(loss_head.fc)
+        if hasattr(loss_head, "projection"):
+            extra["projection"] = copy.deepcopy(loss_head.projection)
     return HandwrittenStep(
         method.name,
         copy.deepcopy(learner.backbone),
         copy.deepcopy(learner.head.fc),
-        pretext,
+        extra,
         optimizer,
         ema.decay if ema else 0.999,
         method.config.run.num_iterations,
@@ -405,7 +408,8 @@ def methods_table(settings: Settings, data_root: Path) -> list[str]:
     ]
     reruns = disturbed = 0
     others: list[float] = []
-    for name in METHODS:
+    # simclr_freematch's steps are simclr's, then freematch's (a term weighted 0 is not computed)
+    for name in [*(m for m in METHODS if m != "simclr_freematch"), "simclr"]:
         method = digits_method(name, data_root, settings.digits_steps)
         rounds = interleaved(
             method_variants(method),
