@@ -35,8 +35,9 @@ WALL_TIME = "wall time (s)"
 POOL_USED = "pool pseudo-labeled"
 POOL_OUT_OF_CLASS = "pool out of class"
 POOL_PER_CLASS = "pseudo-labels per class"
-# Always shown in their own columns (id, seed) or different in every run (dir).
-NOT_DIFFERENCES = {"run.id", "run.seed", "run.dir"}
+POOL_PREDICTED = "predicted per class"  # before distribution alignment
+# Always shown in their own columns (id, method, seed) or different in every run (dir).
+NOT_DIFFERENCES = {"run.id", "run.method", "run.seed", "run.dir"}
 STEP_COLUMNS = {"epoch", "step"}
 
 
@@ -89,10 +90,16 @@ def _pool_columns(unlabeled: dict[str, Any] | None) -> dict[str, Any]:
     if not unlabeled:
         return {}
     shares = unlabeled.get("pseudo_labeled_per_class") or {}
-    columns = {POOL_USED: round(sum(shares.values()), 4), POOL_PER_CLASS: " ".join(f"{c}:{v:.2f}" for c, v in shares.items())}
+    columns = {POOL_USED: round(sum(shares.values()), 4), POOL_PER_CLASS: _per_class(shares)}
     if unlabeled.get("out_of_class") is not None:
         columns[POOL_OUT_OF_CLASS] = unlabeled["out_of_class"]
+    if unlabeled.get("predicted_per_class"):
+        columns[POOL_PREDICTED] = _per_class(unlabeled["predicted_per_class"])
     return columns
+
+
+def _per_class(shares: dict[str, float]) -> str:
+    return " ".join(f"{c}:{v:.2f}" for c, v in shares.items())
 
 
 def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -101,8 +108,8 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
 
     Columns: run, id, method, the differing config fields (and the `by` fields), seed, the
     final metrics of `results.json`, the best val/top1, steps and wall time, and for runs that
-    pseudo-labeled their pool the share pseudo-labeled, the share judged out of class and the
-    share of each class (`POOL_*`).
+    pseudo-labeled their pool the share pseudo-labeled, the share judged out of class, the
+    share pseudo-labeled with each class and the share predicted as each class (`POOL_*`).
     """
     trained = [run for run in runs if run.trained]
     fields = list(dict.fromkeys([*by, *differences(trained)]))
