@@ -72,6 +72,10 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Only list what would be
 Force = Annotated[bool, typer.Option("--force", help="Overwrite what exists.")]
 ConfigDir = Annotated[Path | None, typer.Option("--config-dir", "-cd", help="A folder of your own configs.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")]
+Model = Annotated[
+    str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
+]
+Allow = Annotated[list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")]
 
 
 @command()
@@ -233,9 +237,7 @@ def _metrics(metrics: dict[str, float]) -> str:
 @command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped run.")],
-    allow: Annotated[
-        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
-    ] = None,
+    allow: Allow = None,
 ) -> None:
     """Continue a stopped run (killed, interrupted or failed) in its folder, from its newest
     checkpoint: same config, same remaining steps, same batches.
@@ -253,9 +255,7 @@ def resume(
 
 @command(context_settings={"ignore_unknown_options": True})
 def inference(
-    model: Annotated[
-        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
-    ],
+    model: Model,
     input: Annotated[Path, typer.Argument(help="A file, a folder (recursive), or a .txt file listing paths.")],
     settings: Annotated[
         list[str] | None,
@@ -313,24 +313,14 @@ def inference(
 
 @dataclass
 class InferenceSettings:
-    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`).
+    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`)."""
 
-    Attributes:
-        checkpoint: "best" or "last", for a run folder.
-        window_seconds: Audio: the sliding window's length; None uses the run's clip length.
-        hop_seconds: Audio: the spacing of windows; None uses half a window.
-        per_window: Audio: one row per window (with start and end in seconds) instead of one
-            per file with the mean of the windows' probabilities.
-        num_workers: Data loader processes that decode files (0: the main process).
-        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-    """
-
-    checkpoint: str = "best"
-    window_seconds: float | None = None
-    hop_seconds: float | None = None
-    per_window: bool = False
-    num_workers: int = 0
-    on_error: str = "skip"
+    checkpoint: str = "best"  # or "last", for a run folder
+    window_seconds: float | None = None  # audio; None: the run's clip length
+    hop_seconds: float | None = None  # audio; None: half a window
+    per_window: bool = False  # audio: a row per window (start, end), not the mean per file
+    num_workers: int = 0  # loader processes that decode files
+    on_error: str = "skip"  # or "raise" on the first unreadable file
 
 
 @command(name="pseudo-label", context_settings={"ignore_unknown_options": True})
@@ -627,9 +617,7 @@ def load(
 
 @command()
 def export(
-    model: Annotated[
-        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
-    ],
+    model: Model,
     format: Annotated[
         str, typer.Option("--format", "-f", help="onnx or torchscript.", autocompletion=completion.export_formats)
     ] = "onnx",
@@ -639,9 +627,7 @@ def export(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="For a run folder: best or last.")] = "best",
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier export (never another file).")] = False,
     repository: Repository = None,
-    allow: Annotated[
-        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
-    ] = None,
+    allow: Allow = None,
 ) -> None:
     """Export a trained model to ONNX or TorchScript, to predict without sesemi.
 

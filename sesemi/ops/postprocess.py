@@ -1,18 +1,10 @@
-"""Summaries of many runs: a table of runs, its mean ± std over seeds, and training curves.
-
-Reads only what each run writes: `config.yaml`, `results.json` and `metrics.csv` (see
-sesemi/ops/runs.py). Writes, into the output folder:
-
-    summary.csv       one row per finished training run
-    aggregated.csv    one row per configuration: mean and std of the metrics over its runs
-    summary.md        both tables in Markdown, and the plots
-    plots/<metric>.png  one per metric in metrics.csv (e.g. val_top1.png), the runs overlaid
+"""Summaries of many runs, from only what each run writes (`config.yaml`, `results.json`,
+`metrics.csv`): a table of runs, its mean ± std over seeds, and training curves.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -190,18 +182,14 @@ def display(table: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
         if column.endswith(" mean"):
             name = column.removesuffix(" mean")
             pairs = zip(values, table[f"{name} std"], strict=True)
-            shown[name] = [_number(m, name) + ("" if _missing(s) else f" ± {_number(s, name)}") for m, s in pairs]
+            shown[name] = [_number(m, name) + ("" if pd.isna(s) else f" ± {_number(s, name)}") for m, s in pairs]
         else:
-            shown[column] = [_number(v, column) if column in metrics else ("" if _missing(v) else str(v)) for v in values]
+            shown[column] = [_number(v, column) if column in metrics else ("" if pd.isna(v) else str(v)) for v in values]
     return shown
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _number(value: Any, column: str) -> str:
-    if _missing(value):
+    if pd.isna(value):
         return ""
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return f"{value:.1f}" if column == WALL_TIME else f"{value:.4f}"
@@ -219,10 +207,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: Sequence[str] = ()) -> Summary:
-    """Summarizes the runs under a folder: tables, mean ± std over seeds, and training curves.
-
-    Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/<metric>.png` (one per
-    metric, the runs overlaid). Reads only the files runs write.
+    """Summarizes the runs under a folder: `summary.csv` (one row per finished training run),
+    `aggregated.csv` (mean and std over each configuration's runs), `summary.md` (both, and the
+    plots) and `plots/<metric>.png` (one per metric in metrics.csv, the runs overlaid).
 
     Args:
         runs_dir: The folder to search for run folders, e.g. `runs` or `runs/digits`.
@@ -230,9 +217,6 @@ def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: 
         by: The config fields that define a configuration (e.g. `learner.hparams.optimizer.lr`);
             by default the run id, the method and every field that differs between runs,
             except the seed, so each configuration is averaged over its seeds.
-
-    Returns:
-        The tables and the plot files.
     """
     folder = Path(output_dir) if output_dir else Path(runs_dir) / "summary"
     return write_summary(find_runs(runs_dir), folder, str(runs_dir), by)
@@ -268,9 +252,6 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
         name: The group's name.
         force: Replace an existing group of that name.
         dry_run: Only say what would be made (and replaced).
-
-    Returns:
-        The group's folder, its members and summary.
     """
     if not by:
         raise SesemiError("name the config fields to group by, e.g. --by learner.hparams.optimizer.lr")
@@ -298,7 +279,7 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
 
 
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
-    """Writes the summary tables and plots of `runs` into `folder` (see the module docstring)."""
+    """Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/` of `runs` into `folder`."""
     trained = [run for run in runs if run.trained]
     unfinished = sum(not run.finished for run in runs)
     if not trained:
