@@ -8,11 +8,10 @@
     run.predict(["a.jpg", "b.jpg"])                 # [Prediction(label="cat", score=0.9, ...), ...]
     run.evaluate(eval_frame)                        # {"val/top1": ..., "val/loss": ...}
 
-The data are linked (or copied) into the standard layout under `<dir>/<name>/data/`, and
-training runs the built-in `image` (or `audio`) config with the method (`sesemi.compose`,
-`sesemi.run`) into `<dir>/<name>/<timestamp>/`, a run folder like any other. `<dir>/<name>/` and
-its `data/` carry sesemi's marker: a training run never writes into a folder of someone else's,
-and replaces only the data links it made.
+The data are linked (or copied) into the standard layout under `<dir>/<name>/data/`, which
+the built-in `image` (or `audio`) config trains on into `<dir>/<name>/<timestamp>/`, a run
+folder like any other. `<dir>/<name>/` and its `data/` carry sesemi's marker: a training run
+writes into no folder of someone else's and replaces only the data links it made.
 """
 
 from __future__ import annotations
@@ -79,9 +78,10 @@ def _quoted(path: Path) -> str:
 
 
 def _timestamped(parent: Path) -> Path:
-    """A new folder `<parent>/<YYYY-mm-dd_HH-MM-SS-microseconds>`, as `open_sesemi` names runs
-    (with microseconds: a retrain within the same second gets a folder of its own)."""
-    stem = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    """A new folder `<parent>/<timestamp>`, the timestamp as `open_sesemi` names runs."""
+    from sesemi.config.resolvers import TIMESTAMP
+
+    stem = datetime.now().strftime(TIMESTAMP)
     folder, number = parent / stem, 1
     while folder.exists():
         folder, number = parent / f"{stem}_{number}", number + 1

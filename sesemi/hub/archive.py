@@ -39,17 +39,9 @@ def _refusal(member: tarfile.TarInfo) -> str | None:
 
 
 def extract(archive: Path, target: Path, source: str | None = None) -> None:
-    """Extracts a model's archive into the folder `target` (created if needed).
-
-    Args:
-        archive: The `.tar.gz` file.
-        target: The folder to extract into.
-        source: What the archive is, for messages (default: `the archive <file name>`).
-
-    Raises:
-        SesemiError: An unsafe member, not sesemi's layout, or a truncated or corrupt archive;
-            nothing is written then.
-    """
+    """Extracts a model's archive into the folder `target`, or (SesemiError, nothing written)
+    refuses an unsafe member, another layout, or a truncated or corrupt archive; `source` says
+    what the archive is, for messages."""
     source = source or f"the archive {archive.name}"
     try:
         with tarfile.open(archive, "r:gz") as tar:

@@ -76,12 +76,8 @@ def find(reference: str, version: str | None = None) -> Path | None:
 
 
 def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
-    """The model's folder in the cache, downloaded, verified and extracted if it is not there.
-
-    Raises:
-        SesemiError: The archive does not match its checksum, is unsafe or not a sesemi model's,
-            or a folder without sesemi's marker is in the way; the cache is left as it was.
-    """
+    """The model's folder in the cache, downloaded, verified and extracted if it is not there;
+    on a refusal (SesemiError) the cache is left as it was."""
     folder = model_folder(info)
     folder.parent.mkdir(parents=True, exist_ok=True)
     _inside(folder, cache_root())  # again, now that the folders on the way exist

@@ -50,7 +50,7 @@ def publish(
     allow: Sequence[str] = (),
     allow_unfinished: bool = False,
 ) -> str:
-    """Publishes the model of a training run; returns its uid.
+    """Publishes the model of a training run; returns its uid (see `sesemi.hub.ids`).
 
     Args:
         run: A run folder (its `checkpoints/best.ckpt`, else `last.ckpt`) or a checkpoint in one.
@@ -62,17 +62,9 @@ def publish(
             `{"backbone": "convnet", "labels": 50}`; part of the uid.
         author: Who publishes it.
         meta: Anything else to record (JSON values).
-        allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
-            whose classes the run's network may be built from (your own backbone, say:
-            `["my_project"]`).
+        allow: Module prefixes trusted besides sesemi's and the user's, e.g. `["my_project"]`.
         allow_unfinished: Publish a run that did not finish (running, failed or interrupted):
             its weights are those of its last checkpoint.
-
-    Returns:
-        The uid: `<8 hex digits of the SHA-256 of name, subgroup, params>-<version>`.
-
-    Example:
-        >>> uid = sesemi.hub.publish("runs/digits/2026-11-23_16-09-06", "digits-cnn", "1.0.0", "/shared/models")
     """
     check_name(name)
     check_subgroup(subgroup)

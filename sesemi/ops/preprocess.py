@@ -3,11 +3,8 @@
     sesemi preprocess data/my_sounds --sample-rate 16000
     sesemi preprocess -cn audio run.data_root=data/my_sounds
 
-Training then reads float32 samples instead of decoding compressed files every epoch. An entry
-is rewritten when its source file's size or modification time changes, and a sample rate has its
-own entries (see sesemi/datasets/audio_cache.py); entries of removed or changed files are deleted,
-from a cache folder sesemi made (marked `cache`) only: in a folder of someone else's (or of a
-release before markers) they are counted and kept.
+Training then reads float32 samples instead of decoding every epoch (sesemi/datasets/audio_cache.py).
+Entries of removed or changed files are deleted only from a cache folder sesemi made.
 """
 
 from __future__ import annotations

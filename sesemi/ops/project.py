@@ -60,16 +60,6 @@ CPU_BUDGET = "  time_budget: 15m  # sized for a CPU: sesemi times the first step
 GPU_BUDGET = "  num_iterations: 20000  # sized for a GPU; or run.time_budget, e.g. 2h"
 
 
-
-
-def custom_config() -> str:
-    """The config `create_project` writes, with a training length sized for this machine."""
-    import torch
-
-    budget = GPU_BUDGET if torch.cuda.is_available() else CPU_BUDGET
-    return CUSTOM_CONFIG.format(created=CREATED, budget=budget)
-
-
 def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     """Creates a project: `configs/custom.yaml` (a commented config to start from) and the
     `data/`, `runs/` and `src/` folders.
@@ -81,13 +71,16 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     Returns:
         The project folder.
     """
+    import torch  # the budget suits this machine's CUDA, if any
+
     root = Path(directory)
     config = root / "configs" / "custom.yaml"
     refusal = f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})"
     _check_overwrite(config, force, CREATED, refusal)
     for name in PROJECT_FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
-    write_atomically(config, custom_config())
+    budget = GPU_BUDGET if torch.cuda.is_available() else CPU_BUDGET
+    write_atomically(config, CUSTOM_CONFIG.format(created=CREATED, budget=budget))
     return root
 
 

@@ -1,13 +1,7 @@
-"""Run folders on disk: finding them, reading what they wrote, and tidying them up.
+"""Run folders on disk (see sesemi/runner.py): finding them, reading what they wrote, tidying.
 
-A run folder is what a training run writes (see sesemi/runner.py): its `.sesemi` marker (kind
-`run`, state running, finished, failed or interrupted), `config.yaml`, `results.json` (only once
-it finished), `metrics.csv` and `checkpoints/`. A run that failed before writing its config is
-recognized by its marker, or by Hydra's `.hydra/config.yaml` with a `learner`.
-
-Tidying deletes only run folders that carry the marker, found without following a symlink out of
-the folder given: folders of earlier releases (no marker), and whatever a link points to, are
-never deleted, only counted.
+Tidying deletes only what carries sesemi's `.sesemi` marker of a run, found without following a
+symlink out of the folder given: folders of earlier releases (no marker) are only counted.
 """
 
 from __future__ import annotations
@@ -186,15 +180,11 @@ def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
     """Deletes the folders of runs that stopped without finishing: failed, interrupted, or
     killed (marked running by a process that is gone).
 
-    Only folders marked as runs by sesemi go; nothing is reached through a symlink. A run still
-    training on another machine counts as running and stays.
+    A run still training on another machine counts as running and stays.
 
     Args:
         runs_dir: The folder to search for run folders.
         dry_run: Only say what would be deleted.
-
-    Returns:
-        The run folders deleted (or that would be), and those left alone.
     """
     root = Path(runs_dir)
     stopped, unmarked, running = [], [], []
@@ -213,16 +203,12 @@ def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
 def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: bool = False) -> Tidied:
     """Deletes the checkpoints of finished runs except their best and last ones.
 
-    Only runs marked finished by sesemi lose checkpoints; the others keep theirs (they may be
-    resumed from them), and nothing is reached through a symlink.
+    Only runs marked finished lose checkpoints: the others may be resumed from theirs.
 
     Args:
         runs_dir: The folder to search for run folders.
         everything: Delete the best and last checkpoints too (the runs cannot predict afterwards).
         dry_run: Only say what would be deleted.
-
-    Returns:
-        The checkpoint files deleted (or that would be), and the runs left alone.
     """
     root = Path(runs_dir)
     files, unmarked = [], []
