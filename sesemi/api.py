@@ -220,7 +220,7 @@ class TrainingRun:
                 are kept beside the new one).
 
         Returns:
-            What the run did: the final metrics, the best checkpoint, ...
+            What the run did: its final metrics, best checkpoint, ...
         """
         if self.folder.exists() and not claim(self.folder, "training_run"):
             raise SesemiError(
@@ -256,17 +256,8 @@ class TrainingRun:
     def predict(self, inputs: Any, batch_size: int = 64, tta: bool = False, **options: Any) -> list[Prediction]:
         """Predicts files with the best checkpoint of the latest training, in input order.
 
-        Args:
-            inputs: Image (or, for an audio run, audio) files: a list of paths, a folder, or
-                anything else `sesemi.predictor.Predictor.predict` takes.
-            batch_size: Inputs per forward pass.
-            tta: Test-time augmentation: average over each image and its horizontal flip
-                (audio: time-shifted copies); wrong where mirroring changes the meaning.
-            **options: The other options of `Predictor.predict` (embeddings, on_error, ...).
-
-        Returns:
-            One `Prediction` per input: `label`, `score` and `probabilities` (in the order of
-            the run's classes, `results["classes"]`).
+        `inputs`, `batch_size`, `tta` and `**options` (embeddings, on_error, ...) are those of
+        `sesemi.predictor.Predictor.predict`; `probabilities` are in the order of `result.classes`.
         """
         from sesemi.predictor import load
 

@@ -208,9 +208,8 @@ class Predictor:
     Args:
         model: The trained model (`TrainedModel.from_run`, `TrainedModel.from_published`).
         device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
-        transform: Images: what prepares an image for the model; None uses the run's
-            evaluation transform.
-        info: What a published model is (its `ModelInfo`); None for a run.
+        transform: Images: what prepares one; None: the run's evaluation transform.
+        info: A published model's `ModelInfo`; None for a run.
     """
 
     def __init__(
@@ -273,14 +272,8 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_batch(self, inputs: Tensor, *, tta: bool = False) -> BatchPrediction:
-        """Predicts prepared model inputs: images `[N, C, H, W]` (transformed as in
-        validation) or waveforms `[N, T]` at `sample_rate`.
-
-        Args:
-            inputs: The batch.
-            tta: Also predict each input's augmented copies (`augmentation()`) and average the
-                probabilities and the embeddings over them.
-        """
+        """Predicts prepared model inputs: images `[N, C, H, W]` (transformed as in validation)
+        or waveforms `[N, T]` at `sample_rate`; with `tta`, averaged with their augmented copies."""
         dims, shape = (2, "waveforms [N, T]") if self.audio else (4, "images [N, C, H, W]")
         if inputs.dim() != dims:
             raise SesemiError(f"predict_batch takes {shape}, not a tensor of shape {tuple(inputs.shape)}")

@@ -1,6 +1,5 @@
-"""The local cache of loaded models: `<cache root>/<subgroup parts>/<name>/<version>/<uid>/`.
+"""The local cache of loaded models: `<cache_root()>/<subgroup parts>/<name>/<version>/<uid>/`.
 
-The root is `$SESEMI_CACHE_ROOT`, else `$XDG_CACHE_HOME/sesemi/models` (`~/.cache/sesemi/models`).
 A model's folder appears complete or not at all: it is downloaded, verified and extracted beside
 its place and renamed into it (`sesemi.ownership.staged`, kind "model") under a file lock, so
 processes that load the same model at once download it once. Nothing is written outside the
@@ -33,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
-    """Where loaded models are kept (see the module's docstring)."""
+    """Where loaded models are kept: `$SESEMI_CACHE_ROOT`, else `$XDG_CACHE_HOME/sesemi/models`
+    (`~/.cache/sesemi/models`)."""
     if os.environ.get("SESEMI_CACHE_ROOT"):
         return Path(os.environ["SESEMI_CACHE_ROOT"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sesemi" / "models"

@@ -5,10 +5,8 @@ with the EMA callback, Lightning stores the averaged weights there, which are wh
 saw; the loss heads' are left out, they only serve training), the run's `config.yaml`,
 `meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card, `README.md`.
 
-Only a finished run is published: one whose marker (`sesemi.ownership`) says running, failed or
-interrupted has weights that are not the end of its training, so it is refused unless asked
-(`allow_unfinished=True`); a run folder of an earlier release, without a marker, counts as
-finished when it has its `results.json`.
+Only a finished run is published unless asked (`allow_unfinished=True`): the weights of one
+that is running, failed or was interrupted are not the end of its training.
 """
 
 from __future__ import annotations

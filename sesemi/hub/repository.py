@@ -168,15 +168,8 @@ def lookup(
 
 
 def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
-    """The folder of a published model in the cache, downloaded into it the first time.
-
-    `sesemi.predictor.load` (which `sesemi.hub.load` is) builds the model from it.
-
-    Args:
-        uid_or_name: A uid (`3f1c9a0e-1.0.0`), or a name with an optional subgroup and version:
-            `digits-cnn`, `images.digits-cnn`, `digits-cnn@1.0.0` (the latest version without one).
-        repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
-    """
+    """The folder of a published model (a uid or `[subgroup.]name[@version]`, the latest version
+    without one) in the cache, downloaded into it from `repository` the first time."""
     return cache.find(uid_or_name) or cache.fetch(*lookup(uid_or_name, repository=repository))
 
 

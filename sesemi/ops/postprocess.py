@@ -95,14 +95,8 @@ def _per_class(shares: dict[str, float]) -> str:
 
 
 def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The table of finished training runs, the columns that tell configurations apart, and
-    the metric columns.
-
-    Columns: run, id, method, the differing config fields (and the `by` fields), seed, the
-    final metrics of `results.json`, the best val/top1, steps and wall time, and for runs that
-    pseudo-labeled their pool the share pseudo-labeled, the share judged out of class, the
-    share pseudo-labeled with each class and the share predicted as each class (`POOL_*`).
-    """
+    """The table of finished training runs (a row each), the columns that tell configurations
+    apart, and the metric columns."""
     trained = [run for run in runs if run.trained]
     fields = list(dict.fromkeys([*by, *differences(trained)]))
     rows = []
