@@ -138,9 +138,7 @@ def show(
     save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier copy, never your own.")] = False,
 ) -> None:
-    """Print a built-in config, or copy it out to start your own from.
-
-    The copy's first line says where it came from; --force overwrites only a file that has it.
+    """Print a built-in config, or copy it out (its first line says from where) to start your own.
 
     Python: sesemi.config.catalog.config_file, sesemi.ops.project.save_config
 
@@ -265,7 +263,7 @@ def inference(
     device: Device = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")] = 64,
     embeddings: Annotated[bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite predictions sesemi wrote.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite predictions sesemi wrote (in a folder it made).")] = False,
     tta: Annotated[
         bool,
         typer.Option(
@@ -277,8 +275,6 @@ def inference(
 ) -> None:
     """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
     probability per class). Long recordings are predicted in sliding windows.
-
-    --force overwrites the predictions of an earlier inference only in a folder sesemi made.
 
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
@@ -410,9 +406,8 @@ def postprocess(
         list[str] | None, typer.Option("--by", help="Config fields that define a configuration (repeat or comma-separate).")
     ] = None,
 ) -> None:
-    """Summarize runs: a table (CSV, Markdown, screen), mean ± std over seeds, curves as PNG.
-
-    Reads only the files runs write (config.yaml, results.json, metrics.csv).
+    """Summarize runs from their config.yaml, results.json and metrics.csv: a table (CSV, Markdown,
+    screen), mean ± std over seeds, curves as PNG.
 
     Python: sesemi.ops.postprocess.postprocess
 

@@ -17,11 +17,8 @@ from sesemi.errors import user_error
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """Ends the program with `error: ...` and exit code 1 on a problem the user can fix; a bug
-    keeps its traceback, as does everything with `HYDRA_FULL_ERROR=1`.
-
-    Hydra prints composition errors over several lines and exits; here it raises them instead
-    (its `HYDRA_FULL_ERROR` switch), so they are reported in one line like the others.
-    """
+    keeps its traceback, as does everything with `HYDRA_FULL_ERROR=1`. Hydra raises composition
+    errors here (its `HYDRA_FULL_ERROR` switch), so they are one line too, not printed over several."""
     from sesemi.config.compose import hydra_error
 
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -107,11 +104,8 @@ def key_values(settings: type | Callable[..., Any], items: Sequence[str], comman
 
 
 def _keyword_dataclass(function: Callable[..., Any], skip: Sequence[str]) -> type:
-    """A dataclass of a function's keyword parameters: what `key=value` settings may set.
-
-    Plain types (bool, int, float, str and their optional forms) are checked; others are taken
-    as given (a YAML value).
-    """
+    """A dataclass of a function's keyword parameters, the settings `key=value` may set: plain
+    types (bool, int, float, str, optional or not) are checked, others taken as YAML values."""
     hints = typing.get_type_hints(function)
     plain = {bool, int, float, str, type(None)}
     fields = []

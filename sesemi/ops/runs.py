@@ -105,27 +105,30 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
     return sorted(runs, key=lambda run: run.name)
 
 
-def method(config: dict[str, Any] | None) -> str:
-    """A run's method: its `run.method`, else (an older run) the names of its regularization
-    loss heads, or `supervised`."""
-    named = ((config or {}).get("run") or {}).get("method")
-    if named:
-        return named
-    model = (((config or {}).get("learner") or {}).get("hparams") or {}).get("model") or {}
-    heads = sorted(model.get("regularization_loss_heads") or {})
-    return "+".join(heads) or ("supervised" if model.get("supervised_loss") else "none")
-
-
-def field_value(run: Run, field: str) -> Any:
-    """A dotted config field of a run (e.g. `learner.hparams.optimizer.lr`), `method`, or None."""
-    if field == "method":
-        return method(run.config)
-    value: Any = run.config or {}
+def _dotted(config: dict[str, Any] | None, field: str) -> Any:
+    """The value of a dotted field (e.g. `learner.hparams.optimizer.lr`) of a config, or None."""
+    value: Any = config or {}
     for key in field.split("."):
         if not isinstance(value, dict) or key not in value:
             return None
         value = value[key]
     return value
+
+
+def method(config: dict[str, Any] | None) -> str:
+    """A run's method: its `run.method`, else (an older run) the names of its regularization
+    loss heads, or `supervised`."""
+    named = _dotted(config, "run.method")
+    if named:
+        return named
+    model = _dotted(config, "learner.hparams.model") or {}
+    heads = sorted(model.get("regularization_loss_heads") or {})
+    return "+".join(heads) or ("supervised" if model.get("supervised_loss") else "none")
+
+
+def field_value(run: Run, field: str) -> Any:
+    """A dotted config field of a run, `method` (see `method`), or None."""
+    return method(run.config) if field == "method" else _dotted(run.config, field)
 
 
 @dataclass(frozen=True)
