@@ -7,7 +7,6 @@ help) and prints what that returned. Nothing heavy is imported until a command r
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -40,16 +39,7 @@ app = typer.Typer(
 def command(group: typer.Typer | None = None, **settings: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Registers a command (of `group`, default `sesemi`'s) that prints `error: ...` and exits
     with 1 on a user error."""
-
-    def register(function: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(function)
-        def run(*args: Any, **kwargs: Any) -> None:
-            with exit_on_user_error():
-                function(*args, **kwargs)
-
-        return (group or app).command(**settings)(run)
-
-    return register
+    return lambda function: (group or app).command(**settings)(exit_on_user_error()(function))
 
 
 def _show_version(value: bool) -> None:
