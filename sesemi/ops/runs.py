@@ -181,9 +181,7 @@ def _delete(paths: Sequence[Path], root: Path, kind: str | None, dry_run: bool) 
 
 def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
     """Deletes the folders of runs that stopped without finishing: failed, interrupted, or
-    killed (marked running by a process that is gone).
-
-    A run still training on another machine counts as running and stays.
+    killed (marked running by a process that is gone); one running on another machine stays.
 
     Args:
         runs_dir: The folder to search for run folders.
@@ -228,9 +226,8 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
 
 
 def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
-    """The checkpoints of a finished run beyond its best and last ones (all of them with
-    `everything`). Unfinished runs keep theirs: they may be resumed from them. A `checkpoints`
-    folder that is a symlink is not looked into."""
+    """The checkpoints of a finished run beyond its best and last ones (all with `everything`);
+    none of an unfinished run, or in a `checkpoints` folder that is a symlink."""
     folder = run.path / "checkpoints"
     if run.result is None or folder.is_symlink():
         return []
