@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sesemi.errors import user_error
+from sesemi.errors import SesemiError, user_error
 
 
 @contextmanager
@@ -87,8 +87,6 @@ def key_values(settings: type | Callable[..., Any], items: Sequence[str], comman
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from sesemi.errors import SesemiError
-
     if not dataclasses.is_dataclass(settings):
         settings = _keyword_dataclass(settings, skip)
     names = [field.name for field in dataclasses.fields(settings)]
@@ -99,8 +97,7 @@ def key_values(settings: type | Callable[..., Any], items: Sequence[str], comman
         merged = OmegaConf.merge(OmegaConf.structured(settings), OmegaConf.from_dotlist(list(items)))
     except OmegaConfBaseException as error:
         raise SesemiError(f"bad {command} setting: {str(error).splitlines()[0]}") from None
-    values = OmegaConf.to_container(merged)
-    return {name: values[name] for name in names}
+    return OmegaConf.to_container(merged)
 
 
 def _keyword_dataclass(function: Callable[..., Any], skip: Sequence[str]) -> type:
