@@ -71,7 +71,8 @@ def find(reference: str, version: str | None = None) -> Path | None:
             return None
         candidates = root.glob(f"**/{name}/{version}/*/{META}")
     folders = {meta.parent: read_info(meta.parent) for meta in candidates if within(meta.parent, root)}
-    found = [folder for folder, info in folders.items() if info in matches(folders.values(), reference, version)]
+    wanted = matches(folders.values(), reference, version)
+    found = [folder for folder, info in folders.items() if info in wanted]
     return found[0] if len(found) == 1 else None
 
 
