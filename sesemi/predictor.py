@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets.images import is_image_file, printable, read_image
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.hub.cache import read_info
 from sesemi.hub.ids import is_reference
 from sesemi.hub.lookup import ModelInfo
@@ -178,8 +178,7 @@ class _Inputs(Dataset):
         try:
             return index, self.read(self.items[index])
         except READ_ERRORS as error:
-            text = str(error).strip()
-            return index, text.splitlines()[0] if text else type(error).__name__
+            return index, first_line(error)
 
 
 def _batches(items: Iterator[tuple[int, Tensor]], batch_size: int) -> Iterator[tuple[list[tuple[int, int, bool]], Tensor]]:

@@ -22,7 +22,7 @@ import fsspec
 from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
 
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.hub import cache
 from sesemi.hub.archive import sha256
 from sesemi.hub.ids import check_version
@@ -66,8 +66,7 @@ class Repository:
         try:
             yield
         except (OSError, TimeoutError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise SesemiError(f"cannot {action} repository {self.url}: {reason}") from None
+            raise SesemiError(f"cannot {action} repository {self.url}: {first_line(error)}") from None
 
     def rows(self, missing_ok: bool = False) -> dict[str, tuple[ModelInfo, Archive]]:
         """The lookup table by uid: empty for a repository without models, or one that does not
