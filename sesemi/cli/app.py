@@ -1,8 +1,6 @@
-"""`sesemi`: the lifecycle command line (typer), from `sesemi create` to `sesemi publish`.
-
-Each command parses its arguments, calls one library function (its Python twin, named in its
-help) and prints what that returned. Nothing heavy is imported until a command runs, so
-`sesemi --help` answers at once.
+"""`sesemi`: the lifecycle command line (typer). Each command parses its arguments, calls the
+library function its help names and prints what that returned; it imports nothing heavy before
+it runs, so `sesemi --help` answers at once.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """A model's archive: a gzipped tar of a flat folder, packed at publish and checked at load.
 
-Extraction refuses, before writing anything, members that are not regular files (links,
-devices), absolute names and names with `..`, and, as not sesemi's layout, folders and files in
-folders; where Python has it (3.10.12+, 3.11.4+), tarfile's "data" filter (PEP 706) then strips
-unwanted permissions too.
+Extraction refuses, before writing anything, links, special files, absolute names, `..` and
+folders; tarfile's "data" filter (PEP 706, Python 3.10.12+) also strips unwanted permissions.
 """
 
 from __future__ import annotations

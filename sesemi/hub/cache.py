@@ -1,10 +1,8 @@
 """The local cache of loaded models: `<cache_root()>/<subgroup parts>/<name>/<version>/<uid>/`.
 
-A model's folder appears complete or not at all: it is downloaded, verified and extracted beside
-its place and renamed into it (`sesemi.ownership.staged`, kind "model") under a file lock, so
-processes that load the same model at once download it once. Nothing is written outside the
-root: the parts of a model's path are checked ids (`sesemi.hub.ids`), and the path, with
-symlinks resolved, must lie inside the root.
+A model's folder is downloaded, verified and extracted beside its place, then renamed into it,
+under a file lock: it is complete or absent, and fetched once however many processes ask. Its
+path is made of checked ids and, symlinks resolved, must lie inside the root.
 """
 
 from __future__ import annotations

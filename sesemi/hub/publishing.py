@@ -1,9 +1,8 @@
 """Publishing a training run's model to a repository, with its model card.
 
-The archive holds `weights.safetensors` (the network's weights from the checkpoint's state dict:
-with the EMA callback, Lightning stores the averaged weights there, which are what validation
-saw; the loss heads' are left out, they only serve training), the run's `config.yaml`,
-`meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card, `README.md`.
+The archive holds `weights.safetensors` (the network of the checkpoint's state dict: with EMA,
+the averaged weights validation saw; no loss heads), the run's `config.yaml`, `meta.json` (the
+`ModelInfo`) and a model card, `README.md`.
 
 Only a finished run is published unless asked (`allow_unfinished=True`): the weights of one
 that is running, failed or was interrupted are not the end of its training.

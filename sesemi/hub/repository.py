@@ -4,8 +4,8 @@
     <repository>/<subgroup parts>/<name>/<version>/<uid>.tar.gz  one archive per model
 
 Files are written under a temporary name and moved into place; the table is rewritten under a
-lock (a file lock in a local repository, else one in the cache: object stores have none that
-fsspec could take). Without a `repository`, the functions search `$SESEMI_REPOSITORIES`.
+file lock (in the cache for object stores, which have none). Without a `repository`, the
+functions search `$SESEMI_REPOSITORIES`.
 """
 
 from __future__ import annotations

@@ -61,16 +61,8 @@ GPU_BUDGET = "  num_iterations: 20000  # sized for a GPU; or run.time_budget, e.
 
 
 def create_project(directory: str | Path = ".", force: bool = False) -> Path:
-    """Creates a project: `configs/custom.yaml` (a commented config to start from) and the
-    `data/`, `runs/` and `src/` folders.
-
-    Args:
-        directory: The project folder (created if needed).
-        force: Overwrite an existing `configs/custom.yaml`.
-
-    Returns:
-        The project folder.
-    """
+    """Creates (and returns) a project folder: `configs/custom.yaml`, a commented config to start
+    from (`force` overwrites one `create_project` wrote), and `data/`, `runs/` and `src/`."""
     import torch  # the budget suits this machine's CUDA, if any
 
     root = Path(directory)
@@ -111,14 +103,8 @@ def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> 
 
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file or folder, to start
-    a config of your own from.
-
-    The copy's first line (after Hydra's `# @package` header) says where it came from; with
-    `force`, only a file that starts so is overwritten, never a config of your own.
-
-    Returns:
-        The file written.
-    """
+    your own from; returns the file. Its first line (after Hydra's `# @package` header) says where
+    it came from: `force` overwrites only such a file, never a config of your own."""
     source = catalog.config_file(name)
     path = Path(target)
     if path.is_dir() or str(target).endswith(("/", os.sep)):
