@@ -100,14 +100,8 @@ def _link(files: Sequence[str], folder: Path) -> None:
 
 
 class TrainingRun:
-    """A named classifier with its data, runs and checkpoints in `<dir>/<name>/`.
-
-    Args:
-        task: "image" or "audio": the built-in data config (`image`, `audio`) that trains it.
-        name: The run's name, a folder name.
-        label_names: The classes.
-        dir: The folder that holds runs.
-    """
+    """A classifier of `label_names` with its data, runs and checkpoints in `<dir>/<name>/`,
+    trained by the built-in data config `task`: "image" or "audio"."""
 
     def __init__(self, task: str, name: str, label_names: Sequence[str], dir: str | Path = "runs"):
         if task not in TASKS:

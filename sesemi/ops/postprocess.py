@@ -234,18 +234,11 @@ class Group:
 
 
 def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False, dry_run: bool = False) -> Group:
-    """Gathers the finished runs into `<runs_dir>/groups/NAME/<field=value,...>/` (as links),
-    one folder per value of the `by` fields, with a summary averaged over each folder's runs.
-
-    The group is built beside its place and renamed into it when complete; it replaces only a
-    group sesemi made (marked `group`), never a folder of someone else's.
-
-    Args:
-        runs_dir: The folder to search for run folders.
-        by: Config fields, e.g. `learner.hparams.optimizer.lr` or `method`.
-        name: The group's name.
-        force: Replace an existing group of that name.
-        dry_run: Only say what would be made (and replaced).
+    """Gathers the finished runs under `runs_dir` into `<runs_dir>/groups/<name>/<field=value,...>/`
+    (as links), a folder per value of the `by` fields (e.g. `learner.hparams.optimizer.lr` or
+    `method`), with a summary averaged over each folder's runs. The group is renamed into place
+    when complete; `force` replaces one sesemi made, never a folder of someone else's; `dry_run`
+    only says what would be made.
     """
     if not by:
         raise SesemiError("name the config fields to group by, e.g. --by learner.hparams.optimizer.lr")

@@ -79,14 +79,9 @@ def _is_run(folder: Path) -> bool:
 
 
 def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
-    """Every run folder under `root`, sorted by name.
-
-    Args:
-        root: The folder to search.
-        follow_links: Also search through symlinks (e.g. the links of groups); a run reached
-            both directly and through a link is listed once, by its direct path. Without,
-            nothing outside `root` is reached: what tidying deletes is searched this way.
-    """
+    """Every run folder under `root`, sorted by name; with `follow_links` also through symlinks
+    (the links of groups), each run listed once, by its direct path. Without, nothing outside
+    `root` is reached: tidying searches what it deletes this way."""
     root = Path(root)
     if not root.is_dir():
         raise SesemiError(f"runs folder {root} does not exist")
@@ -180,12 +175,9 @@ def _delete(paths: Sequence[Path], root: Path, kind: str | None, dry_run: bool) 
 
 
 def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
-    """Deletes the folders of runs that stopped without finishing: failed, interrupted, or
-    killed (marked running by a process that is gone); one running on another machine stays.
-
-    Args:
-        runs_dir: The folder to search for run folders.
-        dry_run: Only say what would be deleted.
+    """Deletes the folders of runs under `runs_dir` that stopped without finishing: failed,
+    interrupted, or killed (marked running by a process that is gone; one running on another
+    machine stays). `dry_run` only says what would be deleted.
     """
     root = Path(runs_dir)
     stopped, unmarked, running = [], [], []
@@ -202,14 +194,9 @@ def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
 
 
 def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: bool = False) -> Tidied:
-    """Deletes the checkpoints of finished runs except their best and last ones.
-
-    Only runs marked finished lose checkpoints: the others may be resumed from theirs.
-
-    Args:
-        runs_dir: The folder to search for run folders.
-        everything: Delete the best and last checkpoints too (the runs cannot predict afterwards).
-        dry_run: Only say what would be deleted.
+    """Deletes the checkpoints of the runs under `runs_dir` marked finished (the others may be
+    resumed from theirs), except their best and last ones unless `everything` (the runs cannot
+    predict afterwards). `dry_run` only says what would be deleted.
     """
     root = Path(runs_dir)
     files, unmarked = [], []
