@@ -218,19 +218,12 @@ def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: 
 
 @dataclass(frozen=True)
 class Group:
-    """What `group` made, or would make on a dry run.
+    """What `group` made, or would make on a dry run."""
 
-    Attributes:
-        folder: The group's folder, `<runs_dir>/groups/NAME`.
-        members: The runs linked into each `<field=value,...>` folder.
-        replaced: Whether a group of that name was (or would be) replaced.
-        summary: The group's summary; None on a dry run.
-    """
-
-    folder: Path
-    members: dict[str, list[Run]]
-    replaced: bool
-    summary: Summary | None
+    folder: Path  # `<runs_dir>/groups/<name>`
+    members: dict[str, list[Run]]  # the runs linked into each `<field=value,...>` folder
+    replaced: bool  # whether a group of that name was (or would be) replaced
+    summary: Summary | None  # None on a dry run
 
 
 def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False, dry_run: bool = False) -> Group:

@@ -26,19 +26,12 @@ KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder.
+    """One run folder."""
 
-    Attributes:
-        path: The folder, as found under the searched root (it may pass through a symlink).
-        name: The folder relative to the root, e.g. `digits/2026-11-23_16-09-06`.
-        config: The resolved `config.yaml`, or None when the run failed before writing it.
-        result: What `results.json` says, or None when the run did not finish.
-    """
-
-    path: Path
-    name: str
-    config: dict[str, Any] | None
-    result: RunResult | None
+    path: Path  # as found under the searched root (it may pass through a symlink)
+    name: str  # relative to the root, e.g. `digits/2026-11-23_16-09-06`
+    config: dict[str, Any] | None  # `config.yaml`; None when the run failed before writing it
+    result: RunResult | None  # `results.json`; None when the run did not finish
 
     @property
     def finished(self) -> bool:
@@ -128,20 +121,12 @@ def field_value(run: Run, field: str) -> Any:
 
 @dataclass(frozen=True)
 class Tidied:
-    """What `remove_failed` or `remove_checkpoints` deleted, or would delete, and what it left.
+    """What `remove_failed` or `remove_checkpoints` deleted (or would delete) and left alone."""
 
-    Attributes:
-        removed: The run folders or checkpoint files deleted (on a dry run: that would be).
-        size: Their size in bytes.
-        unmarked: Run folders without sesemi's marker that the old rule would have touched
-            (runs of earlier releases, or folders sesemi did not make): never deleted.
-        running: Marked runs whose process still runs: left alone.
-    """
-
-    removed: list[Path]
-    size: int
-    unmarked: list[Path]
-    running: list[Path]
+    removed: list[Path]  # run folders or checkpoint files
+    size: int  # theirs, in bytes
+    unmarked: list[Path]  # run folders without sesemi's marker, never deleted (earlier releases)
+    running: list[Path]  # marked runs whose process still runs
 
     def left_alone(self) -> str | None:
         """One line on the run folders left alone and why, or None."""
