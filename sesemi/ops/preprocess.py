@@ -56,28 +56,16 @@ def _decode(paths: list[Path], errors: Iterable[str | None], on_error: str, prog
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """What `preprocess` did to one data set's cache.
+    """What `preprocess` did to one data set's cache (in `cache`, at `sample_rate` Hz)."""
 
-    Attributes:
-        root: The data set's folder.
-        sample_rate: The sample rate of the cache, in Hz.
-        files: Audio files found.
-        written: Files decoded into the cache now.
-        up_to_date: Files whose cache entry was already there.
-        unreadable: Files that could not be decoded (skipped, with a warning).
-        removed: Cache entries of files removed or changed since, deleted.
-        stale_kept: Such entries kept because the cache folder has no sesemi marker.
-        cache: The cache's folder.
-    """
-
-    root: str
+    root: str  # the data set's folder
     sample_rate: int
-    files: int
-    written: int
-    up_to_date: int
-    unreadable: int
-    removed: int
-    stale_kept: int = 0
+    files: int  # audio files found
+    written: int  # decoded into the cache now
+    up_to_date: int  # already in the cache
+    unreadable: int  # skipped, with a warning
+    removed: int  # entries of files removed or changed since, deleted
+    stale_kept: int = 0  # such entries kept: the cache folder has no sesemi marker
     cache: str = ""
 
     def kept_note(self) -> str | None:
