@@ -8,11 +8,10 @@
     run.predict(["a.jpg", "b.jpg"])                 # [Prediction(label="cat", score=0.9, ...), ...]
     run.evaluate(eval_frame)                        # {"val/top1": ..., "val/loss": ...}
 
-The data are linked (or copied) into the standard layout under `<dir>/<name>/data/`, and
-training runs the built-in `image` (or `audio`) config with the method (`sesemi.compose`,
-`sesemi.run`) into `<dir>/<name>/<timestamp>/`, a run folder like any other. `<dir>/<name>/` and
-its `data/` carry sesemi's marker: a training run never writes into a folder of someone else's,
-and replaces only the data links it made.
+The data are linked (or copied) into the standard layout under `<dir>/<name>/data/`, which
+the built-in `image` (or `audio`) config trains on into `<dir>/<name>/<timestamp>/`, a run
+folder like any other. `<dir>/<name>/` and its `data/` carry sesemi's marker: a training run
+writes into no folder of someone else's and replaces only the data links it made.
 """
 
 from __future__ import annotations
@@ -79,9 +78,10 @@ def _quoted(path: Path) -> str:
 
 
 def _timestamped(parent: Path) -> Path:
-    """A new folder `<parent>/<YYYY-mm-dd_HH-MM-SS-microseconds>`, as `open_sesemi` names runs
-    (with microseconds: a retrain within the same second gets a folder of its own)."""
-    stem = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    """A new folder `<parent>/<timestamp>`, the timestamp as `open_sesemi` names runs."""
+    from sesemi.config.resolvers import TIMESTAMP
+
+    stem = datetime.now().strftime(TIMESTAMP)
     folder, number = parent / stem, 1
     while folder.exists():
         folder, number = parent / f"{stem}_{number}", number + 1
@@ -100,14 +100,8 @@ def _link(files: Sequence[str], folder: Path) -> None:
 
 
 class TrainingRun:
-    """A named classifier with its data, runs and checkpoints in `<dir>/<name>/`.
-
-    Args:
-        task: "image" or "audio": the built-in data config (`image`, `audio`) that trains it.
-        name: The run's name, a folder name.
-        label_names: The classes.
-        dir: The folder that holds runs.
-    """
+    """A classifier of `label_names` with its data, runs and checkpoints in `<dir>/<name>/`,
+    trained by the built-in data config `task`: "image" or "audio"."""
 
     def __init__(self, task: str, name: str, label_names: Sequence[str], dir: str | Path = "runs"):
         if task not in TASKS:
@@ -220,7 +214,7 @@ class TrainingRun:
                 are kept beside the new one).
 
         Returns:
-            What the run did: the final metrics, the best checkpoint, ...
+            What the run did: its final metrics, best checkpoint, ...
         """
         if self.folder.exists() and not claim(self.folder, "training_run"):
             raise SesemiError(
@@ -256,17 +250,8 @@ class TrainingRun:
     def predict(self, inputs: Any, batch_size: int = 64, tta: bool = False, **options: Any) -> list[Prediction]:
         """Predicts files with the best checkpoint of the latest training, in input order.
 
-        Args:
-            inputs: Image (or, for an audio run, audio) files: a list of paths, a folder, or
-                anything else `sesemi.predictor.Predictor.predict` takes.
-            batch_size: Inputs per forward pass.
-            tta: Test-time augmentation: average over each image and its horizontal flip
-                (audio: time-shifted copies); wrong where mirroring changes the meaning.
-            **options: The other options of `Predictor.predict` (embeddings, on_error, ...).
-
-        Returns:
-            One `Prediction` per input: `label`, `score` and `probabilities` (in the order of
-            the run's classes, `results["classes"]`).
+        `inputs`, `batch_size`, `tta` and `**options` (embeddings, on_error, ...) are those of
+        `sesemi.predictor.Predictor.predict`; `probabilities` are in the order of `result.classes`.
         """
         from sesemi.predictor import load
 

@@ -35,6 +35,12 @@ def one_of(choices: type[E], value: object, name: str) -> E:
         raise SesemiError(f"{name} must be one of {allowed}, not {value!r}") from None
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message on one line, its first; the error's type when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0].strip() if text else type(error).__name__
+
+
 def user_error(error: BaseException | None) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug.
 

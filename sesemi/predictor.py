@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets.images import is_image_file, printable, read_image
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.hub.cache import read_info
 from sesemi.hub.ids import is_reference
 from sesemi.hub.lookup import ModelInfo
@@ -69,10 +69,9 @@ class Prediction:
             asked for.
         window_embeddings: Audio: each window's features `[W, F]`, when asked for.
         error: Why the input could not be read; None when it was.
-        out_of_class: How likely the input is of none of the classes: 1 minus the probability
-            its label's one-vs-all detector gives it (models trained with the outlier filter,
-            whose head is a `sesemi.models.heads.OneVsAllHead`; None for the others). Above
-            `OUT_OF_CLASS_THRESHOLD` (0.5) it looks out of class (`looks_out_of_class`).
+        out_of_class: 1 minus the probability its label's one-vs-all detector gives it (a
+            `OneVsAllHead`, the outlier filter's; None for other models); above 0.5 it looks
+            out of class (`looks_out_of_class`).
     """
 
     input: Path | int
@@ -146,10 +145,6 @@ def load(
 
     Returns:
         The predictor; for a published model its `info` is the `ModelInfo`.
-
-    Example:
-        >>> predictor = sesemi.predictor.load("digits-cnn@1.0.0", repository="/shared/models")
-        >>> predictor.predict(["7.png"])[0].label
     """
     path = Path(source)
     if not path.exists() and is_reference(str(source)):
@@ -183,8 +178,7 @@ class _Inputs(Dataset):
         try:
             return index, self.read(self.items[index])
         except READ_ERRORS as error:
-            text = str(error).strip()
-            return index, text.splitlines()[0] if text else type(error).__name__
+            return index, first_line(error)
 
 
 def _batches(items: Iterator[tuple[int, Tensor]], batch_size: int) -> Iterator[tuple[list[tuple[int, int, bool]], Tensor]]:
@@ -213,9 +207,8 @@ class Predictor:
     Args:
         model: The trained model (`TrainedModel.from_run`, `TrainedModel.from_published`).
         device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
-        transform: Images: what prepares an image for the model; None uses the run's
-            evaluation transform.
-        info: What a published model is (its `ModelInfo`); None for a run.
+        transform: Images: what prepares one; None: the run's evaluation transform.
+        info: A published model's `ModelInfo`; None for a run.
     """
 
     def __init__(
@@ -278,14 +271,8 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_batch(self, inputs: Tensor, *, tta: bool = False) -> BatchPrediction:
-        """Predicts prepared model inputs: images `[N, C, H, W]` (transformed as in
-        validation) or waveforms `[N, T]` at `sample_rate`.
-
-        Args:
-            inputs: The batch.
-            tta: Also predict each input's augmented copies (`augmentation()`) and average the
-                probabilities and the embeddings over them.
-        """
+        """Predicts prepared model inputs: images `[N, C, H, W]` (transformed as in validation)
+        or waveforms `[N, T]` at `sample_rate`; with `tta`, averaged with their augmented copies."""
         dims, shape = (2, "waveforms [N, T]") if self.audio else (4, "images [N, C, H, W]")
         if inputs.dim() != dims:
             raise SesemiError(f"predict_batch takes {shape}, not a tensor of shape {tuple(inputs.shape)}")
@@ -449,16 +436,9 @@ def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
 
 
 def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuses a folder predictions may not be written into, before anything is predicted (the
-    folder is made, and marked as sesemi's, when they are written).
-
-    An existing `predictions.csv` or `embeddings.npy` is replaced only with `overwrite`, and
-    only in a folder sesemi made (marked `predictions`): never a file of someone else's.
-
-    Raises:
-        SesemiError: One of the files exists (without `overwrite`, or in a folder sesemi did not
-            make), or the folder cannot be written.
-    """
+    """Refuses, before anything is predicted, a folder that cannot be written, or whose
+    `predictions.csv` or `embeddings.npy` may not be replaced: only with `overwrite`, and only in
+    a folder sesemi made (marked `predictions`)."""
     folder = Path(folder)
     if os.path.lexists(folder) and not folder.is_dir():
         raise SesemiError(f"{folder} is a file, not a folder; choose another --save-dir")
@@ -484,29 +464,15 @@ def write_predictions(
     hop_seconds: float | None = None,
     overwrite: bool = True,
 ) -> tuple[Path, Path | None]:
-    """Writes `predictions.csv`, and `embeddings.npy` when the predictions carry embeddings.
+    """Writes `predictions.csv`, and `embeddings.npy` (the features, row for row) when the
+    predictions carry embeddings; returns both paths (None for no embeddings).
 
-    The table has `path, label, score` and one probability column per class, a row per input
-    read (unreadable ones are left out), and `out_of_class` last when the model has one-vs-all
-    detectors (`Prediction.out_of_class`; above 0.5 the input looks out of class); with `per_window`, a row per audio window with its
-    `start` and `end` in seconds after `path` (images: one row, start and end empty).
-    `embeddings.npy` holds the features row for row with the table; an earlier one is removed
-    when these predictions have none. Each file is written under a temporary name and then
-    renamed, so a killed command leaves the previous file or none; file names that are not
-    UTF-8 are written as their bytes. A new (or empty) folder is marked as sesemi's, and files
-    are replaced only in such a folder (see `check_predictions_folder`).
-
-    Args:
-        predictions: What `Predictor.predict` returned.
-        folder: Where to write (created if needed).
-        labels: The class names (`Predictor.labels`), the probability columns.
-        per_window: One row per audio window instead of one per input.
-        window_seconds: With `per_window`: the windows' length (`Predictor.windowing()`).
-        hop_seconds: With `per_window`: their spacing.
-        overwrite: Replace the files of earlier predictions (in a folder sesemi made).
-
-    Returns:
-        The paths of `predictions.csv` and of `embeddings.npy` (None when there are no embeddings).
+    The table has `path, label, score`, a probability column per class (`labels`), and
+    `out_of_class` last for a model with one-vs-all detectors; a row per input read, or with
+    `per_window` per audio window, with its `start` and `end` in seconds (`window_seconds` long,
+    `hop_seconds` apart: `Predictor.windowing()`) after `path`. Files are renamed into place
+    when complete, and replaced (`overwrite`) only in a folder sesemi made
+    (`check_predictions_folder`); an earlier `embeddings.npy` goes when there are none now.
     """
     readable = [p for p in predictions if p.error is None]
     windowed = per_window and any(p.windows is not None for p in readable)

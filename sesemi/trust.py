@@ -1,28 +1,19 @@
 """Which classes a config or checkpoint read from files may build: the trust rules.
 
-Checkpoints, run folders and published models are data, but their configs name what to build:
-Hydra imports and calls whatever a `_target_` names, `pathlib.Path.write_text` or
-`torch.hub.load` as readily as a backbone. So everything sesemi builds from a file passes
-`check_targets` first (`instantiate` checks and builds in one step):
+Files are data, but their configs name what to build, and Hydra imports and calls whatever a
+`_target_` names (`pathlib.Path.write_text` as readily as a backbone). So everything sesemi builds
+from a file passes `check_targets` first, on every `_target_` under the node (nested ones,
+`_args_`, `_partial_` callables included):
 
-1. The `_target_` must be a plain name in a trusted package: sesemi, torch, torchvision, timm,
-   a prefix the user added with `sesemi trust add PREFIX` (kept in `trust.json` of the user's
-   config folder, see `config_home`) or one given as `allow=`. Prefixes match whole parts of
-   the dotted path: `torch` trusts `torch.nn.ReLU`, not `torchx.evil`. Names with a part that
-   starts with `_` are refused, and so is an interpolation (`${...}`): configs and hyper-parameters
-   sesemi stores are resolved, and an interpolation could build something that was never checked.
-2. Only then is it imported, and what it names must live (its own module, not where it was
-   imported: `torch.nn.modules.module.torch.load` is `torch.serialization.load`) in the parts of
-   those packages that build networks and training (`BUILDING_BLOCKS`: sesemi's models,
-   transforms, schedulers, EMA callback, ...; `torch.nn`, `torch.optim`; `torchvision.transforms`;
-   `timm.layers` and `timm.create_model`) or under a prefix the user trusts. The rest of the
-   trusted packages reads and writes files, downloads or runs code (`torch.hub.load`,
-   `torch.load(weights_only=False)`, `torchvision.models.Weights` with any URL, sesemi's own
-   commands), so it is refused even though the package is trusted.
-3. Every `_target_` under the node is checked, not only the outer one: whatever its arguments
-   could build (nested `_target_`s, `_args_`, `_partial_` callables) passes the same rules.
+1. The `_target_` is a plain dotted name (no part starting with `_`, no `${...}`: the configs
+   sesemi stores are resolved) in a trusted package: sesemi, torch, torchvision, timm, a prefix
+   added with `sesemi trust add PREFIX` (`trust.json` in `config_home()`) or given as `allow=`.
+   Prefixes match whole parts: `torch` trusts `torch.nn.ReLU`, not `torchx.evil`.
+2. What it names, where it is defined (`torch.nn.modules.module.torch.load` is
+   `torch.serialization.load`), is in the parts of those packages that build networks and
+   training (`BUILDING_BLOCKS`) or under a prefix the user trusts. The rest of them reads and
+   writes files, downloads or runs code (`torch.hub.load`, sesemi's commands), so it is refused.
 """
-
 from __future__ import annotations
 
 import json
@@ -115,11 +106,7 @@ def _write(prefixes: list[str]) -> None:
 
 
 def add(prefix: str) -> list[str]:
-    """Trusts the classes under `prefix` from now on (what `sesemi trust add` does).
-
-    Returns:
-        The prefixes the user trusts, `prefix` among them.
-    """
+    """Trusts the classes under `prefix` from now on (`sesemi trust add`); returns all the user trusts."""
     prefix = check_prefix(prefix)
     prefixes = user_prefixes()
     if prefix not in prefixes:
@@ -166,13 +153,7 @@ def trusted_prefixes(allow: Sequence[str] = ()) -> tuple[str, ...]:
 
 
 def check_target(target: Any, allow: Sequence[str] = (), source: str = "the model's config") -> None:
-    """Refuses a `_target_` outside the trust rules (see the module's docstring).
-
-    Args:
-        target: The value of a `_target_`.
-        allow: Module prefixes trusted besides sesemi's and the user's, e.g. `["my_project"]`.
-        source: What holds it, for the message, e.g. `the checkpoint runs/x/checkpoints/best.ckpt`.
-    """
+    """Refuses a `_target_` outside the trust rules; `source` names what holds it, for the message."""
     _check_target(target, trusted_prefixes(allow), source)
 
 
@@ -236,56 +217,33 @@ def check_targets(
     keys: Sequence[str] | None = None,
     source: str = "the model's config",
 ) -> None:
-    """Refuses a config that would build anything outside the trust rules (see the module's
-    docstring); call it before building anything of a config read from a file.
+    """Refuses (one-line SesemiError) a config that would build anything outside the trust rules.
 
     Args:
-        config: A run's config (e.g. a run folder's `config.yaml`), a checkpoint's
-            hyper-parameters (a plain mapping), or one node of them.
-        allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
-            e.g. `["my_project"]`.
-        keys: The dotted keys of what will be built (`NETWORK` for a checkpoint's
-            hyper-parameters, `BUILT` for what loading a model builds of a run's config);
-            None checks the whole config, as a run of it would build any of it.
+        config: A run's config, a checkpoint's hyper-parameters (a plain mapping), or a node.
+        allow: Module prefixes trusted besides sesemi's and the user's, e.g. `["my_project"]`.
+        keys: The dotted keys of what will be built (`NETWORK` of a checkpoint's
+            hyper-parameters, `BUILT` of a run's config); None checks the whole config.
         source: What the config is, for the message, e.g. `runs/x/config.yaml`.
-
-    Raises:
-        SesemiError: One line naming the first `_target_` refused and how to trust it.
-
-    Example:
-        >>> check_targets(OmegaConf.load(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
     """
     plain = _plain(config)
     trusted = trusted_prefixes(allow)
-    for key in keys if keys is not None else [""]:
-        node = plain if key == "" else _select(plain, key, source)
-        if isinstance(node, Mapping | list | tuple):
-            _check_node(node, trusted, source, key)
-
-
-def _check_node(node: Any, trusted: tuple[str, ...], source: str, path: str) -> None:
-    for where, key, value in _nodes(node, path):
-        if isinstance(value, str) and "${" in value:
-            raise SesemiError(
-                f"{source} has an interpolation at {where} ({value[:80]}); the configs sesemi stores are "
-                "resolved, so it was edited: refusing to build from it"
-            )
-        if key == "_target_":
-            _check_target(value, trusted, source)
+    for path in keys if keys is not None else [""]:
+        node = plain if path == "" else _select(plain, path, source)
+        if not isinstance(node, Mapping | list | tuple):
+            continue
+        for where, key, value in _nodes(node, path):
+            if isinstance(value, str) and "${" in value:
+                raise SesemiError(
+                    f"{source} has an interpolation at {where} ({value[:80]}); the configs sesemi stores are "
+                    "resolved, so it was edited: refusing to build from it"
+                )
+            if key == "_target_":
+                _check_target(value, trusted, source)
 
 
 def instantiate(config: Any, allow: Sequence[str] = (), source: str = "the model's config", **kwargs: Any) -> Any:
-    """Builds a config read from a file, after `check_targets` passed on all of it.
-
-    Args:
-        config: The node to build (a `DictConfig` or plain mapping with a `_target_`).
-        allow: Module prefixes trusted besides sesemi's and the user's.
-        source: What the config is, for the message.
-        **kwargs: Arguments the caller adds (e.g. `in_features`), as for `hydra.utils.instantiate`.
-
-    Returns:
-        What Hydra built.
-    """
+    """`hydra.utils.instantiate(config, **kwargs)` once `check_targets` passed on all of it."""
     plain = _plain(config)
     check_targets(plain, allow, source=source)
     return hydra_instantiate(plain, **kwargs)

@@ -1,11 +1,7 @@
-"""Test-time augmentation: a few fixed copies of each input, whose predictions are averaged.
-
-Training taught the model to give one answer for the variants its augmentations make of an
-input, so inference can predict fixed such variants as well and average over them: an image and
-its horizontal flip; an audio window and the window shifted by plus and minus the training's
-largest shift (`max_shift` of `weak_audio_transforms`), zero-filled as `TimeShift` fills. The
-copies are batched with the originals: one forward pass.
-"""
+"""Test-time augmentation: fixed copies of each input, predicted in the same forward pass as the
+input and averaged with it. Training taught the model one answer for the variants its
+augmentations make, so the copies are such variants: an image's horizontal flip; an audio window
+shifted by plus and minus the training's largest shift, zero-filled as `TimeShift` fills."""
 
 from __future__ import annotations
 
@@ -42,5 +38,5 @@ class Augmentation:
         return torch.cat([inputs, shift(inputs, samples), shift(inputs, -samples)])
 
     def mean(self, outputs: Tensor) -> Tensor:
-        """`[copies * B, ...]` outputs of the copies -> `[B, ...]`, the mean over each input's copies."""
+        """`[copies * B, ...]` outputs -> `[B, ...]`, the mean over each input's copies."""
         return outputs.reshape(self.copies, -1, *outputs.shape[1:]).mean(dim=0)

@@ -88,6 +88,21 @@ TINY_IMAGE_TRAINING = [
 ]
 
 
+# Two steps of a 4-8 channel ConvNet on 16 px images in batches of 4, on the CPU, validating at
+# the end, without progress output: what a test that only needs a run to train adds.
+TWO_TINY_STEPS = [
+    "run.num_iterations=2",
+    "run.gpus=0",
+    "run.batch_size_per_gpu=4",
+    "data.views.weak.crop_dim=16",
+    "learner.hparams.model.backbone.widths=[4,8]",
+    "trainer.val_check_interval=2",
+    "+trainer.log_every_n_steps=1",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
 class TrainedRun(NamedTuple):
     """A run folder and the data it was trained on (see the `trained_run` fixture)."""
 

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import pytest
 import typer
 import typer._click as click  # typer's own copy of click, whose classes its commands are
+from conftest import TWO_TINY_STEPS
 from hydra._internal.utils import get_args_parser
 
 from sesemi import compose, run
@@ -274,13 +275,7 @@ def test_the_new_method_tutorial_trains_as_written(
         [
             "method=confident_entropy",
             f"run.data_root={image_tree.root}",
-            "run.num_iterations=2",
-            "run.gpus=0",
-            "run.batch_size_per_gpu=4",
-            "data.views.weak.crop_dim=16",
-            "learner.hparams.model.backbone.widths=[4,8]",
-            "trainer.val_check_interval=2",
-            "+trainer.log_every_n_steps=1",
+            *TWO_TINY_STEPS,
         ],
         config_dir=project / "configs",
     )

@@ -1,13 +1,10 @@
-"""`sesemi`: the lifecycle command line (typer), from `sesemi create` to `sesemi publish`.
-
-Each command parses its arguments, calls one library function (its Python twin, named in its
-help) and prints what that returned. Nothing heavy is imported until a command runs, so
-`sesemi --help` answers at once.
+"""`sesemi`: the lifecycle command line (typer). Each command parses its arguments, calls the
+library function its help names and prints what that returned; it imports nothing heavy before
+it runs, so `sesemi --help` answers at once.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -40,16 +37,7 @@ app = typer.Typer(
 def command(group: typer.Typer | None = None, **settings: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Registers a command (of `group`, default `sesemi`'s) that prints `error: ...` and exits
     with 1 on a user error."""
-
-    def register(function: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(function)
-        def run(*args: Any, **kwargs: Any) -> None:
-            with exit_on_user_error():
-                function(*args, **kwargs)
-
-        return (group or app).command(**settings)(run)
-
-    return register
+    return lambda function: (group or app).command(**settings)(exit_on_user_error()(function))
 
 
 def _show_version(value: bool) -> None:
@@ -72,6 +60,10 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Only list what would be
 Force = Annotated[bool, typer.Option("--force", help="Overwrite what exists.")]
 ConfigDir = Annotated[Path | None, typer.Option("--config-dir", "-cd", help="A folder of your own configs.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")]
+Model = Annotated[
+    str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
+]
+Allow = Annotated[list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")]
 
 
 @command()
@@ -134,9 +126,7 @@ def show(
     save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier copy, never your own.")] = False,
 ) -> None:
-    """Print a built-in config, or copy it out to start your own from.
-
-    The copy's first line says where it came from; --force overwrites only a file that has it.
+    """Print a built-in config, or copy it out (its first line says from where) to start your own.
 
     Python: sesemi.config.catalog.config_file, sesemi.ops.project.save_config
 
@@ -233,9 +223,7 @@ def _metrics(metrics: dict[str, float]) -> str:
 @command()
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped run.")],
-    allow: Annotated[
-        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
-    ] = None,
+    allow: Allow = None,
 ) -> None:
     """Continue a stopped run (killed, interrupted or failed) in its folder, from its newest
     checkpoint: same config, same remaining steps, same batches.
@@ -253,9 +241,7 @@ def resume(
 
 @command(context_settings={"ignore_unknown_options": True})
 def inference(
-    model: Annotated[
-        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
-    ],
+    model: Model,
     input: Annotated[Path, typer.Argument(help="A file, a folder (recursive), or a .txt file listing paths.")],
     settings: Annotated[
         list[str] | None,
@@ -265,7 +251,7 @@ def inference(
     device: Device = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Inputs (audio windows) per forward pass.")] = 64,
     embeddings: Annotated[bool, typer.Option("--embeddings", help="Also write the features as embeddings.npy.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite predictions sesemi wrote.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite predictions sesemi wrote (in a folder it made).")] = False,
     tta: Annotated[
         bool,
         typer.Option(
@@ -277,8 +263,6 @@ def inference(
 ) -> None:
     """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
     probability per class). Long recordings are predicted in sliding windows.
-
-    --force overwrites the predictions of an earlier inference only in a folder sesemi made.
 
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
@@ -313,24 +297,14 @@ def inference(
 
 @dataclass
 class InferenceSettings:
-    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`).
+    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`)."""
 
-    Attributes:
-        checkpoint: "best" or "last", for a run folder.
-        window_seconds: Audio: the sliding window's length; None uses the run's clip length.
-        hop_seconds: Audio: the spacing of windows; None uses half a window.
-        per_window: Audio: one row per window (with start and end in seconds) instead of one
-            per file with the mean of the windows' probabilities.
-        num_workers: Data loader processes that decode files (0: the main process).
-        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-    """
-
-    checkpoint: str = "best"
-    window_seconds: float | None = None
-    hop_seconds: float | None = None
-    per_window: bool = False
-    num_workers: int = 0
-    on_error: str = "skip"
+    checkpoint: str = "best"  # or "last", for a run folder
+    window_seconds: float | None = None  # audio; None: the run's clip length
+    hop_seconds: float | None = None  # audio; None: half a window
+    per_window: bool = False  # audio: a row per window (start, end), not the mean per file
+    num_workers: int = 0  # loader processes that decode files
+    on_error: str = "skip"  # or "raise" on the first unreadable file
 
 
 @command(name="pseudo-label", context_settings={"ignore_unknown_options": True})
@@ -420,9 +394,8 @@ def postprocess(
         list[str] | None, typer.Option("--by", help="Config fields that define a configuration (repeat or comma-separate).")
     ] = None,
 ) -> None:
-    """Summarize runs: a table (CSV, Markdown, screen), mean ± std over seeds, curves as PNG.
-
-    Reads only the files runs write (config.yaml, results.json, metrics.csv).
+    """Summarize runs from their config.yaml, results.json and metrics.csv: a table (CSV, Markdown,
+    screen), mean ± std over seeds, curves as PNG.
 
     Python: sesemi.ops.postprocess.postprocess
 
@@ -627,9 +600,7 @@ def load(
 
 @command()
 def export(
-    model: Annotated[
-        str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
-    ],
+    model: Model,
     format: Annotated[
         str, typer.Option("--format", "-f", help="onnx or torchscript.", autocompletion=completion.export_formats)
     ] = "onnx",
@@ -639,9 +610,7 @@ def export(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="For a run folder: best or last.")] = "best",
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier export (never another file).")] = False,
     repository: Repository = None,
-    allow: Annotated[
-        list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")
-    ] = None,
+    allow: Allow = None,
 ) -> None:
     """Export a trained model to ONNX or TorchScript, to predict without sesemi.
 

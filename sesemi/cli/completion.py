@@ -1,14 +1,13 @@
-"""What the shell completes for `sesemi` arguments: config names, groups and their options,
-read from the installed configs (sesemi.config.catalog), so a config added to the package is
-completed without editing code.
+"""What the shell completes for `sesemi` arguments, read from the installed configs
+(sesemi.config.catalog), so a config added to the package is completed without editing code.
 
-Completion runs `sesemi` at every Tab; the catalog (with the config schema) is imported only
-then, so `sesemi --help` stays fast. Install it with `sesemi --install-completion`, or with
-the line for your shell at the end of `sesemi --help`.
+The catalog is imported only when completing, so `sesemi --help` stays fast. Install it with
+`sesemi --install-completion`, or with the line for your shell at the end of `sesemi --help`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 
 import typer
@@ -22,26 +21,32 @@ def _catalog() -> ModuleType:
     return catalog
 
 
+def _starting(names: Iterable[str], incomplete: str) -> list[str]:
+    return [name for name in names if name.startswith(incomplete)]
+
+
 def data_configs(incomplete: str) -> list[str]:
     """The data configs `sesemi train NAME` runs."""
-    return [name for name in _catalog().data_configs() if name.startswith(incomplete)]
+    return _starting(_catalog().data_configs(), incomplete)
 
 
 def groups(incomplete: str) -> list[str]:
     """The config groups `sesemi list GROUP` lists."""
-    return [name for name in _catalog().groups() if name.startswith(incomplete)]
+    return _starting(_catalog().groups(), incomplete)
+
+
+def _options(group: str, separator: str, incomplete: str) -> list[str]:
+    """`group<separator>name` of the group's options that start as typed; none for an unknown group."""
+    catalog = _catalog()
+    names = catalog.configs(group) if group in catalog.groups() else ()
+    return _starting((f"{group}{separator}{name}" for name in names), incomplete)
 
 
 def config_names(incomplete: str) -> list[str]:
     """The configs `sesemi show NAME` prints: data configs, then `group/name`."""
-    catalog = _catalog()
     group, slash, _ = incomplete.partition("/")
-    if slash and group in catalog.groups():
-        return [
-            f"{group}/{name}"
-            for name in catalog.configs(group)
-            if f"{group}/{name}".startswith(incomplete)
-        ]
+    if slash and group in _catalog().groups():
+        return _options(group, "/", incomplete)
     return data_configs(incomplete) + [f"{name}/" for name in groups(incomplete)]
 
 
@@ -52,22 +57,15 @@ def overrides(ctx: typer.Context, incomplete: str) -> list[str]:
     bash splits words at `=`: there `method=fi` arrives as the words `method`, `=` and the
     incomplete `fi`, and the shell replaces only `fi`, so the names are completed alone.
     """
-    catalog = _catalog()
     before = ctx.params.get("overrides") or []
-    if len(before) >= 2 and before[-1] == "=" and before[-2] in catalog.groups():
-        return [name for name in catalog.configs(before[-2]) if name.startswith(incomplete)]
+    if len(before) >= 2 and before[-1] == "=" and before[-2] in _catalog().groups():
+        return _starting(_catalog().configs(before[-2]), incomplete)
     group, equals, _ = incomplete.partition("=")
     if equals:
-        if group not in catalog.groups():
-            return []
-        return [
-            f"{group}={name}"
-            for name in catalog.configs(group)
-            if f"{group}={name}".startswith(incomplete)
-        ]
+        return _options(group, "=", incomplete)
     return [f"{name}=" for name in groups(incomplete)]
 
 
 def export_formats(incomplete: str) -> list[str]:
     """The formats `sesemi export --format` writes."""
-    return [name for name in EXPORT_FORMATS if name.startswith(incomplete)]
+    return _starting(EXPORT_FORMATS, incomplete)

@@ -70,12 +70,8 @@ def expand_arguments(arguments: list[str]) -> list[str]:
 
 
 def usage() -> str:
-    """`open_sesemi --help`: the ways to call it, then the built-in configs and groups.
-
-    Written from the packaged config folders: Hydra's own help copies its config repository for
-    every group it lists (about a second); `--hydra-help` still shows Hydra's flags, and
-    `-cn NAME --cfg job` a composed config.
-    """
+    """`open_sesemi --help`: the ways to call it, then the built-in configs and groups, read from
+    the packaged folders (Hydra's own help copies its config repository per group: a second)."""
     from sesemi.config.catalog import configs, data_configs, groups
     from sesemi.config.store import GROUPS
 

@@ -11,17 +11,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sesemi.errors import user_error
+from sesemi.errors import SesemiError, user_error
 
 
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """Ends the program with `error: ...` and exit code 1 on a problem the user can fix; a bug
-    keeps its traceback, as does everything with `HYDRA_FULL_ERROR=1`.
-
-    Hydra prints composition errors over several lines and exits; here it raises them instead
-    (its `HYDRA_FULL_ERROR` switch), so they are reported in one line like the others.
-    """
+    keeps its traceback, as does everything with `HYDRA_FULL_ERROR=1`. Hydra raises composition
+    errors here (its `HYDRA_FULL_ERROR` switch), so they are one line too, not printed over several."""
     from sesemi.config.compose import hydra_error
 
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -90,8 +87,6 @@ def key_values(settings: type | Callable[..., Any], items: Sequence[str], comman
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from sesemi.errors import SesemiError
-
     if not dataclasses.is_dataclass(settings):
         settings = _keyword_dataclass(settings, skip)
     names = [field.name for field in dataclasses.fields(settings)]
@@ -102,16 +97,12 @@ def key_values(settings: type | Callable[..., Any], items: Sequence[str], comman
         merged = OmegaConf.merge(OmegaConf.structured(settings), OmegaConf.from_dotlist(list(items)))
     except OmegaConfBaseException as error:
         raise SesemiError(f"bad {command} setting: {str(error).splitlines()[0]}") from None
-    values = OmegaConf.to_container(merged)
-    return {name: values[name] for name in names}
+    return OmegaConf.to_container(merged)
 
 
 def _keyword_dataclass(function: Callable[..., Any], skip: Sequence[str]) -> type:
-    """A dataclass of a function's keyword parameters: what `key=value` settings may set.
-
-    Plain types (bool, int, float, str and their optional forms) are checked; others are taken
-    as given (a YAML value).
-    """
+    """A dataclass of a function's keyword parameters, the settings `key=value` may set: plain
+    types (bool, int, float, str, optional or not) are checked, others taken as YAML values."""
     hints = typing.get_type_hints(function)
     plain = {bool, int, float, str, type(None)}
     fields = []

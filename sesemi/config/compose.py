@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sesemi.config import catalog, migration
 from sesemi.config.structs import OPEN_RANGES, RANGE
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -149,23 +149,18 @@ def hydra_error(error: BaseException) -> str | None:
         return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
     if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):
         return None
-    message = _first_line(error)
+    message = first_line(error)
     cause = error.__cause__ or error.__context__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and is_dataclass(schema) and cause.full_key:
         return unknown_key(cause.full_key, [f.name for f in fields(schema)])
     if cause is not None and isinstance(cause, OmegaConfBaseException | YAMLError | ValueError):
-        detail = _first_line(cause)
+        detail = first_line(cause)
         full_key = getattr(cause, "full_key", None)
         if full_key and full_key not in detail and full_key not in message:
             detail = f"{full_key}: {detail}"
         message = f"{message.rstrip('.')}: {detail}"
     return message
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0].strip() if text else type(error).__name__
 
 
 def validate(config: DictConfig) -> None:

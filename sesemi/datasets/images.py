@@ -23,7 +23,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.transforms.image import ToPILImage
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,6 @@ def printable(text: object) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _gray(levels: np.ndarray) -> Image.Image:
@@ -129,10 +124,10 @@ def read_image(path: str | Path) -> Image.Image:
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(
-            f"{_first_line(error).rstrip('.')}; raise PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted"
+            f"{first_line(error).rstrip('.')}; raise PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted"
         ) from None
     except Exception as error:  # Pillow's decoders raise many types on damaged data
-        raise ImageReadError(_first_line(error)) from None
+        raise ImageReadError(first_line(error)) from None
     return to_rgb(image)
 
 

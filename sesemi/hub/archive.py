@@ -1,9 +1,7 @@
 """A model's archive: a gzipped tar of a flat folder, packed at publish and checked at load.
 
-Extraction refuses, before writing anything, members that are not regular files (links,
-devices), absolute names and names with `..`, and, as not sesemi's layout, folders and files in
-folders; where Python has it (3.10.12+, 3.11.4+), tarfile's "data" filter (PEP 706) then strips
-unwanted permissions too.
+Extraction refuses, before writing anything, links, special files, absolute names, `..` and
+folders; tarfile's "data" filter (PEP 706, Python 3.10.12+) also strips unwanted permissions.
 """
 
 from __future__ import annotations
@@ -39,17 +37,9 @@ def _refusal(member: tarfile.TarInfo) -> str | None:
 
 
 def extract(archive: Path, target: Path, source: str | None = None) -> None:
-    """Extracts a model's archive into the folder `target` (created if needed).
-
-    Args:
-        archive: The `.tar.gz` file.
-        target: The folder to extract into.
-        source: What the archive is, for messages (default: `the archive <file name>`).
-
-    Raises:
-        SesemiError: An unsafe member, not sesemi's layout, or a truncated or corrupt archive;
-            nothing is written then.
-    """
+    """Extracts a model's archive into the folder `target`, or (SesemiError, nothing written)
+    refuses an unsafe member, another layout, or a truncated or corrupt archive; `source` says
+    what the archive is, for messages."""
     source = source or f"the archive {archive.name}"
     try:
         with tarfile.open(archive, "r:gz") as tar:

@@ -1,11 +1,8 @@
-"""The local cache of loaded models: `<cache root>/<subgroup parts>/<name>/<version>/<uid>/`.
+"""The local cache of loaded models: `<cache_root()>/<subgroup parts>/<name>/<version>/<uid>/`.
 
-The root is `$SESEMI_CACHE_ROOT`, else `$XDG_CACHE_HOME/sesemi/models` (`~/.cache/sesemi/models`).
-A model's folder appears complete or not at all: it is downloaded, verified and extracted beside
-its place and renamed into it (`sesemi.ownership.staged`, kind "model") under a file lock, so
-processes that load the same model at once download it once. Nothing is written outside the
-root: the parts of a model's path are checked ids (`sesemi.hub.ids`), and the path, with
-symlinks resolved, must lie inside the root.
+A model's folder is downloaded, verified and extracted beside its place, then renamed into it,
+under a file lock: it is complete or absent, and fetched once however many processes ask. Its
+path is made of checked ids and, symlinks resolved, must lie inside the root.
 """
 
 from __future__ import annotations
@@ -33,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
-    """Where loaded models are kept (see the module's docstring)."""
+    """Where loaded models are kept: `$SESEMI_CACHE_ROOT`, else `$XDG_CACHE_HOME/sesemi/models`
+    (`~/.cache/sesemi/models`)."""
     if os.environ.get("SESEMI_CACHE_ROOT"):
         return Path(os.environ["SESEMI_CACHE_ROOT"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sesemi" / "models"
@@ -71,17 +69,14 @@ def find(reference: str, version: str | None = None) -> Path | None:
             return None
         candidates = root.glob(f"**/{name}/{version}/*/{META}")
     folders = {meta.parent: read_info(meta.parent) for meta in candidates if within(meta.parent, root)}
-    found = [folder for folder, info in folders.items() if info in matches(folders.values(), reference, version)]
+    wanted = matches(folders.values(), reference, version)
+    found = [folder for folder, info in folders.items() if info in wanted]
     return found[0] if len(found) == 1 else None
 
 
 def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
-    """The model's folder in the cache, downloaded, verified and extracted if it is not there.
-
-    Raises:
-        SesemiError: The archive does not match its checksum, is unsafe or not a sesemi model's,
-            or a folder without sesemi's marker is in the way; the cache is left as it was.
-    """
+    """The model's folder in the cache, downloaded, verified and extracted if it is not there;
+    on a refusal (SesemiError) the cache is left as it was."""
     folder = model_folder(info)
     folder.parent.mkdir(parents=True, exist_ok=True)
     _inside(folder, cache_root())  # again, now that the folders on the way exist

@@ -1,14 +1,7 @@
-"""Model ids: the checks on names, subgroups, versions and uids, and the uid derived from them.
-
-Names, subgroup parts, versions and uids become folder names in a repository and in the cache,
-so every one is checked wherever it comes from (arguments, a repository's `models.json`, a
-cached `meta.json`): a name is letters, digits, `_` and `-`; a version is in normal form; a
-uid is 8 hex digits, `-` and a version. None can hold a separator, `..`, or be empty.
-
-A uid is `<short id>-<version>`, e.g. `3f1c9a0e-1.0.0`. The short id is the first 8 hex digits
-of the SHA-256 of `{"name": ..., "params": ..., "subgroup": ...}` as JSON with sorted keys (no
-params is `{}`), so the same model published twice has the same uid and the versions of a model
-share their short id, as in audmodel (https://github.com/audeering/audmodel).
+"""Model ids: names, subgroups, versions and uids, checked wherever they come from (arguments,
+`models.json`, a cached `meta.json`), since they become folder names in repositories and the
+cache; and the uid, `<8 hex digits of the SHA-256 of name, params, subgroup>-<version>`, so the
+versions of a model share their short id, as in audmodel (https://github.com/audeering/audmodel).
 """
 
 from __future__ import annotations

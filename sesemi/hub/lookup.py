@@ -2,11 +2,8 @@
 
     {"format": 1, "models": {"<uid>": {<ModelInfo fields>, "archive": {"path", "sha256", "size"}}}}
 
-A row describes the model (what `sesemi.hub.info` returns) and where its archive is, with the
-checksum that loading verifies. Rows are checked as they are read (`check_row`): a uid, name,
-subgroup or version that could not have been published, or an archive that is not at
-`<subgroup parts>/<name>/<version>/<uid>.tar.gz`, makes the table unusable rather than
-something to follow, since they become paths in the cache.
+Rows become paths in the cache, so a row sesemi could not have written (`check_row`) makes the
+whole table unusable rather than something to follow.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
 """Publishing a training run's model to a repository, with its model card.
 
-The archive holds `weights.safetensors` (the network's weights from the checkpoint's state dict:
-with the EMA callback, Lightning stores the averaged weights there, which are what validation
-saw; the loss heads' are left out, they only serve training), the run's `config.yaml`,
-`meta.json` (the `ModelInfo`: labels, metrics, params, ...) and a model card, `README.md`.
+The archive holds `weights.safetensors` (the network of the checkpoint's state dict: with EMA,
+the averaged weights validation saw; no loss heads), the run's `config.yaml`, `meta.json` (the
+`ModelInfo`) and a model card, `README.md`.
 
-Only a finished run is published: one whose marker (`sesemi.ownership`) says running, failed or
-interrupted has weights that are not the end of its training, so it is refused unless asked
-(`allow_unfinished=True`); a run folder of an earlier release, without a marker, counts as
-finished when it has its `results.json`.
+Only a finished run is published unless asked (`allow_unfinished=True`): the weights of one
+that is running, failed or was interrupted are not the end of its training.
 """
 
 from __future__ import annotations
@@ -50,7 +47,7 @@ def publish(
     allow: Sequence[str] = (),
     allow_unfinished: bool = False,
 ) -> str:
-    """Publishes the model of a training run; returns its uid.
+    """Publishes the model of a training run; returns its uid (see `sesemi.hub.ids`).
 
     Args:
         run: A run folder (its `checkpoints/best.ckpt`, else `last.ckpt`) or a checkpoint in one.
@@ -62,17 +59,9 @@ def publish(
             `{"backbone": "convnet", "labels": 50}`; part of the uid.
         author: Who publishes it.
         meta: Anything else to record (JSON values).
-        allow: Module prefixes trusted besides sesemi's and the user's (`sesemi trust add`),
-            whose classes the run's network may be built from (your own backbone, say:
-            `["my_project"]`).
+        allow: Module prefixes trusted besides sesemi's and the user's, e.g. `["my_project"]`.
         allow_unfinished: Publish a run that did not finish (running, failed or interrupted):
             its weights are those of its last checkpoint.
-
-    Returns:
-        The uid: `<8 hex digits of the SHA-256 of name, subgroup, params>-<version>`.
-
-    Example:
-        >>> uid = sesemi.hub.publish("runs/digits/2026-11-23_16-09-06", "digits-cnn", "1.0.0", "/shared/models")
     """
     check_name(name)
     check_subgroup(subgroup)

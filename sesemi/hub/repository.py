@@ -4,8 +4,8 @@
     <repository>/<subgroup parts>/<name>/<version>/<uid>.tar.gz  one archive per model
 
 Files are written under a temporary name and moved into place; the table is rewritten under a
-lock (a file lock in a local repository, else one in the cache: object stores have none that
-fsspec could take). Without a `repository`, the functions search `$SESEMI_REPOSITORIES`.
+file lock (in the cache for object stores, which have none). Without a `repository`, the
+functions search `$SESEMI_REPOSITORIES`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import fsspec
 from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
 
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.hub import cache
 from sesemi.hub.archive import sha256
 from sesemi.hub.ids import check_version
@@ -66,8 +66,7 @@ class Repository:
         try:
             yield
         except (OSError, TimeoutError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise SesemiError(f"cannot {action} repository {self.url}: {reason}") from None
+            raise SesemiError(f"cannot {action} repository {self.url}: {first_line(error)}") from None
 
     def rows(self, missing_ok: bool = False) -> dict[str, tuple[ModelInfo, Archive]]:
         """The lookup table by uid: empty for a repository without models, or one that does not
@@ -168,15 +167,8 @@ def lookup(
 
 
 def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
-    """The folder of a published model in the cache, downloaded into it the first time.
-
-    `sesemi.predictor.load` (which `sesemi.hub.load` is) builds the model from it.
-
-    Args:
-        uid_or_name: A uid (`3f1c9a0e-1.0.0`), or a name with an optional subgroup and version:
-            `digits-cnn`, `images.digits-cnn`, `digits-cnn@1.0.0` (the latest version without one).
-        repository: A folder or fsspec URL; by default those of `$SESEMI_REPOSITORIES`.
-    """
+    """The folder of a published model (a uid or `[subgroup.]name[@version]`, the latest version
+    without one) in the cache, downloaded into it from `repository` the first time."""
     return cache.find(uid_or_name) or cache.fetch(*lookup(uid_or_name, repository=repository))
 
 

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from sesemi.checkpoints import read_checkpoint
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.learners.published import CONFIG, META, WEIGHTS
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.models.heads.linear import LinearHead
@@ -207,8 +207,7 @@ class TrainedModel(nn.Module):
         try:
             weights = load_file(folder / WEIGHTS)
         except (SafetensorError, OSError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise SesemiError(f"cannot read the weights of {folder} ({reason})") from None
+            raise SesemiError(f"cannot read the weights of {folder} ({first_line(error)})") from None
         hparams = OmegaConf.select(config, "learner.hparams") or {}
         backbone, head, num_classes = _network(hparams, str(folder / CONFIG), allow)
         model = cls(backbone, head, config, meta.get("labels") or [], folder, None, bool(meta.get("ema")), allow)

@@ -1,18 +1,10 @@
-"""Summaries of many runs: a table of runs, its mean ± std over seeds, and training curves.
-
-Reads only what each run writes: `config.yaml`, `results.json` and `metrics.csv` (see
-sesemi/ops/runs.py). Writes, into the output folder:
-
-    summary.csv       one row per finished training run
-    aggregated.csv    one row per configuration: mean and std of the metrics over its runs
-    summary.md        both tables in Markdown, and the plots
-    plots/<metric>.png  one per metric in metrics.csv (e.g. val_top1.png), the runs overlaid
+"""Summaries of many runs, from only what each run writes (`config.yaml`, `results.json`,
+`metrics.csv`): a table of runs, its mean ± std over seeds, and training curves.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -35,8 +27,9 @@ WALL_TIME = "wall time (s)"
 POOL_USED = "pool pseudo-labeled"
 POOL_OUT_OF_CLASS = "pool out of class"
 POOL_PER_CLASS = "pseudo-labels per class"
-# Always shown in their own columns (id, seed) or different in every run (dir).
-NOT_DIFFERENCES = {"run.id", "run.seed", "run.dir"}
+POOL_PREDICTED = "predicted per class"  # before distribution alignment
+# Always shown in their own columns (id, method, seed) or different in every run (dir).
+NOT_DIFFERENCES = {"run.id", "run.method", "run.seed", "run.dir"}
 STEP_COLUMNS = {"epoch", "step"}
 
 
@@ -89,21 +82,21 @@ def _pool_columns(unlabeled: dict[str, Any] | None) -> dict[str, Any]:
     if not unlabeled:
         return {}
     shares = unlabeled.get("pseudo_labeled_per_class") or {}
-    columns = {POOL_USED: round(sum(shares.values()), 4), POOL_PER_CLASS: " ".join(f"{c}:{v:.2f}" for c, v in shares.items())}
+    columns = {POOL_USED: round(sum(shares.values()), 4), POOL_PER_CLASS: _per_class(shares)}
     if unlabeled.get("out_of_class") is not None:
         columns[POOL_OUT_OF_CLASS] = unlabeled["out_of_class"]
+    if unlabeled.get("predicted_per_class"):
+        columns[POOL_PREDICTED] = _per_class(unlabeled["predicted_per_class"])
     return columns
 
 
-def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The table of finished training runs, the columns that tell configurations apart, and
-    the metric columns.
+def _per_class(shares: dict[str, float]) -> str:
+    return " ".join(f"{c}:{v:.2f}" for c, v in shares.items())
 
-    Columns: run, id, method, the differing config fields (and the `by` fields), seed, the
-    final metrics of `results.json`, the best val/top1, steps and wall time, and for runs that
-    pseudo-labeled their pool the share pseudo-labeled, the share judged out of class and the
-    share of each class (`POOL_*`).
-    """
+
+def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The table of finished training runs (a row each), the columns that tell configurations
+    apart, and the metric columns."""
     trained = [run for run in runs if run.trained]
     fields = list(dict.fromkeys([*by, *differences(trained)]))
     rows = []
@@ -183,18 +176,14 @@ def display(table: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
         if column.endswith(" mean"):
             name = column.removesuffix(" mean")
             pairs = zip(values, table[f"{name} std"], strict=True)
-            shown[name] = [_number(m, name) + ("" if _missing(s) else f" ± {_number(s, name)}") for m, s in pairs]
+            shown[name] = [_number(m, name) + ("" if pd.isna(s) else f" ± {_number(s, name)}") for m, s in pairs]
         else:
-            shown[column] = [_number(v, column) if column in metrics else ("" if _missing(v) else str(v)) for v in values]
+            shown[column] = [_number(v, column) if column in metrics else ("" if pd.isna(v) else str(v)) for v in values]
     return shown
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _number(value: Any, column: str) -> str:
-    if _missing(value):
+    if pd.isna(value):
         return ""
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return f"{value:.1f}" if column == WALL_TIME else f"{value:.4f}"
@@ -212,10 +201,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: Sequence[str] = ()) -> Summary:
-    """Summarizes the runs under a folder: tables, mean ± std over seeds, and training curves.
-
-    Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/<metric>.png` (one per
-    metric, the runs overlaid). Reads only the files runs write.
+    """Summarizes the runs under a folder: `summary.csv` (one row per finished training run),
+    `aggregated.csv` (mean and std over each configuration's runs), `summary.md` (both, and the
+    plots) and `plots/<metric>.png` (one per metric in metrics.csv, the runs overlaid).
 
     Args:
         runs_dir: The folder to search for run folders, e.g. `runs` or `runs/digits`.
@@ -223,9 +211,6 @@ def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: 
         by: The config fields that define a configuration (e.g. `learner.hparams.optimizer.lr`);
             by default the run id, the method and every field that differs between runs,
             except the seed, so each configuration is averaged over its seeds.
-
-    Returns:
-        The tables and the plot files.
     """
     folder = Path(output_dir) if output_dir else Path(runs_dir) / "summary"
     return write_summary(find_runs(runs_dir), folder, str(runs_dir), by)
@@ -233,37 +218,20 @@ def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: 
 
 @dataclass(frozen=True)
 class Group:
-    """What `group` made, or would make on a dry run.
+    """What `group` made, or would make on a dry run."""
 
-    Attributes:
-        folder: The group's folder, `<runs_dir>/groups/NAME`.
-        members: The runs linked into each `<field=value,...>` folder.
-        replaced: Whether a group of that name was (or would be) replaced.
-        summary: The group's summary; None on a dry run.
-    """
-
-    folder: Path
-    members: dict[str, list[Run]]
-    replaced: bool
-    summary: Summary | None
+    folder: Path  # `<runs_dir>/groups/<name>`
+    members: dict[str, list[Run]]  # the runs linked into each `<field=value,...>` folder
+    replaced: bool  # whether a group of that name was (or would be) replaced
+    summary: Summary | None  # None on a dry run
 
 
 def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = False, dry_run: bool = False) -> Group:
-    """Gathers the finished runs into `<runs_dir>/groups/NAME/<field=value,...>/` (as links),
-    one folder per value of the `by` fields, with a summary averaged over each folder's runs.
-
-    The group is built beside its place and renamed into it when complete; it replaces only a
-    group sesemi made (marked `group`), never a folder of someone else's.
-
-    Args:
-        runs_dir: The folder to search for run folders.
-        by: Config fields, e.g. `learner.hparams.optimizer.lr` or `method`.
-        name: The group's name.
-        force: Replace an existing group of that name.
-        dry_run: Only say what would be made (and replaced).
-
-    Returns:
-        The group's folder, its members and summary.
+    """Gathers the finished runs under `runs_dir` into `<runs_dir>/groups/<name>/<field=value,...>/`
+    (as links), a folder per value of the `by` fields (e.g. `learner.hparams.optimizer.lr` or
+    `method`), with a summary averaged over each folder's runs. The group is renamed into place
+    when complete; `force` replaces one sesemi made, never a folder of someone else's; `dry_run`
+    only says what would be made.
     """
     if not by:
         raise SesemiError("name the config fields to group by, e.g. --by learner.hparams.optimizer.lr")
@@ -291,7 +259,7 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
 
 
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
-    """Writes the summary tables and plots of `runs` into `folder` (see the module docstring)."""
+    """Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/` of `runs` into `folder`."""
     trained = [run for run in runs if run.trained]
     unfinished = sum(not run.finished for run in runs)
     if not trained:

@@ -3,11 +3,8 @@
     sesemi preprocess data/my_sounds --sample-rate 16000
     sesemi preprocess -cn audio run.data_root=data/my_sounds
 
-Training then reads float32 samples instead of decoding compressed files every epoch. An entry
-is rewritten when its source file's size or modification time changes, and a sample rate has its
-own entries (see sesemi/datasets/audio_cache.py); entries of removed or changed files are deleted,
-from a cache folder sesemi made (marked `cache`) only: in a folder of someone else's (or of a
-release before markers) they are counted and kept.
+Training then reads float32 samples instead of decoding every epoch (sesemi/datasets/audio_cache.py).
+Entries of removed or changed files are deleted only from a cache folder sesemi made.
 """
 
 from __future__ import annotations
@@ -59,28 +56,16 @@ def _decode(paths: list[Path], errors: Iterable[str | None], on_error: str, prog
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """What `preprocess` did to one data set's cache.
+    """What `preprocess` did to one data set's cache (in `cache`, at `sample_rate` Hz)."""
 
-    Attributes:
-        root: The data set's folder.
-        sample_rate: The sample rate of the cache, in Hz.
-        files: Audio files found.
-        written: Files decoded into the cache now.
-        up_to_date: Files whose cache entry was already there.
-        unreadable: Files that could not be decoded (skipped, with a warning).
-        removed: Cache entries of files removed or changed since, deleted.
-        stale_kept: Such entries kept because the cache folder has no sesemi marker.
-        cache: The cache's folder.
-    """
-
-    root: str
+    root: str  # the data set's folder
     sample_rate: int
-    files: int
-    written: int
-    up_to_date: int
-    unreadable: int
-    removed: int
-    stale_kept: int = 0
+    files: int  # audio files found
+    written: int  # decoded into the cache now
+    up_to_date: int  # already in the cache
+    unreadable: int  # skipped, with a warning
+    removed: int  # entries of files removed or changed since, deleted
+    stale_kept: int = 0  # such entries kept: the cache folder has no sesemi marker
     cache: str = ""
 
     def kept_note(self) -> str | None:
@@ -108,12 +93,9 @@ def preprocess(
     Args:
         source: A data set's folder (what training reads as `run.data_root`), or a config.
         sample_rate: For a folder: the sample rate of the cache.
-        cache_dir: For a folder: the cache's folder (default `<root>/.sesemi_cache/audio`, where
-            the audio datasets look by default).
+        cache_dir: For a folder: the cache's folder (default `<root>/.sesemi_cache/audio`).
         subset: For a folder: a subfolder, a list of them, or None for all of it.
-        num_workers: Decoding processes (0 decodes in this process).
-        on_error: "skip" unreadable files (with a warning each) or "raise" on the first one.
-        progress: Called as `progress(done, total)` as the files of a data set are decoded.
+        num_workers, on_error, progress: As for `Predictor.predict`, per data set.
 
     Returns:
         What was done, per data set.

@@ -60,34 +60,19 @@ CPU_BUDGET = "  time_budget: 15m  # sized for a CPU: sesemi times the first step
 GPU_BUDGET = "  num_iterations: 20000  # sized for a GPU; or run.time_budget, e.g. 2h"
 
 
-
-
-def custom_config() -> str:
-    """The config `create_project` writes, with a training length sized for this machine."""
-    import torch
-
-    budget = GPU_BUDGET if torch.cuda.is_available() else CPU_BUDGET
-    return CUSTOM_CONFIG.format(created=CREATED, budget=budget)
-
-
 def create_project(directory: str | Path = ".", force: bool = False) -> Path:
-    """Creates a project: `configs/custom.yaml` (a commented config to start from) and the
-    `data/`, `runs/` and `src/` folders.
+    """Creates (and returns) a project folder: `configs/custom.yaml`, a commented config to start
+    from (`force` overwrites one `create_project` wrote), and `data/`, `runs/` and `src/`."""
+    import torch  # the budget suits this machine's CUDA, if any
 
-    Args:
-        directory: The project folder (created if needed).
-        force: Overwrite an existing `configs/custom.yaml`.
-
-    Returns:
-        The project folder.
-    """
     root = Path(directory)
     config = root / "configs" / "custom.yaml"
     refusal = f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})"
     _check_overwrite(config, force, CREATED, refusal)
     for name in PROJECT_FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
-    write_atomically(config, custom_config())
+    budget = GPU_BUDGET if torch.cuda.is_available() else CPU_BUDGET
+    write_atomically(config, CUSTOM_CONFIG.format(created=CREATED, budget=budget))
     return root
 
 
@@ -118,14 +103,8 @@ def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> 
 
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file or folder, to start
-    a config of your own from.
-
-    The copy's first line (after Hydra's `# @package` header) says where it came from; with
-    `force`, only a file that starts so is overwritten, never a config of your own.
-
-    Returns:
-        The file written.
-    """
+    your own from; returns the file. Its first line (after Hydra's `# @package` header) says where
+    it came from: `force` overwrites only such a file, never a config of your own."""
     source = catalog.config_file(name)
     path = Path(target)
     if path.is_dir() or str(target).endswith(("/", os.sep)):

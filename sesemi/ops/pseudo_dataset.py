@@ -76,33 +76,23 @@ def pseudo_dataset(
     """Labels the unlabeled images with a teacher and writes a `pseudo` data set.
 
     Args:
-        checkpoint_path: The teacher: a run folder or a checkpoint in one
-            (e.g. `runs/digits/<time>/checkpoints/best.ckpt`).
+        checkpoint_path: The teacher: a run folder or a checkpoint in one.
         data_root: The data set's folder (the standard layout: train/<class>/, unlabeled/).
-        output_dir: Where to write `labels.csv` and `dataset.json`; by default
-            `<data_root>/pseudo`. Read it back with the `pseudo` dataset.
+        output_dir: Where `labels.csv` and `dataset.json` go; default `<data_root>/pseudo`.
         unlabeled_subset: The folder(s) under `data_root` with the images to label, searched
             recursively; a name, a list of names, or None for all of `data_root`.
         labeled_subset: The labeled folder (`<class>/<image>`) under `data_root`: the class
             names, and the images `include_labeled` adds; None to name classes by number.
         include_labeled: Whether the output also lists the labeled images (one-hot, confidence
             1), so the student's supervised set is labels + pseudo-labels.
-        image_transform: An evaluation transform (or its config); None uses the validation
-            transform of the teacher's run.
-        hflip_tta: Whether to average the predictions for each image and its horizontal flip
-            (test-time augmentation; wrong for digits and text).
-        threshold: Pseudo-labels whose confidence (top class probability) is below this are dropped.
-        balance: Whether to keep at most the `per_class` most confident pseudo-labels per class.
-        per_class: The per-class cap when balancing; None means the smallest non-empty class
-            count after thresholding.
-        soft_labels: Whether the `pseudo` dataset yields the teacher's class probabilities
-            (soft labels) rather than the top class (hard labels).
-        batch_size: Images per inference batch.
-        num_workers: Data loader worker processes (0 reads in the main process).
-        device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
-        on_error: "skip" unreadable images (with a warning) or "raise" on the first one.
-        overwrite: Whether to replace an existing `labels.csv`/`dataset.json` in `output_dir`
-            (only in a folder an earlier `pseudo_dataset` made, never in one of someone else's).
+        image_transform: An evaluation transform (or its config); None: the teacher run's.
+        hflip_tta: Average each image's prediction with its horizontal flip's (not for text).
+        threshold: Pseudo-labels less confident (top class probability) than this are dropped.
+        balance: Keep at most the `per_class` most confident pseudo-labels of each class.
+        per_class: That cap; None: the smallest non-empty class count after thresholding.
+        soft_labels: The `pseudo` dataset yields the teacher's probabilities, not the top class.
+        batch_size, num_workers, device, on_error: As for `Predictor` and its `predict`.
+        overwrite: Replace the files of an earlier `pseudo_dataset` (only in a folder it made).
 
     Returns:
         What `dataset.json` holds: classes, soft_labels, counts and settings.

@@ -1,13 +1,7 @@
-"""Run folders on disk: finding them, reading what they wrote, and tidying them up.
+"""Run folders on disk (see sesemi/runner.py): finding them, reading what they wrote, tidying.
 
-A run folder is what a training run writes (see sesemi/runner.py): its `.sesemi` marker (kind
-`run`, state running, finished, failed or interrupted), `config.yaml`, `results.json` (only once
-it finished), `metrics.csv` and `checkpoints/`. A run that failed before writing its config is
-recognized by its marker, or by Hydra's `.hydra/config.yaml` with a `learner`.
-
-Tidying deletes only run folders that carry the marker, found without following a symlink out of
-the folder given: folders of earlier releases (no marker), and whatever a link points to, are
-never deleted, only counted.
+Tidying deletes only what carries sesemi's `.sesemi` marker of a run, found without following a
+symlink out of the folder given: folders of earlier releases (no marker) are only counted.
 """
 
 from __future__ import annotations
@@ -32,19 +26,12 @@ KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder.
+    """One run folder."""
 
-    Attributes:
-        path: The folder, as found under the searched root (it may pass through a symlink).
-        name: The folder relative to the root, e.g. `digits/2026-11-23_16-09-06`.
-        config: The resolved `config.yaml`, or None when the run failed before writing it.
-        result: What `results.json` says, or None when the run did not finish.
-    """
-
-    path: Path
-    name: str
-    config: dict[str, Any] | None
-    result: RunResult | None
+    path: Path  # as found under the searched root (it may pass through a symlink)
+    name: str  # relative to the root, e.g. `digits/2026-11-23_16-09-06`
+    config: dict[str, Any] | None  # `config.yaml`; None when the run failed before writing it
+    result: RunResult | None  # `results.json`; None when the run did not finish
 
     @property
     def finished(self) -> bool:
@@ -85,14 +72,9 @@ def _is_run(folder: Path) -> bool:
 
 
 def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
-    """Every run folder under `root`, sorted by name.
-
-    Args:
-        root: The folder to search.
-        follow_links: Also search through symlinks (e.g. the links of groups); a run reached
-            both directly and through a link is listed once, by its direct path. Without,
-            nothing outside `root` is reached: what tidying deletes is searched this way.
-    """
+    """Every run folder under `root`, sorted by name; with `follow_links` also through symlinks
+    (the links of groups), each run listed once, by its direct path. Without, nothing outside
+    `root` is reached: tidying searches what it deletes this way."""
     root = Path(root)
     if not root.is_dir():
         raise SesemiError(f"runs folder {root} does not exist")
@@ -111,22 +93,9 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
     return sorted(runs, key=lambda run: run.name)
 
 
-def method(config: dict[str, Any] | None) -> str:
-    """A run's method: its `run.method`, else (an older run) the names of its regularization
-    loss heads, or `supervised`."""
-    named = ((config or {}).get("run") or {}).get("method")
-    if named:
-        return named
-    model = (((config or {}).get("learner") or {}).get("hparams") or {}).get("model") or {}
-    heads = sorted(model.get("regularization_loss_heads") or {})
-    return "+".join(heads) or ("supervised" if model.get("supervised_loss") else "none")
-
-
-def field_value(run: Run, field: str) -> Any:
-    """A dotted config field of a run (e.g. `learner.hparams.optimizer.lr`), `method`, or None."""
-    if field == "method":
-        return method(run.config)
-    value: Any = run.config or {}
+def _dotted(config: dict[str, Any] | None, field: str) -> Any:
+    """The value of a dotted field (e.g. `learner.hparams.optimizer.lr`) of a config, or None."""
+    value: Any = config or {}
     for key in field.split("."):
         if not isinstance(value, dict) or key not in value:
             return None
@@ -134,22 +103,30 @@ def field_value(run: Run, field: str) -> Any:
     return value
 
 
+def method(config: dict[str, Any] | None) -> str:
+    """A run's method: its `run.method`, else (an older run) the names of its regularization
+    loss heads, or `supervised`."""
+    named = _dotted(config, "run.method")
+    if named:
+        return named
+    model = _dotted(config, "learner.hparams.model") or {}
+    heads = sorted(model.get("regularization_loss_heads") or {})
+    return "+".join(heads) or ("supervised" if model.get("supervised_loss") else "none")
+
+
+def field_value(run: Run, field: str) -> Any:
+    """A dotted config field of a run, `method` (see `method`), or None."""
+    return method(run.config) if field == "method" else _dotted(run.config, field)
+
+
 @dataclass(frozen=True)
 class Tidied:
-    """What `remove_failed` or `remove_checkpoints` deleted, or would delete, and what it left.
+    """What `remove_failed` or `remove_checkpoints` deleted (or would delete) and left alone."""
 
-    Attributes:
-        removed: The run folders or checkpoint files deleted (on a dry run: that would be).
-        size: Their size in bytes.
-        unmarked: Run folders without sesemi's marker that the old rule would have touched
-            (runs of earlier releases, or folders sesemi did not make): never deleted.
-        running: Marked runs whose process still runs: left alone.
-    """
-
-    removed: list[Path]
-    size: int
-    unmarked: list[Path]
-    running: list[Path]
+    removed: list[Path]  # run folders or checkpoint files
+    size: int  # theirs, in bytes
+    unmarked: list[Path]  # run folders without sesemi's marker, never deleted (earlier releases)
+    running: list[Path]  # marked runs whose process still runs
 
     def left_alone(self) -> str | None:
         """One line on the run folders left alone and why, or None."""
@@ -183,18 +160,9 @@ def _delete(paths: Sequence[Path], root: Path, kind: str | None, dry_run: bool) 
 
 
 def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
-    """Deletes the folders of runs that stopped without finishing: failed, interrupted, or
-    killed (marked running by a process that is gone).
-
-    Only folders marked as runs by sesemi go; nothing is reached through a symlink. A run still
-    training on another machine counts as running and stays.
-
-    Args:
-        runs_dir: The folder to search for run folders.
-        dry_run: Only say what would be deleted.
-
-    Returns:
-        The run folders deleted (or that would be), and those left alone.
+    """Deletes the folders of runs under `runs_dir` that stopped without finishing: failed,
+    interrupted, or killed (marked running by a process that is gone; one running on another
+    machine stays). `dry_run` only says what would be deleted.
     """
     root = Path(runs_dir)
     stopped, unmarked, running = [], [], []
@@ -211,18 +179,9 @@ def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
 
 
 def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: bool = False) -> Tidied:
-    """Deletes the checkpoints of finished runs except their best and last ones.
-
-    Only runs marked finished by sesemi lose checkpoints; the others keep theirs (they may be
-    resumed from them), and nothing is reached through a symlink.
-
-    Args:
-        runs_dir: The folder to search for run folders.
-        everything: Delete the best and last checkpoints too (the runs cannot predict afterwards).
-        dry_run: Only say what would be deleted.
-
-    Returns:
-        The checkpoint files deleted (or that would be), and the runs left alone.
+    """Deletes the checkpoints of the runs under `runs_dir` marked finished (the others may be
+    resumed from theirs), except their best and last ones unless `everything` (the runs cannot
+    predict afterwards). `dry_run` only says what would be deleted.
     """
     root = Path(runs_dir)
     files, unmarked = [], []
@@ -239,9 +198,8 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
 
 
 def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
-    """The checkpoints of a finished run beyond its best and last ones (all of them with
-    `everything`). Unfinished runs keep theirs: they may be resumed from them. A `checkpoints`
-    folder that is a symlink is not looked into."""
+    """The checkpoints of a finished run beyond its best and last ones (all with `everything`);
+    none of an unfinished run, or in a `checkpoints` folder that is a symlink."""
     folder = run.path / "checkpoints"
     if run.result is None or folder.is_symlink():
         return []

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2 as T
 
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 AV_EXTENSIONS = (".m4a", ".aac", ".wma")
@@ -66,12 +66,12 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
     try:
         file = soundfile.SoundFile(_native(path))
     except (RuntimeError, OSError) as error:  # libsndfile's errors
-        raise _Unopened(_first_line(error)) from None
+        raise _Unopened(first_line(error)) from None
     with file:
         try:
             return file.read(dtype="float32", always_2d=True), file.samplerate  # (frames, channels)
         except RuntimeError as error:  # it knows the format, so the data is damaged
-            raise AudioReadError(f"it is damaged: {_first_line(error).removeprefix('Error : ')}") from None
+            raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ')}") from None
 
 
 def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
@@ -94,16 +94,11 @@ def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
         except av.FFmpegError as error:
             if not strict:
                 raise
-            raise AudioReadError(f"it is damaged: {_first_line(error)}") from None
+            raise AudioReadError(f"it is damaged: {first_line(error)}") from None
         rate = stream.codec_context.sample_rate
     if not chunks:
         return np.zeros((0, 1), np.float32), rate
     return np.concatenate(chunks, axis=1).T, rate  # (frames, channels)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # WAV sample formats whose frames are all `block_align` bytes: PCM, IEEE float, A-law, mu-law.
@@ -186,7 +181,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     except (AudioReadError, SesemiError):
         raise
     except Exception as error:  # FFmpeg's errors come in many types
-        raise AudioReadError(_first_line(error)) from None
+        raise AudioReadError(first_line(error)) from None
     declared = declared_frames(path)
     if declared is not None and len(frames) != declared:
         raise AudioReadError(

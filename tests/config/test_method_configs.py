@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from audio_samples import TINY_AUDIO_TRAINING, audio_tree
+from conftest import TWO_TINY_STEPS
 from omegaconf import OmegaConf
 
 from sesemi.config.catalog import data_configs, methods
@@ -16,20 +17,14 @@ from sesemi.datamodule import loader_batch_size
 from sesemi.results import RunResult
 from sesemi.runner import run
 
-# What every test run shares: 2 steps on the CPU, validating at the end.
-STEPS = [
+# The pre-training recipes: one step of their pretext task, one of the rest.
+PRETRAIN = "run.pretrain=0.5"
+# TWO_TINY_STEPS for recordings: 2 steps on the CPU, validating at the end.
+AUDIO_STEPS = [
     "run.num_iterations=2",
     "run.gpus=0",
     "trainer.val_check_interval=2",
     "+trainer.log_every_n_steps=1",
-    "run.pretrain=0.5",  # the pre-training recipes: one step of their pretext task, one of the rest
-]
-TINY_IMAGES = [
-    "run.batch_size_per_gpu=4",
-    "data.views.weak.crop_dim=16",
-    "learner.hparams.model.backbone.widths=[4,8]",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
 ]
 
 
@@ -60,7 +55,7 @@ def test_a_method_config_names_itself_and_only_adds_loaders_and_heads(compose_co
 
 
 def _train(compose_config, name: str, overrides: list[str], run_dir: Path) -> RunResult:
-    return run(compose_config(name, *STEPS, *overrides), run_dir)
+    return run(compose_config(name, PRETRAIN, *overrides), run_dir)
 
 
 def _logged(result: RunResult) -> set[str]:
@@ -79,7 +74,7 @@ def _check_trained(result: RunResult, config_heads: list[str], classes: list[str
 @pytest.mark.parametrize("method", methods())
 def test_every_method_trains_on_images(compose_config, image_tree, tmp_path, method):
     """`digits method=X` on a folder of images: two real steps of every loader and loss head."""
-    overrides = [f"method={method}", f"run.data_root={image_tree.root}", *TINY_IMAGES]
+    overrides = [f"method={method}", f"run.data_root={image_tree.root}", *TWO_TINY_STEPS]
     model = compose_config("digits", *overrides).learner.hparams.model
     result = _train(compose_config, "digits", overrides, tmp_path / "run")
     _check_trained(result, list(model.regularization_loss_heads or {}), image_tree.classes, bool(model.supervised_loss))
@@ -93,7 +88,7 @@ def test_every_method_trains_on_audio(compose_config, tmp_path, method):
     tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=2)
     overrides = [f"method={method}", f"run.data_root={tree.root}", *TINY_AUDIO_TRAINING]
     model = compose_config("spoken_digits", *overrides).learner.hparams.model
-    result = _train(compose_config, "spoken_digits", overrides, tmp_path / "run")
+    result = _train(compose_config, "spoken_digits", [*overrides, *AUDIO_STEPS], tmp_path / "run")
     _check_trained(result, list(model.regularization_loss_heads or {}), tree.classes, bool(model.supervised_loss))
 
 

@@ -7,6 +7,8 @@ import csv
 import sys
 import textwrap
 
+from conftest import TWO_TINY_STEPS
+
 from sesemi import compose, run
 from sesemi.config.catalog import methods
 
@@ -69,14 +71,7 @@ def test_a_method_from_the_users_folder_trains_on_a_built_in_data_config(
         [
             "method=my_method",
             f"run.data_root={image_tree.root}",
-            "run.num_iterations=2",
-            "run.gpus=0",
-            "run.batch_size_per_gpu=4",
-            "data.views.weak.crop_dim=16",
-            "learner.hparams.model.backbone.widths=[4,8]",
-            "trainer.val_check_interval=2",
-            "+trainer.log_every_n_steps=1",
-            "+trainer.enable_progress_bar=false",
+            *TWO_TINY_STEPS,
         ],
         config_dir=project / "configs",  # open_sesemi -cd configs
     )

@@ -65,6 +65,17 @@ def test_differences_are_shared_fields_with_other_values(make_run, tmp_path):
     assert differences([run for run in find_runs(tmp_path / "runs") if run.finished]) == []
 
 
+def test_the_method_is_one_column(make_run, tmp_path):
+    """Runs of one id with two methods: the method shows once, not again as `run.method`."""
+    for name in ("fixmatch", "supervised"):
+        config = run_config()
+        config["run"]["method"] = name
+        make_run(f"digits/{name}", config=config)
+    table, configuration, _ = summarize(find_runs(tmp_path / "runs"))
+    assert "run.method" not in table.columns and configuration == ["id", "method"]
+    assert list(table["method"]) == ["fixmatch", "supervised"]
+
+
 def test_summary_has_one_row_per_finished_run(three_seeds_two_lrs):
     """Columns: run, id, method, the differing fields, seed, final metrics, best, steps, time."""
     table, configuration, metrics = summarize(three_seeds_two_lrs)
@@ -185,12 +196,18 @@ def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_pat
 
     folder = make_run("digits/open", top1=[0.9])
     values = json.loads((folder / "results.json").read_text())
-    values["unlabeled"] = {"seen": 100, "pseudo_labeled_per_class": {"0": 0.3, "1": 0.2}, "out_of_class": 0.45}
+    values["unlabeled"] = {
+        "seen": 100,
+        "pseudo_labeled_per_class": {"0": 0.3, "1": 0.2},
+        "out_of_class": 0.45,
+        "predicted_per_class": {"0": 0.6, "1": 0.4},
+    }
     (folder / "results.json").write_text(json.dumps(values))
     make_run("digits/supervised", top1=[0.8])
     table, _, metrics = summarize(find_runs(tmp_path / "runs"))
     row = table.set_index("run").loc["digits/open"]
     assert row["pool pseudo-labeled"] == 0.5 and row["pool out of class"] == 0.45
     assert row["pseudo-labels per class"] == "0:0.30 1:0.20"
+    assert row["predicted per class"] == "0:0.60 1:0.40"
     assert "pool out of class" in metrics
     assert pd.isna(table.set_index("run").loc["digits/supervised", "pool out of class"])
