@@ -213,3 +213,18 @@ def runs_folder(kept: Path | None) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory() as scratch:
         yield Path(scratch) / "runs"
+
+
+def composed_with_data(config_name: str, overrides: list[str]) -> tuple:
+    """`sesemi.compose(config_name, overrides)` with its data module set up (seed 0) and the
+    config's data-dependent fields resolved, as a run starts: what the step benchmarks time."""
+    import sesemi
+    from sesemi.datamodule import SESEMIDataModule
+    from sesemi.runner import attributes_for, resolve
+
+    config = sesemi.compose(config_name, overrides)
+    data = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu, seed=0)
+    data.prepare_data()
+    data.setup()
+    resolve(config, attributes_for(config, data))
+    return config, data

@@ -39,13 +39,11 @@ from PIL import Image  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import machine, write_table  # noqa: E402
+from common import composed_with_data, machine, write_table  # noqa: E402
 
-import sesemi  # noqa: E402
 from sesemi.budget import format_duration  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
 from sesemi.datasets.builtin import fetch  # noqa: E402
-from sesemi.runner import attributes_for, resolve  # noqa: E402
 
 README = HERE / "README.md"
 CLASSES = 10
@@ -198,13 +196,7 @@ def time_case(
         "run.rampup=0",
         "data.train.supervised.num_workers=0",
     ]
-    config = sesemi.compose(case.config, [*settings, *case.overrides])
-    data = SESEMIDataModule(
-        config.data, config.run.data_root, config.run.batch_size_per_gpu, seed=0
-    )
-    data.prepare_data()
-    data.setup()
-    resolve(config, attributes_for(config, data))
+    config, data = composed_with_data(case.config, [*settings, *case.overrides])
     full = config.run.batch_size_per_gpu
     iterators = {name: iter(_cycle(loader)) for name, loader in data.train_dataloader().items()}
     batches, load = [], [0.0, 0.0]

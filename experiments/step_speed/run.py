@@ -44,15 +44,14 @@ from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_table  # noqa: E402
+from common import composed_with_data, machine, write_table  # noqa: E402
 from handwritten import HandwrittenStep  # noqa: E402
 from timing import Rounds, interleaved  # noqa: E402
 
 import sesemi  # noqa: E402
 from sesemi.callbacks import EMA  # noqa: E402
 from sesemi.config.resolvers import SESEMIConfigAttributes  # noqa: E402
-from sesemi.datamodule import SESEMIDataModule  # noqa: E402
-from sesemi.runner import attributes_for, resolve  # noqa: E402
+from sesemi.runner import resolve  # noqa: E402
 
 README = Path(__file__).with_name("README.md")
 PARTS = ("usb", "methods", "levers", "accuracy")
@@ -337,13 +336,7 @@ def digits_method(
         "run.rampup=0",
         *overrides,
     ]
-    config = sesemi.compose("digits", settings)
-    data = SESEMIDataModule(
-        config.data, config.run.data_root, config.run.batch_size_per_gpu, seed=0
-    )
-    data.prepare_data()
-    data.setup()
-    resolve(config, attributes_for(config, data))
+    config, data = composed_with_data("digits", settings)
     full = config.run.batch_size_per_gpu
     iterators = {}
     for name, loader in data.train_dataloader().items():
