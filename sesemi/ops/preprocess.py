@@ -95,7 +95,9 @@ def preprocess(
         sample_rate: For a folder: the sample rate of the cache.
         cache_dir: For a folder: the cache's folder (default `<root>/.sesemi_cache/audio`).
         subset: For a folder: a subfolder, a list of them, or None for all of it.
-        num_workers, on_error, progress: As for `Predictor.predict`, per data set.
+        num_workers: Decoding processes (0 decodes in this process).
+        on_error: "skip" unreadable files (with a warning each) or "raise" on the first one.
+        progress: Called as `progress(done, total)` as the files of a data set are decoded.
 
     Returns:
         What was done, per data set.

@@ -91,7 +91,10 @@ def pseudo_dataset(
         balance: Keep at most the `per_class` most confident pseudo-labels of each class.
         per_class: That cap; None: the smallest non-empty class count after thresholding.
         soft_labels: The `pseudo` dataset yields the teacher's probabilities, not the top class.
-        batch_size, num_workers, device, on_error: As for `Predictor` and its `predict`.
+        batch_size: Images per inference batch.
+        num_workers: Data loader worker processes (0 reads in the main process).
+        device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
+        on_error: "skip" unreadable images (with a warning) or "raise" on the first one.
         overwrite: Replace the files of an earlier `pseudo_dataset` (only in a folder it made).
 
     Returns:
