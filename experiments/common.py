@@ -228,3 +228,15 @@ def composed_with_data(config_name: str, overrides: list[str]) -> tuple:
     data.setup()
     resolve(config, attributes_for(config, data))
     return config, data
+
+
+def items_in(batch) -> int:
+    """Inputs a training batch holds, all views of all loaders: images `[B, C, H, W]` and
+    waveforms `[B, T]` (floating-point tensors; labels and indices are not counted)."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch) if batch.is_floating_point() and batch.dim() >= 2 else 0
+    if isinstance(batch, dict):
+        return sum(items_in(b) for b in batch.values())
+    if isinstance(batch, list | tuple):
+        return sum(items_in(b) for b in batch)
+    return 0

@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from common import composed_with_data, machine, write_table  # noqa: E402
+from common import composed_with_data, items_in, machine, write_table  # noqa: E402
 
 from sesemi.budget import format_duration  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
@@ -170,17 +170,6 @@ class Timing:
 
 def clocks() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
-
-
-def items_in(batch) -> int:
-    """Inputs in a training batch: images `[B, C, H, W]` and waveforms `[B, T]` of every view."""
-    if isinstance(batch, torch.Tensor):
-        return len(batch) if batch.is_floating_point() and batch.dim() >= 2 else 0
-    if isinstance(batch, dict):
-        return sum(items_in(b) for b in batch.values())
-    if isinstance(batch, list | tuple):
-        return sum(items_in(b) for b in batch)
-    return 0
 
 
 def time_case(

@@ -44,7 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import composed_with_data, machine, write_table  # noqa: E402
+from common import composed_with_data, items_in, machine, write_table  # noqa: E402
 from handwritten import HandwrittenStep  # noqa: E402
 from timing import Rounds, interleaved  # noqa: E402
 
@@ -422,7 +422,7 @@ def methods_table(settings: Settings, data_root: Path) -> list[str]:
                 f"{rounds.ratio('sesemi_fused', 'handwritten'):.2f}",
             )
         lines.append(
-            f"| {name} | {images_in(method.batches[0])} | {1000 * rounds.median('handwritten'):.1f} ms | "
+            f"| {name} | {items_in(method.batches[0])} | {1000 * rounds.median('handwritten'):.1f} ms | "
             f"{1000 * rounds.median('sesemi'):.1f} ms | {rounds.ratio('sesemi', 'handwritten'):.2f} | "
             f"{fused[0]} | {fused[1]} | {rounds.first['handwritten']:.5f} / {rounds.first['sesemi']:.5f} |"
         )
@@ -581,7 +581,7 @@ def levers_table(settings: Settings, data_root: Path) -> list[str]:
         reruns = sum(r.rerun for r in kept.values())
         note = (
             f"Speed-up: the plain step's time over the lever's, within each round (medians). "
-            f"`digits method=fixmatch` ({images_in(method.batches[0])} images a step, {settings.digits_steps} "
+            f"`digits method=fixmatch` ({items_in(method.batches[0])} images a step, {settings.digits_steps} "
             f"steps per variant per round, {counts.get('digits', 0)} rounds after {settings.digits_warmup} of "
             f"warm-up) and the USB table's batch on USB's WRN-28-2 ({counts.get('wrn', 0)} rounds after "
             f"{settings.usb_warmup}), {settings.threads} threads. {compile_note}"
@@ -661,17 +661,6 @@ def accuracy_table(settings: Settings, runs: Path) -> list[str]:
         f"comparison within seed noise. {machine()}."
     )
     return [note, "", *lines]
-
-
-def images_in(batch) -> int:
-    """Images the backbone sees in one training batch (all views of all loaders)."""
-    if isinstance(batch, torch.Tensor):
-        return len(batch) if batch.dim() == 4 else 0
-    if isinstance(batch, dict):
-        return sum(images_in(b) for b in batch.values())
-    if isinstance(batch, list | tuple):
-        return sum(images_in(b) for b in batch)
-    return 0
 
 
 def main() -> None:
