@@ -163,14 +163,13 @@ def format_table(rows: Mapping[str, tuple[ModelInfo, Archive]]) -> str:
     return json.dumps({"format": FORMAT, "models": dict(sorted(models.items()))}, indent=1) + "\n"
 
 
-def conflict(rows: Mapping[str, tuple[ModelInfo, Archive]], info: ModelInfo) -> str | None:
-    """Why `info` cannot be published next to `rows`: its uid, or its name and version, exist."""
+def check_unpublished(rows: Mapping[str, tuple[ModelInfo, Archive]], info: ModelInfo) -> None:
+    """Refuses to publish `info` next to `rows` when its uid, or its name and version, exist."""
     if info.uid in rows:
-        return f"{info.uid} is already published; publish a new version"
+        raise SesemiError(f"{info.uid} is already published; publish a new version")
     for other, _ in rows.values():
         if (other.subgroup, other.name, other.version) == (info.subgroup, info.name, info.version):
-            return f"{info.reference} is already published (as {other.uid}); publish a new version"
-    return None
+            raise SesemiError(f"{info.reference} is already published (as {other.uid}); publish a new version")
 
 
 def matches(infos: Iterable[ModelInfo], reference: str, version: str | None = None) -> list[ModelInfo]:

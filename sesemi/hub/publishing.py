@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack
 from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
-from sesemi.hub.lookup import ModelInfo, conflict
+from sesemi.hub.lookup import ModelInfo, check_unpublished
 from sesemi.hub.repository import Repository
 from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
 from sesemi.learners.trained import RESULTS, TrainedModel, run_files
@@ -71,9 +71,7 @@ def publish(
     target = Repository(repository)
     # Refused before the run is read when the uid or the name and version are taken (and again
     # under the lock, at upload).
-    reason = conflict(target.rows(missing_ok=True), ModelInfo(uid, name, subgroup, version))
-    if reason:
-        raise SesemiError(reason)
+    check_unpublished(target.rows(missing_ok=True), ModelInfo(uid, name, subgroup, version))
     if not allow_unfinished:
         _refuse_unfinished(run_files(run)[0])
 

@@ -30,7 +30,7 @@ from sesemi.hub.lookup import (
     Archive,
     ModelInfo,
     archive_path,
-    conflict,
+    check_unpublished,
     format_table,
     matches,
     parse_table,
@@ -110,9 +110,7 @@ class Repository:
             self.fs.makedirs(self.root, exist_ok=True)
             with self.lock():
                 rows = self.rows(missing_ok=True)
-                reason = conflict(rows, info)
-                if reason:
-                    raise SesemiError(reason)
+                check_unpublished(rows, info)
                 target = self.path(relative)
                 self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
                 self._atomically(target, lambda partial: self.fs.put_file(str(archive_file), partial))

@@ -12,7 +12,7 @@ from sesemi.hub.lookup import (
     Archive,
     ModelInfo,
     archive_path,
-    conflict,
+    check_unpublished,
     format_table,
     matches,
     parse_table,
@@ -74,10 +74,12 @@ def test_rows_that_sesemi_could_not_have_written_are_refused(changes, reason):
 def test_a_uid_or_a_name_and_version_is_published_once():
     first = info(rate=16000)
     rows = {first.uid: (first, Archive("a", "", 0))}
-    assert "already published; publish a new version" in conflict(rows, first)
-    assert f"already published (as {first.uid})" in conflict(rows, info(rate=8000))  # same name and version
-    assert conflict(rows, info(version="1.1.0")) is None
-    assert conflict(rows, info(subgroup="other")) is None
+    with pytest.raises(SesemiError, match=f"^{first.uid} is already published; publish a new version$"):
+        check_unpublished(rows, first)
+    with pytest.raises(SesemiError, match=f"^cnn@1.0.0 is already published \\(as {first.uid}\\)"):
+        check_unpublished(rows, info(rate=8000))  # same name and version
+    check_unpublished(rows, info(version="1.1.0"))
+    check_unpublished(rows, info(subgroup="other"))
 
 
 def test_references_name_a_uid_a_version_or_the_latest_version():
