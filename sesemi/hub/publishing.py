@@ -116,19 +116,19 @@ def _refuse_unfinished(run_dir: Path) -> None:
     """Refuses a run folder that did not finish; one of an earlier release (no marker) finished
     if it wrote its results."""
     found = marker(run_dir)
-    if found is not None and found.state == "running":
-        state = f"is still running (process {found.pid})" if found.alive else "was killed while running"
-    elif found is not None and found.state in ("failed", "interrupted"):
-        state = f"is {found.state}"
-    elif (found is None or found.state != "finished") and not (run_dir / RESULTS).is_file():
-        state = f"has no {RESULTS} (it never finished)"
+    state = found.state if found else None
+    if state == "running":
+        said = f"is still running (process {found.pid})" if found.alive else "was killed while running"
+    elif state in ("failed", "interrupted"):
+        said = f"is {state}"
+    elif state != "finished" and not (run_dir / RESULTS).is_file():
+        said = f"has no {RESULTS} (it never finished)"
     else:
-        state = None
-    if state:
-        raise SesemiError(
-            f"will not publish {run_dir}: the run {state}; finish it with `sesemi resume {run_dir}`, "
-            "or publish it as it is with --allow-unfinished (allow_unfinished=True)"
-        )
+        return
+    raise SesemiError(
+        f"will not publish {run_dir}: the run {said}; finish it with `sesemi resume {run_dir}`, "
+        "or publish it as it is with --allow-unfinished (allow_unfinished=True)"
+    )
 
 
 def _component(node: Any) -> str:
