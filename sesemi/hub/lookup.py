@@ -175,7 +175,6 @@ def check_unpublished(rows: Mapping[str, tuple[ModelInfo, Archive]], info: Model
 def matches(infos: Iterable[ModelInfo], reference: str, version: str | None = None) -> list[ModelInfo]:
     """The models a uid or `[subgroup.]name[@version]` names; for a name without a version, the
     latest version in each subgroup that has the name."""
-    infos = list(infos)
     if is_uid(reference):
         check_uid(reference)
         return [info for info in infos if info.uid == reference]
