@@ -1,7 +1,6 @@
 """Model ids: names, subgroups, versions and uids, checked wherever they come from (arguments,
 `models.json`, a cached `meta.json`), since they become folder names in repositories and the
-cache; and the uid, `<8 hex digits of the SHA-256 of name, params, subgroup>-<version>`, so the
-versions of a model share their short id, as in audmodel (https://github.com/audeering/audmodel).
+cache. A model's versions share the short id of its uid, as in audmodel.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Publishing a training run's model to a repository, with its model card.
-
-The archive holds `weights.safetensors` (the network of the checkpoint's state dict: with EMA,
-the averaged weights validation saw; no loss heads), the run's `config.yaml`, `meta.json` (the
-`ModelInfo`) and a model card, `README.md`.
+"""Publishing a training run's model to a repository: one archive of the network's weights (with
+EMA, the averaged weights validation saw), the run's config, `meta.json` and a model card.
 
 Only a finished run is published unless asked (`allow_unfinished=True`): the weights of one
 that is running, failed or was interrupted are not the end of its training.

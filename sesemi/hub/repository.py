@@ -1,7 +1,5 @@
-"""Repositories of published models (a folder or any fsspec URL), and finding a model in them.
-
-    <repository>/models.json                                   the lookup table
-    <repository>/<subgroup parts>/<name>/<version>/<uid>.tar.gz  one archive per model
+"""Repositories of published models (a folder or any fsspec URL holding `models.json` and one
+archive per model), and finding a model in them.
 
 Files are written under a temporary name and moved into place; the table is rewritten under a
 file lock (in the cache for object stores, which have none). Without a `repository`, the
