@@ -150,7 +150,7 @@ def parse_table(text: str, where: str) -> dict[str, tuple[ModelInfo, Archive]]:
     for uid, row in table["models"].items():
         try:
             rows[uid] = check_row(uid, row)
-        except (SesemiError, TypeError) as error:
+        except (SesemiError, TypeError, ValueError, AttributeError) as error:
             raise SesemiError(
                 f"{where} is refused: its row {str(uid)[:80]!r} could not have been published by sesemi ({error}); "
                 "the repository was changed by hand or is not sesemi's"

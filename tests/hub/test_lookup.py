@@ -60,6 +60,8 @@ def row(**changes) -> tuple[str, dict]:
         ({"labels": "abc"}, "labels are not a list of names"),
         ({"metrics": {"val/top1": "high"}}, "metrics are not numbers"),
         ({"uid": None}, "must be 8 hex digits"),
+        ({"subgroup": 5}, ""),
+        ({"params": ["abc"]}, ""),
     ],
 )
 def test_rows_that_sesemi_could_not_have_written_are_refused(changes, reason):
