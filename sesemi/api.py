@@ -40,7 +40,7 @@ Examples = Any  # a pandas DataFrame with `path` and `label` columns, or a seque
 
 def _folder_name(value: str, what: str) -> str:
     value = str(value)
-    if not value or value in (".", "..") or "/" in value or "\\" in value or value.startswith("."):
+    if not value or value.startswith(".") or "/" in value or "\\" in value:
         raise SesemiError(f"{what} {value!r} cannot be a folder name; use letters, digits, - and _")
     return value
 
