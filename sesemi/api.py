@@ -266,7 +266,7 @@ class TrainingRun:
         pairs = self._pairs(eval, "eval")
         folder = _timestamped(self.folder / EVALUATIONS)
         self._link_labeled(pairs, folder / DATA / "val")
-        result = self._run(
+        return self._run(
             folder,
             [
                 "run.mode=VALIDATE",
@@ -275,8 +275,7 @@ class TrainingRun:
                 f"++data.val.dataset.root={_quoted(folder / DATA)}",
                 "data.val.dataset.subset=val",
             ],
-        )
-        return result.metrics
+        ).metrics
 
 
 def training_run(
