@@ -92,23 +92,21 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
     apart, and the metric columns."""
     trained = [run for run in runs if run.trained]
     fields = list(dict.fromkeys([*by, *differences(trained)]))
-    rows = []
-    for run in trained:
-        assert run.result is not None
-        rows.append(
-            {
-                "run": run.name,
-                "id": field_value(run, "run.id"),
-                "method": method(run.config),
-                **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
-                "seed": field_value(run, "run.seed"),
-                **run.result.metrics,
-                "best val/top1": run.result.best_score,
-                "steps": run.result.global_step,
-                WALL_TIME: run.result.wall_time_s,
-                **_pool_columns(run.result.unlabeled),
-            }
-        )
+    rows = [
+        {
+            "run": run.name,
+            "id": field_value(run, "run.id"),
+            "method": method(run.config),
+            **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
+            "seed": field_value(run, "run.seed"),
+            **run.result.metrics,
+            "best val/top1": run.result.best_score,
+            "steps": run.result.global_step,
+            WALL_TIME: run.result.wall_time_s,
+            **_pool_columns(run.result.unlabeled),
+        }
+        for run in trained
+    ]
     table = pd.DataFrame(rows)
     configuration = list(by) or ["id", "method", *fields]
     ignored = {"run", "seed", "steps", *configuration, *fields}
