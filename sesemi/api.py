@@ -263,6 +263,11 @@ class TrainingRun:
                 at least one example of every class.
         """
         checkpoint = self.checkpoint
+        if self.method is None:  # made anew on a trained folder: train() saved how it trained there
+            saved = TrainingRun.load(self.folder)
+            if saved.label_names != self.label_names:
+                raise SesemiError(f"{self.folder} was trained on the labels {saved.label_names}, not {self.label_names}")
+            self.method, self.overrides = saved.method, saved.overrides
         pairs = self._pairs(eval, "eval")
         folder = _timestamped(self.folder / EVALUATIONS)
         self._link_labeled(pairs, folder / DATA / "val")
