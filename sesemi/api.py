@@ -40,21 +40,9 @@ Examples = Any  # a pandas DataFrame with `path` and `label` columns, or a seque
 
 def _folder_name(value: str, what: str) -> str:
     value = str(value)
-    if not value or value in (".", "..") or "/" in value or "\\" in value or value.startswith("."):
+    if not value or value.startswith(".") or "/" in value or "\\" in value:
         raise SesemiError(f"{what} {value!r} cannot be a folder name; use letters, digits, - and _")
     return value
-
-
-def _pairs(examples: Examples, what: str) -> list[tuple[str, str]]:
-    """`(path, label)` pairs from a DataFrame with `path` and `label` columns, or a sequence."""
-    if hasattr(examples, "columns"):
-        if {"path", "label"} - set(examples.columns):
-            raise SesemiError(f"{what} needs the columns path and label; it has: {', '.join(map(str, examples.columns))}")
-        examples = zip(examples["path"], examples["label"], strict=True)
-    try:
-        return [(str(p), str(label)) for p, label in examples]
-    except (TypeError, ValueError):
-        raise SesemiError(f"{what} must be a DataFrame with path and label columns, or (path, label) pairs") from None
 
 
 def _paths(files: Any) -> list[str]:
@@ -159,7 +147,17 @@ class TrainingRun:
             raise SesemiError(f"the run {self.run_dir} has no checkpoint left (removed by rm-states --all?)")
         return path
 
-    def _check_labels(self, pairs: Sequence[tuple[str, str]], what: str) -> None:
+    def _pairs(self, examples: Examples, what: str) -> list[tuple[str, str]]:
+        """`(path, label)` pairs from a DataFrame with `path` and `label` columns, or a sequence,
+        of files that exist, with every label in `label_names` at least once and no other."""
+        if hasattr(examples, "columns"):
+            if {"path", "label"} - set(examples.columns):
+                raise SesemiError(f"{what} needs the columns path and label; it has: {', '.join(map(str, examples.columns))}")
+            examples = zip(examples["path"], examples["label"], strict=True)
+        try:
+            pairs = [(str(p), str(label)) for p, label in examples]
+        except (TypeError, ValueError):
+            raise SesemiError(f"{what} must be a DataFrame with path and label columns, or (path, label) pairs") from None
         labels = {label for _, label in pairs}
         unknown = sorted(labels - set(self.label_names))
         if unknown:
@@ -168,6 +166,7 @@ class TrainingRun:
         if absent:  # class indices come from the class folders, so every class needs one
             raise SesemiError(f"{what} has no examples of {', '.join(absent)}; every class needs at least one")
         _require_files((path for path, _ in pairs), what)
+        return pairs
 
     def _link_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path) -> None:
         for label in self.label_names:
@@ -227,13 +226,10 @@ class TrainingRun:
 
         if method not in catalog.methods():
             raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
-        pairs = _pairs(train, "train")
-        eval_pairs = _pairs(eval, "eval") if eval is not None else None
+        pairs = self._pairs(train, "train")
+        eval_pairs = self._pairs(eval, "eval") if eval is not None else None
         unlabeled_paths = _paths(unlabeled) if unlabeled is not None else []
         _require_files(unlabeled_paths, "unlabeled")
-        self._check_labels(pairs, "train")
-        if eval_pairs is not None:
-            self._check_labels(eval_pairs, "eval")
         claim(self.folder, "training_run")
         with staged(self.folder / DATA, "data") as data:  # replaces the links of an earlier call
             self._link_labeled(pairs, data / "train")
@@ -267,11 +263,15 @@ class TrainingRun:
                 at least one example of every class.
         """
         checkpoint = self.checkpoint
-        pairs = _pairs(eval, "eval")
-        self._check_labels(pairs, "eval")
+        if self.method is None:  # made anew on a trained folder: train() saved how it trained there
+            saved = TrainingRun.load(self.folder)
+            if saved.label_names != self.label_names:
+                raise SesemiError(f"{self.folder} was trained on the labels {saved.label_names}, not {self.label_names}")
+            self.method, self.overrides = saved.method, saved.overrides
+        pairs = self._pairs(eval, "eval")
         folder = _timestamped(self.folder / EVALUATIONS)
         self._link_labeled(pairs, folder / DATA / "val")
-        result = self._run(
+        return self._run(
             folder,
             [
                 "run.mode=VALIDATE",
@@ -280,8 +280,7 @@ class TrainingRun:
                 f"++data.val.dataset.root={_quoted(folder / DATA)}",
                 "data.val.dataset.subset=val",
             ],
-        )
-        return result.metrics
+        ).metrics
 
 
 def training_run(

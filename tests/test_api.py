@@ -123,6 +123,18 @@ def test_round_trip_in_a_new_process(trained, image_tree, tmp_path):
     assert list((run.folder / "evaluate").glob("*/results.json"))
 
 
+def test_a_run_made_anew_on_a_trained_folder_evaluates_as_trained(trained, image_tree, tmp_path):
+    """`training_run(name=..., label_names=...)` on a folder already trained (not `load=`)
+    evaluates with the method and overrides its training used, and refuses other labels."""
+    run, results = trained
+    again = sesemi.training_run(task="image", name="colors", label_names=image_tree.classes, dir=tmp_path / "runs")
+    metrics = again.evaluate(frame(image_tree.root, "val"))
+    assert metrics["val/top1"] == pytest.approx(results.best_score, abs=1e-6)
+    other = sesemi.training_run(task="image", name="colors", label_names=image_tree.classes[:2], dir=tmp_path / "runs")
+    with pytest.raises(SesemiError, match="was trained on the labels"):
+        other.evaluate(frame(image_tree.root, "val"))
+
+
 def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
     """Training again needs overwrite=True; (path, label) pairs work as well as DataFrames, and
     without eval data the run validates on its training data."""

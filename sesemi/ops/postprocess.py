@@ -21,16 +21,9 @@ from sesemi.ownership import MARKER, open_atomically, owned, staged, write_atomi
 
 logger = logging.getLogger(__name__)
 
-BEST = "best val/top1"
 WALL_TIME = "wall time (s)"
-# What a pseudo-labeling run did with its unlabeled pool (results.json `unlabeled`).
-POOL_USED = "pool pseudo-labeled"
-POOL_OUT_OF_CLASS = "pool out of class"
-POOL_PER_CLASS = "pseudo-labels per class"
-POOL_PREDICTED = "predicted per class"  # before distribution alignment
 # Always shown in their own columns (id, method, seed) or different in every run (dir).
 NOT_DIFFERENCES = {"run.id", "run.method", "run.seed", "run.dir"}
-STEP_COLUMNS = {"epoch", "step"}
 
 
 @dataclass
@@ -78,15 +71,15 @@ def _cell(value: Any) -> Any:
 
 
 def _pool_columns(unlabeled: dict[str, Any] | None) -> dict[str, Any]:
-    """The `POOL_*` cells of a run whose results.json says what it did with its pool."""
+    """The cells of what a pseudo-labeling run did with its unlabeled pool (results.json `unlabeled`)."""
     if not unlabeled:
         return {}
     shares = unlabeled.get("pseudo_labeled_per_class") or {}
-    columns = {POOL_USED: round(sum(shares.values()), 4), POOL_PER_CLASS: _per_class(shares)}
+    columns = {"pool pseudo-labeled": round(sum(shares.values()), 4), "pseudo-labels per class": _per_class(shares)}
     if unlabeled.get("out_of_class") is not None:
-        columns[POOL_OUT_OF_CLASS] = unlabeled["out_of_class"]
-    if unlabeled.get("predicted_per_class"):
-        columns[POOL_PREDICTED] = _per_class(unlabeled["predicted_per_class"])
+        columns["pool out of class"] = unlabeled["out_of_class"]
+    if unlabeled.get("predicted_per_class"):  # before distribution alignment
+        columns["predicted per class"] = _per_class(unlabeled["predicted_per_class"])
     return columns
 
 
@@ -99,23 +92,21 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
     apart, and the metric columns."""
     trained = [run for run in runs if run.trained]
     fields = list(dict.fromkeys([*by, *differences(trained)]))
-    rows = []
-    for run in trained:
-        assert run.result is not None
-        rows.append(
-            {
-                "run": run.name,
-                "id": field_value(run, "run.id"),
-                "method": method(run.config),
-                **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
-                "seed": field_value(run, "run.seed"),
-                **run.result.metrics,
-                BEST: run.result.best_score,
-                "steps": run.result.global_step,
-                WALL_TIME: run.result.wall_time_s,
-                **_pool_columns(run.result.unlabeled),
-            }
-        )
+    rows = [
+        {
+            "run": run.name,
+            "id": field_value(run, "run.id"),
+            "method": method(run.config),
+            **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
+            "seed": field_value(run, "run.seed"),
+            **run.result.metrics,
+            "best val/top1": run.result.best_score,
+            "steps": run.result.global_step,
+            WALL_TIME: run.result.wall_time_s,
+            **_pool_columns(run.result.unlabeled),
+        }
+        for run in trained
+    ]
     table = pd.DataFrame(rows)
     configuration = list(by) or ["id", "method", *fields]
     ignored = {"run", "seed", "steps", *configuration, *fields}
@@ -144,7 +135,7 @@ def plot_curves(runs: Sequence[Run], folder: Path) -> list[Path]:
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             logger.warning("skipping the curves of %s: %s", path, error)
             continue
-        for metric in (c for c in frame.columns if c not in STEP_COLUMNS):
+        for metric in (c for c in frame.columns if c not in ("epoch", "step")):
             points = frame.loc[frame[metric].notna(), ["step", metric]]
             if len(points):
                 curves.setdefault(metric, []).append((run.name, points))
@@ -192,12 +183,8 @@ def _number(value: Any, column: str) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of text cells."""
-
-    def row(cells: Sequence[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
     rows = [table.columns, ["---"] * len(table.columns), *table.itertuples(index=False)]
-    return "\n".join(map(row, rows))
+    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |" for cells in rows)
 
 
 def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: Sequence[str] = ()) -> Summary:

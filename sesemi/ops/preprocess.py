@@ -10,8 +10,9 @@ Entries of removed or changed files are deleted only from a cache folder sesemi 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -22,7 +23,7 @@ from omegaconf import DictConfig
 from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
-from sesemi.datasets.images import subset_dirs
+from sesemi.datasets.images import list_files, subset_dirs
 from sesemi.errors import SesemiError
 from sesemi.ownership import MARKER, claim
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
@@ -30,28 +31,13 @@ from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
 logger = logging.getLogger(__name__)
 
 
-def _cache_one(cache: AudioCache, path: Path) -> str | None:
+def _cache_one(cache: AudioCache, path: str) -> str | None:
     """Writes the cache entry of `path`; returns why it cannot be read, or None."""
     try:
         cache.store(path, load_audio(path, cache.sample_rate))
     except AudioReadError as error:
         return str(error)
     return None
-
-
-def _decode(paths: list[Path], errors: Iterable[str | None], on_error: str, progress: Any) -> int:
-    """Follows the decoding, reporting progress; returns the number of unreadable files."""
-    unreadable = 0
-    for done, (path, error) in enumerate(zip(paths, errors, strict=True), 1):
-        if progress is not None:
-            progress(done, len(paths))
-        if error is None:
-            continue
-        if on_error == "raise":
-            raise SesemiError(f"cannot read audio file {path} ({error}); remove it or set on_error=skip")
-        unreadable += 1
-        logger.warning("skipping unreadable audio file %s (%s)", path, error)
-    return unreadable
 
 
 @dataclass(frozen=True)
@@ -136,25 +122,28 @@ def _preprocess_one(
     if not Path(root).is_dir():
         raise SesemiError(f"root {root} does not exist; point it at the folder of your recordings")
     cache = AudioCache(root, sample_rate, cache_dir)
-    folders = [f for f in subset_dirs(root, subset) if f.is_dir()]
-    files = [p for f in folders for p in sorted(f.rglob("*")) if is_audio_file(p)]
+    files = [p for f in subset_dirs(root, subset) if f.is_dir() for p in list_files(f, is_audio_file)]
     if not files:
         raise SesemiError(f"no audio files under {root}" + (f" in {subset}" if subset else ""))
     stale = list(cache.stale())
-    if claim(cache.base, "cache"):
-        for path in stale:
-            path.unlink()
-        removed, kept = len(stale), 0
-    else:
-        removed, kept = 0, len(stale)
+    removed = stale if claim(cache.base, "cache") else []
+    for path in removed:
+        path.unlink()
     todo = [p for p in files if not cache.entry(p).is_file()]
-    if num_workers > 0:
-        with ProcessPoolExecutor(num_workers) as pool:
-            unreadable = _decode(todo, pool.map(_cache_one, repeat(cache), todo, chunksize=16), on_error, progress)
-    else:
-        unreadable = _decode(todo, map(_cache_one, repeat(cache), todo), on_error, progress)
+    unreadable = 0
+    with ProcessPoolExecutor(num_workers) if num_workers > 0 else nullcontext() as pool:
+        errors = pool.map(_cache_one, repeat(cache), todo, chunksize=16) if pool else map(_cache_one, repeat(cache), todo)
+        for done, (path, error) in enumerate(zip(todo, errors, strict=True), 1):
+            if progress is not None:
+                progress(done, len(todo))
+            if error is None:
+                continue
+            if on_error == "raise":
+                raise SesemiError(f"cannot read audio file {path} ({error}); remove it or set on_error=skip")
+            unreadable += 1
+            logger.warning("skipping unreadable audio file %s (%s)", path, error)
     result = Preprocessed(
-        root, sample_rate, len(files), len(todo) - unreadable, len(files) - len(todo), unreadable, removed, kept, str(cache.base)
+        root, sample_rate, len(files), len(todo) - unreadable, len(files) - len(todo), unreadable, len(removed), len(stale) - len(removed), str(cache.base)
     )
     logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result)
     return result

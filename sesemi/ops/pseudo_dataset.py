@@ -108,8 +108,7 @@ def pseudo_dataset(
         raise SesemiError(f"per_class must be at least 1 (or null), not {per_class}")
     if include_labeled and labeled_subset is None:
         raise SesemiError("include_labeled needs labeled_subset: the folder of labeled images")
-    output = Path(output_dir)
-    check_output(output, overwrite)
+    check_output(output_dir, overwrite)
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
 
@@ -132,8 +131,7 @@ def pseudo_dataset(
         image_transform = instantiate(image_transform)
     predictor = Predictor(teacher, device, image_transform)
 
-    found = dataset("image_file", data_root, _plain(unlabeled_subset), on_error=on_error)
-    files = [path for path, _ in found.samples]
+    files = [path for path, _ in dataset("image_file", data_root, _plain(unlabeled_subset), on_error=on_error).samples]
     predictions = predictor.predict(files, batch_size=batch_size, tta=hflip_tta, num_workers=num_workers, on_error=on_error)
     read = [prediction for prediction in predictions if prediction.error is None]
     probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
@@ -159,5 +157,5 @@ def pseudo_dataset(
     empty = [name for name, count in counts["per_class"].items() if count == 0]
     if empty:
         logger.warning("no images for class(es) %s; lower the threshold or train a better teacher", ", ".join(empty))
-    write_pseudo_dataset(output, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}, overwrite)
+    write_pseudo_dataset(output_dir, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}, overwrite)
     return {"classes": classes, "soft_labels": soft_labels, "counts": counts, "settings": settings}

@@ -78,16 +78,15 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
     root = Path(root)
     if not root.is_dir():
         raise SesemiError(f"runs folder {root} does not exist")
-    found: dict[str, Path] = {}
+    found: dict[Path, Path] = {}
     for folder, subfolders, _ in os.walk(root, followlinks=follow_links):
         folder_path = Path(folder)
         if not _is_run(folder_path):
             subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # not .hydra/
             continue
         subfolders.clear()  # checkpoints/ and the like
-        real = os.path.realpath(folder_path)
-        direct = folder_path.resolve() == folder_path.absolute()
-        if real not in found or direct:
+        real = folder_path.resolve()
+        if real not in found or real == folder_path.absolute():  # its direct path wins over a link's
             found[real] = folder_path
     runs = [Run(path, path.relative_to(root).as_posix(), _read_yaml(path / CONFIG), _read_result(path)) for path in found.values()]
     return sorted(runs, key=lambda run: run.name)
