@@ -132,7 +132,6 @@ def show(
 
     Examples:
       $ sesemi show method/fixmatch
-      $ sesemi show digits > digits.yaml
       $ sesemi show digits --save configs/my_digits.yaml
       $ sesemi train -cd configs my_digits      # your copy, changed as you like
     """
@@ -192,7 +191,6 @@ def train(
     Python: sesemi.train (sesemi.compose, then sesemi.run). Sweeps: open_sesemi -m.
 
     Examples:
-      $ sesemi train digits
       $ sesemi train digits method=freematch run.seed=1
       $ sesemi train -cd configs custom
       $ sesemi train digits --show-config        # the composed config
@@ -268,9 +266,7 @@ def inference(
 
     Examples:
       $ sesemi inference runs/digits/flexmatch/2026-11-23_16-09-06 data/new_images --save-dir out
-      $ sesemi inference runs/digits/flexmatch/<time>/checkpoints/last.ckpt files.txt
       $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
-      $ sesemi inference runs/digits/flexmatch/<time> data/new_images --embeddings --force
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
     from sesemi.cli.output import key_values, progress
@@ -539,7 +535,6 @@ def publish(
       $ sesemi publish runs/digits/flexmatch/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
       $ sesemi publish runs/digits/flexmatch/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
       $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
-      $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
     """
     import yaml
 
@@ -589,7 +584,6 @@ def load(
     Examples:
       $ sesemi load 3f1c9a0e-1.0.0 -r /shared/models
       $ sesemi load digits-cnn@1.0.0       # from $SESEMI_REPOSITORIES
-      $ sesemi inference digits-cnn@1.0.0 new_images --save-dir out
     """
     from sesemi.hub import load as load_model
 
