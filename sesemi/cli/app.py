@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from sesemi.cli import completion
-from sesemi.cli.output import echo, exit_on_user_error, print_table
+from sesemi.cli.output import echo, exit_on_user_error, key_values, print_table, progress
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
@@ -269,7 +269,6 @@ def inference(
       $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
-    from sesemi.cli.output import key_values, progress
     from sesemi.predictor import check_predictions_folder, load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
@@ -325,7 +324,6 @@ def pseudo_label(
       $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits threshold=0.9 balance=true
       $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
     """
-    from sesemi.cli.output import key_values
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
     options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "image_transform"))
@@ -359,7 +357,6 @@ def preprocess(
       $ sesemi preprocess -cn audio run.data_root=data/my_sounds
       $ sesemi preprocess -cn spoken_digits --num-workers 2
     """
-    from sesemi.cli.output import progress
     from sesemi.ops.preprocess import preprocess as write_cache
 
     arguments = arguments or []
