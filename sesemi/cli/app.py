@@ -19,6 +19,7 @@ from sesemi.cli.output import echo, exit_on_user_error, key_values, print_table,
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
+SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "rich", "pretty_exceptions_show_locals": False}
 app = typer.Typer(
     name="sesemi",
     help="Semi-supervised image and audio classification: the life of a project, from "
@@ -27,10 +28,7 @@ app = typer.Typer(
     "for this shell, or add to ~/.bashrc `eval \"$(_SESEMI_COMPLETE=source_bash sesemi)\"`, to ~/.zshrc "
     "`eval \"$(_SESEMI_COMPLETE=source_zsh sesemi)\"` (after compinit); fish: `_SESEMI_COMPLETE=source_fish "
     "sesemi > ~/.config/fish/completions/sesemi.fish`.",
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_show_locals=False,
+    **SETTINGS,
 )
 
 
@@ -64,6 +62,9 @@ Model = Annotated[
     str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
 ]
 Allow = Annotated[list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")]
+Repository = Annotated[
+    str | None, typer.Option("--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES.")
+]
 
 
 @command()
@@ -500,12 +501,6 @@ def group(
     echo(f"grouped {len(made.summary.runs)} runs under {made.folder}")
 
 
-Repository = Annotated[
-    str | None,
-    typer.Option("--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES."),
-]
-
-
 @command()
 def publish(
     run: Annotated[Path, typer.Argument(help="A training run's folder, or a checkpoint in it.")],
@@ -632,9 +627,7 @@ trust_app = typer.Typer(
     "  $ sesemi trust add my_project.backbones\n\n"
     "  $ sesemi trust list\n\n"
     "  $ sesemi trust remove my_project.backbones",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_show_locals=False,
+    **SETTINGS,
 )
 app.add_typer(trust_app)
 Prefix = Annotated[str, typer.Argument(help="A module path, e.g. my_project or my_project.backbones.")]
