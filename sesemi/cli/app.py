@@ -103,12 +103,10 @@ def list_(
       $ sesemi list method            # method=NAME takes these
       $ sesemi list backbone --pattern 'resnet*'
     """
-    import fnmatch
-
     from sesemi.config import catalog
 
-    found = {n: f for n, f in catalog.configs(group).items() if fnmatch.fnmatch(n, pattern)}
     prefix = f"{group}/" if group else ""
+    found = catalog.configs(group, pattern)
     rows = [(prefix + name, catalog.description(file.read_text())) for name, file in found.items()]
     if not rows:
         echo(f"no built-in config matches {pattern!r}")
