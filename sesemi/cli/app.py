@@ -684,7 +684,5 @@ def trust_list() -> None:
 
 def main() -> None:
     """The `sesemi` console script."""
-    # As `python -m` does (and open_sesemi), make the modules of the working folder (a project's
-    # src/) importable, so that configs can name them: `_target_: src.my_module.MyBackbone`.
-    sys.path.insert(0, os.getcwd())
+    sys.path.insert(0, os.getcwd())  # a project's src/ modules, importable as for open_sesemi
     app()
