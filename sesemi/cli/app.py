@@ -199,8 +199,7 @@ def train(
     from sesemi.config.compose import compose
     from sesemi.runner import run
 
-    arguments = [config] if config else []
-    arguments += overrides or []
+    arguments = [config, *(overrides or [])] if config else []  # overrides come after a config
     if config_name is None:
         if not arguments:
             raise typer.BadParameter("name a config, e.g. `sesemi train digits` (see `sesemi list`)")
@@ -326,8 +325,7 @@ def pseudo_label(
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
     options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "image_transform"))
-    written = pseudo_dataset(teacher, data_root, output_dir, **options)
-    counts = written["counts"]
+    counts = pseudo_dataset(teacher, data_root, output_dir, **options)["counts"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "
         f"{counts['dropped_by_balancing']} dropped by balancing) and {counts['labeled']} labeled images: "
@@ -374,8 +372,8 @@ def preprocess(
             f"{result.root} at {result.sample_rate} Hz: {result.written} decoded, {result.up_to_date} up to date, "
             f"{result.unreadable} unreadable, {result.removed} removed"
         )
-        if result.kept_note():
-            echo(result.kept_note())
+        if note := result.kept_note():
+            echo(note)
 
 
 @command()
@@ -424,8 +422,7 @@ def _report(tidied: Any, dry_run: bool, what: str) -> None:
         echo(f"  {path}")
     verb = "would delete" if dry_run else "deleted"
     echo(f"{verb} {len(tidied.removed)} {what} ({tidied.size / 1e6:.1f} MB)")
-    left = tidied.left_alone()
-    if left:
+    if left := tidied.left_alone():
         echo(left)
 
 
