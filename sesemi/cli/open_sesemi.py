@@ -60,7 +60,7 @@ def expand_arguments(arguments: list[str]) -> list[str]:
     if data == value:
         return arguments
     arguments = list(arguments)
-    arguments[position] = arguments[position].removesuffix(value) + data  # `NAME` or `--config-name=NAME`
+    arguments[position] = arguments[position].removesuffix(value) + data
     return arguments + [o for o in expanded if o not in overrides]
 
 
