@@ -22,8 +22,6 @@ from sesemi.version import __version__
 SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "rich", "pretty_exceptions_show_locals": False}
 app = typer.Typer(
     name="sesemi",
-    help="Semi-supervised image and audio classification: the life of a project, from "
-    "`sesemi create` to `sesemi publish`. Each command's help names the Python function it calls.",
     epilog="Shell completion (commands, configs, method=NAME, group=NAME): `sesemi --install-completion` "
     "for this shell, or add to ~/.bashrc `eval \"$(_SESEMI_COMPLETE=source_bash sesemi)\"`, to ~/.zshrc "
     "`eval \"$(_SESEMI_COMPLETE=source_zsh sesemi)\"` (after compinit); fish: `_SESEMI_COMPLETE=source_fish "
@@ -50,7 +48,8 @@ def _options(
         bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Semi-supervised image and audio classification: `sesemi create` to `sesemi publish`."""
+    """Semi-supervised image and audio classification: the life of a project, from `sesemi create`
+    to `sesemi publish`. Each command's help names the Python function it calls."""
 
 
 RunsDir = Annotated[Path, typer.Argument(help="A folder of runs, e.g. runs or runs/digits.")]
