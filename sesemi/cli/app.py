@@ -15,22 +15,18 @@ from typing import Annotated, Any
 import typer
 
 from sesemi.cli import completion
-from sesemi.cli.output import echo, exit_on_user_error, print_table
+from sesemi.cli.output import echo, exit_on_user_error, key_values, print_table, progress
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
+SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "rich", "pretty_exceptions_show_locals": False}
 app = typer.Typer(
     name="sesemi",
-    help="Semi-supervised image and audio classification: the life of a project, from "
-    "`sesemi create` to `sesemi publish`. Each command's help names the Python function it calls.",
     epilog="Shell completion (commands, configs, method=NAME, group=NAME): `sesemi --install-completion` "
     "for this shell, or add to ~/.bashrc `eval \"$(_SESEMI_COMPLETE=source_bash sesemi)\"`, to ~/.zshrc "
     "`eval \"$(_SESEMI_COMPLETE=source_zsh sesemi)\"` (after compinit); fish: `_SESEMI_COMPLETE=source_fish "
     "sesemi > ~/.config/fish/completions/sesemi.fish`.",
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_show_locals=False,
+    **SETTINGS,
 )
 
 
@@ -52,7 +48,8 @@ def _options(
         bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Semi-supervised image and audio classification: `sesemi create` to `sesemi publish`."""
+    """Semi-supervised image and audio classification: the life of a project, from `sesemi create`
+    to `sesemi publish`. Each command's help names the Python function it calls."""
 
 
 RunsDir = Annotated[Path, typer.Argument(help="A folder of runs, e.g. runs or runs/digits.")]
@@ -64,6 +61,9 @@ Model = Annotated[
     str, typer.Argument(help="A training run's folder, a checkpoint in it, or a published model's uid or name@version.")
 ]
 Allow = Annotated[list[str] | None, typer.Option("--allow", help="Trust classes under this module prefix too (repeat).")]
+Repository = Annotated[
+    str | None, typer.Option("--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES.")
+]
 
 
 @command()
@@ -102,12 +102,10 @@ def list_(
       $ sesemi list method            # method=NAME takes these
       $ sesemi list backbone --pattern 'resnet*'
     """
-    import fnmatch
-
     from sesemi.config import catalog
 
-    found = {n: f for n, f in catalog.configs(group).items() if fnmatch.fnmatch(n, pattern)}
     prefix = f"{group}/" if group else ""
+    found = catalog.configs(group, pattern)
     rows = [(prefix + name, catalog.description(file.read_text())) for name, file in found.items()]
     if not rows:
         echo(f"no built-in config matches {pattern!r}")
@@ -132,7 +130,6 @@ def show(
 
     Examples:
       $ sesemi show method/fixmatch
-      $ sesemi show digits > digits.yaml
       $ sesemi show digits --save configs/my_digits.yaml
       $ sesemi train -cd configs my_digits      # your copy, changed as you like
     """
@@ -192,7 +189,6 @@ def train(
     Python: sesemi.train (sesemi.compose, then sesemi.run). Sweeps: open_sesemi -m.
 
     Examples:
-      $ sesemi train digits
       $ sesemi train digits method=freematch run.seed=1
       $ sesemi train -cd configs custom
       $ sesemi train digits --show-config        # the composed config
@@ -202,8 +198,7 @@ def train(
     from sesemi.config.compose import compose
     from sesemi.runner import run
 
-    arguments = [config] if config else []
-    arguments += overrides or []
+    arguments = [config, *(overrides or [])] if config else []  # overrides come after a config
     if config_name is None:
         if not arguments:
             raise typer.BadParameter("name a config, e.g. `sesemi train digits` (see `sesemi list`)")
@@ -268,12 +263,9 @@ def inference(
 
     Examples:
       $ sesemi inference runs/digits/flexmatch/2026-11-23_16-09-06 data/new_images --save-dir out
-      $ sesemi inference runs/digits/flexmatch/<time>/checkpoints/last.ckpt files.txt
       $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
-      $ sesemi inference runs/digits/flexmatch/<time> data/new_images --embeddings --force
       $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
     """
-    from sesemi.cli.output import key_values, progress
     from sesemi.predictor import check_predictions_folder, load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
@@ -329,12 +321,10 @@ def pseudo_label(
       $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits threshold=0.9 balance=true
       $ sesemi pseudo-label runs/digits/flexmatch/<time> data/digits --output-dir data/digits/pseudo2 overwrite=true
     """
-    from sesemi.cli.output import key_values
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
     options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "image_transform"))
-    written = pseudo_dataset(teacher, data_root, output_dir, **options)
-    counts = written["counts"]
+    counts = pseudo_dataset(teacher, data_root, output_dir, **options)["counts"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "
         f"{counts['dropped_by_balancing']} dropped by balancing) and {counts['labeled']} labeled images: "
@@ -363,7 +353,6 @@ def preprocess(
       $ sesemi preprocess -cn audio run.data_root=data/my_sounds
       $ sesemi preprocess -cn spoken_digits --num-workers 2
     """
-    from sesemi.cli.output import progress
     from sesemi.ops.preprocess import preprocess as write_cache
 
     arguments = arguments or []
@@ -382,8 +371,8 @@ def preprocess(
             f"{result.root} at {result.sample_rate} Hz: {result.written} decoded, {result.up_to_date} up to date, "
             f"{result.unreadable} unreadable, {result.removed} removed"
         )
-        if result.kept_note():
-            echo(result.kept_note())
+        if note := result.kept_note():
+            echo(note)
 
 
 @command()
@@ -432,8 +421,7 @@ def _report(tidied: Any, dry_run: bool, what: str) -> None:
         echo(f"  {path}")
     verb = "would delete" if dry_run else "deleted"
     echo(f"{verb} {len(tidied.removed)} {what} ({tidied.size / 1e6:.1f} MB)")
-    left = tidied.left_alone()
-    if left:
+    if left := tidied.left_alone():
         echo(left)
 
 
@@ -507,12 +495,6 @@ def group(
     echo(f"grouped {len(made.summary.runs)} runs under {made.folder}")
 
 
-Repository = Annotated[
-    str | None,
-    typer.Option("--repository", "-r", help="A folder or fsspec URL; default: those of $SESEMI_REPOSITORIES."),
-]
-
-
 @command()
 def publish(
     run: Annotated[Path, typer.Argument(help="A training run's folder, or a checkpoint in it.")],
@@ -539,7 +521,6 @@ def publish(
       $ sesemi publish runs/digits/flexmatch/2026-11-23_16-09-06 --name digits-cnn --version 1.0.0 -r models
       $ sesemi publish runs/digits/flexmatch/<time>/checkpoints/last.ckpt --name digits-cnn --version 1.1.0 -r s3://bucket/models
       $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.0.0 -r models --param labels=50
-      $ sesemi publish runs/digits/flexmatch/<time> --name digits-cnn --version 2.1.0rc1 -r models --allow-unfinished
     """
     import yaml
 
@@ -589,7 +570,6 @@ def load(
     Examples:
       $ sesemi load 3f1c9a0e-1.0.0 -r /shared/models
       $ sesemi load digits-cnn@1.0.0       # from $SESEMI_REPOSITORIES
-      $ sesemi inference digits-cnn@1.0.0 new_images --save-dir out
     """
     from sesemi.hub import load as load_model
 
@@ -641,9 +621,7 @@ trust_app = typer.Typer(
     "  $ sesemi trust add my_project.backbones\n\n"
     "  $ sesemi trust list\n\n"
     "  $ sesemi trust remove my_project.backbones",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_show_locals=False,
+    **SETTINGS,
 )
 app.add_typer(trust_app)
 Prefix = Annotated[str, typer.Argument(help="A module path, e.g. my_project or my_project.backbones.")]
@@ -702,7 +680,5 @@ def trust_list() -> None:
 
 def main() -> None:
     """The `sesemi` console script."""
-    # As `python -m` does (and open_sesemi), make the modules of the working folder (a project's
-    # src/) importable, so that configs can name them: `_target_: src.my_module.MyBackbone`.
-    sys.path.insert(0, os.getcwd())
+    sys.path.insert(0, os.getcwd())  # a project's src/ modules, importable as for open_sesemi
     app()

@@ -24,9 +24,6 @@ from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
 from sesemi.config.compose import check_config_dir, expand_alias
 
-CONFIG_NAME = ("-cn", "--config-name")
-CONFIG_DIR = ("-cd", "--config-dir")
-
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
@@ -52,8 +49,8 @@ def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | No
 def expand_arguments(arguments: list[str]) -> list[str]:
     """The command line with an earlier release's config name (`-cn digits_fixmatch`) replaced
     by what it stands for (`-cn digits method=fixmatch`), after checking the config folder."""
-    name = option(arguments, CONFIG_NAME)
-    folder = option(arguments, CONFIG_DIR)
+    name = option(arguments, ("-cn", "--config-name"))
+    folder = option(arguments, ("-cd", "--config-dir"))
     check_config_dir(folder and folder[1])
     if name is None:
         return arguments
@@ -63,9 +60,7 @@ def expand_arguments(arguments: list[str]) -> list[str]:
     if data == value:
         return arguments
     arguments = list(arguments)
-    arguments[position] = (
-        data if arguments[position] == value else f"{arguments[position].partition('=')[0]}={data}"
-    )
+    arguments[position] = arguments[position].removesuffix(value) + data
     return arguments + [o for o in expanded if o not in overrides]
 
 

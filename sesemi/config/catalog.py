@@ -8,6 +8,7 @@ added to the package is listed everywhere without editing code.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -28,8 +29,9 @@ def groups() -> list[str]:
     return sorted(e.name for e in _root().iterdir() if e.is_dir() and not e.name.startswith(("_", ".")))
 
 
-def configs(group: str | None = None) -> dict[str, Traversable]:
-    """The built-in config files of a group (None: the top-level, runnable ones), by name."""
+def configs(group: str | None = None, pattern: str = "*") -> dict[str, Traversable]:
+    """The built-in config files of a group (None: the top-level, runnable ones) whose names
+    match a shell-style `pattern`, by name."""
     folder = _root()
     if group:
         if group not in groups():
@@ -38,7 +40,7 @@ def configs(group: str | None = None) -> dict[str, Traversable]:
     return {
         entry.name.removesuffix(".yaml"): entry
         for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.is_file() and entry.name.endswith(".yaml")
+        if entry.is_file() and fnmatch.fnmatch(entry.name, f"{pattern}.yaml")
     }
 
 
