@@ -83,20 +83,12 @@ def progress(description: str) -> Iterator[Callable[[int, int], None]]:
 
 def key_values(settings: type | Callable[..., Any], items: Sequence[str], command: str, skip: Sequence[str] = ()) -> dict[str, Any]:
     """`["per_window=true", ...]` checked against the fields and types of a dataclass, or the
-    keyword parameters of a function (all but `skip`; plain types, optional or not, are checked,
-    others taken as YAML values), with their defaults for the rest."""
+    keyword parameters of a function (all but `skip`), with their defaults for the rest."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     if not dataclasses.is_dataclass(settings):
-        hints, fields = typing.get_type_hints(settings), []
-        for name, parameter in inspect.signature(settings).parameters.items():
-            if name in skip or parameter.default is inspect.Parameter.empty:
-                continue
-            hint = hints.get(name, Any)
-            plain = (set(typing.get_args(hint)) or {hint}) <= {bool, int, float, str, type(None)}
-            fields.append((name, hint if plain else Any, dataclasses.field(default=parameter.default)))
-        settings = dataclasses.make_dataclass(f"{settings.__name__}_settings", fields)
+        settings = _keyword_dataclass(settings, skip)
     names = [field.name for field in dataclasses.fields(settings)]
     unknown = [item for item in items if "=" not in item or item.split("=", 1)[0] not in names]
     if unknown:
@@ -106,3 +98,18 @@ def key_values(settings: type | Callable[..., Any], items: Sequence[str], comman
     except OmegaConfBaseException as error:
         raise SesemiError(f"bad {command} setting: {str(error).splitlines()[0]}") from None
     return OmegaConf.to_container(merged)
+
+
+def _keyword_dataclass(function: Callable[..., Any], skip: Sequence[str]) -> type:
+    """A dataclass of a function's keyword parameters, the settings `key=value` may set: plain
+    types (bool, int, float, str, optional or not) are checked, others taken as YAML values."""
+    hints = typing.get_type_hints(function)
+    plain = {bool, int, float, str, type(None)}
+    fields = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in skip or parameter.default is inspect.Parameter.empty:
+            continue
+        hint = hints.get(name, Any)
+        members = set(typing.get_args(hint)) or {hint}
+        fields.append((name, hint if members <= plain else Any, dataclasses.field(default=parameter.default)))
+    return dataclasses.make_dataclass(f"{function.__name__}_settings", fields)

@@ -143,7 +143,15 @@ def _preprocess_one(
             unreadable += 1
             logger.warning("skipping unreadable audio file %s (%s)", path, error)
     result = Preprocessed(
-        root, sample_rate, len(files), len(todo) - unreadable, len(files) - len(todo), unreadable, len(removed), len(stale) - len(removed), str(cache.base)
+        root,
+        sample_rate,
+        len(files),
+        len(todo) - unreadable,
+        len(files) - len(todo),
+        unreadable,
+        len(removed),
+        len(stale) - len(removed),
+        str(cache.base),
     )
     logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result)
     return result
