@@ -155,6 +155,21 @@ def read_table(readme: Path, name: str) -> list[str]:
     return readme.read_text().split(start, 1)[1].split(end, 1)[0].splitlines()
 
 
+def merged_rows(readme: Path, name: str, rows: list[str], order: list[str], key_cells: int = 1) -> list[str]:
+    """`rows` plus the table's earlier rows they do not replace, sorted by their first cell's
+    place in `order` (rows of other names are dropped).
+
+    A row is keyed by its first `key_cells` cells (backticks ignored), so a sweep of some arms
+    replaces their rows and keeps the others' instead of erasing them.
+    """
+    by_key: dict[tuple[str, ...], str] = {}
+    for row in [*read_table(readme, name), *rows]:
+        cells = tuple(cell.strip().strip("`") for cell in row.split("|")[1 : 1 + key_cells])
+        if row.startswith("| ") and cells[0] in order:
+            by_key[cells] = row
+    return sorted(by_key.values(), key=lambda row: order.index(row.split("|")[1].strip().strip("`")))
+
+
 def write_table(readme: Path, name: str, note: str, lines: list[str]) -> None:
     """Replaces the text between `<!-- name -->` and `<!-- /name -->` in `readme`."""
     start, end = _markers(name)

@@ -20,8 +20,8 @@ from common import (  # noqa: E402
     METHODS,
     machine,
     measured,
+    merged_rows,
     newest_run,
-    read_table,
     run_groups,
     top1,
     write_table,
@@ -40,17 +40,6 @@ def overrides_for(method: str) -> list[str]:
 
 # The ceiling: the labels alone on all ~1300 training labels.
 ALL_LABELS = ("supervised, all labels", [*overrides_for("supervised"), "data.train.supervised.dataset.subset=train_all"])
-
-
-def kept_rows(readme: Path, rows: list[str]) -> list[str]:
-    """`rows` plus the README's earlier rows of methods not run this time, in CHOICES order."""
-    order = [ALL_LABELS[0] if m == "all_labels" else m for m in CHOICES]
-    by_name = {}
-    for row in [*read_table(readme, "accuracy"), *rows]:
-        name = row.split("|")[1].strip() if row.startswith("| ") else None
-        if name in order:
-            by_name[name] = row
-    return [by_name[name] for name in order if name in by_name]
 
 
 def main() -> None:
@@ -79,7 +68,8 @@ def main() -> None:
             cells = measured(results, None if method == "supervised" else baseline)
             rows.append(f"| {name} | `{' '.join(['digits', *overrides])}` | {results[0]['global_step']} | {cells} |")
             print(rows[-1], flush=True)
-    table = kept_rows(Path(__file__).with_name("README.md"), rows)
+    order = [ALL_LABELS[0] if m == "all_labels" else m for m in CHOICES]
+    table = merged_rows(Path(__file__).with_name("README.md"), "accuracy", rows, order)
     earlier = "; methods not run this time keep their earlier row" if len(table) > len(rows) else ""
     header = [
         "| method | config | iterations | val/top1 (%) | per seed | gain over the 50 labels alone, per seed | mean gain ± s.e. | wall time per run |",
