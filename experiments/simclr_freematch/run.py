@@ -3,10 +3,12 @@ today's best method (FreeMatch) and training on all labels?
 
 For each data set and seed: the labels alone (`method=supervised`), FreeMatch
 (`method=freematch`), the recipe (`method=simclr_freematch`: SimCLR alone for `run.pretrain`
-of the budget, then the labels and FreeMatch from those weights), and supervised training on
-every training item with its label (`data.train.supervised.dataset.subset=train_all`, the
-ceiling). The recipe's budget is the others' plus its pre-training, so its fine-tuning phase
-trains as many steps as FreeMatch. Runs with the same seed train on the same labeled batches.
+of the budget, then the labels and FreeMatch from those weights), FlexMatch with rotation
+prediction beside it (`method=flexmatch_rotation`, the recipe experiments/letters found for
+hard images), and supervised training on every training item with its label
+(`data.train.supervised.dataset.subset=train_all`, the ceiling). The recipe's budget is the
+others' plus its pre-training, so its fine-tuning phase trains as many steps as FreeMatch.
+Runs with the same seed train on the same labeled batches.
 
 Data sets: letters (experiments/letters, the image config as there), spoken digits (the built-in
 config) and instruments (experiments/instruments, read with the spoken_digits config: its
@@ -34,6 +36,7 @@ from common import (  # noqa: E402
     gains,
     machine,
     mean_std,
+    merged_rows,
     newest_run,
     per_seed,
     run_groups,
@@ -64,6 +67,8 @@ ROWS = {
     "supervised": ["method=supervised"],
     "freematch": ["method=freematch"],
     "simclr_freematch": ["method=simclr_freematch", f"run.pretrain={PRETRAIN}"],
+    # experiments/letters' recipe for hard data: rotation prediction beside FlexMatch's pseudo-labels
+    "flexmatch_rotation": ["method=flexmatch_rotation"],
     "all labels": ["method=supervised", ALL_LABELS],
 }
 HEADER = [
@@ -131,12 +136,15 @@ def main() -> None:
             lines.append(
                 f"| {row} | {budget(row, iterations)} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |"
             )
+        readme, table = HERE / "README.md", f"{name}_{iterations}"
+        kept = merged_rows(readme, table, lines, list(ROWS))
+        earlier = "; rows not run this time keep their earlier numbers" if len(kept) > len(lines) else ""
         note = (
             f"{name}: seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; "
-            f"{machine(newest_run(every))}."
+            f"{machine(newest_run(every))}{earlier}."
         )
-        write_table(HERE / "README.md", f"{name}_{iterations}", note, [*HEADER, *lines])
-        print("\n".join([note, *HEADER, *lines]), flush=True)
+        write_table(readme, table, note, [*HEADER, *kept])
+        print("\n".join([note, *HEADER, *kept]), flush=True)
 
 
 if __name__ == "__main__":
