@@ -10,11 +10,14 @@ file's class. A variant is a new folder in the same layout:
 - `skew<IR>` (e.g. `skew10`): every class labeled and validated as in the source; the pool
   long-tailed, class c (in sorted order) keeping n_max * IR^(-c/(C-1)) files, n_max the
   smallest class's count in the source pool, drawn with `seed`.
+- `even<IR>` (e.g. `even50`): the control of `skew<IR>`: a pool of the same size with every class
+  equally common, drawn with `seed`, which tells a loss to the skew from a loss to the pool's
+  smaller size.
 
 Each variant also gets `pool.csv` (file, class, in_class), the truth sesemi never reads, so a
 run's statistics of its pool can be checked against it.
 
-Usage: python experiments/uncurated_pools/build_pools.py SOURCE TARGET --variant open|clean|skew10 [--seed 0]
+Usage: python experiments/uncurated_pools/build_pools.py SOURCE TARGET --variant open|clean|skew10|even10 [--seed 0]
 """
 
 from __future__ import annotations
@@ -47,9 +50,9 @@ def build(source: Path, target: Path, variant: str, seed: int = 0) -> Path:
     """Writes the variant of `source` to `target` (unless it is there) and returns `target`."""
     if (target / "pool.csv").exists():
         return target
-    match = re.fullmatch(r"open|clean|skew(\d+(?:\.\d+)?)", variant)
+    match = re.fullmatch(r"open|clean|(skew|even)(\d+(?:\.\d+)?)", variant)
     if match is None:
-        raise SystemExit(f"unknown variant {variant!r}: open, clean or skew<ratio>")
+        raise SystemExit(f"unknown variant {variant!r}: open, clean, skew<ratio> or even<ratio>")
     classes = sorted(path.name for path in (source / "val").iterdir() if path.is_dir())
     pool = pool_classes(source)
     if variant in ("open", "clean"):
@@ -60,7 +63,9 @@ def build(source: Path, target: Path, variant: str, seed: int = 0) -> Path:
         by_class = {label: sorted(name for name, c in pool.items() if c == label) for label in classes}
         n_max = min(len(names) for names in by_class.values())
         rng = random.Random(seed)
-        sizes = counts(classes, n_max, float(match.group(1)))
+        sizes = counts(classes, n_max, float(match.group(2)))
+        if match.group(1) == "even":
+            sizes = dict.fromkeys(classes, round(sum(sizes.values()) / len(classes)))
         keep = {name for label in classes for name in rng.sample(by_class[label], sizes[label])}
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -6,14 +6,15 @@ build_pools.py and trains, through the real CLI and for several seeds:
 - open set: half the classes labeled and validated, the pool holding every class (`open`)
   against the pool of the labeled classes only (`clean`);
 - skewed pool: every class labeled and validated, the pool long-tailed with imbalance ratio 10
-  and 50 (`skew10`, `skew50`) against the data set's own balanced pool (`balanced`);
+  and 50 (`skew10`, `skew50`) against the data set's own balanced pool (`balanced`) and balanced
+  pools of the long-tailed ones' sizes (`even10`, `even50`: what the smaller pool alone costs);
 
 each with the labels alone (`supervised`), the data configs' default method (`flexmatch`) and
 flexmatch with the safeguards for uncurated pools (`flexmatch_safe`). Writes the tables into README.md beside this file.
 
 Usage: python experiments/uncurated_pools/run.py [--data digits letters spoken_digits]
     [--benchmarks open skew] [--arms supervised flexmatch flexmatch_safe] [--seeds 0 1 2]
-    [--parallel 2] [--runs DIR] [--skip ARM:BENCHMARK ...] [--tables-only]
+    [--pools clean open ...] [--parallel 2] [--runs DIR] [--skip ARM:BENCHMARK ...] [--tables-only]
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ ARMS = {
     # out-of-class ones included (experiments/letters: +38.1 on letters' 26 classes)
     "flexmatch_rotation": ["method=flexmatch_rotation"],
 }
-BENCHMARKS = {"open": ("clean", ["open"]), "skew": ("balanced", ["skew10", "skew50"])}
+BENCHMARKS = {"open": ("clean", ["open"]), "skew": ("balanced", ["skew10", "skew50", "even10", "even50"])}
 
 
 def source(name: str, runs: Path) -> Path:
@@ -220,10 +221,11 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument("--runs", type=Path, default=Path("runs/uncurated_pools"), help="finished runs here are reused")
     parser.add_argument("--skip", nargs="*", default=[], help="ARM:BENCHMARK pairs not to run, e.g. flexmatch_safe:skew")
+    parser.add_argument("--pools", nargs="+", help="only these pools of the benchmarks (default: all), e.g. balanced even50")
     parser.add_argument("--tables-only", action="store_true", help="tabulate the finished runs, run nothing")
     args = parser.parse_args()
     every = plan(args.data, args.benchmarks, args.arms, args.seeds, args.runs)
-    every = [entry for entry in every if f"{entry[2]}:{entry[1]}" not in args.skip]
+    every = [entry for entry in every if f"{entry[2]}:{entry[1]}" not in args.skip and entry[3] in (args.pools or [entry[3]])]
     if not args.tables_only:
         run_many([entry[-1] for entry in every if not started(entry[-1])], args.parallel)
     readme = Path(__file__).with_name("README.md")
