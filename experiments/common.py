@@ -170,6 +170,11 @@ def merged_rows(readme: Path, name: str, rows: list[str], order: list[str], key_
     return sorted(by_key.values(), key=lambda row: order.index(row.split("|")[1].strip().strip("`")))
 
 
+def kept_earlier(table: list[str], rows: list[str]) -> str:
+    """The table note's suffix when `merged_rows` kept rows that this sweep did not run."""
+    return "; rows not run this time keep their earlier numbers" if len(table) > len(rows) else ""
+
+
 def write_table(readme: Path, name: str, note: str, lines: list[str]) -> None:
     """Replaces the text between `<!-- name -->` and `<!-- /name -->` in `readme`."""
     start, end = _markers(name)

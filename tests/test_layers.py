@@ -58,8 +58,8 @@ def imported_sesemi_modules(path: Path) -> list[tuple[int, str]]:
 
 def test_every_module_has_a_layer():
     known = layers()
-    modules = {path.stem if path.is_file() else path.name for path in PACKAGE.iterdir() if not path.name.startswith("_")}
-    modules = {name for name in modules if (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()}
+    modules = {path.stem for path in PACKAGE.glob("*.py")} | {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    modules.discard("__init__")
     assert sorted(modules - set(known)) == [], "add these to the Layers list of docs/architecture.md"
 
 

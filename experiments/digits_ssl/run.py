@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (  # noqa: E402
     METHODS,
+    kept_earlier,
     machine,
     measured,
     merged_rows,
@@ -70,12 +71,11 @@ def main() -> None:
             print(rows[-1], flush=True)
     order = [ALL_LABELS[0] if m == "all_labels" else m for m in CHOICES]
     table = merged_rows(Path(__file__).with_name("README.md"), "accuracy", rows, order)
-    earlier = "; methods not run this time keep their earlier row" if len(table) > len(rows) else ""
     header = [
         "| method | config | iterations | val/top1 (%) | per seed | gain over the 50 labels alone, per seed | mean gain ± s.e. | wall time per run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{earlier}."
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{kept_earlier(table, rows)}."
     write_table(Path(__file__).with_name("README.md"), "accuracy", note, [*header, *table])
 
 

@@ -34,6 +34,7 @@ from build_letters import build as build_letters  # noqa: E402
 from common import (  # noqa: E402
     add_runs_option,
     gains,
+    kept_earlier,
     machine,
     mean_std,
     merged_rows,
@@ -138,10 +139,9 @@ def main() -> None:
             )
         readme, table = HERE / "README.md", f"{name}_{iterations}"
         kept = merged_rows(readme, table, lines, list(ROWS))
-        earlier = "; rows not run this time keep their earlier numbers" if len(kept) > len(lines) else ""
         note = (
             f"{name}: seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; "
-            f"{machine(newest_run(every))}{earlier}."
+            f"{machine(newest_run(every))}{kept_earlier(kept, lines)}."
         )
         write_table(readme, table, note, [*HEADER, *kept])
         print("\n".join([note, *HEADER, *kept]), flush=True)

@@ -21,7 +21,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measured, merged_rows, newest_run, run_groups, top1, write_table  # noqa: E402
+from common import (  # noqa: E402
+    kept_earlier,
+    machine,
+    measured,
+    merged_rows,
+    newest_run,
+    run_groups,
+    top1,
+    write_table,
+)
 
 ITERATIONS = 2400  # the budget of the spoken_digits config
 # name: overrides of the spoken_digits config (which reads run.mu = 1 unlabeled clip per labeled one
@@ -70,8 +79,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     readme = Path(__file__).with_name("README.md")
     table = merged_rows(readme, "accuracy", rows, list(SETTINGS))
-    earlier = "; methods not run this time keep their earlier row" if len(table) > len(rows) else ""
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{earlier}."
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{kept_earlier(table, rows)}."
     write_table(readme, "accuracy", note, [*HEADER, *table])
 
 

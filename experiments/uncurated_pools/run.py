@@ -221,11 +221,14 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument("--runs", type=Path, default=Path("runs/uncurated_pools"), help="finished runs here are reused")
     parser.add_argument("--skip", nargs="*", default=[], help="ARM:BENCHMARK pairs not to run, e.g. flexmatch_safe:skew")
-    parser.add_argument("--pools", nargs="+", help="only these pools of the benchmarks (default: all), e.g. balanced even50")
+    pools = sorted({pool for reference, others in BENCHMARKS.values() for pool in (reference, *others)})
+    parser.add_argument("--pools", nargs="+", choices=pools, help="only these pools of the benchmarks (default: all), e.g. balanced even50")
     parser.add_argument("--tables-only", action="store_true", help="tabulate the finished runs, run nothing")
     args = parser.parse_args()
     every = plan(args.data, args.benchmarks, args.arms, args.seeds, args.runs)
-    every = [entry for entry in every if f"{entry[2]}:{entry[1]}" not in args.skip and entry[3] in (args.pools or [entry[3]])]
+    every = [entry for entry in every if f"{entry[2]}:{entry[1]}" not in args.skip]
+    if args.pools:
+        every = [entry for entry in every if entry[3] in args.pools]
     if not args.tables_only:
         run_many([entry[-1] for entry in every if not started(entry[-1])], args.parallel)
     readme = Path(__file__).with_name("README.md")
