@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import OmegaConf
@@ -233,6 +234,21 @@ def test_loader_workers_share_by_file_name_and_are_seeded_as_lightning_seeds_the
     loaders = _module(data, image_tree.root).train_dataloader()
     assert loaders["supervised"].worker_init_fn.func is init_worker
     assert loaders["rotation_prediction"].worker_init_fn is None  # loads in the main process
+
+
+def test_workers_of_a_multi_process_run_start_from_a_fork_server(image_tree):
+    """A process of a multi-process run has collective threads that a fork could catch holding a
+    lock; its loaders' workers start from a fork server instead, and still load the same batches."""
+    data = _data()
+    data.train.supervised.update(num_workers=1, shuffle=False)
+    module = SESEMIDataModule(data, str(image_tree.root), 4)
+    module.trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)  # not launched
+    module.setup("fit")
+    loader = module.train_dataloader()["supervised"]
+    assert loader.multiprocessing_context.get_start_method() == "forkserver"
+    single = _module(data, image_tree.root).train_dataloader()["supervised"]
+    assert single.multiprocessing_context is None
+    assert [labels.tolist() for _, labels in loader] == [labels.tolist() for _, labels in single]
 
 
 @pytest.mark.parametrize(
