@@ -39,7 +39,8 @@ class RunResult:
             training: `pseudo_labeled_per_class` (the share pseudo-labeled with each class, by
             class name), `out_of_class` (the share judged out of class; None without an outlier
             filter), `predicted_per_class` (the share the model predicted as each class, before
-            distribution alignment evens them out) and `seen`. None for methods without
+            distribution alignment evens them out), `estimated_pool_prior` (the pool's class
+            prior as the head estimated it, with `pool_prior`) and `seen`. None for methods without
             pseudo-labels, and in older files.
     """
 

@@ -400,7 +400,7 @@ def _unlabeled(learner: pl.LightningModule, datamodule: SESEMIDataModule) -> dic
     if report is None or classes is None or len(classes) != len(report["pseudo_labeled_per_class"]):
         return None
     report = dict(report)
-    for key in ("pseudo_labeled_per_class", "predicted_per_class"):
+    for key in ("pseudo_labeled_per_class", "predicted_per_class", "estimated_pool_prior"):
         if key in report:
             report[key] = dict(zip(classes, report[key], strict=True))
     targets = getattr(datamodule.train_datasets.get("supervised"), "targets", None) or []

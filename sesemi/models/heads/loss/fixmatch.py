@@ -39,6 +39,7 @@ from sesemi.models.heads.loss.base import (
 from sesemi.models.heads.loss.pseudo_labels import (
     THRESHOLDS,
     DistributionAlignment,
+    PoolPrior,
     PoolStatistics,
     Thresholding,
     check_floor,
@@ -74,6 +75,9 @@ class FixMatchLossHead(LossHead):
             no floor and ignores it. A floor above `threshold` is refused: it would replace it.
         distribution_alignment: Whether to align the weak predictions to a uniform class prior
             before thresholding.
+        pool_prior: Whether to estimate the unlabeled pool's own class prior and score the pool
+            under it (`PoolPrior`), for a pool more skewed than the labels; it replaces
+            distribution alignment, which aims at a uniform prior.
         threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
         outlier_filter: Whether to keep inputs that look out of class out of the pseudo-label
             loss, and train the one-vs-all detectors that judge them (OpenMatch, see the module
@@ -91,6 +95,7 @@ class FixMatchLossHead(LossHead):
         threshold: float = 0.95,
         min_threshold: float = 0.0,
         distribution_alignment: bool = False,
+        pool_prior: bool = False,
         threshold_options: Mapping[str, Any] | None = None,
         outlier_filter: bool = False,
         outlier_threshold: float = 0.5,
@@ -98,10 +103,16 @@ class FixMatchLossHead(LossHead):
         super().__init__(input_data, input_backbone)
         self.thresholding = one_of(Thresholding, thresholding, "thresholding")
         check_floor(threshold, min_threshold)
+        if pool_prior and distribution_alignment:
+            raise SesemiError(
+                "pool_prior and distribution_alignment both set the pool's class prior (its own "
+                "estimate, or uniform): set distribution_alignment=false to use pool_prior"
+            )
         self.predict_head = predict_head
         self.threshold = threshold
         self.min_threshold = min_threshold
         self.distribution_alignment = distribution_alignment
+        self.pool_prior = pool_prior
         self.threshold_options = dict(threshold_options or {})
         self.outlier_filter = outlier_filter
         self.outlier_threshold = outlier_threshold
@@ -113,6 +124,7 @@ class FixMatchLossHead(LossHead):
             options["min_threshold"] = self.min_threshold
         self.thresholds = THRESHOLDS[self.thresholding](num_classes, self.threshold, **options)
         self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
+        self.prior = PoolPrior(num_classes) if self.pool_prior else None
         self.pool = PoolStatistics(num_classes)
         if self.outlier_filter and not hasattr(heads[self.predict_head], "one_vs_all_logits"):
             raise SesemiError(
@@ -135,7 +147,9 @@ class FixMatchLossHead(LossHead):
         weak, strong = context.features[self._key("weak")], context.features[self._key("strong")]
         with torch.no_grad():
             # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
-            probs_weak = head(weak).float().softmax(dim=1)
+            log_prior = 0.0 if self.prior is None else self.prior.log_prior()  # before this batch moves it
+            logits_weak = head(weak).float() + log_prior
+            probs_weak = logits_weak.softmax(dim=1)
             predicted = probs_weak.argmax(dim=1)
             outliers = None
             if self.outlier_filter:
@@ -146,13 +160,15 @@ class FixMatchLossHead(LossHead):
             kept = probs_weak[inliers]
             if self.alignment is not None and len(kept):
                 kept = self.alignment(kept)
+            if self.prior is not None:
+                self.prior.update(kept)
             if len(kept):
                 mask[inliers] = self.thresholds(kept)
             probs_weak[inliers] = kept
             pseudo_labels = probs_weak.argmax(dim=1)
             if self.training:
                 self.pool.record(pseudo_labels, mask, outliers, predicted)
-        logits_strong = head(strong)
+        logits_strong = head(strong) if self.prior is None else head(strong).float() + log_prior
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
         if not self.outlier_filter:
@@ -170,5 +186,9 @@ class FixMatchLossHead(LossHead):
 
     def statistics(self) -> dict[str, Any] | None:
         """The share of the last 4096 unlabeled inputs pseudo-labeled per class, and judged out of
-        class (with `outlier_filter`)."""
-        return self.pool.summary()
+        class (with `outlier_filter`), and with `pool_prior` the estimated prior
+        (`estimated_pool_prior`, by class index)."""
+        summary = self.pool.summary()
+        if summary is not None and self.prior is not None:
+            summary["estimated_pool_prior"] = [round(float(p), 4) for p in self.prior.prior]
+        return summary

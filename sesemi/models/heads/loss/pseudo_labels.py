@@ -5,6 +5,10 @@ Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a `Thresholding` 
 - "flexmatch": curriculum pseudo-labeling, Zhang et al. 2021, https://arxiv.org/abs/2110.08263
 - "freematch": self-adaptive thresholds, Wang et al. 2023, https://arxiv.org/abs/2205.07246
 Distribution alignment: ReMixMatch, Berthelot et al. 2020, https://arxiv.org/abs/1911.09785
+The pool's own class prior (`PoolPrior`): estimated by expectation-maximization as in Saerens et
+al., "Adjusting the outputs of a classifier to new a priori probabilities", Neural Computation
+2002, and applied as a logit adjustment on the pool only, as SimPro does (Du et al. 2024,
+https://arxiv.org/abs/2402.13505)
 One-vs-all outlier detection (`one_vs_all_loss`, `one_vs_all_consistency`, `one_vs_all_entropy`,
 `inlier_mask`): OpenMatch, Saito et al. 2021, https://arxiv.org/abs/2105.14148
 What a head saw of its pool (`PoolStatistics`): the numbers results.json reports.
@@ -214,6 +218,37 @@ class DistributionAlignment(nn.Module):
         if self.training:
             self._track(logits.detach().softmax(dim=1))
         return logits - self.model_probs.log()
+
+
+class PoolPrior(nn.Module):
+    """The unlabeled pool's class prior, estimated as training goes, and the logits under it.
+
+    A pool may be skewed where the labels are balanced. The network's logits `f(x)` keep the
+    labeled set's prior; on the pool, class y scores f_y(x) + log pi_y, and pi is re-estimated
+    from the pool's posteriors under the current pi (the M step of expectation-maximization,
+    kept as a running mean over batches). Pseudo-labels and the unlabeled loss use the adjusted
+    logits, so the network itself does not learn the pool's skew and still predicts balanced
+    classes (the validation set's) with its plain logits. pi starts uniform, where the
+    adjustment changes nothing.
+
+    Args:
+        num_classes: The number of classes.
+        momentum: The running mean's momentum (0.99 averages over about the last 100 batches).
+    """
+
+    def __init__(self, num_classes: int, momentum: float = 0.99):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("prior", torch.full((num_classes,), 1.0 / num_classes))
+
+    def log_prior(self) -> Tensor:
+        """log pi `[C]`, a copy: add it to float32 logits to score them under the pool's prior."""
+        return self.prior.clamp_min(1e-8).log()
+
+    def update(self, posteriors: Tensor) -> None:
+        """Moves the prior toward the mean posterior `[N, C]` of a batch of the pool."""
+        if self.training and len(posteriors):
+            self.prior.lerp_(posteriors.float().mean(dim=0), 1.0 - self.momentum)
 
 
 def one_vs_all_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -139,3 +139,22 @@ def test_adaptive_thresholds_start_at_the_floor_below_the_threshold(thresholding
     loss_head.eval()
     assert loss_head.thresholds(_probs(0.79)).tolist() == [0.0, 0.0]
     assert loss_head.thresholds(_probs(0.81)).tolist() == [1.0, 1.0]
+
+
+def test_the_pool_prior_scores_the_pool_under_its_estimate_and_is_reported():
+    """With pool_prior, both views are scored under the estimated prior; the estimate moves in
+    training, is reported with the pool's statistics, and excludes distribution alignment."""
+    backbones, heads, loss_head, data = _setup(threshold=0.0, pool_prior=True)
+    loss_head.prior.prior.copy_(torch.tensor([0.7, 0.2, 0.1]))
+    outputs, features = _run(backbones, heads, loss_head, data)
+    log_prior = torch.tensor([0.7, 0.2, 0.1]).log()
+    weak_logits = heads["head"](features[loss_head._key("weak")]) + log_prior
+    strong_logits = heads["head"](features[loss_head._key("strong")]) + log_prior
+    expected = F.cross_entropy(strong_logits, weak_logits.argmax(dim=1), reduction="none")
+    torch.testing.assert_close(outputs.losses, expected)
+    moved = loss_head.prior.prior.clone()
+    torch.testing.assert_close(moved, 0.99 * torch.tensor([0.7, 0.2, 0.1]) + 0.01 * weak_logits.softmax(dim=1).mean(dim=0))
+    assert loss_head.statistics()["estimated_pool_prior"] == [round(float(p), 4) for p in moved]
+    assert loss_head.alignment is None
+    with pytest.raises(SesemiError, match="set distribution_alignment=false to use pool_prior"):
+        FixMatchLossHead("fixmatch", pool_prior=True, distribution_alignment=True)

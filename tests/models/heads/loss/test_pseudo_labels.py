@@ -13,6 +13,7 @@ from sesemi.models.heads.loss.pseudo_labels import (
     FixedThreshold,
     FlexMatchThreshold,
     FreeMatchThreshold,
+    PoolPrior,
     confidence_mask,
     num_classes_of,
 )
@@ -162,3 +163,25 @@ def test_distribution_alignment_counters_a_favored_class():
     aligned = alignment(probs)
     torch.testing.assert_close(aligned.sum(dim=1), torch.ones(3))
     assert (aligned[:, 0] < probs[:, 0]).all()
+
+
+def test_the_pool_prior_estimate_finds_a_skewed_pools_class_shares():
+    """A classifier calibrated on balanced labels, scoring a pool drawn 60/30/10: the estimate
+    starts uniform and ends near the pool's shares, which its plain predictions are not."""
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.tensor([0.6, 0.3, 0.1])
+    means = torch.tensor([-1.0, 0.0, 1.0])
+    prior = PoolPrior(3, momentum=0.9)
+    torch.testing.assert_close(prior.log_prior().softmax(dim=0), torch.full((3,), 1 / 3))
+    plain = []
+    for _ in range(300):
+        classes = torch.multinomial(truth, 256, replacement=True, generator=generator)
+        x = means[classes] + torch.randn(256, generator=generator)
+        logits = -0.5 * (x[:, None] - means) ** 2  # log p(x | y): the balanced classifier's logits
+        plain.append(logits.softmax(dim=1).mean(dim=0))
+        prior.update((logits + prior.log_prior()).softmax(dim=1))
+    torch.testing.assert_close(prior.prior, truth, atol=0.04, rtol=0)
+    assert (torch.stack(plain).mean(dim=0) - truth).abs().max() > 0.1
+    prior.eval()
+    prior.update(torch.eye(3)[[2, 2]])
+    torch.testing.assert_close(prior.prior, truth, atol=0.04, rtol=0)
