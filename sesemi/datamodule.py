@@ -152,9 +152,10 @@ def init_worker(worker_id: int, rank: int, seed: bool) -> None:
 
 def fork_server() -> multiprocessing.context.BaseContext:
     """The context that starts worker processes from a fork server which has imported sesemi's
-    data code (torch included) once, so that each worker starts in well under a second."""
+    data code (torch included) once, so that each worker starts in well under a second, and the
+    main script, as by default, so that data sets defined there load in the workers too."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload(["__main__", __name__])
     return context
 
 
