@@ -44,6 +44,19 @@ def test_results_json_says_how_the_pool_was_used(filtered_run):
     assert sum(unlabeled["pseudo_labeled_per_class"].values()) + unlabeled["out_of_class"] == pytest.approx(1.0, abs=1e-3)
 
 
+def test_a_run_with_the_pool_prior_reports_its_estimate_by_class(tmp_path):
+    """`pool_prior` (in place of distribution alignment) trains through the real entry point and
+    results.json gives the pool's estimated class prior by class name."""
+    from sesemi import compose, run
+
+    tree = make_image_tree(tmp_path / "images")
+    head = "learner.hparams.model.regularization_loss_heads.fixmatch.head"
+    overrides = [*FILTER[:4], f"{head}.distribution_alignment=false", f"++{head}.pool_prior=true", FILTER[-1]]
+    result = run(compose("image", [*overrides, f"run.data_root={tree.root}", *TINY_IMAGE_TRAINING]), tmp_path / "run")
+    prior = RunResult.read(result.run_dir).unlabeled["estimated_pool_prior"]
+    assert list(prior) == tree.classes and sum(prior.values()) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_older_results_json_read_without_pool_statistics(filtered_run, tmp_path):
     result, _ = filtered_run
     values = json.loads((result.run_dir / "results.json").read_text())

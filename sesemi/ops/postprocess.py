@@ -80,6 +80,8 @@ def _pool_columns(unlabeled: dict[str, Any] | None) -> dict[str, Any]:
         columns["pool out of class"] = unlabeled["out_of_class"]
     if unlabeled.get("predicted_per_class"):  # before distribution alignment
         columns["predicted per class"] = _per_class(unlabeled["predicted_per_class"])
+    if unlabeled.get("estimated_pool_prior"):  # with pool_prior
+        columns["estimated pool prior"] = _per_class(unlabeled["estimated_pool_prior"])
     return columns
 
 

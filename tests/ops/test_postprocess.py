@@ -201,6 +201,7 @@ def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_pat
         "pseudo_labeled_per_class": {"0": 0.3, "1": 0.2},
         "out_of_class": 0.45,
         "predicted_per_class": {"0": 0.6, "1": 0.4},
+        "estimated_pool_prior": {"0": 0.7, "1": 0.3},
     }
     (folder / "results.json").write_text(json.dumps(values))
     make_run("digits/supervised", top1=[0.8])
@@ -209,5 +210,6 @@ def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_pat
     assert row["pool pseudo-labeled"] == 0.5 and row["pool out of class"] == 0.45
     assert row["pseudo-labels per class"] == "0:0.30 1:0.20"
     assert row["predicted per class"] == "0:0.60 1:0.40"
+    assert row["estimated pool prior"] == "0:0.70 1:0.30"
     assert "pool out of class" in metrics
     assert pd.isna(table.set_index("run").loc["digits/supervised", "pool out of class"])
