@@ -67,6 +67,9 @@ ARMS = {
     # an ablation: without distribution alignment, which spreads the pool's pseudo-labels evenly
     # over the labeled classes, out-of-class files included
     "flexmatch_no_alignment": ["method=flexmatch", f"{HEAD}.distribution_alignment=false"],
+    # the pool's own class prior, estimated as training goes, in place of distribution
+    # alignment's uniform one (for pools more skewed than the labels)
+    "flexmatch_pool_prior": ["method=flexmatch", f"{HEAD}.distribution_alignment=false", f"++{HEAD}.pool_prior=true"],
     # rotation prediction beside the pseudo-labels: a task every file of the pool serves,
     # out-of-class ones included (experiments/letters: +38.1 on letters' 26 classes)
     "flexmatch_rotation": ["method=flexmatch_rotation"],
@@ -221,8 +224,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
     parser.add_argument("--runs", type=Path, default=Path("runs/uncurated_pools"), help="finished runs here are reused")
     parser.add_argument("--skip", nargs="*", default=[], help="ARM:BENCHMARK pairs not to run, e.g. flexmatch_safe:skew")
-    pools = sorted({pool for reference, others in BENCHMARKS.values() for pool in (reference, *others)})
-    parser.add_argument("--pools", nargs="+", choices=pools, help="only these pools of the benchmarks (default: all), e.g. balanced even50")
+    pool_names = sorted({pool for reference, others in BENCHMARKS.values() for pool in (reference, *others)})
+    parser.add_argument("--pools", nargs="+", choices=pool_names, help="only these pools of the benchmarks (default: all), e.g. balanced even50")
     parser.add_argument("--tables-only", action="store_true", help="tabulate the finished runs, run nothing")
     args = parser.parse_args()
     every = plan(args.data, args.benchmarks, args.arms, args.seeds, args.runs)
