@@ -34,12 +34,14 @@ def run_config(
     run_id: str,
     data_root: Path | None = None,
     threads: int | None = None,
+    side_by_side: int = 1,
 ) -> dict:
     """Runs `open_sesemi -cn config overrides...` and returns its results.json (plus wall time).
 
     A run whose results.json is already under `runs_dir/run_id` is not run again, so a sweep
     into a kept `runs_dir` resumes where it stopped. `threads` caps the process's compute
-    threads, for running several runs side by side.
+    threads, for running several runs side by side; `side_by_side` (how many) is recorded in
+    its results.json, so that a table made later says how its runs shared the machine.
     """
     finished = sorted((runs_dir / run_id).rglob("results.json"), key=os.path.getmtime)
     if finished:
@@ -62,6 +64,7 @@ def run_config(
     results_file = max((runs_dir / run_id).rglob("results.json"), key=os.path.getmtime)
     results = json.loads(results_file.read_text())
     results["process_wall_time_s"] = round(time.time() - started, 1)
+    results["runs_side_by_side"] = side_by_side
     results_file.write_text(json.dumps(results, indent=2))
     results["finished"] = date.today().isoformat()
     accuracy = results["metrics"].get("val/top1", float("nan"))
@@ -88,7 +91,7 @@ def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:
 
     threads = max(1, (os.cpu_count() or 1) // parallel)
     with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(lambda job: run_config(*job, threads=threads), jobs))
+        return list(pool.map(lambda job: run_config(*job, threads=threads, side_by_side=parallel), jobs))
 
 
 def run_groups(groups: dict[str, list[tuple]], parallel: int = 1) -> dict[str, list[dict]]:
@@ -97,6 +100,13 @@ def run_groups(groups: dict[str, list[tuple]], parallel: int = 1) -> dict[str, l
     after another would leave a core idle for each group's last run."""
     results = iter(run_many([job for jobs in groups.values() for job in jobs], parallel))
     return {name: [next(results) for _ in jobs] for name, jobs in groups.items()}
+
+
+def runs_at_a_time(results: list[dict], parallel: int) -> str:
+    """How many runs shared the machine while these ran ("2", or "1 to 2"), as their
+    results.json recorded it; `parallel` (this sweep's) for runs that did not record it."""
+    counts = sorted({r.get("runs_side_by_side", parallel) for r in results} or {parallel})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
 
 
 def newest_run(results: list[dict]) -> str:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measured, newest_run, run_groups, top1, write_table  # noqa: E402
+from common import machine, measured, newest_run, run_groups, runs_at_a_time, top1, write_table  # noqa: E402
 
 LABELS_ALONE = "supervised, 50 labels"
 # name: (run id prefix, overrides of the digits config)
@@ -54,7 +54,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *rows,
     ]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
     write_table(here / "README.md", "results", note, lines)
 
 

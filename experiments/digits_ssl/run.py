@@ -24,6 +24,7 @@ from common import (  # noqa: E402
     merged_rows,
     newest_run,
     run_groups,
+    runs_at_a_time,
     top1,
     write_table,
 )
@@ -75,7 +76,7 @@ def main() -> None:
         "| method | config | iterations | val/top1 (%) | per seed | gain over the 50 labels alone, per seed | mean gain ± s.e. | wall time per run |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{kept_earlier(table, rows)}."
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{kept_earlier(table, rows)}."
     write_table(Path(__file__).with_name("README.md"), "accuracy", note, [*header, *table])
 
 

@@ -25,6 +25,7 @@ from common import (  # noqa: E402
     measured,
     newest_run,
     run_groups,
+    runs_at_a_time,
     top1,
     write_table,
 )
@@ -82,7 +83,7 @@ def main() -> None:
     lines = [header, "|---|---|---|---|---|---|", *rows]
     note = (
         f"26 classes, 104 labels (4 per class), 2600 unlabeled, 780 val images in held-out fonts; "
-        f"{args.iterations} iterations; seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time. {machine(newest_run(every))}."
+        f"{args.iterations} iterations; seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time. {machine(newest_run(every))}."
     )
     table = args.table or ("results" if args.iterations == ITERATIONS else f"results_{args.iterations}")
     write_table(Path(__file__).with_name("README.md"), table, note, lines)

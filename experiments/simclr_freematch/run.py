@@ -41,6 +41,7 @@ from common import (  # noqa: E402
     newest_run,
     per_seed,
     run_groups,
+    runs_at_a_time,
     runs_folder,
     top1,
     write_table,
@@ -140,7 +141,7 @@ def main() -> None:
         readme, table = HERE / "README.md", f"{name}_{iterations}"
         kept = merged_rows(readme, table, lines, list(ROWS))
         note = (
-            f"{name}: seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; "
+            f"{name}: seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time; "
             f"{machine(newest_run(every))}{kept_earlier(kept, lines)}."
         )
         write_table(readme, table, note, [*HEADER, *kept])

@@ -28,6 +28,7 @@ from common import (  # noqa: E402
     merged_rows,
     newest_run,
     run_groups,
+    runs_at_a_time,
     top1,
     write_table,
 )
@@ -79,7 +80,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     readme = Path(__file__).with_name("README.md")
     table = merged_rows(readme, "accuracy", rows, list(SETTINGS))
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {args.parallel} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{kept_earlier(table, rows)}."
+    note = f"Seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}{kept_earlier(table, rows)}."
     write_table(readme, "accuracy", note, [*HEADER, *table])
 
 

@@ -36,6 +36,7 @@ from common import (  # noqa: E402
     per_seed,
     run_config,
     run_many,
+    runs_at_a_time,
     write_table,
 )
 
@@ -248,7 +249,7 @@ def main() -> None:
             done = [r for by_seed in results.values() for r in by_seed.values()]
             swept = sorted({arm for arm, _ in results}, key=list(ARMS).index)
             note = (
-                f"{name}, {args.parallel} run(s) at a time; mean ± std over the seeds listed. {machine(newest_run(done))}"
+                f"{name}, {runs_at_a_time(done, args.parallel)} run(s) at a time; mean ± std over the seeds listed. {machine(newest_run(done))}"
                 f" ({', '.join(f'`{arm}`' for arm in swept)}; other arms keep the rows of their own sweep)."
             )
             header = [HEADERS[benchmark], "|---" * 9 + "|"]
