@@ -168,7 +168,7 @@ class FixMatchLossHead(LossHead):
             pseudo_labels = probs_weak.argmax(dim=1)
             if self.training:
                 self.pool.record(pseudo_labels, mask, outliers, predicted)
-        logits_strong = head(strong) if self.prior is None else head(strong).float() + log_prior
+        logits_strong = head(strong) + log_prior  # float32 with a prior, as the weak view's
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
         if not self.outlier_filter:
