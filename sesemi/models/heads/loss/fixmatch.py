@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from sesemi.errors import SesemiError, one_of
 from sesemi.models.heads.loss.base import (
@@ -54,6 +54,13 @@ VIEWS = ("weak", "strong")
 # OpenMatch's weights of the detectors' consistency and entropy terms on unlabeled inputs.
 CONSISTENCY_WEIGHT = 0.5
 ENTROPY_WEIGHT = 0.1
+
+
+def labeled_features(context: StepContext) -> Tensor:
+    """The labeled batch's features, which an outlier judge learns from."""
+    if LABELED not in context.features:
+        raise SesemiError("the outlier judge trains on the labeled batch: keep the supervised loss")
+    return context.features[LABELED]
 
 
 class FixMatchLossHead(LossHead):
@@ -148,22 +155,19 @@ class FixMatchLossHead(LossHead):
         with torch.no_grad():
             # float32 under mixed precision: bfloat16 cannot tell 0.95 from 0.949
             log_prior = 0.0 if self.prior is None else self.prior.log_prior()  # before this batch moves it
-            logits_weak = head(weak).float() + log_prior
-            probs_weak = logits_weak.softmax(dim=1)
-            predicted = probs_weak.argmax(dim=1)
-            outliers = None
-            if self.outlier_filter:
-                detectors_weak = head.one_vs_all_logits(weak).float()
-                outliers = ~inlier_mask(detectors_weak, predicted, self.outlier_threshold)
+            probs_model = (head(weak).float() + log_prior).softmax(dim=1)
+            predicted = probs_model.argmax(dim=1)
+            outliers = self.judge_outliers(context, probs_model)
             inliers = slice(None) if outliers is None else ~outliers
-            mask = torch.zeros(len(probs_weak), device=probs_weak.device)
-            kept = probs_weak[inliers]
+            mask = torch.zeros(len(probs_model), device=probs_model.device)
+            kept = probs_model[inliers]
             if self.alignment is not None and len(kept):
                 kept = self.alignment(kept)
             if self.prior is not None:
                 self.prior.update(kept)
             if len(kept):
                 mask[inliers] = self.thresholds(kept)
+            probs_weak = probs_model.clone()
             probs_weak[inliers] = kept
             pseudo_labels = probs_weak.argmax(dim=1)
             if self.training:
@@ -171,18 +175,30 @@ class FixMatchLossHead(LossHead):
         logits_strong = head(strong) + log_prior  # float32 with a prior, as the weak view's
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
+        return LossOutputs(losses, mask, self.open_set_loss(context, probs_model))
+
+    def judge_outliers(self, context: StepContext, probs: Tensor) -> Tensor | None:
+        """Which unlabeled inputs look out of class `[N]` (None: this head does not judge), given
+        the model's probabilities on their weak view `[N, C]`; called without autograd."""
         if not self.outlier_filter:
-            return LossOutputs(losses, mask)
-        if LABELED not in context.features:
-            raise SesemiError("outlier_filter trains its detectors on the labeled batch: keep the supervised loss")
-        labels = context.batch[LABELED][1]
-        detectors_strong = head.one_vs_all_logits(strong)
-        extra = (
-            one_vs_all_loss(head.one_vs_all_logits(context.features[LABELED]), labels).mean()
+            return None
+        detectors = context.heads[self.predict_head].one_vs_all_logits(context.features[self._key("weak")])
+        return ~inlier_mask(detectors, probs.argmax(dim=1), self.outlier_threshold)
+
+    def open_set_loss(self, context: StepContext, probs: Tensor) -> Tensor | None:
+        """The terms that train the outlier judge, reduced to one number (None: no judge), given
+        the model's probabilities on the weak views `[N, C]`."""
+        if not self.outlier_filter:
+            return None
+        head = context.heads[self.predict_head]
+        with torch.no_grad():
+            detectors_weak = head.one_vs_all_logits(context.features[self._key("weak")])
+        detectors_strong = head.one_vs_all_logits(context.features[self._key("strong")])
+        return (
+            one_vs_all_loss(head.one_vs_all_logits(labeled_features(context)), context.batch[LABELED][1]).mean()
             + CONSISTENCY_WEIGHT * one_vs_all_consistency(detectors_strong, detectors_weak).mean()
             + ENTROPY_WEIGHT * one_vs_all_entropy(detectors_strong).mean()
         )
-        return LossOutputs(losses, mask, extra)
 
     def statistics(self) -> dict[str, Any] | None:
         """The share of the last 4096 unlabeled inputs pseudo-labeled per class, and judged out of
