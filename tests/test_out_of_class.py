@@ -57,6 +57,18 @@ def test_a_run_with_the_pool_prior_reports_its_estimate_by_class(tmp_path):
     assert list(prior) == tree.classes and sum(prior.values()) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_an_iomatch_run_reports_the_share_of_its_pool_judged_out_of_class(tmp_path):
+    """`method=iomatch` judges outliers with detectors of its own (no OneVsAllHead needed)."""
+    from sesemi import compose, run
+
+    tree = make_image_tree(tmp_path / "images")
+    overrides = ["method=iomatch", *FILTER[1:4], FILTER[-1], f"run.data_root={tree.root}"]
+    result = run(compose("image", [*overrides, *TINY_IMAGE_TRAINING]), tmp_path / "run")
+    unlabeled = RunResult.read(result.run_dir).unlabeled
+    assert 0.0 <= unlabeled["out_of_class"] <= 1.0
+    assert sum(unlabeled["pseudo_labeled_per_class"].values()) + unlabeled["out_of_class"] == pytest.approx(1.0, abs=1e-3)
+
+
 def test_older_results_json_read_without_pool_statistics(filtered_run, tmp_path):
     result, _ = filtered_run
     values = json.loads((result.run_dir / "results.json").read_text())

@@ -14,6 +14,7 @@ from sesemi.models.heads.loss.consistency import (
 )
 from sesemi.models.heads.loss.entropy import EntropyMinimizationLossHead
 from sesemi.models.heads.loss.fixmatch import FixMatchLossHead
+from sesemi.models.heads.loss.iomatch import IOMatchLossHead
 from sesemi.models.heads.loss.jigsaw import JigsawPredictionLossHead
 from sesemi.models.heads.loss.rotation import RotationPredictionLossHead
 from sesemi.models.heads.loss.simclr import SimCLRLossHead
@@ -23,6 +24,7 @@ __all__ = [
     "EntropyMinimizationLossHead",
     "FeatureRequest",
     "FixMatchLossHead",
+    "IOMatchLossHead",
     "JigsawPredictionLossHead",
     "LossHead",
     "LossOutputs",
