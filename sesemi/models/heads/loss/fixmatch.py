@@ -15,6 +15,9 @@ unlabeled input whose predicted class's detector says "not mine" gets no pseudo-
 not move the thresholds or the distribution alignment. Unlike OpenMatch, which selects inliers
 once an epoch after a warm-up, the filter applies at every step from the start (the loss
 ramps up meanwhile), and the consistency term's target is the weak view, detached.
+
+An open-set method replaces the filter's two parts, `judge_outliers` and `open_set_loss`, and
+keeps the rest of the step: IOMatch (`iomatch.py`) does.
 """
 
 from __future__ import annotations
