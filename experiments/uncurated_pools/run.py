@@ -74,6 +74,11 @@ ARMS = {
     # rotation prediction beside the pseudo-labels: a task every file of the pool serves,
     # out-of-class ones included (experiments/letters: +38.1 on letters' 26 classes)
     "flexmatch_rotation": ["method=flexmatch_rotation"],
+    # IOMatch's open-set head: detectors judge the outliers, and an open-set classifier learns
+    # from every file of the pool, outliers as an "other" class
+    "iomatch": ["method=iomatch"],
+    # both: IOMatch's open-set terms in place of flexmatch_rotation's plain pseudo-label loss
+    "iomatch_rotation": ["method=flexmatch_rotation", f"{HEAD}._target_=sesemi.models.heads.loss.IOMatchLossHead"],
 }
 BENCHMARKS = {"open": ("clean", ["open"]), "skew": ("balanced", ["skew10", "skew50", "even10", "even50"])}
 
