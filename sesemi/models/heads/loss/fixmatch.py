@@ -16,8 +16,8 @@ not move the thresholds or the distribution alignment. Unlike OpenMatch, which s
 once an epoch after a warm-up, the filter applies at every step from the start (the loss
 ramps up meanwhile), and the consistency term's target is the weak view, detached.
 
-An open-set method replaces the filter's two parts, `judge_outliers` and `open_set_loss`, and
-keeps the rest of the step: IOMatch (`iomatch.py`) does.
+An open-set method replaces the filter's parts (`weak_detectors`, `judge_outliers`,
+`open_set_loss`) and keeps the rest of the step: IOMatch (`iomatch.py`) does.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ class FixMatchLossHead(LossHead):
             log_prior = 0.0 if self.prior is None else self.prior.log_prior()  # before this batch moves it
             probs_model = (head(weak).float() + log_prior).softmax(dim=1)
             predicted = probs_model.argmax(dim=1)
-            outliers = self.judge_outliers(context, probs_model)
+            detectors_weak = self.weak_detectors(context)
+            outliers = None if detectors_weak is None else self.judge_outliers(probs_model, detectors_weak)
             inliers = slice(None) if outliers is None else ~outliers
             mask = torch.zeros(len(probs_model), device=probs_model.device)
             kept = probs_model[inliers]
@@ -178,24 +179,28 @@ class FixMatchLossHead(LossHead):
         logits_strong = head(strong) + log_prior  # float32 with a prior, as the weak view's
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
-        return LossOutputs(losses, mask, self.open_set_loss(context, probs_model))
+        if detectors_weak is None:
+            return LossOutputs(losses, mask)
+        return LossOutputs(losses, mask, self.open_set_loss(context, probs_model, detectors_weak))
 
-    def judge_outliers(self, context: StepContext, probs: Tensor) -> Tensor | None:
-        """Which unlabeled inputs look out of class `[N]` (None: this head does not judge), given
-        the model's probabilities on their weak view `[N, C]`; called without autograd."""
+    def weak_detectors(self, context: StepContext) -> Tensor | None:
+        """The outlier detectors' logits on the weak views `[N, 2, C]` (`[:, 1]`: of class c), or
+        None when this head judges no outliers; called without autograd, once a step."""
         if not self.outlier_filter:
             return None
-        detectors = context.heads[self.predict_head].one_vs_all_logits(context.features[self._key("weak")])
-        return ~inlier_mask(detectors, probs.argmax(dim=1), self.outlier_threshold)
+        return context.heads[self.predict_head].one_vs_all_logits(context.features[self._key("weak")])
 
-    def open_set_loss(self, context: StepContext, probs: Tensor) -> Tensor | None:
-        """The terms that train the outlier judge, reduced to one number (None: no judge), given
-        the model's probabilities on the weak views `[N, C]`."""
-        if not self.outlier_filter:
-            return None
+    def judge_outliers(self, probs: Tensor, detectors_weak: Tensor) -> Tensor:
+        """Which unlabeled inputs look out of class `[N]`, given the model's probabilities on
+        their weak views `[N, C]` and the detectors' logits there: those whose predicted class's
+        detector says "not mine"."""
+        return ~inlier_mask(detectors_weak, probs.argmax(dim=1), self.outlier_threshold)
+
+    def open_set_loss(self, context: StepContext, probs: Tensor, detectors_weak: Tensor) -> Tensor:
+        """The terms that train the outlier detectors, reduced to one number: OpenMatch's loss on
+        the labeled batch, and consistency with the weak views' (detached) detectors and
+        confidence on the strong views."""
         head = context.heads[self.predict_head]
-        with torch.no_grad():
-            detectors_weak = head.one_vs_all_logits(context.features[self._key("weak")])
         detectors_strong = head.one_vs_all_logits(context.features[self._key("strong")])
         return (
             one_vs_all_loss(head.one_vs_all_logits(labeled_features(context)), context.batch[LABELED][1]).mean()

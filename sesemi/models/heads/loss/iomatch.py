@@ -93,21 +93,18 @@ class IOMatchLossHead(FixMatchLossHead):
         """The detectors' logits `[N, 2, C]` (`[:, 1]`: of class c, `[:, 0]`: not)."""
         return self.detectors(projected).float().view(len(projected), 2, -1)
 
-    def _inlier_probabilities(self, context: StepContext) -> Tensor:
-        """The detectors' probability of "mine" `[N, C]` on the weak views (no gradient)."""
-        projected = self.projection(context.features[self._key("weak")])
-        return self._detector_logits(projected).softmax(dim=1)[:, 1]
+    def weak_detectors(self, context: StepContext) -> Tensor:
+        return self._detector_logits(self.projection(context.features[self._key("weak")]))
 
-    def judge_outliers(self, context: StepContext, probs: Tensor) -> Tensor:
-        outlier_score = (probs * (1 - self._inlier_probabilities(context))).sum(dim=1)
+    def judge_outliers(self, probs: Tensor, detectors_weak: Tensor) -> Tensor:
+        outlier_score = (probs * (1 - detectors_weak.softmax(dim=1)[:, 1])).sum(dim=1)
         return outlier_score >= self.outlier_threshold
 
-    def open_set_loss(self, context: StepContext, probs: Tensor) -> Tensor:
+    def open_set_loss(self, context: StepContext, probs: Tensor, detectors_weak: Tensor) -> Tensor:
         detectors = self._detector_logits(self.projection(labeled_features(context)))
         detector_loss = one_vs_all_loss(detectors, context.batch[LABELED][1]).mean()
-        with torch.no_grad():
-            targets = open_set_targets(probs, self._inlier_probabilities(context))
-            confident = (targets.max(dim=1).values >= self.open_set_threshold).float()
+        targets = open_set_targets(probs, detectors_weak.softmax(dim=1)[:, 1])
+        confident = (targets.max(dim=1).values >= self.open_set_threshold).float()
         logits = self.open_set(self.projection(context.features[self._key("strong")])).float()
         # soft cross-entropy of the strong view against the weak view's open-set target
         open_set = -(targets * logits.log_softmax(dim=1)).sum(dim=1)
