@@ -38,8 +38,9 @@ class RunResult:
         unlabeled: What the pseudo-labeling head did with the last `seen` unlabeled inputs of
             training: `pseudo_labeled_per_class` (the share pseudo-labeled with each class, by
             class name), `out_of_class` (the share judged out of class; None unless the head
-            judges, as `method=iomatch` and the outlier filter do), `predicted_per_class` (the share the model predicted as each class, before
-            distribution alignment evens them out), `estimated_pool_prior` (the pool's class
+            judges, as `method=iomatch` and the outlier filter do), `predicted_per_class` (the
+            share the model predicted as each class, before distribution alignment evens them
+            out), `estimated_pool_prior` (the pool's class
             prior as the head estimated it, with `pool_prior`) and `seen`. None for methods without
             pseudo-labels, and in older files.
     """
