@@ -4,7 +4,7 @@ today's best method (FreeMatch) and training on all labels?
 For each data set and seed: the labels alone (`method=supervised`), FreeMatch
 (`method=freematch`), the recipe (`method=simclr_freematch`: SimCLR alone for `run.pretrain`
 of the budget, then the labels and FreeMatch from those weights; `simclr_freematch_half` spends
-half the budget on SimCLR), FlexMatch with rotation
+half the budget on SimCLR, `simclr_freematch_kept` keeps SimCLR on beside FreeMatch to the end), FlexMatch with rotation
 prediction beside it (`method=flexmatch_rotation`, the recipe experiments/letters found for
 hard images), and supervised training on every training item with its label
 (`data.train.supervised.dataset.subset=train_all`, the ceiling). The recipe's budget is the
@@ -49,7 +49,8 @@ from common import (  # noqa: E402
 )
 
 # the share of each recipe row's budget spent on SimCLR alone (0.25: the method's default)
-PRETRAIN = {"simclr_freematch": 0.25, "simclr_freematch_half": 0.5}
+PRETRAIN = {"simclr_freematch": 0.25, "simclr_freematch_half": 0.5, "simclr_freematch_kept": 0.25}
+SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 # name: (config, overrides shared by every row, builder of the data folder or None, budget)
 DATASETS = {
@@ -74,6 +75,12 @@ ROWS = {
     "simclr_freematch_half": [
         "method=simclr_freematch",
         f"run.pretrain={PRETRAIN['simclr_freematch_half']}",
+    ],
+    # SimCLR kept on beside FreeMatch after pre-training, as CoMatch and SimMatch keep theirs
+    "simclr_freematch_kept": [
+        "method=simclr_freematch",
+        f"run.pretrain={PRETRAIN['simclr_freematch_kept']}",
+        f"{SIMCLR}.scheduler.stop=${{run.num_iterations}}",
     ],
     # experiments/letters' recipe for hard data: rotation prediction beside FlexMatch's pseudo-labels
     "flexmatch_rotation": ["method=flexmatch_rotation"],
