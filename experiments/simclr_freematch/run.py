@@ -3,10 +3,11 @@ today's best method (FreeMatch) and training on all labels?
 
 For each data set and seed: the labels alone (`method=supervised`), FreeMatch
 (`method=freematch`), the recipe (`method=simclr_freematch`: SimCLR alone for `run.pretrain`
-of the budget, then the labels and FreeMatch from those weights; `simclr_freematch_half` spends
-half the budget on SimCLR, `simclr_freematch_kept` keeps SimCLR on beside FreeMatch to the end), FlexMatch with rotation
-prediction beside it (`method=flexmatch_rotation`, the recipe experiments/letters found for
-hard images), and supervised training on every training item with its label
+of the budget, then the labels and FreeMatch from those weights) and two variants of it
+(`simclr_freematch_half` spends half the budget on SimCLR, `simclr_freematch_kept` keeps SimCLR
+on beside FreeMatch to the end), FlexMatch with rotation prediction beside it
+(`method=flexmatch_rotation`, the recipe experiments/letters found for hard images), and
+supervised training on every training item with its label
 (`data.train.supervised.dataset.subset=train_all`, the ceiling). The recipe's budget is the
 others' plus its pre-training, so its fine-tuning phase trains as many steps as FreeMatch.
 Runs with the same seed train on the same labeled batches.
