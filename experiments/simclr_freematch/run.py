@@ -49,8 +49,6 @@ from common import (  # noqa: E402
     write_table,
 )
 
-# the share of each recipe row's budget spent on SimCLR alone (0.25: the method's default)
-PRETRAIN = {"simclr_freematch": 0.25, "simclr_freematch_half": 0.5, "simclr_freematch_kept": 0.25}
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 # name: (config, overrides shared by every row, builder of the data folder or None, budget)
@@ -72,15 +70,12 @@ DATASETS = {
 ROWS = {
     "supervised": ["method=supervised"],
     "freematch": ["method=freematch"],
-    "simclr_freematch": ["method=simclr_freematch", f"run.pretrain={PRETRAIN['simclr_freematch']}"],
-    "simclr_freematch_half": [
-        "method=simclr_freematch",
-        f"run.pretrain={PRETRAIN['simclr_freematch_half']}",
-    ],
+    "simclr_freematch": ["method=simclr_freematch", "run.pretrain=0.25"],  # the method's default
+    "simclr_freematch_half": ["method=simclr_freematch", "run.pretrain=0.5"],
     # SimCLR kept on beside FreeMatch after pre-training, as CoMatch and SimMatch keep theirs
     "simclr_freematch_kept": [
         "method=simclr_freematch",
-        f"run.pretrain={PRETRAIN['simclr_freematch_kept']}",
+        "run.pretrain=0.25",
         f"{SIMCLR}.scheduler.stop=${{run.num_iterations}}",
     ],
     # experiments/letters' recipe for hard data: rotation prediction beside FlexMatch's pseudo-labels
@@ -94,8 +89,10 @@ HEADER = [
 
 
 def budget(row: str, iterations: int) -> int:
-    """The recipe pre-trains on top of the others' budget, so that it fine-tunes as long."""
-    return round(iterations / (1 - PRETRAIN.get(row, 0.0)))
+    """The recipe pre-trains on top of the others' budget (its `run.pretrain` share), so that it
+    fine-tunes as long."""
+    pretrain = next((float(o.split("=", 1)[1]) for o in ROWS[row] if o.startswith("run.pretrain=")), 0.0)
+    return round(iterations / (1 - pretrain))
 
 
 def main() -> None:
