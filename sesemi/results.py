@@ -40,9 +40,8 @@ class RunResult:
             class name), `out_of_class` (the share judged out of class; None unless the head
             judges, as `method=iomatch` and the outlier filter do), `predicted_per_class` (the
             share the model predicted as each class, before distribution alignment evens them
-            out), `estimated_pool_prior` (the pool's class
-            prior as the head estimated it, with `pool_prior`) and `seen`. None for methods without
-            pseudo-labels, and in older files.
+            out), `estimated_pool_prior` (the pool's class prior as the head estimated it, with
+            `pool_prior`) and `seen`. None for methods without pseudo-labels, and in older files.
     """
 
     run_dir: Path
