@@ -323,7 +323,7 @@ def pseudo_label(
     """
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
-    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "image_transform"))
+    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir",))
     counts = pseudo_dataset(teacher, data_root, output_dir, **options)["counts"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "

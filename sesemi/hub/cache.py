@@ -43,12 +43,6 @@ def _inside(path: Path, root: Path) -> Path:
     return path
 
 
-def model_folder(info: ModelInfo) -> Path:
-    """Where a model is (or will be) in the cache, checked to lie inside it."""
-    root = cache_root()
-    return _inside(root.joinpath(*check_info(info).folders, info.uid), root)
-
-
 def read_info(folder: Path) -> ModelInfo:
     """The `meta.json` of a model's folder, checked as a repository's rows are."""
     path = folder / META
@@ -58,18 +52,18 @@ def read_info(folder: Path) -> ModelInfo:
         raise SesemiError(f"{path} is not a published model's meta.json ({error})") from None
 
 
-def find(reference: str, version: str | None = None) -> Path | None:
+def find(reference: str) -> Path | None:
     """The cached folder of a uid, or of a `[subgroup.]name@version` when exactly one is cached."""
     root = cache_root()
     if is_uid(reference):
         candidates = root.glob(f"**/{check_uid(reference)}/{META}")
     else:
-        _, name, version = split_reference(reference, version)
+        _, name, version = split_reference(reference)
         if version is None:  # the latest version is the repository's to say
             return None
         candidates = root.glob(f"**/{name}/{version}/*/{META}")
     folders = {meta.parent: read_info(meta.parent) for meta in candidates if within(meta.parent, root)}
-    wanted = matches(folders.values(), reference, version)
+    wanted = matches(folders.values(), reference)
     found = [folder for folder, info in folders.items() if info in wanted]
     return found[0] if len(found) == 1 else None
 
@@ -77,9 +71,10 @@ def find(reference: str, version: str | None = None) -> Path | None:
 def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
     """The model's folder in the cache, downloaded, verified and extracted if it is not there;
     on a refusal (SesemiError) the cache is left as it was."""
-    folder = model_folder(info)
+    root = cache_root()
+    folder = _inside(root.joinpath(*check_info(info).folders, info.uid), root)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    _inside(folder, cache_root())  # again, now that the folders on the way exist
+    _inside(folder, root)  # again, now that the folders on the way exist
     source = f"the archive of {info.uid} from {repository.url}"
     with FileLock(folder.parent / f"{info.uid}.lock"):
         if (folder / META).is_file():  # another process got it while we waited

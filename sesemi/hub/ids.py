@@ -81,18 +81,13 @@ def is_reference(text: str) -> bool:
     return is_uid(text) or (REFERENCE.fullmatch(text) is not None and not text.endswith(".ckpt"))
 
 
-def split_reference(reference: str, version: str | None = None) -> tuple[str | None, str, str | None]:
-    """`[subgroup.]name[@version]` as `(subgroup, name, version)`, each checked; `version`
-    fills a missing one."""
-    name, at, pinned = reference.partition("@")
-    if at:
-        if version is not None and version != pinned:
-            raise SesemiError(f"{reference!r} names version {pinned} but version={version!r} was given too")
-        version = pinned
+def split_reference(reference: str) -> tuple[str | None, str, str | None]:
+    """`[subgroup.]name[@version]` as `(subgroup, name, version)`, each checked."""
+    name, at, version = reference.partition("@")
     subgroup, dot, name = name.rpartition(".")
     if dot:
         check_subgroup(subgroup)
     check_name(name)
-    if version is not None:
+    if at:
         check_version(version)
-    return subgroup or None, name, version
+    return subgroup or None, name, version if at else None

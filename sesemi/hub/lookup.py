@@ -172,19 +172,15 @@ def check_unpublished(rows: Mapping[str, tuple[ModelInfo, Archive]], info: Model
             raise SesemiError(f"{info.reference} is already published (as {other.uid}); publish a new version")
 
 
-def matches(infos: Iterable[ModelInfo], reference: str, version: str | None = None) -> list[ModelInfo]:
+def matches(infos: Iterable[ModelInfo], reference: str) -> list[ModelInfo]:
     """The models a uid or `[subgroup.]name[@version]` names; for a name without a version, the
     latest version in each subgroup that has the name."""
     if is_uid(reference):
         check_uid(reference)
         return [info for info in infos if info.uid == reference]
-    subgroup, name, version = split_reference(reference, version)
+    subgroup, name, version = split_reference(reference)
     found = [i for i in infos if i.name == name and (subgroup is None or i.subgroup == subgroup)]
     if version is not None:
         return [info for info in found if info.version == version]
-    latest: dict[str | None, ModelInfo] = {}
-    for info in found:
-        best = latest.get(info.subgroup)
-        if best is None or check_version(info.version) > check_version(best.version):
-            latest[info.subgroup] = info
-    return list(latest.values())
+    found.sort(key=lambda info: check_version(info.version))  # the last of each subgroup is its latest
+    return list({info.subgroup: info for info in found}.values())

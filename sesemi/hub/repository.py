@@ -48,9 +48,6 @@ class Repository:
         except (ValueError, ImportError) as error:
             raise SesemiError(f"cannot open repository {self.url}: {error}") from None
 
-    def __repr__(self) -> str:
-        return f"Repository({self.url!r})"
-
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)
 
@@ -141,9 +138,7 @@ def repositories(repository: str | Path | None = None) -> list[Repository]:
     return [Repository(url) for url in urls]
 
 
-def lookup(
-    reference: str, version: str | None = None, repository: str | Path | None = None
-) -> tuple[ModelInfo, Archive, Repository]:
+def lookup(reference: str, repository: str | Path | None = None) -> tuple[ModelInfo, Archive, Repository]:
     """The one model a uid or `[subgroup.]name[@version]` names, its archive and its repository
     (the first that has it)."""
     searched = repositories(repository)
@@ -151,11 +146,10 @@ def lookup(
     for source in searched:
         for uid, (model, archive) in source.rows().items():
             rows.setdefault(uid, (model, archive, source))
-    found = [rows[model.uid] for model in matches([row[0] for row in rows.values()], reference, version)]
+    found = [rows[model.uid] for model in matches([row[0] for row in rows.values()], reference)]
     if not found:
         where = ", ".join(source.url for source in searched)
-        asked = f"{reference}@{version}" if version and "@" not in reference else reference
-        raise SesemiError(f"no model {asked} in {where}; `sesemi models` lists what is published")
+        raise SesemiError(f"no model {reference} in {where}; `sesemi models` lists what is published")
     if len(found) > 1:
         choices = ", ".join(f"{model.uid} ({model.reference})" for model, _, _ in found)
         raise SesemiError(f"{reference} names several models: {choices}; load one by its uid")
@@ -174,14 +168,14 @@ def models(repository: str | Path | None = None) -> list[ModelInfo]:
     return sorted(rows, key=lambda info: (info.subgroup or "", info.name, check_version(info.version)))
 
 
-def info(uid_or_name: str, version: str | None = None, repository: str | Path | None = None) -> ModelInfo:
+def info(uid_or_name: str, repository: str | Path | None = None) -> ModelInfo:
     """What a published model is: name, version, params, labels, metrics, ... (from the cache
     when it is there)."""
-    folder = cache.find(uid_or_name, version)
-    return cache.read_info(folder) if folder else lookup(uid_or_name, version, repository)[0]
+    folder = cache.find(uid_or_name)
+    return cache.read_info(folder) if folder else lookup(uid_or_name, repository)[0]
 
 
-def url(uid_or_name: str, version: str | None = None, repository: str | Path | None = None) -> str:
+def url(uid_or_name: str, repository: str | Path | None = None) -> str:
     """The URL of a published model's archive."""
-    _, archive, source = lookup(uid_or_name, version, repository)
+    _, archive, source = lookup(uid_or_name, repository)
     return source.url_of(archive)

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
-from sesemi.datasets.images import list_files, subset_dirs
+from sesemi.datasets.images import subset_dirs, unlabeled_samples
 from sesemi.errors import SesemiError
 from sesemi.ownership import MARKER, claim
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
@@ -119,12 +119,8 @@ def audio_data_sets(config: DictConfig) -> list[tuple[str, int, str | None, None
 def _preprocess_one(
     root: str, sample_rate: int, cache_dir: str | None, subset: Any, num_workers: int, on_error: str, progress: Any
 ) -> Preprocessed:
-    if not Path(root).is_dir():
-        raise SesemiError(f"root {root} does not exist; point it at the folder of your recordings")
+    files = [path for path, _ in unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")]
     cache = AudioCache(root, sample_rate, cache_dir)
-    files = [p for f in subset_dirs(root, subset) if f.is_dir() for p in list_files(f, is_audio_file)]
-    if not files:
-        raise SesemiError(f"no audio files under {root}" + (f" in {subset}" if subset else ""))
     stale = list(cache.stale())
     removed = stale if claim(cache.base, "cache") else []
     for path in removed:

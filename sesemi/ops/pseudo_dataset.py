@@ -12,12 +12,11 @@ https://arxiv.org/abs/1911.04252
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 
@@ -61,7 +60,6 @@ def pseudo_dataset(
     unlabeled_subset: str | Sequence[str] | None = "unlabeled",
     labeled_subset: str | None = "train",
     include_labeled: bool = True,
-    image_transform: Callable | Mapping | None = None,
     hflip_tta: bool = False,
     threshold: float = 0.0,
     balance: bool = False,
@@ -85,7 +83,6 @@ def pseudo_dataset(
             names, and the images `include_labeled` adds; None to name classes by number.
         include_labeled: Whether the output also lists the labeled images (one-hot, confidence
             1), so the student's supervised set is labels + pseudo-labels.
-        image_transform: An evaluation transform (or its config); None: the teacher run's.
         hflip_tta: Average each image's prediction with its horizontal flip's (not for text).
         threshold: Pseudo-labels less confident (top class probability) than this are dropped.
         balance: Keep at most the `per_class` most confident pseudo-labels of each class.
@@ -101,7 +98,7 @@ def pseudo_dataset(
         What `dataset.json` holds: classes, soft_labels, counts and settings.
     """
     output_dir = Path(data_root) / "pseudo" if output_dir is None else output_dir
-    settings = {k: str(v) if isinstance(v, Path) else _plain(v) for k, v in locals().items() if k != "image_transform"}
+    settings = {k: str(v) if isinstance(v, Path) else _plain(v) for k, v in locals().items()}
     if not 0.0 <= threshold <= 1.0:
         raise SesemiError(f"threshold must be between 0 and 1, not {threshold}")
     if per_class is not None and per_class < 1:
@@ -120,16 +117,8 @@ def pseudo_dataset(
             f"the teacher predicts {len(teacher.labels)} classes but {Path(data_root) / labeled_subset} "
             f"has {len(classes)}; use the data the teacher was trained on"
         )
-    if image_transform is None:
-        if teacher.eval_transform_config is None:
-            raise SesemiError(f"the teacher's run {teacher.source} has no config.yaml with a validation transform; set image_transform")
-        settings["image_transform"] = _plain(teacher.eval_transform_config)
-    elif callable(image_transform):
-        settings["image_transform"] = repr(image_transform)
-    else:
-        settings["image_transform"] = _plain(image_transform)
-        image_transform = instantiate(image_transform)
-    predictor = Predictor(teacher, device, image_transform)
+    predictor = Predictor(teacher, device)  # the teacher run's evaluation transform
+    settings["image_transform"] = _plain(teacher.eval_transform_config)
 
     files = [path for path, _ in dataset("image_file", data_root, _plain(unlabeled_subset), on_error=on_error).samples]
     predictions = predictor.predict(files, batch_size=batch_size, tta=hflip_tta, num_workers=num_workers, on_error=on_error)

@@ -47,7 +47,7 @@ def test_cached_models_are_found_without_a_repository(tmp_path, cache, monkeypat
     monkeypatch.setattr(Repository, "download", None)  # any download would fail now
     assert hub_cache.fetch(info, archive, repository) == folder
     assert hub_cache.find(info.uid) == folder
-    assert hub_cache.find("cnn@1.0.0") == folder == hub_cache.find("images.digits.cnn", "1.0.0")
+    assert hub_cache.find("cnn@1.0.0") == folder == hub_cache.find("images.digits.cnn@1.0.0")
     assert hub_cache.find("cnn") is None  # the latest version is the repository's to say
     assert hub_cache.find("other.cnn@1.0.0") is None and hub_cache.find("cnn@2.0.0") is None
 
@@ -120,7 +120,7 @@ def test_a_model_whose_ids_are_paths_gets_no_folder(tmp_path, cache):  # noqa: F
     info = model_info()
     for bad in ({"uid": "/../../somewhere"}, {"name": ".."}, {"version": "../1"}, {"subgroup": "a/../../b"}):
         with pytest.raises(SesemiError, match="must be"):
-            hub_cache.model_folder(dataclasses.replace(info, **bad))
+            hub_cache.fetch(dataclasses.replace(info, **bad), None, None)
     for reference in ("cnn@../../x", "0000abcd-../x"):
         with pytest.raises(SesemiError, match="must be"):
             hub_cache.find(reference)

@@ -69,9 +69,6 @@ def test_params_must_be_json():
 def test_references_split_into_subgroup_name_version():
     assert split_reference("cnn") == (None, "cnn", None)
     assert split_reference("audio.speech.cnn@1.0.0") == ("audio.speech", "cnn", "1.0.0")
-    assert split_reference("cnn", "2.0.0") == (None, "cnn", "2.0.0")
-    with pytest.raises(SesemiError, match="names version 1.0.0"):
-        split_reference("cnn@1.0.0", "2.0.0")
 
 
 def test_uids_are_8_hex_digits_and_a_version():
