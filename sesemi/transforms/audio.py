@@ -277,6 +277,26 @@ def shift(waveforms: Tensor, samples: int) -> Tensor:
     return shifted
 
 
+class SpeedChange:
+    """Plays the waveform faster or slower by a factor drawn in `[min_factor, max_factor]`, which
+    moves its pitch by as much (speed perturbation: Ko et al., "Audio Augmentation for Speech
+    Recognition", Interspeech 2015). The length changes by the inverse factor, so a crop to the
+    clip length comes after it. Applied with probability `p`.
+    """
+
+    def __init__(self, min_factor: float = 0.9, max_factor: float = 1.1, p: float = 1.0):
+        if not 0 < min_factor <= max_factor:
+            raise SesemiError(f"speed factors need 0 < min_factor <= max_factor, got {min_factor}, {max_factor}")
+        self.min_factor, self.max_factor, self.p = min_factor, max_factor, p
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        if float(torch.rand(())) >= self.p:
+            return waveform
+        factor = self.min_factor + (self.max_factor - self.min_factor) * float(torch.rand(()))
+        faster = _require("soxr").resample(waveform.numpy(), factor, 1.0)  # as if recorded at factor Hz
+        return torch.from_numpy(np.ascontiguousarray(faster, dtype=np.float32))
+
+
 def _rms(waveform: Tensor) -> Tensor:
     return waveform.pow(2).mean().sqrt()
 
@@ -360,8 +380,10 @@ def strong_audio_transforms(
     p_noise: float = 0.8,
     mix_snr_db: tuple[float, float] = (5.0, 20.0),
     p_mix: float = 0.5,
+    speed: tuple[float, float] = (1.0, 1.0),
 ) -> T.Compose:
-    """A weak transform made strong: Gaussian noise and a quieter second clip after it.
+    """A weak transform made strong: a speed change before it, Gaussian noise and a quieter
+    second clip after it.
 
     Args:
         weak: A transform from a waveform to a fixed-length one (e.g. `weak_audio_transforms()`).
@@ -369,14 +391,10 @@ def strong_audio_transforms(
         p_noise: The probability of adding noise.
         mix_snr_db: How much quieter the mixed-in clip is, in decibels.
         p_mix: The probability of mixing in a clip.
+        speed: The range of speed (and pitch) factors; (1, 1): none.
     """
-    return T.Compose(
-        [
-            weak,
-            AddNoise(*noise_snr_db, p=p_noise),
-            MixClips(*mix_snr_db, p=p_mix),
-        ]
-    )
+    steps: list[Callable] = [] if speed[0] == speed[1] == 1 else [SpeedChange(*speed)]
+    return T.Compose([*steps, weak, AddNoise(*noise_snr_db, p=p_noise), MixClips(*mix_snr_db, p=p_mix)])
 
 
 def frames(waveform: Tensor, window: int, hop: int) -> Tensor:

@@ -23,6 +23,7 @@ from sesemi.transforms.audio import (
     CropOrPad,
     MixClips,
     RandomGain,
+    SpeedChange,
     TimeShift,
     declared_frames,
     decode,
@@ -151,6 +152,26 @@ def test_mix_clips_adds_an_earlier_clip_quieter():
     assert torch.allclose(added / added.abs().max(), first / first.abs().max(), atol=1e-5)
     ratio = 20 * torch.log10(second.pow(2).mean().sqrt() / added.pow(2).mean().sqrt())
     assert abs(float(ratio) - 6) < 0.1
+
+
+def test_speed_change_moves_pitch_and_length_by_the_factor():
+    """Played 1.25 times faster, a 440 Hz tone of 0.5 s is a 550 Hz tone of 0.4 s."""
+    faster = SpeedChange(min_factor=1.25, max_factor=1.25)(torch.from_numpy(tone(440, seconds=0.5, rate=16000)))
+    assert faster.dtype == torch.float32 and abs(len(faster) - 6400) <= 2
+    assert abs(_peak_hz(faster.numpy(), 16000) - 550) < 5
+    signal = torch.from_numpy(tone(440))
+    assert torch.equal(SpeedChange(p=0.0)(signal), signal)
+    with pytest.raises(SesemiError, match="0 < min_factor <= max_factor"):
+        SpeedChange(min_factor=1.1, max_factor=0.9)
+
+
+def test_the_strong_view_changes_speed_before_its_crop():
+    """With a speed range the strong view keeps the weak view's length; without one it adds no step."""
+    weak = weak_audio_transforms(clip_seconds=0.5, sample_rate=16000)
+    assert not any(isinstance(step, SpeedChange) for step in strong_audio_transforms(weak).transforms)
+    strong = strong_audio_transforms(weak, speed=(0.8, 1.2))
+    assert isinstance(strong.transforms[0], SpeedChange)
+    assert strong(torch.from_numpy(noise(seconds=0.7, rate=16000))).shape == (8000,)
 
 
 def test_weak_and_strong_views_plug_into_multiview():
