@@ -7,11 +7,11 @@ of the budget, then the labels and FreeMatch from those weights) and two variant
 (`simclr_freematch_half` spends half the budget on SimCLR, `simclr_freematch_kept` keeps SimCLR
 on beside FreeMatch to the end), FlexMatch with rotation prediction beside it
 (`method=flexmatch_rotation`, the recipe experiments/letters found for hard images), on audio
-FreeMatch with a speed change in the strong view (`freematch_speed`:
-`data.views.strong.speed=[0.9,1.1]`), and supervised training on every training item with its
-label (`data.train.supervised.dataset.subset=train_all`, the ceiling). The recipe's budget is
-the others' plus its pre-training, so its fine-tuning phase trains as many steps as FreeMatch.
-Runs with the same seed train on the same labeled batches.
+FreeMatch and the recipe with a speed change in the strong view (`freematch_speed`,
+`simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`), and supervised training on every
+training item with its label (`data.train.supervised.dataset.subset=train_all`, the ceiling).
+The recipe's budget is the others' plus its pre-training, so its fine-tuning phase trains as many
+steps as FreeMatch. Runs with the same seed train on the same labeled batches.
 
 Data sets: letters (experiments/letters, the image config as there), spoken digits (the built-in
 config) and instruments (experiments/instruments, read with the spoken_digits config: its
@@ -84,6 +84,7 @@ ROWS = {
     ],
     # experiments/letters' recipe for hard data: rotation prediction beside FlexMatch's pseudo-labels
     "flexmatch_rotation": ["method=flexmatch_rotation"],
+    "simclr_freematch_speed": ["method=simclr_freematch", "run.pretrain=0.25", SPEED],
     "all labels": ["method=supervised", ALL_LABELS],
 }
 HEADER = [
