@@ -195,7 +195,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
 
 
-def resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+def resample(samples: np.ndarray, rate: float, sample_rate: float) -> np.ndarray:
     """Resamples mono `samples` from `rate` to `sample_rate` with soxr (a no-op when equal)."""
     if rate == sample_rate:
         return samples
@@ -240,6 +240,11 @@ class CropOrPad:
         return torch.nn.functional.pad(waveform, (before, self.length - size - before))
 
 
+def _uniform(low: float, high: float) -> float:
+    """A number drawn uniformly in `[low, high]` from torch's generator (seeded per worker)."""
+    return low + (high - low) * float(torch.rand(()))
+
+
 class RandomGain:
     """Scales the waveform by a gain drawn uniformly in `[min_db, max_db]` decibels."""
 
@@ -247,7 +252,7 @@ class RandomGain:
         self.min_db, self.max_db = min_db, max_db
 
     def __call__(self, waveform: Tensor) -> Tensor:
-        db = self.min_db + (self.max_db - self.min_db) * float(torch.rand(()))
+        db = _uniform(self.min_db, self.max_db)
         return waveform * 10 ** (db / 20)
 
 
@@ -292,9 +297,8 @@ class SpeedChange:
     def __call__(self, waveform: Tensor) -> Tensor:
         if float(torch.rand(())) >= self.p:
             return waveform
-        factor = self.min_factor + (self.max_factor - self.min_factor) * float(torch.rand(()))
-        faster = _require("soxr").resample(waveform.numpy(), factor, 1.0)  # as if recorded at factor Hz
-        return torch.from_numpy(np.ascontiguousarray(faster, dtype=np.float32))
+        factor = _uniform(self.min_factor, self.max_factor)
+        return torch.from_numpy(resample(waveform.numpy(), factor, 1))  # as if recorded at factor Hz
 
 
 def _rms(waveform: Tensor) -> Tensor:
@@ -318,7 +322,7 @@ class AddNoise:
     def __call__(self, waveform: Tensor) -> Tensor:
         if float(torch.rand(())) >= self.p:
             return waveform
-        snr = self.min_snr_db + (self.max_snr_db - self.min_snr_db) * float(torch.rand(()))
+        snr = _uniform(self.min_snr_db, self.max_snr_db)
         noise = torch.randn_like(waveform)
         scale = _snr_scale(waveform, noise, snr) if _rms(waveform) > 0 else self.floor
         return waveform + scale * noise
@@ -340,7 +344,7 @@ class MixClips:
         if self.buffer and float(torch.rand(())) < self.p:
             other = self.buffer[int(torch.randint(len(self.buffer), ()))]
             other = CropOrPad(waveform.shape[-1])(other)
-            snr = self.min_snr_db + (self.max_snr_db - self.min_snr_db) * float(torch.rand(()))
+            snr = _uniform(self.min_snr_db, self.max_snr_db)
             if _rms(other) > 0:
                 mixed = waveform + _snr_scale(waveform, other, snr) * other
         self.buffer.append(waveform.detach().clone())
