@@ -397,6 +397,8 @@ def strong_audio_transforms(
         p_mix: The probability of mixing in a clip.
         speed: The range of speed (and pitch) factors; (1, 1): none.
     """
+    if len(speed) != 2:
+        raise SesemiError(f"speed takes two factors, [min, max] such as [0.9, 1.1], not {list(speed)}")
     steps: list[Callable] = [] if speed[0] == speed[1] == 1 else [SpeedChange(*speed)]
     return T.Compose([*steps, weak, AddNoise(*noise_snr_db, p=p_noise), MixClips(*mix_snr_db, p=p_mix)])
 

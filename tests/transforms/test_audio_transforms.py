@@ -172,6 +172,8 @@ def test_the_strong_view_changes_speed_before_its_crop():
     strong = strong_audio_transforms(weak, speed=(0.8, 1.2))
     assert isinstance(strong.transforms[0], SpeedChange)
     assert strong(torch.from_numpy(noise(seconds=0.7, rate=16000))).shape == (8000,)
+    with pytest.raises(SesemiError, match=r"two factors, \[min, max\]"):
+        strong_audio_transforms(weak, speed=(1.1,))
 
 
 def test_weak_and_strong_views_plug_into_multiview():
