@@ -85,6 +85,9 @@ ROWS = {
     # experiments/letters' recipe for hard data: rotation prediction beside FlexMatch's pseudo-labels
     "flexmatch_rotation": ["method=flexmatch_rotation"],
     "simclr_freematch_speed": ["method=simclr_freematch", "run.pretrain=0.25", SPEED],
+    # SoftMatch: pseudo-labels below the model's usual confidence count with a lower weight
+    "softmatch": ["method=softmatch"],
+    "softmatch_speed": ["method=softmatch", SPEED],
     "all labels": ["method=supervised", ALL_LABELS],
 }
 HEADER = [

@@ -150,7 +150,7 @@ def test_bad_reduction_is_a_sesemi_error(make_hparams, where):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"thresholding": "flex"}, "thresholding must be one of fixed, flexmatch, freematch, not 'flex'"),
+        ({"thresholding": "flex"}, "thresholding must be one of fixed, flexmatch, freematch, softmatch, not 'flex'"),
         ({"threshold": 0.7, "min_threshold": 0.8}, "min_threshold 0.8 is above threshold 0.7"),
     ],
 )

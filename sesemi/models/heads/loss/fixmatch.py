@@ -1,9 +1,9 @@
-"""FixMatch and its adaptive-threshold variants FlexMatch and FreeMatch.
+"""FixMatch and its adaptive-threshold variants FlexMatch, FreeMatch and SoftMatch.
 
 Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence",
 NeurIPS 2020, https://arxiv.org/abs/2001.07685. The thresholds of FlexMatch
-(https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246) and
-distribution alignment are in `pseudo_labels.py`. Read weak and strong views of each unlabeled
+(https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246), SoftMatch's
+weights (https://arxiv.org/abs/2301.10921) and distribution alignment are in `pseudo_labels.py`. Read weak and strong views of each unlabeled
 image, e.g. with `sesemi.transforms.MultiView([weak, strong])`.
 
 `outlier_filter` keeps files of classes nobody labeled out of the pseudo-label loss, as OpenMatch
@@ -78,8 +78,10 @@ class FixMatchLossHead(LossHead):
         input_data: The training loader with the two views.
         input_backbone: The backbone that encodes them.
         predict_head: The classification head that predicts both views.
-        thresholding: "fixed" (FixMatch), "flexmatch" or "freematch" (see `pseudo_labels.py`).
-        threshold: The confidence threshold (FreeMatch: an upper bound of its global threshold).
+        thresholding: "fixed" (FixMatch), "flexmatch", "freematch" or "softmatch" (see
+            `pseudo_labels.py`).
+        threshold: The confidence threshold (FreeMatch, SoftMatch: an upper bound of the
+            threshold they learn).
         min_threshold: A floor under the adaptive thresholds, which otherwise start near 0 and
             stay there for classes the model never gets confident about. A fixed threshold has
             no floor and ignores it. A floor above `threshold` is refused: it would replace it.

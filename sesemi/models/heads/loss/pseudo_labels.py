@@ -4,6 +4,8 @@ Thresholds decide which pseudo-labels count; `THRESHOLDS` maps a `Thresholding` 
 - "fixed": FixMatch, Sohn et al. 2020, https://arxiv.org/abs/2001.07685
 - "flexmatch": curriculum pseudo-labeling, Zhang et al. 2021, https://arxiv.org/abs/2110.08263
 - "freematch": self-adaptive thresholds, Wang et al. 2023, https://arxiv.org/abs/2205.07246
+- "softmatch": a soft threshold (truncated Gaussian weights), Chen et al. 2023,
+  https://arxiv.org/abs/2301.10921
 Distribution alignment: ReMixMatch, Berthelot et al. 2020, https://arxiv.org/abs/1911.09785
 The pool's own class prior (`PoolPrior`): estimated by expectation-maximization as in Saerens et
 al., "Adjusting the outputs of a classifier to new a priori probabilities", Neural Computation
@@ -170,18 +172,61 @@ class FreeMatchThreshold(nn.Module):
         return confidence_mask(probs, self.class_thresholds())
 
 
+class SoftMatchWeight(nn.Module):
+    """SoftMatch: every pseudo-label counts, weighted by how its confidence compares with the
+    confidences seen so far, instead of counting fully or not at all.
+
+    mu_t and sigma_t^2 are EMAs of the mean and variance of the batches' top probabilities; a
+    pseudo-label of confidence c >= mu_t weighs 1, one below weighs
+    exp(-(c - mu_t)^2 / (2 (sigma_t / 2)^2)) (the paper's truncated Gaussian, at two standard
+    deviations as in its code). A threshold cuts the unsure part of the pool off; this keeps
+    learning from it, as much as the model's own confidences say it can be trusted. mu_t starts
+    at 1/C and sigma_t^2 at 1, so early on nearly every pseudo-label weighs close to 1 (pair it
+    with a loss ramp-up).
+
+    Args:
+        num_classes: The number of classes.
+        threshold: An upper bound of mu_t (1 leaves it free, as in the paper).
+        momentum: The EMA momentum.
+        min_threshold: A floor under mu_t, at most `threshold`: full weight only from there up,
+            and the Gaussian tail below it (see `FlexMatchThreshold` on floors).
+    """
+
+    def __init__(
+        self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999, min_threshold: float = 0.0
+    ):
+        super().__init__()
+        check_floor(threshold, min_threshold)
+        self.threshold = threshold
+        self.momentum = momentum
+        self.min_threshold = min_threshold
+        self.register_buffer("mean", torch.tensor(1.0 / num_classes))
+        self.register_buffer("variance", torch.tensor(1.0))
+
+    def forward(self, probs: Tensor) -> Tensor:
+        confidence = probs.float().max(dim=1).values  # float32 under mixed precision
+        if self.training and len(confidence) > 1:
+            self.mean.lerp_(confidence.mean(), 1.0 - self.momentum)
+            self.variance.lerp_(confidence.var(), 1.0 - self.momentum)
+        mean = self.mean.clamp(self.min_threshold, self.threshold)
+        shortfall = (confidence - mean).clamp(max=0.0)
+        return torch.exp(-(shortfall**2) / (2.0 * self.variance.clamp_min(1e-8) / 4.0)).to(probs.dtype)
+
+
 class Thresholding(str, Enum):
     """The thresholds of pseudo-labels a config can name (`thresholding: fixed`, ...)."""
 
     FIXED = "fixed"
     FLEXMATCH = "flexmatch"
     FREEMATCH = "freematch"
+    SOFTMATCH = "softmatch"
 
 
 THRESHOLDS: dict[Thresholding, type[nn.Module]] = {
     Thresholding.FIXED: FixedThreshold,
     Thresholding.FLEXMATCH: FlexMatchThreshold,
     Thresholding.FREEMATCH: FreeMatchThreshold,
+    Thresholding.SOFTMATCH: SoftMatchWeight,
 }
 
 
@@ -321,10 +366,11 @@ class PoolStatistics(nn.Module):
         self.register_buffer("judged", torch.zeros((), dtype=torch.long), persistent=False)  # 1: outliers judged
 
     def record(self, labels: Tensor, mask: Tensor, outliers: Tensor | None = None, predicted: Tensor | None = None) -> None:
-        """Records a batch: pseudo-labels `[N]`, whether each counted `[N]`, whether each was
-        judged out of class `[N]` (None: the head does not judge), and the model's own class for
-        each `[N]` before any alignment (None: the pseudo-labels')."""
-        outcome = torch.where(mask > 0, labels, torch.full_like(labels, _UNUSED))
+        """Records a batch: pseudo-labels `[N]`, the weight each counted with `[N]` (a sample
+        counts as pseudo-labeled from 0.5 up), whether each was judged out of class `[N]` (None:
+        the head does not judge), and the model's own class for each `[N]` before any alignment
+        (None: the pseudo-labels')."""
+        outcome = torch.where(mask >= 0.5, labels, torch.full_like(labels, _UNUSED))
         if outliers is not None:
             outcome = torch.where(outliers, torch.full_like(labels, _OUTLIER), outcome)
             self.judged.fill_(1)

