@@ -133,19 +133,15 @@ class FlexMatchThreshold(nn.Module):
         return mask
 
 
-class FreeMatchThreshold(nn.Module):
-    """FreeMatch: a global threshold tau_t times a class-wise factor, both learned as EMAs.
-
-    tau_t = m tau_{t-1} + (1 - m) mean(max p);  p_t = m p_{t-1} + (1 - m) mean(p);
-    the threshold of class c is MaxNorm(p_t)(c) * tau_t. Both start from 1/C, so early on
-    nearly every pseudo-label counts (pair it with a loss ramp-up).
+class ConfidenceTracker(nn.Module):
+    """What FreeMatch and SoftMatch share: tau_t = m tau_{t-1} + (1 - m) mean(max p), the model's
+    running confidence on the pool, from 1/C, kept between a floor and a cap.
 
     Args:
         num_classes: The number of classes.
-        threshold: An upper bound of tau_t (1 leaves it free, as in the paper).
+        threshold: An upper bound of tau_t (1 leaves it free, as in the papers).
         momentum: The EMA momentum m.
-        min_threshold: A floor under every class threshold, at most `threshold` (see
-            `FlexMatchThreshold`).
+        min_threshold: A floor under every threshold, at most `threshold` (see `FlexMatchThreshold`).
     """
 
     def __init__(
@@ -157,6 +153,23 @@ class FreeMatchThreshold(nn.Module):
         self.momentum = momentum
         self.min_threshold = min_threshold
         self.register_buffer("global_threshold", torch.tensor(1.0 / num_classes))
+
+    def track(self, confidence: Tensor) -> None:
+        """Moves tau_t towards the mean of a batch's top probabilities `[N]` (float32)."""
+        self.global_threshold.lerp_(confidence.mean(), 1.0 - self.momentum)
+
+
+class FreeMatchThreshold(ConfidenceTracker):
+    """FreeMatch: a global threshold tau_t times a class-wise factor, both learned as EMAs.
+
+    tau_t = m tau_{t-1} + (1 - m) mean(max p);  p_t = m p_{t-1} + (1 - m) mean(p);
+    the threshold of class c is MaxNorm(p_t)(c) * tau_t, at least `min_threshold`. Both start
+    from 1/C, so early on nearly every pseudo-label counts (pair it with a loss ramp-up).
+    Arguments: those of `ConfidenceTracker`.
+    """
+
+    def __init__(self, num_classes: int, *args: Any, **kwargs: Any):
+        super().__init__(num_classes, *args, **kwargs)
         self.register_buffer("class_probs", torch.full((num_classes,), 1.0 / num_classes))
 
     def class_thresholds(self) -> Tensor:
@@ -167,48 +180,35 @@ class FreeMatchThreshold(nn.Module):
     def forward(self, probs: Tensor) -> Tensor:
         probs = probs.float()  # the running statistics stay float32 under mixed precision
         if self.training:
-            self.global_threshold.lerp_(probs.max(dim=1).values.mean(), 1.0 - self.momentum)
+            self.track(probs.max(dim=1).values)
             self.class_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
         return confidence_mask(probs, self.class_thresholds())
 
 
-class SoftMatchWeight(nn.Module):
+class SoftMatchWeight(ConfidenceTracker):
     """SoftMatch: every pseudo-label counts, weighted by how its confidence compares with the
     confidences seen so far, instead of counting fully or not at all.
 
-    mu_t and sigma_t^2 are EMAs of the mean and variance of the batches' top probabilities; a
-    pseudo-label of confidence c >= mu_t weighs 1, one below weighs
-    exp(-(c - mu_t)^2 / (2 (sigma_t / 2)^2)) (the paper's truncated Gaussian, at two standard
-    deviations as in its code). A threshold cuts the unsure part of the pool off; this keeps
-    learning from it, as much as the model's own confidences say it can be trusted. mu_t starts
-    at 1/C and sigma_t^2 at 1, so early on nearly every pseudo-label weighs close to 1 (pair it
-    with a loss ramp-up).
-
-    Args:
-        num_classes: The number of classes.
-        threshold: An upper bound of mu_t (1 leaves it free, as in the paper).
-        momentum: The EMA momentum.
-        min_threshold: A floor under mu_t, at most `threshold`: full weight only from there up,
-            and the Gaussian tail below it (see `FlexMatchThreshold` on floors).
+    mu_t (tau_t of `ConfidenceTracker`, between `min_threshold` and `threshold`) and sigma_t^2,
+    the same EMA of the batches' variance of the top probability (from 1), describe the model's
+    confidence on the pool. A pseudo-label of confidence c >= mu_t weighs 1, one below weighs
+    exp(-(c - mu_t)^2 / (2 (sigma_t / 2)^2)): the paper's truncated Gaussian, at two standard
+    deviations as in its code. A threshold cuts the unsure part of the pool off; this keeps
+    learning from it, as much as the spread of the model's confidences says it can be trusted.
+    Early on nearly every pseudo-label weighs close to 1 (pair it with a loss ramp-up).
+    Arguments: those of `ConfidenceTracker`.
     """
 
-    def __init__(
-        self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999, min_threshold: float = 0.0
-    ):
-        super().__init__()
-        check_floor(threshold, min_threshold)
-        self.threshold = threshold
-        self.momentum = momentum
-        self.min_threshold = min_threshold
-        self.register_buffer("mean", torch.tensor(1.0 / num_classes))
+    def __init__(self, num_classes: int, *args: Any, **kwargs: Any):
+        super().__init__(num_classes, *args, **kwargs)
         self.register_buffer("variance", torch.tensor(1.0))
 
     def forward(self, probs: Tensor) -> Tensor:
         confidence = probs.float().max(dim=1).values  # float32 under mixed precision
         if self.training and len(confidence) > 1:
-            self.mean.lerp_(confidence.mean(), 1.0 - self.momentum)
+            self.track(confidence)
             self.variance.lerp_(confidence.var(), 1.0 - self.momentum)
-        mean = self.mean.clamp(self.min_threshold, self.threshold)
+        mean = self.global_threshold.clamp(self.min_threshold, self.threshold)
         shortfall = (confidence - mean).clamp(max=0.0)
         return torch.exp(-(shortfall**2) / (2.0 * self.variance.clamp_min(1e-8) / 4.0)).to(probs.dtype)
 

@@ -119,7 +119,7 @@ def test_softmatch_weighs_confident_pseudo_labels_fully_and_unsure_ones_by_a_gau
     probs = torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.7, 0.2], [0.2, 0.3, 0.5]])
     confidence = torch.tensor([0.9, 0.7, 0.5])
     weights = weight(probs)
-    assert weight.mean == pytest.approx(0.7) and weight.variance == pytest.approx(confidence.var().item())
+    assert weight.global_threshold == pytest.approx(0.7) and weight.variance == pytest.approx(confidence.var().item())
     expected = torch.exp(-((confidence - 0.7).clamp(max=0) ** 2) / (2 * confidence.var() / 4))
     torch.testing.assert_close(weights, expected)
     assert weights[0] == weights[1] == 1.0 and 0 < weights[2] < 1
