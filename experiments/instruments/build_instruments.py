@@ -9,7 +9,9 @@ a random signal-to-noise ratio. The class is the instrument's General MIDI famil
 reed, pipe, synth lead, synth pad). Every split draws from all eight instruments of a family, so
 the 10 labels of a class cover its instruments thinly (some not at all) and the unlabeled pool
 covers them all; `--held-out 2` keeps two instruments of each family for validation only, a
-harder variant where no amount of data from the training instruments closes the gap. 16 kHz
+harder variant where no amount of data from the training instruments closes the gap.
+`--extra-unlabeled N` adds N more unlabeled clips per class, drawn after all the others, so that
+every other clip (and so train and val) stays the same: a larger pool for the same task. 16 kHz
 mono WAV, 1.2 s. Standard layout:
 
     instruments/train/<family>/       10 labeled clips per class
@@ -19,7 +21,7 @@ mono WAV, 1.2 s. Standard layout:
 
 Needs (Debian): apt-get install fluid-soundfont-gm fluidsynth
 
-Usage: python experiments/instruments/build_instruments.py data/instruments [--seed 0]
+Usage: python experiments/instruments/build_instruments.py data/instruments [--seed 0] [--extra-unlabeled N]
 """
 
 from __future__ import annotations
@@ -123,34 +125,37 @@ def playable_keys(programs: list[int], scratch: Path) -> dict[int, list[int]]:
     return keys
 
 
-def build(root: Path, seed: int = 0, held_out: int = 0) -> None:
-    """Writes the data set under `root`; `held_out` instruments per family only in validation."""
+def build(root: Path, seed: int = 0, held_out: int = 0, extra_unlabeled: int = 0) -> None:
+    """Writes the data set under `root`; `held_out` instruments per family only in validation,
+    `extra_unlabeled` more unlabeled clips per family."""
     rng = random.Random(seed)
+    extra_rng = random.Random(f"{seed}-extra")  # so the extra clips leave the others' draws as they were
     noise = np.random.default_rng(seed)
     clips = []  # (split, family, program, key, velocity, seconds)
     with tempfile.TemporaryDirectory() as scratch:
         playable = playable_keys(list(range(8 * len(FAMILIES))), Path(scratch))
+
+    def draw(draws: random.Random, split: str, family: str, pool: list[int], count: int) -> None:
+        for _ in range(count):
+            program = draws.choice(pool)
+            keys = playable[program]
+            key = draws.randint(keys[0], keys[-1])  # within the probed range, at any key
+            clips.append((split, family, program, key, draws.randint(50, 120), draws.uniform(0.3, 1.0)))
+
+    train_programs_of = {}
     for index, family in enumerate(FAMILIES):
         programs = list(range(8 * index, 8 * index + 8))
         rng.shuffle(programs)
-        train_programs = programs[held_out:]
-        val_programs = programs[:held_out] or train_programs
-        for split, count, pool in (
-            ("train", LABELED, train_programs),
-            ("unlabeled", UNLABELED, train_programs),
-            ("val", VAL, val_programs),
-        ):
-            for _ in range(count):
-                program = rng.choice(pool)
-                keys = playable[program]
-                key = rng.randint(keys[0], keys[-1])  # within the probed range, at any key
-                clips.append(
-                    (split, family, program, key, rng.randint(50, 120), rng.uniform(0.3, 1.0))
-                )
+        train_programs_of[family] = programs[held_out:]
+        draw(rng, "train", family, programs[held_out:], LABELED)
+        draw(rng, "unlabeled", family, programs[held_out:], UNLABELED)
+        draw(rng, "val", family, programs[:held_out] or programs[held_out:], VAL)
+    for family in FAMILIES:
+        draw(extra_rng, "unlabeled", family, train_programs_of[family], extra_unlabeled)
     with tempfile.TemporaryDirectory() as scratch:
         audio = render([clip[2:] for clip in clips], Path(scratch))
     slot, length = round(SLOT_SECONDS * SAMPLE_RATE), round(CLIP_SECONDS * SAMPLE_RATE)
-    for number, (split, family, program, *_) in enumerate(clips):
+    for number, (split, family, program, *_) in enumerate(clips):  # the extra clips last
         note = audio[number * slot : number * slot + length]
         note = np.pad(note, (0, length - len(note)))
         peak = np.abs(note).max()
@@ -189,5 +194,8 @@ if __name__ == "__main__":
         choices=range(8),
         help="instruments per family only in validation",
     )
+    parser.add_argument(
+        "--extra-unlabeled", type=int, default=0, help="more unlabeled clips per family, the rest unchanged"
+    )
     arguments = parser.parse_args()
-    build(arguments.root, arguments.seed, arguments.held_out)
+    build(arguments.root, arguments.seed, arguments.held_out, arguments.extra_unlabeled)
