@@ -15,7 +15,8 @@ steps as FreeMatch. Runs with the same seed train on the same labeled batches.
 
 Data sets: letters (experiments/letters, the image config as there), spoken digits (the built-in
 config) and instruments (experiments/instruments, read with the spoken_digits config: its
-network, clip length, mu and ramp-up).
+network, clip length, mu and ramp-up), also with 160 unlabeled clips a family instead of 40
+(`instruments_large_pool`: the same labels and validation clips).
 
 Usage: python experiments/simclr_freematch/run.py [--data letters instruments ...] [--seeds 0 1 2]
        [--iterations N] [--parallel 2] [--runs DIR]
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +70,8 @@ DATASETS = {
     ),
     "spoken_digits": ("spoken_digits", [], None, 2400),
     "instruments": ("spoken_digits", [], build_instruments, 2400),
+    # the same task (the same labels and validation clips) with four times the unlabeled pool
+    "instruments_large_pool": ("spoken_digits", [], partial(build_instruments, extra_unlabeled=120), 2400),
 }
 ROWS = {
     "supervised": ["method=supervised"],
