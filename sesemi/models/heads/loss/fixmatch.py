@@ -3,8 +3,9 @@
 Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence",
 NeurIPS 2020, https://arxiv.org/abs/2001.07685. The thresholds of FlexMatch
 (https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246), SoftMatch's
-weights (https://arxiv.org/abs/2301.10921) and distribution alignment are in `pseudo_labels.py`. Read weak and strong views of each unlabeled
-image, e.g. with `sesemi.transforms.MultiView([weak, strong])`.
+weights (https://arxiv.org/abs/2301.10921) and distribution alignment are in `pseudo_labels.py`.
+Read weak and strong views of each unlabeled image, e.g. with
+`sesemi.transforms.MultiView([weak, strong])`.
 
 `outlier_filter` keeps files of classes nobody labeled out of the pseudo-label loss, as OpenMatch
 does (Saito et al., NeurIPS 2021, https://arxiv.org/abs/2105.14148): one-vs-all detectors

@@ -168,8 +168,10 @@ class FreeMatchThreshold(ConfidenceTracker):
     Arguments: those of `ConfidenceTracker`.
     """
 
-    def __init__(self, num_classes: int, *args: Any, **kwargs: Any):
-        super().__init__(num_classes, *args, **kwargs)
+    def __init__(
+        self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999, min_threshold: float = 0.0
+    ):
+        super().__init__(num_classes, threshold, momentum, min_threshold)
         self.register_buffer("class_probs", torch.full((num_classes,), 1.0 / num_classes))
 
     def class_thresholds(self) -> Tensor:
@@ -199,8 +201,10 @@ class SoftMatchWeight(ConfidenceTracker):
     Arguments: those of `ConfidenceTracker`.
     """
 
-    def __init__(self, num_classes: int, *args: Any, **kwargs: Any):
-        super().__init__(num_classes, *args, **kwargs)
+    def __init__(
+        self, num_classes: int, threshold: float = 1.0, momentum: float = 0.999, min_threshold: float = 0.0
+    ):
+        super().__init__(num_classes, threshold, momentum, min_threshold)
         self.register_buffer("variance", torch.tensor(1.0))
 
     def forward(self, probs: Tensor) -> Tensor:
