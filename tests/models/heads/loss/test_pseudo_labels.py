@@ -138,6 +138,8 @@ def test_softmatch_floor_keeps_full_weight_for_the_confident_and_a_tail_below():
     weights = weight(torch.cat([_probs([0], 0.85), _probs([0], 0.6)]))
     assert weights[0] == 1.0
     assert weights[1] == pytest.approx(torch.exp(torch.tensor(-0.04 / 0.02)).item())
+    with pytest.raises(SesemiError, match="min_threshold 0.8 is above threshold 0.7"):
+        SoftMatchWeight(3, threshold=0.7, min_threshold=0.8)
 
 
 def test_pool_statistics_count_a_soft_weight_from_one_half():
@@ -146,13 +148,12 @@ def test_pool_statistics_count_a_soft_weight_from_one_half():
     assert statistics.summary()["pseudo_labeled_per_class"] == [0.25, 0.25]
 
 
-@pytest.mark.parametrize(
-    "make", [FlexMatchThreshold, FreeMatchThreshold, SoftMatchWeight], ids=["flexmatch", "freematch", "softmatch"]
-)
+@pytest.mark.parametrize("make", [FlexMatchThreshold, FreeMatchThreshold], ids=["flexmatch", "freematch"])
 def test_a_floor_above_the_threshold_is_refused(make):
     """A floor of 0.8 under a threshold of 0.7 would make every class threshold 0.8."""
     with pytest.raises(SesemiError, match="min_threshold 0.8 is above threshold 0.7"):
         make(3, threshold=0.7, min_threshold=0.8)
+    torch.testing.assert_close(make(3, threshold=0.8, min_threshold=0.8).class_thresholds(), torch.full((3,), 0.8))
 
 
 def test_a_fixed_threshold_has_no_floor():
