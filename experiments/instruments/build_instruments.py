@@ -135,27 +135,28 @@ def build(root: Path, seed: int = 0, held_out: int = 0, extra_unlabeled: int = 0
     with tempfile.TemporaryDirectory() as scratch:
         playable = playable_keys(list(range(8 * len(FAMILIES))), Path(scratch))
 
-    def draw(draws: random.Random, split: str, family: str, pool: list[int], count: int) -> None:
+    def draw(draws: random.Random, split: str, family: str, pool: list[int], count: int) -> list[tuple]:
+        notes = []
         for _ in range(count):
             program = draws.choice(pool)
             keys = playable[program]
             key = draws.randint(keys[0], keys[-1])  # within the probed range, at any key
-            clips.append((split, family, program, key, draws.randint(50, 120), draws.uniform(0.3, 1.0)))
+            notes.append((split, family, program, key, draws.randint(50, 120), draws.uniform(0.3, 1.0)))
+        return notes
 
-    train_programs_of = {}
+    extra = []
     for index, family in enumerate(FAMILIES):
         programs = list(range(8 * index, 8 * index + 8))
         rng.shuffle(programs)
-        train_programs_of[family] = programs[held_out:]
-        draw(rng, "train", family, programs[held_out:], LABELED)
-        draw(rng, "unlabeled", family, programs[held_out:], UNLABELED)
-        draw(rng, "val", family, programs[:held_out] or programs[held_out:], VAL)
-    for family in FAMILIES:
-        draw(extra_rng, "unlabeled", family, train_programs_of[family], extra_unlabeled)
+        clips += draw(rng, "train", family, programs[held_out:], LABELED)
+        clips += draw(rng, "unlabeled", family, programs[held_out:], UNLABELED)
+        clips += draw(rng, "val", family, programs[:held_out] or programs[held_out:], VAL)
+        extra += draw(extra_rng, "unlabeled", family, programs[held_out:], extra_unlabeled)
+    clips += extra  # last, so that every other clip is rendered and finished as without them
     with tempfile.TemporaryDirectory() as scratch:
         audio = render([clip[2:] for clip in clips], Path(scratch))
     slot, length = round(SLOT_SECONDS * SAMPLE_RATE), round(CLIP_SECONDS * SAMPLE_RATE)
-    for number, (split, family, program, *_) in enumerate(clips):  # the extra clips last
+    for number, (split, family, program, *_) in enumerate(clips):
         note = audio[number * slot : number * slot + length]
         note = np.pad(note, (0, length - len(note)))
         peak = np.abs(note).max()
