@@ -32,7 +32,7 @@ from common import (  # noqa: E402
 CHOICES = [*METHODS, "all_labels"]
 # The table's budget: 800 iterations at mu 2 (the digits config's until the demo was cut to a
 # minute, experiments/demo) for these, 1000 for the other methods.
-FIXMATCH_FAMILY = {"fixmatch", "flexmatch", "freematch", "softmatch", "iomatch", "flexmatch_rotation"}
+FIXMATCH_FAMILY = {"fixmatch", "flexmatch", "freematch", "softmatch", "simmatch", "iomatch", "flexmatch_rotation"}
 
 
 def overrides_for(method: str) -> list[str]:

@@ -92,6 +92,9 @@ ROWS = {
     # SoftMatch: pseudo-labels below the model's usual confidence count with a lower weight
     "softmatch": ["method=softmatch"],
     "softmatch_speed": ["method=softmatch", SPEED],
+    # SimMatch: pseudo-labels and features anchored on the labeled clips' embeddings
+    "simmatch": ["method=simmatch"],
+    "simmatch_speed": ["method=simmatch", SPEED],
     "all labels": ["method=supervised", ALL_LABELS],
 }
 HEADER = [

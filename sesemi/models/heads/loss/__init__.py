@@ -18,6 +18,7 @@ from sesemi.models.heads.loss.iomatch import IOMatchLossHead
 from sesemi.models.heads.loss.jigsaw import JigsawPredictionLossHead
 from sesemi.models.heads.loss.rotation import RotationPredictionLossHead
 from sesemi.models.heads.loss.simclr import SimCLRLossHead
+from sesemi.models.heads.loss.simmatch import SimMatchLossHead
 
 __all__ = [
     "ConsistencyLossHead",
@@ -32,6 +33,7 @@ __all__ = [
     "PiModelLossHead",
     "RotationPredictionLossHead",
     "SimCLRLossHead",
+    "SimMatchLossHead",
     "StepContext",
     "feature_key",
 ]

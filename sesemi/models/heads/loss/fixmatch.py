@@ -18,7 +18,9 @@ once an epoch after a warm-up, the filter applies at every step from the start (
 ramps up meanwhile), and the consistency term's target is the weak view, detached.
 
 An open-set method replaces the filter's parts (`weak_detectors`, `judge_outliers`,
-`open_set_loss`) and keeps the rest of the step: IOMatch (`iomatch.py`) does.
+`open_set_loss`) and keeps the rest of the step: IOMatch (`iomatch.py`) does. A method that
+shapes the pseudo-labels or adds a term of its own replaces `calibrate` and `extra_loss`:
+SimMatch (`simmatch.py`) does.
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ class FixMatchLossHead(LossHead):
             kept = probs_model[inliers]
             if self.alignment is not None and len(kept):
                 kept = self.alignment(kept)
+            if len(kept):
+                kept = self.calibrate(context, kept, inliers)
             if self.prior is not None:
                 self.prior.update(kept)
             if len(kept):
@@ -182,9 +186,23 @@ class FixMatchLossHead(LossHead):
         logits_strong = head(strong) + log_prior  # float32 with a prior, as the weak view's
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
-        if detectors_weak is None:
-            return LossOutputs(losses, mask)
-        return LossOutputs(losses, mask, self.open_set_loss(context, probs_model, detectors_weak))
+        return LossOutputs(losses, mask, self.extra_loss(context, probs_model, probs_weak, detectors_weak))
+
+    def calibrate(self, context: StepContext, probs: Tensor, inliers: slice | Tensor) -> Tensor:
+        """The class probabilities `[M, C]` the thresholds judge and the pseudo-labels come from,
+        given the (aligned) probabilities of the weak views `context.features[...][inliers]`;
+        called without autograd. FixMatch takes them as they are; SimMatch (`simmatch.py`) mixes
+        in what the labeled neighbours say."""
+        return probs
+
+    def extra_loss(
+        self, context: StepContext, probs: Tensor, targets: Tensor, detectors_weak: Tensor | None
+    ) -> Tensor | None:
+        """Terms beside the pseudo-label loss, reduced to one number (None: there are none), given
+        the model's probabilities on the weak views `[N, C]`, the pseudo-labels' probabilities
+        after alignment and `calibrate` `[N, C]`, and the detectors' logits: the outlier
+        detectors' training (`open_set_loss`) when this head judges outliers."""
+        return None if detectors_weak is None else self.open_set_loss(context, probs, detectors_weak)
 
     def weak_detectors(self, context: StepContext) -> Tensor | None:
         """The outlier detectors' logits on the weak views `[N, 2, C]` (`[:, 1]`: of class c), or
