@@ -61,6 +61,17 @@ def test_the_similarity_loss_trains_the_projection_and_the_backbone():
     assert next(context.backbones["backbone"].parameters()).grad.abs().sum() > 0
 
 
+def test_trains_under_bfloat16_autocast_with_a_float32_bank():
+    """`trainer.precision=bf16-mixed` (on a GPU or a CPU)."""
+    loss_head, context = _setup(threshold=0.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = loss_head(context)
+        loss = (outputs.losses * outputs.weights).mean() + outputs.extra
+    loss.backward()
+    assert torch.isfinite(loss) and loss_head.bank.dtype == torch.float32
+    assert loss_head.projection[0].weight.grad.abs().sum() > 0
+
+
 def test_the_vote_moves_the_pseudo_labels_toward_the_labeled_neighbours():
     # every labeled input is of class 2, and with smoothing 0 the bank's vote alone decides
     loss_head, context = _setup(labels=[2] * 5, threshold=0.0, smoothing=0.0)
