@@ -122,6 +122,14 @@ class StepContext:
     step: int
 
 
+def projection_mlp(width: int, out_features: int, hidden: int | None = None) -> nn.Sequential:
+    """The two-layer projection of the backbone's features `[N, width]` that contrastive and
+    open-set terms compare (SimCLR, SimMatch, IOMatch): Linear, ReLU, Linear; `hidden` defaults
+    to `width`."""
+    hidden = hidden or width
+    return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, out_features))
+
+
 def feature_key(input_data: str, backbone: str, view: str = "") -> str:
     """The conventional key of a loader's (view's) features under a backbone."""
     return f"{input_data}{'/' + view if view else ''}@{backbone}"

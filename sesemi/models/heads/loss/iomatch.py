@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from sesemi.errors import SesemiError
-from sesemi.models.heads.loss.base import LABELED, StepContext
+from sesemi.models.heads.loss.base import LABELED, StepContext, projection_mlp
 from sesemi.models.heads.loss.fixmatch import FixMatchLossHead, labeled_features
 from sesemi.models.heads.loss.pseudo_labels import num_classes_of, one_vs_all_loss
 
@@ -80,9 +80,7 @@ class IOMatchLossHead(FixMatchLossHead):
         super().build(backbones, heads)
         num_classes = num_classes_of(heads[self.predict_head])
         width = backbones[self.input_backbone].out_features
-        self.projection = nn.Sequential(
-            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, self.projection_dim)
-        )
+        self.projection = projection_mlp(width, self.projection_dim)
         self.detectors = nn.Linear(self.projection_dim, 2 * num_classes, bias=False)
         self.open_set = nn.Linear(self.projection_dim, num_classes + 1)
         nn.init.xavier_normal_(self.detectors.weight)

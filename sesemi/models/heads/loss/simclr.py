@@ -23,6 +23,7 @@ from sesemi.models.heads.loss.base import (
     LossOutputs,
     StepContext,
     feature_key,
+    projection_mlp,
 )
 
 VIEWS = ("a", "b")
@@ -80,10 +81,7 @@ class SimCLRLossHead(LossHead):
 
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         features = backbones[self.input_backbone].out_features
-        hidden = self.hidden_dim or features
-        self.projection = nn.Sequential(
-            nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, self.projection_dim)
-        )
+        self.projection = projection_mlp(features, self.projection_dim, self.hidden_dim)
 
     def _key(self, view: str) -> str:
         return feature_key(self.input_data, self.input_backbone, view)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sesemi.errors import SesemiError
-from sesemi.models.heads.loss.base import LABELED, LossOutputs, StepContext
+from sesemi.models.heads.loss.base import LABELED, LossOutputs, StepContext, projection_mlp
 from sesemi.models.heads.loss.fixmatch import FixMatchLossHead, labeled_features
 from sesemi.models.heads.loss.pseudo_labels import num_classes_of
 
@@ -100,7 +100,7 @@ class SimMatchLossHead(FixMatchLossHead):
         super().build(backbones, heads)
         self.num_classes = num_classes_of(heads[self.predict_head])
         width = backbones[self.input_backbone].out_features
-        self.projection = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, self.projection_dim))
+        self.projection = projection_mlp(width, self.projection_dim)
         self.register_buffer("bank", torch.zeros(self.bank_size, self.projection_dim))
         self.register_buffer("bank_labels", torch.zeros(self.bank_size, dtype=torch.long))
         self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))  # entries ever written
