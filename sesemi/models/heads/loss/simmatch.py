@@ -108,9 +108,9 @@ class SimMatchLossHead(FixMatchLossHead):
     def _embed(self, features: Tensor) -> Tensor:
         return F.normalize(self.projection(features).float(), dim=1)
 
-    def _entries(self) -> tuple[Tensor, Tensor]:
-        filled = int(min(self.bank_count.item(), self.bank_size))
-        return self.bank[:filled], self.bank_labels[:filled]
+    def _written(self) -> Tensor:
+        """Which of the bank's slots hold an embedding `[K]` (all but at the very start)."""
+        return torch.arange(self.bank_size, device=self.bank.device) < self.bank_count
 
     @torch.no_grad()
     def _remember(self, context: StepContext) -> None:
@@ -123,28 +123,28 @@ class SimMatchLossHead(FixMatchLossHead):
         self.bank_count += len(labels)
 
     def _similarity(self, features: Tensor) -> Tensor:
-        """The similarity logits `[N, K]` of inputs' features to the bank's entries."""
-        return self._embed(features) @ self._entries()[0].T / self.temperature
+        """The similarity logits `[N, K]` of inputs' features to the bank's entries (-inf for
+        empty slots); computed on the device, with no host synchronization."""
+        logits = self._embed(features) @ self.bank.T / self.temperature
+        return logits.masked_fill(~self._written(), float("-inf"))
 
     def forward(self, context: StepContext) -> LossOutputs:
-        if self.training:
-            self._remember(context)  # before the pseudo-labels, so the bank is never empty
+        self._remember(context)  # before the pseudo-labels, so the bank is never empty
         return super().forward(context)
 
     def calibrate(self, context: StepContext, probs: Tensor, inliers: slice | Tensor) -> Tensor:
-        if self.smoothing == 1 or not self._entries()[0].numel():
+        if self.smoothing == 1:
             return probs
         similarity = self._similarity(context.features[self._key("weak")][inliers]).softmax(dim=1)
-        vote = aggregate(similarity, self._entries()[1], self.num_classes)
+        vote = aggregate(similarity, self.bank_labels, self.num_classes)
         return self.smoothing * probs + (1 - self.smoothing) * vote
 
     def extra_loss(
         self, context: StepContext, probs: Tensor, targets: Tensor, detectors_weak: Tensor | None
-    ) -> Tensor | None:
-        if not self._entries()[0].numel():
-            return None
+    ) -> Tensor:
         with torch.no_grad():
             similarity = self._similarity(context.features[self._key("weak")]).softmax(dim=1)
-            unfolded = unfold(similarity, targets, self._entries()[1])
+            unfolded = unfold(similarity, targets, self.bank_labels)
         log_student = self._similarity(context.features[self._key("strong")]).log_softmax(dim=1)
+        log_student = log_student.masked_fill(~self._written(), 0.0)  # 0 x -inf would be nan
         return self.similarity_weight * -(unfolded * log_student).sum(dim=1).mean()
