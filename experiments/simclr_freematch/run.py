@@ -96,6 +96,8 @@ ROWS = {
     # SimMatch: pseudo-labels and features anchored on the labeled clips' embeddings
     "simmatch": ["method=simmatch"],
     "simmatch_speed": ["method=simmatch", SPEED],
+    # an ablation: the similarity loss alone, without the labeled embeddings' vote on the pseudo-labels
+    "simmatch_no_vote": ["method=simmatch", "learner.hparams.model.regularization_loss_heads.fixmatch.head.smoothing=1"],
     "all labels": ["method=supervised", ALL_LABELS],
 }
 HEADER = [
