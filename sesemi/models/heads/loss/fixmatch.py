@@ -170,9 +170,9 @@ class FixMatchLossHead(LossHead):
             inliers = slice(None) if outliers is None else ~outliers
             mask = torch.zeros(len(probs_model), device=probs_model.device)
             kept = probs_model[inliers]
-            if self.alignment is not None and len(kept):
-                kept = self.alignment(kept)
             if len(kept):
+                if self.alignment is not None:
+                    kept = self.alignment(kept)
                 kept = self.calibrate(context, kept, inliers)
             if self.prior is not None:
                 self.prior.update(kept)
