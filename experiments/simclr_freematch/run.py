@@ -9,8 +9,9 @@ on beside FreeMatch to the end), FlexMatch with rotation prediction beside it
 (`method=flexmatch_rotation`, the recipe experiments/letters found for hard images), on audio
 FreeMatch and the recipe with a speed change in the strong view (`freematch_speed`,
 `simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`), SoftMatch and SimMatch
-(`softmatch`, `simmatch`, each also with the speed change), and supervised training on every
-training item with its label (`data.train.supervised.dataset.subset=train_all`, the ceiling).
+(`softmatch`, `simmatch`, each also with the speed change; `simmatch_no_vote`, an ablation), and
+supervised training on every training item with its label
+(`data.train.supervised.dataset.subset=train_all`, the ceiling).
 The recipe's budget is the others' plus its pre-training, so its fine-tuning phase trains as many
 steps as FreeMatch. Runs with the same seed train on the same labeled batches.
 
