@@ -79,8 +79,13 @@ def _require_same_overrides(run_dir: Path, overrides: list[str]) -> None:
         return
     own = {"run.dir", "run.id", "run.data_root", "+trainer.enable_progress_bar"}
     kept = [o for o in yaml.safe_load(recorded.read_text()) if o.split("=", 1)[0] not in own]
-    if sorted(kept) != sorted(overrides):
+    if sorted(map(_unforced, kept)) != sorted(map(_unforced, overrides)):
         raise RuntimeError(f"{run_dir} was run with {kept}, not {overrides}: use another run id or --runs folder")
+
+
+def _unforced(override: str) -> str:
+    """`++key=value` as `key=value`: both runs composed, so the key existed or was added alike."""
+    return override.removeprefix("++")
 
 
 def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:
