@@ -73,19 +73,33 @@ def run_config(
 
 
 def _require_same_overrides(run_dir: Path, overrides: list[str]) -> None:
-    """Refuses to reuse a finished run that was started with other overrides."""
+    """Refuses to reuse a finished run that was started with other overrides, unless each one it
+    lacks sets a value its config already had (a default the script now spells out)."""
     recorded = run_dir / ".hydra" / "overrides.yaml"
     if not recorded.exists():
         return
     own = {"run.dir", "run.id", "run.data_root", "+trainer.enable_progress_bar"}
     kept = [o for o in yaml.safe_load(recorded.read_text()) if o.split("=", 1)[0] not in own]
-    if sorted(map(_unforced, kept)) != sorted(map(_unforced, overrides)):
+    wanted, had = set(map(_unforced, overrides)), set(map(_unforced, kept))
+    if had - wanted or not all(_already_set(run_dir, override) for override in wanted - had):
         raise RuntimeError(f"{run_dir} was run with {kept}, not {overrides}: use another run id or --runs folder")
 
 
 def _unforced(override: str) -> str:
     """`++key=value` as `key=value`: both runs composed, so the key existed or was added alike."""
     return override.removeprefix("++")
+
+
+def _already_set(run_dir: Path, override: str) -> bool:
+    """Whether the run's composed config (before interpolation) already held `key=value`."""
+    from omegaconf import OmegaConf
+
+    key, _, value = override.partition("=")
+    if "." not in key or not key.replace(".", "").replace("_", "").isalnum():  # a config group or a deletion
+        return False
+    saved = OmegaConf.select(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), key, default=None)
+    saved = OmegaConf.to_container(saved) if OmegaConf.is_config(saved) else saved
+    return saved is not None and saved == yaml.safe_load(value)
 
 
 def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:
