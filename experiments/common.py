@@ -90,16 +90,24 @@ def _unforced(override: str) -> str:
     return override.removeprefix("++")
 
 
+# Options added after some kept runs were made, with the value that does what those runs did.
+BEFORE_THE_OPTION = {"data.views.strong.speed": [1.0, 1.0]}
+
+
 def _already_set(run_dir: Path, override: str) -> bool:
-    """Whether the run's composed config (before interpolation) already held `key=value`."""
+    """Whether the run's composed config (before interpolation) already held `key=value`, or
+    lacked an option that `value` turns off (`BEFORE_THE_OPTION`)."""
     from omegaconf import OmegaConf
 
     key, _, value = override.partition("=")
     if "." not in key or not key.replace(".", "").replace("_", "").isalnum():  # a config group or a deletion
         return False
-    saved = OmegaConf.select(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), key, default=None)
+    absent = object()
+    saved = OmegaConf.select(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), key, default=absent)
+    if saved is absent:
+        saved = BEFORE_THE_OPTION.get(key, absent)
     saved = OmegaConf.to_container(saved) if OmegaConf.is_config(saved) else saved
-    return saved is not None and saved == yaml.safe_load(value)
+    return saved is not absent and saved == yaml.safe_load(value)
 
 
 def run_many(jobs: list[tuple], parallel: int = 1) -> list[dict]:

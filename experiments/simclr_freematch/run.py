@@ -8,7 +8,9 @@ of the budget, then the labels and FreeMatch from those weights) and two variant
 on beside FreeMatch to the end), FlexMatch with rotation prediction beside it
 (`method=flexmatch_rotation`, the recipe experiments/letters found for hard images), on audio
 FreeMatch and the recipe with a speed change in the strong view (`freematch_speed`,
-`simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`), SoftMatch and SimMatch
+`simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`; every other audio row passes
+`[1.0,1.0]`, the default when they were measured), FlexMatch with and without it
+(`flexmatch_speed`, `flexmatch`), SoftMatch and SimMatch
 (`softmatch`, `simmatch`, each also with the speed change; `simmatch_no_vote`, an ablation), and
 supervised training on every training item with its label
 (`data.train.supervised.dataset.subset=train_all`, the ceiling).
@@ -57,6 +59,7 @@ from common import (  # noqa: E402
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 SPEED = "data.views.strong.speed=[0.9,1.1]"
+SPEED_OFF = "data.views.strong.speed=[1.0,1.0]"  # the audio default before 2026-12-05
 # name: (config, overrides shared by every row, builder of the data folder or None, budget)
 DATASETS = {
     "letters": (
@@ -78,6 +81,9 @@ DATASETS = {
 ROWS = {
     "supervised": ["method=supervised"],
     "freematch": ["method=freematch"],
+    # the audio configs' default method, without and with the speed change
+    "flexmatch": ["method=flexmatch"],
+    "flexmatch_speed": ["method=flexmatch", SPEED],
     # speed perturbation in the strong view (audio only): the clip 0.9 to 1.1 times as fast
     "freematch_speed": ["method=freematch", SPEED],
     "simclr_freematch": ["method=simclr_freematch", "run.pretrain=0.25"],  # the method's default
@@ -144,7 +150,8 @@ def main() -> None:
                 builder(data)
             plan[name] = iterations
             for row in rows_of(name, args.rows):
-                overrides = [*shared, *ROWS[row], f"run.num_iterations={budget(row, iterations)}"]
+                views = [] if config == "image" or SPEED in ROWS[row] else [SPEED_OFF]
+                overrides = [*shared, *ROWS[row], *views, f"run.num_iterations={budget(row, iterations)}"]
                 tag = row.replace(" ", "_")
                 groups[(name, row)] = [
                     (

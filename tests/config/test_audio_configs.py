@@ -15,6 +15,7 @@ from sesemi.config import (
 from sesemi.config.catalog import methods
 from sesemi.models.backbones import AudioBackbone, PyTorchImageModels
 from sesemi.transforms import MultiView
+from sesemi.transforms.audio import SpeedChange
 
 
 @pytest.mark.parametrize("method", methods())
@@ -42,6 +43,17 @@ def test_fixmatch_views_are_the_audio_weak_and_strong_ones(compose_config):
     weak, strong = view(torch.randn(24000))
     assert weak.shape == strong.shape == (16000,)
     assert config.data.views.strong._target_ == "sesemi.transforms.strong_audio_transforms"
+
+
+@pytest.mark.parametrize("data", ["audio", "spoken_digits"])
+def test_the_strong_view_changes_speed_by_default_and_can_be_turned_off(compose_config, data):
+    """Speed perturbation is in the audio strong view unless `speed` is [1, 1]; the weak view has none."""
+    has_speed_change = lambda view: any(isinstance(step, SpeedChange) for step in view.transforms)  # noqa: E731
+    config = compose_config(data, "method=fixmatch")
+    assert has_speed_change(instantiate(config.data.views.strong))
+    assert not has_speed_change(instantiate(config.data.views.weak))
+    config = compose_config(data, "method=fixmatch", "data.views.strong.speed=[1.0,1.0]")
+    assert not has_speed_change(instantiate(config.data.views.strong))
 
 
 def test_audio_encoder_group_swaps_the_encoder(compose_config):
