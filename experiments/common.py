@@ -243,7 +243,15 @@ def machine(day: str | None = None) -> str:
 
 
 def timed_steps(learner, optimizer, batches: list) -> float:
-    """Seconds for training_step + backward + optimizer step over batches held in memory."""
+    """Seconds for training_step + backward + optimizer step over batches held in memory.
+
+    Outside a trainer the learner stays at step 0, where a ramp-up weighs the unlabeled loss 0
+    and the step skips it; such a step is refused, since it would time the labels alone
+    (compose with `run.rampup=0`).
+    """
+    idle = [name for name, weighting in learner.loss_weightings.items() if weighting.factor(learner.global_step) == 0]
+    if idle:
+        raise RuntimeError(f"{', '.join(idle)} weighted 0 at step {learner.global_step} would not be timed: pass run.rampup=0")
     started = time.perf_counter()
     for index, batch in enumerate(batches):
         loss = learner.training_step(batch, index)

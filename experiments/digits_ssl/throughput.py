@@ -41,7 +41,7 @@ from sesemi.datamodule import SESEMIDataModule  # noqa: E402
 from sesemi.learners import classifier as classifier_module  # noqa: E402
 from sesemi.learners.encoding import encode  # noqa: E402
 from sesemi.runner import attributes_for, resolve  # noqa: E402
-from sesemi.trainer import build_trainer  # noqa: E402
+from sesemi.trainer import build_trainer, set_budget  # noqa: E402
 
 
 def images_in(batch) -> int:
@@ -85,6 +85,7 @@ def loop_seconds_per_step(config, run_dir: Path, **data) -> float:
     quiet = {"limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}
     trainer_config = OmegaConf.merge(OmegaConf.to_container(config.trainer), quiet)
     trainer = build_trainer(config.run, trainer_config, run_dir, fit=True)
+    set_budget(trainer, config.run, None)  # run.num_iterations steps, as a run sets it
     trainer.callbacks.append(timer)
     trainer.fit(instantiate(config.learner, _recursive_=False), **data)
     return timer.seconds_per_step
@@ -113,7 +114,7 @@ def main() -> None:
     register_configs()
     register_resolvers()
     scratch = Path(tempfile.mkdtemp())
-    overrides = ["method=fixmatch", f"run.data_root={scratch / 'digits'}", f"run.num_iterations={args.steps + 1}", "run.seed=0"]
+    overrides = ["method=fixmatch", f"run.data_root={scratch / 'digits'}", f"run.num_iterations={args.steps + 1}", "run.seed=0", "run.rampup=0"]
     with initialize_config_module("sesemi.configs", version_base="1.3"):
         config = compose("digits", overrides)
         worker_config = compose("digits", [*overrides, f"data.train.supervised.num_workers={args.workers}"])

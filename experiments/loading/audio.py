@@ -43,7 +43,7 @@ def loading_rows(cfg, rounds: int) -> list[str]:
             paths,
         ),
         "weak view (crop or pad, shift, gain)": (views.weak, waveforms),
-        "strong view (weak + noise)": (views.strong, waveforms),
+        "strong view (speed change, weak view, noise, a second clip)": (views.strong, waveforms),
     }
     measured: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):

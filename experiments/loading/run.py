@@ -79,6 +79,7 @@ def config(name: str, data_root: Path, workers: str):
         f"run.batch_size_per_gpu={BATCH}",
         "run.num_iterations=1000",
         "run.seed=0",
+        "run.rampup=0",  # a ramp-up would weigh the unlabeled loss 0 at step 0, and the step would skip it
         "run.gpus=0",
         f"data.train.supervised.num_workers={workers}",
     ]
