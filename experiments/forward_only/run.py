@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from common import (  # noqa: E402
     METHODS,
+    SPEED_OFF,
     add_runs_option,
     machine,
     mean_std,
@@ -61,7 +62,7 @@ def settings(data: str, method: str, iterations: int | None) -> tuple[str, list[
     if data == "letters":
         return "image", _letters().overrides_for(method, iterations or _letters().ITERATIONS)
     if data == "spoken_digits":  # measured before the strong view's speed change became the audio default
-        budget.append("data.views.strong.speed=[1.0,1.0]")
+        budget.append(SPEED_OFF)
     return data, [f"method={method}", *budget]
 
 

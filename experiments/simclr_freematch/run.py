@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE.parent / "instruments"))
 from build_instruments import build as build_instruments  # noqa: E402
 from build_letters import build as build_letters  # noqa: E402
 from common import (  # noqa: E402
+    SPEED_OFF,
     add_runs_option,
     gains,
     kept_earlier,
@@ -59,7 +60,6 @@ from common import (  # noqa: E402
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 SPEED = "data.views.strong.speed=[0.9,1.1]"
-SPEED_OFF = "data.views.strong.speed=[1.0,1.0]"  # the audio default before 2026-12-05
 # name: (config, overrides shared by every row, builder of the data folder or None, budget)
 DATASETS = {
     "letters": (

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "letters"))
 from build_pools import build  # noqa: E402
 from common import (  # noqa: E402
+    SPEED_OFF,
     machine,
     mean_std,
     merged_rows,
@@ -57,7 +58,7 @@ DATA = {
         ],
     ),
     # measured before the strong view's speed change became the audio default
-    "spoken_digits": ("spoken_digits", ["run.num_iterations=2400", "data.views.strong.speed=[1.0,1.0]"]),
+    "spoken_digits": ("spoken_digits", ["run.num_iterations=2400", SPEED_OFF]),
 }
 HEAD = "learner.hparams.model.regularization_loss_heads.fixmatch.head"
 # The safeguards for uncurated pools, as options of the FixMatch head.
