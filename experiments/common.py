@@ -86,8 +86,9 @@ def _require_same_overrides(run_dir: Path, overrides: list[str]) -> None:
 
 
 def _unforced(override: str) -> str:
-    """`++key=value` as `key=value`: both runs composed, so the key existed or was added alike."""
-    return override.removeprefix("++")
+    """`++key=value` or `+key=value` as `key=value`: both runs composed, so the key was set or
+    added alike."""
+    return override.lstrip("+")
 
 
 # The audio strong view without its speed change, the default before 2026-12-05: the audio

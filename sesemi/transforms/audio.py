@@ -351,6 +351,13 @@ class MixClips:
         return mixed
 
 
+def _speed_change(speed: tuple[float, float]) -> list[Callable]:
+    """A view's speed-change step for a `[min, max]` range of factors: none for (1, 1)."""
+    if len(speed) != 2:
+        raise SesemiError(f"speed takes two factors, [min, max] such as [0.9, 1.1], not {list(speed)}")
+    return [] if speed[0] == speed[1] == 1 else [SpeedChange(*speed)]
+
+
 def eval_audio_transforms(clip_seconds: float = 1.0, sample_rate: int = 16000) -> CropOrPad:
     """Evaluation: the centre `clip_seconds` of each clip (zero-padded when shorter)."""
     return CropOrPad(num_samples(clip_seconds, sample_rate), random=False)
@@ -361,6 +368,7 @@ def weak_audio_transforms(
     sample_rate: int = 16000,
     gain_db: float = 6.0,
     max_shift: float = DEFAULT_MAX_SHIFT,
+    speed: tuple[float, float] = (1.0, 1.0),
 ) -> T.Compose:
     """Training and FixMatch's weak view: a random `clip_seconds` crop, a gain change, a time shift.
 
@@ -369,8 +377,10 @@ def weak_audio_transforms(
         sample_rate: The data set's sample rate.
         gain_db: The largest gain change in decibels, up or down (0: none).
         max_shift: The largest time shift as a fraction of the clip (0: none).
+        speed: The range of speed (and pitch) factors, before the crop; (1, 1): none.
     """
-    steps: list[Callable] = [CropOrPad(num_samples(clip_seconds, sample_rate))]
+    steps: list[Callable] = _speed_change(speed)
+    steps.append(CropOrPad(num_samples(clip_seconds, sample_rate)))
     if gain_db > 0:
         steps.append(RandomGain(-gain_db, gain_db))
     if max_shift > 0:
@@ -397,10 +407,7 @@ def strong_audio_transforms(
         p_mix: The probability of mixing in a clip.
         speed: The range of speed (and pitch) factors; (1, 1): none.
     """
-    if len(speed) != 2:
-        raise SesemiError(f"speed takes two factors, [min, max] such as [0.9, 1.1], not {list(speed)}")
-    steps: list[Callable] = [] if speed[0] == speed[1] == 1 else [SpeedChange(*speed)]
-    return T.Compose([*steps, weak, AddNoise(*noise_snr_db, p=p_noise), MixClips(*mix_snr_db, p=p_mix)])
+    return T.Compose([*_speed_change(speed), weak, AddNoise(*noise_snr_db, p=p_noise), MixClips(*mix_snr_db, p=p_mix)])
 
 
 def frames(waveform: Tensor, window: int, hop: int) -> Tensor:

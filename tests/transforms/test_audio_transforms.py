@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 import pytest
@@ -165,15 +166,17 @@ def test_speed_change_moves_pitch_and_length_by_the_factor():
         SpeedChange(min_factor=1.1, max_factor=0.9)
 
 
-def test_the_strong_view_changes_speed_before_its_crop():
-    """With a speed range the strong view keeps the weak view's length; without one it adds no step."""
+def test_the_views_change_speed_before_their_crop():
+    """With a speed range the weak and strong views keep the clip length; without one they add no step."""
     weak = weak_audio_transforms(clip_seconds=0.5, sample_rate=16000)
-    assert not any(isinstance(step, SpeedChange) for step in strong_audio_transforms(weak).transforms)
-    strong = strong_audio_transforms(weak, speed=(0.8, 1.2))
-    assert isinstance(strong.transforms[0], SpeedChange)
-    assert strong(torch.from_numpy(noise(seconds=0.7, rate=16000))).shape == (8000,)
-    with pytest.raises(SesemiError, match=r"two factors, \[min, max\]"):
-        strong_audio_transforms(weak, speed=(1.1,))
+    assert not any(isinstance(step, SpeedChange) for step in [*weak.transforms, *strong_audio_transforms(weak).transforms])
+    clip = torch.from_numpy(noise(seconds=0.7, rate=16000))
+    for view in (strong_audio_transforms(weak, speed=(0.8, 1.2)), weak_audio_transforms(0.5, 16000, speed=(0.8, 1.2))):
+        assert isinstance(view.transforms[0], SpeedChange)
+        assert view(clip).shape == (8000,)
+    for build in (partial(strong_audio_transforms, weak), partial(weak_audio_transforms, 0.5, 16000)):
+        with pytest.raises(SesemiError, match=r"two factors, \[min, max\]"):
+            build(speed=(1.1,))
 
 
 def test_weak_and_strong_views_plug_into_multiview():
