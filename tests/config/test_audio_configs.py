@@ -47,13 +47,19 @@ def test_fixmatch_views_are_the_audio_weak_and_strong_ones(compose_config):
 
 @pytest.mark.parametrize("data", ["audio", "spoken_digits"])
 def test_the_strong_view_changes_speed_by_default_and_can_be_turned_off(compose_config, data):
-    """Speed perturbation is in the audio strong view unless `speed` is [1, 1]; the weak view has none."""
-    has_speed_change = lambda view: any(isinstance(step, SpeedChange) for step in view.transforms)  # noqa: E731
+    """Speed perturbation is in the audio strong view unless `speed` is [1, 1]; the weak view has
+    none unless given a range, and the strong view, built on it, then has it too."""
+
+    def has_speed_change(view) -> bool:  # in the view, or in the weak view a strong one is built on
+        return any(isinstance(step, SpeedChange) or has_speed_change(step) for step in getattr(view, "transforms", ()))
+
     config = compose_config(data, "method=fixmatch")
     assert has_speed_change(instantiate(config.data.views.strong))
     assert not has_speed_change(instantiate(config.data.views.weak))
     config = compose_config(data, "method=fixmatch", "data.views.strong.speed=[1.0,1.0]")
     assert not has_speed_change(instantiate(config.data.views.strong))
+    config = compose_config(data, "method=fixmatch", "data.views.weak.speed=[0.9,1.1]", "data.views.strong.speed=[1.0,1.0]")
+    assert has_speed_change(instantiate(config.data.views.weak)) and has_speed_change(instantiate(config.data.views.strong))
 
 
 def test_audio_encoder_group_swaps_the_encoder(compose_config):
