@@ -11,7 +11,10 @@ FreeMatch and the recipe with a speed change in the strong view (`freematch_spee
 `simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`; every other audio row passes
 `[1.0,1.0]`, the default when they were measured), FlexMatch with and without it
 (`flexmatch_speed`, `flexmatch`), SoftMatch and SimMatch
-(`softmatch`, `simmatch`, each also with the speed change; `simmatch_no_vote`, an ablation), and
+(`softmatch`, `simmatch`, each also with the speed change; `simmatch_no_vote`, an ablation),
+FlexMatch with wider speed ranges in the strong view (`flexmatch_speed_wide`, `_wider`) or the
+speed change in the weak view (`flexmatch_speed_weak`, `_strong_wide`; with the labels alone and
+all labels: `supervised_speed_weak`, `all_labels_speed_weak`), and
 supervised training on every training item with its label
 (`data.train.supervised.dataset.subset=train_all`, the ceiling).
 The recipe's budget is the others' plus its pre-training, so its fine-tuning phase trains as many
@@ -60,6 +63,8 @@ from common import (  # noqa: E402
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 SPEED = "data.views.strong.speed=[0.9,1.1]"
+SPEED_KEYS = {"data.views.weak.speed", "data.views.strong.speed"}
+WEAK_SPEED = "++data.views.weak.speed=[0.9,1.1]"
 # name: (config, overrides shared by every row, builder of the data folder or None, budget)
 DATASETS = {
     "letters": (
@@ -105,6 +110,15 @@ ROWS = {
     "simmatch_speed": ["method=simmatch", SPEED],
     # an ablation: the similarity loss alone, without the labeled embeddings' vote on the pseudo-labels
     "simmatch_no_vote": ["method=simmatch", "learner.hparams.model.regularization_loss_heads.fixmatch.head.smoothing=1"],
+    # wider speed ranges in the strong view: 0.75 to 1.33 (a fourth up or down), 0.6 to 1.67
+    "flexmatch_speed_wide": ["method=flexmatch", "data.views.strong.speed=[0.75,1.33]"],
+    "flexmatch_speed_wider": ["method=flexmatch", "data.views.strong.speed=[0.6,1.67]"],
+    # the speed change in the weak view: the labeled clips, the pseudo-labels' view and (built on
+    # it) the strong view; with the labels alone, all labels, and a wider range on top
+    "flexmatch_speed_weak": ["method=flexmatch", WEAK_SPEED, SPEED_OFF],  # the strong view none of its own
+    "flexmatch_speed_weak_strong_wide": ["method=flexmatch", WEAK_SPEED, "data.views.strong.speed=[0.75,1.33]"],
+    "supervised_speed_weak": ["method=supervised", WEAK_SPEED],
+    "all_labels_speed_weak": ["method=supervised", ALL_LABELS, WEAK_SPEED],
     "all labels": ["method=supervised", ALL_LABELS],
 }
 HEADER = [
@@ -113,9 +127,18 @@ HEADER = [
 ]
 
 
+def _key(override: str) -> str:
+    return override.lstrip("+").split("=", 1)[0]
+
+
 def rows_of(name: str, rows: list[str]) -> list[str]:
     """The rows that apply to a data set: a speed change only to audio."""
-    return [row for row in rows if SPEED not in ROWS[row] or DATASETS[name][0] != "image"]
+    return [row for row in rows if not any(_key(o) in SPEED_KEYS for o in ROWS[row]) or DATASETS[name][0] != "image"]
+
+
+def views_of(config: str, row: str) -> list[str]:
+    """The strong view's speed setting for an audio row that does not set it, as it was before it had one."""
+    return [] if config == "image" or _key(SPEED_OFF) in map(_key, ROWS[row]) else [SPEED_OFF]
 
 
 def budget(row: str, iterations: int) -> int:
@@ -150,8 +173,7 @@ def main() -> None:
                 builder(data)
             plan[name] = iterations
             for row in rows_of(name, args.rows):
-                views = [] if config == "image" or SPEED in ROWS[row] else [SPEED_OFF]
-                overrides = [*shared, *ROWS[row], *views, f"run.num_iterations={budget(row, iterations)}"]
+                overrides = [*shared, *ROWS[row], *views_of(config, row), f"run.num_iterations={budget(row, iterations)}"]
                 tag = row.replace(" ", "_")
                 groups[(name, row)] = [
                     (
