@@ -309,10 +309,12 @@ def pseudo_label(
     ] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Default: DATA_ROOT/pseudo.")] = None,
 ) -> None:
-    """Label the unlabeled images with a trained teacher: a `pseudo` data set for a noisy student.
+    """Label the unlabeled images (or recordings) with a trained teacher: a `pseudo` data set
+    for a noisy student.
 
-    Writes labels.csv (one row per image: label, confidence, probabilities) and dataset.json;
-    train the student on it with `sesemi train digits_noisy_student` (or your own config).
+    Writes labels.csv (one row per file: label, confidence, probabilities) and dataset.json;
+    train the student on it with `sesemi train digits_noisy_student` (or your own config; for
+    audio see docs/methods/noisy_student.md).
 
     Python: sesemi.ops.pseudo_dataset.pseudo_dataset
 

@@ -73,7 +73,7 @@ class AudioDataset(FileDataset):
         return torch.from_numpy(samples)
 
 
-def _cache(root: str, sample_rate: int, cache_dir: str | None) -> AudioCache | None:
+def preprocessed(root: str, sample_rate: int, cache_dir: str | None) -> AudioCache | None:
     """The preprocess cache of `root` when it exists (it is built by `sesemi preprocess`)."""
     cache = AudioCache(root, sample_rate, cache_dir)
     if not cache.folder.is_dir():
@@ -111,7 +111,7 @@ def audio_folder(
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples, classes = class_samples(subset_dirs(root, subset), is_audio_file, "audio file", classes)
-    disk = _cache(root, sample_rate, cache_dir)
+    disk = preprocessed(root, sample_rate, cache_dir)
     return AudioDataset(samples, classes, image_transform, on_error, sample_rate, disk, cache)
 
 
@@ -142,6 +142,6 @@ def audio_file(
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     samples = unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")
-    disk = _cache(root, sample_rate, cache_dir)
+    disk = preprocessed(root, sample_rate, cache_dir)
     return AudioDataset(samples, [], image_transform, on_error, sample_rate, disk, cache)
 

@@ -1,10 +1,12 @@
-"""`pseudo`: a pseudo-labeled data set, as written by the `pseudo_dataset` operation.
+"""`pseudo`: a pseudo-labeled data set of images or recordings, as the `pseudo_dataset`
+operation writes it.
 
 The folder holds two files:
 
-    labels.csv    path,label,confidence,p_<class 1>,...,p_<class C>  (one row per image; paths
+    labels.csv    path,label,confidence,p_<class 1>,...,p_<class C>  (one row per file; paths
                   relative to the folder; label is a class name; p_* are class probabilities)
-    dataset.json  {"classes": [...], "soft_labels": true|false, "counts": {...}, "settings": {...}}
+    dataset.json  {"classes": [...], "soft_labels": true|false, "modality": "image"|"audio",
+                   "sample_rate": <Hz, audio only>, "counts": {...}, "settings": {...}}
 
 A folder the operation made carries sesemi's marker (kind `pseudo`); the two files are replaced
 only in such a folder, each through a temporary name and a rename.
@@ -26,7 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sesemi.datasets.images import ImageDataset, OnError, require_dir, subset_dirs
+from sesemi.datasets.audio_folder import AudioDataset, preprocessed
+from sesemi.datasets.images import FileDataset, ImageDataset, OnError, require_dir, subset_dirs
 from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
@@ -36,40 +39,7 @@ LABELS_FILE = "labels.csv"
 INFO_FILE = "dataset.json"
 PROBABILITY_PREFIX = "p_"
 COLUMNS = ("path", "label", "confidence")
-
-
-class PseudoLabeledDataset(ImageDataset):
-    """`(image, label)` items whose label is a class index (hard) or a probability vector (soft).
-
-    A soft label is a float tensor `[num_classes]`, which torch.nn.CrossEntropyLoss takes as a
-    target like a class index. `targets` always holds the class indices (e.g. for samplers).
-
-    Args:
-        paths: The image files.
-        targets: Their class indices (the top class of each pseudo-label).
-        probabilities: Their class probabilities `[N, num_classes]`.
-        classes: The class names.
-        soft_labels: Whether items carry `probabilities` rows (else `targets`).
-        transform: A transform applied to each image.
-        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-        cache: Keep the decoded images in memory: "auto" (when small), "memory" or "none".
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[str],
-        targets: Sequence[int],
-        probabilities: Tensor,
-        classes: Sequence[str],
-        soft_labels: bool,
-        transform: Callable | None = None,
-        on_error: OnError = "skip",
-        cache: Cache = "auto",
-    ):
-        labels = list(probabilities) if soft_labels else list(targets)
-        super().__init__(list(zip(paths, labels, strict=True)), classes, transform, on_error, cache)
-        self.targets = list(targets)
-        self.soft_labels = soft_labels
+MODALITIES = ("image", "audio")
 
 
 @register_dataset("pseudo")
@@ -78,19 +48,29 @@ def pseudo(
     subset: str | None = None,
     image_transform: Callable | None = None,
     soft_labels: bool | None = None,
+    sample_rate: int | None = None,
+    cache_dir: str | None = None,
     on_error: OnError = "skip",
     cache: Cache = "auto",
-) -> PseudoLabeledDataset:
+) -> FileDataset:
     """Reads a folder the `pseudo_dataset` operation wrote (see `sesemi pseudo-label`).
+
+    Items are `(input, label)`: an image, or a waveform for a folder of recordings, and a class
+    index (hard labels) or the teacher's class probabilities `[num_classes]` (soft labels), which
+    `torch.nn.CrossEntropyLoss` takes as a target like an index. `targets` always holds the top
+    classes (e.g. for samplers).
 
     Args:
         root: The data set's folder.
         subset: A subfolder of `root` that holds the files, or None for `root` itself.
-        image_transform: A transform applied to each image.
+        image_transform: A transform applied to each image (or waveform).
         soft_labels: Whether labels are class-probability vectors (True) or class indices
             (False); None follows the setting the folder was written with.
+        sample_rate: Recordings are resampled to this rate in Hz; None: the teacher's. Only
+            for a folder of recordings.
+        cache_dir: The preprocess cache of the recordings under `root` (see `audio_folder`).
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
-        cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
+        cache: "auto" keeps the decoded files in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
     """
     if subset is not None and not isinstance(subset, str):
@@ -108,10 +88,15 @@ def pseudo(
     try:
         info = json.loads(info_path.read_text())
         classes = [str(name) for name in info["classes"]]
+        modality = info.get("modality", "image")  # folders of earlier releases hold images
+        if modality not in MODALITIES:
+            raise ValueError(modality)
     except (ValueError, KeyError, TypeError):
         raise SesemiError(
-            f"{info_path} is malformed (no list of classes); write it again"
+            f"{info_path} is malformed (no list of classes, or an unknown modality); write it again"
         ) from None
+    if sample_rate is not None and modality != "audio":
+        raise SesemiError(f"{folder} holds images, not recordings; drop its sample_rate setting")
     index = {name: i for i, name in enumerate(classes)}
     with labels_path.open(newline="") as file:
         reader = csv.reader(file)
@@ -123,7 +108,7 @@ def pseudo(
             )
         rows = list(reader)
     if not rows:
-        raise SesemiError(f"{labels_path} lists no images (was the confidence threshold too high?)")
+        raise SesemiError(f"{labels_path} lists no files (was the confidence threshold too high?)")
     try:
         paths = [os.path.join(folder, row[0]) for row in rows]  # absolute paths stay absolute
         targets = [index[row[1]] for row in rows]
@@ -135,9 +120,17 @@ def pseudo(
             f"{labels_path} is malformed ({type(error).__name__}: {error}); write it again"
         ) from None
     soft = bool(info.get("soft_labels", True)) if soft_labels is None else soft_labels
-    return PseudoLabeledDataset(
-        paths, targets, probabilities, classes, soft, image_transform, on_error, cache
-    )
+    samples = list(zip(paths, list(probabilities) if soft else targets, strict=True))
+    if modality == "image":
+        data: FileDataset = ImageDataset(samples, classes, image_transform, on_error, cache)
+    else:
+        rate = sample_rate or info.get("sample_rate")
+        if not isinstance(rate, int):
+            raise SesemiError(f"{info_path} does not give the recordings' sample_rate; set the dataset's")
+        disk = preprocessed(root, rate, cache_dir)
+        data = AudioDataset(samples, classes, image_transform, on_error, rate, disk, cache)
+    data.targets = targets
+    return data
 
 
 def check_output(folder: str | Path, overwrite: bool = False) -> None:
@@ -172,11 +165,11 @@ def write_pseudo_dataset(
 
     Args:
         folder: The output folder (created if needed).
-        paths: The image files, one per row of `probabilities`.
-        probabilities: `[N, num_classes]` class probabilities; one-hot rows for labeled images.
+        paths: The files (images or recordings), one per row of `probabilities`.
+        probabilities: `[N, num_classes]` class probabilities; one-hot rows for labeled files.
         classes: The class names.
         soft_labels: Whether readers should yield probabilities (else class indices) by default.
-        info: Further entries of `dataset.json` (e.g. counts and settings).
+        info: Further entries of `dataset.json` (modality, sample rate, counts, settings).
         overwrite: Replace the files of an earlier pseudo-labeled set (in a folder sesemi made).
     """
     folder = Path(folder)

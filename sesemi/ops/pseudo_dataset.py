@@ -1,4 +1,5 @@
-"""`pseudo_dataset`: a trained teacher labels unlabeled images, for noisy-student training.
+"""`pseudo_dataset`: a trained teacher labels unlabeled images or recordings, for noisy-student
+training.
 
     sesemi pseudo-label runs/digits/<time>/checkpoints/best.ckpt data/digits
 
@@ -20,11 +21,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from sesemi.datasets import dataset
+from sesemi.datasets.images import class_samples, is_image_file, subset_dirs, unlabeled_samples
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError
 from sesemi.learners.trained import TrainedModel
 from sesemi.predictor import Predictor
+from sesemi.transforms.audio import is_audio_file
 
 logger = logging.getLogger(__name__)
 
@@ -71,31 +73,33 @@ def pseudo_dataset(
     on_error: str = "skip",
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Labels the unlabeled images with a teacher and writes a `pseudo` data set.
+    """Labels the unlabeled images (or recordings, for an audio teacher) with a teacher and
+    writes a `pseudo` data set.
 
     Args:
         checkpoint_path: The teacher: a run folder or a checkpoint in one.
         data_root: The data set's folder (the standard layout: train/<class>/, unlabeled/).
         output_dir: Where `labels.csv` and `dataset.json` go; default `<data_root>/pseudo`.
-        unlabeled_subset: The folder(s) under `data_root` with the images to label, searched
+        unlabeled_subset: The folder(s) under `data_root` with the files to label, searched
             recursively; a name, a list of names, or None for all of `data_root`.
-        labeled_subset: The labeled folder (`<class>/<image>`) under `data_root`: the class
-            names, and the images `include_labeled` adds; None to name classes by number.
-        include_labeled: Whether the output also lists the labeled images (one-hot, confidence
+        labeled_subset: The labeled folder (`<class>/<file>`) under `data_root`: the class
+            names, and the files `include_labeled` adds; None to name classes by number.
+        include_labeled: Whether the output also lists the labeled files (one-hot, confidence
             1), so the student's supervised set is labels + pseudo-labels.
-        hflip_tta: Average each image's prediction with its horizontal flip's (not for text).
+        hflip_tta: Average each prediction over test-time copies: an image's horizontal flip
+            (not for text), a recording shifted in time.
         threshold: Pseudo-labels less confident (top class probability) than this are dropped.
         balance: Keep at most the `per_class` most confident pseudo-labels of each class.
         per_class: That cap; None: the smallest non-empty class count after thresholding.
         soft_labels: The `pseudo` dataset yields the teacher's probabilities, not the top class.
-        batch_size: Images per inference batch.
+        batch_size: Files per inference batch.
         num_workers: Data loader worker processes (0 reads in the main process).
         device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
-        on_error: "skip" unreadable images (with a warning) or "raise" on the first one.
+        on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
         overwrite: Replace the files of an earlier `pseudo_dataset` (only in a folder it made).
 
     Returns:
-        What `dataset.json` holds: classes, soft_labels, counts and settings.
+        What `dataset.json` holds: classes, soft_labels, modality, counts and settings.
     """
     output_dir = Path(data_root) / "pseudo" if output_dir is None else output_dir
     settings = {k: str(v) if isinstance(v, Path) else _plain(v) for k, v in locals().items()}
@@ -104,14 +108,15 @@ def pseudo_dataset(
     if per_class is not None and per_class < 1:
         raise SesemiError(f"per_class must be at least 1 (or null), not {per_class}")
     if include_labeled and labeled_subset is None:
-        raise SesemiError("include_labeled needs labeled_subset: the folder of labeled images")
+        raise SesemiError("include_labeled needs labeled_subset: the folder of labeled files")
     check_output(output_dir, overwrite)
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
 
     teacher = TrainedModel.from_run(checkpoint_path)
-    labeled = dataset("image_folder", data_root, labeled_subset) if labeled_subset else None
-    classes = labeled.classes if labeled else list(teacher.labels)
+    kind, accept = ("audio file", is_audio_file) if teacher.audio else ("image", is_image_file)
+    labeled, classes = class_samples(subset_dirs(data_root, labeled_subset), accept, kind) if labeled_subset else ([], [])
+    classes = classes or list(teacher.labels)
     if len(classes) != len(teacher.labels):
         raise SesemiError(
             f"the teacher predicts {len(teacher.labels)} classes but {Path(data_root) / labeled_subset} "
@@ -119,8 +124,9 @@ def pseudo_dataset(
         )
     predictor = Predictor(teacher, device)  # the teacher run's evaluation transform
     settings["image_transform"] = _plain(teacher.eval_transform_config)
+    modality = {"modality": "audio", "sample_rate": predictor.sample_rate} if teacher.audio else {"modality": "image"}
 
-    files = [path for path, _ in dataset("image_file", data_root, _plain(unlabeled_subset), on_error=on_error).samples]
+    files = [path for path, _ in unlabeled_samples(subset_dirs(data_root, _plain(unlabeled_subset)), accept, kind)]
     predictions = predictor.predict(files, batch_size=batch_size, tta=hflip_tta, num_workers=num_workers, on_error=on_error)
     read = [prediction for prediction in predictions if prediction.error is None]
     probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
@@ -130,12 +136,12 @@ def pseudo_dataset(
     paths = [str(read[i].input) for i in kept.tolist()]
     probabilities = probabilities[kept]
     if include_labeled:
-        paths = [path for path, _ in labeled.samples] + paths
-        one_hot = torch.eye(len(classes))[[label for _, label in labeled.samples]]
+        paths = [path for path, _ in labeled] + paths
+        one_hot = torch.eye(len(classes))[[label for _, label in labeled]]
         probabilities = torch.cat([one_hot, probabilities])
     per_class_counts = torch.bincount(probabilities.argmax(dim=1), minlength=len(classes)).tolist()
     counts = {
-        "images": len(paths),
+        "files": len(paths),
         "labeled": len(paths) - len(kept),
         "pseudo_labeled": len(kept),
         "below_threshold": len(read) - confident,
@@ -145,6 +151,7 @@ def pseudo_dataset(
     }
     empty = [name for name, count in counts["per_class"].items() if count == 0]
     if empty:
-        logger.warning("no images for class(es) %s; lower the threshold or train a better teacher", ", ".join(empty))
-    write_pseudo_dataset(output_dir, paths, probabilities, classes, soft_labels, {"counts": counts, "settings": settings}, overwrite)
-    return {"classes": classes, "soft_labels": soft_labels, "counts": counts, "settings": settings}
+        logger.warning("nothing of class(es) %s; lower the threshold or train a better teacher", ", ".join(empty))
+    info = {**modality, "counts": counts, "settings": settings}
+    write_pseudo_dataset(output_dir, paths, probabilities, classes, soft_labels, info, overwrite)
+    return {"classes": classes, "soft_labels": soft_labels, **info}

@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from sesemi.datasets import DATASETS, dataset
-from sesemi.datasets.pseudo import (
-    INFO_FILE,
-    LABELS_FILE,
-    PseudoLabeledDataset,
-    write_pseudo_dataset,
-)
+from sesemi.datasets.images import ImageDataset
+from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE, write_pseudo_dataset
 from sesemi.errors import SesemiError
 
 PROBABILITIES = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
@@ -34,7 +30,9 @@ def folder(image_tree, tmp_path):
 def test_registered_and_built_by_the_factory(folder):
     assert "pseudo" in DATASETS
     data = dataset("pseudo", str(folder.parent), subset=folder.name)
-    assert isinstance(data, PseudoLabeledDataset) and len(data) == 3
+    assert isinstance(data, ImageDataset) and len(data) == 3
+    with pytest.raises(SesemiError, match="holds images, not recordings; drop its sample_rate"):
+        dataset("pseudo", str(folder), sample_rate=16000)
 
 
 def test_soft_labels_are_probability_vectors_and_targets_stay_indices(folder):
@@ -83,5 +81,5 @@ def test_an_empty_set_is_an_error(image_tree, tmp_path):
     write_pseudo_dataset(
         tmp_path, [], torch.empty(0, 3), image_tree.classes, soft_labels=False, info={}
     )
-    with pytest.raises(SesemiError, match="lists no images"):
+    with pytest.raises(SesemiError, match="lists no files"):
         dataset("pseudo", str(tmp_path))

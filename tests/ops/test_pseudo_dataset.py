@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from audio_samples import TINY_AUDIO_TRAINING, audio_tree
 from conftest import CLASS_STYLES
 
 from sesemi.config.compose import compose
@@ -63,7 +64,7 @@ def test_writes_labels_plus_pseudo_labels_and_the_student_trains(teacher, data_r
     counts = dict(info["counts"])
     assert sum(counts.pop("per_class").values()) == 9 + UNLABELED
     assert counts == {
-        "images": 9 + UNLABELED,
+        "files": 9 + UNLABELED,
         "labeled": 9,
         "pseudo_labeled": UNLABELED,
         "below_threshold": 0,
@@ -93,6 +94,30 @@ def test_writes_labels_plus_pseudo_labels_and_the_student_trains(teacher, data_r
     result = run(student)
     assert result.classes == sorted(CLASS_STYLES)
     assert 0.0 <= result.metrics["val/top1"] <= 1.0
+
+
+def test_an_audio_teacher_labels_recordings_and_an_audio_student_trains_on_them(tmp_path):
+    """An audio teacher: the labeled clips and its pseudo-labels of the unlabeled recordings
+    (waveforms at its sample rate), and a student of the `audio` config reading them back."""
+    tree = audio_tree(tmp_path / "sounds", train=2, val=1, unlabeled=3)
+    tiny = [*TINY_AUDIO_TRAINING, f"run.data_root={tree.root}", "trainer.val_check_interval=2"]
+    teacher = run(compose("audio", ["method=supervised", "run.num_iterations=4", f"run.dir={tmp_path}/teacher", *tiny]))
+
+    info = pseudo_dataset(teacher.run_dir, tree.root, device="cpu", soft_labels=False)
+    assert info["modality"] == "audio" and info["sample_rate"] == 16000
+    assert (info["counts"]["labeled"], info["counts"]["pseudo_labeled"]) == (6, 3)
+    assert [Path(row["path"]).parent.name for row in _rows(tree.root / "pseudo")[6:]] == ["unlabeled"] * 3
+
+    data = dataset("pseudo", str(tree.root), subset="pseudo", sample_rate=8000)
+    waveform, label = data[len(data) - 1]
+    assert waveform.shape == (4000,) and isinstance(label, int)  # 0.5 s at the rate asked for
+
+    student = compose(
+        "audio",
+        ["method=supervised", "run.num_iterations=2", f"run.dir={tmp_path}/student", *tiny,
+         "data.train.supervised.dataset.name=pseudo", "data.train.supervised.dataset.subset=pseudo"],
+    )
+    assert run(student).classes == tree.classes
 
 
 @pytest.mark.slow
