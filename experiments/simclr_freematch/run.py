@@ -16,7 +16,11 @@ FlexMatch with wider speed ranges in the strong view (`flexmatch_speed_wide`, `_
 speed change in the weak view (`flexmatch_speed_weak`, `_strong_wide`; with the labels alone and
 all labels: `supervised_speed_weak`, `all_labels_speed_weak`), and
 supervised training on every training item with its label
-(`data.train.supervised.dataset.subset=train_all`, the ceiling).
+(`data.train.supervised.dataset.subset=train_all`, the ceiling), and self-training (noisy
+student): a student trained from scratch on the labels and the FreeMatch run's pseudo-labels of
+score 0.8 or more (`sesemi pseudo-label`, hard labels; the weak view's SpecAugment is its noise)
+for the data set's own budget (`noisy_student`), and a second round, taught by that student
+(`noisy_student_2`).
 The recipe's budget is the others' plus its pre-training, so its fine-tuning phase trains as many
 steps as FreeMatch. Runs with the same seed train on the same labeled batches.
 
@@ -120,7 +124,13 @@ ROWS = {
     "supervised_speed_weak": ["method=supervised", WEAK_SPEED],
     "all_labels_speed_weak": ["method=supervised", ALL_LABELS, WEAK_SPEED],
     "all labels": ["method=supervised", ALL_LABELS],
+    # students: the labels alone on the labels and a teacher row's pseudo-labels (see STUDENTS)
+    "noisy_student": ["method=supervised"],
+    "noisy_student_2": ["method=supervised"],
 }
+# a student row: the row of its teacher (same data set, budget and seed)
+STUDENTS = {"noisy_student": "freematch", "noisy_student_2": "noisy_student"}
+PSEUDO_LABELS = {"threshold": 0.8, "soft_labels": False}  # the teacher's sure pseudo-labels, as classes
 HEADER = [
     "| config | iterations | val/top1 (%) | per seed | gain over FreeMatch, per seed | mean gain ± s.e. | wall time per run |",
     "|---|---|---|---|---|---|---|",
@@ -148,6 +158,23 @@ def budget(row: str, iterations: int) -> int:
     return round(iterations / (1 - pretrain))
 
 
+def budgets(row: str, iterations: int, own: int) -> str:
+    """A row's budget as the table states it: a student's after its teachers' (`own` steps each)."""
+    return f"{budgets(STUDENTS[row], iterations, own)} + {own}" if row in STUDENTS else str(budget(row, iterations))
+
+
+def student_data(teacher: dict, folder: Path, data: Path) -> list[str]:
+    """Pseudo-labels the pool with a teacher run (once) and returns the overrides that train on
+    them: the labels plus the teacher's sure pseudo-labels, in `folder`."""
+    if not (folder / "labels.csv").is_file():
+        from sesemi.ops.pseudo_dataset import pseudo_dataset
+
+        last = Path(teacher["run_dir"]) / "checkpoints" / "last.ckpt"  # the teacher the table reports
+        pseudo_dataset(last, data, folder, device="cpu", **PSEUDO_LABELS)
+    prefix = "data.train.supervised.dataset"
+    return [f"{prefix}.name=pseudo", f"{prefix}.root={folder}", f"{prefix}.subset=null"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,8 +198,8 @@ def main() -> None:
             data = runs / name
             if builder is not None and not data.exists():
                 builder(data)
-            plan[name] = iterations
-            for row in rows_of(name, args.rows):
+            plan[name] = (iterations, default_iterations)
+            for row in rows_of(name, [row for row in args.rows if row not in STUDENTS]):
                 overrides = [*shared, *ROWS[row], *views_of(config, row), f"run.num_iterations={budget(row, iterations)}"]
                 tag = row.replace(" ", "_")
                 groups[(name, row)] = [
@@ -186,7 +213,24 @@ def main() -> None:
                     for s in args.seeds
                 ]
         finished = run_groups(groups, args.parallel)
-    for name, iterations in plan.items():
+        for row in [row for row in STUDENTS if row in args.rows]:  # in order: a student teaches the next
+            students = {}
+            for name, (iterations, own) in plan.items():
+                config, shared, _, _ = DATASETS[name]
+                tag = f"{name}_{row}_{iterations}"
+                students[(name, row)] = [
+                    (
+                        config,
+                        [*shared, *ROWS[row], *views_of(config, row), f"run.num_iterations={own}", f"run.seed={s}",
+                         *student_data(teacher, runs / f"{tag}_{s}_pseudo", runs / name)],
+                        runs,
+                        f"{tag}_{s}",
+                        runs / name,
+                    )
+                    for s, teacher in zip(args.seeds, finished[(name, STUDENTS[row])], strict=True)
+                ]
+            finished |= run_groups(students, args.parallel)
+    for name, (iterations, own) in plan.items():
         lines, every = [], []
         reference = top1(finished[(name, "freematch")]) if "freematch" in args.rows else None
         for row in rows_of(name, args.rows):
@@ -200,7 +244,7 @@ def main() -> None:
             )
             seconds = sum(r["process_wall_time_s"] for r in results) / len(results)
             lines.append(
-                f"| {row} | {budget(row, iterations)} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |"
+                f"| {row} | {budgets(row, iterations, own)} | {mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s |"
             )
         readme, table = HERE / "README.md", f"{name}_{iterations}"
         kept = merged_rows(readme, table, lines, list(ROWS))
