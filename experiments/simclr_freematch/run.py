@@ -172,7 +172,7 @@ def student_data(teacher: dict, folder: Path, data: Path) -> list[str]:
         last = Path(teacher["run_dir"]) / "checkpoints" / "last.ckpt"  # the teacher the table reports
         pseudo_dataset(last, data, folder, device="cpu", **PSEUDO_LABELS)
     prefix = "data.train.supervised.dataset"
-    return [f"{prefix}.name=pseudo", f"{prefix}.root={folder}", f"{prefix}.subset=null"]
+    return [f"{prefix}.name=pseudo", f"++{prefix}.root={folder}", f"{prefix}.subset=null"]
 
 
 def main() -> None:
