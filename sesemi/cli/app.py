@@ -329,7 +329,7 @@ def pseudo_label(
     counts = pseudo_dataset(teacher, data_root, output_dir, **options)["counts"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "
-        f"{counts['dropped_by_balancing']} dropped by balancing) and {counts['labeled']} labeled images: "
+        f"{counts['dropped_by_balancing']} dropped by balancing) and {counts['labeled']} labeled files: "
         f"{output_dir or data_root / 'pseudo'}"
     )
 
