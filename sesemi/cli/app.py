@@ -326,12 +326,18 @@ def pseudo_label(
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
     options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir",))
-    counts = pseudo_dataset(teacher, data_root, output_dir, **options)["counts"]
+    written = pseudo_dataset(teacher, data_root, output_dir, **options)
+    counts, checked = written["counts"], written["teacher_on_val"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "
         f"{counts['dropped_by_balancing']} dropped by balancing) and {counts['labeled']} labeled files: "
         f"{output_dir or data_root / 'pseudo'}"
     )
+    if checked and checked["sure"]:
+        echo(
+            f"on validation the teacher is right about {checked['sure_right']:.0%} of the {checked['sure']} "
+            f"files (of {checked['files']}) it is {checked['threshold']:g} sure of"
+        )
 
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

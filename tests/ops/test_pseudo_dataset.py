@@ -19,7 +19,8 @@ from sesemi.datasets import dataset
 from sesemi.datasets.pseudo import INFO_FILE, LABELS_FILE
 from sesemi.errors import SesemiError
 from sesemi.learners.trained import TrainedModel
-from sesemi.ops.pseudo_dataset import pseudo_dataset, select
+from sesemi.ops.pseudo_dataset import TRUSTWORTHY, pseudo_dataset, select
+from sesemi.predictor import load
 from sesemi.runner import run
 
 UNLABELED = 4  # the `trained_run` data set's
@@ -118,6 +119,20 @@ def test_an_audio_teacher_labels_recordings_and_an_audio_student_trains_on_them(
          "data.train.supervised.dataset.name=pseudo", "data.train.supervised.dataset.subset=pseudo"],
     )
     assert run(student).classes == tree.classes
+
+
+def test_the_teacher_is_checked_on_the_validation_files_it_is_sure_of(teacher, data_root, tmp_path, caplog):
+    """`teacher_on_val`: how often the teacher is right about the val files it is >= 0.8 sure
+    of, as its own predictions say; a warning below TRUSTWORTHY; nothing without a val folder."""
+    predictions = load(teacher, device="cpu").predict(data_root / "val")
+    sure = [p.label == p.input.parent.name for p in predictions if p.score >= 0.8]
+    info = pseudo_dataset(teacher, data_root, tmp_path / "a", device="cpu", threshold=0.5)
+    expected = sum(sure) / len(sure) if sure else None
+    assert info["teacher_on_val"] == {"files": 6, "sure": len(sure), "threshold": 0.8, "sure_right": expected}
+    assert json.loads((tmp_path / "a" / INFO_FILE).read_text())["teacher_on_val"] == info["teacher_on_val"]
+    warned = "a student would learn many wrong pseudo-labels" in caplog.text
+    assert warned == (expected is not None and expected < TRUSTWORTHY)
+    assert pseudo_dataset(teacher, data_root, tmp_path / "b", device="cpu", val_subset=None)["teacher_on_val"] is None
 
 
 @pytest.mark.slow
