@@ -66,15 +66,17 @@ def check_teacher(
     accept: Callable[[str], bool],
     kind: str,
     threshold: float,
+    **predicting: Any,
 ) -> dict[str, Any] | None:
     """How often the teacher is right about the validation files it is sure of (score at least
     `threshold`, and at least 0.8), a stand-in for its pseudo-labels' precision; a warning when
-    a student would learn almost as many errors as labels. None without a validation folder."""
+    a student would learn almost as many errors as labels. None without a validation folder.
+    `predicting` goes to `Predictor.predict` (batch size, TTA, workers, on_error)."""
     if val_subset is None or not (Path(data_root) / val_subset).is_dir():
         return None
     samples, _ = class_samples(subset_dirs(data_root, val_subset), accept, kind, classes)
     sure = max(threshold, 0.8)
-    predictions = predictor.predict([path for path, _ in samples])
+    predictions = predictor.predict([path for path, _ in samples], **predicting)
     right = [p.label == classes[label] for p, (_, label) in zip(predictions, samples, strict=True) if p.score >= sure]
     precision = sum(right) / len(right) if right else None
     if precision is not None and precision < TRUSTWORTHY:
@@ -163,7 +165,8 @@ def pseudo_dataset(
     modality = {"modality": "audio", "sample_rate": predictor.sample_rate} if teacher.audio else {"modality": "image"}
 
     files = [path for path, _ in unlabeled_samples(subset_dirs(data_root, _plain(unlabeled_subset)), accept, kind)]
-    predictions = predictor.predict(files, batch_size=batch_size, tta=hflip_tta, num_workers=num_workers, on_error=on_error)
+    predicting = {"batch_size": batch_size, "tta": hflip_tta, "num_workers": num_workers, "on_error": on_error}
+    predictions = predictor.predict(files, **predicting)
     read = [prediction for prediction in predictions if prediction.error is None]
     probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
     kept = select(probabilities, threshold, balance, per_class)
@@ -188,7 +191,7 @@ def pseudo_dataset(
     empty = [name for name, count in counts["per_class"].items() if count == 0]
     if empty:
         logger.warning("nothing of class(es) %s; lower the threshold or train a better teacher", ", ".join(empty))
-    checked = check_teacher(predictor, data_root, val_subset, classes, accept, kind, threshold)
+    checked = check_teacher(predictor, data_root, val_subset, classes, accept, kind, threshold, **predicting)
     info = {**modality, "counts": counts, "teacher_on_val": checked, "settings": settings}
     write_pseudo_dataset(output_dir, paths, probabilities, classes, soft_labels, info, overwrite)
     return {"classes": classes, "soft_labels": soft_labels, **info}
