@@ -77,7 +77,11 @@ def check_teacher(
     samples, _ = class_samples(subset_dirs(data_root, val_subset), accept, kind, classes)
     sure = max(threshold, 0.8)
     predictions = predictor.predict([path for path, _ in samples], **predicting)
-    right = [p.label == classes[label] for p, (_, label) in zip(predictions, samples, strict=True) if p.score >= sure]
+    right = [
+        p.label == classes[label]
+        for p, (_, label) in zip(predictions, samples, strict=True)
+        if p.error is None and p.score >= sure  # an unreadable file has no score
+    ]
     precision = sum(right) / len(right) if right else None
     if precision is not None and precision < TRUSTWORTHY:
         logger.warning(
@@ -152,7 +156,8 @@ def pseudo_dataset(
         raise SesemiError(f"data_root {data_root} does not exist")
 
     teacher = TrainedModel.from_run(checkpoint_path)
-    kind, accept = ("audio file", is_audio_file) if teacher.audio else ("image", is_image_file)
+    # what messages call the inputs, in class folders and loose; which files are inputs
+    kind, loose, accept = ("audio file", "audio", is_audio_file) if teacher.audio else ("image", "image", is_image_file)
     labeled, classes = class_samples(subset_dirs(data_root, labeled_subset), accept, kind) if labeled_subset else ([], [])
     classes = classes or list(teacher.labels)
     if len(classes) != len(teacher.labels):
@@ -163,9 +168,10 @@ def pseudo_dataset(
     predictor = Predictor(teacher, device)  # the teacher run's evaluation transform
     settings["image_transform"] = _plain(teacher.eval_transform_config)
     modality = {"modality": "audio", "sample_rate": predictor.sample_rate} if teacher.audio else {"modality": "image"}
-
-    files = [path for path, _ in unlabeled_samples(subset_dirs(data_root, _plain(unlabeled_subset)), accept, kind)]
     predicting = {"batch_size": batch_size, "tta": hflip_tta, "num_workers": num_workers, "on_error": on_error}
+    checked = check_teacher(predictor, data_root, val_subset, classes, accept, kind, threshold, **predicting)
+
+    files = [path for path, _ in unlabeled_samples(subset_dirs(data_root, _plain(unlabeled_subset)), accept, loose)]
     predictions = predictor.predict(files, **predicting)
     read = [prediction for prediction in predictions if prediction.error is None]
     probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
@@ -191,7 +197,6 @@ def pseudo_dataset(
     empty = [name for name, count in counts["per_class"].items() if count == 0]
     if empty:
         logger.warning("nothing of class(es) %s; lower the threshold or train a better teacher", ", ".join(empty))
-    checked = check_teacher(predictor, data_root, val_subset, classes, accept, kind, threshold, **predicting)
     info = {**modality, "counts": counts, "teacher_on_val": checked, "settings": settings}
     write_pseudo_dataset(output_dir, paths, probabilities, classes, soft_labels, info, overwrite)
     return {"classes": classes, "soft_labels": soft_labels, **info}

@@ -135,6 +135,18 @@ def test_the_teacher_is_checked_on_the_validation_files_it_is_sure_of(teacher, d
     assert pseudo_dataset(teacher, data_root, tmp_path / "b", device="cpu", val_subset=None)["teacher_on_val"] is None
 
 
+def test_an_unreadable_validation_file_is_left_out_of_the_teacher_check(teacher, data_root, tmp_path):
+    """With on_error=skip a corrupt validation file counts among the files, never as sure."""
+    shutil.copytree(data_root / "val", tmp_path / "val")
+    (tmp_path / "val" / "blue" / "broken.png").write_bytes(b"not an image")
+    shutil.copytree(data_root / "unlabeled", tmp_path / "unlabeled")
+    checked = pseudo_dataset(
+        teacher, tmp_path, tmp_path / "pseudo", labeled_subset=None, include_labeled=False, device="cpu"
+    )["teacher_on_val"]
+    expected = pseudo_dataset(teacher, data_root, tmp_path / "clean", device="cpu")["teacher_on_val"]
+    assert checked == {**expected, "files": expected["files"] + 1}
+
+
 @pytest.mark.slow
 def test_the_command_writes_the_folder_and_refuses_to_overwrite(teacher, data_root, tmp_path):
     """`sesemi pseudo-label TEACHER DATA_ROOT settings...` writes <data_root>/pseudo; again, it
