@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,13 +78,14 @@ class Utterance:
     pitch: int  # 0-99 (default 50)
 
 
-def speak(utterance: Utterance, scratch: Path) -> np.ndarray:
-    """The utterance as float32 samples at SAMPLE_RATE, leading and trailing silence trimmed."""
+def speak(utterance: Utterance, scratch: Path, words: Sequence[str] = WORDS) -> np.ndarray:
+    """The utterance (of `words[utterance.word]`) as float32 samples at SAMPLE_RATE, leading and
+    trailing silence trimmed."""
     import soundfile
 
     path = scratch / "word.wav"
     _espeak("-v", utterance.voice, "-s", str(utterance.speed), "-p", str(utterance.pitch),
-            "-w", str(path), WORDS[utterance.word])
+            "-w", str(path), words[utterance.word])
     samples, _ = soundfile.read(str(path), dtype="float32")
     loud = np.flatnonzero(np.abs(samples) > 0.02 * np.abs(samples).max(initial=1e-9))
     return samples[loud[0] : loud[-1] + 1] if len(loud) else samples
@@ -135,8 +137,10 @@ def write_spoken_digits(
     unlabeled: int = UNLABELED_PER_CLASS,
     val: int = VAL_PER_CLASS,
     seed: int = SEED,
+    words: Sequence[str] = WORDS,
 ) -> None:
-    """Writes the data set into `target` (see the module docstring); counts are per class."""
+    """Writes the data set into `target` (see the module docstring); counts are per class, and
+    class `i` is `words[i]` (other words make another spoken-word data set the same way)."""
     import soundfile
 
     languages, variants = voices()
@@ -150,17 +154,17 @@ def write_spoken_digits(
             int(rng.integers(25, 76)),
         ))
         for split, count in splits
-        for word in range(len(WORDS))
+        for word in range(len(words))
         for _ in range(count)
     ]
     with tempfile.TemporaryDirectory() as scratch:
-        words = [speak(utterance, Path(scratch)) for _, utterance in plan]
-    for index, ((split, utterance), word) in enumerate(zip(plan, words, strict=True)):
+        spoken = [speak(utterance, Path(scratch), words) for _, utterance in plan]
+    for index, ((split, utterance), word) in enumerate(zip(plan, spoken, strict=True)):
         label = str(utterance.word)
         folder = target / split / ("" if split == "unlabeled" else label)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{index:05d}.flac"
-        soundfile.write(str(path), clip(word, rng, words), SAMPLE_RATE, subtype="PCM_16")
+        soundfile.write(str(path), clip(word, rng, spoken), SAMPLE_RATE, subtype="PCM_16")
         if split != "val":
             linked = target / "train_all" / label / path.name
             linked.parent.mkdir(parents=True, exist_ok=True)

@@ -43,3 +43,13 @@ def test_voices_include_accents_and_variants():
     assert any(v.startswith("en") for v in languages)
     assert any(not v.startswith("en") for v in languages)
     assert len(variants) > 5
+
+
+@needs_espeak
+def test_other_words_make_another_spoken_word_data_set(tmp_path):
+    """Class i is words[i]: the same voices and noises speak a corpus of any words."""
+    root = tmp_path / "words"
+    spoken_digits.write_spoken_digits(root, labeled=1, unlabeled=0, val=1, words=("yes", "no", "stop"))
+    assert sorted(p.name for p in (root / "train").iterdir()) == ["0", "1", "2"]
+    assert len(list((root / "val").rglob("*.flac"))) == 3
+    assert not (root / "unlabeled").exists()
