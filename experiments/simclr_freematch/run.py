@@ -20,7 +20,9 @@ supervised training on every training item with its label
 student): a student trained from scratch on the labels and the FreeMatch run's pseudo-labels of
 score 0.8 or more (`sesemi pseudo-label`, hard labels; the weak view's SpecAugment is its noise)
 for the data set's own budget (`noisy_student`), and a second round, taught by that student
-(`noisy_student_2`).
+(`noisy_student_2`). Audio rows ending in `_words` start from the weights of the spoken-digits
+network trained on 25 other spoken words (`spoken_words`, built and trained once in the runs
+folder), as a user would start from a downloaded audio model.
 The recipe's budget is the others' plus its pre-training, so its fine-tuning phase trains as many
 steps as FreeMatch. Runs with the same seed train on the same labeled batches.
 
@@ -63,6 +65,8 @@ from common import (  # noqa: E402
     top1,
     write_table,
 )
+
+from sesemi.datasets.spoken_digits import write_spoken_digits  # noqa: E402
 
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
@@ -127,7 +131,22 @@ ROWS = {
     # students: the labels alone on the labels and a teacher row's pseudo-labels (see STUDENTS)
     "noisy_student": ["method=supervised"],
     "noisy_student_2": ["method=supervised"],
+    # from pre-trained weights (see WORDS): the labels alone, FreeMatch, FlexMatch, all labels, and
+    # FlexMatch and the labels alone with the speed change in the weak view
+    "supervised_words": ["method=supervised"],
+    "freematch_words": ["method=freematch"],
+    "flexmatch_speed_words": ["method=flexmatch", SPEED],  # the audio configs' default, with the weights
+    "all_labels_words": ["method=supervised", ALL_LABELS],
+    "flexmatch_speed_weak_words": ["method=flexmatch", WEAK_SPEED, SPEED_OFF],
+    "supervised_speed_weak_words": ["method=supervised", WEAK_SPEED],
 }
+# Pre-trained audio weights, where a user would start from a published model: the audio network
+# trained on 25 other spoken words (no digit, no instrument), 160 labeled clips each (and 20 to
+# validate) in the spoken-digits voices and noises, built and trained here once and shared by every seed.
+# Audio rows whose name ends in `_words` start from its last checkpoint.
+WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "bed", "bird", "cat", "dog",
+         "happy", "house", "tree", "wow", "backward", "forward", "follow", "learn", "visual", "water", "music")
+WORDS_RUN = ["method=supervised", ALL_LABELS, "run.num_iterations=4800", "run.seed=0"]
 # a student row: the row of its teacher (same data set, budget and seed)
 STUDENTS = {"noisy_student": "freematch", "noisy_student_2": "noisy_student"}
 PSEUDO_LABELS = {"threshold": 0.8, "soft_labels": False}  # the teacher's sure pseudo-labels, as classes
@@ -142,8 +161,20 @@ def _key(override: str) -> str:
 
 
 def rows_of(name: str, rows: list[str]) -> list[str]:
-    """The rows that apply to a data set: a speed change only to audio."""
-    return [row for row in rows if not any(_key(o) in SPEED_KEYS for o in ROWS[row]) or DATASETS[name][0] != "image"]
+    """The rows that apply to a data set: a speed change and spoken-word weights only to audio."""
+    audio_only = {row for row in ROWS if row.endswith("_words") or any(_key(o) in SPEED_KEYS for o in ROWS[row])}
+    return [row for row in rows if DATASETS[name][0] != "image" or row not in audio_only]
+
+
+def pretrained(row: str, runs: Path) -> list[str]:
+    """The override that starts an `_words` row from the spoken-words network (made once)."""
+    if not row.endswith("_words"):
+        return []
+    data = runs / "spoken_words"
+    if not data.exists():
+        write_spoken_digits(data, labeled=20, unlabeled=140, val=20, seed=1, words=WORDS)
+    (source,) = run_groups({"words": [("spoken_digits", WORDS_RUN, runs, "spoken_words_4800", data)]})["words"]
+    return [f"run.pretrained_checkpoint_path={Path(source['run_dir']) / 'checkpoints' / 'last.ckpt'}"]
 
 
 def views_of(config: str, row: str) -> list[str]:
@@ -200,7 +231,13 @@ def main() -> None:
                 builder(data)
             plan[name] = (iterations, default_iterations)
             for row in rows_of(name, [row for row in args.rows if row not in STUDENTS]):
-                overrides = [*shared, *ROWS[row], *views_of(config, row), f"run.num_iterations={budget(row, iterations)}"]
+                overrides = [
+                    *shared,
+                    *ROWS[row],
+                    *views_of(config, row),
+                    *pretrained(row, runs),
+                    f"run.num_iterations={budget(row, iterations)}",
+                ]
                 tag = row.replace(" ", "_")
                 groups[(name, row)] = [
                     (
