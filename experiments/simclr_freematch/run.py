@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -166,15 +166,24 @@ def rows_of(name: str, rows: list[str]) -> list[str]:
     return [row for row in rows if DATASETS[name][0] != "image" or row not in audio_only]
 
 
-def pretrained(row: str, runs: Path) -> list[str]:
-    """The override that starts an `_words` row from the spoken-words network (made once)."""
-    if not row.endswith("_words"):
-        return []
+def last_checkpoint(result: dict) -> Path:
+    """A finished run's last checkpoint, as its results.json records it."""
+    return Path(result["run_dir"]) / result["last_checkpoint"]
+
+
+@cache
+def words_network(runs: Path) -> Path:
+    """The spoken-words network's last checkpoint: its data built and the network trained once."""
     data = runs / "spoken_words"
     if not data.exists():
         write_spoken_digits(data, labeled=20, unlabeled=140, val=20, seed=1, words=WORDS)
     (source,) = run_groups({"words": [("spoken_digits", WORDS_RUN, runs, "spoken_words_4800", data)]})["words"]
-    return [f"run.pretrained_checkpoint_path={Path(source['run_dir']) / 'checkpoints' / 'last.ckpt'}"]
+    return last_checkpoint(source)
+
+
+def pretrained(row: str, runs: Path) -> list[str]:
+    """The override that starts an `_words` row from the spoken-words network."""
+    return [f"run.pretrained_checkpoint_path={words_network(runs)}"] if row.endswith("_words") else []
 
 
 def views_of(config: str, row: str) -> list[str]:
@@ -200,8 +209,8 @@ def student_data(teacher: dict, folder: Path, data: Path) -> list[str]:
     if not (folder / "labels.csv").is_file():
         from sesemi.ops.pseudo_dataset import pseudo_dataset
 
-        last = Path(teacher["run_dir"]) / "checkpoints" / "last.ckpt"  # the teacher the table reports
-        pseudo_dataset(last, data, folder, device="cpu", **PSEUDO_LABELS)
+        # the teacher the table reports
+        pseudo_dataset(last_checkpoint(teacher), data, folder, device="cpu", **PSEUDO_LABELS)
     prefix = "data.train.supervised.dataset"
     return [f"{prefix}.name=pseudo", f"++{prefix}.root={folder}", f"{prefix}.subset=null"]
 
