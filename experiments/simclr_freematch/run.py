@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,15 +50,18 @@ sys.path.insert(0, str(HERE.parent / "instruments"))
 from build_instruments import build as build_instruments  # noqa: E402
 from build_letters import build as build_letters  # noqa: E402
 from common import (  # noqa: E402
+    ALL_LABELS,
     SPEED_OFF,
     add_runs_option,
     gains,
     kept_earlier,
+    last_checkpoint,
     machine,
     mean_std,
     merged_rows,
     newest_run,
     per_seed,
+    pretrained,
     run_groups,
     runs_at_a_time,
     runs_folder,
@@ -66,10 +69,7 @@ from common import (  # noqa: E402
     write_table,
 )
 
-from sesemi.datasets.spoken_digits import write_spoken_digits  # noqa: E402
-
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
-ALL_LABELS = "data.train.supervised.dataset.subset=train_all"
 SPEED = "data.views.strong.speed=[0.9,1.1]"
 SPEED_KEYS = {"data.views.weak.speed", "data.views.strong.speed"}
 WEAK_SPEED = "++data.views.weak.speed=[0.9,1.1]"
@@ -131,7 +131,7 @@ ROWS = {
     # students: the labels alone on the labels and a teacher row's pseudo-labels (see STUDENTS)
     "noisy_student": ["method=supervised"],
     "noisy_student_2": ["method=supervised"],
-    # from pre-trained weights (see WORDS): the labels alone, FreeMatch, FlexMatch, all labels, and
+    # from pre-trained weights (common.WORDS): the labels alone, FreeMatch, FlexMatch, all labels, and
     # FlexMatch and the labels alone with the speed change in the weak view
     "supervised_words": ["method=supervised"],
     "freematch_words": ["method=freematch"],
@@ -140,13 +140,6 @@ ROWS = {
     "flexmatch_speed_weak_words": ["method=flexmatch", WEAK_SPEED, SPEED_OFF],
     "supervised_speed_weak_words": ["method=supervised", WEAK_SPEED],
 }
-# Pre-trained audio weights, where a user would start from a published model: the audio network
-# trained on 25 other spoken words (no digit, no instrument), 160 labeled clips each (and 20 to
-# validate) in the spoken-digits voices and noises, built and trained here once and shared by every seed.
-# Audio rows whose name ends in `_words` start from its last checkpoint.
-WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "bed", "bird", "cat", "dog",
-         "happy", "house", "tree", "wow", "backward", "forward", "follow", "learn", "visual", "water", "music")
-WORDS_RUN = ["method=supervised", ALL_LABELS, "run.num_iterations=4800", "run.seed=0"]
 # a student row: the row of its teacher (same data set, budget and seed)
 STUDENTS = {"noisy_student": "freematch", "noisy_student_2": "noisy_student"}
 PSEUDO_LABELS = {"threshold": 0.8, "soft_labels": False}  # the teacher's sure pseudo-labels, as classes
@@ -164,26 +157,6 @@ def rows_of(name: str, rows: list[str]) -> list[str]:
     """The rows that apply to a data set: a speed change and spoken-word weights only to audio."""
     audio_only = {row for row in ROWS if row.endswith("_words") or any(_key(o) in SPEED_KEYS for o in ROWS[row])}
     return [row for row in rows if DATASETS[name][0] != "image" or row not in audio_only]
-
-
-def last_checkpoint(result: dict) -> Path:
-    """A finished run's last checkpoint, as its results.json records it."""
-    return Path(result["run_dir"]) / result["last_checkpoint"]
-
-
-@cache
-def words_network(runs: Path) -> Path:
-    """The spoken-words network's last checkpoint: its data built and the network trained once."""
-    data = runs / "spoken_words"
-    if not data.exists():
-        write_spoken_digits(data, labeled=20, unlabeled=140, val=20, seed=1, words=WORDS)
-    (source,) = run_groups({"words": [("spoken_digits", WORDS_RUN, runs, "spoken_words_4800", data)]})["words"]
-    return last_checkpoint(source)
-
-
-def pretrained(row: str, runs: Path) -> list[str]:
-    """The override that starts an `_words` row from the spoken-words network."""
-    return [f"run.pretrained_checkpoint_path={words_network(runs)}"] if row.endswith("_words") else []
 
 
 def views_of(config: str, row: str) -> list[str]:
