@@ -9,8 +9,10 @@ build_pools.py and trains, through the real CLI and for several seeds:
   and 50 (`skew10`, `skew50`) against the data set's own balanced pool (`balanced`) and balanced
   pools of the long-tailed ones' sizes (`even10`, `even50`: what the smaller pool alone costs);
 
-each with the labels alone (`supervised`), the data configs' default method (`flexmatch`) and
-flexmatch with the safeguards for uncurated pools (`flexmatch_safe`). Writes the tables into README.md beside this file.
+each with the labels alone (`supervised`), the data configs' default method (`flexmatch`),
+flexmatch with the safeguards for uncurated pools (`flexmatch_safe`) and the other arms of ARMS;
+on audio, arms ending in `_words` start from pre-trained weights (common.words_network). Writes
+the tables into README.md beside this file.
 
 Usage: python experiments/uncurated_pools/run.py [--data digits letters spoken_digits]
     [--benchmarks open skew] [--arms supervised flexmatch flexmatch_safe] [--seeds 0 1 2]
@@ -35,6 +37,7 @@ from common import (  # noqa: E402
     merged_rows,
     newest_run,
     per_seed,
+    pretrained,
     run_config,
     run_many,
     runs_at_a_time,
@@ -81,7 +84,13 @@ ARMS = {
     "iomatch": ["method=iomatch"],
     # both: IOMatch's open-set terms in place of flexmatch_rotation's plain pseudo-label loss
     "iomatch_rotation": ["method=flexmatch_rotation", f"{HEAD}._target_=sesemi.models.heads.loss.IOMatchLossHead"],
+    # audio only, from the weights of a network trained on 25 other spoken words (common.WORDS, as
+    # in experiments/simclr_freematch): a better model from the same labels, for the skewed pool
+    "supervised_words": ["method=supervised"],
+    "flexmatch_words": ["method=flexmatch"],
+    "flexmatch_pool_prior_words": ["method=flexmatch", f"{HEAD}.distribution_alignment=false", f"++{HEAD}.pool_prior=true"],
 }
+AUDIO = {"spoken_digits"}
 BENCHMARKS = {"open": ("clean", ["open"]), "skew": ("balanced", ["skew10", "skew50", "even10", "even50"])}
 
 
@@ -146,8 +155,10 @@ def plan(names: list[str], benchmarks: list[str], arms: list[str], seeds: list[i
             for benchmark in benchmarks:
                 folders = pools(name, benchmark, runs)
                 for arm in arms:
-                    for pool in list(folders)[:1] if arm == "supervised" else folders:
-                        overrides = [*ARMS[arm], *budget, f"run.seed={seed}"]
+                    if arm.endswith("_words") and name not in AUDIO:
+                        continue
+                    for pool in list(folders)[:1] if arm == labels_alone(arm) else folders:
+                        overrides = [*ARMS[arm], *budget, *pretrained(arm, runs), f"run.seed={seed}"]
                         job = (config, overrides, runs, f"{name}_{pool}_{arm}_{seed}", folders[pool])
                         every.append((name, benchmark, arm, pool, seed, job))
     return every
@@ -165,26 +176,31 @@ def finished(job: tuple) -> dict | None:
     return run_config(*job)
 
 
+def labels_alone(arm: str) -> str:
+    """The arm of the labels alone that `arm` is compared with: the one from the same weights."""
+    return "supervised_words" if arm.endswith("_words") else "supervised"
+
+
 def table(benchmark: str, results: dict[tuple[str, str], dict[int, dict]], reference: str) -> list[str]:
     """The rows of a benchmark's table over the seeds each row has (paired cells: common seeds)."""
     score = balanced if benchmark == "skew" else (lambda r: r["metrics"]["val/top1"])
-    alone = results.get(("supervised", reference), {})
     rows = []
     for (arm, pool), by_seed in results.items():
+        alone = results.get((labels_alone(arm), reference), {})
         seeds = sorted(by_seed)
         values = [score(by_seed[s]) for s in seeds]
         seconds = statistics.mean(by_seed[s]["process_wall_time_s"] for s in seeds)
         to_reference = "-"
         base = results.get((arm, reference), {})
         common = [s for s in seeds if s in base]
-        if arm != "supervised" and pool != reference and common:
+        if arm != labels_alone(arm) and pool != reference and common:
             to_reference = paired([score(by_seed[s]) for s in common], [score(base[s]) for s in common])
         middle = "-"
         if benchmark == "skew":
             middle = per_seed([worst(by_seed[s]) for s in seeds])
-        elif arm != "supervised" and (shared := [s for s in seeds if s in alone]):
+        elif arm != labels_alone(arm) and (shared := [s for s in seeds if s in alone]):
             middle = paired([score(by_seed[s]) for s in shared], [score(alone[s]) for s in shared])
-        label = "labels only" if arm == "supervised" else pool
+        label = "labels only" if arm == labels_alone(arm) else pool
         cells = f"{mean_std(values)} | {per_seed(values)} | {middle} | {to_reference} | {pool_used(list(by_seed.values()))}"
         rows.append(f"| `{arm}` | {label} | {', '.join(map(str, seeds))} | {cells} | {seconds:.0f} s |")
     return rows
@@ -264,7 +280,7 @@ def main() -> None:
             if benchmark == "open":
                 folder = pools(name, "open", args.runs)["open"]
                 lines = []
-                for arm in [arm for arm in swept if arm != "supervised"]:
+                for arm in [arm for arm in swept if arm != labels_alone(arm)]:
                     for seed, result in sorted(results.get((arm, "open"), {}).items()):
                         lines.append(f"| `{arm}` | {seed} | {' | '.join(flags(result, folder))} |")
                 header = [
