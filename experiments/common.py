@@ -159,8 +159,7 @@ def words_network(runs: Path) -> Path:
     data = runs / "spoken_words"
     if not data.exists():
         write_spoken_digits(data, labeled=20, unlabeled=140, val=20, seed=1, words=WORDS)
-    (source,) = run_groups({"words": [("spoken_digits", WORDS_RUN, runs, "spoken_words_4800", data)]})["words"]
-    return last_checkpoint(source)
+    return last_checkpoint(run_config("spoken_digits", WORDS_RUN, runs, "spoken_words_4800", data))
 
 
 def pretrained(row: str, runs: Path) -> list[str]:
