@@ -8,7 +8,6 @@ instead of loaded. A checkpoint without one (earlier releases, other tools) load
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -22,7 +21,7 @@ from pytorch_lightning.plugins import TorchCheckpointIO
 from torch import nn
 
 from sesemi.errors import SesemiError
-from sesemi.ownership import write_atomically
+from sesemi.ownership import sha256, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +32,6 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 def checksum_path(path: str | Path) -> Path:
     """Where the SHA-256 of checkpoint `path` is recorded: `<path>.sha256`."""
     return Path(f"{os.fspath(path)}{CHECKSUM_SUFFIX}")
-
-
-def sha256(path: str | Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def record_checksum(path: str | Path) -> Path:

@@ -14,6 +14,7 @@ killed command leaves the previous file or none, never a part of one.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import secrets
@@ -110,6 +111,15 @@ def write_atomically(path: str | Path, text: str, **options: Any) -> None:
     """Writes `text` to `path` through a temporary file and a rename (see `open_atomically`)."""
     with open_atomically(path, "w", **options) as file:
         file.write(text)
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, in hex: what checkpoints and model archives are checked against."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def mark(folder: str | Path, kind: str, state: State = "complete") -> Marker:

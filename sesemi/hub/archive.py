@@ -6,7 +6,6 @@ folders; tarfile's "data" filter (PEP 706, Python 3.10.12+) also strips unwanted
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -52,12 +51,3 @@ def extract(archive: Path, target: Path, source: str | None = None) -> None:
             tar.extractall(target, members, **safe)
     except (tarfile.TarError, EOFError, zlib.error) as error:
         raise SesemiError(f"{source} is truncated or corrupt, or not a gzipped tar ({error})") from None
-
-
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

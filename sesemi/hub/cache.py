@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from sesemi.errors import SesemiError
-from sesemi.hub.archive import extract, sha256
+from sesemi.hub.archive import extract
 from sesemi.hub.ids import check_uid, is_uid, split_reference
 from sesemi.hub.lookup import Archive, ModelInfo, check_info, matches
 from sesemi.learners.published import CONFIG, META, WEIGHTS
-from sesemi.ownership import owned, staged, within
+from sesemi.ownership import owned, sha256, staged, within
 
 if TYPE_CHECKING:
     from sesemi.hub.repository import Repository

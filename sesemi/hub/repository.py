@@ -22,7 +22,6 @@ from fsspec.implementations.local import LocalFileSystem
 
 from sesemi.errors import SesemiError, first_line
 from sesemi.hub import cache
-from sesemi.hub.archive import sha256
 from sesemi.hub.ids import check_version
 from sesemi.hub.lookup import (
     Archive,
@@ -33,6 +32,7 @@ from sesemi.hub.lookup import (
     matches,
     parse_table,
 )
+from sesemi.ownership import sha256
 
 TABLE = "models.json"
 REPOSITORIES_VARIABLE = "SESEMI_REPOSITORIES"

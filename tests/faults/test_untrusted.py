@@ -25,8 +25,8 @@ import sesemi
 from sesemi.checkpoints import record_checksum
 from sesemi.cli.app import app
 from sesemi.errors import SesemiError
-from sesemi.hub.archive import pack, sha256
-from sesemi.ownership import mark
+from sesemi.hub.archive import pack
+from sesemi.ownership import mark, sha256
 from sesemi.trust import check_targets
 
 

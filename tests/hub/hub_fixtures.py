@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import CLASS_STYLES, write_image
 
-from sesemi.hub.archive import pack, sha256
+from sesemi.hub.archive import pack
 from sesemi.hub.ids import model_uid
 from sesemi.hub.lookup import ModelInfo
+from sesemi.ownership import sha256
 
 
 def write_images(root: Path, per_class: int, split: str) -> list[Path]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sesemi.errors import SesemiError
-from sesemi.hub.archive import extract, pack, sha256
+from sesemi.hub.archive import extract, pack
+from sesemi.ownership import sha256
 
 
 def tar_with(path: Path, *members: tuple[tarfile.TarInfo, bytes]) -> Path:

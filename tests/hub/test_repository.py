@@ -9,8 +9,8 @@ import pytest
 from hub_fixtures import cache, fake_archive, memory_repository, model_info  # noqa: F401 (fixtures)
 
 from sesemi.errors import SesemiError
-from sesemi.hub.archive import sha256
 from sesemi.hub.repository import Repository
+from sesemi.ownership import sha256
 
 
 @pytest.fixture(params=["local", "memory"])
