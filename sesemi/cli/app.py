@@ -255,6 +255,8 @@ def inference(
             "windows shifted by the training's max_shift). Not for text or digits.",
         ),
     ] = False,
+    repository: Repository = None,
+    allow: Allow = None,
 ) -> None:
     """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
     probability per class). Long recordings are predicted in sliding windows.
@@ -264,13 +266,13 @@ def inference(
     Examples:
       $ sesemi inference runs/digits/flexmatch/2026-11-23_16-09-06 data/new_images --save-dir out
       $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
-      $ sesemi inference digits-cnn@1.0.0 data/new_images    # published (sesemi publish)
+      $ sesemi inference digits-cnn@1.0.0 data/new_images -r models   # published (sesemi publish)
     """
     from sesemi.predictor import check_predictions_folder, load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
     check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
-    predictor = load(model, device=device, checkpoint=options.pop("checkpoint"))
+    predictor = load(model, device, options.pop("checkpoint"), allow or (), repository)
     per_window = options.pop("per_window")
     with progress("predicting") as report:
         predictions = predictor.predict(
@@ -570,6 +572,7 @@ def load(
     uid: Annotated[str, typer.Argument(help="A uid, or [subgroup.]name[@version].")],
     repository: Repository = None,
     device: Device = "auto",
+    allow: Allow = None,
 ) -> None:
     """Download a published model into the cache ($SESEMI_CACHE_ROOT) and check that it builds.
 
@@ -581,7 +584,7 @@ def load(
     """
     from sesemi.hub import load as load_model
 
-    model = load_model(uid, repository=repository, device=device)
+    model = load_model(uid, device, allow=allow or (), repository=repository)
     info = model.info
     echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.model.source}")
 

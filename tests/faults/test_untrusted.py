@@ -299,6 +299,9 @@ def test_a_prefix_added_with_sesemi_trust_add_then_loads(trained_run, tmp_path, 
     assert (out / "predictions.csv").is_file()
     assert sesemi_cli("trust", "remove", "my_nets").exit_code == 0
     error_line(sesemi_cli("inference", run, images, "--save-dir", tmp_path / "out2", "--device", "cpu"))
+    done = sesemi_cli("inference", run, images, "--save-dir", tmp_path / "out2", "--device", "cpu", "--allow", "my_nets")
+    assert done.exit_code == 0, done.output  # trusted for this call only
+    error_line(sesemi_cli("inference", run, images, "--save-dir", tmp_path / "out3", "--device", "cpu"))
     assert error_line(sesemi_cli("trust", "add", "../evil")).startswith("error: a trusted prefix is a dotted module path")
 
 

@@ -1,5 +1,4 @@
-"""The hub's commands (sesemi publish, models, load; inference of a published model) and their
-Python twins in sesemi/cli/functions.py."""
+"""The hub's commands: sesemi publish, models, load, and inference of a published model."""
 
 from __future__ import annotations
 
@@ -50,6 +49,18 @@ def test_inference_takes_a_uid_or_name_at_version(repository, trained, tmp_path)
         assert done.exit_code == 0, done.output
         outputs.append(list(csv.reader((folder / "predictions.csv").open())))
     assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == 4
+
+
+def test_inference_and_load_take_the_repository_as_an_option(repository, tmp_path, monkeypatch):
+    monkeypatch.delenv("SESEMI_REPOSITORIES")
+    images = tmp_path / "images"
+    write_images(images, 1, "new")
+    done = sesemi_cli("inference", "images.tiny@1.0.0", images, "--save-dir", tmp_path / "out", "--device", "cpu")
+    assert done.exit_code == 1 and "SESEMI_REPOSITORIES" in done.output
+    done = sesemi_cli("inference", "images.tiny@1.0.0", images, "--save-dir", tmp_path / "out", "-r", repository)
+    assert done.exit_code == 0, done.output
+    assert len(list(csv.reader((tmp_path / "out" / "predictions.csv").open()))) == 4
+    assert sesemi_cli("load", "images.tiny@1.0.0", "-r", repository, "--device", "cpu").exit_code == 0
 
 
 def test_errors_are_one_line(repository, trained):  # noqa: F811
