@@ -251,8 +251,10 @@ def unknown_key(key: str, known: Sequence[str]) -> str:
         return earlier
     parent, _, name = key.rpartition(".")
     close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-    return f"unknown config key {key}; {hint}(the schema has: {', '.join(known)})"
+    keys = ", ".join(known)
+    if not close:
+        return f"unknown config key {key}; the schema has: {keys}"
+    return f"unknown config key {key}; did you mean {parent + '.' if parent else ''}{close[0]}? (the schema has: {keys})"
 
 
 def _targets(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[tuple[str, DictConfig, str]]:
