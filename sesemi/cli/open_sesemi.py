@@ -18,6 +18,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from sesemi.cli.output import exit_on_user_error
@@ -30,9 +31,14 @@ def _app(config: DictConfig) -> None:
     from sesemi.ownership import mark
     from sesemi.runner import run
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
     mark(run_dir, "run", "running")  # Hydra made the folder: it is this run's from the start
-    run(config, run_dir)
+    if hydra_config.mode == RunMode.MULTIRUN:
+        run(config, run_dir)  # Hydra names the failed job's overrides before its error
+        return
+    with exit_on_user_error():  # one line, without Hydra's "Error executing job" before it
+        run(config, run_dir)
 
 
 def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:

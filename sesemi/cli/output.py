@@ -13,6 +13,8 @@ from typing import Any
 
 from sesemi.errors import SesemiError, user_error
 
+FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's, read before sesemi sets it
+
 
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
@@ -21,19 +23,21 @@ def exit_on_user_error() -> Iterator[None]:
     errors here (its `HYDRA_FULL_ERROR` switch), so they are one line too, not printed over several."""
     from sesemi.config.compose import hydra_error
 
-    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    before = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
     except Exception as error:
         message = user_error(error) or hydra_error(error)
-        if message is None or full_error:
+        if message is None or FULL_ERROR:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     finally:
-        if not full_error:
+        if before is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
 
 
 def echo(text: str = "", end: str = "\n", err: bool = False) -> None:

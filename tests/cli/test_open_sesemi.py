@@ -55,9 +55,10 @@ def results(run_dir: Path) -> dict:
 
 
 def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code != 0 and a one-line `error: ...` at the end of stderr, without a traceback."""
+    """Exit code != 0 and a one-line `error: ...` at the end of stderr, without a traceback (or,
+    outside a sweep, Hydra's line naming the failed job)."""
     assert done.returncode != 0
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Error executing job" not in done.stderr, done.stderr[-3000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error:"), done.stderr[-3000:]
     for fragment in fragments:
