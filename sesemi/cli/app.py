@@ -272,7 +272,8 @@ def inference(
 
     options = key_values(InferenceSettings, settings or [], "inference")
     check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
-    predictor = load(model, device, options.pop("checkpoint"), allow or (), repository)
+    checkpoint = options.pop("checkpoint")
+    predictor = load(model, device=device, checkpoint=checkpoint, allow=allow or (), repository=repository)
     per_window = options.pop("per_window")
     with progress("predicting") as report:
         predictions = predictor.predict(
@@ -584,7 +585,7 @@ def load(
     """
     from sesemi.hub import load as load_model
 
-    model = load_model(uid, device, allow=allow or (), repository=repository)
+    model = load_model(uid, device=device, allow=allow or (), repository=repository)
     info = model.info
     echo(f"{info.reference} ({info.uid}): {len(info.labels)} classes ({', '.join(info.labels)}), in {model.model.source}")
 
