@@ -7,7 +7,7 @@ editable install alike.
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -71,9 +71,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["sesemi", "sesemi.*"]) + ["sesemi.configs"],
+    # The config groups (configs/method/, ...) are listed as packages of data files: setuptools
+    # warns at every install about folders under a package that are not listed.
+    packages=find_packages(include=["sesemi", "sesemi.*"])
+    + ["sesemi.configs", *(f"sesemi.configs.{group}" for group in find_namespace_packages(where="configs"))],
     package_dir={"sesemi.configs": "configs"},
-    package_data={"sesemi.configs": ["*.yaml", "**/*.yaml"]},
+    package_data={"sesemi.configs": ["*.yaml"], "sesemi.configs.*": ["*.yaml"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
