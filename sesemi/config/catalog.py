@@ -54,6 +54,19 @@ def data_configs() -> list[str]:
     return list(configs())
 
 
+def package(group: str) -> str | None:
+    """Where a group's options go in the composed config (their `# @package` headers), e.g.
+    `learner.hparams.model.backbone` for `backbone`, `loggers.NAME` for `logger`; None when
+    they go to the top (`_global_`) or to no one place."""
+    places = set()
+    for name, entry in configs(group).items():
+        header = entry.read_text().partition("\n")[0]
+        place = header.removeprefix("# @package ").strip() if header.startswith("# @package ") else None
+        places.add(place if place is None or place.rpartition(".")[2] != name else f"{place.rpartition('.')[0]}.NAME")
+    place = places.pop() if len(places) == 1 else None
+    return None if place == "_global_" else place
+
+
 def config_file(name: str) -> Traversable:
     """The file of a built-in config such as `digits` or `method/fixmatch`."""
     group, _, stem = name.removesuffix(".yaml").rpartition("/")

@@ -153,7 +153,9 @@ def hydra_error(error: BaseException) -> str | None:
     cause = error.__cause__ or error.__context__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and is_dataclass(schema) and cause.full_key:
-        return unknown_key(cause.full_key, [f.name for f in fields(schema)])
+        overridden = re.match(r"Could not override '([^']+)'", message)  # the whole key, not its first part
+        key = overridden[1] if overridden and overridden[1].startswith(cause.full_key) else cause.full_key
+        return unknown_key(key, [f.name for f in fields(schema)])
     if cause is not None and isinstance(cause, OmegaConfBaseException | YAMLError | ValueError):
         detail = first_line(cause)
         full_key = getattr(cause, "full_key", None)
@@ -249,6 +251,13 @@ def unknown_key(key: str, known: Sequence[str]) -> str:
     earlier = migration.renamed_key(key)
     if earlier:
         return earlier
+    group, _, field = key.partition(".")
+    if group in catalog.groups() and group not in known:  # `backbone.pretrained=true`
+        place = catalog.package(group)
+        fix = f"its fields are under {place}: write {place}.{field or 'FIELD'}=..." if place else (
+            f"`sesemi show {group}/NAME` shows the keys it sets"
+        )
+        return f"unknown config key {key}; {group} is a config group (`{group}=NAME` chooses a config), {fix}"
     parent, _, name = key.rpartition(".")
     close = difflib.get_close_matches(name, known, n=1)
     keys = ", ".join(known)
