@@ -126,6 +126,17 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
     return config
 
 
+def missing_config(name: str, folders: Sequence[str]) -> str:
+    """The message for a config that is neither built in nor in the user's config `folders`,
+    with the closest name there is."""
+    names = {*catalog.data_configs()}
+    for folder in map(Path, folders):
+        names |= {path.relative_to(folder).with_suffix("").as_posix() for path in folder.rglob("*.yaml")}
+    close = difflib.get_close_matches(name.removesuffix(".yaml"), sorted(names), n=1)
+    where = " or ".join([*(f"{folder}/" for folder in folders), "the built-in ones (`sesemi list`)"])
+    return f"no config {name!r} in {where}" + (f"; did you mean {close[0]}?" if close else "")
+
+
 def hydra_error(error: BaseException) -> str | None:
     """One line for an error Hydra or OmegaConf raised while composing, or None for a bug."""
     from hydra.errors import HydraException, MissingConfigException
@@ -141,6 +152,8 @@ def hydra_error(error: BaseException) -> str | None:
         if "Available options" in str(error):
             start = next(i for i, line in enumerate(lines) if line.startswith("Available options"))
             options = [line for line in lines[start + 1 :] if not line.startswith(("Config search path", "provider="))]
+        if str(error).startswith("Cannot find primary config"):
+            return missing_config(error.missing_cfg_file or "", re.findall(r"path=file://(\S+)", str(error)))
         hint = f"; choose one of: {', '.join(options)}" if options else "; see `sesemi list`"
         return lines[0].replace("Check that it's in your config search path.", "").strip() + hint
     if isinstance(error, MarkedYAMLError):

@@ -65,6 +65,14 @@ def test_a_user_config_folder_is_searched(tmp_path: Path):
     assert compose("custom", config_dir=tmp_path).run.seed == 7
 
 
+def test_a_misspelled_config_name_suggests_the_closest_in_the_users_folder_or_built_in(tmp_path: Path):
+    (tmp_path / "custom.yaml").write_text("defaults:\n  - digits\n  - _self_\n")
+    with pytest.raises(SesemiError, match=r"no config 'custo' in .*; did you mean custom\?$"):
+        compose("custo", config_dir=tmp_path)
+    with pytest.raises(SesemiError, match=r"did you mean digits\?$"):
+        compose("digts", config_dir=tmp_path)
+
+
 def test_a_yaml_error_names_the_file_and_line(tmp_path: Path):
     (tmp_path / "broken.yaml").write_text("defaults:\n  - digits\nrun:\n  seed: [1\n")
     with pytest.raises(SesemiError) as error:
