@@ -12,11 +12,14 @@ the config with `sesemi.run`, like every other way in.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import hydra
+from hydra._internal.utils import get_args_parser  # the parser @hydra.main reads argv with
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -53,21 +56,27 @@ def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | No
 
 
 def expand_arguments(arguments: list[str]) -> list[str]:
-    """The command line with an earlier release's config name (`-cn digits_fixmatch`) replaced
-    by what it stands for (`-cn digits method=fixmatch`), after checking the config folder."""
-    name = option(arguments, ("-cn", "--config-name"))
-    folder = option(arguments, ("-cd", "--config-dir"))
-    check_config_dir(folder and folder[1])
-    if name is None:
-        return arguments
-    position, value = name
-    overrides = [a for a in arguments if "=" in a and not a.startswith("-")]
-    data, expanded = expand_alias(value, overrides, folder and folder[1])
-    if data == value:
-        return arguments
-    arguments = list(arguments)
-    arguments[position] = arguments[position].removesuffix(value) + data
-    return arguments + [o for o in expanded if o not in overrides]
+    """The command line as Hydra's parser takes it: the options, then the overrides (it refuses
+    overrides after an option, as in `-cn digits method=fixmatch -m run.seed=0,1`), with an
+    earlier release's config name (`-cn digits_fixmatch`) replaced by what it stands for (`-cn
+    digits method=fixmatch`), after checking the config folder."""
+    try:
+        with redirect_stderr(io.StringIO()):
+            parsed = get_args_parser().parse_intermixed_args(arguments)
+    except SystemExit:
+        return arguments  # Hydra's parser says what is wrong when it reads them
+    check_config_dir(parsed.config_dir)
+    options = list(arguments)
+    for override in parsed.overrides:
+        options.remove(override)
+    if parsed.config_name is None:
+        return options + parsed.overrides
+    data, overrides = expand_alias(parsed.config_name, parsed.overrides, parsed.config_dir)
+    name = option(options, ("-cn", "--config-name"))
+    if data != parsed.config_name and name is not None:
+        position, value = name
+        options[position] = options[position].removesuffix(value) + data
+    return options + overrides
 
 
 def usage() -> str:

@@ -160,6 +160,8 @@ def hydra_error(error: BaseException) -> str | None:
         mark = error.context_mark or error.problem_mark
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
         return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
+    if isinstance(error, ValueError) and str(error).startswith("Only one of --run, --multirun"):
+        return str(error)  # Hydra's command line, e.g. `-m` with `--cfg job`
     if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):
         return None
     message = first_line(error)

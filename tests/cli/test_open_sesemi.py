@@ -103,11 +103,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
 
 
 def test_info_prints_the_composed_config(tmp_path):
-    """`open_sesemi -cn digits --info` (the form in DESIGN.md) prints the composed config.
-
-    main() appends hydra.run.dir=... after the user's arguments, and argparse takes it as the
-    optional value of a trailing --info.
-    """
+    """`open_sesemi -cn digits --info` (the form in DESIGN.md) prints the composed config."""
     done = open_sesemi("-cn", "digits", "--info", cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "num_iterations: 400" in done.stdout
@@ -153,6 +149,22 @@ def test_fit_writes_the_run_outputs(fitted):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_sweep_runs_each_job_with_overrides_before_and_after_the_flag(digits_root, tmp_path):
+    """`-cn digits method=supervised -m run.seed=0,1`: Hydra's parser alone refuses overrides
+    on both sides of `-m`; each job of the sweep is a finished run of its seed."""
+    done = open_sesemi(
+        "-cn", "digits", "method=supervised", f"run.data_root={digits_root}", *TINY,
+        "-m", "run.seed=0,1", "run.num_iterations=2", cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = (tmp_path / "runs" / "digits" / "supervised").iterdir()
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir())
+    assert [path.name for path in jobs] == ["0", "1"]
+    assert [yaml.safe_load((job / "config.yaml").read_text())["run"]["seed"] for job in jobs] == [0, 1]
+    assert all(results(job)["global_step"] == 2 for job in jobs)
+
+
 def test_checkpoints_load_safely(fitted):
     """The run's checkpoints load with weights_only=True and hold the 10-class model."""
     checkpoint = torch.load(fitted / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)

@@ -87,9 +87,15 @@ def test_a_user_config_named_like_a_built_in_is_refused(tmp_path: Path):
 
 
 def test_open_sesemi_expands_earlier_names_on_its_command_line():
-    assert expand_arguments(["-cn", "digits_fixmatch", "run.seed=1"]) == ["-cn", "digits", "run.seed=1", "method=fixmatch"]
+    assert expand_arguments(["-cn", "digits_fixmatch", "run.seed=1"]) == ["-cn", "digits", "method=fixmatch", "run.seed=1"]
     assert expand_arguments(["--config-name=fixmatch", "--info"]) == ["--config-name=image", "--info", "method=fixmatch"]
     assert expand_arguments(["-cn", "digits", "method=jigsaw"]) == ["-cn", "digits", "method=jigsaw"]
+
+
+def test_open_sesemi_takes_overrides_before_and_after_options():
+    """Hydra's parser refuses `-cn digits method=fixmatch -m run.seed=0,1`: overrides go last."""
+    arguments = ["-cn", "digits", "method=fixmatch", "-m", "run.seed=0,1", "--cfg", "job"]
+    assert expand_arguments(arguments) == ["-cn", "digits", "-m", "--cfg", "job", "method=fixmatch", "run.seed=0,1"]
 
 
 # --- sesemi 0.3's keys, classes and config names: refused with what to write now ---------------
