@@ -149,7 +149,7 @@ class TrainingRun:
 
     def _pairs(self, examples: Examples, what: str) -> list[tuple[str, str]]:
         """`(path, label)` pairs from a DataFrame with `path` and `label` columns, or a sequence,
-        of files that exist, with every label in `label_names` at least once and no other."""
+        of files that exist, with labels of `label_names` only (for `train`, every one of them)."""
         if hasattr(examples, "columns"):
             if {"path", "label"} - set(examples.columns):
                 raise SesemiError(f"{what} needs the columns path and label; it has: {', '.join(map(str, examples.columns))}")
@@ -163,14 +163,16 @@ class TrainingRun:
         if unknown:
             raise SesemiError(f"{what} has labels that are not in label_names: {', '.join(unknown)}")
         absent = [label for label in self.label_names if label not in labels]
-        if absent:  # class indices come from the class folders, so every class needs one
+        if absent and what == "train":  # the model's classes are the training set's class folders
             raise SesemiError(f"{what} has no examples of {', '.join(absent)}; every class needs at least one")
         _require_files((path for path, _ in pairs), what)
         return pairs
 
     def _link_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path) -> None:
         for label in self.label_names:
-            _link([path for path, other in pairs if other == label], folder / label)
+            files = [path for path, other in pairs if other == label]
+            if files:  # validation sets may lack a class: they are numbered by the training set's
+                _link(files, folder / label)
 
     def _run(self, folder: Path, overrides: Sequence[str]) -> RunResult:
         """Runs the task's data config with the method on the data under `data_root`, into `folder`."""
@@ -259,8 +261,8 @@ class TrainingRun:
         """The metrics (`val/top1`, `val/loss`, ...) of the best checkpoint on labeled examples.
 
         Args:
-            eval: A DataFrame with `path` and `label` columns, or `(path, label)` pairs, with
-                at least one example of every class.
+            eval: A DataFrame with `path` and `label` columns, or `(path, label)` pairs; it
+                need not have every class.
         """
         checkpoint = self.checkpoint
         if self.method is None:  # made anew on a trained folder: train() saved how it trained there

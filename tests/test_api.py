@@ -135,6 +135,16 @@ def test_a_run_made_anew_on_a_trained_folder_evaluates_as_trained(trained, image
         other.evaluate(frame(image_tree.root, "val"))
 
 
+def test_an_eval_set_without_every_class_is_scored_by_the_models_classes(trained, image_tree):
+    """An eval set of one class is scored against the model's class of that name: its top-1 is
+    the share of its files predicted as that class."""
+    run, _ = trained
+    reds = frame(image_tree.root, "val", "red/*.png")
+    predicted = [p.label for p in run.predict(list(reds["path"]))]
+    metrics = run.evaluate(reds)
+    assert metrics["val/top1"] == pytest.approx(predicted.count("red") / len(reds), abs=1e-6)
+
+
 def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
     """Training again needs overwrite=True; (path, label) pairs work as well as DataFrames, and
     without eval data the run validates on its training data."""
