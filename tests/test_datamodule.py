@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -174,6 +175,13 @@ def test_missing_data_is_reported_at_setup(tmp_path):
     """A wrong data_root fails in setup with the missing folder's name."""
     with pytest.raises(SesemiError, match="does not exist"):
         _module(_data(), tmp_path / "nothing")
+
+
+def test_a_missing_validation_folder_says_how_to_train_without_one(image_tree):
+    """A data set of train/ (and unlabeled/) only is a common start: the error says both ways on."""
+    shutil.rmtree(image_tree.root / "val")
+    with pytest.raises(SesemiError, match=r"no validation data: .*val does not exist; .*data.val.dataset.subset=train"):
+        _module(_data(), image_tree.root)
 
 
 def test_prepare_data_builds_builtin_data_sets(tmp_path, monkeypatch):
