@@ -220,8 +220,9 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(help="The folder of a stopped run.")],
     allow: Allow = None,
 ) -> None:
-    """Continue a stopped run (killed, interrupted or failed) in its folder, from its newest
-    checkpoint: same config, same remaining steps, same batches.
+    """Continue a stopped run (killed, interrupted or failed) from its newest checkpoint.
+
+    It goes on in its folder with the same config, the same remaining steps and the same batches.
 
     Python: sesemi.resume
 
@@ -258,8 +259,10 @@ def inference(
     repository: Repository = None,
     allow: Allow = None,
 ) -> None:
-    """Predict image or audio files with a trained model: predictions.csv (path, label, score, one
-    probability per class). Long recordings are predicted in sliding windows.
+    """Predict image or audio files with a trained model, into predictions.csv.
+
+    A row per file: path, label, score, one probability per class. Long recordings are
+    predicted in sliding windows.
 
     Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
 
@@ -312,8 +315,7 @@ def pseudo_label(
     ] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Default: DATA_ROOT/pseudo.")] = None,
 ) -> None:
-    """Label the unlabeled images (or recordings) with a trained teacher: a `pseudo` data set
-    for a noisy student.
+    """Label the unlabeled images (or recordings) with a trained teacher, for a noisy student.
 
     Writes labels.csv (one row per file: label, confidence, probabilities) and dataset.json;
     train the student on it with `sesemi train digits_noisy_student` (or your own config; for
@@ -394,8 +396,9 @@ def postprocess(
         list[str] | None, typer.Option("--by", help="Config fields that define a configuration (repeat or comma-separate).")
     ] = None,
 ) -> None:
-    """Summarize runs from their config.yaml, results.json and metrics.csv: a table (CSV, Markdown,
-    screen), mean ± std over seeds, curves as PNG.
+    """Summarize runs: a table (CSV, Markdown, screen), mean ± std over seeds, curves as PNG.
+
+    Read from each run's config.yaml, results.json and metrics.csv.
 
     Python: sesemi.ops.postprocess.postprocess
 
@@ -438,11 +441,11 @@ def _report(tidied: Any, dry_run: bool, what: str) -> None:
 
 @command(name="rm-failed")
 def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
-    """Delete the folders of runs that stopped without finishing: failed, interrupted, or
-    killed (marked running by a process that is gone).
+    """Delete the folders of runs that stopped without finishing.
 
-    Only folders sesemi marked as runs go, never anything reached through a symlink; runs of
-    earlier releases (no marker) are counted and left alone.
+    Those failed, interrupted, or killed (marked running by a process that is gone). Only
+    folders sesemi marked as runs go, never anything reached through a symlink; runs of earlier
+    releases (no marker) are counted and left alone.
 
     Python: sesemi.ops.runs.remove_failed
 

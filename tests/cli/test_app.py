@@ -69,6 +69,21 @@ def test_help_lists_every_command():
         assert f" {command} " in done.stdout
 
 
+def test_each_command_is_summed_up_in_one_sentence():
+    """`sesemi --help` lists a command by its help's first paragraph with its line breaks kept:
+    a paragraph over two lines reads as a sentence broken off in the middle."""
+    import typer.main
+
+    from sesemi.cli.app import app
+
+    commands = list(typer.main.get_command(app).commands.items())
+    while commands:
+        name, command = commands.pop()
+        commands += [(f"{name} {sub}", c) for sub, c in getattr(command, "commands", {}).items()]
+        summary = (command.help or "").strip().split("\n\n")[0]
+        assert summary and "\n" not in summary, f"{name}: {summary!r}"
+
+
 def test_the_command_line_does_not_import_torch():
     code = (
         "import sys, sesemi.cli.app; print(sorted({'torch', 'pandas', 'hydra'} & set(sys.modules)))"
