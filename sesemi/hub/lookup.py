@@ -167,9 +167,10 @@ def check_unpublished(rows: Mapping[str, tuple[ModelInfo, Archive]], info: Model
     """Refuses to publish `info` next to `rows` when its uid, or its name and version, exist."""
     if info.uid in rows:
         raise SesemiError(f"{info.uid} is already published; publish a new version")
+    version = check_version(info.version)  # 1.0 and 1.0.0 are one version, which `latest` could not order
     for other, _ in rows.values():
-        if (other.subgroup, other.name, other.version) == (info.subgroup, info.name, info.version):
-            raise SesemiError(f"{info.reference} is already published (as {other.uid}); publish a new version")
+        if (other.subgroup, other.name, check_version(other.version)) == (info.subgroup, info.name, version):
+            raise SesemiError(f"{info.reference} is already published (as {other.reference}, {other.uid}); publish a new version")
 
 
 def matches(infos: Iterable[ModelInfo], reference: str) -> list[ModelInfo]:

@@ -78,8 +78,10 @@ def test_a_uid_or_a_name_and_version_is_published_once():
     rows = {first.uid: (first, Archive("a", "", 0))}
     with pytest.raises(SesemiError, match=f"^{first.uid} is already published; publish a new version$"):
         check_unpublished(rows, first)
-    with pytest.raises(SesemiError, match=f"^cnn@1.0.0 is already published \\(as {first.uid}\\)"):
+    with pytest.raises(SesemiError, match=f"^cnn@1.0.0 is already published \\(as cnn@1.0.0, {first.uid}\\)"):
         check_unpublished(rows, info(rate=8000))  # same name and version
+    with pytest.raises(SesemiError, match=f"^cnn@1.0 is already published \\(as cnn@1.0.0, {first.uid}\\)"):
+        check_unpublished(rows, info(version="1.0"))  # the same version, written otherwise
     check_unpublished(rows, info(version="1.1.0"))
     check_unpublished(rows, info(subgroup="other"))
 

@@ -55,7 +55,7 @@ def test_an_existing_uid_or_version_is_refused_and_nothing_is_written(trained, t
     before = files(repository)
     with pytest.raises(SesemiError, match=f"^{uid} is already published; publish a new version$"):
         publish(trained, "tiny", "1.0.0", repository)
-    with pytest.raises(SesemiError, match=f"^tiny@1.0.0 is already published \\(as {uid}\\)"):
+    with pytest.raises(SesemiError, match=f"^tiny@1.0.0 is already published \\(as tiny@1.0.0, {uid}\\)"):
         publish(trained, "tiny", "1.0.0", repository, params={"other": True})
     assert files(repository) == before
     assert publish(trained, "tiny", "1.0.1", repository) == uid[:8] + "-1.0.1"
