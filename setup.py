@@ -45,6 +45,10 @@ AUDIO_REQUIRE = [
 EXPORT_REQUIRE = ["onnx>=1.16", "onnxscript>=0.1", "onnxruntime>=1.17"]
 SHARDS_REQUIRE = ["webdataset>=0.2.90"]
 
+# The configs and their groups (configs/method/, ...), as packages of data files: setuptools warns
+# at every install about a folder under a package that is not listed as one.
+CONFIG_PACKAGES = ["sesemi.configs", *(f"sesemi.configs.{group}" for group in find_namespace_packages(where="configs"))]
+
 EXTRAS_REQUIRE = {
     # the tests read and write audio; build and twine check the packages (make package)
     "dev": [
@@ -71,12 +75,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # The config groups (configs/method/, ...) are listed as packages of data files: setuptools
-    # warns at every install about folders under a package that are not listed.
-    packages=find_packages(include=["sesemi", "sesemi.*"])
-    + ["sesemi.configs", *(f"sesemi.configs.{group}" for group in find_namespace_packages(where="configs"))],
+    packages=find_packages(include=["sesemi", "sesemi.*"]) + list(CONFIG_PACKAGES),
     package_dir={"sesemi.configs": "configs"},
-    package_data={"sesemi.configs": ["*.yaml"], "sesemi.configs.*": ["*.yaml"]},
+    package_data={package: ["*.yaml"] for package in CONFIG_PACKAGES},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
