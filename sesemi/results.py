@@ -101,14 +101,17 @@ MOSTLY_OUT_OF_CLASS = 0.5
 FAR_FROM_LABELS = 0.25
 
 
-def pool_warnings(unlabeled: dict[str, Any] | None, labeled: dict[str, int]) -> list[str]:
+def pool_warnings(unlabeled: dict[str, Any] | None, labeled: dict[str, int], val_top1: float | None = None) -> list[str]:
     """Warnings for a run whose unlabeled pool looks very unlike its labeled classes.
 
     Args:
         unlabeled: `RunResult.unlabeled`.
         labeled: The number of labeled examples of each class.
+        val_top1: The model's validation accuracy, if validated: a model not clearly above
+            chance (a quarter of the way from chance to 1) has nothing to say about the pool.
     """
-    if not unlabeled:
+    chance = 1 / max(len(labeled), 1)
+    if not unlabeled or (val_top1 is not None and val_top1 < chance + 0.25 * (1 - chance)):
         return []
     found = []
     out_of_class = unlabeled.get("out_of_class")

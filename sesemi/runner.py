@@ -388,13 +388,14 @@ def _result(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> RunR
         best_checkpoint=Path(best.best_model_path) if fit and best is not None and best.best_model_path else None,
         best_score=float(best_score) if best_score is not None and not math.isnan(float(best_score)) else None,
         last_checkpoint=Path(last.best_model_path) if fit and last is not None and last.best_model_path else None,
-        unlabeled=_unlabeled(learner, datamodule) if fit else None,
+        unlabeled=_unlabeled(learner, datamodule, trainer.callback_metrics.get("val/top1")) if fit else None,
     )
 
 
-def _unlabeled(learner: pl.LightningModule, datamodule: SESEMIDataModule) -> dict | None:
+def _unlabeled(learner: pl.LightningModule, datamodule: SESEMIDataModule, val_top1: Any = None) -> dict | None:
     """What the pseudo-labeling head did with the pool (`RunResult.unlabeled`), by class name;
-    logs a warning when the pool looks very unlike the labeled classes."""
+    logs a warning when the pool looks very unlike the labeled classes (to a model that
+    validates clearly above chance, `val_top1`)."""
     report = getattr(learner, "unlabeled_statistics", None)
     classes = datamodule.classes
     if report is None or classes is None or len(classes) != len(report["pseudo_labeled_per_class"]):
@@ -407,6 +408,6 @@ def _unlabeled(learner: pl.LightningModule, datamodule: SESEMIDataModule) -> dic
     labeled = {c: 0 for c in classes}
     for target in targets:
         labeled[classes[target]] += 1
-    for warning in pool_warnings(report, labeled):
+    for warning in pool_warnings(report, labeled, None if val_top1 is None else float(val_top1)):
         logger.warning(warning)
     return report

@@ -112,3 +112,6 @@ def test_a_pool_unlike_the_labels_is_warned_about():
     # distribution alignment evened out the pseudo-labels; the model's own predictions tell the skew
     aligned = {"pseudo_labeled_per_class": {"a": 0.5, "b": 0.5}, "predicted_per_class": {"a": 0.1, "b": 0.9}}
     assert len(pool_warnings({**aligned, "out_of_class": None, "seen": 9}, labeled)) == 1
+    # a model at chance (a run of a few steps) says nothing about the pool: 0.5 on two classes
+    assert pool_warnings({**aligned, "out_of_class": None, "seen": 9}, labeled, val_top1=0.5) == []
+    assert len(pool_warnings({**aligned, "out_of_class": None, "seen": 9}, labeled, val_top1=0.7)) == 1
