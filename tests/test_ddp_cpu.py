@@ -47,3 +47,17 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path, label
     results = json.loads(results_file.read_text())
     assert results["global_step"] == 6
     assert 0.0 <= results["metrics"]["val/top1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
+    """Each process of the run returns its result to `sesemi train`; one line reports it."""
+    command = [
+        str(Path(sys.executable).parent / "sesemi"), "train", "digits",
+        f"run.data_root={tmp_path / 'digits'}",
+        "+trainer.devices=2", "+trainer.strategy=ddp", "+trainer.accelerator=cpu",
+        "run.num_iterations=2", "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("val/top1=") == 1, done.stdout

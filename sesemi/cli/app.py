@@ -207,8 +207,15 @@ def train(
     if show_config:
         echo(OmegaConf.to_yaml(composed), end="")
         return
-    result = run(composed)
-    echo(f"{result.run_dir}: {_metrics(result.metrics) or 'no metrics'}")
+    _print_result(run(composed))
+
+
+def _print_result(result: Any) -> None:
+    """`<run folder>: <metrics>`, once: each process of a multi-process run returns the result."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        echo(f"{result.run_dir}: {_metrics(result.metrics) or 'no metrics'}")
 
 
 def _metrics(metrics: dict[str, float]) -> str:
@@ -231,8 +238,7 @@ def resume(
     """
     from sesemi.runner import resume as resume_run
 
-    result = resume_run(run_dir, allow or ())
-    echo(f"{result.run_dir}: {_metrics(result.metrics) or 'no metrics'}")
+    _print_result(resume_run(run_dir, allow or ()))
 
 
 @command(context_settings={"ignore_unknown_options": True})

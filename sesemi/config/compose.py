@@ -177,6 +177,9 @@ def hydra_error(error: BaseException) -> str | None:
         if full_key and full_key not in detail and full_key not in message:
             detail = f"{full_key}: {detail}"
         message = f"{message.rstrip('.')}: {detail}"
+    append = re.search(r"To append to your config use (\S+)", str(error))
+    if append:  # a key an open mapping (trainer, a dataset's options) does not have yet
+        message = f"{message.rstrip('.')}; to add it, write {append[1]}"
     return message
 
 

@@ -29,6 +29,7 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("run.seed=abc", "run.seed=abc: Value 'abc' of type 'str' could not be converted to Integer"),
         ("run.mode=TRAIN", "expected one of [FIT, VALIDATE, TEST]"),
         ("backbone=nope", "choose one of: convnet, convnet_small, resnet18, resnet50d"),
+        ("trainer.devices=2", "Could not override 'trainer.devices': Key 'devices' is not in struct; to add it, write +trainer.devices=2"),
         ("backbone.pretrained=true", "write learner.hparams.model.backbone.pretrained=..."),
         ("logger.offline=true", "write loggers.NAME.offline=..."),
         ("method.threshold=0.9", "`sesemi show method/NAME` shows the keys it sets"),
