@@ -144,7 +144,10 @@ def _home(obj: Any) -> str | None:
 
 
 def _hint(prefix: str) -> str:
-    return f"if you trust its publisher, run `sesemi trust add {prefix}` (or pass allow=[{prefix!r}])"
+    return (
+        f"if you trust its publisher, run `sesemi trust add {prefix}` (or, for one call, pass "
+        f"--allow {prefix}; allow=[{prefix!r}] in Python)"
+    )
 
 
 def trusted_prefixes(allow: Sequence[str] = ()) -> tuple[str, ...]:

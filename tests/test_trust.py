@@ -115,7 +115,7 @@ def test_allow_and_the_trust_file_admit_the_packages_a_user_trusts(tmp_path, mon
     (tmp_path / "my_project" / "__init__.py").write_text("import os\nclass Net:\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     mine = config({"_target_": "my_project.Net"})
-    with pytest.raises(SesemiError, match=r"run `sesemi trust add my_project` \(or pass allow=\['my_project'\]\)$"):
+    with pytest.raises(SesemiError, match=r"run `sesemi trust add my_project` \(or, for one call, pass --allow my_project; allow=\['my_project'\] in Python\)$"):
         check_targets(mine)
     check_targets(mine, allow=["my_project"])
     check_targets(mine, allow=["my_project."])  # as allow was written before

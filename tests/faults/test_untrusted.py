@@ -190,7 +190,7 @@ def test_a_malicious_target_in_a_run_s_config_never_runs(trained_run, tmp_path):
     line = error_line(sesemi_cli("inference", run, trained_run.tree.root / "val", "--save-dir", tmp_path / "out"))
     assert line == (
         f"error: {run / 'config.yaml'} builds pathlib.Path.write_text, which sesemi does not trust; if you trust its "
-        "publisher, run `sesemi trust add pathlib.Path` (or pass allow=['pathlib.Path'])"
+        "publisher, run `sesemi trust add pathlib.Path` (or, for one call, pass --allow pathlib.Path; allow=['pathlib.Path'] in Python)"
     )
     config = OmegaConf.load(trained_run.run_dir / "config.yaml")
     config.trainer.callbacks.append({"_target_": "pathlib.Path.write_text", "self": str(victim), "data": "x"})
@@ -290,7 +290,7 @@ def test_a_prefix_added_with_sesemi_trust_add_then_loads(trained_run, tmp_path, 
     images, out = trained_run.tree.root / "val", tmp_path / "out"
     line = error_line(sesemi_cli("inference", run, images, "--save-dir", out, "--device", "cpu"))
     assert line.endswith("builds my_nets.Net, which sesemi does not trust; if you trust its publisher, run "
-                         "`sesemi trust add my_nets` (or pass allow=['my_nets'])")
+                         "`sesemi trust add my_nets` (or, for one call, pass --allow my_nets; allow=['my_nets'] in Python)")
     done = sesemi_cli("trust", "add", "my_nets")
     assert done.exit_code == 0 and done.output == f"trusted: my_nets (in {tmp_path / 'config' / 'trust.json'})\n"
     assert "my_nets" in sesemi_cli("trust", "list").output
