@@ -121,7 +121,9 @@ def show(
     name: Annotated[
         str, typer.Argument(help="A built-in config, e.g. digits or method/flexmatch.", autocompletion=completion.config_names)
     ],
-    save: Annotated[Path | None, typer.Option("--save", help="Copy it to this file or folder.")] = None,
+    save: Annotated[
+        str | None, typer.Option("--save", help="Copy it to this file, or into this config folder as my_NAME.yaml.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier copy, never your own.")] = False,
 ) -> None:
     """Print a built-in config, or copy it out (its first line says from where) to start your own.
@@ -132,6 +134,7 @@ def show(
       $ sesemi show method/fixmatch
       $ sesemi show digits --save configs/my_digits.yaml
       $ sesemi train -cd configs my_digits      # your copy, changed as you like
+      $ sesemi show method/fixmatch --save configs   # configs/method/my_fixmatch.yaml
     """
     from sesemi.config import catalog
     from sesemi.ops.project import save_config

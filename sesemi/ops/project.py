@@ -102,13 +102,16 @@ def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> 
 
 
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
-    """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file or folder, to start
-    your own from; returns the file. Its first line (after Hydra's `# @package` header) says where
-    it came from: `force` overwrites only such a file, never a config of your own."""
+    """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file, or into a config
+    folder as `my_<name>.yaml` (a group's config into the folder's `<group>/`, where `GROUP=my_<name>`
+    finds it; a copy under the built-in's own name would be refused there), to start your own
+    from; returns the file. Its first line (after Hydra's `# @package` header) says where it came
+    from: `force` overwrites only such a file, never a config of your own."""
     source = catalog.config_file(name)
+    group = name.removesuffix(".yaml").rpartition("/")[0]
     path = Path(target)
     if path.is_dir() or str(target).endswith(("/", os.sep)):
-        path = path / source.name
+        path = (path if path.name == group or not group else path / group) / f"my_{source.name}"
     refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
     _check_overwrite(path, force, COPIED, refusal)
     header, rest = _header(source.read_text())

@@ -137,7 +137,7 @@ def test_show_prints_and_saves(sesemi_cli, tmp_path):
     result = sesemi_cli("show", "backbone/convnet")
     assert result.exit_code == 0 and "_target_: sesemi.ConvNet" in result.output
     assert sesemi_cli("show", "digits", "--save", tmp_path).exit_code == 0
-    first, second = (tmp_path / "digits.yaml").read_text().splitlines()[:2]
+    first, second = (tmp_path / "my_digits.yaml").read_text().splitlines()[:2]
     assert first == "# Copied from sesemi's built-in config `digits` (sesemi show --save)"
     assert second.startswith("# The embedded demo")
     assert "pass --force" in error_line(sesemi_cli("show", "digits", "--save", tmp_path))
@@ -156,6 +156,19 @@ def test_a_saved_method_keeps_its_package_header_and_composes(sesemi_cli, tmp_pa
     result = sesemi_cli("train", "-cd", tmp_path / "configs", "digits", "method=mine", "--show-config")
     assert result.exit_code == 0, result.output
     assert "FixMatchLossHead" in result.output
+
+
+def test_a_config_saved_into_a_folder_gets_a_name_of_its_own_in_its_group(sesemi_cli, tmp_path):
+    """A copy under the built-in's name would be refused by `-cd`; a group's config goes to the
+    group's subfolder (made if need be), and a trailing slash means a folder."""
+    configs = tmp_path / "configs"
+    assert sesemi_cli("show", "method/fixmatch", "--save", f"{configs}/").exit_code == 0
+    assert sesemi_cli("show", "backbone/convnet", "--save", f"{configs}/backbone/").exit_code == 0
+    assert sesemi_cli("show", "digits", "--save", configs).exit_code == 0
+    saved = sorted(path.relative_to(configs).as_posix() for path in configs.rglob("*.yaml"))
+    assert saved == ["backbone/my_convnet.yaml", "method/my_fixmatch.yaml", "my_digits.yaml"]
+    result = sesemi_cli("train", "-cd", configs, "my_digits", "method=my_fixmatch", "backbone=my_convnet", "--show-config")
+    assert result.exit_code == 0, result.output
 
 
 def test_fetch_explains_what_it_cannot_download(sesemi_cli, tmp_path):
