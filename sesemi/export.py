@@ -84,7 +84,8 @@ def export(
         source: A run folder, a checkpoint in one, a published model's folder, uid or
             `name@version`, as `sesemi.predictor.load` takes them.
         format: "onnx" (needs `pip install 'sesemi[export]'`) or "torchscript".
-        output: The model file; by default `model.onnx` (`model.pt`) in the run folder, or
+        output: The model file, or a folder (one that exists, or ending in `/`) to write the
+            default file name into; by default `model.onnx` (`model.pt`) in the run folder, or
             `<name>-<version>.onnx` in the working folder for a published model.
         force: Replace a file at `output` that sesemi exported (never another file).
         checkpoint: For a run folder: "best" or "last".
@@ -110,7 +111,10 @@ def export(
     predictor = load(
         source, device="cpu", checkpoint=checkpoint, allow=allow, repository=repository
     )
-    path = Path(output) if output is not None else default_output(predictor, format)
+    path = default_output(predictor, format)
+    if output is not None:
+        folder = Path(output).is_dir() or str(output).endswith(("/", os.sep))
+        path = Path(output) / path.name if folder else Path(output)
     replaced = check_output(path, force)
     example = example_inputs(predictor)
     network = nn.Sequential(

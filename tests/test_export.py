@@ -121,6 +121,16 @@ def test_cli_exports_and_prints_the_files(run_dir):
     assert again.exit_code == 1 and "pass --force" in again.output
 
 
+def test_an_output_folder_gets_the_default_file_name(run_dir, tmp_path):
+    """`-o out/` (made if need be) or an existing folder: the model goes inside, as `model.pt`."""
+    from sesemi.cli.app import app
+
+    done = CliRunner().invoke(app, ["export", str(run_dir), "-f", "torchscript", "-o", f"{tmp_path}/out/"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "out" / "model.pt").is_file() and (tmp_path / "out" / "model.pt.json").is_file()
+    assert export(run_dir, "torchscript", tmp_path / "out", force=True).path == tmp_path / "out" / "model.pt"
+
+
 def test_a_published_model_exports_by_name_into_the_working_folder(run_dir, tmp_path, monkeypatch):
     """`sesemi export name@version -r REPO` writes `<name>-<version>.pt` here, naming its source."""
     import sesemi.hub

@@ -609,7 +609,8 @@ def export(
         str, typer.Option("--format", "-f", help="onnx or torchscript.", autocompletion=completion.export_formats)
     ] = "onnx",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="The model file; default: model.onnx (.pt) in the run folder.")
+        str | None,
+        typer.Option("--output", "-o", help="The model file, or a folder for it; default: model.onnx (.pt) in the run folder."),
     ] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="For a run folder: best or last.")] = "best",
     force: Annotated[bool, typer.Option("--force", help="Replace an earlier export (never another file).")] = False,
