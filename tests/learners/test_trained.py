@@ -125,7 +125,7 @@ def test_allow_or_the_trust_file_admit_a_users_own_backbone(trained_run, tmp_pat
     config = OmegaConf.load(folder / "config.yaml")
     config.learner.hparams.model.backbone._target_ = "my_backbones.Net"
     OmegaConf.save(config, folder / "config.yaml")
-    with pytest.raises(SesemiError, match=r"`sesemi trust add my_backbones` \(or pass allow=\['my_backbones'\]\)"):
+    with pytest.raises(SesemiError, match=r"`sesemi trust add my_backbones` \(or, for one call, pass --allow my_backbones; allow=\['my_backbones'\] in Python\)"):
         TrainedModel.from_published(folder)
     assert type(TrainedModel.from_published(folder, allow=["my_backbones."]).backbone).__name__ == "ConvNet"
     trust.add("my_backbones")
