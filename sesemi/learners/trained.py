@@ -53,6 +53,8 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
         candidate = path / "checkpoints" / f"{name}.ckpt"
         if candidate.is_file():
             return path, candidate
+    if (path / RESULTS).is_file():  # a finished run whose checkpoints were deleted
+        raise SesemiError(f"the run {path} has no checkpoint left (`sesemi rm-states --all` deletes them); train it again")
     raise SesemiError(f"{path} has no checkpoints/best.ckpt or last.ckpt; is it a training run's folder?")
 
 

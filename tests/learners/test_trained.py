@@ -72,6 +72,13 @@ def test_a_checkpoint_without_its_run_loads_with_class_numbers(trained_run, tmp_
         model.eval_transform()
 
 
+def test_a_finished_run_without_checkpoints_says_what_removed_them(trained_run, tmp_path):
+    run = copy_run(trained_run.run_dir, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    with pytest.raises(SesemiError, match=r"has no checkpoint left \(`sesemi rm-states --all` deletes them\)"):
+        TrainedModel.from_run(run)
+
+
 def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(trained_run, tmp_path):
     """A checkpoint that loads with weights_only=True still names classes in its
     hyper-parameters; one outside the trust rules is refused in one line, before it runs."""
