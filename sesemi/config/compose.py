@@ -154,6 +154,11 @@ def hydra_error(error: BaseException) -> str | None:
             options = [line for line in lines[start + 1 :] if not line.startswith(("Config search path", "provider="))]
         if str(error).startswith("Cannot find primary config"):
             return missing_config(error.missing_cfg_file or "", re.findall(r"path=file://(\S+)", str(error)))
+        group, _, name = (error.missing_cfg_file or "").rpartition("/")
+        if group and options:  # `method=fixmach`
+            close = difflib.get_close_matches(name, options, n=1)
+            guess = f"did you mean {close[0]}? " if close else ""
+            return f"no {group} config {name!r}; {guess}choose one of: {', '.join(options)}"
         hint = f"; choose one of: {', '.join(options)}" if options else "; see `sesemi list`"
         return lines[0].replace("Check that it's in your config search path.", "").strip() + hint
     if isinstance(error, MarkedYAMLError):
