@@ -92,6 +92,8 @@ def preprocess(
         raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     if isinstance(source, DictConfig):
         targets = audio_data_sets(source)
+    elif not Path(source).is_dir():
+        raise SesemiError(f"folder of recordings {source} does not exist")
     else:
         targets = [(str(source), sample_rate, None if cache_dir is None else str(cache_dir), subset)]
     return [_preprocess_one(*target, num_workers, on_error, progress) for target in targets]
