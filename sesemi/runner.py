@@ -251,7 +251,7 @@ def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Tr
         validation_interval,
     )
 
-    budget = parse_duration(config.run.time_budget)  # a mistake in it stops the run before anything else
+    budget = parse_duration(config.run.time_budget)
     if os.environ.get(BUDGET_VARIABLE):  # a process a multi-process fit launched: as its parent
         config.run.num_iterations, config.run.num_epochs = int(os.environ[BUDGET_VARIABLE]), None
         return
@@ -273,6 +273,10 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     validate(config)
     check_loaders(config)
     run_config = config.run
+    if run_config.time_budget:  # a mistake in it stops the run before its folder is made
+        from sesemi.budget import parse_duration
+
+        parse_duration(run_config.time_budget)
     mode = run_mode(run_config.mode)
     if resume and mode is not RunMode.FIT:
         raise SesemiError(f"only training runs resume, not run.mode={mode.name}")
