@@ -210,6 +210,18 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
     return run(config, run_dir, resume=True)
 
 
+def _check_start(run: DictConfig, resume: bool) -> None:
+    """Refuses, before the run's folder is made, a time budget that is no duration and a
+    checkpoint to start from that is not there."""
+    if run.time_budget:
+        from sesemi.budget import parse_duration
+
+        parse_duration(run.time_budget)
+    for key in () if resume else ("pretrained_checkpoint_path", "resume_from_checkpoint"):
+        if run.get(key) and not Path(run[key]).is_file():
+            raise SesemiError(f"checkpoint {run[key]} does not exist (run.{key})")
+
+
 def _resume_checkpoint(run_dir: Path) -> Path:
     """The newest of a run's interrupted and last checkpoints."""
     found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt")]
@@ -273,13 +285,10 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     validate(config)
     check_loaders(config)
     run_config = config.run
-    if run_config.time_budget:  # a mistake in it stops the run before its folder is made
-        from sesemi.budget import parse_duration
-
-        parse_duration(run_config.time_budget)
     mode = run_mode(run_config.mode)
     if resume and mode is not RunMode.FIT:
         raise SesemiError(f"only training runs resume, not run.mode={mode.name}")
+    _check_start(run_config, resume)
     if run_config.seed is not None:
         pl.seed_everything(run_config.seed, workers=True, verbose=False)
 

@@ -22,13 +22,6 @@ def test_bad_durations_are_one_line_errors(text):
         parse_duration(text)
 
 
-def test_a_bad_budget_stops_the_run_before_its_folder_is_made(tmp_path):
-    config = compose("digits", [f"run.dir={tmp_path / 'runs'}", "run.time_budget=30"])
-    with pytest.raises(SesemiError, match="run.time_budget must be a duration"):
-        run(config)
-    assert not (tmp_path / "runs").exists()
-
-
 def test_the_iterations_pay_for_their_validations():
     """0.5 s a step, a 10 s validation every 100 steps and one at the end, 95% of 10 minutes."""
     assert iterations_within(600, Speed(step=0.5, validation=10.0), 100) == int((570 - 10) / 0.6)

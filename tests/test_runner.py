@@ -7,6 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import sesemi
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
@@ -254,3 +255,18 @@ def test_the_world_size_comes_from_the_trainer(image_tree, tmp_path):
     assert trainer.world_size == 2
     assert attributes.iterations_per_epoch == 4  # 13 rotation images: 7 per process, batches of 2
     assert attributes.max_iterations == 12 and attributes.num_gpus == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("run.time_budget=30", "run.time_budget must be a duration"),
+        ("run.pretrained_checkpoint_path=nope.ckpt", r"checkpoint nope.ckpt does not exist \(run.pretrained_checkpoint_path\)"),
+    ],
+)
+def test_a_bad_start_stops_the_run_before_its_folder_is_made(tmp_path, override, message):
+    """A typo in the budget or the checkpoint to start from leaves no folder marked failed."""
+    config = sesemi.compose("digits", [f"run.dir={tmp_path / 'runs'}", override])
+    with pytest.raises(SesemiError, match=message):
+        sesemi.run(config)
+    assert not (tmp_path / "runs").exists()
