@@ -67,7 +67,7 @@ def check_config_dir(config_dir: str | Path | None) -> None:
     if config_dir is None:
         return
     if not Path(config_dir).is_dir():
-        raise SesemiError(f"config folder {str(config_dir)!r} not found; check the path given with -cd")
+        raise SesemiError(f"config folder {str(config_dir)!r} not found; check the path given with -cd (config_dir in Python)")
     shadowed = shadowed_configs(config_dir)
     if shadowed:
         name = shadowed[0]
