@@ -99,6 +99,8 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
 
     from sesemi.config import register_configs, register_resolvers
 
+    if isinstance(overrides, str):
+        raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
     check_config_dir(config_dir)
     name, overrides = expand_alias(name, overrides, config_dir)
     register_configs()

@@ -52,6 +52,11 @@ def test_mistakes_are_one_line_errors(override, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_overrides_given_as_one_string_are_refused_with_the_list_to_write():
+    with pytest.raises(SesemiError, match=r"^overrides are a list of strings, e.g. \['run.seed=1'\], not one string$"):
+        compose("digits", "run.seed=1")
+
+
 def test_open_mappings_take_keys_of_their_own():
     """`trainer` passes keyword arguments to Lightning's Trainer: any key is allowed there."""
     assert compose("digits", ["+trainer.enable_progress_bar=false"]).trainer.enable_progress_bar is False
