@@ -226,6 +226,8 @@ class TrainingRun:
             raise SesemiError(f"{self.folder} holds a finished run; pass overwrite=True to train it again")
         from sesemi.config import catalog
 
+        if isinstance(overrides, str):
+            raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
         if method not in catalog.methods():
             raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
         pairs = self._pairs(train, "train")

@@ -165,6 +165,7 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
         ([("a.png", "cat")], {}, "has labels that are not in label_names: cat"),
         ([("a.png", "red")], {}, "train has no examples of blue, green"),
         ([], {"method": "nomethod"}, "no method 'nomethod'; choose one of: "),
+        ([], {"overrides": "run.seed=1"}, r"overrides are a list of strings, e.g. \['run.seed=1'\]"),
         ([("x", "y", "z")], {}, "DataFrame with path and label columns, or"),
     ],
 )
