@@ -225,9 +225,9 @@ class TrainingRun:
         if self.run_dir is not None and not overwrite:
             raise SesemiError(f"{self.folder} holds a finished run; pass overwrite=True to train it again")
         from sesemi.config import catalog
+        from sesemi.config.compose import check_overrides
 
-        if isinstance(overrides, str):
-            raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
+        check_overrides(overrides)
         if method not in catalog.methods():
             raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
         pairs = self._pairs(train, "train")

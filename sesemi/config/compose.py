@@ -61,6 +61,12 @@ def shadowed_configs(config_dir: str | Path) -> list[str]:
     return shadowed
 
 
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Refuses overrides given as one string, which would be read character by character."""
+    if isinstance(overrides, str):
+        raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
+
+
 def check_config_dir(config_dir: str | Path | None) -> None:
     """Fails if `config_dir` is no folder, or holds a config with a built-in's name: Hydra would
     read one of the two where the other was meant."""
@@ -99,8 +105,7 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
 
     from sesemi.config import register_configs, register_resolvers
 
-    if isinstance(overrides, str):
-        raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
+    check_overrides(overrides)
     check_config_dir(config_dir)
     name, overrides = expand_alias(name, overrides, config_dir)
     register_configs()
