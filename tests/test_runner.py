@@ -266,7 +266,7 @@ def test_the_world_size_comes_from_the_trainer(image_tree, tmp_path):
 )
 def test_a_bad_start_stops_the_run_before_its_folder_is_made(tmp_path, override, message):
     """A typo in the budget or the checkpoint to start from leaves no folder marked failed."""
-    config = sesemi.compose("digits", [f"run.dir={tmp_path / 'runs'}", override])
+    config = sesemi.compose("digits", [f"run.dir={tmp_path / 'runs'}", f"run.data_root={tmp_path / 'digits'}", override])
     with pytest.raises(SesemiError, match=message):
         sesemi.run(config)
     assert not (tmp_path / "runs").exists()
