@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from sesemi.errors import SesemiError
-from sesemi.ownership import open_atomically, write_atomically
+from sesemi.ownership import names_folder, open_atomically, write_atomically
 from sesemi.predictor import Predictor, load
 from sesemi.version import __version__
 
@@ -113,8 +113,7 @@ def export(
     )
     path = default_output(predictor, format)
     if output is not None:
-        folder = Path(output).is_dir() or str(output).endswith(("/", os.sep))
-        path = Path(output) / path.name if folder else Path(output)
+        path = Path(output) / path.name if names_folder(output) else Path(output)
     replaced = check_output(path, force)
     example = example_inputs(predictor)
     network = nn.Sequential(

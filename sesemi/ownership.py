@@ -113,6 +113,12 @@ def write_atomically(path: str | Path, text: str, **options: Any) -> None:
         file.write(text)
 
 
+def names_folder(target: str | os.PathLike) -> bool:
+    """Whether a place to write names a folder to write into: one that exists, or a path given
+    with a trailing slash (which `Path` would drop)."""
+    return Path(target).is_dir() or os.fspath(target).endswith(("/", os.sep))
+
+
 def sha256(path: str | Path) -> str:
     """The SHA-256 of a file, in hex: what checkpoints and model archives are checked against."""
     digest = hashlib.sha256()

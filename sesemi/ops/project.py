@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sesemi.config import catalog
 from sesemi.errors import SesemiError
-from sesemi.ownership import write_atomically
+from sesemi.ownership import names_folder, write_atomically
 
 PROJECT_FOLDERS = ("configs", "data", "runs", "src")
 # The first line of a copied config (after Hydra's `# @package` header): `--force` overwrites
@@ -110,7 +110,7 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     source = catalog.config_file(name)
     group = name.removesuffix(".yaml").rpartition("/")[0]
     path = Path(target)
-    if path.is_dir() or str(target).endswith(("/", os.sep)):
+    if names_folder(target):
         path = (path if path.name == group or not group else path / group) / f"my_{source.name}"
     refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
     _check_overwrite(path, force, COPIED, refusal)
