@@ -279,10 +279,10 @@ class SESEMIDataModule(pl.LightningDataModule):
         if "name" not in options:
             raise SesemiError("a dataset config needs a `name`, e.g. image_folder")
         options["root"] = str(dataset_root(options, self.data_root))
-        folder = Path(options["root"]) / str(options.get("subset"))
-        if name == "val" and isinstance(options.get("subset"), str) and not folder.exists():
+        subset = options.get("subset")
+        if name == "val" and isinstance(subset, str) and not (Path(options["root"]) / subset).exists():
             raise SesemiError(
-                f"no validation data: {folder} does not exist; put labeled files in it (<class>/<file>), "
+                f"no validation data: {Path(options['root']) / subset} does not exist; put labeled files in it (<class>/<file>), "
                 "or validate on the training data with data.val.dataset.subset=train (which says little about new data)"
             )
         options["image_transform"] = self._transform(name, config)
