@@ -62,7 +62,10 @@ def package(group: str) -> str | None:
     for name, entry in configs(group).items():
         header = entry.read_text().partition("\n")[0]
         place = header.removeprefix("# @package ").strip() if header.startswith("# @package ") else None
-        places.add(place if place is None or place.rpartition(".")[2] != name else f"{place.rpartition('.')[0]}.NAME")
+        parent, _, last = (place or "").rpartition(".")
+        if last == name:  # a place per option, e.g. `loggers.wandb` for wandb
+            place = f"{parent}.NAME"
+        places.add(place)
     place = places.pop() if len(places) == 1 else None
     return None if place == "_global_" else place
 
