@@ -273,7 +273,10 @@ class TrainingRun:
                 raise SesemiError(f"{self.folder} was trained on the labels {saved.label_names}, not {self.label_names}")
             self.method, self.overrides = saved.method, saved.overrides
         pairs = self._pairs(eval, "eval")
+        from sesemi.runner import claim_folder
+
         folder = _timestamped(self.folder / EVALUATIONS)
+        claim_folder(folder)  # the run's folder before its data: the evaluation's own
         self._link_labeled(pairs, folder / DATA / "val")
         return self._run(
             folder,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -35,7 +36,7 @@ from sesemi.config.resolvers import (
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError, user_error
-from sesemi.ownership import MARKER, mark, marker, write_atomically
+from sesemi.ownership import MARKER, mark, marker, remove, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings
 from sesemi.trainer import INTERRUPTED, LAST, build_trainer, checkpoint_callbacks, set_budget
 from sesemi.trust import check_targets
@@ -151,8 +152,10 @@ def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = Fa
 
     Args:
         config: A composed `SESEMIConfig`; it is resolved in place.
-        run_dir: The run's folder; by default `<run.dir>/<run.id>/<timestamp>`. A folder that
-            already holds a run is refused, unless resuming it.
+        run_dir: The run's folder; by default `<run.dir>/<run.id>/<run.method>/<timestamp>`. It
+            must be new or empty (unless resuming it): a failed run's folder is deleted whole
+            by `sesemi rm-failed`, so it holds only the run. A run that fails before it writes
+            `config.yaml` (a mistake in the config or the data) leaves no folder.
         resume: Continue the run in `run_dir` from its newest checkpoint (`interrupted.ckpt`,
             else `last.ckpt`), with the same steps and batches as if it had never stopped.
 
@@ -242,15 +245,52 @@ def _run_folder(run: DictConfig, run_dir: str | Path | None, resume: bool) -> Pa
     return run_dir
 
 
-def _start(run_dir: Path, resume: bool) -> None:
-    """Refuses a folder that holds another run, then marks this one as running."""
+def _hydra_files(run_dir: Path) -> set[str]:
+    """What Hydra wrote into `run_dir` before calling the job (`.hydra/`, the job's log), when
+    `run_dir` is the folder of the Hydra job this process runs."""
+    if not HydraConfig.initialized():
+        return set()
+    hydra = HydraConfig.get()
+    if Path(hydra.runtime.output_dir).absolute() != run_dir.absolute():
+        return set()
+    return {name for name in (hydra.output_subdir, f"{hydra.job.name}.log") if name}
+
+
+def claim_folder(run_dir: str | Path) -> None:
+    """Marks `run_dir` as the folder of a run of this process: one that does not exist yet, or
+    holds nothing but what Hydra wrote for this job. A run's folder is deleted whole when the run
+    fails (`sesemi rm-failed`), so a folder holding anything else, another run or files of
+    someone else's, is refused rather than claimed."""
+    run_dir = Path(run_dir)
     found = marker(run_dir)
-    started_here = found is not None and found.state == "running" and found.pid == os.getpid()
-    if found is not None and not resume and not started_here:
+    if found is not None and found.kind == "run" and found.state == "running" and found.pid == os.getpid():
+        return  # claimed by this process already (open_sesemi, TrainingRun.evaluate)
+    launched_for = os.environ.get(RUN_DIR_VARIABLE)
+    if launched_for and Path(launched_for).absolute() == run_dir.absolute():
+        return  # a process that a multi-process run launched: the run's first process claimed it
+    if found is not None and found.kind == "run":
         raise SesemiError(
             f"{run_dir} already holds a run ({found.state}); choose another folder, or `sesemi resume {run_dir}`"
         )
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise SesemiError(f"{run_dir} is not a folder sesemi can make its own; choose a new folder for the run")
+    others = sorted(set(os.listdir(run_dir)) - _hydra_files(run_dir)) if run_dir.exists() else []
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise SesemiError(f"{run_dir} is not empty (it holds {others[0]}{more}); a run needs a new folder of its own")
     mark(run_dir, "run", "running")
+
+
+def discard_unstarted(run_dir: str | Path) -> bool:
+    """Deletes the folder of a run of this process that ended before it wrote its config (a
+    mistake in the config or the data): nothing in it is worth keeping, nor can it resume.
+    Returns whether it did."""
+    run_dir = Path(run_dir)
+    found = marker(run_dir)
+    if found is None or found.kind != "run" or found.pid != os.getpid() or (run_dir / CONFIG).exists():
+        return False
+    remove(run_dir, run_dir.parent, "run")
+    return True
 
 
 def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Trainer, started: float) -> None:
@@ -302,7 +342,10 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit, config.get("loggers"))
     main = trainer.is_global_zero
     if main:
-        _start(run_dir, resume)
+        if resume:
+            mark(run_dir, "run", "running")
+        else:
+            claim_folder(run_dir)
     try:
         if fit and config.run.time_budget and not resume:
             _fit_budget(config, datamodule, trainer, started=run_started)
@@ -339,10 +382,12 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         result = _result(trainer, learner, datamodule, mode, stage, run_dir, time.time() - started)
     except BaseException as error:
         stopped = _stopped(trainer, error)
-        if main:
+        discarded = main and discard_unstarted(run_dir)
+        if main and not discarded:
             mark(run_dir, "run", "interrupted" if stopped else "failed")
-        if stopped:
+        if stopped and not discarded:
             logger.warning("%s: stopped; resume it with `sesemi resume %s`", run_dir, run_dir)
+        if stopped:
             raise SystemExit(stopped) from None
         raise
     if main:

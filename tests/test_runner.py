@@ -270,3 +270,25 @@ def test_a_bad_start_stops_the_run_before_its_folder_is_made(tmp_path, override,
     with pytest.raises(SesemiError, match=message):
         sesemi.run(config)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_holding_files_of_someone_else_is_refused(image_tree, tmp_path):
+    """A failed run's folder is deleted whole (`rm-failed`), so a run never claims a folder that
+    holds anything: the files stay, and the folder gets no marker."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(SesemiError, match=r"run is not empty \(it holds notes.txt\); a run needs a new folder"):
+        _tiny_run(image_tree, tmp_path, "run.num_iterations=2")
+    assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
+
+
+def test_a_run_that_fails_before_writing_its_config_leaves_no_folder(image_tree, tmp_path):
+    """A mistake found once the data is read (here a `${sesemi:...}` value that does not exist)
+    deletes the folder the run had made, rather than leaving it marked failed."""
+    config = sesemi.compose(
+        "digits", [f"run.dir={tmp_path / 'runs'}", f"run.data_root={image_tree.root}", "learner.hparams.optimizer.lr=${sesemi:nothing}"]
+    )
+    with pytest.raises(SesemiError, match="unknown attribute"):
+        sesemi.run(config)
+    assert not [path for path in (tmp_path / "runs").rglob("*") if path.is_file()]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from contextlib import redirect_stderr
+from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 
 import hydra
@@ -31,17 +31,20 @@ from sesemi.config.compose import check_config_dir, expand_alias
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
-    from sesemi.ownership import mark
-    from sesemi.runner import run
+    from sesemi.runner import claim_folder, discard_unstarted, run
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
-    mark(run_dir, "run", "running")  # Hydra made the folder: it is this run's from the start
-    if hydra_config.mode == RunMode.MULTIRUN:
-        run(config, run_dir)  # Hydra names the failed job's overrides before its error
-        return
-    with exit_on_user_error():  # one line, without Hydra's "Error executing job" before it
-        run(config, run_dir)
+    # In a sweep, Hydra names the failed job's overrides before its error; alone, the error is one
+    # line, without Hydra's "Error executing job" before it.
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    with nullcontext() if multirun else exit_on_user_error():
+        claim_folder(run_dir)  # Hydra made it (or was given one of someone else's: refused)
+        try:
+            run(config, run_dir)
+        except BaseException:
+            discard_unstarted(run_dir)  # a mistake in the config or data leaves no folder behind
+            raise
 
 
 def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:

@@ -272,6 +272,18 @@ def test_missing_data_folder(tmp_path):
     done = open_sesemi("-cn", "digits", f"run.data_root={missing}", *TINY, cwd=tmp_path)
     assert_user_error(done, "does not exist", str(missing))
     assert not missing.exists()
+    assert not list(tmp_path.glob("runs/**/.hydra")), "the mistake left a run folder behind"
+
+
+def test_a_run_folder_of_someone_else_is_refused(tmp_path):
+    """`hydra.run.dir` naming a folder that holds files: refused, the folder left unmarked (so
+    `sesemi rm-failed` can never delete it)."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    done = open_sesemi("-cn", "digits", "hydra.run.dir=mine", cwd=tmp_path)
+    assert_user_error(done, "mine is not empty (it holds notes.txt)")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "mine" / ".sesemi").exists()
 
 
 @pytest.mark.slow
