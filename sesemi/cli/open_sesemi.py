@@ -60,9 +60,14 @@ def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | No
 
 def expand_arguments(arguments: list[str]) -> list[str]:
     """The command line as Hydra's parser takes it: the options, then the overrides (it refuses
-    overrides after an option, as in `-cn digits method=fixmatch -m run.seed=0,1`), with an
-    earlier release's config name (`-cn digits_fixmatch`) replaced by what it stands for (`-cn
-    digits method=fixmatch`), after checking the config folder."""
+    overrides after an option, as in `-cn digits method=fixmatch -m run.seed=0,1`, and reads one
+    after a bare `--info` as its value), with an earlier release's config name (`-cn
+    digits_fixmatch`) replaced by what it stands for (`-cn digits method=fixmatch`), after
+    checking the config folder."""
+    arguments = [
+        "--info=all" if argument in ("--info", "-i") and "=" in following else argument  # `--info run.seed=1`
+        for argument, following in zip(arguments, [*arguments[1:], ""], strict=True)
+    ]
     try:
         with redirect_stderr(io.StringIO()):
             parsed = get_args_parser().parse_intermixed_args(arguments)

@@ -102,11 +102,13 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_info_prints_the_composed_config(tmp_path):
-    """`open_sesemi -cn digits --info` (the form in DESIGN.md) prints the composed config."""
-    done = open_sesemi("-cn", "digits", "--info", cwd=tmp_path, timeout=60)
+@pytest.mark.parametrize("overrides", [[], ["run.num_iterations=7"]], ids=["alone", "before_overrides"])
+def test_info_prints_the_composed_config(tmp_path, overrides):
+    """`open_sesemi -cn digits --info` (the form in DESIGN.md) prints the composed config, also
+    with overrides after it (Hydra's parser would read the first as the value of `--info`)."""
+    done = open_sesemi("-cn", "digits", "--info", *overrides, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "num_iterations: 400" in done.stdout
+    assert f"num_iterations: {7 if overrides else 400}" in done.stdout
     assert not (tmp_path / "runs").exists()
 
 
