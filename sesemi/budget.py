@@ -22,10 +22,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from sesemi.errors import SesemiError
+from sesemi.logs import quiet
 
 logger = logging.getLogger(__name__)
 
 DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+LIGHTNING_LOG = "pytorch_lightning.utilities.rank_zero"  # where Lightning says what its trainer does
 WARMUP_STEPS = 3  # the first steps are slower (allocations, loader start): not measured
 MEASURED_STEPS = 8
 SAFETY = 0.95  # of the budget left, for what varies between steps
@@ -105,18 +107,19 @@ def measure_speed(config: DictConfig, datamodule: pl.LightningDataModule, traine
         enable_model_summary=False,
         callbacks=[timer],
     )
-    probe_trainer.fit(learner, datamodule=datamodule)
     validation = 0.0
-    if datamodule.val_dataset is not None:
-        batches = len(datamodule.val_dataloader())
-        measured = min(batches, 3)
-        validator = pl.Trainer(
-            accelerator=trainer.accelerator, devices=1, precision=trainer.precision, limit_val_batches=measured,
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        )
-        started = time.perf_counter()
-        validator.validate(learner, datamodule=datamodule, verbose=False)
-        validation = (time.perf_counter() - started) * batches / measured
+    with quiet(LIGHTNING_LOG):  # its "`Trainer.fit` stopped" and "limit_val_batches" are the probe's, not the run's
+        probe_trainer.fit(learner, datamodule=datamodule)
+        if datamodule.val_dataset is not None:
+            batches = len(datamodule.val_dataloader())
+            measured = min(batches, 3)
+            validator = pl.Trainer(
+                accelerator=trainer.accelerator, devices=1, precision=trainer.precision, limit_val_batches=measured,
+                logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            )
+            started = time.perf_counter()
+            validator.validate(learner, datamodule=datamodule, verbose=False)
+            validation = (time.perf_counter() - started) * batches / measured
     return Speed(timer.seconds_per_step, validation)
 
 

@@ -29,6 +29,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf
 
 from sesemi.errors import SesemiError
+from sesemi.logs import quiet
 from sesemi.ownership import write_atomically
 
 PACKAGES = ("sesemi", "torch", "torchvision", "timm", "pytorch_lightning")  # trusted by sesemi itself
@@ -166,16 +167,12 @@ def _check_target(target: Any, trusted: tuple[str, ...], source: str) -> None:
     module = target.rpartition(".")[0]
     if not _under(target, (*PACKAGES, *trusted)) or any(part.startswith("_") for part in target.split(".")):
         raise SesemiError(f"{source} builds {target}, which sesemi does not trust; {_hint(module)}")
-    hydra_log = logging.getLogger("hydra.utils")
-    level = hydra_log.level
-    hydra_log.setLevel(logging.CRITICAL)  # get_object logs every failure before raising it
     try:
-        home = _home(get_object(target))
+        with quiet("hydra.utils", logging.CRITICAL):  # get_object logs every failure before raising it
+            home = _home(get_object(target))
     except Exception as error:
         reason = str(error.__cause__ or error).strip().splitlines()[-1][:120]
         raise SesemiError(f"{source} builds {target}, which cannot be imported ({reason})") from None
-    finally:
-        hydra_log.setLevel(level)
     if home is None or not _under(home, (*BUILDING_BLOCKS, *trusted)):
         where = "" if home == target else f" (it is {home})"
         raise SesemiError(

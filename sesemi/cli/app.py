@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from sesemi.cli import completion
-from sesemi.cli.output import echo, exit_on_user_error, key_values, print_table, progress
+from sesemi.cli.output import echo, exit_on_user_error, key_values, print_table, progress, show_info
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
@@ -706,4 +706,5 @@ def trust_list() -> None:
 def main() -> None:
     """The `sesemi` console script."""
     sys.path.insert(0, os.getcwd())  # a project's src/ modules, importable as for open_sesemi
+    show_info()
     app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import os
 import sys
 import typing
@@ -14,6 +15,18 @@ from typing import Any
 from sesemi.errors import SesemiError, user_error
 
 FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's, read before sesemi sets it
+
+
+def show_info() -> None:
+    """Shows sesemi's log lines from INFO up on stderr, as open_sesemi's Hydra logging does: how
+    long a run will take, what a time budget allows, data decoded into memory, weights loaded,
+    ... The line with a run's result is left out: `sesemi train` prints it on stdout."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(lambda record: not getattr(record, "sesemi_result", False))
+    log = logging.getLogger("sesemi")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from sesemi.config import catalog, migration
 from sesemi.config.structs import OPEN_RANGES, RANGE
 from sesemi.errors import SesemiError, first_line
+from sesemi.logs import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -255,16 +256,12 @@ def _ranged_values(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, ob
 
 def _import_problem(target: str) -> str | None:
     """Why `target` cannot be imported, with the closest name its module has; None if it can."""
-    hydra_log = logging.getLogger("hydra.utils")
-    level = hydra_log.level
-    hydra_log.setLevel(logging.CRITICAL)  # get_object logs every failure before raising it
     try:
-        get_object(target)
+        with quiet("hydra.utils", logging.CRITICAL):  # get_object logs every failure before raising it
+            get_object(target)
         return None
     except Exception as error:
         reason = str(error.__cause__ or error).strip().splitlines()[-1]
-    finally:
-        hydra_log.setLevel(level)
     module_name, _, name = target.rpartition(".")
     try:
         module = importlib.import_module(module_name)

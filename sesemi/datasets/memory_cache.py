@@ -64,10 +64,6 @@ class MemoryCache:
     def __len__(self) -> int:
         return len(self.shapes)
 
-    @property
-    def nbytes(self) -> int:
-        return self.buffer.numel() * self.buffer.element_size()
-
     def __getitem__(self, index: int) -> Tensor | None:
         """The item as it was stored (a view of the buffer: not to be written to), or None."""
         shape = self.shapes[index]
@@ -116,7 +112,4 @@ def fill_cache(
         )
         return None
     logger.info("decoding %d %ss into memory (about %.1f MB)", count, kind, estimate / 2**20)
-    items = [sample[i] if i in sample else decode(i) for i in range(count)]
-    memory = MemoryCache(items)
-    logger.info("decoded %d %ss into memory (%.1f MB)", count, kind, memory.nbytes / 2**20)
-    return memory
+    return MemoryCache([sample[i] if i in sample else decode(i) for i in range(count)])

@@ -206,6 +206,25 @@ def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
     assert f"data folder {missing}/train does not exist" in line
 
 
+@pytest.mark.slow
+def test_train_says_what_a_time_budget_allows_and_how_long_the_run_will_take(digits_root, tmp_path):
+    """The console script shows sesemi's own lines on stderr, as open_sesemi does: what the time
+    budget allows, then the time estimate after the first steps; not the lines of the trainer
+    that measured the speed; and the run's result once, on stdout."""
+    from cli_project import TINY
+
+    own = ("run.num_iterations", "run.time_budget", "trainer.val_check_interval")
+    overrides = [override for override in TINY if not override.startswith(own)]
+    done = subprocess.run(
+        [str(SESEMI), "train", "digits", f"run.data_root={digits_root}", "run.time_budget=15s", *overrides],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "time budget 15s:" in done.stderr and "s a step: about" in done.stderr, done.stderr[-2000:]
+    assert "`max_steps=11` reached" not in done.stderr, done.stderr[-2000:]  # the speed probe's
+    assert done.stdout.count("val/top1=") == 1 and "val/top1=" not in done.stderr, done.stdout
+
+
 # --- the project: postprocess, rm-states, group, rm-failed ----------------------------------------
 
 
