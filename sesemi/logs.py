@@ -1,10 +1,20 @@
-"""Log lines a user should not see: those a library writes about work sesemi does on the side."""
+"""Log lines a user should not see twice, or at all: what a function returns, which a command
+prints itself, and what a library writes about work sesemi does on the side."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# The `extra` of a log line that repeats what a function returns (a run's result, a published
+# uid): the command line prints that itself, on stdout, and leaves the line out (`is_result`).
+RESULT = {"sesemi_result": True}
+
+
+def is_result(record: logging.LogRecord) -> bool:
+    """Whether a log record was written with `extra=RESULT`."""
+    return getattr(record, "sesemi_result", False)
 
 
 @contextmanager

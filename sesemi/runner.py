@@ -36,6 +36,7 @@ from sesemi.config.resolvers import (
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError, user_error
+from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, mark, marker, remove, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings
 from sesemi.trainer import INTERRUPTED, LAST, build_trainer, checkpoint_callbacks, set_budget
@@ -47,7 +48,6 @@ CONFIG = "config.yaml"
 # The run folder, for the processes a multi-process fit launches (they run this module again).
 RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 BUDGET_VARIABLE = "SESEMI_BUDGET_ITERATIONS"  # likewise, the iterations a time budget allows
-RESULT_LINE = "sesemi_result"  # marks the log record of a run's result, which `sesemi train` prints itself
 
 def default_run_dir(run: DictConfig) -> Path:
     """The folder of a run started outside Hydra (`sesemi.config.resolvers.run_folder`)."""
@@ -395,7 +395,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         write_atomically(run_dir / RESULTS, result.to_json())
         mark(run_dir, "run", "finished")
         summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
-        logger.info("%s: %s", run_dir, summary or "no metrics", extra={RESULT_LINE: True})
+        logger.info("%s: %s", run_dir, summary or "no metrics", extra=RESULT)
     return result
 
 

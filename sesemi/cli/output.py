@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sesemi.errors import SesemiError, user_error
+from sesemi.logs import is_result
 
 FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's, read before sesemi sets it
 
@@ -20,10 +21,10 @@ FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's, read befor
 def show_info() -> None:
     """Shows sesemi's log lines from INFO up on stderr, as open_sesemi's Hydra logging does: how
     long a run will take, what a time budget allows, data decoded into memory, weights loaded,
-    ... The line with a run's result is left out: `sesemi train` prints it on stdout."""
+    ... Lines that repeat what a function returned are left out: the commands print that."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(lambda record: not getattr(record, "sesemi_result", False))
+    handler.addFilter(lambda record: not is_result(record))
     log = logging.getLogger("sesemi")
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -25,6 +25,7 @@ from sesemi.hub.lookup import ModelInfo, check_unpublished
 from sesemi.hub.repository import Repository
 from sesemi.learners.published import CARD, CONFIG, META, WEIGHTS
 from sesemi.learners.trained import RESULTS, TrainedModel, run_files
+from sesemi.logs import RESULT
 from sesemi.ownership import marker
 from sesemi.results import RunResult
 from sesemi.version import __version__
@@ -105,7 +106,7 @@ def publish(
         archive = Path(scratch) / f"{uid}.tar.gz"
         pack(folder, archive)
         target.add(info, archive)
-    logger.info("published %s as %s to %s", info.reference, uid, target.url)
+    logger.info("published %s as %s to %s", info.reference, uid, target.url, extra=RESULT)
     return uid
 
 

@@ -25,6 +25,7 @@ from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
 from sesemi.datasets.images import subset_dirs, unlabeled_samples
 from sesemi.errors import SesemiError
+from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, claim
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
 
@@ -151,5 +152,5 @@ def _preprocess_one(
         len(stale) - len(removed),
         str(cache.base),
     )
-    logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result)
+    logger.info("cached %s at %d Hz in %s: %s", root, sample_rate, cache.folder, result, extra=RESULT)
     return result

@@ -238,6 +238,14 @@ def first_run(project: Path) -> Path:
     return sorted(project.glob("runs/custom/flexmatch/*/results.json"))[0].parent
 
 
+def test_publish_says_once_what_it_published(project, tmp_path):
+    """The library logs what it published for Python users; the command prints it, once."""
+    command = [str(SESEMI), "publish", str(first_run(project)), "--name", "digits-cnn", "--version", "1.0.0"]
+    done = subprocess.run([*command, "-r", str(tmp_path / "models")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (done.stdout + done.stderr).count("published digits-cnn@1.0.0") == 1, done.stdout + done.stderr
+
+
 def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
     """predictions.csv has path, label, score and a probability per class, embeddings.npy a
     row per prediction; existing predictions are kept without --force; a text file lists inputs."""
