@@ -153,21 +153,29 @@ def class_folders(folder: Path) -> list[Path]:
     return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
 
 
-def list_files(folder: str | Path, accept: Callable[[str], bool]) -> list[str]:
+def list_files(folder: str | Path, accept: Callable[[str], bool], listed: set[tuple[int, int]] | None = None) -> list[str]:
     """The accepted files under `folder`, at any depth, as path strings in the order of
     `sorted(Path(folder).rglob("*"))`; listed with `os.scandir`, so that a pool of 100k files
-    costs its path strings and no object per file besides.
+    costs its path strings and no object per file besides. Symlinked folders are followed, each
+    folder listed once: a link back to one already listed (a loop) is skipped with a warning.
 
     Args:
         folder: The folder to list.
         accept: Whether a file name is one to read.
+        listed: The (device, inode) of the folders listed so far, for the subfolders' calls.
     """
+    listed = set() if listed is None else listed
+    status = os.stat(folder)
+    if (status.st_dev, status.st_ino) in listed:
+        logger.warning("skipping %s: it leads to a folder already listed (a symlink loop?)", printable(str(folder)))
+        return []
+    listed.add((status.st_dev, status.st_ino))
     found: list[str] = []
     with os.scandir(folder) as entries:
         ordered = sorted(entries, key=lambda entry: entry.name)
     for entry in ordered:
         if entry.is_dir():
-            found.extend(list_files(entry.path, accept))
+            found.extend(list_files(entry.path, accept, listed))
         elif accept(entry.name):
             found.append(entry.path)
     return found

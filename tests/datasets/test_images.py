@@ -273,3 +273,18 @@ def test_files_are_listed_as_rglob_sorts_them_and_folders_named_like_images_are_
     expected = [str(p) for p in sorted(tmp_path.rglob("*")) if p.is_file() and is_image_file(p)]
     assert list_files(tmp_path, is_image_file) == expected
     assert str(tmp_path / "a.txt") not in expected and len(expected) == 7
+
+
+def test_a_symlink_loop_is_listed_once_and_warned_about(tmp_path, caplog):
+    """A link back to a folder being listed (`unlabeled/loop -> ..`) would list forever and end
+    in a traceback; its folder is listed once. A link to another folder is followed."""
+    from sesemi.datasets.images import is_image_file, list_files
+
+    (tmp_path / "pool" / "a").mkdir(parents=True)
+    (tmp_path / "pool" / "a" / "x.png").write_bytes(b"")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "y.png").write_bytes(b"")
+    (tmp_path / "pool" / "a" / "loop").symlink_to(tmp_path / "pool", target_is_directory=True)
+    (tmp_path / "pool" / "shared").symlink_to(tmp_path / "shared", target_is_directory=True)
+    assert list_files(tmp_path / "pool", is_image_file) == [str(tmp_path / "pool" / "a" / "x.png"), str(tmp_path / "pool" / "shared" / "y.png")]
+    assert "pool/a/loop: it leads to a folder already listed" in caplog.text
