@@ -29,7 +29,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from sesemi.datasets.images import is_image_file, printable, read_image
+from sesemi.datasets.images import is_image_file, list_files, printable, read_image
 from sesemi.errors import SesemiError, first_line
 from sesemi.hub.cache import read_info
 from sesemi.hub.ids import is_reference
@@ -411,7 +411,7 @@ class Predictor:
         if not path.exists():
             raise SesemiError(f"input {path} does not exist")
         if path.is_dir():
-            found = [p for p in sorted(path.rglob("*")) if p.is_file() and accepts(p)]
+            found = [Path(file) for file in list_files(path, accepts)]  # as training lists a folder
             if not found:
                 raise SesemiError(f"no {kind} files under {path}")
             return found

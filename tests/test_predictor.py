@@ -79,6 +79,14 @@ def test_a_folder_a_list_of_paths_and_a_text_file_predict_in_input_order(predict
     assert [p.input for p in predictor.predict(val_images[3])] == [val_images[3]]
 
 
+def test_a_folder_is_listed_as_training_lists_one(predictor, val_images, tmp_path):
+    """Symlinked subfolders are followed (data is often linked in), as by the data sets."""
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "linked").symlink_to(val_images[0].parent, target_is_directory=True)
+    linked = sorted((tmp_path / "new" / "linked").glob("*.png"))
+    assert linked and [p.input for p in predictor.predict(tmp_path / "new")] == linked
+
+
 def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
     (tmp_path / "notes.md").write_text("")
     (tmp_path / "gone.txt").write_text("a.png\n")
