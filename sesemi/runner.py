@@ -283,9 +283,9 @@ def claim_folder(run_dir: str | Path) -> None:
 
 
 def discard_unstarted(run_dir: str | Path) -> bool:
-    """Deletes the folder of a run of this process that ended before it wrote its config (a
-    mistake in the config or the data): nothing in it is worth keeping, nor can it resume.
-    Returns whether it did."""
+    """Deletes the folder of a run of this process that ended before it started, which is when
+    it writes its config (a mistake in the config, the data, the model or the weights to start
+    from): nothing in it is worth keeping, nor can it resume. Returns whether it did."""
     run_dir = Path(run_dir)
     found = marker(run_dir)
     if found is None or found.kind != "run" or found.pid != os.getpid() or (run_dir / CONFIG).exists():
@@ -355,14 +355,14 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         check_ranges(config)
         if fit:
             set_budget(trainer, config.run, attributes.iterations_per_epoch)
-        if main and not resume:
-            write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))
 
         learner = instantiate(config.learner, _recursive_=False)
         checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
         load_initial_weights(learner, config.run, mode, resumed=resume)
         if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
             raise SesemiError("run.mode=VALIDATE needs a data.val loader")
+        if main and not resume:  # the run starts: until now a mistake leaves no folder (discard_unstarted)
+            write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))
 
         started = time.time()
         if fit:

@@ -314,6 +314,7 @@ def test_validate_with_a_truncated_checkpoint(fitted, digits_root, tmp_path):
         f"run.pretrained_checkpoint_path={damaged}", *TINY, cwd=tmp_path,
     )
     assert_user_error(done, "damaged.ckpt")
+    assert not list(tmp_path.glob("runs/**/.sesemi")), "a run that never started left its folder"
 
 
 # --- user_error(): which exceptions become one line ------------------------------------------
