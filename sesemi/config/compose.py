@@ -39,6 +39,12 @@ def expand_alias(name: str, overrides: Sequence[str], config_dir: str | Path | N
     """
     overrides = list(overrides)
     stem = name.removesuffix(".yaml")
+    group, slash, option = stem.rpartition("/")
+    if slash and group in catalog.groups():  # `sesemi train method/fixmatch`
+        raise SesemiError(
+            f"{stem} is a {group} config, which a data config takes: e.g. `sesemi train digits {group}={option}` "
+            "(`sesemi list` shows the data configs)"
+        )
     if stem in catalog.data_configs() or (config_dir and (Path(config_dir) / f"{stem}.yaml").is_file()):
         return name, overrides
     found = catalog.alias(stem)
@@ -147,7 +153,7 @@ def missing_config(name: str, folders: Sequence[str]) -> str:
 
 def hydra_error(error: BaseException) -> str | None:
     """One line for an error Hydra or OmegaConf raised while composing, or None for a bug."""
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
     from yaml import MarkedYAMLError, YAMLError
 
@@ -173,6 +179,15 @@ def hydra_error(error: BaseException) -> str | None:
         mark = error.context_mark or error.problem_mark
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
         return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
+    if isinstance(error, OverrideParseException):  # `run.seed`, `"a=1 b=2"`, `run.seed=[1`
+        details = [line for line in error.message.splitlines()[:-1] if not line.startswith(("Error parsing", "Lexer"))]
+        reason = next((line for line in details if line.strip() != "^"), "it is not key=value")
+        return f"cannot read the override {error.override!r} ({reason}); write each as key=value, one argument each (quote a value that holds spaces)"
+    if str(error).startswith("Ambiguous value for argument"):  # `method=fixmatch,flexmatch`
+        return (
+            f"{first_line(error)}: write a list as key=[a,b] and a string as key='a,b'; to run each "
+            "value, sweep with open_sesemi -m"
+        )
     if isinstance(error, ValueError) and str(error).startswith("Only one of --run, --multirun"):
         return str(error)  # Hydra's command line, e.g. `-m` with `--cfg job`
     if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):

@@ -35,7 +35,10 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("logger.offline=true", "write loggers.NAME.offline=..."),
         ("method.threshold=0.9", "`sesemi show method/NAME` shows the keys it sets"),
         ("learner.hparams.optimizer._target_=torch.optim.SDG", "did you mean torch.optim.SGD?"),
-        ("run.seed=[1", "no viable alternative at input '[1'"),
+        ("run.seed=[1", "cannot read the override 'run.seed=[1' (no viable alternative at input '[1')"),
+        ("run.seed", "cannot read the override 'run.seed' (missing EQUAL at '<EOF>'); write each as key=value"),
+        ("run.seed=1 method=fixmatch", "cannot read the override 'run.seed=1 method=fixmatch'"),
+        ("method=fixmatch,flexmatch", "write a list as key=[a,b] and a string as key='a,b'; to run each value, sweep with open_sesemi -m"),
         ("run.batch_size_per_gpu=-4", "run.batch_size_per_gpu must be at least 1, not -4"),
         ("run.num_iterations=0", "run.num_iterations must be at least 1, not 0"),
         ("learner.hparams.optimizer.lr=-0.1", "learner.hparams.optimizer.lr must be greater than 0, not -0.1"),
@@ -60,6 +63,12 @@ def test_overrides_given_as_one_string_are_refused_with_the_list_to_write():
 def test_open_mappings_take_keys_of_their_own():
     """`trainer` passes keyword arguments to Lightning's Trainer: any key is allowed there."""
     assert compose("digits", ["+trainer.enable_progress_bar=false"]).trainer.enable_progress_bar is False
+
+
+def test_a_method_config_is_not_trained_alone():
+    """`sesemi train method/fixmatch` failed with `Key 'mode' is not in struct`."""
+    with pytest.raises(SesemiError, match=r"^method/fixmatch is a method config, which a data config takes: e.g. `sesemi train digits method=fixmatch`"):
+        compose("method/fixmatch")
 
 
 def test_an_unknown_config_names_the_way_to_list_them():
