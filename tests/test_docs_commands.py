@@ -228,7 +228,7 @@ def _composable() -> list[tuple[str, str, list[str]]]:
                 params.get("config_name") or params.get("config"),
                 list(params.get("overrides") or ()),
             )
-            composable = params.get("config_dir") is None
+            composable = params.get("config_dir") is None and not str(name).endswith(".yaml")  # else a file of yours
         else:
             continue
         if (

@@ -174,7 +174,8 @@ def train(
     config: Annotated[
         str | None,
         typer.Argument(
-            help="A built-in config (sesemi list) or one in --config-dir.", autocompletion=completion.data_configs
+            help="A built-in config (sesemi list), one in --config-dir, or a config file (configs/custom.yaml).",
+            autocompletion=completion.data_configs,
         ),
     ] = None,
     overrides: Annotated[

@@ -95,7 +95,8 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
 
     Args:
         name: A built-in config (`sesemi list`), an earlier release's name for one (e.g.
-            `fixmatch`, `digits_fixmatch`), or a config in `config_dir`.
+            `fixmatch`, `digits_fixmatch`), a config in `config_dir`, or without one a config
+            file (`configs/custom.yaml`: its folder is then the config folder).
         overrides: Hydra overrides, e.g. `method=freematch`, `run.seed=1`, `backbone=resnet18`.
         config_dir: A folder of your own configs, searched after the built-in ones.
 
@@ -113,6 +114,8 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
     from sesemi.config import register_configs, register_resolvers
 
     check_overrides(overrides)
+    if config_dir is None and name.endswith(".yaml") and Path(name).is_file():  # `configs/custom.yaml`
+        config_dir, name = Path(name).parent, Path(name).stem
     check_config_dir(config_dir)
     name, overrides = expand_alias(name, overrides, config_dir)
     register_configs()

@@ -81,6 +81,14 @@ def test_a_user_config_folder_is_searched(tmp_path: Path):
     assert compose("custom", config_dir=tmp_path).run.seed == 7
 
 
+def test_a_config_file_is_composed_from_its_folder(tmp_path: Path):
+    """`sesemi train configs/custom.yaml` is `sesemi train -cd configs custom`."""
+    (tmp_path / "custom.yaml").write_text("defaults:\n  - digits\n  - _self_\nrun:\n  seed: 7\n")
+    composed = compose(str(tmp_path / "custom.yaml"), ["method=fixmatch"])
+    assert composed == compose("custom", ["method=fixmatch"], config_dir=tmp_path)
+    assert composed.run.seed == 7 and composed.run.method == "fixmatch"
+
+
 def test_a_misspelled_config_name_suggests_the_closest_in_the_users_folder_or_built_in(tmp_path: Path):
     (tmp_path / "custom.yaml").write_text("defaults:\n  - digits\n  - _self_\n")
     with pytest.raises(SesemiError, match=r"no config 'custo' in .*; did you mean custom\?$"):
