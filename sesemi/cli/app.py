@@ -187,6 +187,7 @@ def train(
     config_name: Annotated[str | None, typer.Option("--config-name", "-cn", help="The config, as open_sesemi takes it.")] = None,
     config_dir: ConfigDir = None,
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the composed config and stop.")] = False,
+    multirun: Annotated[bool, typer.Option("--multirun", "-m", hidden=True)] = False,  # Hydra's habit: say where sweeps are
 ) -> None:
     """Train (or evaluate) from a config: any data config x any method.
 
@@ -203,6 +204,10 @@ def train(
     from sesemi.runner import run
 
     arguments = [config, *(overrides or [])] if config else []  # overrides come after a config
+    if multirun:
+        named = " ".join([config_name, *arguments] if config_name else arguments)
+        folder = f"-cd {config_dir} " if config_dir else ""
+        raise SesemiError(f"sesemi train runs one config; sweep with open_sesemi: open_sesemi {folder}-cn {named} -m")
     if config_name is None:
         if not arguments:
             raise typer.BadParameter("name a config, e.g. `sesemi train digits` (see `sesemi list`)")

@@ -204,6 +204,10 @@ def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
         sesemi_cli("train", "-cn", "digits", f"run.data_root={missing}", "run.gpus=0")
     )
     assert f"data folder {missing}/train does not exist" in line
+    for arguments in (["digits", "-m", "run.seed=1,2"], ["-cd", "configs", "-cn", "custom", "-m", "run.seed=1,2"]):
+        line = error_line(sesemi_cli("train", *arguments))
+        assert "sesemi train runs one config; sweep with open_sesemi: open_sesemi " in line
+        assert line.endswith(("-cn digits run.seed=1,2 -m", "-cd configs -cn custom run.seed=1,2 -m")), line
 
 
 @pytest.mark.slow
