@@ -29,6 +29,7 @@ from sesemi.errors import SesemiError, first_line
 from sesemi.learners.published import CONFIG, META, WEIGHTS
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.models.heads.linear import LinearHead
+from sesemi.ownership import marker
 from sesemi.trust import BUILT, NETWORK, check_targets, instantiate
 
 CHECKPOINTS = ("best", "last")
@@ -55,6 +56,11 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
             return path, candidate
     if (path / RESULTS).is_file():  # a finished run whose checkpoints were deleted
         raise SesemiError(f"the run {path} has no checkpoint left (`sesemi rm-states --all` deletes them); train it again")
+    found = marker(path)
+    if found is not None and found.kind == "run" and found.state == "running" and found.alive:
+        raise SesemiError(f"the run {path} is still running and has saved no checkpoint yet (one comes with each validation)")
+    if found is not None and found.kind == "run":
+        raise SesemiError(f"the run {path} stopped before it saved a checkpoint; train it again (`sesemi rm-failed` deletes it)")
     raise SesemiError(f"{path} has no checkpoints/best.ckpt or last.ckpt; is it a training run's folder?")
 
 

@@ -79,6 +79,22 @@ def test_a_finished_run_without_checkpoints_says_what_removed_them(trained_run, 
         TrainedModel.from_run(run)
 
 
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [("failed", "stopped before it saved a checkpoint; train it again"), ("running", "is still running and has saved no checkpoint yet")],
+)
+def test_a_run_without_a_checkpoint_yet_says_why(trained_run, tmp_path, state, message):
+    """A run that failed before its first checkpoint, or is still on its way to it."""
+    from sesemi.ownership import mark
+
+    run = copy_run(trained_run.run_dir, tmp_path)
+    shutil.rmtree(run / "checkpoints")
+    (run / "results.json").unlink()
+    mark(run, "run", state)  # "running" by this process, which is alive
+    with pytest.raises(SesemiError, match=message):
+        TrainedModel.from_run(run)
+
+
 def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(trained_run, tmp_path):
     """A checkpoint that loads with weights_only=True still names classes in its
     hyper-parameters; one outside the trust rules is refused in one line, before it runs."""
