@@ -130,9 +130,11 @@ def iterations_within(seconds: float, speed: Speed, validation_interval: int | N
     per_step = speed.step + (speed.validation / validation_interval if validation_interval else 0.0)
     iterations = math.floor((seconds - speed.validation) / per_step)
     if iterations < 1:
+        hundred = format_duration((speed.validation + 100 * per_step) / SAFETY)
         raise SesemiError(
             f"the time budget allows no training step here: a step takes {speed.step:.2f} s and a "
-            f"validation {speed.validation:.1f} s; give more time"
+            f"validation {speed.validation:.1f} s; give more time (100 steps take about {hundred} "
+            "after the start), or set run.num_iterations instead"
         )
     return iterations
 
