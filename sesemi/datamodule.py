@@ -75,13 +75,14 @@ def pins_memory(name: str, value: Any, on_gpu: bool) -> bool:
 
 def dataset_root(dataset_config: Mapping[str, Any], data_root: str) -> Path | str:
     """A dataset's folder: its `root`, taken under `data_root` when relative; a URL
-    (`s3://bucket/pool`, for streamed shards) as it is."""
+    (`s3://bucket/pool`, for streamed shards) as it is. `~` stands for the home folder."""
     root = dataset_config.get("root")
     if root is None:
-        return Path(data_root)
+        return Path(data_root).expanduser()
     if is_url(root):
         return str(root)
-    return Path(root) if os.path.isabs(root) else Path(data_root) / root
+    root = os.path.expanduser(root)
+    return Path(root) if os.path.isabs(root) else Path(data_root).expanduser() / root
 
 
 def loader_batch_size(name: str, loader: Mapping[str, Any], batch_size_per_gpu: int | None) -> int | None:

@@ -102,6 +102,17 @@ def test_relative_roots_are_under_data_root_and_absolute_ones_are_kept(tmp_path)
     assert dataset_root({"root": str(tmp_path)}, "/data/x") == tmp_path
 
 
+def test_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """`run.data_root='~/data'` and `run.dir='~/runs'` are under the home folder, not a folder
+    named `~` in the working one."""
+    from sesemi.config.resolvers import run_folder
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dataset_root({"root": None}, "~/data") == tmp_path / "data"
+    assert dataset_root({"root": "~/pool"}, "/data/x") == tmp_path / "pool"
+    assert run_folder({"dir": "~/runs", "id": "digits"}, "t") == str(tmp_path / "runs" / "digits" / "t")
+
+
 def test_relative_root_reads_the_right_folder(image_tree):
     """A loader with root "images" under data_root = the tree's parent reads the tree."""
     module = _module(_data(root="images"), image_tree.root.parent)

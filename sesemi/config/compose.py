@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
+from hydra.errors import OverrideParseException
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -156,7 +157,7 @@ def missing_config(name: str, folders: Sequence[str]) -> str:
 
 def hydra_error(error: BaseException) -> str | None:
     """One line for an error Hydra or OmegaConf raised while composing, or None for a bug."""
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
     from yaml import MarkedYAMLError, YAMLError
 
@@ -182,10 +183,9 @@ def hydra_error(error: BaseException) -> str | None:
         mark = error.context_mark or error.problem_mark
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
         return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
-    if isinstance(error, OverrideParseException):  # `run.seed`, `"a=1 b=2"`, `run.seed=[1`
-        details = [line for line in error.message.splitlines()[:-1] if not line.startswith(("Error parsing", "Lexer"))]
-        reason = next((line for line in details if line.strip() != "^"), "it is not key=value")
-        return f"cannot read the override {error.override!r} ({reason}); write each as key=value, one argument each (quote a value that holds spaces)"
+    if isinstance(error, OverrideParseException):  # `run.seed`, `"a=1 b=2"`, `run.seed=[1`, `x=~/data`
+        return f"cannot read the override {error.override!r} ({_parse_problem(error)}); write each as key=value, " \
+            "one argument each (quote a value that holds spaces or other special characters: key='...')"
     if str(error).startswith("Ambiguous value for argument"):  # `method=fixmatch,flexmatch`
         return (
             f"{first_line(error)}: write a list as key=[a,b] and a string as key='a,b'; to run each "
@@ -212,6 +212,18 @@ def hydra_error(error: BaseException) -> str | None:
     if append:  # a key an open mapping (trainer, a dataset's options) does not have yet
         message = f"{message.rstrip('.')}; to add it, write {append[1]}"
     return message
+
+
+def _parse_problem(error: OverrideParseException) -> str:
+    """What Hydra's override grammar found wrong, from its message: its first line, or the
+    character its lexer points at with a caret on the next."""
+    lines = error.message.splitlines()[:-1]  # the last one links the grammar
+    lexer = "LexerNoViableAltException: "
+    if len(lines) > 1 and lines[0].startswith(lexer) and "^" in lines[1]:
+        column = lines[1].index("^") - len(lexer)
+        if 0 <= column < len(error.override):
+            return f"{error.override[column]!r} cannot stand there unquoted"
+    return next((line for line in lines if not line.startswith(("Error parsing", lexer))), "it is not key=value")
 
 
 def validate(config: DictConfig) -> None:

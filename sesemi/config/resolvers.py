@@ -8,6 +8,7 @@ Example (in a config):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -64,9 +65,9 @@ TIMESTAMP = "%Y-%m-%d_%H-%M-%S-%f"  # microseconds: two runs started in one seco
 
 def run_folder(run: Any, stamp: str | None = None) -> str:
     """`<run.dir>/<run.id>/<run.method>/<timestamp>`: a run's folder, named after its config
-    and method (without a method, `<run.dir>/<run.id>/<timestamp>`)."""
+    and method (without a method, `<run.dir>/<run.id>/<timestamp>`); `~` is the home folder."""
     stamp = stamp or datetime.now().strftime(TIMESTAMP)
-    parts = [run.get("dir") or "./runs", str(run.get("id") or "default"), run.get("method"), stamp]
+    parts = [os.path.expanduser(run.get("dir") or "./runs"), str(run.get("id") or "default"), run.get("method"), stamp]
     return str(Path(*[part for part in parts if part]))
 
 

@@ -38,6 +38,7 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("run.seed=[1", "cannot read the override 'run.seed=[1' (no viable alternative at input '[1')"),
         ("run.seed", "cannot read the override 'run.seed' (missing EQUAL at '<EOF>'); write each as key=value"),
         ("run.seed=1 method=fixmatch", "cannot read the override 'run.seed=1 method=fixmatch'"),
+        ("run.data_root=~/data", "cannot read the override 'run.data_root=~/data' ('~' cannot stand there unquoted)"),
         ("method=fixmatch,flexmatch", "write a list as key=[a,b] and a string as key='a,b'; to run each value, sweep with open_sesemi -m"),
         ("run.batch_size_per_gpu=-4", "run.batch_size_per_gpu must be at least 1, not -4"),
         ("run.num_iterations=0", "run.num_iterations must be at least 1, not 0"),
