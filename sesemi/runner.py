@@ -39,7 +39,14 @@ from sesemi.errors import SesemiError, user_error
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, mark, marker, remove, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings
-from sesemi.trainer import INTERRUPTED, LAST, build_trainer, checkpoint_callbacks, set_budget
+from sesemi.trainer import (
+    INTERRUPTED,
+    LAST,
+    build_trainer,
+    checkpoint_callbacks,
+    devices,
+    set_budget,
+)
 from sesemi.trust import check_targets
 
 logger = logging.getLogger(__name__)
@@ -215,8 +222,9 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
 
 
 def _check_start(run: DictConfig, resume: bool) -> None:
-    """Refuses, before the run's folder is made, a time budget that is no duration and a
-    checkpoint to start from that is not there."""
+    """Refuses, before the data is read and the run's folder made, GPUs the machine lacks, a
+    time budget that is no duration and a checkpoint to start from that is not there."""
+    devices(run.gpus)
     if run.time_budget:
         from sesemi.budget import parse_duration
 

@@ -65,7 +65,7 @@ def devices(gpus: Any) -> tuple[str, Any]:
     available = torch.cuda.device_count()
     if gpus == -1 or gpus == "-1":
         if available == 0:
-            logger.info("no GPU found: training on the CPU")
+            _notice("no GPU found: training on the CPU", logging.INFO)
             return "cpu", 1
         return "gpu", -1
     if available == 0:
@@ -76,9 +76,9 @@ def devices(gpus: Any) -> tuple[str, Any]:
 
 
 @functools.cache
-def _notice(message: str) -> None:
+def _notice(message: str, level: int = logging.WARNING) -> None:
     """Logs a notice once per process."""
-    logger.warning(message)
+    logger.log(level, message)
 
 
 def strategy(accelerator: str | None) -> str:

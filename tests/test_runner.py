@@ -262,10 +262,15 @@ def test_the_world_size_comes_from_the_trainer(image_tree, tmp_path):
     [
         ("run.time_budget=30", "run.time_budget must be a duration"),
         ("run.pretrained_checkpoint_path=nope.ckpt", r"checkpoint nope.ckpt does not exist \(run.pretrained_checkpoint_path\)"),
+        pytest.param(
+            "run.gpus=1", "run.gpus=1 but this machine has no GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
     ],
 )
 def test_a_bad_start_stops_the_run_before_its_folder_is_made(tmp_path, override, message):
-    """A typo in the budget or the checkpoint to start from leaves no folder marked failed."""
+    """A typo in the budget or the checkpoint to start from, or GPUs the machine lacks, stop the
+    run before it reads its data (here there is none) or makes its folder."""
     config = sesemi.compose("digits", [f"run.dir={tmp_path / 'runs'}", f"run.data_root={tmp_path / 'digits'}", override])
     with pytest.raises(SesemiError, match=message):
         sesemi.run(config)
