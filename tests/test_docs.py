@@ -41,7 +41,8 @@ def test_the_cli_page_has_every_command_with_its_help(gen_pages, pages):
         first_sentence = command.help.split(".")[0].split("\n")[0]
         assert gen_pages.escape(first_sentence) in page, name
         for param in command.params:
-            assert param.opts[0] in page, f"{name} {param.opts[0]}"
+            if not getattr(param, "hidden", False):  # `sesemi train -m` only points to open_sesemi
+                assert param.opts[0] in page, f"{name} {param.opts[0]}"
     assert "$ open_sesemi --help" in page
     assert "Groups (GROUP=NAME):" in page
 
