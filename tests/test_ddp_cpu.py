@@ -51,7 +51,8 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path, label
 
 @pytest.mark.slow
 def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
-    """Each process of the run returns its result to `sesemi train`; one line reports it."""
+    """Each process of the run returns its result to `sesemi train`; one line reports it, and
+    sesemi's progress lines come from the first process only."""
     command = [
         str(Path(sys.executable).parent / "sesemi"), "train", "digits",
         f"run.data_root={tmp_path / 'digits'}",
@@ -61,3 +62,4 @@ def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("val/top1=") == 1, done.stdout
+    assert done.stderr.count("decoding 50 images into memory") == 1, done.stderr  # not once per process

@@ -21,13 +21,19 @@ FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's, read befor
 def show_info() -> None:
     """Shows sesemi's log lines from INFO up on stderr, as open_sesemi's Hydra logging does: how
     long a run will take, what a time budget allows, data decoded into memory, weights loaded,
-    ... Lines that repeat what a function returned are left out: the commands print that."""
+    ... Lines that repeat what a function returned are left out (the commands print that), as
+    are those of the other processes of a multi-process run, which repeat the first's."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(lambda record: not is_result(record))
+    handler.addFilter(lambda record: not is_result(record) and _first_process())
     log = logging.getLogger("sesemi")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+def _first_process() -> bool:
+    """Whether this is the first process of a run (Lightning numbers the others it launches)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 @contextmanager
