@@ -191,6 +191,12 @@ def hydra_error(error: BaseException) -> str | None:
             f"{first_line(error)}: write a list as key=[a,b] and a string as key='a,b'; to run each "
             "value, sweep with open_sesemi -m"
         )
+    if isinstance(error, ValueError) and str(error).startswith("Config group override must be"):  # `backbone=null`
+        return (
+            "a config group cannot be set to null by an override; remove its config with ~GROUP "
+            "(e.g. '~backbone', then +learner.hparams.model.backbone._target_=...), or in a config's "
+            "defaults list with `override GROUP: null`"
+        )
     if isinstance(error, ValueError) and str(error).startswith("Only one of --run, --multirun"):
         return str(error)  # Hydra's command line, e.g. `-m` with `--cfg job`
     if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):

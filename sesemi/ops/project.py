@@ -51,7 +51,8 @@ data:
   views:  # the transforms every loader and method reads by name
     weak:
       p_hflip: 0.0  # flipped digits are other symbols; 0.5 suits most photos
-# Modules of your own go in src/ and are named from here, e.g.
+# Modules of your own go in src/ and are named from here, e.g. a backbone: add
+# `- override backbone: null` to the defaults above (or the built-in one's arguments come too), then
 #   learner.hparams.model.backbone._target_: src.my_backbones.MyBackbone
 """
 # The training length, sized when the project is made: on a CPU a wall-clock budget that the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from sesemi.cli.open_sesemi import expand_arguments
 from sesemi.config.compose import compose
@@ -88,6 +89,22 @@ def test_a_config_file_is_composed_from_its_folder(tmp_path: Path):
     composed = compose(str(tmp_path / "custom.yaml"), ["method=fixmatch"])
     assert composed == compose("custom", ["method=fixmatch"], config_dir=tmp_path)
     assert composed.run.seed == 7 and composed.run.method == "fixmatch"
+
+
+def test_a_backbone_of_ones_own_gets_only_its_own_arguments(tmp_path: Path):
+    """As docs/tutorials/timm-backbone.md writes it, in a config and on the command line: without
+    the built-in backbone config, whose `widths` the class would be given too."""
+    node = {"_target_": "torch.nn.Flatten", "start_dim": 1}
+    (tmp_path / "own.yaml").write_text(
+        "defaults:\n  - image\n  - override backbone: null\n  - _self_\n"
+        "learner:\n  hparams:\n    model:\n      backbone:\n        _target_: torch.nn.Flatten\n        start_dim: 1\n"
+    )
+    backbone = compose("own", config_dir=tmp_path).learner.hparams.model.backbone
+    assert OmegaConf.to_container(backbone) == node
+    overrides = ["~backbone", "+learner.hparams.model.backbone._target_=torch.nn.Flatten", "+learner.hparams.model.backbone.start_dim=1"]
+    assert OmegaConf.to_container(compose("image", overrides).learner.hparams.model.backbone) == node
+    with pytest.raises(SesemiError, match=r"^a config group cannot be set to null by an override; remove its config with ~GROUP"):
+        compose("image", ["backbone=null"])
 
 
 def test_a_misspelled_config_name_suggests_the_closest_in_the_users_folder_or_built_in(tmp_path: Path):
