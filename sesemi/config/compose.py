@@ -173,6 +173,8 @@ def hydra_error(error: BaseException) -> str | None:
         if str(error).startswith("Cannot find primary config"):
             return missing_config(error.missing_cfg_file or "", re.findall(r"path=file://(\S+)", str(error)))
         group, _, name = (error.missing_cfg_file or "").rpartition("/")
+        if group in catalog.groups() and not options:  # a list (`logger=[csv,mlflow]`): Hydra names none
+            options = list(catalog.configs(group))
         if group and options:  # `method=fixmach`
             close = difflib.get_close_matches(name, options, n=1)
             guess = f"did you mean {close[0]}? " if close else ""

@@ -31,6 +31,7 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("run.mode=TRAIN", "expected one of [FIT, VALIDATE, TEST]"),
         ("backbone=nope", "no backbone config 'nope'; choose one of: convnet, convnet_small, resnet18, resnet50d"),
         ("method=fixmach", "no method config 'fixmach'; did you mean fixmatch? choose one of: entropy_minimization,"),
+        ("logger=[tensorboard,csv]", "no logger config 'csv'; choose one of: mlflow, tensorboard, wandb"),
         ("trainer.devices=2", "Could not override 'trainer.devices': Key 'devices' is not in struct; to add it, write +trainer.devices=2"),
         ("backbone.pretrained=true", "write learner.hparams.model.backbone.pretrained=..."),
         ("logger.offline=true", "write loggers.NAME.offline=..."),
