@@ -252,7 +252,8 @@ def describe(predictor: Predictor, example: Tensor, format: str, path: Path) -> 
         }
     else:
         description["input"]["meaning"] = (
-            "RGB images, channels first, prepared by the steps of preprocessing"
+            "RGB images, channels first, turned upright as their EXIF orientation says, prepared by "
+            "the steps of preprocessing"
         )
         description["preprocessing"] = _image_steps(predictor)
     return description

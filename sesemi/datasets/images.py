@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -109,7 +109,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """An image file as 8-bit RGB (see `to_rgb`).
+    """An image file as 8-bit RGB (see `to_rgb`), turned as its EXIF orientation says: upright,
+    as a photo viewer shows it (phones store photos sideways with a tag that says so).
 
     An image larger than Pillow's `Image.MAX_IMAGE_PIXELS` (a possible decompression bomb) is
     refused before it is decoded, as are damaged, truncated and empty files.
@@ -122,6 +123,8 @@ def read_image(path: str | Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
+                if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                    image = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(
             f"{first_line(error).rstrip('.')}; raise PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted"

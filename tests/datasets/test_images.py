@@ -288,3 +288,17 @@ def test_a_symlink_loop_is_listed_once_and_warned_about(tmp_path, caplog):
     (tmp_path / "pool" / "shared").symlink_to(tmp_path / "shared", target_is_directory=True)
     assert list_files(tmp_path / "pool", is_image_file) == [str(tmp_path / "pool" / "a" / "x.png"), str(tmp_path / "pool" / "shared" / "y.png")]
     assert "pool/a/loop: it leads to a folder already listed" in caplog.text
+
+
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    """Phones store photos sideways with an EXIF tag that says how to turn them; training and
+    prediction see them as a photo viewer shows them."""
+    stored = Image.fromarray(np.arange(20 * 40 * 3, dtype=np.uint8).reshape(20, 40, 3))  # 40 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    stored.save(tmp_path / "photo.png", exif=exif)
+    upright = read_image(tmp_path / "photo.png")
+    assert upright.size == (20, 40)
+    assert np.array_equal(np.asarray(upright), np.asarray(stored.transpose(Image.Transpose.ROTATE_270)))
+    stored.save(tmp_path / "plain.png")
+    assert np.array_equal(np.asarray(read_image(tmp_path / "plain.png")), np.asarray(stored))
