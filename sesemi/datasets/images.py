@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +43,26 @@ class ImageReadError(ValueError):
     """An image file that cannot be decoded, or whose pixels have no known range."""
 
 
+# What Pillow reads: torchvision's image extensions, and AVIF and GIF (its first frame).
+IMAGE_EXTENSIONS = (*IMG_EXTENSIONS, ".avif", ".gif")
+# Photo formats Pillow does not read: their files are left out of a data set with a warning.
+UNREAD_PHOTOS = (".heic", ".heif", ".jxl", ".dng", ".cr2", ".nef", ".arw")
+
+
 def is_image_file(path: str | Path) -> bool:
-    return os.path.splitext(path)[1].lower() in IMG_EXTENSIONS
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _warn_unread_photos(passed: Counter[str], folders: Sequence[Path]) -> None:
+    """Warns about photos of formats sesemi cannot read (HEIC from phones, camera RAW, ...) among
+    the files a listing `passed` over, by extension: left out silently, a class would lose them."""
+    unread = {extension: count for extension, count in passed.items() if extension in UNREAD_PHOTOS}
+    if unread:
+        counts = ", ".join(f"{count} {extension}" for extension, count in sorted(unread.items()))
+        logger.warning(
+            "left out %s files under %s: sesemi reads %s; convert them, e.g. to JPEG",
+            counts, printable(", ".join(map(str, folders))), " ".join(IMAGE_EXTENSIONS),
+        )
 
 
 def printable(text: object) -> str:
@@ -156,7 +175,12 @@ def class_folders(folder: Path) -> list[Path]:
     return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
 
 
-def list_files(folder: str | Path, accept: Callable[[str], bool], listed: set[tuple[int, int]] | None = None) -> list[str]:
+def list_files(
+    folder: str | Path,
+    accept: Callable[[str], bool],
+    listed: set[tuple[int, int]] | None = None,
+    passed: Counter[str] | None = None,
+) -> list[str]:
     """The accepted files under `folder`, at any depth, as path strings in the order of
     `sorted(Path(folder).rglob("*"))`; listed with `os.scandir`, so that a pool of 100k files
     costs its path strings and no object per file besides. Symlinked folders are followed, each
@@ -166,6 +190,7 @@ def list_files(folder: str | Path, accept: Callable[[str], bool], listed: set[tu
         folder: The folder to list.
         accept: Whether a file name is one to read.
         listed: The (device, inode) of the folders listed so far, for the subfolders' calls.
+        passed: Counts the files not accepted, by lower-case extension, when given.
     """
     listed = set() if listed is None else listed
     status = os.stat(folder)
@@ -178,9 +203,11 @@ def list_files(folder: str | Path, accept: Callable[[str], bool], listed: set[tu
         ordered = sorted(entries, key=lambda entry: entry.name)
     for entry in ordered:
         if entry.is_dir():
-            found.extend(list_files(entry.path, accept, listed))
+            found.extend(list_files(entry.path, accept, listed, passed))
         elif accept(entry.name):
             found.append(entry.path)
+        elif passed is not None:
+            passed[os.path.splitext(entry.name)[1].lower()] += 1
     return found
 
 
@@ -221,13 +248,16 @@ def class_samples(
                     f"class {name!r} ({where}) is not a class of the training set ({known}); "
                     "rename or remove the folder, or add the class to the training set"
                 ))
+    passed: Counter[str] = Counter()
     samples = [
         (path, label)
         for folder in folders
         for label, name in enumerate(classes)
         if (folder / name).is_dir()
-        for path in list_files(folder / name, accept)
+        for path in list_files(folder / name, accept, passed=passed)
     ]
+    if accept is is_image_file:
+        _warn_unread_photos(passed, folders)
     counts = {name: 0 for name in found}
     for _, label in samples:
         counts[classes[label]] += 1
@@ -249,11 +279,10 @@ def unlabeled_samples(
         require_dir(folders[0])
     for missing in sorted(set(folders) - set(present)):
         logger.info("no folder %s, reading the others", missing)
-    samples = [
-        (path, UNLABELED)
-        for folder in present
-        for path in list_files(folder, accept)
-    ]
+    passed: Counter[str] = Counter()
+    samples = [(path, UNLABELED) for folder in present for path in list_files(folder, accept, passed=passed)]
+    if accept is is_image_file:
+        _warn_unread_photos(passed, present)
     if not samples:
         raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}"))
     return samples

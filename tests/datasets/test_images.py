@@ -302,3 +302,17 @@ def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
     assert np.array_equal(np.asarray(upright), np.asarray(stored.transpose(Image.Transpose.ROTATE_270)))
     stored.save(tmp_path / "plain.png")
     assert np.array_equal(np.asarray(read_image(tmp_path / "plain.png")), np.asarray(stored))
+
+
+def test_photos_sesemi_cannot_read_are_named_and_avif_is_read(tmp_path, caplog):
+    """A phone's HEIC photos would drop out of a class without a word; AVIF, which Pillow reads,
+    is read."""
+    for name in ("cat/a.png", "cat/b.avif", "cat/c.heic", "cat/notes.txt", "dog/d.png"):
+        (tmp_path / "train" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), "red").save(tmp_path / "train" / name, format="AVIF" if name.endswith(".avif") else "PNG")
+    data = image_folder(str(tmp_path), "train", cache="none")
+    assert sorted(Path(path).name for path, _ in data.samples) == ["a.png", "b.avif", "d.png"]
+    avif, label = data[1]
+    assert label == 0 and avif.size == (8, 8) and avif.getpixel((4, 4))[0] > 200  # red
+    assert "left out 1 .heic files under" in caplog.text and "convert them" in caplog.text
+    assert ".txt" not in caplog.text
