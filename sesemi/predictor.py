@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -29,7 +30,13 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from sesemi.datasets.images import is_image_file, list_files, printable, read_image
+from sesemi.datasets.images import (
+    is_image_file,
+    list_files,
+    printable,
+    read_image,
+    warn_unread_photos,
+)
 from sesemi.errors import SesemiError, first_line
 from sesemi.hub.cache import read_info
 from sesemi.hub.ids import is_reference
@@ -411,7 +418,10 @@ class Predictor:
         if not path.exists():
             raise SesemiError(f"input {path} does not exist")
         if path.is_dir():
-            found = [Path(file) for file in list_files(path, accepts)]  # as training lists a folder
+            passed: Counter[str] = Counter()
+            found = [Path(file) for file in list_files(path, accepts, passed=passed)]  # as training lists a folder
+            if not self.audio:
+                warn_unread_photos(passed, [path])
             if not found:
                 raise SesemiError(f"no {kind} files under {path}")
             return found

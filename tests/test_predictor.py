@@ -87,6 +87,15 @@ def test_a_folder_is_listed_as_training_lists_one(predictor, val_images, tmp_pat
     assert linked and [p.input for p in predictor.predict(tmp_path / "new")] == linked
 
 
+def test_photos_that_cannot_be_read_are_named(predictor, tmp_path, caplog):
+    """A folder of a phone's HEIC photos: `no image files`, and the warning says what they are."""
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "IMG_0001.HEIC").write_bytes(b"")
+    with pytest.raises(SesemiError, match="no image files under"):
+        predictor.predict(tmp_path / "phone")
+    assert "left out 1 .heic files under" in caplog.text
+
+
 def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
     (tmp_path / "notes.md").write_text("")
     (tmp_path / "gone.txt").write_text("a.png\n")

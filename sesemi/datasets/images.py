@@ -53,7 +53,7 @@ def is_image_file(path: str | Path) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _warn_unread_photos(passed: Counter[str], folders: Sequence[Path]) -> None:
+def warn_unread_photos(passed: Counter[str], folders: Sequence[Path]) -> None:
     """Warns about photos of formats sesemi cannot read (HEIC from phones, camera RAW, ...) among
     the files a listing `passed` over, by extension: left out silently, a class would lose them."""
     unread = {extension: count for extension, count in passed.items() if extension in UNREAD_PHOTOS}
@@ -257,7 +257,7 @@ def class_samples(
         for path in list_files(folder / name, accept, passed=passed)
     ]
     if accept is is_image_file:
-        _warn_unread_photos(passed, folders)
+        warn_unread_photos(passed, folders)
     counts = {name: 0 for name in found}
     for _, label in samples:
         counts[classes[label]] += 1
@@ -282,7 +282,7 @@ def unlabeled_samples(
     passed: Counter[str] = Counter()
     samples = [(path, UNLABELED) for folder in present for path in list_files(folder, accept, passed=passed)]
     if accept is is_image_file:
-        _warn_unread_photos(passed, present)
+        warn_unread_photos(passed, present)
     if not samples:
         raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}"))
     return samples
