@@ -324,11 +324,14 @@ class SESEMIDataModule(pl.LightningDataModule):
         return transforms[0] if len(transforms) == 1 else MultiView(transforms)
 
     def setup(self, stage: str | None = None) -> None:
+        """Builds the data sets; to evaluate (`stage` "validate" or "test"), of the training sets
+        only the labeled one, whose classes number val and test: an unlabeled pool is not read."""
         if self._built:
             return
-        self.train_datasets = {
-            name: self._build_dataset(name, config) for name, config in (self.data.get("train") or {}).items()
-        }
+        train = self.data.get("train") or {}
+        if stage in ("validate", "test"):
+            train = {name: config for name, config in train.items() if name == "supervised"}
+        self.train_datasets = {name: self._build_dataset(name, config) for name, config in train.items()}
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(self.train_datasets.get("supervised"), "classes", None) or None
         if self.data.get("val"):

@@ -343,7 +343,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
 
     datamodule = SESEMIDataModule(config.data, run_config.data_root, run_config.batch_size_per_gpu, run_config.seed)
     datamodule.prepare_data()
-    datamodule.setup()
+    datamodule.setup("fit" if mode is RunMode.FIT else mode.name.lower())
 
     run_dir = _run_folder(run_config, run_dir, resume)
     run_dir.mkdir(parents=True, exist_ok=True)

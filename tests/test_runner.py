@@ -104,6 +104,16 @@ def test_attributes_come_from_the_data(image_tree):
     assert attributes.num_gpus == 0 and attributes.num_nodes == 1
 
 
+def test_evaluating_reads_only_the_labeled_training_set(image_tree):
+    """To validate or test, the training set's classes number the classes; the unlabeled loaders
+    (a pool of maybe 100k files) are not built."""
+    config = _config()
+    for stage, built in (("fit", {"supervised", "rotation_prediction"}), ("validate", {"supervised"}), ("test", {"supervised"})):
+        module = SESEMIDataModule(config.data, str(image_tree.root), None)
+        module.setup(stage)
+        assert set(module.train_datasets) == built and module.classes == image_tree.classes
+
+
 def test_iteration_budget_is_max_iterations(image_tree):
     """With run.num_iterations, max_iterations is exactly that."""
     config = _config(num_iterations=11)
