@@ -162,8 +162,9 @@ def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = Fa
         config: A composed `SESEMIConfig`; it is resolved in place.
         run_dir: The run's folder; by default `<run.dir>/<run.id>/<run.method>/<timestamp>`. It
             must be new or empty (unless resuming it): a failed run's folder is deleted whole
-            by `sesemi rm-failed`, so it holds only the run. A run that fails before it writes
-            `config.yaml` (a mistake in the config or the data) leaves no folder.
+            by `sesemi rm-failed`, so it holds only the run. A run that fails before training
+            starts (a mistake in the config, the data, the model or the weights to start from)
+            leaves no folder, also one this process claimed before calling (`claim_folder`).
         resume: Continue the run in `run_dir` from its newest checkpoint (`interrupted.ckpt`,
             else `last.ckpt`), with the same steps and batches as if it had never stopped.
 
@@ -177,9 +178,11 @@ def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = Fa
     """
     try:
         return _run(config, run_dir, resume)
-    except SesemiError:
-        raise
-    except Exception as error:
+    except BaseException as error:
+        if run_dir is not None:  # a folder the caller claimed (open_sesemi), when `_run` failed first
+            discard_unstarted(run_dir)
+        if isinstance(error, SesemiError) or not isinstance(error, Exception):
+            raise
         message = user_error(error) or hydra_error(error)
         if message is None:
             raise

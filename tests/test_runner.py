@@ -298,6 +298,20 @@ def test_a_folder_holding_files_of_someone_else_is_refused(image_tree, tmp_path)
     assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
 
 
+def test_a_folder_claimed_by_the_caller_is_discarded_when_the_run_fails_before_it_starts(tmp_path):
+    """open_sesemi and TrainingRun.evaluate claim the folder first; a mistake found before the
+    run gets to it (here a data folder that is not there) deletes it, links and all."""
+    from sesemi.runner import claim_folder
+
+    folder = tmp_path / "evaluation"
+    claim_folder(folder)
+    (folder / "data").mkdir()
+    config = sesemi.compose("digits", [f"run.data_root={tmp_path / 'nowhere'}"])
+    with pytest.raises(SesemiError, match="does not exist"):
+        sesemi.run(config, folder)
+    assert not folder.exists()
+
+
 def test_a_run_that_fails_before_writing_its_config_leaves_no_folder(image_tree, tmp_path):
     """A mistake found once the data is read (here a `${sesemi:...}` value that does not exist)
     deletes the folder the run had made, rather than leaving it marked failed."""

@@ -31,7 +31,7 @@ from sesemi.config.compose import check_config_dir, expand_alias
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
-    from sesemi.runner import claim_folder, discard_unstarted, run
+    from sesemi.runner import claim_folder, run
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
@@ -40,11 +40,7 @@ def _app(config: DictConfig) -> None:
     multirun = hydra_config.mode == RunMode.MULTIRUN
     with nullcontext() if multirun else exit_on_user_error():
         claim_folder(run_dir)  # Hydra made it (or was given one of someone else's: refused)
-        try:
-            run(config, run_dir)
-        except BaseException:
-            discard_unstarted(run_dir)  # a mistake in the config or data leaves no folder behind
-            raise
+        run(config, run_dir)  # a mistake in the config or data leaves no folder behind
 
 
 def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:
