@@ -22,12 +22,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from sesemi.errors import SesemiError
-from sesemi.logs import quiet
+from sesemi.logs import LIGHTNING_LOG, quiet
 
 logger = logging.getLogger(__name__)
 
 DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
-LIGHTNING_LOG = "pytorch_lightning.utilities.rank_zero"  # where Lightning says what its trainer does
 WARMUP_STEPS = 3  # the first steps are slower (allocations, loader start): not measured
 MEASURED_STEPS = 8
 SAFETY = 0.95  # of the budget left, for what varies between steps

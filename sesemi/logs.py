@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+LIGHTNING_LOG = "pytorch_lightning.utilities.rank_zero"  # where Lightning says what its trainer does
+
 # The `extra` of a log line that repeats what a function returns (a run's result, a published
 # uid): the command line prints that itself, on stdout, and leaves the line out (`is_result`).
 RESULT = {"sesemi_result": True}

@@ -24,6 +24,7 @@ from sesemi.callbacks.interrupted import InterruptedCheckpoint
 from sesemi.callbacks.progress import PlainProgress
 from sesemi.checkpoints import ChecksummedCheckpointIO
 from sesemi.errors import SesemiError
+from sesemi.logs import LIGHTNING_LOG
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class _DropNoise(logging.Filter):
         return not any(noise in message for noise in _NOISE)
 
 
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropNoise())
+logging.getLogger(LIGHTNING_LOG).addFilter(_DropNoise())
 
 LAST = "last"
 INTERRUPTED = "interrupted.ckpt"

@@ -186,8 +186,10 @@ def hydra_error(error: BaseException) -> str | None:
         where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
         return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
     if isinstance(error, OverrideParseException):  # `run.seed`, `"a=1 b=2"`, `run.seed=[1`, `x=~/data`
-        return f"cannot read the override {error.override!r} ({_parse_problem(error)}); write each as key=value, " \
+        return (
+            f"cannot read the override {error.override!r} ({_parse_problem(error)}); write each as key=value, "
             "one argument each (quote a value that holds spaces or other special characters: key='...')"
+        )
     if str(error).startswith("Ambiguous value for argument"):  # `method=fixmatch,flexmatch`
         return (
             f"{first_line(error)}: write a list as key=[a,b] and a string as key='a,b'; to run each "
