@@ -98,7 +98,9 @@ def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str
     if run.get("time_budget") and run.num_iterations is None:
         raise SesemiError("run.time_budget sets the length when the run starts; it was not applied")
     if run.num_epochs is not None and run.num_iterations is not None:
-        raise SesemiError("set run.num_epochs or run.num_iterations, not both")
+        raise SesemiError(
+            "run.num_epochs and run.num_iterations are both set; in your config, set the one you do not mean to null"
+        )
     if run.num_iterations is not None:
         # The epoch count only labels the progress bar; max_steps ends training.
         epochs = math.ceil(run.num_iterations / iterations_per_epoch) if iterations_per_epoch else -1

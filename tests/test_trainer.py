@@ -81,7 +81,7 @@ def test_budget_in_epochs():
 
 def test_budget_both_is_a_sesemi_error():
     """Setting both lengths is ambiguous: refused."""
-    with pytest.raises(SesemiError, match="not both"):
+    with pytest.raises(SesemiError, match="both set"):
         budget(_run(num_epochs=2, num_iterations=5))
 
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
-from sesemi.config.compose import check_config_dir, expand_alias
+from sesemi.config.compose import check_config_dir, expand_alias, one_length
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
@@ -58,8 +58,8 @@ def expand_arguments(arguments: list[str]) -> list[str]:
     """The command line as Hydra's parser takes it: the options, then the overrides (it refuses
     overrides after an option, as in `-cn digits method=fixmatch -m run.seed=0,1`, and reads one
     after a bare `--info` as its value), with an earlier release's config name (`-cn
-    digits_fixmatch`) replaced by what it stands for (`-cn digits method=fixmatch`), after
-    checking the config folder."""
+    digits_fixmatch`) replaced by what it stands for (`-cn digits method=fixmatch`) and a
+    length given replacing the config's (`compose.one_length`), after checking the config folder."""
     arguments = [
         "--info=all" if argument in ("--info", "-i") and "=" in following else argument  # `--info run.seed=1`
         for argument, following in zip(arguments, [*arguments[1:], ""], strict=True)
@@ -73,9 +73,10 @@ def expand_arguments(arguments: list[str]) -> list[str]:
     options = list(arguments)
     for override in parsed.overrides:
         options.remove(override)
+    overrides = one_length(parsed.overrides)
     if parsed.config_name is None:
-        return options + parsed.overrides
-    data, overrides = expand_alias(parsed.config_name, parsed.overrides, parsed.config_dir)
+        return options + overrides
+    data, overrides = expand_alias(parsed.config_name, overrides, parsed.config_dir)
     name = option(options, ("-cn", "--config-name"))
     if data != parsed.config_name and name is not None:
         position, value = name

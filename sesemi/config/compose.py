@@ -30,6 +30,20 @@ from sesemi.logs import quiet
 logger = logging.getLogger(__name__)
 
 METHOD_OVERRIDE = re.compile(r"^\+{0,2}method=")
+LENGTH_FIELDS = ("run.num_iterations", "run.num_epochs", "run.time_budget")  # how long a run trains
+
+
+def one_length(overrides: Sequence[str]) -> list[str]:
+    """The overrides, with the other fields of a run's length set to null when one is given.
+
+    The configs give one of `LENGTH_FIELDS` (`time_budget` replaces the others; `num_epochs` with
+    `num_iterations` is refused); an override of one replaces the configs' length, as an override
+    replaces any value: `-cn digits run.num_epochs=3` trains 3 epochs, not digits' 400 iterations.
+    """
+    overrides = list(overrides)
+    pairs = (override.lstrip("+").partition("=") for override in overrides)
+    given = {key for key, _, value in pairs if key in LENGTH_FIELDS and value != "null"}
+    return overrides + [f"{key}=null" for key in LENGTH_FIELDS if given and key not in given]
 
 
 def expand_alias(name: str, overrides: Sequence[str], config_dir: str | Path | None = None) -> tuple[str, list[str]]:
@@ -118,7 +132,7 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
     if config_dir is None and name.endswith(".yaml") and Path(name).is_file():  # `configs/custom.yaml`
         config_dir, name = Path(name).parent, Path(name).stem
     check_config_dir(config_dir)
-    name, overrides = expand_alias(name, overrides, config_dir)
+    name, overrides = expand_alias(name, one_length(overrides), config_dir)
     register_configs()
     register_resolvers()
     GlobalHydra.instance().clear()  # a run in this process may leave Hydra initialized

@@ -57,7 +57,7 @@ data:
 """
 # The training length, sized when the project is made: on a CPU a wall-clock budget that the
 # first steps are measured against (run.time_budget); on a GPU the config's own iterations.
-CPU_BUDGET = "  time_budget: 15m  # sized for a CPU: sesemi times the first steps and fits the run in it"
+CPU_BUDGET = "  time_budget: 15m  # sized for a CPU: fits the run in it; run.num_iterations=N instead trains N steps"
 GPU_BUDGET = "  num_iterations: 20000  # sized for a GPU; or run.time_budget, e.g. 2h"
 
 

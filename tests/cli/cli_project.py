@@ -19,7 +19,6 @@ from sesemi.cli.app import app
 # A tiny network, few images per step and 4 steps: a run takes seconds on a CPU.
 TINY = [
     "run.num_iterations=4",
-    "run.time_budget=null",
     "trainer.val_check_interval=2",
     "+trainer.log_every_n_steps=1",
     "learner.hparams.model.backbone.widths=[4,8]",

@@ -141,6 +141,23 @@ def test_open_sesemi_takes_overrides_before_and_after_options():
     assert expand_arguments(arguments) == ["-cn", "digits", "-m", "--cfg", "job", "method=fixmatch", "run.seed=0,1"]
 
 
+
+def _length(config) -> tuple:
+    return config.run.num_iterations, config.run.num_epochs, config.run.time_budget
+
+
+def test_a_length_on_the_command_line_replaces_the_configs(tmp_path: Path):
+    """digits gives 400 iterations: `run.num_epochs=3` alone trains 3 epochs (it was refused as
+    both set); a project config with a time budget trains the 20 steps asked for (the budget
+    replaced them, silently)."""
+    assert _length(compose("digits", ["run.num_epochs=3"])) == (None, 3, None)
+    (tmp_path / "custom.yaml").write_text("defaults:\n  - image\n  - _self_\nrun:\n  time_budget: 15m\n")
+    assert _length(compose("custom", ["run.num_iterations=20"], tmp_path)) == (20, None, None)
+    assert _length(compose("custom", ["run.time_budget=null"], tmp_path)) == (20000, None, None)  # null gives none
+    assert _length(compose("digits", ["run.time_budget=5m"])) == (None, None, "5m")
+    arguments = ["-cd", str(tmp_path), "-cn", "custom", "-m", "run.num_iterations=10,20"]
+    assert expand_arguments(arguments)[-3:] == ["run.num_iterations=10,20", "run.num_epochs=null", "run.time_budget=null"]
+
 # --- sesemi 0.3's keys, classes and config names: refused with what to write now ---------------
 
 EMA_0_3 = "learner:\n  hparams:\n    model:\n      ema:\n        decay: 0.999\n"
