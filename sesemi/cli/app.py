@@ -15,7 +15,15 @@ from typing import Annotated, Any
 import typer
 
 from sesemi.cli import completion
-from sesemi.cli.output import echo, exit_on_user_error, key_values, print_table, progress, show_info
+from sesemi.cli.output import (
+    counted,
+    echo,
+    exit_on_user_error,
+    key_values,
+    print_table,
+    progress,
+    show_info,
+)
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
@@ -302,7 +310,7 @@ def inference(
     unreadable = sum(p.error is not None for p in predictions)
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
-    echo(f"predicted {len(predictions) - unreadable} files{skipped}: {files}")
+    echo(f"predicted {counted(len(predictions) - unreadable, 'file')}{skipped}: {files}")
     outliers = sum(bool(p.looks_out_of_class) for p in predictions)
     if any(p.out_of_class is not None for p in predictions):
         echo(f"{outliers} look out of class (out_of_class above 0.5 in predictions.csv)")
@@ -441,7 +449,7 @@ def _print_summary(summary: Any, folder: Path) -> None:
     aggregated = display(summary.aggregated)
     print_table(list(aggregated.columns), aggregated.itertuples(index=False), title=f"mean ± std by {', '.join(summary.by)}")
     if summary.unfinished:
-        echo(f"{summary.unfinished} runs without training results are left out (rm-failed deletes those that stopped)")
+        echo(f"{counted(summary.unfinished, 'run')} without training results are left out (rm-failed deletes those that stopped)")
     echo(f"wrote {folder}/: summary.csv, aggregated.csv, summary.md, {len(summary.plots)} plots/")
 
 
@@ -449,7 +457,7 @@ def _report(tidied: Any, dry_run: bool, what: str) -> None:
     for path in tidied.removed:
         echo(f"  {path}")
     verb = "would delete" if dry_run else "deleted"
-    echo(f"{verb} {len(tidied.removed)} {what} ({tidied.size / 1e6:.1f} MB)")
+    echo(f"{verb} {counted(len(tidied.removed), what)} ({tidied.size / 1e6:.1f} MB)")
     if left := tidied.left_alone():
         echo(left)
 
@@ -470,7 +478,7 @@ def rm_failed(runs_dir: RunsDir, dry_run: DryRun = False) -> None:
     """
     from sesemi.ops.runs import remove_failed
 
-    _report(remove_failed(runs_dir, dry_run=dry_run), dry_run, "failed runs")
+    _report(remove_failed(runs_dir, dry_run=dry_run), dry_run, "failed run")
 
 
 @command(name="rm-states")
@@ -492,7 +500,7 @@ def rm_states(
     """
     from sesemi.ops.runs import remove_checkpoints
 
-    _report(remove_checkpoints(runs_dir, everything=all_, dry_run=dry_run), dry_run, "checkpoints")
+    _report(remove_checkpoints(runs_dir, everything=all_, dry_run=dry_run), dry_run, "checkpoint")
 
 
 @command()
@@ -516,12 +524,12 @@ def group(
     made = gather(runs_dir, _fields(by), name, force=force, dry_run=dry_run)
     if made.summary is None:
         for label, members in made.members.items():
-            echo(f"  {made.folder / label}/: {len(members)} runs")
+            echo(f"  {made.folder / label}/: {counted(len(members), 'run')}")
         replacing = " (replacing the group there)" if made.replaced else ""
-        echo(f"would group {sum(map(len, made.members.values()))} runs under {made.folder}{replacing}")
+        echo(f"would group {counted(sum(map(len, made.members.values())), 'run')} under {made.folder}{replacing}")
         return
     _print_summary(made.summary, made.folder / "summary")
-    echo(f"grouped {len(made.summary.runs)} runs under {made.folder}")
+    echo(f"grouped {counted(len(made.summary.runs), 'run')} under {made.folder}")
 
 
 @command()

@@ -378,10 +378,10 @@ def test_rm_failed_dry_run_then_delete(sesemi_cli, runs_copy):
     (earlier / ".hydra" / "config.yaml").write_text("learner: {_target_: sesemi.Classifier}\n")
     result = sesemi_cli("rm-failed", runs_copy, "--dry-run")
     assert result.exit_code == 0 and str(failed) in result.output and str(earlier) not in result.output
-    assert "would delete 1 failed runs" in result.output
+    assert "would delete 1 failed run (" in result.output
     assert "left alone 1 run folders without a .sesemi marker" in result.output
     assert failed.exists()
-    assert "deleted 1 failed runs" in sesemi_cli("rm-failed", runs_copy).output
+    assert "deleted 1 failed run (" in sesemi_cli("rm-failed", runs_copy).output
     assert not failed.exists() and earlier.exists()
     assert len(list(runs_copy.glob("custom/flexmatch/*/results.json"))) == 2
 
@@ -397,7 +397,7 @@ def test_group_by_seed(sesemi_cli, runs_copy):
     )
     result = sesemi_cli("group", runs_copy, "--by", "run.seed", "--name", "seeds", "--force", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "seed=1/: 1 runs" in result.output and "would group 2 runs under" in result.output
+    assert "seed=1/: 1 run\n" in result.output and "would group 2 runs under" in result.output
     assert "(replacing the group there)" in result.output
     (group / "seed=1" / "mine.txt").write_text("replaced with the group")
     assert (
