@@ -36,6 +36,8 @@ DIGITS_VAL_SIZE = 500
 DIGITS_SPLIT_SEED = 0
 DIGITS_IMAGE_SIZE = 32
 
+SPLITS = ("train", "train_all", "val", "test", "unlabeled")  # the folders of a data root
+
 REMOTE_DATA = {
     "imagewoof2": (
         "download it with: mkdir -p data && curl -L "
@@ -107,10 +109,13 @@ def prepare_builtin(root: str | Path) -> None:
 
 
 def missing_data_hint(path: Path) -> str:
-    """Advice for a missing data folder: where a known data set can be had."""
+    """Advice for a missing data folder: where a known data set can be had, or the data root
+    one folder up when the one given is itself a split (`run.data_root=data/pets/train`)."""
     for part in [path.name, *(p.name for p in path.parents)]:
         if part in REMOTE_DATA:
             return f"; {REMOTE_DATA[part]}"
+    if path.parent.name in SPLITS and path.parent.is_dir():
+        return f"; the data root holds train/, val/ and unlabeled/: {path.parent.parent}, not {path.parent}"
     return "; check run.data_root and the dataset's root/subset (see docs/data.md for the layout)"
 
 

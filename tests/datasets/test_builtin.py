@@ -124,6 +124,13 @@ def test_missing_data_hint_for_imagewoof(path):
     assert "curl" in hint and "imagewoof2.tgz" in hint
 
 
+def test_missing_data_hint_names_the_data_root_above_a_split(tmp_path):
+    """`run.data_root=data/pets/train` looks for data/pets/train/train: the hint names data/pets."""
+    (tmp_path / "pets" / "train" / "cat").mkdir(parents=True)
+    hint = missing_data_hint(tmp_path / "pets" / "train" / "train")
+    assert hint.endswith(f"{tmp_path / 'pets'}, not {tmp_path / 'pets' / 'train'}")
+
+
 def test_missing_data_hint_generic():
     """Other folders get generic advice pointing at run.data_root."""
     assert "run.data_root" in missing_data_hint(Path("data/photos/train"))
