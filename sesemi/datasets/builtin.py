@@ -109,13 +109,18 @@ def prepare_builtin(root: str | Path) -> None:
 
 
 def missing_data_hint(path: Path) -> str:
-    """Advice for a missing data folder: where a known data set can be had, or the data root
-    one folder up when the one given is itself a split (`run.data_root=data/pets/train`)."""
+    """Advice for a missing data folder: where a known data set can be had, the data root one
+    folder up when the one given is itself a split (`run.data_root=data/pets/train`), or the
+    layout when the data root holds class folders instead of splits."""
     for part in [path.name, *(p.name for p in path.parents)]:
         if part in REMOTE_DATA:
             return f"; {REMOTE_DATA[part]}"
     if path.parent.name in SPLITS and path.parent.is_dir():
         return f"; the data root holds train/, val/ and unlabeled/: {path.parent.parent}, not {path.parent}"
+    folders = sorted(f.name for f in path.parent.iterdir() if f.is_dir()) if path.parent.is_dir() else []
+    if path.name in SPLITS and folders and not set(folders) & set(SPLITS):
+        shown = ", ".join(f"{name}/" for name in folders[:3]) + (", ..." if len(folders) > 3 else "")
+        return f"; {path.parent} holds {shown}: put the class folders in {path.parent / 'train'}/ (docs/data.md)"
     return "; check run.data_root and the dataset's root/subset (see docs/data.md for the layout)"
 
 

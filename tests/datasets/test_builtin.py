@@ -131,6 +131,13 @@ def test_missing_data_hint_names_the_data_root_above_a_split(tmp_path):
     assert hint.endswith(f"{tmp_path / 'pets'}, not {tmp_path / 'pets' / 'train'}")
 
 
+def test_missing_data_hint_says_class_folders_go_in_train(tmp_path):
+    for name in ("cat", "dog", "fish", "owl"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+    hint = missing_data_hint(tmp_path / "pets" / "train")
+    assert f"holds cat/, dog/, fish/, ...: put the class folders in {tmp_path / 'pets' / 'train'}/" in hint
+
+
 def test_missing_data_hint_generic():
     """Other folders get generic advice pointing at run.data_root."""
     assert "run.data_root" in missing_data_hint(Path("data/photos/train"))
