@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from sesemi.errors import SesemiError
 from sesemi.ownership import names_folder, open_atomically, write_atomically
 from sesemi.predictor import Predictor, load
+from sesemi.transforms.views import input_side
 from sesemi.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -267,6 +268,14 @@ def _image_steps(predictor: Predictor) -> dict[str, Any]:
         "image": "8-bit RGB, as sesemi reads images (alpha dropped; 16-bit and float images scaled by their range)",
         "steps": [" ".join(repr(step).split()) for step in steps],
     }
+    side = input_side(transform)
+    if side is not None:  # as `read_image` reads a large image
+        prepared["read_side"] = side
+        prepared["large_images"] = (
+            "an image whose short side is at least twice read_side is read smaller first, its short side "
+            "no less than read_side: a JPEG decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft mode), then "
+            "any image reduced by the whole factor min(width, height) // read_side (Pillow's Image.reduce)"
+        )
     normalize = next((s for s in steps if hasattr(s, "mean") and hasattr(s, "std")), None)
     if normalize is not None:
         prepared["mean"] = [float(v) for v in normalize.mean]

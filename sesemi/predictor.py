@@ -47,6 +47,7 @@ from sesemi.learners.trained import TrainedModel
 from sesemi.models.heads.one_vs_all import OUT_OF_CLASS_THRESHOLD
 from sesemi.ownership import MARKER, claim, open_atomically, owned
 from sesemi.transforms.audio import frames, is_audio_file, load_audio, num_samples
+from sesemi.transforms.views import input_side
 from sesemi.tta import Augmentation
 
 logger = logging.getLogger(__name__)
@@ -161,9 +162,9 @@ def load(
     return Predictor(TrainedModel.from_run(path, checkpoint, allow), device)
 
 
-def _read_image(transform: Callable, path: Path) -> Tensor:
-    """An image file as one transformed input `[1, C, H, W]`."""
-    return transform(read_image(path))[None]
+def _read_image(transform: Callable, min_side: int | None, path: Path) -> Tensor:
+    """An image file, read at `min_side` (`read_image`), as one transformed input `[1, C, H, W]`."""
+    return transform(read_image(path, min_side))[None]
 
 
 def _read_windows(rate: int, window: int, hop: int, item: Path | Tensor) -> Tensor:
@@ -338,7 +339,7 @@ class Predictor:
             rate = self.sample_rate
             read = partial(_read_windows, rate, num_samples(window, rate), num_samples(hop, rate))
         else:
-            read = partial(_read_image, self.transform)
+            read = partial(_read_image, self.transform, input_side(self.transform))
         loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
         results: list[Prediction | None] = [None] * len(items)
         parts: dict[int, list[tuple[Tensor, ...]]] = {}  # each input's window predictions so far

@@ -63,6 +63,28 @@ def test_onnx_runtime_agrees_with_torch(trained_run, run_dir):
     assert sesemi.export.export is export  # the Python API, without importing sesemi.export
 
 
+def test_the_documented_onnx_recipe_predicts_as_sesemi_does(trained_run, run_dir, tmp_path, monkeypatch):
+    """docs/export.md's code, run as written on the run's images and on a 12-megapixel photo
+    stored sideways (read smaller and turned upright, as sesemi reads it), gives sesemi's
+    probabilities."""
+    pytest.importorskip("onnxruntime")
+    from PIL import Image
+
+    export(run_dir, "onnx", tmp_path / "model.onnx")
+    val = sorted((trained_run.tree.root / "val").rglob("*.png"))[:2]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned by 90 degrees
+    Image.open(val[0]).convert("RGB").resize((4032, 3024)).save(tmp_path / "photo.jpg", quality=90, exif=exif)
+    paths = [str(path) for path in [*val, tmp_path / "photo.jpg"]]
+    recipe = Path(__file__).parents[1].joinpath("docs", "export.md").read_text().split("## Predicting with ONNX Runtime")[1]
+    code = recipe.split("```python\n")[1].split("```")[0].replace('["7.png", "3.png"]', repr(paths))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "docs/export.md", "exec"), namespace)
+    expected = torch.stack([p.probabilities for p in load(run_dir, device="cpu").predict(paths)])
+    np.testing.assert_allclose(namespace["probabilities"], expected, atol=1e-5)
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_torchscript_loads_with_torch_jit_and_agrees(trained_run, run_dir, tmp_path):
     """The TorchScript file loads with torch.jit.load alone and gives torch's logits."""

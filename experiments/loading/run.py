@@ -11,10 +11,13 @@ Two image sets: the built-in `digits` (32 px scans) and a folder of generated 32
    the same steps fed with batches made beforehand. Loaders as `num_workers: auto` sizes them on
    this machine, and in the main process (`num_workers: 0`).
 
+3. Photos: the loading CPU of a step from 12-megapixel JPEGs, decoded whole against read at the
+   size the views need (`sesemi.transforms.views.input_side`) and kept in memory.
+
 Rounds alternate between the variants, so the ratios are measured under the same machine load.
 Compute runs on one thread (as the loader processes do).
 
-Usage: python experiments/loading/run.py [--steps 8] [--rounds 5] [--unlabeled 3000] [--augmentation-only]
+Usage: python experiments/loading/run.py [--steps 8] [--rounds 5] [--unlabeled 3000] [--augmentation-only] [--photos-only]
 """
 
 from __future__ import annotations
@@ -163,6 +166,61 @@ def randaugment_rows(rounds: int) -> list[str]:
     return rows
 
 
+PHOTO_SIZE = (4032, 3024)  # a 12-megapixel phone photo
+
+
+def make_photos(root: Path, count: int = 12) -> list[str]:
+    """`count` JPEGs (quality 90) of `PHOTO_SIZE`: colour ramps with grain, 4 to 5 MB each, as a
+    phone's photos weigh."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0 : PHOTO_SIZE[1], 0 : PHOTO_SIZE[0]]
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        ramps = np.stack([x * (index + 1) // 20 % 236, y * (index + 2) // 15 % 236, (x + y) // 40 % 236], -1)
+        grain = rng.integers(0, 20, ramps.shape)
+        paths.append(str(root / f"{index}.jpg"))
+        Image.fromarray((ramps + grain).astype(np.uint8)).save(paths[-1], quality=90)
+    return paths
+
+
+def photo_rows(paths: list[str], rounds: int) -> list[str]:
+    """CPU per step of loading photos for the `image` config's views at 32 and 96 px: decoded
+    whole (too large to keep in memory, so at every step), read at the size the views need
+    (`input_side`) at every step, and from memory (a data set read at that size fits `cache:
+    auto`), with what one photo takes in memory each way."""
+    return [photo_row(paths, size, rounds) for size in (32, 96)]
+
+
+def photo_row(paths: list[str], size: int, rounds: int) -> str:
+    from sesemi.transforms import strong_transforms, weak_transforms
+    from sesemi.transforms.views import input_side
+
+    weak = weak_transforms(crop_dim=size)
+    strong = strong_transforms(weak)
+    side = input_side(strong)
+    kept = {path: read_image(path, side) for path in paths}
+    variants = {
+        "whole": read_image,
+        "at the views' size": lambda path: read_image(path, side),
+        "from memory": kept.__getitem__,
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, read in variants.items():
+            labeled = rate(lambda path, read=read: weak(read(path)), paths, seconds=1.5)
+            unlabeled = rate(lambda path, read=read: (weak(image := read(path)), strong(image)), paths, seconds=1.5)
+            cpu[name].append(BATCH / labeled + BATCH * MU / unlabeled)
+    whole = statistics.median(cpu["whole"])
+    cells = [f"{statistics.median(cpu[name]):.1f} s ({whole / statistics.median(cpu[name]):.0f} x)" for name in variants]
+    small = kept[paths[0]]
+    memory = 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e6, 3 * small.width * small.height / 1e3
+    return (
+        f"| {size} px ({side} px read) | {' | '.join(cells)} | {memory[0]:.0f} MB / {memory[1]:.0f} kB "
+        f"({small.width}x{small.height}) |"
+    )
+
+
 def forever(loader):
     """The loader's batches epoch after epoch (its workers persist from one to the next)."""
     while True:
@@ -270,9 +328,24 @@ def main() -> None:
     parser.add_argument(
         "--augmentation-only", action="store_true", help="only the augmentation tables"
     )
+    parser.add_argument("--photos-only", action="store_true", help="only the photos table")
     args = parser.parse_args()
     torch.set_num_threads(1)
     scratch = Path(tempfile.mkdtemp(prefix="sesemi_loading_"))
+    write_table(
+        Path(__file__).with_name("README.md"),
+        "photos",
+        f"FixMatch loading, {BATCH} labeled images (weak view) + {MU} x {BATCH} unlabeled (weak and strong view) "
+        f"a step, from {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEGs; CPU seconds of one core per step (medians of "
+        f"{args.rounds} interleaved rounds) and the speed-up over decoding whole. {machine()}.",
+        [
+            "| views | decoded whole | read at the views' size | from memory | one photo in memory: whole / read |",
+            "|---|---|---|---|---|",
+            *photo_rows(make_photos(scratch / "photos"), args.rounds),
+        ],
+    )
+    if args.photos_only:
+        return
     digits = scratch / "digits"
     prepare_builtin(digits)
     folder = make_folder(scratch / "folder32", args.unlabeled)

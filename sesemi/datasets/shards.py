@@ -26,6 +26,7 @@ from sesemi.datasets.images import UNLABELED, ImageReadError, printable, read_im
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
 from sesemi.streams import stream_seed
+from sesemi.transforms.views import input_side
 
 IMAGE_KEYS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff")
 SHUFFLE_BUFFER = 1000  # samples shuffled together as they stream in
@@ -101,6 +102,7 @@ class ShardDataset(IterableDataset):
         self.shards = shards
         self.size = size
         self.transform = transform
+        self.min_side = input_side(transform)
         self.seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
         self.shuffle_buffer = shuffle_buffer
         self.batch_size = 1  # the loader's; each loader process yields whole batches
@@ -153,7 +155,7 @@ class ShardDataset(IterableDataset):
                 f"({', '.join(k for k in sample if not k.startswith('__'))}); give each sample a .png or .jpg"
             )
         try:
-            image = pil_to_tensor(read_image(io.BytesIO(sample[key])))
+            image = pil_to_tensor(read_image(io.BytesIO(sample[key]), self.min_side))
         except ImageReadError as error:
             raise SesemiError(
                 f"cannot read image {printable(sample['__key__'])}.{key} in {printable(sample['__url__'])} ({error})"

@@ -8,6 +8,7 @@ PIL image (much faster there than on a uint8 tensor); the rest on tensors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -63,6 +64,37 @@ def weak_transforms(
         mean=mean,
         std=std,
     )
+
+
+# Steps that keep an image's proportions and can run on a smaller copy of it.
+SCALE_FREE = (ToPILImage, T.PILToTensor, T.RandAugment, T.RandomHorizontalFlip)
+
+
+def input_side(transform: Callable[[Any], Any] | None) -> int | None:
+    """The short side an image needs for `transform` to make of it what it makes of the whole
+    image, up to resampling, from its first resize when only `SCALE_FREE` steps come before it:
+    twice the side a `Resize` makes (its antialiasing then still averages a few pixels into each,
+    as on the whole image: views differ by a level or two of 255), or the side at which the
+    smallest crop of a `RandomResizedCrop` still has its size. A `MultiView` needs the largest
+    of its views'. None when it is not known (a step of another kind first, or no resize).
+
+    `read_image(path, min_side=...)` reads a large photo at this size, much faster than whole.
+    """
+    if isinstance(transform, MultiView):
+        sides = [input_side(view) for view in transform.transforms]
+        return None if None in sides else max(sides)  # type: ignore[type-var]
+    for step in transform.transforms if isinstance(transform, T.Compose) else [transform]:
+        if isinstance(step, (T.Compose, MultiView)):
+            return input_side(step)
+        if isinstance(step, T.Resize):
+            return 2 * max(step.size) if step.size else None
+        if isinstance(step, T.RandomResizedCrop):
+            # The smallest crop (least area, most oblong) must still hold `size` pixels a side.
+            narrowest = min(step.scale) * min(min(step.ratio), 1 / max(step.ratio), 1)
+            return math.ceil(max(step.size) / math.sqrt(narrowest))
+        if not isinstance(step, SCALE_FREE):
+            return None
+    return None
 
 
 def strong_transforms(

@@ -316,3 +316,41 @@ def test_photos_sesemi_cannot_read_are_named_and_avif_is_read(tmp_path, caplog):
     assert label == 0 and avif.size == (8, 8) and avif.getpixel((4, 4))[0] > 200  # red
     assert "left out 1 .heic files under" in caplog.text and "convert them" in caplog.text
     assert ".txt" not in caplog.text
+
+
+def _photo(size: tuple[int, int]) -> Image.Image:
+    """Smooth colour ramps with a little noise, as a photo's pixels vary."""
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    ramps = np.stack([x * 248 // size[0], y * 248 // size[1], (x + y) * 124 // sum(size)], -1)  # + noise: at most 255
+    noise = np.random.default_rng(0).integers(0, 8, ramps.shape)
+    return Image.fromarray((ramps + noise).astype(np.uint8))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_large_image_is_read_at_the_size_the_transform_needs(tmp_path, suffix):
+    """A photo trained at 32 px is decoded small (JPEG at a fraction of its scale, any image then
+    shrunk), and the view made of it is what the whole image makes, up to resampling."""
+    from sesemi.transforms import center_crop_transforms
+    from sesemi.transforms.views import input_side
+
+    _photo((1200, 900)).save(tmp_path / f"photo{suffix}", quality=95)
+    view = center_crop_transforms(resize=32, crop_dim=32, mean=(0, 0, 0), std=(1, 1, 1))
+    whole, small = read_image(tmp_path / f"photo{suffix}"), read_image(tmp_path / f"photo{suffix}", input_side(view))
+    assert whole.size == (1200, 900) and 64 <= min(small.size) < 128 and small.mode == "RGB"
+    difference = (view(whole) - view(small)).abs()
+    assert difference.mean() < 1 / 255 and difference.max() < 4 / 255  # in levels of 255
+    assert read_image(tmp_path / f"photo{suffix}", min_side=600).size == (1200, 900)  # not twice the side: whole
+
+
+def test_a_data_set_of_photos_keeps_them_in_memory_at_the_size_it_trains_at(tmp_path):
+    """Decoded whole, 1200x900 photos take 3.2 MB each; read at twice the 32 px the weak view
+    resizes to, a data set of them fits the memory cache in a few kilobytes each."""
+    from sesemi.transforms import weak_transforms
+
+    for name in ("cat", "dog"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        _photo((1200, 900)).save(tmp_path / "train" / name / "a.jpg")
+    data = image_folder(str(tmp_path), "train", image_transform=weak_transforms(crop_dim=32), cache="memory")
+    stored = data.memory[0]
+    assert data.min_side == 64 and 64 <= min(stored.shape[1:]) < 128
+    assert tuple(data[0][0].shape) == (3, 32, 32)

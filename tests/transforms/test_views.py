@@ -56,3 +56,20 @@ def test_strong_transform_erases_a_patch():
     output = strong_transforms(weak_transforms(crop_dim=16, **HALF), p_erase=1.0)(_image())
     assert output.shape == (3, 16, 16)
     assert (output == 0).all(dim=0).sum() >= 0.02 * 16 * 16
+
+
+def test_input_side_is_the_size_the_first_resize_makes():
+    """What a large image may be read at without changing what the views make of it."""
+    from torchvision.transforms import v2 as T
+
+    from sesemi.transforms import center_crop_transforms, train_transforms
+    from sesemi.transforms.views import input_side
+
+    weak = weak_transforms(crop_dim=96)  # resizes the short side to 96
+    assert input_side(weak) == input_side(strong_transforms(weak)) == 192  # RandAugment first: scale-free
+    assert input_side(MultiView([weak_transforms(crop_dim=32), strong_transforms(weak)])) == 192
+    assert input_side(center_crop_transforms(resize=128, crop_dim=112)) == 256
+    # The least crop (8% of the area, 3:4) of an image with a short side of 915 px is 224 px wide.
+    assert input_side(train_transforms(crop_dim=224)) == 915
+    assert input_side(T.Compose([T.CenterCrop(32), T.Resize(32)])) is None  # a crop of pixels first
+    assert input_side(lambda image: image) is None and input_side(None) is None
