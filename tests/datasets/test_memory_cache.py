@@ -50,3 +50,22 @@ def test_an_unknown_cache_names_the_choices(image_tree):
         SesemiError, match=r"^dataset cache must be one of auto, memory, none, not 'disk'$"
     ):
         image_folder(str(image_tree.root), "train", cache="disk")
+
+
+def test_files_are_decoded_on_every_core_and_kept_in_order(monkeypatch):
+    """Decoding a pool of photos at the start takes minutes on one core: threads share it, and
+    each item still lands in its own place."""
+    import threading
+    import time
+
+    monkeypatch.setattr(memory_cache, "_num_cpus_available", lambda: 4)
+    threads = set()
+
+    def decode(index: int) -> torch.Tensor:
+        threads.add(threading.get_ident())
+        time.sleep(0.005)  # as a decoder does, outside the GIL
+        return torch.full((index % 3 + 1,), index, dtype=torch.int64)
+
+    kept = memory_cache.fill_cache(80, decode, "memory")
+    assert len(threads) > 1
+    assert all(torch.equal(kept[i], torch.full((i % 3 + 1,), i)) for i in range(80))
