@@ -13,6 +13,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -399,16 +400,10 @@ class ImageDataset(FileDataset):
     kind = "image"
     read_errors = (ImageReadError, OSError)
 
-    def __init__(
-        self,
-        samples: Sequence[tuple[str, Any]],
-        classes: Sequence[str],
-        transform: Callable | None = None,
-        on_error: OnError = "skip",
-        cache: Cache = "auto",
-    ):
-        self.min_side = input_side(transform)  # the size `read` reads at, set before the cache is filled
-        super().__init__(samples, classes, transform, on_error, cache)
+    @cached_property
+    def min_side(self) -> int | None:
+        """The short side `read` reads a large image at: what the transform needs."""
+        return input_side(self.transform)
 
     def read(self, path: str) -> Image.Image:
         image = read_image(path, self.min_side)
