@@ -75,13 +75,16 @@ def run_config(
 
 def _require_same_overrides(run_dir: Path, overrides: list[str]) -> None:
     """Refuses to reuse a finished run that was started with other overrides, unless each one it
-    lacks sets a value its config already had (a default the script now spells out)."""
+    lacks sets a value its config already had (a default the script now spells out). The
+    overrides are compared as open_sesemi records them (a length given nulls the other two)."""
+    from sesemi.config.compose import one_length
+
     recorded = run_dir / ".hydra" / "overrides.yaml"
     if not recorded.exists():
         return
     own = {"run.dir", "run.id", "run.data_root", "+trainer.enable_progress_bar"}
     kept = [o for o in yaml.safe_load(recorded.read_text()) if o.split("=", 1)[0] not in own]
-    wanted, had = set(map(_unforced, overrides)), set(map(_unforced, kept))
+    wanted, had = set(map(_unforced, one_length(overrides))), set(map(_unforced, kept))
     if had - wanted or not all(_already_set(run_dir, override) for override in wanted - had):
         raise RuntimeError(f"{run_dir} was run with {kept}, not {overrides}: use another run id or --runs folder")
 
