@@ -10,8 +10,12 @@ audio.py), then SpecAugment and the encoder.
 2. The full loop against bare compute: the same training steps fed by the run's loaders
    (`num_workers: auto` and 0) or with batches made beforehand.
 
+3. Long recordings: an unlabeled item of a 10-minute recording from the preprocess cache, read
+   whole or mapped, its views cropped from the whole recording or from one stretch.
+
 Usage: python experiments/loading/audio.py --data DIR [--steps 4] [--rounds 3]
        (DIR: a spoken_digits folder, built with `sesemi fetch spoken_digits`)
+       python experiments/loading/audio.py --long-only
 """
 
 from __future__ import annotations
@@ -52,15 +56,76 @@ def loading_rows(cfg, rounds: int) -> list[str]:
     return [f"| {name} | {statistics.median(values):.0f} |" for name, values in measured.items()]
 
 
+def long_recording_rows(rounds: int, minutes: int = 10) -> list[str]:
+    """CPU per unlabeled item (a weak and a strong view, the `audio` config's) of `minutes`-long
+    recordings in the preprocess cache: read whole and cropped by each view (as before), against
+    mapped and cut to one stretch for both views (`MultiView`), and each half of that."""
+    import tempfile
+
+    import numpy as np
+
+    from sesemi import compose
+    from sesemi.datasets.audio_cache import AudioCache
+    from sesemi.transforms import MultiView
+
+    views = instantiate(compose("audio").data.views)
+    both = MultiView([views.weak, views.strong])
+    folder = Path(tempfile.mkdtemp(prefix="sesemi_long_audio_"))
+    cache = AudioCache(folder, 16000)
+    generator = np.random.default_rng(0)
+    paths = []
+    for index in range(4):
+        paths.append(folder / f"{index}.flac")
+        paths[-1].touch()
+        cache.store(paths[-1], (0.1 * generator.standard_normal(16000 * 60 * minutes)).astype(np.float32))
+    entries = [cache.entry(path) for path in paths]
+
+    def each_view(waveform: torch.Tensor) -> tuple:
+        return tuple(view(waveform) for view in both.transforms)
+
+    variants = {
+        "read whole, each view crops the recording (before)": lambda e: each_view(torch.from_numpy(np.load(e))),
+        "read whole, one stretch for both views": lambda e: both(torch.from_numpy(np.load(e))),
+        "mapped, each view crops the recording": lambda e: each_view(torch.from_numpy(np.load(e, mmap_mode="c"))),
+        "mapped, one stretch for both views (sesemi)": lambda e: both(torch.from_numpy(np.load(e, mmap_mode="c"))),
+    }
+    measured: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, function in variants.items():
+            measured[name].append(rate(function, entries, seconds=2.0))
+    before = statistics.median(measured[next(iter(variants))])
+    return [
+        f"| {name} | {statistics.median(values):.0f} | {MU * BATCH / statistics.median(values):.2f} s | "
+        f"{statistics.median(values) / before:.0f} x |"
+        for name, values in measured.items()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--long-only", action="store_true", help="only the long recordings table (no --data)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    write_table(
+        Path(__file__).with_name("README.md"),
+        "long-recordings",
+        f"Unlabeled items of 10-minute recordings at 16 kHz from the preprocess cache, a weak and a strong "
+        f"view each (the `audio` config's); medians of {args.rounds} interleaved rounds, one core. {machine()}.",
+        [
+            f"| item | items per CPU second | {MU} x {BATCH} items (one step) | vs before |",
+            "|---|---|---|---|",
+            *long_recording_rows(args.rounds),
+        ],
+    )
+    if args.long_only:
+        return
+    if args.data is None:
+        parser.error("--data is required (a spoken_digits folder), unless --long-only")
     cfg = config("spoken_digits", args.data, "auto")
     loading = loading_rows(cfg, args.rounds)
     print("\n".join(loading), flush=True)

@@ -50,12 +50,16 @@ class AudioCache:
         return self.folder / relative.parent / f"{relative.name}.{stat.st_size}-{stat.st_mtime_ns}.npy"
 
     def load(self, source: str | Path) -> np.ndarray | None:
-        """The cached samples of `source`, or None when they are missing or out of date."""
+        """The cached samples of `source`, or None when they are missing or out of date.
+
+        They are mapped from the file, not read: a clip cropped from an hour-long recording
+        reads its own second of samples, not the hour (copy-on-write: the file is never changed).
+        """
         path = self.entry(source)
         if path is None:
             return None
         try:
-            return np.load(path)
+            return np.load(path, mmap_mode="c")
         except (OSError, ValueError):
             return None
 

@@ -351,6 +351,40 @@ class MixClips:
         return mixed
 
 
+class Segment:
+    """A random stretch of `length` samples of a longer waveform `[T]`; a waveform no longer
+    passes unchanged, without a random draw."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __call__(self, waveform: Tensor) -> Tensor:
+        room = waveform.shape[-1] - self.length
+        if room <= 0:
+            return waveform
+        start = int(torch.randint(room + 1, ()))
+        return waveform[..., start : start + self.length]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(length={self.length})"
+
+
+def input_samples(transform: Callable[[Tensor], Tensor] | None, speed: float = 1.0) -> int | None:
+    """The samples of a waveform `transform` reads: the length of its first crop, times the
+    largest speed factor before it (a faster clip is cut from a longer stretch). None when it is
+    not known (a step of another kind first, or no crop)."""
+    for step in transform.transforms if isinstance(transform, T.Compose) else [transform]:
+        if isinstance(step, T.Compose):
+            return input_samples(step, speed)
+        if isinstance(step, SpeedChange):
+            speed *= step.max_factor
+        elif isinstance(step, CropOrPad):
+            return math.ceil(round(step.length * speed, 6))  # 100 x 1.1 is 110, not 110.00000000000001
+        else:
+            return None
+    return None
+
+
 def _speed_change(speed: tuple[float, float]) -> list[Callable]:
     """A view's speed-change step for a `[min, max]` range of factors: none for (1, 1)."""
     if len(speed) != 2:

@@ -14,6 +14,7 @@ from typing import Any
 
 from torchvision.transforms import v2 as T
 
+from sesemi.transforms.audio import Segment, input_samples
 from sesemi.transforms.image import IMAGENET_MEAN, IMAGENET_STD, ToPILImage, train_transforms
 
 
@@ -21,6 +22,10 @@ class MultiView:
     """Applies each transform to the same image: image -> (view_1, ..., view_k).
 
     With the default collate function a loader then yields `((views_1, ..., views_k), labels)`.
+    Views of a waveform (`input_samples` knows what they read) are made of one random stretch of
+    a long recording, twice as long as the longest view reads: the views of one item are of one
+    moment, as an image's views are of one image (crops of a 10-minute recording were of any two
+    moments), and a speed change resamples that stretch, not the recording.
 
     Args:
         transforms: One transform per view (repeat one for several random draws of it).
@@ -30,8 +35,12 @@ class MultiView:
         if len(transforms) < 2:
             raise ValueError("MultiView needs at least two transforms")
         self.transforms = list(transforms)
+        samples = [input_samples(transform) for transform in self.transforms]
+        self.segment = None if None in samples else Segment(2 * max(samples))  # type: ignore[type-var]
 
     def __call__(self, image: Any) -> tuple[Any, ...]:
+        if self.segment is not None:
+            image = self.segment(image)
         return tuple(transform(image) for transform in self.transforms)
 
 

@@ -270,3 +270,38 @@ def test_a_silent_recording_is_read_and_augmented_without_nan(tmp_path):
     strong = strong_audio_transforms(weak_audio_transforms(0.5, 22050))
     for _ in range(3):  # the second time, it is mixed with the first
         assert torch.isfinite(strong(torch.from_numpy(samples))).all()
+
+
+def _plain_views(speed: tuple[float, float] = (1.0, 1.0)) -> MultiView:
+    """A weak and a strong view whose outputs are stretches of their input (no gain, shift,
+    noise or mixing), so where they were cut from can be read off a ramp."""
+    weak = weak_audio_transforms(clip_seconds=1.0, sample_rate=100, gain_db=0, max_shift=0)
+    return MultiView([weak, strong_audio_transforms(weak, p_noise=0, p_mix=0, speed=speed)])
+
+
+def test_the_views_of_a_long_recording_are_of_one_moment():
+    """Each view cropped the whole recording at its own place: the weak and the strong view of a
+    10-minute recording were of any two moments, the pseudo-label of one taught to the other.
+    They are now cut from one stretch of twice the longest view (here 100 samples)."""
+    from sesemi.transforms.audio import input_samples
+
+    views = _plain_views()
+    assert [input_samples(view) for view in views.transforms] == [100, 100] and views.segment.length == 200
+    assert input_samples(strong_audio_transforms(views.transforms[0], speed=(0.9, 1.1))) == 110
+    ramp = torch.arange(100 * 600, dtype=torch.float32)  # 10 minutes at 100 Hz: sample i holds i
+    torch.manual_seed(0)
+    for _ in range(50):
+        weak, strong = views(ramp)
+        assert abs(float(weak[0]) - float(strong[0])) <= 100
+
+
+def test_the_views_of_a_short_clip_are_as_before():
+    """A clip no longer than the stretch is not cut and draws no random number: data sets of
+    short clips train on exactly the views they did."""
+    views = _plain_views(speed=(0.9, 1.1))
+    clip = torch.randn(150)
+    torch.manual_seed(1)
+    got = views(clip)
+    torch.manual_seed(1)
+    expected = tuple(view(clip) for view in views.transforms)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
