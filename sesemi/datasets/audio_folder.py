@@ -65,6 +65,12 @@ class AudioDataset(FileDataset):
         self.sample_rate = int(sample_rate)
         self.cache = cache
         super().__init__(samples, classes, transform, on_error, memory)
+        if self.memory is None and cache is None:
+            logger.info(
+                "decoding each of %d audio files whenever a clip of it is loaded; `sesemi preprocess` "
+                "decodes them once, into the cache training reads (docs/tutorials/audio.md)",
+                len(self.samples),
+            )
 
     def read(self, path: str) -> Tensor:
         samples = self.cache.load(path) if self.cache is not None else None

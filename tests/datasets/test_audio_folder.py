@@ -98,6 +98,19 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
     assert other_rate.cache is None  # no cache at 8 kHz: decode
 
 
+def test_decoding_at_every_clip_suggests_the_preprocess_cache(tree, caplog):
+    """A pool too large to keep in memory decodes each file for every clip (a 10-minute FLAC:
+    130 ms); the log says what decodes it once, and is quiet when that cache is there."""
+    caplog.set_level("INFO", logger="sesemi")
+    dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000, cache="none")
+    assert "`sesemi preprocess` decodes them once" in caplog.text
+    caplog.clear()
+    AudioCache(tree.root, 16000).folder.mkdir(parents=True)  # what `sesemi preprocess` makes
+    dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000, cache="none")
+    dataset("audio_file", str(tree.root), "unlabeled", sample_rate=8000, cache="memory")
+    assert "sesemi preprocess" not in caplog.text
+
+
 def test_audio_classes_follow_a_given_list(tree):
     """The training set's classes number the val folders; a folder of another class is refused."""
     data = dataset("audio_folder", str(tree.root), "val", classes=["aaa", "chirp", "high", "low"])
