@@ -182,6 +182,16 @@ def test_dataset_without_name_is_a_sesemi_error(image_tree):
         _module(data, image_tree.root)
 
 
+def test_a_key_set_under_the_unlabeled_loader_says_where_it_goes(image_tree):
+    """`+data.train.fixmatch.dataset.cache=none` (what Hydra's own hint says to write) replaces
+    the loader's `${data.unlabeled}` with a node of that one key: the error names the key to set."""
+    from sesemi import compose
+
+    config = compose("digits", [f"run.data_root={image_tree.root}", "+data.train.fixmatch.dataset.cache=none"])
+    with pytest.raises(SesemiError, match=r"data.train.fixmatch.dataset names no data set .*set data.unlabeled.cache$"):
+        _module(config.data, image_tree.root)
+
+
 def test_missing_data_is_reported_at_setup(tmp_path):
     """A wrong data_root fails in setup with the missing folder's name."""
     with pytest.raises(SesemiError, match="does not exist"):
