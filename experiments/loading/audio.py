@@ -10,8 +10,9 @@ audio.py), then SpecAugment and the encoder.
 2. The full loop against bare compute: the same training steps fed by the run's loaders
    (`num_workers: auto` and 0) or with batches made beforehand.
 
-3. Long recordings: an unlabeled item of a 10-minute recording from the preprocess cache, read
-   whole or mapped, its views cropped from the whole recording or from one stretch.
+3. Long recordings: an unlabeled item of a 10-minute recording, from the file or from the
+   preprocess cache, read whole or one stretch of it, its views cropped from the whole
+   recording or from that stretch.
 
 Usage: python experiments/loading/audio.py --data DIR [--steps 4] [--rounds 3]
        (DIR: a spoken_digits folder, built with `sesemi fetch spoken_digits`)
@@ -58,15 +59,18 @@ def loading_rows(cfg, rounds: int) -> list[str]:
 
 def long_recording_rows(rounds: int, minutes: int = 10) -> list[str]:
     """CPU per unlabeled item (a weak and a strong view, the `audio` config's) of `minutes`-long
-    recordings in the preprocess cache: read whole and cropped by each view (as before), against
-    mapped and cut to one stretch for both views (`MultiView`), and each half of that."""
+    FLAC recordings at 16 kHz: from the files and from the preprocess cache, read whole with each
+    view cropping the whole recording (as before), against one stretch for both views (`MultiView`),
+    read from its place in the file (`load_stretch`) or mapped from the cache."""
     import tempfile
 
     import numpy as np
+    import soundfile
 
     from sesemi import compose
     from sesemi.datasets.audio_cache import AudioCache
     from sesemi.transforms import MultiView
+    from sesemi.transforms.audio import load_stretch
 
     views = instantiate(compose("audio").data.views)
     both = MultiView([views.weak, views.strong])
@@ -75,30 +79,41 @@ def long_recording_rows(rounds: int, minutes: int = 10) -> list[str]:
     generator = np.random.default_rng(0)
     paths = []
     for index in range(4):
+        samples = (0.1 * generator.standard_normal(16000 * 60 * minutes)).astype(np.float32)
         paths.append(folder / f"{index}.flac")
-        paths[-1].touch()
-        cache.store(paths[-1], (0.1 * generator.standard_normal(16000 * 60 * minutes)).astype(np.float32))
+        soundfile.write(paths[-1], samples, 16000)
+        cache.store(paths[-1], samples)
     entries = [cache.entry(path) for path in paths]
 
     def each_view(waveform: torch.Tensor) -> tuple:
         return tuple(view(waveform) for view in both.transforms)
 
-    variants = {
-        "read whole, each view crops the recording (before)": lambda e: each_view(torch.from_numpy(np.load(e))),
-        "read whole, one stretch for both views": lambda e: both(torch.from_numpy(np.load(e))),
-        "mapped, each view crops the recording": lambda e: each_view(torch.from_numpy(np.load(e, mmap_mode="c"))),
-        "mapped, one stretch for both views (sesemi)": lambda e: both(torch.from_numpy(np.load(e, mmap_mode="c"))),
+    groups = {
+        "FLAC files": (paths, {
+            "decoded whole, each view crops the recording (before)": lambda p: each_view(torch.from_numpy(load_audio(p, 16000))),
+            "decoded whole, one stretch for both views": lambda p: both(torch.from_numpy(load_audio(p, 16000))),
+            "one stretch read from its place (sesemi)": lambda p: both(torch.from_numpy(load_stretch(p, 16000, both.segment.length))),
+        }),
+        "the preprocess cache": (entries, {
+            "read whole, each view crops the recording (before)": lambda e: each_view(torch.from_numpy(np.load(e))),
+            "read whole, one stretch for both views": lambda e: both(torch.from_numpy(np.load(e))),
+            "mapped, one stretch for both views (sesemi)": lambda e: both(torch.from_numpy(np.load(e, mmap_mode="c"))),
+        }),
     }
-    measured: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, function in variants.items():
-            measured[name].append(rate(function, entries, seconds=2.0))
-    before = statistics.median(measured[next(iter(variants))])
-    return [
-        f"| {name} | {statistics.median(values):.0f} | {MU * BATCH / statistics.median(values):.2f} s | "
-        f"{statistics.median(values) / before:.0f} x |"
-        for name, values in measured.items()
-    ]
+    rows = []
+    for group, (items, variants) in groups.items():
+        measured: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(rounds):
+            for name, function in variants.items():
+                measured[name].append(rate(function, items, seconds=2.0))
+        before = statistics.median(measured[next(iter(variants))])
+        rows.append(f"| **from {group}** | | | |")
+        rows += [
+            f"| {name} | {statistics.median(values):.0f} | {MU * BATCH / statistics.median(values):.2f} s | "
+            f"{statistics.median(values) / before:.0f} x |"
+            for name, values in measured.items()
+        ]
+    return rows
 
 
 def main() -> None:
@@ -114,7 +129,7 @@ def main() -> None:
     write_table(
         Path(__file__).with_name("README.md"),
         "long-recordings",
-        f"Unlabeled items of 10-minute recordings at 16 kHz from the preprocess cache, a weak and a strong "
+        f"Unlabeled items of 10-minute FLAC recordings at 16 kHz, a weak and a strong "
         f"view each (the `audio` config's); medians of {args.rounds} interleaved rounds, one core. {machine()}.",
         [
             f"| item | items per CPU second | {MU} x {BATCH} items (one step) | vs before |",

@@ -27,7 +27,7 @@ from sesemi.datasets.images import (
 from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
-from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
+from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio, load_stretch
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ DEFAULT_SAMPLE_RATE = 16000
 
 class AudioDataset(FileDataset):
     """`(waveform, label)` items: files decoded to mono at `sample_rate`, or read from the cache.
+
+    A data set not kept in memory whose transform is a `MultiView` of clips reads one stretch of
+    each file (`load_stretch`, the view's `segment` long): a clip of an hour-long recording
+    costs its second.
 
     Args:
         samples: `(path, label)` pairs.
@@ -64,17 +68,22 @@ class AudioDataset(FileDataset):
             raise SesemiError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
         self.sample_rate = int(sample_rate)
         self.cache = cache
+        self.stretch: int | None = None  # none while the memory cache is filled: whole files
         super().__init__(samples, classes, transform, on_error, memory)
+        segment = getattr(transform, "segment", None)  # a `MultiView` of clips: one stretch per item
+        self.stretch = segment.length if self.memory is None and segment is not None else None
         if self.memory is None and cache is None:
             logger.info(
-                "decoding each of %d audio files whenever a clip of it is loaded; `sesemi preprocess` "
-                "decodes them once, into the cache training reads (docs/tutorials/audio.md)",
+                "reading each of %d audio files whenever a clip of it is loaded; `sesemi preprocess` "
+                "decodes and resamples them once, into the cache training reads (docs/tutorials/audio.md)",
                 len(self.samples),
             )
 
     def read(self, path: str) -> Tensor:
         samples = self.cache.load(path) if self.cache is not None else None
-        if samples is None:
+        if samples is None and self.stretch is not None:
+            samples = load_stretch(path, self.sample_rate, self.stretch)
+        elif samples is None:
             samples = load_audio(path, self.sample_rate)
         return torch.from_numpy(samples)
 

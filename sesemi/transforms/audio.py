@@ -187,12 +187,17 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioReadError(
             f"it is truncated or damaged: its header declares {declared} frames, {len(frames)} could be decoded"
         )
+    return _mono(frames), int(rate)
+
+
+def _mono(frames: np.ndarray) -> np.ndarray:
+    """Frames `(frames, channels)` mixed down to mono float32 `[T]`, refusing none or non-finite ones."""
     if frames.size == 0:
         raise AudioReadError("it holds no samples")
     samples = frames.mean(axis=1)
     if not np.isfinite(samples).all():
         raise AudioReadError("it holds NaN or infinite samples")
-    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+    return np.ascontiguousarray(samples, dtype=np.float32)
 
 
 def resample(samples: np.ndarray, rate: float, sample_rate: float) -> np.ndarray:
@@ -211,6 +216,35 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """
     samples, rate = decode(path)
     return resample(samples, rate, sample_rate)
+
+
+def load_stretch(path: str | Path, sample_rate: int, length: int) -> np.ndarray:
+    """A random stretch of at most `length` samples at `sample_rate` of a longer file, read from
+    its place (libsndfile seeks in WAV, FLAC, OGG and MP3) without decoding the rest of it: a
+    clip of an hour-long recording costs its own second. A file no longer than that, or one
+    libsndfile cannot seek in, is decoded whole (`load_audio`), and no random number is drawn.
+
+    Raises:
+        AudioReadError: The file cannot be decoded or holds no samples.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in AV_EXTENSIONS:
+        try:
+            file = _require("soundfile").SoundFile(_native(path))
+        except (RuntimeError, OSError):
+            file = None  # `load_audio` says why, or decodes it with FFmpeg
+        if file is not None:
+            with file:
+                needed = math.floor(length * file.samplerate / sample_rate)
+                room = file.frames - needed
+                if room > 0 and file.seekable():
+                    file.seek(int(torch.randint(room + 1, ())))
+                    try:
+                        frames = file.read(needed, dtype="float32", always_2d=True)
+                    except RuntimeError as error:
+                        raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ')}") from None
+                    return resample(_mono(frames), file.samplerate, sample_rate)[:length]
+    return load_audio(path, sample_rate)
 
 
 def num_samples(clip_seconds: float, sample_rate: int) -> int:

@@ -99,16 +99,32 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
 
 
 def test_decoding_at_every_clip_suggests_the_preprocess_cache(tree, caplog):
-    """A pool too large to keep in memory decodes each file for every clip (a 10-minute FLAC:
-    130 ms); the log says what decodes it once, and is quiet when that cache is there."""
+    """A pool too large to keep in memory reads its files for every clip; the log says what
+    decodes and resamples them once, and is quiet when that cache is there."""
     caplog.set_level("INFO", logger="sesemi")
     dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000, cache="none")
-    assert "`sesemi preprocess` decodes them once" in caplog.text
+    assert "`sesemi preprocess` decodes and resamples them once" in caplog.text
     caplog.clear()
     AudioCache(tree.root, 16000).folder.mkdir(parents=True)  # what `sesemi preprocess` makes
     dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000, cache="none")
     dataset("audio_file", str(tree.root), "unlabeled", sample_rate=8000, cache="memory")
     assert "sesemi preprocess" not in caplog.text
+
+
+def test_a_pool_read_at_every_clip_reads_one_stretch_per_item(tree):
+    """The weak and strong views of an unlabeled recording not kept in memory are cut from one
+    stretch read from the file (twice the longest view); a pool in memory is decoded whole."""
+    from sesemi.transforms import MultiView, strong_audio_transforms, weak_audio_transforms
+
+    weak = weak_audio_transforms(clip_seconds=0.1, sample_rate=16000)
+    views = MultiView([weak, strong_audio_transforms(weak, speed=(0.9, 1.1))])
+    read = dataset("audio_file", str(tree.root), "unlabeled", views, sample_rate=16000, cache="none")
+    assert read.stretch == views.segment.length == 2 * 1760
+    assert read._read_sample(0).shape == (3520,)  # of a 0.5 s clip
+    (weak_view, strong_view), label = read[0]
+    assert weak_view.shape == strong_view.shape == (1600,) and label == -1
+    kept = dataset("audio_file", str(tree.root), "unlabeled", views, sample_rate=16000, cache="memory")
+    assert kept.stretch is None and kept.memory[0].shape == (8000,)
 
 
 def test_audio_classes_follow_a_given_list(tree):

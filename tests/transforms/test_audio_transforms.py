@@ -305,3 +305,26 @@ def test_the_views_of_a_short_clip_are_as_before():
     torch.manual_seed(1)
     expected = tuple(view(clip) for view in views.transforms)
     assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+@pytest.mark.parametrize("extension", ["wav", "flac"])
+def test_a_stretch_of_a_long_file_is_read_from_its_place(tmp_path, extension):
+    """A clip of a long recording is read where it lies, not decoded with the rest of the file:
+    a random stretch, drawn from torch's generator (the same under the same seed); a file no
+    longer than the stretch is decoded whole without a draw."""
+    from sesemi.transforms.audio import load_audio, load_stretch
+
+    stereo = np.stack([np.linspace(-0.9, 0.9, 16000 * 30), np.zeros(16000 * 30)], axis=1).astype(np.float32)
+    path = write(tmp_path / f"long.{extension}", stereo, rate=16000)  # 30 s, a ramp on the left channel
+    whole = load_audio(path, 16000)
+    torch.manual_seed(0)
+    stretch = load_stretch(path, 16000, 2000)
+    start = int(np.argmin(np.abs(whole - stretch[0])))
+    assert stretch.shape == (2000,) and np.allclose(stretch, whole[start : start + 2000], atol=1e-4)
+    torch.manual_seed(0)
+    assert np.array_equal(load_stretch(path, 16000, 2000), stretch)
+    assert load_stretch(path, 8000, 1000).shape == (1000,)  # resampled from 2000 frames of 16 kHz
+    short = write(tmp_path / f"short.{extension}", tone(440, seconds=0.1, rate=16000), rate=16000)
+    state = torch.get_rng_state()
+    assert np.array_equal(load_stretch(short, 16000, 2000), load_audio(short, 16000))
+    assert torch.equal(torch.get_rng_state(), state)
