@@ -38,8 +38,8 @@ class AudioDataset(FileDataset):
     """`(waveform, label)` items: files decoded to mono at `sample_rate`, or read from the cache.
 
     A data set not kept in memory whose transform is a `MultiView` of clips reads one stretch of
-    each file (`load_stretch`, the view's `segment` long): a clip of an hour-long recording
-    costs its second.
+    each file, as long as the `MultiView`'s `segment` (`load_stretch`): the views of an item of
+    an hour-long recording cost a few seconds of it, not the hour.
 
     Args:
         samples: `(path, label)` pairs.
