@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -129,6 +130,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     raise ImageReadError(f"its pixel mode {mode} has no known conversion to RGB; save it as RGB or grayscale")
 
 
+_OPENING = threading.Lock()
+
+
 def read_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Image.Image:
     """An image file as 8-bit RGB (see `to_rgb`), turned as its EXIF orientation says: upright,
     as a photo viewer shows it (phones store photos sideways with a tag that says so).
@@ -146,14 +150,17 @@ def read_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Imag
         ImageReadError: The file cannot be read, and why.
     """
     try:
-        with warnings.catch_warnings():
+        # Pillow warns of a bomb when it reads the header; the filter that makes the warning an
+        # error is process-wide, so threads decoding a data set open their files one at a time.
+        with _OPENING, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if min_side:
-                    image.draft(None, (min_side, min_side))
-                image.load()
-                if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-                    image = ImageOps.exif_transpose(image)
+            opened = Image.open(path)
+        with opened as image:
+            if min_side:
+                image.draft(None, (min_side, min_side))
+            image.load()
+            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+                image = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(
             f"{first_line(error).rstrip('.')}; raise PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted"
