@@ -278,10 +278,12 @@ class SESEMIDataModule(pl.LightningDataModule):
         """A loader's data set; with `classes` (the training set's), numbered by them."""
         options = OmegaConf.to_container(config.dataset, resolve=True)
         if "name" not in options:
-            path = f"data.{name}.dataset" if name in ("val", "test") else f"data.train.{name}.dataset"
+            evaluation = name in ("val", "test")
+            path = f"data.{name}.dataset" if evaluation else f"data.train.{name}.dataset"
             # The methods' unlabeled loaders read `dataset: ${data.unlabeled}`; a key set under
-            # the loader replaces that interpolation with a node of this one key.
-            hint = f"; to change the unlabeled pool, set data.unlabeled.{next(iter(options))}" if options else ""
+            # such a loader replaces that interpolation with a node of this one key.
+            pool = options and not evaluation and name != "supervised" and self.data.get("unlabeled") is not None
+            hint = f"; to change the unlabeled pool, set data.unlabeled.{next(iter(options))}" if pool else ""
             raise SesemiError(f"{path} names no data set (`name`, e.g. image_folder){hint}")
         options["root"] = str(dataset_root(options, self.data_root))
         subset = options.get("subset")

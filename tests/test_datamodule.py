@@ -178,7 +178,7 @@ def test_dataset_without_name_is_a_sesemi_error(image_tree):
     """A dataset config must name its builder."""
     data = _data()
     del data.val.dataset["name"]
-    with pytest.raises(SesemiError, match="name"):
+    with pytest.raises(SesemiError, match=r"data.val.dataset names no data set \(`name`, e.g. image_folder\)$"):
         _module(data, image_tree.root)
 
 
