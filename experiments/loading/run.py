@@ -221,6 +221,35 @@ def photo_row(paths: list[str], size: int, rounds: int) -> str:
     )
 
 
+def cache_fill_rows(paths: list[str], rounds: int) -> list[str]:
+    """Wall seconds to fill the memory cache with the photos read for 32 px views: on one thread
+    (as before) and on a thread per core (`fill_cache`), in interleaved rounds."""
+    from unittest import mock
+
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    from sesemi.datasets import memory_cache
+    from sesemi.transforms import weak_transforms
+    from sesemi.transforms.views import input_side
+
+    side = input_side(weak_transforms(crop_dim=32))
+    files = paths * 4  # the same photos again: a pool of 48
+
+    def fill() -> float:
+        started = time.perf_counter()
+        memory_cache.fill_cache(len(files), lambda i: pil_to_tensor(read_image(files[i], side)), "memory")
+        return time.perf_counter() - started
+
+    cores = memory_cache._num_cpus_available()
+    measured: dict[int, list[float]] = {1: [], cores: []}
+    for _ in range(rounds):
+        with mock.patch.object(memory_cache, "_num_cpus_available", return_value=1):
+            measured[1].append(fill())
+        measured[cores].append(fill())
+    one = statistics.median(measured[1])
+    return [f"| {threads} | {statistics.median(values):.2f} s | {one / statistics.median(values):.2f} x |" for threads, values in measured.items()]
+
+
 def forever(loader):
     """The loader's batches epoch after epoch (its workers persist from one to the next)."""
     while True:
@@ -342,6 +371,17 @@ def main() -> None:
             "| views | decoded whole | read at the views' size | from memory | one photo in memory: whole / read |",
             "|---|---|---|---|---|",
             *photo_rows(make_photos(scratch / "photos"), args.rounds),
+        ],
+    )
+    write_table(
+        Path(__file__).with_name("README.md"),
+        "cache-fill",
+        f"Filling the memory cache with 48 photos read for 32 px views (12 files, each 4 times), wall "
+        f"seconds, medians of {args.rounds} interleaved rounds. {machine()}.",
+        [
+            "| decoding threads | wall time | vs one thread |",
+            "|---|---|---|",
+            *cache_fill_rows(sorted(str(p) for p in (scratch / "photos").glob("*.jpg")), args.rounds),
         ],
     )
     if args.photos_only:
