@@ -189,9 +189,17 @@ def require_dir(path: Path) -> None:
         raise SesemiError(f"data folder {path} does not exist{missing_data_hint(path)}")
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder is one that no data set means to hold: hidden ones (`.DS_Store`,
+    the `._photo.jpg` that macOS writes beside every file it copies to a USB drive,
+    `.ipynb_checkpoints`, sesemi's `.sesemi_cache`) and `__MACOSX`, which unzipping an archive
+    made on a Mac leaves behind."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def class_folders(folder: Path) -> list[Path]:
-    """The class folders in `folder`: its subfolders, except hidden ones (`.sesemi_cache`, ...)."""
-    return [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    """The class folders in `folder`: its subfolders, except hidden ones (`is_hidden`)."""
+    return [d for d in folder.iterdir() if d.is_dir() and not is_hidden(d.name)]
 
 
 def list_files(
@@ -200,10 +208,11 @@ def list_files(
     listed: set[tuple[int, int]] | None = None,
     passed: Counter[str] | None = None,
 ) -> list[str]:
-    """The accepted files under `folder`, at any depth, as path strings in the order of
-    `sorted(Path(folder).rglob("*"))`; listed with `os.scandir`, so that a pool of 100k files
-    costs its path strings and no object per file besides. Symlinked folders are followed, each
-    folder listed once: a link back to one already listed (a loop) is skipped with a warning.
+    """The accepted files under `folder`, at any depth and not hidden (`is_hidden`), as path
+    strings in the order of `sorted(Path(folder).rglob("*"))`; listed with `os.scandir`, so
+    that a pool of 100k files costs its path strings and no object per file besides. Symlinked
+    folders are followed, each folder listed once: a link back to one already listed (a loop)
+    is skipped with a warning.
 
     Args:
         folder: The folder to list.
@@ -221,6 +230,8 @@ def list_files(
     with os.scandir(folder) as entries:
         ordered = sorted(entries, key=lambda entry: entry.name)
     for entry in ordered:
+        if is_hidden(entry.name):
+            continue
         if entry.is_dir():
             found.extend(list_files(entry.path, accept, listed, passed))
         elif accept(entry.name):

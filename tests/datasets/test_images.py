@@ -275,6 +275,26 @@ def test_files_are_listed_as_rglob_sorts_them_and_folders_named_like_images_are_
     assert str(tmp_path / "a.txt") not in expected and len(expected) == 7
 
 
+def test_hidden_files_and_folders_and_macos_litter_are_not_data(tmp_path):
+    """A folder copied from a Mac to a USB drive has a `._x.jpg` beside every `x.jpg` (not an
+    image: each was warned about as unreadable), unzipping a Mac's archive leaves `__MACOSX/`
+    (a class of its own under train/), and Jupyter leaves `.ipynb_checkpoints/`."""
+    from sesemi.datasets.images import class_samples, is_image_file, list_files, unlabeled_samples
+
+    litter = ["train/cat/._x.png", "train/.ipynb_checkpoints/x-checkpoint.png", "train/__MACOSX/cat/._x.png",
+              "train/cat/.hidden/y.png", "unlabeled/._u.png", "unlabeled/__MACOSX/._u.png", "unlabeled/.DS_Store"]
+    for name in ["train/cat/x.png", "train/dog/y.png", "unlabeled/u.png", *litter]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"\x00\x05\x16\x07")
+    samples, classes = class_samples([tmp_path / "train"], is_image_file)
+    assert classes == ["cat", "dog"]
+    assert samples == [(str(tmp_path / "train/cat/x.png"), 0), (str(tmp_path / "train/dog/y.png"), 1)]
+    assert unlabeled_samples([tmp_path / "unlabeled"], is_image_file) == [(str(tmp_path / "unlabeled/u.png"), -1)]
+    assert list_files(tmp_path / "train" / ".ipynb_checkpoints", is_image_file) == [
+        str(tmp_path / "train/.ipynb_checkpoints/x-checkpoint.png")  # a hidden folder asked for is read
+    ]
+
+
 def test_a_symlink_loop_is_listed_once_and_warned_about(tmp_path, caplog):
     """A link back to a folder being listed (`unlabeled/loop -> ..`) would list forever and end
     in a traceback; its folder is listed once. A link to another folder is followed."""
