@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
-from sesemi.datasets import DATASETS, dataset, prepare_builtin
+from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
@@ -338,6 +338,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         if stage in ("validate", "test"):
             train = {name: config for name, config in train.items() if name == "supervised"}
         self.train_datasets = {name: self._build_dataset(name, config) for name, config in train.items()}
+        labeled = self.train_datasets.get("supervised")
+        if isinstance(labeled, ImageDataset) and stage not in ("validate", "test"):
+            labeled.warn_if_views_are_small()
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(self.train_datasets.get("supervised"), "classes", None) or None
         if self.data.get("val"):

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import OmegaConf
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from sesemi.datamodule import (
@@ -454,3 +455,32 @@ def test_a_digits_run_warns_about_neither_workers_nor_pinned_memory(digits_root,
     run(config, tmp_path / "run")
     said = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
     assert not [line for line in said if "num_workers" in line or "pin_memory" in line]
+
+
+def _photos(root: Path, side: int) -> None:
+    for split in ("train", "val"):
+        for index, name in enumerate(["cat", "dog"]):
+            (root / split / name).mkdir(parents=True)
+            Image.new("RGB", (side * 4 // 3, side), (index * 200, 50, 50)).save(root / split / name / "a.jpg")
+
+
+@pytest.mark.parametrize(("side", "warned"), [(300, True), (96, False)])
+def test_photos_given_to_the_32_px_image_config_are_warned_about(tmp_path, caplog, side, warned):
+    """The `image` config trains on 32 px views: photos given to it unchanged train as
+    thumbnails, and the run says to set the views' size; small images are not warned about, and
+    the check leaves the random state as it was (a seeded run trains as before)."""
+    from sesemi import compose
+
+    _photos(tmp_path, side)
+    config = compose("image", [f"run.data_root={tmp_path}", "method=supervised"])
+    pl.seed_everything(0)
+    expected = (torch.rand(1), random.random(), np.random.rand())
+    pl.seed_everything(0)
+    _module(config.data, tmp_path)
+    assert (torch.rand(1), random.random(), np.random.rand()) == expected
+    message = "the labeled images are about 300 px on their short side and the views train on 32 px"
+    assert (message in caplog.text) == warned
+    assert ("data.views.weak.crop_dim=96" in caplog.text) == warned
+    caplog.clear()
+    _module(compose("image", [f"run.data_root={tmp_path}", "method=supervised", "data.views.weak.crop_dim=96"]).data, tmp_path)
+    assert "views train on" not in caplog.text

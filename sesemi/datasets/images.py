@@ -31,6 +31,7 @@ from sesemi.transforms.image import ToPILImage
 from sesemi.transforms.views import input_side
 
 logger = logging.getLogger(__name__)
+SMALL_VIEW = 96  # views below this side keep little of a photo (docs/data.md)
 
 OnError = Literal["skip", "raise"]
 UNLABELED = -1
@@ -430,6 +431,37 @@ class ImageDataset(FileDataset):
 
     def to_stored(self, item: Image.Image) -> Tensor:
         return pil_to_tensor(item)
+
+    def warn_if_views_are_small(self, probes: int = 16) -> None:
+        """Warns when the views shrink photos to a few dozen pixels: the `image` config trains
+        on 32 px views, right for small images and a loss of most of a photo's detail.
+
+        It compares the side of the first item's view (made with the random state left as it
+        was) with the median short side of `probes` files spread over the data set (read from
+        their headers), and speaks when the view is under `SMALL_VIEW` and the images are four
+        times as large and at least `4 * SMALL_VIEW // 3` (128 px)."""
+        from pytorch_lightning.utilities.seed import isolate_rng
+
+        with isolate_rng(include_cuda=False):
+            view = self[0][0]
+        view = view[0] if isinstance(view, tuple | list) else view
+        if not isinstance(view, Tensor) or view.ndim != 3 or min(view.shape[-2:]) >= SMALL_VIEW:
+            return
+        sides = []
+        for path, _ in self.samples[:: max(1, len(self.samples) // probes)][:probes]:
+            try:
+                with Image.open(path) as image:
+                    sides.append(min(image.size))
+            except Exception:  # noqa: BLE001  (unreadable files are reported when they are read)
+                continue
+        side, image_side = min(view.shape[-2:]), int(np.median(sides)) if sides else 0
+        if image_side >= max(4 * side, 4 * SMALL_VIEW // 3):
+            logger.warning(
+                "the labeled images are about %d px on their short side and the views train on %d px: "
+                "most of their detail is lost; for photos set data.views.weak.crop_dim=%d or more "
+                "(with backbone=resnet18; docs/data.md)",
+                image_side, side, SMALL_VIEW,
+            )
 
     def from_stored(self, stored: Tensor, path: str) -> Image.Image:
         image = _TO_PIL(stored)
