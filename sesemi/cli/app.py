@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.filesize import decimal
 
 from sesemi.cli import completion
 from sesemi.cli.output import (
@@ -457,7 +458,7 @@ def _report(tidied: Any, dry_run: bool, what: str) -> None:
     for path in tidied.removed:
         echo(f"  {path}")
     verb = "would delete" if dry_run else "deleted"
-    echo(f"{verb} {counted(len(tidied.removed), what)} ({tidied.size / 1e6:.1f} MB)")
+    echo(f"{verb} {counted(len(tidied.removed), what)} ({decimal(tidied.size)})")
     if left := tidied.left_alone():
         echo(left)
 

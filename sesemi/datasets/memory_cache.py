@@ -23,6 +23,7 @@ from typing import Literal
 
 import torch
 from lightning_fabric.utilities.data import _num_cpus_available
+from rich.filesize import decimal
 from torch import Tensor
 
 from sesemi.errors import SesemiError
@@ -109,18 +110,17 @@ def fill_cache(
     estimate = count * sum(item.numel() * item.element_size() for item in readable) / len(readable)
     if cache == "auto" and estimate > CACHE_LIMIT_BYTES:
         logger.info(
-            "not caching %d %ss in memory: about %.0f MB decoded, over the %.0f MB of cache=auto",
+            "not caching %d %ss in memory: about %s decoded, over the 1 GiB of cache=auto",
             count,
             kind,
-            estimate / 2**20,
-            CACHE_LIMIT_BYTES / 2**20,
+            decimal(round(estimate)),
         )
         return None
     # Pillow, libsndfile and soxr decode outside the GIL: threads decode on every core.
     threads = _num_cpus_available()
     seconds = seconds_each * (count - len(sample)) / threads
     took = f", {seconds:.0f} s on {threads} threads" if seconds >= 10 else ""
-    logger.info("decoding %d %ss into memory (about %.1f MB%s)", count, kind, estimate / 2**20, took)
+    logger.info("decoding %d %ss into memory (about %s%s)", count, kind, decimal(round(estimate)), took)
     rest = [i for i in range(count) if i not in sample]
     with ThreadPoolExecutor(threads) as pool:
         sample.update(zip(rest, pool.map(decode, rest), strict=True))
