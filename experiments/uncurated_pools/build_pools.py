@@ -13,11 +13,16 @@ file's class. A variant is a new folder in the same layout:
 - `even<IR>` (e.g. `even50`): the control of `skew<IR>`: a pool of the same size with every class
   equally common, drawn with `seed`, which tells a loss to the skew from a loss to the pool's
   smaller size.
+- `tail<IR>` (e.g. `tail10`): the whole data set long-tailed, as data often come: `train_all`
+  and `val` each keep the long-tailed share of every class (as `skew<IR>` keeps of the pool),
+  and the labels are a random sample of the kept training files, as many as the source labels
+  and at least one of each class (a class nobody labeled is not one); the other kept files are
+  the pool. Labels, pool and validation then follow one prior.
 
 Each variant also gets `pool.csv` (file, class, in_class), the truth sesemi never reads, so a
 run's statistics of its pool can be checked against it.
 
-Usage: python experiments/uncurated_pools/build_pools.py SOURCE TARGET --variant open|clean|skew10|even10 [--seed 0]
+Usage: python experiments/uncurated_pools/build_pools.py SOURCE TARGET --variant open|clean|skew10|even10|tail10 [--seed 0]
 """
 
 from __future__ import annotations
@@ -50,10 +55,12 @@ def build(source: Path, target: Path, variant: str, seed: int = 0) -> Path:
     """Writes the variant of `source` to `target` (unless it is there) and returns `target`."""
     if (target / "pool.csv").exists():
         return target
-    match = re.fullmatch(r"open|clean|(skew|even)(\d+(?:\.\d+)?)", variant)
+    match = re.fullmatch(r"open|clean|(skew|even|tail)(\d+(?:\.\d+)?)", variant)
     if match is None:
-        raise SystemExit(f"unknown variant {variant!r}: open, clean, skew<ratio> or even<ratio>")
+        raise SystemExit(f"unknown variant {variant!r}: open, clean, skew<ratio>, even<ratio> or tail<ratio>")
     classes = sorted(path.name for path in (source / "val").iterdir() if path.is_dir())
+    if match.group(1) == "tail":
+        return build_tail(source, target, classes, float(match.group(2)), random.Random(seed))
     pool = pool_classes(source)
     if variant in ("open", "clean"):
         labeled = classes[: len(classes) // 2]
@@ -80,6 +87,42 @@ def build(source: Path, target: Path, variant: str, seed: int = 0) -> Path:
         writer.writerow(["file", "class", "in_class"])
         for name in sorted(keep):
             writer.writerow([name, pool[name], int(pool[name] in labeled)])
+    staging.rename(target)
+    return target
+
+
+def long_tailed(folder: Path, classes: list[str], ratio: float, rng: random.Random) -> dict[str, list[Path]]:
+    """The files of `folder/<class>/` that a long tail of `ratio` keeps, by class (see `counts`)."""
+    by_class = {label: sorted((folder / label).iterdir()) for label in classes}
+    sizes = counts(classes, min(len(files) for files in by_class.values()), ratio)
+    return {label: sorted(rng.sample(by_class[label], sizes[label])) for label in classes}
+
+
+def build_tail(source: Path, target: Path, classes: list[str], ratio: float, rng: random.Random) -> Path:
+    """The `tail<ratio>` variant of `source` (see the module's docstring) in `target`."""
+    kept = long_tailed(source / "train_all", classes, ratio, rng)
+    labels = len(list((source / "train").glob("*/*")))
+    first = [rng.choice(kept[label]) for label in classes]
+    others = sorted(set().union(*map(set, kept.values())) - set(first))
+    labeled = {*first, *rng.sample(others, labels - len(first))}
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "unlabeled").mkdir(parents=True)
+    for label, files in long_tailed(source / "val", classes, ratio, rng).items():
+        (staging / "val" / label).mkdir(parents=True)
+        for path in files:
+            shutil.copyfile(path, staging / "val" / label / path.name)
+    with open(staging / "pool.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "class", "in_class"])
+        for label, files in kept.items():
+            (staging / "train" / label).mkdir(parents=True)
+            for path in files:
+                if path in labeled:
+                    shutil.copyfile(path, staging / "train" / label / path.name)
+                else:
+                    shutil.copyfile(path, staging / "unlabeled" / path.name)
+                    writer.writerow([path.name, label, 1])
     staging.rename(target)
     return target
 
