@@ -442,8 +442,11 @@ class ImageDataset(FileDataset):
         times as large and at least `4 * SMALL_VIEW // 3` (128 px)."""
         from pytorch_lightning.utilities.seed import isolate_rng
 
-        with isolate_rng(include_cuda=False):
-            view = self[0][0]
+        try:
+            with isolate_rng(include_cuda=False):
+                view = self[0][0]
+        except SesemiError:  # with on_error=raise, an unreadable file stops the run where it is read
+            return
         view = view[0] if isinstance(view, tuple | list) else view
         if not isinstance(view, Tensor) or view.ndim != 3 or min(view.shape[-2:]) >= SMALL_VIEW:
             return
