@@ -319,12 +319,33 @@ def unlabeled_samples(
     return samples
 
 
+NAMED_UNREADABLE = 5  # unreadable files a data set's decoding names; more are counted
+_REPORTED: set[str] = set()  # the unreadable files reported in this process
+
+
+def report_unreadable(kind: str, reasons: dict[str, str]) -> None:
+    """Warns about the unreadable files of `reasons` (path -> why) not yet reported in this
+    process (a labeled set and its pool both read train/): the first `NAMED_UNREADABLE` by
+    name, the others in a count."""
+    new = sorted((path, why) for path, why in reasons.items() if path not in _REPORTED)
+    _REPORTED.update(path for path, _ in new)
+    for path, why in new[:NAMED_UNREADABLE]:
+        logger.warning("skipping unreadable %s %s (%s)", kind, printable(path), why)
+    if len(new) > NAMED_UNREADABLE:
+        logger.warning(
+            "skipping %d more unreadable %ss (%d in all); set dataset.on_error=raise to stop at the first",
+            len(new) - NAMED_UNREADABLE, kind, len(new),
+        )
+
+
 class FileDataset(Dataset):
     """`(input, label)` items read from a list of `(path, label)` samples by `read`.
 
     An unreadable or corrupt file either stops the run with its name (`on_error="raise"`) or is
     skipped (`on_error="skip"`, the default): the next readable file takes its place and a
-    warning names each skipped file once, so nothing is dropped silently.
+    warning names it, once in a process, so nothing is dropped silently. Files found unreadable
+    while a data set is decoded into memory are named up to `NAMED_UNREADABLE` and the rest
+    counted, so a scraped folder with hundreds of broken files does not bury the log.
 
     With `cache` "memory", every file is decoded when the data set is built and kept in memory
     (unreadable files are then reported at once); with "auto" only when the decoded data set is
@@ -351,7 +372,10 @@ class FileDataset(Dataset):
         self.transform = transform
         self.on_error = on_error
         self.skipped: set[str] = set()
+        self._unreadable: dict[str, str] | None = {}  # why each file failed, while the cache fills
         self.memory = fill_cache(len(self.samples), self._stored_sample, check_cache(cache), self.kind)
+        unreadable, self._unreadable = self._unreadable, None
+        report_unreadable(self.kind, unreadable)
 
     def read(self, path: str) -> Any:
         """The decoded content of one file."""
@@ -382,7 +406,10 @@ class FileDataset(Dataset):
                 )) from None
             if path not in self.skipped:
                 self.skipped.add(path)
-                logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(error))
+                if self._unreadable is not None:
+                    self._unreadable[path] = printable(error)
+                else:
+                    report_unreadable(self.kind, {path: printable(error)})
             return None
 
     def __len__(self) -> int:

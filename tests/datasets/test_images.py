@@ -374,3 +374,22 @@ def test_a_data_set_of_photos_keeps_them_in_memory_at_the_size_it_trains_at(tmp_
     stored = data.memory[0]
     assert data.min_side == 64 and 64 <= min(stored.shape[1:]) < 128
     assert tuple(data[0][0].shape) == (3, 32, 32)
+
+
+def test_many_unreadable_files_are_named_five_at_a_time_and_reported_once(image_tree, caplog):
+    """A scraped folder with many broken files: decoding it names five and counts the rest, in
+    a line that says how to stop at the first; the pool, which reads train/ again, repeats none."""
+    from sesemi.datasets.image_file import image_file
+    from sesemi.datasets.image_folder import image_folder
+
+    for index in range(12):
+        (image_tree.root / "train" / "red" / f"broken{index:02d}.png").write_bytes(b"not an image")
+    labeled = image_folder(str(image_tree.root), "train", cache="auto")
+    assert len(labeled.skipped) == 12
+    lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    for index, line in enumerate(lines[:5]):
+        assert line.startswith("skipping unreadable image ") and f"/broken{index:02d}.png (" in line
+    assert lines[5:] == ["skipping 7 more unreadable images (12 in all); set dataset.on_error=raise to stop at the first"]
+    caplog.clear()
+    pool = image_file(str(image_tree.root), ["train", "unlabeled"], cache="auto")
+    assert len(pool.skipped) == 12 and "unreadable" not in caplog.text
