@@ -130,6 +130,20 @@ def test_unreadable_files_are_skipped_in_place_or_raise(predictor, val_images, t
     assert "decompression bomb" in bombs[0].error
 
 
+def test_many_unreadable_inputs_are_named_five_at_a_time(predictor, val_images, tmp_path, caplog):
+    """A folder with many broken files: five are named, the rest counted; each prediction still
+    carries its error."""
+    broken = []
+    for index in range(8):
+        broken.append(tmp_path / f"broken{index}.png")
+        broken[-1].write_bytes(b"not an image")
+    predictions = predictor.predict([*broken, val_images[0]])
+    assert sum(p.error is not None for p in predictions) == 8 and predictions[-1].label is not None
+    lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(lines) == 6 and all(line.startswith("skipping unreadable input ") for line in lines[:5])
+    assert lines[5] == "skipped 3 more unreadable inputs (8 in all)"
+
+
 def test_predict_batch_agrees_with_predict_with_and_without_tta(predictor, val_images):
     """Prepared tensors give the probabilities the files do; TTA averages each image with its
     mirror image, which differs from the image alone."""
