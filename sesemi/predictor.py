@@ -31,10 +31,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets.images import (
-    NAMED_UNREADABLE,
+    UnreadableLog,
     is_image_file,
     list_files,
-    printable,
     read_image,
     warn_unread_photos,
 )
@@ -344,7 +343,7 @@ class Predictor:
         loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
         results: list[Prediction | None] = [None] * len(items)
         parts: dict[int, list[tuple[Tensor, ...]]] = {}  # each input's window predictions so far
-        done = unreadable = 0
+        done, unreadable = 0, UnreadableLog("input")
 
         def finish(index: int, prediction: Prediction) -> None:
             nonlocal done
@@ -353,16 +352,13 @@ class Predictor:
                 progress(done, len(items))
 
         def readable() -> Iterator[tuple[int, Tensor]]:
-            nonlocal unreadable
             for index, windows in loader:
                 if not isinstance(windows, str):
                     yield index, windows
                 elif on_error == "raise":
                     raise SesemiError(f"cannot read {names[index]} ({windows}); remove it or set on_error=skip")
                 else:
-                    unreadable += 1
-                    if unreadable <= NAMED_UNREADABLE:
-                        logger.warning("skipping unreadable input %s (%s)", printable(names[index]), windows)
+                    unreadable.skip(names[index], windows)
                     finish(index, Prediction(names[index], error=windows))
 
         for owners, batch in _batches(readable(), batch_size):
@@ -379,11 +375,7 @@ class Predictor:
                 parts.setdefault(index, []).append(chunk)
                 if last:
                     finish(index, self._prediction(names[index], parts.pop(index), embeddings))
-        if unreadable > NAMED_UNREADABLE:
-            logger.warning(
-                "skipped %d more unreadable inputs (%d in all)",
-                unreadable - NAMED_UNREADABLE, unreadable,
-            )
+        unreadable.close()
         return results
 
     def _prediction(self, name: Path | int, parts: list[tuple[Tensor, ...]], embeddings: bool) -> Prediction:

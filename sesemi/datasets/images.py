@@ -319,23 +319,40 @@ def unlabeled_samples(
     return samples
 
 
-NAMED_UNREADABLE = 5  # unreadable files a data set's decoding names; more are counted
-_REPORTED: set[str] = set()  # the unreadable files reported in this process
+NAMED_UNREADABLE = 5  # unreadable files named one by one; more are counted
+_REPORTED: set[str] = set()  # the unreadable files of data sets reported in this process
+
+
+class UnreadableLog:
+    """Warns about the unreadable files of one pass over many (decoding a data set, predicting
+    a folder, caching recordings): the first `NAMED_UNREADABLE` by name, then, at `close`, a
+    count of the others, so a scraped folder with hundreds of broken files takes six lines."""
+
+    def __init__(self, kind: str, hint: str = ""):
+        self.kind, self.hint, self.count = kind, hint, 0
+
+    def skip(self, path: object, why: object) -> None:
+        self.count += 1
+        if self.count <= NAMED_UNREADABLE:
+            logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(why))
+
+    def close(self) -> None:
+        if self.count > NAMED_UNREADABLE:
+            logger.warning(
+                "skipped %d more unreadable %ss (%d in all)%s",
+                self.count - NAMED_UNREADABLE, self.kind, self.count, self.hint,
+            )
 
 
 def report_unreadable(kind: str, reasons: dict[str, str]) -> None:
-    """Warns about the unreadable files of `reasons` (path -> why) not yet reported in this
-    process (a labeled set and its pool both read train/): the first `NAMED_UNREADABLE` by
-    name, the others in a count."""
-    new = sorted((path, why) for path, why in reasons.items() if path not in _REPORTED)
-    _REPORTED.update(path for path, _ in new)
-    for path, why in new[:NAMED_UNREADABLE]:
-        logger.warning("skipping unreadable %s %s (%s)", kind, printable(path), why)
-    if len(new) > NAMED_UNREADABLE:
-        logger.warning(
-            "skipping %d more unreadable %ss (%d in all); set dataset.on_error=raise to stop at the first",
-            len(new) - NAMED_UNREADABLE, kind, len(new),
-        )
+    """Warns about the unreadable files of a data set (path -> why) that no data set has
+    reported in this process yet (a labeled set and its pool both read train/)."""
+    log = UnreadableLog(kind, "; set dataset.on_error=raise to stop at the first")
+    for path, why in sorted(reasons.items()):
+        if path not in _REPORTED:
+            _REPORTED.add(path)
+            log.skip(path, why)
+    log.close()
 
 
 class FileDataset(Dataset):

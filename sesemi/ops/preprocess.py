@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
-from sesemi.datasets.images import subset_dirs, unlabeled_samples
+from sesemi.datasets.images import UnreadableLog, subset_dirs, unlabeled_samples
 from sesemi.errors import SesemiError
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, claim
@@ -129,7 +129,7 @@ def _preprocess_one(
     for path in removed:
         path.unlink()
     todo = [p for p in files if not cache.entry(p).is_file()]
-    unreadable = 0
+    unreadable = UnreadableLog("audio file")
     with ProcessPoolExecutor(num_workers) if num_workers > 0 else nullcontext() as pool:
         errors = pool.map(_cache_one, repeat(cache), todo, chunksize=16) if pool else map(_cache_one, repeat(cache), todo)
         for done, (path, error) in enumerate(zip(todo, errors, strict=True), 1):
@@ -139,15 +139,15 @@ def _preprocess_one(
                 continue
             if on_error == "raise":
                 raise SesemiError(f"cannot read audio file {path} ({error}); remove it or set on_error=skip")
-            unreadable += 1
-            logger.warning("skipping unreadable audio file %s (%s)", path, error)
+            unreadable.skip(path, error)
+    unreadable.close()
     result = Preprocessed(
         root,
         sample_rate,
         len(files),
-        len(todo) - unreadable,
+        len(todo) - unreadable.count,
         len(files) - len(todo),
-        unreadable,
+        unreadable.count,
         len(removed),
         len(stale) - len(removed),
         str(cache.base),

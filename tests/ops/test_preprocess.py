@@ -61,6 +61,15 @@ def test_unreadable_files_are_skipped_or_named(tree):
         preprocess(str(tree.root), sample_rate=16000, on_error="raise")
 
 
+def test_many_unreadable_recordings_are_named_five_at_a_time(tree, caplog):
+    for index in range(7):
+        (tree.root / "unlabeled" / f"broken{index}.wav").write_bytes(b"no audio" * 50)
+    assert preprocess(str(tree.root), sample_rate=16000)[0].unreadable == 7
+    lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(lines) == 6 and all(line.startswith("skipping unreadable audio file ") for line in lines[:5])
+    assert lines[5] == "skipped 2 more unreadable audio files (7 in all)"
+
+
 def test_worker_processes_write_the_same_cache(tree):
     assert preprocess(str(tree.root), sample_rate=16000, num_workers=2)[0].written == 8
     assert all(AudioCache(tree.root, 16000).entry(p).is_file() for p in (tree.root / "val").rglob("*.*"))
