@@ -473,9 +473,6 @@ class ImageDataset(FileDataset):
         image.info["filename"] = path  # as in sesemi 0.3, for transforms that need the file
         return image
 
-    def to_stored(self, item: Image.Image) -> Tensor:
-        return pil_to_tensor(item)
-
     def warn_if_views_are_small(self, probes: int = 16) -> None:
         """Warns when the views shrink photos to a few dozen pixels: the `image` config trains
         on 32 px views, right for small images and a loss of most of a photo's detail.
@@ -509,6 +506,9 @@ class ImageDataset(FileDataset):
                 "(with backbone=resnet18; docs/data.md)",
                 image_side, side, SMALL_VIEW,
             )
+
+    def to_stored(self, item: Image.Image) -> Tensor:
+        return pil_to_tensor(item)
 
     def from_stored(self, stored: Tensor, path: str) -> Image.Image:
         image = _TO_PIL(stored)
