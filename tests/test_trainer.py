@@ -155,8 +155,10 @@ class _StopAt(pl.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_fit_leaves_a_checkpoint_to_resume_from(make_hparams, tmp_path, no_gpu):
-    """Ctrl-C mid-run writes `interrupted.ckpt` at the step reached, loadable with weights_only."""
+def test_interrupted_fit_leaves_a_checkpoint_to_resume_from(make_hparams, tmp_path, no_gpu, caplog):
+    """Ctrl-C mid-run writes `interrupted.ckpt` at the step reached, loadable with weights_only,
+    without Lightning's line that `weights_only` (of saving) defaulted to False, which reads
+    as if a checkpoint had been loaded unsafely."""
     model = Classifier(make_hparams(rotation=False))
     data = TensorDataset(torch.rand(16, 3, 8, 8), torch.arange(16) % 3)
     options = OmegaConf.create({"enable_progress_bar": False, "enable_model_summary": False})
@@ -166,7 +168,8 @@ def test_interrupted_fit_leaves_a_checkpoint_to_resume_from(make_hparams, tmp_pa
         warnings.simplefilter("ignore")
         trainer.fit(model, {"supervised": DataLoader(data, batch_size=2)})
     saved = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
-    assert saved["global_step"] == 3
+    assert saved["global_step"] == 3 and "optimizer_states" in saved
+    assert "weights_only" not in caplog.text
 
 
 def test_trackers_of_the_logger_group_write_into_the_run_folder(image_tree, tmp_path):
