@@ -29,4 +29,18 @@ class InterruptedCheckpoint(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn == "fit" and self.started:
+            _between_epochs(trainer)
             trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
+
+
+def _between_epochs(trainer: pl.Trainer) -> None:
+    """Makes a stop after an epoch's end the start of the next one.
+
+    SIGTERM during an epoch's last batch stops fitting once the epoch has completed, with the
+    epoch loop still counting that epoch's batches; resumed from such a state, Lightning takes
+    them as batches of the next epoch already done, which ends it after one batch (and a run
+    whose epochs are counted, after none). Lightning's own checkpoints are never taken there.
+    """
+    epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress
+    if batches.is_last_batch and epochs.completed == epochs.ready:
+        batches.reset_on_run()

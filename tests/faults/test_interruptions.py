@@ -23,7 +23,6 @@ SESEMI = Path(sys.executable).parent / "sesemi"
 STEPS = 12
 TINY = [
     "method=supervised",
-    f"run.num_iterations={STEPS}",
     "run.batch_size_per_gpu=4",
     "trainer.val_check_interval=4",
     "data.views.weak.padding=0",
@@ -51,21 +50,30 @@ class Batches(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _config(image_tree, callback: Batches):
-    config = compose("digits", [f"run.data_root={image_tree.root}", *TINY])
+def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={STEPS}"):
+    config = compose("digits", [f"run.data_root={image_tree.root}", *TINY, length])
     config.trainer.callbacks.append({"_target_": f"{__name__}.current"})
     global current
     current = lambda: callback  # noqa: E731 - the config names it, as it names any callback
     return config
 
 
-def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path):
+@pytest.mark.parametrize(
+    ("stop_at", "length"),
+    [(5, f"run.num_iterations={STEPS}"), (3, f"run.num_iterations={STEPS}"), (3, "run.num_epochs=4")],
+    ids=["mid-epoch", "epoch-end", "epoch-end-epochs"],
+)
+def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path, stop_at, length):
+    """Stopped in an epoch or in its last batch (three batches an epoch here), with the length
+    in steps or in epochs, the resumed run takes the batches the unbroken one took after the
+    stop, and ends with its weights. (Stopped in the last batch, the resumed run took the next
+    epoch for one batch long, and one whose steps bound its epochs ended short.)"""
     unbroken = Batches()
-    finished = run(_config(image_tree, unbroken), tmp_path / "unbroken")
+    finished = run(_config(image_tree, unbroken, length), tmp_path / "unbroken")
 
-    stopped = Batches(stop_at=5)
+    stopped = Batches(stop_at=stop_at)
     with pytest.raises(SystemExit) as exit:
-        run(_config(image_tree, stopped), tmp_path / "stopped")
+        run(_config(image_tree, stopped, length), tmp_path / "stopped")
     assert exit.value.code == 128 + signal.SIGTERM
     assert marker(tmp_path / "stopped").state == "interrupted"
     assert (tmp_path / "stopped" / "checkpoints" / "interrupted.ckpt").is_file()
