@@ -266,7 +266,14 @@ def class_samples(
         require_dir(folder)
     found = sorted({d.name for f in folders for d in class_folders(f)})
     if not found:
-        raise SesemiError(f"no class folders in {printable(', '.join(map(str, folders)))}; expected <class>/<{kind}>")
+        where = printable(", ".join(map(str, folders)))
+        loose = [entry.name for f in folders for entry in os.scandir(f) if entry.is_file() and accept(entry.name)]
+        if loose:
+            raise SesemiError(
+                f"{where} holds {len(loose)} {kind}s but no class folders; the labels are the folder names: "
+                f"move each {kind} into a folder of its class, e.g. {printable(folders[0] / '<class>' / sorted(loose)[0])}"
+            )
+        raise SesemiError(f"no class folders in {where}; expected <class>/<{kind}>")
     if classes is None:
         classes = found
     else:

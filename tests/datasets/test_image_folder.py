@@ -77,11 +77,20 @@ def test_empty_class_folder_is_named_in_the_error(image_tree):
 
 
 def test_folder_without_class_folders_is_an_error(tmp_path):
-    """Images directly in the folder (no class folders) give a SesemiError, not an empty set."""
+    """Images directly in the folder (no class folders, labels in the file names as Kaggle ships
+    them) give a SesemiError that says to sort them into class folders; an empty one, the layout."""
     (tmp_path / "train").mkdir()
-    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "a.png")
-    with pytest.raises(SesemiError, match="no class folders"):
+    for name in ("dog.0.png", "cat.0.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "train" / name)
+    with pytest.raises(SesemiError) as error:
         image_folder(str(tmp_path), "train")
+    assert str(error.value) == (
+        f"{tmp_path}/train holds 2 images but no class folders; the labels are the folder names: move each "
+        f"image into a folder of its class, e.g. {tmp_path}/train/<class>/cat.0.png"
+    )
+    (tmp_path / "val").mkdir()
+    with pytest.raises(SesemiError, match=r"^no class folders in .*val; expected <class>/<image>$"):
+        image_folder(str(tmp_path), "val")
 
 
 def test_missing_folder_is_a_sesemi_error(tmp_path):
