@@ -155,9 +155,15 @@ class TrainingRun:
                 raise SesemiError(f"{what} needs the columns path and label; it has: {', '.join(map(str, examples.columns))}")
             examples = zip(examples["path"], examples["label"], strict=True)
         try:
-            pairs = [(str(p), str(label)) for p, label in examples]
+            raw = [(p, label) for p, label in examples]
         except (TypeError, ValueError):
             raise SesemiError(f"{what} must be a DataFrame with path and label columns, or (path, label) pairs") from None
+        missing = [p for p, label in raw if label is None or label != label]  # None or NaN
+        if missing:
+            raise SesemiError(
+                f"{what} has {len(missing)} files without a label, e.g. {missing[0]}; pass them as unlabeled=, or drop them"
+            )
+        pairs = [(str(p), str(label)) for p, label in raw]
         labels = {label for _, label in pairs}
         unknown = sorted(labels - set(self.label_names))
         if unknown:

@@ -167,6 +167,7 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
         ([], {"method": "nomethod"}, "no method 'nomethod'; choose one of: "),
         ([], {"overrides": "run.seed=1"}, r"overrides are a list of strings, e.g. \['run.seed=1'\]"),
         ([("x", "y", "z")], {}, "DataFrame with path and label columns, or"),
+        ([("a.png", "red"), ("b.png", None), ("c.png", float("nan"))], {}, r"^train has 2 files without a label, e.g. b.png; pass them as unlabeled=, or drop them$"),
     ],
 )
 def test_bad_training_data_is_refused(image_tree, tmp_path, rows, kwargs, message):
