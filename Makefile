@@ -23,21 +23,25 @@ package: $(VENV)/.installed-dev  ## build and check the sdist and wheel, then tr
 	$(BIN)/twine check --strict dist/*
 	.ci/check_wheel $(BIN)/python dist/*.whl
 
+# setuptools notes every editable install of a package laid out as this one (configs/ outside
+# sesemi/) with a ten-line warning about folders named like the package; it asks nothing of you.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation:UserWarning" $(BIN)/pip install --quiet -e
+
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.created setup.py
-	$(BIN)/pip install --quiet -e .
+	$(EDITABLE) .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.created setup.py
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(EDITABLE) ".[dev]"
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-docs: $(VENV)/.created setup.py
-	$(BIN)/pip install --quiet -e ".[docs]"
+	$(EDITABLE) ".[docs]"
 	touch $@ $(VENV)/.installed
 
 clean:
