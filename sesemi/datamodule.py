@@ -22,6 +22,7 @@ from pytorch_lightning.accelerators import CUDAAccelerator
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
+from sesemi.datasets.builtin import split_named_otherwise
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
@@ -288,8 +289,14 @@ class SESEMIDataModule(pl.LightningDataModule):
         options["root"] = str(dataset_root(options, self.data_root))
         subset = options.get("subset")
         if name == "val" and isinstance(subset, str) and not (Path(options["root"]) / subset).exists():
+            missing = Path(options["root"]) / subset
+            if other := split_named_otherwise(missing):
+                raise SesemiError(
+                    f"no validation data: {missing} does not exist, but {other}/ does: "
+                    f"set data.val.dataset.subset={other}, or rename it {subset}/"
+                )
             raise SesemiError(
-                f"no validation data: {Path(options['root']) / subset} does not exist; put labeled files in it (<class>/<file>), "
+                f"no validation data: {missing} does not exist; put labeled files in it (<class>/<file>), "
                 "or validate on the training data with data.val.dataset.subset=train (which says little about new data)"
             )
         options["image_transform"] = self._transform(name, config)

@@ -206,6 +206,17 @@ def test_a_missing_validation_folder_says_how_to_train_without_one(image_tree):
         _module(_data(), image_tree.root)
 
 
+def test_a_validation_folder_named_valid_is_pointed_to(image_tree):
+    """Roboflow and Kaggle export train/, valid/ and test/: the error names valid/ and the key."""
+    (image_tree.root / "val").rename(image_tree.root / "valid")
+    with pytest.raises(SesemiError) as error:
+        _module(_data(), image_tree.root)
+    assert str(error.value) == (
+        f"no validation data: {image_tree.root / 'val'} does not exist, but valid/ does: "
+        "set data.val.dataset.subset=valid, or rename it val/"
+    )
+
+
 def test_prepare_data_builds_builtin_data_sets(tmp_path, monkeypatch):
     """prepare_data builds a built-in data set (digits) named by a loader's root."""
     from sesemi.datasets import builtin

@@ -108,15 +108,31 @@ def prepare_builtin(root: str | Path) -> None:
             builder(staging)
 
 
+# Names other tools give the splits (Roboflow and Kaggle export train/, valid/, test/).
+SPLIT_ALIASES = {"train": ("training",), "val": ("valid", "validation", "dev"), "unlabeled": ("unlabelled",)}
+
+
+def split_named_otherwise(path: Path) -> str | None:
+    """The folder beside a missing split that is the split under another name: in other
+    letter case (`Train/`) or as other tools name it (`valid/` for `val/`)."""
+    names = {path.name.lower(), *SPLIT_ALIASES.get(path.name, ())}
+    folders = sorted(f.name for f in path.parent.iterdir() if f.is_dir()) if path.parent.is_dir() else []
+    return next((name for name in folders if name.lower() in names), None)
+
+
 def missing_data_hint(path: Path) -> str:
     """Advice for a missing data folder: where a known data set can be had, the data root one
-    folder up when the one given is itself a split (`run.data_root=data/pets/train`), or the
-    layout when the data root holds class folders instead of splits."""
+    folder up when the one given is itself a split (`run.data_root=data/pets/train`), the split
+    under another name (`Train/`, `valid/`), or the layout when the data root holds class
+    folders instead of splits."""
     for part in [path.name, *(p.name for p in path.parents)]:
         if part in REMOTE_DATA:
             return f"; {REMOTE_DATA[part]}"
     if path.parent.name in SPLITS and path.parent.is_dir():
         return f"; the data root holds train/, val/ and unlabeled/: {path.parent.parent}, not {path.parent}"
+    if path.name in SPLITS and (other := split_named_otherwise(path)):
+        why = " (folder names are case-sensitive)" if other.lower() == path.name else ""
+        return f"; {path.parent} has {other}/: rename it {path.name}/{why}"
     folders = sorted(f.name for f in path.parent.iterdir() if f.is_dir()) if path.parent.is_dir() else []
     if path.name in SPLITS and folders and not set(folders) & set(SPLITS):
         shown = ", ".join(f"{name}/" for name in folders[:3]) + (", ..." if len(folders) > 3 else "")

@@ -138,6 +138,18 @@ def test_missing_data_hint_says_class_folders_go_in_train(tmp_path):
     assert f"holds cat/, dog/, fish/, ...: put the class folders in {tmp_path / 'pets' / 'train'}/" in hint
 
 
+@pytest.mark.parametrize(("present", "missing", "expected"), [
+    ("Train", "train", "has Train/: rename it train/ (folder names are case-sensitive)"),
+    ("training", "train", "has training/: rename it train/"),
+    ("unlabelled", "unlabeled", "has unlabelled/: rename it unlabeled/"),
+])
+def test_missing_data_hint_names_a_split_named_otherwise(tmp_path, present, missing, expected):
+    """Folders made on Windows or macOS (`Train/`) or exported by other tools (`training/`) are
+    the split, under another name: the hint says to rename it, not to move class folders."""
+    (tmp_path / "pets" / present / "cat").mkdir(parents=True)
+    assert missing_data_hint(tmp_path / "pets" / missing) == f"; {tmp_path / 'pets'} {expected}"
+
+
 def test_missing_data_hint_generic():
     """Other folders get generic advice pointing at run.data_root."""
     assert "run.data_root" in missing_data_hint(Path("data/photos/train"))
