@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -198,6 +199,13 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def same_name(name: str) -> str:
+    """A class folder's name as classes are matched: in Unicode's composed form (NFC), since
+    macOS writes `ü` decomposed (NFD) where Linux and Windows keep what was typed, so that a
+    `Müll/` made on a Mac and one made elsewhere are one class."""
+    return unicodedata.normalize("NFC", name)
+
+
 def class_folders(folder: Path) -> list[Path]:
     """The class folders in `folder`: its subfolders, except hidden ones (`is_hidden`)."""
     return [d for d in folder.iterdir() if d.is_dir() and not is_hidden(d.name)]
@@ -264,7 +272,11 @@ def class_samples(
     """
     for folder in folders:
         require_dir(folder)
-    found = sorted({d.name for f in folders for d in class_folders(f)})
+    spelled = {}  # each class folder's name as written, by its name as compared (`same_name`)
+    for folder in folders:
+        for directory in class_folders(folder):
+            spelled.setdefault(same_name(directory.name), directory.name)
+    found = sorted(spelled.values())
     if not found:
         where = printable(", ".join(map(str, folders)))
         loose = [entry.name for f in folders for entry in os.scandir(f) if entry.is_file() and accept(entry.name)]
@@ -278,8 +290,9 @@ def class_samples(
         classes = found
     else:
         classes = list(classes)
+        known = {same_name(name) for name in classes}
         for name in found:
-            if name not in classes:
+            if same_name(name) not in known:
                 where = next(f / name for f in folders if (f / name).is_dir())
                 known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
                 raise SesemiError(printable(
@@ -287,19 +300,16 @@ def class_samples(
                     "rename or remove the folder, or add the class to the training set"
                 ))
     passed: Counter[str] = Counter()
-    samples = [
-        (path, label)
-        for folder in folders
-        for label, name in enumerate(classes)
-        if (folder / name).is_dir()
-        for path in list_files(folder / name, accept, passed=passed)
-    ]
+    samples = []
+    for folder in folders:
+        directories = {same_name(d.name): d for d in class_folders(folder)}
+        for label, name in enumerate(classes):
+            if (directory := directories.get(same_name(name))) is not None:
+                samples += [(path, label) for path in list_files(directory, accept, passed=passed)]
     if accept is is_image_file:
         warn_unread_photos(passed, folders)
-    counts = {name: 0 for name in found}
-    for _, label in samples:
-        counts[classes[label]] += 1
-    empty = [name for name, count in counts.items() if count == 0]
+    counts = Counter(same_name(classes[label]) for _, label in samples)
+    empty = [name for name in found if counts[same_name(name)] == 0]
     if empty:
         raise SesemiError(printable(
             f"class folder(s) {', '.join(empty)} under {', '.join(map(str, folders))} hold no {kind}s; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -139,3 +141,19 @@ def test_a_class_folder_the_given_list_lacks_is_a_one_line_error(image_tree):
 def test_hidden_folders_are_not_classes(image_tree):
     (image_tree.root / "train" / ".ipynb_checkpoints").mkdir()
     assert image_folder(str(image_tree.root), "train").classes == image_tree.classes
+
+
+def test_a_class_named_alike_in_another_unicode_form_is_one_class(tmp_path):
+    """macOS writes `Müll` decomposed (NFD), Linux and Windows as typed (NFC): a validation
+    folder made on one and a training folder made on the other are the same class."""
+    import unicodedata
+
+    for split, form in (("train", "NFD"), ("val", "NFC")):
+        for name in (unicodedata.normalize(form, "Müll"), "Papier"):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / name / "a.png")
+    train = image_folder(str(tmp_path), "train")
+    val = image_folder(str(tmp_path), "val", classes=train.classes)
+    assert val.classes == train.classes and len(train.classes) == 2
+    assert sorted(label for _, label in val.samples) == [0, 1]
+    assert {Path(path).parent.name: label for path, label in val.samples}[unicodedata.normalize("NFC", "Müll")] == 0
