@@ -18,7 +18,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -85,10 +85,12 @@ class Prediction:
     input: Path | int
     label: str | None = None
     score: float | None = None
-    probabilities: Tensor | None = None
-    windows: Tensor | None = None
-    embedding: Tensor | None = None
-    window_embeddings: Tensor | None = None
+    # The tensors are left out of the repr: a list of predictions printed in a notebook would
+    # be a wall of numbers.
+    probabilities: Tensor | None = field(default=None, repr=False)
+    windows: Tensor | None = field(default=None, repr=False)
+    embedding: Tensor | None = field(default=None, repr=False)
+    window_embeddings: Tensor | None = field(default=None, repr=False)
     error: str | None = None
     out_of_class: float | None = None
 

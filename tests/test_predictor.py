@@ -130,6 +130,13 @@ def test_unreadable_files_are_skipped_in_place_or_raise(predictor, val_images, t
     assert "decompression bomb" in bombs[0].error
 
 
+def test_a_prediction_prints_as_its_label_and_score(predictor, val_images):
+    """Printed in a notebook, a prediction is its input, label and score, not its tensors."""
+    (prediction,) = predictor.predict(val_images[:1], embeddings=True)
+    text = repr(prediction)
+    assert text.startswith("Prediction(input=") and f"label={prediction.label!r}" in text and "tensor" not in text
+
+
 def test_many_unreadable_inputs_are_named_five_at_a_time(predictor, val_images, tmp_path, caplog):
     """A folder with many broken files: five are named, the rest counted; each prediction still
     carries its error."""
