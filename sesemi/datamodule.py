@@ -349,7 +349,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         if isinstance(labeled, ImageDataset) and stage not in ("validate", "test"):
             labeled.warn_if_views_are_small()
         # Val and test are scored by the model's class indices: the training set's.
-        classes = getattr(self.train_datasets.get("supervised"), "classes", None) or None
+        classes = getattr(labeled, "classes", None) or None
         if self.data.get("val"):
             self.val_dataset = self._build_dataset("val", self.data.val, classes)
         if self.data.get("test"):

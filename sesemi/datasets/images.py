@@ -272,10 +272,12 @@ def class_samples(
     """
     for folder in folders:
         require_dir(folder)
-    spelled = {}  # each class folder's name as written, by its name as compared (`same_name`)
-    for folder in folders:
-        for directory in class_folders(folder):
-            spelled.setdefault(same_name(directory.name), directory.name)
+    # Each folder's class folders by their names as compared (`same_name`), listed once.
+    directories = [{same_name(d.name): d for d in class_folders(folder)} for folder in folders]
+    spelled = {}  # each class's name as first written
+    for by_name in directories:
+        for name, directory in by_name.items():
+            spelled.setdefault(name, directory.name)
     found = sorted(spelled.values())
     if not found:
         where = printable(", ".join(map(str, folders)))
@@ -290,9 +292,9 @@ def class_samples(
         classes = found
     else:
         classes = list(classes)
-        known = {same_name(name) for name in classes}
+        training = {same_name(name) for name in classes}
         for name in found:
-            if same_name(name) not in known:
+            if same_name(name) not in training:
                 where = next(f / name for f in folders if (f / name).is_dir())
                 known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
                 raise SesemiError(printable(
@@ -301,10 +303,9 @@ def class_samples(
                 ))
     passed: Counter[str] = Counter()
     samples = []
-    for folder in folders:
-        directories = {same_name(d.name): d for d in class_folders(folder)}
+    for by_name in directories:
         for label, name in enumerate(classes):
-            if (directory := directories.get(same_name(name))) is not None:
+            if (directory := by_name.get(same_name(name))) is not None:
                 samples += [(path, label) for path in list_files(directory, accept, passed=passed)]
     if accept is is_image_file:
         warn_unread_photos(passed, folders)
