@@ -112,12 +112,16 @@ def prepare_builtin(root: str | Path) -> None:
 SPLIT_ALIASES = {"train": ("training",), "val": ("valid", "validation", "dev"), "unlabeled": ("unlabelled",)}
 
 
+def _folders_beside(path: Path) -> list[str]:
+    """The names of the folders beside `path`, sorted (none when its parent does not exist)."""
+    return sorted(f.name for f in path.parent.iterdir() if f.is_dir()) if path.parent.is_dir() else []
+
+
 def split_named_otherwise(path: Path) -> str | None:
     """The folder beside a missing split that is the split under another name: in other
     letter case (`Train/`) or as other tools name it (`valid/` for `val/`)."""
     names = {path.name.lower(), *SPLIT_ALIASES.get(path.name, ())}
-    folders = sorted(f.name for f in path.parent.iterdir() if f.is_dir()) if path.parent.is_dir() else []
-    return next((name for name in folders if name.lower() in names), None)
+    return next((name for name in _folders_beside(path) if name.lower() in names), None)
 
 
 def missing_data_hint(path: Path) -> str:
@@ -133,7 +137,7 @@ def missing_data_hint(path: Path) -> str:
     if path.name in SPLITS and (other := split_named_otherwise(path)):
         why = " (folder names are case-sensitive)" if other.lower() == path.name else ""
         return f"; {path.parent} has {other}/: rename it {path.name}/{why}"
-    folders = sorted(f.name for f in path.parent.iterdir() if f.is_dir()) if path.parent.is_dir() else []
+    folders = _folders_beside(path)
     if path.name in SPLITS and folders and not set(folders) & set(SPLITS):
         shown = ", ".join(f"{name}/" for name in folders[:3]) + (", ..." if len(folders) > 3 else "")
         return f"; {path.parent} holds {shown}: put the class folders in {path.parent / 'train'}/ (docs/data.md)"
