@@ -1,5 +1,6 @@
 """Log lines a user should not see twice, or at all: what a function returns, which a command
-prints itself, and what a library writes about work sesemi does on the side."""
+prints itself, and what a library writes about work sesemi does on the side; and counts that
+read as English (`1 run`, `2 runs`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ LIGHTNING_LOG = "pytorch_lightning.utilities.rank_zero"  # where Lightning says 
 # The `extra` of a log line that repeats what a function returns (a run's result, a published
 # uid): the command line prints that itself, on stdout, and leaves the line out (`is_result`).
 RESULT = {"sesemi_result": True}
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 run`, `2 runs`: a count and its noun, in the plural unless it is one."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def is_result(record: logging.LogRecord) -> bool:

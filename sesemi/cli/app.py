@@ -17,7 +17,6 @@ from rich.filesize import decimal
 
 from sesemi.cli import completion
 from sesemi.cli.output import (
-    counted,
     echo,
     exit_on_user_error,
     key_values,
@@ -26,6 +25,7 @@ from sesemi.cli.output import (
     show_info,
 )
 from sesemi.errors import SesemiError
+from sesemi.logs import counted
 from sesemi.version import __version__
 
 SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "rich", "pretty_exceptions_show_locals": False}

@@ -65,11 +65,6 @@ def echo(text: str = "", end: str = "\n", err: bool = False) -> None:
     print(text, end=end, file=sys.stderr if err else sys.stdout, flush=True)
 
 
-def counted(number: int, noun: str) -> str:
-    """`1 run`, `2 runs`: a count and its noun, in the plural unless it is one."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     """A table: drawn by rich on a terminal, tab-separated lines (header first) in a pipe."""
     rows = [[("" if cell is None else str(cell)) for cell in row] for row in rows]

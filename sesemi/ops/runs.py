@@ -17,6 +17,7 @@ import yaml
 
 from sesemi import ownership
 from sesemi.errors import SesemiError
+from sesemi.logs import counted
 from sesemi.ownership import MARKER, Marker
 from sesemi.results import RESULTS, RunResult
 
@@ -132,11 +133,11 @@ class Tidied:
         parts = []
         if self.unmarked:
             parts.append(
-                f"{len(self.unmarked)} run folders without a {MARKER} marker (made before sesemi marked its "
+                f"{counted(len(self.unmarked), 'run folder')} without a {MARKER} marker (made before sesemi marked its "
                 "runs, or not by sesemi; delete them yourself if they are yours to delete)"
             )
         if self.running:
-            parts.append(f"{len(self.running)} runs still running")
+            parts.append(f"{counted(len(self.running), 'run')} still running")
         return f"left alone {' and '.join(parts)}" if parts else None
 
 

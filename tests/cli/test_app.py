@@ -379,7 +379,7 @@ def test_rm_failed_dry_run_then_delete(sesemi_cli, runs_copy):
     result = sesemi_cli("rm-failed", runs_copy, "--dry-run")
     assert result.exit_code == 0 and str(failed) in result.output and str(earlier) not in result.output
     assert "would delete 1 failed run (" in result.output
-    assert "left alone 1 run folders without a .sesemi marker" in result.output
+    assert "left alone 1 run folder without a .sesemi marker" in result.output
     assert failed.exists()
     assert "deleted 1 failed run (" in sesemi_cli("rm-failed", runs_copy).output
     assert not failed.exists() and earlier.exists()

@@ -146,8 +146,8 @@ def test_remove_failed_deletes_only_stopped_runs_sesemi_marked(make_run, tmp_pat
     assert dry.removed == [failed, interrupted, killed] and dry.size > 0
     assert dry.unmarked == [earlier] and dry.running == [live]
     assert all(path.exists() for path in (failed, interrupted, killed))
-    assert "left alone 1 run folders without a .sesemi marker" in dry.left_alone()
-    assert dry.left_alone().endswith("and 1 runs still running")
+    assert "left alone 1 run folder without a .sesemi marker" in dry.left_alone()
+    assert dry.left_alone().endswith("and 1 run still running")
 
     assert remove_failed(runs).removed == [failed, interrupted, killed]
     assert sorted(p.name for p in runs.iterdir()) == ["earlier", "finished", "live"]
