@@ -19,6 +19,7 @@ from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_n
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
+from pytorch_lightning.utilities.seed import isolate_rng
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
@@ -514,6 +515,21 @@ class SESEMIDataModule(pl.LightningDataModule):
             samples = len(data)
         per_process = math.ceil(samples / world_size)  # Lightning's distributed sampler
         return per_process // batch_size if config.get("drop_last") else math.ceil(per_process / batch_size)
+
+    def example_input(self) -> torch.Tensor | None:
+        """The first validation input as a batch of one, from which Lightning's model summary
+        counts FLOPs and layer sizes; None without a validation set of tensors to index."""
+        data = self.val_dataset
+        if data is None or isinstance(data, IterableDataset):
+            return None
+        try:
+            with isolate_rng(include_cuda=False):  # a random transform draws what training would have
+                item = data[0]
+        except SesemiError:  # no file can be read: training says so
+            return None
+        if isinstance(item, (tuple, list)) and isinstance(item[0], torch.Tensor):
+            return item[0].unsqueeze(0)
+        return None
 
     @property
     def classes(self) -> list[str] | None:

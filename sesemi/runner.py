@@ -368,6 +368,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
             set_budget(trainer, config.run, attributes.iterations_per_epoch)
 
         learner = instantiate(config.learner, _recursive_=False)
+        learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary
         checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
         load_initial_weights(learner, config.run, mode, resumed=resume)
         if mode is RunMode.VALIDATE and datamodule.val_dataset is None:

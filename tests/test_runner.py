@@ -3,6 +3,8 @@ what a run leaves behind."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -321,3 +323,17 @@ def test_a_run_that_fails_before_writing_its_config_leaves_no_folder(image_tree,
     with pytest.raises(SesemiError, match="unknown attribute"):
         sesemi.run(config)
     assert not [path for path in (tmp_path / "runs").rglob("*") if path.is_file()]
+
+
+def test_the_model_summary_counts_flops_on_the_first_validation_input(image_tree, tmp_path, caplog):
+    """Lightning counts FLOPs only on an example input: the run gives it the first validation
+    image, so the summary shows each part's cost and sizes, not a column of zeros, and the
+    batches trained on are the same as without a summary."""
+    with caplog.at_level(logging.INFO):
+        summarized = _tiny_run(image_tree, tmp_path, "run.num_iterations=2", "trainer.enable_model_summary=true")
+    summary = next(record.getMessage() for record in caplog.records if "Total Flops" in record.getMessage())
+    assert "In sizes" in summary and "[1, 3, 32, 32]" in summary
+    total_flops = next(line for line in summary.splitlines() if line.endswith("Total Flops"))
+    assert total_flops.split()[0] != "0"
+    plain = _tiny_run(image_tree, tmp_path / "plain", "run.num_iterations=2")
+    assert summarized.metrics == plain.metrics
