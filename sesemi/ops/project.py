@@ -54,6 +54,8 @@ data:
 # Modules of your own go in src/ and are named from here, e.g. a backbone: add
 # `- override backbone: null` to the defaults above (or the built-in one's arguments come too), then
 #   learner.hparams.model.backbone._target_: src.my_backbones.MyBackbone
+# Training builds it as your config says; to predict, publish or resume such a run, trust your code
+# once with `sesemi trust add src` (sesemi builds only classes you trust from a run's files).
 """
 # The training length, sized when the project is made: on a CPU a wall-clock budget that the
 # first steps are measured against (run.time_budget); on a GPU the config's own iterations.

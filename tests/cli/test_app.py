@@ -282,6 +282,38 @@ def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
     assert not (out / "embeddings.npy").exists()  # they belonged to the predictions replaced
 
 
+def test_a_backbone_of_the_projects_src_trains_and_predicts_once_src_is_trusted(
+    sesemi_cli, project, tmp_path, monkeypatch
+):
+    """The template's advice followed: a backbone written in the project's src/ and named in
+    configs/custom.yaml trains; predicting with its run is refused, naming `sesemi trust add
+    src`, until the user trusts src, then works."""
+    from cli_project import TINY
+
+    monkeypatch.setenv("SESEMI_CONFIG_HOME", str(tmp_path / "config"))
+    root = tmp_path / "own"
+    assert sesemi_cli("create", root).exit_code == 0
+    (root / "src" / "my_backbones.py").write_text(
+        "from sesemi.models.backbones.convnet import ConvNet\n\n\nclass MyBackbone(ConvNet):\n    pass\n"
+    )
+    config = root / "configs" / "custom.yaml"
+    text = config.read_text().replace("  - image\n", "  - image\n  - override backbone: null\n", 1)
+    config.write_text(text + "learner:\n  hparams:\n    model:\n      backbone:\n        _target_: src.my_backbones.MyBackbone\n        widths: [4, 8]\n")
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))  # as `sesemi` puts the working folder first
+    monkeypatch.delitem(sys.modules, "src", raising=False)
+    tiny = [override for override in TINY if ".backbone." not in override]
+    trained = sesemi_cli("train", "-cd", "configs", "custom", f"run.data_root={project / 'data' / 'digits'}", *tiny)
+    assert trained.exit_code == 0, trained.output
+    (run,) = root.glob("runs/custom/flexmatch/*/results.json")
+    images = project / "data" / "digits" / "val" / "3"
+    predict = ("inference", run.parent, images, "--save-dir", tmp_path / "out", "--device", "cpu")
+    assert "`sesemi trust add src.my_backbones`" in error_line(sesemi_cli(*predict))
+    assert sesemi_cli("trust", "add", "src").exit_code == 0
+    predicted = sesemi_cli(*predict)
+    assert predicted.exit_code == 0 and "predicted" in predicted.output, predicted.output
+
+
 def test_inference_tta_averages_each_image_with_its_flip(sesemi_cli, project, tmp_path):
     """--tta reaches the predictor: the table holds the probabilities averaged with the mirrored
     images, which differ from those of the images alone; the embeddings stay one row per image."""
