@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ CONFIG = "config.yaml"
 # The run folder, for the processes a multi-process fit launches (they run this module again).
 RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 BUDGET_VARIABLE = "SESEMI_BUDGET_ITERATIONS"  # likewise, the iterations a time budget allows
+
 
 def default_run_dir(run: DictConfig) -> Path:
     """The folder of a run started outside Hydra (`sesemi.config.resolvers.run_folder`)."""
@@ -426,7 +428,11 @@ def _finish(trainer: pl.Trainer, learner: pl.LightningModule, datamodule: SESEMI
     the best one when they score higher, or when nothing was validated before)."""
     if datamodule.val_dataset is None or getattr(learner, "validated_at_step", None) == trainer.global_step:
         return
-    trainer.validate(learner, datamodule=datamodule, verbose=False, weights_only=True)
+    # Lightning advises validating on one device when `validate` runs on several; this validation
+    # ends a multi-process fit on its processes, as every validation during the fit ran.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*During `trainer\.validate\(\)`, it is recommended.*")
+        trainer.validate(learner, datamodule=datamodule, verbose=False, weights_only=True)
     best, last = checkpoint_callbacks(trainer)
     if last is not None:
         path = Path(last.dirpath) / f"{last.filename}.ckpt"

@@ -51,8 +51,9 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_result(tmp_path, label
 
 @pytest.mark.slow
 def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
-    """Each process of the run returns its result to `sesemi train`; one line reports it, and
-    sesemi's progress lines come from the first process only."""
+    """Each process of the run returns its result to `sesemi train`; one line reports it,
+    sesemi's progress lines come from the first process only, and Lightning's advice about
+    validating on several devices is not printed for the validation that ends the fit."""
     command = [
         str(Path(sys.executable).parent / "sesemi"), "train", "digits",
         f"run.data_root={tmp_path / 'digits'}",
@@ -63,3 +64,5 @@ def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("val/top1=") == 1, done.stdout
     assert done.stderr.count("decoding 50 images into memory") == 1, done.stderr  # not once per process
+    # The validation that ends the run is the fit's own: no advice to validate on one device.
+    assert "During `trainer.validate()`" not in done.stderr, done.stderr
