@@ -76,7 +76,8 @@ class PlainProgress(ProgressBar):
         print(" | ".join(parts), file=sys.stderr, flush=True)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._enabled or trainer.sanity_checking or not trainer.is_global_zero:
+        # At step 0 a run only evaluates (run.mode=VALIDATE): its result line says the same.
+        if not self._enabled or trainer.sanity_checking or not trainer.is_global_zero or not trainer.global_step:
             return
         shown = ", ".join(f"{k} {float(v):.4g}" for k, v in trainer.callback_metrics.items() if k.startswith("val/"))
         if shown:

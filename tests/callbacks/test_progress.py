@@ -9,20 +9,18 @@ from sesemi import compose, run
 
 def test_a_piped_run_prints_plain_progress_lines(image_tree, tmp_path, capsys):
     """With stderr not a terminal (as under pytest), a run prints about twenty lines of step,
-    speed, ETA and loss, and a line of metrics after each validation; no control characters."""
-    config = compose(
-        "digits",
-        [
-            "method=supervised",
-            f"run.data_root={image_tree.root}",
-            "run.num_iterations=40",
-            "trainer.val_check_interval=20",
-            "run.batch_size_per_gpu=4",
-            "data.views.weak.crop_dim=16",
-            "learner.hparams.model.backbone.widths=[4,8]",
-        ],
-    )
-    run(config, tmp_path / "run")
+    speed, ETA and loss, and a line of metrics after each validation; no control characters.
+    An evaluation prints no such line: its result says the metrics."""
+    overrides = [
+        "method=supervised",
+        f"run.data_root={image_tree.root}",
+        "run.num_iterations=40",
+        "trainer.val_check_interval=20",
+        "run.batch_size_per_gpu=4",
+        "data.views.weak.crop_dim=16",
+        "learner.hparams.model.backbone.widths=[4,8]",
+    ]
+    best = run(compose("digits", overrides), tmp_path / "run").best_checkpoint
     lines = capsys.readouterr().err.splitlines()
     steps = [line for line in lines if line.startswith("step ")]
     assert len(steps) == 20 and steps[0].startswith("step 2/40 (5%) | ")
@@ -30,3 +28,7 @@ def test_a_piped_run_prints_plain_progress_lines(image_tree, tmp_path, capsys):
     assert "val/top1" in steps[-1]
     assert sum(line.startswith("validated at step ") for line in lines) == 2
     assert not any("\x1b" in line or "━" in line for line in lines)
+
+    evaluation = compose("digits", [*overrides, "run.mode=VALIDATE", f"run.pretrained_checkpoint_path={best}"])
+    run(evaluation, tmp_path / "evaluation")
+    assert "validated at step" not in capsys.readouterr().err  # the result line says it once
