@@ -338,8 +338,10 @@ class SESEMIDataModule(pl.LightningDataModule):
         return transforms[0] if len(transforms) == 1 else MultiView(transforms)
 
     def setup(self, stage: str | None = None) -> None:
-        """Builds the data sets; to evaluate (`stage` "validate" or "test"), of the training sets
-        only the labeled one, whose classes number val and test: an unlabeled pool is not read."""
+        """Builds the data sets a stage reads (all of them without one): to fit, the training
+        sets and val; to evaluate ("validate" or "test"), the labeled training set, whose classes
+        number the evaluated set, and that set. An unlabeled pool is read only to fit, a test set
+        only to test."""
         if self._built:
             return
         train = self.data.get("train") or {}
@@ -351,9 +353,9 @@ class SESEMIDataModule(pl.LightningDataModule):
             labeled.warn_if_views_are_small()
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(labeled, "classes", None) or None
-        if self.data.get("val"):
+        if self.data.get("val") and stage != "test":
             self.val_dataset = self._build_dataset("val", self.data.val, classes)
-        if self.data.get("test"):
+        if self.data.get("test") and stage in (None, "test"):
             self.test_dataset = self._build_dataset("test", self.data.test, classes)
         self._built = True
 

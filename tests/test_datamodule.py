@@ -383,11 +383,13 @@ def test_val_and_test_are_numbered_by_the_training_classes(image_tree):
     green images are labeled 1 (green in training), not 0 (green's place among its own folders)."""
     _remove(image_tree.root / "val" / "blue")
     data = _data(test=_data().val)
-    module = _module(data, image_tree.root)
-    for split in (module.val_dataset, module.test_dataset):
+    fitted = _module(data, image_tree.root)
+    tested = SESEMIDataModule(data, str(image_tree.root), 4)
+    tested.setup("test")
+    for split in (fitted.val_dataset, tested.test_dataset):
         assert split.classes == ["blue", "green", "red"]
         assert {path.split("/")[-2]: label for path, label in split.samples} == {"green": 1, "red": 2}
-    assert module.classes == ["blue", "green", "red"]
+    assert fitted.classes == tested.classes == ["blue", "green", "red"]
 
 
 def test_a_val_class_training_lacks_is_a_one_line_error(image_tree):

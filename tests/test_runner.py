@@ -106,14 +106,23 @@ def test_attributes_come_from_the_data(image_tree):
     assert attributes.num_gpus == 0 and attributes.num_nodes == 1
 
 
-def test_evaluating_reads_only_the_labeled_training_set(image_tree):
+def test_each_stage_reads_only_the_data_sets_it_uses(image_tree):
     """To validate or test, the training set's classes number the classes; the unlabeled loaders
-    (a pool of maybe 100k files) are not built."""
+    (a pool of maybe 100k files) are not built, nor is a test set to fit or validate, nor the
+    validation set to test."""
     config = _config()
-    for stage, built in (("fit", {"supervised", "rotation_prediction"}), ("validate", {"supervised"}), ("test", {"supervised"})):
+    config.data.val = {"dataset": {"name": "image_folder", "subset": "val", "image_transform": TO_TENSOR}}
+    config.data.test = config.data.val
+    stages = {
+        "fit": ({"supervised", "rotation_prediction"}, True, False),
+        "validate": ({"supervised"}, True, False),
+        "test": ({"supervised"}, False, True),
+    }
+    for stage, (built, val, test) in stages.items():
         module = SESEMIDataModule(config.data, str(image_tree.root), None)
         module.setup(stage)
         assert set(module.train_datasets) == built and module.classes == image_tree.classes
+        assert (module.val_dataset is not None, module.test_dataset is not None) == (val, test), stage
 
 
 def test_iteration_budget_is_max_iterations(image_tree):
