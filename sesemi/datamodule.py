@@ -276,8 +276,11 @@ class SESEMIDataModule(pl.LightningDataModule):
             if isinstance(root, Path):
                 prepare_builtin(root)
 
-    def _build_dataset(self, name: str, config: DictConfig, classes: list[str] | None = None) -> Dataset:
-        """A loader's data set; with `classes` (the training set's), numbered by them."""
+    def _build_dataset(
+        self, name: str, config: DictConfig, classes: list[str] | None = None, decoded: bool = True
+    ) -> Dataset:
+        """A loader's data set; with `classes` (the training set's), numbered by them. Not
+        `decoded`, only its files and classes are listed (no file is decoded into memory)."""
         options = OmegaConf.to_container(config.dataset, resolve=True)
         if "name" not in options:
             evaluation = name in ("val", "test")
@@ -301,14 +304,17 @@ class SESEMIDataModule(pl.LightningDataModule):
                 "or validate on the training data with data.val.dataset.subset=train (which says little about new data)"
             )
         options["image_transform"] = self._transform(name, config)
+        builder = DATASETS.get(options["name"]) if options["name"] in DATASETS else None
+        parameters = inspect.signature(builder).parameters if builder is not None else {}
+        if not decoded and "cache" in parameters:
+            options["cache"] = "none"
         if classes is None:
             return dataset(**options)
         if options.get("classes") not in (None, classes):
             raise SesemiError(
                 f"loader {name!r} sets dataset.classes; remove it: {name} is numbered by the training set's classes"
             )
-        builder = DATASETS.get(options["name"]) if options["name"] in DATASETS else None
-        if builder is not None and "classes" in inspect.signature(builder).parameters:
+        if "classes" in parameters:
             options["classes"] = classes
         data = dataset(**options)
         own = getattr(data, "classes", None)
@@ -345,11 +351,14 @@ class SESEMIDataModule(pl.LightningDataModule):
         if self._built:
             return
         train = self.data.get("train") or {}
-        if stage in ("validate", "test"):
+        evaluating = stage in ("validate", "test")
+        if evaluating:  # of the labeled set only its classes are needed: none of its files is decoded
             train = {name: config for name, config in train.items() if name == "supervised"}
-        self.train_datasets = {name: self._build_dataset(name, config) for name, config in train.items()}
+        self.train_datasets = {
+            name: self._build_dataset(name, config, decoded=not evaluating) for name, config in train.items()
+        }
         labeled = self.train_datasets.get("supervised")
-        if isinstance(labeled, ImageDataset) and stage not in ("validate", "test"):
+        if isinstance(labeled, ImageDataset) and not evaluating:
             labeled.warn_if_views_are_small()
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(labeled, "classes", None) or None

@@ -107,9 +107,9 @@ def test_attributes_come_from_the_data(image_tree):
 
 
 def test_each_stage_reads_only_the_data_sets_it_uses(image_tree):
-    """To validate or test, the training set's classes number the classes; the unlabeled loaders
-    (a pool of maybe 100k files) are not built, nor is a test set to fit or validate, nor the
-    validation set to test."""
+    """To validate or test, the training set's classes number the classes, and none of its files
+    is decoded into memory; the unlabeled loaders (a pool of maybe 100k files) are not built, nor
+    is a test set to fit or validate, nor the validation set to test."""
     config = _config()
     config.data.val = {"dataset": {"name": "image_folder", "subset": "val", "image_transform": TO_TENSOR}}
     config.data.test = config.data.val
@@ -122,6 +122,7 @@ def test_each_stage_reads_only_the_data_sets_it_uses(image_tree):
         module = SESEMIDataModule(config.data, str(image_tree.root), None)
         module.setup(stage)
         assert set(module.train_datasets) == built and module.classes == image_tree.classes
+        assert (module.train_datasets["supervised"].memory is not None) == (stage == "fit"), stage
         assert (module.val_dataset is not None, module.test_dataset is not None) == (val, test), stage
 
 

@@ -72,7 +72,7 @@ class AudioDataset(FileDataset):
         super().__init__(samples, classes, transform, on_error, memory)
         segment = getattr(transform, "segment", None)  # a `MultiView` of clips: one stretch per item
         self.stretch = segment.length if self.memory is None and segment is not None else None
-        if self.memory is None and cache is None:
+        if self.memory is None and cache is None and memory != "none":  # "none": as the user chose
             logger.info(
                 "reading each of %d audio files whenever a clip of it is loaded; `sesemi preprocess` "
                 "decodes and resamples them once, into the cache training reads (docs/tutorials/audio.md)",

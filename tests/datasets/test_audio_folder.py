@@ -9,7 +9,7 @@ import pytest
 import torch
 from audio_samples import audio_tree, tone, write
 
-from sesemi.datasets import dataset
+from sesemi.datasets import dataset, memory_cache
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.errors import SesemiError
 from sesemi.transforms import eval_audio_transforms
@@ -98,15 +98,18 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
     assert other_rate.cache is None  # no cache at 8 kHz: decode
 
 
-def test_decoding_at_every_clip_suggests_the_preprocess_cache(tree, caplog):
+def test_decoding_at_every_clip_suggests_the_preprocess_cache(tree, caplog, monkeypatch):
     """A pool too large to keep in memory reads its files for every clip; the log says what
-    decodes and resamples them once, and is quiet when that cache is there."""
+    decodes and resamples them once, and is quiet when that cache is there, or when the files
+    are not to be kept in memory (`cache: none`, or a labeled set only listed for its classes)."""
+    monkeypatch.setattr(memory_cache, "CACHE_MAX_FILES", 1)  # the pool is "too large"
     caplog.set_level("INFO", logger="sesemi")
-    dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000, cache="none")
+    dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000)
     assert "`sesemi preprocess` decodes and resamples them once" in caplog.text
     caplog.clear()
-    AudioCache(tree.root, 16000).folder.mkdir(parents=True)  # what `sesemi preprocess` makes
     dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000, cache="none")
+    AudioCache(tree.root, 16000).folder.mkdir(parents=True)  # what `sesemi preprocess` makes
+    dataset("audio_file", str(tree.root), "unlabeled", sample_rate=16000)
     dataset("audio_file", str(tree.root), "unlabeled", sample_rate=8000, cache="memory")
     assert "sesemi preprocess" not in caplog.text
 
