@@ -367,6 +367,8 @@ def pseudo_label(
             f"on validation the teacher is right about {checked['sure_right']:.0%} of the {checked['sure']} "
             f"files (of {checked['files']}) it is {checked['threshold']:g} sure of"
         )
+    elif checked and checked["files"]:
+        echo(f"on validation the teacher is {checked['threshold']:g} sure of none of the {checked['files']} files")
 
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

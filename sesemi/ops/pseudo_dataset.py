@@ -70,7 +70,8 @@ def check_teacher(
 ) -> dict[str, Any] | None:
     """How often the teacher is right about the validation files it is sure of (score at least
     `threshold`, and at least 0.8), a stand-in for its pseudo-labels' precision; a warning when
-    a student would learn almost as many errors as labels. None without a validation folder.
+    a student would learn almost as many errors as labels, or when the teacher is sure of no
+    file at all. None without a validation folder.
     `predicting` goes to `Predictor.predict` (batch size, TTA, workers, on_error)."""
     if val_subset is None or not (Path(data_root) / val_subset).is_dir():
         return None
@@ -83,7 +84,13 @@ def check_teacher(
         if p.error is None and p.score >= sure  # an unreadable file has no score
     ]
     precision = sum(right) / len(right) if right else None
-    if precision is not None and precision < TRUSTWORTHY:
+    if samples and not right:
+        logger.warning(
+            "the teacher is %g sure of none of the %d validation files: its pseudo-labels would be "
+            "guesses; train a better teacher first (docs/methods/noisy_student.md)",
+            sure, len(samples),
+        )
+    elif precision is not None and precision < TRUSTWORTHY:
         logger.warning(
             "the teacher is right about only %.0f%% of the %d validation files it is %g sure of: a student "
             "would learn many wrong pseudo-labels and may end below it (docs/methods/noisy_student.md)",

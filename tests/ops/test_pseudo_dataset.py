@@ -135,6 +135,14 @@ def test_the_teacher_is_checked_on_the_validation_files_it_is_sure_of(teacher, d
     assert pseudo_dataset(teacher, data_root, tmp_path / "b", device="cpu", val_subset=None)["teacher_on_val"] is None
 
 
+def test_a_teacher_sure_of_no_validation_file_is_warned_about(teacher, data_root, tmp_path, caplog):
+    """A teacher sure of none of the validation files (here, sure means a probability of 1)
+    makes guesses: that is said, where the share it is right about has nothing to count."""
+    info = pseudo_dataset(teacher, data_root, tmp_path / "a", device="cpu", threshold=1.0)
+    assert info["teacher_on_val"] == {"files": 6, "sure": 0, "threshold": 1.0, "sure_right": None}
+    assert "the teacher is 1 sure of none of the 6 validation files" in caplog.text
+
+
 def test_an_unreadable_validation_file_is_left_out_of_the_teacher_check(teacher, data_root, tmp_path):
     """With on_error=skip a corrupt validation file counts among the files, never as sure."""
     shutil.copytree(data_root / "val", tmp_path / "val")
