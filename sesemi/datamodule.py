@@ -198,6 +198,24 @@ class UnbrokenLoader(DataLoader):
             yield batch
 
 
+class StreamLoader(DataLoader):
+    """The loader of a streamed data set: sets the data set's `epoch` before each pass, so that
+    loader processes started anew every epoch stream that epoch's items, not the first's again.
+
+    Args:
+        epoch: The epoch of the first pass (a resumed run's).
+    """
+
+    def __init__(self, *args: Any, epoch: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._epoch = epoch
+
+    def __iter__(self) -> Iterator[Any]:
+        self.dataset.epoch = self._epoch
+        self._epoch += 1
+        return super().__iter__()
+
+
 def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0, seed: int | None = None) -> DataLoader:
     """The same loader yielding `num_batches` an epoch, iterated once for the whole run.
 
@@ -408,7 +426,7 @@ class SESEMIDataModule(pl.LightningDataModule):
                 # waiting on that lock for ever; a fork server is a process without such threads.
                 kwargs["multiprocessing_context"] = fork_server()
         if isinstance(data, IterableDataset):
-            return self._stream_loader(name, config, data, batch_size, kwargs)
+            return self._stream_loader(name, config, data, batch_size, kwargs, seed)
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):
@@ -431,18 +449,29 @@ class SESEMIDataModule(pl.LightningDataModule):
         return loader
 
     def _stream_loader(
-        self, name: str, config: DictConfig, data: IterableDataset, batch_size: int | None, kwargs: dict[str, Any]
+        self,
+        name: str,
+        config: DictConfig,
+        data: IterableDataset,
+        batch_size: int | None,
+        kwargs: dict[str, Any],
+        seed: int | None,
     ) -> DataLoader:
         """The loader of a streamed data set (`shards`): the data set shuffles its items and splits
-        them between processes itself, in whole batches of the loader's size."""
+        them between processes itself, in whole batches of the loader's size, from the rank, the
+        epoch and (unless it has its own) the seed that this process gives it."""
         if batch_size is None or config.get("sampler") or config.get("batch_sampler"):
             raise SesemiError(f"loader {name!r} streams its data set: give it a batch_size or mu, and no sampler")
         data.batch_size = batch_size
+        data.rank, data.world_size = self._rank, self.trainer.world_size if self.trainer is not None else 1
+        if data.seed is None:
+            data.seed = seed
         for option in ("shuffle", "sampler", "drop_last"):
             kwargs.pop(option, None)
         if config.get("collate_fn"):
             kwargs["collate_fn"] = instantiate(config.collate_fn)
-        return DataLoader(data, batch_size=batch_size, **kwargs)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0  # a resumed run's
+        return StreamLoader(data, batch_size=batch_size, epoch=epoch, **kwargs)
 
     def _own_random_streams(self, name: str, data: Dataset, kwargs: dict[str, Any], seed: int) -> Dataset:
         """Gives a training loader's augmentations random numbers of its own (see sesemi/streams.py).

@@ -7,7 +7,9 @@ webdataset's `TarWriter` writes them. Nothing is listed or decoded ahead: every 
 draws shards at random (with replacement, seeded by the run's seed, the process's rank and
 worker, and the epoch; webdataset's `ResampledShards`), streams their samples through a shuffle
 buffer and decodes each image as it comes. An epoch is `size` items per run, split between the
-processes of a multi-GPU run and the loader processes of each.
+processes of a multi-GPU run and the loader processes of each. The run's loader tells the data
+set its process's rank, the epoch, and (from `run.seed`, unless the data set has a seed of its
+own) the seed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from torchvision.transforms.v2.functional import pil_to_tensor
 
@@ -83,7 +84,8 @@ class ShardDataset(IterableDataset):
         shards: The shard URLs or paths (`list_shards`).
         size: The items of one epoch, over all processes.
         transform: A transform applied to each image.
-        seed: The seed of the shard draws and the shuffle buffer (None: a fresh one per run).
+        seed: The seed of the shard draws and the shuffle buffer (None: the run's loader sets
+            one from `run.seed`; without that, a fresh one at every pass).
         shuffle_buffer: Samples shuffled together as they stream in.
     """
 
@@ -103,21 +105,17 @@ class ShardDataset(IterableDataset):
         self.size = size
         self.transform = transform
         self.min_side = input_side(transform)
-        self.seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+        self.seed = seed
         self.shuffle_buffer = shuffle_buffer
+        # Set by the run's loader, in the training process: its loader processes (started from
+        # a fork server in a multi-process run) know neither the rank nor the epoch.
         self.batch_size = 1  # the loader's; each loader process yields whole batches
+        self.rank, self.world_size = 0, 1  # this process's place among the run's
         self.epoch = 0
         self.classes: list[str] = []
 
-    def _processes(self) -> tuple[int, int]:
-        """This process's rank and the number of processes sharing the epoch."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
-
     def _batches(self) -> int:
-        rank, world_size = self._processes()
-        return math.ceil(math.ceil(self.size / world_size) / self.batch_size)
+        return math.ceil(math.ceil(self.size / self.world_size) / self.batch_size)
 
     def __len__(self) -> int:
         """The items this process yields in an epoch: whole batches."""
@@ -125,13 +123,13 @@ class ShardDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         wds = _webdataset()
-        rank, _ = self._processes()
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         batches = self._batches()
         quota = (batches // workers + (worker_id < batches % workers)) * self.batch_size
-        seed = stream_seed(self.seed, rank, worker_id, self.epoch) % 2**31
-        self.epoch += 1  # a loader without a sampler to set epochs iterates again: the next one
+        base = int.from_bytes(os.urandom(4), "little") if self.seed is None else self.seed
+        seed = stream_seed(base, self.rank, worker_id, self.epoch) % 2**31
+        self.epoch += 1  # the next pass of a process that keeps this copy (persistent workers)
         pipeline = wds.DataPipeline(
             wds.ResampledShards(self.shards, seed=seed, worker_seed=lambda: 0, deterministic=True),
             _open_shards,

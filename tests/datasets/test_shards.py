@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from conftest import TINY_IMAGE_TRAINING, make_image_tree
+from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from sesemi import compose, run
+from sesemi.datamodule import SESEMIDataModule
 from sesemi.datasets import dataset
 from sesemi.errors import SesemiError
 
@@ -85,3 +88,38 @@ def test_fixmatch_trains_on_a_pool_streamed_from_shards(tmp_path):
     )
     result = run(config, tmp_path / "run")
     assert result.global_step == 2
+
+
+def _pool_loader(pool: Path, seed: int | None, trainer=None):
+    """The training loader of a run (of `trainer`'s process) that streams `pool` with a loader
+    process, started anew each epoch."""
+    data = OmegaConf.create(
+        {"train": {"pool": {"dataset": {"name": "shards", "root": str(pool), "size": 12}, "batch_size": 3, "num_workers": 1}}}
+    )
+    module = SESEMIDataModule(data, str(pool), None, seed)
+    module.trainer = trainer
+    module.setup("fit")
+    return module._loader("pool", data.train.pool, module.train_datasets["pool"], train=True)
+
+
+def _shades(loader) -> list[int]:
+    return torch.cat([images[:, 0, 0, 0] for images, _ in loader]).tolist()
+
+
+def test_each_process_and_epoch_streams_its_own_items_as_the_run_seed_says(tmp_path):
+    """The loader gives the data set the run's seed, its process's rank and the epoch, which its
+    loader processes (started anew every epoch, from a fork server in a multi-process run)
+    cannot find out: the same seed streams the same items, each epoch other ones, a resumed
+    epoch its own again, and the two processes of a run each their half of other items."""
+    pool = write_shards(tmp_path / "pool", per_shard=8)
+    loader = _pool_loader(pool, seed=5)
+    epochs = [_shades(loader), _shades(loader)]
+    assert epochs[0] == _shades(_pool_loader(pool, seed=5))
+    assert epochs[0] != epochs[1] and len(epochs[1]) == 12
+    resumed = SimpleNamespace(global_rank=0, world_size=1, current_epoch=1, num_devices=1, accelerator=None)
+    assert _shades(_pool_loader(pool, seed=5, trainer=resumed)) == epochs[1]
+    streams = []
+    for rank in (0, 1):
+        process = SimpleNamespace(global_rank=rank, world_size=2, current_epoch=0, num_devices=1, accelerator=None)
+        streams.append(_shades(_pool_loader(pool, seed=5, trainer=process)))
+    assert len(streams[0]) == len(streams[1]) == 6 and streams[0] != streams[1]
