@@ -232,6 +232,24 @@ def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_
     assert again.metrics == result.metrics and again.classes == ["blue", "green", "red"]
 
 
+def test_gradient_accumulation_trains_every_step_of_the_budget(digits_root, tmp_path):
+    """run.num_iterations counts optimizer steps: with two batches a step (digits: two batches
+    an epoch) the run takes all of them, not the steps that the batches of its epochs make."""
+    from sesemi.config.compose import compose
+
+    overrides = [
+        "method=supervised",
+        f"run.data_root={digits_root}",
+        "run.num_iterations=8",
+        "+trainer.accumulate_grad_batches=2",
+        "learner.hparams.model.backbone.widths=[4,8]",
+        "+trainer.limit_val_batches=1",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]
+    assert run(compose("digits", overrides), tmp_path / "run").global_step == 8
+
+
 def test_test_mode_evaluates_a_checkpoint_on_the_test_set(image_tree, tmp_path):
     """run.mode=TEST loads the weights it is given and reports test/ metrics, equal to what the
     same weights score as validation on the same images."""
