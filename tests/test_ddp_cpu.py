@@ -66,3 +66,31 @@ def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
     assert done.stderr.count("decoding 50 images into memory") == 1, done.stderr  # not once per process
     # The validation that ends the run is the fit's own: no advice to validate on one device.
     assert "During `trainer.validate()`" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method, overrides",
+    [("iomatch", []), ("simmatch", ["run.accelerator=ddp"]), ("simclr_freematch", ["run.pretrain=0.5"])],
+)
+def test_a_method_that_skips_a_term_at_some_steps_trains_on_two_processes(tmp_path, method, overrides):
+    """A term weighted 0 at a step is not computed: IOMatch's detectors and SimMatch's
+    projection at step 0 (their ramp-up), the classification head while SimCLR pre-trains and
+    the projection after. DDP needs a gradient for every parameter at every step; the skipped
+    terms' parameters get one of 0, so Lightning's plain DDP trains them all."""
+    command = [
+        str(Path(sys.executable).parent / "open_sesemi"),
+        "-cn", "digits",
+        f"method={method}",
+        f"run.data_root={tmp_path / 'digits'}",
+        "+trainer.devices=2",
+        "run.num_iterations=4",
+        *overrides,
+        "+trainer.limit_val_batches=1",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results_file,) = (tmp_path / "runs" / "digits").glob("*/*/results.json")
+    assert json.loads(results_file.read_text())["global_step"] == 4

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -73,6 +73,13 @@ def _loss_head(config: DictConfig, what: str) -> LossHead:
     if not isinstance(head, LossHead):
         raise SesemiError(f"{what} is not a LossHead")
     return head
+
+
+def _zero_use(modules: Sequence[nn.Module]) -> Tensor | int:
+    """0 x the sum of every trainable parameter of `modules`: in a multi-process run the terms
+    skipped at a step (weighted 0) still hand each of their parameters a gradient (of 0), which
+    DDP needs from every parameter at every step. Near free, unlike computing those terms."""
+    return sum(parameter.sum() * 0 for module in modules for parameter in module.parameters() if parameter.requires_grad)
 
 
 class Classifier(pl.LightningModule):
@@ -206,6 +213,9 @@ class Classifier(pl.LightningModule):
             total = total + logs[f"train/{name}_loss"]
             if outputs.weights is not None:
                 logs[f"train/{name}_weight"] = outputs.weights.float().mean()
+        if self._trainer is not None and self.trainer.world_size > 1:
+            skipped = [head for name, head in self.loss_heads.items() if name not in loss_heads]
+            total = total + _zero_use([*skipped, *([] if supervised else [self.head])])
         logs["train/loss"] = total
         self.log_dict(logs, prog_bar=False)
         self.log("loss", total, prog_bar=True, logger=False)
