@@ -71,12 +71,24 @@ def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "method, overrides",
-    [("iomatch", []), ("simmatch", ["run.accelerator=ddp"]), ("simclr_freematch", ["run.pretrain=0.5"])],
+    [
+        ("iomatch", []),
+        ("simmatch", ["run.accelerator=ddp"]),
+        ("simclr_freematch", ["run.pretrain=0.5"]),
+        (
+            "flexmatch",
+            [
+                "++learner.hparams.model.regularization_loss_heads.fixmatch.head.outlier_filter=true",
+                "learner.hparams.model.head={_target_:sesemi.models.heads.OneVsAllHead}",
+            ],
+        ),
+    ],
+    ids=["iomatch", "simmatch", "simclr_freematch", "outlier_filter"],
 )
 def test_a_method_that_skips_a_term_at_some_steps_trains_on_two_processes(tmp_path, method, overrides):
-    """A term weighted 0 at a step is not computed: IOMatch's detectors and SimMatch's
-    projection at step 0 (their ramp-up), the classification head while SimCLR pre-trains and
-    the projection after. DDP needs a gradient for every parameter at every step; the skipped
+    """A term weighted 0 at a step is not computed: IOMatch's detectors, SimMatch's projection
+    and the outlier filter's detectors at step 0 (their ramp-up), the classification head while
+    SimCLR pre-trains and the projection after. DDP needs a gradient for every parameter at every step; the skipped
     terms' parameters get one of 0, so Lightning's plain DDP trains them all."""
     command = [
         str(Path(sys.executable).parent / "open_sesemi"),

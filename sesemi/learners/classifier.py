@@ -215,7 +215,7 @@ class Classifier(pl.LightningModule):
                 logs[f"train/{name}_weight"] = outputs.weights.float().mean()
         if self._trainer is not None and self.trainer.world_size > 1:
             skipped = [head for name, head in self.loss_heads.items() if name not in loss_heads]
-            total = total + _zero_use([*skipped, *([] if supervised else [self.head])])
+            total = total + _zero_use([*skipped, self.head])  # the head's detectors may serve a skipped term
         logs["train/loss"] = total
         self.log_dict(logs, prog_bar=False)
         self.log("loss", total, prog_bar=True, logger=False)

@@ -144,7 +144,7 @@ class FixMatchLossHead(LossHead):
         if self.outlier_filter and not hasattr(heads[self.predict_head], "one_vs_all_logits"):
             raise SesemiError(
                 "outlier_filter needs one-vs-all detectors in the classification head: set "
-                "learner.hparams.model.head._target_=sesemi.models.heads.OneVsAllHead, or outlier_filter=false"
+                "'learner.hparams.model.head={_target_:sesemi.models.heads.OneVsAllHead}', or outlier_filter=false"
             )
 
     def _key(self, view: str) -> str:
