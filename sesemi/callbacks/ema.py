@@ -16,20 +16,22 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class EMA(WeightAveraging):
     """Keeps `ema = decay_t * ema + (1 - decay_t) * weights` after every optimizer step.
 
-    With `warmup`, decay_t = min(decay, (1 + n) / (10 + n)) after n updates, so the average
-    follows the fast early changes of a short run instead of lagging at its random start.
-    Integer buffers (e.g. BatchNorm's batch counter) are copied.
+    The first update copies the weights. With `warmup`, decay_t = min(decay, (1 + n) / (10 + n))
+    after n updates (2/11 for the second), so the average follows the fast early changes of a
+    short run instead of lagging at its random start. Integer buffers (e.g. BatchNorm's batch
+    counter) are copied.
 
     Args:
         decay: The decay of the average (0.999 averages over about the last 1000 steps).
-        warmup: Whether to ramp the decay up from 0.1 (see above).
-        use_buffers: Whether to average buffers such as BatchNorm statistics too.
+        warmup: Whether to ramp the decay up as above.
+        use_buffers: Whether to average buffers such as BatchNorm statistics too; if not, the
+            average takes the model's own at every step (as mean teacher implementations do).
     """
 
     def __init__(self, decay: float = 0.999, warmup: bool = True, use_buffers: bool = True):
@@ -64,11 +66,8 @@ class EMA(WeightAveraging):
         average = self._average_model
         if self._split is None:
             modules = (average.module, pl_module)
-            if self._use_buffers:
-                averaged, current = ([*m.parameters(), *m.buffers()] for m in modules)
-            else:
-                averaged, current = (list(m.parameters()) for m in modules)
-            self._split = _Split.of(averaged, current)
+            averaged, current = ([*m.parameters(), *m.buffers()] for m in modules)
+            self._split = _Split.of(averaged, current, copy_buffers=not self._use_buffers)
             self._updates = int(average.n_averaged)
         self._split.update(1.0 - self.decay_at(self._updates) if self._updates else 1.0)
         average.n_averaged += 1
@@ -104,10 +103,15 @@ class _Split:
     current_others: list[Tensor]
 
     @classmethod
-    def of(cls, averaged: list[Tensor], current: list[Tensor]) -> _Split:
+    def of(cls, averaged: list[Tensor], current: list[Tensor], copy_buffers: bool = False) -> _Split:
+        """With `copy_buffers`, floating-point buffers are copied too, not averaged."""
         pairs = list(zip(averaged, current, strict=True))
-        floats = [pair for pair in pairs if pair[0].is_floating_point()]
-        others = [pair for pair in pairs if not pair[0].is_floating_point()]
+
+        def is_averaged(tensor: Tensor) -> bool:
+            return tensor.is_floating_point() and (isinstance(tensor, nn.Parameter) or not copy_buffers)
+
+        floats = [pair for pair in pairs if is_averaged(pair[0])]
+        others = [pair for pair in pairs if not is_averaged(pair[0])]
         return cls(
             [a for a, _ in floats],
             [c for _, c in floats],

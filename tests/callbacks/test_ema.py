@@ -109,3 +109,26 @@ def test_average_after_real_optimizer_steps_follows_the_formula(tmp_path):
     last = recorder.states[-1]["net.0.weight"]
     assert not torch.allclose(average["net.0.weight"], last)  # an average, not the last weights
     torch.testing.assert_close(model.net[0].weight, average["net.0.weight"])  # fit ends on the average
+
+
+def test_without_averaged_buffers_the_average_takes_the_models_own(tmp_path):
+    """use_buffers=False: the weights are averaged, and batch norm's running statistics are the
+    model's at every step (they stayed those of the start, which validation then used)."""
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    model, recorder, ema = Tiny(), Recorder(), EMA(decay=0.2, use_buffers=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=4,
+        callbacks=[recorder, ema],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, DataLoader(data, batch_size=4))
+    average, last = ema.average_model.state_dict(), recorder.states[-1]
+    for buffer in ("net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked"):
+        torch.testing.assert_close(average[buffer], last[buffer])
+    assert not torch.allclose(average["net.0.weight"], last["net.0.weight"])  # weights still averaged
