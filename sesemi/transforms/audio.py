@@ -235,6 +235,11 @@ def load_stretch(path: str | Path, sample_rate: int, length: int) -> np.ndarray:
             file = None  # `load_audio` says why, or decodes it with FFmpeg
         if file is not None:
             with file:
+                declared = declared_frames(path)
+                if declared is not None and file.frames != declared:  # as `decode` refuses it
+                    raise AudioReadError(
+                        f"it is truncated or damaged: its header declares {declared} frames, {file.frames} are there"
+                    )
                 needed = math.floor(length * file.samplerate / sample_rate)
                 room = file.frames - needed
                 if room > 0 and file.seekable():

@@ -30,6 +30,7 @@ from sesemi.transforms.audio import (
     decode,
     frames,
     load_audio,
+    load_stretch,
     resample,
 )
 
@@ -228,6 +229,14 @@ def test_a_file_decoded_only_in_part_is_an_error(tmp_path, extension, damage, re
     path = _damaged(write(tmp_path / f"a.{extension}", tone(440)), **damage)
     with pytest.raises(AudioReadError, match=reason):
         decode(path)
+
+
+def test_a_truncated_file_is_refused_when_a_stretch_of_it_is_read(tmp_path):
+    """A stretch read from its place (a pool not kept in memory) refuses a truncated WAV as
+    decoding the whole file does, so a file is not read in one mode and skipped in the other."""
+    truncated = _damaged(write(tmp_path / "a.wav", tone(440, seconds=2.0)), cut=0.5)
+    with pytest.raises(AudioReadError, match=r"header declares 44100 frames, 2\d\d\d\d are there"):
+        load_stretch(truncated, 22050, 4000)
 
 
 def test_what_ffmpeg_decodes_for_libsndfile_is_checked(tmp_path, monkeypatch):
