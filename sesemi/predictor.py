@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -55,7 +54,7 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.csv"
 EMBEDDINGS_FILE = "embeddings.npy"
 LIST_SUFFIXES = (".txt", ".lst", ".list")
-READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)  # AudioReadError is a ValueError
+READ_ERRORS = (OSError, ValueError)  # ImageReadError and AudioReadError are ValueErrors
 # Where a run's config keeps its training transform (with the time shift TTA copies for audio).
 TRAINING_TRANSFORMS = ("data.train.supervised.dataset.image_transform", "data.views.weak")
 

@@ -7,7 +7,8 @@ number in the epoch (`SeededBatch`). Adding an unlabeled loader, or a loss head 
 numbers, then leaves the labeled loader's batches as they were: two methods run with the same
 seed see the same labeled images in the same order, augmented alike, so the difference between
 their results does not come from another draw of data. A batch is the same whether it is made in
-the main process or in a loader process, and in a run resumed from a checkpoint. Under DDP every
+the main process or in a loader process, and in a run resumed from a checkpoint (except the
+clips `MixClips` mixes in: it draws them from the clips its own process saw last). Under DDP every
 process shuffles alike, as Lightning's distributed sampler needs.
 """
 

@@ -158,7 +158,7 @@ def _causes(error: BaseException | None):
 def build_trainer(
     run: DictConfig, trainer: DictConfig | None, run_dir: Path, fit: bool, trackers: DictConfig | None = None
 ) -> pl.Trainer:
-    """A Trainer writing CSV and TensorBoard logs and checkpoints under `run_dir`.
+    """A Trainer writing CSV logs (and those of the `trackers`) and checkpoints under `run_dir`.
 
     Keys of the `trainer` config override what the run config sets; its callbacks are added to
     a ModelCheckpoint that keeps the best weights by `val/top1`, unless it configures its own, and

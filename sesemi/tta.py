@@ -1,7 +1,9 @@
 """Test-time augmentation: fixed copies of each input, predicted in the same forward pass as the
 input and averaged with it. Training taught the model one answer for the variants its
-augmentations make, so the copies are such variants: an image's horizontal flip; an audio window
-shifted by plus and minus the training's largest shift, zero-filled as `TimeShift` fills."""
+augmentations make, so the copies are such variants: an image's horizontal flip (one only when
+the training's views flip images: not for text or digits, which `p_hflip: 0` keeps upright); an
+audio window shifted by plus and minus the training's largest shift, zero-filled as `TimeShift`
+fills."""
 
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ class AudioDataset(FileDataset):
         transform: A transform of each waveform `[T]` (e.g. a fixed-length crop).
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
         sample_rate: The sample rate the files are resampled to.
-        cache: The preprocess cache to read before decoding (None: always decode).
-        memory: Keep the decoded clips in memory: "auto" (when small), "memory" or "none".
+        disk_cache: The preprocess cache to read before decoding (None: always decode).
+        cache: Keep the decoded clips in memory: "auto" (when small), "memory" or "none", as
+            the data set builders' `cache`.
     """
 
     kind = "audio file"
@@ -61,18 +62,18 @@ class AudioDataset(FileDataset):
         transform: Callable | None = None,
         on_error: OnError = "skip",
         sample_rate: int = DEFAULT_SAMPLE_RATE,
-        cache: AudioCache | None = None,
-        memory: Cache = "auto",
+        disk_cache: AudioCache | None = None,
+        cache: Cache = "auto",
     ):
         if sample_rate <= 0:
             raise SesemiError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
         self.sample_rate = int(sample_rate)
-        self.cache = cache
+        self.disk_cache = disk_cache
         self.stretch: int | None = None  # none while the memory cache is filled: whole files
-        super().__init__(samples, classes, transform, on_error, memory)
+        super().__init__(samples, classes, transform, on_error, cache)
         segment = getattr(transform, "segment", None)  # a `MultiView` of clips: one stretch per item
         self.stretch = segment.length if self.memory is None and segment is not None else None
-        if self.memory is None and cache is None and memory != "none":  # "none": as the user chose
+        if self.memory is None and disk_cache is None and cache != "none":  # "none": as the user chose
             logger.info(
                 "reading each of %d audio files whenever a clip of it is loaded; `sesemi preprocess` "
                 "decodes and resamples them once, into the cache training reads (docs/tutorials/audio.md)",
@@ -80,7 +81,7 @@ class AudioDataset(FileDataset):
             )
 
     def read(self, path: str) -> Tensor:
-        samples = self.cache.load(path) if self.cache is not None else None
+        samples = self.disk_cache.load(path) if self.disk_cache is not None else None
         if samples is None and self.stretch is not None:
             samples = load_stretch(path, self.sample_rate, self.stretch)
         elif samples is None:

@@ -1,7 +1,7 @@
 """Image transforms for training and evaluation, built from torchvision.transforms.v2.
 
-They take uint8 tensors `[C, H, W]` (what the image datasets yield) or PIL images (what the
-predictor reads), augment the 8-bit pixels and convert them to normalized floats once, at the
+They take PIL images (what the image datasets and the predictor read) or uint8 tensors
+`[C, H, W]` (what shard pools stream), augment the 8-bit pixels and convert them to normalized floats once, at the
 end. A PIL image and the uint8 tensor of its pixels give the same output.
 """
 

@@ -95,7 +95,7 @@ def test_the_cache_is_read_when_present_and_up_to_date(tree):
     write(path, tone(3000, seconds=0.25))  # another size: the entry is stale
     assert data[index][0].shape == (4000,)
     other_rate = dataset("audio_folder", str(tree.root), "train", sample_rate=8000)
-    assert other_rate.cache is None  # no cache at 8 kHz: decode
+    assert other_rate.disk_cache is None  # no cache at 8 kHz: decode
 
 
 def test_decoding_at_every_clip_suggests_the_preprocess_cache(tree, caplog, monkeypatch):

@@ -56,7 +56,6 @@ from sesemi.models.heads.loss.pseudo_labels import (
     one_vs_all_loss,
 )
 
-VIEWS = ("weak", "strong")
 # OpenMatch's weights of the detectors' consistency and entropy terms on unlabeled inputs.
 CONSISTENCY_WEIGHT = 0.5
 ENTROPY_WEIGHT = 0.1
@@ -74,8 +73,9 @@ class FixMatchLossHead(LossHead):
 
     `batch[input_data]` is `((weak_images, strong_images), labels)`; the labels are ignored. The
     per-sample weights are the confidence mask, so with "mean" reduction the loss is averaged
-    over all unlabeled images, as in the paper. The weak view shares the fused forward pass with
-    the other inputs (one batch-norm pass); its predictions are detached.
+    over all unlabeled images, as in the paper. The weak view is encoded in a pass of its own,
+    without autograd (or, with `model.forward_only_targets=false`, in the fused pass of the
+    other inputs); its predictions are detached.
 
     Args:
         input_data: The training loader with the two views.
