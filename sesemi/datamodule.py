@@ -129,12 +129,13 @@ def _instantiate_transform(loader: str, key: str, config: Any) -> Any:
     return instantiate(config)
 
 
-def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None) -> Any:
-    """A batch sampler from its config; it is given the loader's batch size when it takes one."""
+def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None, seed: int | None = None) -> Any:
+    """A batch sampler from its config; it is given the loader's batch size, and a seed, when it
+    takes them and its config does not set them."""
     parameters = inspect.signature(get_object(config._target_)).parameters
-    if batch_size is not None and "batch_size" in parameters and "batch_size" not in config:
-        return instantiate(config, data, batch_size=batch_size)
-    return instantiate(config, data)
+    given = {"batch_size": batch_size, "seed": seed}
+    extra = {k: v for k, v in given.items() if v is not None and k in parameters and k not in config}
+    return instantiate(config, data, **extra)
 
 
 def init_worker(worker_id: int, rank: int, seed: bool) -> None:
@@ -430,7 +431,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         if config.get("sampler"):
             kwargs["sampler"] = instantiate(config.sampler, data)
         if config.get("batch_sampler"):
-            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size)
+            # each process draws other batches from its own share of the data
+            rank_seed = stream_seed(seed, self._rank) if seed is not None else None
+            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size, rank_seed)
         if config.get("collate_fn"):
             kwargs["collate_fn"] = instantiate(config.collate_fn)
         if "batch_sampler" in kwargs:

@@ -143,6 +143,8 @@ class ClassBalancedBatchSampler(BatchSampler):
         batch_size: The loader's batch size, checked against N x M (None: not checked).
         num_batches: Batches per epoch (default: as many as cover the items once).
         sampler: The items to draw from (default: all of `data_source`).
+        seed: The seed of the draws (a run gives its loader's, see sesemi/streams.py); None
+            draws from torch's global generator.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class ClassBalancedBatchSampler(BatchSampler):
         batch_size: int | None = None,
         num_batches: int | None = None,
         sampler: Sampler[int] | None = None,
+        seed: int | None = None,
     ):
         size = classes_per_batch * samples_per_class
         if batch_size is not None and batch_size != size:
@@ -177,14 +180,15 @@ class ClassBalancedBatchSampler(BatchSampler):
         self.batch_size = size
         self.drop_last = False
         self.num_batches = num_batches or max(1, len(self.sampler) // size)
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def __len__(self) -> int:
         return self.num_batches
 
     def _draw(self, members: Tensor) -> Tensor:
         if len(members) >= self.samples_per_class:
-            return members[torch.randperm(len(members))[: self.samples_per_class]]
-        return members[torch.randint(len(members), (self.samples_per_class,))]
+            return members[torch.randperm(len(members), generator=self.generator)[: self.samples_per_class]]
+        return members[torch.randint(len(members), (self.samples_per_class,), generator=self.generator)]
 
     def __iter__(self) -> Iterator[list[int]]:
         items = torch.as_tensor(list(self.sampler))
@@ -196,5 +200,5 @@ class ClassBalancedBatchSampler(BatchSampler):
                 f"classes_per_batch ({self.classes_per_batch}); lower classes_per_batch"
             )
         for _ in range(self.num_batches):
-            chosen = torch.randperm(len(members))[: self.classes_per_batch]
+            chosen = torch.randperm(len(members), generator=self.generator)[: self.classes_per_batch]
             yield torch.cat([self._draw(members[c]) for c in chosen.tolist()]).tolist()

@@ -85,7 +85,7 @@ def test_a_loader_config_uses_it_with_its_batch_size(monkeypatch):
         },
     }
     module = SESEMIDataModule(OmegaConf.create({"train": {"supervised": loader}}))
-    monkeypatch.setattr(module, "_build_dataset", lambda name, config: data)
+    monkeypatch.setattr(module, "_build_dataset", lambda name, config, **options: data)
     module.setup()
     (images, labels), = [next(iter(module.train_dataloader()["supervised"]))]
     assert len(images) == 6 and sorted(Counter(labels.tolist()).values()) == [3, 3]
@@ -148,3 +148,17 @@ def test_pass_by_pass_stops_when_a_pass_has_no_batch():
     """A share too small for one full batch ends the iteration instead of looping forever."""
     sampler = PassByPassBatchSampler(torch.utils.data.SequentialSampler(range(3)), 4, drop_last=True, num_batches=5)
     assert list(sampler) == []
+
+
+def test_class_balanced_batches_follow_their_seed_alone():
+    """With a seed (a run's loader gives one), the batches are the seed's, whatever else draws
+    from torch's global generator in between (the model, other loaders)."""
+    data = Labeled([0] * 5 + [1] * 5 + [2] * 5 + [3] * 5)
+
+    def batches(seed):
+        return list(ClassBalancedBatchSampler(data, classes_per_batch=2, samples_per_class=3, seed=seed))
+
+    torch.manual_seed(0)
+    first = batches(7)
+    torch.manual_seed(1)
+    assert batches(7) == first and batches(8) != first
