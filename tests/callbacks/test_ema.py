@@ -42,6 +42,25 @@ class Recorder(pl.Callback):
         self.states.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
 
 
+def _fit(ema: EMA, folder) -> tuple[Tiny, Recorder]:
+    """Four SGD steps of a `Tiny` model with `ema`; the model and the weights after each step."""
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
+    model, recorder = Tiny(), Recorder()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=4,
+        callbacks=[recorder, ema],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=folder,
+    )
+    trainer.fit(model, DataLoader(data, batch_size=4))
+    return model, recorder
+
+
 @pytest.mark.parametrize("warmup", [True, False])
 def test_update_follows_the_formula(warmup):
     """One update on tensors: floats move towards the weights by 1 - d_t, integers are copied."""
@@ -79,20 +98,8 @@ def test_average_after_real_optimizer_steps_follows_the_formula(tmp_path):
     """Four SGD steps in a Trainer: the first update copies the weights, every later one is
     ema = d_n * ema + (1 - d_n) * w with n the updates so far; batch norm's counter is copied.
     decay 0.2 exercises both sides of the min: d_1 = 2/11, then 0.2."""
-    torch.manual_seed(0)
-    data = TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
-    model, recorder, ema = Tiny(), Recorder(), EMA(decay=0.2)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=4,
-        callbacks=[recorder, ema],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, DataLoader(data, batch_size=4))
+    ema = EMA(decay=0.2)
+    model, recorder = _fit(ema, tmp_path)
 
     assert len(recorder.states) == 4
     expected = dict(recorder.states[0])
@@ -114,20 +121,8 @@ def test_average_after_real_optimizer_steps_follows_the_formula(tmp_path):
 def test_without_averaged_buffers_the_average_takes_the_models_own(tmp_path):
     """use_buffers=False: the weights are averaged, and batch norm's running statistics are the
     model's at every step (they stayed those of the start, which validation then used)."""
-    torch.manual_seed(0)
-    data = TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,)))
-    model, recorder, ema = Tiny(), Recorder(), EMA(decay=0.2, use_buffers=False)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=4,
-        callbacks=[recorder, ema],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, DataLoader(data, batch_size=4))
+    ema = EMA(decay=0.2, use_buffers=False)
+    _, recorder = _fit(ema, tmp_path)
     average, last = ema.average_model.state_dict(), recorder.states[-1]
     for buffer in ("net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked"):
         torch.testing.assert_close(average[buffer], last[buffer])
