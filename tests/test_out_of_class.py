@@ -55,6 +55,11 @@ def test_a_run_with_the_pool_prior_reports_its_estimate_by_class(tmp_path):
     result = run(compose("image", [*overrides, f"run.data_root={tree.root}", *TINY_IMAGE_TRAINING]), tmp_path / "run")
     prior = RunResult.read(result.run_dir).unlabeled["estimated_pool_prior"]
     assert list(prior) == tree.classes and sum(prior.values()) == pytest.approx(1.0, abs=1e-3)
+    # The live estimate at the last step (last.ckpt, saved in its validation, keeps the live
+    # state beside the EMA's averages), not the EMA's average of it.
+    state = torch.load(result.last_checkpoint, weights_only=True)["current_model_state"]
+    live = [round(float(p), 4) for p in state["loss_heads.fixmatch.prior.prior"]]
+    assert list(prior.values()) == live
 
 
 def test_an_iomatch_run_reports_the_share_of_its_pool_judged_out_of_class(tmp_path):

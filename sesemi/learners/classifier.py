@@ -221,9 +221,11 @@ class Classifier(pl.LightningModule):
         self.log("loss", total, prog_bar=True, logger=False)
         return total
 
-    def on_train_end(self) -> None:
+    def on_train_epoch_end(self) -> None:
         """Collects what the loss heads did with their unlabeled pools (`unlabeled_statistics`:
-        the first head's report, by class index; None when no head reports)."""
+        the first head's report, by class index; None when no head reports). At each epoch's
+        end, the last one's included: at the end of training an EMA callback has already put
+        its averages in place of the live statistics."""
         reports = (head.statistics() for head in self.loss_heads.values())
         self.unlabeled_statistics = next((report for report in reports if report is not None), None)
 
