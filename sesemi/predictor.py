@@ -263,10 +263,22 @@ class Predictor:
 
     def augmentation(self) -> Augmentation:
         """The copies test-time augmentation predicts: an image's flip, or audio shifted by the
-        run's training `max_shift` (0.1 when its config has none)."""
-        shifts = [OmegaConf.select(self.config, f"{key}.max_shift") for key in TRAINING_TRANSFORMS] if self.audio else []
-        max_shift = next((float(shift) for shift in shifts if shift is not None), None)
-        return Augmentation(self.audio) if max_shift is None else Augmentation(True, max_shift)
+        run's training `max_shift` (0.1 when its config has none). A run trained without flips
+        (`p_hflip: 0`, as for digits and text) is refused: a flip is not a variant it learned."""
+        if not self.audio:
+            if self._training_setting("p_hflip") == 0:
+                raise SesemiError(
+                    "this model was trained without horizontal flips (p_hflip: 0, as for digits or text), so a "
+                    "flipped copy is not a variant it learned: predict without test-time augmentation"
+                )
+            return Augmentation(False)
+        max_shift = self._training_setting("max_shift")
+        return Augmentation(True) if max_shift is None else Augmentation(True, float(max_shift))
+
+    def _training_setting(self, key: str) -> Any:
+        """A setting of the run's training transform (`TRAINING_TRANSFORMS`), or None."""
+        found = (OmegaConf.select(self.config, f"{transform}.{key}") for transform in TRAINING_TRANSFORMS)
+        return next((value for value in found if value is not None), None)
 
     def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
         """The audio window length and spacing in seconds; by default the run's clip length and half of it."""

@@ -277,7 +277,7 @@ def inference(
         typer.Option(
             "--tta",
             help="Test-time augmentation: average over each image and its horizontal flip (audio: "
-            "windows shifted by the training's max_shift). Not for text or digits.",
+            "windows shifted by the training's max_shift). Refused for a model trained without flips (digits, text).",
         ),
     ] = False,
     repository: Repository = None,

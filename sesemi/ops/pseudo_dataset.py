@@ -135,7 +135,8 @@ def pseudo_dataset(
         include_labeled: Whether the output also lists the labeled files (one-hot, confidence
             1), so the student's supervised set is labels + pseudo-labels.
         hflip_tta: Average each prediction over test-time copies: an image's horizontal flip
-            (not for text), a recording shifted in time.
+            (refused for a teacher trained without flips, such as digits or text), a recording
+            shifted in time.
         threshold: Pseudo-labels less confident (top class probability) than this are dropped.
         balance: Keep at most the `per_class` most confident pseudo-labels of each class.
         per_class: That cap; None: the smallest non-empty class count after thresholding.

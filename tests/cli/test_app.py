@@ -314,27 +314,28 @@ def test_a_backbone_of_the_projects_src_trains_and_predicts_once_src_is_trusted(
     assert predicted.exit_code == 0 and "predicted" in predicted.output, predicted.output
 
 
-def test_inference_tta_averages_each_image_with_its_flip(sesemi_cli, project, tmp_path):
+def test_inference_tta_averages_each_image_with_its_flip(sesemi_cli, project, trained_run, tmp_path):
     """--tta reaches the predictor: the table holds the probabilities averaged with the mirrored
-    images, which differ from those of the images alone; the embeddings stay one row per image."""
+    images, which differ from those of the images alone; the embeddings stay one row per image.
+    A model trained without flips (the digits project) refuses it in one line."""
     from sesemi.predictor import load
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for path in sorted((project / "data" / "digits" / "val" / "2").glob("*.png"))[:3]:
-        shutil.copy(path, images)
-    run, classes = first_run(project), [str(c) for c in range(10)]
+    run, images = trained_run.run_dir, trained_run.tree.root / "val"
     tables = {}
     for name, flags in (("plain", []), ("tta", ["--tta"])):
         args = ["inference", run, images, "--save-dir", tmp_path / name, "--device", "cpu"]
         result = sesemi_cli(*args, "--embeddings", *flags)
         assert result.exit_code == 0, result.output
         tables[name] = pd.read_csv(tmp_path / name / "predictions.csv")
-        assert np.load(tmp_path / name / "embeddings.npy").shape == (3, 8)
+        assert np.load(tmp_path / name / "embeddings.npy").shape == (len(tables[name]), 8)
+    classes = list(trained_run.tree.classes)
     predictions = load(run, device="cpu").predict(list(tables["tta"]["path"]), tta=True)
     expected = np.stack([p.probabilities.numpy() for p in predictions])
     assert np.allclose(tables["tta"][classes], expected, atol=1e-5)
     assert not np.allclose(tables["tta"][classes], tables["plain"][classes], atol=1e-5)
+    digits = project / "data" / "digits" / "val" / "2"
+    refused = sesemi_cli("inference", first_run(project), digits, "--save-dir", tmp_path / "digits", "--tta")
+    assert "trained without horizontal flips (p_hflip: 0" in error_line(refused)
 
 
 def test_inference_errors_are_one_line(sesemi_cli, project, tmp_path):
