@@ -24,8 +24,8 @@ class InterruptedCheckpoint(pl.Callback):
         self.path = str(path)
         self.started = False
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started = True  # Lightning restores a checkpoint before this hook
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = True  # Lightning has restored the checkpoint a run resumes from by now
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn == "fit" and self.started:

@@ -122,3 +122,22 @@ def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((run_dir / "results.json").read_text())["global_step"] == 200
     assert marker(run_dir).state == "finished"
+
+
+def test_ctrl_c_while_a_resume_restores_its_state_keeps_the_checkpoint(image_tree, tmp_path, monkeypatch):
+    """Ctrl-C before a resumed run has restored its optimizer and loops (Lightning restores them
+    after `on_fit_start`) saves nothing: interrupted.ckpt stays the stop's, at step 5, where the
+    half-restored state of step 0 replaced it."""
+    from pytorch_lightning.trainer.connectors.checkpoint_connector import _CheckpointConnector
+
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=5)), tmp_path / "stopped")
+    checkpoint = tmp_path / "stopped" / "checkpoints" / "interrupted.ckpt"
+
+    def ctrl_c(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_CheckpointConnector, "restore_training_state", ctrl_c)
+    with pytest.raises(SystemExit):
+        resume(tmp_path / "stopped", allow=[__name__])
+    assert torch.load(checkpoint, weights_only=True)["global_step"] == 5
