@@ -216,7 +216,9 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
         raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker); give the folder of the run")
     if found.state == "finished":
         raise SesemiError(f"{run_dir} finished; there is nothing to resume")
-    if found.state == "running" and found.alive:
+    launched = os.environ.get(RUN_DIR_VARIABLE)  # set for the processes a multi-process run launches
+    by_this_run = launched is not None and Path(launched).absolute() == run_dir.absolute()
+    if found.state == "running" and found.alive and not by_this_run:
         raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
     try:
         config = OmegaConf.load(run_dir / CONFIG)

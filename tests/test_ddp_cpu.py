@@ -106,3 +106,24 @@ def test_a_method_that_skips_a_term_at_some_steps_trains_on_two_processes(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     (results_file,) = (tmp_path / "runs" / "digits").glob("*/*/results.json")
     assert json.loads(results_file.read_text())["global_step"] == 4
+
+
+@pytest.mark.slow
+def test_sesemi_resume_of_a_two_process_run_finishes_it(tmp_path):
+    """`sesemi resume` starts the run's other process as `sesemi resume` too; that process
+    takes the folder the first one marked running as its own run's, not as another's."""
+    from sesemi.ownership import mark
+
+    sesemi = str(Path(sys.executable).parent / "sesemi")
+    common = ["+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+    command = [sesemi, "train", "digits", f"run.data_root={tmp_path / 'digits'}", "+trainer.devices=2",
+               "run.num_iterations=4", "trainer.val_check_interval=2", "+trainer.limit_val_batches=1", *common]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (results_file,) = (tmp_path / "runs" / "digits").glob("*/*/results.json")
+    run_dir = results_file.parent
+    results_file.unlink()
+    mark(run_dir, "run", "interrupted")  # as a stop after the last checkpoint leaves it
+    done = subprocess.run([sesemi, "resume", str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(results_file.read_text())["global_step"] == 4
