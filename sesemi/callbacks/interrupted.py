@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import WeightAveraging
 
 
 class InterruptedCheckpoint(pl.Callback):
@@ -23,14 +24,30 @@ class InterruptedCheckpoint(pl.Callback):
     def __init__(self, path: str | Path):
         self.path = str(path)
         self.started = False
+        self.validating = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = True  # Lightning has restored the checkpoint a run resumes from by now
 
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validating = True
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validating = False
+
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn == "fit" and self.started:
-            _between_epochs(trainer)
-            trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
+        if trainer.state.fn != "fit" or not self.started:
+            return
+        _between_epochs(trainer)
+        # A weight-averaging callback (EMA) validates with its average swapped into the model;
+        # a stop in a validation finds them swapped, and the checkpoint must not.
+        swapped = [c for c in trainer.callbacks if isinstance(c, WeightAveraging) and c._average_model is not None]
+        swapped = swapped if self.validating else []
+        for callback in swapped:
+            callback._swap_models(pl_module)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from
+        for callback in swapped:
+            callback._swap_models(pl_module)
 
 
 def _between_epochs(trainer: pl.Trainer) -> None:

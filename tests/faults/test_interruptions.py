@@ -25,6 +25,7 @@ TINY = [
     "method=supervised",
     "run.batch_size_per_gpu=4",
     "trainer.val_check_interval=4",
+    "data.val.batch_size=2",  # validations of several batches, which a stop can interrupt
     "data.views.weak.padding=0",
     "data.views.weak.crop_dim=16",
     "learner.hparams.model.backbone.widths=[4,8]",
@@ -39,15 +40,19 @@ class Batches(pl.Callback):
     """Records a fingerprint of every labeled batch, and stops the run at `stop_at` as a SIGTERM
     would (the signal to this very process)."""
 
-    def __init__(self, stop_at: int | None = None):
-        self.stop_at = stop_at
+    def __init__(self, stop_at: int | None = None, in_validation: bool = False):
+        self.stop_at, self.in_validation = stop_at, in_validation
         self.seen: list[tuple[int, float]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         images, labels = batch["supervised"]
         self.seen.append((trainer.global_step, round(float(images.sum()) + 1000 * float(labels.sum()), 3)))
-        if trainer.global_step == self.stop_at:
+        if trainer.global_step == self.stop_at and not self.in_validation:
             os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if trainer.global_step == self.stop_at and self.in_validation and batch_idx == 0 and not trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGTERM)  # in the validation's first batch of several
 
 
 def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={STEPS}"):
@@ -60,18 +65,25 @@ def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={S
 
 @pytest.mark.parametrize(
     ("stop_at", "length"),
-    [(5, f"run.num_iterations={STEPS}"), (3, f"run.num_iterations={STEPS}"), (3, "run.num_epochs=4")],
-    ids=["mid-epoch", "epoch-end", "epoch-end-epochs"],
+    [
+        (5, f"run.num_iterations={STEPS}"),
+        (3, f"run.num_iterations={STEPS}"),
+        (3, "run.num_epochs=4"),
+        (-4, f"run.num_iterations={STEPS}"),
+    ],
+    ids=["mid-epoch", "epoch-end", "epoch-end-epochs", "in-validation"],
 )
 def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path, stop_at, length):
-    """Stopped in an epoch or in its last batch (three batches an epoch here), with the length
-    in steps or in epochs, the resumed run takes the batches the unbroken one took after the
-    stop, and ends with its weights. (Stopped in the last batch, the resumed run took the next
-    epoch for one batch long, and one whose steps bound its epochs ended short.)"""
+    """Stopped in an epoch, in its last batch (three batches an epoch here) or in a validation
+    (-4: the one at step 4), with the length in steps or in epochs, the resumed run takes the
+    batches the unbroken one took after the stop, and ends with its weights. (Stopped in the
+    last batch, the resumed run took the next epoch for one batch long, and one whose steps
+    bound its epochs ended short; stopped in a validation, it saved the EMA's weights, which
+    validation had swapped in, as the trained ones, and the other way round.)"""
     unbroken = Batches()
     finished = run(_config(image_tree, unbroken, length), tmp_path / "unbroken")
 
-    stopped = Batches(stop_at=stop_at)
+    stopped = Batches(stop_at=abs(stop_at), in_validation=stop_at < 0)
     with pytest.raises(SystemExit) as exit:
         run(_config(image_tree, stopped, length), tmp_path / "stopped")
     assert exit.value.code == 128 + signal.SIGTERM
