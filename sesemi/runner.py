@@ -353,9 +353,10 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     datamodule.setup("fit" if mode is RunMode.FIT else mode.name.lower())
 
     run_dir = _run_folder(run_config, run_dir, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
     fit = mode is RunMode.FIT
+    # Built before the folder is made: a mistake in the trainer's or loggers' options leaves none.
     trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit, config.get("loggers"))
+    run_dir.mkdir(parents=True, exist_ok=True)
     main = trainer.is_global_zero
     if main:
         if resume:

@@ -25,6 +25,7 @@ from sesemi.callbacks.progress import PlainProgress
 from sesemi.checkpoints import ChecksummedCheckpointIO
 from sesemi.errors import SesemiError
 from sesemi.logs import LIGHTNING_LOG
+from sesemi.ownership import within
 
 logger = logging.getLogger(__name__)
 
@@ -136,16 +137,23 @@ def checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, M
 
 def loggers_for(run_dir: Path, trackers: DictConfig | None) -> list[Logger]:
     """`metrics.csv` in the run folder (what `sesemi postprocess` reads), and the experiment
-    trackers the config adds (`logger=tensorboard`, ...), each saving under the run folder."""
+    trackers the config adds (`logger=tensorboard`, ...), each saving under the run folder: one
+    whose folder lies elsewhere (a `name` of `../..`, a `file:` tracking URI) is refused, as a
+    run writes into its own folder only (a config.yaml resumed from someone else's run
+    included)."""
     made: list[Logger] = [CSVLogger(str(run_dir), name="", version="")]
     for name, tracker in (trackers or {}).items():
         try:
-            made.append(instantiate(tracker, save_dir=str(run_dir)))
+            logger = instantiate(tracker, save_dir=str(run_dir))
         except Exception as error:  # a tracker's package that is not installed, say
             missing = next((e for e in _causes(error) if isinstance(e, ImportError | ModuleNotFoundError)), None)
             if missing is None:
                 raise
             raise SesemiError(f"logger={name} needs a package that is not installed: pip install \"sesemi[{name}]\"") from None
+        for folder in (logger.save_dir, logger.log_dir):
+            if folder is not None and not within(Path(folder), run_dir):
+                raise SesemiError(f"loggers.{name} would write to {folder}, outside the run's folder {run_dir}")
+        made.append(logger)
     return made
 
 
