@@ -181,6 +181,10 @@ def build_trainer(
             f"trainer options are read before the data, so they cannot use ${{sesemi:...}} ({error.__cause__ or error})"
         ) from None
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
+    for callback in callbacks:  # a run writes into its own folder only (see loggers_for)
+        folder = getattr(callback, "dirpath", None)
+        if folder is not None and not within(Path(folder), run_dir):
+            raise SesemiError(f"{type(callback).__name__} would write to {folder}, outside the run's folder {run_dir}")
     if not sys.stderr.isatty():  # a bar or a drawn table would fill a log with control characters
         if options.get("enable_progress_bar", True):
             callbacks.append(PlainProgress())

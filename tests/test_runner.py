@@ -367,10 +367,14 @@ def test_the_model_summary_counts_flops_on_the_first_validation_input(image_tree
     assert summarized.metrics == plain.metrics
 
 
-def test_a_logger_that_would_write_outside_the_run_folder_is_refused(image_tree, tmp_path):
-    """A tracker's folder is the run's: one named out of it (as a config.yaml of someone else's
-    run, resumed, could name it) stops the run before anything is written, its folder included."""
+def test_a_logger_or_checkpoint_that_would_write_outside_the_run_folder_is_refused(image_tree, tmp_path):
+    """A tracker's folder, and a checkpoint callback's, is the run's: one named out of it (as a
+    config.yaml of someone else's run, resumed, could name it) stops the run before anything is
+    written, its folder included."""
     outside = "+loggers.csv2={_target_:pytorch_lightning.loggers.CSVLogger,name:../../victim}"
     with pytest.raises(SesemiError, match=r"loggers.csv2 would write to .*victim.*, outside the run's folder"):
         _tiny_run(image_tree, tmp_path, "run.num_iterations=1", outside)
     assert not (tmp_path / "run").exists() and not (tmp_path.parent / "victim").exists()
+    elsewhere = "+trainer.callbacks=[{_target_:pytorch_lightning.callbacks.ModelCheckpoint,dirpath:../victim}]"
+    with pytest.raises(SesemiError, match=r"ModelCheckpoint would write to .*victim, outside the run's folder"):
+        _tiny_run(image_tree, tmp_path, "run.num_iterations=1", elsewhere)
