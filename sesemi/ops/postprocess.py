@@ -17,11 +17,12 @@ from matplotlib.figure import Figure
 
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import METRICS, Run, field_value, find_runs, group_runs, method, partition
-from sesemi.ownership import MARKER, open_atomically, owned, staged, write_atomically
+from sesemi.ownership import MARKER, claim, open_atomically, owned, staged, write_atomically
 
 logger = logging.getLogger(__name__)
 
 WALL_TIME = "wall time (s)"
+SUMMARY_FILES = ("summary.csv", "aggregated.csv", "summary.md", "plots")  # what write_summary writes
 # Always shown in their own columns (id, method, seed) or different in every run (dir).
 NOT_DIFFERENCES = {"run.id", "run.method", "run.seed", "run.dir"}
 
@@ -248,12 +249,20 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
 
 
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
-    """Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/` of `runs` into `folder`."""
+    """Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/` of `runs` into `folder`,
+    a folder sesemi made (marked `summary`), or one of someone else's that holds none of them."""
     trained = [run for run in runs if run.trained]
     unfinished = sum(not run.finished for run in runs)
     if not trained:
         note = f" ({unfinished} without results.json: `sesemi rm-failed` removes those that stopped)" if unfinished else ""
         raise SesemiError(f"no finished training runs under {title}{note}")
+    if not claim(folder, "summary"):  # a folder of someone else's: sesemi may add files, not replace any
+        taken = [name for name in SUMMARY_FILES if os.path.lexists(folder / name)]
+        if taken:
+            raise SesemiError(
+                f"{folder} holds a {taken[0]} that sesemi did not write (no {MARKER} marker); "
+                "choose another output folder, or move it away"
+            )
     table, configuration, metrics = summarize(trained, by)
     aggregated = aggregate(table, configuration, metrics)
     for frame, file_name in ((table, "summary.csv"), (aggregated, "aggregated.csv")):

@@ -150,6 +150,20 @@ def test_postprocess_writes_tables_and_plots(three_seeds_two_lrs, tmp_path):
     assert len(summary.plots) == 3
 
 
+def test_postprocess_never_replaces_a_summary_of_someone_elses(three_seeds_two_lrs, tmp_path):
+    """An output folder that holds files sesemi did not write (no marker) gets no summary over
+    them; a new folder is marked as sesemi's and written again at every call."""
+    mine = tmp_path / "report"
+    mine.mkdir()
+    (mine / "summary.md").write_text("my notes\n")
+    with pytest.raises(SesemiError, match=r"report holds a summary.md that sesemi did not write"):
+        postprocess(tmp_path / "runs", mine)
+    assert (mine / "summary.md").read_text() == "my notes\n"
+    for _ in range(2):
+        postprocess(tmp_path / "runs", tmp_path / "new")
+    assert (tmp_path / "new" / ".sesemi").is_file() and (tmp_path / "new" / "summary.md").is_file()
+
+
 def test_postprocess_without_finished_runs_is_one_line(make_run, tmp_path):
     make_run("digits/failed", top1=None)
     with pytest.raises(SesemiError, match="no finished training runs .*1 without results.json"):
