@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
 import time
 import warnings
@@ -272,6 +273,11 @@ def _hydra_files(run_dir: Path) -> set[str]:
     return {name for name in (hydra.output_subdir, f"{hydra.job.name}.log") if name}
 
 
+# The empty folders callers made and gave to runs of this process: one whose run fails before
+# it starts is emptied again, not deleted (sesemi did not make it).
+_GIVEN_EMPTY: set[Path] = set()
+
+
 def claim_folder(run_dir: str | Path) -> None:
     """Marks `run_dir` as the folder of a run of this process: one that does not exist yet, or
     holds nothing but what Hydra wrote for this job. A run's folder is deleted whole when the run
@@ -294,6 +300,8 @@ def claim_folder(run_dir: str | Path) -> None:
     if others:
         more = f" and {len(others) - 1} more" if len(others) > 1 else ""
         raise SesemiError(f"{run_dir} is not empty (it holds {others[0]}{more}); a run needs a new folder of its own")
+    if run_dir.exists() and not os.listdir(run_dir):  # made by the caller (Hydra's job folder holds Hydra's files)
+        _GIVEN_EMPTY.add(run_dir.absolute())
     mark(run_dir, "run", "running")
 
 
@@ -305,7 +313,14 @@ def discard_unstarted(run_dir: str | Path) -> bool:
     found = marker(run_dir)
     if found is None or found.kind != "run" or found.pid != os.getpid() or (run_dir / CONFIG).exists():
         return False
-    remove(run_dir, run_dir.parent, "run")
+    if run_dir.absolute() not in _GIVEN_EMPTY:
+        remove(run_dir, run_dir.parent, "run")
+        return True
+    for child in run_dir.iterdir():  # all of this run's: the folder was empty when it was given
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
     return True
 
 

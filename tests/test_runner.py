@@ -317,6 +317,16 @@ def test_a_bad_start_stops_the_run_before_its_folder_is_made(tmp_path, override,
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_empty_folder_of_the_callers_is_emptied_not_deleted_when_the_run_fails_to_start(image_tree, tmp_path):
+    """A run given an empty folder the caller made (`sesemi.run(config, folder)`) that fails
+    before it starts leaves the folder, empty, where one it made itself is deleted."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(SesemiError, match="needs run.pretrained_checkpoint_path"):
+        _tiny_run(image_tree, tmp_path, "run.mode=VALIDATE")
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
 def test_a_folder_holding_files_of_someone_else_is_refused(image_tree, tmp_path):
     """A failed run's folder is deleted whole (`rm-failed`), so a run never claims a folder that
     holds anything: the files stay, and the folder gets no marker."""
