@@ -62,7 +62,9 @@ def find(reference: str) -> Path | None:
         if version is None:  # the latest version is the repository's to say
             return None
         candidates = root.glob(f"**/{name}/{version}/*/{META}")
-    folders = {meta.parent: read_info(meta.parent) for meta in candidates if within(meta.parent, root)}
+    # A model's folder is named by its uid; a fetch stages it beside as `.<uid>.*` (hidden) first.
+    found_folders = (meta.parent for meta in candidates if not meta.parent.name.startswith("."))
+    folders = {folder: read_info(folder) for folder in found_folders if within(folder, root)}
     wanted = matches(folders.values(), reference)
     found = [folder for folder, info in folders.items() if info in wanted]
     return found[0] if len(found) == 1 else None

@@ -52,6 +52,17 @@ def test_cached_models_are_found_without_a_repository(tmp_path, cache, monkeypat
     assert hub_cache.find("other.cnn@1.0.0") is None and hub_cache.find("cnn@2.0.0") is None
 
 
+def test_a_fetch_in_progress_is_not_found_as_a_cached_model(tmp_path, cache):  # noqa: F811
+    """Another process's fetch stages the model beside its place (`.<uid>.*`, hidden) before it
+    renames it there: a lookup by name and version finds the model once it is in place only."""
+    repository, info, archive = published(tmp_path)
+    folder = hub_cache.fetch(info, archive, repository)
+    shutil.copytree(folder, folder.parent / f".{info.uid}.1234.abcd.partial")
+    assert hub_cache.find("cnn@1.0.0") == folder
+    shutil.rmtree(folder)
+    assert hub_cache.find("cnn@1.0.0") is None and hub_cache.find(info.uid) is None
+
+
 @pytest.mark.parametrize(
     ("data", "checksum", "error"),
     [
