@@ -338,6 +338,7 @@ def pseudo_label(
         typer.Argument(help="threshold=0.9, balance=true, per_class=100, soft_labels=false, include_labeled=false, ..."),
     ] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Default: DATA_ROOT/pseudo.")] = None,
+    allow: Allow = None,
 ) -> None:
     """Label the unlabeled images (or recordings) with a trained teacher, for a noisy student.
 
@@ -354,8 +355,8 @@ def pseudo_label(
     """
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
-    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir",))
-    written = pseudo_dataset(teacher, data_root, output_dir, **options)
+    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "allow"))
+    written = pseudo_dataset(teacher, data_root, output_dir, **options, allow=allow or ())
     counts, checked = written["counts"], written["teacher_on_val"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "
@@ -549,6 +550,7 @@ def publish(
     allow_unfinished: Annotated[
         bool, typer.Option("--allow-unfinished", help="Publish a run that is running, failed or was interrupted.")
     ] = False,
+    allow: Allow = None,
 ) -> None:
     """Publish a run's model: its weights (safetensors), config, labels, metrics and a model card.
 
@@ -570,7 +572,9 @@ def publish(
     if malformed:
         raise SesemiError(f"params are key=value, not {malformed[0]!r}")
     params = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in param or ())}
-    uid = publish_model(run, name, version, repository, subgroup, params, author, allow_unfinished=allow_unfinished)
+    uid = publish_model(
+        run, name, version, repository, subgroup, params, author, allow=allow or (), allow_unfinished=allow_unfinished
+    )
     echo(f"published {name}@{version} as {uid} to {repository}")
 
 

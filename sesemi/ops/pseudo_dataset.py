@@ -117,6 +117,7 @@ def pseudo_dataset(
     device: str = "auto",
     on_error: str = "skip",
     overwrite: bool = False,
+    allow: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Labels the unlabeled images (or recordings, for an audio teacher) with a teacher and
     writes a `pseudo` data set.
@@ -146,6 +147,8 @@ def pseudo_dataset(
         device: "auto" (a GPU if there is one), "cpu", "cuda", "cuda:1", ...
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
         overwrite: Replace the files of an earlier `pseudo_dataset` (only in a folder it made).
+        allow: Module prefixes whose classes the teacher may build besides the trusted ones
+            (`sesemi trust`), e.g. `["my_project"]`.
 
     Returns:
         What `dataset.json` holds: classes, soft_labels, modality, counts, the check on
@@ -163,7 +166,7 @@ def pseudo_dataset(
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
 
-    teacher = TrainedModel.from_run(checkpoint_path)
+    teacher = TrainedModel.from_run(checkpoint_path, allow=allow)
     # what messages call the inputs, in class folders and loose; which files are inputs
     kind, loose, accept = ("audio file", "audio", is_audio_file) if teacher.audio else ("image", "image", is_image_file)
     labeled, classes = class_samples(subset_dirs(data_root, labeled_subset), accept, kind) if labeled_subset else ([], [])

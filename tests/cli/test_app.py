@@ -287,7 +287,7 @@ def test_a_backbone_of_the_projects_src_trains_and_predicts_once_src_is_trusted(
 ):
     """The template's advice followed: a backbone written in the project's src/ and named in
     configs/custom.yaml trains; predicting with its run is refused, naming `sesemi trust add
-    src`, until the user trusts src, then works."""
+    src`, until the user trusts src (or allows it for one call), then works."""
     from cli_project import TINY
 
     monkeypatch.setenv("SESEMI_CONFIG_HOME", str(tmp_path / "config"))
@@ -309,8 +309,14 @@ def test_a_backbone_of_the_projects_src_trains_and_predicts_once_src_is_trusted(
     images = project / "data" / "digits" / "val" / "3"
     predict = ("inference", run.parent, images, "--save-dir", tmp_path / "out", "--device", "cpu")
     assert "`sesemi trust add src.my_backbones`" in error_line(sesemi_cli(*predict))
+    # --allow, as the refusal says, for one call of each command that loads the run
+    assert sesemi_cli(*predict, "--allow", "src").exit_code == 0
+    publish = ("publish", run.parent, "--name", "own", "--version", "1.0.0", "-r", tmp_path / "models")
+    assert sesemi_cli(*publish, "--allow", "src").exit_code == 0
+    pseudo = ("pseudo-label", run.parent, project / "data" / "digits", "--output-dir", tmp_path / "pseudo")
+    assert sesemi_cli(*pseudo, "--allow", "src").exit_code == 0
     assert sesemi_cli("trust", "add", "src").exit_code == 0
-    predicted = sesemi_cli(*predict)
+    predicted = sesemi_cli(*predict, "--force")
     assert predicted.exit_code == 0 and "predicted" in predicted.output, predicted.output
 
 
