@@ -111,7 +111,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     verify_checksum(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, LookupError) as error:  # a text file: IndexError
         text = str(error).strip()
         # torch explains weights_only at length; the cause is on the line after this marker.
         text = text.split("WeightsUnpickler error:", 1)[-1].strip()

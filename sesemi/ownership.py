@@ -32,7 +32,6 @@ from sesemi.version import __version__
 
 MARKER = ".sesemi"
 State = Literal["running", "finished", "failed", "interrupted", "complete"]
-ENDED = ("finished", "failed", "interrupted")
 
 
 @dataclass(frozen=True)

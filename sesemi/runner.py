@@ -2,8 +2,8 @@
 
 `run` is the one way a config is run: `open_sesemi`, `sesemi train` (and its twin `train`,
 which composes first) and `TrainingRun` all call it. A run writes, under its folder: `config.yaml` (resolved),
-`checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv`, TensorBoard events and
-`results.json` (a `RunResult`).
+`checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv` (and the files of the
+trackers in `loggers`) and `results.json` (a `RunResult`).
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ class Payload:
         return (Path.write_text, (self.path, "owned"))
 
 
-@pytest.mark.parametrize("kind", ["no state_dict", "pickled object", "not a checkpoint"])
+@pytest.mark.parametrize("kind", ["no state_dict", "pickled object", "not a checkpoint", "a text file"])
 def test_a_foreign_checkpoint_is_one_line_and_runs_nothing(trained_run, tmp_path, kind):
     run = copy_run(trained_run, tmp_path)
     checkpoint = run / "checkpoints" / "best.ckpt"
@@ -221,8 +221,11 @@ def test_a_foreign_checkpoint_is_one_line_and_runs_nothing(trained_run, tmp_path
     elif kind == "pickled object":
         torch.save({"state_dict": {}, "payload": Payload(victim)}, checkpoint)
         expected = f"error: cannot load {checkpoint} safely ("
-    else:
+    elif kind == "not a checkpoint":
         checkpoint.write_bytes(pickle.dumps(Payload(victim)))
+        expected = f"error: cannot load {checkpoint} safely ("
+    else:  # a config.yaml given for a checkpoint, say
+        checkpoint.write_text("run:\n  seed: 1\n")
         expected = f"error: cannot load {checkpoint} safely ("
     line = error_line(sesemi_cli("inference", checkpoint, trained_run.tree.root / "val", "--save-dir", tmp_path / "out"))
     assert line.startswith(expected)
