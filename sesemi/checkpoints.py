@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import random
 import re
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 from torch import nn
@@ -155,3 +157,30 @@ def load_weights(
     if missing:
         logger.info("initialized %d of %d weights from %s; kept new values for: %s",
                     len(matching), len(own), path, ", ".join(missing[:5]))
+
+
+RNG_STATES = "sesemi_rng_states"  # the checkpoint key of the random states (`random_states`)
+
+
+def random_states() -> dict[str, Any]:
+    """The state of torch's (CPU and CUDA), NumPy's and Python's global random generators, in
+    types a `weights_only` load reads: a resumed run restores them (`set_random_states`) and
+    draws what the unbroken run drew after the save (dropout, say)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    """Restores what `random_states` recorded (CUDA's only on as many GPUs as it recorded)."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from sesemi.callbacks.ema import EMA
+from sesemi.checkpoints import RNG_STATES, random_states, set_random_states
 from sesemi.config.structs import ClassifierHParams
 from sesemi.errors import SesemiError, one_of
 from sesemi.learners.encoding import encode
@@ -220,6 +221,13 @@ class Classifier(pl.LightningModule):
         self.log_dict(logs, prog_bar=False)
         self.log("loss", total, prog_bar=True, logger=False)
         return total
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RNG_STATES] = random_states()  # so that a resumed run draws what this one would
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._trainer is not None and RNG_STATES in checkpoint:  # resuming a fit (not evaluating)
+            set_random_states(checkpoint[RNG_STATES])
 
     def on_train_epoch_end(self) -> None:
         """Collects what the loss heads did with their unlabeled pools (`unlabeled_statistics`:
