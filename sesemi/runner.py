@@ -370,7 +370,9 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     run_dir = _run_folder(run_config, run_dir, resume)
     fit = mode is RunMode.FIT
     # Built before the folder is made: a mistake in the trainer's or loggers' options leaves none.
-    trainer = build_trainer(run_config, config.get("trainer"), run_dir, fit, config.get("loggers"))
+    # Absolute for the trainer: its checkpoint callbacks keep their folder in their state, and a
+    # resume that names the run's folder otherwise (relative or not) would drop their bests.
+    trainer = build_trainer(run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"))
     run_dir.mkdir(parents=True, exist_ok=True)
     main = trainer.is_global_zero
     if main:

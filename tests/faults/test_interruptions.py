@@ -153,3 +153,17 @@ def test_ctrl_c_while_a_resume_restores_its_state_keeps_the_checkpoint(image_tre
     with pytest.raises(SystemExit):
         resume(tmp_path / "stopped", allow=[__name__])
     assert torch.load(checkpoint, weights_only=True)["global_step"] == 5
+
+
+def test_a_run_resumed_by_another_spelling_of_its_folder_keeps_its_best_checkpoint(image_tree, tmp_path, monkeypatch):
+    """A run started in a relative folder and resumed by its absolute path (or the other way
+    round) keeps its checkpoint callbacks' state: the best checkpoint stays best.ckpt, with its
+    score, rather than a best-v1.ckpt beside it."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=5)), "stopped")
+    global current
+    current = lambda: Batches()  # noqa: E731
+    result = resume(tmp_path / "stopped", allow=[__name__])
+    assert result.best_checkpoint.name == "best.ckpt"
+    assert not list((tmp_path / "stopped" / "checkpoints").glob("best-v*.ckpt"))
