@@ -56,6 +56,7 @@ INTERRUPTED = "interrupted.ckpt"
 
 # Lightning 1 strategies that Lightning 2 dropped, and what they run as now.
 REPLACED_STRATEGIES = {"dp": "ddp", "ddp2": "ddp", "ddp_cpu": "ddp", "horovod": "ddp"}
+DEVICE_KINDS = ("cpu", "gpu", "cuda", "mps", "tpu")  # Lightning's accelerators, which run.accelerator is not
 
 
 def devices(gpus: Any) -> tuple[str, Any]:
@@ -87,6 +88,11 @@ def strategy(accelerator: str | None) -> str:
     """`run.accelerator` -> a Lightning 2 strategy, mapping values Lightning 2 removed."""
     if accelerator is None:
         return "auto"
+    if accelerator in DEVICE_KINDS:
+        raise SesemiError(
+            f"run.accelerator is the multi-device strategy (ddp, ddp_spawn, ...; null lets Lightning choose), "
+            f"not a kind of device like {accelerator!r}: pick the devices with run.gpus (0: the CPU, -1: every GPU)"
+        )
     if accelerator in REPLACED_STRATEGIES:
         replacement = REPLACED_STRATEGIES[accelerator]
         _notice(f"run.accelerator={accelerator} is not supported by Lightning 2; using {replacement}")

@@ -66,6 +66,8 @@ def test_strategy_maps_lightning1_values():
     assert strategy("ddp2") == "ddp"
     assert strategy(None) == "auto"
     assert strategy("ddp_find_unused_parameters_true") == "ddp_find_unused_parameters_true"
+    with pytest.raises(SesemiError, match=r"not a kind of device like 'gpu': pick the devices with run.gpus"):
+        strategy("gpu")
 
 
 def test_budget_in_iterations():

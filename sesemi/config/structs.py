@@ -41,6 +41,11 @@ OPEN_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "learner.hparams.optimizer.weight_decay": (0, None, True),
     "learner.hparams.model.regularization_loss_heads.*.head.threshold": (0, 1, True),
     "learner.hparams.model.regularization_loss_heads.*.head.min_threshold": (0, 1, True),
+    # Lightning's Trainer arguments that a 0 would make divide by zero deep in its loops
+    "trainer.val_check_interval": (0, None, False),
+    "trainer.check_val_every_n_epoch": (1, None, True),
+    "trainer.accumulate_grad_batches": (1, None, True),
+    "trainer.log_every_n_steps": (1, None, True),
 }
 
 

@@ -47,6 +47,8 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("learner.hparams.optimizer.lr=-0.1", "learner.hparams.optimizer.lr must be greater than 0, not -0.1"),
         ("learner.hparams.model.regularization_loss_heads.fixmatch.head.threshold=1.5", "threshold must be between 0 and 1, not 1.5"),
         ("data.train.fixmatch.mu=0", "data.train.fixmatch.mu must be greater than 0, not 0.0"),
+        ("trainer.val_check_interval=0", "trainer.val_check_interval must be greater than 0, not 0"),
+        ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be at least 1, not 0"),
     ],
 )
 def test_mistakes_are_one_line_errors(override, message):
