@@ -119,7 +119,7 @@ def measure_speed(config: DictConfig, datamodule: pl.LightningDataModule, traine
             started = time.perf_counter()
             validator.validate(learner, datamodule=datamodule, verbose=False)
             validation = (time.perf_counter() - started) * batches / measured
-    return Speed(timer.seconds_per_step, validation)
+    return Speed(timer.seconds_per_step * trainer.accumulate_grad_batches, validation)  # the probe's steps are batches
 
 
 def iterations_within(seconds: float, speed: Speed, validation_interval: int | None) -> int:
@@ -138,10 +138,18 @@ def iterations_within(seconds: float, speed: Speed, validation_interval: int | N
     return iterations
 
 
-def validation_interval(trainer: pl.Trainer) -> int | None:
-    """Steps between validations when the trainer validates every N steps across epochs."""
-    interval = trainer.val_check_interval
-    return interval if isinstance(interval, int) and trainer.check_val_every_n_epoch is None else None
+def validation_interval(trainer: pl.Trainer, iterations_per_epoch: int | None) -> int | None:
+    """Optimizer steps between validations (None: not known, counted as one at the end): every
+    N steps across epochs, or so many times in every so many epochs of `iterations_per_epoch`
+    batches (an optimizer step takes `accumulate_grad_batches` of them)."""
+    interval, every = trainer.val_check_interval, trainer.check_val_every_n_epoch
+    if every is None:
+        return interval if isinstance(interval, int) else None
+    if not iterations_per_epoch:
+        return None
+    in_epoch = interval if isinstance(interval, int) else max(1, int(iterations_per_epoch * interval))
+    per_epoch = max(1, iterations_per_epoch // in_epoch)  # validations in a validated epoch
+    return max(1, round(iterations_per_epoch * every / per_epoch / trainer.accumulate_grad_batches))
 
 
 class TimeEstimate(pl.Callback):

@@ -340,7 +340,8 @@ def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Tr
         return
     speed = measure_speed(config, datamodule, trainer, lambda probe: resolve(probe, attributes_for(probe, datamodule, trainer)))
     left = budget - (time.time() - started)
-    iterations = iterations_within(left, speed, validation_interval(trainer))
+    interval = validation_interval(trainer, datamodule.iterations_per_epoch(trainer.world_size))
+    iterations = iterations_within(left, speed, interval)
     config.run.num_iterations, config.run.num_epochs = iterations, None
     os.environ[BUDGET_VARIABLE] = str(iterations)
     logger.info(

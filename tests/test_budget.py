@@ -3,11 +3,19 @@ a run that sets its own length from its measured speed."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from omegaconf import OmegaConf
 
 from sesemi import compose, run
-from sesemi.budget import Speed, format_duration, iterations_within, parse_duration
+from sesemi.budget import (
+    Speed,
+    format_duration,
+    iterations_within,
+    parse_duration,
+    validation_interval,
+)
 from sesemi.errors import SesemiError
 
 
@@ -28,6 +36,25 @@ def test_the_iterations_pay_for_their_validations():
     assert iterations_within(600, Speed(step=0.5, validation=10.0), None) == int((570 - 10) / 0.5)
     with pytest.raises(SesemiError, match=r"give more time \(100 steps take about 1m 56s after the start\)"):
         iterations_within(5, Speed(step=1.0, validation=10.0), None)  # (10 + 100 * 1) / 0.95 s
+
+
+@pytest.mark.parametrize(
+    ("val_check_interval", "every_n_epochs", "accumulate", "interval"),
+    [
+        (50, None, 1, 50),  # every 50 steps, across epochs
+        (1.0, 1, 1, 250),  # once an epoch of 250 batches (base, imagewoof)
+        (0.5, 2, 1, 250),  # twice every other epoch
+        (100, 1, 1, 125),  # at batches 100 and 200 of each epoch
+        (1.0, 1, 2, 125),  # once an epoch of 125 optimizer steps
+    ],
+)
+def test_the_validation_interval_counts_validations_per_epoch_too(val_check_interval, every_n_epochs, accumulate, interval):
+    """A budget pays for every validation: those every N steps, and those in every epoch (it
+    counted the latter as one validation, at the end, and overran: 148 validations in 20 s)."""
+    trainer = SimpleNamespace(
+        val_check_interval=val_check_interval, check_val_every_n_epoch=every_n_epochs, accumulate_grad_batches=accumulate
+    )
+    assert validation_interval(trainer, iterations_per_epoch=250) == interval
 
 
 def test_format_duration():
