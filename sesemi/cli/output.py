@@ -15,7 +15,14 @@ from typing import Any
 from sesemi.errors import SesemiError, user_error
 from sesemi.logs import is_result
 
-FULL_ERROR = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's, read before sesemi sets it
+# The user's HYDRA_FULL_ERROR, kept here while sesemi sets its own: the processes a multi-process
+# run launches inherit both, and show tracebacks only if the user asked for them.
+USER_FULL_ERROR = "SESEMI_USER_FULL_ERROR"
+
+
+def _full_error() -> bool:
+    """Whether the user asked for full tracebacks (`HYDRA_FULL_ERROR=1`)."""
+    return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
 
 
 def show_info() -> None:
@@ -43,13 +50,16 @@ def exit_on_user_error() -> Iterator[None]:
     errors here (its `HYDRA_FULL_ERROR` switch), so they are one line too, not printed over several."""
     from sesemi.config.compose import hydra_error
 
-    before = os.environ.get("HYDRA_FULL_ERROR")
+    before, full_error = os.environ.get("HYDRA_FULL_ERROR"), _full_error()
+    recorded = USER_FULL_ERROR not in os.environ
+    if recorded:
+        os.environ[USER_FULL_ERROR] = "1" if full_error else "0"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         yield
     except Exception as error:
         message = user_error(error) or hydra_error(error)
-        if message is None or FULL_ERROR:
+        if message is None or full_error:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
@@ -58,6 +68,8 @@ def exit_on_user_error() -> Iterator[None]:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = before
+        if recorded:
+            os.environ.pop(USER_FULL_ERROR, None)
 
 
 def echo(text: str = "", end: str = "\n", err: bool = False) -> None:

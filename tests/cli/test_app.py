@@ -447,3 +447,21 @@ def test_group_by_seed(sesemi_cli, runs_copy):
     assert [p.name for p in (runs_copy / "groups").iterdir()] == ["seeds"]  # nothing left beside it
     line = error_line(sesemi_cli("group", runs_copy, "--by", "run.nothing", "--name", "x"))
     assert "no run has the config field 'run.nothing'" in line
+
+
+def test_a_launched_process_shows_tracebacks_only_if_the_user_asked(monkeypatch):
+    """A multi-process run's other processes inherit the HYDRA_FULL_ERROR=1 that sesemi sets
+    while a command runs, and the user's own setting beside it: a user error there is one line,
+    unless the user asked for tracebacks."""
+    from typer.testing import CliRunner
+
+    from sesemi.cli.app import app
+    from sesemi.errors import SesemiError
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # as a launched process inherits it
+    monkeypatch.setenv("SESEMI_USER_FULL_ERROR", "0")
+    result = CliRunner().invoke(app, ["show", "no_such_config"])
+    assert isinstance(result.exception, SystemExit) and result.output.startswith("error: no built-in config")
+    monkeypatch.setenv("SESEMI_USER_FULL_ERROR", "1")
+    result = CliRunner().invoke(app, ["show", "no_such_config"])
+    assert isinstance(result.exception, SesemiError)  # raised as it is, for its traceback
