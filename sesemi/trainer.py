@@ -157,10 +157,15 @@ def loggers_for(run_dir: Path, trackers: DictConfig | None) -> list[Logger]:
                 raise
             raise SesemiError(f"logger={name} needs a package that is not installed: pip install \"sesemi[{name}]\"") from None
         for folder in (logger.save_dir, logger.log_dir):
-            if folder is not None and not within(Path(folder), run_dir):
-                raise SesemiError(f"loggers.{name} would write to {folder}, outside the run's folder {run_dir}")
+            _refuse_outside(f"loggers.{name}", folder, run_dir)
         made.append(logger)
     return made
+
+
+def _refuse_outside(what: str, folder: str | Path | None, run_dir: Path) -> None:
+    """Refuses a logger or callback that would write to `folder` outside the run's folder."""
+    if folder is not None and not within(Path(folder), run_dir):
+        raise SesemiError(f"{what} would write to {folder}, outside the run's folder {run_dir}")
 
 
 def _causes(error: BaseException | None):
@@ -188,9 +193,7 @@ def build_trainer(
         ) from None
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
     for callback in callbacks:  # a run writes into its own folder only (see loggers_for)
-        folder = getattr(callback, "dirpath", None)
-        if folder is not None and not within(Path(folder), run_dir):
-            raise SesemiError(f"{type(callback).__name__} would write to {folder}, outside the run's folder {run_dir}")
+        _refuse_outside(type(callback).__name__, getattr(callback, "dirpath", None), run_dir)
     if not sys.stderr.isatty():  # a bar or a drawn table would fill a log with control characters
         if options.get("enable_progress_bar", True):
             callbacks.append(PlainProgress())

@@ -41,8 +41,8 @@ class InterruptedCheckpoint(pl.Callback):
         _between_epochs(trainer)
         # A weight-averaging callback (EMA) validates with its average swapped into the model;
         # a stop in a validation finds them swapped, and the checkpoint must not.
-        swapped = [c for c in trainer.callbacks if isinstance(c, WeightAveraging) and c._average_model is not None]
-        swapped = swapped if self.validating else []
+        averaging = [c for c in trainer.callbacks if isinstance(c, WeightAveraging) and c._average_model is not None]
+        swapped = averaging if self.validating else []
         for callback in swapped:
             callback._swap_models(pl_module)
         trainer.save_checkpoint(self.path, weights_only=False)  # the full state, to resume from

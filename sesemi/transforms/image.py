@@ -1,8 +1,8 @@
 """Image transforms for training and evaluation, built from torchvision.transforms.v2.
 
 They take PIL images (what the image datasets and the predictor read) or uint8 tensors
-`[C, H, W]` (what shard pools stream), augment the 8-bit pixels and convert them to normalized floats once, at the
-end. A PIL image and the uint8 tensor of its pixels give the same output.
+`[C, H, W]` (what shard pools stream), augment the 8-bit pixels and convert them to normalized
+floats once, at the end. A PIL image and the uint8 tensor of its pixels give the same output.
 """
 
 from __future__ import annotations
