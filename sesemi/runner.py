@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -219,14 +220,35 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
         raise SesemiError(f"{run_dir} finished; there is nothing to resume")
     launched = os.environ.get(RUN_DIR_VARIABLE)  # set for the processes a multi-process run launches
     by_this_run = launched is not None and Path(launched).absolute() == run_dir.absolute()
-    if found.state == "running" and found.alive and not by_this_run:
-        raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
+    before = None if by_this_run else _take_over(run_dir)  # the run's first process took it over
+    try:
+        return run(_resumed_config(run_dir, allow), run_dir, resume=True)
+    except BaseException:
+        found = marker(run_dir)
+        if before is not None and found is not None and found.state == "running" and found.pid == os.getpid():
+            write_atomically(run_dir / MARKER, before)  # it failed before it started: as it was
+        raise
+
+
+def _take_over(run_dir: Path) -> str:
+    """Marks a stopped run as running in this process and returns its marker as it was; checked
+    and marked under a lock, so that of two resumes started at once one goes on, one is refused."""
+    with FileLock(run_dir / f"{MARKER}.lock", timeout=30):
+        before, found = (run_dir / MARKER).read_text(), marker(run_dir)
+        if found is not None and found.state == "running" and found.alive:
+            raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
+        mark(run_dir, "run", "running")
+    return before
+
+
+def _resumed_config(run_dir: Path, allow: Sequence[str]) -> DictConfig:
+    """The config a run was started with, once the trust rules allow what it names."""
     try:
         config = OmegaConf.load(run_dir / CONFIG)
     except FileNotFoundError:
         raise SesemiError(f"{run_dir} stopped before it wrote {CONFIG}; start it again instead") from None
     check_targets(config, allow, source=str(run_dir / CONFIG))
-    return run(config, run_dir, resume=True)
+    return config
 
 
 def _check_start(run: DictConfig, resume: bool) -> None:
@@ -376,11 +398,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     trainer = build_trainer(run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"))
     run_dir.mkdir(parents=True, exist_ok=True)
     main = trainer.is_global_zero
-    if main:
-        if resume:
-            mark(run_dir, "run", "running")
-        else:
-            claim_folder(run_dir)
+    if main and not resume:  # a resumed run's folder was marked running by `resume`
+        claim_folder(run_dir)
     try:
         if fit and config.run.time_budget and not resume:
             _fit_budget(config, datamodule, trainer, started=run_started)

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 
 from sesemi import compose, resume, run
+from sesemi.errors import SesemiError
 from sesemi.ownership import marker
 
 SESEMI = Path(sys.executable).parent / "sesemi"
@@ -167,3 +168,43 @@ def test_a_run_resumed_by_another_spelling_of_its_folder_keeps_its_best_checkpoi
     result = resume(tmp_path / "stopped", allow=[__name__])
     assert result.best_checkpoint.name == "best.ckpt"
     assert not list((tmp_path / "stopped" / "checkpoints").glob("best-v*.ckpt"))
+
+
+def test_a_second_resume_while_the_first_reads_the_data_is_refused(image_tree, tmp_path, monkeypatch):
+    """Two `sesemi resume` of one run started at once: the first takes the run over before it
+    reads the data (which can take minutes), so the second is refused instead of training into
+    the same folder."""
+    from sesemi.datamodule import SESEMIDataModule
+
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=5)), tmp_path / "stopped")
+    global current
+    current = lambda: Batches()  # noqa: E731
+    refusals = []
+    setup = SESEMIDataModule.setup
+
+    def setup_and_resume_again(self, stage=None):
+        if not refusals:
+            with pytest.raises(SesemiError, match="still running") as refused:
+                resume(tmp_path / "stopped", allow=[__name__])
+            refusals.append(refused.value)
+        return setup(self, stage)
+
+    monkeypatch.setattr(SESEMIDataModule, "setup", setup_and_resume_again)
+    assert resume(tmp_path / "stopped", allow=[__name__]).global_step == STEPS
+    assert len(refusals) == 1 and marker(tmp_path / "stopped").state == "finished"
+
+
+def test_a_resume_that_fails_before_it_starts_leaves_the_run_as_it_was(image_tree, tmp_path):
+    """A resume that cannot read the data leaves the run interrupted, not `running` in a process
+    that lives on (from Python, which would refuse the next resume as still running)."""
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=5)), tmp_path / "stopped")
+    moved = image_tree.root.rename(tmp_path / "moved")
+    with pytest.raises(SesemiError):
+        resume(tmp_path / "stopped", allow=[__name__])
+    assert marker(tmp_path / "stopped").state == "interrupted"
+    moved.rename(image_tree.root)
+    global current
+    current = lambda: Batches()  # noqa: E731
+    assert resume(tmp_path / "stopped", allow=[__name__]).global_step == STEPS
