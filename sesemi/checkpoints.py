@@ -100,8 +100,9 @@ def _is_local(path: Any) -> bool:
     return "://" not in os.fspath(path)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a checkpoint without executing code from it (tensors and plain containers only).
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Loads a checkpoint without executing code from it (tensors and plain containers only);
+    with `mmap`, its tensors are mapped from the file rather than read.
 
     Raises:
         SesemiError: The file is missing, changed since it was saved (its recorded SHA-256),
@@ -112,7 +113,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise SesemiError(f"checkpoint {path} does not exist")
     verify_checksum(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, LookupError) as error:  # a text file: IndexError
         text = str(error).strip()
         # torch explains weights_only at length; the cause is on the line after this marker.

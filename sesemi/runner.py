@@ -28,7 +28,7 @@ from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.accelerators import CUDAAccelerator
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from sesemi.checkpoints import load_weights
+from sesemi.checkpoints import load_weights, read_checkpoint
 from sesemi.config.compose import check_ranges, compose, hydra_error, validate
 from sesemi.config.resolvers import (
     SESEMIConfigAttributes,
@@ -269,19 +269,16 @@ def _resume_checkpoint(run_dir: Path) -> Path:
     found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt")]
     found = [path for path in found if path.is_file()]
     if not found:
-        raise SesemiError(f"{run_dir} has no checkpoint to resume from; start it again instead")
+        raise SesemiError(f"{run_dir} stopped before it saved a checkpoint; start it again (`sesemi rm-failed` deletes it)")
     return max(found, key=lambda path: path.stat().st_mtime)
 
 
-def _run_folder(run: DictConfig, run_dir: str | Path | None, resume: bool) -> Path:
+def _run_folder(run: DictConfig, run_dir: str | Path | None) -> Path:
     """The folder of this run: given, inherited from the process that launched this one (the
     other processes of a multi-process run), or a new timestamped one."""
     if run_dir is None:
         run_dir = os.environ.get(RUN_DIR_VARIABLE) or default_run_dir(run)
-    run_dir = Path(run_dir)
-    if resume and not (run_dir / "checkpoints").is_dir():
-        raise SesemiError(f"{run_dir} holds no run to resume")
-    return run_dir
+    return Path(run_dir)
 
 
 def _hydra_files(run_dir: Path) -> set[str]:
@@ -386,16 +383,21 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     if run_config.seed is not None:
         pl.seed_everything(run_config.seed, workers=True, verbose=False)
 
+    run_dir = _run_folder(run_config, run_dir)
+    checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
+    resumed_step = read_checkpoint(checkpoint, mmap=True).get("global_step") if resume else None
+
     datamodule = SESEMIDataModule(config.data, run_config.data_root, run_config.batch_size_per_gpu, run_config.seed)
     datamodule.prepare_data()
     datamodule.setup("fit" if mode is RunMode.FIT else mode.name.lower())
 
-    run_dir = _run_folder(run_config, run_dir, resume)
     fit = mode is RunMode.FIT
     # Built before the folder is made: a mistake in the trainer's or loggers' options leaves none.
     # Absolute for the trainer: its checkpoint callbacks keep their folder in their state, and a
     # resume that names the run's folder otherwise (relative or not) would drop their bests.
-    trainer = build_trainer(run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"))
+    trainer = build_trainer(
+        run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"), resumed_step
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     main = trainer.is_global_zero
     if main and not resume:  # a resumed run's folder was marked running by `resume`
@@ -411,7 +413,6 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
 
         learner = instantiate(config.learner, _recursive_=False)
         learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary
-        checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
         load_initial_weights(learner, config.run, mode, resumed=resume)
         if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
             raise SesemiError("run.mode=VALIDATE needs a data.val loader")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import logging
 import math
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.plugins import CheckpointIO
 
 from sesemi.budget import TimeEstimate
@@ -25,7 +27,7 @@ from sesemi.callbacks.progress import PlainProgress
 from sesemi.checkpoints import ChecksummedCheckpointIO
 from sesemi.errors import SesemiError
 from sesemi.logs import LIGHTNING_LOG
-from sesemi.ownership import within
+from sesemi.ownership import open_atomically, within
 
 logger = logging.getLogger(__name__)
 
@@ -141,13 +143,50 @@ def checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, M
     return best, last
 
 
-def loggers_for(run_dir: Path, trackers: DictConfig | None) -> list[Logger]:
-    """`metrics.csv` in the run folder (what `sesemi postprocess` reads), and the experiment
-    trackers the config adds (`logger=tensorboard`, ...), each saving under the run folder: one
-    whose folder lies elsewhere (a `name` of `../..`, a `file:` tracking URI) is refused, as a
-    run writes into its own folder only (a config.yaml resumed from someone else's run
-    included)."""
-    made: list[Logger] = [CSVLogger(str(run_dir), name="", version="")]
+class RunMetrics(CSVLogger):
+    """`metrics.csv` in the run folder. A run resumed from `resumed_step` keeps the rows logged
+    before that step and goes on after them (Lightning's writer starts the file anew); those
+    after it are logged again by the resumed run."""
+
+    def __init__(self, run_dir: Path, resumed_step: int | None = None):
+        super().__init__(str(run_dir), name="", version="")
+        self.resumed_step = resumed_step
+
+    @property
+    def experiment(self) -> Any:
+        if self._experiment is not None or self.resumed_step is None:
+            return super().experiment
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        header, rows = [], []
+        if path.is_file():
+            with path.open(newline="") as file:
+                reader = csv.DictReader(file)
+                header = list(reader.fieldnames or ())
+                rows = [row for row in reader if _step(row) < self.resumed_step]
+        writer = super().experiment
+        if rows and isinstance(writer, ExperimentWriter):  # the first process's; the others' log nothing
+            with open_atomically(path, newline="") as file:
+                table = csv.DictWriter(file, fieldnames=header)
+                table.writeheader()
+                table.writerows(rows)
+            writer.metrics_keys = header
+        return writer
+
+
+def _step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return math.nan
+
+
+def loggers_for(run_dir: Path, trackers: DictConfig | None, resumed_step: int | None = None) -> list[Logger]:
+    """`metrics.csv` in the run folder (what `sesemi postprocess` reads; see `RunMetrics`), and
+    the experiment trackers the config adds (`logger=tensorboard`, ...), each saving under the
+    run folder: one whose folder lies elsewhere (a `name` of `../..`, a `file:` tracking URI) is
+    refused, as a run writes into its own folder only (a config.yaml resumed from someone else's
+    run included)."""
+    made: list[Logger] = [RunMetrics(run_dir, resumed_step)]
     for name, tracker in (trackers or {}).items():
         try:
             logger = instantiate(tracker, save_dir=str(run_dir))
@@ -175,9 +214,15 @@ def _causes(error: BaseException | None):
 
 
 def build_trainer(
-    run: DictConfig, trainer: DictConfig | None, run_dir: Path, fit: bool, trackers: DictConfig | None = None
+    run: DictConfig,
+    trainer: DictConfig | None,
+    run_dir: Path,
+    fit: bool,
+    trackers: DictConfig | None = None,
+    resumed_step: int | None = None,
 ) -> pl.Trainer:
-    """A Trainer writing CSV logs (and those of the `trackers`) and checkpoints under `run_dir`.
+    """A Trainer writing CSV logs (and those of the `trackers`) and checkpoints under `run_dir`;
+    `resumed_step` is the step a resumed run goes on from (see `RunMetrics`).
 
     Keys of the `trainer` config override what the run config sets; its callbacks are added to
     a ModelCheckpoint that keeps the best weights by `val/top1`, unless it configures its own, and
@@ -214,7 +259,7 @@ def build_trainer(
         "num_nodes": run.num_nodes,
         "strategy": strategy(run.accelerator),
         "default_root_dir": str(run_dir),
-        "logger": loggers_for(run_dir, trackers),
+        "logger": loggers_for(run_dir, trackers, resumed_step),
         "callbacks": callbacks,
         "log_every_n_steps": 10,
         # one batch runs all of validation's code before training starts; Lightning's two read

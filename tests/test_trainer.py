@@ -103,7 +103,7 @@ def test_build_trainer_defaults(tmp_path, no_gpu):
     assert isinstance(trainer.accelerator, pl.accelerators.CPUAccelerator)
     checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
     assert checkpoints and checkpoints[0].monitor == "val/top1" and checkpoints[0].mode == "max"
-    assert {type(lg).__name__ for lg in trainer.loggers} == {"CSVLogger"}
+    assert [type(lg).__name__ for lg in trainer.loggers] == ["RunMetrics"]  # metrics.csv
     assert trainer.default_root_dir == str(tmp_path)
 
 

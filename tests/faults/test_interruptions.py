@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -105,6 +106,13 @@ def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_
     weights = [torch.load(r.last_checkpoint, weights_only=True)["state_dict"] for r in (finished, result)]
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key])
+    # metrics.csv holds the whole run, not only what came after the stop (Lightning starts it
+    # anew); a validation the stop interrupted is not done again
+    expected, logged = (pd.read_csv(folder / "metrics.csv") for folder in (tmp_path / "unbroken", tmp_path / "stopped"))
+    if stop_at < 0:
+        expected = expected[~((expected.step == abs(stop_at) - 1) & expected["val/top1"].notna())]
+    assert sorted(logged.columns) == sorted(expected.columns)
+    pd.testing.assert_frame_equal(logged[expected.columns], expected.reset_index(drop=True), check_exact=False, atol=1e-5)
 
 
 def test_a_folder_that_holds_a_run_is_not_run_again(image_tree, tmp_path):
@@ -118,10 +126,12 @@ def test_a_folder_that_holds_a_run_is_not_run_again(image_tree, tmp_path):
 @pytest.mark.slow
 def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
     """A run killed without warning (after its first checkpoint) resumes with one command and
-    ends with the full budget; its marker said `running` for a process that is gone."""
+    ends with the full budget, its metrics.csv with a row for every step; its marker said
+    `running` for a process that is gone."""
     command = [
         str(Path(sys.executable).parent / "open_sesemi"), "-cn", "digits", f"run.data_root={image_tree.root}",
         f"run.dir={tmp_path}/runs", *TINY[:-3], "run.num_iterations=200", "+trainer.enable_progress_bar=false",
+        "+trainer.log_every_n_steps=1",
     ]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -135,6 +145,8 @@ def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((run_dir / "results.json").read_text())["global_step"] == 200
     assert marker(run_dir).state == "finished"
+    logged = pd.read_csv(run_dir / "metrics.csv")
+    assert logged.step[logged["train/loss"].notna()].tolist() == list(range(200))
 
 
 def test_ctrl_c_while_a_resume_restores_its_state_keeps_the_checkpoint(image_tree, tmp_path, monkeypatch):
@@ -208,3 +220,16 @@ def test_a_resume_that_fails_before_it_starts_leaves_the_run_as_it_was(image_tre
     global current
     current = lambda: Batches()  # noqa: E731
     assert resume(tmp_path / "stopped", allow=[__name__]).global_step == STEPS
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_refused_before_the_data_is_read(image_tree, tmp_path):
+    """Nothing to resume from is said at once, not after decoding the data set (minutes for a
+    pool of photos), and in the words `publish` and `inference` use."""
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=5)), tmp_path / "stopped")
+    for checkpoint in (tmp_path / "stopped" / "checkpoints").glob("*.ckpt"):
+        checkpoint.unlink()
+    image_tree.root.rename(tmp_path / "moved")  # reading the data would fail
+    with pytest.raises(SesemiError, match="stopped before it saved a checkpoint; start it again"):
+        resume(tmp_path / "stopped", allow=[__name__])
+    assert marker(tmp_path / "stopped").state == "interrupted"
