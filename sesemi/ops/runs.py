@@ -192,23 +192,33 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
                 unmarked.append(run.path)
         elif found.state == "finished":
             files += surplus
-    checksums = [path.with_name(f"{path.name}.sha256") for path in files]  # recorded when saved
-    _delete([path for path in checksums if path.is_file() and not path.is_symlink()], root, None, dry_run)
+    _delete([_checksum(path) for path in files], root, None, dry_run)
     return Tidied(files, _delete(files, root, None, dry_run), unmarked, [])
 
 
 def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
     """The checkpoints of a finished run beyond its best and last ones (all with `everything`);
-    none of an unfinished run, or in a `checkpoints` folder that is a symlink."""
+    none of an unfinished run, or in a `checkpoints` folder that is a symlink. Only checkpoints
+    sesemi saved count, those with the SHA-256 it records beside each: a copy a user made
+    there (`my_backup.ckpt`) is theirs."""
     folder = run.path / "checkpoints"
     if run.result is None or folder.is_symlink():
         return []
-    checkpoints = sorted(path for path in folder.glob("*.ckpt") if path.is_symlink() or path.is_file())
+    checkpoints = sorted(path for path in folder.glob("*.ckpt") if _saved_by_sesemi(path))
     if everything:
         return checkpoints
     recorded = [run.result.best_checkpoint, run.result.last_checkpoint]
     kept = {Path(p).name for p in recorded if p} | set(KEPT_CHECKPOINTS)
     return [path for path in checkpoints if path.name not in kept]
+
+
+def _saved_by_sesemi(checkpoint: Path) -> bool:
+    checksum = _checksum(checkpoint)
+    return checkpoint.is_file() and not checkpoint.is_symlink() and checksum.is_file() and not checksum.is_symlink()
+
+
+def _checksum(checkpoint: Path) -> Path:
+    return checkpoint.with_name(f"{checkpoint.name}.sha256")  # recorded when saved (sesemi.checkpoints)
 
 
 def partition(runs: Sequence[Run], by: Sequence[str]) -> dict[str, list[Run]]:

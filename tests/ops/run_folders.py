@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from sesemi.checkpoints import record_checksum
 from sesemi.ownership import mark
 
 
@@ -69,6 +70,7 @@ def write_run(
     (folder / "checkpoints").mkdir()
     for name in checkpoints:
         (folder / "checkpoints" / name).write_bytes(b"0" * 1000)
+        record_checksum(folder / "checkpoints" / name)  # as sesemi saves each checkpoint
     if top1 is None:
         return folder
     steps = 10 * len(top1)

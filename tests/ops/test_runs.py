@@ -178,6 +178,17 @@ def test_remove_checkpoints_only_of_runs_marked_finished(make_run, tmp_path):
     assert len(list(running.glob("checkpoints/*.ckpt"))) == 3
 
 
+def test_rm_states_leaves_checkpoints_sesemi_did_not_save(make_run, tmp_path):
+    """A copy a user put beside the run's checkpoints (no SHA-256 recorded beside it) is theirs,
+    with or without --all; sesemi's own go, with their checksums."""
+    run = make_run("done", checkpoints=("best.ckpt", "last.ckpt", "epoch=0-step=10.ckpt"))
+    backup = run / "checkpoints" / "my_backup.ckpt"
+    backup.write_bytes((run / "checkpoints" / "best.ckpt").read_bytes())
+    assert remove_checkpoints(tmp_path / "runs").removed == [run / "checkpoints" / "epoch=0-step=10.ckpt"]
+    assert sorted(p.name for p in remove_checkpoints(tmp_path / "runs", everything=True).removed) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["my_backup.ckpt"]
+
+
 def test_remove_checkpoints_does_not_look_into_linked_checkpoints(make_run, tmp_path):
     """A run whose checkpoints/ is a link elsewhere keeps what is there, even with --all."""
     elsewhere = tmp_path / "elsewhere"
