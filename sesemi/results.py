@@ -28,7 +28,8 @@ class RunResult:
         mode: FIT, VALIDATE or TEST.
         metrics: The final metrics of the evaluated stage, e.g. `{"val/top1": 0.99, ...}`.
         classes: The class names, in the model's output order.
-        per_class_top1: The top-1 accuracy of each class, in `classes` order.
+        per_class_top1: The top-1 accuracy of each class, in `classes` order; None for a
+            class the evaluation set has no examples of.
         global_step: Training steps taken.
         epoch: Training epochs begun.
         wall_time_s: Seconds from the start of training (or evaluation) to its end.
@@ -48,7 +49,7 @@ class RunResult:
     mode: str
     metrics: dict[str, float] = field(default_factory=dict)
     classes: list[str] | None = None
-    per_class_top1: list[float] | None = None
+    per_class_top1: list[float | None] | None = None
     global_step: int = 0
     epoch: int = 0
     wall_time_s: float = 0.0

@@ -253,8 +253,12 @@ class Classifier(pl.LightningModule):
         self._evaluation_step(batch, "test")
 
     def _per_class_accuracy(self, stage: str) -> None:
+        """Each class's accuracy, None for a class with no examples (not measured, not 0)."""
         metric = self.metrics[stage]["per_class"]
-        self.per_class_accuracy = metric.compute().tolist()
+        accuracy = metric.compute().tolist()
+        with metric.sync_context():  # the examples of every process
+            examples = (metric.tp + metric.fn).tolist()
+        self.per_class_accuracy = [value if count else None for value, count in zip(accuracy, examples, strict=True)]
         metric.reset()
 
     def on_validation_epoch_end(self) -> None:

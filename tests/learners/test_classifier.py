@@ -262,6 +262,17 @@ def test_fit_logs_losses_and_validation_metrics(make_hparams, tmp_path):
     assert model.validated_at_step == trainer.global_step == 3
 
 
+def test_a_class_without_validation_examples_has_no_accuracy_rather_than_zero(make_hparams, tmp_path):
+    """A validation set may lack a class: its accuracy is None (not measured), not a 0 that reads
+    as every example wrong."""
+    model = Classifier(make_hparams())
+    train, _ = _loaders()
+    images, labels = torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1])  # no class 2
+    _trainer(tmp_path, max_steps=1).validate(model, DataLoader(TensorDataset(images, labels), batch_size=3), verbose=False)
+    assert model.per_class_accuracy[2] is None
+    assert all(0.0 <= value <= 1.0 for value in model.per_class_accuracy[:2])
+
+
 def test_checkpoint_loads_with_weights_only(make_hparams, tmp_path):
     """save_hyperparameters stores plain containers: a Lightning checkpoint of a tiny fit loads
     with torch.load(weights_only=True) and rebuilds the same model."""
