@@ -377,10 +377,11 @@ class FileDataset(Dataset):
     """`(input, label)` items read from a list of `(path, label)` samples by `read`.
 
     An unreadable or corrupt file either stops the run with its name (`on_error="raise"`) or is
-    skipped (`on_error="skip"`, the default): the next readable file takes its place and a
-    warning names it, once in a process, so nothing is dropped silently. Files found unreadable
-    while a data set is decoded into memory are named up to `NAMED_UNREADABLE` and the rest
-    counted, so a scraped folder with hundreds of broken files does not bury the log.
+    skipped (`on_error="skip"`, the default) with a warning that names it, once in a process, so
+    nothing is dropped silently. A data set decoded into memory leaves such files out (refusing
+    a class left with none); one read as items are loaded gives the item to the next readable
+    file. Files found unreadable while a data set is decoded are named up to `NAMED_UNREADABLE`
+    and the rest counted, so a scraped folder with hundreds of broken files does not bury the log.
 
     With `cache` "memory", every file is decoded when the data set is built and kept in memory
     (unreadable files are then reported at once); with "auto" only when the decoded data set is
@@ -411,6 +412,27 @@ class FileDataset(Dataset):
         self.memory = fill_cache(len(self.samples), self._stored_sample, check_cache(cache), self.kind)
         unreadable, self._unreadable = self._unreadable, None
         report_unreadable(self.kind, unreadable)
+        if self.memory is not None:
+            self._leave_out_unreadable()
+
+    def _leave_out_unreadable(self) -> None:
+        """Drops the items the memory cache could not decode (rather than let a neighbour stand
+        in for each, counted twice in a validation), refusing to leave a class with none."""
+        assert self.memory is not None
+        kept = [i for i, shape in enumerate(self.memory.shapes) if shape is not None]
+        if len(kept) == len(self.samples):
+            return
+        classes_before = {label for label in self.targets if isinstance(label, int) and label >= 0}
+        self.samples = [self.samples[i] for i in kept]
+        self.targets = [self.targets[i] for i in kept]
+        self.memory.keep(kept)
+        emptied = sorted(classes_before - set(self.targets))
+        if emptied:
+            names = ", ".join(self.classes[label] for label in emptied)
+            raise SesemiError(printable(
+                f"class folder(s) {names} hold no readable {self.kind}s (see the warnings above); "
+                f"add {self.kind}s that can be read, or remove the folder"
+            ))
 
     def read(self, path: str) -> Any:
         """The decoded content of one file."""

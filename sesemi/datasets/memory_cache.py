@@ -16,6 +16,7 @@ process of a multi-GPU run its own copy.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,10 +55,8 @@ class MemoryCache:
     def __init__(self, items: Sequence[Tensor | None]):
         present = [item for item in items if item is not None]
         dtype = present[0].dtype if present else torch.uint8
-        sizes = torch.tensor(
-            [0 if item is None else item.numel() for item in items], dtype=torch.int64
-        )
-        self.offsets = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)])
+        sizes = torch.tensor([0, *(0 if item is None else item.numel() for item in items)], dtype=torch.int64)
+        self.starts = sizes.cumsum(0)[:-1]
         self.shapes = [None if item is None else tuple(item.shape) for item in items]
         self.buffer = (
             torch.cat([item.reshape(-1) for item in present])
@@ -73,7 +72,13 @@ class MemoryCache:
         shape = self.shapes[index]
         if shape is None:
             return None
-        return self.buffer[int(self.offsets[index]) : int(self.offsets[index + 1])].view(shape)
+        start = int(self.starts[index])
+        return self.buffer[start : start + math.prod(shape)].view(shape)
+
+    def keep(self, indices: Sequence[int]) -> None:
+        """Keeps the entries at `indices` only, in that order (the buffer stays as it is)."""
+        self.starts = self.starts[list(indices)]
+        self.shapes = [self.shapes[i] for i in indices]
 
 
 def fill_cache(

@@ -129,7 +129,8 @@ def pseudo(
             raise SesemiError(f"{info_path} does not give the recordings' sample_rate; set the dataset's")
         disk = preprocessed(root, rate, cache_dir)
         data = AudioDataset(samples, classes, image_transform, on_error, rate, disk, cache)
-    data.targets = targets
+    target_of = dict(zip(paths, targets, strict=True))  # by path: unreadable files may have been left out
+    data.targets = [target_of[path] for path, _ in data.samples]
     return data
 
 

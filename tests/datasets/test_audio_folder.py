@@ -71,14 +71,19 @@ def test_on_error_raise_names_the_unreadable_file(tree, content):
         dataset("audio_folder", str(tree.root), "train", on_error="raise", cache="memory")
 
 
-def test_on_error_skip_takes_the_next_file_and_warns_once(tree, caplog):
+def test_on_error_skip_leaves_out_or_replaces_an_unreadable_file_and_warns_once(tree, caplog):
+    """Decoded into memory, an unreadable file is left out; read whenever its item is loaded
+    (cache none), the next file takes its place. Either way it is named once."""
     broken = write(tree.root / "train" / "low" / "a_silent.wav", np.zeros(0, np.float32))
-    data = dataset("audio_folder", str(tree.root), "train")
-    index = [path for path, _ in data.samples].index(str(broken))
-    waveform, label = data[index]
-    assert waveform.numel() > 0 and label == data.classes.index("low")
-    data[index]
-    assert data.skipped == {str(broken)}
+    cached = dataset("audio_folder", str(tree.root), "train")
+    lazy = dataset("audio_folder", str(tree.root), "train", cache="none")
+    assert [path for path, _ in cached.samples] == [path for path, _ in lazy.samples if path != str(broken)]
+    assert len(cached) == len(cached.targets) == len(lazy) - 1
+    index = [path for path, _ in lazy.samples].index(str(broken))
+    waveform, label = lazy[index]
+    assert waveform.numel() > 0 and label == lazy.classes.index("low")
+    lazy[index]
+    assert lazy.skipped == {str(broken)}
     assert sum("a_silent.wav" in r.getMessage() for r in caplog.records) == 1
 
 

@@ -33,11 +33,11 @@ def _index(data, name):
     return next(i for i, (path, _) in enumerate(data.samples) if path.endswith(name))
 
 
-@pytest.mark.parametrize("cache", ["none", "memory"])
 @pytest.mark.parametrize("name", ["x.png", "y.png"])
-def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name, cache):
-    """on_error="skip": the item is another readable image, and the file is listed in `.skipped`."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache=cache)
+def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name):
+    """on_error="skip", each file read when its item is loaded: the item is another readable
+    image, and the file is listed in `.skipped`."""
+    data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache="none")
     index = _index(data, name)
     image, label = data[index]
     assert isinstance(image, Image.Image) and image.size == (16, 16)
@@ -46,9 +46,29 @@ def test_skip_returns_a_readable_substitute_and_records_it(corrupt_tree, name, c
     assert {path.rsplit("/", 1)[-1] for path in data.skipped} <= {"x.png", "y.png"}
 
 
+def test_skip_leaves_out_what_the_memory_cache_cannot_decode(corrupt_tree):
+    """on_error="skip", decoded into memory: the unreadable files are left out (a neighbour
+    standing in for each would count twice in a validation), and listed in `.skipped`."""
+    every = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache="none")
+    data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache="memory")
+    assert [p for p, _ in data.samples] == [p for p, _ in every.samples if not p.endswith(("x.png", "y.png"))]
+    assert data.targets == [label for _, label in data.samples]
+    assert [data[i][1] for i in range(len(data))] == data.targets
+    assert {path.rsplit("/", 1)[-1] for path in data.skipped} == {"x.png", "y.png"}
+
+
+def test_a_class_whose_files_are_all_unreadable_is_refused(image_tree):
+    """Its folder is not empty, but the model would have a class it never saw an example of:
+    refused as an empty class folder is, once decoding has shown it."""
+    for path in (image_tree.root / "train" / "red").iterdir():
+        path.write_bytes(b"not an image")
+    with pytest.raises(SesemiError, match=r"class folder\(s\) red hold no readable images"):
+        image_folder(str(image_tree.root), "train", cache="memory")
+
+
 def test_skip_substitute_carries_its_own_label(corrupt_tree):
     """The substitute's label is the label of the image returned, not of the broken file."""
-    data = image_folder(str(corrupt_tree.root), "train", on_error="skip")
+    data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache="none")
     index = _index(data, "y.png")  # last green file; the next sample is the first red one
     _, label = data[index]
     assert label == data.classes.index("red")
@@ -248,7 +268,7 @@ def test_names_that_are_not_utf8_are_read_and_warned_about_escaped(image_tree, c
     folder = os.fsencode(image_tree.root / "train" / "red")
     Image.new("RGB", (16, 16), RED).save(folder + b"/caf\xe9.png", format="PNG")
     (Path(os.fsdecode(folder + b"/broken\xff.png"))).write_bytes(b"junk")
-    data = image_folder(str(image_tree.root), "train")
+    data = image_folder(str(image_tree.root), "train", cache="none")
     paths = [path for path, _ in data.samples]
     good, broken = (paths.index(os.fsdecode(folder + name)) for name in (b"/caf\xe9.png", b"/broken\xff.png"))
     image, label = data[good]
