@@ -8,7 +8,8 @@ segment when spawned), instead of each decoding every file again at every epoch.
 `cache: auto` (the default) keeps a data set in memory when it is small: at most
 `CACHE_MAX_FILES` files (more would take long to decode when the run starts: a pool of 100k
 files is listed, not decoded) whose decoded size, estimated from `SAMPLE_SIZE` files spread over
-it, is at most `CACHE_LIMIT_BYTES`. Each data set
+it, is at most `CACHE_LIMIT_BYTES`; decoding stops, and the data set is read from its files, as
+soon as more than that is decoded (long recordings the estimate missed). Each data set
 of a run has its own cache (the labeled and the unlabeled set both hold `train/`), and each
 process of a multi-GPU run its own copy.
 """
@@ -127,6 +128,15 @@ def fill_cache(
     took = f", {seconds:.0f} s on {threads} threads" if seconds >= 10 else ""
     logger.info("decoding %d %ss into memory (about %s%s)", count, kind, decimal(round(estimate)), took)
     rest = [i for i in range(count) if i not in sample]
+    decoded = sum(item.numel() * item.element_size() for item in readable)
     with ThreadPoolExecutor(threads) as pool:
-        sample.update(zip(rest, pool.map(decode, rest), strict=True))
+        for index, item in zip(rest, pool.map(decode, rest), strict=True):
+            sample[index] = item
+            decoded += 0 if item is None else item.numel() * item.element_size()
+            if cache == "auto" and decoded > CACHE_LIMIT_BYTES:  # long files the sample missed
+                pool.shutdown(cancel_futures=True)
+                logger.info(
+                    "not caching %d %ss in memory: over the 1 GiB of cache=auto after %d of them", count, kind, len(sample)
+                )
+                return None
     return MemoryCache([sample[i] for i in range(count)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,24 @@ def test_auto_leaves_out_a_data_set_too_large_for_memory(image_tree, monkeypatch
     monkeypatch.setattr(memory_cache, "CACHE_LIMIT_BYTES", 1000)  # 9 images of 16x16x3 bytes
     assert image_folder(str(image_tree.root), "train", cache="auto").memory is None
     assert image_folder(str(image_tree.root), "train", cache="memory").memory is not None
+
+
+def test_auto_stops_decoding_once_over_the_limit_the_estimate_missed(monkeypatch):
+    """A block of long recordings between the files the estimate samples: decoding stops when
+    the decoded size passes the limit, instead of holding many times it in memory."""
+    monkeypatch.setattr(memory_cache, "CACHE_LIMIT_BYTES", 10_000)
+    monkeypatch.setattr(memory_cache, "_num_cpus_available", lambda: 1)
+    sampled = {round(i * 99 / 15) for i in range(16)}
+    decoded = []
+
+    def decode(index: int) -> torch.Tensor:
+        decoded.append(index)
+        time.sleep(0.01)  # decoding takes time: what is not yet decoded can be called off
+        return torch.zeros(10 if index in sampled else 1000, dtype=torch.float32)  # 40 B or 4 kB
+
+    assert memory_cache.fill_cache(100, decode, "auto") is None
+    assert len(decoded) < 16 + 10  # three long ones pass the limit; a few more may be under way
+    assert memory_cache.fill_cache(100, decode, "memory") is not None  # what the user asked for
 
 
 def test_an_unknown_cache_names_the_choices(image_tree):
