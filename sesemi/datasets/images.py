@@ -28,6 +28,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 
 from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
 from sesemi.errors import SesemiError, first_line
+from sesemi.logs import counted
 from sesemi.transforms.image import ToPILImage
 from sesemi.transforms.views import input_side
 
@@ -279,15 +280,21 @@ def class_samples(
         for name, directory in by_name.items():
             spelled.setdefault(name, directory.name)
     found = sorted(spelled.values())
+    where = printable(", ".join(map(str, folders)))
+    loose = sorted(
+        entry.name for f in folders for entry in os.scandir(f) if entry.is_file() and accept(entry.name) and not is_hidden(entry.name)
+    )
+    move = f"the labels are the folder names: move each {kind} into a folder of its class"
+    if not found and loose:
+        example = printable(folders[0] / "<class>" / loose[0])
+        raise SesemiError(f"{where} holds {len(loose)} {kind}s but no class folders; {move}, e.g. {example}")
     if not found:
-        where = printable(", ".join(map(str, folders)))
-        loose = [entry.name for f in folders for entry in os.scandir(f) if entry.is_file() and accept(entry.name)]
-        if loose:
-            raise SesemiError(
-                f"{where} holds {len(loose)} {kind}s but no class folders; the labels are the folder names: "
-                f"move each {kind} into a folder of its class, e.g. {printable(folders[0] / '<class>' / sorted(loose)[0])}"
-            )
         raise SesemiError(f"no class folders in {where}; expected <class>/<{kind}>")
+    if loose:
+        logger.warning(
+            "left out %s directly in %s, beside its class folders (%s); %s",
+            counted(len(loose), kind), where, printable(loose[0]), move,
+        )
     if classes is None:
         classes = found
     else:

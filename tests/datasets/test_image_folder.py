@@ -95,6 +95,20 @@ def test_folder_without_class_folders_is_an_error(tmp_path):
         image_folder(str(tmp_path), "val")
 
 
+def test_images_beside_the_class_folders_are_named_not_dropped_in_silence(image_tree, caplog):
+    """A few images copied into train/ itself, next to its class folders, have no label: they
+    are left out with a warning that says where they belong."""
+    for name in ("stray.png", "other.png", ".hidden.png"):
+        Image.new("RGB", (8, 8)).save(image_tree.root / "train" / name)
+    data = image_folder(str(image_tree.root), "train")
+    assert not any("stray" in path or "other" in path for path, _ in data.samples)
+    (warning,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert warning == (
+        f"left out 2 images directly in {image_tree.root}/train, beside its class folders (other.png); "
+        "the labels are the folder names: move each image into a folder of its class"
+    )
+
+
 def test_missing_folder_is_a_sesemi_error(tmp_path):
     """A missing data folder is a one-line SesemiError naming it."""
     with pytest.raises(SesemiError) as error:
