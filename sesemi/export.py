@@ -35,10 +35,13 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor, nn
+from torchvision.transforms import CenterCrop as CenterCropV1
+from torchvision.transforms.v2 import CenterCrop
 
 from sesemi.errors import SesemiError
 from sesemi.ownership import names_folder, open_atomically, write_atomically
 from sesemi.predictor import Predictor, load
+from sesemi.transforms.image import NormalizedFloat
 from sesemi.transforms.views import input_side
 from sesemi.version import __version__
 
@@ -50,6 +53,20 @@ DESCRIPTION = (
 ONNX_PACKAGES = ("onnx", "onnxscript")
 INSTALL = "pip install 'sesemi[export]'"
 EXAMPLE_SIZE = 256  # the blank image run through the evaluation transform to find the input size
+# How an image becomes the transform's input and what its steps compute, for code without sesemi
+# (sesemi.datasets.images.to_rgb; torchvision's center crop; NormalizedFloat).
+IMAGE_READING = (
+    "8-bit RGB, as sesemi reads images: 8-bit modes by Pillow's convert('RGB') (alpha dropped); 16-bit "
+    "integers (I;16) as round(value / 65535 * 255), not clipped; 32-bit integers (I) likewise, or over "
+    "0..2**31-1 when a value exceeds 65535; floats (F, in [0, 1]) as round(value * 255); gray levels "
+    "copied to R, G and B"
+)
+CENTER_CROP = (
+    "the crop's left and top edges at round((width - crop width) / 2) and round((height - crop height) "
+    "/ 2), halves rounded to even (Python's round), as torchvision places them"
+)
+PIXELS = "NormalizedFloat: uint8 values times float32(1 / 255), minus mean, divided by std, in float32"
+CENTER_CROPS = (CenterCrop, CenterCropV1)
 
 
 @dataclass(frozen=True)
@@ -264,10 +281,11 @@ def _image_steps(predictor: Predictor) -> dict[str, Any]:
     """The evaluation transform: its steps in order, mean and std, and its config."""
     transform = predictor.transform
     steps = list(getattr(transform, "transforms", [transform]))
-    prepared: dict[str, Any] = {
-        "image": "8-bit RGB, as sesemi reads images (alpha dropped; 16-bit and float images scaled by their range)",
-        "steps": [" ".join(repr(step).split()) for step in steps],
-    }
+    prepared: dict[str, Any] = {"image": IMAGE_READING, "steps": [" ".join(repr(step).split()) for step in steps]}
+    if any(isinstance(step, CENTER_CROPS) for step in steps):
+        prepared["center_crop"] = CENTER_CROP
+    if any(isinstance(step, NormalizedFloat) for step in steps):
+        prepared["pixels"] = PIXELS
     side = input_side(transform)
     if side is not None:  # as `read_image` reads a large image
         prepared["read_side"] = side

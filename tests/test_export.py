@@ -59,30 +59,48 @@ def test_onnx_runtime_agrees_with_torch(trained_run, run_dir):
         len(description["preprocessing"]["mean"]) == 3
         and len(description["preprocessing"]["std"]) == 3
     )
+    steps = description["preprocessing"]
+    assert "round((width - crop width) / 2)" in steps["center_crop"] and "halves rounded to even" in steps["center_crop"]
+    assert "round(value / 65535 * 255), not clipped" in steps["image"] and "1 / 255" in steps["pixels"]
     assert embedded_description(exported.path) == description
     assert sesemi.export.export is export  # the Python API, without importing sesemi.export
 
 
 def test_the_documented_onnx_recipe_predicts_as_sesemi_does(trained_run, run_dir, tmp_path, monkeypatch):
-    """docs/export.md's code, run as written on the run's images and on a 12-megapixel photo
-    stored sideways (read smaller and turned upright, as sesemi reads it), gives sesemi's
-    probabilities."""
+    """docs/export.md's code, run as written, prepares sesemi's very inputs and gives its
+    probabilities within the 3e-7 it states: on the run's images, a 12-megapixel photo stored
+    sideways (read smaller and turned upright), a 3:2 photo whose centre crop starts half a pixel
+    off (torchvision rounds the offset, halves to even) and a 16-bit PNG (scaled, not clipped)."""
     pytest.importorskip("onnxruntime")
     from PIL import Image
+
+    from sesemi.datasets.images import read_image
+    from sesemi.transforms.views import input_side
 
     export(run_dir, "onnx", tmp_path / "model.onnx")
     val = sorted((trained_run.tree.root / "val").rglob("*.png"))[:2]
     exif = Image.Exif()
     exif[0x0112] = 6  # shown turned by 90 degrees
     Image.open(val[0]).convert("RGB").resize((4032, 3024)).save(tmp_path / "photo.jpg", quality=90, exif=exif)
-    paths = [str(path) for path in [*val, tmp_path / "photo.jpg"]]
+    pattern = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(pattern).resize((2048, 1365), Image.BICUBIC).save(tmp_path / "wide.jpg", quality=90)
+    levels = np.linspace(0, 65535, 24 * 40).reshape(24, 40).astype(np.uint16)
+    Image.fromarray(levels).save(tmp_path / "deep.png")  # mode I;16
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    paths = [str(path) for path in [*val, tmp_path / "photo.jpg", tmp_path / "wide.jpg", tmp_path / "deep.png"]]
     recipe = Path(__file__).parents[1].joinpath("docs", "export.md").read_text().split("## Predicting with ONNX Runtime")[1]
     code = recipe.split("```python\n")[1].split("```")[0].replace('["7.png", "3.png"]', repr(paths))
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "docs/export.md", "exec"), namespace)
-    expected = torch.stack([p.probabilities for p in load(run_dir, device="cpu").predict(paths)])
-    np.testing.assert_allclose(namespace["probabilities"], expected, atol=1e-5)
+    predictor = load(run_dir, device="cpu")
+    side = input_side(predictor.transform)
+    width = int(16 * np.divide(*read_image(tmp_path / "wide.jpg", side).size))  # 52x35 resized to 23x16
+    assert (width - 16) // 2 != round((width - 16) / 2)  # the crop starts at round(3.5) = 4, not 3
+    inputs = torch.stack([predictor.transform(read_image(path, side)) for path in paths])
+    torch.testing.assert_close(torch.from_numpy(namespace["batch"]), inputs, rtol=0, atol=0)
+    expected = torch.stack([p.probabilities for p in predictor.predict(paths)])
+    np.testing.assert_allclose(namespace["probabilities"], expected, rtol=0, atol=3e-7)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
