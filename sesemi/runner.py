@@ -38,6 +38,7 @@ from sesemi.config.resolvers import (
 )
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
+from sesemi.datasets.images import forget_reported
 from sesemi.errors import SesemiError, user_error
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, mark, marker, remove, write_atomically
@@ -373,6 +374,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     run_started = time.time()
     register_resolvers()
     set_attributes(SESEMIConfigAttributes())  # nothing left over from an earlier run
+    forget_reported()
     validate(config)
     check_loaders(config)
     run_config = config.run

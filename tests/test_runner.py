@@ -215,6 +215,16 @@ def _tiny_run(image_tree, tmp_path, *overrides: str) -> RunResult:
     return run(config, tmp_path / "run")
 
 
+def test_each_run_of_a_process_names_the_unreadable_files_in_its_own_log(image_tree, tmp_path, caplog):
+    """A sweep's jobs, or a notebook's runs, share a process: the second run's log names the
+    broken file too, not only the first's."""
+    (image_tree.root / "train" / "red" / "broken.png").write_bytes(b"not an image")
+    for folder in ("first", "second"):
+        caplog.clear()
+        _tiny_run(image_tree, tmp_path / folder, "run.num_iterations=1")
+        assert sum("broken.png" in record.getMessage() for record in caplog.records) == 1
+
+
 def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_checkpointed(
     image_tree, tmp_path
 ):

@@ -369,6 +369,12 @@ class UnreadableLog:
             )
 
 
+def forget_reported() -> None:
+    """Forgets which unreadable files were reported: the next run of this process (a sweep's
+    next job, a notebook's next call) names them in its own log again."""
+    _REPORTED.clear()
+
+
 def report_unreadable(kind: str, reasons: dict[str, str]) -> None:
     """Warns about the unreadable files of a data set (path -> why) that no data set has
     reported in this process yet (a labeled set and its pool both read train/)."""
