@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import math
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -24,8 +26,10 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
 from sesemi.datasets.builtin import split_named_otherwise
+from sesemi.datasets.images import FileDataset
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
+from sesemi.logs import counted
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed
 from sesemi.transforms import MultiView
@@ -41,6 +45,8 @@ LOADER_ARGUMENTS = (
 )
 AUTO = "auto"
 MAX_AUTO_WORKERS = 8  # loader processes per loader with num_workers=auto
+
+logger = logging.getLogger(__name__)
 
 
 def worker_count(name: str, value: Any, devices: int = 1) -> int:
@@ -247,6 +253,22 @@ def kept_busy(loader: DataLoader, num_batches: int, skip: int = 0, seed: int | N
     )
 
 
+def labeled_summary(data: FileDataset) -> str:
+    """One line on the labeled set: its size and how its classes share it, the least
+    represented named (a class of one example, or a skewed set, shows at once)."""
+    counts = Counter(data.targets)
+    per_class = [counts.get(index, 0) for index in range(len(data.classes))]
+    total, fewest, most = sum(per_class), min(per_class), max(per_class)
+    if fewest == most:
+        return f"{counted(total, 'labeled ' + data.kind)}: {fewest} of each of {len(per_class)} classes"
+    order = sorted(range(len(per_class)), key=per_class.__getitem__)[:3]
+    named = ", ".join(f"{data.classes[index]} {per_class[index]}" for index in order)
+    return (
+        f"{counted(total, 'labeled ' + data.kind)} of {len(per_class)} classes: "
+        f"{fewest} to {most} of each (fewest: {named})"
+    )
+
+
 class SESEMIDataModule(pl.LightningDataModule):
     """Builds the loaders a `DataConfig` describes.
 
@@ -379,6 +401,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         labeled = self.train_datasets.get("supervised")
         if isinstance(labeled, ImageDataset) and not evaluating:
             labeled.warn_if_views_are_small()
+        if isinstance(labeled, FileDataset) and not evaluating:
+            logger.info(labeled_summary(labeled))
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(labeled, "classes", None) or None
         if self.data.get("val") and stage != "test":

@@ -96,6 +96,19 @@ def test_classes_come_from_the_supervised_set(image_tree):
     assert module.classes == image_tree.classes
 
 
+def test_the_log_says_how_the_classes_share_the_labeled_set(image_tree, caplog):
+    """One line on the labeled set when a run fits: even, or skewed with the fewest named, so a
+    class of one example is seen before training, not after."""
+    caplog.set_level("INFO")
+    _module(_data(), image_tree.root)
+    assert "9 labeled images: 3 of each of 3 classes" in caplog.text
+    for extra in ("train0.png", "train1.png"):
+        (image_tree.root / "train" / "red" / extra).unlink()
+    caplog.clear()
+    _module(_data(), image_tree.root)
+    assert "7 labeled images of 3 classes: 1 to 3 of each (fewest: red 1, blue 3, green 3)" in caplog.text
+
+
 def test_relative_roots_are_under_data_root_and_absolute_ones_are_kept(tmp_path):
     """`root` is taken under run.data_root when relative, as is when absolute, None = data_root."""
     assert dataset_root({"root": None}, "/data/x") == Path("/data/x")
