@@ -1,9 +1,12 @@
 """A cache of decoded, resampled audio, so compressed files are decoded once, not every epoch.
 
 Each source file `<root>/<relative path>` has at most one entry,
-`<cache_dir>/<sample_rate>/<relative path>.<size>-<mtime_ns>.npy` (mono float32 samples). The
-source's size and modification time are part of the name, so an edited or replaced file misses
-the cache instead of returning stale samples, and another sample rate reads another folder.
+`<root>/.sesemi_cache/audio/<sample_rate>/<relative path>.<size>-<mtime_ns>.npy` (mono float32
+samples). The source's size and modification time are part of the name, so an edited or
+replaced file misses the cache instead of returning stale samples, and another sample rate reads
+another folder. A cache folder given elsewhere may be shared by several data sets, whose files
+have the same relative paths (`train/dog/1.wav`): there each root has its own folder,
+`<cache_dir>/<root's name>-<hash of its path>/<sample_rate>/...`.
 `sesemi preprocess` (sesemi/ops/preprocess.py) fills the cache; audio datasets read it. The
 cache's folder carries sesemi's marker (kind `cache`): out-of-date entries are deleted only from
 a folder that has it.
@@ -11,6 +14,7 @@ a folder that has it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -30,14 +34,17 @@ class AudioCache:
     Args:
         root: The data set's folder; entries are keyed by paths relative to it.
         sample_rate: The sample rate of the cached samples.
-        cache_dir: The cache's folder (default: `<root>/.sesemi_cache/audio`).
+        cache_dir: The cache's folder (default: `<root>/.sesemi_cache/audio`), which other
+            roots may share.
     """
 
     def __init__(self, root: str | Path, sample_rate: int, cache_dir: str | Path | None = None):
         self.root = Path(os.path.abspath(root))
         self.sample_rate = int(sample_rate)
-        self.base = Path(cache_dir) if cache_dir is not None else self.root / DEFAULT_CACHE_DIR
-        self.folder = self.base / str(self.sample_rate)
+        default = self.root / DEFAULT_CACHE_DIR
+        self.base = Path(cache_dir) if cache_dir is not None else default
+        self.shared = Path(os.path.abspath(self.base)) != default  # other roots may use it: one folder each
+        self.folder = (self.base / root_key(self.root) if self.shared else self.base) / str(self.sample_rate)
 
     def entry(self, source: str | Path) -> Path | None:
         """Where the samples of `source` in its current version are cached (None outside `root`)."""
@@ -85,3 +92,10 @@ class AudioCache:
                 source = self.root / folder.relative_to(self.folder) / match["name"]
                 if self.entry(source) != path:
                     yield path
+
+
+def root_key(root: Path) -> str:
+    """The name of a root's folder in a shared cache folder: its own name, for people, and a
+    hash of its absolute path, so that two roots of the same name differ."""
+    digest = hashlib.sha256(os.fsencode(root)).hexdigest()[:12]
+    return f"{root.name or 'root'}-{digest}"

@@ -23,7 +23,8 @@ from omegaconf import DictConfig
 from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
-from sesemi.datasets.images import UnreadableLog, subset_dirs, unlabeled_samples
+from sesemi.datasets.builtin import prepare_builtin
+from sesemi.datasets.images import UnreadableLog, require_dir, subset_dirs, unlabeled_samples
 from sesemi.errors import SesemiError
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, claim
@@ -75,7 +76,7 @@ def preprocess(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Preprocessed]:
     """Caches the decoded, resampled samples of a folder of recordings, or of every audio data
-    set a composed config reads (at the sample rates and in the cache folders it sets).
+    set a composed config reads (its folders, at the sample rates and in the cache folders it sets).
 
     Args:
         source: A data set's folder (what training reads as `run.data_root`), or a config.
@@ -97,32 +98,54 @@ def preprocess(
         raise SesemiError(f"folder of recordings {source} does not exist")
     else:
         targets = [(str(source), sample_rate, None if cache_dir is None else str(cache_dir), subset)]
+    for _, rate, _, _ in targets:
+        if rate <= 0:
+            raise SesemiError(f"sample_rate must be a positive number of Hz, not {rate}")
     return [_preprocess_one(*target, num_workers, on_error, progress) for target in targets]
 
 
-def audio_data_sets(config: DictConfig) -> list[tuple[str, int, str | None, None]]:
-    """The (root, sample rate, cache folder) of every audio data set a config reads."""
+Target = tuple[str, int, str | None, tuple[str, ...] | None]  # root, sample rate, cache folder, subfolders
+
+
+def audio_data_sets(config: DictConfig) -> list[Target]:
+    """The (root, sample rate, cache folder, subfolders) of the audio data sets a config's
+    loaders read; built-in data sets are built and missing folders refused, as training does.
+
+    Data sets that share a root, rate and cache folder are one target, of all their subfolders
+    (None: all of the root)."""
     loaders = [*(config.data.train or {}).values(), config.data.val, config.data.test]
-    datasets = [loader.dataset for loader in loaders if loader] + [config.data.get("unlabeled")]
-    targets = {
-        (
-            str(dataset_root(dataset, config.run.data_root)),
-            int(dataset.get("sample_rate") or DEFAULT_SAMPLE_RATE),
-            dataset.get("cache_dir"),
-            None,
-        )
-        for dataset in datasets
-        if dataset and str(dataset.get("name", "")).startswith("audio")
-    }
-    if not targets:
+    datasets = [loader.dataset for loader in loaders if loader and loader.get("dataset")]
+    subsets: dict[tuple[str, int, str | None], set[str] | None] = {}
+    for dataset in datasets:
+        name = str(dataset.get("name", ""))
+        if not name.startswith("audio"):
+            continue
+        root = Path(dataset_root(dataset, config.run.data_root))
+        prepare_builtin(root)
+        subset = dataset.get("subset")
+        names = None if subset is None else [subset] if isinstance(subset, str) else [str(s) for s in subset]
+        _require_folders(name, subset_dirs(root, names))
+        key = (str(root), int(dataset.get("sample_rate") or DEFAULT_SAMPLE_RATE), dataset.get("cache_dir"))
+        known = subsets.setdefault(key, set())
+        subsets[key] = None if known is None or names is None else known | set(names)
+    if not subsets:
         raise SesemiError("the config reads no audio data sets")
-    return sorted(targets)
+    return sorted((*key, None if names is None else tuple(sorted(names))) for key, names in subsets.items())
+
+
+def _require_folders(name: str, folders: list[Path]) -> None:
+    """Fails on missing folders as building the data set would: on any missing folder of
+    labeled recordings (`audio_folder`), on unlabeled ones only when none of them exists."""
+    present = [folder for folder in folders if folder.is_dir()]
+    for folder in folders if name == "audio_folder" else ([] if present else folders[:1]):
+        require_dir(folder)
 
 
 def _preprocess_one(
     root: str, sample_rate: int, cache_dir: str | None, subset: Any, num_workers: int, on_error: str, progress: Any
 ) -> Preprocessed:
-    files = [path for path, _ in unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")]
+    found = unlabeled_samples(subset_dirs(root, subset), is_audio_file, "audio")
+    files = list(dict.fromkeys(path for path, _ in found))  # once, however many subfolders hold it
     cache = AudioCache(root, sample_rate, cache_dir)
     stale = list(cache.stale())
     removed = stale if claim(cache.base, "cache") else []

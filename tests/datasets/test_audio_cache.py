@@ -34,3 +34,17 @@ def test_store_load_and_invalidation(tmp_path):
     assert len(list(cache.stale())) == 1
     source.unlink()
     assert len(list(cache.stale())) == 1  # the source is gone
+
+
+def test_roots_sharing_a_cache_folder_have_their_own_entries(tmp_path):
+    """Two data sets with the same relative paths in one cache folder: neither's entries are
+    the other's, nor out of date for it."""
+    shared = tmp_path / "shared"
+    a = AudioCache(tmp_path / "a", 16000, shared)
+    b = AudioCache(tmp_path / "b", 16000, shared)
+    a.store(write(tmp_path / "a" / "train" / "x.wav", tone(440)), np.zeros(3, np.float32))
+    b.store(write(tmp_path / "b" / "train" / "x.wav", tone(880, seconds=0.25)), np.ones(3, np.float32))
+    assert a.load(tmp_path / "a" / "train" / "x.wav").tolist() == [0, 0, 0]
+    assert b.load(tmp_path / "b" / "train" / "x.wav").tolist() == [1, 1, 1]
+    assert list(a.stale()) == list(b.stale()) == []
+    assert a.folder.parent.name.startswith("a-") and a.folder.parent.parent == shared

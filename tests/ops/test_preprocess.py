@@ -101,3 +101,45 @@ def test_stale_entries_are_deleted_only_from_a_cache_sesemi_marked(tree, tmp_pat
     assert "kept 1 out-of-date entries" in counts.kept_note() and str(theirs) in counts.kept_note()
     assert len(list(theirs.rglob("u1.flac.*.npy"))) == 1
     assert preprocess(str(tree.root), sample_rate=16000)[0].removed == 1  # the marked cache
+
+
+def test_data_sets_sharing_a_cache_folder_leave_each_others_entries(tmp_path):
+    """Preprocessing one data set into a shared cache folder neither removes nor decodes again
+    the other's entries (both have train/<class>/train0.wav)."""
+    shared = tmp_path / "shared"
+    a = audio_tree(tmp_path / "a", train=1, val=0, unlabeled=1).root
+    b = audio_tree(tmp_path / "b", train=1, val=0, unlabeled=1).root
+    assert preprocess(str(a), cache_dir=shared)[0].written == 4
+    assert preprocess(str(b), cache_dir=shared)[0].removed == 0
+    (counts,) = preprocess(str(a), cache_dir=shared)
+    assert (counts.written, counts.up_to_date, counts.removed) == (0, 4, 0)
+    (a / "unlabeled" / "u0.wav").unlink()
+    assert preprocess(str(a), cache_dir=shared)[0].removed == 1
+    assert preprocess(str(b), cache_dir=shared)[0].up_to_date == 4
+
+
+def test_a_config_caches_the_folders_its_data_sets_read(tree, tmp_path):
+    """Not the rest of the data root: audio's data sets read train/, unlabeled/ and val/."""
+    from sesemi import compose
+
+    write(tree.root / "archive" / "old.wav", tone(300))
+    (counts,) = preprocess(compose("audio", [f"run.data_root={tree.root}"]))
+    assert (counts.files, counts.written) == (8, 8)
+    assert not (AudioCache(tree.root, 16000).folder / "archive").exists()
+
+
+def test_a_config_whose_data_folders_are_missing_is_refused(tmp_path):
+    """As training refuses it, before anything is decoded (not the whole default ./data)."""
+    from sesemi import compose
+
+    config = compose("audio", [f"run.data_root={tmp_path / 'data'}"])
+    write(tmp_path / "data" / "unlabeled" / "u.wav", tone(300))
+    with pytest.raises(SesemiError, match=r"^data folder .*data/train does not exist"):
+        preprocess(config)
+    assert not (tmp_path / "data" / ".sesemi_cache").exists()
+
+
+@pytest.mark.parametrize("rate", [0, -16000])
+def test_sample_rates_must_be_positive(tree, rate):
+    with pytest.raises(SesemiError, match=rf"^sample_rate must be a positive number of Hz, not {rate}$"):
+        preprocess(str(tree.root), sample_rate=rate)
