@@ -282,12 +282,19 @@ class Predictor:
 
     def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
         """The audio window length and spacing in seconds; by default the run's clip length and half of it."""
-        window = window_seconds or self.clip_seconds
-        if not window:
+        window = self.clip_seconds if window_seconds is None else window_seconds
+        if window is None:
             raise SesemiError("the run's config has no clip_seconds; set window_seconds")
-        hop = hop_seconds or window / 2
+        hop = window / 2 if hop_seconds is None else hop_seconds
         if window <= 0 or hop <= 0:
             raise SesemiError(f"window_seconds and hop_seconds must be positive, not {window}, {hop}")
+        shortest = getattr(self.model.backbone, "min_samples", 0)
+        if num_samples(window, self.sample_rate) < shortest:
+            seconds = self.model.backbone.min_seconds
+            raise SesemiError(
+                f"window_seconds must be at least {seconds:g}: the model takes clips of at least {shortest} "
+                f"samples ({seconds:g} s at {self.sample_rate} Hz), not {window:g} s"
+            )
         return float(window), float(hop)
 
     @torch.inference_mode()

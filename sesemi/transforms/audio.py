@@ -61,15 +61,30 @@ class _Unopened(Exception):
     """libsndfile cannot open a file, whose format FFmpeg may still read."""
 
 
+def _reason(error: Exception) -> str:
+    """A decoder's error in its own words, without the file name it repeats (as a bytes literal)."""
+    words = getattr(error, "error_string", None) or getattr(error, "strerror", None)  # libsndfile's, FFmpeg's
+    return str(words).rstrip(".") if words else first_line(error)
+
+
+def _is_empty(path: Path) -> bool:
+    """Whether `path` is a file of no bytes (False when it cannot be read: the decoders say why)."""
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
     soundfile = _require("soundfile")
     try:
         file = soundfile.SoundFile(_native(path))
     except (RuntimeError, OSError) as error:  # libsndfile's errors
-        raise _Unopened(first_line(error)) from None
+        raise _Unopened(_reason(error)) from None
     with file:
         try:
-            return file.read(dtype="float32", always_2d=True), file.samplerate  # (frames, channels)
+            # The count, for files it cannot seek in (GSM 6.10 WAV): it reads no further without one.
+            return file.read(file.frames, dtype="float32", always_2d=True), file.samplerate  # (frames, channels)
         except RuntimeError as error:  # it knows the format, so the data is damaged
             raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ')}") from None
 
@@ -165,6 +180,8 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         AudioReadError: The file cannot be decoded, is truncated or damaged, or holds no samples.
     """
     path = Path(path)
+    if _is_empty(path):
+        raise AudioReadError("it holds no samples")
     try:
         if path.suffix.lower() in AV_EXTENSIONS:
             frames, rate = _decode_av(path)
@@ -181,7 +198,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     except (AudioReadError, SesemiError):
         raise
     except Exception as error:  # FFmpeg's errors come in many types
-        raise AudioReadError(first_line(error)) from None
+        raise AudioReadError(_reason(error)) from None
     declared = declared_frames(path)
     if declared is not None and len(frames) != declared:
         raise AudioReadError(

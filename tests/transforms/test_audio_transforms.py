@@ -75,13 +75,37 @@ def test_load_audio_resamples_a_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "Format not recognised|Invalid data"), (b"not audio at all" * 64, None)],
+    [(b"", "it holds no samples"), (b"not audio at all" * 64, None)],
 )
 def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason):
     path = tmp_path / "broken.wav"
     path.write_bytes(content)
     with pytest.raises(AudioReadError, match=reason):
         decode(path)
+
+
+@pytest.mark.parametrize("name", ["über ✓.wav", "über ✓.m4a"])
+@pytest.mark.parametrize("content", [b"", b"no audio" * 50])
+def test_why_a_file_is_unreadable_is_said_without_its_name(tmp_path, name, content):
+    """The warnings name the file; the reason does not repeat it (as an escaped bytes literal)."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AudioReadError) as raised:
+        decode(path)
+    reason = str(raised.value)
+    assert "ber" not in reason and "b'" not in reason and "\\x" not in reason
+    if not content:
+        assert reason == "it holds no samples"  # as docs/audio.md says
+
+
+def test_gsm_wav_files_are_read(tmp_path):
+    """libsndfile cannot seek in GSM 6.10 WAV files: they are read by their frame count."""
+    import soundfile
+
+    path = tmp_path / "gsm.wav"
+    soundfile.write(path, tone(440, rate=8000), 8000, subtype="GSM610")
+    samples = load_audio(path, 8000)
+    assert len(samples) >= 4000 and abs(_peak_hz(samples, 8000) - 440) < 20
 
 
 def test_a_file_without_samples_is_an_error(tmp_path):

@@ -157,6 +157,38 @@ class SpecAugment(nn.Module):
         return spectrograms.masked_fill(masked[:, None], 0.0)
 
 
+def fewest_frames(encoder: nn.Module, n_mels: int, most: int = 4096) -> int | None:
+    """The fewest spectrogram frames `encoder` takes (its strides and pooling shrink them, and
+    fail when fewer than one is left), found by trying zeros `[1, 1, n_mels, frames]` in eval
+    mode; None when not even `most` frames pass."""
+
+    def takes(frames: int) -> bool:
+        try:
+            encoder(torch.zeros(1, 1, n_mels, frames, device=device, dtype=dtype))
+        except Exception:  # too few frames left, or a size it does not take at all (a ViT's)
+            return False
+        return True
+
+    parameter = next(encoder.parameters(), None)
+    device, dtype = (parameter.device, parameter.dtype) if parameter is not None else ("cpu", torch.float32)
+    training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            fits = 1
+            while not takes(fits):  # doubling, then halving the gap to the last count that failed
+                if fits >= most:
+                    return None
+                fits *= 2
+            fails = fits // 2
+            while fits - fails > 1:
+                middle = (fails + fits) // 2
+                fails, fits = (fails, middle) if takes(middle) else (middle, fits)
+            return fits
+    finally:
+        encoder.train(training)
+
+
 class AudioBackbone(Backbone):
     """Waveforms `(B, T)` -> features `(B, encoder.out_features)` through a log-mel frontend.
 
@@ -171,6 +203,10 @@ class AudioBackbone(Backbone):
         f_max: The highest mel band edge in Hz (None: half the sample rate).
         spec_augment: Masks applied in training (None: none).
         freeze: Whether to freeze the weights.
+
+    Attributes:
+        min_samples: The shortest clip it takes (`min_seconds` in seconds): shorter ones are refused
+            in one line, not with an error of the STFT or of the encoder's pooling.
     """
 
     def __init__(
@@ -193,13 +229,32 @@ class AudioBackbone(Backbone):
         self.encoder = encoder
         self.sample_rate = sample_rate
         self.out_features: int = encoder.out_features
+        self.min_samples = self._shortest_clip()
         if freeze:
             self.freeze()
+
+    def _shortest_clip(self) -> int:
+        """The fewest samples of a clip: more than half an FFT, which the STFT pads by reflection,
+        and enough frames for the encoder (1 + samples // hop frames)."""
+        stft = self.frontend.n_fft // 2 + 1
+        frames = fewest_frames(self.encoder, self.frontend.n_mels)
+        return stft if frames is None else max(stft, (frames - 1) * self.frontend.hop_length)
+
+    @property
+    def min_seconds(self) -> float:
+        """The shortest clip in seconds, rounded up to the millisecond."""
+        return -(-self.min_samples * 1000 // self.sample_rate) / 1000
 
     def forward(self, waveforms: Tensor) -> Tensor:
         if waveforms.dim() != 2:
             raise SesemiError(
                 f"the audio backbone takes waveforms (batch, samples), not a tensor of shape "
                 f"{tuple(waveforms.shape)}; read the data with the audio_folder/audio_file datasets"
+            )
+        if waveforms.shape[1] < self.min_samples:
+            raise SesemiError(
+                f"clips of {waveforms.shape[1]} samples are too short for the audio backbone, which takes at least "
+                f"{self.min_samples} ({self.min_seconds:g} s at {self.sample_rate} Hz); set clip_seconds "
+                f"(data.views.weak.clip_seconds) to at least {self.min_seconds:g}"
             )
         return self.encoder(self.spec_augment(self.frontend(waveforms)))

@@ -85,6 +85,21 @@ def test_backbone_rejects_images():
         _backbone()(torch.randn(2, 3, 32, 32))
 
 
+@pytest.mark.parametrize(
+    ("widths", "shortest"),
+    [((4, 8), 257), ((4, 8, 8), 480)],  # more than half an FFT of 512; 4 frames 160 samples apart
+)
+def test_clips_shorter_than_the_backbone_takes_are_one_line_errors(widths, shortest):
+    """The shortest clip follows from the STFT (its reflection padding) and the encoder's pooling:
+    one sample less fails with that length, not with the convolution's or the STFT's error."""
+    backbone = AudioBackbone(sesemi.ConvNet(widths, in_chans=1), n_mels=32)
+    assert backbone.min_samples == shortest
+    assert backbone(torch.randn(2, shortest)).shape == (2, 8)
+    with pytest.raises(SesemiError, match=rf"^clips of {shortest - 1} samples are too short .* at least {shortest} "):
+        backbone(torch.randn(2, shortest - 1))
+    assert backbone.encoder.training  # finding the length left the encoder in its mode
+
+
 def test_the_encoder_needs_out_features():
     with pytest.raises(SesemiError, match="out_features"):
         AudioBackbone(torch.nn.Conv2d(1, 4, 3))
