@@ -392,6 +392,9 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     datamodule = SESEMIDataModule(config.data, run_config.data_root, run_config.batch_size_per_gpu, run_config.seed)
     datamodule.prepare_data()
     datamodule.setup("fit" if mode is RunMode.FIT else mode.name.lower())
+    evaluated = {RunMode.VALIDATE: ("val", datamodule.val_dataset), RunMode.TEST: ("test", datamodule.test_dataset)}
+    if mode in evaluated and evaluated[mode][1] is None:
+        raise SesemiError(f"run.mode={mode.name} needs a data.{evaluated[mode][0]} loader")
 
     fit = mode is RunMode.FIT
     # Built before the folder is made: a mistake in the trainer's or loggers' options leaves none.
@@ -400,10 +403,10 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     trainer = build_trainer(
         run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"), resumed_step
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
     main = trainer.is_global_zero
     if main and not resume:  # a resumed run's folder was marked running by `resume`
-        claim_folder(run_dir)
+        claim_folder(run_dir)  # makes it: one made here is the run's own, deleted if it fails to start
+    run_dir.mkdir(parents=True, exist_ok=True)  # the other processes', made by the first
     try:
         if fit and config.run.time_budget and not resume:
             _fit_budget(config, datamodule, trainer, started=run_started)
@@ -416,8 +419,6 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         learner = instantiate(config.learner, _recursive_=False)
         learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary
         load_initial_weights(learner, config.run, mode, resumed=resume)
-        if mode is RunMode.VALIDATE and datamodule.val_dataset is None:
-            raise SesemiError("run.mode=VALIDATE needs a data.val loader")
         if main and not resume:  # the run starts: until now a mistake leaves no folder (discard_unstarted)
             write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))
 

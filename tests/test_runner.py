@@ -260,6 +260,14 @@ def test_gradient_accumulation_trains_every_step_of_the_budget(digits_root, tmp_
     assert run(compose("digits", overrides), tmp_path / "run").global_step == 8
 
 
+def test_test_mode_without_a_test_set_is_refused_before_the_run_starts(image_tree, tmp_path):
+    """A config mistake like any other: one line, and no folder left marked failed."""
+    trained = _tiny_run(image_tree, tmp_path / "trained", "run.num_iterations=1")
+    with pytest.raises(SesemiError, match=r"^run.mode=TEST needs a data.test loader$"):
+        _tiny_run(image_tree, tmp_path, "run.mode=TEST", f"run.pretrained_checkpoint_path={trained.best_checkpoint}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_test_mode_evaluates_a_checkpoint_on_the_test_set(image_tree, tmp_path):
     """run.mode=TEST loads the weights it is given and reports test/ metrics, equal to what the
     same weights score as validation on the same images."""
@@ -370,7 +378,7 @@ def test_a_run_that_fails_before_writing_its_config_leaves_no_folder(image_tree,
     )
     with pytest.raises(SesemiError, match="unknown attribute"):
         sesemi.run(config)
-    assert not [path for path in (tmp_path / "runs").rglob("*") if path.is_file()]
+    assert not list((tmp_path / "runs").glob("digits/*/*"))  # no run folder, not even an empty one
 
 
 def test_the_model_summary_counts_flops_on_the_first_validation_input(image_tree, tmp_path, caplog):
