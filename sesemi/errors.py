@@ -62,3 +62,9 @@ def user_error(error: BaseException | None) -> str | None:
             return inner or " ".join(str(error).split())
         error = error.__cause__ or error.__context__
     return None
+
+
+def retired(command: str, instead: str) -> SystemExit:
+    """The exit of a `python -m` command of sesemi 0.3 whose module still exists, which would
+    otherwise run as an import and do nothing: one line naming what replaced it."""
+    return SystemExit(f"error: `{command}` is sesemi 0.3's; use {instead} (see docs/migration.md)")

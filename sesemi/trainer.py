@@ -25,7 +25,7 @@ from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
 from sesemi.callbacks.progress import PlainProgress
 from sesemi.checkpoints import ChecksummedCheckpointIO
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, retired
 from sesemi.logs import LIGHTNING_LOG
 from sesemi.ownership import open_atomically, within
 
@@ -292,8 +292,5 @@ def build_trainer(
     return pl.Trainer(**settings)
 
 
-if __name__ == "__main__":  # sesemi 0.3's `python -m sesemi.trainer` would otherwise do nothing
-    raise SystemExit(
-        "error: `python -m sesemi.trainer` is sesemi 0.3's; use `open_sesemi` with the same arguments, "
-        "or `sesemi train` (see docs/migration.md)"
-    )
+if __name__ == "__main__":
+    raise retired("python -m sesemi.trainer", "`open_sesemi` with the same arguments, or `sesemi train`")

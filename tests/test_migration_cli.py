@@ -17,3 +17,14 @@ def test_python_m_sesemi_trainer_names_open_sesemi():
         "error: `python -m sesemi.trainer` is sesemi 0.3's; use `open_sesemi` with the same "
         "arguments, or `sesemi train` (see docs/migration.md)"
     ]
+
+
+def test_python_m_sesemi_ops_pseudo_dataset_names_sesemi_pseudo_label():
+    done = subprocess.run(
+        [sys.executable, "-m", "sesemi.ops.pseudo_dataset", "-cn", "x", "checkpoint_path=a.ckpt"], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: `python -m sesemi.ops.pseudo_dataset` is sesemi 0.3's; use `sesemi pseudo-label TEACHER DATA_ROOT` "
+        "(see docs/migration.md)"
+    ]

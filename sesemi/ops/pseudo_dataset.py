@@ -23,7 +23,7 @@ from torch import Tensor
 
 from sesemi.datasets.images import class_samples, is_image_file, subset_dirs, unlabeled_samples
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, retired
 from sesemi.learners.trained import TrainedModel
 from sesemi.predictor import Predictor
 from sesemi.transforms.audio import is_audio_file
@@ -211,3 +211,7 @@ def pseudo_dataset(
     info = {**modality, "counts": counts, "teacher_on_val": checked, "settings": settings}
     write_pseudo_dataset(output_dir, paths, probabilities, classes, soft_labels, info, overwrite)
     return {"classes": classes, "soft_labels": soft_labels, **info}
+
+
+if __name__ == "__main__":
+    raise retired("python -m sesemi.ops.pseudo_dataset", "`sesemi pseudo-label TEACHER DATA_ROOT`")
