@@ -33,9 +33,11 @@ SOUNDFILE_FORMATS = {
     "ogg": {"format": "OGG", "subtype": "VORBIS"},
     "opus": {"format": "OGG", "subtype": "OPUS"},
     "mp3": {"format": "MP3"},
+    "caf": {"format": "CAF"},
+    "au": {"format": "AU"},
 }
 # PyAV's: (container format, codec).
-AV_FORMATS = {"m4a": ("mp4", "aac"), "wma": ("asf", "wmav2")}
+AV_FORMATS = {"m4a": ("mp4", "aac"), "wma": ("asf", "wmav2"), "webm": ("webm", "libopus")}
 
 
 def tone(frequency: float, seconds: float = 0.5, rate: int = RATE, amplitude: float = 0.5) -> np.ndarray:

@@ -28,8 +28,8 @@ from torchvision.transforms import v2 as T
 
 from sesemi.errors import SesemiError, first_line
 
-SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
-AV_EXTENSIONS = (".m4a", ".aac", ".wma")
+SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".caf", ".au", ".snd", ".w64")
+AV_EXTENSIONS = (".m4a", ".aac", ".wma", ".webm", ".mka")
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + AV_EXTENSIONS
 
 

@@ -29,6 +29,7 @@ from sesemi.transforms.audio import (
     declared_frames,
     decode,
     frames,
+    is_audio_file,
     load_audio,
     load_stretch,
     resample,
@@ -42,12 +43,18 @@ def _peak_hz(samples: np.ndarray, rate: int) -> float:
 
 @pytest.mark.parametrize(
     ("extension", "rate"),
-    [("wav", 22050), ("flac", 22050), ("ogg", 22050), ("opus", 48000), ("mp3", 22050), ("m4a", 22050), ("wma", 22050)],
+    [
+        ("wav", 22050), ("flac", 22050), ("ogg", 22050), ("opus", 48000), ("mp3", 22050), ("m4a", 22050), ("wma", 22050),
+        ("caf", 22050), ("au", 22050), ("webm", 48000),
+    ],
 )
 def test_every_format_decodes_to_mono_float32_at_its_rate(tmp_path, extension, rate):
-    """Each format decodes to mono float32 of about the written length, with the tone intact."""
+    """Each format is listed as audio (a folder's files of it are read, not left out in silence)
+    and decodes to mono float32 of about the written length, with the tone intact."""
     samples = tone(440, seconds=0.5, rate=rate)
-    decoded, decoded_rate = decode(write(tmp_path / f"a.{extension}", samples, rate))
+    path = write(tmp_path / f"a.{extension}", samples, rate)
+    assert is_audio_file(path)
+    decoded, decoded_rate = decode(path)
     assert decoded_rate == rate and decoded.dtype == np.float32 and decoded.ndim == 1
     assert abs(len(decoded) - len(samples)) <= 0.1 * rate  # codecs pad or trim a few frames
     assert abs(_peak_hz(decoded, rate) - 440) < 10
