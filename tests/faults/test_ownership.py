@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import sesemi
+from sesemi.checkpoints import record_checksum
 from sesemi.cli.app import app
 from sesemi.errors import SesemiError
 from sesemi.ownership import MARKER, mark, marker
@@ -103,8 +104,9 @@ def test_rm_states_leaves_the_checkpoints_of_unmarked_runs(runs):
     earlier = runs / "digits" / "t0"
     shutil.copytree(runs / "digits" / "t1", earlier)
     (earlier / MARKER).unlink()
-    for run in (earlier, runs / "digits" / "t1"):
+    for run in (earlier, runs / "digits" / "t1"):  # a top-k checkpoint, saved as sesemi saves one
         shutil.copy(run / "checkpoints" / "last.ckpt", run / "checkpoints" / "epoch=0-step=2.ckpt")
+        record_checksum(run / "checkpoints" / "epoch=0-step=2.ckpt")
     before = snapshot(earlier)
     result = sesemi_cli("rm-states", runs)
     assert result.exit_code == 0, result.output
