@@ -1,6 +1,7 @@
 """The predictor: class probabilities of a trained model for files, folders, lists and waveforms.
 
-    predictor = sesemi.predictor.load("runs/digits/<time>")   # a run, a .ckpt, a uid, name@version
+    # a run, a .ckpt, a uid, name@version:
+    predictor = sesemi.predictor.load("runs/digits/flexmatch/<time>")
     predictions = predictor.predict("new_images")             # one Prediction per file, in order
     predictions[0].label, predictions[0].score, predictions[0].probabilities
     write_predictions(predictions, "out", predictor.labels)   # out/predictions.csv
@@ -147,8 +148,10 @@ def load(
             the cache or downloaded into it.
         device: auto (a GPU if there is one), cpu, cuda, cuda:1, ...
         checkpoint: For a run folder: "best" or "last" (the other when it is missing).
-        allow: Module prefixes, besides sesemi's, torch's and torchvision's, whose classes the
-            model's files may build, e.g. `["my_project."]` for your own backbone.
+        allow: Module prefixes, besides the network and training classes of sesemi, torch,
+            torchvision and timm (`sesemi.trust.BUILDING_BLOCKS`) and the prefixes added with
+            `sesemi trust add`, whose classes the model's files may build, e.g.
+            `["my_project."]` for your own backbone.
         repository: Where published models are: a folder or fsspec URL; by default those of
             `$SESEMI_REPOSITORIES`.
 

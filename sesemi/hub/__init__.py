@@ -1,6 +1,6 @@
 """Publishing trained models to a repository and loading them by uid or name, through a cache.
 
-    uid = sesemi.hub.publish("runs/digits/<time>", "digits-cnn", "1.0.0", "/shared/models")
+    uid = sesemi.hub.publish("runs/digits/flexmatch/<time>", "digits-cnn", "1.0.0", "/shared/models")
     predictor = sesemi.hub.load(uid)                  # or "digits-cnn@1.0.0", "digits-cnn"
     sesemi.hub.models("/shared/models")               # what is published
 
