@@ -269,6 +269,13 @@ class Classifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._per_class_accuracy("test")
 
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """An EMA callback when a loss head's teacher is the average (the mean teacher) and the
+        trainer has none, so that the method trains with any data config (`base` has none)."""
+        wanted = any(str(getattr(head, "teacher_backbone", "")).endswith("_ema") for head in self.loss_heads.values())
+        present = any(isinstance(callback, EMA) for callback in self.trainer.callbacks)
+        return [EMA()] if wanted and not present else []
+
     def configure_optimizers(self) -> Any:
         parameters = [p for p in self.parameters() if p.requires_grad]
         optimizer = instantiate(self.config.optimizer, params=parameters)

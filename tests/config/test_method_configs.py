@@ -80,6 +80,14 @@ def test_every_method_trains_on_images(compose_config, image_tree, tmp_path, met
     _check_trained(result, list(model.regularization_loss_heads or {}), image_tree.classes, bool(model.supervised_loss))
 
 
+def test_the_mean_teacher_trains_with_a_data_config_that_has_no_ema(compose_config, image_tree, tmp_path):
+    """Its teacher is the weights' average: a data config without the EMA callback (`base`, or
+    here `digits` with its callbacks cleared) gets one, rather than failing at the first step."""
+    overrides = ["method=mean_teacher", f"run.data_root={image_tree.root}", *TWO_TINY_STEPS, "trainer.callbacks=[]"]
+    result = _train(compose_config, "digits", overrides, tmp_path / "run")
+    _check_trained(result, ["consistency"], image_tree.classes)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", methods())
 def test_every_method_trains_on_audio(compose_config, tmp_path, method):
