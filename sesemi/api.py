@@ -112,7 +112,13 @@ class TrainingRun:
             raise SesemiError(f"{path} is not a training run folder (it has no {RUN_FILE})")
         info = json.loads(info_path.read_text())
         run = cls(info["task"], info["name"], info["label_names"], Path(path).absolute().parent)
-        run.method, run.overrides = info["method"], info["overrides"]
+        from sesemi.config import catalog
+        from sesemi.trust import check_overrides
+
+        if info["method"] not in catalog.methods():
+            raise SesemiError(f"{info_path} names no method of sesemi's ({str(info['method'])[:80]!r})")
+        check_overrides(info["overrides"], source=str(info_path))  # a file's: it may come from anyone
+        run.method, run.overrides = info["method"], list(info["overrides"])
         return run
 
     def __repr__(self) -> str:

@@ -24,11 +24,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from hydra.utils import get_object
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf
 
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.logs import quiet
 from sesemi.ownership import write_atomically
 
@@ -240,6 +242,21 @@ def check_targets(
                 )
             if key == "_target_":
                 _check_target(value, trusted, source)
+
+
+def check_overrides(overrides: Sequence[str], allow: Sequence[str] = (), source: str = "the overrides") -> None:
+    """Refuses Hydra overrides read from a file (`key=value`) whose values would build anything
+    outside the trust rules, or read other values or the environment (`${...}`), as
+    `check_targets` refuses them in a config; sweeps (`a=1,2`) too, since one run reads them."""
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(override) for override in overrides])
+    except OverrideParseException as error:
+        raise SesemiError(f"{source} holds overrides Hydra cannot read ({first_line(error)})") from None
+    for override in parsed:
+        if override.is_sweep_override():
+            raise SesemiError(f"{source} holds a sweep ({override.input_line}); refusing to build from it")
+        if override.value_type is not None:
+            check_targets({override.key_or_group: override.value()}, allow, source=source)
 
 
 def instantiate(config: Any, allow: Sequence[str] = (), source: str = "the model's config", **kwargs: Any) -> Any:

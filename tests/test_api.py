@@ -212,6 +212,27 @@ def test_a_folder_sesemi_did_not_make_is_never_written_into(image_tree, tmp_path
     assert marker(run.folder).kind == "training_run"
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"overrides": ["trainer.callbacks=[{_target_:torch.load,f:payload.pt,weights_only:false}]"]}, "builds torch.load"),
+        ({"overrides": ["run.data_root=${oc.env:HOME}"]}, "has an interpolation"),
+        ({"method": "fixmatch trainer.callbacks=[]"}, "names no method of sesemi's"),
+    ],
+)
+def test_a_training_run_folder_from_elsewhere_builds_nothing_untrusted(trained, tmp_path, change, message):
+    """A `training_run.json` is a file like a run's config.yaml: the overrides it saved are
+    checked by the trust rules when it is loaded (and again before `evaluate` reads them), so
+    a folder someone hands over cannot make `evaluate` build what it names."""
+    run, _ = trained
+    folder = tmp_path / "handed_over"
+    folder.mkdir()
+    info = json.loads((run.folder / "training_run.json").read_text())
+    (folder / "training_run.json").write_text(json.dumps({**info, **change}))
+    with pytest.raises(SesemiError, match=message):
+        sesemi.training_run(load=folder)
+
+
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(SesemiError, match="task must be one of image, audio"):
         sesemi.training_run(task="text", name="x", label_names=["a"])
