@@ -236,6 +236,8 @@ def build_trainer(
         raise SesemiError(
             f"trainer options are read before the data, so they cannot use ${{sesemi:...}} ({error.__cause__ or error})"
         ) from None
+    if "default_root_dir" in options:  # a run writes into its own folder only (see loggers_for)
+        raise SesemiError("trainer.default_root_dir is the run's folder; choose that with run.dir (or hydra.run.dir)")
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
     for callback in callbacks:  # a run writes into its own folder only (see loggers_for)
         _refuse_outside(type(callback).__name__, getattr(callback, "dirpath", None), run_dir)

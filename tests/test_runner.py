@@ -406,3 +406,8 @@ def test_a_logger_or_checkpoint_that_would_write_outside_the_run_folder_is_refus
     elsewhere = "+trainer.callbacks=[{_target_:pytorch_lightning.callbacks.ModelCheckpoint,dirpath:../victim}]"
     with pytest.raises(SesemiError, match=r"ModelCheckpoint would write to .*victim, outside the run's folder"):
         _tiny_run(image_tree, tmp_path, "run.num_iterations=1", elsewhere)
+    # the trainer's own root folder, where Lightning would put checkpoints without a dirpath
+    mine = tmp_path / "mine"
+    with pytest.raises(SesemiError, match=r"^trainer.default_root_dir is the run's folder; choose that with run.dir"):
+        _tiny_run(image_tree, tmp_path, "run.num_iterations=1", f"+trainer.default_root_dir={mine}")
+    assert not mine.exists() and not (tmp_path / "run").exists()
