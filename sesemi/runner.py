@@ -308,7 +308,7 @@ def claim_folder(run_dir: str | Path) -> None:
     if found is not None and found.kind == "run" and found.state == "running" and found.pid == os.getpid():
         return  # claimed by this process already (open_sesemi, TrainingRun.evaluate)
     launched_for = os.environ.get(RUN_DIR_VARIABLE)
-    if launched_for and Path(launched_for).absolute() == run_dir.absolute():
+    if launched_for and Path(launched_for).absolute() == run_dir.absolute() and found is not None and found.kind == "run":
         return  # a process that a multi-process run launched: the run's first process claimed it
     if found is not None and found.kind == "run":
         raise SesemiError(

@@ -14,7 +14,9 @@ from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
+from sesemi.ownership import marker
 from sesemi.runner import (
+    RUN_DIR_VARIABLE,
     RunResult,
     attributes_for,
     check_loaders,
@@ -354,6 +356,19 @@ def test_a_folder_holding_files_of_someone_else_is_refused(image_tree, tmp_path)
     with pytest.raises(SesemiError, match=r"run is not empty \(it holds notes.txt\); a run needs a new folder"):
         _tiny_run(image_tree, tmp_path, "run.num_iterations=2")
     assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
+
+
+def test_the_variable_that_hands_a_run_folder_to_its_other_processes_claims_nothing(image_tree, tmp_path, monkeypatch):
+    """SESEMI_RUN_DIR tells the processes a run launches the folder the first one claimed; set
+    by hand on a folder of someone else's, it does not make the folder a run's (which
+    `rm-failed` would later delete whole)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("mine")
+    monkeypatch.setenv(RUN_DIR_VARIABLE, str(folder))
+    with pytest.raises(SesemiError, match=r"is not empty \(it holds thesis.tex\)"):
+        _tiny_run(image_tree, tmp_path, "run.num_iterations=1")
+    assert marker(folder) is None and sorted(p.name for p in folder.iterdir()) == ["thesis.tex"]
 
 
 def test_a_folder_claimed_by_the_caller_is_discarded_when_the_run_fails_before_it_starts(tmp_path):
