@@ -50,11 +50,17 @@ BUILDING_BLOCKS = (
     "torchvision.transforms",
     "timm.layers",
     "timm.models._factory.create_model",
-    "pytorch_lightning.loggers.csv_logs",  # the experiment trackers of the `logger` group
+)
+# The experiment trackers of the `logger` group, which write files and reach servers: trusted
+# as a run's `loggers.<name>` only (where the runner keeps them to the run's folder), not as
+# an argument of anything else.
+TRACKERS = (
+    "pytorch_lightning.loggers.csv_logs",
     "pytorch_lightning.loggers.tensorboard",
     "pytorch_lightning.loggers.mlflow",
     "pytorch_lightning.loggers.wandb",
 )
+TRACKER = re.compile(r"loggers\.[^.\[]+\._target_")
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
 BUILT = (
     *(f"learner.hparams.{key}" for key in NETWORK),
@@ -163,7 +169,7 @@ def check_target(target: Any, allow: Sequence[str] = (), source: str = "the mode
     _check_target(target, trusted_prefixes(allow), source)
 
 
-def _check_target(target: Any, trusted: tuple[str, ...], source: str) -> None:
+def _check_target(target: Any, trusted: tuple[str, ...], source: str, blocks: tuple[str, ...] = BUILDING_BLOCKS) -> None:
     if not isinstance(target, str) or not PREFIX.fullmatch(target) or "." not in target:
         raise SesemiError(f"{source} has a _target_ that is not a dotted name ({str(target)[:80]!r}); refusing to build it")
     module = target.rpartition(".")[0]
@@ -175,7 +181,7 @@ def _check_target(target: Any, trusted: tuple[str, ...], source: str) -> None:
     except Exception as error:
         reason = str(error.__cause__ or error).strip().splitlines()[-1][:120]
         raise SesemiError(f"{source} builds {target}, which cannot be imported ({reason})") from None
-    if home is None or not _under(home, (*BUILDING_BLOCKS, *trusted)):
+    if home is None or not _under(home, (*blocks, *trusted)):
         where = "" if home == target else f" (it is {home})"
         raise SesemiError(
             f"{source} builds {target}{where}, which is none of the network and training classes sesemi "
@@ -241,7 +247,7 @@ def check_targets(
                     "resolved, so it was edited: refusing to build from it"
                 )
             if key == "_target_":
-                _check_target(value, trusted, source)
+                _check_target(value, trusted, source, (*BUILDING_BLOCKS, *TRACKERS) if TRACKER.fullmatch(where) else BUILDING_BLOCKS)
 
 
 def check_overrides(overrides: Sequence[str], allow: Sequence[str] = (), source: str = "the overrides") -> None:

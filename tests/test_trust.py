@@ -110,6 +110,22 @@ def test_the_evaluation_transform_and_the_whole_config_are_checked():
         check_targets(whole, source="runs/x/config.yaml")  # all of it, as a resumed run builds all
 
 
+def test_experiment_trackers_are_trusted_as_a_runs_loggers_only():
+    """A tracker writes files and reaches servers: as a run's `loggers.<name>` the runner keeps
+    it to the run's folder; inside a network or a transform it would write wherever it is told
+    (and fetch any URL) as the model loads."""
+    whole = config({"_target_": "sesemi.ConvNet"})
+    whole.loggers = {"tensorboard": {"_target_": "pytorch_lightning.loggers.TensorBoardLogger"}}
+    check_targets(whole, source="runs/x/config.yaml")
+    writer = {"_target_": "pytorch_lightning.loggers.csv_logs.ExperimentWriter", "log_dir": "http://example.com/x"}
+    for hidden in (config({"_target_": "sesemi.ConvNet", "widths": [writer]}), config({"_target_": "sesemi.ConvNet"}, transform=writer["_target_"])):
+        with pytest.raises(SesemiError, match="builds pytorch_lightning.loggers.csv_logs.ExperimentWriter, which is none"):
+            check_targets(hidden)
+    whole.loggers.tensorboard.comment = writer  # an argument of a tracker is no tracker
+    with pytest.raises(SesemiError, match="ExperimentWriter, which is none"):
+        check_targets(whole, source="runs/x/config.yaml")
+
+
 def test_allow_and_the_trust_file_admit_the_packages_a_user_trusts(tmp_path, monkeypatch, config_home):
     (tmp_path / "my_project").mkdir()
     (tmp_path / "my_project" / "__init__.py").write_text("import os\nclass Net:\n    pass\n")

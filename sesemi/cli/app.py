@@ -718,9 +718,10 @@ def trust_list() -> None:
     Examples:
       $ sesemi trust list
     """
-    from sesemi.trust import BUILDING_BLOCKS, trust_file, user_prefixes
+    from sesemi.trust import BUILDING_BLOCKS, TRACKERS, trust_file, user_prefixes
 
     rows = [(prefix, "sesemi") for prefix in BUILDING_BLOCKS]
+    rows += [(prefix, "sesemi, as a run's loggers.<name>") for prefix in TRACKERS]
     rows += [(prefix, f"you ({trust_file()})") for prefix in user_prefixes()]
     print_table(["trusted", "by"], rows)
 
