@@ -241,13 +241,24 @@ def check_targets(
         if not isinstance(node, Mapping | list | tuple):
             continue
         for where, key, value in _nodes(node, path):
-            if isinstance(value, str) and "${" in value:
-                raise SesemiError(
-                    f"{source} has an interpolation at {where} ({value[:80]}); the configs sesemi stores are "
-                    "resolved, so it was edited: refusing to build from it"
-                )
+            _refuse_interpolation(where, value, source)
             if key == "_target_":
                 _check_target(value, trusted, source, (*BUILDING_BLOCKS, *TRACKERS) if TRACKER.fullmatch(where) else BUILDING_BLOCKS)
+
+
+def check_resolved(config: Any, source: str) -> None:
+    """Refuses a stored config with an interpolation anywhere: sesemi stores configs resolved,
+    and resolving one from a file could read the environment (`${oc.env:...}`) into a report."""
+    for where, _, value in _nodes(_plain(config), ""):
+        _refuse_interpolation(where, value, source)
+
+
+def _refuse_interpolation(where: str, value: Any, source: str) -> None:
+    if isinstance(value, str) and "${" in value:
+        raise SesemiError(
+            f"{source} has an interpolation at {where} ({value[:80]}); the configs sesemi stores are "
+            "resolved, so it was edited: refusing to build from it"
+        )
 
 
 def check_overrides(overrides: Sequence[str], allow: Sequence[str] = (), source: str = "the overrides") -> None:

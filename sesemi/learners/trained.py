@@ -30,7 +30,7 @@ from sesemi.learners.published import CONFIG, META, WEIGHTS
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.models.heads.linear import LinearHead
 from sesemi.ownership import marker
-from sesemi.trust import BUILT, NETWORK, check_targets, instantiate
+from sesemi.trust import BUILT, NETWORK, check_resolved, check_targets, instantiate
 
 CHECKPOINTS = ("best", "last")
 RESULTS = "results.json"
@@ -65,11 +65,14 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
 
 
 def _read_config(path: Path) -> DictConfig:
+    """A stored (resolved) config, refused when it is not YAML or holds an interpolation."""
     try:
-        return OmegaConf.load(path)
+        config = OmegaConf.load(path)
     except yaml.YAMLError as error:
         reason = " ".join(str(error).split())[:160]
         raise SesemiError(f"{path} is not valid YAML ({reason})") from None
+    check_resolved(config, str(path))
+    return config
 
 
 def _without_pretrained(node: Any) -> Any:

@@ -95,6 +95,24 @@ def test_a_run_without_a_checkpoint_yet_says_why(trained_run, tmp_path, state, m
         TrainedModel.from_run(run)
 
 
+def test_a_run_config_with_an_interpolation_is_refused_before_anything_reads_it(trained_run, tmp_path, monkeypatch):
+    """Stored configs are resolved: one edited to read the environment (`${oc.env:...}`) is
+    refused, by loading and by publishing, rather than resolved into a model card or a log."""
+    from sesemi.hub import publish
+
+    run = copy_run(trained_run.run_dir, tmp_path)
+    config = OmegaConf.load(run / "config.yaml")
+    config.run.data_root = "${oc.env:SECRET_TOKEN}"
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    monkeypatch.setenv("SECRET_TOKEN", "s3cr3t")
+    message = r"config.yaml has an interpolation at run.data_root \(\$\{oc.env:SECRET_TOKEN\}\)"
+    with pytest.raises(SesemiError, match=message):
+        TrainedModel.from_run(run)
+    with pytest.raises(SesemiError, match=message):
+        publish(run, "leak", "1.0.0", tmp_path / "repository")
+    assert not any("s3cr3t" in path.read_text(errors="ignore") for path in tmp_path.rglob("*") if path.is_file())
+
+
 def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(trained_run, tmp_path):
     """A checkpoint that loads with weights_only=True still names classes in its
     hyper-parameters; one outside the trust rules is refused in one line, before it runs."""
