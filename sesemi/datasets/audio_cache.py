@@ -81,8 +81,8 @@ class AudioCache:
 
     def stale(self) -> Iterator[Path]:
         """Entries whose source was changed or removed since they were written (found without
-        following a symlink out of the cache)."""
-        if not self.folder.is_dir() or self.folder.is_symlink():
+        following a symlink out of the cache folder, its root's folder in a shared one included)."""
+        if not self.folder.is_dir() or self.folder.is_symlink() or not within(self.folder, self.base):
             return
         for folder in walk(self.folder):
             for path in sorted(folder.glob("*.npy")):

@@ -48,3 +48,16 @@ def test_roots_sharing_a_cache_folder_have_their_own_entries(tmp_path):
     assert b.load(tmp_path / "b" / "train" / "x.wav").tolist() == [1, 1, 1]
     assert list(a.stale()) == list(b.stale()) == []
     assert a.folder.parent.name.startswith("a-") and a.folder.parent.parent == shared
+
+
+def test_a_root_folder_linked_out_of_a_shared_cache_has_nothing_stale(tmp_path):
+    """A shared cache folder whose folder for a root is a symlink elsewhere: the files there
+    are not the cache's, so none is reported out of date (which preprocess would delete)."""
+    shared, elsewhere = tmp_path / "shared", tmp_path / "elsewhere"
+    cache = AudioCache(tmp_path / "a", 16000, shared)
+    victim = elsewhere / "16000" / "train" / "gone.wav.12-34.npy"  # named like an entry of a removed file
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"the user's")
+    shared.mkdir()
+    cache.folder.parent.symlink_to(elsewhere, target_is_directory=True)
+    assert list(cache.stale()) == []
