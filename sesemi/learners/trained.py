@@ -96,6 +96,8 @@ def _network(hparams: Mapping[str, Any], where: str, allow: Sequence[str]) -> tu
         raise SesemiError(f"{where} has num_classes={num_classes!r}; it must be a positive whole number")
     try:
         backbone = instantiate(model["backbone"], allow, where)
+        if not isinstance(getattr(backbone, "out_features", None), int):
+            raise SesemiError(f"the backbone {where} describes ({type(backbone).__name__}) does not say its out_features")
         sizes = {"in_features": backbone.out_features, "out_features": num_classes}
         head = instantiate(model["head"], allow, where, **sizes) if model.get("head") else LinearHead(**sizes)
     except InstantiationException as error:

@@ -113,6 +113,14 @@ def test_a_run_config_with_an_interpolation_is_refused_before_anything_reads_it(
     assert not any("s3cr3t" in path.read_text(errors="ignore") for path in tmp_path.rglob("*") if path.is_file())
 
 
+def test_a_backbone_that_does_not_say_its_width_is_one_line(trained_run, tmp_path):
+    """A trusted class that is no backbone (`torch.nn.Identity`) names no out_features."""
+    run = copy_run(trained_run.run_dir, tmp_path)
+    tamper(run / "checkpoints" / "best.ckpt", lambda hparams: hparams["model"].update(backbone={"_target_": "torch.nn.Identity"}))
+    with pytest.raises(SesemiError, match=r"^the backbone the checkpoint .* \(Identity\) does not say its out_features$"):
+        TrainedModel.from_run(run)
+
+
 def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(trained_run, tmp_path):
     """A checkpoint that loads with weights_only=True still names classes in its
     hyper-parameters; one outside the trust rules is refused in one line, before it runs."""
