@@ -56,13 +56,12 @@ def check_version(version: str) -> Version:
 
 
 def check_params(params: Mapping[str, Any] | None, what: str = "params") -> dict[str, Any]:
-    """Parameters that tell models of one name apart (or other metadata): a mapping JSON can store."""
-    params = dict(params or {})
+    """Parameters that tell models of one name apart (or other metadata): a mapping JSON can store,
+    as JSON gives it back (keys are strings), so a uid hashes what `models.json` will hold."""
     try:
-        json.dumps(params, sort_keys=True, allow_nan=False)
+        return json.loads(json.dumps(dict(params or {}), allow_nan=False))
     except (TypeError, ValueError) as error:
         raise SesemiError(f"{what} must be JSON values (strings, numbers, lists, mappings): {error}") from None
-    return params
 
 
 def model_uid(name: str, subgroup: str | None, params: Mapping[str, Any] | None, version: str) -> str:

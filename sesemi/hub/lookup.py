@@ -24,6 +24,7 @@ from sesemi.hub.ids import (
     check_uid,
     check_version,
     is_uid,
+    model_uid,
     split_reference,
 )
 
@@ -87,11 +88,29 @@ class ModelInfo:
         return (*(self.subgroup.split(".") if self.subgroup else ()), self.name, self.version)
 
 
+# The JSON types of the fields `check_info` does not check otherwise, and how to say them.
+TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "subgroup": ((str, type(None)), "a string or null"),
+    "version": ((str,), "a string"),
+    "params": ((dict,), "a mapping"),
+    "date": ((str,), "a string"),
+    "author": ((str, type(None)), "a string or null"),
+    "checkpoint": ((str,), "a string"),
+    "ema": ((bool,), "true or false"),
+    "meta": ((dict,), "a mapping"),
+    "sesemi": ((str,), "a string"),
+}
+
+
 def check_info(info: ModelInfo) -> ModelInfo:
-    """Refuses a model whose uid, name, subgroup or version could not have been published, or
-    whose fields have the wrong types."""
+    """Refuses a model whose uid, name, subgroup or version could not have been published, whose
+    uid is not `model_uid` of its name, subgroup, params and version, or whose fields have the
+    wrong types."""
     check_uid(info.uid)
     check_name(info.name)
+    for name, (types, kind) in TYPES.items():
+        if not isinstance(getattr(info, name), types):
+            raise SesemiError(f"its {name} is not {kind}")
     check_subgroup(info.subgroup)
     check_version(info.version)
     if info.uid.partition("-")[2] != info.version:
@@ -100,8 +119,10 @@ def check_info(info: ModelInfo) -> ModelInfo:
         raise SesemiError("its labels are not a list of names")
     if not (isinstance(info.metrics, dict) and all(isinstance(v, int | float) for v in info.metrics.values())):
         raise SesemiError("its metrics are not numbers by name")
-    check_params(info.params)
     check_params(info.meta, "meta")
+    uid = model_uid(info.name, info.subgroup, info.params, info.version)  # also checks the params
+    if info.uid != uid:
+        raise SesemiError(f"its uid {info.uid} is not that of its name, subgroup, params and version ({uid})")
     return info
 
 
@@ -121,7 +142,8 @@ def archive_path(info: ModelInfo) -> str:
 
 def check_row(uid: str, row: Any) -> tuple[ModelInfo, Archive]:
     """The model and archive of a row of `models.json`, refused (SesemiError) unless sesemi
-    could have written it: its key is its uid, every id is valid, the archive is in its place."""
+    could have written it: its key is its uid, every id and field is valid, the archive is in its
+    place."""
     info = ModelInfo.from_dict(row)
     if info.uid != uid:
         raise SesemiError(f"it is filed under another uid ({str(uid)[:80]!r})")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sesemi.errors import SesemiError
-from sesemi.hub.ids import model_uid
+from sesemi.hub.ids import check_params, model_uid
 from sesemi.hub.lookup import (
     Archive,
     ModelInfo,
@@ -95,3 +95,48 @@ def test_references_name_a_uid_a_version_or_the_latest_version():
     assert matches(models, "cnn") == [models[1], models[3]]  # the latest of each subgroup
     assert matches(models[:3], "cnn") == [models[1]]  # 1.10.0 > 1.9.0
     assert matches(models, "rnn") == [] and matches(models, "00000000-1.0.0") == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"params": {"backbone": "evil"}}, {"name": "rnn"}, {"subgroup": "images"}, {"uid": "0000abcd-1.0.0", "key": "0000abcd-1.0.0"}],
+)
+def test_a_row_whose_uid_is_not_its_models_is_refused(changes):
+    """A uid is the hash of a model's name, subgroup and params: a row that files another model
+    under a uid (which the cache then serves for that uid) is refused."""
+    key, values = row(**changes)
+    text = json.dumps({"format": 1, "models": {key: values}})
+    with pytest.raises(SesemiError, match=r"could not have been published by sesemi \(its uid [0-9a-f]{8}-1.0.0 is not that of its name, subgroup, params and version \([0-9a-f]{8}-1.0.0\)\)"):
+        parse_table(text, "memory://r/models.json")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"date": 5}, "its date is not a string"),
+        ({"author": ["me"]}, "its author is not a string or null"),
+        ({"checkpoint": None}, "its checkpoint is not a string"),
+        ({"ema": "yes"}, "its ema is not true or false"),
+        ({"sesemi": 1.0}, "its sesemi is not a string"),
+        ({"subgroup": 5}, "its subgroup is not a string or null"),
+        ({"version": 100}, "its version is not a string"),
+        ({"params": None}, "its params is not a mapping"),
+        ({"params": []}, "its params is not a mapping"),
+        ({"meta": "x"}, "its meta is not a mapping"),
+    ],
+)
+def test_rows_with_fields_of_the_wrong_type_are_refused(changes, reason):
+    """`sesemi models` sliced a date of 5 (TypeError): a row is sound or refused in one line."""
+    key, values = row(**changes)
+    text = json.dumps({"format": 1, "models": {key: values}})
+    with pytest.raises(SesemiError, match=f"could not have been published by sesemi \\({reason}\\); "):
+        parse_table(text, "memory://r/models.json")
+
+
+def test_params_with_keys_other_than_strings_keep_their_uid_in_the_table():
+    """JSON turns keys into strings (and reorders 10 before 2): the uid hashes params as the
+    table holds them, so the row is not refused when read back."""
+    params = check_params({2: "a", 10: "b"})
+    model = ModelInfo(model_uid("cnn", None, params, "1.0.0"), "cnn", None, "1.0.0", params)
+    rows = {model.uid: (model, Archive(archive_path(model), "ab" * 32, 10))}
+    assert parse_table(format_table(rows), "models.json")[model.uid][0].params == {"2": "a", "10": "b"}

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from sesemi import trust
 from sesemi.checkpoints import record_checksum
 from sesemi.errors import SesemiError
+from sesemi.hub.ids import model_uid
 from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.trained import TrainedModel
 from sesemi.models.backbones.timm import PyTorchImageModels
@@ -41,7 +42,7 @@ def published_folder(run_dir: Path, folder: Path, labels=("blue", "green", "red"
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "weights.safetensors")
     shutil.copy(run_dir / "config.yaml", folder / "config.yaml")
-    info = ModelInfo("0000abcd-1.0.0", "tiny", None, "1.0.0", labels=list(labels), ema=True)
+    info = ModelInfo(model_uid("tiny", None, {}, "1.0.0"), "tiny", None, "1.0.0", labels=list(labels), ema=True)
     (folder / "meta.json").write_text(json.dumps(info.to_dict()))
     return folder
 
