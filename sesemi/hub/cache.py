@@ -11,16 +11,18 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.hub.archive import extract
 from sesemi.hub.ids import check_uid, is_uid, split_reference
 from sesemi.hub.lookup import Archive, ModelInfo, check_info, matches
-from sesemi.learners.published import CONFIG, META, WEIGHTS
+from sesemi.learners.published import META
 from sesemi.ownership import owned, sha256, staged, within
 
 if TYPE_CHECKING:
@@ -41,6 +43,28 @@ def _inside(path: Path, root: Path) -> Path:
     if not within(path, root):
         raise SesemiError(f"will not write {path}: it is outside the model cache {root}")
     return path
+
+
+def file_lock(path: Path) -> FileLock:
+    """A lock on the file `path`, refused when `path` is a link or not a file (some filelock
+    versions follow a link and truncate what it points to)."""
+    if os.path.islink(path) or (os.path.lexists(path) and not path.is_file()):
+        raise SesemiError(f"will not lock {path}: it is a link or not a file; remove it")
+    return FileLock(path)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Holds `file_lock(path)`; a lock that cannot be taken is one error line."""
+    lock = file_lock(path)
+    try:
+        lock.acquire()
+    except OSError as error:
+        raise SesemiError(f"cannot lock {path}: {first_line(error)}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def read_info(folder: Path) -> ModelInfo:
@@ -78,7 +102,7 @@ def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     _inside(folder, root)  # again, now that the folders on the way exist
     source = f"the archive of {info.uid} from {repository.url}"
-    with FileLock(folder.parent / f"{info.uid}.lock"):
+    with locked(folder.parent / f"{info.uid}.lock"):
         if (folder / META).is_file():  # another process got it while we waited
             return folder
         if os.path.lexists(folder) and not owned(folder, "model"):  # a model's folder emptied by hand is replaced
@@ -92,10 +116,7 @@ def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
                     f"{source} does not match the checksum recorded when it was published; "
                     "it was changed or damaged: do not use it, and publish the model again"
                 )
-            extract(download, extracted, source)
-            missing = [name for name in (META, WEIGHTS, CONFIG) if not (extracted / name).is_file()]
-            if missing:
-                raise SesemiError(f"{source} is not a sesemi model's: it has no {', '.join(missing)}")
+            extract(download, extracted, source)  # refuses an archive without a model's files
             try:
                 uid = read_info(extracted).uid
             except SesemiError:

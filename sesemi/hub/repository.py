@@ -80,11 +80,11 @@ class Repository:
     def lock(self) -> FileLock:
         """The lock that publishers of this repository take."""
         if isinstance(self.fs, LocalFileSystem):
-            return FileLock(Path(self.root) / f".{TABLE}.lock")
+            return cache.file_lock(Path(self.root) / f".{TABLE}.lock")
         name = hashlib.sha256(self.fs.unstrip_protocol(self.root).encode()).hexdigest()[:16]
         folder = cache.cache_root() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(folder / f"{name}.lock")
+        return cache.file_lock(folder / f"{name}.lock")
 
     def _atomically(self, path: str, write: Callable[[str], None]) -> None:
         """Writes `path` through `write(temporary path)` and a move, leaving nothing on failure."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hub_fixtures import cache, fake_archive, model_info, replace_archive  # noqa: F401 (fixtures)
 
 from sesemi.errors import SesemiError
@@ -161,3 +163,40 @@ def test_a_foreign_archive_is_refused_in_one_line(tmp_path, cache):  # noqa: F81
     with pytest.raises(SesemiError, match=message):
         hub_cache.fetch(info, archive, repository)
     assert hub_cache.find(info.uid) is None
+
+
+@pytest.mark.parametrize("target", ["victim", "loop"])
+def test_a_lock_that_is_a_link_is_refused_and_nothing_is_written_through_it(tmp_path, cache, target):  # noqa: F811
+    """A `<uid>.lock` symlinked elsewhere (or to itself) was an OSError traceback, and a filelock
+    that follows links would truncate what it points to."""
+    repository, info, archive = published(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    lock = cache / "cnn" / "1.0.0" / f"{info.uid}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.symlink_to(victim if target == "victim" else lock)
+    with pytest.raises(SesemiError, match=f"^will not lock {lock}: it is a link or not a file; remove it$"):
+        hub_cache.fetch(info, archive, repository)
+    assert victim.read_text() == "precious" and sorted(lock.parent.iterdir()) == [lock]
+
+
+def test_a_lock_that_cannot_be_taken_is_one_error_line(tmp_path, cache, monkeypatch):  # noqa: F811
+    repository, info, archive = published(tmp_path)
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", self.lock_file)
+
+    monkeypatch.setattr(FileLock, "acquire", refused)
+    with pytest.raises(SesemiError, match=f"^cannot lock .*{info.uid}.lock: \\[Errno 13\\] Permission denied"):
+        hub_cache.fetch(info, archive, repository)
+
+
+def test_a_cached_model_whose_uid_is_not_its_own_is_refused(tmp_path, cache):  # noqa: F811
+    """The cache serves a uid without asking a repository: a meta.json that files another model
+    (other params) under the uid is refused, not loaded."""
+    repository, info, archive = published(tmp_path)
+    folder = hub_cache.fetch(info, archive, repository)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "params": {"backbone": "evil"}}))
+    with pytest.raises(SesemiError, match=f"meta.json is not a published model's meta.json \\(its uid {info.uid} is not that of its name"):
+        hub_cache.find(info.uid)

@@ -97,3 +97,14 @@ def test_concurrent_publishers_each_land_in_the_table(tmp_path, cache, monkeypat
     for thread in threads:
         thread.join()
     assert set(repository.rows()) == {info.uid for info in infos}
+
+
+def test_a_lock_that_is_a_link_is_refused_and_nothing_is_written_through_it(tmp_path, cache):  # noqa: F811
+    (tmp_path / "repo").mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "repo" / ".models.json.lock").symlink_to(victim)
+    info = model_info()
+    with pytest.raises(SesemiError, match="^will not lock .*/repo/.models.json.lock: it is a link or not a file; remove it$"):
+        Repository(tmp_path / "repo").add(info, fake_archive(tmp_path, info))
+    assert victim.read_text() == "precious" and not (tmp_path / "repo" / "models.json").exists()
