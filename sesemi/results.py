@@ -7,8 +7,10 @@ Light on purpose (no torch): the commands that read run folders (`postprocess`, 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,9 +79,11 @@ class RunResult:
         """The result a finished run wrote to its folder (also the layout of earlier releases)."""
         path = Path(run_dir) / RESULTS
         try:
-            values = json.loads(path.read_text())
+            values = json.loads(read_regular(path))
         except FileNotFoundError:
             raise SesemiError(f"{run_dir} has no {RESULTS}: the run has not finished, or is not a run folder") from None
+        except NotRegularFile:
+            raise SesemiError(f"cannot read {path}: it is not a regular file (a pipe, a device or a folder)") from None
         except (OSError, ValueError) as error:
             raise SesemiError(f"cannot read {path} ({error}); the file is damaged") from None
         best = values.pop("best", None)  # written by releases before 1.0
@@ -93,6 +97,28 @@ class RunResult:
             if values.get(key):
                 values[key] = _in_run(Path(run_dir), Path(values[key]))
         return cls(**values)
+
+
+class NotRegularFile(OSError):
+    """A FIFO, a device or a folder where a file was expected: reading one may block forever."""
+
+
+def read_regular(path: str | Path) -> str:
+    """The text (UTF-8) of a regular file, or of the regular file a symlink leads to.
+
+    Raises:
+        NotRegularFile: `path` is a FIFO, a device or a folder (checked on the open file, so
+            nothing swapped in meanwhile is read either).
+        OSError: `path` is missing or unreadable.
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+    # O_NONBLOCK: opening a FIFO put there since the check returns at once instead of waiting
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))  # POSIX only
+    with os.fdopen(handle, encoding="utf-8") as file:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+        return file.read()
 
 
 # When a pool looks very unlike the labeled classes (docs/uncurated_pools.md): most of it judged

@@ -250,7 +250,8 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
 
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
     """Writes `summary.csv`, `aggregated.csv`, `summary.md` and `plots/` of `runs` into `folder`,
-    a folder sesemi made (marked `summary`), or one of someone else's that holds none of them."""
+    a folder sesemi made (marked `summary`; a `plots` symlink there is replaced by a folder, never
+    written through), or one of someone else's that holds none of them."""
     trained = [run for run in runs if run.trained]
     unfinished = sum(not run.finished for run in runs)
     if not trained:
@@ -268,6 +269,8 @@ def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[st
     for frame, file_name in ((table, "summary.csv"), (aggregated, "aggregated.csv")):
         with open_atomically(folder / file_name, newline="") as file:
             frame.to_csv(file, index=False)
+    if (folder / "plots").is_symlink():  # in a folder sesemi marked: a link of someone else's is refused above
+        (folder / "plots").unlink()
     plots = plot_curves(trained, folder / "plots")
     images = "".join(f"![{p.stem}](plots/{p.name})\n\n" for p in plots)
     write_atomically(

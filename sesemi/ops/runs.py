@@ -6,6 +6,7 @@ symlink out of the folder given: folders of earlier releases (no marker) are onl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -19,10 +20,11 @@ from sesemi import ownership
 from sesemi.errors import SesemiError
 from sesemi.logs import counted
 from sesemi.ownership import MARKER, Marker
-from sesemi.results import RESULTS, RunResult
+from sesemi.results import RESULTS, RunResult, read_regular
 
 CONFIG, METRICS = "config.yaml", "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
+LABEL_BYTES = 120  # the longest group label (`<field=value,...>`) kept whole, in UTF-8 bytes
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,10 @@ class Run:
 
 
 def _read_yaml(path: Path) -> dict[str, Any] | None:
+    """A YAML mapping, or None: missing, damaged, not UTF-8, or not a regular file (a FIFO)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(read_regular(path))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -222,25 +225,67 @@ def _checksum(checkpoint: Path) -> Path:
 
 
 def partition(runs: Sequence[Run], by: Sequence[str]) -> dict[str, list[Run]]:
-    """The runs by the values of the `by` fields, under labels `<field=value,...>`."""
+    """The runs by the values of the `by` fields, under labels `<field=value,...>` that are
+    plain folder names, a different one for each different set of values (see `_label`)."""
     groups: dict[str, list[Run]] = {}
+    labels: dict[str, str] = {}  # repr of the values -> their label
     for run in runs:
-        label = ",".join(f"{field.rsplit('.', 1)[-1]}={_text(field_value(run, field))}" for field in by)
-        groups.setdefault(label, []).append(run)
+        values = [field_value(run, field) for field in by]
+        key = repr(values)
+        if key not in labels:
+            labels[key] = _label(by, values, key, set(labels.values()))
+        groups.setdefault(labels[key], []).append(run)
     return groups
 
 
+def _label(by: Sequence[str], values: Sequence[Any], key: str, taken: set[str]) -> str:
+    """`<field=value,...>` as one folder name: `/`, `\\`, `%`, control characters and a leading
+    dot percent-escaped (`a/b` -> `a%2Fb`); one longer than `LABEL_BYTES`, or that other values
+    already have (`a=x,b=y` from `a="x,b=y"` or from `a=x`, `b=y`), is cut and ends in `~<hash>`
+    of the values."""
+    label = ",".join(f"{_escape(field.rsplit('.', 1)[-1])}={_escape(_text(value))}" for field, value in zip(by, values, strict=True))
+    label = _escape(label[:1], ".") + label[1:]  # never hidden
+    if len(label.encode("utf-8")) <= LABEL_BYTES and label not in taken:
+        return label
+    stem = label.encode("utf-8")[: LABEL_BYTES - 20].decode("utf-8", errors="ignore")
+    label = f"{stem}~{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    unique, count = label, 1
+    while unique in taken:
+        count += 1
+        unique = f"{label}~{count}"
+    return unique
+
+
+def _escape(text: str, unsafe: str = "/\\%") -> str:
+    """`text` with the characters in `unsafe`, control characters and lone surrogates as `%XX`."""
+    return "".join(
+        "".join(f"%{byte:02X}" for byte in c.encode("utf-8", "surrogatepass"))
+        if c in unsafe or ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
+        else c
+        for c in text
+    )
+
+
 def group_runs(runs: Sequence[Run], by: Sequence[str], folder: Path) -> dict[str, list[Run]]:
-    """Links each run into `folder/<field=value,...>/`, by the values of the `by` fields."""
+    """Links each run into `folder/<field=value,...>/`, by the values of the `by` fields.
+
+    Raises:
+        SesemiError: A label is not a folder name inside `folder` (never made).
+    """
     groups = partition(runs, by)
+    folder.mkdir(parents=True, exist_ok=True)
     for label, members in groups.items():
-        (folder / label).mkdir(parents=True)
+        place = folder / label
+        inside = Path(os.path.realpath(place)).parent == Path(os.path.realpath(folder))
+        if not inside or label.startswith(".") or Path(label).name != label:
+            raise SesemiError(f"will not make {place}: the group label {label!r} is not a folder name inside {folder}")
+        place.mkdir()
         for run in members:
-            link = folder / label / run.name.replace("/", "_")
+            link = place / run.name.replace("/", "_")
             link.symlink_to(os.path.relpath(run.path.resolve(), link.parent.resolve()), target_is_directory=True)
     return groups
 
 
 def _text(value: Any) -> str:
-    """A value as a folder-name fragment."""
-    return json.dumps(value) if isinstance(value, list | dict) else str(value).replace("/", "_")
+    """A value as text: lists and mappings as JSON."""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)

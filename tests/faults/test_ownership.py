@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -124,6 +125,71 @@ def test_group_force_does_not_replace_a_folder_sesemi_did_not_make(runs):
     assert f"will not replace {mine}: it is not a group sesemi made" in line
     assert snapshot(mine) == {"plan.md": b"mine"}
     assert [p.name for p in (runs / "groups").iterdir()] == ["seeds"]  # no staging folder left
+
+
+def test_group_makes_nothing_outside_the_group_for_a_value_with_slashes(runs, tmp_path):
+    """A config value that is a path out (`["/../../../../outside/"]`) names one folder inside
+    the group, not folders and links outside it."""
+    config = runs / "digits" / "t1" / "config.yaml"
+    config.write_text(config.read_text() + 'run_tags: ["/../../../../outside/"]\n')
+    shutil.copytree(runs / "digits" / "t1", runs / "digits" / "t2")
+    (runs / "digits" / "t2" / "config.yaml").write_text(config.read_text().replace('"]', '.."]'))
+    before = snapshot(tmp_path)
+    result = sesemi_cli("group", runs, "--by", "run_tags", "--name", "g")
+    assert result.exit_code == 0, result.output
+    group = runs / "groups" / "g"
+    made = {path for path in snapshot(tmp_path) if path not in before}
+    assert all(path.startswith(str(group.relative_to(tmp_path)) + "/") for path in made)
+    labels = sorted(p.name for p in group.iterdir() if p.name not in (MARKER, "summary"))
+    assert labels == ['run_tags=["%2F..%2F..%2F..%2F..%2Foutside%2F"]', 'run_tags=["%2F..%2F..%2F..%2F..%2Foutside%2F.."]']
+    assert not (tmp_path / "outside").exists()
+
+
+def test_postprocess_replaces_a_linked_plots_folder_instead_of_writing_through_it(runs, tmp_path):
+    """After a first postprocess, `summary/plots` replaced by a link to a folder of the user's:
+    the second one leaves that folder as it was."""
+    assert sesemi_cli("postprocess", runs).exit_code == 0
+    plots = runs / "summary" / "plots"
+    shutil.rmtree(plots)
+    mine = tmp_path / "figures"
+    mine.mkdir()
+    (mine / "val_top1.png").write_bytes(b"my figure")
+    plots.symlink_to(mine, target_is_directory=True)
+    result = sesemi_cli("postprocess", runs)
+    assert result.exit_code == 0, result.output
+    assert snapshot(mine) == {"val_top1.png": b"my figure"}
+    assert not plots.is_symlink() and (plots / "val_top1.png").is_file()
+
+
+def test_a_fifo_in_a_run_folder_does_not_block(runs):
+    """A named pipe as a run's config.yaml or results.json: `rm-failed --dry-run` and
+    `postprocess` read it as unreadable, and return."""
+    failed = runs / "digits" / "failed"
+    mark(failed, "run", "failed")
+    os.mkfifo(failed / "config.yaml")
+    shutil.copytree(runs / "digits" / "t1", runs / "digits" / "piped")
+    (runs / "digits" / "piped" / "results.json").unlink()
+    os.mkfifo(runs / "digits" / "piped" / "results.json")
+
+    class Blocked(Exception):  # not an OSError: the code under test would catch that
+        pass
+
+    def expire(*_: object) -> None:
+        raise Blocked("blocked reading a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 30, 1)  # then every second: each blocked open fails
+    try:
+        result = sesemi_cli("rm-failed", runs, "--dry-run")
+        assert result.exit_code == 0, result.output
+        assert "would delete 1 failed run" in result.output and "digits/failed" in result.output
+        result = sesemi_cli("postprocess", runs)
+        assert result.exit_code == 0, result.output
+        assert "digits/t1" in (runs / "summary" / "summary.md").read_text()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert failed.is_dir()
 
 
 def test_training_run_does_not_write_into_an_existing_unmarked_folder(trained_run, tmp_path):

@@ -164,6 +164,25 @@ def test_postprocess_never_replaces_a_summary_of_someone_elses(three_seeds_two_l
     assert (tmp_path / "new" / ".sesemi").is_file() and (tmp_path / "new" / "summary.md").is_file()
 
 
+def test_postprocess_never_writes_through_a_linked_plots_folder(three_seeds_two_lrs, tmp_path):
+    """A `plots` link put into sesemi's summary folder is replaced by a folder: the folder it
+    led to keeps its files."""
+    postprocess(tmp_path / "runs")
+    summary = tmp_path / "runs" / "summary"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "val_top1.png").write_bytes(b"my figure")
+    for path in (summary / "plots").iterdir():
+        path.unlink()
+    (summary / "plots").rmdir()
+    (summary / "plots").symlink_to(mine, target_is_directory=True)
+    made = postprocess(tmp_path / "runs")
+    assert [p.name for p in mine.iterdir()] == ["val_top1.png"]
+    assert (mine / "val_top1.png").read_bytes() == b"my figure"
+    assert not (summary / "plots").is_symlink() and (summary / "plots" / "val_top1.png").is_file()
+    assert summary / "plots" / "val_top1.png" in made.plots
+
+
 def test_postprocess_without_finished_runs_is_one_line(make_run, tmp_path):
     make_run("digits/failed", top1=None)
     with pytest.raises(SesemiError, match="no finished training runs .*1 without results.json"):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -10,6 +14,7 @@ from run_folders import run_config, write_run
 
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import (
+    LABEL_BYTES,
     field_value,
     find_runs,
     group_runs,
@@ -19,6 +24,35 @@ from sesemi.ops.runs import (
     surplus_checkpoints,
 )
 from sesemi.ownership import mark
+from sesemi.results import RunResult
+
+
+class Blocked(Exception):
+    """A block took too long (not an OSError: the code under test would catch that)."""
+
+
+@contextmanager
+def deadline(seconds: float = 10) -> Iterator[None]:
+    """Fails the block if it takes longer than `seconds`, and every second after (e.g. blocked
+    reading a FIFO, then another)."""
+
+    def expire(*_: object) -> None:
+        raise Blocked(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def tagged(tags: object, **kwargs: object) -> dict:
+    """A run config with `run.tags` set to `tags`."""
+    config = run_config(**kwargs)
+    config["run"]["tags"] = tags
+    return config
 
 
 @pytest.fixture
@@ -127,6 +161,91 @@ def test_group_runs_links_runs_by_field_values(make_run, tmp_path):
     link = folder / "lr=0.1" / "digits_s2-lr0.1"
     assert link.is_symlink() and not os.path.isabs(os.readlink(link))
     assert (link / "results.json").is_file()
+
+
+def test_group_labels_are_folder_names_inside_the_group(make_run, tmp_path):
+    """Values with `/`, `..`, a leading dot, `\\` or a NUL (lists and mappings as JSON too)
+    become one folder each, directly in the group: nothing is made outside it."""
+    values = [
+        ["/../../../../outside/"],  # unfixed: tmp_path/outside
+        {"../../../../outside": 1},
+        "..",
+        ".hidden",
+        "back\\slash",
+        "nul\x00",
+    ]
+    for i, value in enumerate(values):
+        make_run(f"digits/r{i}", config=tagged(value, seed=i))
+    runs = find_runs(tmp_path / "runs")
+    folder = tmp_path / "runs" / "groups" / "tags"
+    groups = group_runs(runs, ["run.tags"], folder)
+    assert len(groups) == len(values)
+    for label in groups:
+        assert "/" not in label and "\\" not in label and "\x00" not in label and not label.startswith(".")
+        assert (folder / label).is_dir() and (folder / label).parent == folder
+    assert sorted(p.name for p in folder.iterdir()) == sorted(groups)
+    assert "tags=[\"%2F..%2F..%2F..%2F..%2Foutside%2F\"]" in groups  # readable
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["digits", "groups"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "digits").iterdir()) == [f"r{i}" for i in range(len(values))]
+
+
+def test_different_values_get_different_labels(make_run, tmp_path):
+    """Values that would read alike (`a/b` and `a_b`, a value with a comma of two fields) or
+    that are too long for a folder name each get a label of their own, of a bounded length."""
+    values = ["a/b", "a_b", "a%2Fb", ["a/b"], "x" * 300, "x" * 300 + "y", "é" * 200]
+    for i, value in enumerate(values):
+        make_run(f"one/r{i}", config=tagged(value, seed=i))
+    groups = group_runs(find_runs(tmp_path / "runs" / "one"), ["run.tags"], tmp_path / "one")
+    assert len(groups) == len(values) and all(len(members) == 1 for members in groups.values())
+    assert {"tags=a%2Fb", "tags=a_b", "tags=a%252Fb"} <= set(groups)
+    assert all(len(label.encode()) <= LABEL_BYTES for label in groups)
+
+    make_run("two/r0", config=tagged("x,seed=1", seed=2))
+    make_run("two/r1", config=tagged("x", seed="1,seed=2"))  # tags=x,seed=1,seed=2 as well
+    groups = group_runs(find_runs(tmp_path / "runs" / "two"), ["run.tags", "run.seed"], tmp_path / "two")
+    assert len(groups) == 2 and "tags=x,seed=1,seed=2" in groups
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(groups)
+
+
+def test_group_runs_refuses_a_label_that_is_not_a_folder_name(make_run, tmp_path, monkeypatch):
+    """Whatever makes the labels, none is made outside the group folder."""
+    make_run("r")
+    runs = find_runs(tmp_path / "runs")
+    for label in ("../../escape", "..", "sub/dir", ".hidden"):
+        monkeypatch.setattr("sesemi.ops.runs.partition", lambda runs, by, label=label: {label: list(runs)})
+        with pytest.raises(SesemiError, match="is not a folder name inside"):
+            group_runs(runs, ["run.seed"], tmp_path / "g")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "runs"] and not any((tmp_path / "g").iterdir())
+
+
+def test_a_fifo_as_a_runs_file_is_unreadable_without_blocking(make_run, tmp_path):
+    """A named pipe (or a link to one) as config.yaml or results.json, or a config that is not
+    UTF-8: the run is listed as unreadable, and tidying does not block on it."""
+    piped_config = make_run("piped_config", top1=None)
+    (piped_config / "config.yaml").unlink()
+    os.mkfifo(piped_config / "config.yaml")
+    piped_result = make_run("piped_result")
+    (piped_result / "results.json").unlink()
+    os.mkfifo(piped_result / "results.json")
+    linked = make_run("linked")
+    os.mkfifo(tmp_path / "pipe")
+    (linked / "results.json").unlink()
+    (linked / "results.json").symlink_to(tmp_path / "pipe")
+    binary = make_run("binary")
+    (binary / "config.yaml").write_bytes(b"run: \xff\xfe\n")
+    with deadline():
+        runs = {run.name: run for run in find_runs(tmp_path / "runs")}
+        assert runs["piped_config"].config is None and runs["binary"].config is None
+        assert runs["piped_result"].result is None and runs["linked"].result is None
+        assert runs["binary"].finished and runs["piped_result"].config is not None
+        assert remove_failed(tmp_path / "runs", dry_run=True).removed == [piped_config]
+        with pytest.raises(SesemiError, match="results.json: it is not a regular file"):
+            RunResult.read(piped_result)
+    (tmp_path / "results.json").write_text(json.dumps({"mode": "FIT"}))
+    (linked / "results.json").unlink()
+    (linked / "results.json").symlink_to(tmp_path / "results.json")  # a link to a regular file reads
+    assert RunResult.read(linked).mode == "FIT"
 
 
 def test_remove_failed_deletes_only_stopped_runs_sesemi_marked(make_run, tmp_path):
