@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
-from sesemi.config.compose import check_config_dir, expand_alias, one_length
+from sesemi.config.compose import check_config_dir, check_group_choices, expand_alias, one_length
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
@@ -70,6 +70,7 @@ def expand_arguments(arguments: list[str]) -> list[str]:
     except SystemExit:
         return arguments  # Hydra's parser says what is wrong when it reads them
     check_config_dir(parsed.config_dir)
+    check_group_choices(parsed.overrides)
     options = list(arguments)
     for override in parsed.overrides:
         options.remove(override)

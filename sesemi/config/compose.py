@@ -89,6 +89,26 @@ def check_overrides(overrides: Sequence[str]) -> None:
         raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
 
 
+def check_group_choices(overrides: Sequence[str]) -> None:
+    """Refuses a list for a config group (`method=[fixmatch,supervised]`), which Hydra would
+    merge into one config: a run takes one method, backbone, ...; a sweep runs each."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sesemi.config import catalog
+
+    groups = set(catalog.groups()) - {"logger"}  # trackers: several at once
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides if str(o).partition("=")[0].lstrip("+~") in groups])
+    except Exception:  # noqa: BLE001 (composing says what is wrong with an override that cannot be read)
+        return
+    for override in parsed:
+        if not override.is_sweep_override() and isinstance(override.value(), list):
+            raise SesemiError(
+                f"{override.input_line}: a run takes one {override.key_or_group}; to run each, sweep with "
+                f"open_sesemi -m {override.key_or_group}={','.join(map(str, override.value()))}"
+            )
+
+
 def check_config_dir(config_dir: str | Path | None) -> None:
     """Fails if `config_dir` is no folder, or holds a config with a built-in's name: Hydra would
     read one of the two where the other was meant."""
@@ -129,6 +149,7 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
     from sesemi.config import register_configs, register_resolvers
 
     check_overrides(overrides)
+    check_group_choices(overrides)
     if config_dir is None and name.endswith(".yaml") and Path(name).is_file():  # `configs/custom.yaml`
         config_dir, name = Path(name).parent, Path(name).stem
     check_config_dir(config_dir)

@@ -122,6 +122,17 @@ def test_mistyped_key_is_a_short_hydra_error(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_list_of_methods_is_refused_rather_than_merged(tmp_path):
+    """Hydra merges `method=[a,b]` into one config with both methods' heads, filed under the
+    last: refused before anything runs, with the sweep that runs each."""
+    done = open_sesemi("-cn", "digits", "method=[fixmatch,supervised]", cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: method=[fixmatch,supervised]: a run takes one method; to run each, sweep with open_sesemi -m method=fixmatch,supervised"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 # --- training ---------------------------------------------------------------------------------
 
 

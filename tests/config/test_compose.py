@@ -42,6 +42,8 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("run.seed=1 method=fixmatch", "cannot read the override 'run.seed=1 method=fixmatch'"),
         ("run.data_root=~/data", "cannot read the override 'run.data_root=~/data' ('~' cannot stand there unquoted)"),
         ("method=fixmatch,flexmatch", "write a list as key=[a,b] and a string as key='a,b'; to run each value, sweep with open_sesemi -m"),
+        ("method=[fixmatch,supervised]", "a run takes one method; to run each, sweep with open_sesemi -m method=fixmatch,supervised"),
+        ("backbone=[convnet,resnet18]", "a run takes one backbone"),
         ("run.batch_size_per_gpu=-4", "run.batch_size_per_gpu must be at least 1, not -4"),
         ("run.num_iterations=0", "run.num_iterations must be at least 1, not 0"),
         ("learner.hparams.optimizer.lr=-0.1", "learner.hparams.optimizer.lr must be greater than 0, not -0.1"),
