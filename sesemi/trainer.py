@@ -6,6 +6,7 @@ import csv
 import functools
 import logging
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -20,12 +21,13 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.plugins import CheckpointIO
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
 from sesemi.callbacks.progress import PlainProgress
 from sesemi.checkpoints import ChecksummedCheckpointIO
-from sesemi.errors import SesemiError, retired
+from sesemi.errors import SesemiError, first_line, retired
 from sesemi.logs import LIGHTNING_LOG
 from sesemi.ownership import open_atomically, within
 
@@ -291,7 +293,15 @@ def build_trainer(
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     # A streamed data set (`shards`) splits its epoch between loader processes itself.
     warnings.filterwarnings("ignore", message=".*Your `IterableDataset` has `__len__` defined.*")
-    return pl.Trainer(**settings)
+    try:
+        return pl.Trainer(**settings)
+    except TypeError as error:  # `trainer.max_epoch`: not an argument of Lightning's Trainer
+        unknown = re.search(r"unexpected keyword argument '([^']+)'", str(error))
+        if unknown is None:
+            raise
+        raise SesemiError(f"trainer.{unknown[1]} is not an argument of Lightning's Trainer; check its spelling") from None
+    except (MisconfigurationException, ValueError) as error:  # `trainer.precision=17`
+        raise SesemiError(f"the trainer options are refused by Lightning: {first_line(error)}") from None
 
 
 if __name__ == "__main__":

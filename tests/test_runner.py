@@ -426,3 +426,18 @@ def test_a_logger_or_checkpoint_that_would_write_outside_the_run_folder_is_refus
     with pytest.raises(SesemiError, match=r"^trainer.default_root_dir is the run's folder; choose that with run.dir"):
         _tiny_run(image_tree, tmp_path, "run.num_iterations=1", f"+trainer.default_root_dir={mine}")
     assert not mine.exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+trainer.max_epoch=3", r"^trainer.max_epoch is not an argument of Lightning's Trainer; check its spelling$"),
+        ("+trainer.precision=17", r"^the trainer options are refused by Lightning: Precision 17 is invalid"),
+    ],
+)
+def test_trainer_options_lightning_refuses_are_one_line(image_tree, tmp_path, override, message):
+    """What the config passes to Lightning's Trainer as it is: a misspelled argument or a value it
+    does not take is one line, before the run's folder is made."""
+    with pytest.raises(SesemiError, match=message):
+        _tiny_run(image_tree, tmp_path, "run.num_iterations=1", override)
+    assert not (tmp_path / "run").exists()
