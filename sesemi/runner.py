@@ -429,7 +429,6 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
                 trainer.fit(learner, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
             finally:
                 os.environ.pop(RUN_DIR_VARIABLE, None)
-                os.environ.pop(BUDGET_VARIABLE, None)
             _finish(trainer, learner, datamodule)
             stage = "val"
         elif mode is RunMode.VALIDATE:
@@ -449,6 +448,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         if stopped:
             raise SystemExit(stopped) from None
         raise
+    finally:
+        os.environ.pop(BUDGET_VARIABLE, None)  # the budget is this run's, not the next one's in this process
     if main:
         write_atomically(run_dir / RESULTS, result.to_json())
         mark(run_dir, "run", "finished")

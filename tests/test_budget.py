@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from sesemi import compose, run
@@ -85,3 +86,23 @@ def test_a_budgeted_run_sets_its_length_before_training(image_tree, tmp_path, mo
     recorded = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert recorded.run.num_iterations == result.global_step != 400
     assert recorded.learner.hparams.lr_scheduler.scheduler.max_iters == result.global_step
+
+
+def test_a_budgeted_run_that_fails_leaves_its_length_to_no_later_run(image_tree, tmp_path, monkeypatch):
+    """The measured length is handed to launched processes in the environment; a run that fails
+    after measuring (here: weights to start from that do not fit) must not hand it to the next
+    run of this process, which would train that many steps without measuring its own."""
+    import os
+
+    from sesemi.runner import BUDGET_VARIABLE
+
+    monkeypatch.setattr("sesemi.budget.measure_speed", lambda *args: Speed(step=0.5, validation=1.0))
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"nothing": torch.zeros(1)}}, foreign)
+    config = compose(
+        "digits",
+        [f"run.data_root={image_tree.root}", "method=supervised", "run.time_budget=12s", f"run.resume_from_checkpoint={foreign}"],
+    )
+    with pytest.raises(SesemiError):
+        run(config, tmp_path / "run")
+    assert BUDGET_VARIABLE not in os.environ
