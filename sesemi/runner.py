@@ -22,6 +22,7 @@ from typing import Any
 import pytorch_lightning as pl
 from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode as HydraMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -403,6 +404,11 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     trainer = build_trainer(
         run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"), resumed_step
     )
+    if trainer.world_size > 1 and HydraConfig.initialized() and HydraConfig.get().mode == HydraMode.MULTIRUN:
+        raise SesemiError(
+            "open_sesemi -m runs a sweep's jobs one process each: Lightning would start the other processes "
+            "of a multi-process job as the whole sweep again; run such jobs one by one, without -m"
+        )
     main = trainer.is_global_zero
     if main and not resume:  # a resumed run's folder was marked running by `resume`
         claim_folder(run_dir)  # makes it: one made here is the run's own, deleted if it fails to start

@@ -178,6 +178,20 @@ def test_a_sweep_runs_each_job_with_overrides_before_and_after_the_flag(digits_r
     assert all(results(job)["global_step"] == 2 for job in jobs)
 
 
+def test_a_sweep_of_multi_process_jobs_is_refused_before_a_job_trains(digits_root, tmp_path):
+    """Lightning starts a job's other processes with the command line it was given, `-m` and all,
+    so each would run the whole sweep again (and, with a time budget, wait for ever): refused in
+    one line, once, with no job folder left."""
+    done = open_sesemi(
+        "-cn", "digits", "method=supervised", f"run.data_root={digits_root}", *TINY,
+        "-m", "run.accelerator=ddp", "+trainer.devices=2", "run.seed=0,1", "run.num_iterations=2", cwd=tmp_path,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("error: open_sesemi -m runs a sweep's jobs one process each") == 1
+    assert (done.stdout + done.stderr).count("Launching 2 jobs") == 1
+    assert not list(tmp_path.glob("runs/digits/supervised/*/*/"))
+
+
 def test_checkpoints_load_safely(fitted):
     """The run's checkpoints load with weights_only=True and hold the 10-class model."""
     checkpoint = torch.load(fitted / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
