@@ -266,6 +266,17 @@ def _check_start(run: DictConfig, resume: bool) -> None:
             raise SesemiError(f"checkpoint {run[key]} does not exist (run.{key})")
 
 
+def _check_budget_beyond(checkpoint: str | Path, max_steps: int) -> None:
+    """Refuses a budget that a checkpoint to train on from has used up: it counts from the start
+    of the training, so the run would end without a step (or Lightning refuse its epochs)."""
+    done = int(read_checkpoint(checkpoint, mmap=True).get("global_step") or 0)
+    if 0 <= max_steps <= done:
+        raise SesemiError(
+            f"run.resume_from_checkpoint has trained {done} steps, and the budget is {max_steps} steps in all "
+            f"(counted from the start, not in addition): set run.num_iterations above {done}"
+        )
+
+
 def _resume_checkpoint(run_dir: Path) -> Path:
     """The newest of a run's interrupted and last checkpoints."""
     found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt")]
@@ -421,6 +432,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         check_ranges(config)
         if fit:
             set_budget(trainer, config.run, attributes.iterations_per_epoch)
+            if checkpoint and not resume:
+                _check_budget_beyond(checkpoint, trainer.max_steps)
 
         learner = instantiate(config.learner, _recursive_=False)
         learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary

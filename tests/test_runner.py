@@ -441,3 +441,13 @@ def test_trainer_options_lightning_refuses_are_one_line(image_tree, tmp_path, ov
     with pytest.raises(SesemiError, match=message):
         _tiny_run(image_tree, tmp_path, "run.num_iterations=1", override)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("length", [2, 4])
+def test_training_on_from_a_checkpoint_needs_a_budget_beyond_its_steps(image_tree, tmp_path, length):
+    """`run.num_iterations` counts from the start: a budget the checkpoint has used up would end
+    the run without a step (or, shorter, fail inside Lightning on its epochs), so it is refused."""
+    trained = _tiny_run(image_tree, tmp_path / "first", "run.num_iterations=4")
+    with pytest.raises(SesemiError, match=rf"^run.resume_from_checkpoint has trained 4 steps, and the budget is {length} steps"):
+        _tiny_run(image_tree, tmp_path, f"run.num_iterations={length}", f"run.resume_from_checkpoint={trained.last_checkpoint}")
+    assert not (tmp_path / "run").exists()
