@@ -52,19 +52,23 @@ def differences(runs: Sequence[Run]) -> list[str]:
     """The config fields that tell apart runs of the same `run.id` (e.g. the values of a sweep).
 
     Runs of different ids are told apart by the id and method columns, not by the many fields in
-    which two configs differ; fields only some runs have (a loss head of one method) are left to
-    the `method` column, and the seed to its own.
+    which two configs differ; fields only runs of some methods have (a loss head of one method)
+    are left to the `method` column, and the seed to its own. A field only some runs of one
+    method have (`+trainer.gradient_clip_val`) tells them apart.
     """
-    by_id: dict[Any, list[dict[str, Any]]] = {}
+    by_id: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
     for run in runs:
         flat = pd.json_normalize(run.config or {}, sep=".").to_dict("records")[0]  # {"a.b": 1}, lists stay values
-        by_id.setdefault(field_value(run, "run.id"), []).append(flat)
+        by_id.setdefault(field_value(run, "run.id"), []).append((method(run.config), flat))
     fields: set[str] = set()
-    for flats in by_id.values():
-        if len(flats) > 1:
-            shared = set.intersection(*(set(flat) for flat in flats)) - NOT_DIFFERENCES
-            fields |= {key for key in shared if len({repr(flat[key]) for flat in flats}) > 1}
-    return sorted(fields)
+    for members in by_id.values():
+        flats = [flat for _, flat in members]
+        shared = set.intersection(*(set(flat) for flat in flats))
+        fields |= {key for key in shared if len({repr(flat[key]) for flat in flats}) > 1}
+        for name in {name for name, _ in members}:
+            keys = [set(flat) for other, flat in members if other == name]
+            fields |= set.union(*keys) - set.intersection(*keys)
+    return sorted(fields - NOT_DIFFERENCES)
 
 
 def _cell(value: Any) -> Any:

@@ -65,6 +65,19 @@ def test_differences_are_shared_fields_with_other_values(make_run, tmp_path):
     assert differences([run for run in find_runs(tmp_path / "runs") if run.finished]) == []
 
 
+def test_a_field_only_some_runs_of_a_method_have_tells_them_apart(make_run, tmp_path):
+    """`+trainer.gradient_clip_val=...` on one of two runs of a method: they are two
+    configurations (the other's value is empty), not one averaged over both."""
+    make_run("a", config=run_config(seed=1), top1=[0.3, 0.33])
+    clipped = run_config(seed=1)
+    clipped["trainer"] = {"gradient_clip_val": 1e-5}
+    make_run("b", config=clipped, top1=[0.1, 0.1])
+    runs = find_runs(tmp_path / "runs")
+    assert differences(runs) == ["trainer.gradient_clip_val"]
+    summary = postprocess(tmp_path / "runs", tmp_path / "summary")
+    assert len(summary.aggregated) == 2
+
+
 def test_the_method_is_one_column(make_run, tmp_path):
     """Runs of one id with two methods: the method shows once, not again as `run.method`."""
     for name in ("fixmatch", "supervised"):
