@@ -106,19 +106,24 @@ def measure_speed(config: DictConfig, datamodule: pl.LightningDataModule, traine
         enable_model_summary=False,
         callbacks=[timer],
     )
-    validation = 0.0
-    with quiet(LIGHTNING_LOG):  # its "`Trainer.fit` stopped" and "limit_val_batches" are the probe's, not the run's
-        probe_trainer.fit(learner, datamodule=datamodule)
-        if datamodule.val_dataset is not None:
-            batches = len(datamodule.val_dataloader())
-            measured = min(batches, 3)
-            validator = pl.Trainer(
-                accelerator=trainer.accelerator, devices=1, precision=trainer.precision, limit_val_batches=measured,
-                logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            )
-            started = time.perf_counter()
-            validator.validate(learner, datamodule=datamodule, verbose=False)
-            validation = (time.perf_counter() - started) * batches / measured
+    validation, validator = 0.0, None
+    try:
+        with quiet(LIGHTNING_LOG):  # its "`Trainer.fit` stopped" and "limit_val_batches" are the probe's, not the run's
+            probe_trainer.fit(learner, datamodule=datamodule)
+            if datamodule.val_dataset is not None:
+                batches = len(datamodule.val_dataloader())
+                measured = min(batches, 3)
+                validator = pl.Trainer(
+                    accelerator=trainer.accelerator, devices=1, precision=trainer.precision, limit_val_batches=measured,
+                    logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                )
+                started = time.perf_counter()
+                validator.validate(learner, datamodule=datamodule, verbose=False)
+                validation = (time.perf_counter() - started) * batches / measured
+    except SystemExit:  # Lightning's exit after Ctrl-C: the run's, as it would be in the run's own trainer
+        if probe_trainer.interrupted or (validator is not None and validator.interrupted):
+            raise KeyboardInterrupt from None
+        raise
     return Speed(timer.seconds_per_step * trainer.accumulate_grad_batches, validation)  # the probe's steps are batches
 
 

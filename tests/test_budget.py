@@ -106,3 +106,19 @@ def test_a_budgeted_run_that_fails_leaves_its_length_to_no_later_run(image_tree,
     with pytest.raises(SesemiError):
         run(config, tmp_path / "run")
     assert BUDGET_VARIABLE not in os.environ
+
+
+def test_ctrl_c_while_the_budget_is_measured_stops_the_run_as_ctrl_c_does(image_tree, tmp_path, monkeypatch):
+    """The measuring trainer is Lightning's too, and exits with 1 after Ctrl-C: the run exits
+    with 130, as a run stopped while training does, and leaves no folder (it had not started)."""
+    from sesemi.budget import _StepTimer
+
+    def ctrl_c(self, trainer, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_StepTimer, "on_train_batch_start", ctrl_c)
+    config = compose("digits", [f"run.data_root={image_tree.root}", "method=supervised", "run.time_budget=12s"])
+    with pytest.raises(SystemExit) as stopped:
+        run(config, tmp_path / "run")
+    assert stopped.value.code == 130
+    assert not (tmp_path / "run").exists()
