@@ -21,6 +21,7 @@ from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_n
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities.seed import isolate_rng
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
@@ -427,9 +428,14 @@ class SESEMIDataModule(pl.LightningDataModule):
     def _on_gpu(self) -> bool:
         return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
 
-    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
+    def _loader(
+        self, name: str, config: DictConfig, data: Dataset, train: bool = False, sampler: Any = None
+    ) -> DataLoader:
         batch_size = self.batch_size(name, config)
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
+        if sampler is not None:
+            kwargs["sampler"] = sampler
+            kwargs.pop("shuffle", None)
         devices = self.trainer.num_devices if self.trainer is not None else 1
         kwargs["num_workers"] = worker_count(name, kwargs.get("num_workers", 0), devices)
         kwargs["pin_memory"] = pins_memory(name, kwargs.get("pin_memory", False), self._on_gpu)
@@ -552,12 +558,21 @@ class SESEMIDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
             return []
-        return self._loader("val", self.data.val, self.val_dataset)
+        return self._evaluation_loader("val", self.data.val, self.val_dataset)
 
     def test_dataloader(self) -> DataLoader:
         if self.test_dataset is None:
             raise SesemiError("run.mode=TEST needs a data.test loader")
-        return self._loader("test", self.data.test, self.test_dataset)
+        return self._evaluation_loader("test", self.data.test, self.test_dataset)
+
+    def _evaluation_loader(self, name: str, config: DictConfig, data: Dataset) -> DataLoader:
+        """A loader of every item once: on several processes each takes its share, none padded
+        with repeats (Lightning's sampler repeats items to even the shares, which the metrics
+        would count twice)."""
+        if self.trainer is None or self.trainer.world_size == 1 or config.get("sampler") or isinstance(data, IterableDataset):
+            return self._loader(name, config, data)
+        shares = UnrepeatedDistributedSampler(data, self.trainer.world_size, self._rank, shuffle=False)
+        return self._loader(name, config, data, sampler=shares)
 
     def iterations_per_epoch(self, world_size: int = 1) -> int | None:
         """Training iterations in one epoch, of each of `world_size` processes: the length of the

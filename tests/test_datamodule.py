@@ -109,6 +109,19 @@ def test_the_log_says_how_the_classes_share_the_labeled_set(image_tree, caplog):
     assert "7 labeled images of 3 classes: 1 to 3 of each (fewest: red 1, blue 3, green 3)" in caplog.text
 
 
+def test_on_several_processes_validation_reads_every_image_once(image_tree):
+    """Each of four processes takes its share of the 6 validation images, and together they read
+    each once: none repeats one to even the shares (Lightning's sampler would, scoring it twice)."""
+    from types import SimpleNamespace
+
+    module = _module(_data(), image_tree.root)
+    seen = []
+    for rank in range(4):
+        module.trainer = SimpleNamespace(world_size=4, global_rank=rank, num_devices=4, accelerator=None)
+        seen += list(module.val_dataloader().sampler)
+    assert sorted(seen) == list(range(len(module.val_dataset))) and len(module.val_dataset) == 6
+
+
 def test_relative_roots_are_under_data_root_and_absolute_ones_are_kept(tmp_path):
     """`root` is taken under run.data_root when relative, as is when absolute, None = data_root."""
     assert dataset_root({"root": None}, "/data/x") == Path("/data/x")
