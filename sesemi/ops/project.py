@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import suppress
 from pathlib import Path
 
@@ -118,6 +119,8 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
     _check_overwrite(path, force, COPIED, refusal)
     header, rest = _header(source.read_text())
+    if group == "method":  # runs of the copy are filed and summarized under its own name
+        rest = [re.sub(rf"^([ \t]+method:[ \t]*){re.escape(source.stem)}(?=[ \t]*$)", rf"\g<1>{path.stem}", line) for line in rest]
     note = f"{COPIED} `{name.removesuffix('.yaml')}` (sesemi show --save)\n"
     try:
         write_atomically(path, "".join([*header, note, *rest]))

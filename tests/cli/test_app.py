@@ -156,6 +156,7 @@ def test_a_saved_method_keeps_its_package_header_and_composes(sesemi_cli, tmp_pa
     result = sesemi_cli("train", "-cd", tmp_path / "configs", "digits", "method=mine", "--show-config")
     assert result.exit_code == 0, result.output
     assert "FixMatchLossHead" in result.output
+    assert "  method: mine\n" in result.output  # its runs are filed and summarized as `mine`, not `fixmatch`
 
 
 def test_a_config_saved_into_a_folder_gets_a_name_of_its_own_in_its_group(sesemi_cli, tmp_path):
