@@ -43,6 +43,8 @@ def one_length(overrides: Sequence[str]) -> list[str]:
     overrides = list(overrides)
     pairs = (override.lstrip("+").partition("=") for override in overrides)
     given = {key for key, _, value in pairs if key in LENGTH_FIELDS and value != "null"}
+    if len(given) > 1:  # the budget would silently win over a length given beside it
+        raise SesemiError(f"give the run one length, not {' and '.join(sorted(given))}")
     return overrides + [f"{key}=null" for key in LENGTH_FIELDS if given and key not in given]
 
 

@@ -72,6 +72,12 @@ def test_open_mappings_take_keys_of_their_own():
     assert compose("digits", ["+trainer.enable_progress_bar=false"]).trainer.enable_progress_bar is False
 
 
+def test_two_lengths_on_one_command_line_are_refused():
+    """The time budget would win in silence over the steps given beside it."""
+    with pytest.raises(SesemiError, match=r"^give the run one length, not run.num_iterations and run.time_budget$"):
+        compose("digits", ["run.time_budget=25s", "run.num_iterations=5"])
+
+
 def test_a_method_config_is_not_trained_alone():
     """`sesemi train method/fixmatch` failed with `Key 'mode' is not in struct`."""
     with pytest.raises(SesemiError, match=r"^method/fixmatch is a method config, which a data config takes: e.g. `sesemi train digits method=fixmatch`"):
