@@ -113,11 +113,11 @@ class TrainingRun:
         info = json.loads(info_path.read_text())
         run = cls(info["task"], info["name"], info["label_names"], Path(path).absolute().parent)
         from sesemi.config import catalog
-        from sesemi.trust import check_overrides
+        from sesemi.trust import check_saved_overrides
 
         if info["method"] not in catalog.methods():
             raise SesemiError(f"{info_path} names no method of sesemi's ({str(info['method'])[:80]!r})")
-        check_overrides(info["overrides"], source=str(info_path))  # a file's: it may come from anyone
+        check_saved_overrides(info["overrides"], source=str(info_path))  # a file's: it may come from anyone
         run.method, run.overrides = info["method"], list(info["overrides"])
         return run
 

@@ -261,7 +261,7 @@ def _refuse_interpolation(where: str, value: Any, source: str) -> None:
         )
 
 
-def check_overrides(overrides: Sequence[str], allow: Sequence[str] = (), source: str = "the overrides") -> None:
+def check_saved_overrides(overrides: Sequence[str], allow: Sequence[str] = (), source: str = "the overrides") -> None:
     """Refuses Hydra overrides read from a file (`key=value`) whose values would build anything
     outside the trust rules, or read other values or the environment (`${...}`), as
     `check_targets` refuses them in a config; sweeps (`a=1,2`) too, since one run reads them."""
