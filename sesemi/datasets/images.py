@@ -326,13 +326,19 @@ def class_samples(
     return samples, classes
 
 
+def present_folders(folders: Sequence[Path]) -> list[Path]:
+    """The `folders` that exist, refusing (as `require_dir` does) when none of them does."""
+    present = [folder for folder in folders if folder.is_dir()]
+    if not present:
+        require_dir(folders[0])
+    return present
+
+
 def unlabeled_samples(
     folders: Sequence[Path], accept: Callable[[str], bool], kind: str = "image"
 ) -> list[tuple[str, int]]:
     """`(path, -1)` for the accepted files under the `folders` that exist (at least one must)."""
-    present = [f for f in folders if f.is_dir()]
-    if not present:
-        require_dir(folders[0])
+    present = present_folders(folders)
     for missing in sorted(set(folders) - set(present)):
         logger.info("no folder %s, reading the others", missing)
     passed: Counter[str] = Counter()

@@ -24,7 +24,13 @@ from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
 from sesemi.datasets.builtin import prepare_builtin
-from sesemi.datasets.images import UnreadableLog, require_dir, subset_dirs, unlabeled_samples
+from sesemi.datasets.images import (
+    UnreadableLog,
+    present_folders,
+    require_dir,
+    subset_dirs,
+    unlabeled_samples,
+)
 from sesemi.errors import SesemiError
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, claim
@@ -136,8 +142,10 @@ def audio_data_sets(config: DictConfig) -> list[Target]:
 def _require_folders(name: str, folders: list[Path]) -> None:
     """Fails on missing folders as building the data set would: on any missing folder of
     labeled recordings (`audio_folder`), on unlabeled ones only when none of them exists."""
-    present = [folder for folder in folders if folder.is_dir()]
-    for folder in folders if name == "audio_folder" else ([] if present else folders[:1]):
+    if name != "audio_folder":
+        present_folders(folders)
+        return
+    for folder in folders:
         require_dir(folder)
 
 
