@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from filelock import FileLock
+
 from sesemi.errors import SesemiError
 from sesemi.version import __version__
 
@@ -110,6 +112,15 @@ def write_atomically(path: str | Path, text: str, **options: Any) -> None:
     """Writes `text` to `path` through a temporary file and a rename (see `open_atomically`)."""
     with open_atomically(path, "w", **options) as file:
         file.write(text)
+
+
+def file_lock(path: str | Path, **options: Any) -> FileLock:
+    """A lock on the file `path` (filelock's `options`), refused when `path` is a link or not a
+    file (some filelock versions follow a link and truncate what it points to)."""
+    path = Path(path)
+    if os.path.islink(path) or (os.path.lexists(path) and not path.is_file()):
+        raise SesemiError(f"will not lock {path}: it is a link or not a file; remove it")
+    return FileLock(path, **options)
 
 
 def names_folder(target: str | os.PathLike) -> bool:

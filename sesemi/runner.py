@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from filelock import FileLock
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode as HydraMode
 from hydra.utils import instantiate
@@ -42,7 +41,7 @@ from sesemi.datamodule import SESEMIDataModule
 from sesemi.datasets.images import forget_reported
 from sesemi.errors import SesemiError, user_error
 from sesemi.logs import RESULT
-from sesemi.ownership import MARKER, mark, marker, remove, write_atomically
+from sesemi.ownership import MARKER, file_lock, mark, marker, remove, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings
 from sesemi.trainer import (
     INTERRUPTED,
@@ -235,7 +234,7 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
 def _take_over(run_dir: Path) -> str:
     """Marks a stopped run as running in this process and returns its marker as it was; checked
     and marked under a lock, so that of two resumes started at once one goes on, one is refused."""
-    with FileLock(run_dir / f"{MARKER}.lock", timeout=30):
+    with file_lock(run_dir / f"{MARKER}.lock", timeout=30):
         before, found = (run_dir / MARKER).read_text(), marker(run_dir)
         if found is not None and found.state == "running" and found.alive:
             raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
@@ -266,10 +265,10 @@ def _check_start(run: DictConfig, resume: bool) -> None:
             raise SesemiError(f"checkpoint {run[key]} does not exist (run.{key})")
 
 
-def _check_budget_beyond(checkpoint: str | Path, max_steps: int) -> None:
-    """Refuses a budget that a checkpoint to train on from has used up: it counts from the start
-    of the training, so the run would end without a step (or Lightning refuse its epochs)."""
-    done = int(read_checkpoint(checkpoint, mmap=True).get("global_step") or 0)
+def _check_budget_beyond(done: int, max_steps: int) -> None:
+    """Refuses a budget that a checkpoint to train on from, saved at step `done`, has used up: it
+    counts from the start of the training, so the run would end without a step (or Lightning
+    refuse its epochs)."""
     if 0 <= max_steps <= done:
         raise SesemiError(
             f"run.resume_from_checkpoint has trained {done} steps, and the budget is {max_steps} steps in all "
@@ -398,22 +397,23 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         pl.seed_everything(run_config.seed, workers=True, verbose=False)
 
     run_dir = _run_folder(run_config, run_dir)
+    fit = mode is RunMode.FIT
     checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
-    resumed_step = read_checkpoint(checkpoint, mmap=True).get("global_step") if resume else None
+    # The step the fit goes on from, read once (its tensors mapped, not loaded) before the data is.
+    saved_step = int(read_checkpoint(checkpoint, mmap=True).get("global_step") or 0) if fit and checkpoint else None
 
     datamodule = SESEMIDataModule(config.data, run_config.data_root, run_config.batch_size_per_gpu, run_config.seed)
     datamodule.prepare_data()
-    datamodule.setup("fit" if mode is RunMode.FIT else mode.name.lower())
+    datamodule.setup("fit" if fit else mode.name.lower())
     evaluated = {RunMode.VALIDATE: ("val", datamodule.val_dataset), RunMode.TEST: ("test", datamodule.test_dataset)}
     if mode in evaluated and evaluated[mode][1] is None:
         raise SesemiError(f"run.mode={mode.name} needs a data.{evaluated[mode][0]} loader")
 
-    fit = mode is RunMode.FIT
     # Built before the folder is made: a mistake in the trainer's or loggers' options leaves none.
     # Absolute for the trainer: its checkpoint callbacks keep their folder in their state, and a
     # resume that names the run's folder otherwise (relative or not) would drop their bests.
     trainer = build_trainer(
-        run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"), resumed_step
+        run_config, config.get("trainer"), run_dir.absolute(), fit, config.get("loggers"), saved_step if resume else None
     )
     if trainer.world_size > 1 and HydraConfig.initialized() and HydraConfig.get().mode == HydraMode.MULTIRUN:
         raise SesemiError(
@@ -432,8 +432,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         check_ranges(config)
         if fit:
             set_budget(trainer, config.run, attributes.iterations_per_epoch)
-            if checkpoint and not resume:
-                _check_budget_beyond(checkpoint, trainer.max_steps)
+            if saved_step is not None and not resume:
+                _check_budget_beyond(saved_step, trainer.max_steps)
 
         learner = instantiate(config.learner, _recursive_=False)
         learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary

@@ -16,14 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock
-
 from sesemi.errors import SesemiError, first_line
 from sesemi.hub.archive import extract
 from sesemi.hub.ids import check_uid, is_uid, split_reference
 from sesemi.hub.lookup import Archive, ModelInfo, check_info, matches
 from sesemi.learners.published import META
-from sesemi.ownership import owned, sha256, staged, within
+from sesemi.ownership import file_lock, owned, sha256, staged, within
 
 if TYPE_CHECKING:
     from sesemi.hub.repository import Repository
@@ -43,14 +41,6 @@ def _inside(path: Path, root: Path) -> Path:
     if not within(path, root):
         raise SesemiError(f"will not write {path}: it is outside the model cache {root}")
     return path
-
-
-def file_lock(path: Path) -> FileLock:
-    """A lock on the file `path`, refused when `path` is a link or not a file (some filelock
-    versions follow a link and truncate what it points to)."""
-    if os.path.islink(path) or (os.path.lexists(path) and not path.is_file()):
-        raise SesemiError(f"will not lock {path}: it is a link or not a file; remove it")
-    return FileLock(path)
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from sesemi.hub.lookup import (
     matches,
     parse_table,
 )
-from sesemi.ownership import sha256
+from sesemi.ownership import file_lock, sha256
 
 TABLE = "models.json"
 REPOSITORIES_VARIABLE = "SESEMI_REPOSITORIES"
@@ -80,11 +80,11 @@ class Repository:
     def lock(self) -> FileLock:
         """The lock that publishers of this repository take."""
         if isinstance(self.fs, LocalFileSystem):
-            return cache.file_lock(Path(self.root) / f".{TABLE}.lock")
+            return file_lock(Path(self.root) / f".{TABLE}.lock")
         name = hashlib.sha256(self.fs.unstrip_protocol(self.root).encode()).hexdigest()[:16]
         folder = cache.cache_root() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        return cache.file_lock(folder / f"{name}.lock")
+        return file_lock(folder / f"{name}.lock")
 
     def _atomically(self, path: str, write: Callable[[str], None]) -> None:
         """Writes `path` through `write(temporary path)` and a move, leaving nothing on failure."""
