@@ -248,11 +248,15 @@ def _label(by: Sequence[str], values: Sequence[Any], key: str, taken: set[str]) 
     if len(label.encode("utf-8")) <= LABEL_BYTES and label not in taken:
         return label
     stem = label.encode("utf-8")[: LABEL_BYTES - 20].decode("utf-8", errors="ignore")
-    label = f"{stem}~{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
-    unique, count = label, 1
+    return _unique(f"{stem}~{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}", taken)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or the first of `name~2`, `name~3`, ... not in `taken`."""
+    unique, count = name, 1
     while unique in taken:
         count += 1
-        unique = f"{label}~{count}"
+        unique = f"{name}~{count}"
     return unique
 
 
@@ -280,8 +284,10 @@ def group_runs(runs: Sequence[Run], by: Sequence[str], folder: Path) -> dict[str
         if not inside or label.startswith(".") or Path(label).name != label:
             raise SesemiError(f"will not make {place}: the group label {label!r} is not a folder name inside {folder}")
         place.mkdir()
+        names: set[str] = set()  # `a/b_c` and `a_b/c` are both `a_b_c`: the second is `a_b_c~2`
         for run in members:
-            link = place / run.name.replace("/", "_")
+            names.add(name := _unique(run.name.replace("/", "_"), names))
+            link = place / name
             link.symlink_to(os.path.relpath(run.path.resolve(), link.parent.resolve()), target_is_directory=True)
     return groups
 

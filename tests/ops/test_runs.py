@@ -163,6 +163,19 @@ def test_group_runs_links_runs_by_field_values(make_run, tmp_path):
     assert (link / "results.json").is_file()
 
 
+def test_runs_whose_names_flatten_alike_get_a_link_each(make_run, tmp_path):
+    """`a/b_c` and `a_b/c` both flatten to `a_b_c`: both are linked, neither is lost."""
+    make_run("a/b_c", config=run_config(seed=1))
+    make_run("a_b/c", config=run_config(seed=1))
+    folder = tmp_path / "runs" / "groups" / "seeds"
+    group_runs(find_runs(tmp_path / "runs"), ["run.seed"], folder)
+    links = sorted(p.name for p in (folder / "seed=1").iterdir())
+    assert links == ["a_b_c", "a_b_c~2"]
+    assert {os.path.realpath(folder / "seed=1" / name) for name in links} == {
+        str((tmp_path / "runs" / name).resolve()) for name in ("a/b_c", "a_b/c")
+    }
+
+
 def test_group_labels_are_folder_names_inside_the_group(make_run, tmp_path):
     """Values with `/`, `..`, a leading dot, `\\` or a NUL (lists and mappings as JSON too)
     become one folder each, directly in the group: nothing is made outside it."""
