@@ -322,6 +322,7 @@ def test_the_world_size_comes_from_the_trainer(image_tree, tmp_path):
     [
         ("run.time_budget=30", "run.time_budget must be a duration"),
         ("run.pretrained_checkpoint_path=nope.ckpt", r"checkpoint nope.ckpt does not exist \(run.pretrained_checkpoint_path\)"),
+        ("run.seed=${run.nope}", r"^run.seed: Interpolation key 'run.nope' not found$"),  # said twice, without the key
         pytest.param(
             "run.gpus=1", "run.gpus=1 but this machine has no GPU",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),

@@ -14,6 +14,7 @@ import fnmatch
 import importlib
 import logging
 import re
+import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -238,6 +239,14 @@ def hydra_error(error: BaseException) -> str | None:
             "(e.g. '~backbone', then +learner.hparams.model.backbone._target_=...), or in a config's "
             "defaults list with `override GROUP: null`"
         )
+    if isinstance(error, AssertionError) and str(error) == "Unexpected type: None":  # OmegaConf, under a null node
+        frames = (frame for frame, _ in traceback.walk_tb(error.__traceback__))  # Hydra's, applying `override`
+        overrides = (frame.f_locals.get("override") for frame in frames)
+        line = next((override.input_line for override in overrides if hasattr(override, "input_line")), "an override")
+        return (
+            f"{line} sets a key inside a node that is null (e.g. data.test): set the node whole, "
+            "e.g. 'data.test=${data.val}', or in a config file"
+        )
     if isinstance(error, ValueError) and str(error).startswith("Only one of --run, --multirun"):
         return str(error)  # Hydra's command line, e.g. `-m` with `--cfg job`
     if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):
@@ -254,7 +263,10 @@ def hydra_error(error: BaseException) -> str | None:
         full_key = getattr(cause, "full_key", None)
         if full_key and full_key not in detail and full_key not in message:
             detail = f"{full_key}: {detail}"
-        message = f"{message.rstrip('.')}: {detail}"
+        if detail != message:  # OmegaConf raises some errors from a copy of themselves
+            message = f"{message.rstrip('.')}: {detail}"
+    if getattr(error, "full_key", None) and error.full_key not in message:
+        message = f"{error.full_key}: {message}"  # `run.data_root: Interpolation key 'run.nope' not found`
     append = re.search(r"To append to your config use (\S+)", str(error))
     if append:  # a key an open mapping (trainer, a dataset's options) does not have yet
         message = f"{message.rstrip('.')}; to add it, write {append[1]}"
@@ -284,6 +296,7 @@ def validate(config: DictConfig) -> None:
     for key, known in _unknown_keys(config):
         raise SesemiError(unknown_key(key, known))
     check_ranges(config)
+    check_datasets(config)
     for key, node, target in _targets(config):
         earlier = migration.renamed_target(key, target)
         if earlier:
@@ -295,6 +308,22 @@ def validate(config: DictConfig) -> None:
         earlier = migration.renamed_argument(key.removesuffix("._target_"), arguments, get_object(target))
         if earlier:
             raise SesemiError(earlier)
+
+
+def check_datasets(config: DictConfig) -> None:
+    """Refuses a loader without a data set, e.g. the unlabeled loader after `data.unlabeled=null`."""
+    data = config.get("data") or {}
+    loaders = [(f"data.train.{name}", loader) for name, loader in (data.get("train") or {}).items()]
+    loaders += [(f"data.{name}", data.get(name)) for name in ("val", "test")]
+    for key, loader in loaders:
+        if loader is None or loader.get("dataset") is not None:
+            continue
+        if "data.unlabeled" in str(OmegaConf.to_container(loader, resolve=False).get("dataset")):
+            raise SesemiError(
+                f"{key} reads the unlabeled pool, and data.unlabeled is null: give data.unlabeled a data set "
+                "(see docs/data.md), or train on the labels alone with method=supervised"
+            )
+        raise SesemiError(f"{key} has no dataset: give it one (e.g. {key}.dataset.name=image_folder) or set {key}=null")
 
 
 def check_ranges(config: DictConfig) -> None:

@@ -51,6 +51,9 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("data.train.fixmatch.mu=0", "data.train.fixmatch.mu must be greater than 0, not 0.0"),
         ("trainer.val_check_interval=0", "trainer.val_check_interval must be greater than 0, not 0"),
         ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be at least 1, not 0"),
+        ("data.unlabeled=null", "data.train.fixmatch reads the unlabeled pool, and data.unlabeled is null"),
+        ("data.val.dataset=null", "data.val has no dataset: give it one"),
+        ("data.test.dataset.root=/tmp", "data.test.dataset.root=/tmp sets a key inside a node that is null"),
     ],
 )
 def test_mistakes_are_one_line_errors(override, message):
