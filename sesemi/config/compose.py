@@ -251,7 +251,7 @@ def hydra_error(error: BaseException) -> str | None:
         return str(error)  # Hydra's command line, e.g. `-m` with `--cfg job`
     if not isinstance(error, HydraException | OmegaConfBaseException | YAMLError):
         return None
-    message = first_line(error)
+    message = re.sub(r"^In '(.+)': \w+ raised while composing config:$", r"in the config \1", first_line(error))
     cause = error.__cause__ or error.__context__
     schema = getattr(cause, "object_type", None)
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and is_dataclass(schema) and cause.full_key:

@@ -364,5 +364,5 @@ class SESEMIConfig:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
-    trainer: Any = None
+    trainer: dict[str, Any] | None = None
     loggers: dict[str, Any] = field(default_factory=dict)

@@ -136,6 +136,19 @@ def test_a_yaml_error_names_the_file_and_line(tmp_path: Path):
     assert "broken.yaml" in str(error.value) and "line" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("trainer: 5\n", "^in the config shaped: trainer: Cannot assign int to Dict"),  # a traceback once it ran
+        ("run:\n  - 1\n", "^in the config shaped: Merge error: list is not a subclass of RunConfig"),
+    ],
+)
+def test_a_value_of_the_wrong_shape_in_a_config_file_names_the_file(tmp_path: Path, body, message):
+    (tmp_path / "shaped.yaml").write_text(f"defaults:\n  - digits\n  - _self_\n{body}")
+    with pytest.raises(SesemiError, match=message):
+        compose("shaped", config_dir=tmp_path)
+
+
 def test_a_user_config_named_like_a_built_in_is_refused(tmp_path: Path):
     (tmp_path / "digits.yaml").write_text("defaults:\n  - image\n")
     with pytest.raises(SesemiError, match="rename it"):
