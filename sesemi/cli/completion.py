@@ -55,11 +55,14 @@ def overrides(ctx: typer.Context, incomplete: str) -> list[str]:
     backbones; anything else to the group names followed by `=`.
 
     bash splits words at `=`: there `method=fi` arrives as the words `method`, `=` and the
-    incomplete `fi`, and the shell replaces only `fi`, so the names are completed alone.
+    incomplete `fi`, and the shell replaces only `fi`, so the names are completed alone; a bare
+    `method=` arrives as `method` with the word `=` being completed, which click passes as empty.
     """
     before = ctx.params.get("overrides") or []
     if len(before) >= 2 and before[-1] == "=" and before[-2] in _catalog().groups():
         return _starting(_catalog().configs(before[-2]), incomplete)
+    if incomplete in ("", "=") and before and before[-1] in _catalog().groups():
+        return list(_catalog().configs(before[-1]))
     group, equals, _ = incomplete.partition("=")
     if equals:
         return _options(group, "=", incomplete)

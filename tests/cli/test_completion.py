@@ -15,7 +15,7 @@ def complete(shell: str, line: str) -> list[str]:
     """What `sesemi` offers at the end of `line` in `shell`, as its completion script asks."""
     env = {"_SESEMI_COMPLETE": f"complete_{shell}"}
     if shell == "bash":  # bash splits at `=` and passes the words and the index of the last
-        words = line.replace("=", " = ").split() + ([""] if line.endswith((" ", "=")) else [])
+        words = line.replace("=", " = ").split() + ([""] if line.endswith(" ") else [])
         env |= {"COMP_WORDS": " ".join(words), "COMP_CWORD": str(len(words) - 1)}
     else:
         env |= {"_TYPER_COMPLETE_ARGS": line, "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
@@ -35,6 +35,13 @@ def test_methods_complete_after_method_equals(shell):
     assert len(expected) >= 2
     prefix = "" if shell == "bash" else "method="  # bash replaces only the word after `=`
     assert offered == [prefix + m for m in expected]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_every_method_completes_after_a_bare_method_equals(shell):
+    """`sesemi train digits method=<Tab>`: bash passes `=` as the word being completed."""
+    prefix = "" if shell == "bash" else "method="
+    assert complete(shell, "sesemi train digits method=") == [prefix + m for m in catalog.methods()]
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
