@@ -24,6 +24,7 @@ from torch import nn
 
 from sesemi.errors import SesemiError
 from sesemi.ownership import sha256, write_atomically
+from sesemi.results import read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,11 @@ def verify_checksum(path: str | Path) -> None:
     """
     recorded_at = checksum_path(path)
     try:
-        fields = recorded_at.read_text(encoding="utf-8", errors="replace").split()
+        fields = read_regular(recorded_at).split()  # a FIFO put there would block the read
     except FileNotFoundError:
         return
+    except (OSError, UnicodeDecodeError):
+        fields = []
     if not fields or not _SHA256.match(fields[0]):
         raise SesemiError(f"{recorded_at} holds no SHA-256; delete it to load {path} without a check")
     if sha256(path) != fields[0].lower():

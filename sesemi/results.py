@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from sesemi.errors import SesemiError
 
 RESULTS = "results.json"
@@ -119,6 +123,35 @@ def read_regular(path: str | Path) -> str:
         if not stat.S_ISREG(os.fstat(handle).st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
         return file.read()
+
+
+STORED_YAML_BYTES = 10 * 2**20  # a run's config.yaml is a few kB
+
+
+def read_stored_yaml(path: str | Path) -> DictConfig:
+    """A YAML file sesemi stored (a run's `config.yaml`), read as OmegaConf reads YAML, from a file
+    that may come from anyone: a regular file (`read_regular`) of at most `STORED_YAML_BYTES`,
+    without aliases (a kilobyte of nested `*refs` stands for gigabytes; sesemi writes none),
+    nested at most as deep as Python's recursion allows.
+
+    Raises:
+        SesemiError: It is none of these, or not YAML.
+        OSError: It is missing or unreadable (`NotRegularFile` for a FIFO, a device, a folder).
+    """
+    if os.stat(path).st_size > STORED_YAML_BYTES:
+        raise SesemiError(f"{path} is larger than a config sesemi stores ({STORED_YAML_BYTES // 2**20} MiB); refusing to read it")
+    text = read_regular(path)
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise SesemiError(f"{path} has YAML aliases (*name), which sesemi never writes; refusing to read it")
+        config = OmegaConf.create(text)  # OmegaConf's YAML: `1e-3` is a number, duplicate keys an error
+    except (yaml.YAMLError, OmegaConfBaseException) as error:
+        raise SesemiError(f"{path} is not valid YAML ({' '.join(str(error).split())[:160]})") from None
+    except RecursionError:
+        raise SesemiError(f"{path} is nested deeper than any config sesemi stores; refusing to read it") from None
+    if not isinstance(config, DictConfig):
+        raise SesemiError(f"{path} holds no mapping of config keys; is it a config sesemi stored?")
+    return config
 
 
 # When a pool looks very unlike the labeled classes (docs/uncurated_pools.md): most of it judged

@@ -42,7 +42,7 @@ from sesemi.datasets.images import forget_reported
 from sesemi.errors import SesemiError, user_error
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, file_lock, mark, marker, remove, write_atomically
-from sesemi.results import RESULTS, RunResult, pool_warnings
+from sesemi.results import RESULTS, RunResult, pool_warnings, read_stored_yaml
 from sesemi.trainer import (
     INTERRUPTED,
     LAST,
@@ -245,9 +245,11 @@ def _take_over(run_dir: Path) -> str:
 def _resumed_config(run_dir: Path, allow: Sequence[str]) -> DictConfig:
     """The config a run was started with, once the trust rules allow what it names."""
     try:
-        config = OmegaConf.load(run_dir / CONFIG)
+        config = read_stored_yaml(run_dir / CONFIG)
     except FileNotFoundError:
         raise SesemiError(f"{run_dir} stopped before it wrote {CONFIG}; start it again instead") from None
+    except OSError as error:
+        raise SesemiError(f"cannot read {run_dir / CONFIG} ({error.strerror or error})") from None
     check_targets(config, allow, source=str(run_dir / CONFIG))
     return config
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from safetensors import SafetensorError
@@ -30,6 +29,7 @@ from sesemi.learners.published import CONFIG, META, WEIGHTS
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.models.heads.linear import LinearHead
 from sesemi.ownership import marker
+from sesemi.results import read_stored_yaml
 from sesemi.trust import BUILT, NETWORK, check_resolved, check_targets, instantiate
 
 CHECKPOINTS = ("best", "last")
@@ -67,10 +67,9 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
 def _read_config(path: Path) -> DictConfig:
     """A stored (resolved) config, refused when it is not YAML or holds an interpolation."""
     try:
-        config = OmegaConf.load(path)
-    except yaml.YAMLError as error:
-        reason = " ".join(str(error).split())[:160]
-        raise SesemiError(f"{path} is not valid YAML ({reason})") from None
+        config = read_stored_yaml(path)
+    except OSError as error:
+        raise SesemiError(f"cannot read {path} ({error.strerror or error})") from None
     check_resolved(config, str(path))
     return config
 

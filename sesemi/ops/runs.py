@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from omegaconf import OmegaConf
 
 from sesemi import ownership
 from sesemi.errors import SesemiError
 from sesemi.logs import counted
 from sesemi.ownership import MARKER, Marker
-from sesemi.results import RESULTS, RunResult, read_regular
+from sesemi.results import RESULTS, RunResult, read_stored_yaml
 
 CONFIG, METRICS = "config.yaml", "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
@@ -53,12 +53,12 @@ class Run:
 
 
 def _read_yaml(path: Path) -> dict[str, Any] | None:
-    """A YAML mapping, or None: missing, damaged, not UTF-8, or not a regular file (a FIFO)."""
+    """A stored config as plain containers, or None: missing, damaged, not UTF-8, or not a
+    regular file (a FIFO), or refused by `read_stored_yaml` (aliases, too large or deep)."""
     try:
-        data = yaml.safe_load(read_regular(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return OmegaConf.to_container(read_stored_yaml(path), resolve=False)
+    except (OSError, UnicodeDecodeError, SesemiError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _read_result(folder: Path) -> RunResult | None:

@@ -216,6 +216,14 @@ def test_a_resume_that_fails_before_it_starts_leaves_the_run_as_it_was(image_tre
     with pytest.raises(SesemiError):
         resume(tmp_path / "stopped", allow=[__name__])
     assert marker(tmp_path / "stopped").state == "interrupted"
+    config = tmp_path / "stopped" / "config.yaml"
+    config.rename(tmp_path / "config.yaml")
+    os.mkfifo(config)  # reading it would wait for ever
+    with pytest.raises(SesemiError, match=r"^cannot read .*config.yaml \(not a regular file\)$"):
+        resume(tmp_path / "stopped", allow=[__name__])
+    assert marker(tmp_path / "stopped").state == "interrupted"
+    config.unlink()
+    (tmp_path / "config.yaml").rename(config)
     moved.rename(image_tree.root)
     global current
     current = lambda: Batches()  # noqa: E731

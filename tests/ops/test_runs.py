@@ -247,9 +247,13 @@ def test_a_fifo_as_a_runs_file_is_unreadable_without_blocking(make_run, tmp_path
     (linked / "results.json").symlink_to(tmp_path / "pipe")
     binary = make_run("binary")
     (binary / "config.yaml").write_bytes(b"run: \xff\xfe\n")
+    bomb = make_run("bomb")  # 9 levels of 9 aliases: 387 million strings to build
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (bomb / "config.yaml").write_text("\n".join(levels) + "\n")
     with deadline():
         runs = {run.name: run for run in find_runs(tmp_path / "runs")}
-        assert runs["piped_config"].config is None and runs["binary"].config is None
+        assert runs["piped_config"].config is None and runs["binary"].config is None and runs["bomb"].config is None
         assert runs["piped_result"].result is None and runs["linked"].result is None
         assert runs["binary"].finished and runs["piped_result"].config is not None
         assert remove_failed(tmp_path / "runs", dry_run=True).removed == [piped_config]
