@@ -61,6 +61,8 @@ TRACKERS = (
     "pytorch_lightning.loggers.wandb",
 )
 TRACKER = re.compile(r"loggers\.[^.\[]+\._target_")
+# timm.create_model's arguments that say where its weights come from: a URL, a file, a folder
+WEIGHT_SOURCES = ("pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
 BUILT = (
     *(f"learner.hparams.{key}" for key in NETWORK),
@@ -240,10 +242,23 @@ def check_targets(
         node = plain if path == "" else _select(plain, path, source)
         if not isinstance(node, Mapping | list | tuple):
             continue
-        for where, key, value in _nodes(node, path):
+        for where, key, value in [(path, None, node), *_nodes(node, path)]:
             _refuse_interpolation(where, value, source)
             if key == "_target_":
                 _check_target(value, trusted, source, (*BUILDING_BLOCKS, *TRACKERS) if TRACKER.fullmatch(where) else BUILDING_BLOCKS)
+            if isinstance(value, Mapping) and isinstance(value.get("_target_"), str) and not _under(value["_target_"], trusted):
+                _check_arguments(where, value, source)
+
+
+def _check_arguments(where: str, node: Mapping[str, Any], source: str) -> None:
+    """Refuses arguments of a trusted class that the configs sesemi stores never hold: positional
+    ones (`_args_`, where `pretrained` would pass unseen) and where timm fetches or reads weights."""
+    for key in ("_args_", *WEIGHT_SOURCES):
+        if key in node:
+            raise SesemiError(
+                f"{source} gives {node['_target_']} the argument {key} (at {where or 'the top'}), which sesemi never "
+                "stores: it could pass pretrained=True unseen or fetch files from elsewhere; refusing to build from it"
+            )
 
 
 def check_resolved(config: Any, source: str) -> None:
@@ -272,8 +287,11 @@ def check_saved_overrides(overrides: Sequence[str], allow: Sequence[str] = (), s
     for override in parsed:
         if override.is_sweep_override():
             raise SesemiError(f"{source} holds a sweep ({override.input_line}); refusing to build from it")
-        if override.value_type is not None:
-            check_targets({override.key_or_group: override.value()}, allow, source=source)
+        if override.value_type is not None:  # `a.b._target_=x` as {"a": {"b": {"_target_": "x"}}}
+            nested = override.value()
+            for part in reversed(override.key_or_group.split(".")):
+                nested = {part: nested}
+            check_targets(nested, allow, source=source)
 
 
 def instantiate(config: Any, allow: Sequence[str] = (), source: str = "the model's config", **kwargs: Any) -> Any:

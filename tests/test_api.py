@@ -217,6 +217,7 @@ def test_a_folder_sesemi_did_not_make_is_never_written_into(image_tree, tmp_path
     [
         ({"overrides": ["trainer.callbacks=[{_target_:torch.load,f:payload.pt,weights_only:false}]"]}, "builds torch.load"),
         ({"overrides": ["run.data_root=${oc.env:HOME}"]}, "has an interpolation"),
+        ({"overrides": ["learner.hparams.model.backbone._target_=builtins.open"]}, "builds builtins.open"),  # a dotted key
         ({"method": "fixmatch trainer.callbacks=[]"}, "names no method of sesemi's"),
     ],
 )

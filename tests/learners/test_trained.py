@@ -4,6 +4,7 @@ and published folders, without running code from them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -233,6 +234,42 @@ def test_backbones_are_built_without_downloading_pretrained_weights(trained_run,
     assert all(torch.equal(value, weights[key]) for key, value in model.state_dict().items())
 
 
+def pipe_config(folder: Path) -> None:
+    (folder / "config.yaml").unlink()
+    os.mkfifo(folder / "config.yaml")
+
+
+def test_a_checksum_file_that_is_a_pipe_is_refused_not_waited_on(trained_run, tmp_path):
+    run = copy_run(trained_run.run_dir, tmp_path)
+    for checksum in (run / "checkpoints").glob("*.sha256"):
+        checksum.unlink()
+        os.mkfifo(checksum)
+    with pytest.raises(SesemiError, match=r"best.ckpt.sha256 holds no SHA-256"):
+        TrainedModel.from_run(run)
+
+
+def test_a_published_model_cannot_make_timm_fetch_or_pass_pretrained_positionally(trained_run, tmp_path):
+    """timm's builder is trusted, but its config can ask it to download a file into a chosen
+    folder (`pretrained_cfg_overlay`, `cache_dir`), with `pretrained` passed positionally where
+    loading sets the keyword false: refused before anything is built or fetched."""
+    folder = published_folder(trained_run.run_dir, tmp_path / "model")
+    backbone = {
+        "_target_": "timm.create_model",
+        "_args_": ["resnet18", True],
+        "pretrained_cfg_overlay": {"url": "http://127.0.0.1:9/yaml.py", "hf_hub_id": "", "file": ""},
+        "cache_dir": str(tmp_path / "fetched"),
+    }
+    for argument in ("_args_", "pretrained_cfg_overlay", "cache_dir"):
+        config = OmegaConf.load(folder / "config.yaml")
+        config.learner.hparams.model.backbone = backbone
+        OmegaConf.save(config, folder / "config.yaml")
+        message = f"gives timm.create_model the argument {argument} \\(at learner.hparams.model.backbone\\)"
+        with pytest.raises(SesemiError, match=message):
+            TrainedModel.from_published(folder)
+        backbone.pop(argument)
+    assert not (tmp_path / "fetched").exists()
+
+
 def resize_backbone(folder: Path) -> None:
     config = OmegaConf.load(folder / "config.yaml")
     config.learner.hparams.model.backbone.widths = [4, 16]
@@ -245,6 +282,11 @@ def resize_backbone(folder: Path) -> None:
         (lambda folder: (folder / "weights.safetensors").write_bytes(b"\x80\x04pickled"), r"^cannot read the weights of .* \(.*\)$"),
         (lambda folder: (folder / "meta.json").unlink(), "is not a published model's folder .*no meta.json"),
         (lambda folder: (folder / "config.yaml").write_text("learner: [\n"), r"config\.yaml is not valid YAML"),
+        (  # a kilobyte of these stands for gigabytes
+            lambda folder: (folder / "config.yaml").write_text("a: &a [x, x]\nb: &b [*a, *a]\nlearner: {}\n"),
+            r"config\.yaml has YAML aliases \(\*name\), which sesemi never writes",
+        ),
+        (pipe_config, r"is not a published model's folder \(it has no config.yaml\)$"),  # reading it would wait for ever
         (
             lambda folder: (folder / "meta.json").write_text(json.dumps({"uid": "x", "labels": ["a", "b"]})),
             "2 class names for a model of 3 classes",
