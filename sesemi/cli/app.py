@@ -728,6 +728,6 @@ def trust_list() -> None:
 
 def main() -> None:
     """The `sesemi` console script."""
-    sys.path.insert(0, os.getcwd())  # a project's src/ modules, importable as for open_sesemi
+    sys.path.append(os.getcwd())  # a project's src/ modules, as for open_sesemi (last: never in place of a library)
     show_info()
     app()

@@ -111,9 +111,10 @@ def usage() -> str:
 
 def main() -> None:
     """The `open_sesemi` console script."""
-    # Like `python -m`, make modules of the working directory (a project's src/) importable, so
-    # configs can name them as `_target_: src.my_module.MyBackbone`.
-    sys.path.insert(0, os.getcwd())
+    # Make modules of the working directory (a project's src/) importable, so configs can name
+    # them as `_target_: src.my_module.MyBackbone`; searched last, so that a file there (a
+    # download named yaml.py) never stands in for a library.
+    sys.path.append(os.getcwd())
     if "--version" in sys.argv[1:]:  # sesemi's version, not Hydra's
         from sesemi.version import __version__
 

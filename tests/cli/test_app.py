@@ -69,6 +69,16 @@ def test_help_lists_every_command():
         assert f" {command} " in done.stdout
 
 
+def test_a_file_in_the_working_folder_never_stands_in_for_a_library(tmp_path):
+    """Project modules in the working folder are importable, searched after the installed
+    packages: an `omegaconf.py` or `yaml.py` there (a download, say) is not run in their place."""
+    for name in ("omegaconf", "yaml"):
+        (tmp_path / f"{name}.py").write_text("import pathlib\npathlib.Path('imported').write_text('ran')\n")
+    done = subprocess.run([str(SESEMI), "list"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "imported").exists()
+
+
 def test_each_command_is_summed_up_in_one_sentence():
     """`sesemi --help` lists a command by its help's first paragraph with its line breaks kept:
     a paragraph over two lines reads as a sentence broken off in the middle."""
