@@ -242,11 +242,13 @@ def check_targets(
         node = plain if path == "" else _select(plain, path, source)
         if not isinstance(node, Mapping | list | tuple):
             continue
-        for where, key, value in [(path, None, node), *_nodes(node, path)]:
+        entries = [(path, None, node), *_nodes(node, path)]
+        for where, key, value in entries:
             _refuse_interpolation(where, value, source)
             if key == "_target_":
                 _check_target(value, trusted, source, (*BUILDING_BLOCKS, *TRACKERS) if TRACKER.fullmatch(where) else BUILDING_BLOCKS)
-            if isinstance(value, Mapping) and isinstance(value.get("_target_"), str) and not _under(value["_target_"], trusted):
+        for where, _, value in entries:  # the classes are trusted: now what they are given
+            if isinstance(value, Mapping) and not _under(value.get("_target_", ""), trusted):
                 _check_arguments(where, value, source)
 
 
@@ -254,7 +256,7 @@ def _check_arguments(where: str, node: Mapping[str, Any], source: str) -> None:
     """Refuses arguments of a trusted class that the configs sesemi stores never hold: positional
     ones (`_args_`, where `pretrained` would pass unseen) and where timm fetches or reads weights."""
     for key in ("_args_", *WEIGHT_SOURCES):
-        if key in node:
+        if key in node and "_target_" in node:
             raise SesemiError(
                 f"{source} gives {node['_target_']} the argument {key} (at {where or 'the top'}), which sesemi never "
                 "stores: it could pass pretrained=True unseen or fetch files from elsewhere; refusing to build from it"
