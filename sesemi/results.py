@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,19 +89,61 @@ class RunResult:
             raise SesemiError(f"{run_dir} has no {RESULTS}: the run has not finished, or is not a run folder") from None
         except NotRegularFile:
             raise SesemiError(f"cannot read {path}: it is not a regular file (a pipe, a device or a folder)") from None
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # RecursionError: nested too deep
             raise SesemiError(f"cannot read {path} ({error}); the file is damaged") from None
+        if not isinstance(values, dict) or "mode" not in values:
+            raise SesemiError(f"cannot read {path}: it holds no result (an object with a mode); the file is damaged")
         best = values.pop("best", None)  # written by releases before 1.0
         if isinstance(best, dict):
             values.setdefault("best_checkpoint", best.get("checkpoint"))
             values.setdefault("best_score", best.get("val/top1"))
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
+        values = {k: v for k, v in values.items() if k in FIELDS}
+        nullable = {f.name for f in dataclasses.fields(cls) if f.default is None}
+        for key, value in values.items():
+            if not (value is None and key in nullable or FIELDS[key][1](value)):
+                raise SesemiError(f"cannot read {path}: its {key} is not {FIELDS[key][0]}; the file is damaged")
         values["run_dir"] = Path(run_dir)
         for key in CHECKPOINT_FIELDS:
             if values.get(key):
                 values[key] = _in_run(Path(run_dir), Path(values[key]))
         return cls(**values)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float)
+
+
+def _shares(value: Any) -> bool:
+    """A mapping of names to numbers, e.g. `metrics` or a share per class."""
+    return isinstance(value, dict) and all(_number(v) for v in value.values())
+
+
+def _pool(value: Any) -> bool:
+    """`RunResult.unlabeled`: shares by class name and numbers, each also null."""
+    shares = ("pseudo_labeled_per_class", "predicted_per_class", "estimated_pool_prior")
+    numbers = ("out_of_class", "seen")
+    return (
+        isinstance(value, dict)
+        and all(value.get(key) is None or _shares(value[key]) for key in shares)
+        and all(value.get(key) is None or _number(value[key]) for key in numbers)
+    )
+
+
+# What each field of `results.json` holds (null too where `RunResult`'s default is None): a file
+# from anyone whose values are of other types is damaged, not a traceback where they are used.
+FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "mode": ("text", lambda value: isinstance(value, str)),
+    "metrics": ("a mapping of names to numbers", _shares),
+    "classes": ("a list of names", lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value)),
+    "per_class_top1": ("a list of numbers", lambda value: isinstance(value, list) and all(v is None or _number(v) for v in value)),
+    "global_step": ("an integer", lambda value: isinstance(value, int)),
+    "epoch": ("an integer", lambda value: isinstance(value, int)),
+    "wall_time_s": ("a number", _number),
+    "best_checkpoint": ("a path", lambda value: isinstance(value, str)),
+    "best_score": ("a number", _number),
+    "last_checkpoint": ("a path", lambda value: isinstance(value, str)),
+    "unlabeled": ("a mapping of the pool's statistics", _pool),
+}
 
 
 class NotRegularFile(OSError):
@@ -126,13 +169,14 @@ def read_regular(path: str | Path) -> str:
 
 
 STORED_YAML_BYTES = 10 * 2**20  # a run's config.yaml is a few kB
+STORED_YAML_DEPTH = 100  # and about 10 levels deep
 
 
 def read_stored_yaml(path: str | Path) -> DictConfig:
     """A YAML file sesemi stored (a run's `config.yaml`), read as OmegaConf reads YAML, from a file
     that may come from anyone: a regular file (`read_regular`) of at most `STORED_YAML_BYTES`,
     without aliases (a kilobyte of nested `*refs` stands for gigabytes; sesemi writes none),
-    nested at most as deep as Python's recursion allows.
+    nested at most `STORED_YAML_DEPTH` deep (PyYAML's parser slows down with depth, quadratically).
 
     Raises:
         SesemiError: It is none of these, or not YAML.
@@ -142,13 +186,16 @@ def read_stored_yaml(path: str | Path) -> DictConfig:
         raise SesemiError(f"{path} is larger than a config sesemi stores ({STORED_YAML_BYTES // 2**20} MiB); refusing to read it")
     text = read_regular(path)
     try:
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
-            raise SesemiError(f"{path} has YAML aliases (*name), which sesemi never writes; refusing to read it")
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise SesemiError(f"{path} has YAML aliases (*name), which sesemi never writes; refusing to read it")
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > STORED_YAML_DEPTH:
+                raise SesemiError(f"{path} is nested deeper than any config sesemi stores; refusing to read it")
         config = OmegaConf.create(text)  # OmegaConf's YAML: `1e-3` is a number, duplicate keys an error
     except (yaml.YAMLError, OmegaConfBaseException) as error:
         raise SesemiError(f"{path} is not valid YAML ({' '.join(str(error).split())[:160]})") from None
-    except RecursionError:
-        raise SesemiError(f"{path} is nested deeper than any config sesemi stores; refusing to read it") from None
     if not isinstance(config, DictConfig):
         raise SesemiError(f"{path} holds no mapping of config keys; is it a config sesemi stored?")
     return config

@@ -16,12 +16,22 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sesemi.errors import SesemiError
-from sesemi.ops.runs import METRICS, Run, field_value, find_runs, group_runs, method, partition
+from sesemi.ops.runs import (
+    METRICS,
+    Run,
+    field_value,
+    find_runs,
+    group_runs,
+    method,
+    partition,
+    unique_name,
+)
 from sesemi.ownership import MARKER, claim, open_atomically, owned, staged, write_atomically
 
 logger = logging.getLogger(__name__)
 
 WALL_TIME = "wall time (s)"
+PLOT_BYTES = 180  # the longest plot name kept whole: `.png` and a partial file's suffix fit in 255 bytes
 SUMMARY_FILES = ("summary.csv", "aggregated.csv", "summary.md", "plots")  # what write_summary writes
 # Always shown in their own columns (id, method, seed) or different in every run (dir).
 NOT_DIFFERENCES = {"run.id", "run.method", "run.seed", "run.dir"}
@@ -59,7 +69,7 @@ def differences(runs: Sequence[Run]) -> list[str]:
     by_id: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
     for run in runs:
         flat = pd.json_normalize(run.config or {}, sep=".").to_dict("records")[0]  # {"a.b": 1}, lists stay values
-        by_id.setdefault(field_value(run, "run.id"), []).append((method(run.config), flat))
+        by_id.setdefault(_cell(field_value(run, "run.id")), []).append((method(run.config), flat))
     fields: set[str] = set()
     for members in by_id.values():
         flats = [flat for _, flat in members]
@@ -72,6 +82,7 @@ def differences(runs: Sequence[Run]) -> list[str]:
 
 
 def _cell(value: Any) -> Any:
+    """A config value as a table cell: lists and mappings as text (hashable, one per cell)."""
     return str(value) if isinstance(value, list | dict) else value
 
 
@@ -102,10 +113,10 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
     rows = [
         {
             "run": run.name,
-            "id": field_value(run, "run.id"),
+            "id": _cell(field_value(run, "run.id")),
             "method": method(run.config),
             **{field: _cell(field_value(run, field)) for field in fields if field != "method"},
-            "seed": field_value(run, "run.seed"),
+            "seed": _cell(field_value(run, "run.seed")),
             **run.result.metrics,
             "best val/top1": run.result.best_score,
             "steps": run.result.global_step,
@@ -139,15 +150,19 @@ def plot_curves(runs: Sequence[Run], folder: Path) -> list[Path]:
             continue
         try:
             frame = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
             logger.warning("skipping the curves of %s: %s", path, error)
+            continue
+        if "step" not in frame.columns:
+            logger.warning("skipping the curves of %s: it has no step column", path)
             continue
         for metric in (c for c in frame.columns if c not in ("epoch", "step")):
             points = frame.loc[frame[metric].notna(), ["step", metric]]
             if len(points):
                 curves.setdefault(metric, []).append((run.name, points))
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
+    names: set[str] = set()  # `a/b` and `a_b` are both `a_b`: the second is `a_b~2`
     for metric, lines in sorted(curves.items()):
         figure = Figure(figsize=(7, 4.5), layout="constrained")
         axes = figure.add_subplot()
@@ -157,7 +172,7 @@ def plot_curves(runs: Sequence[Run], folder: Path) -> list[Path]:
         axes.set(xlabel="step", ylabel=metric, title=metric)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
-        path = folder / f"{metric.replace('/', '_')}.png"
+        path = folder / f"{unique_name(metric.replace('/', '_'), names, PLOT_BYTES)}.png"
         with open_atomically(path, "wb") as file:
             figure.savefig(file, format="png", dpi=120)
         written.append(path)
@@ -168,10 +183,10 @@ def display(table: pd.DataFrame, metrics: Sequence[str] = ()) -> pd.DataFrame:
     """The table as text: `mean ± std` pairs merged, numbers rounded, empty cells blank."""
     shown = pd.DataFrame(index=table.index)
     for column in table.columns:
-        if column.endswith(" std"):
+        if column.endswith(" std") and f"{column.removesuffix(' std')} mean" in table.columns:
             continue
         values = table[column]
-        if column.endswith(" mean"):
+        if column.endswith(" mean") and f"{column.removesuffix(' mean')} std" in table.columns:
             name = column.removesuffix(" mean")
             pairs = zip(values, table[f"{name} std"], strict=True)
             shown[name] = [_number(m, name) + ("" if pd.isna(s) else f" ± {_number(s, name)}") for m, s in pairs]
@@ -241,7 +256,7 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
     folder = Path(runs_dir) / "groups" / name
     exists = os.path.lexists(folder)
     if exists and not owned(folder, "group"):
-        raise SesemiError(f"will not replace {folder}: it is not a group sesemi made (no {MARKER} marker); choose another --name")
+        raise SesemiError(f"will not replace {folder}: it is not a group sesemi made (no {MARKER} marker of its own); choose another --name")
     if exists and not force:
         raise SesemiError(f"group {folder} exists; pass --force to replace it")
     if dry_run:
@@ -265,7 +280,7 @@ def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[st
         taken = [name for name in SUMMARY_FILES if os.path.lexists(folder / name)]
         if taken:
             raise SesemiError(
-                f"{folder} holds a {taken[0]} that sesemi did not write (no {MARKER} marker); "
+                f"{folder} holds a {taken[0]} that sesemi did not write (no {MARKER} marker of its own); "
                 "choose another output folder, or move it away"
             )
     table, configuration, metrics = summarize(trained, by)

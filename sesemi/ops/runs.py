@@ -25,6 +25,7 @@ from sesemi.results import RESULTS, RunResult, read_stored_yaml
 CONFIG, METRICS = "config.yaml", "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 LABEL_BYTES = 120  # the longest group label (`<field=value,...>`) kept whole, in UTF-8 bytes
+LINK_BYTES = 200  # the longest link name in a group (a run's path, `/` as `_`) kept whole
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Run:
     """One run folder."""
 
     path: Path  # as found under the searched root (it may pass through a symlink)
-    name: str  # relative to the root, e.g. `digits/2026-11-23_16-09-06`
+    name: str  # relative to the root, e.g. `digits/2026-11-23_16-09-06`; the root's own name if it is the run
     config: dict[str, Any] | None  # `config.yaml`; None when the run failed before writing it
     result: RunResult | None  # `results.json`; None when the run did not finish
 
@@ -64,7 +65,7 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
 def _read_result(folder: Path) -> RunResult | None:
     try:
         return RunResult.read(folder)
-    except (SesemiError, TypeError):
+    except SesemiError:
         return None
 
 
@@ -77,23 +78,36 @@ def _is_run(folder: Path) -> bool:
 
 def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
     """Every run folder under `root`, sorted by name; with `follow_links` also through symlinks
-    (the links of groups), each run listed once, by its direct path. Without, nothing outside
-    `root` is reached: tidying searches what it deletes this way."""
+    (the links of groups), each run listed once, by its direct path, and no folder searched
+    twice through links (a link to `.` is no loop). Without, nothing outside `root` is reached:
+    tidying searches what it deletes this way."""
     root = Path(root)
     if not root.is_dir():
         raise SesemiError(f"runs folder {root} does not exist")
+    top = root.resolve()
     found: dict[Path, Path] = {}
+    searched: set[Path] = set()
     for folder, subfolders, _ in os.walk(root, followlinks=follow_links):
         folder_path = Path(folder)
+        real = folder_path.resolve()
+        direct = real == top / folder_path.relative_to(root)  # not through a link
+        if real in searched and not direct:
+            subfolders.clear()
+            continue
+        searched.add(real)
         if not _is_run(folder_path):
             subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))  # not .hydra/
             continue
         subfolders.clear()  # checkpoints/ and the like
-        real = folder_path.resolve()
-        if real not in found or real == folder_path.absolute():  # its direct path wins over a link's
+        if real not in found or direct:  # its direct path wins over a link's
             found[real] = folder_path
-    runs = [Run(path, path.relative_to(root).as_posix(), _read_yaml(path / CONFIG), _read_result(path)) for path in found.values()]
+    runs = [Run(path, _name(path, root), _read_yaml(path / CONFIG), _read_result(path)) for path in found.values()]
     return sorted(runs, key=lambda run: run.name)
+
+
+def _name(path: Path, root: Path) -> str:
+    """A run's name: its path relative to `root`, or the root's own name (never `.`)."""
+    return path.relative_to(root).as_posix() if path != root else Path(os.path.abspath(root)).name
 
 
 def _dotted(config: dict[str, Any] | None, field: str) -> Any:
@@ -111,10 +125,12 @@ def method(config: dict[str, Any] | None) -> str:
     loss heads, or `supervised`."""
     named = _dotted(config, "run.method")
     if named:
-        return named
-    model = _dotted(config, "learner.hparams.model") or {}
-    heads = sorted(model.get("regularization_loss_heads") or {})
-    return "+".join(heads) or ("supervised" if model.get("supervised_loss") else "none")
+        return _text(named)
+    model = _dotted(config, "learner.hparams.model")
+    model = model if isinstance(model, dict) else {}  # a config from anyone: any shape
+    heads = model.get("regularization_loss_heads")
+    names = sorted(map(_text, heads)) if isinstance(heads, dict | list) else []
+    return "+".join(names) or ("supervised" if model.get("supervised_loss") else "none")
 
 
 def field_value(run: Run, field: str) -> Any:
@@ -136,8 +152,8 @@ class Tidied:
         parts = []
         if self.unmarked:
             parts.append(
-                f"{counted(len(self.unmarked), 'run folder')} without a {MARKER} marker (made before sesemi marked its "
-                "runs, or not by sesemi; delete them yourself if they are yours to delete)"
+                f"{counted(len(self.unmarked), 'run folder')} without a {MARKER} marker of their own (made before sesemi "
+                "marked its runs, copied from elsewhere, or not by sesemi; delete them yourself if they are yours to delete)"
             )
         if self.running:
             parts.append(f"{counted(len(self.running), 'run')} still running")
@@ -247,8 +263,24 @@ def _label(by: Sequence[str], values: Sequence[Any], key: str, taken: set[str]) 
     label = _escape(label[:1], ".") + label[1:]  # never hidden
     if len(label.encode("utf-8")) <= LABEL_BYTES and label not in taken:
         return label
-    stem = label.encode("utf-8")[: LABEL_BYTES - 20].decode("utf-8", errors="ignore")
-    return _unique(f"{stem}~{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}", taken)
+    return _unique(_cut(label, key, LABEL_BYTES), taken)
+
+
+def _cut(name: str, key: str, limit: int) -> str:
+    """`name` cut to its first `limit - 20` bytes of UTF-8 and ended in `~<hash>` of `key`: a
+    file name that stays readable, different for each key."""
+    stem = name.encode("utf-8")[: limit - 20].decode("utf-8", errors="ignore")
+    return f"{stem}~{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def unique_name(name: str, taken: set[str], limit: int) -> str:
+    """`name` (without `/`) as a file name not in `taken`, which it joins: control characters
+    percent-escaped (see `_escape`), cut when longer than `limit` bytes (see `_cut`), and
+    ended in `~2`, `~3`, ... when taken."""
+    escaped = _escape(name, "")
+    fitting = escaped if len(escaped.encode("utf-8")) <= limit else _cut(escaped, name, limit)
+    taken.add(unique := _unique(fitting, taken))
+    return unique
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -286,8 +318,7 @@ def group_runs(runs: Sequence[Run], by: Sequence[str], folder: Path) -> dict[str
         place.mkdir()
         names: set[str] = set()  # `a/b_c` and `a_b/c` are both `a_b_c`: the second is `a_b_c~2`
         for run in members:
-            names.add(name := _unique(run.name.replace("/", "_"), names))
-            link = place / name
+            link = place / unique_name(run.name.replace("/", "_"), names, LINK_BYTES)
             link.symlink_to(os.path.relpath(run.path.resolve(), link.parent.resolve()), target_is_directory=True)
     return groups
 

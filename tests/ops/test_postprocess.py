@@ -21,7 +21,7 @@ from sesemi.ops.postprocess import (
     summarize,
     write_summary,
 )
-from sesemi.ops.runs import find_runs
+from sesemi.ops.runs import find_runs, remove_failed
 from sesemi.ownership import marker
 
 
@@ -259,3 +259,69 @@ def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_pat
     assert row["estimated pool prior"] == "0:0.70 1:0.30"
     assert "pool out of class" in metrics
     assert pd.isna(table.set_index("run").loc["digits/supervised", "pool out of class"])
+
+
+def test_postprocess_goes_on_past_damaged_results(make_run, tmp_path):
+    """Runs whose results.json is not an object, nested too deep, or of the wrong types are
+    left out as unfinished; the others are summarized."""
+    make_run("digits/good")
+    for name, text in (
+        ("text", '"x"'),
+        ("deep", "[" * 100_000 + "]" * 100_000),
+        ("metrics", '{"mode": "FIT", "metrics": "abc"}'),
+        ("shares", '{"mode": "FIT", "unlabeled": {"pseudo_labeled_per_class": {"0": "x"}}}'),
+    ):
+        (make_run(f"digits/{name}") / "results.json").write_text(text)
+    summary = postprocess(tmp_path / "runs")
+    assert summary.runs["run"].tolist() == ["digits/good"] and summary.unfinished == 4
+
+
+def test_postprocess_of_configs_and_metrics_of_any_shape(make_run, tmp_path):
+    """Values of other types in the config fields and metrics postprocess reads, and a
+    metrics.csv without steps or not UTF-8, are summarized as they are, never a crash."""
+    config = run_config()
+    config["run"]["id"] = {"a": 1}
+    config["run"]["seed"] = [1, 2]
+    config["learner"]["hparams"]["model"] = 5
+    make_run("odd", config=config)
+    results = make_run("mean") / "results.json"
+    results.write_text(results.read_text().replace('"metrics": {', '"metrics": {"x mean": 1.0, "y std": 2.0, '))
+    (make_run("no_steps") / "metrics.csv").write_text("a,b\n1,2\n")
+    (make_run("binary") / "metrics.csv").write_bytes(b"epoch,step,\xff\n0,1,2\n")
+    summary = postprocess(tmp_path / "runs")
+    row = summary.runs.set_index("run").loc["odd"]
+    assert row["id"] == "{'a': 1}" and row["seed"] == "[1, 2]" and row["method"] == "none"
+    assert {"x mean", "y std"} <= set(display(summary.runs, summary.metrics).columns)
+    assert (tmp_path / "runs" / "summary" / "summary.md").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:Glyph 0")  # the NUL in a title
+def test_plot_names_are_bounded_and_distinct(make_run, tmp_path):
+    """A metric name longer than a file name, one with a NUL, and names that read alike once
+    `/` is `_` each get a plot of their own; the summary is written whole."""
+    run = make_run("r")
+    columns = ["m" * 300, "n" * 300, "a/b", "a_b", "nul\x00"]
+    (run / "metrics.csv").write_text("epoch,step," + ",".join(columns) + "\n0,1" + ",1" * len(columns) + "\n")
+    summary = postprocess(tmp_path / "runs")
+    names = [path.name for path in summary.plots]
+    assert len(set(names)) == len(columns) and all(len(name.encode()) <= 200 for name in names)
+    assert {"a_b.png", "a_b~2.png", "nul%00.png"} <= set(names)
+    assert all(path.is_file() for path in summary.plots)
+    assert (tmp_path / "runs" / "summary" / "summary.md").is_file()
+
+
+def test_deeply_nested_configs_are_unreadable_not_a_crash(make_run, tmp_path):
+    """A config.yaml nested 20,000 deep reads as no config: postprocess and rm-failed go on."""
+    deep = make_run("deep", top1=None)
+    (deep / "config.yaml").write_text("".join(f"{' ' * i}k:\n" for i in range(20_000)) + " " * 20_000 + "v: 1\n")
+    make_run("good")
+    assert postprocess(tmp_path / "runs").runs["run"].tolist() == ["good"]
+    assert remove_failed(tmp_path / "runs", dry_run=True).removed == [deep]
+
+
+def test_group_of_a_single_run_folder(make_run, tmp_path):
+    """Given a run's own folder, group links that run under its folder's name."""
+    run = make_run("digits/t1")
+    made = group(run, ["run.seed"], "g")
+    assert [p.name for p in (made.folder / "seed=1").iterdir()] == ["t1"]
+    assert made.summary.runs["run"].tolist() == ["seed=1/t1"]

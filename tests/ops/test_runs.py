@@ -15,6 +15,7 @@ from run_folders import run_config, write_run
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import (
     LABEL_BYTES,
+    LINK_BYTES,
     field_value,
     find_runs,
     group_runs,
@@ -108,6 +109,44 @@ def test_a_run_reached_through_a_link_is_listed_once_by_its_own_path(make_run, t
     assert [r.name for r in find_runs(tmp_path / "runs" / "groups")] == ["g/seed=1/digits_t1"]
 
 
+def test_link_loops_are_searched_once(make_run, tmp_path):
+    """Links to `.` and to a folder above end the search, not loop; a folder of runs linked
+    before its own path (`0link` sorts first) still lists its runs by their direct paths."""
+    runs = tmp_path / "runs"
+    make_run("x/r")
+    for name, target in (("a", "."), ("b", "."), ("x/up", "../.."), ("0link", "x")):
+        (runs / name).symlink_to(target, target_is_directory=True)
+    with deadline():
+        assert [r.name for r in find_runs(runs)] == ["x/r"]
+        assert [r.name for r in find_runs(runs / "0link")] == ["r"]
+        assert remove_failed(runs).removed == []
+
+
+def test_damaged_results_are_unreadable_not_a_crash(make_run, tmp_path):
+    """A results.json that is not an object, is nested too deep, or holds values of the wrong
+    type is damaged: its run is listed as unfinished and tidying goes on."""
+    damaged = {
+        "text": '"x"',
+        "deep": "[" * 100_000 + "]" * 100_000,
+        "no_mode": json.dumps({"metrics": {}}),
+        "metrics": json.dumps({"mode": "FIT", "metrics": "abc"}),
+        "metric": json.dumps({"mode": "FIT", "metrics": {"val/top1": "high"}}),
+        "shares": json.dumps({"mode": "FIT", "unlabeled": {"pseudo_labeled_per_class": {"0": "x"}}}),
+        "checkpoint": json.dumps({"mode": "FIT", "best": {"checkpoint": 5}}),
+        "steps": json.dumps({"mode": "FIT", "global_step": [1]}),
+    }
+    for name, text in damaged.items():
+        (make_run(name, top1=None, state="finished") / "results.json").write_text(text)
+    make_run("good")
+    for name in damaged:
+        with pytest.raises(SesemiError, match=r"results.json.*the file is damaged"):
+            RunResult.read(tmp_path / "runs" / name)
+    runs = find_runs(tmp_path / "runs")
+    assert [run.name for run in runs if run.finished] == ["good"]
+    assert remove_failed(tmp_path / "runs").removed == []
+    assert remove_checkpoints(tmp_path / "runs").removed == []
+
+
 def test_a_missing_runs_folder_is_one_line(tmp_path):
     with pytest.raises(SesemiError, match="runs folder .*nowhere does not exist"):
         find_runs(tmp_path / "nowhere")
@@ -124,6 +163,14 @@ def test_method_is_the_configs_else_the_loss_heads_names():
         method(run_config(heads=["rotation_prediction", "jigsaw"])) == "jigsaw+rotation_prediction"
     )
     assert method(run_config(heads=[])) == "supervised"
+
+
+def test_method_of_a_config_of_any_shape():
+    """Configs come from anyone: a method or heads of other types are named, never a crash."""
+    assert method({"run": {"method": 5}}) == "5"
+    assert method({"learner": {"hparams": {"model": 5}}}) == "none"
+    assert method({"learner": {"hparams": {"model": {"regularization_loss_heads": {1: "a", "b": 2}}}}}) == "1+b"
+    assert method({"learner": {"hparams": {"model": {"regularization_loss_heads": 3}}}}) == "none"
 
 
 def test_field_value_reads_dotted_fields(make_run, tmp_path):
@@ -174,6 +221,17 @@ def test_runs_whose_names_flatten_alike_get_a_link_each(make_run, tmp_path):
     assert {os.path.realpath(folder / "seed=1" / name) for name in links} == {
         str((tmp_path / "runs" / name).resolve()) for name in ("a/b_c", "a_b/c")
     }
+
+
+def test_link_names_are_bounded_and_unique(make_run, tmp_path):
+    """Runs whose paths are longer than a file name get links of a bounded length, one each."""
+    for name in ("d" * 200 + "/" + "e" * 100 + "/r0", "d" * 200 + "/" + "e" * 100 + "/r1", "d" * 200 + "_e/r0", "d" * 200 + "/e/r0"):
+        make_run(name, config=run_config(seed=1))  # the last two flatten alike
+    folder = tmp_path / "runs" / "groups" / "seeds"
+    group_runs(find_runs(tmp_path / "runs"), ["run.seed"], folder)
+    links = list((folder / "seed=1").iterdir())
+    assert len(links) == 4 and all(len(link.name.encode()) <= LINK_BYTES for link in links)
+    assert {os.path.realpath(link) for link in links} == {str(run.path.resolve()) for run in find_runs(tmp_path / "runs")}
 
 
 def test_group_labels_are_folder_names_inside_the_group(make_run, tmp_path):
