@@ -169,6 +169,8 @@ def check_output(path: Path, force: bool) -> bool:
             raise SesemiError(f"{file} is a symbolic link; choose another --output")
         if file.is_dir():
             raise SesemiError(f"{file} is a folder; give the model file's name with --output")
+        if file.exists() and not file.is_file():  # a FIFO or a device: reading it would block
+            raise SesemiError(f"{file} is not a regular file; choose another --output")
     present = [file for file in files if file.exists()]
     if present and not force:
         raise SesemiError(

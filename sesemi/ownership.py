@@ -1,14 +1,16 @@
 """What sesemi made: a marker file in every folder it creates, checked before anything is removed.
 
     <folder>/.sesemi    {"made_by": "sesemi 1.0.0", "kind": "run", "created": "...",
-                         "state": "running", "pid": 1234, "host": "..."}
+                         "state": "running", "pid": 1234, "host": "...", "inode": 5678}
 
 A command that deletes, overwrites or replaces a folder (`rm-failed`, `rm-states`, `group
 --force`, `TrainingRun`, `fetch`, the model cache, ...) first asks `owned` and refuses a folder
-without the marker: sesemi never touches what it cannot prove it made. `walk` lists the folders
-under one without following a symlink out of it, `remove` deletes only what is marked and inside.
-Every file sesemi writes goes through `open_atomically` (a temporary name, then a rename), so a
-killed command leaves the previous file or none, never a part of one.
+without the marker: sesemi never touches what it cannot prove it made. A marker proves only the
+folder it was written in (its inode, which a `mv` keeps and a copy does not): one copied into
+another folder proves nothing there. `walk` lists the folders under one without following a
+symlink out of it, `remove` deletes only what is marked and inside. Every file sesemi writes
+goes through `open_atomically` (a temporary name, then a rename), so a killed command leaves
+the previous file or none, never a part of one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +31,7 @@ from typing import IO, Any, Literal
 
 from filelock import FileLock
 
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, first_line
 from sesemi.version import __version__
 
 MARKER = ".sesemi"
@@ -47,6 +49,8 @@ class Marker:
         state: A run's state (running, finished, failed, interrupted), else complete.
         pid: The process that made it (to tell a run that was killed from one still going).
         host: The machine that process runs on.
+        inode: The folder's inode number, which ties the marker to the folder it was written in;
+            None in markers of releases before it (see `marker`).
     """
 
     made_by: str
@@ -55,6 +59,7 @@ class Marker:
     state: str = "complete"
     pid: int | None = None
     host: str | None = None
+    inode: int | None = None
 
     @property
     def alive(self) -> bool:
@@ -123,6 +128,21 @@ def file_lock(path: str | Path, **options: Any) -> FileLock:
     return FileLock(path, **options)
 
 
+@contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Holds `file_lock(path)`; a lock that cannot be taken (a link, a read-only folder) is one
+    error line."""
+    lock = file_lock(path)
+    try:
+        lock.acquire()
+    except OSError as error:
+        raise SesemiError(f"cannot lock {path}: {first_line(error)}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def names_folder(target: str | os.PathLike) -> bool:
     """Whether a place to write names a folder to write into: one that exists, or a path given
     with a trailing slash (which `Path` would drop)."""
@@ -150,21 +170,34 @@ def mark(folder: str | Path, kind: str, state: State = "complete") -> Marker:
         state=state,
         pid=os.getpid() if state == "running" else None,
         host=socket.gethostname() if state == "running" else None,
+        inode=folder.stat().st_ino,
     )
     write_atomically(folder / MARKER, json.dumps(asdict(made)) + "\n")
     return made
 
 
 def marker(folder: str | Path) -> Marker | None:
-    """The marker of a folder sesemi made, or None (no marker, or not one of sesemi's)."""
+    """The marker of a folder sesemi made, or None: no marker, not one of sesemi's, or one
+    written in another folder (copied here: its inode is not this folder's).
+
+    A marker of a release before markers held their inode (`inode` None) counts only for a run:
+    refusing those would leave `rm-failed`, `rm-states` and `resume` unable to touch the runs
+    users made with it. Of any other kind (predictions, group, data, model, ...) it proves
+    nothing, so such a folder is used as it is but never replaced; delete it yourself to have
+    sesemi make it again.
+    """
     path = Path(folder) / MARKER
     if path.is_symlink() or not path.is_file():
         return None
     try:
         values = json.loads(path.read_text())
-        return Marker(**values) if str(values.get("made_by", "")).startswith("sesemi") else None
+        found = Marker(**values) if str(values.get("made_by", "")).startswith("sesemi") else None
+        inode = os.stat(folder).st_ino
     except (OSError, ValueError, TypeError):
         return None
+    if found is None or (found.inode is None and found.kind != "run"):
+        return None
+    return found if found.inode in (None, inode) else None
 
 
 def owned(folder: str | Path, kind: str | None = None) -> bool:
@@ -177,7 +210,7 @@ def require_owned(folder: str | Path, kind: str | None, action: str) -> None:
     """Refuses to `action` a folder sesemi cannot prove it made."""
     if not owned(folder, kind):
         what = f"a sesemi {kind} folder" if kind else "made by sesemi"
-        raise SesemiError(f"will not {action} {folder}: it is not {what} (no {MARKER} marker in it)")
+        raise SesemiError(f"will not {action} {folder}: it is not {what} (no {MARKER} marker of its own in it)")
 
 
 def claim(folder: str | Path, kind: str) -> bool:
@@ -234,11 +267,14 @@ def staged(target: str | Path, kind: str) -> Iterator[Path]:
     as a `kind`, when the block ends without an error; a `target` that exists is replaced only
     if sesemi made it as that kind. Readers see the old folder or the new one, never a part.
 
+    Ownership is checked again when the folder is put in place (`_put_in_place`): one of the
+    user's that appeared at `target` while the block ran is left as it is.
+
     The temporary folder is marked "staging" with this process's id: one that a killed process
     left beside `target` is deleted by the next call (`remove_abandoned`).
 
     Raises:
-        SesemiError: `target` exists and is not a `kind` folder sesemi made.
+        SesemiError: `target` exists, or appeared meanwhile, and is not a `kind` folder sesemi made.
     """
     target = Path(target)
     if os.path.lexists(target):
@@ -250,22 +286,37 @@ def staged(target: str | Path, kind: str) -> Iterator[Path]:
     try:
         yield staging
         mark(staging, kind)
-        if target.exists():
-            old = target.with_name(f".{target.name}.{token}.old")
-            os.replace(target, old)
-            try:
-                os.replace(staging, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            mark(old, "staging", "running")  # deleted now, or by the next call if killed here
-            remove(old, target.parent, "staging")
-        else:
-            os.replace(staging, target)
+        _put_in_place(staging, target, kind, target.with_name(f".{target.name}.{token}.old"))
     except BaseException:
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _put_in_place(staging: Path, target: Path, kind: str, old: Path) -> None:
+    """Renames `staging` to `target`, replacing only a `kind` folder sesemi made there. That one
+    is checked, renamed to `old` and checked again (what is deleted is what was checked), so a
+    folder that took its place meanwhile is put back, never deleted."""
+    gone = SesemiError(
+        f"will not replace {target}: something sesemi did not make took its place while sesemi built "
+        f"it (no {MARKER} marker of a {kind} folder); move it away and try again"
+    )
+    if os.path.lexists(target):
+        if not owned(target, kind):
+            raise gone
+        os.rename(target, old)
+        if not owned(old, kind):
+            os.rename(old, target)
+            raise gone
+    try:
+        os.rename(staging, target)  # fails on a folder made meanwhile, unless it is empty
+    except OSError:
+        with suppress(OSError):  # fails too if what appeared is still there: ours stays at `old`
+            os.rename(old, target)
+        raise gone from None
+    if os.path.lexists(old):
+        mark(old, "staging", "running")  # deleted now, or by the next call if killed here
+        remove(old, target.parent, "staging")
 
 
 def remove_abandoned(target: str | Path) -> list[Path]:

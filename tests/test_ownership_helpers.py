@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def mark_staging_of(folder, pid: int) -> None:
     """Marks `folder` as a staging folder of the process `pid` on this machine."""
     folder.mkdir(parents=True)
     values = {"made_by": "sesemi 1.0.0", "kind": "staging", "created": "2026-01-01T00:00:00+00:00",
-              "state": "running", "pid": pid, "host": socket.gethostname()}
+              "state": "running", "pid": pid, "host": socket.gethostname(), "inode": folder.stat().st_ino}
     (folder / MARKER).write_text(json.dumps(values))
 
 
@@ -120,3 +121,43 @@ def test_remove_abandoned_deletes_staging_of_dead_processes_only(tmp_path):
     (tmp_path / ".digits-mine").mkdir()  # no marker: not sesemi's
     assert [p.name for p in remove_abandoned(target)] == [".digits.1.dead.partial"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".digits-mine", ".digits.2.alive.partial"]
+
+
+def test_staged_leaves_a_folder_that_appeared_while_it_built(tmp_path):
+    """A folder of the user's made at the target while sesemi built (none there before, or one
+    in place of sesemi's): kept as it is, one line, and no staging folder left."""
+    target = tmp_path / "data" / "digits"
+    with pytest.raises(SesemiError, match="will not replace .*digits: something sesemi did not make took its place"):
+        with staged(target, "data") as folder:
+            (folder / "a").write_text("1")
+            target.mkdir()
+            (target / "notes.txt").write_text("mine")
+    assert [p.name for p in target.parent.iterdir()] == ["digits"]
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    shutil.rmtree(target)
+    with staged(target, "data"):
+        pass
+    with pytest.raises(SesemiError, match="took its place"), staged(target, "data"):
+        os.rename(target, tmp_path / "data" / "elsewhere")  # sesemi's folder moved away
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["digits", "elsewhere"]
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+
+
+def test_a_marker_proves_only_the_folder_it_was_written_in(tmp_path):
+    """Moved, a folder stays sesemi's; a copy of it, or of its marker, is not; a marker of an
+    earlier release (no inode) counts only for a run."""
+    mark(tmp_path / "made", "predictions")
+    (tmp_path / "mine").mkdir()
+    shutil.copy(tmp_path / "made" / MARKER, tmp_path / "mine" / MARKER)
+    assert marker(tmp_path / "mine") is None and not owned(tmp_path / "mine", "predictions")
+    shutil.copytree(tmp_path / "made", tmp_path / "copied")
+    assert not owned(tmp_path / "copied")
+    os.rename(tmp_path / "made", tmp_path / "moved")
+    assert owned(tmp_path / "moved", "predictions")
+    for kind, kept in (("run", True), ("predictions", False)):
+        values = {"made_by": "sesemi 1.0.0", "kind": kind, "created": "2026-01-01T00:00:00+00:00", "state": "failed"}
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / MARKER).write_text(json.dumps(values))
+        assert owned(tmp_path / kind, kind) is kept

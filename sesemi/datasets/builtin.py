@@ -23,11 +23,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from filelock import FileLock
-
 from sesemi.datasets.spoken_digits import write_spoken_digits
 from sesemi.errors import SesemiError
-from sesemi.ownership import remove_abandoned, staged
+from sesemi.ownership import locked, remove_abandoned, staged
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +96,7 @@ def prepare_builtin(root: str | Path) -> None:
     if builder is None or root.is_dir():
         return
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    with locked(root.with_name(root.name + ".lock")):
         if root.is_dir():
             return
         for abandoned in remove_abandoned(root):

@@ -11,17 +11,15 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sesemi.errors import SesemiError, first_line
+from sesemi.errors import SesemiError
 from sesemi.hub.archive import extract
 from sesemi.hub.ids import check_uid, is_uid, split_reference
 from sesemi.hub.lookup import Archive, ModelInfo, check_info, matches
 from sesemi.learners.published import META
-from sesemi.ownership import file_lock, owned, sha256, staged, within
+from sesemi.ownership import locked, owned, sha256, staged, within
 
 if TYPE_CHECKING:
     from sesemi.hub.repository import Repository
@@ -41,20 +39,6 @@ def _inside(path: Path, root: Path) -> Path:
     if not within(path, root):
         raise SesemiError(f"will not write {path}: it is outside the model cache {root}")
     return path
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Holds `file_lock(path)`; a lock that cannot be taken is one error line."""
-    lock = file_lock(path)
-    try:
-        lock.acquire()
-    except OSError as error:
-        raise SesemiError(f"cannot lock {path}: {first_line(error)}") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def read_info(folder: Path) -> ModelInfo:

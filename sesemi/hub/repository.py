@@ -86,6 +86,17 @@ class Repository:
         folder.mkdir(parents=True, exist_ok=True)
         return file_lock(folder / f"{name}.lock")
 
+    def _refuse_links(self, relative: str) -> None:
+        """Refuses a symlink on the way from a local repository's root to `relative`, which would
+        have the archive written outside the repository."""
+        if not isinstance(self.fs, LocalFileSystem):
+            return
+        parts = relative.split("/")
+        for depth in range(1, len(parts) + 1):
+            path = Path(self.root, *parts[:depth])
+            if path.is_symlink():
+                raise SesemiError(f"will not write through {path}: it is a symbolic link in repository {self.url}; remove it")
+
     def _atomically(self, path: str, write: Callable[[str], None]) -> None:
         """Writes `path` through `write(temporary path)` and a move, leaving nothing on failure."""
         partial = f"{path}.partial-{uuid.uuid4().hex[:8]}"
@@ -107,6 +118,7 @@ class Repository:
                 rows = self.rows(missing_ok=True)
                 check_unpublished(rows, info)
                 target = self.path(relative)
+                self._refuse_links(relative)
                 self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
                 self._atomically(target, lambda partial: self.fs.put_file(str(archive_file), partial))
                 table = format_table({**rows, info.uid: (info, archive)}).encode()

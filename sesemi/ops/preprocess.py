@@ -67,7 +67,7 @@ class Preprocessed:
         if not self.stale_kept:
             return None
         return (
-            f"kept {self.stale_kept} out-of-date entries: {self.cache} has no {MARKER} marker (made by a "
+            f"kept {self.stale_kept} out-of-date entries: {self.cache} has no {MARKER} marker of its own (made by a "
             "release before markers, or not by sesemi); delete it yourself to rebuild it"
         )
 

@@ -56,9 +56,11 @@ def dead_pid() -> int:
 
 @pytest.fixture
 def runs(trained_run, tmp_path) -> Path:
-    """A runs folder holding a copy of the session's trained run (marked finished)."""
+    """A runs folder holding a copy of the session's trained run, marked finished there (a
+    copied marker proves nothing: it names the folder it was written in)."""
     folder = tmp_path / "runs"
     shutil.copytree(trained_run.run_dir, folder / "digits" / "t1")
+    mark(folder / "digits" / "t1", "run", "finished")
     return folder
 
 
@@ -238,7 +240,7 @@ def test_a_killed_fetch_is_cleaned_up_by_the_next(tmp_path):
     staging.mkdir(parents=True)
     (staging / "train").mkdir()  # half written
     values = {"made_by": "sesemi 1.0.0", "kind": "staging", "created": "2026-01-01T00:00:00+00:00",
-              "state": "running", "pid": dead_pid(), "host": socket.gethostname()}
+              "state": "running", "pid": dead_pid(), "host": socket.gethostname(), "inode": staging.stat().st_ino}
     (staging / MARKER).write_text(json.dumps(values))
     (data / ".digits-mine").mkdir()
     (data / ".digits-mine" / "notes.txt").write_text("mine")
@@ -247,6 +249,48 @@ def test_a_killed_fetch_is_cleaned_up_by_the_next(tmp_path):
     assert sorted(p.name for p in data.iterdir()) == [".digits-mine", "digits", "digits.lock"]
     assert marker(data / "digits").kind == "data" and len(list((data / "digits" / "val").rglob("*.png"))) == 500
     assert (data / ".digits-mine" / "notes.txt").read_text() == "mine"
+
+
+def test_fetch_leaves_a_folder_made_while_it_builds(tmp_path, monkeypatch):
+    """`mkdir data/digits` while a fetch builds: the user's folder and its file stay, the fetch
+    fails in one line and leaves no staging folder."""
+    from sesemi.datasets import builtin
+
+    data, mine = tmp_path / "data", tmp_path / "data" / "digits"
+
+    def build_while_the_user_writes(staging: Path) -> None:
+        (staging / "train").mkdir()
+        mine.mkdir()
+        (mine / "notes.txt").write_text("mine")
+
+    monkeypatch.setitem(builtin.BUILDERS, "digits", build_while_the_user_writes)
+    line = refused(sesemi_cli("fetch", "digits", "--data-dir", data))
+    assert f"will not replace {mine}: something sesemi did not make took its place" in line
+    assert snapshot(data) == {"digits.lock": b"", "digits/notes.txt": b"mine"}
+
+
+def test_fetch_with_a_linked_lock_is_one_line(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "digits.lock").symlink_to(tmp_path / "elsewhere")
+    assert f"will not lock {data / 'digits.lock'}: it is a link" in refused(sesemi_cli("fetch", "digits", "--data-dir", data))
+    assert not (tmp_path / "elsewhere").exists() and sorted(p.name for p in data.iterdir()) == ["digits.lock"]
+
+
+def test_inference_force_does_not_trust_a_marker_copied_into_a_users_folder(trained_run, tmp_path):
+    """The marker of a predictions folder sesemi made, copied into one of the user's: --force
+    neither overwrites their predictions.csv nor deletes their embeddings.npy."""
+    args = ["inference", trained_run.run_dir, trained_run.tree.root / "val", "--device", "cpu", "--save-dir"]
+    assert sesemi_cli(*args, tmp_path / "preds1").exit_code == 0
+    mine = tmp_path / "mywork"
+    mine.mkdir()
+    (mine / "predictions.csv").write_text("path,label\nx.png,cat\n")
+    (mine / "embeddings.npy").write_bytes(b"my vectors")
+    shutil.copy(tmp_path / "preds1" / MARKER, mine / MARKER)
+    before = snapshot(mine)
+    line = refused(sesemi_cli(*args, mine, "--force"))
+    assert f"will not overwrite {mine / 'predictions.csv'}" in line and "choose another --save-dir" in line
+    assert snapshot(mine) == before
 
 
 def test_fetch_uses_an_unmarked_data_folder_as_it_is(tmp_path):

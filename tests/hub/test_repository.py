@@ -41,6 +41,22 @@ def test_existing_uid_or_version_is_refused_and_nothing_changes(repository, tmp_
     assert after == before
 
 
+def test_a_symlink_inside_a_local_repository_is_not_written_through(tmp_path):
+    """`repo/cnn -> elsewhere`, or a version folder linked out: the archive is not written
+    there, and the table does not change."""
+    repository = Repository(tmp_path / "repo")
+    repository.add(model_info(), fake_archive(tmp_path / "1", model_info()))
+    table = (tmp_path / "repo" / "models.json").read_bytes()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "repo" / "cnn" / "2.0.0").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "repo" / "other").symlink_to(tmp_path / "elsewhere")
+    for info in (model_info(version="2.0.0"), model_info("other")):
+        with pytest.raises(SesemiError, match=r"will not write through .*repo/(cnn/2\.0\.0|other): it is a symbolic link"):
+            repository.add(info, fake_archive(tmp_path / info.name / info.version, info))
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    assert (tmp_path / "repo" / "models.json").read_bytes() == table
+
+
 def test_a_failed_write_leaves_the_repository_as_it_was(repository, tmp_path, monkeypatch):
     """If the table cannot be written, the archive just uploaded is removed again."""
     first, second = model_info(), model_info(version="2.0.0")
