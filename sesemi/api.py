@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +40,26 @@ DATA, EVALUATIONS = "data", "evaluate"
 Examples = Any  # a pandas DataFrame with `path` and `label` columns, or a sequence of (path, label)
 
 
+NAME_MAX = 255  # bytes in a file or folder name, on most file systems
+
+
 def _folder_name(value: str, what: str) -> str:
-    value = str(value)
-    if not value or value.startswith(".") or "/" in value or "\\" in value:
-        raise SesemiError(f"{what} {value!r} cannot be a folder name; use letters, digits, - and _")
+    """`value` in Unicode's composed form (NFC, as class folders are matched: docs/data.md),
+    refused in one line when it cannot be a folder name the data sets read."""
+    from sesemi.datasets.images import is_hidden
+
+    value = unicodedata.normalize("NFC", str(value))
+    shown = repr(value[:60] + ("..." if len(value) > 60 else ""))
+    try:
+        size = len(os.fsencode(value))
+    except UnicodeEncodeError:  # a lone surrogate no file system takes
+        size = -1
+    if not value or value.startswith(".") or any(c in value for c in "/\\\0") or size < 0:
+        raise SesemiError(f"{what} {shown} cannot be a folder name; use letters, digits, - and _")
+    if is_hidden(value):  # __MACOSX
+        raise SesemiError(f"{what} {shown} is a folder name the data sets skip as hidden; choose another")
+    if size > NAME_MAX:
+        raise SesemiError(f"{what} {shown} is {size} bytes long; a folder name holds at most {NAME_MAX}")
     return value
 
 
@@ -54,15 +72,40 @@ def _paths(files: Any) -> list[str]:
     return [str(path) for path in files]
 
 
-def _require_files(paths: Iterable[str], what: str) -> None:
+def _require_files(paths: Iterable[str], what: str, task: str) -> None:
+    """Refuses files that do not exist, or whose extension the task's data sets do not read
+    (they would be linked, then left out of the data set)."""
+    from sesemi.datasets.images import IMAGE_EXTENSIONS, is_image_file
+    from sesemi.transforms.audio import AUDIO_EXTENSIONS, is_audio_file
+
+    paths = list(paths)
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         raise SesemiError(f"{len(missing)} {what} files do not exist, e.g. {missing[0]}")
+    accepts, extensions = (is_audio_file, AUDIO_EXTENSIONS) if task == "audio" else (is_image_file, IMAGE_EXTENSIONS)
+    unread = [path for path in paths if not accepts(path)]
+    if unread:
+        raise SesemiError(
+            f"{len(unread)} {what} files are not {task} files sesemi reads, e.g. {unread[0]}; "
+            f"it reads {' '.join(extensions)} (convert the others)"
+        )
+
+
+def _quote(text: str) -> str:
+    """`text` as a quoted Hydra override value, read back as written: Hydra unescapes only the
+    backslashes before a quote or the end, and OmegaConf would resolve a `${...}` in it."""
+    text = re.sub(r"(\\+)(?='|$|\$\{)", r"\1\1", text).replace("'", "\\'")
+    return "'" + text.replace("${", "\\${") + "'"
 
 
 def _quoted(path: Path) -> str:
     """A path as a quoted Hydra override value (paths may hold `=`, `,` or spaces)."""
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return _quote(str(path))
+
+
+def _listed(names: Sequence[str]) -> str:
+    """Names as a Hydra override list of quoted strings (so that `1` and `null` stay strings)."""
+    return "[" + ",".join(map(_quote, names)) + "]"
 
 
 def _timestamped(parent: Path) -> Path:
@@ -76,11 +119,19 @@ def _timestamped(parent: Path) -> Path:
     return folder
 
 
+def _link_name(index: int, path: str) -> str:
+    """`<index>_<file name>`, its stem cut so that the name fits in `NAME_MAX` bytes."""
+    name = Path(path).name
+    suffix = os.fsencode(Path(name).suffix)
+    stem = os.fsencode(f"{index:06d}_{Path(name).stem}")[: NAME_MAX - len(suffix)]
+    return os.fsdecode(stem + suffix)
+
+
 def _link(files: Sequence[str], folder: Path) -> None:
     """Links each file into `folder`, numbered so that equal names do not collide."""
     folder.mkdir(parents=True, exist_ok=True)
     for index, path in enumerate(files):
-        target = folder / f"{index:06d}_{Path(path).name}"
+        target = folder / _link_name(index, path)
         try:
             target.symlink_to(os.path.abspath(path))
         except OSError:  # no symlinks on this file system
@@ -89,7 +140,10 @@ def _link(files: Sequence[str], folder: Path) -> None:
 
 class TrainingRun:
     """A classifier of `label_names` with its data, runs and checkpoints in `<dir>/<name>/`,
-    trained by the built-in data config `task`: "image" or "audio"."""
+    trained by the built-in data config `task`: "image" or "audio".
+
+    The model's classes are `label_names` in their order, in Unicode's composed form (NFC, as
+    class folders are matched): `label_names` holds them so, and labels match either form."""
 
     def __init__(self, task: str, name: str, label_names: Sequence[str], dir: str | Path = "runs"):
         if task not in TASKS:
@@ -128,8 +182,10 @@ class TrainingRun:
     def _latest(self) -> RunResult | None:
         from sesemi.ops.runs import find_runs
 
-        runs = find_runs(self.folder) if self.folder.is_dir() else []
-        return next((run.result for run in reversed(runs) if run.trained), None)
+        runs = find_runs(self.folder, follow_links=False) if self.folder.is_dir() else []
+        # its own `<folder>/<timestamp>`: not a run that `sesemi.run` nested in it (`runs/NAME/METHOD/...`)
+        mine = [run for run in runs if run.path.parent == self.folder]
+        return next((run.result for run in reversed(mine) if run.trained), None)
 
     @property
     def run_dir(self) -> Path | None:
@@ -169,7 +225,7 @@ class TrainingRun:
             raise SesemiError(
                 f"{what} has {len(missing)} files without a label, e.g. {missing[0]}; pass them as unlabeled=, or drop them"
             )
-        pairs = [(str(p), str(label)) for p, label in raw]
+        pairs = [(str(p), unicodedata.normalize("NFC", str(label))) for p, label in raw]  # as label_names
         labels = {label for _, label in pairs}
         unknown = sorted(labels - set(self.label_names))
         if unknown:
@@ -177,7 +233,7 @@ class TrainingRun:
         absent = [label for label in self.label_names if label not in labels]
         if absent and what == "train":  # the model's classes are the training set's class folders
             raise SesemiError(f"{what} has no examples of {', '.join(absent)}; every class needs at least one")
-        _require_files((path for path, _ in pairs), what)
+        _require_files((path for path, _ in pairs), what, self.task)
         return pairs
 
     def _link_labeled(self, pairs: Sequence[tuple[str, str]], folder: Path) -> None:
@@ -186,8 +242,9 @@ class TrainingRun:
             if files:  # validation sets may lack a class: they are numbered by the training set's
                 _link(files, folder / label)
 
-    def _run(self, folder: Path, overrides: Sequence[str]) -> RunResult:
-        """Runs the task's data config with the method on the data under `data_root`, into `folder`."""
+    def _run(self, folder: Path, overrides: Sequence[str], classes: Sequence[str]) -> RunResult:
+        """Runs the task's data config with the method on the data under `data_root`, into `folder`;
+        the model's classes are `classes`, in that order (not the class folders' sorted names)."""
         from sesemi.config.compose import compose
         from sesemi.runner import run
 
@@ -199,6 +256,8 @@ class TrainingRun:
                 f"run.data_root={_quoted(self.folder / DATA)}",
                 f"run.dir={_quoted(self.folder.parent)}",
                 f"run.id={self.name}",
+                f"++data.train.supervised.dataset.classes={_listed(classes)}",
+                f"++data.val.dataset.classes={_listed(classes)}",
                 *overrides,
             ],
         )
@@ -245,7 +304,7 @@ class TrainingRun:
         pairs = self._pairs(train, "train")
         eval_pairs = self._pairs(eval, "eval") if eval is not None else None
         unlabeled_paths = _paths(unlabeled) if unlabeled is not None else []
-        _require_files(unlabeled_paths, "unlabeled")
+        _require_files(unlabeled_paths, "unlabeled", self.task)
         claim(self.folder, "training_run")
         with staged(self.folder / DATA, "data") as data:  # replaces the links of an earlier call
             self._link_labeled(pairs, data / "train")
@@ -257,13 +316,14 @@ class TrainingRun:
         info = {"task": self.task, "name": self.name, "label_names": self.label_names, "method": method, "overrides": self.overrides}
         write_atomically(self.folder / RUN_FILE, json.dumps(info, indent=2) + "\n")
         validation = [] if eval_pairs is not None else ["data.val.dataset.subset=train"]
-        return self._run(_timestamped(self.folder), [*validation, *self.overrides])
+        return self._run(_timestamped(self.folder), [*validation, *self.overrides], self.label_names)
 
     def predict(self, inputs: Any, batch_size: int = 64, tta: bool = False, **options: Any) -> list[Prediction]:
         """Predicts files with the best checkpoint of the latest training, in input order.
 
         `inputs`, `batch_size`, `tta` and `**options` (embeddings, on_error, ...) are those of
-        `sesemi.predictor.Predictor.predict`; `probabilities` are in the order of `result.classes`.
+        `sesemi.predictor.Predictor.predict`; `probabilities` are in the order of `label_names`
+        (the model's classes, `result.classes`).
         """
         from sesemi.predictor import load
 
@@ -299,6 +359,7 @@ class TrainingRun:
                 f"++data.val.dataset.root={_quoted(folder / DATA)}",
                 "data.val.dataset.subset=val",
             ],
+            self.result.classes or self.label_names,  # the model's: an earlier sesemi sorted them
         ).metrics
 
 

@@ -46,7 +46,7 @@ from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
 from sesemi.models.heads.one_vs_all import OUT_OF_CLASS_THRESHOLD
 from sesemi.ownership import MARKER, claim, open_atomically, owned
-from sesemi.transforms.audio import frames, is_audio_file, load_audio, num_samples
+from sesemi.transforms.audio import AudioReadError, frames, is_audio_file, load_audio, num_samples
 from sesemi.transforms.views import input_side
 from sesemi.tta import Augmentation
 
@@ -171,9 +171,27 @@ def _read_image(transform: Callable, min_side: int | None, path: Path) -> Tensor
     return transform(read_image(path, min_side))[None]
 
 
+def _samples(waveform: Tensor) -> Tensor:
+    """A waveform tensor as float32 samples, read as a file's are: integers scaled as PCM is
+    (int16 by 2**15, unsigned ones centred: uint8 128 is 0), and refused (`AudioReadError`, a
+    `ValueError`) when it holds no samples or NaN or infinite ones."""
+    if waveform.dtype == torch.bool or waveform.is_complex():
+        raise AudioReadError(f"it holds {str(waveform.dtype).removeprefix('torch.')} values, not samples")
+    if not waveform.is_floating_point():
+        info = torch.iinfo(waveform.dtype)
+        half = 2.0 ** (info.bits - 1)
+        waveform = (waveform.double() - (0.0 if info.min < 0 else half)) / half
+    waveform = waveform.float()
+    if waveform.numel() == 0:
+        raise AudioReadError("it holds no samples")
+    if not torch.isfinite(waveform).all():
+        raise AudioReadError("it holds NaN or infinite samples")
+    return waveform
+
+
 def _read_windows(rate: int, window: int, hop: int, item: Path | Tensor) -> Tensor:
     """A recording (a file, or a waveform `[T]` at `rate` Hz) as sliding windows `[W, window]`."""
-    waveform = item.float() if isinstance(item, Tensor) else torch.from_numpy(load_audio(item, rate))
+    waveform = _samples(item) if isinstance(item, Tensor) else torch.from_numpy(load_audio(item, rate))
     return frames(waveform, window, hop)
 
 
@@ -187,8 +205,11 @@ class _Inputs(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[int, Tensor | str]:
+        item = self.items[index]
+        if isinstance(item, Path) and item.exists() and not item.is_file():  # a FIFO would block the read
+            return index, "not a regular file"
         try:
-            return index, self.read(self.items[index])
+            return index, self.read(item)
         except READ_ERRORS as error:
             return index, first_line(error)
 
@@ -340,7 +361,8 @@ class Predictor:
         Args:
             inputs: A file, a folder (searched recursively for files of the model's modality),
                 a `.txt` file listing one path per line (relative to its folder; `#` comments),
-                a sequence of paths, or (audio) a sequence of waveforms `[T]` at `sample_rate`.
+                a sequence of paths, or (audio) a sequence of waveforms `[T]` at `sample_rate`
+                (floats in [-1, 1]; integers are scaled as PCM files are, int16 by 2**15).
             batch_size: Inputs (audio windows) per forward pass.
             tta: Also predict each input's augmented copies (`augmentation()`) and average.
             embeddings: Keep the backbone's features (`Prediction.embedding`).
@@ -379,7 +401,8 @@ class Predictor:
                 if not isinstance(windows, str):
                     yield index, windows
                 elif on_error == "raise":
-                    raise SesemiError(f"cannot read {names[index]} ({windows}); remove it or set on_error=skip")
+                    shown = f"waveform {index}" if isinstance(items[index], Tensor) else names[index]
+                    raise SesemiError(f"cannot read {shown} ({windows}); remove it or set on_error=skip")
                 else:
                     unreadable.skip(names[index], windows)
                     finish(index, Prediction(names[index], error=windows))
@@ -450,6 +473,8 @@ class Predictor:
             if not found:
                 raise SesemiError(f"no {kind} files under {path}")
             return found
+        if not path.is_file():  # a FIFO would block the read
+            raise SesemiError(f"input {path} is not a regular file or a folder")
         if accepts(path):
             return [path]
         if path.suffix.lower() not in LIST_SUFFIXES:
@@ -483,7 +508,7 @@ def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False)
     existing = [folder / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE) if os.path.lexists(folder / name)]
     if existing and not owned(folder, "predictions"):
         raise SesemiError(
-            f"will not overwrite {existing[0]}: {folder} was not made by sesemi (no {MARKER} marker); "
+            f"will not overwrite {existing[0]}: {folder} was not made by sesemi (no {MARKER} marker of its own); "
             "choose another --save-dir"
         )
     if existing and not overwrite:

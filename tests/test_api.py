@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -73,6 +74,14 @@ def trained(image_tree, tmp_path, monkeypatch):
         overrides=TINY,
     )
     return run, results
+
+
+def test_a_run_nested_in_the_folder_by_the_command_line_is_not_the_training_runs(trained):
+    """`sesemi.run` of a config whose `run.id` is the TrainingRun's name writes its runs into
+    `<dir>/<name>/<method>/<time>`: those trained other data, so predict never uses them."""
+    run, results = trained
+    shutil.copytree(results.run_dir, run.folder / "freematch" / "9999-12-31_23-59-59-999999")
+    assert run.run_dir == results.run_dir
 
 
 def test_train_writes_the_standard_layout_and_a_run(trained, image_tree):
@@ -282,3 +291,103 @@ def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
     assert (pd.Series(predicted) == validation["label"]).mean() == pytest.approx(best, abs=1e-6)
     metrics = run.evaluate(validation)
     assert metrics["val/top1"] == pytest.approx(best, abs=1e-6)
+
+
+def renamed(examples: pd.DataFrame, names: dict[str, object]) -> pd.DataFrame:
+    """`examples` with each colour label renamed by `names`."""
+    return examples.assign(label=examples["label"].map(names))
+
+
+@pytest.mark.parametrize(
+    ("label_names", "labels", "classes"),
+    [
+        # not sorted; NFD names matched by NFC labels (and returned NFC)
+        (["red cat", "gru\u0308n", "blue"], ["blue", "gr\u00fcn", "red cat"], ["red cat", "gr\u00fcn", "blue"]),
+        ([1, 2, 10], [1, 2, 10], ["1", "2", "10"]),  # not sorted as strings
+    ],
+)
+def test_the_models_classes_are_label_names_in_their_order(image_tree, tmp_path, monkeypatch, label_names, labels, classes):
+    """`probabilities` are in the order of `label_names` (after NFC normalisation), in training,
+    predict, evaluate and a run loaded again; a file name too long to link with its number
+    prefixed is linked under a shorter one."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    names = dict(zip(image_tree.classes, labels, strict=True))
+    train, validation = (renamed(frame(image_tree.root, split), names) for split in ("train", "val"))
+    long = tmp_path / ("x" * 246 + ".png")  # 250 bytes: too long for `000000_` before it
+    long.write_bytes(open(train["path"][0], "rb").read())
+    train.loc[0, "path"] = str(long)
+    run = sesemi.training_run(name="order", label_names=label_names, dir=tmp_path / "runs")
+    assert run.label_names == classes
+    results = run.train(train, eval=validation, overrides=TINY)
+    assert results.classes == classes
+    predictions = run.predict(list(validation["path"]))
+    assert all(p.label == classes[int(p.probabilities.argmax())] for p in predictions)
+    right = (pd.Series([p.label for p in predictions]) == validation["label"].map(str)).mean()
+    assert results.best_score == pytest.approx(right, abs=1e-6)
+    assert run.evaluate(validation)["val/top1"] == pytest.approx(right, abs=1e-6)
+    loaded = sesemi.training_run(load=run.folder)
+    assert loaded.label_names == classes
+    assert loaded.evaluate(validation)["val/top1"] == pytest.approx(right, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("__MACOSX", r"^the label '__MACOSX' is a folder name the data sets skip as hidden; choose another$"),
+        (".git", r"^the label '.git' cannot be a folder name"),
+        ("a\0b", r"^the label 'a\\x00b' cannot be a folder name"),
+        ("x" * 300, r"^the label 'x{60}\.\.\.' is 300 bytes long; a folder name holds at most 255$"),
+    ],
+)
+def test_labels_the_data_sets_cannot_hold_are_refused(tmp_path, label, message):
+    with pytest.raises(SesemiError, match=message):
+        sesemi.training_run(name="x", label_names=["a", label], dir=tmp_path)
+
+
+@pytest.mark.parametrize("argument", ["train", "eval", "unlabeled"])
+def test_files_the_data_sets_do_not_read_are_refused(image_tree, tmp_path, argument):
+    """A file of an extension the data sets do not list would be linked and then left out of
+    training silently: it is refused before anything is linked."""
+    pairs = list(frame(image_tree.root, "train").itertuples(index=False, name=None))
+    odd = []
+    for name in ("photo.jfif", "noextension", "phone.heic"):
+        (tmp_path / name).write_bytes(b"")
+        odd.append(str(tmp_path / name))
+    arguments = {
+        "train": {"train": [*pairs, *((path, "red") for path in odd)]},
+        "eval": {"train": pairs, "eval": [(path, "red") for path in odd]},
+        "unlabeled": {"train": pairs, "unlabeled": odd},
+    }[argument]
+    run = sesemi.training_run(name="x", label_names=image_tree.classes, dir=tmp_path / "runs")
+    message = rf"^3 {argument} files are not image files sesemi reads, e.g. .*photo.jfif; it reads .*\.png"
+    with pytest.raises(SesemiError, match=message):
+        run.train(**arguments, overrides=TINY)
+    assert not run.folder.exists()
+    audio = sesemi.training_run(task="audio", name="y", label_names=["blue"], dir=tmp_path / "runs")
+    with pytest.raises(SesemiError, match=r"^1 train files are not audio files sesemi reads, e.g. .*\.png; it reads .*\.wav"):
+        audio.train(pairs[:1], overrides=TINY)
+
+
+def test_override_values_are_read_back_as_written(tmp_path):
+    """Names and paths reach the config unchanged, whatever quotes, backslashes or `${` they hold."""
+    from omegaconf import OmegaConf
+
+    from sesemi.api import _listed, _quoted
+    from sesemi.config.compose import compose
+
+    names = ["1", "null", "it's", "a\\b", "x${y}", "a,b]", "c=d", "e\\", "\\'q", "p\\${z}", "[x]", " s "]
+    root = tmp_path / "a\\b ${c}"
+    config = compose("image", [f"++data.train.supervised.dataset.classes={_listed(names)}", f"run.data_root={_quoted(root)}"])
+    assert OmegaConf.to_container(config.data.train.supervised.dataset.classes, resolve=True) == names
+    assert config.run.data_root == str(root)
+
+
+def test_the_export_help_names_the_pip_extra(monkeypatch):
+    """`sesemi export --help` shows the extra `sesemi[export]`; rich took `[export]` for markup."""
+    from typer.testing import CliRunner
+
+    from sesemi.cli.app import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["export", "--help"])
+    assert result.exit_code == 0 and "pip install 'sesemi[export]'" in result.output

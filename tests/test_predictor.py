@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,27 @@ def predictor(trained_run) -> Predictor:
 @pytest.fixture
 def val_images(trained_run) -> list[Path]:
     return sorted((trained_run.tree.root / "val").rglob("*.png"))
+
+
+class Blocked(Exception):
+    pass
+
+
+@contextmanager
+def unblocked(seconds: int = 30) -> Iterator[None]:
+    """Fails the block, instead of hanging, if it waits longer than `seconds` (opening a FIFO),
+    and every second after."""
+
+    def expire(*_: object) -> None:
+        raise Blocked("blocked opening a FIFO")  # not an OSError: the code under test catches those
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def expected(predictor: Predictor, paths, flip: bool = False) -> torch.Tensor:
@@ -128,6 +152,22 @@ def test_unreadable_files_are_skipped_in_place_or_raise(predictor, val_images, t
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # every 16x16 image is now a decompression bomb
     bombs = predictor.predict(paths[:1])
     assert "decompression bomb" in bombs[0].error
+
+
+def test_a_fifo_among_the_inputs_is_skipped_without_reading_it(predictor, val_images, tmp_path, caplog):
+    """A named pipe `z.png` in the folder is an unreadable input (reading it would wait for a
+    writer forever); given alone, it is a one-line error."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(val_images[0], folder / "a.png")
+    os.mkfifo(folder / "z.png")
+    with unblocked():
+        predictions = predictor.predict(folder)
+    assert [p.input.name for p in predictions] == ["a.png", "z.png"]
+    assert predictions[0].label is not None and predictions[1].error == "not a regular file"
+    assert "z.png" in caplog.text
+    with pytest.raises(SesemiError, match="input .*z.png is not a regular file or a folder"):
+        predictor.predict(folder / "z.png")
 
 
 def test_a_prediction_prints_as_its_label_and_score(predictor, val_images):
@@ -304,3 +344,28 @@ def test_an_unreadable_recording_carries_its_error(audio, tmp_path):
     assert predictions[0].error and predictions[1].error is None and predictions[1].label in audio.labels
     with pytest.raises(SesemiError, match=r"cannot read .*empty\.wav"):
         audio.predict([empty, good], on_error="raise")
+
+
+def test_waveforms_are_read_as_files_are(audio, tmp_path):
+    """An int16 waveform predicts as its 16-bit WAV file does (scaled by 2**15, not used as
+    thousands); an empty one and a NaN one are refused in the words of such files."""
+    import soundfile
+
+    pcm = (tone(300, 0.5, rate=16000) * 2**15).astype(np.int16)
+    path = tmp_path / "pcm.wav"
+    soundfile.write(path, pcm, 16000, subtype="PCM_16")
+    eight_bit = (pcm // 256 + 128).astype(np.uint8)  # as 8-bit WAV holds samples
+    soundfile.write(tmp_path / "pcm8.wav", (eight_bit.astype(np.float32) - 128) / 128, 16000, subtype="PCM_U8")
+    from_file, from_8_bit_file = audio.predict([path, tmp_path / "pcm8.wav"])
+    from_int16, from_uint8 = audio.predict([torch.from_numpy(pcm), torch.from_numpy(eight_bit)])
+    torch.testing.assert_close(from_int16.windows, from_file.windows)
+    torch.testing.assert_close(from_uint8.windows, from_8_bit_file.windows)
+
+    empty, nan, good = audio.predict([torch.zeros(0), torch.full((8000,), float("nan")), torch.zeros(8000)])
+    assert (empty.error, empty.label) == ("it holds no samples", None)
+    assert (nan.error, nan.label) == ("it holds NaN or infinite samples", None)
+    assert good.error is None and good.label in audio.labels
+    with pytest.raises(SesemiError, match=r"^cannot read waveform 1 \(it holds NaN or infinite samples\); remove it or set on_error=skip$"):
+        audio.predict([torch.zeros(8000), torch.full((8000,), float("inf"))], on_error="raise")
+    with pytest.raises(SesemiError, match=r"^cannot read waveform 0 \(it holds bool values, not samples\)"):
+        audio.predict([torch.ones(8000, dtype=torch.bool)], on_error="raise")

@@ -642,7 +642,7 @@ def export(
     """Export a trained model to ONNX or TorchScript, to predict without sesemi.
 
     Beside the file, <file>.json says what the inputs must be (shape, resizing, mean and std,
-    or sample rate) and lists the labels. ONNX needs `pip install 'sesemi[export]'`.
+    or sample rate) and lists the labels. ONNX needs `pip install 'sesemi\\[export]'`.
 
     Python: sesemi.export.export
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,21 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from sesemi.datasets.images import class_samples, is_image_file, subset_dirs, unlabeled_samples
+from sesemi.datasets.images import (
+    UnreadableLog,
+    class_samples,
+    is_image_file,
+    printable,
+    read_image,
+    subset_dirs,
+    unlabeled_samples,
+)
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError, retired
 from sesemi.learners.trained import TrainedModel
-from sesemi.predictor import Predictor
-from sesemi.transforms.audio import is_audio_file
+from sesemi.predictor import READ_ERRORS, Predictor
+from sesemi.transforms.audio import decode, is_audio_file
+from sesemi.transforms.views import input_side
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,24 @@ def select(probabilities: Tensor, threshold: float = 0.0, balance: bool = False,
 def _plain(value: Any) -> Any:
     """A config value as plain Python (for dataset.json and the dataset builders)."""
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def readable(paths: Sequence[str], predictor: Predictor, on_error: str) -> list[bool]:
+    """Whether each file can be read as the predictor reads its inputs (an unreadable one is
+    warned about, or with `on_error="raise"` refused), for files listed without predicting them."""
+    read: Callable[[str], Any] = decode if predictor.audio else partial(read_image, min_side=input_side(predictor.transform))
+    log, result = UnreadableLog("labeled file"), []
+    for path in paths:
+        try:
+            read(path)
+            result.append(True)
+        except READ_ERRORS as error:
+            if on_error == "raise":
+                raise SesemiError(printable(f"cannot read {path} ({error}); remove it or set on_error=skip")) from None
+            log.skip(path, error)
+            result.append(False)
+    log.close()
+    return result
 
 
 TRUSTWORTHY = 0.7  # on spoken digits sure pseudo-labels 82-90% right gained, on instruments 42-45% lost
@@ -191,7 +219,11 @@ def pseudo_dataset(
 
     paths = [str(read[i].input) for i in kept.tolist()]
     probabilities = probabilities[kept]
-    if include_labeled:
+    unreadable = len(predictions) - len(read)
+    if include_labeled:  # the labeled files, one-hot: those that can be read
+        checked_labeled = readable([path for path, _ in labeled], predictor, on_error)
+        unreadable += checked_labeled.count(False)
+        labeled = [sample for sample, ok in zip(labeled, checked_labeled, strict=True) if ok]
         paths = [path for path, _ in labeled] + paths
         one_hot = torch.eye(len(classes))[[label for _, label in labeled]]
         probabilities = torch.cat([one_hot, probabilities])
@@ -202,7 +234,7 @@ def pseudo_dataset(
         "pseudo_labeled": len(kept),
         "below_threshold": len(read) - confident,
         "dropped_by_balancing": confident - len(kept),
-        "unreadable": len(predictions) - len(read),
+        "unreadable": unreadable,
         "per_class": dict(zip(classes, per_class_counts, strict=True)),
     }
     empty = [name for name, count in counts["per_class"].items() if count == 0]

@@ -270,6 +270,19 @@ def test_unreadable_images_are_skipped_and_predictions_stay_with_their_files(
     assert torch.allclose(written, expected, atol=1e-4)
 
 
+def test_unreadable_labeled_files_are_left_out_and_counted(teacher, data_root, tmp_path):
+    """include_labeled lists only the labeled files that can be read; the others are counted
+    as unreadable (or, with on_error=raise, stop the run with their name)."""
+    for split in ("train", "unlabeled"):
+        shutil.copytree(data_root / split, tmp_path / split)
+    (tmp_path / "train" / "blue" / "broken.png").write_bytes(b"not an image")
+    info = pseudo_dataset(teacher, tmp_path, tmp_path / "pseudo", val_subset=None, device="cpu")
+    assert "broken.png" not in {Path(row["path"]).name for row in _rows(tmp_path / "pseudo")}
+    assert (info["counts"]["labeled"], info["counts"]["unreadable"], info["counts"]["files"]) == (9, 1, 9 + UNLABELED)
+    with pytest.raises(SesemiError, match=r"^cannot read .*broken\.png \(.*\); remove it or set on_error=skip$"):
+        pseudo_dataset(teacher, tmp_path, tmp_path / "again", val_subset=None, device="cpu", on_error="raise")
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
