@@ -13,6 +13,7 @@ import difflib
 import fnmatch
 import importlib
 import logging
+import os
 import re
 import traceback
 from collections.abc import Iterator, Sequence
@@ -153,6 +154,8 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
 
     check_overrides(overrides)
     check_group_choices(overrides)
+    if config_dir is None and name.endswith(".yaml") and "/" in name.replace(os.sep, "/") and not Path(name).is_file():
+        raise SesemiError(f"config file {name} does not exist; check the path (built-in configs: `sesemi list`)")
     if config_dir is None and name.endswith(".yaml") and Path(name).is_file():  # `configs/custom.yaml`
         config_dir, name = Path(name).parent, Path(name).stem
     check_config_dir(config_dir)

@@ -129,6 +129,11 @@ def test_a_misspelled_config_name_suggests_the_closest_in_the_users_folder_or_bu
         compose("digts", config_dir=tmp_path)
 
 
+def test_a_config_file_that_is_not_there_is_named_as_a_file():
+    with pytest.raises(SesemiError, match=r"^config file configs/nope.yaml does not exist; check the path"):
+        compose("configs/nope.yaml")
+
+
 def test_a_yaml_error_names_the_file_and_line(tmp_path: Path):
     (tmp_path / "broken.yaml").write_text("defaults:\n  - digits\nrun:\n  seed: [1\n")
     with pytest.raises(SesemiError) as error:
