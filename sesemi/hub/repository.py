@@ -22,7 +22,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from sesemi.errors import SesemiError, first_line
 from sesemi.hub import cache
-from sesemi.hub.ids import check_version
+from sesemi.hub.ids import check_version, is_uid
 from sesemi.hub.lookup import (
     Archive,
     ModelInfo,
@@ -61,7 +61,7 @@ class Repository:
         try:
             yield
         except (OSError, TimeoutError) as error:
-            raise SesemiError(f"cannot {action} repository {self.url}: {first_line(error)}") from None
+            raise Unreachable(f"cannot {action} repository {self.url}: {first_line(error)}") from None
 
     def rows(self, missing_ok: bool = False) -> dict[str, tuple[ModelInfo, Archive]]:
         """The lookup table by uid: empty for a repository without models, or one that does not
@@ -71,7 +71,7 @@ class Repository:
                 text = self.fs.cat_file(self.path(TABLE)).decode()
             except FileNotFoundError:
                 if not missing_ok and not self.fs.exists(self.root):
-                    raise SesemiError(
+                    raise Unreachable(
                         f"repository {self.url} does not exist or cannot be reached; check the path or URL"
                     ) from None
                 return {}
@@ -140,13 +140,17 @@ class Repository:
                 ) from None
 
 
+class Unreachable(SesemiError):
+    """No repository can be asked: none given or listed, or one cannot be read."""
+
+
 def repositories(repository: str | Path | None = None) -> list[Repository]:
     """`repository`, else those of `$SESEMI_REPOSITORIES`."""
     if repository is not None:
         return [Repository(repository)]
     urls = [url.strip() for url in os.environ.get(REPOSITORIES_VARIABLE, "").split(",") if url.strip()]
     if not urls:
-        raise SesemiError(f"no repository given: pass one, or list them in {REPOSITORIES_VARIABLE} (comma-separated)")
+        raise Unreachable(f"no repository given: pass one, or list them in {REPOSITORIES_VARIABLE} (comma-separated)")
     return [Repository(url) for url in urls]
 
 
@@ -168,10 +172,30 @@ def lookup(reference: str, repository: str | Path | None = None) -> tuple[ModelI
     return found[0]
 
 
+def _locate(
+    uid_or_name: str, repository: str | Path | None
+) -> tuple[Path | None, tuple[ModelInfo, Archive, Repository] | None]:
+    """A model's cached folder (or None) and the repositories' row for it (None when not asked).
+
+    A uid is the cache's to answer. A name is the repositories' (another repository's model of
+    that name@version may be cached); only when none can be asked does the cache answer alone,
+    if it holds exactly one model of that name and version (a second load works offline)."""
+    if is_uid(uid_or_name) and (folder := cache.find(uid_or_name)):
+        return folder, None
+    try:
+        row = lookup(uid_or_name, repository=repository)
+    except Unreachable:
+        if (folder := cache.find(uid_or_name)) is None:
+            raise
+        return folder, None
+    return cache.find(row[0].uid), row
+
+
 def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
     """The folder of a published model (a uid or `[subgroup.]name[@version]`, the latest version
     without one) in the cache, downloaded into it from `repository` the first time."""
-    return cache.find(uid_or_name) or cache.fetch(*lookup(uid_or_name, repository=repository))
+    folder, row = _locate(uid_or_name, repository)
+    return folder or cache.fetch(*row)
 
 
 def models(repository: str | Path | None = None) -> list[ModelInfo]:
@@ -183,8 +207,8 @@ def models(repository: str | Path | None = None) -> list[ModelInfo]:
 def info(uid_or_name: str, repository: str | Path | None = None) -> ModelInfo:
     """What a published model is: name, version, params, labels, metrics, ... (from the cache
     when it is there)."""
-    folder = cache.find(uid_or_name)
-    return cache.read_info(folder) if folder else lookup(uid_or_name, repository)[0]
+    folder, row = _locate(uid_or_name, repository)
+    return cache.read_info(folder) if folder else row[0]
 
 
 def url(uid_or_name: str, repository: str | Path | None = None) -> str:

@@ -15,7 +15,7 @@ from hub_fixtures import cache, fake_archive, model_info, replace_archive  # noq
 from sesemi.errors import SesemiError
 from sesemi.hub import cache as hub_cache
 from sesemi.hub.archive import pack
-from sesemi.hub.repository import Repository
+from sesemi.hub.repository import Repository, fetch, info
 from sesemi.ownership import owned
 
 
@@ -52,6 +52,23 @@ def test_cached_models_are_found_without_a_repository(tmp_path, cache, monkeypat
     assert hub_cache.find("cnn@1.0.0") == folder == hub_cache.find("images.digits.cnn@1.0.0")
     assert hub_cache.find("cnn") is None  # the latest version is the repository's to say
     assert hub_cache.find("other.cnn@1.0.0") is None and hub_cache.find("cnn@2.0.0") is None
+
+
+def test_a_name_is_the_given_repositorys_model_not_another_cached_one(tmp_path, cache, monkeypatch):  # noqa: F811
+    """`cnn@1.0.0` of repository B is B's model, though A's `cnn@1.0.0` (another subgroup) is
+    cached; without any repository the cache alone answers."""
+    first, first_info, first_archive = published(tmp_path / "a", subgroup="text")
+    hub_cache.fetch(first_info, first_archive, first)
+    second, second_info, _ = published(tmp_path / "b", subgroup="images")
+    assert second_info.uid != first_info.uid
+    assert hub_cache.read_info(fetch("cnn@1.0.0", second.url)) == second_info
+    assert info("cnn@1.0.0", second.url) == second_info
+    monkeypatch.setenv("SESEMI_REPOSITORIES", first.url)
+    assert info("cnn@1.0.0") == first_info
+    monkeypatch.delenv("SESEMI_REPOSITORIES")
+    with pytest.raises(SesemiError, match="no repository given"):
+        info("cnn@1.0.0")  # two are cached: the cache cannot say which
+    assert info(first_info.uid) == first_info
 
 
 def test_a_fetch_in_progress_is_not_found_as_a_cached_model(tmp_path, cache):  # noqa: F811
