@@ -454,6 +454,8 @@ def _print_summary(summary: Any, folder: Path) -> None:
     print_table(list(aggregated.columns), aggregated.itertuples(index=False), title=f"mean ± std by {', '.join(summary.by)}")
     if summary.unfinished:
         echo(f"{counted(summary.unfinished, 'run')} without training results are left out (rm-failed deletes those that stopped)")
+    if summary.evaluations:
+        echo(f"left out {counted(summary.evaluations, 'evaluation run')} (run.mode=VALIDATE or TEST)")
     echo(f"wrote {folder}/: summary.csv, aggregated.csv, summary.md, {len(summary.plots)} plots/")
 
 

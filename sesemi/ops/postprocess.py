@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 import os
@@ -48,6 +49,7 @@ class Summary:
         metrics: The metric columns of `runs`.
         plots: The PNG files, one per metric.
         unfinished: Runs left out because they did not finish.
+        evaluations: Runs left out because they evaluated a checkpoint (`run.mode=VALIDATE` or `TEST`).
     """
 
     runs: pd.DataFrame
@@ -56,6 +58,7 @@ class Summary:
     metrics: list[str]
     plots: list[Path]
     unfinished: int = 0
+    evaluations: int = 0
 
 
 def differences(runs: Sequence[Run]) -> list[str]:
@@ -264,7 +267,8 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
     with staged(folder, "group") as building:
         members = group_runs(runs, by, building)
         summary = write_summary(find_runs(building), building / "summary", str(folder), by)
-    return Group(folder, members, exists, summary)
+    plots = [folder / path.relative_to(building) for path in summary.plots]  # where they are now
+    return Group(folder, members, exists, dataclasses.replace(summary, plots=plots))
 
 
 def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[str] = ()) -> Summary:
@@ -298,4 +302,5 @@ def write_summary(runs: Sequence[Run], folder: Path, title: str, by: Sequence[st
         f"## Mean ± std over the runs of each configuration ({', '.join(configuration)})\n\n"
         f"{markdown(display(aggregated))}\n\n## Curves\n\n{images}".removesuffix("\n"),
     )
-    return Summary(table, aggregated, configuration, metrics, plots, unfinished)
+    evaluations = sum(run.finished and not run.trained for run in runs)
+    return Summary(table, aggregated, configuration, metrics, plots, unfinished, evaluations)

@@ -207,13 +207,14 @@ def test_evaluation_runs_are_not_training_runs(make_run, tmp_path):
     make_run("digits/fit")
     make_run("digits/validate", mode="VALIDATE")
     summary = postprocess(tmp_path / "runs", tmp_path / "out")
-    assert summary.runs["run"].tolist() == ["digits/fit"]
+    assert summary.runs["run"].tolist() == ["digits/fit"] and summary.evaluations == 1  # the screen says so
 
 
 def test_group_is_marked_and_replaced_only_with_force(three_seeds_two_lrs, tmp_path):
     runs = tmp_path / "runs"
     made = group(runs, ["learner.hparams.optimizer.lr"], "lr")
     assert marker(made.folder).kind == "group" and not made.replaced
+    assert made.summary.plots and all(path.is_file() and made.folder in path.parents for path in made.summary.plots)
     assert {label: len(members) for label, members in made.members.items()} == {"lr=0.1": 3, "lr=0.01": 2}
     assert (made.folder / "summary" / "aggregated.csv").is_file()
     with pytest.raises(SesemiError, match="exists; pass --force"):
