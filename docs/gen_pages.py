@@ -114,7 +114,7 @@ def help_markdown(help_text: str) -> str:
             paragraph.clear()
 
     for raw in inspect.cleandoc(help_text).splitlines():
-        line = raw.strip()
+        line = raw.strip().replace("\\[", "[")  # `\[` keeps rich from reading `[export]` as markup
         if line.startswith("$ "):
             flush()
             examples.append(line)
