@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +27,6 @@ CLASSES = ["blue", "green", "red"]
 def run_dir(trained_run, tmp_path):
     """A copy of the tiny trained run (exports write into the run folder)."""
     return shutil.copytree(trained_run.run_dir, tmp_path / "run", symlinks=True)
-
-
-class Blocked(Exception):
-    pass
-
-
-@contextmanager
-def unblocked(seconds: int = 30) -> Iterator[None]:
-    """Fails the block, instead of hanging, if it waits longer than `seconds` (opening a FIFO),
-    and every second after."""
-
-    def expire(*_: object) -> None:
-        raise Blocked("blocked opening a FIFO")  # not an OSError: the code under test catches those
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def val_batch(trained_run, predictor) -> torch.Tensor:
@@ -176,14 +152,14 @@ def test_only_an_earlier_export_is_replaced_and_only_with_force(run_dir, tmp_pat
         export(run_dir, "tflite")
 
 
-def test_a_fifo_as_the_output_is_refused_without_reading_it(run_dir, tmp_path):
+def test_a_fifo_as_the_output_is_refused_without_reading_it(run_dir, tmp_path, time_limit):
     """Checking whether sesemi exported a named pipe would wait for a writer forever."""
     from sesemi.cli.app import app
 
     os.mkfifo(tmp_path / "model.pt")
-    with unblocked(), pytest.raises(SesemiError, match="model.pt is not a regular file; choose another --output"):
+    with time_limit(30), pytest.raises(SesemiError, match="model.pt is not a regular file; choose another --output"):
         export(run_dir, "torchscript", tmp_path / "model.pt", force=True)
-    with unblocked():
+    with time_limit(30):
         done = CliRunner().invoke(app, ["export", str(run_dir), "-f", "torchscript", "-o", str(tmp_path / "model.pt"), "--force"])
     assert done.exit_code == 1 and done.output.strip().count("\n") == 0 and "is not a regular file" in done.output
     assert stat.S_ISFIFO(os.stat(tmp_path / "model.pt").st_mode)

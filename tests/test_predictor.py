@@ -6,9 +6,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,27 +30,6 @@ def predictor(trained_run) -> Predictor:
 @pytest.fixture
 def val_images(trained_run) -> list[Path]:
     return sorted((trained_run.tree.root / "val").rglob("*.png"))
-
-
-class Blocked(Exception):
-    pass
-
-
-@contextmanager
-def unblocked(seconds: int = 30) -> Iterator[None]:
-    """Fails the block, instead of hanging, if it waits longer than `seconds` (opening a FIFO),
-    and every second after."""
-
-    def expire(*_: object) -> None:
-        raise Blocked("blocked opening a FIFO")  # not an OSError: the code under test catches those
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def expected(predictor: Predictor, paths, flip: bool = False) -> torch.Tensor:
@@ -154,14 +130,14 @@ def test_unreadable_files_are_skipped_in_place_or_raise(predictor, val_images, t
     assert "decompression bomb" in bombs[0].error
 
 
-def test_a_fifo_among_the_inputs_is_skipped_without_reading_it(predictor, val_images, tmp_path, caplog):
+def test_a_fifo_among_the_inputs_is_skipped_without_reading_it(predictor, val_images, tmp_path, caplog, time_limit):
     """A named pipe `z.png` in the folder is an unreadable input (reading it would wait for a
     writer forever); given alone, it is a one-line error."""
     folder = tmp_path / "images"
     folder.mkdir()
     shutil.copy(val_images[0], folder / "a.png")
     os.mkfifo(folder / "z.png")
-    with unblocked():
+    with time_limit(30):
         predictions = predictor.predict(folder)
     assert [p.input.name for p in predictions] == ["a.png", "z.png"]
     assert predictions[0].label is not None and predictions[1].error == "not a regular file"

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -26,27 +23,6 @@ from sesemi.ops.runs import (
 )
 from sesemi.ownership import mark
 from sesemi.results import RunResult
-
-
-class Blocked(Exception):
-    """A block took too long (not an OSError: the code under test would catch that)."""
-
-
-@contextmanager
-def deadline(seconds: float = 10) -> Iterator[None]:
-    """Fails the block if it takes longer than `seconds`, and every second after (e.g. blocked
-    reading a FIFO, then another)."""
-
-    def expire(*_: object) -> None:
-        raise Blocked(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def tagged(tags: object, **kwargs: object) -> dict:
@@ -109,14 +85,14 @@ def test_a_run_reached_through_a_link_is_listed_once_by_its_own_path(make_run, t
     assert [r.name for r in find_runs(tmp_path / "runs" / "groups")] == ["g/seed=1/digits_t1"]
 
 
-def test_link_loops_are_searched_once(make_run, tmp_path):
+def test_link_loops_are_searched_once(make_run, tmp_path, time_limit):
     """Links to `.` and to a folder above end the search, not loop; a folder of runs linked
     before its own path (`0link` sorts first) still lists its runs by their direct paths."""
     runs = tmp_path / "runs"
     make_run("x/r")
     for name, target in (("a", "."), ("b", "."), ("x/up", "../.."), ("0link", "x")):
         (runs / name).symlink_to(target, target_is_directory=True)
-    with deadline():
+    with time_limit(10):
         assert [r.name for r in find_runs(runs)] == ["x/r"]
         assert [r.name for r in find_runs(runs / "0link")] == ["r"]
         assert remove_failed(runs).removed == []
@@ -290,7 +266,7 @@ def test_group_runs_refuses_a_label_that_is_not_a_folder_name(make_run, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "runs"] and not any((tmp_path / "g").iterdir())
 
 
-def test_a_fifo_as_a_runs_file_is_unreadable_without_blocking(make_run, tmp_path):
+def test_a_fifo_as_a_runs_file_is_unreadable_without_blocking(make_run, tmp_path, time_limit):
     """A named pipe (or a link to one) as config.yaml or results.json, or a config that is not
     UTF-8: the run is listed as unreadable, and tidying does not block on it."""
     piped_config = make_run("piped_config", top1=None)
@@ -309,7 +285,7 @@ def test_a_fifo_as_a_runs_file_is_unreadable_without_blocking(make_run, tmp_path
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     (bomb / "config.yaml").write_text("\n".join(levels) + "\n")
-    with deadline():
+    with time_limit(10):
         runs = {run.name: run for run in find_runs(tmp_path / "runs")}
         assert runs["piped_config"].config is None and runs["binary"].config is None and runs["bomb"].config is None
         assert runs["piped_result"].result is None and runs["linked"].result is None
