@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -466,7 +465,7 @@ class Predictor:
         if not path.exists():
             raise SesemiError(f"input {path} does not exist")
         if path.is_dir():
-            passed: Counter[str] = Counter()
+            passed: list[str] = []
             found = [Path(file) for file in list_files(path, accepts, passed=passed)]  # as training lists a folder
             if not self.audio:
                 warn_unread_photos(passed, [path])

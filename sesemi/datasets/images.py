@@ -59,10 +59,16 @@ def is_image_file(path: str | Path) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
 
 
-def warn_unread_photos(passed: Counter[str], folders: Sequence[Path]) -> None:
+def warn_unread_photos(passed: Sequence[str], folders: Sequence[Path], once: bool = False) -> None:
     """Warns about photos of formats sesemi cannot read (HEIC from phones, camera RAW, ...) among
-    the files a listing `passed` over, by extension: left out silently, a class would lose them."""
-    unread = {extension: count for extension, count in passed.items() if extension in UNREAD_PHOTOS}
+    the files a listing `passed` over: left out silently, a class would lose them. With `once`,
+    only about those no data set has reported in this run (a labeled set and its pool both list
+    train/)."""
+    photos = [path for path in passed if os.path.splitext(path)[1].lower() in UNREAD_PHOTOS]
+    if once:
+        photos = [path for path in photos if path not in _REPORTED]
+        _REPORTED.update(photos)
+    unread = Counter(os.path.splitext(path)[1].lower() for path in photos)
     if unread:
         counts = ", ".join(f"{count} {extension}" for extension, count in sorted(unread.items()))
         logger.warning(
@@ -216,7 +222,7 @@ def list_files(
     folder: str | Path,
     accept: Callable[[str], bool],
     listed: set[tuple[int, int]] | None = None,
-    passed: Counter[str] | None = None,
+    passed: list[str] | None = None,
 ) -> list[str]:
     """The accepted files under `folder`, at any depth and not hidden (`is_hidden`), as path
     strings in the order of `sorted(Path(folder).rglob("*"))`; listed with `os.scandir`, so
@@ -228,7 +234,7 @@ def list_files(
         folder: The folder to list.
         accept: Whether a file name is one to read.
         listed: The (device, inode) of the folders listed so far, for the subfolders' calls.
-        passed: Counts the files not accepted, by lower-case extension, when given.
+        passed: Collects the paths of the files not accepted, when given.
     """
     listed = set() if listed is None else listed
     status = os.stat(folder)
@@ -247,7 +253,7 @@ def list_files(
         elif accept(entry.name):
             found.append(entry.path)
         elif passed is not None:
-            passed[os.path.splitext(entry.name)[1].lower()] += 1
+            passed.append(entry.path)
     return found
 
 
@@ -308,14 +314,14 @@ def class_samples(
                     f"class {name!r} ({where}) is not a class of the training set ({known}); "
                     "rename or remove the folder, or add the class to the training set"
                 ))
-    passed: Counter[str] = Counter()
+    passed: list[str] = []
     samples = []
     for by_name in directories:
         for label, name in enumerate(classes):
             if (directory := by_name.get(same_name(name))) is not None:
                 samples += [(path, label) for path in list_files(directory, accept, passed=passed)]
     if accept is is_image_file:
-        warn_unread_photos(passed, folders)
+        warn_unread_photos(passed, folders, once=True)
     counts = Counter(same_name(classes[label]) for _, label in samples)
     empty = [name for name in found if counts[same_name(name)] == 0]
     if empty:
@@ -341,17 +347,17 @@ def unlabeled_samples(
     present = present_folders(folders)
     for missing in sorted(set(folders) - set(present)):
         logger.info("no folder %s, reading the others", missing)
-    passed: Counter[str] = Counter()
+    passed: list[str] = []
     samples = [(path, UNLABELED) for folder in present for path in list_files(folder, accept, passed=passed)]
     if accept is is_image_file:
-        warn_unread_photos(passed, present)
+        warn_unread_photos(passed, present, once=True)
     if not samples:
         raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}"))
     return samples
 
 
 NAMED_UNREADABLE = 5  # unreadable files named one by one; more are counted
-_REPORTED: set[str] = set()  # the unreadable files of data sets reported in this process
+_REPORTED: set[str] = set()  # the unreadable (or unread) files of data sets reported in this process
 
 
 class UnreadableLog:

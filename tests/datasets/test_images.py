@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sesemi.datasets.image_file import image_file
 from sesemi.datasets.image_folder import image_folder
 from sesemi.datasets.images import ImageDataset, ImageReadError, printable, read_image, to_rgb
 from sesemi.errors import SesemiError
@@ -356,6 +357,9 @@ def test_photos_sesemi_cannot_read_are_named_and_avif_is_read(tmp_path, caplog):
     assert label == 0 and avif.size == (8, 8) and avif.getpixel((4, 4))[0] > 200  # red
     assert "left out 1 .heic files under" in caplog.text and "convert them" in caplog.text
     assert ".txt" not in caplog.text
+    caplog.clear()
+    image_file(str(tmp_path), ["train"], cache="none")  # the pool lists train/ too: said once
+    assert ".heic" not in caplog.text
 
 
 def _photo(size: tuple[int, int]) -> Image.Image:
