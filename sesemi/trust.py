@@ -64,6 +64,7 @@ TRACKER = re.compile(r"loggers\.[^.\[]+\._target_")
 # timm.create_model's arguments that say where its weights come from: a URL, a file, a folder
 WEIGHT_SOURCES = ("pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
+SCHEMA_KEYS = ("run", "data", "learner", "trainer", "loggers")  # the top-level keys of a config
 BUILT = (
     *(f"learner.hparams.{key}" for key in NETWORK),
     "data.val.dataset.image_transform",
@@ -261,6 +262,10 @@ def _check_arguments(where: str, node: Mapping[str, Any], source: str) -> None:
                 f"{source} gives {node['_target_']} the argument {key} (at {where or 'the top'}), which sesemi never "
                 "stores: it could pass pretrained=True unseen or fetch files from elsewhere; refusing to build from it"
             )
+    for key in ("name", "model_name"):  # timm reads `local-dir:PATH/config.json` into the model's arguments
+        value = node.get(key)
+        if "_target_" in node and isinstance(value, str) and ":" in value and not value.startswith("hf-hub:"):
+            raise SesemiError(f"{source} names the model {value!r} (at {where or 'the top'}), a place to read it from; refusing to build from it")
 
 
 def check_resolved(config: Any, source: str) -> None:
@@ -281,14 +286,29 @@ def _refuse_interpolation(where: str, value: Any, source: str) -> None:
 def check_saved_overrides(overrides: Sequence[str], allow: Sequence[str] = (), source: str = "the overrides") -> None:
     """Refuses Hydra overrides read from a file (`key=value`) whose values would build anything
     outside the trust rules, or read other values or the environment (`${...}`), as
-    `check_targets` refuses them in a config; sweeps (`a=1,2`) too, since one run reads them."""
+    `check_targets` refuses them in a config; sweeps (`a=1,2`) too, since one run reads them.
+    Hydra's own settings (`hydra.searchpath=[...]` would add the file's folder of configs) and
+    config groups other than sesemi's, with its options, are refused: configs come from sesemi."""
+    from sesemi.config import catalog
+
     try:
         parsed = OverridesParser.create().parse_overrides([str(override) for override in overrides])
     except OverrideParseException as error:
         raise SesemiError(f"{source} holds overrides Hydra cannot read ({first_line(error)})") from None
+    groups = catalog.groups()
     for override in parsed:
         if override.is_sweep_override():
             raise SesemiError(f"{source} holds a sweep ({override.input_line}); refusing to build from it")
+        key = override.key_or_group
+        whole = key in SCHEMA_KEYS and isinstance(override.value(), dict)  # `trainer={...}`, checked below
+        # a config group's option (`backbone=resnet18`, `+x=y`, `a@b=c`); deleting one (`~backbone`) adds nothing
+        chooses = ("." not in key and not whole or "/" in key or override.package is not None) and not override.is_delete()
+        built_in = key in groups and str(override.value()) in catalog.configs(key)
+        if key.split(".")[0].split("/")[0] == "hydra" or chooses and not built_in:
+            raise SesemiError(
+                f"{source} holds {override.input_line}, which is not a setting or a built-in config of "
+                "sesemi's; refusing to build from it"
+            )
         if override.value_type is not None:  # `a.b._target_=x` as {"a": {"b": {"_target_": "x"}}}
             nested = override.value()
             for part in reversed(override.key_or_group.split(".")):

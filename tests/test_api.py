@@ -227,6 +227,9 @@ def test_a_folder_sesemi_did_not_make_is_never_written_into(image_tree, tmp_path
         ({"overrides": ["trainer.callbacks=[{_target_:torch.load,f:payload.pt,weights_only:false}]"]}, "builds torch.load"),
         ({"overrides": ["run.data_root=${oc.env:HOME}"]}, "has an interpolation"),
         ({"overrides": ["learner.hparams.model.backbone._target_=builtins.open"]}, "builds builtins.open"),  # a dotted key
+        ({"overrides": ["hydra.searchpath=[file://cfg]", "+pwn=x"]}, "holds hydra.searchpath=.*, which is not a setting"),
+        ({"overrides": ["+pwn=x"]}, r"holds \+pwn=x, which is not a setting or a built-in config of sesemi's"),
+        ({"overrides": ["backbone=nope"]}, "holds backbone=nope, which is not a setting"),
         ({"method": "fixmatch trainer.callbacks=[]"}, "names no method of sesemi's"),
     ],
 )

@@ -267,6 +267,10 @@ def test_a_published_model_cannot_make_timm_fetch_or_pass_pretrained_positionall
         with pytest.raises(SesemiError, match=message):
             TrainedModel.from_published(folder)
         backbone.pop(argument)
+    config.learner.hparams.model.backbone = {"_target_": "timm.create_model", "model_name": f"local-dir:{tmp_path}"}
+    OmegaConf.save(config, folder / "config.yaml")
+    with pytest.raises(SesemiError, match="names the model 'local-dir:.*' \\(at learner.hparams.model.backbone\\), a place to read it from"):
+        TrainedModel.from_published(folder)  # timm would read the folder's config.json into its arguments
     assert not (tmp_path / "fetched").exists()
 
 
