@@ -41,6 +41,9 @@ def _inside(path: Path, root: Path) -> Path:
     return path
 
 
+ARCHIVE_SHA256 = ".archive.sha256"  # in a cached model's folder: the archive it came from
+
+
 def read_info(folder: Path) -> ModelInfo:
     """The `meta.json` of a model's folder, checked as a repository's rows are."""
     path = folder / META
@@ -97,4 +100,20 @@ def fetch(info: ModelInfo, archive: Archive, repository: Repository) -> Path:
                 raise SesemiError(f"{source} is not a sesemi model's: its {META} does not describe a model") from None
             if uid != info.uid:
                 raise SesemiError(f"{source} is not a sesemi model's: it holds another model ({uid})")
+            (extracted / ARCHIVE_SHA256).write_text(archive.sha256 + "\n")
+    return folder
+
+
+def check_same_archive(folder: Path, archive: Archive, repository: Repository) -> Path:
+    """`folder`, the cached model of a uid, if it came from `archive`: two repositories can each
+    publish a model of one name, subgroup, params and version, which have one uid."""
+    try:
+        recorded = (folder / ARCHIVE_SHA256).read_text().strip()
+    except OSError:
+        return folder  # cached before the archive was recorded
+    if recorded != archive.sha256:
+        raise SesemiError(
+            f"the cache holds another model of uid {folder.name} than {repository.url} has (their archives "
+            f"differ, as models of two repositories may); delete {folder} to load {repository.url}'s"
+        )
     return folder

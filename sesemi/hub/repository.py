@@ -188,7 +188,8 @@ def _locate(
         if (folder := cache.find(uid_or_name)) is None:
             raise
         return folder, None
-    return cache.find(row[0].uid), row
+    folder = cache.find(row[0].uid)
+    return (cache.check_same_archive(folder, row[1], row[2]) if folder else None), row
 
 
 def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:

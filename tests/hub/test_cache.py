@@ -71,6 +71,21 @@ def test_a_name_is_the_given_repositorys_model_not_another_cached_one(tmp_path, 
     assert info(first_info.uid) == first_info
 
 
+def test_a_cached_model_of_one_uid_from_another_repository_is_not_served(tmp_path, cache):  # noqa: F811
+    """Two repositories can each publish `cnn@1.0.0` of one subgroup and params: one uid, two
+    models. The one cached from A is not B's: loading B's says so instead of serving A's."""
+    first, first_info, first_archive = published(tmp_path / "a")
+    folder = hub_cache.fetch(first_info, first_archive, first)
+    second = Repository(tmp_path / "b" / "repo")
+    upload = fake_archive(tmp_path / "b" / "upload", first_info)
+    with open(upload, "ab") as file:
+        file.write(b"\0" * 512)  # another archive of the same uid
+    second.add(first_info, upload)
+    assert fetch(first_info.uid, first.url) == folder == fetch("cnn@1.0.0", first.url)
+    with pytest.raises(SesemiError, match=f"the cache holds another model of uid {first_info.uid} than .* has"):
+        fetch("cnn@1.0.0", second.url)
+
+
 def test_a_fetch_in_progress_is_not_found_as_a_cached_model(tmp_path, cache):  # noqa: F811
     """Another process's fetch stages the model beside its place (`.<uid>.*`, hidden) before it
     renames it there: a lookup by name and version finds the model once it is in place only."""
