@@ -347,6 +347,8 @@ class TrainingRun:
         pairs = self._pairs(eval, "eval")
         from sesemi.runner import claim_folder
 
+        if (self.folder / EVALUATIONS).is_symlink():  # its runs are the TrainingRun's, inside its folder
+            raise SesemiError(f"will not write into {self.folder / EVALUATIONS}: it is a symbolic link; remove it")
         folder = _timestamped(self.folder / EVALUATIONS)
         claim_folder(folder)  # the run's folder before its data: the evaluation's own
         self._link_labeled(pairs, folder / DATA / "val")

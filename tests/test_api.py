@@ -152,6 +152,13 @@ def test_an_eval_set_without_every_class_is_scored_by_the_models_classes(trained
     predicted = [p.label for p in run.predict(list(reds["path"]))]
     metrics = run.evaluate(reds)
     assert metrics["val/top1"] == pytest.approx(predicted.count("red") / len(reds), abs=1e-6)
+    outside = run.folder.parent / "outside"
+    outside.mkdir()
+    shutil.rmtree(run.folder / "evaluate")
+    (run.folder / "evaluate").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(SesemiError, match=r"will not write into .*evaluate: it is a symbolic link; remove it"):
+        run.evaluate(reds)
+    assert not any(outside.iterdir())
 
 
 def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):

@@ -116,6 +116,8 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     path = Path(target)
     if names_folder(target):
         path = (path if path.name == group or not group else path / group) / f"my_{source.name}"
+        if path.parent != Path(target) and path.parent.is_symlink():  # `configs/method` linked elsewhere
+            raise SesemiError(f"will not write into {path.parent}: it is a symbolic link out of {target}; save into the folder it links to")
     refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
     _check_overwrite(path, force, COPIED, refusal)
     header, rest = _header(source.read_text())

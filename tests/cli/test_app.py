@@ -182,6 +182,14 @@ def test_a_config_saved_into_a_folder_gets_a_name_of_its_own_in_its_group(sesemi
     assert result.exit_code == 0, result.output
 
 
+def test_a_config_is_never_saved_through_a_linked_group_folder(sesemi_cli, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "method").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    line = error_line(sesemi_cli("show", "method/fixmatch", "--save", tmp_path / "configs"))
+    assert "it is a symbolic link out of" in line and not any((tmp_path / "elsewhere").iterdir())
+
+
 def test_fetch_explains_what_it_cannot_download(sesemi_cli, tmp_path):
     """imagewoof: where to get it and its layout, in one line; an unknown name lists the others."""
     line = error_line(sesemi_cli("fetch", "imagewoof", "--data-dir", tmp_path))
