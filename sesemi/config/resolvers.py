@@ -71,12 +71,28 @@ def run_folder(run: Any, stamp: str | None = None) -> str:
     return str(Path(*[part for part in parts if part]))
 
 
+def sweep_folder(root: Any, stamp: str) -> str:
+    """The folder of an `open_sesemi -m` sweep: `run_folder` of the config, but without the
+    method when the sweep runs several (`-m method=a,b`), whose jobs would otherwise all be filed
+    under the config's own method."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    task = root.get("hydra", {}).get("overrides", {}).get("task") or []
+    overrides = OverridesParser.create().parse_overrides(list(task))
+    methods = any(o.key_or_group == "method" and o.is_sweep_override() for o in overrides)
+    run = root.get("run") or {}
+    return run_folder({**run, "method": None} if methods else run, stamp)
+
+
 def register_resolvers() -> None:
     """Registers sesemi's resolvers with OmegaConf (idempotent): `${sesemi:...}`, and
-    `${sesemi_run_folder:STAMP}` (the run folder of the config it is in, for Hydra)."""
+    `${sesemi_run_folder:STAMP}` and `${sesemi_sweep_folder:STAMP}` (the folders of a run and of a
+    sweep of the config they are in, for Hydra)."""
     if not OmegaConf.has_resolver("sesemi"):
         OmegaConf.register_new_resolver("sesemi", _resolve)
     if not OmegaConf.has_resolver("sesemi_run_folder"):
         OmegaConf.register_new_resolver(
             "sesemi_run_folder", lambda stamp, *, _root_: run_folder(_root_.get("run") or {}, stamp)
         )
+    if not OmegaConf.has_resolver("sesemi_sweep_folder"):
+        OmegaConf.register_new_resolver("sesemi_sweep_folder", lambda stamp, *, _root_: sweep_folder(_root_, stamp))

@@ -162,20 +162,22 @@ def test_fit_writes_the_run_outputs(fitted):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_a_sweep_runs_each_job_with_overrides_before_and_after_the_flag(digits_root, tmp_path):
-    """`-cn digits method=supervised -m run.seed=0,1`: Hydra's parser alone refuses overrides
-    on both sides of `-m`; each job of the sweep is a finished run of its seed."""
+    """`-cn digits run.seed=3 -m method=supervised,fixmatch`: Hydra's parser alone refuses
+    overrides on both sides of `-m`; each job is a finished run filed under its own method, and
+    the sweep's multirun.yaml under none (it was under the config's own, flexmatch)."""
     done = open_sesemi(
-        "-cn", "digits", "method=supervised", f"run.data_root={digits_root}", *TINY,
-        "-m", "run.seed=0,1", "run.num_iterations=2", cwd=tmp_path,
+        "-cn", "digits", "run.seed=3", f"run.data_root={digits_root}", *TINY,
+        "-m", "method=supervised,fixmatch", "run.num_iterations=2", cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    (sweep,) = (tmp_path / "runs" / "digits" / "supervised").iterdir()
-    jobs = sorted(path for path in sweep.iterdir() if path.is_dir())
-    assert [path.name for path in jobs] == ["0", "1"]
-    assert [yaml.safe_load((job / "config.yaml").read_text())["run"]["seed"] for job in jobs] == [0, 1]
+    runs = tmp_path / "runs" / "digits"
+    (sweep,) = runs.glob("multirun_*/multirun.yaml")
+    jobs = [runs / method / sweep.parent.name / number for method, number in (("supervised", "0"), ("fixmatch", "1"))]
+    configs = [yaml.safe_load((job / "config.yaml").read_text())["run"] for job in jobs]
+    assert [(config["method"], config["seed"]) for config in configs] == [("supervised", 3), ("fixmatch", 3)]
     assert all(results(job)["global_step"] == 2 for job in jobs)
+    assert sorted(path.name for path in runs.iterdir()) == ["fixmatch", sweep.parent.name, "supervised"]
 
 
 def test_a_sweep_of_multi_process_jobs_is_refused_before_a_job_trains(digits_root, tmp_path):
