@@ -123,7 +123,8 @@ def main() -> None:
     if {"--help", "-h"} & set(sys.argv[1:]):
         print(usage())
         return
-    with exit_on_user_error():
+    given = option(sys.argv[1:], ("-cd", "--config-dir"))
+    with exit_on_user_error(given[1] if given else None):
         sys.argv = [sys.argv[0], *expand_arguments(sys.argv[1:])]
         register_configs()
         register_resolvers()

@@ -44,10 +44,11 @@ def _first_process() -> bool:
 
 
 @contextmanager
-def exit_on_user_error() -> Iterator[None]:
+def exit_on_user_error(config_dir: str | None = None) -> Iterator[None]:
     """Ends the program with `error: ...` and exit code 1 on a problem the user can fix; a bug
     keeps its traceback, as does everything with `HYDRA_FULL_ERROR=1`. Hydra raises composition
-    errors here (its `HYDRA_FULL_ERROR` switch), so they are one line too, not printed over several."""
+    errors here (its `HYDRA_FULL_ERROR` switch), so they are one line too, not printed over
+    several; `config_dir`, the user's configs, lets them name a misshapen key."""
     from sesemi.config.compose import hydra_error
 
     before, full_error = os.environ.get("HYDRA_FULL_ERROR"), _full_error()
@@ -58,7 +59,7 @@ def exit_on_user_error() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        message = user_error(error) or hydra_error(error)
+        message = user_error(error) or hydra_error(error, config_dir)
         if message is None or full_error:
             raise
         print(f"error: {message}", file=sys.stderr)

@@ -19,13 +19,16 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
+import yaml
 from hydra.errors import OverrideParseException
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sesemi.config import catalog, migration
-from sesemi.config.structs import OPEN_RANGES, RANGE
+from sesemi.config.structs import OPEN_RANGES, RANGE, SESEMIConfig
 from sesemi.errors import SesemiError, first_line
 from sesemi.logs import quiet
 
@@ -175,7 +178,7 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
         with start:
             config = hydra_compose(name, overrides=[*search, *overrides])
     except Exception as error:
-        message = hydra_error(error)
+        message = hydra_error(error, config_dir)
         if message is None:
             raise
         raise SesemiError(message) from None
@@ -183,6 +186,45 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
         GlobalHydra.instance().clear()
     validate(config)
     return config
+
+
+def misshapen_key(path: Path) -> str | None:
+    """The first key of a config file whose value is a list or a single value where the schema
+    has a mapping (`data: {train: [x]}`): OmegaConf's merge error names none."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+    def walk(value: Any, hint: Any, prefix: str) -> str | None:
+        for key, item in value.items() if isinstance(value, dict) else ():
+            child = _member_hint(hint, str(key))
+            if child is None:
+                continue
+            if item is not None and not isinstance(item, dict):
+                return f"{prefix}{key}"
+            if found := walk(item, child, f"{prefix}{key}."):
+                return found
+        return None
+
+    return walk(data, SESEMIConfig, "")
+
+
+def _member_hint(hint: Any, key: str) -> Any:
+    """The type a mapping of type `hint` (a schema dataclass or `dict[str, T]`, maybe optional)
+    holds at `key`, when that is a mapping too; else None."""
+    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    for option in options:
+        if is_dataclass(option):
+            member = get_type_hints(option).get(key)
+        elif get_origin(option) is dict:
+            member = get_args(option)[1]
+        else:
+            continue
+        members = get_args(member) if get_origin(member) in (Union, UnionType) else (member,)
+        if any(is_dataclass(m) or get_origin(m) is dict or m is dict for m in members):
+            return member
+    return None
 
 
 def missing_config(name: str, folders: Sequence[str]) -> str:
@@ -196,8 +238,18 @@ def missing_config(name: str, folders: Sequence[str]) -> str:
     return f"no config {name!r} in {where}" + (f"; did you mean {close[0]}?" if close else "")
 
 
-def hydra_error(error: BaseException) -> str | None:
-    """One line for an error Hydra or OmegaConf raised while composing, or None for a bug."""
+def hydra_error(error: BaseException, config_dir: str | Path | None = None) -> str | None:
+    """One line for an error Hydra or OmegaConf raised while composing, or None for a bug; with
+    the user's `config_dir`, a value of the wrong shape in one of its configs is named."""
+    message = _hydra_message(error)
+    if message and (shaped := re.match(r"in the config (\S+): ", message)) and config_dir is not None:
+        key = misshapen_key(Path(config_dir) / f"{shaped[1]}.yaml")
+        if key and f"{key}:" not in message:
+            message = message.replace(shaped[0], f"{shaped[0]}{key} must be a mapping; ", 1)
+    return message
+
+
+def _hydra_message(error: BaseException) -> str | None:
     from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
     from yaml import MarkedYAMLError, YAMLError

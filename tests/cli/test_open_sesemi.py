@@ -289,6 +289,13 @@ def test_own_config_with_a_builtin_name_is_an_error(tmp_path):
     assert_user_error(done, "configs/digits.yaml", "built-in", "my_digits.yaml")
 
 
+def test_a_value_of_the_wrong_shape_in_ones_config_names_its_key(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "custom.yaml").write_text("defaults:\n  - digits\n  - _self_\ndata:\n  train: [x]\n")
+    done = open_sesemi("-cd", "configs", "-cn", "custom", cwd=tmp_path)
+    assert_user_error(done, "in the config custom: data.train must be a mapping")
+
+
 def test_missing_config_folder(tmp_path):
     done = open_sesemi("--config-dir=confs", "-cn", "custom", cwd=tmp_path)
     assert_user_error(done, "'confs' not found")

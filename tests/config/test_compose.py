@@ -145,7 +145,8 @@ def test_a_yaml_error_names_the_file_and_line(tmp_path: Path):
     ("body", "message"),
     [
         ("trainer: 5\n", "^in the config shaped: trainer: Cannot assign int to Dict"),  # a traceback once it ran
-        ("run:\n  - 1\n", "^in the config shaped: Merge error: list is not a subclass of RunConfig"),
+        ("run:\n  - 1\n", "^in the config shaped: run must be a mapping; Merge error: list is not a subclass of RunConfig"),
+        ("data:\n  train: [x]\n", "^in the config shaped: data.train must be a mapping; Cannot merge DictConfig with ListConfig"),
     ],
 )
 def test_a_value_of_the_wrong_shape_in_a_config_file_names_the_file(tmp_path: Path, body, message):
