@@ -110,7 +110,14 @@ class RunResult:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float)
+    """A number a float holds (infinity and NaN too: a diverged loss), not a bool or 10**400."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _shares(value: Any) -> bool:
@@ -194,7 +201,7 @@ def read_stored_yaml(path: str | Path) -> DictConfig:
             if depth > STORED_YAML_DEPTH:
                 raise SesemiError(f"{path} is nested deeper than any config sesemi stores; refusing to read it")
         config = OmegaConf.create(text)  # OmegaConf's YAML: `1e-3` is a number, duplicate keys an error
-    except (yaml.YAMLError, OmegaConfBaseException) as error:
+    except (yaml.YAMLError, OmegaConfBaseException, ValueError) as error:  # ValueError: an integer of 5000 digits
         raise SesemiError(f"{path} is not valid YAML ({' '.join(str(error).split())[:160]})") from None
     if not isinstance(config, DictConfig):
         raise SesemiError(f"{path} holds no mapping of config keys; is it a config sesemi stored?")

@@ -216,7 +216,7 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
     run_dir = Path(run_dir)
     found = marker(run_dir)
     if found is None or found.kind != "run":
-        raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker of its own); give the folder of the run")
+        raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker of its own; a copy of a run is not one): give the folder the run was made in")
     if found.state == "finished":
         raise SesemiError(f"{run_dir} finished; there is nothing to resume")
     launched = os.environ.get(RUN_DIR_VARIABLE)  # set for the processes a multi-process run launches

@@ -299,21 +299,40 @@ def check_saved_overrides(overrides: Sequence[str], allow: Sequence[str] = (), s
     for override in parsed:
         if override.is_sweep_override():
             raise SesemiError(f"{source} holds a sweep ({override.input_line}); refusing to build from it")
-        key = override.key_or_group
-        whole = key in SCHEMA_KEYS and isinstance(override.value(), dict)  # `trainer={...}`, checked below
-        # a config group's option (`backbone=resnet18`, `+x=y`, `a@b=c`); deleting one (`~backbone`) adds nothing
-        chooses = ("." not in key and not whole or "/" in key or override.package is not None) and not override.is_delete()
-        built_in = key in groups and str(override.value()) in catalog.configs(key)
-        if key.split(".")[0].split("/")[0] == "hydra" or chooses and not built_in:
+        key, value = override.key_or_group, override.value()
+        whole = key in SCHEMA_KEYS and isinstance(value, dict)  # `trainer={...}`, checked below
+        # a config group's option (`backbone=resnet18`, `logger=[a,b]`); deleting one (`~backbone`) adds nothing
+        chooses = ("." not in key and not whole or "/" in key) and not override.is_delete()
+        options = value if isinstance(value, list) else [value]
+        built_in = key in groups and all(str(option) in catalog.configs(key) for option in options)
+        # `@` places a config elsewhere (a tracker as a dataset); Hydra's settings add configs
+        if key.split(".")[0].split("/")[0] == "hydra" or override.package is not None or chooses and not built_in:
             raise SesemiError(
                 f"{source} holds {override.input_line}, which is not a setting or a built-in config of "
                 "sesemi's; refusing to build from it"
             )
         if override.value_type is not None:  # `a.b._target_=x` as {"a": {"b": {"_target_": "x"}}}
-            nested = override.value()
-            for part in reversed(override.key_or_group.split(".")):
+            nested = value
+            for part in reversed(key.split(".")):
                 nested = {part: nested}
             check_targets(nested, allow, source=source)
+            for where, name, item in _nodes(nested, ""):  # set apart from the `_target_` they go to
+                if _saved_argument(where, name, item):
+                    raise SesemiError(
+                        f"{source} holds {override.input_line}, which sets {where}: it could pass pretrained=True "
+                        "unseen or have timm fetch or read files; refusing to build from it"
+                    )
+
+
+def _saved_argument(where: str, name: Any, value: Any) -> bool:
+    """Whether a saved override sets an argument `_check_arguments` refuses beside a `_target_`
+    (the `_target_` may come from a built-in config, or another override): positional ones,
+    timm's weight sources (a data set's `cache_dir` aside) and model names that are places."""
+    if name == "_args_" or name in WEIGHT_SOURCES and not (name == "cache_dir" and where.startswith("data.")):
+        return True
+    return name in ("name", "model_name") and where.startswith("learner.") and isinstance(value, str) and (
+        ":" in value and not value.startswith("hf-hub:")
+    )
 
 
 def instantiate(config: Any, allow: Sequence[str] = (), source: str = "the model's config", **kwargs: Any) -> Any:

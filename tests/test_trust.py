@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from sesemi import trust
 from sesemi.errors import SesemiError
-from sesemi.trust import NETWORK, check_target, check_targets, instantiate
+from sesemi.trust import NETWORK, check_saved_overrides, check_target, check_targets, instantiate
 
 
 @pytest.fixture(autouse=True)
@@ -184,6 +184,30 @@ def test_a_checkpoint_s_hyper_parameters_are_checked_where_they_build_the_networ
     hparams["model"]["head"] = {"_target_": "pathlib.Path.write_text"}
     with pytest.raises(SesemiError, match="^the checkpoint x.ckpt builds pathlib.Path.write_text, which"):
         check_targets(hparams, keys=NETWORK, source="the checkpoint x.ckpt")
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "+learner.hparams.model.backbone.checkpoint_path=/elsewhere/w.pth",  # the `_target_` is the built-in's
+        "+learner.hparams.model.backbone._args_=[resnet18,true]",
+        "+learner.hparams.model.backbone.model_name=local-dir:/elsewhere",
+        "learner.hparams.model.backbone={pretrained_cfg_overlay:{url:'http://x/y.py'}}",
+        "logger@data.train.supervised.dataset=mlflow",  # a tracker built as a data set
+        "hydra.searchpath=[file://cfg]",
+        "+pwn=x",
+    ],
+)
+def test_saved_overrides_that_could_fetch_or_place_configs_are_refused(override):
+    with pytest.raises(SesemiError, match=r"^run.json holds .*; refusing to build from it$"):
+        check_saved_overrides([override], source="run.json")
+
+
+def test_saved_overrides_of_sesemis_settings_and_options_pass():
+    check_saved_overrides(
+        ["backbone=resnet18", "logger=[tensorboard,mlflow]", "~backbone", "run.seed=2",
+         "+learner.hparams.model.backbone._target_=sesemi.ConvNet", "+data.train.supervised.dataset.cache_dir=/tmp/c"]
+    )
 
 
 def test_instantiate_checks_what_it_builds(tmp_path):

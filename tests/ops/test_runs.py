@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import yaml
@@ -110,10 +111,14 @@ def test_damaged_results_are_unreadable_not_a_crash(make_run, tmp_path):
         "shares": json.dumps({"mode": "FIT", "unlabeled": {"pseudo_labeled_per_class": {"0": "x"}}}),
         "checkpoint": json.dumps({"mode": "FIT", "best": {"checkpoint": 5}}),
         "steps": json.dumps({"mode": "FIT", "global_step": [1]}),
+        "huge": json.dumps({"mode": "FIT", "metrics": {"val/top1": 10**400}}),  # no float holds it: publish failed
     }
     for name, text in damaged.items():
         (make_run(name, top1=None, state="finished") / "results.json").write_text(text)
     make_run("good")
+    (make_run("digits_in_config") / "config.yaml").write_text(f"run:\n  seed: {'9' * 5000}\n")  # int() refuses it
+    assert {run.name: run.config for run in find_runs(tmp_path / "runs")}["digits_in_config"] is None
+    shutil.rmtree(tmp_path / "runs" / "digits_in_config")
     for name in damaged:
         with pytest.raises(SesemiError, match=r"results.json.*the file is damaged"):
             RunResult.read(tmp_path / "runs" / name)
