@@ -186,12 +186,19 @@ def read_stored_yaml(path: str | Path) -> DictConfig:
     nested at most `STORED_YAML_DEPTH` deep (PyYAML's parser slows down with depth, quadratically).
 
     Raises:
-        SesemiError: It is none of these, or not YAML.
-        OSError: It is missing or unreadable (`NotRegularFile` for a FIFO, a device, a folder).
+        FileNotFoundError: It is missing.
+        SesemiError: It is none of these, not UTF-8 or not YAML, or cannot be read.
     """
-    if os.stat(path).st_size > STORED_YAML_BYTES:
-        raise SesemiError(f"{path} is larger than a config sesemi stores ({STORED_YAML_BYTES // 2**20} MiB); refusing to read it")
-    text = read_regular(path)
+    try:
+        if os.stat(path).st_size > STORED_YAML_BYTES:
+            raise SesemiError(f"{path} is larger than a config sesemi stores ({STORED_YAML_BYTES // 2**20} MiB); refusing to read it")
+        text = read_regular(path)
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # NotRegularFile too: a FIFO, a device, a folder
+        raise SesemiError(f"cannot read {path} ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise SesemiError(f"{path} is not UTF-8 text, as the configs sesemi stores are; refusing to read it") from None
     try:
         depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):

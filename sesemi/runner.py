@@ -248,8 +248,6 @@ def _resumed_config(run_dir: Path, allow: Sequence[str]) -> DictConfig:
         config = read_stored_yaml(run_dir / CONFIG)
     except FileNotFoundError:
         raise SesemiError(f"{run_dir} stopped before it wrote {CONFIG}; start it again instead") from None
-    except OSError as error:
-        raise SesemiError(f"cannot read {run_dir / CONFIG} ({error.strerror or error})") from None
     check_targets(config, allow, source=str(run_dir / CONFIG))
     return config
 

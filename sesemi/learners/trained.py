@@ -66,10 +66,7 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
 
 def _read_config(path: Path) -> DictConfig:
     """A stored (resolved) config, refused when it is not YAML or holds an interpolation."""
-    try:
-        config = read_stored_yaml(path)
-    except OSError as error:
-        raise SesemiError(f"cannot read {path} ({error.strerror or error})") from None
+    config = read_stored_yaml(path)
     check_resolved(config, str(path))
     return config
 

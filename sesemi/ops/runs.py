@@ -54,11 +54,11 @@ class Run:
 
 
 def _read_yaml(path: Path) -> dict[str, Any] | None:
-    """A stored config as plain containers, or None: missing, damaged, not UTF-8, or not a
-    regular file (a FIFO), or refused by `read_stored_yaml` (aliases, too large or deep)."""
+    """A stored config as plain containers, or None: missing, or refused by `read_stored_yaml`
+    (damaged, not UTF-8, not a regular file, with aliases, too large or deep)."""
     try:
         return OmegaConf.to_container(read_stored_yaml(path), resolve=False)
-    except (OSError, UnicodeDecodeError, SesemiError):
+    except (FileNotFoundError, SesemiError):
         return None
 
 

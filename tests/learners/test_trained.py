@@ -291,6 +291,7 @@ def resize_backbone(folder: Path) -> None:
             r"config\.yaml has YAML aliases \(\*name\), which sesemi never writes",
         ),
         (pipe_config, r"is not a published model's folder \(it has no config.yaml\)$"),  # reading it would wait for ever
+        (lambda folder: (folder / "config.yaml").write_bytes(b"run: \xff\xfe\n"), r"config\.yaml is not UTF-8 text"),
         (
             lambda folder: (folder / "meta.json").write_text(json.dumps({"uid": "x", "labels": ["a", "b"]})),
             "2 class names for a model of 3 classes",
