@@ -63,6 +63,7 @@ TRACKERS = (
 TRACKER = re.compile(r"loggers\.[^.\[]+\._target_")
 # timm.create_model's arguments that say where its weights come from: a URL, a file, a folder
 WEIGHT_SOURCES = ("pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
+MODEL_NAMES = ("name", "model_name")  # sesemi's timm backbone's, timm.create_model's
 NETWORK = ("model.backbone", "model.head")  # what is built of `learner.hparams`
 SCHEMA_KEYS = ("run", "data", "learner", "trainer", "loggers")  # the top-level keys of a config
 BUILT = (
@@ -253,19 +254,29 @@ def check_targets(
                 _check_arguments(where, value, source)
 
 
+def _fetching(key: Any, value: Any) -> bool:
+    """Whether an argument of a trusted class is one the configs sesemi stores never hold: a
+    positional one (`_args_`, where `pretrained` would pass unseen), one of timm's weight sources,
+    or a model name that is a place (timm reads `local-dir:PATH/config.json` into the model's
+    arguments; `hf-hub:` names are timm's own)."""
+    if key == "_args_" or key in WEIGHT_SOURCES:
+        return True
+    return key in MODEL_NAMES and isinstance(value, str) and ":" in value and not value.startswith("hf-hub:")
+
+
 def _check_arguments(where: str, node: Mapping[str, Any], source: str) -> None:
-    """Refuses arguments of a trusted class that the configs sesemi stores never hold: positional
-    ones (`_args_`, where `pretrained` would pass unseen) and where timm fetches or reads weights."""
-    for key in ("_args_", *WEIGHT_SOURCES):
-        if key in node and "_target_" in node:
-            raise SesemiError(
-                f"{source} gives {node['_target_']} the argument {key} (at {where or 'the top'}), which sesemi never "
-                "stores: it could pass pretrained=True unseen or fetch files from elsewhere; refusing to build from it"
-            )
-    for key in ("name", "model_name"):  # timm reads `local-dir:PATH/config.json` into the model's arguments
-        value = node.get(key)
-        if "_target_" in node and isinstance(value, str) and ":" in value and not value.startswith("hf-hub:"):
+    """Refuses the `_fetching` arguments of the class a node builds."""
+    if "_target_" not in node:
+        return
+    for key, value in node.items():
+        if not _fetching(key, value):
+            continue
+        if key in MODEL_NAMES:
             raise SesemiError(f"{source} names the model {value!r} (at {where or 'the top'}), a place to read it from; refusing to build from it")
+        raise SesemiError(
+            f"{source} gives {node['_target_']} the argument {key} (at {where or 'the top'}), which sesemi never "
+            "stores: it could pass pretrained=True unseen or fetch files from elsewhere; refusing to build from it"
+        )
 
 
 def check_resolved(config: Any, source: str) -> None:
@@ -325,14 +336,12 @@ def check_saved_overrides(overrides: Sequence[str], allow: Sequence[str] = (), s
 
 
 def _saved_argument(where: str, name: Any, value: Any) -> bool:
-    """Whether a saved override sets an argument `_check_arguments` refuses beside a `_target_`
-    (the `_target_` may come from a built-in config, or another override): positional ones,
-    timm's weight sources (a data set's `cache_dir` aside) and model names that are places."""
-    if name == "_args_" or name in WEIGHT_SOURCES and not (name == "cache_dir" and where.startswith("data.")):
-        return True
-    return name in ("name", "model_name") and where.startswith("learner.") and isinstance(value, str) and (
-        ":" in value and not value.startswith("hf-hub:")
-    )
+    """Whether a saved override sets a `_fetching` argument, with or without the `_target_` it
+    goes to (one a built-in config gives, or another override): outside `data.`, whose data sets
+    take a `cache_dir` of their own, and for names, in `learner.`, where the network is built."""
+    if name == "cache_dir" and where.startswith("data.") or name in MODEL_NAMES and not where.startswith("learner."):
+        return False
+    return _fetching(name, value)
 
 
 def instantiate(config: Any, allow: Sequence[str] = (), source: str = "the model's config", **kwargs: Any) -> Any:
