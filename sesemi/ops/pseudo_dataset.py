@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from sesemi.datasets.images import (
-    UnreadableLog,
-    class_samples,
-    is_image_file,
-    printable,
-    read_image,
-    subset_dirs,
-    unlabeled_samples,
-)
+from sesemi.datasets.images import class_samples, is_image_file, subset_dirs, unlabeled_samples
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError, retired
 from sesemi.learners.trained import TrainedModel
-from sesemi.predictor import READ_ERRORS, Predictor
-from sesemi.transforms.audio import decode, is_audio_file
-from sesemi.transforms.views import input_side
+from sesemi.predictor import Predictor
+from sesemi.transforms.audio import is_audio_file
 
 logger = logging.getLogger(__name__)
 
@@ -63,24 +53,6 @@ def select(probabilities: Tensor, threshold: float = 0.0, balance: bool = False,
 def _plain(value: Any) -> Any:
     """A config value as plain Python (for dataset.json and the dataset builders)."""
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def readable(paths: Sequence[str], predictor: Predictor, on_error: str) -> list[bool]:
-    """Whether each file can be read as the predictor reads its inputs (an unreadable one is
-    warned about, or with `on_error="raise"` refused), for files listed without predicting them."""
-    read: Callable[[str], Any] = decode if predictor.audio else partial(read_image, min_side=input_side(predictor.transform))
-    log, result = UnreadableLog("labeled file"), []
-    for path in paths:
-        try:
-            read(path)
-            result.append(True)
-        except READ_ERRORS as error:
-            if on_error == "raise":
-                raise SesemiError(printable(f"cannot read {path} ({error}); remove it or set on_error=skip")) from None
-            log.skip(path, error)
-            result.append(False)
-    log.close()
-    return result
 
 
 TRUSTWORTHY = 0.7  # on spoken digits sure pseudo-labels 82-90% right gained, on instruments 42-45% lost
@@ -220,10 +192,10 @@ def pseudo_dataset(
     paths = [str(read[i].input) for i in kept.tolist()]
     probabilities = probabilities[kept]
     unreadable = len(predictions) - len(read)
-    if include_labeled:  # the labeled files, one-hot: those that can be read
-        checked_labeled = readable([path for path, _ in labeled], predictor, on_error)
-        unreadable += checked_labeled.count(False)
-        labeled = [sample for sample, ok in zip(labeled, checked_labeled, strict=True) if ok]
+    if include_labeled:  # the labeled files, one-hot: those the predictor reads (as it reads the others)
+        seen = predictor.predict([path for path, _ in labeled], **predicting)
+        unreadable += sum(prediction.error is not None for prediction in seen)
+        labeled = [sample for sample, prediction in zip(labeled, seen, strict=True) if prediction.error is None]
         paths = [path for path, _ in labeled] + paths
         one_hot = torch.eye(len(classes))[[label for _, label in labeled]]
         probabilities = torch.cat([one_hot, probabilities])
