@@ -91,16 +91,12 @@ def _require_files(paths: Iterable[str], what: str, task: str) -> None:
         )
 
 
-def _quote(text: str) -> str:
-    """`text` as a quoted Hydra override value, read back as written: Hydra unescapes only the
-    backslashes before a quote or the end, and OmegaConf would resolve a `${...}` in it."""
-    text = re.sub(r"(\\+)(?='|$|\$\{)", r"\1\1", text).replace("'", "\\'")
+def _quote(text: str | Path) -> str:
+    """`text` (a path may hold `=`, `,` or spaces) as a quoted Hydra override value, read back as
+    written: Hydra unescapes only the backslashes before a quote or the end, and OmegaConf would
+    resolve a `${...}` in it."""
+    text = re.sub(r"(\\+)(?='|$|\$\{)", r"\1\1", str(text)).replace("'", "\\'")
     return "'" + text.replace("${", "\\${") + "'"
-
-
-def _quoted(path: Path) -> str:
-    """A path as a quoted Hydra override value (paths may hold `=`, `,` or spaces)."""
-    return _quote(str(path))
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -253,8 +249,8 @@ class TrainingRun:
             self.task,
             [
                 f"method={self.method}",
-                f"run.data_root={_quoted(self.folder / DATA)}",
-                f"run.dir={_quoted(self.folder.parent)}",
+                f"run.data_root={_quote(self.folder / DATA)}",
+                f"run.dir={_quote(self.folder.parent)}",
                 f"run.id={self.name}",
                 f"++data.train.supervised.dataset.classes={_listed(classes)}",
                 f"++data.val.dataset.classes={_listed(classes)}",
@@ -356,9 +352,9 @@ class TrainingRun:
             folder,
             [
                 "run.mode=VALIDATE",
-                f"run.pretrained_checkpoint_path={_quoted(checkpoint)}",
+                f"run.pretrained_checkpoint_path={_quote(checkpoint)}",
                 *self.overrides,
-                f"++data.val.dataset.root={_quoted(folder / DATA)}",
+                f"++data.val.dataset.root={_quote(folder / DATA)}",
                 "data.val.dataset.subset=val",
             ],
             self.result.classes or self.label_names,  # the model's: an earlier sesemi sorted them

@@ -382,12 +382,12 @@ def test_override_values_are_read_back_as_written(tmp_path):
     """Names and paths reach the config unchanged, whatever quotes, backslashes or `${` they hold."""
     from omegaconf import OmegaConf
 
-    from sesemi.api import _listed, _quoted
+    from sesemi.api import _listed, _quote
     from sesemi.config.compose import compose
 
     names = ["1", "null", "it's", "a\\b", "x${y}", "a,b]", "c=d", "e\\", "\\'q", "p\\${z}", "[x]", " s "]
     root = tmp_path / "a\\b ${c}"
-    config = compose("image", [f"++data.train.supervised.dataset.classes={_listed(names)}", f"run.data_root={_quoted(root)}"])
+    config = compose("image", [f"++data.train.supervised.dataset.classes={_listed(names)}", f"run.data_root={_quote(root)}"])
     assert OmegaConf.to_container(config.data.train.supervised.dataset.classes, resolve=True) == names
     assert config.run.data_root == str(root)
 

@@ -157,10 +157,11 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
 
     check_overrides(overrides)
     check_group_choices(overrides)
-    if config_dir is None and name.endswith(".yaml") and "/" in name.replace(os.sep, "/") and not Path(name).is_file():
-        raise SesemiError(f"config file {name} does not exist; check the path (built-in configs: `sesemi list`)")
-    if config_dir is None and name.endswith(".yaml") and Path(name).is_file():  # `configs/custom.yaml`
-        config_dir, name = Path(name).parent, Path(name).stem
+    if config_dir is None and name.endswith(".yaml"):  # `configs/custom.yaml`
+        if Path(name).is_file():
+            config_dir, name = Path(name).parent, Path(name).stem
+        elif "/" in name.replace(os.sep, "/"):
+            raise SesemiError(f"config file {name} does not exist; check the path (built-in configs: `sesemi list`)")
     check_config_dir(config_dir)
     name, overrides = expand_alias(name, one_length(overrides), config_dir)
     register_configs()
