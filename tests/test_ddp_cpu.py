@@ -114,3 +114,13 @@ def test_sesemi_resume_of_a_two_process_run_finishes_it(tmp_path):
     done = subprocess.run(resume, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(results_file.read_text())["global_step"] == 4
+
+
+@pytest.mark.slow
+def test_the_pool_statistics_of_a_two_process_run_count_both_processes_images(tmp_path):
+    """What results.json reports of the unlabeled pool (and the thresholds it comes from) is
+    updated from both processes' unlabeled batches, as one process with the whole batch would."""
+    overrides = ["run.num_iterations=3", "run.batch_size_per_gpu=8", "run.mu=1", "+trainer.limit_val_batches=1"]
+    _, results_file = _on_two_processes(tmp_path, [SESEMI, "train", "digits", "method=flexmatch"], *overrides)
+    # FlexMatch runs at steps 1 and 2 (its ramp-up weighs step 0 with 0): 8 images a step on each process
+    assert json.loads(results_file.read_text())["unlabeled"]["seen"] == 2 * 2 * 8

@@ -169,15 +169,14 @@ class FixMatchLossHead(LossHead):
             outliers = None if detectors_weak is None else self.judge_outliers(probs_model, detectors_weak)
             inliers = slice(None) if outliers is None else ~outliers
             mask = torch.zeros(len(probs_model), device=probs_model.device)
-            kept = probs_model[inliers]
+            kept = probs_model[inliers]  # may be empty: the statistics still update on every process
+            if self.alignment is not None:
+                kept = self.alignment(kept)
             if len(kept):
-                if self.alignment is not None:
-                    kept = self.alignment(kept)
                 kept = self.calibrate(context, kept, inliers)
             if self.prior is not None:
                 self.prior.update(kept)
-            if len(kept):
-                mask[inliers] = self.thresholds(kept)
+            mask[inliers] = self.thresholds(kept)
             probs_weak = probs_model.clone()
             probs_weak[inliers] = kept
             pseudo_labels = probs_weak.argmax(dim=1)

@@ -17,7 +17,10 @@ What a head saw of its pool (`PoolStatistics`): the numbers results.json reports
 
 Adaptive state lives in registered buffers, so checkpoints save it and resuming restores it.
 All updates happen only in training mode and under `torch.no_grad` (callers pass detached
-probabilities).
+probabilities). In a distributed run each update reads the batch of every process (`gathered`),
+as one process with the whole batch would, so the statistics are the same on every process; an
+update is therefore called on every process at every training step, with an empty batch if need
+be, never skipped on some.
 """
 
 from __future__ import annotations
@@ -28,8 +31,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch import distributed as dist
 
 from sesemi.errors import SesemiError
+
+
+def gathered(tensor: Tensor) -> Tensor:
+    """`tensor` `[N, ...]` of every process of a distributed run, concatenated in rank order
+    (the processes' N may differ); this process's alone otherwise. Every process must call it."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    from torchmetrics.utilities.distributed import gather_all_tensors
+
+    return torch.cat(gather_all_tensors(tensor))
 
 
 def num_classes_of(head: nn.Module) -> int:
@@ -124,7 +138,7 @@ class FlexMatchThreshold(nn.Module):
     def forward(self, probs: Tensor) -> Tensor:
         mask = confidence_mask(probs, self.class_thresholds())
         if self.training:
-            confidence, labels = probs.max(dim=1)
+            confidence, labels = gathered(probs).max(dim=1)
             window = len(self.recent)
             confident = labels[confidence >= self.threshold][-window:]
             slots = (self.position + torch.arange(len(confident), device=probs.device)) % window
@@ -155,7 +169,7 @@ class ConfidenceTracker(nn.Module):
         self.register_buffer("global_threshold", torch.tensor(1.0 / num_classes))
 
     def track(self, confidence: Tensor) -> None:
-        """Moves tau_t towards the mean of a batch's top probabilities `[N]` (float32)."""
+        """Moves tau_t towards the mean of a batch's top probabilities `[N]` (float32, gathered)."""
         self.global_threshold.lerp_(confidence.mean(), 1.0 - self.momentum)
 
 
@@ -181,9 +195,9 @@ class FreeMatchThreshold(ConfidenceTracker):
 
     def forward(self, probs: Tensor) -> Tensor:
         probs = probs.float()  # the running statistics stay float32 under mixed precision
-        if self.training:
-            self.track(probs.max(dim=1).values)
-            self.class_probs.lerp_(probs.mean(dim=0), 1.0 - self.momentum)
+        if self.training and len(everyone := gathered(probs)):
+            self.track(everyone.max(dim=1).values)
+            self.class_probs.lerp_(everyone.mean(dim=0), 1.0 - self.momentum)
         return confidence_mask(probs, self.class_thresholds())
 
 
@@ -209,9 +223,9 @@ class SoftMatchWeight(ConfidenceTracker):
 
     def forward(self, probs: Tensor) -> Tensor:
         confidence = probs.float().max(dim=1).values  # float32 under mixed precision
-        if self.training and len(confidence) > 1:
-            self.track(confidence)
-            self.variance.lerp_(confidence.var(), 1.0 - self.momentum)
+        if self.training and len(everyone := gathered(confidence)) > 1:
+            self.track(everyone)
+            self.variance.lerp_(everyone.var(), 1.0 - self.momentum)
         mean = self.global_threshold.clamp(self.min_threshold, self.threshold)
         shortfall = (confidence - mean).clamp(max=0.0)
         return torch.exp(-(shortfall**2) / (2.0 * self.variance.clamp_min(1e-8) / 4.0)).to(probs.dtype)
@@ -252,8 +266,9 @@ class DistributionAlignment(nn.Module):
         self.register_buffer("model_probs", torch.full((num_classes,), 1.0 / num_classes))
 
     def _track(self, probs: Tensor) -> None:
-        """Moves p_model towards the mean of `probs`."""
-        self.model_probs.lerp_(probs.float().mean(dim=0), 1.0 - self.momentum)  # float32 under mixed precision
+        """Moves p_model towards the mean of `probs` (of every process)."""
+        if len(everyone := gathered(probs.float())):  # float32 under mixed precision
+            self.model_probs.lerp_(everyone.mean(dim=0), 1.0 - self.momentum)
 
     def forward(self, probs: Tensor) -> Tensor:
         if self.training:
@@ -295,9 +310,9 @@ class PoolPrior(nn.Module):
         return self.prior.clamp_min(1e-8).log()
 
     def update(self, posteriors: Tensor) -> None:
-        """Moves the prior toward the mean posterior `[N, C]` of a batch of the pool."""
-        if self.training and len(posteriors):
-            self.prior.lerp_(posteriors.float().mean(dim=0), 1.0 - self.momentum)
+        """Moves the prior toward the mean posterior `[N, C]` of a batch of the pool (of every process)."""
+        if self.training and len(everyone := gathered(posteriors.float())):
+            self.prior.lerp_(everyone.mean(dim=0), 1.0 - self.momentum)
 
 
 def one_vs_all_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -379,11 +394,10 @@ class PoolStatistics(nn.Module):
             outcome = torch.where(outliers, torch.full_like(labels, _OUTLIER), outcome)
             self.judged.fill_(1)
         window = len(self.recent)
-        outcome = outcome[-window:]
-        slots = (self.position + torch.arange(len(outcome), device=outcome.device)) % window
-        self.recent[slots] = outcome
-        self.predicted[slots] = (labels if predicted is None else predicted)[-window:]
-        self.position.copy_((self.position + len(outcome)) % window)
+        both = gathered(torch.stack([outcome, labels if predicted is None else predicted], dim=1))[-window:]
+        slots = (self.position + torch.arange(len(both), device=both.device)) % window
+        self.recent[slots], self.predicted[slots] = both[:, 0], both[:, 1]
+        self.position.copy_((self.position + len(both)) % window)
 
     def summary(self) -> dict[str, Any] | None:
         """`seen` (samples described), `pseudo_labeled_per_class` (the share of them pseudo-labeled

@@ -16,8 +16,7 @@ The second term teaches the features from every unlabeled input, confident or no
 anchored on the labeled inputs, which is what SimMatch adds to FixMatch when labels are few.
 
 Differences from the paper: the bank is a queue of the last `bank_size` labeled embeddings (each
-step's labeled batch, detached) instead of one slot per labeled input, not gathered across
-processes; the pseudo-label loss is the FixMatch head's, hard labels with its thresholds (see
+step's labeled batch of every process, detached) instead of one slot per labeled input; the pseudo-label loss is the FixMatch head's, hard labels with its thresholds (see
 `fixmatch.py`), on the probabilities after distribution alignment and aggregation; unfolding
 reweighs by those probabilities. The projection and the bank only serve training: they are
 saved in checkpoints, not with the published model.
@@ -35,7 +34,7 @@ from torch import Tensor, nn
 from sesemi.errors import SesemiError
 from sesemi.models.heads.loss.base import LABELED, LossOutputs, StepContext, projection_mlp
 from sesemi.models.heads.loss.fixmatch import FixMatchLossHead, labeled_features
-from sesemi.models.heads.loss.pseudo_labels import num_classes_of
+from sesemi.models.heads.loss.pseudo_labels import gathered, num_classes_of
 
 
 def aggregate(similarity: Tensor, bank_labels: Tensor, num_classes: int) -> Tensor:
@@ -114,9 +113,9 @@ class SimMatchLossHead(FixMatchLossHead):
 
     @torch.no_grad()
     def _remember(self, context: StepContext) -> None:
-        """Writes the labeled batch's embeddings into the bank, over the oldest ones."""
+        """Writes the labeled batch's embeddings (every process's) into the bank, over the oldest ones."""
         embeddings, labels = self._embed(labeled_features(context)), context.batch[LABELED][1]
-        embeddings, labels = embeddings[-self.bank_size :], labels[-self.bank_size :]
+        embeddings, labels = gathered(embeddings)[-self.bank_size :], gathered(labels)[-self.bank_size :]
         slots = (self.bank_count + torch.arange(len(labels), device=labels.device)) % self.bank_size
         self.bank[slots] = embeddings.to(self.bank.dtype)
         self.bank_labels[slots] = labels

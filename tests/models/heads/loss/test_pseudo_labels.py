@@ -223,3 +223,45 @@ def test_the_pool_prior_estimate_finds_a_skewed_pools_class_shares():
     prior.eval()
     prior.update(torch.eye(3)[[2, 2]])
     torch.testing.assert_close(prior.prior, truth, atol=0.04, rtol=0)
+
+
+def _update_on_each_process(rank: int, port: int, folder: str) -> None:
+    """One of two processes: updates every statistic from its own share of a batch (3 confident
+    samples of class 0 on the first, 5 of class 1 on the second) and saves what it then holds."""
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    probs = _probs([0] * 3, 0.98) if rank == 0 else _probs([1] * 5, 0.96)
+    statistics = [FlexMatchThreshold(3, 0.95), FreeMatchThreshold(3), DistributionAlignment(3), PoolPrior(3)]
+    for module in statistics[:3]:
+        module.train()(probs)
+    statistics[3].train().update(probs)
+    pool = PoolStatistics(3)
+    pool.record(probs.argmax(dim=1), torch.ones(len(probs)))
+    statistics.append(pool)
+    torch.save([module.state_dict() | {"summary": pool.summary()} for module in statistics], f"{folder}/{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_in_a_distributed_run_the_statistics_learn_from_every_process_batch(tmp_path):
+    """Two processes with batches of different sizes end with the same statistics, those one
+    process updates from the whole batch: DDP would otherwise overwrite them before each step
+    with the first process's, which saw only its share of the pool."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    torch.multiprocessing.start_processes(
+        _update_on_each_process, args=(port, str(tmp_path)), nprocs=2, start_method="fork"
+    )
+    first, second = (torch.load(tmp_path / f"{rank}.pt", weights_only=False) for rank in (0, 1))
+    whole = torch.cat([_probs([0] * 3, 0.98), _probs([1] * 5, 0.96)])
+    alone = [FlexMatchThreshold(3, 0.95), FreeMatchThreshold(3), DistributionAlignment(3), PoolPrior(3)]
+    for module in alone[:3]:
+        module.train()(whole)
+    alone[3].train().update(whole)
+    for on_first, on_second, expected in zip(first, second, alone, strict=False):
+        for key, value in expected.state_dict().items():
+            assert torch.equal(on_first[key], on_second[key]), key
+            assert torch.allclose(on_first[key].float(), value.float()), key
+    assert first[0]["recent"][:8].tolist() == [0, 0, 0, 1, 1, 1, 1, 1]  # FlexMatch counts both processes' classes
+    assert first[4]["summary"]["seen"] == second[4]["summary"]["seen"] == 8
