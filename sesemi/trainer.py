@@ -215,6 +215,20 @@ def _causes(error: BaseException | None):
         error = error.__cause__ or error.__context__
 
 
+# Lightning's precisions that cast the model itself, its buffers included; `64` means `64-true`.
+CASTING_PRECISIONS = ("16-true", "bf16-true", "64-true", "64")
+
+
+def _check_precision(precision: Any) -> None:
+    """Refuses a precision that casts the model: the EMA of the weights and the methods' running
+    statistics (means over a thousand batches) cannot be kept in half precision, and are float32."""
+    if str(precision) in CASTING_PRECISIONS:
+        raise SesemiError(
+            f"trainer.precision={precision} casts the weights, their average and the methods' statistics; "
+            "sesemi keeps those in float32: use bf16-mixed (16-mixed on GPUs before Ampere), which computes in half precision"
+        )
+
+
 def build_trainer(
     run: DictConfig,
     trainer: DictConfig | None,
@@ -273,6 +287,7 @@ def build_trainer(
         "max_epochs": -1,
     }
     settings.update(options)
+    _check_precision(settings.get("precision"))
     plugins = settings.get("plugins") or []
     plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if not any(isinstance(p, CheckpointIO) for p in plugins):

@@ -434,6 +434,9 @@ def test_a_logger_or_checkpoint_that_would_write_outside_the_run_folder_is_refus
     [
         ("+trainer.max_epoch=3", r"^trainer.max_epoch is not an argument of Lightning's Trainer; check its spelling$"),
         ("+trainer.precision=17", r"^the trainer options are refused by Lightning: Precision 17 is invalid"),
+        # Lightning takes these; the EMA and the methods' statistics would fail (or stall) in them
+        ("+trainer.precision=bf16-true", r"^trainer.precision=bf16-true casts the weights.*use bf16-mixed"),
+        ("+trainer.precision=64", r"^trainer.precision=64 casts the weights"),
     ],
 )
 def test_trainer_options_lightning_refuses_are_one_line(image_tree, tmp_path, override, message):
