@@ -45,7 +45,14 @@ from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
 from sesemi.models.heads.one_vs_all import OUT_OF_CLASS_THRESHOLD
 from sesemi.ownership import MARKER, claim, open_atomically, owned
-from sesemi.transforms.audio import AudioReadError, frames, is_audio_file, load_audio, num_samples
+from sesemi.transforms.audio import (
+    AudioReadError,
+    check_samples,
+    frames,
+    is_audio_file,
+    load_audio,
+    num_samples,
+)
 from sesemi.transforms.views import input_side
 from sesemi.tta import Augmentation
 
@@ -172,8 +179,8 @@ def _read_image(transform: Callable, min_side: int | None, path: Path) -> Tensor
 
 def _samples(waveform: Tensor) -> Tensor:
     """A waveform tensor as float32 samples, read as a file's are: integers scaled as PCM is
-    (int16 by 2**15, unsigned ones centred: uint8 128 is 0), and refused (`AudioReadError`, a
-    `ValueError`) when it holds no samples or NaN or infinite ones."""
+    (int16 by 2**15, unsigned ones centred: uint8 128 is 0), and refused as a file's are
+    (`check_samples`: `AudioReadError`, a `ValueError`)."""
     if waveform.dtype == torch.bool or waveform.is_complex():
         raise AudioReadError(f"it holds {str(waveform.dtype).removeprefix('torch.')} values, not samples")
     if not waveform.is_floating_point():
@@ -181,10 +188,7 @@ def _samples(waveform: Tensor) -> Tensor:
         half = 2.0 ** (info.bits - 1)
         waveform = (waveform.double() - (0.0 if info.min < 0 else half)) / half
     waveform = waveform.float()
-    if waveform.numel() == 0:
-        raise AudioReadError("it holds no samples")
-    if not torch.isfinite(waveform).all():
-        raise AudioReadError("it holds NaN or infinite samples")
+    check_samples(waveform.detach().cpu().numpy())
     return waveform
 
 

@@ -345,3 +345,5 @@ def test_waveforms_are_read_as_files_are(audio, tmp_path):
         audio.predict([torch.zeros(8000), torch.full((8000,), float("inf"))], on_error="raise")
     with pytest.raises(SesemiError, match=r"^cannot read waveform 0 \(it holds bool values, not samples\)"):
         audio.predict([torch.ones(8000, dtype=torch.bool)], on_error="raise")
+    (unscaled,) = audio.predict([torch.from_numpy(pcm).float()])  # int16 values as floats, as a file's
+    assert unscaled.error.startswith("its samples reach 16384, far outside [-1, 1]")

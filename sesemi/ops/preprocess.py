@@ -32,7 +32,7 @@ from sesemi.datasets.images import (
     unlabeled_samples,
 )
 from sesemi.errors import SesemiError
-from sesemi.logs import RESULT
+from sesemi.logs import RESULT, counted
 from sesemi.ownership import MARKER, claim
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
 
@@ -56,7 +56,7 @@ class Preprocessed:
     sample_rate: int
     files: int  # audio files found
     written: int  # decoded into the cache now
-    up_to_date: int  # already in the cache
+    up_to_date: int  # already in the cache (files outside `root` are neither: they cannot be cached)
     unreadable: int  # skipped, with a warning
     removed: int  # entries of files removed or changed since, deleted
     stale_kept: int = 0  # such entries kept: the cache folder has no sesemi marker
@@ -100,6 +100,8 @@ def preprocess(
         raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
     if isinstance(source, DictConfig):
         targets = audio_data_sets(source)
+    elif Path(source).is_file():
+        raise SesemiError(f"{source} is a file; give the folder of recordings it is in")
     elif not Path(source).is_dir():
         raise SesemiError(f"folder of recordings {source} does not exist")
     else:
@@ -159,7 +161,14 @@ def _preprocess_one(
     removed = stale if claim(cache.base, "cache") else []
     for path in removed:
         path.unlink()
-    todo = [p for p in files if not cache.entry(p).is_file()]
+    entries = {path: cache.entry(path) for path in files}
+    outside = [path for path, entry in entries.items() if entry is None]  # a subset of ../other: not cacheable
+    if outside:
+        logger.warning(
+            "%s outside %s (e.g. %s) cannot be cached there: training decodes them each time; move them under it",
+            counted(len(outside), "file"), root, outside[0],
+        )
+    todo = [path for path, entry in entries.items() if entry is not None and not entry.is_file()]
     unreadable = UnreadableLog("audio file")
     with ProcessPoolExecutor(num_workers) if num_workers > 0 else nullcontext() as pool:
         errors = pool.map(_cache_one, repeat(cache), todo, chunksize=16) if pool else map(_cache_one, repeat(cache), todo)
@@ -177,7 +186,7 @@ def _preprocess_one(
         sample_rate,
         len(files),
         len(todo) - unreadable.count,
-        len(files) - len(todo),
+        len(files) - len(todo) - len(outside),
         unreadable.count,
         len(removed),
         len(stale) - len(removed),

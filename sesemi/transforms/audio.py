@@ -207,14 +207,28 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     return _mono(frames), int(rate)
 
 
-def _mono(frames: np.ndarray) -> np.ndarray:
-    """Frames `(frames, channels)` mixed down to mono float32 `[T]`, refusing none or non-finite ones."""
-    if frames.size == 0:
+# The highest |sample| a recording may reach, 6 dB over full scale: floats far beyond it were
+# written at an integer scale (32767) and would be heard as noise at full volume.
+LOUDEST = 2.0
+
+
+def check_samples(samples: np.ndarray) -> np.ndarray:
+    """`samples`, refused (`AudioReadError`) when there are none, or any is NaN or infinite, or far
+    outside [-1, 1]."""
+    if samples.size == 0:
         raise AudioReadError("it holds no samples")
-    samples = frames.mean(axis=1)
     if not np.isfinite(samples).all():
         raise AudioReadError("it holds NaN or infinite samples")
-    return np.ascontiguousarray(samples, dtype=np.float32)
+    if (peak := float(np.abs(samples).max())) > LOUDEST:
+        raise AudioReadError(
+            f"its samples reach {peak:g}, far outside [-1, 1] (floats written at an integer scale?); rescale them to [-1, 1]"
+        )
+    return samples
+
+
+def _mono(frames: np.ndarray) -> np.ndarray:
+    """Frames `(frames, channels)` mixed down to mono float32 `[T]` (see `check_samples`)."""
+    return np.ascontiguousarray(check_samples(frames.mean(axis=1) if frames.size else frames), dtype=np.float32)
 
 
 def resample(samples: np.ndarray, rate: float, sample_rate: float) -> np.ndarray:

@@ -128,6 +128,23 @@ def test_a_config_caches_the_folders_its_data_sets_read(tree, tmp_path):
     assert not (AudioCache(tree.root, 16000).folder / "archive").exists()
 
 
+def test_files_of_a_subfolder_outside_the_root_are_named_not_cached(tree, tmp_path, caplog):
+    """A config may read a folder beside its data root (`subset=[train,../more]`); those files
+    cannot be cached under the root: a warning says so, and they are not counted as cached."""
+    from sesemi import compose
+
+    write(tmp_path / "more" / "m.wav", tone(300))
+    subset = "data.unlabeled.subset=[train,unlabeled,../more]"
+    (counts,) = preprocess(compose("audio", [f"run.data_root={tree.root}", subset]))
+    assert (counts.files, counts.written, counts.up_to_date) == (9, 8, 0)
+    assert "1 file outside" in caplog.text and "m.wav" in caplog.text
+
+
+def test_a_file_given_for_the_folder_is_named_as_a_file(tree):
+    with pytest.raises(SesemiError, match=r"u0.wav is a file; give the folder of recordings it is in$"):
+        preprocess(str(tree.root / "unlabeled" / "u0.wav"))
+
+
 def test_a_config_whose_data_folders_are_missing_is_refused(tmp_path):
     """As training refuses it, before anything is decoded (not the whole default ./data)."""
     from sesemi import compose

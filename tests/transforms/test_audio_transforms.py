@@ -91,6 +91,19 @@ def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason):
         decode(path)
 
 
+def test_a_float_file_written_at_integer_scale_is_refused(tmp_path):
+    """Float samples of 32767 are a 16-bit recording saved as floats unscaled: heard as noise at
+    full volume, so refused in one line that says to rescale; a little over full scale is kept."""
+    import soundfile
+
+    samples = tone(300, 0.5, rate=16000)
+    soundfile.write(tmp_path / "loud.wav", samples * 32767, 16000, subtype="FLOAT")
+    soundfile.write(tmp_path / "hot.wav", samples * 2.4, 16000, subtype="FLOAT")  # peak 1.2
+    with pytest.raises(AudioReadError, match=r"^its samples reach 1638\d\S*, far outside \[-1, 1\].*rescale them"):
+        decode(tmp_path / "loud.wav")
+    assert np.abs(decode(tmp_path / "hot.wav")[0]).max() == pytest.approx(1.2, rel=1e-3)
+
+
 @pytest.mark.parametrize("name", ["über ✓.wav", "über ✓.m4a"])
 @pytest.mark.parametrize("content", [b"", b"no audio" * 50])
 def test_why_a_file_is_unreadable_is_said_without_its_name(tmp_path, name, content):
