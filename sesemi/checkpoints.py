@@ -23,7 +23,7 @@ from pytorch_lightning.plugins import TorchCheckpointIO
 from torch import nn
 
 from sesemi.errors import SesemiError
-from sesemi.ownership import sha256, write_atomically
+from sesemi.ownership import open_atomically, sha256, write_atomically
 from sesemi.results import read_regular
 
 logger = logging.getLogger(__name__)
@@ -76,14 +76,18 @@ class ChecksummedCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        local = _is_local(path)
-        if local:
-            # The old checksum goes first: a save cut short leaves a checkpoint without one
-            # (loaded unchecked), never a new checkpoint beside the old one's checksum.
-            checksum_path(path).unlink(missing_ok=True)
-        super().save_checkpoint(checkpoint, path, storage_options)
-        if local:
-            record_checksum(path)
+        if not _is_local(path) or storage_options is not None:  # Lightning's own refusal of the options
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        # The old checksum goes first: a save cut short leaves a checkpoint without one
+        # (loaded unchecked), never a new checkpoint beside the old one's checksum.
+        checksum_path(path).unlink(missing_ok=True)
+        # Written beside its place and renamed there: Lightning's writer stages it in $TMPDIR,
+        # and where that is another file system its last step is a copy, which a kill cuts
+        # short over the previous checkpoint.
+        with open_atomically(path, "wb") as file:
+            torch.save(checkpoint, file)
+        record_checksum(path)
 
     def load_checkpoint(
         self, path: Any, map_location: Callable | None = lambda storage, loc: storage, weights_only: bool | None = None

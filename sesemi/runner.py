@@ -219,6 +219,9 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
         raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker of its own; a copy of a run is not one): give the folder the run was made in")
     if found.state == "finished":
         raise SesemiError(f"{run_dir} finished; there is nothing to resume")
+    if found.stopped and (run_dir / RESULTS).is_file():  # stopped between its results and its marker
+        mark(run_dir, "run", "finished")
+        raise SesemiError(f"{run_dir} finished (it was stopped just after writing {RESULTS}); there is nothing to resume")
     launched = os.environ.get(RUN_DIR_VARIABLE)  # set for the processes a multi-process run launches
     by_this_run = launched is not None and Path(launched).absolute() == run_dir.absolute()
     before = None if by_this_run else _take_over(run_dir)  # the run's first process took it over

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,6 +179,42 @@ def test_saving_again_replaces_the_checksum_and_removing_removes_it(model, tmp_p
     assert read_checkpoint(path)["global_step"] == 8
     io.remove_checkpoint(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_save_cut_short_leaves_a_whole_checkpoint(model, tmp_path, monkeypatch):
+    """A checkpoint is written beside its place and renamed there. Staged in $TMPDIR, as
+    Lightning's writer does, it was moved by a copy where that is another file system, and a
+    kill during the copy truncated the previous checkpoint (and left the staged file behind)."""
+    import shutil
+    import tempfile
+
+    path = _saved(model, tmp_path / "run" / "last.ckpt")
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))
+
+    def killed_while_copying(source, target, *args, **kwargs):
+        Path(target).write_bytes(Path(source).read_bytes()[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "move", killed_while_copying)
+    try:
+        ChecksummedCheckpointIO().save_checkpoint({"state_dict": model.state_dict(), "global_step": 8}, path)
+    except KeyboardInterrupt:
+        pass
+    assert read_checkpoint(path)["global_step"] in (7, 8)
+    assert list(staging.iterdir()) == []
+
+    def killed_while_writing(checkpoint, file):
+        file.write(b"PK")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        ChecksummedCheckpointIO().save_checkpoint({"state_dict": model.state_dict(), "global_step": 9}, path)
+    monkeypatch.undo()
+    assert read_checkpoint(path)["global_step"] in (7, 8)
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".partial")]
 
 
 def test_every_checkpoint_the_trainer_saves_is_recorded(trained_run):

@@ -191,7 +191,8 @@ def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
             if not run.finished:
                 unmarked.append(run.path)
         elif found.stopped:
-            stopped.append(run.path)
+            if not run.finished:  # with results.json, it was stopped just after writing them
+                stopped.append(run.path)
         elif found.state == "running":
             running.append(run.path)
     return Tidied(stopped, _delete(stopped, root, "run", dry_run), unmarked, running)

@@ -123,6 +123,23 @@ def test_a_folder_that_holds_a_run_is_not_run_again(image_tree, tmp_path):
         resume(tmp_path / "run")
 
 
+def test_a_run_killed_just_after_writing_its_results_is_finished_not_resumed(image_tree, tmp_path):
+    """A kill between results.json and the marker that says finished leaves whole results:
+    `resume` does not train again over them (it marks the run finished), and `rm-failed`
+    keeps the run."""
+    from sesemi.ops.runs import remove_failed
+    from sesemi.ownership import mark
+
+    done = run(_config(image_tree, Batches()), tmp_path / "runs" / "run")
+    results = (done.run_dir / "results.json").read_text()
+    mark(done.run_dir, "run", "interrupted")  # as the kill leaves it, whatever the moment
+    assert remove_failed(tmp_path / "runs").removed == []
+    with pytest.raises(SesemiError, match=r"finished \(it was stopped just after writing results.json\)"):
+        resume(done.run_dir)
+    assert marker(done.run_dir).state == "finished"
+    assert (done.run_dir / "results.json").read_text() == results
+
+
 @pytest.mark.slow
 def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
     """A run killed without warning (after its first checkpoint) resumes with one command and

@@ -316,6 +316,10 @@ def test_remove_failed_deletes_only_stopped_runs_sesemi_marked(make_run, tmp_pat
     live = make_run("live", top1=None, state="running")
     earlier = make_run("earlier", top1=None, state=None)
     finished = make_run("finished")
+    # killed between writing results.json and marking itself finished: its results are whole
+    just_finished = make_run("just_finished", state="running")
+    own = (just_finished / ".sesemi").read_text()
+    (just_finished / ".sesemi").write_text(own.replace(f'"pid": {os.getpid()}', '"pid": 999999999'))
 
     dry = remove_failed(runs, dry_run=True)
     assert dry.removed == [failed, interrupted, killed] and dry.size > 0
@@ -325,7 +329,7 @@ def test_remove_failed_deletes_only_stopped_runs_sesemi_marked(make_run, tmp_pat
     assert dry.left_alone().endswith("and 1 run still running")
 
     assert remove_failed(runs).removed == [failed, interrupted, killed]
-    assert sorted(p.name for p in runs.iterdir()) == ["earlier", "finished", "live"]
+    assert sorted(p.name for p in runs.iterdir()) == ["earlier", "finished", "just_finished", "live"]
     assert finished.exists() and earlier.exists() and live.exists()
 
 
