@@ -44,6 +44,7 @@ from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, file_lock, mark, marker, remove, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings, read_stored_yaml
 from sesemi.trainer import (
+    BEST,
     INTERRUPTED,
     LAST,
     build_trainer,
@@ -280,12 +281,19 @@ def _check_budget_beyond(done: int, max_steps: int) -> None:
 
 
 def _resume_checkpoint(run_dir: Path) -> Path:
-    """The newest of a run's interrupted and last checkpoints."""
-    found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt")]
-    found = [path for path in found if path.is_file()]
+    """The newest whole checkpoint of a run's interrupted, last and best ones; a damaged one
+    (cut short on a full disk, changed since it was saved) is passed over with a warning."""
+    found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt", f"{BEST}.ckpt")]
+    found = sorted((path for path in found if path.is_file()), key=lambda path: path.stat().st_mtime, reverse=True)
     if not found:
         raise SesemiError(f"{run_dir} stopped before it saved a checkpoint; start it again (`sesemi rm-failed` deletes it)")
-    return max(found, key=lambda path: path.stat().st_mtime)
+    for path in found:
+        try:
+            read_checkpoint(path, mmap=True)
+            return path
+        except SesemiError as error:
+            logger.warning("passing over %s: %s", path.name, error)
+    raise SesemiError(f"every checkpoint of {run_dir} is damaged; start it again (`sesemi rm-failed` deletes it)")
 
 
 def _run_folder(run: DictConfig, run_dir: str | Path | None) -> Path:

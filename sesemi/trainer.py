@@ -55,7 +55,7 @@ class _DropNoise(logging.Filter):
 
 logging.getLogger(LIGHTNING_LOG).addFilter(_DropNoise())
 
-LAST = "last"
+BEST, LAST = "best", "last"
 INTERRUPTED = "interrupted.ckpt"
 
 # Lightning 1 strategies that Lightning 2 dropped, and what they run as now.
@@ -263,7 +263,7 @@ def build_trainer(
         if options.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in callbacks):
             callbacks.append(ModelSummary())
     if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
-        callbacks.append(ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_top_k=1))
+        callbacks.append(ModelCheckpoint(monitor="val/top1", mode="max", filename=BEST, save_top_k=1))
     if fit:
         # `last.ckpt` at every validation, whether or not the score improved (Lightning's
         # save_last only saves with a new best), and `interrupted.ckpt` on Ctrl-C or an error.

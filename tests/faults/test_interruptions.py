@@ -123,6 +123,29 @@ def test_a_folder_that_holds_a_run_is_not_run_again(image_tree, tmp_path):
         resume(tmp_path / "run")
 
 
+def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_whole_one(image_tree, tmp_path, caplog):
+    """A newest checkpoint cut short (a full disk) or changed since it was saved is passed over
+    with a warning: the run resumes from the one before and still ends with its full budget."""
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=6)), tmp_path / "run")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    interrupted = checkpoints / "interrupted.ckpt"
+    interrupted.write_bytes(interrupted.read_bytes()[:1000])
+    global current
+    resumed = Batches()
+    current = lambda: resumed  # noqa: E731
+    assert resume(tmp_path / "run", allow=[__name__]).global_step == STEPS
+    assert "passing over interrupted.ckpt: checkpoint" in caplog.text
+    for name in ("last.ckpt", "best.ckpt"):
+        (checkpoints / name).write_bytes(b"damaged")
+    from sesemi.ownership import mark
+
+    (tmp_path / "run" / "results.json").unlink()
+    mark(tmp_path / "run", "run", "interrupted")
+    with pytest.raises(SesemiError, match=r"^every checkpoint of .*run is damaged; start it again"):
+        resume(tmp_path / "run", allow=[__name__])
+
+
 def test_a_run_killed_just_after_writing_its_results_is_finished_not_resumed(image_tree, tmp_path):
     """A kill between results.json and the marker that says finished leaves whole results:
     `resume` does not train again over them (it marks the run finished), and `rm-failed`
