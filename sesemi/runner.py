@@ -187,12 +187,12 @@ def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = Fa
     except BaseException as error:
         if run_dir is not None:  # a folder the caller claimed (open_sesemi), when `_run` failed first
             discard_unstarted(run_dir)
-        if isinstance(error, SesemiError) or not isinstance(error, Exception):
+        if not isinstance(error, Exception):
             raise
         message = user_error(error) or hydra_error(error)
-        if message is None:
+        if message is None or (isinstance(error, SesemiError) and str(error) == message):
             raise
-        raise SesemiError(message) from error
+        raise SesemiError(message) from error  # one line, a loader worker's traceback cut off
 
 
 def train(

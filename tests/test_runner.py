@@ -455,3 +455,14 @@ def test_training_on_from_a_checkpoint_needs_a_budget_beyond_its_steps(image_tre
     with pytest.raises(SesemiError, match=rf"^run.resume_from_checkpoint has trained 4 steps, and the budget is {length} steps"):
         _tiny_run(image_tree, tmp_path, f"run.num_iterations={length}", f"run.resume_from_checkpoint={trained.last_checkpoint}")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_error_of_a_loader_worker_is_one_line_from_python(image_tree, tmp_path):
+    """A SesemiError raised in a loader's worker process comes back wrapped in the worker's
+    traceback; `run` raises it as one line, as the command lines print it."""
+    for path in (image_tree.root / "val").rglob("*.png"):
+        path.write_bytes(b"not an image")
+    overrides = ["run.num_iterations=1", "data.val.num_workers=1", "+data.val.dataset.cache=none", "data.val.dataset.subset=val"]
+    with pytest.raises(SesemiError) as raised:
+        _tiny_run(image_tree, tmp_path, *overrides)
+    assert str(raised.value).startswith("none of the") and "\n" not in str(raised.value)

@@ -510,7 +510,11 @@ class FileDataset(Dataset):
             if self.transform is not None:
                 item = self.transform(item)
             return item, self.samples[position][1]
-        raise SesemiError(f"none of the {len(self.samples)} {self.kind}s of this data set can be read")
+        folder = os.path.commonpath([os.path.dirname(path) for path, _ in self.samples])
+        raise SesemiError(
+            f"none of the {len(self.samples)} {self.kind} files of the data set in {folder} can be read "
+            "(the warnings above say why): replace them, or leave that folder out"
+        )
 
 
 _TO_PIL = ToPILImage()

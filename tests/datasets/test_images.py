@@ -67,6 +67,16 @@ def test_a_class_whose_files_are_all_unreadable_is_refused(image_tree):
         image_folder(str(image_tree.root), "train", cache="memory")
 
 
+def test_a_data_set_whose_files_are_all_unreadable_names_its_folder(tmp_path):
+    """Read as items are loaded (no memory cache): the first item finds nothing to stand in."""
+    for name in ("a.png", "b.png"):
+        (tmp_path / "pool" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "pool" / name).write_bytes(b"not an image")
+    data = image_file(str(tmp_path), "pool", on_error="skip", cache="none")
+    with pytest.raises(SesemiError, match=rf"^none of the 2 image files of the data set in {tmp_path / 'pool'} can be read"):
+        data[0]
+
+
 def test_skip_substitute_carries_its_own_label(corrupt_tree):
     """The substitute's label is the label of the image returned, not of the broken file."""
     data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache="none")
