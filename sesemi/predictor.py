@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 PREDICTIONS_FILE = "predictions.csv"
 EMBEDDINGS_FILE = "embeddings.npy"
+UNREADABLE_FILE = "unreadable.csv"  # path, why: the inputs predictions.csv leaves out
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 READ_ERRORS = (OSError, ValueError)  # ImageReadError and AudioReadError are ValueErrors
 # Where a run's config keeps its training transform (with the time shift TTA copies for audio).
@@ -500,15 +501,15 @@ def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
 
 def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuses, before anything is predicted, a folder that cannot be written, or whose
-    `predictions.csv` or `embeddings.npy` may not be replaced: only with `overwrite`, and only in
-    a folder sesemi made (marked `predictions`)."""
+    `predictions.csv`, `embeddings.npy` or `unreadable.csv` may not be replaced: only with
+    `overwrite`, and only in a folder sesemi made (marked `predictions`)."""
     folder = Path(folder)
     if os.path.lexists(folder) and not folder.is_dir():
         raise SesemiError(f"{folder} is a file, not a folder; choose another --save-dir")
     nearest = next(path for path in (folder, *folder.absolute().parents) if path.exists())
     if not os.access(nearest, os.W_OK | os.X_OK):
         raise SesemiError(f"cannot write to {nearest} (it is read-only for this user); choose another --save-dir")
-    existing = [folder / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE) if os.path.lexists(folder / name)]
+    existing = [folder / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE, UNREADABLE_FILE) if os.path.lexists(folder / name)]
     if existing and not owned(folder, "predictions"):
         raise SesemiError(
             f"will not overwrite {existing[0]}: {folder} was not made by sesemi (no {MARKER} marker of its own); "
@@ -526,9 +527,10 @@ def write_predictions(
     window_seconds: float | None = None,
     hop_seconds: float | None = None,
     overwrite: bool = True,
-) -> tuple[Path, Path | None]:
-    """Writes `predictions.csv`, and `embeddings.npy` (the features, row for row) when the
-    predictions carry embeddings; returns both paths (None for no embeddings).
+) -> Written:
+    """Writes `predictions.csv`, `embeddings.npy` (the features, row for row) when the
+    predictions carry embeddings, and `unreadable.csv` (`path, error`) when some inputs could
+    not be read; returns their paths (None for a file not written).
 
     The table has `path, label, score`, a probability column per class (`labels`), and
     `out_of_class` last for a model with one-vs-all detectors; a row per input read, or with
@@ -561,7 +563,7 @@ def write_predictions(
     output = Path(folder)
     claim(output, "predictions")
     check_predictions_folder(output, overwrite)
-    table, embeddings = output / PREDICTIONS_FILE, output / EMBEDDINGS_FILE
+    table, embeddings, unreadable = (output / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE, UNREADABLE_FILE))
     try:
         # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
         with open_atomically(table, "w", errors="surrogateescape", newline="") as file:
@@ -574,8 +576,22 @@ def write_predictions(
                     np.save(vectors_file, torch.cat(vectors).numpy())
             else:
                 embeddings.unlink(missing_ok=True)  # it belonged to earlier predictions
+            failed = [p for p in predictions if p.error is not None]
+            if failed:
+                with open_atomically(unreadable, "w", errors="surrogateescape", newline="") as errors_file:
+                    csv.writer(errors_file, lineterminator="\n").writerows([["path", "error"], *([str(p.input), p.error] for p in failed)])
+            else:
+                unreadable.unlink(missing_ok=True)
     except OSError as error:
         raise SesemiError(
             f"cannot write predictions to {output} ({error.strerror or error}); choose another --save-dir"
         ) from None
-    return table, embeddings if vectors else None
+    return Written(table, embeddings if vectors else None, unreadable if failed else None)
+
+
+class Written(NamedTuple):
+    """The files `write_predictions` wrote."""
+
+    table: Path  # predictions.csv
+    embeddings: Path | None  # embeddings.npy
+    unreadable: Path | None  # unreadable.csv

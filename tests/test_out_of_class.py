@@ -92,7 +92,7 @@ def test_inference_flags_inputs_the_detectors_reject(filtered_run, tmp_path):
         predictor.model.head.one_vs_all.bias.copy_(torch.tensor([0.0] * 3 + [-10.0] * 3))
     predictions = predictor.predict(images)
     assert all(p.looks_out_of_class and p.out_of_class > 0.99 for p in predictions)
-    table, _ = write_predictions(predictions, tmp_path / "out", predictor.labels)
+    table = write_predictions(predictions, tmp_path / "out", predictor.labels).table
     rows = list(csv.DictReader(table.open()))
     assert all(float(row["out_of_class"]) > 0.99 for row in rows)
     with torch.no_grad():

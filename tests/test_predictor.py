@@ -194,7 +194,7 @@ def test_embeddings_stay_row_for_row_with_the_table(predictor, val_images, tmp_p
     done = []
     predictions = predictor.predict(paths, batch_size=4, embeddings=True, progress=lambda *args: done.append(args))
     assert done[-1] == (len(paths), len(paths)) and len(done) == len(paths)
-    table, embeddings = write_predictions(predictions, tmp_path / "out", predictor.labels)
+    table, embeddings, _ = write_predictions(predictions, tmp_path / "out", predictor.labels)
     with open(table) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["path", "label", "score", *CLASSES]
@@ -218,7 +218,7 @@ def test_predictions_csv_keeps_file_names_that_are_not_utf8(predictor, val_image
     folder.mkdir()
     name = os.fsdecode(b"caf\xe9.png")
     shutil.copy(val_images[0], folder / name)
-    table, _ = write_predictions(predictor.predict(folder), tmp_path / "out", predictor.labels)
+    table = write_predictions(predictor.predict(folder), tmp_path / "out", predictor.labels).table
     assert b"caf\xe9.png" in table.read_bytes()
     with open(table, encoding="utf-8", errors="surrogateescape", newline="") as file:
         (row,) = csv.DictReader(file)
@@ -227,7 +227,7 @@ def test_predictions_csv_keeps_file_names_that_are_not_utf8(predictor, val_image
 
 def test_a_failed_write_leaves_the_previous_predictions(predictor, val_images, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    table, _ = write_predictions(predictor.predict(val_images[:2]), out, predictor.labels)
+    table = write_predictions(predictor.predict(val_images[:2]), out, predictor.labels).table
     before = table.read_bytes()
 
     def killed(*args, **kwargs):
@@ -286,7 +286,7 @@ def test_per_window_rows_have_their_start_and_end(audio, tmp_path):
     predictions = audio.predict(path, embeddings=True)
     window, hop = audio.windowing()
     assert (window, hop) == (0.5, 0.25)
-    table, embeddings = write_predictions(predictions, tmp_path / "out", audio.labels, True, window, hop)
+    table, embeddings, _ = write_predictions(predictions, tmp_path / "out", audio.labels, True, window, hop)
     with open(table) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0])[:5] == ["path", "start", "end", "label", "score"] and len(rows) == 7
