@@ -280,11 +280,15 @@ def _check_budget_beyond(done: int, max_steps: int) -> None:
         )
 
 
+def _checkpoints(run_dir: Path) -> list[Path]:
+    """Where a run's checkpoints that it can resume from are (they may not exist)."""
+    return [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt", f"{BEST}.ckpt")]
+
+
 def _resume_checkpoint(run_dir: Path) -> Path:
     """The newest whole checkpoint of a run's interrupted, last and best ones; a damaged one
     (cut short on a full disk, changed since it was saved) is passed over with a warning."""
-    found = [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt", f"{BEST}.ckpt")]
-    found = sorted((path for path in found if path.is_file()), key=lambda path: path.stat().st_mtime, reverse=True)
+    found = sorted((path for path in _checkpoints(run_dir) if path.is_file()), key=lambda path: path.stat().st_mtime, reverse=True)
     if not found:
         raise SesemiError(f"{run_dir} stopped before it saved a checkpoint; start it again (`sesemi rm-failed` deletes it)")
     for path in found:
@@ -474,7 +478,9 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         if main and not discarded:
             mark(run_dir, "run", "interrupted" if stopped else "failed")
         if stopped and not discarded:
-            logger.warning("%s: stopped; resume it with `sesemi resume %s`", run_dir, run_dir)
+            saved = any(path.is_file() for path in _checkpoints(run_dir))
+            advice = f"resume it with `sesemi resume {run_dir}`" if saved else "it saved no checkpoint: start it again"
+            logger.warning("%s: stopped; %s", run_dir, advice)
         if stopped:
             raise SystemExit(stopped) from None
         raise

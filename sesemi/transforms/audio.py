@@ -194,7 +194,10 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
                 except AudioReadError:
                     raise
                 except Exception:  # neither can open it: libsndfile's reason
-                    raise AudioReadError(str(rejected)) from None
+                    reason = str(rejected)
+                    if "not a regular file" in reason:  # its words for an MP3 it cannot parse
+                        reason = "Format not recognised"
+                    raise AudioReadError(reason) from None
     except (AudioReadError, SesemiError):
         raise
     except Exception as error:  # FFmpeg's errors come in many types

@@ -146,6 +146,21 @@ def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_whole_one(image_t
         resume(tmp_path / "run", allow=[__name__])
 
 
+class StopInSanityCheck(pl.Callback):
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_not_offered_a_resume(image_tree, tmp_path, caplog):
+    """Stopped (Ctrl-C) in the check of validation before training, it has no checkpoint to resume from:
+    the warning says to start it again, not to resume it."""
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, StopInSanityCheck()), tmp_path / "run")
+    assert "stopped; it saved no checkpoint: start it again" in caplog.text
+    assert "sesemi resume" not in caplog.text
+
+
 def test_a_run_killed_just_after_writing_its_results_is_finished_not_resumed(image_tree, tmp_path):
     """A kill between results.json and the marker that says finished leaves whole results:
     `resume` does not train again over them (it marks the run finished), and `rm-failed`

@@ -84,11 +84,15 @@ def test_load_audio_resamples_a_file(tmp_path):
     ("content", "reason"),
     [(b"", "it holds no samples"), (b"not audio at all" * 64, None)],
 )
-def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason):
-    path = tmp_path / "broken.wav"
+@pytest.mark.parametrize("suffix", [".wav", ".mp3"])
+def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason, suffix):
+    """A text file named as a recording is not one; an MP3 one is not called a pipe (as
+    libsndfile's words for it say) either."""
+    path = tmp_path / f"broken{suffix}"
     path.write_bytes(content)
-    with pytest.raises(AudioReadError, match=reason):
+    with pytest.raises(AudioReadError, match=reason) as raised:
         decode(path)
+    assert "regular file" not in str(raised.value)
 
 
 def test_a_float_file_written_at_integer_scale_is_refused(tmp_path):
