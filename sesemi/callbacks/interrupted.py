@@ -38,6 +38,7 @@ class InterruptedCheckpoint(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.state.fn != "fit" or not self.started:
             return
+        _before_unfinished_batch(trainer)
         _between_epochs(trainer)
         # A weight-averaging callback (EMA) validates with its average swapped into the model;
         # a stop in a validation finds them swapped, and the checkpoint must not.
@@ -61,3 +62,21 @@ def _between_epochs(trainer: pl.Trainer) -> None:
     epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress
     if batches.is_last_batch and epochs.completed == epochs.ready:
         batches.reset_on_run()
+
+
+def _before_unfinished_batch(trainer: pl.Trainer) -> None:
+    """Makes a stop in the middle of a batch (Ctrl-C) a stop before it.
+
+    The batch was counted as begun, not as done: resumed, Lightning forgets it in the epoch's
+    counts but not in the run's, by which validations are scheduled (they came a batch early).
+    Counted as never begun, it is taken again where the unbroken run takes it. Its forward pass
+    has drawn random numbers (dropout) and moved BatchNorm's running statistics already, so the
+    resumed run goes on close to the unbroken one, not exactly as it.
+    """
+    loop = trainer.fit_loop.epoch_loop
+    batches, optimizer = loop.batch_progress.total, loop.automatic_optimization.optim_progress.optimizer
+    if batches.ready == batches.completed or optimizer.step.total.completed > batches.completed:
+        return  # between batches, or stopped after the batch's step: it is done but for its hooks
+    for progress in (loop.batch_progress, optimizer.step, optimizer.zero_grad):
+        progress.total.reset_on_restart()
+        progress.current.reset_on_restart()

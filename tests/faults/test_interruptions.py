@@ -40,16 +40,21 @@ TINY = [
 
 class Batches(pl.Callback):
     """Records a fingerprint of every labeled batch, and stops the run at `stop_at` as a SIGTERM
-    would (the signal to this very process)."""
+    would (the signal to this very process), or with `mid_batch` as a Ctrl-C in the middle of
+    the batch (before its backward pass)."""
 
-    def __init__(self, stop_at: int | None = None, in_validation: bool = False):
-        self.stop_at, self.in_validation = stop_at, in_validation
+    def __init__(self, stop_at: int | None = None, in_validation: bool = False, mid_batch: bool = False):
+        self.stop_at, self.in_validation, self.mid_batch = stop_at, in_validation, mid_batch
         self.seen: list[tuple[int, float]] = []
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        if trainer.global_step == self.stop_at and self.mid_batch:
+            os.kill(os.getpid(), signal.SIGINT)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         images, labels = batch["supervised"]
         self.seen.append((trainer.global_step, round(float(images.sum()) + 1000 * float(labels.sum()), 3)))
-        if trainer.global_step == self.stop_at and not self.in_validation:
+        if trainer.global_step == self.stop_at and not self.in_validation and not self.mid_batch:
             os.kill(os.getpid(), signal.SIGTERM)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
@@ -72,23 +77,28 @@ def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={S
         (3, f"run.num_iterations={STEPS}"),
         (3, "run.num_epochs=4"),
         (-4, f"run.num_iterations={STEPS}"),
+        (5.5, f"run.num_iterations={STEPS}"),
     ],
-    ids=["mid-epoch", "epoch-end", "epoch-end-epochs", "in-validation"],
+    ids=["mid-epoch", "epoch-end", "epoch-end-epochs", "in-validation", "ctrl-c-mid-batch"],
 )
 def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path, stop_at, length):
-    """Stopped in an epoch, in its last batch (three batches an epoch here) or in a validation
-    (-4: the one at step 4), with the length in steps or in epochs, the resumed run takes the
-    batches the unbroken one took after the stop, and ends with its weights. (Stopped in the
-    last batch, the resumed run took the next epoch for one batch long, and one whose steps
-    bound its epochs ended short; stopped in a validation, it saved the EMA's weights, which
-    validation had swapped in, as the trained ones, and the other way round.)"""
+    """Stopped in an epoch, in its last batch (three batches an epoch here), in a validation
+    (-4: the one at step 4) or by Ctrl-C in the middle of a batch (5.5: in step 5's), with the
+    length in steps or in epochs, the resumed run takes the batches the unbroken one took after
+    the stop, and ends with its weights and validations. (Stopped in the last batch, the resumed run took the
+    next epoch for one batch long, and one whose steps bound its epochs ended short; stopped in
+    a validation, it saved the EMA's weights, which validation had swapped in, as the trained
+    ones, and the other way round; stopped in a batch, it counted that batch as begun, so its
+    validations came a batch early.) Stopped in a batch, the batch's random draws are made
+    again, so the weights are close, not equal."""
     unbroken = Batches()
     finished = run(_config(image_tree, unbroken, length), tmp_path / "unbroken")
 
-    stopped = Batches(stop_at=abs(stop_at), in_validation=stop_at < 0)
+    mid_batch = stop_at != int(stop_at)
+    stopped = Batches(stop_at=abs(int(stop_at)), in_validation=stop_at < 0, mid_batch=mid_batch)
     with pytest.raises(SystemExit) as exit:
         run(_config(image_tree, stopped, length), tmp_path / "stopped")
-    assert exit.value.code == 128 + signal.SIGTERM
+    assert exit.value.code == 128 + (signal.SIGINT if mid_batch else signal.SIGTERM)
     assert marker(tmp_path / "stopped").state == "interrupted"
     assert (tmp_path / "stopped" / "checkpoints" / "interrupted.ckpt").is_file()
     assert not (tmp_path / "stopped" / "results.json").exists()
@@ -103,12 +113,17 @@ def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_
         str(tmp_path / "unbroken"), str(tmp_path / "stopped")
     )
     assert stopped.seen + resumed.seen == unbroken.seen  # the same batches, step by step
+    expected, logged = (pd.read_csv(folder / "metrics.csv") for folder in (tmp_path / "unbroken", tmp_path / "stopped"))
+    if mid_batch:  # the stopped batch's dropout is drawn again: the same steps, close values
+        validated = [frame.step[frame["val/top1"].notna()].tolist() for frame in (expected, logged)]
+        assert validated[0] == validated[1] == [3, 7, 11]
+        assert logged.step.tolist() == expected.step.tolist()
+        return
     weights = [torch.load(r.last_checkpoint, weights_only=True)["state_dict"] for r in (finished, result)]
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key])
     # metrics.csv holds the whole run, not only what came after the stop (Lightning starts it
     # anew); a validation the stop interrupted is not done again
-    expected, logged = (pd.read_csv(folder / "metrics.csv") for folder in (tmp_path / "unbroken", tmp_path / "stopped"))
     if stop_at < 0:
         expected = expected[~((expected.step == abs(stop_at) - 1) & expected["val/top1"].notna())]
     assert sorted(logged.columns) == sorted(expected.columns)
