@@ -371,7 +371,10 @@ class UnreadableLog:
     def skip(self, path: object, why: object) -> None:
         self.count += 1
         if self.count <= NAMED_UNREADABLE:
-            logger.warning("skipping unreadable %s %s (%s)", self.kind, printable(path), printable(why))
+            shown = printable(path)
+            if isinstance(path, (str, os.PathLike)) and os.path.islink(path):  # a TrainingRun's links, say
+                shown += f" (a link to {printable(os.path.realpath(path))})"
+            logger.warning("skipping unreadable %s %s (%s)", self.kind, shown, printable(why))
 
     def close(self) -> None:
         if self.count > NAMED_UNREADABLE:

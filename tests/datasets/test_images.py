@@ -77,6 +77,17 @@ def test_a_data_set_whose_files_are_all_unreadable_names_its_folder(tmp_path):
         data[0]
 
 
+def test_an_unreadable_link_is_named_with_the_file_it_leads_to(tmp_path, caplog):
+    """A data set of links (a TrainingRun's, or your own): the warning names the file to fix."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "scan 7.png").write_bytes(b"not an image")
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "000007_scan 7.png").symlink_to(tmp_path / "mine" / "scan 7.png")
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(tmp_path / "pool" / "fine.png")
+    image_file(str(tmp_path), "pool", on_error="skip", cache="memory")
+    assert f"000007_scan 7.png (a link to {tmp_path / 'mine' / 'scan 7.png'})" in caplog.text
+
+
 def test_skip_substitute_carries_its_own_label(corrupt_tree):
     """The substitute's label is the label of the image returned, not of the broken file."""
     data = image_folder(str(corrupt_tree.root), "train", on_error="skip", cache="none")
