@@ -83,8 +83,9 @@ class Marker:
 
 @contextmanager
 def open_atomically(path: str | Path, mode: str = "w", **options: Any) -> Iterator[IO[Any]]:
-    """Opens a temporary file beside `path` that replaces `path` when the block ends, and is
-    deleted when the block raises: readers see the old file or the new one, never a part.
+    """Opens a temporary file beside `path` that replaces `path` when the block ends (written to
+    disk first), and is deleted when the block raises: readers see the old file or the new one,
+    never a part.
 
     A process killed in the block leaves at most a hidden `.<name>.<pid>.<random>.partial` file.
 
@@ -107,6 +108,8 @@ def open_atomically(path: str | Path, mode: str = "w", **options: Any) -> Iterat
     try:
         with os.fdopen(handle, mode, **options) as file:
             yield file
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename: a power loss leaves the old file, not an empty one
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)

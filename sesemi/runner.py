@@ -220,9 +220,6 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
         raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker of its own; a copy of a run is not one): give the folder the run was made in")
     if found.state == "finished":
         raise SesemiError(f"{run_dir} finished; there is nothing to resume")
-    if found.stopped and (run_dir / RESULTS).is_file():  # stopped between its results and its marker
-        mark(run_dir, "run", "finished")
-        raise SesemiError(f"{run_dir} finished (it was stopped just after writing {RESULTS}); there is nothing to resume")
     launched = os.environ.get(RUN_DIR_VARIABLE)  # set for the processes a multi-process run launches
     by_this_run = launched is not None and Path(launched).absolute() == run_dir.absolute()
     before = None if by_this_run else _take_over(run_dir)  # the run's first process took it over
@@ -242,8 +239,20 @@ def _take_over(run_dir: Path) -> str:
         before, found = (run_dir / MARKER).read_text(), marker(run_dir)
         if found is not None and found.state == "running" and found.alive:
             raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
+        if _finished_results(run_dir):  # stopped between writing its results and saying so
+            mark(run_dir, "run", "finished")
+            raise SesemiError(f"{run_dir} finished (it was stopped just after writing {RESULTS}); there is nothing to resume")
         mark(run_dir, "run", "running")
     return before
+
+
+def _finished_results(run_dir: Path) -> bool:
+    """Whether a run's results.json is whole (as `sesemi rm-failed` judges it)."""
+    try:
+        RunResult.read(run_dir)
+    except SesemiError:
+        return False
+    return True
 
 
 def _resumed_config(run_dir: Path, allow: Sequence[str]) -> DictConfig:

@@ -216,7 +216,7 @@ def _causes(error: BaseException | None):
 
 
 # Lightning's precisions that cast the model itself, its buffers included; `64` means `64-true`.
-CASTING_PRECISIONS = ("16-true", "bf16-true", "64-true", "64")
+CASTING_PRECISIONS = ("16-true", "bf16-true", "64-true", "64", "transformer-engine", "transformer-engine-float16")
 
 
 def _check_precision(precision: Any) -> None:

@@ -65,18 +65,23 @@ def _between_epochs(trainer: pl.Trainer) -> None:
 
 
 def _before_unfinished_batch(trainer: pl.Trainer) -> None:
-    """Makes a stop in the middle of a batch (Ctrl-C) a stop before it.
+    """Makes a stop in the middle of a batch (Ctrl-C) a stop before it, or after it once its
+    optimizer step is taken.
 
     The batch was counted as begun, not as done: resumed, Lightning forgets it in the epoch's
     counts but not in the run's, by which validations are scheduled (they came a batch early).
     Counted as never begun, it is taken again where the unbroken run takes it. Its forward pass
-    has drawn random numbers (dropout) and moved BatchNorm's running statistics already, so the
-    resumed run goes on close to the unbroken one, not exactly as it.
+    has drawn random numbers (dropout) and moved BatchNorm's running statistics and the method's
+    pool statistics already, so the resumed run goes on close to the unbroken one, not exactly.
     """
     loop = trainer.fit_loop.epoch_loop
-    batches, optimizer = loop.batch_progress.total, loop.automatic_optimization.optim_progress.optimizer
-    if batches.ready == batches.completed or optimizer.step.total.completed > batches.completed:
-        return  # between batches, or stopped after the batch's step: it is done but for its hooks
+    batches = loop.batch_progress.total
+    if batches.ready == batches.completed:
+        return  # between batches
+    if batches.processed == batches.ready:  # stopped in its end hooks, after its optimizer step:
+        loop.batch_progress.increment_completed()  # done (the loaders resume after it, not at it)
+        return
+    optimizer = loop.automatic_optimization.optim_progress.optimizer
     for progress in (loop.batch_progress, optimizer.step, optimizer.zero_grad):
         progress.total.reset_on_restart()
         progress.current.reset_on_restart()

@@ -513,7 +513,7 @@ class FileDataset(Dataset):
             if self.transform is not None:
                 item = self.transform(item)
             return item, self.samples[position][1]
-        folder = os.path.commonpath([os.path.dirname(path) for path, _ in self.samples])
+        folder = os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path, _ in self.samples])
         raise SesemiError(
             f"none of the {len(self.samples)} {self.kind} files of the data set in {folder} can be read "
             "(the warnings above say why): replace them, or leave that folder out"

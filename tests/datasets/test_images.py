@@ -67,16 +67,6 @@ def test_a_class_whose_files_are_all_unreadable_is_refused(image_tree):
         image_folder(str(image_tree.root), "train", cache="memory")
 
 
-def test_a_data_set_whose_files_are_all_unreadable_names_its_folder(tmp_path):
-    """Read as items are loaded (no memory cache): the first item finds nothing to stand in."""
-    for name in ("a.png", "b.png"):
-        (tmp_path / "pool" / name).parent.mkdir(exist_ok=True)
-        (tmp_path / "pool" / name).write_bytes(b"not an image")
-    data = image_file(str(tmp_path), "pool", on_error="skip", cache="none")
-    with pytest.raises(SesemiError, match=rf"^none of the 2 image files of the data set in {tmp_path / 'pool'} can be read"):
-        data[0]
-
-
 def test_an_unreadable_link_is_named_with_the_file_it_leads_to(tmp_path, caplog):
     """A data set of links (a TrainingRun's, or your own): the warning names the file to fix."""
     (tmp_path / "mine").mkdir()
@@ -116,12 +106,14 @@ def test_readable_items_are_unaffected_by_on_error_raise(corrupt_tree):
     assert image.size == (16, 16) and label == 0
 
 
-def test_nothing_readable_is_an_error(tmp_path):
-    """A data set of only broken files fails instead of looping or returning None."""
-    (tmp_path / "a.png").write_bytes(b"junk")
-    (tmp_path / "b.png").write_bytes(b"more junk")
-    data = ImageDataset([(str(tmp_path / "a.png"), 0), (str(tmp_path / "b.png"), 1)], ["a", "b"])
-    with pytest.raises(SesemiError, match="none of the 2 images"):
+def test_nothing_readable_is_an_error_naming_the_folder(tmp_path):
+    """A data set of only broken files fails instead of looping or returning None, in one line
+    that says where they are (read as items are loaded: the first item finds no stand-in)."""
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "a.png").write_bytes(b"junk")
+    (tmp_path / "pool" / "b.png").write_bytes(b"more junk")
+    data = image_file(str(tmp_path), "pool", on_error="skip", cache="none")
+    with pytest.raises(SesemiError, match=rf"^none of the 2 image files of the data set in {tmp_path / 'pool'} can be read"):
         data[0]
     assert len(data.skipped) == 2
 

@@ -43,8 +43,10 @@ class Batches(pl.Callback):
     would (the signal to this very process), or with `mid_batch` as a Ctrl-C in the middle of
     the batch (before its backward pass)."""
 
-    def __init__(self, stop_at: int | None = None, in_validation: bool = False, mid_batch: bool = False):
-        self.stop_at, self.in_validation, self.mid_batch = stop_at, in_validation, mid_batch
+    def __init__(
+        self, stop_at: int | None = None, in_validation: bool = False, mid_batch: bool = False, at_end: int = signal.SIGTERM
+    ):
+        self.stop_at, self.in_validation, self.mid_batch, self.at_end = stop_at, in_validation, mid_batch, at_end
         self.seen: list[tuple[int, float]] = []
 
     def on_before_backward(self, trainer, pl_module, loss):
@@ -55,7 +57,7 @@ class Batches(pl.Callback):
         images, labels = batch["supervised"]
         self.seen.append((trainer.global_step, round(float(images.sum()) + 1000 * float(labels.sum()), 3)))
         if trainer.global_step == self.stop_at and not self.in_validation and not self.mid_batch:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.at_end)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.global_step == self.stop_at and self.in_validation and batch_idx == 0 and not trainer.sanity_checking:
@@ -128,6 +130,26 @@ def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_
         expected = expected[~((expected.step == abs(stop_at) - 1) & expected["val/top1"].notna())]
     assert sorted(logged.columns) == sorted(expected.columns)
     pd.testing.assert_frame_equal(logged[expected.columns], expected.reset_index(drop=True), check_exact=False, atol=1e-5)
+
+
+def test_a_ctrl_c_after_a_step_of_accumulated_batches_does_not_take_the_batch_again(image_tree, tmp_path):
+    """Stopped in a batch's end hooks after its optimizer step, with gradients accumulated over
+    two batches, the batch is done: the resumed run goes on with the next one."""
+    from omegaconf import OmegaConf
+
+    def accumulating(callback: Batches):
+        config = _config(image_tree, callback, "run.num_iterations=6")
+        OmegaConf.update(config, "trainer.accumulate_grad_batches", 2, force_add=True)
+        return config
+
+    unbroken, stopped, resumed = Batches(), Batches(stop_at=3, at_end=signal.SIGINT), Batches()
+    run(accumulating(unbroken), tmp_path / "unbroken")
+    with pytest.raises(SystemExit):
+        run(accumulating(stopped), tmp_path / "stopped")
+    global current
+    current = lambda: resumed  # noqa: E731
+    assert resume(tmp_path / "stopped", allow=[__name__]).global_step == 6
+    assert stopped.seen + resumed.seen == unbroken.seen
 
 
 def test_a_folder_that_holds_a_run_is_not_run_again(image_tree, tmp_path):
