@@ -38,26 +38,36 @@ TINY = [
 ]
 
 
+def _sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _ctrl_c() -> None:
+    """What Python's handler of Ctrl-C (SIGINT) raises; the signal itself would be ignored by a
+    process a shell starts in the background (as CI may start the tests)."""
+    raise KeyboardInterrupt
+
+
 class Batches(pl.Callback):
     """Records a fingerprint of every labeled batch, and stops the run at `stop_at` as a SIGTERM
     would (the signal to this very process), or with `mid_batch` as a Ctrl-C in the middle of
     the batch (before its backward pass)."""
 
     def __init__(
-        self, stop_at: int | None = None, in_validation: bool = False, mid_batch: bool = False, at_end: int = signal.SIGTERM
+        self, stop_at: int | None = None, in_validation: bool = False, mid_batch: bool = False, at_end=_sigterm
     ):
         self.stop_at, self.in_validation, self.mid_batch, self.at_end = stop_at, in_validation, mid_batch, at_end
         self.seen: list[tuple[int, float]] = []
 
     def on_before_backward(self, trainer, pl_module, loss):
         if trainer.global_step == self.stop_at and self.mid_batch:
-            os.kill(os.getpid(), signal.SIGINT)
+            _ctrl_c()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         images, labels = batch["supervised"]
         self.seen.append((trainer.global_step, round(float(images.sum()) + 1000 * float(labels.sum()), 3)))
         if trainer.global_step == self.stop_at and not self.in_validation and not self.mid_batch:
-            os.kill(os.getpid(), self.at_end)
+            self.at_end()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.global_step == self.stop_at and self.in_validation and batch_idx == 0 and not trainer.sanity_checking:
@@ -142,7 +152,7 @@ def test_a_ctrl_c_after_a_step_of_accumulated_batches_does_not_take_the_batch_ag
         OmegaConf.update(config, "trainer.accumulate_grad_batches", 2, force_add=True)
         return config
 
-    unbroken, stopped, resumed = Batches(), Batches(stop_at=3, at_end=signal.SIGINT), Batches()
+    unbroken, stopped, resumed = Batches(), Batches(stop_at=3, at_end=_ctrl_c), Batches()
     run(accumulating(unbroken), tmp_path / "unbroken")
     with pytest.raises(SystemExit):
         run(accumulating(stopped), tmp_path / "stopped")
@@ -186,7 +196,7 @@ def test_resume_passes_over_a_damaged_checkpoint_to_the_newest_whole_one(image_t
 class StopInSanityCheck(pl.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+            _ctrl_c()
 
 
 def test_a_run_stopped_before_its_first_checkpoint_is_not_offered_a_resume(image_tree, tmp_path, caplog):
