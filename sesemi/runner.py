@@ -239,20 +239,11 @@ def _take_over(run_dir: Path) -> str:
         before, found = (run_dir / MARKER).read_text(), marker(run_dir)
         if found is not None and found.state == "running" and found.alive:
             raise SesemiError(f"{run_dir} is still running (process {found.pid}); stop it first")
-        if _finished_results(run_dir):  # stopped between writing its results and saying so
+        if RunResult.read_if_whole(run_dir) is not None:  # stopped between writing its results and saying so
             mark(run_dir, "run", "finished")
             raise SesemiError(f"{run_dir} finished (it was stopped just after writing {RESULTS}); there is nothing to resume")
         mark(run_dir, "run", "running")
     return before
-
-
-def _finished_results(run_dir: Path) -> bool:
-    """Whether a run's results.json is whole (as `sesemi rm-failed` judges it)."""
-    try:
-        RunResult.read(run_dir)
-    except SesemiError:
-        return False
-    return True
 
 
 def _resumed_config(run_dir: Path, allow: Sequence[str]) -> DictConfig:
@@ -294,16 +285,16 @@ def _checkpoints(run_dir: Path) -> list[Path]:
     return [run_dir / "checkpoints" / name for name in (INTERRUPTED, f"{LAST}.ckpt", f"{BEST}.ckpt")]
 
 
-def _resume_checkpoint(run_dir: Path) -> Path:
-    """The newest whole checkpoint of a run's interrupted, last and best ones; a damaged one
-    (cut short on a full disk, changed since it was saved) is passed over with a warning."""
+def _resume_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest whole checkpoint of a run's interrupted, last and best ones, and what it holds
+    (its tensors mapped, not loaded); a damaged one (cut short on a full disk, changed since it
+    was saved) is passed over with a warning."""
     found = sorted((path for path in _checkpoints(run_dir) if path.is_file()), key=lambda path: path.stat().st_mtime, reverse=True)
     if not found:
         raise SesemiError(f"{run_dir} stopped before it saved a checkpoint; start it again (`sesemi rm-failed` deletes it)")
     for path in found:
         try:
-            read_checkpoint(path, mmap=True)
-            return path
+            return path, read_checkpoint(path, mmap=True)
         except SesemiError as error:
             logger.warning("passing over %s: %s", path.name, error)
     raise SesemiError(f"every checkpoint of {run_dir} is damaged; start it again (`sesemi rm-failed` deletes it)")
@@ -422,9 +413,13 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
 
     run_dir = _run_folder(run_config, run_dir)
     fit = mode is RunMode.FIT
-    checkpoint = _resume_checkpoint(run_dir) if resume else config.run.resume_from_checkpoint
     # The step the fit goes on from, read once (its tensors mapped, not loaded) before the data is.
-    saved_step = int(read_checkpoint(checkpoint, mmap=True).get("global_step") or 0) if fit and checkpoint else None
+    if resume:
+        checkpoint, saved = _resume_checkpoint(run_dir)
+    else:
+        checkpoint = config.run.resume_from_checkpoint
+        saved = read_checkpoint(checkpoint, mmap=True) if fit and checkpoint else None
+    saved_step = int(saved.get("global_step") or 0) if saved is not None else None
 
     datamodule = SESEMIDataModule(config.data, run_config.data_root, run_config.batch_size_per_gpu, run_config.seed)
     datamodule.prepare_data()
