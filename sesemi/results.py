@@ -108,6 +108,15 @@ class RunResult:
                 values[key] = _in_run(Path(run_dir), Path(values[key]))
         return cls(**values)
 
+    @classmethod
+    def read_if_whole(cls, run_dir: str | Path) -> RunResult | None:
+        """What `read` returns, or None for a run without results or with damaged ones (one that
+        did not finish, to the commands that list, tidy and resume runs)."""
+        try:
+            return cls.read(run_dir)
+        except SesemiError:
+            return None
+
 
 def _number(value: Any) -> bool:
     """A number a float holds (infinity and NaN too: a diverged loss), not a bool or 10**400."""

@@ -62,13 +62,6 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _read_result(folder: Path) -> RunResult | None:
-    try:
-        return RunResult.read(folder)
-    except SesemiError:
-        return None
-
-
 def _is_run(folder: Path) -> bool:
     if (folder / CONFIG).is_file() or (folder / RESULTS).is_file() or ownership.owned(folder, "run"):
         return True
@@ -101,7 +94,7 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
         subfolders.clear()  # checkpoints/ and the like
         if real not in found or direct:  # its direct path wins over a link's
             found[real] = folder_path
-    runs = [Run(path, _name(path, root), _read_yaml(path / CONFIG), _read_result(path)) for path in found.values()]
+    runs = [Run(path, _name(path, root), _read_yaml(path / CONFIG), RunResult.read_if_whole(path)) for path in found.values()]
     return sorted(runs, key=lambda run: run.name)
 
 
