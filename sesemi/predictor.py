@@ -539,7 +539,7 @@ def write_predictions(
     when complete, and replaced (`overwrite`) only in a folder sesemi made
     (`check_predictions_folder`); an earlier `embeddings.npy` goes when there are none now.
     """
-    readable = [p for p in predictions if p.error is None]
+    readable, failed = [p for p in predictions if p.error is None], [p for p in predictions if p.error is not None]
     windowed = per_window and any(p.windows is not None for p in readable)
     if windowed and (window_seconds is None or hop_seconds is None):
         raise SesemiError("per-window rows need window_seconds and hop_seconds (see Predictor.windowing)")
@@ -576,10 +576,10 @@ def write_predictions(
                     np.save(vectors_file, torch.cat(vectors).numpy())
             else:
                 embeddings.unlink(missing_ok=True)  # it belonged to earlier predictions
-            failed = [p for p in predictions if p.error is not None]
             if failed:
                 with open_atomically(unreadable, "w", errors="surrogateescape", newline="") as errors_file:
-                    csv.writer(errors_file, lineterminator="\n").writerows([["path", "error"], *([str(p.input), p.error] for p in failed)])
+                    listed = [["path", "error"], *([str(p.input), p.error] for p in failed)]
+                    csv.writer(errors_file, lineterminator="\n").writerows(listed)
             else:
                 unreadable.unlink(missing_ok=True)
     except OSError as error:

@@ -231,7 +231,7 @@ def check_samples(samples: np.ndarray) -> np.ndarray:
 
 def _mono(frames: np.ndarray) -> np.ndarray:
     """Frames `(frames, channels)` mixed down to mono float32 `[T]` (see `check_samples`)."""
-    return np.ascontiguousarray(check_samples(frames.mean(axis=1) if frames.size else frames), dtype=np.float32)
+    return np.ascontiguousarray(check_samples(frames.mean(axis=1)), dtype=np.float32)
 
 
 def resample(samples: np.ndarray, rate: float, sample_rate: float) -> np.ndarray:

@@ -16,9 +16,10 @@ The second term teaches the features from every unlabeled input, confident or no
 anchored on the labeled inputs, which is what SimMatch adds to FixMatch when labels are few.
 
 Differences from the paper: the bank is a queue of the last `bank_size` labeled embeddings (each
-step's labeled batch of every process, detached) instead of one slot per labeled input; the pseudo-label loss is the FixMatch head's, hard labels with its thresholds (see
-`fixmatch.py`), on the probabilities after distribution alignment and aggregation; unfolding
-reweighs by those probabilities. The projection and the bank only serve training: they are
+step's labeled batch of every process, detached) instead of one slot per labeled input; the
+pseudo-label loss is the FixMatch head's, hard labels with its thresholds (see `fixmatch.py`),
+on the probabilities after distribution alignment and aggregation; unfolding reweighs by those
+probabilities. The projection and the bank only serve training: they are
 saved in checkpoints, not with the published model.
 """
 
