@@ -21,9 +21,10 @@ from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_n
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler, UnrepeatedDistributedSamplerWrapper
 from pytorch_lightning.utilities.seed import isolate_rng
-from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
 
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
 from sesemi.datasets.builtin import split_named_otherwise
@@ -136,13 +137,27 @@ def _instantiate_transform(loader: str, key: str, config: Any) -> Any:
     return instantiate(config)
 
 
-def _batch_sampler(config: DictConfig, data: Dataset, batch_size: int | None, seed: int | None = None) -> Any:
-    """A batch sampler from its config; it is given the loader's batch size, and a seed, when it
-    takes them and its config does not set them."""
+def _batch_sampler(
+    config: DictConfig, data: Dataset, batch_size: int | None, seed: int | None = None, sampler: Sampler | None = None
+) -> Any:
+    """A batch sampler from its config; it is given the loader's batch size, a seed and the
+    items to draw from (this process's share), when it takes them and its config does not set them."""
     parameters = inspect.signature(get_object(config._target_)).parameters
-    given = {"batch_size": batch_size, "seed": seed}
+    given = {"batch_size": batch_size, "seed": seed, "sampler": sampler}
     extra = {k: v for k, v in given.items() if v is not None and k in parameters and k not in config}
     return instantiate(config, data, **extra)
+
+
+def share(data: Dataset, sampler: Sampler | None, world_size: int, rank: int, train: bool) -> Sampler:
+    """Process `rank`'s share of the items `sampler` draws (of `data`'s, in order, for None) in a
+    run of `world_size` processes: for training an equal share, the last ones padded with the
+    first items, for evaluation each item once (metrics would count a repeated item twice). A
+    sampler that draws anew each pass (a shuffle) is drawn alike on every process and split."""
+    if sampler is None:
+        whole = DistributedSampler if train else UnrepeatedDistributedSampler
+        return whole(data, world_size, rank, shuffle=False)
+    wrapper = DistributedSamplerWrapper if train else UnrepeatedDistributedSamplerWrapper
+    return wrapper(sampler, world_size, rank, shuffle=False)
 
 
 def init_worker(worker_id: int, rank: int, seed: bool) -> None:
@@ -428,21 +443,19 @@ class SESEMIDataModule(pl.LightningDataModule):
     def _on_gpu(self) -> bool:
         return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
 
-    def _loader(
-        self, name: str, config: DictConfig, data: Dataset, train: bool = False, sampler: Any = None
-    ) -> DataLoader:
+    def _loader(self, name: str, config: DictConfig, data: Dataset, train: bool = False) -> DataLoader:
+        """A loader of `data` as `config` sets it; on several processes, of this process's share
+        (Lightning's own splitting is off: it replaced the sampler of a batch sampler, so
+        `PassByPassBatchSampler` read the whole data set in order, neither shuffled nor repeated)."""
         batch_size = self.batch_size(name, config)
         kwargs = {k: config[k] for k in LOADER_ARGUMENTS if k in config}
-        if sampler is not None:
-            kwargs["sampler"] = sampler
-            kwargs.pop("shuffle", None)
+        world_size = self.trainer.world_size if self.trainer is not None else 1
         devices = self.trainer.num_devices if self.trainer is not None else 1
         kwargs["num_workers"] = worker_count(name, kwargs.get("num_workers", 0), devices)
         kwargs["pin_memory"] = pins_memory(name, kwargs.get("pin_memory", False), self._on_gpu)
         seed = stream_seed(self.seed, name) if train and self.seed is not None else None
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
             # A few labeled images still fill a batch on every process.
-            world_size = self.trainer.world_size if self.trainer is not None else 1
             kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, seed)
             kwargs["shuffle"] = False
         if kwargs["num_workers"] == 0:
@@ -463,7 +476,12 @@ class SESEMIDataModule(pl.LightningDataModule):
         if config.get("batch_sampler"):
             # each process draws other batches from its own share of the data
             rank_seed = stream_seed(seed, self._rank) if seed is not None else None
-            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size, rank_seed)
+            items = share(data, None, world_size, self._rank, train) if world_size > 1 else None
+            kwargs["batch_sampler"] = _batch_sampler(config.batch_sampler, data, batch_size, rank_seed, items)
+        elif world_size > 1:
+            if kwargs.get("sampler") is None:
+                kwargs.pop("shuffle", None)
+            kwargs["sampler"] = share(data, kwargs.get("sampler"), world_size, self._rank, train)
         if config.get("collate_fn"):
             kwargs["collate_fn"] = instantiate(config.collate_fn)
         if "batch_sampler" in kwargs:
@@ -558,21 +576,12 @@ class SESEMIDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
             return []
-        return self._evaluation_loader("val", self.data.val, self.val_dataset)
+        return self._loader("val", self.data.val, self.val_dataset)
 
     def test_dataloader(self) -> DataLoader:
         if self.test_dataset is None:
             raise SesemiError("run.mode=TEST needs a data.test loader")
-        return self._evaluation_loader("test", self.data.test, self.test_dataset)
-
-    def _evaluation_loader(self, name: str, config: DictConfig, data: Dataset) -> DataLoader:
-        """A loader of every item once: on several processes each takes its share, none padded
-        with repeats (Lightning's sampler repeats items to even the shares, which the metrics
-        would count twice)."""
-        if self.trainer is None or self.trainer.world_size == 1 or config.get("sampler") or isinstance(data, IterableDataset):
-            return self._loader(name, config, data)
-        shares = UnrepeatedDistributedSampler(data, self.trainer.world_size, self._rank, shuffle=False)
-        return self._loader(name, config, data, sampler=shares)
+        return self._loader("test", self.data.test, self.test_dataset)
 
     def iterations_per_epoch(self, world_size: int = 1) -> int | None:
         """Training iterations in one epoch, of each of `world_size` processes: the length of the
@@ -588,7 +597,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         if isinstance(data, IterableDataset):  # a stream: `size` items an epoch, over all processes
             return math.ceil(math.ceil(data.size / world_size) / batch_size)
         if config.get("batch_sampler"):  # only the sampler knows how many batches it makes
-            return len(_batch_sampler(config.batch_sampler, data, batch_size))
+            items = share(data, None, world_size, 0, True) if world_size > 1 else None
+            return len(_batch_sampler(config.batch_sampler, data, batch_size, sampler=items))
         if config.get("sampler"):
             samples = len(instantiate(config.sampler, data))
         elif config.get("shuffle"):

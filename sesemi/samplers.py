@@ -17,8 +17,8 @@ class RepeatingRandomSampler(Sampler[int]):
     """Shuffles the data set, and repeats it with fresh shuffles until `min_samples` are drawn.
 
     A handful of labeled images may be fewer than one batch (or one batch per GPU); this keeps
-    such a loader yielding full batches instead of none. Deliberately not a RandomSampler, so
-    that Lightning splits it across processes instead of replacing it.
+    such a loader yielding full batches instead of none. On several processes each takes its
+    share of the same draws (`sesemi.datamodule.share`).
 
     Args:
         data_source: The data set.
@@ -133,8 +133,8 @@ class ClassBalancedBatchSampler(BatchSampler):
     Every batch draws N distinct classes at random and M items of each (with replacement only
     when a class has fewer than M), so rare classes are seen as often as common ones. Use it as
     a loader's `batch_sampler`; the data module passes the loader's `batch_size`, which must be
-    N x M. Under DDP, Lightning passes each process its share of the data as `sampler`, and
-    each process draws its batches from its share.
+    N x M. On several processes the data module passes each process its share of the data as
+    `sampler`, and each process draws its batches from its share.
 
     Args:
         data_source: A labeled data set with `targets` (class indices).

@@ -287,6 +287,8 @@ def build_trainer(
         "max_epochs": -1,
     }
     settings.update(options)
+    if settings.setdefault("use_distributed_sampler", False):
+        raise SesemiError("trainer.use_distributed_sampler: sesemi gives each process its share of the data itself; remove it")
     _check_precision(settings.get("precision"))
     plugins = settings.get("plugins") or []
     plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]

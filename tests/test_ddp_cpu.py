@@ -124,3 +124,63 @@ def test_the_pool_statistics_of_a_two_process_run_count_both_processes_images(tm
     _, results_file = _on_two_processes(tmp_path, [SESEMI, "train", "digits", "method=flexmatch"], *overrides)
     # FlexMatch runs at steps 1 and 2 (its ramp-up weighs step 0 with 0): 8 images a step on each process
     assert json.loads(results_file.read_text())["unlabeled"]["seen"] == 2 * 2 * 8
+
+
+RECORDER = '''
+import hashlib, json, os
+import pytorch_lightning as pl
+
+
+class Recorder(pl.Callback):
+    """Writes, per process, the labeled images of every step (as hashes) to labeled_<rank>.json."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        images = batch["supervised"][0].detach().cpu().contiguous()
+        self.steps.append([hashlib.sha1(image.numpy().tobytes()).hexdigest() for image in images])
+
+    def on_train_end(self, trainer, module):
+        with open(f"labeled_{trainer.global_rank}.json", "w") as file:
+            json.dump(self.steps, file)
+'''
+
+
+@pytest.mark.slow
+def test_two_processes_split_shuffled_and_repeated_labels_between_them(tmp_path):
+    """With 50 labels in batches of 40 (drop_last) on two processes, each process fills its
+    batch at every step from the same shuffle, split between them: the two batches of a step
+    hold every label (and 30 of the next shuffle), and the order changes from step to step.
+    Lightning's own splitting read the whole data set in order instead, so each process had 25
+    labels, no full batch, and the run ended after 0 steps."""
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    overrides = [
+        "run.accelerator=ddp",
+        "run.gpus=0",
+        "run.num_iterations=4",
+        "method=supervised",
+        "data.train.supervised.batch_size=40",
+        "data.train.supervised.drop_last=true",
+        "data.train.supervised.dataset.image_transform=${data.views.eval}",  # the same image every time
+        "trainer.callbacks=[{_target_:recorder.Recorder}]",
+        "+trainer.limit_val_batches=1",
+    ]
+    _, results_file = _on_two_processes(tmp_path, [OPEN_SESEMI, "-cn", "digits"], *overrides)
+    assert json.loads(results_file.read_text())["global_step"] == 4
+    first, second = (json.loads((tmp_path / f"labeled_{rank}.json").read_text()) for rank in (0, 1))
+    assert [len(batch) for batch in first + second] == [40] * 8
+    for step in range(4):
+        assert len(set(first[step] + second[step])) == 50  # every label, each process a share
+    assert first[0] != first[1] and second[0] != second[1]  # shuffled anew
+
+
+@pytest.mark.slow
+def test_an_epoch_of_a_two_process_run_is_one_pass_over_each_process_share(tmp_path):
+    """`run.num_epochs` counts epochs of each process's share: the run takes as many steps as
+    its learning-rate schedule was sized for (each epoch was twice too long on two processes)."""
+    overrides = ["run.accelerator=ddp", "run.gpus=0", "run.num_epochs=1", "run.batch_size_per_gpu=64"]
+    _, results_file = _on_two_processes(tmp_path, [SESEMI, "train", "digits"], *overrides, "+trainer.limit_val_batches=1")
+    config = (results_file.parent / "config.yaml").read_text()
+    (max_iters,) = (line.split(":")[1].strip() for line in config.splitlines() if line.strip().startswith("max_iters:"))
+    assert json.loads(results_file.read_text())["global_step"] == int(max_iters)
