@@ -103,7 +103,10 @@ def attributes_for(
     world_size = trainer.world_size if trainer is not None else 1
     on_gpus = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
     num_gpus = trainer.num_devices if on_gpus else 0
-    iterations = datamodule.iterations_per_epoch(world_size)
+    batches = datamodule.iterations_per_epoch(world_size)
+    # Schedules count optimizer steps: one per `accumulate_grad_batches` batches, and one at an epoch's end.
+    accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
+    iterations = math.ceil(batches / accumulate) if batches else batches
     if run.num_iterations is not None:
         max_iterations = int(run.num_iterations)
     elif run.num_epochs is not None and iterations:

@@ -104,12 +104,9 @@ def strategy(accelerator: str | None) -> str:
     return accelerator
 
 
-def budget(run: DictConfig, iterations_per_epoch: int | None = None, accumulate: int = 1) -> dict[str, int]:
-    """The training length: `num_iterations` or `num_epochs`, exactly one of them.
-
-    An epoch is `iterations_per_epoch` batches, and an optimizer step takes `accumulate` of them
-    (the trainer's `accumulate_grad_batches`).
-    """
+def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str, int]:
+    """The training length: `num_iterations` or `num_epochs`, exactly one of them, given the
+    optimizer steps of an epoch (`${sesemi:iterations_per_epoch}`)."""
     if run.get("time_budget") and run.num_iterations is None:
         raise SesemiError("run.time_budget sets the length when the run starts; it was not applied")
     if run.num_epochs is not None and run.num_iterations is not None:
@@ -118,8 +115,7 @@ def budget(run: DictConfig, iterations_per_epoch: int | None = None, accumulate:
         )
     if run.num_iterations is not None:
         # The epoch count only labels the progress bar; max_steps ends training.
-        batches = run.num_iterations * accumulate
-        epochs = math.ceil(batches / iterations_per_epoch) if iterations_per_epoch else -1
+        epochs = math.ceil(run.num_iterations / iterations_per_epoch) if iterations_per_epoch else -1
         return {"max_steps": int(run.num_iterations), "max_epochs": epochs}
     if run.num_epochs is not None:
         return {"max_steps": -1, "max_epochs": int(run.num_epochs)}
@@ -132,7 +128,7 @@ def set_budget(trainer: pl.Trainer, run: DictConfig, iterations_per_epoch: int |
     The length in steps depends on how many processes share the data, which the trainer itself
     decides, so it is set once the trainer exists.
     """
-    length = budget(run, iterations_per_epoch, trainer.accumulate_grad_batches)
+    length = budget(run, iterations_per_epoch)
     trainer.fit_loop.max_epochs = length["max_epochs"]
     trainer.fit_loop.epoch_loop.max_steps = length["max_steps"]
 

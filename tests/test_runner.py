@@ -262,6 +262,29 @@ def test_gradient_accumulation_trains_every_step_of_the_budget(digits_root, tmp_
     assert run(compose("digits", overrides), tmp_path / "run").global_step == 8
 
 
+def test_an_epoch_budget_with_gradient_accumulation_sizes_the_schedules_in_optimizer_steps(digits_root, tmp_path):
+    """run.num_epochs with two batches a step: digits' two batches an epoch make one optimizer
+    step, so three epochs are three steps, and the learning rate reaches 0 at the third (it was
+    sized for six, one per batch, and ended at half its start)."""
+    from omegaconf import OmegaConf
+
+    from sesemi.config.compose import compose
+
+    overrides = [
+        "method=supervised",
+        f"run.data_root={digits_root}",
+        "run.num_epochs=3",
+        "+trainer.accumulate_grad_batches=2",
+        "learner.hparams.model.backbone.widths=[4,8]",
+        "+trainer.limit_val_batches=1",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]
+    result = run(compose("digits", overrides), tmp_path / "run")
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert result.global_step == saved.learner.hparams.lr_scheduler.scheduler.max_iters == 3
+
+
 def test_test_mode_without_a_test_set_is_refused_before_the_run_starts(image_tree, tmp_path):
     """A config mistake like any other: one line, and no folder left marked failed."""
     trained = _tiny_run(image_tree, tmp_path / "trained", "run.num_iterations=1")

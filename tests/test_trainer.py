@@ -71,10 +71,8 @@ def test_strategy_maps_lightning1_values():
 
 
 def test_budget_in_iterations():
-    """num_iterations -> max_steps, with enough epochs to reach it (of batches: an optimizer
-    step takes `accumulate` of them)."""
+    """num_iterations -> max_steps, with enough epochs (of so many optimizer steps) to reach it."""
     assert budget(_run(num_iterations=25), iterations_per_epoch=10) == {"max_steps": 25, "max_epochs": 3}
-    assert budget(_run(num_iterations=25), 10, accumulate=2) == {"max_steps": 25, "max_epochs": 5}
     assert budget(_run(num_iterations=25)) == {"max_steps": 25, "max_epochs": -1}
 
 

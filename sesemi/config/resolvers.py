@@ -24,7 +24,8 @@ class SESEMIConfigAttributes:
     """The attributes configs can reference as `${sesemi:<name>}`.
 
     Attributes:
-        iterations_per_epoch: Training iterations in one epoch (the longest training loader).
+        iterations_per_epoch: Training iterations (optimizer steps) in one epoch of the longest
+            training loader.
         max_iterations: The training budget in iterations.
         num_gpus: The number of GPUs the run uses (0 on the CPU).
         num_nodes: The number of compute nodes.
