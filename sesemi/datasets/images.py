@@ -279,12 +279,17 @@ def class_samples(
     """
     for folder in folders:
         require_dir(folder)
-    # Each folder's class folders by their names as compared (`same_name`), listed once.
-    directories = [{same_name(d.name): d for d in class_folders(folder)} for folder in folders]
+    # Each folder's class folders by their names as compared (`same_name`): `Müll/` written
+    # composed and decomposed are two folders of one class.
+    directories: list[dict[str, list[Path]]] = []
+    for folder in folders:
+        directories.append({})
+        for directory in sorted(class_folders(folder)):
+            directories[-1].setdefault(same_name(directory.name), []).append(directory)
     spelled = {}  # each class's name as first written
     for by_name in directories:
-        for name, directory in by_name.items():
-            spelled.setdefault(name, directory.name)
+        for name, spellings in by_name.items():
+            spelled.setdefault(name, spellings[0].name)
     found = sorted(spelled.values())
     where = printable(", ".join(map(str, folders)))
     loose = sorted(
@@ -318,7 +323,7 @@ def class_samples(
     samples = []
     for by_name in directories:
         for label, name in enumerate(classes):
-            if (directory := by_name.get(same_name(name))) is not None:
+            for directory in by_name.get(same_name(name), []):
                 samples += [(path, label) for path in list_files(directory, accept, passed=passed)]
     if accept is is_image_file:
         warn_unread_photos(passed, folders, once=True)

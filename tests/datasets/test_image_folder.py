@@ -171,3 +171,20 @@ def test_a_class_named_alike_in_another_unicode_form_is_one_class(tmp_path):
     assert val.classes == train.classes and len(train.classes) == 2
     assert sorted(label for _, label in val.samples) == [0, 1]
     assert {Path(path).parent.name: label for path, label in val.samples}[unicodedata.normalize("NFC", "Müll")] == 0
+
+
+def test_two_folders_of_one_class_in_two_unicode_forms_both_count(tmp_path):
+    """`Müll/` composed and `Müll/` decomposed side by side (copied together from two machines)
+    are one class with the images of both: one folder's images were dropped without a word."""
+    import unicodedata
+
+    for form, count in (("NFC", 2), ("NFD", 3)):
+        folder = tmp_path / "train" / unicodedata.normalize(form, "Müll")
+        folder.mkdir(parents=True)
+        for index in range(count):
+            Image.new("RGB", (8, 8)).save(folder / f"{index}.png")
+    (tmp_path / "train" / "Glas").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "Glas" / "a.png")
+    train = image_folder(str(tmp_path), "train")
+    assert len(train.classes) == 2 and len(train.samples) == 6
+    assert sorted(label for _, label in train.samples) == [0, 1, 1, 1, 1, 1]
