@@ -139,12 +139,15 @@ def export(
     ).eval()
     description = describe(predictor, example, format, path)
     text = json.dumps(description, indent=2) + "\n"
-    with torch.no_grad():
-        if format == "onnx":
-            _write_onnx(network, example, path, text)
-        else:
-            _write_torchscript(network, example, path, text)
-    write_atomically(description_path(path), text)
+    try:
+        with torch.no_grad():
+            if format == "onnx":
+                _write_onnx(network, example, path, text)
+            else:
+                _write_torchscript(network, example, path, text)
+        write_atomically(description_path(path), text)
+    except OSError as error:  # no such folder, a file where one is on the way, read-only, full
+        raise SesemiError(f"cannot write {path} ({error.strerror or error}); choose another --output") from None
     return Exported(path, description_path(path), description, replaced)
 
 

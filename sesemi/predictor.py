@@ -330,6 +330,12 @@ class Predictor:
         """Predicts prepared model inputs: images `[N, C, H, W]` (transformed as in validation)
         or waveforms `[N, T]` at `sample_rate`; with `tta`, averaged with their augmented copies."""
         dims, shape = (2, "waveforms [N, T]") if self.audio else (4, "images [N, C, H, W]")
+        if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
+            given = f"{inputs.dtype} tensor" if isinstance(inputs, Tensor) else type(inputs).__name__
+            raise SesemiError(
+                f"predict_batch takes float {shape} prepared as in validation, not a {given}; "
+                "predict() reads files and scales integer waveforms"
+            )
         if inputs.dim() != dims:
             raise SesemiError(f"predict_batch takes {shape}, not a tensor of shape {tuple(inputs.shape)}")
         augment = self.augmentation() if tta else None
@@ -381,6 +387,10 @@ class Predictor:
             raise SesemiError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
         if batch_size < 1:
             raise SesemiError(f"batch_size must be at least 1, not {batch_size}")
+        if num_workers < 0:
+            raise SesemiError(f"num_workers must be 0 (this process) or more, not {num_workers}")
+        if tta:
+            self.augmentation()  # refused now (a model trained without flips), not after the first batch
         items = self._items(inputs)
         names = [index if isinstance(item, Tensor) else item for index, item in enumerate(items)]
         if self.audio:
@@ -483,7 +493,7 @@ class Predictor:
             return [path]
         if path.suffix.lower() not in LIST_SUFFIXES:
             raise SesemiError(f"input {path} is not an {kind} file, a folder, or a .txt file listing paths")
-        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines()]
+        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()]
         paths = [path.parent / line for line in lines if line and not line.startswith("#")]
         missing = [p for p in paths if not p.is_file()]
         if missing:

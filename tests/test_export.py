@@ -165,6 +165,18 @@ def test_a_fifo_as_the_output_is_refused_without_reading_it(run_dir, tmp_path, t
     assert stat.S_ISFIFO(os.stat(tmp_path / "model.pt").st_mode)
 
 
+def test_an_output_that_cannot_be_written_is_one_line(run_dir, tmp_path):
+    """A file where a folder of the path should be: one line that says to choose another
+    --output, from Python and from the command line (it was a FileExistsError traceback)."""
+    from sesemi.cli.app import app
+
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SesemiError, match=r"^cannot write .*afile/model\.pt \(.*\); choose another --output$"):
+        export(run_dir, "torchscript", tmp_path / "afile" / "model.pt")
+    done = CliRunner().invoke(app, ["export", str(run_dir), "-f", "torchscript", "-o", str(tmp_path / "afile" / "model.pt")])
+    assert done.exit_code == 1 and done.output.strip().count("\n") == 0 and "choose another --output" in done.output
+
+
 def test_cli_exports_and_prints_the_files(run_dir):
     """`sesemi export RUN --format torchscript` writes the model and says where."""
     from sesemi.cli.app import app

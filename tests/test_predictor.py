@@ -3,6 +3,8 @@ waveforms in, one Prediction per input out, and predictions.csv."""
 
 from __future__ import annotations
 
+import copy
+
 import csv
 import os
 import shutil
@@ -111,6 +113,27 @@ def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
             predictor.predict(inputs)
     with pytest.raises(SesemiError, match="on_error must be 'skip' or 'raise'"):
         predictor.predict(tmp_path, on_error="ignore")
+    with pytest.raises(SesemiError, match="num_workers must be 0 .* or more, not -1"):
+        predictor.predict(tmp_path, num_workers=-1)
+
+
+def test_a_list_saved_with_a_byte_order_mark_reads_its_first_path(predictor, val_images, tmp_path):
+    """Notepad and PowerShell 5 start a UTF-8 file with an invisible mark: the first path named
+    a file that exists and was reported missing."""
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("\n".join(str(path) for path in val_images[:2]), encoding="utf-8-sig")
+    assert [p.input for p in predictor.predict(listing)] == val_images[:2]
+
+
+def test_tta_a_model_refuses_is_refused_before_any_input_is_read(predictor, tmp_path):
+    """The refusal of test-time flips (digits-like training without them) comes first, not
+    after the first batch was read (where an unreadable file's error would stand in for it)."""
+    model = copy.copy(predictor)
+    model.augmentation = lambda: (_ for _ in ()).throw(SesemiError("refused flips"))
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not an image")
+    with pytest.raises(SesemiError, match="refused flips"):
+        model.predict([corrupt], tta=True, on_error="raise")
 
 
 def test_unreadable_files_are_skipped_in_place_or_raise(predictor, val_images, tmp_path, monkeypatch):
@@ -183,6 +206,11 @@ def test_predict_batch_agrees_with_predict_with_and_without_tta(predictor, val_i
     assert predictor.predict_batch(images).embeddings.shape == (len(val_images), 8)  # ConvNet widths [4, 8]
     with pytest.raises(SesemiError, match=r"predict_batch takes images \[N, C, H, W\], not a tensor of shape \(3, 16, 16\)"):
         predictor.predict_batch(images[0])
+    # uint8 pixels (0-255) are not what the network was trained on: refused, not predicted
+    with pytest.raises(SesemiError, match=r"takes float images \[N, C, H, W\] prepared as in validation, not a torch.uint8 tensor"):
+        predictor.predict_batch((images * 255).to(torch.uint8))
+    with pytest.raises(SesemiError, match="not a ndarray"):
+        predictor.predict_batch(images.numpy())
 
 
 def test_embeddings_stay_row_for_row_with_the_table(predictor, val_images, tmp_path):
@@ -320,6 +348,13 @@ def test_an_unreadable_recording_carries_its_error(audio, tmp_path):
     assert predictions[0].error and predictions[1].error is None and predictions[1].label in audio.labels
     with pytest.raises(SesemiError, match=r"cannot read .*empty\.wav"):
         audio.predict([empty, good], on_error="raise")
+
+
+def test_predict_batch_refuses_integer_waveforms_predict_scales(audio):
+    """int16 samples given to predict_batch as they are would be heard 32767 times too loud."""
+    pcm = torch.from_numpy((tone(300, 0.5, rate=16000) * 2**15).astype(np.int16))
+    with pytest.raises(SesemiError, match=r"takes float waveforms \[N, T\] .* not a torch.int16 tensor; predict\(\) .* scales integer"):
+        audio.predict_batch(pcm[None])
 
 
 def test_waveforms_are_read_as_files_are(audio, tmp_path):
