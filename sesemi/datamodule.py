@@ -18,13 +18,23 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_object, instantiate
 from lightning_fabric.utilities.data import _num_cpus_available, suggested_max_num_workers
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
-from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler, UnrepeatedDistributedSamplerWrapper
+from pytorch_lightning.overrides.distributed import (
+    UnrepeatedDistributedSampler,
+    UnrepeatedDistributedSamplerWrapper,
+)
 from pytorch_lightning.utilities.seed import isolate_rng
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    Sampler,
+)
 
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
 from sesemi.datasets.builtin import split_named_otherwise

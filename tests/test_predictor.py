@@ -4,7 +4,6 @@ waveforms in, one Prediction per input out, and predictions.csv."""
 from __future__ import annotations
 
 import copy
-
 import csv
 import os
 import shutil
