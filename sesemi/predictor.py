@@ -517,6 +517,8 @@ def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False)
     if os.path.lexists(folder) and not folder.is_dir():
         raise SesemiError(f"{folder} is a file, not a folder; choose another --save-dir")
     nearest = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    if not nearest.is_dir():  # `out/notes.txt/predictions`
+        raise SesemiError(f"{nearest} is a file, not a folder; choose another --save-dir")
     if not os.access(nearest, os.W_OK | os.X_OK):
         raise SesemiError(f"cannot write to {nearest} (it is read-only for this user); choose another --save-dir")
     existing = [folder / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE, UNREADABLE_FILE) if os.path.lexists(folder / name)]

@@ -116,6 +116,15 @@ def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
         predictor.predict(tmp_path, num_workers=-1)
 
 
+def test_a_save_dir_under_a_file_says_so(tmp_path):
+    """`--save-dir notes.txt/out` is refused for what it is, not as a read-only folder."""
+    from sesemi.predictor import check_predictions_folder
+
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(SesemiError, match=r"notes\.txt is a file, not a folder; choose another --save-dir"):
+        check_predictions_folder(tmp_path / "notes.txt" / "out")
+
+
 def test_a_list_saved_with_a_byte_order_mark_reads_its_first_path(predictor, val_images, tmp_path):
     """Notepad and PowerShell 5 start a UTF-8 file with an invisible mark: the first path named
     a file that exists and was reported missing."""
