@@ -331,6 +331,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         self._streams: dict[str, RandomStream] = {}
         self._saved_streams: dict[str, Any] = {}
         self._augmentation_seeds: dict[str, int] = {}
+        self._shared_seed: int | None = None  # an unseeded multi-process run's shuffles
 
     def _loader_configs(self) -> list[DictConfig]:
         configs = list((self.data.get("train") or {}).values())
@@ -449,6 +450,13 @@ class SESEMIDataModule(pl.LightningDataModule):
             raise SesemiError(f"loader {name!r} has no batch size: set its batch_size or run.batch_size_per_gpu")
         return batch_size
 
+    def _processes_seed(self) -> int:
+        """A seed the processes of a run without `run.seed` share: the first one's draw, sent to
+        the others (every process builds its loaders at once)."""
+        if self._shared_seed is None:
+            self._shared_seed = int(self.trainer.strategy.broadcast(int(torch.randint(2**31, ()))))
+        return self._shared_seed
+
     @property
     def _on_gpu(self) -> bool:
         return self.trainer is not None and isinstance(self.trainer.accelerator, CUDAAccelerator)
@@ -465,8 +473,9 @@ class SESEMIDataModule(pl.LightningDataModule):
         kwargs["pin_memory"] = pins_memory(name, kwargs.get("pin_memory", False), self._on_gpu)
         seed = stream_seed(self.seed, name) if train and self.seed is not None else None
         if train and kwargs.get("shuffle") and not (config.get("sampler") or config.get("batch_sampler")):
-            # A few labeled images still fill a batch on every process.
-            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, seed)
+            # A few labeled images still fill a batch on every process; all of them split one shuffle.
+            shuffled = seed if seed is not None or world_size == 1 else stream_seed(self._processes_seed(), name)
+            kwargs["sampler"] = RepeatingRandomSampler(data, batch_size * world_size, shuffled)
             kwargs["shuffle"] = False
         if kwargs["num_workers"] == 0:
             kwargs.pop("persistent_workers", None)

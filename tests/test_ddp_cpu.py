@@ -148,17 +148,20 @@ class Recorder(pl.Callback):
 
 
 @pytest.mark.slow
-def test_two_processes_split_shuffled_and_repeated_labels_between_them(tmp_path):
+@pytest.mark.parametrize("seed", ["42", "null"])
+def test_two_processes_split_shuffled_and_repeated_labels_between_them(tmp_path, seed):
     """With 50 labels in batches of 40 (drop_last) on two processes, each process fills its
     batch at every step from the same shuffle, split between them: the two batches of a step
     hold every label (and 30 of the next shuffle), and the order changes from step to step.
     Lightning's own splitting read the whole data set in order instead, so each process had 25
-    labels, no full batch, and the run ended after 0 steps."""
+    labels, no full batch, and the run ended after 0 steps. Without a seed each process would
+    shuffle with its own generator: the first process's seed is shared."""
     (tmp_path / "recorder.py").write_text(RECORDER)
     overrides = [
         "run.accelerator=ddp",
         "run.gpus=0",
         "run.num_iterations=4",
+        f"run.seed={seed}",
         "method=supervised",
         "data.train.supervised.batch_size=40",
         "data.train.supervised.drop_last=true",
