@@ -453,7 +453,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         resolve(config, attributes)
         check_ranges(config)
         if fit:
-            set_budget(trainer, config.run, attributes.iterations_per_epoch)
+            set_budget(trainer, config.run)
             if saved_step is not None and not resume:
                 _check_budget_beyond(saved_step, trainer.max_steps)
 

@@ -104,9 +104,8 @@ def strategy(accelerator: str | None) -> str:
     return accelerator
 
 
-def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str, int]:
-    """The training length: `num_iterations` or `num_epochs`, exactly one of them, given the
-    optimizer steps of an epoch (`${sesemi:iterations_per_epoch}`)."""
+def budget(run: DictConfig) -> dict[str, int]:
+    """The training length: `num_iterations` or `num_epochs`, exactly one of them."""
     if run.get("time_budget") and run.num_iterations is None:
         raise SesemiError("run.time_budget sets the length when the run starts; it was not applied")
     if run.num_epochs is not None and run.num_iterations is not None:
@@ -114,21 +113,21 @@ def budget(run: DictConfig, iterations_per_epoch: int | None = None) -> dict[str
             "run.num_epochs and run.num_iterations are both set; in your config, set the one you do not mean to null"
         )
     if run.num_iterations is not None:
-        # The epoch count only labels the progress bar; max_steps ends training.
-        epochs = math.ceil(run.num_iterations / iterations_per_epoch) if iterations_per_epoch else -1
-        return {"max_steps": int(run.num_iterations), "max_epochs": epochs}
+        # max_steps alone ends training: a checkpoint saved after a fit counts its last, partial
+        # epoch as done, so an epoch limit would end a run trained on from it early
+        return {"max_steps": int(run.num_iterations), "max_epochs": -1}
     if run.num_epochs is not None:
         return {"max_steps": -1, "max_epochs": int(run.num_epochs)}
     raise SesemiError("set the training length with run.num_epochs or run.num_iterations")
 
 
-def set_budget(trainer: pl.Trainer, run: DictConfig, iterations_per_epoch: int | None) -> None:
+def set_budget(trainer: pl.Trainer, run: DictConfig) -> None:
     """Gives a trainer the run's training length.
 
     The length in steps depends on how many processes share the data, which the trainer itself
     decides, so it is set once the trainer exists.
     """
-    length = budget(run, iterations_per_epoch)
+    length = budget(run)
     trainer.fit_loop.max_epochs = length["max_epochs"]
     trainer.fit_loop.epoch_loop.max_steps = length["max_steps"]
 

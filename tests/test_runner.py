@@ -480,6 +480,23 @@ def test_training_on_from_a_checkpoint_needs_a_budget_beyond_its_steps(image_tre
     assert not (tmp_path / "run").exists()
 
 
+def test_training_on_from_a_finished_run_trains_to_the_new_budget(digits_root, tmp_path):
+    """A finished run's last.ckpt counts its last, partial epoch as done: training on from it
+    within that epoch (3 steps, then to 4, at two batches an epoch) stopped at once, reporting
+    success, when an epoch limit was derived from the budget."""
+    from sesemi.config.compose import compose
+
+    def supervised(*overrides: str) -> RunResult:
+        common = [
+            "method=supervised", f"run.data_root={digits_root}", "learner.hparams.model.backbone.widths=[4,8]",
+            "+trainer.limit_val_batches=1", "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+        ]
+        return run(compose("digits", [*common, *overrides]), tmp_path / overrides[0].split("=")[1])
+
+    first = supervised("run.num_iterations=3")
+    assert supervised("run.num_iterations=4", f"run.resume_from_checkpoint={first.last_checkpoint}").global_step == 4
+
+
 def test_an_error_of_a_loader_worker_is_one_line_from_python(image_tree, tmp_path):
     """A SesemiError raised in a loader's worker process comes back wrapped in the worker's
     traceback; `run` raises it as one line, as the command lines print it."""

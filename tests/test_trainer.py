@@ -71,14 +71,13 @@ def test_strategy_maps_lightning1_values():
 
 
 def test_budget_in_iterations():
-    """num_iterations -> max_steps, with enough epochs (of so many optimizer steps) to reach it."""
-    assert budget(_run(num_iterations=25), iterations_per_epoch=10) == {"max_steps": 25, "max_epochs": 3}
+    """num_iterations -> max_steps, and no epoch limit."""
     assert budget(_run(num_iterations=25)) == {"max_steps": 25, "max_epochs": -1}
 
 
 def test_budget_in_epochs():
     """num_epochs -> max_epochs."""
-    assert budget(_run(num_epochs=4), iterations_per_epoch=10) == {"max_steps": -1, "max_epochs": 4}
+    assert budget(_run(num_epochs=4)) == {"max_steps": -1, "max_epochs": 4}
 
 
 def test_budget_both_is_a_sesemi_error():
@@ -96,8 +95,8 @@ def test_budget_neither_is_a_sesemi_error():
 def test_build_trainer_defaults(tmp_path, no_gpu):
     """CPU, the budget, the CSV logger in run_dir (others are opt-in), best/last checkpointing on val/top1."""
     trainer = build_trainer(_run(num_iterations=7), None, tmp_path, fit=True)
-    set_budget(trainer, _run(num_iterations=7), iterations_per_epoch=5)
-    assert trainer.max_steps == 7 and trainer.max_epochs == 2
+    set_budget(trainer, _run(num_iterations=7))
+    assert trainer.max_steps == 7 and trainer.max_epochs == -1
     assert isinstance(trainer.accelerator, pl.accelerators.CPUAccelerator)
     checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
     assert checkpoints and checkpoints[0].monitor == "val/top1" and checkpoints[0].mode == "max"
