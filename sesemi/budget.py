@@ -70,6 +70,7 @@ class _StepTimer(pl.Callback):
 
     def __init__(self) -> None:
         self.started: float | None = None
+        self.ended = 0.0
         self.steps = 0
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
@@ -79,10 +80,12 @@ class _StepTimer(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if self.started is not None:
             self.steps += 1
+            self.ended = time.perf_counter()
 
     @property
     def seconds_per_step(self) -> float:
-        return (time.perf_counter() - self.started) / max(self.steps, 1)
+        """From the first timed step's start to the last one's end: not the validation after."""
+        return (self.ended - self.started) / max(self.steps, 1)
 
 
 def measure_speed(config: DictConfig, datamodule: pl.LightningDataModule, trainer: pl.Trainer, resolve: Callable) -> Speed:
@@ -148,8 +151,8 @@ def validation_interval(trainer: pl.Trainer, iterations_per_epoch: int | None) -
     N steps across epochs, or so many times in every so many epochs of `iterations_per_epoch`
     batches (an optimizer step takes `accumulate_grad_batches` of them)."""
     interval, every = trainer.val_check_interval, trainer.check_val_every_n_epoch
-    if every is None:
-        return interval if isinstance(interval, int) else None
+    if every is None:  # every `interval` batches
+        return max(1, round(interval / trainer.accumulate_grad_batches)) if isinstance(interval, int) else None
     if not iterations_per_epoch:
         return None
     in_epoch = interval if isinstance(interval, int) else max(1, int(iterations_per_epoch * interval))

@@ -375,6 +375,8 @@ def discard_unstarted(run_dir: str | Path) -> bool:
 
 def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Trainer, started: float) -> None:
     """Sets `run.num_iterations` to what fits in `run.time_budget`, from the measured speed."""
+    from pytorch_lightning.utilities.seed import isolate_rng
+
     from sesemi.budget import (
         format_duration,
         iterations_within,
@@ -387,7 +389,8 @@ def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Tr
     if os.environ.get(BUDGET_VARIABLE):  # a process a multi-process fit launched: as its parent
         config.run.num_iterations, config.run.num_epochs = int(os.environ[BUDGET_VARIABLE]), None
         return
-    speed = measure_speed(config, datamodule, trainer, lambda probe: resolve(probe, attributes_for(probe, datamodule, trainer)))
+    with isolate_rng():  # the probe's draws are not the run's: it trains as the same run given that length
+        speed = measure_speed(config, datamodule, trainer, lambda probe: resolve(probe, attributes_for(probe, datamodule, trainer)))
     left = budget - (time.time() - started)
     interval = validation_interval(trainer, datamodule.iterations_per_epoch(trainer.world_size))
     iterations = iterations_within(left, speed, interval)

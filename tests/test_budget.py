@@ -3,6 +3,7 @@ a run that sets its own length from its measured speed."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -43,6 +44,7 @@ def test_the_iterations_pay_for_their_validations():
     ("val_check_interval", "every_n_epochs", "accumulate", "interval"),
     [
         (50, None, 1, 50),  # every 50 steps, across epochs
+        (50, None, 2, 25),  # every 50 batches: 25 optimizer steps of two
         (1.0, 1, 1, 250),  # once an epoch of 250 batches (base, imagewoof)
         (0.5, 2, 1, 250),  # twice every other epoch
         (100, 1, 1, 125),  # at batches 100 and 200 of each epoch
@@ -86,6 +88,36 @@ def test_a_budgeted_run_sets_its_length_before_training(image_tree, tmp_path, mo
     recorded = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert recorded.run.num_iterations == result.global_step != 400
     assert recorded.learner.hparams.lr_scheduler.scheduler.max_iters == result.global_step
+
+
+def test_a_budgeted_run_trains_as_the_same_run_given_its_length(image_tree, tmp_path, monkeypatch):
+    """Measuring the speed trains a throwaway model, which draws random numbers; the run then
+    starts as one given the same number of steps would (its weights came from later draws)."""
+    monkeypatch.setattr("sesemi.budget.iterations_within", lambda *args: 6)  # the measuring is real
+    common = [
+        f"run.data_root={image_tree.root}",
+        "method=supervised",
+        "learner.hparams.model.backbone.widths=[4,8]",
+        "run.batch_size_per_gpu=4",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+    ]
+    budgeted = run(compose("digits", [*common, "run.time_budget=1h"]), tmp_path / "budgeted")
+    given = run(compose("digits", [*common, "run.num_iterations=6"]), tmp_path / "given")
+    assert budgeted.global_step == given.global_step == 6
+    assert budgeted.metrics == given.metrics
+
+
+def test_the_step_time_leaves_out_the_validation_after_the_steps():
+    """The probe's validation, timed apart, is not also spread over its steps."""
+    from sesemi.budget import WARMUP_STEPS, _StepTimer
+
+    timer, trainer = _StepTimer(), SimpleNamespace(global_step=WARMUP_STEPS)
+    timer.on_train_batch_start(trainer)
+    timer.on_train_batch_end(trainer)
+    measured = timer.seconds_per_step
+    time.sleep(0.3)  # a validation
+    assert timer.seconds_per_step == measured < 0.3
 
 
 def test_a_budgeted_run_that_fails_leaves_its_length_to_no_later_run(image_tree, tmp_path, monkeypatch):
