@@ -44,9 +44,24 @@ class EMA(WeightAveraging):
             None  # the tensors of the average and the model, see _step_update
         )
         self._updates = 0
+        self._raw_after_fit: dict[str, Tensor] | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._split = None  # set-up and resuming may have replaced tensors since they were listed
+        self._raw_after_fit = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Puts the average in place of the weights (Lightning's end of a fit), keeping the raw
+        weights for the checkpoints saved after it (the run's last validation, `_finish`)."""
+        self._raw_after_fit = {name: tensor.detach().clone() for name, tensor in pl_module.state_dict().items()}
+        super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """The average as the weights, the raw weights beside them for training on; after the fit
+        the model holds the average, so the raw weights are those kept at its end."""
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        if self._raw_after_fit is not None and "current_model_state" in checkpoint:
+            checkpoint["current_model_state"] = self._raw_after_fit
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any

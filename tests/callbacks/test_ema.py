@@ -127,3 +127,17 @@ def test_without_averaged_buffers_the_average_takes_the_models_own(tmp_path):
     for buffer in ("net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked"):
         torch.testing.assert_close(average[buffer], last[buffer])
     assert not torch.allclose(average["net.0.weight"], last["net.0.weight"])  # weights still averaged
+
+
+def test_a_checkpoint_saved_after_the_fit_keeps_the_raw_weights_for_training_on(tmp_path):
+    """The fit ends with the average in place of the weights; a checkpoint saved then (sesemi
+    saves one after its last validation) stores the average as the weights and the last raw
+    weights beside them, as one saved during the fit does: both were the average."""
+    ema = EMA(decay=0.2)
+    model, recorder = _fit(ema, tmp_path)
+    model.trainer.save_checkpoint(tmp_path / "after.ckpt")
+    saved = torch.load(tmp_path / "after.ckpt", weights_only=True)
+    for key, raw in recorder.states[-1].items():
+        torch.testing.assert_close(saved["current_model_state"][key], raw)
+        torch.testing.assert_close(saved["state_dict"][key], ema.average_model.state_dict()[key])
+    assert not torch.allclose(saved["state_dict"]["net.0.weight"], saved["current_model_state"]["net.0.weight"])
