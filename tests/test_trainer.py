@@ -136,7 +136,7 @@ def test_last_checkpoint_holds_the_final_weights(make_hparams, tmp_path, no_gpu)
         {"val_check_interval": 5, "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0}
     )
     trainer = build_trainer(_run(num_iterations=10, gpus=0), options, tmp_path, fit=True)
-    set_budget(trainer, _run(num_iterations=10), iterations_per_epoch=16)
+    set_budget(trainer, _run(num_iterations=10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, {"supervised": DataLoader(data, batch_size=1)}, DataLoader(data, batch_size=8))
