@@ -67,7 +67,8 @@ def differences(runs: Sequence[Run]) -> list[str]:
     Runs of different ids are told apart by the id and method columns, not by the many fields in
     which two configs differ; fields only runs of some methods have (a loss head of one method)
     are left to the `method` column, and the seed to its own. A field only some runs of one
-    method have (`+trainer.gradient_clip_val`) tells them apart.
+    method have (`+trainer.gradient_clip_val`), or with another value in some (a threshold of
+    that method's), tells them apart.
     """
     by_id: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
     for run in runs:
@@ -79,8 +80,10 @@ def differences(runs: Sequence[Run]) -> list[str]:
         shared = set.intersection(*(set(flat) for flat in flats))
         fields |= {key for key in shared if len({repr(flat[key]) for flat in flats}) > 1}
         for name in {name for name, _ in members}:
-            keys = [set(flat) for other, flat in members if other == name]
-            fields |= set.union(*keys) - set.intersection(*keys)
+            own = [flat for other, flat in members if other == name]
+            common = set.intersection(*(set(flat) for flat in own))
+            fields |= set.union(*(set(flat) for flat in own)) - common
+            fields |= {key for key in common if len({repr(flat[key]) for flat in own}) > 1}
     return sorted(fields - NOT_DIFFERENCES)
 
 
@@ -225,7 +228,17 @@ def postprocess(runs_dir: str | Path, output_dir: str | Path | None = None, by: 
             except the seed, so each configuration is averaged over its seeds.
     """
     folder = Path(output_dir) if output_dir else Path(runs_dir) / "summary"
-    return write_summary(find_runs(runs_dir), folder, str(runs_dir), by)
+    runs = find_runs(runs_dir)
+    _check_fields([run for run in runs if run.trained], by)
+    return write_summary(runs, folder, str(runs_dir), by)
+
+
+def _check_fields(runs: Sequence[Run], by: Sequence[str]) -> None:
+    """Refuses a `by` field no run has (a misspelling would average every run together)."""
+    for field in by:
+        if runs and all(field_value(run, field) is None for run in runs):
+            fields = ", ".join(differences(runs)) or "none"
+            raise SesemiError(f"no run has the config field {field!r}; fields that differ between runs: {fields}")
 
 
 @dataclass(frozen=True)
@@ -252,10 +265,7 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
     runs = [run for run in find_runs(runs_dir) if run.trained]
     if not runs:
         raise SesemiError(f"no finished training runs under {runs_dir}")
-    for field in by:
-        if all(field_value(run, field) is None for run in runs):
-            fields = ", ".join(differences(runs)) or "none"
-            raise SesemiError(f"no run has the config field {field!r}; fields that differ between runs: {fields}")
+    _check_fields(runs, by)
     folder = Path(runs_dir) / "groups" / name
     exists = os.path.lexists(folder)
     if exists and not owned(folder, "group"):

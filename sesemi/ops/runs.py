@@ -127,8 +127,11 @@ def method(config: dict[str, Any] | None) -> str:
 
 
 def field_value(run: Run, field: str) -> Any:
-    """A dotted config field of a run, `method` (see `method`), or None."""
-    return method(run.config) if field == "method" else _dotted(run.config, field)
+    """A dotted config field of a run, `method` (see `method`), `id` and `seed` (`run.id`,
+    `run.seed`: the summary's columns), or None."""
+    if field == "method":
+        return method(run.config)
+    return _dotted(run.config, f"run.{field}" if field in ("id", "seed") else field)
 
 
 @dataclass(frozen=True)

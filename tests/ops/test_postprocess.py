@@ -78,6 +78,32 @@ def test_a_field_only_some_runs_of_a_method_have_tells_them_apart(make_run, tmp_
     assert len(summary.aggregated) == 2
 
 
+def test_a_setting_of_one_method_tells_its_runs_apart_beside_another_method(make_run, tmp_path):
+    """Two thresholds of FixMatch beside a supervised run of the same id: two FixMatch
+    configurations (the threshold, which the supervised run lacks, was left out and all three
+    FixMatch runs averaged together)."""
+    for name, seed, threshold, top1 in (("a", 1, 0.95, 0.5), ("b", 2, 0.95, 0.6), ("c", 1, 0.85, 0.9)):
+        config = run_config(seed=seed, heads=["fixmatch"])
+        config["learner"]["hparams"]["model"]["regularization_loss_heads"]["fixmatch"]["head"]["threshold"] = threshold
+        make_run(name, config=config, top1=[0.1, top1])
+    make_run("d", config=run_config(heads=[]), top1=[0.1, 0.4])
+    field = "learner.hparams.model.regularization_loss_heads.fixmatch.head.threshold"
+    assert differences(find_runs(tmp_path / "runs")) == [field]
+    aggregated = postprocess(tmp_path / "runs", tmp_path / "summary").aggregated
+    assert sorted(aggregated["runs"]) == [1, 1, 2]
+    assert aggregated.set_index(field).loc[0.95, "val/top1 mean"] == pytest.approx(0.55)
+
+
+def test_postprocess_by_the_id_column_or_a_field_no_run_has(three_seeds_two_lrs, tmp_path):
+    """`--by id` groups by the column the screen names (its cells were emptied, every run in one
+    group); a misspelt field is one line, not one group of every run."""
+    summary = postprocess(tmp_path / "runs", tmp_path / "by_id", by=["id"])
+    assert summary.by == ["id"] and list(summary.aggregated["id"]) == ["digits"]
+    assert set(summary.runs["id"]) == {"digits"}
+    with pytest.raises(SesemiError, match=r"no run has the config field 'learner.hparams.optimiser.lr'; fields that differ"):
+        postprocess(tmp_path / "runs", tmp_path / "typo", by=["learner.hparams.optimiser.lr"])
+
+
 def test_the_method_is_one_column(make_run, tmp_path):
     """Runs of one id with two methods: the method shows once, not again as `run.method`."""
     for name in ("fixmatch", "supervised"):
