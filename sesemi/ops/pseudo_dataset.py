@@ -25,6 +25,7 @@ from sesemi.datasets.images import class_samples, is_image_file, subset_dirs, un
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError, retired
 from sesemi.learners.trained import TrainedModel
+from sesemi.ownership import within
 from sesemi.predictor import Predictor
 from sesemi.transforms.audio import is_audio_file
 
@@ -127,7 +128,8 @@ def pseudo_dataset(
         data_root: The data set's folder (the standard layout: train/<class>/, unlabeled/).
         output_dir: Where `labels.csv` and `dataset.json` go; default `<data_root>/pseudo`.
         unlabeled_subset: The folder(s) under `data_root` with the files to label, searched
-            recursively; a name, a list of names, or None for all of `data_root`.
+            recursively; a name, a list of names, or None for all of `data_root`. Files of the
+            labeled and validation folders are never labeled (nor is the output).
         labeled_subset: The labeled folder (`<class>/<file>`) under `data_root`: the class
             names, and the files `include_labeled` adds; None to name classes by number.
         val_subset: A labeled folder (`<class>/<file>`) under `data_root` on which to check the
@@ -160,6 +162,8 @@ def pseudo_dataset(
         raise SesemiError(f"threshold must be between 0 and 1, not {threshold}")
     if per_class is not None and per_class < 1:
         raise SesemiError(f"per_class must be at least 1 (or null), not {per_class}")
+    if per_class is not None and not balance:
+        raise SesemiError("per_class caps each class's pseudo-labels with balance=true; set balance=true too")
     if include_labeled and labeled_subset is None:
         raise SesemiError("include_labeled needs labeled_subset: the folder of labeled files")
     check_output(output_dir, overwrite)
@@ -183,6 +187,9 @@ def pseudo_dataset(
     checked = check_teacher(predictor, data_root, val_subset, classes, accept, kind, threshold, **predicting)
 
     files = [path for path, _ in unlabeled_samples(subset_dirs(data_root, _plain(unlabeled_subset)), accept, loose)]
+    # the labels, the files the teacher is checked on and an earlier output are not the pool
+    apart = [Path(data_root) / name for name in (labeled_subset, val_subset) if name] + [Path(output_dir)]
+    files = [path for path in files if not any(within(Path(path), folder) for folder in apart)]
     predictions = predictor.predict(files, **predicting)
     read = [prediction for prediction in predictions if prediction.error is None]
     probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))

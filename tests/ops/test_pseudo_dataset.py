@@ -201,6 +201,22 @@ def test_threshold_and_balancing_drop_pseudo_labels(teacher, data_root, tmp_path
     assert one["counts"]["dropped_by_balancing"] == UNLABELED - len(predicted)
 
 
+def test_the_whole_data_root_as_the_pool_leaves_out_the_labeled_and_validation_files(teacher, data_root, tmp_path):
+    """`unlabeled_subset=null` (all of data_root) labels the pool only: the labeled files went in
+    twice (one-hot and pseudo-labeled) and the validation files reached the student."""
+    info = pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "all"), unlabeled_subset=None, device="cpu")
+    assert info["counts"]["pseudo_labeled"] + info["counts"]["below_threshold"] == UNLABELED
+    paths = [row["path"] for row in _rows(tmp_path / "all")]
+    assert len(paths) == len(set(paths)) == 9 + UNLABELED
+    assert not any("/val/" in path for path in paths)
+
+
+def test_a_cap_per_class_without_balancing_is_refused(teacher, data_root, tmp_path):
+    """per_class caps only with balance=true: alone it was recorded and ignored."""
+    with pytest.raises(SesemiError, match="per_class caps each class's pseudo-labels with balance=true"):
+        pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "out"), per_class=20)
+
+
 def test_select_thresholds_then_keeps_the_most_confident_per_class():
     probabilities = torch.tensor(
         [[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8]]
