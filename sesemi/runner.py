@@ -2,7 +2,7 @@
 
 `run` is the one way a config is run: `open_sesemi`, `sesemi train` (and its twin `train`,
 which composes first) and `TrainingRun` all call it. A run writes, under its folder: `config.yaml` (resolved),
-`checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv` (and the files of the
+`composed.yaml` (as composed: before `${sesemi:...}` values and a time budget's length), `checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv` (and the files of the
 trackers in `loggers`) and `results.json` (a `RunResult`).
 """
 
@@ -57,6 +57,7 @@ from sesemi.trust import check_targets
 logger = logging.getLogger(__name__)
 
 CONFIG = "config.yaml"
+COMPOSED = "composed.yaml"
 # The run folder, for the processes a multi-process fit launches (they run this module again).
 RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 BUDGET_VARIABLE = "SESEMI_BUDGET_ITERATIONS"  # likewise, the iterations a time budget allows
@@ -449,6 +450,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     if main and not resume:  # a resumed run's folder was marked running by `resume`
         claim_folder(run_dir)  # makes it: one made here is the run's own, deleted if it fails to start
     run_dir.mkdir(parents=True, exist_ok=True)  # the other processes', made by the first
+    composed = OmegaConf.to_yaml(config)  # what was asked for, which summaries compare runs by
     try:
         if fit and config.run.time_budget and not resume:
             _fit_budget(config, datamodule, trainer, started=run_started)
@@ -465,6 +467,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         load_initial_weights(learner, config.run, mode, resumed=resume)
         if main and not resume:  # the run starts: until now a mistake leaves no folder (discard_unstarted)
             write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))
+            write_atomically(run_dir / COMPOSED, composed)
 
         started = time.time()
         if fit:

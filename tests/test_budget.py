@@ -88,6 +88,8 @@ def test_a_budgeted_run_sets_its_length_before_training(image_tree, tmp_path, mo
     recorded = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert recorded.run.num_iterations == result.global_step != 400
     assert recorded.learner.hparams.lr_scheduler.scheduler.max_iters == result.global_step
+    composed = OmegaConf.load(tmp_path / "run" / "composed.yaml")  # as asked: summaries compare seeds by it
+    assert composed.run.num_iterations is None and composed.run.time_budget == "12s"
 
 
 def test_a_budgeted_run_trains_as_the_same_run_given_its_length(image_tree, tmp_path, monkeypatch):

@@ -68,14 +68,17 @@ def differences(runs: Sequence[Run]) -> list[str]:
     which two configs differ; fields only runs of some methods have (a loss head of one method)
     are left to the `method` column, and the seed to its own. A field only some runs of one
     method have (`+trainer.gradient_clip_val`), or with another value in some (a threshold of
-    that method's), tells them apart.
+    that method's), tells them apart. Configs are compared as composed (`composed.yaml`) when
+    every run of the id has one: a time budget's length, measured anew by each run, and the
+    values worked out from it are not choices.
     """
-    by_id: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
+    by_id: dict[Any, list[Run]] = {}
     for run in runs:
-        flat = pd.json_normalize(run.config or {}, sep=".").to_dict("records")[0]  # {"a.b": 1}, lists stay values
-        by_id.setdefault(_cell(field_value(run, "run.id")), []).append((method(run.config), flat))
+        by_id.setdefault(_cell(field_value(run, "run.id")), []).append(run)
     fields: set[str] = set()
-    for members in by_id.values():
+    for same_id in by_id.values():
+        as_asked = all(run.composed is not None for run in same_id)
+        members = [(method(run.config), _flat(run.composed if as_asked else run.config)) for run in same_id]
         flats = [flat for _, flat in members]
         shared = set.intersection(*(set(flat) for flat in flats))
         fields |= {key for key in shared if len({repr(flat[key]) for flat in flats}) > 1}
@@ -85,6 +88,11 @@ def differences(runs: Sequence[Run]) -> list[str]:
             fields |= set.union(*(set(flat) for flat in own)) - common
             fields |= {key for key in common if len({repr(flat[key]) for flat in own}) > 1}
     return sorted(fields - NOT_DIFFERENCES)
+
+
+def _flat(config: dict[str, Any] | None) -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists stay values."""
+    return pd.json_normalize(config or {}, sep=".").to_dict("records")[0]
 
 
 def _cell(value: Any) -> Any:

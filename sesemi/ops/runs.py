@@ -22,7 +22,7 @@ from sesemi.logs import counted
 from sesemi.ownership import MARKER, Marker
 from sesemi.results import RESULTS, RunResult, read_stored_yaml
 
-CONFIG, METRICS = "config.yaml", "metrics.csv"
+CONFIG, COMPOSED, METRICS = "config.yaml", "composed.yaml", "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 LABEL_BYTES = 120  # the longest group label (`<field=value,...>`) kept whole, in UTF-8 bytes
 LINK_BYTES = 200  # the longest link name in a group (a run's path, `/` as `_`) kept whole
@@ -36,6 +36,7 @@ class Run:
     name: str  # relative to the root, e.g. `digits/2026-11-23_16-09-06`; the root's own name if it is the run
     config: dict[str, Any] | None  # `config.yaml`; None when the run failed before writing it
     result: RunResult | None  # `results.json`; None when the run did not finish
+    composed: dict[str, Any] | None = None  # `composed.yaml`: the config as asked for (None before 2026-12)
 
     @property
     def finished(self) -> bool:
@@ -94,7 +95,10 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
         subfolders.clear()  # checkpoints/ and the like
         if real not in found or direct:  # its direct path wins over a link's
             found[real] = folder_path
-    runs = [Run(path, _name(path, root), _read_yaml(path / CONFIG), RunResult.read_if_whole(path)) for path in found.values()]
+    runs = [
+        Run(path, _name(path, root), _read_yaml(path / CONFIG), RunResult.read_if_whole(path), _read_yaml(path / COMPOSED))
+        for path in found.values()
+    ]
     return sorted(runs, key=lambda run: run.name)
 
 

@@ -104,6 +104,25 @@ def test_postprocess_by_the_id_column_or_a_field_no_run_has(three_seeds_two_lrs,
         postprocess(tmp_path / "runs", tmp_path / "typo", by=["learner.hparams.optimiser.lr"])
 
 
+def test_seeds_of_a_time_budget_are_one_configuration(make_run, tmp_path):
+    """Each seed of `run.time_budget=15m` measures its own length (and the schedules worked out
+    from it): runs are compared as composed, so the seeds average as one configuration."""
+    import yaml
+
+    for seed, steps in ((1, 33), (2, 37)):
+        config = run_config(seed=seed)
+        config["run"].update(num_iterations=steps, time_budget="15m")
+        make_run(f"s{seed}", config=config)
+        composed = run_config(seed=seed)
+        composed["run"].update(num_iterations=None, time_budget="15m")
+        (tmp_path / "runs" / f"s{seed}" / "composed.yaml").write_text(yaml.safe_dump(composed))
+    runs = find_runs(tmp_path / "runs")
+    assert differences(runs) == []
+    assert list(postprocess(tmp_path / "runs", tmp_path / "summary").aggregated["runs"]) == [2]
+    (tmp_path / "runs" / "s2" / "composed.yaml").unlink()  # a run of an earlier release: as they ran
+    assert differences(find_runs(tmp_path / "runs")) == ["run.num_iterations"]
+
+
 def test_the_method_is_one_column(make_run, tmp_path):
     """Runs of one id with two methods: the method shows once, not again as `run.method`."""
     for name in ("fixmatch", "supervised"):
