@@ -3,7 +3,10 @@ tiny hparams."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # The models here are tiny: several threads only contend (4x slower on a busy 2-core machine).
 # Set before torch is imported so that subprocesses (the CLI tests, spawn workers) inherit it.
@@ -22,6 +25,13 @@ import torch
 from PIL import Image
 
 torch.set_num_threads(1)
+
+# No test reads or writes the user's model cache or trust file, subprocesses included: a model
+# an earlier run of the suite cached under the same uid failed the next run's published example.
+_SANDBOX = tempfile.mkdtemp(prefix="sesemi-tests-")
+atexit.register(shutil.rmtree, _SANDBOX, True)
+os.environ["SESEMI_CACHE_ROOT"] = os.path.join(_SANDBOX, "cache")
+os.environ["SESEMI_CONFIG_HOME"] = os.path.join(_SANDBOX, "config")
 
 # Each class has its own colour AND its own stripe direction, so the classes are easy to tell apart.
 CLASS_STYLES = {
