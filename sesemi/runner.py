@@ -1,9 +1,10 @@
 """Runs a composed config: builds data, trainer and learner, trains or evaluates, writes results.
 
 `run` is the one way a config is run: `open_sesemi`, `sesemi train` (and its twin `train`,
-which composes first) and `TrainingRun` all call it. A run writes, under its folder: `config.yaml` (resolved),
-`composed.yaml` (as composed: before `${sesemi:...}` values and a time budget's length), `checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv` (and the files of the
-trackers in `loggers`) and `results.json` (a `RunResult`).
+which composes first) and `TrainingRun` all call it. A run writes, under its folder:
+`config.yaml` (resolved), `composed.yaml` (as composed: before `${sesemi:...}` values and a time
+budget's length), `checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv` (and
+the files of the trackers in `loggers`) and `results.json` (a `RunResult`).
 """
 
 from __future__ import annotations
@@ -450,7 +451,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     if main and not resume:  # a resumed run's folder was marked running by `resume`
         claim_folder(run_dir)  # makes it: one made here is the run's own, deleted if it fails to start
     run_dir.mkdir(parents=True, exist_ok=True)  # the other processes', made by the first
-    composed = OmegaConf.to_yaml(config)  # what was asked for, which summaries compare runs by
+    # what was asked for, which summaries compare runs by: written by the process that writes config.yaml
+    composed = OmegaConf.to_yaml(config) if main and not resume else None
     try:
         if fit and config.run.time_budget and not resume:
             _fit_budget(config, datamodule, trainer, started=run_started)
