@@ -122,11 +122,8 @@ def budget(run: DictConfig) -> dict[str, int]:
 
 
 def set_budget(trainer: pl.Trainer, run: DictConfig) -> None:
-    """Gives a trainer the run's training length.
-
-    The length in steps depends on how many processes share the data, which the trainer itself
-    decides, so it is set once the trainer exists.
-    """
+    """Gives a trainer the run's training length, which a time budget sets only once the
+    trainer exists (its speed is measured with the trainer's devices)."""
     length = budget(run)
     trainer.fit_loop.max_epochs = length["max_epochs"]
     trainer.fit_loop.epoch_loop.max_steps = length["max_steps"]
