@@ -493,8 +493,8 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         if main and not discarded:
             mark(run_dir, "run", "interrupted" if stopped else "failed")
         if stopped and not discarded:
-            saved = any(path.is_file() for path in _checkpoints(run_dir))
-            advice = f"resume it with `sesemi resume {run_dir}`" if saved else "it saved no checkpoint: start it again"
+            resumable = any(path.is_file() for path in _checkpoints(run_dir))
+            advice = f"resume it with `sesemi resume {run_dir}`" if resumable else "it saved no checkpoint: start it again"
             logger.warning("%s: stopped; %s", run_dir, advice)
         if stopped:
             raise SystemExit(stopped) from None
