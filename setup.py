@@ -52,7 +52,7 @@ CONFIG_PACKAGES = ["sesemi.configs", *(f"sesemi.configs.{group}" for group in fi
 EXTRAS_REQUIRE = {
     # the tests read and write audio; build and twine check the packages (make package)
     "dev": [
-        "pytest>=7", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10",
+        "pytest>=7", "pytest-xdist>=3.5", "ruff>=0.4", "build>=1.0", "twine>=5.0", "tensorboard>=2.10",
         *AUDIO_REQUIRE, *EXPORT_REQUIRE, *SHARDS_REQUIRE,
     ],
     # the documentation site (`make docs`): mkdocs.yml, with pages made by docs/gen_pages.py
