@@ -2,10 +2,12 @@
 today's best method (FreeMatch) and training on all labels?
 
 For each data set and seed: the labels alone (`method=supervised`), FreeMatch
-(`method=freematch`), the recipe (`method=simclr_freematch`: SimCLR alone for `run.pretrain`
-of the budget, then the labels and FreeMatch from those weights) and two variants of it
-(`simclr_freematch_half` spends half the budget on SimCLR, `simclr_freematch_kept` keeps SimCLR
-on beside FreeMatch to the end), FlexMatch with rotation prediction beside it
+(`method=freematch`), the recipe as it was until 2026-12-06 (`simclr_freematch`: SimCLR alone
+for `run.pretrain` of the budget, then the labels and FreeMatch from those weights) and two
+variants of it (`simclr_freematch_half` spends half the budget on SimCLR, `simclr_freematch_kept`
+keeps SimCLR on beside FreeMatch to the end), the recipe today (`simclr_freematch_labeled`: the
+labels train from the first step, beside SimCLR) and its kept variant
+(`simclr_freematch_kept_labeled`), FlexMatch with rotation prediction beside it
 (`method=flexmatch_rotation`, the recipe experiments/letters found for hard images), on audio
 FreeMatch and the recipe with a speed change in the strong view (`freematch_speed`,
 `simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`; every other audio row passes
@@ -71,6 +73,11 @@ from common import (  # noqa: E402
 
 SIMCLR = "learner.hparams.model.regularization_loss_heads.simclr"
 SPEED = "data.views.strong.speed=[0.9,1.1]"
+# the recipe until 2026-12-06: no labels while SimCLR pre-trains (the supervised loss weighted 0)
+LABELS_OFF = (
+    "learner.hparams.model.supervised_loss.scheduler={_target_:sesemi.schedulers.weight.LinearRampupScheduler,"
+    "stop:0,delay:'${sesemi:max_iterations,${run.pretrain}}'}"
+)
 SPEED_KEYS = {"data.views.weak.speed", "data.views.strong.speed"}
 WEAK_SPEED = "++data.views.weak.speed=[0.9,1.1]"
 # name: (config, overrides shared by every row, builder of the data folder or None, budget)
@@ -99,17 +106,25 @@ ROWS = {
     "flexmatch_speed": ["method=flexmatch", SPEED],
     # speed perturbation in the strong view (audio only): the clip 0.9 to 1.1 times as fast
     "freematch_speed": ["method=freematch", SPEED],
-    "simclr_freematch": ["method=simclr_freematch", "run.pretrain=0.25"],  # the method's default
-    "simclr_freematch_half": ["method=simclr_freematch", "run.pretrain=0.5"],
+    "simclr_freematch": ["method=simclr_freematch", "run.pretrain=0.25", LABELS_OFF],
+    "simclr_freematch_half": ["method=simclr_freematch", "run.pretrain=0.5", LABELS_OFF],
     # SimCLR kept on beside FreeMatch after pre-training, as CoMatch and SimMatch keep theirs
     "simclr_freematch_kept": [
+        "method=simclr_freematch",
+        "run.pretrain=0.25",
+        f"{SIMCLR}.scheduler.stop=${{run.num_iterations}}",
+        LABELS_OFF,
+    ],
+    # the method's default since 2026-12-06: the labels from the first step, beside SimCLR
+    "simclr_freematch_labeled": ["method=simclr_freematch", "run.pretrain=0.25"],
+    "simclr_freematch_kept_labeled": [
         "method=simclr_freematch",
         "run.pretrain=0.25",
         f"{SIMCLR}.scheduler.stop=${{run.num_iterations}}",
     ],
     # experiments/letters' recipe for hard data: rotation prediction beside FlexMatch's pseudo-labels
     "flexmatch_rotation": ["method=flexmatch_rotation"],
-    "simclr_freematch_speed": ["method=simclr_freematch", "run.pretrain=0.25", SPEED],
+    "simclr_freematch_speed": ["method=simclr_freematch", "run.pretrain=0.25", SPEED, LABELS_OFF],
     # SoftMatch: pseudo-labels below the model's usual confidence count with a lower weight
     "softmatch": ["method=softmatch"],
     "softmatch_speed": ["method=softmatch", SPEED],

@@ -88,6 +88,21 @@ def test_the_mean_teacher_trains_with_a_data_config_that_has_no_ema(compose_conf
     _check_trained(result, ["consistency"], image_tree.classes)
 
 
+def test_simclr_freematch_trains_the_labels_beside_simclr_then_freematch(compose_config, image_tree, tmp_path):
+    """Its two phases: the labels from the first step (SimCLR alone first lost to the labels
+    alone on letters), SimCLR for `run.pretrain` of the budget (here 2 of 4 steps), then
+    FreeMatch. Each step's loss is the sum of the terms it trained; metrics.csv may repeat a
+    skipped term's last value once, so the sum tells which terms there were."""
+    overrides = ["method=simclr_freematch", f"run.data_root={image_tree.root}", *TWO_TINY_STEPS, "run.num_iterations=4"]
+    result = _train(compose_config, "digits", overrides, tmp_path / "run")
+    with open(result.run_dir / "metrics.csv") as file:
+        steps = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(file) if row["train/loss"]]
+    assert [row["step"] for row in steps] == [0, 1, 2, 3]
+    for row in steps:
+        other = row["train/simclr_loss"] if row["step"] < 2 else row.get("train/fixmatch_loss", 0.0)
+        assert row["train/loss"] == pytest.approx(row["train/supervised_loss"] + other)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", methods())
 def test_every_method_trains_on_audio(compose_config, tmp_path, method):
