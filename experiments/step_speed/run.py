@@ -401,7 +401,8 @@ def methods_table(settings: Settings, data_root: Path) -> list[str]:
     ]
     reruns = disturbed = 0
     others: list[float] = []
-    # simclr_freematch's steps are simclr's, then freematch's (a term weighted 0 is not computed)
+    # simclr_freematch's steps are simclr's with the labeled batch, then freematch's (a term
+    # weighted 0 is not computed)
     for name in [*(m for m in METHODS if m != "simclr_freematch"), "simclr"]:
         method = digits_method(name, data_root, settings.digits_steps)
         rounds = interleaved(
