@@ -90,9 +90,8 @@ def test_sesemi_train_on_two_processes_reports_the_run_once(tmp_path):
 def test_a_method_that_skips_a_term_at_some_steps_trains_on_two_processes(tmp_path, method, overrides):
     """A term weighted 0 at a step is not computed: IOMatch's detectors, SimMatch's projection
     and the outlier filter's detectors at step 0 (their ramp-up), SimCLR's projection after its
-    phase. DDP needs a gradient for every parameter at
-    every step; the skipped terms' parameters get one of 0, so Lightning's plain DDP trains
-    them all."""
+    phase. DDP needs a gradient for every parameter at every step; the skipped terms' parameters
+    get one of 0, so Lightning's plain DDP trains them all."""
     program = [OPEN_SESEMI, "-cn", "digits", f"method={method}"]
     overrides = ["run.num_iterations=4", *overrides, "+trainer.limit_val_batches=1"]
     _, results_file = _on_two_processes(tmp_path, program, *overrides)
