@@ -19,13 +19,14 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -289,6 +290,12 @@ class Predictor:
         node = self.model.eval_transform_config
         return OmegaConf.select(node, "clip_seconds") if node is not None else None
 
+    @cached_property
+    def channels(self) -> int:
+        """The channels of the images the model takes: those the evaluation transform makes of an
+        RGB image (3, unless the run's transform changes them)."""
+        return int(self.transform(Image.new("RGB", (64, 64))).shape[0])
+
     def augmentation(self) -> Augmentation:
         """The copies test-time augmentation predicts: an image's flip, or audio shifted by the
         run's training `max_shift` (0.1 when its config has none). A run trained without flips
@@ -338,6 +345,11 @@ class Predictor:
             )
         if inputs.dim() != dims:
             raise SesemiError(f"predict_batch takes {shape}, not a tensor of shape {tuple(inputs.shape)}")
+        if not self.audio and inputs.shape[1] != self.channels:
+            raise SesemiError(
+                f"predict_batch takes images of {self.channels} channels, as the evaluation transform makes "
+                f"them, not a tensor of shape {tuple(inputs.shape)}"
+            )
         augment = self.augmentation() if tta else None
         inputs = inputs.to(self.device, torch.float32)
         features = self.model.backbone(augment(inputs) if augment else inputs)

@@ -214,6 +214,9 @@ def test_predict_batch_agrees_with_predict_with_and_without_tta(predictor, val_i
     assert predictor.predict_batch(images).embeddings.shape == (len(val_images), 8)  # ConvNet widths [4, 8]
     with pytest.raises(SesemiError, match=r"predict_batch takes images \[N, C, H, W\], not a tensor of shape \(3, 16, 16\)"):
         predictor.predict_batch(images[0])
+    # a grey image as one channel: the network takes the transform's three
+    with pytest.raises(SesemiError, match=r"takes images of 3 channels, .* not a tensor of shape \(\d+, 1, 16, 16\)"):
+        predictor.predict_batch(images[:, :1])
     # uint8 pixels (0-255) are not what the network was trained on: refused, not predicted
     with pytest.raises(SesemiError, match=r"takes float images \[N, C, H, W\] prepared as in validation, not a torch.uint8 tensor"):
         predictor.predict_batch((images * 255).to(torch.uint8))
