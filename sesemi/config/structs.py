@@ -87,7 +87,7 @@ class RunConfig:
         rampup: The fraction of the training budget over which the methods' unlabeled losses
             ramp up to full weight (their weight schedules end or pivot there).
         pretrain: The fraction of the budget that the pre-training recipes (e.g. `method=simclr_freematch`)
-            spend on their label-free task alone, before the labels and pseudo-labels train.
+            spend on their label-free task (beside the labels), before the pseudo-labels train.
         method: The method's name, set by the method config (`configs/method/<name>.yaml`).
         data_root: The parent of relative dataset roots (see `DatasetConfig`).
         id: The run's name; outputs go to `<dir>/<id>/<method>/<timestamp>/`.
