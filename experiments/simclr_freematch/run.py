@@ -6,8 +6,9 @@ For each data set and seed: the labels alone (`method=supervised`), FreeMatch
 for `run.pretrain` of the budget, then the labels and FreeMatch from those weights) and two
 variants of it (`simclr_freematch_half` spends half the budget on SimCLR, `simclr_freematch_kept`
 keeps SimCLR on beside FreeMatch to the end), the recipe today (`simclr_freematch_labeled`: the
-labels train from the first step, beside SimCLR) and its kept variant
-(`simclr_freematch_kept_labeled`), FlexMatch with rotation prediction beside it
+labels train from the first step, beside SimCLR), its kept variant
+(`simclr_freematch_kept_labeled`) and the default since 2026-12-07, a tenth of the budget for
+SimCLR, within the others' budget (`simclr_freematch_in_all`), FlexMatch with rotation prediction beside it
 (`method=flexmatch_rotation`, the recipe experiments/letters found for hard images), on audio
 FreeMatch and the recipe with a speed change in the strong view (`freematch_speed`,
 `simclr_freematch_speed`: `data.views.strong.speed=[0.9,1.1]`; every other audio row passes
@@ -26,7 +27,7 @@ for the data set's own budget (`noisy_student`), and a second round, taught by t
 network trained on 25 other spoken words (`spoken_words`, built and trained once in the runs
 folder), as a user would start from a downloaded audio model.
 The recipe's budget is the others' plus its pre-training, so its fine-tuning phase trains as many
-steps as FreeMatch. Runs with the same seed train on the same labeled batches.
+steps as FreeMatch (but in `_in_all` rows). Runs with the same seed train on the same labeled batches.
 
 Data sets: letters (experiments/letters, the image config as there), spoken digits (the built-in
 config) and instruments (experiments/instruments, read with the spoken_digits config: its
@@ -117,6 +118,9 @@ ROWS = {
     ],
     # the method's default since 2026-12-06: the labels from the first step, beside SimCLR
     "simclr_freematch_labeled": ["method=simclr_freematch", "run.pretrain=0.25"],
+    # the method's default since 2026-12-07 (a tenth of the budget for SimCLR) within the others'
+    # budget, as a user with a fixed budget runs it
+    "simclr_freematch_in_all": ["method=simclr_freematch", "run.pretrain=0.1"],
     "simclr_freematch_kept_labeled": [
         "method=simclr_freematch",
         "run.pretrain=0.25",
@@ -181,7 +185,9 @@ def views_of(config: str, row: str) -> list[str]:
 
 def budget(row: str, iterations: int) -> int:
     """The recipe pre-trains on top of the others' budget (its `run.pretrain` share), so that it
-    fine-tunes as long."""
+    fine-tunes as long; an `_in_all` row has the others' budget."""
+    if row.endswith("_in_all"):
+        return iterations
     pretrain = next((float(o.split("=", 1)[1]) for o in ROWS[row] if o.startswith("run.pretrain=")), 0.0)
     return round(iterations / (1 - pretrain))
 
