@@ -109,7 +109,7 @@ class RunConfig:
     batch_size_per_gpu: int | None = at_least(1)
     mu: float = above(0, 7.0)
     rampup: float = between(0, 1, 0.2)
-    pretrain: float = between(0, 1, 0.25)
+    pretrain: float = between(0, 1, 0.1)
     method: str | None = None
     data_root: str = "./data"
     id: str = "default"
