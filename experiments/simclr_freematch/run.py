@@ -116,7 +116,8 @@ ROWS = {
         f"{SIMCLR}.scheduler.stop=${{run.num_iterations}}",
         LABELS_OFF,
     ],
-    # the method's default since 2026-12-06: the labels from the first step, beside SimCLR
+    # the method's default from 2026-12-06 to 07: the labels from the first step, beside SimCLR
+    # (a quarter of the budget for SimCLR until 2026-12-07)
     "simclr_freematch_labeled": ["method=simclr_freematch", "run.pretrain=0.25"],
     # the method's default since 2026-12-07 (a tenth of the budget for SimCLR) within the others'
     # budget, as a user with a fixed budget runs it
