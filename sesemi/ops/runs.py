@@ -152,7 +152,7 @@ class Tidied:
         parts = []
         if self.unmarked:
             parts.append(
-                f"{counted(len(self.unmarked), 'run folder')} without a {MARKER} marker of their own (made before sesemi "
+                f"{counted(len(self.unmarked), 'run folder')} without a {MARKER} marker (made before sesemi "
                 "marked its runs, copied from elsewhere, or not by sesemi; delete them yourself if they are yours to delete)"
             )
         if self.running:
