@@ -341,7 +341,7 @@ class TrainingRun:
                 raise SesemiError(f"{self.folder} was trained on the labels {saved.label_names}, not {self.label_names}")
             self.method, self.overrides = saved.method, saved.overrides
         pairs = self._pairs(eval, "eval")
-        from sesemi.runner import claim_folder
+        from sesemi.run_folder import claim_folder
 
         if (self.folder / EVALUATIONS).is_symlink():  # its runs are the TrainingRun's, inside its folder
             raise SesemiError(f"will not write into {self.folder / EVALUATIONS}: it is a symbolic link; remove it")

@@ -15,8 +15,8 @@ from sesemi.datamodule import SESEMIDataModule
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.ownership import marker
+from sesemi.run_folder import RUN_DIR_VARIABLE
 from sesemi.runner import (
-    RUN_DIR_VARIABLE,
     RunResult,
     attributes_for,
     check_loaders,
@@ -398,7 +398,7 @@ def test_the_variable_that_hands_a_run_folder_to_its_other_processes_claims_noth
 def test_a_folder_claimed_by_the_caller_is_discarded_when_the_run_fails_before_it_starts(tmp_path):
     """open_sesemi and TrainingRun.evaluate claim the folder first; a mistake found before the
     run gets to it (here a data folder that is not there) deletes it, links and all."""
-    from sesemi.runner import claim_folder
+    from sesemi.run_folder import claim_folder
 
     folder = tmp_path / "evaluation"
     claim_folder(folder)

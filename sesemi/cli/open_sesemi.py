@@ -27,12 +27,11 @@ from omegaconf import DictConfig
 from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
 from sesemi.config.compose import check_config_dir, check_group_choices, expand_alias, one_length
+from sesemi.run_folder import claim_folder
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
 def _app(config: DictConfig) -> None:
-    from sesemi.runner import claim_folder, run
-
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     # In a sweep, Hydra names the failed job's overrides before its error; alone, the error is one
@@ -40,6 +39,8 @@ def _app(config: DictConfig) -> None:
     multirun = hydra_config.mode == RunMode.MULTIRUN
     with nullcontext() if multirun else exit_on_user_error():
         claim_folder(run_dir)  # Hydra made it (or was given one of someone else's: refused)
+        from sesemi.runner import run  # seconds of imports: the folder is the run's own by then
+
         run(config, run_dir)  # a mistake in the config or data leaves no folder behind
 
 

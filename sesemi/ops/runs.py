@@ -21,8 +21,9 @@ from sesemi.errors import SesemiError
 from sesemi.logs import counted
 from sesemi.ownership import MARKER, Marker
 from sesemi.results import RESULTS, RunResult, read_stored_yaml
+from sesemi.run_folder import COMPOSED, CONFIG
 
-CONFIG, COMPOSED, METRICS = "config.yaml", "composed.yaml", "metrics.csv"
+METRICS = "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 LABEL_BYTES = 120  # the longest group label (`<field=value,...>`) kept whole, in UTF-8 bytes
 LINK_BYTES = 200  # the longest link name in a group (a run's path, `/` as `_`) kept whole

@@ -225,6 +225,37 @@ def test_a_run_killed_just_after_writing_its_results_is_finished_not_resumed(ima
     assert (done.run_dir / "results.json").read_text() == results
 
 
+# Ctrl-C while the run imports torch and Lightning (seconds), after Hydra made its folder.
+CTRL_C_WHILE_IMPORTING = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sesemi.runner":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+from sesemi.cli.open_sesemi import main
+
+main()
+"""
+
+
+def test_ctrl_c_as_open_sesemi_starts_leaves_a_folder_rm_failed_deletes(image_tree, tmp_path):
+    """A run stopped in the seconds open_sesemi spends importing, after Hydra made the run's
+    folder, has marked the folder its own already: `sesemi rm-failed` deletes it."""
+    command = [sys.executable, "-c", CTRL_C_WHILE_IMPORTING, "-cn", "digits", f"run.data_root={image_tree.root}",
+               f"run.dir={tmp_path}/runs"]
+    stopped = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert stopped.returncode != 0 and "KeyboardInterrupt" in stopped.stderr, stopped.stderr[-2000:]
+    (run_dir,) = tmp_path.glob("runs/digits/*/*")
+    found = marker(run_dir)
+    assert found is not None and found.kind == "run" and found.stopped
+    done = subprocess.run([str(SESEMI), "rm-failed", str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not run_dir.exists()
+
+
 @pytest.mark.slow
 def test_kill_9_then_sesemi_resume_finishes_the_budget(image_tree, tmp_path):
     """A run killed without warning (after its first checkpoint) resumes with one command and

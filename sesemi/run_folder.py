@@ -1,0 +1,82 @@
+"""A run's folder: claimed for this process's run before anything heavy is imported (a run
+stopped at any moment leaves a folder `sesemi rm-failed` can prove is its own), and deleted or
+emptied again when the run ends before it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+
+from sesemi.errors import SesemiError
+from sesemi.ownership import mark, marker, remove
+
+CONFIG = "config.yaml"  # the config as run; a run has started once it wrote it
+COMPOSED = "composed.yaml"  # the config as asked for (before a time budget set its lengths)
+# The run folder, for the processes a multi-process fit launches (each runs the same command again).
+RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
+
+
+def _hydra_files(run_dir: Path) -> set[str]:
+    """What Hydra wrote into `run_dir` before calling the job (`.hydra/`, the job's log), when
+    `run_dir` is the folder of the Hydra job this process runs."""
+    if not HydraConfig.initialized():
+        return set()
+    hydra = HydraConfig.get()
+    if Path(hydra.runtime.output_dir).absolute() != run_dir.absolute():
+        return set()
+    return {name for name in (hydra.output_subdir, f"{hydra.job.name}.log") if name}
+
+
+# The empty folders callers made and gave to runs of this process: one whose run fails before
+# it starts is emptied again, not deleted (sesemi did not make it).
+_GIVEN_EMPTY: set[Path] = set()
+
+
+def claim_folder(run_dir: str | Path) -> None:
+    """Marks `run_dir` as the folder of a run of this process: one that does not exist yet, or
+    holds nothing but what Hydra wrote for this job. A run's folder is deleted whole when the run
+    fails (`sesemi rm-failed`), so a folder holding anything else, another run or files of
+    someone else's, is refused rather than claimed."""
+    run_dir = Path(run_dir)
+    found = marker(run_dir)
+    if found is not None and found.kind == "run" and found.state == "running" and found.pid == os.getpid():
+        return  # claimed by this process already (open_sesemi, TrainingRun.evaluate)
+    launched_for = os.environ.get(RUN_DIR_VARIABLE)
+    if launched_for and Path(launched_for).absolute() == run_dir.absolute() and found is not None and found.kind == "run":
+        return  # a process that a multi-process run launched: the run's first process claimed it
+    if found is not None and found.kind == "run":
+        raise SesemiError(
+            f"{run_dir} already holds a run ({found.state}); choose another folder, or `sesemi resume {run_dir}`"
+        )
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        raise SesemiError(f"{run_dir} is not a folder sesemi can make its own; choose a new folder for the run")
+    others = sorted(set(os.listdir(run_dir)) - _hydra_files(run_dir)) if run_dir.exists() else []
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise SesemiError(f"{run_dir} is not empty (it holds {others[0]}{more}); a run needs a new folder of its own")
+    if run_dir.exists() and not os.listdir(run_dir):  # made by the caller (Hydra's job folder holds Hydra's files)
+        _GIVEN_EMPTY.add(run_dir.absolute())
+    mark(run_dir, "run", "running")
+
+
+def discard_unstarted(run_dir: str | Path) -> bool:
+    """Deletes the folder of a run of this process that ended before it started, which is when
+    it writes its config (a mistake in the config, the data, the model or the weights to start
+    from): nothing in it is worth keeping, nor can it resume. Returns whether it did."""
+    run_dir = Path(run_dir)
+    found = marker(run_dir)
+    if found is None or found.kind != "run" or found.pid != os.getpid() or (run_dir / CONFIG).exists():
+        return False
+    if run_dir.absolute() not in _GIVEN_EMPTY:
+        remove(run_dir, run_dir.parent, "run")
+        return True
+    for child in run_dir.iterdir():  # all of this run's: the folder was empty when it was given
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    return True
