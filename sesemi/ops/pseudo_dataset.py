@@ -21,10 +21,18 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from sesemi.datasets.images import class_samples, is_image_file, subset_dirs, unlabeled_samples
+from sesemi.datasets.images import (
+    class_samples,
+    is_image_file,
+    printable,
+    same_name,
+    subset_dirs,
+    unlabeled_samples,
+)
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError, retired
 from sesemi.learners.trained import TrainedModel
+from sesemi.logs import counted
 from sesemi.ownership import within
 from sesemi.predictor import Predictor
 from sesemi.transforms.audio import is_audio_file
@@ -100,6 +108,23 @@ def check_teacher(
     return {"files": len(samples), "sure": len(right), "threshold": sure, "sure_right": precision}
 
 
+def _labeled_samples(
+    data_root: str | Path, subset: str, classes: Sequence[str], accept: Callable[[str], bool], kind: str
+) -> list[tuple[str, int]]:
+    """`(path, index in classes)` of the labeled files, refused unless their class folders are
+    the teacher's `classes`: the pseudo-labels are written under the teacher's names, and the
+    labeled files under their folders' (a teacher of `high, low` would label `treble, bass`
+    wrongly, in silence)."""
+    samples, found = class_samples(subset_dirs(data_root, subset), accept, kind)
+    if sorted(map(same_name, found)) != sorted(map(same_name, classes)):
+        raise SesemiError(printable(
+            f"the teacher's classes ({', '.join(classes)}) are not the class folders of {Path(data_root) / subset} "
+            f"({', '.join(found)}); use the data the teacher was trained on"
+        ))
+    index = {same_name(name): position for position, name in enumerate(classes)}
+    return [(path, index[same_name(found[label])]) for path, label in samples]
+
+
 def pseudo_dataset(
     checkpoint_path: str | Path,
     data_root: str | Path,
@@ -130,8 +155,8 @@ def pseudo_dataset(
         unlabeled_subset: The folder(s) under `data_root` with the files to label, searched
             recursively; a name, a list of names, or None for all of `data_root`. Files of the
             labeled and validation folders are never labeled (nor is the output).
-        labeled_subset: The labeled folder (`<class>/<file>`) under `data_root`: the class
-            names, and the files `include_labeled` adds; None to name classes by number.
+        labeled_subset: The labeled folder (`<class>/<file>`) under `data_root`, whose class
+            folders must be the teacher's classes: the files `include_labeled` adds; None: none.
         val_subset: A labeled folder (`<class>/<file>`) under `data_root` on which to check the
             teacher first: how often it is right about the files it is sure of (`threshold`, at
             least 0.8); a warning when that is under `TRUSTWORTHY`. None, or no such folder: no check.
@@ -173,13 +198,8 @@ def pseudo_dataset(
     teacher = TrainedModel.from_run(checkpoint_path, allow=allow)
     # what messages call the inputs, in class folders and loose; which files are inputs
     kind, loose, accept = ("audio file", "audio", is_audio_file) if teacher.audio else ("image", "image", is_image_file)
-    labeled, classes = class_samples(subset_dirs(data_root, labeled_subset), accept, kind) if labeled_subset else ([], [])
-    classes = classes or list(teacher.labels)
-    if len(classes) != len(teacher.labels):
-        raise SesemiError(
-            f"the teacher predicts {len(teacher.labels)} classes but {Path(data_root) / labeled_subset} "
-            f"has {len(classes)}; use the data the teacher was trained on"
-        )
+    classes = list(teacher.labels)  # the order of its probabilities
+    labeled = _labeled_samples(data_root, labeled_subset, classes, accept, kind) if labeled_subset else []
     predictor = Predictor(teacher, device)  # the teacher run's evaluation transform
     settings["image_transform"] = _plain(teacher.eval_transform_config)
     modality = {"modality": "audio", "sample_rate": predictor.sample_rate} if teacher.audio else {"modality": "image"}
@@ -192,6 +212,11 @@ def pseudo_dataset(
     files = [path for path in files if not any(within(Path(path), folder) for folder in apart)]
     predictions = predictor.predict(files, **predicting)
     read = [prediction for prediction in predictions if prediction.error is None]
+    if predictions and not read:
+        first = predictions[0]
+        raise SesemiError(printable(
+            f"none of the {counted(len(predictions), kind)} to label could be read, e.g. {first.input} ({first.error})"
+        ))
     probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
     kept = select(probabilities, threshold, balance, per_class)
     confident = int((probabilities.max(dim=1).values >= threshold).sum())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from audio_samples import TINY_AUDIO_TRAINING, audio_tree
-from conftest import CLASS_STYLES
+from conftest import CLASS_STYLES, TINY_IMAGE_TRAINING
 
 from sesemi.config.compose import compose
 from sesemi.datasets import dataset
@@ -297,6 +297,46 @@ def test_unreadable_labeled_files_are_left_out_and_counted(teacher, data_root, t
     assert (info["counts"]["labeled"], info["counts"]["unreadable"], info["counts"]["files"]) == (9, 1, 9 + UNLABELED)
     with pytest.raises(SesemiError, match=r"^cannot read .*broken\.png \(.*\); remove it or set on_error=skip$"):
         pseudo_dataset(teacher, tmp_path, tmp_path / "again", val_subset=None, device="cpu", on_error="raise")
+
+
+def test_labels_are_the_teachers_in_its_order_of_classes(data_root, tmp_path):
+    """A teacher whose classes are not in the folders' sorted order (as `TrainingRun` trains
+    them): each labeled file keeps its folder's class, and each pseudo-label is the class the
+    teacher predicts, its probability under that class's column."""
+    order = sorted(CLASS_STYLES, reverse=True)
+    listed = "[" + ",".join(order) + "]"
+    teacher = run(compose("image", [
+        "method=supervised", f"run.data_root={data_root}", f"run.dir={tmp_path}/runs", *TINY_IMAGE_TRAINING,
+        f"++data.train.supervised.dataset.classes={listed}", f"++data.val.dataset.classes={listed}",
+    ]))
+    assert teacher.classes == order
+    info = pseudo_dataset(teacher.run_dir, data_root, tmp_path / "pseudo", device="cpu")
+    assert info["classes"] == order
+    rows = _rows(tmp_path / "pseudo")
+    assert [row["label"] for row in rows[:9]] == [Path(row["path"]).parent.name for row in rows[:9]]
+    predicted = load(teacher.run_dir, device="cpu").predict([tmp_path / "pseudo" / row["path"] for row in rows[9:]])
+    for row, prediction in zip(rows[9:], predicted, strict=True):
+        assert row["label"] == prediction.label
+        assert float(row[f"p_{prediction.label}"]) == pytest.approx(prediction.score, abs=1e-5)
+
+
+def test_a_data_set_of_other_classes_than_the_teachers_is_refused(teacher, data_root, tmp_path):
+    """Folders named otherwise than the teacher's classes (its `blue` is `cyan` here) would get
+    its labels under the wrong names: refused in one line, nothing written."""
+    shutil.copytree(data_root, tmp_path / "data")
+    (tmp_path / "data" / "train" / "blue").rename(tmp_path / "data" / "train" / "cyan")
+    with pytest.raises(SesemiError, match=r"^the teacher's classes \(blue, green, red\) are not the class folders "
+                       r"of .*train \(cyan, green, red\)"):
+        pseudo_dataset(teacher, tmp_path / "data", tmp_path / "pseudo", device="cpu")
+    assert not (tmp_path / "pseudo").exists()
+
+
+def test_a_pool_of_unreadable_files_is_an_error_not_a_threshold_too_high(teacher, data_root, tmp_path):
+    (tmp_path / "unlabeled").mkdir()
+    for index in range(3):
+        (tmp_path / "unlabeled" / f"u{index}.png").write_bytes(b"not an image")
+    with pytest.raises(SesemiError, match=r"^none of the 3 images to label could be read, e.g. .*u0\.png \("):
+        pseudo_dataset(teacher, tmp_path, tmp_path / "pseudo", labeled_subset=None, include_labeled=False, device="cpu")
 
 
 @pytest.mark.parametrize(
