@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sesemi.datasets.images import printable
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import (
     METRICS,
@@ -139,7 +140,9 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
         }
         for run in trained
     ]
-    table = pd.DataFrame(rows)
+    # as text anyone can write and read: a class or folder name that is not UTF-8 (held as
+    # surrogates, see os.fsdecode) as `\xNN` escapes
+    table = pd.DataFrame(rows).map(lambda value: printable(value) if isinstance(value, str) else value)
     configuration = list(by) or ["id", "method", *fields]
     ignored = {"run", "seed", "steps", *configuration, *fields}
     metrics = [c for c in table.columns if c not in ignored and pd.api.types.is_numeric_dtype(table[c])]

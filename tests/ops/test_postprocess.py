@@ -307,6 +307,20 @@ def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_pat
     assert pd.isna(table.set_index("run").loc["digits/supervised", "pool out of class"])
 
 
+def test_a_class_name_that_is_not_utf8_is_written_escaped(make_run, tmp_path):
+    """A class folder named in Latin-1 (`d\xf6g`, held as a surrogate) reaches results.json;
+    the summary shows it as `\xf6`, as messages do, instead of failing to write it."""
+    import json
+
+    folder = make_run("digits/latin1", top1=[0.9])
+    values = json.loads((folder / "results.json").read_text())
+    values["unlabeled"] = {"seen": 10, "pseudo_labeled_per_class": {"cat": 0.1, "d\udcf6g": 0.2}}
+    (folder / "results.json").write_text(json.dumps(values))
+    summary = postprocess(tmp_path / "runs", tmp_path / "summary")
+    assert summary.runs.loc[0, "pseudo-labels per class"] == "cat:0.10 d\\xf6g:0.20"
+    assert "d\\xf6g:0.20" in (tmp_path / "summary" / "summary.csv").read_text(encoding="utf-8")
+
+
 def test_postprocess_goes_on_past_damaged_results(make_run, tmp_path):
     """Runs whose results.json is not an object, nested too deep, or of the wrong types are
     left out as unfinished; the others are summarized."""
