@@ -38,7 +38,7 @@ from torch.utils.data import (
 
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
 from sesemi.datasets.builtin import split_named_otherwise
-from sesemi.datasets.images import FileDataset
+from sesemi.datasets.images import FileDataset, printable
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
 from sesemi.logs import counted
@@ -430,6 +430,11 @@ class SESEMIDataModule(pl.LightningDataModule):
             labeled.warn_if_views_are_small()
         if isinstance(labeled, FileDataset) and not evaluating:
             logger.info(labeled_summary(labeled))
+        if labeled is not None and not evaluating and len(getattr(labeled, "classes", None) or ()) == 1:
+            raise SesemiError(printable(
+                f"the labeled set has one class ({labeled.classes[0]}): a classifier needs at least two; "
+                "add a folder of each other class beside it (docs/data.md)"
+            ))
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(labeled, "classes", None) or None
         if self.data.get("val") and stage != "test":

@@ -109,6 +109,18 @@ def test_the_log_says_how_the_classes_share_the_labeled_set(image_tree, caplog):
     assert "7 labeled images of 3 classes: 1 to 3 of each (fewest: red 1, blue 3, green 3)" in caplog.text
 
 
+def test_a_labeled_set_of_one_class_is_one_line(image_tree):
+    """One class folder (the others not copied yet) cannot train a classifier: said in one
+    line, not as the metric library's complaint about `num_classes`."""
+    import shutil
+
+    for name in ("green", "red"):
+        shutil.rmtree(image_tree.root / "train" / name)
+        shutil.rmtree(image_tree.root / "val" / name)
+    with pytest.raises(SesemiError, match=r"^the labeled set has one class \(blue\): a classifier needs at least two"):
+        _module(_data(), image_tree.root)
+
+
 def test_on_several_processes_validation_reads_every_image_once(image_tree):
     """Each of four processes takes its share of the 6 validation images, and together they read
     each once: none repeats one to even the shares (Lightning's sampler would, scoring it twice)."""
