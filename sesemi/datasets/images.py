@@ -8,6 +8,7 @@ is decoded once and kept in memory as uint8 tensors `[3, H, W]` (`sesemi.dataset
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -214,8 +215,20 @@ def same_name(name: str) -> str:
 
 
 def class_folders(folder: Path) -> list[Path]:
-    """The class folders in `folder`: its subfolders, except hidden ones (`is_hidden`)."""
-    return [d for d in folder.iterdir() if d.is_dir() and not is_hidden(d.name)]
+    """The class folders in `folder`: its subfolders, except hidden ones (`is_hidden`).
+
+    Raises:
+        SesemiError: One is a link to a folder that does not exist (a drive not mounted): the
+            class would be missing without a word.
+    """
+    entries = [entry for entry in folder.iterdir() if not is_hidden(entry.name)]
+    for entry in entries:
+        if entry.is_symlink() and not entry.exists():
+            raise SesemiError(printable(
+                f"class folder {entry} is a link to {os.readlink(entry)}, which does not exist; "
+                "mount or restore it, or remove the link"
+            ))
+    return [entry for entry in entries if entry.is_dir()]
 
 
 def list_files(
@@ -321,10 +334,18 @@ def class_samples(
                 ))
     passed: list[str] = []
     samples = []
+    listed: dict[int, set[tuple[int, int]]] = {}  # the folders each class's files were found in
     for by_name in directories:
         for label, name in enumerate(classes):
             for directory in by_name.get(same_name(name), []):
-                samples += [(path, label) for path in list_files(directory, accept, passed=passed)]
+                found_in = listed.setdefault(label, set())
+                samples += [(path, label) for path in list_files(directory, accept, found_in, passed)]
+    for first, second in itertools.combinations(sorted(listed), 2):
+        if listed[first] & listed[second]:  # `bass -> low`, `cat/more -> ../dog`, `cat/up -> ..`
+            raise SesemiError(printable(
+                f"class folders {classes[first]} and {classes[second]} under {where} lead to the same folder "
+                f"(through a symbolic link): its {kind}s would have both labels; remove the link"
+            ))
     if accept is is_image_file:
         warn_unread_photos(passed, folders, once=True)
     counts = Counter(same_name(classes[label]) for _, label in samples)

@@ -344,6 +344,34 @@ def test_a_symlink_loop_is_listed_once_and_warned_about(tmp_path, caplog):
     assert "pool/a/loop: it leads to a folder already listed" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [("train/bass", "train/low"), ("train/high/more", "train/low"), ("train/high/up", "train")],
+)
+def test_class_folders_that_lead_to_one_folder_are_refused(tmp_path, link, target):
+    """A class folder that is a link to another (`bass -> low`), or holds one to another class
+    or back up to all of them, would give the same files two labels: refused in one line."""
+    from sesemi.datasets.images import class_samples, is_image_file
+
+    for name in ("high", "low"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        (tmp_path / "train" / name / f"{name}.png").write_bytes(b"")
+    (tmp_path / link).symlink_to(tmp_path / target, target_is_directory=True)
+    with pytest.raises(SesemiError, match=r"^class folders \w+ and \w+ under .* lead to the same folder"):
+        class_samples([tmp_path / "train"], is_image_file)
+
+
+def test_a_class_folder_linked_to_a_missing_folder_is_named(tmp_path):
+    """A class folder that is a link to a drive not mounted would leave its class out in silence."""
+    from sesemi.datasets.images import class_samples, is_image_file
+
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "train" / "cat" / "c.png").write_bytes(b"")
+    (tmp_path / "train" / "fox").symlink_to(tmp_path / "unmounted" / "fox", target_is_directory=True)
+    with pytest.raises(SesemiError, match=r"^class folder .*train/fox is a link to .*unmounted/fox, which does not exist"):
+        class_samples([tmp_path / "train"], is_image_file)
+
+
 def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
     """Phones store photos sideways with an EXIF tag that says how to turn them; training and
     prediction see them as a photo viewer shows them."""
