@@ -515,6 +515,8 @@ class SESEMIDataModule(pl.LightningDataModule):
             kwargs["batch_size"] = batch_size
         if seed is not None:
             data = self._own_random_streams(name, data, kwargs, seed)
+        elif not train:  # each pass draws a base seed: from the global generator, every validation
+            kwargs["generator"] = torch.Generator().manual_seed(0)  # would move dropout's numbers
         loader = DataLoader(data, **kwargs)
         if len(loader) == 0:
             raise SesemiError(

@@ -506,3 +506,22 @@ def test_an_error_of_a_loader_worker_is_one_line_from_python(image_tree, tmp_pat
     with pytest.raises(SesemiError) as raised:
         _tiny_run(image_tree, tmp_path, *overrides)
     assert str(raised.value).startswith("none of the") and "\n" not in str(raised.value)
+
+
+def test_how_often_a_run_validates_leaves_its_training_alone(image_tree, tmp_path):
+    """Same seed, same steps, validated every 2 steps or only at the end: the same final
+    weights. A validation pass drew its loader's base seed from the global generator, which
+    dropout draws from, so validating more often trained another model."""
+    from conftest import TINY_IMAGE_TRAINING
+
+    def final_weights(every: int) -> dict[str, torch.Tensor]:
+        config = sesemi.compose("image", [
+            "method=supervised", "run.seed=0", f"run.data_root={image_tree.root}", f"run.dir={tmp_path}/every_{every}",
+            *TINY_IMAGE_TRAINING, "learner.hparams.model.backbone.drop_rate=0.5", f"trainer.val_check_interval={every}",
+        ])
+        result = sesemi.run(config)
+        return torch.load(result.last_checkpoint, weights_only=True)["state_dict"]
+
+    often, once = final_weights(2), final_weights(4)
+    assert often.keys() == once.keys()
+    assert [key for key in often if not torch.equal(often[key], once[key])] == []
