@@ -49,6 +49,10 @@ def user_error(error: BaseException | None) -> str | None:
     """
     from hydra.errors import InstantiationException
 
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        # the file system's refusal of a path the user gave (a file where a folder goes, a full disk)
+        paths = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        return f"{error.strerror}: {paths}"
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))

@@ -183,6 +183,8 @@ def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = Fa
         SystemExit: The run was stopped (SIGTERM: exit code 143, Ctrl-C: 130) after saving
             `checkpoints/interrupted.ckpt` and marking the run interrupted.
     """
+    if not isinstance(config, DictConfig):
+        raise SesemiError(f"run takes a config made by sesemi.compose, not a {type(config).__name__}")
     try:
         return _run(config, run_dir, resume)
     except BaseException as error:

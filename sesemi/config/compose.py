@@ -94,6 +94,9 @@ def check_overrides(overrides: Sequence[str]) -> None:
     """Refuses overrides given as one string, which would be read character by character."""
     if isinstance(overrides, str):
         raise SesemiError(f"overrides are a list of strings, e.g. [{overrides!r}], not one string")
+    for override in overrides:
+        if not isinstance(override, str):
+            raise SesemiError(f"overrides are strings such as 'run.seed=1', not {override!r} ({type(override).__name__})")
 
 
 def check_group_choices(overrides: Sequence[str]) -> None:
@@ -132,7 +135,7 @@ def check_config_dir(config_dir: str | Path | None) -> None:
         )
 
 
-def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
+def compose(name: str | os.PathLike, overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> DictConfig:
     """Composes a config, as `open_sesemi -cn NAME -cd CONFIG_DIR OVERRIDES...` would.
 
     Args:
@@ -155,6 +158,7 @@ def compose(name: str, overrides: Sequence[str] = (), config_dir: str | Path | N
 
     from sesemi.config import register_configs, register_resolvers
 
+    name = os.fspath(name)  # a config file may be given as a Path
     check_overrides(overrides)
     check_group_choices(overrides)
     if config_dir is None and name.endswith(".yaml"):  # `configs/custom.yaml`

@@ -167,6 +167,8 @@ def fetch(name: str, data_dir: str | Path = "data") -> Path:
         The data set's folder.
     """
     folder = DATA_FOLDERS.get(name, name)
+    if Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise SesemiError(f"{data_dir} is a file; name the folder that holds the data sets")
     target = Path(data_dir) / folder
     if folder in BUILDERS:
         prepare_builtin(target)

@@ -70,6 +70,8 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     import torch  # the budget suits this machine's CUDA, if any
 
     root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise SesemiError(f"{root} is a file; name a folder for the project")
     config = root / "configs" / "custom.yaml"
     refusal = f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})"
     _check_overwrite(config, force, CREATED, refusal)

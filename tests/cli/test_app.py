@@ -132,6 +132,29 @@ def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
     assert config.read_text() == "mine"
 
 
+def test_a_file_where_a_folder_goes_is_one_line(sesemi_cli, tmp_path):
+    """`sesemi create notes.txt`, `--data-dir notes.txt`, and any path the file system refuses
+    (here a folder under a file): one line, not a traceback."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert error_line(sesemi_cli("create", notes)) == f"error: {notes} is a file; name a folder for the project"
+    assert "is a file; name the folder that holds the data sets" in error_line(sesemi_cli("fetch", "digits", "--data-dir", notes))
+    assert notes.read_text() == "mine"
+
+
+def test_the_file_systems_refusal_of_a_path_is_a_user_error(tmp_path):
+    """An `OSError` about a path (a file where a folder goes, a full disk) is the user's to fix,
+    said as the system says it; one without a path stays a bug, with its traceback."""
+    from sesemi.errors import user_error
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(OSError) as raised:
+        (notes / "configs").mkdir(parents=True)
+    assert user_error(raised.value) == f"Not a directory: {notes / 'configs'}"
+    assert user_error(OSError("no path")) is None
+
+
 def test_list_shows_configs_with_descriptions(sesemi_cli):
     result = sesemi_cli("list")
     assert result.exit_code == 0

@@ -70,6 +70,21 @@ def test_overrides_given_as_one_string_are_refused_with_the_list_to_write():
         compose("digits", "run.seed=1")
 
 
+def test_a_config_file_as_a_path_and_overrides_that_are_not_strings(tmp_path):
+    """`compose(Path("configs/custom.yaml"))` reads the file as its string does; an override
+    that is not a string, and a plain dict given to `run`, are one-line errors."""
+    from pathlib import Path
+
+    from sesemi import run
+
+    (tmp_path / "custom.yaml").write_text("defaults:\n  - digits\n  - _self_\nrun:\n  seed: 7\n")
+    assert compose(Path(tmp_path / "custom.yaml")).run.seed == 7
+    with pytest.raises(SesemiError, match=r"^overrides are strings such as 'run.seed=1', not 3 \(int\)$"):
+        compose("digits", ["run.num_iterations=5", 3])
+    with pytest.raises(SesemiError, match=r"^run takes a config made by sesemi.compose, not a dict$"):
+        run({"run": {}})
+
+
 def test_open_mappings_take_keys_of_their_own():
     """`trainer` passes keyword arguments to Lightning's Trainer: any key is allowed there."""
     assert compose("digits", ["+trainer.enable_progress_bar=false"]).trainer.enable_progress_bar is False
