@@ -63,8 +63,16 @@ def _folder_name(value: str, what: str) -> str:
     return value
 
 
-def _paths(files: Any) -> list[str]:
-    """Paths from a list, a Series, or a DataFrame with a `path` column."""
+def _paths(files: Any, task: str) -> list[str]:
+    """Paths from a folder (the task's files in it, at any depth), a list, a Series, or a
+    DataFrame with a `path` column."""
+    if isinstance(files, str | os.PathLike):
+        from sesemi.datasets.images import is_image_file, list_files
+        from sesemi.transforms.audio import is_audio_file
+
+        if not Path(files).is_dir():
+            raise SesemiError(f"unlabeled {files} is not a folder; give a folder, or a list of paths")
+        return list_files(files, is_audio_file if task == "audio" else is_image_file)
     if hasattr(files, "columns"):
         if "path" not in files.columns:
             raise SesemiError("unlabeled needs a path column")
@@ -146,6 +154,8 @@ class TrainingRun:
             raise SesemiError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
         self.task = task
         self.name = _folder_name(name, "the run name")
+        if isinstance(label_names, str):
+            raise SesemiError(f"label_names is a list of class names, e.g. {[label_names]!r}, not one string")
         self.label_names = [_folder_name(label, "the label") for label in label_names]
         if not self.label_names or len(set(self.label_names)) != len(self.label_names):
             raise SesemiError("label_names must list each class once")
@@ -264,7 +274,7 @@ class TrainingRun:
         train: Examples,
         unlabeled: Any = None,
         eval: Examples | None = None,
-        method: str = "fixmatch",
+        method: str = "flexmatch",
         overrides: Sequence[str] = (),
         overwrite: bool = False,
     ) -> RunResult:
@@ -273,10 +283,12 @@ class TrainingRun:
         Args:
             train: The labeled examples: a DataFrame with `path` and `label` columns, or
                 `(path, label)` pairs. Every class needs at least one.
-            unlabeled: Files without labels: a list of paths (or a DataFrame with `path`).
+            unlabeled: Files without labels: a folder of them, a list of paths, or a
+                DataFrame with a `path` column.
             eval: Labeled examples to validate on (and choose the best checkpoint by); None
                 validates on `train`, which says little about new data.
-            method: A method: fixmatch, flexmatch, supervised, ... (`sesemi list method`).
+            method: A method: flexmatch (the `image` and `audio` configs'), fixmatch,
+                supervised, ... (`sesemi list method`).
             overrides: Overrides of the `image` (or `audio`) config, e.g. `run.num_iterations=2000`.
             overwrite: Train again although a run of this name has finished (its earlier runs
                 are kept beside the new one).
@@ -295,11 +307,13 @@ class TrainingRun:
         from sesemi.config.compose import check_overrides
 
         check_overrides(overrides)
+        if any(override.lstrip("+~").partition("=")[0] == "method" for override in overrides):
+            raise SesemiError("give the method as method=..., the argument of train(), not in overrides")
         if method not in catalog.methods():
             raise SesemiError(f"no method {method!r}; choose one of: {', '.join(catalog.methods())}")
         pairs = self._pairs(train, "train")
         eval_pairs = self._pairs(eval, "eval") if eval is not None else None
-        unlabeled_paths = _paths(unlabeled) if unlabeled is not None else []
+        unlabeled_paths = _paths(unlabeled, self.task) if unlabeled is not None else []
         _require_files(unlabeled_paths, "unlabeled", self.task)
         claim(self.folder, "training_run")
         with staged(self.folder / DATA, "data") as data:  # replaces the links of an earlier call

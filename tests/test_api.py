@@ -61,15 +61,15 @@ def frame(root, split: str, pattern: str = "*/*.png") -> pd.DataFrame:
 
 @pytest.fixture
 def trained(image_tree, tmp_path, monkeypatch):
-    """A TrainingRun trained on DataFrames, with unlabeled images and an eval set."""
+    """A TrainingRun trained on DataFrames, with a folder of unlabeled images and an eval set,
+    by the default method (FlexMatch, as the `image` config's)."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     run = sesemi.training_run(
         task="image", name="colors", label_names=image_tree.classes, dir=tmp_path / "runs"
     )
-    unlabeled = [str(p) for p in sorted((image_tree.root / "unlabeled").glob("*.png"))]
     results = run.train(
         frame(image_tree.root, "train"),
-        unlabeled=unlabeled,
+        unlabeled=image_tree.root / "unlabeled",
         eval=frame(image_tree.root, "val"),
         overrides=TINY,
     )
@@ -96,7 +96,7 @@ def test_train_writes_the_standard_layout_and_a_run(trained, image_tree):
     assert run.run_dir is not None and run.run_dir.parent == run.folder
     assert run.checkpoint == run.run_dir / "checkpoints" / "best.ckpt"
     config = (run.run_dir / "config.yaml").read_text()
-    assert "FixMatchLossHead" in config and f"data_root: {data}" in config
+    assert "FixMatchLossHead" in config and "thresholding: flexmatch" in config and f"data_root: {data}" in config
     assert marker(run.folder).kind == "training_run" and marker(data).kind == "data"
     assert marker(run.run_dir).kind == "run" and marker(run.run_dir).state == "finished"
 
@@ -262,12 +262,14 @@ def test_bad_arguments_are_refused(tmp_path):
         sesemi.training_run(name="x", label_names=["a", "a"])
     with pytest.raises(SesemiError, match="needs a name and label_names"):
         sesemi.training_run(name="x")
+    with pytest.raises(SesemiError, match=r"^label_names is a list of class names, e.g. \['cats'\], not one string$"):
+        sesemi.training_run(name="x", label_names="cats")
     with pytest.raises(SesemiError, match="not a training run folder"):
         sesemi.training_run(load=tmp_path)
 
 
 def test_an_audio_run_trains_predicts_and_evaluates(tmp_path, monkeypatch):
-    """task="audio" trains `audio method=fixmatch` on generated tones and chirps; predict gives one
+    """task="audio" trains `audio` (FlexMatch) on generated tones and chirps; predict gives one
     Prediction per file (long recordings in windows), and evaluate scores the
     validation clips as training's validation of the best checkpoint did."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
@@ -401,3 +403,15 @@ def test_the_export_help_names_the_pip_extra(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     result = CliRunner().invoke(app, ["export", "--help"])
     assert result.exit_code == 0 and "pip install 'sesemi[export]'" in result.output
+
+
+def test_the_method_and_the_unlabeled_folder_are_checked_before_training(image_tree, tmp_path):
+    """`method=` among the overrides would train another method than the one recorded; an
+    unlabeled path that is not a folder would be read character by character."""
+    run = sesemi.training_run(name="x", label_names=image_tree.classes, dir=tmp_path / "runs")
+    train = frame(image_tree.root, "train")
+    with pytest.raises(SesemiError, match=r"^give the method as method=..., the argument of train\(\), not in overrides$"):
+        run.train(train, overrides=["method=supervised"])
+    with pytest.raises(SesemiError, match=r"^unlabeled .*missing is not a folder; give a folder, or a list of paths$"):
+        run.train(train, unlabeled=str(tmp_path / "missing"))
+    assert not (tmp_path / "runs" / "x" / "data").exists()
