@@ -44,6 +44,7 @@ from sesemi.hub.lookup import ModelInfo
 from sesemi.hub.repository import fetch
 from sesemi.learners.published import META, WEIGHTS
 from sesemi.learners.trained import TrainedModel
+from sesemi.logs import counted
 from sesemi.models.heads.one_vs_all import OUT_OF_CLASS_THRESHOLD
 from sesemi.ownership import MARKER, claim, open_atomically, owned
 from sesemi.transforms.audio import (
@@ -509,7 +510,9 @@ class Predictor:
         paths = [path.parent / line for line in lines if line and not line.startswith("#")]
         missing = [p for p in paths if not p.is_file()]
         if missing:
-            raise SesemiError(f"{len(missing)} files listed in {path} do not exist, e.g. {missing[0]}")
+            what = "is a folder" if missing[0].is_dir() else "does not exist"
+            verb = "is not a file" if len(missing) == 1 else "are not files"
+            raise SesemiError(f"{counted(len(missing), 'path')} listed in {path} {verb}, e.g. {missing[0]} ({what})")
         if not paths:
             raise SesemiError(f"{path} lists no files")
         return paths

@@ -103,7 +103,7 @@ def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
     for inputs, message in [
         (tmp_path / "nothing", "input .*nothing does not exist"),
         (tmp_path / "notes.md", r"is not an image file, a folder, or a \.txt file listing paths"),
-        (tmp_path / "gone.txt", "1 files listed in .*gone.txt do not exist, e.g. .*a.png"),
+        (tmp_path / "gone.txt", r"1 path listed in .*gone.txt is not a file, e.g. .*a.png \(does not exist\)"),
         (tmp_path, "no image files under"),
         ([torch.zeros(100)], "waveforms are for audio models"),
         (torch.zeros(1, 3, 16, 16), "predict_batch takes a tensor"),

@@ -541,7 +541,7 @@ class FileDataset(Dataset):
             return item, self.samples[position][1]
         folder = os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path, _ in self.samples])
         raise SesemiError(
-            f"none of the {len(self.samples)} {self.kind} files of the data set in {folder} can be read "
+            f"none of the {counted(len(self.samples), self.kind)} of the data set in {folder} can be read "
             "(the warnings above say why): replace them, or leave that folder out"
         )
 

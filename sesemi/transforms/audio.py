@@ -180,6 +180,8 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         AudioReadError: The file cannot be decoded, is truncated or damaged, or holds no samples.
     """
     path = Path(path)
+    if not path.exists():  # the decoders would say "System error"
+        raise AudioReadError("it does not exist")
     if _is_empty(path):
         raise AudioReadError("it holds no samples")
     try:
@@ -239,7 +241,10 @@ def resample(samples: np.ndarray, rate: float, sample_rate: float) -> np.ndarray
     if rate == sample_rate:
         return samples
     soxr = _require("soxr")
-    return soxr.resample(samples, rate, sample_rate).astype(np.float32, copy=False)
+    resampled = soxr.resample(samples, rate, sample_rate).astype(np.float32, copy=False)
+    if resampled.size == 0:  # too short a file: used as silence otherwise
+        raise AudioReadError(f"its {len(samples)} samples at {rate:g} Hz are none at {sample_rate:g} Hz")
+    return resampled
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

@@ -113,7 +113,7 @@ def test_nothing_readable_is_an_error_naming_the_folder(tmp_path):
     (tmp_path / "pool" / "a.png").write_bytes(b"junk")
     (tmp_path / "pool" / "b.png").write_bytes(b"more junk")
     data = image_file(str(tmp_path), "pool", on_error="skip", cache="none")
-    with pytest.raises(SesemiError, match=rf"^none of the 2 image files of the data set in {tmp_path / 'pool'} can be read"):
+    with pytest.raises(SesemiError, match=rf"^none of the 2 images of the data set in {tmp_path / 'pool'} can be read"):
         data[0]
     assert len(data.skipped) == 2
 

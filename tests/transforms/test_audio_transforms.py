@@ -95,6 +95,19 @@ def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason, suf
     assert "regular file" not in str(raised.value)
 
 
+def test_a_missing_file_and_one_too_short_to_resample_are_unreadable(tmp_path):
+    """A broken link says the file is not there (libsndfile says "System error"); a file of
+    one sample at 44.1 kHz is none at 16 kHz, refused rather than used as silence."""
+    import soundfile
+
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    with pytest.raises(AudioReadError, match=r"^it does not exist$"):
+        decode(tmp_path / "gone.wav")
+    soundfile.write(tmp_path / "blip.wav", np.full(1, 0.5), 44100)
+    with pytest.raises(AudioReadError, match=r"^its 1 samples at 44100 Hz are none at 16000 Hz$"):
+        load_audio(tmp_path / "blip.wav", 16000)
+
+
 def test_a_float_file_written_at_integer_scale_is_refused(tmp_path):
     """Float samples of 32767 are a 16-bit recording saved as floats unscaled: heard as noise at
     full volume, so refused in one line that says to rescale; a little over full scale is kept."""
