@@ -17,6 +17,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 from torchvision.transforms.v2.functional import to_pil_image
 
+from sesemi.errors import SesemiError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -75,6 +77,13 @@ def _to_normalized_tensor(mean: Sequence[float], std: Sequence[float]) -> list:
     return [T.PILToTensor(), NormalizedFloat(mean, std)]
 
 
+def _check_sides(**sides: int) -> None:
+    """Refuses an image side under one pixel (torchvision fails on the first image instead)."""
+    for name, side in sides.items():
+        if side < 1:
+            raise SesemiError(f"{name} must be at least 1 pixel, not {side}")
+
+
 def train_transforms(
     random_resized_crop: bool = True,
     resize: int = 256,
@@ -101,6 +110,9 @@ def train_transforms(
         mean: The per-channel normalization mean.
         std: The per-channel normalization standard deviation.
     """
+    _check_sides(crop_dim=crop_dim, resize=resize)
+    if not 0 <= padding < resize:  # reflection padding takes less than the side it reflects
+        raise SesemiError(f"padding must be at least 0 and less than the resized side ({resize}), not {padding}")
     mode = InterpolationMode(interpolation)
     if random_resized_crop:
         crop = [T.RandomResizedCrop(crop_dim, scale=tuple(scale), interpolation=mode, antialias=True)]
@@ -124,6 +136,7 @@ def center_crop_transforms(
     std: Sequence[float] = IMAGENET_STD,
 ) -> T.Compose:
     """The evaluation transform: resize the short side to `resize`, then a center crop."""
+    _check_sides(crop_dim=crop_dim, resize=resize)
     mode = InterpolationMode(interpolation)
     return T.Compose(
         [

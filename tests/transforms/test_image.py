@@ -7,7 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sesemi.transforms import center_crop_transforms, to_normalized_tensor, train_transforms
+from sesemi.errors import SesemiError
+from sesemi.transforms import (
+    center_crop_transforms,
+    to_normalized_tensor,
+    train_transforms,
+    weak_transforms,
+)
 
 
 def _gradient_image(width: int, height: int) -> Image.Image:
@@ -84,3 +90,18 @@ def test_interpolation_names(interpolation):
     """The documented interpolation names are accepted."""
     output = center_crop_transforms(resize=8, crop_dim=8, interpolation=interpolation)(_gradient_image(16, 16))
     assert output.shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: weak_transforms(crop_dim=0), r"^crop_dim must be at least 1 pixel, not 0$"),
+        (lambda: weak_transforms(padding=-3), r"^padding must be at least 0 and less than the resized side \(32\), not -3$"),
+        (lambda: weak_transforms(crop_dim=16, padding=16), r"less than the resized side \(16\), not 16$"),
+        (lambda: center_crop_transforms(resize=0), r"^resize must be at least 1 pixel, not 0$"),
+    ],
+)
+def test_sides_no_image_can_have_are_refused_when_the_transform_is_made(make, message):
+    """Not on the first image, after the data is decoded, in torchvision's words."""
+    with pytest.raises(SesemiError, match=message):
+        make()
