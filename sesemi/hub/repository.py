@@ -9,6 +9,7 @@ functions search `$SESEMI_REPOSITORIES`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import posixpath
 import uuid
@@ -33,6 +34,8 @@ from sesemi.hub.lookup import (
     parse_table,
 )
 from sesemi.ownership import file_lock, sha256
+
+logger = logging.getLogger(__name__)
 
 TABLE = "models.json"
 REPOSITORIES_VARIABLE = "SESEMI_REPOSITORIES"
@@ -154,13 +157,33 @@ def repositories(repository: str | Path | None = None) -> list[Repository]:
     return [Repository(url) for url in urls]
 
 
+def _tables(repository: str | Path | None) -> list[tuple[Repository, dict[str, tuple[ModelInfo, Archive]]]]:
+    """Each repository searched (`repositories`) with its lookup table. Of the several of
+    `$SESEMI_REPOSITORIES`, one that cannot be read (a share not mounted, a bucket offline) is
+    passed over with a warning, as long as another can be: the others may have the model."""
+    searched = repositories(repository)
+    tables, unreachable = [], []
+    for source in searched:
+        try:
+            tables.append((source, source.rows()))
+        except Unreachable as error:
+            if len(searched) == 1:
+                raise
+            unreachable.append(error)
+            logger.warning("passing over a repository of %s: %s", REPOSITORIES_VARIABLE, error)
+    if not tables:
+        raise unreachable[0]
+    return tables
+
+
 def lookup(reference: str, repository: str | Path | None = None) -> tuple[ModelInfo, Archive, Repository]:
     """The one model a uid or `[subgroup.]name[@version]` names, its archive and its repository
-    (the first that has it)."""
-    searched = repositories(repository)
+    (the first that has it, of those that can be read)."""
+    tables = _tables(repository)
+    searched = [source for source, _ in tables]
     rows: dict[str, tuple[ModelInfo, Archive, Repository]] = {}
-    for source in searched:
-        for uid, (model, archive) in source.rows().items():
+    for source, table in tables:
+        for uid, (model, archive) in table.items():
             rows.setdefault(uid, (model, archive, source))
     found = [rows[model.uid] for model in matches([row[0] for row in rows.values()], reference)]
     if not found:
@@ -201,7 +224,7 @@ def fetch(uid_or_name: str, repository: str | Path | None = None) -> Path:
 
 def models(repository: str | Path | None = None) -> list[ModelInfo]:
     """The models published in `repository` (or all of `$SESEMI_REPOSITORIES`), by name and version."""
-    rows = [info for source in repositories(repository) for info, _ in source.rows().values()]
+    rows = [info for _, table in _tables(repository) for info, _ in table.values()]
     return sorted(rows, key=lambda info: (info.subgroup or "", info.name, check_version(info.version)))
 
 

@@ -110,6 +110,19 @@ def test_repositories_are_searched_in_the_order_of_the_variable(published, tmp_p
     assert url(uid) == f"file://{repository}/images/test/tiny/1.0.0/{uid}.tar.gz"
 
 
+def test_a_repository_of_the_variable_that_cannot_be_read_is_passed_over(published, tmp_path, cache, monkeypatch, caplog):  # noqa: F811
+    """A share not mounted among $SESEMI_REPOSITORIES does not hide the models of the others;
+    it is named in a warning. When none can be read, the first says why."""
+    uid, repository, _ = published
+    monkeypatch.setenv("SESEMI_REPOSITORIES", f"{tmp_path / 'unmounted'},{repository}")
+    assert [i.uid for i in models()] == [uid]
+    assert url("tiny@1.0.0") == f"file://{repository}/images/test/tiny/1.0.0/{uid}.tar.gz"
+    assert f"passing over a repository of SESEMI_REPOSITORIES: repository {tmp_path / 'unmounted'} does not exist" in caplog.text
+    monkeypatch.setenv("SESEMI_REPOSITORIES", f"{tmp_path / 'unmounted'},{tmp_path / 'gone'}")
+    with pytest.raises(SesemiError, match=f"^repository {tmp_path / 'unmounted'} does not exist or cannot be reached"):
+        models()
+
+
 def test_missing_models_and_repositories_are_one_error_line(published, tmp_path, cache):  # noqa: F811
     uid, repository, _ = published
     with pytest.raises(SesemiError, match=f"^no model 00000000-1.0.0 in {repository}; `sesemi models` lists"):
