@@ -16,6 +16,7 @@ from sesemi.ownership import mark, marker, remove
 
 CONFIG = "config.yaml"  # the config as run; a run has started once it wrote it
 COMPOSED = "composed.yaml"  # the config as asked for (before a time budget set its lengths)
+METRICS = "metrics.csv"  # what the run logged, a row per logging step (Lightning's CSV logger)
 # The run folder, for the processes a multi-process fit launches (each runs the same command again).
 RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 

@@ -7,6 +7,7 @@ that is running, failed or was interrupted are not the end of its training.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 
+from sesemi.checkpoints import read_checkpoint
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack
 from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
@@ -28,6 +30,7 @@ from sesemi.learners.trained import RESULTS, TrainedModel, run_files
 from sesemi.logs import RESULT
 from sesemi.ownership import marker
 from sesemi.results import RunResult
+from sesemi.run_folder import METRICS
 from sesemi.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -77,7 +80,7 @@ def publish(
     config_path = model.source / CONFIG
     if not config_path.is_file():
         raise SesemiError(f"{config_path} does not exist: publishing needs the run's config beside checkpoints/")
-    metrics = RunResult.read(model.source).metrics if (model.source / RESULTS).is_file() else {}
+    metrics = _metrics(model)
     # Contiguous copies: safetensors stores no views and no tensors that share memory.
     weights = {key: value.contiguous().clone() for key, value in model.state_dict().items()}
 
@@ -108,6 +111,30 @@ def publish(
         target.add(info, archive)
     logger.info("published %s as %s to %s", info.reference, uid, target.url, extra=RESULT)
     return uid
+
+
+def _metrics(model: TrainedModel) -> dict[str, float]:
+    """The validation metrics of the weights published: the run's final ones for its last
+    checkpoint; for another (the best), those of the validation it was saved after, the last
+    logged in `metrics.csv` before its step (the final ones would describe other weights);
+    none when that cannot be read."""
+    if not (model.source / RESULTS).is_file():
+        return {}
+    result = RunResult.read(model.source)
+    last = result.last_checkpoint
+    if last is not None and (model.source / last).resolve() == model.checkpoint.resolve():
+        return result.metrics
+    step = read_checkpoint(model.checkpoint, mmap=True).get("global_step")
+    logged: dict[str, float] = {}
+    try:
+        with open(model.source / METRICS, newline="", encoding="utf-8") as file:
+            for row in csv.DictReader(file):
+                values = {k: v for k, v in row.items() if k and k.startswith("val/") and v}
+                if values and isinstance(step, int) and float(row.get("step") or "inf") < step:
+                    logged = {k: float(v) for k, v in values.items()}
+    except (OSError, ValueError, csv.Error):
+        return {}
+    return logged
 
 
 def _refuse_unfinished(run_dir: Path) -> None:
@@ -200,7 +227,7 @@ def model_card(info: ModelInfo, config: DictConfig, audio: bool) -> str:
         "",
         "## Metrics",
         "",
-        "The run's final validation metrics:",
+        f"The validation metrics of these weights (`{info.checkpoint}`):",
         "",
         *_table(("metric", "value"), {k: f"{v:.4f}" for k, v in info.metrics.items()}),
         "",

@@ -19,7 +19,6 @@ from matplotlib.figure import Figure
 from sesemi.datasets.images import printable
 from sesemi.errors import SesemiError
 from sesemi.ops.runs import (
-    METRICS,
     Run,
     field_value,
     find_runs,
@@ -29,6 +28,7 @@ from sesemi.ops.runs import (
     unique_name,
 )
 from sesemi.ownership import MARKER, claim, open_atomically, owned, staged, write_atomically
+from sesemi.run_folder import METRICS
 
 logger = logging.getLogger(__name__)
 

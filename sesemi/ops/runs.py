@@ -23,7 +23,6 @@ from sesemi.ownership import MARKER, Marker
 from sesemi.results import RESULTS, RunResult, read_stored_yaml
 from sesemi.run_folder import COMPOSED, CONFIG
 
-METRICS = "metrics.csv"
 KEPT_CHECKPOINTS = ("best.ckpt", "last.ckpt")
 LABEL_BYTES = 120  # the longest group label (`<field=value,...>`) kept whole, in UTF-8 bytes
 LINK_BYTES = 200  # the longest link name in a group (a run's path, `/` as `_`) kept whole

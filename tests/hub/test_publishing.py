@@ -7,6 +7,7 @@ import os
 import shutil
 import tarfile
 
+import pandas as pd
 import pytest
 import torch
 from hub_fixtures import cache, memory_repository, trained  # noqa: F401 (fixtures)
@@ -44,9 +45,17 @@ def test_the_archive_holds_ema_weights_config_labels_metrics_and_a_card(trained,
     results = json.loads((trained / "results.json").read_text())
     meta = json.loads((out / "meta.json").read_text())
     assert meta == info.to_dict()
-    assert (info.labels, info.metrics) == (["blue", "green", "red"], results["metrics"])
+    # the metrics of the weights published: those of the validation best.ckpt was saved after
+    logged = pd.read_csv(trained / "metrics.csv").dropna(subset=["val/top1"])
+    saved_after = logged[logged.step < checkpoint["global_step"]].iloc[-1]
+    assert checkpoint["global_step"] < results["global_step"]  # not the final weights
+    assert info.labels == ["blue", "green", "red"]
+    assert info.metrics == {"val/loss": saved_after["val/loss"], "val/top1": saved_after["val/top1"]}
     assert (info.ema, info.checkpoint, info.author, info.meta) == (True, "best.ckpt", "Ada", {"notes": "test"})
-    assert "# images.test.tiny@1.0.0" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "# images.test.tiny@1.0.0" in card and "The validation metrics of these weights (`best.ckpt`)" in card
+    last = publish(trained / "checkpoints" / "last.ckpt", "tiny", "1.1.0", tmp_path / "repo")
+    assert Repository(tmp_path / "repo").rows()[last][0].metrics == results["metrics"]  # the final ones
 
 
 def test_an_existing_uid_or_version_is_refused_and_nothing_is_written(trained, tmp_path, cache):  # noqa: F811
