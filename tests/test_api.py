@@ -362,7 +362,7 @@ def test_files_the_data_sets_do_not_read_are_refused(image_tree, tmp_path, argum
     training silently: it is refused before anything is linked."""
     pairs = list(frame(image_tree.root, "train").itertuples(index=False, name=None))
     odd = []
-    for name in ("photo.jfif", "noextension", "phone.heic"):
+    for name in ("photo.jxl", "noextension", "phone.heic"):
         (tmp_path / name).write_bytes(b"")
         odd.append(str(tmp_path / name))
     arguments = {
@@ -371,7 +371,7 @@ def test_files_the_data_sets_do_not_read_are_refused(image_tree, tmp_path, argum
         "unlabeled": {"train": pairs, "unlabeled": odd},
     }[argument]
     run = sesemi.training_run(name="x", label_names=image_tree.classes, dir=tmp_path / "runs")
-    message = rf"^3 {argument} files are not image files sesemi reads, e.g. .*photo.jfif; it reads .*\.png"
+    message = rf"^3 {argument} files are not image files sesemi reads, e.g. .*photo.jxl; it reads .*\.png"
     with pytest.raises(SesemiError, match=message):
         run.train(**arguments, overrides=TINY)
     assert not run.folder.exists()

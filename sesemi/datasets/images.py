@@ -50,8 +50,12 @@ class ImageReadError(ValueError):
     """An image file that cannot be decoded, or whose pixels have no known range."""
 
 
-# What Pillow reads: torchvision's image extensions, and AVIF and GIF (its first frame).
-IMAGE_EXTENSIONS = (*IMG_EXTENSIONS, ".avif", ".gif")
+# What Pillow reads: torchvision's image extensions, AVIF, GIF (its first frame), and JPEG's
+# other names (`.jfif`, as Windows and browsers save JPEGs; `.jpe`).
+IMAGE_EXTENSIONS = (*IMG_EXTENSIONS, ".avif", ".gif", ".jfif", ".jpe")
+# Pillow warns of a damaged EXIF block without naming the file, each time the file is read; the
+# image reads well (its orientation tag aside), and a folder of such photos would bury the log.
+warnings.filterwarnings("ignore", message=r"(Possibly corrupt|Corrupt) EXIF", category=UserWarning)
 # Photo formats Pillow does not read: their files are left out of a data set with a warning.
 UNREAD_PHOTOS = (".heic", ".heif", ".jxl", ".dng", ".cr2", ".nef", ".arw")
 

@@ -458,3 +458,23 @@ def test_many_unreadable_files_are_named_five_at_a_time_and_reported_once(image_
     caplog.clear()
     pool = image_file(str(image_tree.root), ["train", "unlabeled"], cache="auto")
     assert len(pool.skipped) == 12 and "unreadable" not in caplog.text
+
+
+def test_jfif_files_are_jpegs_and_a_damaged_exif_block_says_nothing(tmp_path):
+    """`.jfif` is how Windows and browsers save JPEGs: read as one. Pillow's warning about a
+    damaged EXIF block (without the file's name, at every read) is not passed on."""
+    import subprocess
+    import sys
+
+    from sesemi.datasets.images import is_image_file
+
+    Image.fromarray(np.full((8, 8, 3), 200, dtype=np.uint8)).save(tmp_path / "web.jfif", format="JPEG")
+    data = (tmp_path / "web.jfif").read_bytes()
+    exif = b"Exif\x00\x00II*\x00\xff\xff\xff\x7f"  # its first IFD past the end of the block
+    segment = b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+    (tmp_path / "damaged.jfif").write_bytes(data[:2] + segment + data[2:])
+    assert is_image_file("web.jfif") and is_image_file("photo.JPE")
+    assert read_image(tmp_path / "web.jfif").size == (8, 8)
+    code = f"from sesemi.datasets.images import read_image; print(read_image({str(tmp_path / 'damaged.jfif')!r}).size)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (done.stdout, done.stderr) == ("(8, 8)\n", "")
