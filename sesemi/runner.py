@@ -39,6 +39,7 @@ from sesemi.config.resolvers import (
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
 from sesemi.datasets.images import forget_reported
+from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError, user_error
 from sesemi.logs import RESULT
 from sesemi.ownership import MARKER, file_lock, mark, marker, write_atomically
@@ -340,6 +341,15 @@ def _fit_budget(config: DictConfig, datamodule: SESEMIDataModule, trainer: pl.Tr
     )
 
 
+def _absolute_data_root(run: DictConfig) -> None:
+    """Makes a relative `run.data_root` absolute, so that the run's config.yaml names the data it
+    read: resumed or evaluated from another folder, it reads that data, not the `./data/digits`
+    of that folder (built anew there)."""
+    root = run.data_root
+    if root and not is_url(root) and not os.path.isabs(os.path.expanduser(root)):
+        run.data_root = os.path.abspath(os.path.expanduser(root))
+
+
 def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunResult:
     run_started = time.time()
     register_resolvers()
@@ -348,6 +358,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     validate(config)
     check_loaders(config)
     run_config = config.run
+    _absolute_data_root(run_config)
     mode = run_mode(run_config.mode)
     if resume and mode is not RunMode.FIT:
         raise SesemiError(f"only training runs resume, not run.mode={mode.name}")

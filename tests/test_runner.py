@@ -525,3 +525,18 @@ def test_how_often_a_run_validates_leaves_its_training_alone(image_tree, tmp_pat
     often, once = final_weights(2), final_weights(4)
     assert often.keys() == once.keys()
     assert [key for key in often if not torch.equal(often[key], once[key])] == []
+
+
+def test_a_relative_data_root_is_recorded_absolute(image_tree, tmp_path, monkeypatch):
+    """config.yaml names the data a run read, wherever it is resumed or evaluated from: a
+    relative `run.data_root` is made absolute (from elsewhere, `./data/digits` was another
+    folder, the built-in digits built anew there)."""
+    from conftest import TINY_IMAGE_TRAINING
+
+    monkeypatch.chdir(image_tree.root.parent)
+    config = sesemi.compose("image", [
+        "method=supervised", f"run.data_root={image_tree.root.name}", f"run.dir={tmp_path}/runs", *TINY_IMAGE_TRAINING,
+    ])
+    result = sesemi.run(config)
+    written = OmegaConf.load(result.run_dir / "config.yaml")
+    assert written.run.data_root == str(image_tree.root)
