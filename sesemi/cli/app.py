@@ -311,6 +311,8 @@ def inference(
     unreadable = sum(p.error is not None for p in predictions)
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
+    if predictions and unreadable == len(predictions):  # a script must not take an empty table for an answer
+        raise SesemiError(f"no input could be read ({counted(unreadable, 'unreadable file')}; why: {files})")
     echo(f"predicted {counted(len(predictions) - unreadable, 'file')}{skipped}: {files}")
     outliers = sum(bool(p.looks_out_of_class) for p in predictions)
     if any(p.out_of_class is not None for p in predictions):

@@ -396,6 +396,10 @@ def test_inference_errors_are_one_line(sesemi_cli, project, tmp_path):
     )
     line = error_line(sesemi_cli("inference", run, tmp_path, "threshold=1", "--save-dir", tmp_path))
     assert "inference does not take 'threshold=1'" in line
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "empty.png").write_bytes(b"")
+    line = error_line(sesemi_cli("inference", run, tmp_path / "broken", "--save-dir", tmp_path / "out", "--device", "cpu"))
+    assert line.startswith("error: no input could be read (1 unreadable file; why: ") and "unreadable.csv" in line
 
 
 def test_preprocess_a_folder_then_a_config(sesemi_cli, tmp_path):
