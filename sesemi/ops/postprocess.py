@@ -143,6 +143,9 @@ def summarize(runs: Sequence[Run], by: Sequence[str] = ()) -> tuple[pd.DataFrame
     # as text anyone can write and read: a class or folder name that is not UTF-8 (held as
     # surrogates, see os.fsdecode) as `\xNN` escapes
     table = pd.DataFrame(rows).map(lambda value: printable(value) if isinstance(value, str) else value)
+    for column in ("seed", "steps"):  # whole numbers, also beside a run without one (not 42.0)
+        if pd.api.types.is_float_dtype(table[column]) and (table[column].dropna() % 1 == 0).all():
+            table[column] = table[column].astype("Int64")
     configuration = list(by) or ["id", "method", *fields]
     ignored = {"run", "seed", "steps", *configuration, *fields}
     metrics = [c for c in table.columns if c not in ignored and pd.api.types.is_numeric_dtype(table[c])]

@@ -134,6 +134,17 @@ def test_the_method_is_one_column(make_run, tmp_path):
     assert list(table["method"]) == ["fixmatch", "supervised"]
 
 
+def test_seeds_stay_whole_numbers_beside_a_run_without_one(make_run, tmp_path):
+    """A run without a seed (a TrainingRun's) leaves the others' seeds as 42, not 42.0."""
+    make_run("digits/seeded", config=run_config(seed=42))
+    unseeded = run_config()
+    unseeded["run"]["seed"] = None
+    make_run("digits/unseeded", config=unseeded)
+    summary = postprocess(tmp_path / "runs", tmp_path / "summary")
+    assert list(display(summary.runs)["seed"]) == ["42", ""]
+    assert "42.0" not in (tmp_path / "summary" / "summary.csv").read_text()
+
+
 def test_summary_has_one_row_per_finished_run(three_seeds_two_lrs):
     """Columns: run, id, method, the differing fields, seed, final metrics, best, steps, time."""
     table, configuration, metrics = summarize(three_seeds_two_lrs)
