@@ -56,6 +56,8 @@ IMAGE_EXTENSIONS = (*IMG_EXTENSIONS, ".avif", ".gif", ".jfif", ".jpe")
 # Pillow warns of a damaged EXIF block without naming the file, each time the file is read; the
 # image reads well (its orientation tag aside), and a folder of such photos would bury the log.
 warnings.filterwarnings("ignore", message=r"(Possibly corrupt|Corrupt) EXIF", category=UserWarning)
+# Archives a folder of images or recordings may still be packed in.
+ARCHIVES = (".zip", ".tar", ".tgz", ".tar.gz", ".tar.xz", ".7z", ".rar")
 # Photo formats Pillow does not read: their files are left out of a data set with a warning.
 UNREAD_PHOTOS = (".heic", ".heif", ".jxl", ".dng", ".cr2", ".nef", ".arw")
 
@@ -378,7 +380,15 @@ def unlabeled_samples(
     for missing in sorted(set(folders) - set(present)):
         logger.info("no folder %s, reading the others", missing)
     passed: list[str] = []
-    samples = [(path, UNLABELED) for folder in present for path in list_files(folder, accept, passed=passed)]
+    samples = []
+    for folder in present:
+        first_passed = len(passed)
+        found = list_files(folder, accept, passed=passed)
+        if not found and len(present) > 1:  # a pool folder not filled yet: the pool is the others'
+            archives = [path for path in passed[first_passed:] if path.lower().endswith(ARCHIVES)]
+            extract = f"; extract {printable(archives[0])} there" if archives else ""
+            logger.warning("no %s files in %s: the pool is the other folders' alone%s", kind, printable(folder), extract)
+        samples += [(path, UNLABELED) for path in found]
     if accept is is_image_file:
         warn_unread_photos(passed, present, once=True)
     if not samples:

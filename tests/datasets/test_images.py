@@ -478,3 +478,18 @@ def test_jfif_files_are_jpegs_and_a_damaged_exif_block_says_nothing(tmp_path):
     code = f"from sesemi.datasets.images import read_image; print(read_image({str(tmp_path / 'damaged.jfif')!r}).size)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (done.stdout, done.stderr) == ("(8, 8)\n", "")
+
+
+def test_a_pool_folder_of_no_images_is_warned_about(tmp_path, caplog):
+    """`unlabeled/` that holds only the archive it came in leaves the pool to `train/` alone:
+    said, with the archive to extract."""
+    from sesemi.datasets.images import is_image_file, unlabeled_samples
+
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "train" / "cat" / "c.png").write_bytes(b"")
+    (tmp_path / "unlabeled").mkdir()
+    (tmp_path / "unlabeled" / "pool.zip").write_bytes(b"")
+    samples = unlabeled_samples([tmp_path / "train", tmp_path / "unlabeled"], is_image_file)
+    assert samples == [(str(tmp_path / "train" / "cat" / "c.png"), -1)]
+    assert f"no image files in {tmp_path / 'unlabeled'}: the pool is the other folders' alone; extract " in caplog.text
+    assert "pool.zip there" in caplog.text
