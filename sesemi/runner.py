@@ -220,7 +220,11 @@ def resume(run_dir: str | Path, allow: Sequence[str] = ()) -> RunResult:
     """
     run_dir = Path(run_dir)
     found = marker(run_dir)
-    if found is None or found.kind != "run":
+    if not run_dir.is_dir():
+        raise SesemiError(f"run folder {run_dir} does not exist")
+    if found is not None and found.kind != "run":  # a TrainingRun's folder, a group, ...
+        raise SesemiError(f"{run_dir} is a folder sesemi made for a {found.kind.replace('_', ' ')}, not a run; name a run in it")
+    if found is None:
         raise SesemiError(f"{run_dir} is not a sesemi run folder (no {MARKER} marker of its own; a copy of a run is not one): give the folder the run was made in")
     if found.state == "finished":
         raise SesemiError(f"{run_dir} finished; there is nothing to resume")

@@ -415,3 +415,17 @@ def test_the_method_and_the_unlabeled_folder_are_checked_before_training(image_t
     with pytest.raises(SesemiError, match=r"^unlabeled .*missing is not a folder; give a folder, or a list of paths$"):
         run.train(train, unlabeled=str(tmp_path / "missing"))
     assert not (tmp_path / "runs" / "x" / "data").exists()
+
+
+def test_the_training_runs_folder_named_for_one_of_its_runs_says_which(trained, tmp_path):
+    """`sesemi resume` and `sesemi inference` of `runs/<name>` (the TrainingRun's folder, not a
+    run): one line that says so, and names its latest run to predict with."""
+    from sesemi.predictor import load
+
+    run, results = trained
+    with pytest.raises(SesemiError, match=r"is a folder sesemi made for a training run, not a run; name a run in it$"):
+        sesemi.resume(run.folder)
+    with pytest.raises(SesemiError, match=rf"is a folder of runs, not a run; name one, e.g. the latest: {results.run_dir}$"):
+        load(run.folder)
+    with pytest.raises(SesemiError, match=r"^run folder .*nothing does not exist$"):
+        sesemi.resume(tmp_path / "nothing")

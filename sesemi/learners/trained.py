@@ -61,6 +61,10 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
         raise SesemiError(f"the run {path} is still running and has saved no checkpoint yet (one comes with each validation)")
     if found is not None and found.kind == "run":
         raise SesemiError(f"the run {path} stopped before it saved a checkpoint; train it again (`sesemi rm-failed` deletes it)")
+    within = [*path.glob("*/checkpoints/*.ckpt"), *path.glob("*/*/checkpoints/*.ckpt")]
+    if within:  # runs/digits, runs/digits/flexmatch, a TrainingRun's folder
+        latest = max(within, key=lambda checkpoint: checkpoint.stat().st_mtime).parent.parent
+        raise SesemiError(f"{path} is a folder of runs, not a run; name one, e.g. the latest: {latest}")
     raise SesemiError(f"{path} has no checkpoints/best.ckpt or last.ckpt; is it a training run's folder?")
 
 
