@@ -580,7 +580,8 @@ def publish(
     uid = publish_model(
         run, name, version, repository, subgroup, params, author, allow=allow or (), allow_unfinished=allow_unfinished
     )
-    echo(f"published {name}@{version} as {uid} to {repository}")
+    reference = f"{subgroup}.{name}@{version}" if subgroup else f"{name}@{version}"
+    echo(f"published {reference} as {uid} to {repository}")
 
 
 @command()

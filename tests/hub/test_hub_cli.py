@@ -24,6 +24,7 @@ def repository(trained, tmp_path, cache, monkeypatch):  # noqa: F811
     done = sesemi_cli("publish", trained, "--name", "tiny", "--version", "1.0.0", "-r", repository,
                       "--subgroup", "images", "--param", "rate=16000", "--param", "task=colours", "--author", "Ada")
     assert done.exit_code == 0, done.output
+    assert done.output.startswith("published images.tiny@1.0.0 as ")  # the name it is loaded by
     monkeypatch.setenv("SESEMI_REPOSITORIES", str(repository))
     return repository
 
