@@ -12,7 +12,8 @@ Jigsaw Puzzles", ECCV 2016, https://arxiv.org/abs/1603.09246
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -129,3 +130,15 @@ class JigsawCollator:
         shuffled = shuffled.permute(0, 3, 1, 4, 2, 5).reshape(b, c, g * th, g * tw)
         puzzles[:, :, : g * th, : g * tw] = shuffled
         return puzzles, labels
+
+
+class ReadableOnly:
+    """Collates the items of an evaluation batch that could be read, leaving out the others
+    (None, see `sesemi.datasets.images.FileDataset.substitute`); None when none could be."""
+
+    def __init__(self, collate: Callable[[list[Any]], Any]):
+        self.collate = collate
+
+    def __call__(self, batch: list[Any]) -> Any:
+        readable = [item for item in batch if item is not None]
+        return self.collate(readable) if readable else None

@@ -34,8 +34,10 @@ from torch.utils.data import (
     DistributedSampler,
     IterableDataset,
     Sampler,
+    default_collate,
 )
 
+from sesemi.collation import ReadableOnly
 from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
 from sesemi.datasets.builtin import split_named_otherwise
 from sesemi.datasets.images import FileDataset, printable
@@ -517,6 +519,9 @@ class SESEMIDataModule(pl.LightningDataModule):
             data = self._own_random_streams(name, data, kwargs, seed)
         elif not train:  # each pass draws a base seed: from the global generator, every validation
             kwargs["generator"] = torch.Generator().manual_seed(0)  # would move dropout's numbers
+            if isinstance(data, FileDataset):  # an unreadable file is left out, not counted as another
+                data.substitute = False
+                kwargs["collate_fn"] = ReadableOnly(kwargs.get("collate_fn") or default_collate)
         loader = DataLoader(data, **kwargs)
         if len(loader) == 0:
             raise SesemiError(

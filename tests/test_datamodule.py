@@ -121,6 +121,22 @@ def test_a_labeled_set_of_one_class_is_one_line(image_tree):
         _module(_data(), image_tree.root)
 
 
+def test_validation_read_on_demand_leaves_an_unreadable_file_out(image_tree):
+    """A large val set is read as it is loaded (`cache: none`): an unreadable file there is left
+    out of its batch, not replaced by its neighbour (counted twice, under its label), and a batch
+    of none is None (the step is skipped)."""
+    for path in sorted((image_tree.root / "val" / "red").iterdir()):
+        path.write_bytes(b"")  # every red validation image unreadable
+    data = _data()
+    data.val.dataset.cache = "none"
+    data.val.batch_size = 1
+    batches = list(_module(data, image_tree.root).val_dataloader())
+    labels = [int(label) for batch in batches if batch is not None for label in batch[1]]
+    red = image_tree.classes.index("red")
+    assert len(labels) == 2 * image_tree.val_per_class and red not in labels
+    assert sum(batch is None for batch in batches) == image_tree.val_per_class
+
+
 def test_on_several_processes_validation_reads_every_image_once(image_tree):
     """Each of four processes takes its share of the 6 validation images, and together they read
     each once: none repeats one to even the shares (Lightning's sampler would, scoring it twice)."""

@@ -448,7 +448,8 @@ class FileDataset(Dataset):
     skipped (`on_error="skip"`, the default) with a warning that names it, once in a process, so
     nothing is dropped silently. A data set decoded into memory leaves such files out (refusing
     a class left with none); one read as items are loaded gives the item to the next readable
-    file. Files found unreadable while a data set is decoded are named up to `NAMED_UNREADABLE`
+    file (training), or, with `substitute` off (evaluation: a file counted twice would skew the
+    metrics), None, which `sesemi.collation.ReadableOnly` leaves out of the batch. Files found unreadable while a data set is decoded are named up to `NAMED_UNREADABLE`
     and the rest counted, so a scraped folder with hundreds of broken files does not bury the log.
 
     With `cache` "memory", every file is decoded when the data set is built and kept in memory
@@ -458,6 +459,7 @@ class FileDataset(Dataset):
     """
 
     kind = "file"  # what the error messages call an item
+    substitute = True  # whether an unreadable item read on demand is the next readable file's
     read_errors: tuple[type[BaseException], ...] = (OSError, ValueError)
 
     def __init__(
@@ -549,6 +551,8 @@ class FileDataset(Dataset):
                 stored = self.memory[position]
                 item = None if stored is None else self.from_stored(stored, self.samples[position][0])
             if item is None:
+                if not self.substitute:
+                    return None
                 continue
             if self.transform is not None:
                 item = self.transform(item)

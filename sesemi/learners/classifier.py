@@ -238,6 +238,8 @@ class Classifier(pl.LightningModule):
         self.unlabeled_statistics = next((report for report in reports if report is not None), None)
 
     def _evaluation_step(self, batch: Any, stage: str) -> None:
+        if batch is None:  # none of its files could be read (each named in a warning)
+            return
         images, labels = batch[0], batch[1]
         logits = self(images)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), sync_dist=True)
