@@ -29,7 +29,14 @@ import torch
 from torch import Tensor
 
 from sesemi.datasets.audio_folder import AudioDataset, preprocessed
-from sesemi.datasets.images import FileDataset, ImageDataset, OnError, require_dir, subset_dirs
+from sesemi.datasets.images import (
+    FileDataset,
+    ImageDataset,
+    OnError,
+    printable,
+    require_dir,
+    subset_dirs,
+)
 from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError
@@ -119,6 +126,11 @@ def pseudo(
         raise SesemiError(
             f"{labels_path} is malformed ({type(error).__name__}: {error}); write it again"
         ) from None
+    if not any(os.path.exists(path) for path in paths):  # a folder copied elsewhere: its paths are relative
+        raise SesemiError(printable(
+            f"none of the {len(paths)} files {labels_path} lists exists, e.g. {paths[0]}: its paths are relative "
+            "to its folder; was the folder moved? label the data again with sesemi pseudo-label"
+        ))
     soft = bool(info.get("soft_labels", True)) if soft_labels is None else soft_labels
     samples = list(zip(paths, list(probabilities) if soft else targets, strict=True))
     if modality == "image":

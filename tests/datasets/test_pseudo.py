@@ -63,6 +63,16 @@ def test_paths_are_stored_relative_to_the_folder(folder, tmp_path):
     assert dataset("pseudo", str(moved / "pseudo"))[0][0].size == (16, 16)
 
 
+def test_a_folder_moved_without_its_images_is_one_line(folder, tmp_path):
+    """Copied elsewhere alone, none of the files it lists is there: said at once, with why,
+    rather than 23 warnings and a failed run."""
+    import shutil
+
+    shutil.copytree(folder, tmp_path / "backup" / "pseudo")
+    with pytest.raises(SesemiError, match=r"^none of the 3 files .*backup/pseudo/labels.csv lists exists, e.g. .*was the folder moved"):
+        dataset("pseudo", str(tmp_path / "backup" / "pseudo"))
+
+
 def test_not_a_pseudo_folder_is_an_error(tmp_path):
     with pytest.raises(SesemiError, match="data folder .* does not exist"):
         dataset("pseudo", str(tmp_path / "missing"))
