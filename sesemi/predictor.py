@@ -35,6 +35,7 @@ from sesemi.datasets.images import (
     is_image_file,
     list_files,
     read_image,
+    to_rgb,
     warn_unread_photos,
 )
 from sesemi.errors import SesemiError, first_line
@@ -68,7 +69,7 @@ READ_ERRORS = (OSError, ValueError)  # ImageReadError and AudioReadError are Val
 # Where a run's config keeps its training transform (with the time shift TTA copies for audio).
 TRAINING_TRANSFORMS = ("data.train.supervised.dataset.image_transform", "data.views.weak")
 
-Inputs = str | os.PathLike | Sequence[str | os.PathLike] | Sequence[Tensor]
+Inputs = str | os.PathLike | Image.Image | Sequence[str | os.PathLike] | Sequence[Image.Image] | Sequence[Tensor]
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +77,8 @@ class Prediction:
     """The prediction for one input.
 
     Attributes:
-        input: The file, or the position of a waveform in the sequence predicted.
+        input: The file, or the position of an input in memory (an image, a waveform) in the
+            sequence predicted.
         label: The most probable class; None when the input could not be read.
         score: Its probability.
         probabilities: The class probabilities `[C]`, in the order of the predictor's labels
@@ -175,9 +177,11 @@ def load(
     return Predictor(TrainedModel.from_run(path, checkpoint, allow), device)
 
 
-def _read_image(transform: Callable, min_side: int | None, path: Path) -> Tensor:
-    """An image file, read at `min_side` (`read_image`), as one transformed input `[1, C, H, W]`."""
-    return transform(read_image(path, min_side))[None]
+def _read_image(transform: Callable, min_side: int | None, item: Path | Image.Image) -> Tensor:
+    """An image file, read at `min_side` (`read_image`), or an image in memory (as files are
+    read: 8-bit RGB by its pixels' range), as one transformed input `[1, C, H, W]`."""
+    image = to_rgb(item) if isinstance(item, Image.Image) else read_image(item, min_side)
+    return transform(image)[None]
 
 
 def _samples(waveform: Tensor) -> Tensor:
@@ -384,8 +388,9 @@ class Predictor:
         Args:
             inputs: A file, a folder (searched recursively for files of the model's modality),
                 a `.txt` file listing one path per line (relative to its folder; `#` comments),
-                a sequence of paths, or (audio) a sequence of waveforms `[T]` at `sample_rate`
-                (floats in [-1, 1]; integers are scaled as PCM files are, int16 by 2**15).
+                a sequence of paths, (images) PIL images, or (audio) a sequence of waveforms
+                `[T]` at `sample_rate` (floats in [-1, 1]; integers are scaled as PCM files
+                are, int16 by 2**15). An input in memory is named by its position.
             batch_size: Inputs (audio windows) per forward pass.
             tta: Also predict each input's augmented copies (`augmentation()`) and average.
             embeddings: Keep the backbone's features (`Prediction.embedding`).
@@ -405,7 +410,7 @@ class Predictor:
         if tta:
             self.augmentation()  # refused now (a model trained without flips), not after the first batch
         items = self._items(inputs)
-        names = [index if isinstance(item, Tensor) else item for index, item in enumerate(items)]
+        names = [item if isinstance(item, Path) else index for index, item in enumerate(items)]
         if self.audio:
             window, hop = self.windowing(window_seconds, hop_seconds)
             rate = self.sample_rate
@@ -428,7 +433,7 @@ class Predictor:
                 if not isinstance(windows, str):
                     yield index, windows
                 elif on_error == "raise":
-                    shown = f"waveform {index}" if isinstance(items[index], Tensor) else names[index]
+                    shown = names[index] if isinstance(items[index], Path) else f"input {index}"
                     raise SesemiError(f"cannot read {shown} ({windows}); remove it or set on_error=skip")
                 else:
                     unreadable.skip(names[index], windows)
@@ -469,18 +474,22 @@ class Predictor:
             out_of_class=round(1.0 - float(inliers[index]), 6) if inliers is not None else None,
         )
 
-    def _items(self, inputs: Inputs) -> list[Path | Tensor]:
-        """The inputs `predict` takes, as a list of files or waveforms."""
+    def _items(self, inputs: Inputs) -> list[Path | Image.Image | Tensor]:
+        """The inputs `predict` takes, as a list of files, images or waveforms."""
         if isinstance(inputs, (str, os.PathLike)):
             return self._files(Path(inputs))
+        if isinstance(inputs, Image.Image):
+            inputs = [inputs]
         if isinstance(inputs, Tensor):
             raise SesemiError("predict takes files or a sequence of waveforms; predict_batch takes a tensor")
         items = list(inputs)
         if not any(isinstance(item, Tensor) for item in items):
-            wrong = [item for item in items if not isinstance(item, (str, os.PathLike))]
+            kinds = (str, os.PathLike) if self.audio else (str, os.PathLike, Image.Image)
+            wrong = [item for item in items if not isinstance(item, kinds)]
             if wrong:
-                raise SesemiError(f"predict takes paths or waveform tensors, not {type(wrong[0]).__name__}")
-            return [Path(item) for item in items]
+                takes = "paths or waveform tensors" if self.audio else "paths or PIL images (Image.fromarray for an array)"
+                raise SesemiError(f"predict takes {takes}, not {type(wrong[0]).__name__}")
+            return [item if isinstance(item, Image.Image) else Path(item) for item in items]
         if not self.audio:
             raise SesemiError("waveforms are for audio models; predict image files, or prepared images with predict_batch")
         if not all(isinstance(item, Tensor) and item.dim() == 1 for item in items):

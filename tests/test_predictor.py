@@ -107,6 +107,7 @@ def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
         (tmp_path, "no image files under"),
         ([torch.zeros(100)], "waveforms are for audio models"),
         (torch.zeros(1, 3, 16, 16), "predict_batch takes a tensor"),
+        ([np.zeros((16, 16, 3), np.uint8)], r"predict takes paths or PIL images \(Image.fromarray for an array\), not ndarray"),
     ]:
         with pytest.raises(SesemiError, match=message):
             predictor.predict(inputs)
@@ -114,6 +115,20 @@ def test_inputs_that_name_no_files_are_one_line_errors(predictor, tmp_path):
         predictor.predict(tmp_path, on_error="ignore")
     with pytest.raises(SesemiError, match="num_workers must be 0 .* or more, not -1"):
         predictor.predict(tmp_path, num_workers=-1)
+
+
+def test_images_in_memory_are_predicted_as_their_files(predictor, val_images):
+    """PIL images (a notebook's, a web request's) go through the evaluation transform as the
+    files they were read from; each is named by its position. One alone is a list of one."""
+    from PIL import Image
+
+    opened = [Image.open(path) for path in val_images]
+    in_memory = predictor.predict(opened, batch_size=4)
+    assert [p.input for p in in_memory] == list(range(len(val_images)))
+    from_files = torch.stack([p.probabilities for p in predictor.predict(val_images)])
+    assert torch.allclose(torch.stack([p.probabilities for p in in_memory]), from_files, atol=1e-6)
+    (one,) = predictor.predict(Image.open(val_images[0]).convert("L"))  # any mode, as files are read
+    assert one.input == 0 and one.label in predictor.labels
 
 
 def test_a_save_dir_under_a_file_says_so(tmp_path):
