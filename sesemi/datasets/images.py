@@ -333,7 +333,8 @@ def class_samples(
         for name in found:
             if same_name(name) not in training:
                 where = next(f / name for f in folders if (f / name).is_dir())
-                known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+                # quoted where spaces begin or end a name (`'fox '`), as this folder's is
+                known = ", ".join(c if c == c.strip() else repr(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
                 raise SesemiError(printable(
                     f"class {name!r} ({where}) is not a class of the training set ({known}); "
                     "rename or remove the folder, or add the class to the training set"

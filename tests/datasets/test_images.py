@@ -493,3 +493,16 @@ def test_a_pool_folder_of_no_images_is_warned_about(tmp_path, caplog):
     assert samples == [(str(tmp_path / "train" / "cat" / "c.png"), -1)]
     assert f"no image files in {tmp_path / 'unlabeled'}: the pool is the other folders' alone; extract " in caplog.text
     assert "pool.zip there" in caplog.text
+
+
+def test_a_class_name_that_differs_by_a_space_shows_it(tmp_path):
+    """`train/fox ` beside `val/fox`: the training classes are shown with the space quoted, so
+    the message does not seem to contradict itself."""
+    from sesemi.datasets.images import class_samples, is_image_file
+
+    for split, name in (("train", "cat"), ("train", "fox "), ("val", "fox")):
+        (tmp_path / split / name).mkdir(parents=True)
+        (tmp_path / split / name / "x.png").write_bytes(b"")
+    _, classes = class_samples([tmp_path / "train"], is_image_file)
+    with pytest.raises(SesemiError, match=r"class 'fox' .* is not a class of the training set \(cat, 'fox '\)"):
+        class_samples([tmp_path / "val"], is_image_file, classes=classes)
