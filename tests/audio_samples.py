@@ -37,7 +37,10 @@ SOUNDFILE_FORMATS = {
     "au": {"format": "AU"},
 }
 # PyAV's: (container format, codec).
-AV_FORMATS = {"m4a": ("mp4", "aac"), "wma": ("asf", "wmav2"), "webm": ("webm", "libopus")}
+AV_FORMATS = {
+    "m4a": ("mp4", "aac"), "mp4": ("mp4", "aac"), "m4b": ("mp4", "aac"), "3gp": ("3gp", "aac"),
+    "wma": ("asf", "wmav2"), "webm": ("webm", "libopus"),
+}
 
 
 def tone(frequency: float, seconds: float = 0.5, rate: int = RATE, amplitude: float = 0.5) -> np.ndarray:

@@ -29,7 +29,7 @@ from torchvision.transforms import v2 as T
 from sesemi.errors import SesemiError, first_line
 
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".caf", ".au", ".snd", ".w64")
-AV_EXTENSIONS = (".m4a", ".aac", ".wma", ".webm", ".mka")
+AV_EXTENSIONS = (".m4a", ".aac", ".wma", ".webm", ".mka", ".mp4", ".m4b", ".3gp")  # .3gp: phones' memos
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + AV_EXTENSIONS
 
 

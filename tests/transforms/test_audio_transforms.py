@@ -45,7 +45,7 @@ def _peak_hz(samples: np.ndarray, rate: int) -> float:
     ("extension", "rate"),
     [
         ("wav", 22050), ("flac", 22050), ("ogg", 22050), ("opus", 48000), ("mp3", 22050), ("m4a", 22050), ("wma", 22050),
-        ("caf", 22050), ("au", 22050), ("webm", 48000),
+        ("caf", 22050), ("au", 22050), ("webm", 48000), ("mp4", 22050), ("m4b", 22050), ("3gp", 22050),
     ],
 )
 def test_every_format_decodes_to_mono_float32_at_its_rate(tmp_path, extension, rate):
