@@ -86,7 +86,7 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
             # The count, for files it cannot seek in (GSM 6.10 WAV): it reads no further without one.
             return file.read(file.frames, dtype="float32", always_2d=True), file.samplerate  # (frames, channels)
         except RuntimeError as error:  # it knows the format, so the data is damaged
-            raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ')}") from None
+            raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ').rstrip('.')}") from None
 
 
 def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
@@ -286,7 +286,7 @@ def load_stretch(path: str | Path, sample_rate: int, length: int) -> np.ndarray:
                     try:
                         frames = file.read(needed, dtype="float32", always_2d=True)
                     except RuntimeError as error:
-                        raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ')}") from None
+                        raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ').rstrip('.')}") from None
                     return resample(_mono(frames), file.samplerate, sample_rate)[:length]
     return load_audio(path, sample_rate)
 
