@@ -461,6 +461,7 @@ class FileDataset(Dataset):
 
     kind = "file"  # what the error messages call an item
     substitute = True  # whether an unreadable item read on demand is the next readable file's
+    _some_readable = False  # whether a file of the set was read (in this process)
     read_errors: tuple[type[BaseException], ...] = (OSError, ValueError)
 
     def __init__(
@@ -552,9 +553,12 @@ class FileDataset(Dataset):
                 stored = self.memory[position]
                 item = None if stored is None else self.from_stored(stored, self.samples[position][0])
             if item is None:
-                if not self.substitute:
+                if not self.substitute and self._some_readable:
                     return None
-                continue
+                continue  # to the next file: it stands in, or (evaluation) shows the set is not all unreadable
+            self._some_readable = True
+            if offset and not self.substitute:
+                return None  # the file at `index` is left out, not scored as this one
             if self.transform is not None:
                 item = self.transform(item)
             return item, self.samples[position][1]
