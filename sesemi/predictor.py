@@ -433,7 +433,8 @@ class Predictor:
                 if not isinstance(windows, str):
                     yield index, windows
                 elif on_error == "raise":
-                    shown = names[index] if isinstance(items[index], Path) else f"input {index}"
+                    item = items[index]
+                    shown = item if isinstance(item, Path) else f"{'waveform' if isinstance(item, Tensor) else 'image'} {index}"
                     raise SesemiError(f"cannot read {shown} ({windows}); remove it or set on_error=skip")
                 else:
                     unreadable.skip(names[index], windows)
