@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,11 @@ def check_prefix(prefix: str) -> str:
     normal = prefix.removesuffix(".") if isinstance(prefix, str) else prefix
     if not isinstance(normal, str) or not PREFIX.fullmatch(normal):
         raise SesemiError(f"a trusted prefix is a dotted module path such as my_project.backbones, not {prefix!r}")
+    if normal.split(".")[0] in sys.stdlib_module_names:  # os.system, subprocess.run: any command
+        raise SesemiError(
+            f"{normal} is of Python's standard library, whose classes and functions a file could use to run "
+            "any command; trust the module path of your own classes, e.g. my_project.backbones"
+        )
     return normal
 
 
@@ -157,6 +163,8 @@ def _home(obj: Any) -> str | None:
 
 
 def _hint(prefix: str) -> str:
+    if prefix.split(".")[0] in sys.stdlib_module_names:  # never to be trusted (`check_prefix`)
+        return "it is of Python's standard library, which a file could use to run any command: do not load it"
     return (
         f"if you trust its publisher, run `sesemi trust add {prefix}` (or, for one call, pass "
         f"--allow {prefix}; allow=[{prefix!r}] in Python)"

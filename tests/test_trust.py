@@ -52,8 +52,8 @@ def test_what_sesemi_configs_build_is_trusted():
 @pytest.mark.parametrize(
     ("target", "why"),
     [
-        ("os.system", "which sesemi does not trust; if you trust its publisher, run `sesemi trust add os`"),
-        ("pathlib.Path.write_text", r"allow=\['pathlib.Path'\]"),
+        ("os.system", "which sesemi does not trust; it is of Python's standard library, .* do not load it$"),
+        ("pathlib.Path.write_text", "which sesemi does not trust; it is of Python's standard library"),
         ("torchx.evil", "which sesemi does not trust"),  # whole parts: torchx is not torch
         ("sesemi_evil.x", "which sesemi does not trust"),
         ("torch._C._nn", "which sesemi does not trust"),  # private parts
@@ -150,6 +150,11 @@ def test_the_trust_file_is_checked_and_its_prefixes_too(config_home):
     for bad in ("", "a/b", "a..b", "../x", "a b"):
         with pytest.raises(SesemiError, match="dotted module path"):
             trust.add(bad)
+    for stdlib in ("os", "subprocess.run", "builtins", "pathlib."):  # any command, any file
+        with pytest.raises(SesemiError, match=r"of Python's standard library, whose classes .* run any command"):
+            trust.add(stdlib)
+    with pytest.raises(SesemiError, match="standard library"):
+        check_targets(config({"_target_": "os.system"}), allow=["os"])
     with pytest.raises(SesemiError, match="torch is trusted by sesemi itself"):
         trust.remove("torch")
     with pytest.raises(SesemiError, match="c is not trusted"):

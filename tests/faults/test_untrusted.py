@@ -174,7 +174,9 @@ def test_a_malicious_target_in_a_checkpoint_never_runs(trained_run, tmp_path, ba
     ):
         line = error_line(sesemi_cli(*command))
         assert line.startswith(f"error: the checkpoint {run / 'checkpoints' / 'best.ckpt'} builds ")
-        assert "`sesemi trust add " in line
+        # the standard library is never to be trusted; another package is the user's to trust
+        stdlib = "pathlib" in json.dumps(backbone)
+        assert ("of Python's standard library" if stdlib else "`sesemi trust add ") in line
     assert not victim.exists()
     assert not (tmp_path / "out").exists() and not (tmp_path / "repo").exists()
 
@@ -189,8 +191,8 @@ def test_a_malicious_target_in_a_run_s_config_never_runs(trained_run, tmp_path):
     OmegaConf.save(config, run / "config.yaml")
     line = error_line(sesemi_cli("inference", run, trained_run.tree.root / "val", "--save-dir", tmp_path / "out"))
     assert line == (
-        f"error: {run / 'config.yaml'} builds pathlib.Path.write_text, which sesemi does not trust; if you trust its "
-        "publisher, run `sesemi trust add pathlib.Path` (or, for one call, pass --allow pathlib.Path; allow=['pathlib.Path'] in Python)"
+        f"error: {run / 'config.yaml'} builds pathlib.Path.write_text, which sesemi does not trust; it is of Python's "
+        "standard library, which a file could use to run any command: do not load it"
     )
     config = OmegaConf.load(trained_run.run_dir / "config.yaml")
     config.trainer.callbacks.append({"_target_": "pathlib.Path.write_text", "self": str(victim), "data": "x"})
