@@ -130,7 +130,7 @@ def test_an_untrusted_target_in_a_checkpoint_is_refused_without_running_it(train
     victim = tmp_path / "owned.txt"
     backbone = {"_target_": "pathlib.Path.write_text", "_args_": [str(victim), "owned"]}
     tamper(run / "checkpoints" / "best.ckpt", lambda hparams: hparams["model"].update(backbone=backbone))
-    message = r"^the checkpoint .*best\.ckpt builds pathlib\.Path\.write_text, which sesemi does not trust; .*`sesemi trust add pathlib.Path`"
+    message = r"^the checkpoint .*best\.ckpt builds pathlib\.Path\.write_text, which sesemi does not trust; it is of Python's standard library"
     with pytest.raises(SesemiError, match=message):
         TrainedModel.from_run(run)
     with pytest.raises(SesemiError, match=message):
