@@ -432,13 +432,13 @@ class SESEMIDataModule(pl.LightningDataModule):
             labeled.warn_if_views_are_small()
         if isinstance(labeled, FileDataset) and not evaluating:
             logger.info(labeled_summary(labeled))
-        if labeled is not None and not evaluating and len(getattr(labeled, "classes", None) or ()) == 1:
-            raise SesemiError(printable(
-                f"the labeled set has one class ({labeled.classes[0]}): a classifier needs at least two; "
-                "add a folder of each other class beside it (docs/data.md)"
-            ))
         # Val and test are scored by the model's class indices: the training set's.
         classes = getattr(labeled, "classes", None) or None
+        if classes is not None and len(classes) == 1 and not evaluating:
+            raise SesemiError(printable(
+                f"the labeled set has one class ({classes[0]}): a classifier needs at least two; "
+                "add a folder of each other class beside it (docs/data.md)"
+            ))
         if self.data.get("val") and stage != "test":
             self.val_dataset = self._build_dataset("val", self.data.val, classes)
         if self.data.get("test") and stage in (None, "test"):

@@ -97,7 +97,7 @@ def check_prefix(prefix: str) -> str:
     normal = prefix.removesuffix(".") if isinstance(prefix, str) else prefix
     if not isinstance(normal, str) or not PREFIX.fullmatch(normal):
         raise SesemiError(f"a trusted prefix is a dotted module path such as my_project.backbones, not {prefix!r}")
-    if normal.split(".")[0] in sys.stdlib_module_names:  # os.system, subprocess.run: any command
+    if _is_standard_library(normal):
         raise SesemiError(
             f"{normal} is of Python's standard library, whose classes and functions a file could use to run "
             "any command; trust the module path of your own classes, e.g. my_project.backbones"
@@ -162,8 +162,14 @@ def _home(obj: Any) -> str | None:
     return _home(type(obj))
 
 
+def _is_standard_library(prefix: str) -> bool:
+    """Whether a module path is of Python's standard library (`os.system`, `subprocess.run`: any
+    command), which is never trusted."""
+    return prefix.split(".")[0] in sys.stdlib_module_names
+
+
 def _hint(prefix: str) -> str:
-    if prefix.split(".")[0] in sys.stdlib_module_names:  # never to be trusted (`check_prefix`)
+    if _is_standard_library(prefix):
         return "it is of Python's standard library, which a file could use to run any command: do not load it"
     return (
         f"if you trust its publisher, run `sesemi trust add {prefix}` (or, for one call, pass "

@@ -450,8 +450,9 @@ class FileDataset(Dataset):
     nothing is dropped silently. A data set decoded into memory leaves such files out (refusing
     a class left with none); one read as items are loaded gives the item to the next readable
     file (training), or, with `substitute` off (evaluation: a file counted twice would skew the
-    metrics), None, which `sesemi.collation.ReadableOnly` leaves out of the batch. Files found unreadable while a data set is decoded are named up to `NAMED_UNREADABLE`
-    and the rest counted, so a scraped folder with hundreds of broken files does not bury the log.
+    metrics), None, which `sesemi.collation.ReadableOnly` leaves out of the batch. Files found
+    unreadable while a data set is decoded are named up to `NAMED_UNREADABLE` and the rest
+    counted, so a scraped folder with hundreds of broken files does not bury the log.
 
     With `cache` "memory", every file is decoded when the data set is built and kept in memory
     (unreadable files are then reported at once); with "auto" only when the decoded data set is

@@ -125,12 +125,14 @@ def _metrics(model: TrainedModel) -> dict[str, float]:
     if last is not None and (model.source / last).resolve() == model.checkpoint.resolve():
         return result.metrics
     step = read_checkpoint(model.checkpoint, mmap=True).get("global_step")
+    if not isinstance(step, int):
+        return {}
     logged: dict[str, float] = {}
     try:
         with open(model.source / METRICS, newline="", encoding="utf-8") as file:
             for row in csv.DictReader(file):
                 values = {k: v for k, v in row.items() if k and k.startswith("val/") and v}
-                if values and isinstance(step, int) and float(row.get("step") or "inf") < step:
+                if values and float(row.get("step") or "inf") < step:
                     logged = {k: float(v) for k, v in values.items()}
     except (OSError, ValueError, csv.Error):
         return {}

@@ -75,6 +75,11 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
+def _damaged(error: RuntimeError) -> AudioReadError:
+    """libsndfile's error reading the data of a file it opened, in sesemi's words."""
+    return AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ').rstrip('.')}")
+
+
 def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
     soundfile = _require("soundfile")
     try:
@@ -86,7 +91,7 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
             # The count, for files it cannot seek in (GSM 6.10 WAV): it reads no further without one.
             return file.read(file.frames, dtype="float32", always_2d=True), file.samplerate  # (frames, channels)
         except RuntimeError as error:  # it knows the format, so the data is damaged
-            raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ').rstrip('.')}") from None
+            raise _damaged(error) from None
 
 
 def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
@@ -286,7 +291,7 @@ def load_stretch(path: str | Path, sample_rate: int, length: int) -> np.ndarray:
                     try:
                         frames = file.read(needed, dtype="float32", always_2d=True)
                     except RuntimeError as error:
-                        raise AudioReadError(f"it is damaged: {first_line(error).removeprefix('Error : ').rstrip('.')}") from None
+                        raise _damaged(error) from None
                     return resample(_mono(frames), file.samplerate, sample_rate)[:length]
     return load_audio(path, sample_rate)
 
