@@ -114,17 +114,16 @@ def publish(
 
 
 def _metrics(model: TrainedModel) -> dict[str, float]:
-    """The validation metrics of the weights published: the run's final ones for its last
-    checkpoint; for another (the best), those of the validation it was saved after, the last
-    logged in `metrics.csv` before its step (the final ones would describe other weights);
-    none when that cannot be read."""
+    """The validation metrics of the weights published: the run's final ones for weights of its
+    last step (`last.ckpt`, or a `best.ckpt` saved by the final validation); for earlier ones,
+    those of the validation they were saved after, the last logged in `metrics.csv` before their
+    step (validation during training logs at the step before); none when that cannot be read."""
     if not (model.source / RESULTS).is_file():
         return {}
     result = RunResult.read(model.source)
-    last = result.last_checkpoint
-    if last is not None and (model.source / last).resolve() == model.checkpoint.resolve():
-        return result.metrics
     step = read_checkpoint(model.checkpoint, mmap=True).get("global_step")
+    if step == result.global_step:
+        return result.metrics
     if not isinstance(step, int):
         return {}
     logged: dict[str, float] = {}

@@ -10,9 +10,11 @@ import tarfile
 import pandas as pd
 import pytest
 import torch
+from conftest import TWO_TINY_STEPS, make_image_tree
 from hub_fixtures import cache, memory_repository, trained  # noqa: F401 (fixtures)
 from safetensors.torch import load_file
 
+from sesemi import compose, run
 from sesemi.checkpoints import record_checksum
 from sesemi.errors import SesemiError
 from sesemi.hub.ids import model_uid
@@ -56,6 +58,16 @@ def test_the_archive_holds_ema_weights_config_labels_metrics_and_a_card(trained,
     assert "# images.test.tiny@1.0.0" in card and "The validation metrics of these weights (`best.ckpt`)" in card
     last = publish(trained / "checkpoints" / "last.ckpt", "tiny", "1.1.0", tmp_path / "repo")
     assert Repository(tmp_path / "repo").rows()[last][0].metrics == results["metrics"]  # the final ones
+
+
+def test_best_weights_saved_by_the_final_validation_have_its_metrics(tmp_path, cache):  # noqa: F811
+    # validated only once the training ends: best.ckpt holds the final weights, and their metrics
+    tree = make_image_tree(tmp_path / "images")
+    overrides = ["method=supervised", f"run.data_root={tree.root}", *TWO_TINY_STEPS, "run.num_iterations=3"]
+    result = run(compose("image", [*overrides, "trainer.val_check_interval=5"]), tmp_path / "run")
+    assert torch.load(result.best_checkpoint, weights_only=True)["global_step"] == result.global_step == 3
+    uid = publish(tmp_path / "run", "tiny", "1.0.0", tmp_path / "repo")
+    assert Repository(tmp_path / "repo").rows()[uid][0].metrics == result.metrics != {}
 
 
 def test_an_existing_uid_or_version_is_refused_and_nothing_is_written(trained, tmp_path, cache):  # noqa: F811
