@@ -45,10 +45,15 @@ def test_audio_file_reads_unlabeled_folders_and_skips_missing_ones(tree):
     assert data[0][0].shape == (4000,)
 
 
-def test_a_class_folder_without_audio_is_an_error(tree):
+def test_a_class_folder_without_audio_is_an_error_naming_what_it_holds(tree):
     (tree.root / "train" / "empty").mkdir()
     (tree.root / "train" / "empty" / "notes.txt").write_text("not audio")
-    with pytest.raises(SesemiError, match="empty .* hold no audio files"):
+    for index in range(2):  # images given to an audio config
+        (tree.root / "train" / "empty" / f"{index}.PNG").write_bytes(b"")
+    (tree.root / "train" / "low" / "readme.md").write_text("beside the recordings: not named")
+    with pytest.raises(
+        SesemiError, match=r"empty .* hold no audio files \(they hold 2 \.png, 1 \.txt files, which are not audio files"
+    ):
         dataset("audio_folder", str(tree.root), "train")
 
 
