@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from sesemi.datasets.images import (
     UnreadableLog,
     is_image_file,
+    left_out_note,
     list_files,
     read_image,
     to_rgb,
@@ -508,7 +509,7 @@ class Predictor:
             if not self.audio:
                 warn_unread_photos(passed, [path])
             if not found:
-                raise SesemiError(f"no {kind} files under {path}")
+                raise SesemiError(f"no {kind} files under {path}{left_out_note(passed, [path], kind + ' file')}")
             return found
         if not path.is_file():  # a FIFO would block the read
             raise SesemiError(f"input {path} is not a regular file or a folder")

@@ -92,7 +92,7 @@ def test_photos_that_cannot_be_read_are_named(predictor, tmp_path, caplog):
     """A folder of a phone's HEIC photos: `no image files`, and the warning says what they are."""
     (tmp_path / "phone").mkdir()
     (tmp_path / "phone" / "IMG_0001.HEIC").write_bytes(b"")
-    with pytest.raises(SesemiError, match="no image files under"):
+    with pytest.raises(SesemiError, match=r"no image files under .*phone \(found 1 \.heic files, which are not image"):
         predictor.predict(tmp_path / "phone")
     assert "left out 1 .heic files under" in caplog.text
 

@@ -361,20 +361,20 @@ def class_samples(
         empty_folders = [folder for name in empty for by_name in directories for folder in by_name.get(same_name(name), [])]
         raise SesemiError(printable(
             f"class folder(s) {', '.join(empty)} under {', '.join(map(str, folders))} hold no {kind}s"
-            f"{_other_files(passed, empty_folders, kind)}; add {kind}s or remove the folder"
+            f"{left_out_note(passed, empty_folders, kind)}; add {kind}s or remove the folder"
         ))
     return samples, classes
 
 
-def _other_files(passed: Sequence[str], directories: Sequence[Path], kind: str) -> str:
-    """` (they hold 40 .png files, which are not <kind>s sesemi reads)`: the commonest extensions
+def left_out_note(passed: Sequence[str], directories: Sequence[Path], kind: str) -> str:
+    """` (found 40 .png files, which are not <kind>s sesemi reads)`: the commonest extensions
     of the files left out under `directories` (images given to an audio config, say), or ""."""
     prefixes = tuple(os.path.join(directory, "") for directory in directories)
     extensions = Counter(os.path.splitext(path)[1].lower() or "extensionless" for path in passed if path.startswith(prefixes))
     if not extensions:
         return ""
     common = ", ".join(f"{count} {extension}" for extension, count in extensions.most_common(3))
-    return f" (they hold {common} files, which are not {kind}s sesemi reads)"
+    return f" (found {common} files, which are not {kind}s sesemi reads)"
 
 
 def present_folders(folders: Sequence[Path]) -> list[Path]:

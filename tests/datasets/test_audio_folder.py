@@ -52,7 +52,7 @@ def test_a_class_folder_without_audio_is_an_error_naming_what_it_holds(tree):
         (tree.root / "train" / "empty" / f"{index}.PNG").write_bytes(b"")
     (tree.root / "train" / "low" / "readme.md").write_text("beside the recordings: not named")
     with pytest.raises(
-        SesemiError, match=r"empty .* hold no audio files \(they hold 2 \.png, 1 \.txt files, which are not audio files"
+        SesemiError, match=r"empty .* hold no audio files \(found 2 \.png, 1 \.txt files, which are not audio files"
     ):
         dataset("audio_folder", str(tree.root), "train")
 
