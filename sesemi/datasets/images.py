@@ -405,7 +405,8 @@ def unlabeled_samples(
     if accept is is_image_file:
         warn_unread_photos(passed, present, once=True)
     if not samples:
-        raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}"))
+        note = left_out_note(passed, present, f"{kind} file")
+        raise SesemiError(printable(f"no {kind} files under {', '.join(map(str, present))}{note}"))
     return samples
 
 

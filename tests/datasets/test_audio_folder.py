@@ -59,7 +59,10 @@ def test_a_class_folder_without_audio_is_an_error_naming_what_it_holds(tree):
 
 def test_a_folder_without_audio_is_an_error(tmp_path):
     (tmp_path / "unlabeled").mkdir()
-    with pytest.raises(SesemiError, match="no audio files"):
+    with pytest.raises(SesemiError, match=r"no audio files under \S*unlabeled$"):
+        dataset("audio_file", str(tmp_path), "unlabeled")
+    (tmp_path / "unlabeled" / "scan.jpg").write_bytes(b"")
+    with pytest.raises(SesemiError, match=r"no audio files under .* \(found 1 \.jpg files, which are not audio files"):
         dataset("audio_file", str(tmp_path), "unlabeled")
 
 
