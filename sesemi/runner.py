@@ -500,6 +500,13 @@ def _result(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> RunR
     best, last = checkpoint_callbacks(trainer)
     fit = mode is RunMode.FIT
     best_score = best.best_model_score if fit and best is not None else None
+
+    def saved(callback: pl.callbacks.ModelCheckpoint | None) -> Path | None:
+        """Its checkpoint, under `run_dir` as given (Lightning makes the path absolute), as
+        `RunResult.read` gives it."""
+        found = callback.best_model_path if fit and callback is not None else None
+        return run_dir / os.path.relpath(found, run_dir) if found else None
+
     return RunResult(
         run_dir=run_dir,
         mode=mode.name,
@@ -509,9 +516,9 @@ def _result(trainer, learner, datamodule, mode, stage, run_dir, seconds) -> RunR
         global_step=trainer.global_step,
         epoch=trainer.current_epoch,
         wall_time_s=round(seconds, 2),
-        best_checkpoint=Path(best.best_model_path) if fit and best is not None and best.best_model_path else None,
+        best_checkpoint=saved(best),
         best_score=float(best_score) if best_score is not None and not math.isnan(float(best_score)) else None,
-        last_checkpoint=Path(last.best_model_path) if fit and last is not None and last.best_model_path else None,
+        last_checkpoint=saved(last),
         unlabeled=_unlabeled(learner, datamodule, trainer.callback_metrics.get("val/top1")) if fit else None,
     )
 

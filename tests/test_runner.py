@@ -4,6 +4,7 @@ what a run leaves behind."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -242,6 +243,15 @@ def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_
     again = RunResult.read(moved)
     assert again.best_checkpoint == moved / "checkpoints" / "best.ckpt" and again.best_checkpoint.is_file()
     assert again.metrics == result.metrics and again.classes == ["blue", "green", "red"]
+
+
+def test_a_run_in_a_relative_folder_returns_the_result_its_folder_reads_back(image_tree, tmp_path, monkeypatch):
+    """`runs/...` (open_sesemi's folders are relative): the checkpoints returned are in the run
+    folder as given, as `RunResult.read` gives them, not absolute beside a relative folder."""
+    monkeypatch.chdir(tmp_path)
+    result = _tiny_run(image_tree, Path("runs"), "run.num_iterations=1")
+    assert result.best_checkpoint == Path("runs/run/checkpoints/best.ckpt")
+    assert result == RunResult.read(result.run_dir)
 
 
 def test_gradient_accumulation_trains_every_step_of_the_budget(digits_root, tmp_path):
