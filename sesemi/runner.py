@@ -41,7 +41,7 @@ from sesemi.datamodule import SESEMIDataModule
 from sesemi.datasets.images import forget_reported
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError, user_error
-from sesemi.logs import RESULT
+from sesemi.logs import RESULT, show_notices_unless_configured
 from sesemi.ownership import MARKER, file_lock, mark, marker, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings, read_stored_yaml
 from sesemi.run_folder import COMPOSED, CONFIG, RUN_DIR_VARIABLE, claim_folder, discard_unstarted
@@ -186,6 +186,7 @@ def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = Fa
     """
     if not isinstance(config, DictConfig):
         raise SesemiError(f"run takes a config made by sesemi.compose, not a {type(config).__name__}")
+    show_notices_unless_configured()  # a script's or notebook's run says what the command line says
     try:
         return _run(config, run_dir, resume)
     except BaseException as error:

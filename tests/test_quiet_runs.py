@@ -1,9 +1,12 @@
 """A run prints nothing a user cannot act on: no Python warnings, and none of Lightning's lines
-about missing accelerators, its own model summary or product tips (sesemi/trainer.py)."""
+about missing accelerators, its own model summary or product tips (sesemi/trainer.py); and what
+the command line prints reaches a script's user too (sesemi/logs.py)."""
 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -88,3 +91,22 @@ def test_idle_accelerator_lines_are_dropped_and_others_kept(line):
         None,
     )
     assert not rank_zero.filter(record) and rank_zero.filter(kept)
+
+
+def test_a_script_that_sets_up_no_logging_sees_what_the_command_line_says_once(image_tree, tmp_path):
+    """`sesemi.run` from a script or notebook prints sesemi's notices and its result as the
+    command line does, and logging set up afterwards does not print them a second time."""
+    script = f"""
+import logging, sys
+import sesemi
+overrides = {[f"run.data_root={image_tree.root}", *QUIET_TINY, "run.num_iterations=1"]!r}
+sesemi.run(sesemi.compose("image", overrides), {str(tmp_path / "first")!r})
+logging.basicConfig(level=logging.INFO, format="AGAIN %(message)s", stream=sys.stderr)
+sesemi.run(sesemi.compose("image", overrides), {str(tmp_path / "second")!r})
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines.count("9 labeled images: 3 of each of 3 classes") == 2  # once a run
+    assert any(line.startswith(f"{tmp_path / 'second'}: val/loss=") for line in lines)
+    assert not any(line.startswith("AGAIN 9 labeled") for line in lines)

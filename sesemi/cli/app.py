@@ -22,10 +22,9 @@ from sesemi.cli.output import (
     key_values,
     print_table,
     progress,
-    show_info,
 )
 from sesemi.errors import SesemiError
-from sesemi.logs import counted
+from sesemi.logs import counted, show_notices
 from sesemi.version import __version__
 
 SETTINGS: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": "rich", "pretty_exceptions_show_locals": False}
@@ -734,5 +733,5 @@ def trust_list() -> None:
 def main() -> None:
     """The `sesemi` console script."""
     sys.path.append(os.getcwd())  # a project's src/ modules, as for open_sesemi (last: never in place of a library)
-    show_info()
+    show_notices(results=False)
     app()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import logging
 import os
 import sys
 import typing
@@ -13,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sesemi.errors import SesemiError, user_error
-from sesemi.logs import is_result
 
 # The user's HYDRA_FULL_ERROR, kept here while sesemi sets its own: the processes a multi-process
 # run launches inherit both, and show tracebacks only if the user asked for them.
@@ -23,24 +21,6 @@ USER_FULL_ERROR = "SESEMI_USER_FULL_ERROR"
 def _full_error() -> bool:
     """Whether the user asked for full tracebacks (`HYDRA_FULL_ERROR=1`)."""
     return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
-
-
-def show_info() -> None:
-    """Shows sesemi's log lines from INFO up on stderr, as open_sesemi's Hydra logging does: how
-    long a run will take, what a time budget allows, data decoded into memory, weights loaded,
-    ... Lines that repeat what a function returned are left out (the commands print that), as
-    are those of the other processes of a multi-process run, which repeat the first's."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(lambda record: not is_result(record) and _first_process())
-    log = logging.getLogger("sesemi")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-
-
-def _first_process() -> bool:
-    """Whether this is the first process of a run (Lightning numbers the others it launches)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 @contextmanager
