@@ -410,7 +410,7 @@ class Predictor:
             raise SesemiError(f"num_workers must be 0 (this process) or more, not {num_workers}")
         if tta:
             self.augmentation()  # refused now (a model trained without flips), not after the first batch
-        items = self._items(inputs)
+        items = self.inputs(inputs)
         names = [item if isinstance(item, Path) else index for index, item in enumerate(items)]
         if self.audio:
             window, hop = self.windowing(window_seconds, hop_seconds)
@@ -476,8 +476,10 @@ class Predictor:
             out_of_class=round(1.0 - float(inliers[index]), 6) if inliers is not None else None,
         )
 
-    def _items(self, inputs: Inputs) -> list[Path | Image.Image | Tensor]:
-        """The inputs `predict` takes, as a list of files, images or waveforms."""
+    def inputs(self, inputs: Inputs) -> list[Path | Image.Image | Tensor]:
+        """What `predict` would read of `inputs` (see there), as a list of files, images or
+        waveforms, which `predict` takes as it is; a missing input, or a folder with no file of
+        the model's modality, is refused here, before anything is read."""
         if isinstance(inputs, (str, os.PathLike)):
             return self._files(Path(inputs))
         if isinstance(inputs, Image.Image):

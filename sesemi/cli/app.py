@@ -297,13 +297,14 @@ def inference(
     from sesemi.predictor import check_predictions_folder, load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
-    check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
     checkpoint = options.pop("checkpoint")
     predictor = load(model, device=device, checkpoint=checkpoint, allow=allow or (), repository=repository)
+    inputs = predictor.inputs(input)
+    check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
     per_window = options.pop("per_window")
     with progress("predicting") as report:
         predictions = predictor.predict(
-            input, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
+            inputs, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
         )
     window, hop = predictor.windowing(options["window_seconds"], options["hop_seconds"]) if predictor.audio else (None, None)
     written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop, overwrite=force)

@@ -313,6 +313,8 @@ def test_inference_of_a_folder_and_of_a_list(sesemi_cli, project, tmp_path):
     assert np.allclose(table["score"], probabilities.max(axis=1), atol=1e-5)
     assert np.load(out / "embeddings.npy").shape == (6, 8)  # ConvNet widths [4, 8]
     assert "pass --force" in error_line(sesemi_cli(*args))
+    missing = error_line(sesemi_cli("inference", first_run(project), tmp_path / "nothing", "--save-dir", out))
+    assert missing.endswith("nothing does not exist")  # not the output's, which --force would pass to meet this
 
     listing = tmp_path / "inputs.txt"
     listing.write_text("images/3/" + sorted(p.name for p in (images / "3").iterdir())[0] + "\n\n")
