@@ -191,9 +191,9 @@ def pseudo_dataset(
         raise SesemiError("per_class caps each class's pseudo-labels with balance=true; set balance=true too")
     if include_labeled and labeled_subset is None:
         raise SesemiError("include_labeled needs labeled_subset: the folder of labeled files")
-    check_output(output_dir, overwrite)
     if not Path(data_root).is_dir():
         raise SesemiError(f"data_root {data_root} does not exist")
+    check_output(output_dir, overwrite)  # after the input, whose error --force would not mend
 
     teacher = TrainedModel.from_run(checkpoint_path, allow=allow)
     # what messages call the inputs, in class folders and loose; which files are inputs

@@ -364,6 +364,8 @@ def test_missing_folders_and_existing_output_are_errors(teacher, data_root, tmp_
     pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "out"), device="cpu")
     with pytest.raises(SesemiError, match="already exists; set overwrite=true"):
         pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "out"))
+    with pytest.raises(SesemiError, match="data_root .* does not exist"):  # first: overwrite would not mend it
+        pseudo_dataset(str(teacher), str(tmp_path / "nowhere"), str(tmp_path / "out"))
     pseudo_dataset(
         str(teacher), str(data_root), str(tmp_path / "out"), overwrite=True, device="cpu"
     )
