@@ -126,6 +126,17 @@ _FIXED_SIZE_WAV_FORMATS = (1, 3, 6, 7)
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 
+def _unfinished_wav(path: Path) -> tuple[np.ndarray, int] | None:
+    """What FFmpeg decodes of a file libsndfile read no frames of, or None when it decodes none
+    either (or fails): a recorder that stops before closing its WAV leaves the sizes in the
+    header 0, which libsndfile believes and FFmpeg does not."""
+    try:
+        frames, rate = _decode_av(path, strict=True)
+    except Exception:  # a file of no samples: libsndfile's empty result says so
+        return None
+    return (frames, rate) if len(frames) else None
+
+
 def declared_frames(path: str | Path) -> int | None:
     """The number of frames a WAV or FLAC file's header declares, or None (other formats, a
     header that does not say, or one that cannot be read).
@@ -195,6 +206,8 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         else:
             try:
                 frames, rate = _decode_soundfile(path)
+                if not len(frames):  # a WAV its recorder never finished (sizes 0): FFmpeg reads its data
+                    frames, rate = _unfinished_wav(path) or (frames, rate)
             except _Unopened as rejected:  # try FFmpeg
                 try:
                     frames, rate = _decode_av(path, strict=True)

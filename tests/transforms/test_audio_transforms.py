@@ -8,7 +8,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from audio_samples import chirp, noise, tone, write
+from audio_samples import RATE, chirp, noise, tone, write
 from torch.utils.data import default_collate
 
 from sesemi.errors import SesemiError
@@ -149,6 +149,18 @@ def test_a_file_without_samples_is_an_error(tmp_path):
     path = write(tmp_path / "empty.wav", np.zeros(0, np.float32))
     with pytest.raises(AudioReadError, match="no samples"):
         decode(path)
+
+
+def test_a_wav_whose_recorder_stopped_before_writing_its_sizes_is_read(tmp_path):
+    """A recorder that loses power before closing its file leaves the RIFF and data sizes 0:
+    libsndfile reads no frames of it, FFmpeg reads them all."""
+    data = bytearray(write(tmp_path / "a.wav", tone(440, seconds=1.0)).read_bytes())
+    sizes = data.find(b"data") + 4
+    data[4:8] = data[sizes : sizes + 4] = bytes(4)
+    (tmp_path / "unfinished.wav").write_bytes(bytes(data))
+    samples, rate = decode(tmp_path / "unfinished.wav")
+    assert rate == RATE and len(samples) == RATE and abs(_peak_hz(samples, RATE) - 440) < 20
+    assert len(load_stretch(tmp_path / "unfinished.wav", RATE, RATE // 4)) == RATE  # a pool: read whole, then cut
 
 
 def test_a_missing_audio_package_names_the_extra(monkeypatch, tmp_path):
