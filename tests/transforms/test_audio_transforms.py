@@ -151,6 +151,25 @@ def test_a_file_without_samples_is_an_error(tmp_path):
         decode(path)
 
 
+def test_a_multichannel_recording_is_mixed_down_block_by_block(tmp_path, monkeypatch):
+    """An hour of a microphone array costs its mono samples in memory, not every channel at
+    once; the mix is the channels' mean across the blocks' edges."""
+    import tracemalloc
+
+    import soundfile
+
+    from sesemi.transforms import audio
+
+    monkeypatch.setattr(audio, "BLOCK_FRAMES", 1000)
+    path = write(tmp_path / "array.wav", np.stack([tone(110 * (c + 1), seconds=2.0) for c in range(8)], axis=1))
+    tracemalloc.start()
+    samples, rate = decode(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(samples, soundfile.read(path, dtype="float32")[0].mean(axis=1), atol=1e-6)
+    assert rate == RATE and peak < 3 * samples.nbytes  # the eight channels read at once take 8x
+
+
 def test_a_wav_whose_recorder_stopped_before_writing_its_sizes_is_read(tmp_path):
     """A recorder that loses power before closing its file leaves the RIFF and data sizes 0:
     libsndfile reads no frames of it, FFmpeg reads them all."""
