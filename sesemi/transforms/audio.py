@@ -268,10 +268,20 @@ def _mono(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(check_samples(mixed), dtype=np.float32)
 
 
+# The most a recording is upsampled: a rate under a 64th of the model's (250 Hz for 16 kHz) is a
+# damaged header (8 Hz: a 2-second file would become over an hour) or data for another model.
+MAX_UPSAMPLING = 64
+
+
 def resample(samples: np.ndarray, rate: float, sample_rate: float) -> np.ndarray:
     """Resamples mono `samples` from `rate` to `sample_rate` with soxr (a no-op when equal)."""
     if rate == sample_rate:
         return samples
+    if sample_rate > rate * MAX_UPSAMPLING:
+        raise AudioReadError(
+            f"its sample rate, {rate:g} Hz, is under a {MAX_UPSAMPLING}th of the {sample_rate:g} Hz it is read at: "
+            "a damaged header, or a recording for a model of another sample_rate"
+        )
     soxr = _require("soxr")
     resampled = soxr.resample(samples, rate, sample_rate).astype(np.float32, copy=False)
     if resampled.size == 0:  # too short a file: used as silence otherwise

@@ -108,6 +108,19 @@ def test_a_missing_file_and_one_too_short_to_resample_are_unreadable(tmp_path):
         load_audio(tmp_path / "blip.wav", 16000)
 
 
+def test_a_rate_far_below_the_models_is_refused_not_stretched(tmp_path):
+    """A header that says 8 Hz (damaged) would make two seconds over an hour of samples; 100 Hz
+    data is not for a 16 kHz model. 250 Hz, a 64th, is read."""
+    import soundfile
+
+    for rate in (8, 100):
+        soundfile.write(tmp_path / f"{rate}.wav", tone(2, seconds=2.0, rate=rate), rate)
+        with pytest.raises(AudioReadError, match=rf"its sample rate, {rate} Hz, is under a 64th of the 16000 Hz"):
+            load_audio(tmp_path / f"{rate}.wav", 16000)
+    soundfile.write(tmp_path / "250.wav", tone(2, seconds=2.0, rate=250), 250)
+    assert len(load_audio(tmp_path / "250.wav", 16000)) == 32000
+
+
 def test_a_float_file_written_at_integer_scale_is_refused(tmp_path):
     """Float samples of 32767 are a 16-bit recording saved as floats unscaled: heard as noise at
     full volume, so refused in one line that says to rescale; a little over full scale is kept."""
