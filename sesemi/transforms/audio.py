@@ -104,7 +104,9 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
                 done += len(block)
         except RuntimeError as error:  # it knows the format, so the data is damaged
             raise _damaged(error) from None
-        return mono[:done, None], file.samplerate
+        if done < len(mono):  # fewer than the header said: not kept beside the memory it claimed
+            mono = mono[:done].copy()
+        return mono[:, None], file.samplerate
 
 
 def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
