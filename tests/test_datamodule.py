@@ -109,6 +109,29 @@ def test_the_log_says_how_the_classes_share_the_labeled_set(image_tree, caplog):
     assert "7 labeled images of 3 classes: 1 to 3 of each (fewest: red 1, blue 3, green 3)" in caplog.text
 
 
+def test_validation_files_reached_from_a_training_set_through_a_link_are_warned_about(image_tree, caplog):
+    """`unlabeled/more -> ../val` puts the validation images in the pool, `train/red/more ->
+    ../../val/red` two of them among the labels: the model trains on what it is scored on. Said
+    once per set (the pool also reads train/); validating on the labels, as configured, is not."""
+    _module(_data(), image_tree.root)
+    assert "validation file" not in caplog.text
+    (image_tree.root / "unlabeled" / "more").symlink_to("../val", target_is_directory=True)
+    _module(_data(), image_tree.root)
+    assert "the unlabeled pool holds 6 validation files (through " in caplog.text
+    assert "unlabeled/more/" in caplog.text and "validation scores flatter it" in caplog.text
+    (image_tree.root / "unlabeled" / "more").unlink()
+    (image_tree.root / "train" / "red" / "more").symlink_to("../../val/red", target_is_directory=True)
+    caplog.clear()
+    _module(_data(), image_tree.root)
+    assert caplog.text.count("validation file") == 1 and "the labeled set holds 2 validation files" in caplog.text
+    (image_tree.root / "train" / "red" / "more").unlink()
+    caplog.clear()
+    on_labels = _data()
+    on_labels.val.dataset.subset = "train"
+    _module(on_labels, image_tree.root)
+    assert "validation file" not in caplog.text
+
+
 def test_a_labeled_set_of_one_class_is_one_line(image_tree):
     """One class folder (the others not copied yet) cannot train a classifier: said in one
     line, not as the metric library's complaint about `num_classes`."""
