@@ -58,7 +58,7 @@ def _native(path: Path) -> str | bytes:
 
 
 class _Unopened(Exception):
-    """libsndfile cannot open a file, whose format FFmpeg may still read."""
+    """libsndfile cannot open a file, or reads nothing of it, which FFmpeg may still read."""
 
 
 def _reason(error: Exception) -> str:
@@ -104,6 +104,8 @@ def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
                 done += len(block)
         except RuntimeError as error:  # it knows the format, so the data is damaged
             raise _damaged(error) from None
+        if not done:  # a WAV its recorder never finished (sizes 0): libsndfile believes them, FFmpeg reads on
+            raise _Unopened("it holds no samples")
         if done < len(mono):  # fewer than the header said: not kept beside the memory it claimed
             mono = mono[:done].copy()
         return mono[:, None], file.samplerate
@@ -139,17 +141,6 @@ def _decode_av(path: Path, strict: bool = False) -> tuple[np.ndarray, int]:
 # WAV sample formats whose frames are all `block_align` bytes: PCM, IEEE float, A-law, mu-law.
 _FIXED_SIZE_WAV_FORMATS = (1, 3, 6, 7)
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
-
-
-def _unfinished_wav(path: Path) -> tuple[np.ndarray, int] | None:
-    """What FFmpeg decodes of a file libsndfile read no frames of, or None when it decodes none
-    either (or fails): a recorder that stops before closing its WAV leaves the sizes in the
-    header 0, which libsndfile believes and FFmpeg does not."""
-    try:
-        frames, rate = _decode_av(path, strict=True)
-    except Exception:  # a file of no samples: libsndfile's empty result says so
-        return None
-    return (frames, rate) if len(frames) else None
 
 
 def declared_frames(path: str | Path) -> int | None:
@@ -203,9 +194,9 @@ def _wav_frames(file: Any) -> int | None:
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """A file's samples mixed down to mono float32 `[T]`, and its sample rate.
 
-    soundfile reads its formats; PyAV reads m4a/aac/wma and whatever libsndfile cannot open
-    (refusing frames whose checksums fail). A WAV or FLAC file must decode to as many frames as
-    its header declares.
+    soundfile reads its formats; PyAV reads m4a/aac/wma and whatever libsndfile cannot open or
+    reads no frames of (a WAV whose recorder never wrote its sizes), refusing frames whose
+    checksums fail. A WAV or FLAC file must decode to as many frames as its header declares.
 
     Raises:
         AudioReadError: The file cannot be decoded, is truncated or damaged, or holds no samples.
@@ -221,8 +212,6 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         else:
             try:
                 frames, rate = _decode_soundfile(path)
-                if not len(frames):  # a WAV its recorder never finished (sizes 0): FFmpeg reads its data
-                    frames, rate = _unfinished_wav(path) or (frames, rate)
             except _Unopened as rejected:  # try FFmpeg
                 try:
                     frames, rate = _decode_av(path, strict=True)
