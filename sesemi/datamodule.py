@@ -38,8 +38,8 @@ from torch.utils.data import (
 )
 
 from sesemi.collation import ReadableOnly
-from sesemi.datasets import DATASETS, ImageDataset, dataset, prepare_builtin
-from sesemi.datasets.builtin import split_named_otherwise
+from sesemi.datasets import DATASETS, ImageDataset, dataset
+from sesemi.datasets.builtin import build_on_first_use, split_named_otherwise
 from sesemi.datasets.images import FileDataset, printable
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
@@ -383,7 +383,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         for config in self._loader_configs():
             root = dataset_root(config.dataset, self.data_root)
             if isinstance(root, Path):
-                prepare_builtin(root)
+                build_on_first_use(root)
 
     def _build_dataset(
         self, name: str, config: DictConfig, classes: list[str] | None = None, decoded: bool = True

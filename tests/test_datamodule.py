@@ -294,15 +294,19 @@ def test_a_validation_folder_named_valid_is_pointed_to(image_tree):
     )
 
 
-def test_prepare_data_builds_builtin_data_sets(tmp_path, monkeypatch):
-    """prepare_data builds a built-in data set (digits) named by a loader's root."""
+@pytest.mark.parametrize("inside", [True, False], ids=["in_the_working_directory", "elsewhere"])
+def test_prepare_data_builds_builtin_data_sets_in_the_working_directory(tmp_path, monkeypatch, inside):
+    """prepare_data builds a missing built-in data set (digits) named by a loader's root where the
+    built-in configs put it, under the working directory; a missing one elsewhere (a drive not
+    mounted) is left for the data set to report, not replaced by the demo data."""
     from sesemi.datasets import builtin
 
     built = []
     monkeypatch.setitem(builtin.BUILDERS, "digits", lambda target: (target.mkdir(exist_ok=True), built.append(target)))
-    data = _data(root="digits")
-    SESEMIDataModule(data, str(tmp_path)).prepare_data()
-    assert len(built) == 1 and (tmp_path / "digits").is_dir()
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path if inside else tmp_path / "project")
+    SESEMIDataModule(_data(root="digits"), str(tmp_path / "data")).prepare_data()
+    assert len(built) == inside and (tmp_path / "data" / "digits").is_dir() == inside
 
 
 def test_a_short_loader_with_workers_batches_pass_after_pass(image_tree):

@@ -27,6 +27,7 @@ from common import machine, timed_steps, write_table  # noqa: E402
 
 from sesemi.config import register_configs, register_resolvers  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
+from sesemi.datasets.builtin import prepare_builtin  # noqa: E402
 from sesemi.runner import attributes_for, resolve  # noqa: E402
 
 SETTINGS = {  # the former demo's 32 labeled + 2 x 64 unlabeled images a step, and what it could cut
@@ -41,6 +42,7 @@ SETTINGS = {  # the former demo's 32 labeled + 2 x 64 unlabeled images a step, a
 def build(overrides: list[str], data_root: Path):
     """The learner, an optimizer, the training loaders and the validation loader of a setting."""
     config = compose("digits", [*overrides, f"run.data_root={data_root}", "run.seed=0", "run.rampup=0"])
+    prepare_builtin(data_root)  # a run builds digits only inside the working directory
     data = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
     data.prepare_data()
     data.setup()

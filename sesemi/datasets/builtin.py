@@ -1,5 +1,5 @@
-"""Built-in data sets: `digits` and `spoken_digits`, made offline on first use, and hints for
-downloadable ones.
+"""Built-in data sets: `digits` and `spoken_digits`, made offline on first use (inside the
+working directory; `fetch` anywhere), and hints for downloadable ones.
 
 `digits` is scikit-learn's bundled copy of the UCI handwritten digits (1797 8x8 scans from 43
 writers), written as 32x32 PNG files in the standard layout:
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sesemi.datasets.spoken_digits import write_spoken_digits
 from sesemi.errors import SesemiError
-from sesemi.ownership import locked, remove_abandoned, staged
+from sesemi.ownership import locked, remove_abandoned, staged, within
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,18 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 }
 
 
+def build_on_first_use(root: str | Path) -> None:
+    """Builds the built-in data set a run reads at `root` when it is missing and lies inside the
+    working directory, where the built-in configs put it (`./data/digits`).
+
+    A missing folder elsewhere is left for the data set to report (with the `fetch` command that
+    builds it there): it is more likely a drive not mounted, or a typo in the path of data of
+    one's own, than a wish for the demo data in its place.
+    """
+    if within(Path(root), Path.cwd()):
+        prepare_builtin(root)
+
+
 def prepare_builtin(root: str | Path) -> None:
     """Builds the built-in data set `root` names (by its last folder), unless it exists.
 
@@ -130,6 +142,9 @@ def missing_data_hint(path: Path) -> str:
     for part in [path.name, *(p.name for p in path.parents)]:
         if part in REMOTE_DATA:
             return f"; {REMOTE_DATA[part]}"
+    for root in (path, path.parent):  # a built-in data set, missing outside the working directory
+        if root.name in BUILDERS and not root.exists():
+            return f"; `sesemi fetch {root.name} --data-dir {root.parent}` builds the built-in {root.name} there"
     if path.parent.name in SPLITS and path.parent.is_dir():
         return f"; the data root holds train/, val/ and unlabeled/: {path.parent.parent}, not {path.parent}"
     if path.name in SPLITS and (other := split_named_otherwise(path)):
@@ -183,4 +198,4 @@ def fetch(name: str, data_dir: str | Path = "data") -> Path:
     return target
 
 
-__all__ = ["BUILDERS", "REMOTE_DATA", "builtin_names", "fetch", "missing_data_hint", "prepare_builtin"]
+__all__ = ["BUILDERS", "REMOTE_DATA", "build_on_first_use", "builtin_names", "fetch", "missing_data_hint", "prepare_builtin"]

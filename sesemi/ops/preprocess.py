@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from sesemi.datamodule import dataset_root
 from sesemi.datasets.audio_cache import AudioCache
 from sesemi.datasets.audio_folder import DEFAULT_SAMPLE_RATE
-from sesemi.datasets.builtin import prepare_builtin
+from sesemi.datasets.builtin import build_on_first_use
 from sesemi.datasets.images import (
     UnreadableLog,
     present_folders,
@@ -129,7 +129,7 @@ def audio_data_sets(config: DictConfig) -> list[Target]:
         if not name.startswith("audio"):
             continue
         root = Path(dataset_root(dataset, config.run.data_root))
-        prepare_builtin(root)
+        build_on_first_use(root)
         subset = dataset.get("subset")
         names = None if subset is None else [subset] if isinstance(subset, str) else [str(s) for s in subset]
         _require_folders(name, subset_dirs(root, names))

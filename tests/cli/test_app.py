@@ -246,6 +246,12 @@ def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
         sesemi_cli("train", "-cn", "digits", f"run.data_root={missing}", "run.gpus=0")
     )
     assert f"data folder {missing}/train does not exist" in line
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    unmounted = tmp_path / "mnt" / "digits"  # a drive not mounted: not the demo data in its place
+    line = error_line(sesemi_cli("train", "digits", f"run.data_root={unmounted}", "run.gpus=0"))
+    assert line.endswith(f"`sesemi fetch digits --data-dir {unmounted.parent}` builds the built-in digits there"), line
+    assert not (tmp_path / "mnt").exists()
     for arguments in (["digits", "-m", "run.seed=1,2"], ["-cd", "configs", "-cn", "custom", "-m", "run.seed=1,2"]):
         line = error_line(sesemi_cli("train", *arguments))
         assert "sesemi train runs one config; sweep with open_sesemi: open_sesemi " in line

@@ -150,6 +150,16 @@ def test_missing_data_hint_names_a_split_named_otherwise(tmp_path, present, miss
     assert missing_data_hint(tmp_path / "pets" / missing) == f"; {tmp_path / 'pets'} {expected}"
 
 
+def test_missing_data_hint_names_the_fetch_that_builds_a_builtin_data_set_there(tmp_path):
+    """A built-in data set missing where a run is not building it (outside the working
+    directory): the hint is the command that builds it there; a split missing from one that
+    exists gets no such hint."""
+    expected = f"; `sesemi fetch digits --data-dir {tmp_path}` builds the built-in digits there"
+    assert missing_data_hint(tmp_path / "digits" / "train") == expected
+    (tmp_path / "digits").mkdir()
+    assert "fetch" not in missing_data_hint(tmp_path / "digits" / "train")
+
+
 def test_missing_data_hint_generic():
     """Other folders get generic advice pointing at run.data_root."""
     assert "run.data_root" in missing_data_hint(Path("data/photos/train"))
