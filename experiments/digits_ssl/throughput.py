@@ -38,6 +38,7 @@ from common import machine, timed_steps, write_table  # noqa: E402
 
 from sesemi.config import register_configs, register_resolvers  # noqa: E402
 from sesemi.datamodule import SESEMIDataModule  # noqa: E402
+from sesemi.datasets.builtin import prepare_builtin  # noqa: E402
 from sesemi.learners import classifier as classifier_module  # noqa: E402
 from sesemi.learners.encoding import encode  # noqa: E402
 from sesemi.runner import attributes_for, resolve  # noqa: E402
@@ -85,7 +86,7 @@ def loop_seconds_per_step(config, run_dir: Path, **data) -> float:
     quiet = {"limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}
     trainer_config = OmegaConf.merge(OmegaConf.to_container(config.trainer), quiet)
     trainer = build_trainer(config.run, trainer_config, run_dir, fit=True)
-    set_budget(trainer, config.run, None)  # run.num_iterations steps, as a run sets it
+    set_budget(trainer, config.run)  # run.num_iterations steps, as a run sets it
     trainer.callbacks.append(timer)
     trainer.fit(instantiate(config.learner, _recursive_=False), **data)
     return timer.seconds_per_step
@@ -93,6 +94,7 @@ def loop_seconds_per_step(config, run_dir: Path, **data) -> float:
 
 def data_module(config) -> SESEMIDataModule:
     """The config's data, built (the first call writes the digits data set) and resolved into it."""
+    prepare_builtin(config.run.data_root)
     module = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
     module.prepare_data()
     module.setup()
