@@ -54,7 +54,7 @@ def run_config(
         return results
     command = [OPEN_SESEMI, "-cn", config, f"run.dir={runs_dir}", f"run.id={run_id}", *overrides]
     if data_root is not None:
-        prepare_builtin(data_root)  # a run builds digits only inside the working directory
+        prepare_builtin(data_root)  # runs build it only inside the working directory
         command.append(f"run.data_root={data_root}")
     command.append("+trainer.enable_progress_bar=false")
     env = dict(os.environ)
@@ -331,7 +331,7 @@ def composed_with_data(config_name: str, overrides: list[str]) -> tuple:
     from sesemi.runner import attributes_for, resolve
 
     config = sesemi.compose(config_name, overrides)
-    prepare_builtin(config.run.data_root)  # a run builds digits only inside the working directory
+    prepare_builtin(config.run.data_root)  # runs build it only inside the working directory
     data = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu, seed=0)
     data.prepare_data()
     data.setup()

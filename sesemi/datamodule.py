@@ -379,7 +379,8 @@ class SESEMIDataModule(pl.LightningDataModule):
         return configs + [c for c in (self.data.get("val"), self.data.get("test")) if c]
 
     def prepare_data(self) -> None:
-        """Builds any built-in data set (e.g. digits) the loaders read, once."""
+        """Builds any missing built-in data set (e.g. digits) the loaders read inside the working
+        directory, once (`build_on_first_use`)."""
         for config in self._loader_configs():
             root = dataset_root(config.dataset, self.data_root)
             if isinstance(root, Path):

@@ -42,7 +42,7 @@ SETTINGS = {  # the former demo's 32 labeled + 2 x 64 unlabeled images a step, a
 def build(overrides: list[str], data_root: Path):
     """The learner, an optimizer, the training loaders and the validation loader of a setting."""
     config = compose("digits", [*overrides, f"run.data_root={data_root}", "run.seed=0", "run.rampup=0"])
-    prepare_builtin(data_root)  # a run builds digits only inside the working directory
+    prepare_builtin(data_root)  # runs build it only inside the working directory
     data = SESEMIDataModule(config.data, config.run.data_root, config.run.batch_size_per_gpu)
     data.prepare_data()
     data.setup()
