@@ -92,6 +92,8 @@ class Prediction:
         out_of_class: 1 minus the probability its label's one-vs-all detector gives it (a
             `OneVsAllHead`, the outlier filter's; None for other models); above 0.5 it looks
             out of class (`looks_out_of_class`).
+        seconds: Audio: the recording's length in seconds (its last window is padded past it);
+            None for images.
     """
 
     input: Path | int
@@ -105,6 +107,7 @@ class Prediction:
     window_embeddings: Tensor | None = field(default=None, repr=False)
     error: str | None = None
     out_of_class: float | None = None
+    seconds: float | None = None
 
     @property
     def looks_out_of_class(self) -> bool | None:
@@ -178,11 +181,11 @@ def load(
     return Predictor(TrainedModel.from_run(path, checkpoint, allow), device)
 
 
-def _read_image(transform: Callable, min_side: int | None, item: Path | Image.Image) -> Tensor:
+def _read_image(transform: Callable, min_side: int | None, item: Path | Image.Image) -> tuple[Tensor, None]:
     """An image file, read at `min_side` (`read_image`), or an image in memory (as files are
     read: 8-bit RGB by its pixels' range), as one transformed input `[1, C, H, W]`."""
     image = to_rgb(item) if isinstance(item, Image.Image) else read_image(item, min_side)
-    return transform(image)[None]
+    return transform(image)[None], None
 
 
 def _samples(waveform: Tensor) -> Tensor:
@@ -200,22 +203,24 @@ def _samples(waveform: Tensor) -> Tensor:
     return waveform
 
 
-def _read_windows(rate: int, window: int, hop: int, item: Path | Tensor) -> Tensor:
-    """A recording (a file, or a waveform `[T]` at `rate` Hz) as sliding windows `[W, window]`."""
+def _read_windows(rate: int, window: int, hop: int, item: Path | Tensor) -> tuple[Tensor, float]:
+    """A recording (a file, or a waveform `[T]` at `rate` Hz) as sliding windows `[W, window]`,
+    and its length in seconds."""
     waveform = _samples(item) if isinstance(item, Tensor) else torch.from_numpy(load_audio(item, rate))
-    return frames(waveform, window, hop)
+    return frames(waveform, window, hop), waveform.shape[-1] / rate
 
 
 class _Inputs(Dataset):
-    """`(index, windows)` per input: `[W, ...]` model inputs, or why it cannot be read."""
+    """`(index, (windows, seconds))` per input: `[W, ...]` model inputs and a recording's length
+    (None for an image), or why it cannot be read."""
 
-    def __init__(self, items: Sequence[Path | Tensor], read: Callable[[Any], Tensor]):
+    def __init__(self, items: Sequence[Path | Tensor], read: Callable[[Any], tuple[Tensor, float | None]]):
         self.items, self.read = items, read
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[int, Tensor | str]:
+    def __getitem__(self, index: int) -> tuple[int, tuple[Tensor, float | None] | str]:
         item = self.items[index]
         if isinstance(item, Path) and item.exists() and not item.is_file():  # a FIFO would block the read
             return index, "not a regular file"
@@ -421,6 +426,7 @@ class Predictor:
         loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
         results: list[Prediction | None] = [None] * len(items)
         parts: dict[int, list[tuple[Tensor, ...]]] = {}  # each input's window predictions so far
+        seconds: dict[int, float | None] = {}  # each recording's length, until it is predicted
         done, unreadable = 0, UnreadableLog("input")
 
         def finish(index: int, prediction: Prediction) -> None:
@@ -430,16 +436,17 @@ class Predictor:
                 progress(done, len(items))
 
         def readable() -> Iterator[tuple[int, Tensor]]:
-            for index, windows in loader:
-                if not isinstance(windows, str):
+            for index, read in loader:
+                if not isinstance(read, str):
+                    windows, seconds[index] = read
                     yield index, windows
                 elif on_error == "raise":
                     item = items[index]
                     shown = item if isinstance(item, Path) else f"{'waveform' if isinstance(item, Tensor) else 'image'} {index}"
-                    raise SesemiError(f"cannot read {shown} ({windows}); remove it or set on_error=skip")
+                    raise SesemiError(f"cannot read {shown} ({read}); remove it or set on_error=skip")
                 else:
-                    unreadable.skip(names[index], windows)
-                    finish(index, Prediction(names[index], error=windows))
+                    unreadable.skip(names[index], read)
+                    finish(index, Prediction(names[index], error=read))
 
         for owners, batch in _batches(readable(), batch_size):
             output = self.predict_batch(batch, tta=tta)
@@ -454,11 +461,13 @@ class Predictor:
             for (index, _, last), chunk in zip(owners, chunks, strict=True):
                 parts.setdefault(index, []).append(chunk)
                 if last:
-                    finish(index, self._prediction(names[index], parts.pop(index), embeddings))
+                    finish(index, self._prediction(names[index], parts.pop(index), embeddings, seconds.pop(index)))
         unreadable.close()
         return results
 
-    def _prediction(self, name: Path | int, parts: list[tuple[Tensor, ...]], embeddings: bool) -> Prediction:
+    def _prediction(
+        self, name: Path | int, parts: list[tuple[Tensor, ...]], embeddings: bool, seconds: float | None
+    ) -> Prediction:
         """One input's prediction from the predictions of its windows."""
         windows = torch.cat([chunk for chunk, _, _ in parts])
         probabilities = windows.mean(dim=0)
@@ -474,6 +483,7 @@ class Predictor:
             embedding=features.mean(dim=0) if features is not None else None,
             window_embeddings=features if self.audio else None,
             out_of_class=round(1.0 - float(inliers[index]), 6) if inliers is not None else None,
+            seconds=seconds,
         )
 
     def inputs(self, inputs: Inputs) -> list[Path | Image.Image | Tensor]:
@@ -575,7 +585,7 @@ def write_predictions(
     The table has `path, label, score`, a probability column per class (`labels`), and
     `out_of_class` last for a model with one-vs-all detectors; a row per input read, or with
     `per_window` per audio window, with its `start` and `end` in seconds (`window_seconds` long,
-    `hop_seconds` apart: `Predictor.windowing()`) after `path`. Files are renamed into place
+    `hop_seconds` apart: `Predictor.windowing()`; the last ends with the recording) after `path`. Files are renamed into place
     when complete, and replaced (`overwrite`) only in a folder sesemi made
     (`check_predictions_folder`); an earlier `embeddings.npy` goes when there are none now.
     """
@@ -591,7 +601,10 @@ def write_predictions(
         if windowed and prediction.windows is not None:
             for i, row in enumerate(prediction.windows):
                 start = i * hop_seconds
-                rows.append([path, f"{start:.3f}", f"{start + window_seconds:.3f}", *_cells(row, labels)])
+                end = start + window_seconds
+                if prediction.seconds is not None:  # the last window's padding is not the recording's
+                    end = min(end, prediction.seconds)
+                rows.append([path, f"{start:.3f}", f"{end:.3f}", *_cells(row, labels)])
             if prediction.window_embeddings is not None:
                 vectors.append(prediction.window_embeddings)
         else:

@@ -350,6 +350,18 @@ def test_per_window_rows_have_their_start_and_end(audio, tmp_path):
         write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
 
 
+def test_the_last_window_ends_with_the_recording(audio, tmp_path):
+    """Per-window rows end where the recording does, not where the last window's padding does;
+    a recording shorter than a window is one row over all of it."""
+    long, short = write(tmp_path / "long.wav", tone(300, 2.1)), write(tmp_path / "short.wav", tone(300, 0.3))
+    predictions = audio.predict([long, short])
+    assert [p.seconds for p in predictions] == [pytest.approx(2.1), pytest.approx(0.3)]
+    table, _, _ = write_predictions(predictions, tmp_path / "out", audio.labels, True, *audio.windowing())
+    with open(table) as file:
+        rows = [(r["path"], r["start"], r["end"]) for r in csv.DictReader(file)]
+    assert rows[-3:] == [(str(long), "1.500", "2.000"), (str(long), "1.750", "2.100"), (str(short), "0.000", "0.300")]
+
+
 def test_audio_tta_averages_each_window_over_time_shifted_copies(audio, tmp_path):
     """Each window is also predicted delayed and advanced by the run's max_shift (zero-filled,
     as the training's TimeShift does), and the three are averaged before the windows are."""
