@@ -144,7 +144,7 @@ def missing_data_hint(path: Path) -> str:
             return f"; {REMOTE_DATA[part]}"
     for root in (path, path.parent):  # a built-in data set, missing outside the working directory
         if root.name in BUILDERS and not root.exists():
-            return f"; `sesemi fetch {root.name} --data-dir {root.parent}` builds the built-in {root.name} there"
+            return f"; if you meant the built-in {root.name} there, run `sesemi fetch {root.name} --data-dir {root.parent}`"
     if path.parent.name in SPLITS and path.parent.is_dir():
         return f"; the data root holds train/, val/ and unlabeled/: {path.parent.parent}, not {path.parent}"
     if path.name in SPLITS and (other := split_named_otherwise(path)):

@@ -250,7 +250,7 @@ def test_train_errors_are_one_line(sesemi_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "project")
     unmounted = tmp_path / "mnt" / "digits"  # a drive not mounted: not the demo data in its place
     line = error_line(sesemi_cli("train", "digits", f"run.data_root={unmounted}", "run.gpus=0"))
-    assert line.endswith(f"`sesemi fetch digits --data-dir {unmounted.parent}` builds the built-in digits there"), line
+    assert line.endswith(f"if you meant the built-in digits there, run `sesemi fetch digits --data-dir {unmounted.parent}`"), line
     assert not (tmp_path / "mnt").exists()
     for arguments in (["digits", "-m", "run.seed=1,2"], ["-cd", "configs", "-cn", "custom", "-m", "run.seed=1,2"]):
         line = error_line(sesemi_cli("train", *arguments))

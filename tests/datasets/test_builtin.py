@@ -154,7 +154,7 @@ def test_missing_data_hint_names_the_fetch_that_builds_a_builtin_data_set_there(
     """A built-in data set missing where a run is not building it (outside the working
     directory): the hint is the command that builds it there; a split missing from one that
     exists gets no such hint."""
-    expected = f"; `sesemi fetch digits --data-dir {tmp_path}` builds the built-in digits there"
+    expected = f"; if you meant the built-in digits there, run `sesemi fetch digits --data-dir {tmp_path}`"
     assert missing_data_hint(tmp_path / "digits" / "train") == expected
     (tmp_path / "digits").mkdir()
     assert "fetch" not in missing_data_hint(tmp_path / "digits" / "train")
