@@ -436,17 +436,17 @@ class Predictor:
                 progress(done, len(items))
 
         def readable() -> Iterator[tuple[int, Tensor]]:
-            for index, read in loader:
-                if not isinstance(read, str):
-                    windows, seconds[index] = read
+            for index, outcome in loader:  # (windows, seconds), or why the input cannot be read
+                if not isinstance(outcome, str):
+                    windows, seconds[index] = outcome
                     yield index, windows
                 elif on_error == "raise":
                     item = items[index]
                     shown = item if isinstance(item, Path) else f"{'waveform' if isinstance(item, Tensor) else 'image'} {index}"
-                    raise SesemiError(f"cannot read {shown} ({read}); remove it or set on_error=skip")
+                    raise SesemiError(f"cannot read {shown} ({outcome}); remove it or set on_error=skip")
                 else:
-                    unreadable.skip(names[index], read)
-                    finish(index, Prediction(names[index], error=read))
+                    unreadable.skip(names[index], outcome)
+                    finish(index, Prediction(names[index], error=outcome))
 
         for owners, batch in _batches(readable(), batch_size):
             output = self.predict_batch(batch, tta=tta)
