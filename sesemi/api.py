@@ -17,7 +17,6 @@ writes into no folder of someone else's and replaces only the data links it made
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sesemi.errors import SesemiError
-from sesemi.logs import counted
 from sesemi.ownership import MARKER, claim, staged, write_atomically
 from sesemi.results import RunResult
 
@@ -38,8 +36,6 @@ if TYPE_CHECKING:
 TASKS = ("image", "audio")
 RUN_FILE = "training_run.json"
 DATA, EVALUATIONS = "data", "evaluate"
-
-logger = logging.getLogger(__name__)
 
 Examples = Any  # a pandas DataFrame with `path` and `label` columns, or a sequence of (path, label)
 
@@ -101,19 +97,6 @@ def _require_files(paths: Iterable[str], what: str, task: str) -> None:
             f"{len(unread)} {what} files are not {task} files sesemi reads, e.g. {unread[0]}; "
             f"it reads {' '.join(extensions)} (convert the others)"
         )
-
-
-def _warn_if_evaluated_on_training_files(evaluated: Iterable[str], **training: Iterable[str]) -> None:
-    """Warns when `eval` holds files also given to train on (the same file, by any path): the
-    model would be scored on what it learned from."""
-    scored = {os.path.realpath(path) for path in evaluated}
-    for what, paths in training.items():
-        shared = sum(os.path.realpath(path) in scored for path in paths)
-        if shared:
-            logger.warning(
-                "eval shares %s with %s: the model trains on them, so its scores flatter it; keep them apart",
-                counted(shared, "file"), what,
-            )
 
 
 def _quote(text: str | Path) -> str:
@@ -332,9 +315,6 @@ class TrainingRun:
         eval_pairs = self._pairs(eval, "eval") if eval is not None else None
         unlabeled_paths = _paths(unlabeled, self.task) if unlabeled is not None else []
         _require_files(unlabeled_paths, "unlabeled", self.task)
-        if eval_pairs is not None:
-            labeled_paths = [path for path, _ in pairs]
-            _warn_if_evaluated_on_training_files((path for path, _ in eval_pairs), train=labeled_paths, unlabeled=unlabeled_paths)
         claim(self.folder, "training_run")
         with staged(self.folder / DATA, "data") as data:  # replaces the links of an earlier call
             self._link_labeled(pairs, data / "train")

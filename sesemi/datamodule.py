@@ -41,6 +41,7 @@ from sesemi.collation import ReadableOnly
 from sesemi.datasets import DATASETS, ImageDataset, dataset
 from sesemi.datasets.builtin import build_on_first_use, split_named_otherwise
 from sesemi.datasets.images import FileDataset, printable
+from sesemi.datasets.overlap import validation_leaks
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError
 from sesemi.logs import counted
@@ -295,45 +296,6 @@ def labeled_summary(data: FileDataset) -> str:
         f"{counted(total, 'labeled ' + data.kind)} of {len(per_class)} classes: "
         f"{fewest} to {most} of each (fewest: {named})"
     )
-
-
-def _folder_ids(data: Dataset) -> dict[str, tuple[int, int]]:
-    """Each folder that holds a file of a file data set, with its identity (device, inode): one
-    folder reached by two paths (through a link) has one identity."""
-    ids = {}
-    for folder in {os.path.dirname(path) for path, _ in getattr(data, "samples", ())}:
-        try:
-            status = os.stat(folder)
-        except OSError:
-            continue
-        ids[folder] = (status.st_dev, status.st_ino)
-    return ids
-
-
-def validation_leaks(train: Mapping[str, Dataset], val: Dataset) -> list[str]:
-    """Warnings for the training sets that hold validation files, in folders reached through
-    links (`unlabeled/more -> ../val`, `train/cat/more -> ../../val/cat`): the model trains on
-    them, so validation flatters it. None when validation is the labeled set itself, as a config
-    says with `data.val.dataset.subset=train`."""
-    samples = getattr(val, "samples", None)
-    labeled = getattr(train.get("supervised"), "samples", None)
-    if not samples or (labeled is not None and {p for p, _ in labeled} == {p for p, _ in samples}):
-        return []
-    val_ids = _folder_ids(val)
-    val_keys = set(val_ids.values())
-    warnings, reported = [], set()
-    for name, data in train.items():
-        shared = {key: folder for folder, key in _folder_ids(data).items() if key in val_keys}
-        if not shared or frozenset(shared) in reported:  # the methods' loaders of one pool
-            continue
-        reported.add(frozenset(shared))
-        files = sum(val_ids.get(os.path.dirname(path)) in shared for path, _ in samples)
-        what = "labeled set" if name == "supervised" else "unlabeled pool"
-        warnings.append(printable(
-            f"the {what} holds {counted(files, 'validation file')} (through {min(shared.values())}): the model "
-            "trains on them, so its validation scores flatter it; remove the link, or keep them apart"
-        ))
-    return warnings
 
 
 class SESEMIDataModule(pl.LightningDataModule):

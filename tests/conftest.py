@@ -64,11 +64,12 @@ class ImageTree(NamedTuple):
 
 def make_image_tree(root: Path) -> ImageTree:
     """`root` with train/<class>/*.png (3 per class), val/<class>/*.png (2 per class) and
-    unlabeled/*.png (4), 16x16 px; classes blue, green, red."""
-    for split, count in (("train", 3), ("val", 2)):
+    unlabeled/*.png (4), 16x16 px; classes blue, green, red. No two files are the same image,
+    as in a data set split without leaks."""
+    for split, count, offset in (("train", 3, 0), ("val", 2, 3)):
         for name, (color, stripes) in CLASS_STYLES.items():
             for i in range(count):
-                write_image(root / split / name / f"{split}{i}.png", color, stripes, shade=10 * i)
+                write_image(root / split / name / f"{split}{i}.png", color, stripes, shade=10 * i + offset)
     styles = list(CLASS_STYLES.values())
     for i in range(4):
         color, stripes = styles[i % len(styles)]

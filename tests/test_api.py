@@ -419,15 +419,17 @@ def test_the_method_and_the_unlabeled_folder_are_checked_before_training(image_t
 
 
 def test_eval_files_also_given_to_train_on_are_warned_about(image_tree, tmp_path, caplog):
-    """The same file in `eval` and in `train` or `unlabeled` (by another path too: the data are
-    linked, so a folder check cannot see it) is scored after being learned from."""
+    """The same file in `eval` and in `train` or `unlabeled` (by another path too, or a copy)
+    is scored after being learned from: the run says so as it starts."""
     run = sesemi.training_run(name="x", label_names=image_tree.classes, dir=tmp_path / "runs")
     train, evaluation = frame(image_tree.root, "train"), frame(image_tree.root, "val")
     (tmp_path / "elsewhere").symlink_to(image_tree.root, target_is_directory=True)
-    unlabeled = [str(tmp_path / "elsewhere" / Path(path).relative_to(image_tree.root)) for path in evaluation.path[:3]]
+    unlabeled = [str(tmp_path / "elsewhere" / Path(path).relative_to(image_tree.root)) for path in evaluation.path[:2]]
+    shutil.copy(evaluation.path[2], tmp_path / "copy.png")
+    unlabeled.append(str(tmp_path / "copy.png"))
     run.train(train, unlabeled=unlabeled, eval=pd.concat([evaluation, train[:2]]), overrides=[*TINY, "run.num_iterations=1"])
-    assert "eval shares 2 files with train: the model trains on them, so its scores flatter it" in caplog.text
-    assert "eval shares 3 files with unlabeled" in caplog.text
+    assert "the labeled set holds 2 validation files, linked or copied" in caplog.text
+    assert "the unlabeled pool holds 5 validation files" in caplog.text and "validation scores flatter it" in caplog.text
 
 
 def test_the_training_runs_folder_named_for_one_of_its_runs_says_which(trained, tmp_path):

@@ -117,7 +117,7 @@ def test_validation_files_reached_from_a_training_set_through_a_link_are_warned_
     assert "validation file" not in caplog.text
     (image_tree.root / "unlabeled" / "more").symlink_to("../val", target_is_directory=True)
     _module(_data(), image_tree.root)
-    assert "the unlabeled pool holds 6 validation files (through " in caplog.text
+    assert "the unlabeled pool holds 6 validation files, linked or copied (" in caplog.text
     assert "unlabeled/more/" in caplog.text and "validation scores flatter it" in caplog.text
     (image_tree.root / "unlabeled" / "more").unlink()
     (image_tree.root / "train" / "red" / "more").symlink_to("../../val/red", target_is_directory=True)
@@ -129,6 +129,25 @@ def test_validation_files_reached_from_a_training_set_through_a_link_are_warned_
     on_labels = _data()
     on_labels.val.dataset.subset = "train"
     _module(on_labels, image_tree.root)
+    assert "validation file" not in caplog.text
+
+
+def test_copies_of_validation_files_in_a_training_set_are_warned_about(image_tree, caplog):
+    """A validation image copied into the pool, another renamed into a class folder: the same
+    bytes under other names are found too. An image of the same size and other bytes is not."""
+    val_image = image_tree.root / "val" / "red" / "val0.png"
+    shutil.copy(image_tree.root / "val" / "blue" / "val1.png", image_tree.root / "unlabeled" / "copy.png")
+    shutil.copy(val_image, image_tree.root / "train" / "green" / "renamed.png")
+    _module(_data(), image_tree.root)
+    pool = f"the unlabeled pool holds 2 validation files, linked or copied ({image_tree.root}/"
+    assert pool in caplog.text and "the labeled set holds 1 validation file, linked or copied" in caplog.text
+    assert f"renamed.png is {val_image})" in caplog.text
+    altered = bytearray((image_tree.root / "train" / "green" / "renamed.png").read_bytes())
+    altered[-1] ^= 1  # the last byte, outside the sample compared first
+    (image_tree.root / "train" / "green" / "renamed.png").write_bytes(altered)
+    (image_tree.root / "unlabeled" / "copy.png").unlink()
+    caplog.clear()
+    _module(_data(), image_tree.root)
     assert "validation file" not in caplog.text
 
 
@@ -580,3 +599,18 @@ def test_photos_given_to_the_32_px_image_config_are_warned_about(tmp_path, caplo
     caplog.clear()
     _module(compose("image", [f"run.data_root={tmp_path}", "method=supervised", "data.views.weak.crop_dim=96"]).data, tmp_path)
     assert "views train on" not in caplog.text
+
+
+def test_contents_are_compared_whole_after_their_samples(tmp_path):
+    """Files of one size whose middles match are compared whole: a recording that differs only
+    near its end is not a copy; a byte-for-byte copy is."""
+    from sesemi.datasets.overlap import ValidationFiles
+
+    original = np.random.default_rng(0).bytes(20_000)
+    (tmp_path / "original").write_bytes(original)
+    (tmp_path / "copy").write_bytes(original)
+    (tmp_path / "other").write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    validation = ValidationFiles([str(tmp_path / "original")])
+    copy, other = validation.stat([str(tmp_path / "copy"), str(tmp_path / "other")])
+    assert validation.original(copy).path == str(tmp_path / "original")
+    assert validation.original(other) is None
