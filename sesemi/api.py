@@ -56,6 +56,8 @@ def _folder_name(value: str, what: str) -> str:
         size = -1
     if not value or value.startswith(".") or any(c in value for c in "/\\\0") or size < 0:
         raise SesemiError(f"{what} {shown} cannot be a folder name; use letters, digits, - and _")
+    if "${" in value:  # the config would read it as an interpolation, once resolved
+        raise SesemiError(f"{what} {shown} holds ${{, which configs read as a reference to another value; choose another")
     if is_hidden(value):  # __MACOSX
         raise SesemiError(f"{what} {shown} is a folder name the data sets skip as hidden; choose another")
     if size > NAME_MAX:
@@ -87,6 +89,9 @@ def _require_files(paths: Iterable[str], what: str, task: str) -> None:
     from sesemi.transforms.audio import AUDIO_EXTENSIONS, is_audio_file
 
     paths = list(paths)
+    folders = [path for path in paths if os.path.isdir(path)]
+    if folders:
+        raise SesemiError(f"{len(folders)} {what} paths are folders, e.g. {folders[0]}; give the files in them")
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         raise SesemiError(f"{len(missing)} {what} files do not exist, e.g. {missing[0]}")
@@ -100,11 +105,10 @@ def _require_files(paths: Iterable[str], what: str, task: str) -> None:
 
 
 def _quote(text: str | Path) -> str:
-    """`text` (a path may hold `=`, `,` or spaces) as a quoted Hydra override value, read back as
-    written: Hydra unescapes only the backslashes before a quote or the end, and OmegaConf would
-    resolve a `${...}` in it."""
-    text = re.sub(r"(\\+)(?='|$|\$\{)", r"\1\1", str(text)).replace("'", "\\'")
-    return "'" + text.replace("${", "\\${") + "'"
+    """`text` (a path may hold `=`, `,`, spaces or letters beyond ASCII; never `${`, refused
+    above) as a quoted Hydra override value, read back as written: Hydra unescapes only the
+    backslashes before a quote or the end."""
+    return "'" + re.sub(r"(\\+)(?='|$)", r"\1\1", str(text)).replace("'", "\\'") + "'"
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -160,6 +164,8 @@ class TrainingRun:
         if not self.label_names or len(set(self.label_names)) != len(self.label_names):
             raise SesemiError("label_names must list each class once")
         self.folder = Path(dir).absolute() / self.name
+        if "${" in str(self.folder):
+            raise SesemiError(f"dir {str(dir)!r} holds ${{, which configs read as a reference to another value; choose another")
         self.method: str | None = None
         self.overrides: list[str] = []
         self._predictor: Predictor | None = None  # the trained model, loaded on the first predict()
@@ -232,6 +238,11 @@ class TrainingRun:
                 f"{what} has {len(missing)} files without a label, e.g. {missing[0]}; pass them as unlabeled=, or drop them"
             )
         pairs = [(str(p), unicodedata.normalize("NFC", str(label))) for p, label in raw]  # as label_names
+        first_label: dict[str, tuple[str, str]] = {}  # a file, by any path -> its path and label
+        for path, label in pairs:
+            seen, given = first_label.setdefault(os.path.realpath(path), (path, label))
+            if given != label:
+                raise SesemiError(f"{what} labels one file twice, {given} ({seen}) and {label} ({path}); give it one label")
         labels = {label for _, label in pairs}
         unknown = sorted(labels - set(self.label_names))
         if unknown:
@@ -261,7 +272,7 @@ class TrainingRun:
                 f"method={self.method}",
                 f"run.data_root={_quote(self.folder / DATA)}",
                 f"run.dir={_quote(self.folder.parent)}",
-                f"run.id={self.name}",
+                f"run.id={_quote(self.name)}",
                 f"++data.train.supervised.dataset.classes={_listed(classes)}",
                 f"++data.val.dataset.classes={_listed(classes)}",
                 *overrides,

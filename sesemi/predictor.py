@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -332,8 +333,8 @@ class Predictor:
         if window is None:
             raise SesemiError("the run's config has no clip_seconds; set window_seconds")
         hop = window / 2 if hop_seconds is None else hop_seconds
-        if window <= 0 or hop <= 0:
-            raise SesemiError(f"window_seconds and hop_seconds must be positive, not {window}, {hop}")
+        if not (0 < window < math.inf and 0 < hop < math.inf):  # NaN fails both
+            raise SesemiError(f"window_seconds and hop_seconds must be positive numbers, not {window}, {hop}")
         shortest = getattr(self.model.backbone, "min_samples", 0)
         if num_samples(window, self.sample_rate) < shortest:
             seconds = self.model.backbone.min_seconds

@@ -185,6 +185,8 @@ def test_a_finished_run_is_kept_unless_overwrite(trained, image_tree):
         ([], {"overrides": "run.seed=1"}, r"overrides are a list of strings, e.g. \['run.seed=1'\]"),
         ([("x", "y", "z")], {}, "DataFrame with path and label columns, or"),
         ([("a.png", "red"), ("b.png", None), ("c.png", float("nan"))], {}, r"^train has 2 files without a label, e.g. b.png; pass them as unlabeled=, or drop them$"),
+        ([("a.png", "red"), ("./a.png", "blue")], {}, r"^train labels one file twice, red \(a.png\) and blue \(./a.png\); give it one label$"),
+        ([(".", "red"), ("b.png", "blue"), ("c.png", "green")], {}, r"^1 train paths are folders, e.g. \.; give the files in them$"),
     ],
 )
 def test_bad_training_data_is_refused(image_tree, tmp_path, rows, kwargs, message):
@@ -322,17 +324,18 @@ def renamed(examples: pd.DataFrame, names: dict[str, object]) -> pd.DataFrame:
 def test_the_models_classes_are_label_names_in_their_order(image_tree, tmp_path, monkeypatch, label_names, labels, classes):
     """`probabilities` are in the order of `label_names` (after NFC normalisation), in training,
     predict, evaluate and a run loaded again; a file name too long to link with its number
-    prefixed is linked under a shorter one."""
+    prefixed is linked under a shorter one; a run name beyond ASCII, with a quote, a comma and
+    `=`, reaches the config as written."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     names = dict(zip(image_tree.classes, labels, strict=True))
     train, validation = (renamed(frame(image_tree.root, split), names) for split in ("train", "val"))
     long = tmp_path / ("x" * 246 + ".png")  # 250 bytes: too long for `000000_` before it
     long.write_bytes(open(train["path"][0], "rb").read())
     train.loc[0, "path"] = str(long)
-    run = sesemi.training_run(name="order", label_names=label_names, dir=tmp_path / "runs")
+    run = sesemi.training_run(name="grün's order, a=1", label_names=label_names, dir=tmp_path / "runs")
     assert run.label_names == classes
     results = run.train(train, eval=validation, overrides=TINY)
-    assert results.classes == classes
+    assert results.classes == classes and results.run_dir.parent == tmp_path / "runs" / "grün's order, a=1"
     predictions = run.predict(list(validation["path"]))
     assert all(p.label == classes[int(p.probabilities.argmax())] for p in predictions)
     right = (pd.Series([p.label for p in predictions]) == validation["label"].map(str)).mean()
@@ -350,11 +353,14 @@ def test_the_models_classes_are_label_names_in_their_order(image_tree, tmp_path,
         (".git", r"^the label '.git' cannot be a folder name"),
         ("a\0b", r"^the label 'a\\x00b' cannot be a folder name"),
         ("x" * 300, r"^the label 'x{60}\.\.\.' is 300 bytes long; a folder name holds at most 255$"),
+        ("cost ${usd}", r"^the label 'cost \$\{usd\}' holds \$\{, which configs read as a reference to another value"),
     ],
 )
 def test_labels_the_data_sets_cannot_hold_are_refused(tmp_path, label, message):
     with pytest.raises(SesemiError, match=message):
         sesemi.training_run(name="x", label_names=["a", label], dir=tmp_path)
+    with pytest.raises(SesemiError, match=r"^dir '.*/\$\{HOME\}' holds \$\{, which configs read as a reference"):
+        sesemi.training_run(name="x", label_names=["a", "b"], dir=tmp_path / "${HOME}")
 
 
 @pytest.mark.parametrize("argument", ["train", "eval", "unlabeled"])
@@ -382,14 +388,14 @@ def test_files_the_data_sets_do_not_read_are_refused(image_tree, tmp_path, argum
 
 
 def test_override_values_are_read_back_as_written(tmp_path):
-    """Names and paths reach the config unchanged, whatever quotes, backslashes or `${` they hold."""
+    """Names and paths reach the config unchanged, whatever quotes or backslashes they hold."""
     from omegaconf import OmegaConf
 
     from sesemi.api import _listed, _quote
     from sesemi.config.compose import compose
 
-    names = ["1", "null", "it's", "a\\b", "x${y}", "a,b]", "c=d", "e\\", "\\'q", "p\\${z}", "[x]", " s "]
-    root = tmp_path / "a\\b ${c}"
+    names = ["1", "null", "it's", "a\\b", "a,b]", "c=d", "e\\", "\\'q", "[x]", " s ", "grün"]
+    root = tmp_path / "a\\b 'c'"
     config = compose("image", [f"++data.train.supervised.dataset.classes={_listed(names)}", f"run.data_root={_quote(root)}"])
     assert OmegaConf.to_container(config.data.train.supervised.dataset.classes, resolve=True) == names
     assert config.run.data_root == str(root)

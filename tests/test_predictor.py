@@ -362,6 +362,14 @@ def test_the_last_window_ends_with_the_recording(audio, tmp_path):
     assert rows[-3:] == [(str(long), "1.500", "2.000"), (str(long), "1.750", "2.100"), (str(short), "0.000", "0.300")]
 
 
+@pytest.mark.parametrize(("window", "hop"), [(0.0, None), (0.5, -1.0), (float("inf"), None), (0.5, float("nan"))])
+def test_windows_must_be_positive_numbers(audio, tmp_path, window, hop):
+    """Zero, negative, infinite and NaN window lengths and hops are one line, not torch's error."""
+    path = write(tmp_path / "a.wav", tone(300, 1.0))
+    with pytest.raises(SesemiError, match="^window_seconds and hop_seconds must be positive numbers, not "):
+        audio.predict(path, window_seconds=window, hop_seconds=hop)
+
+
 def test_audio_tta_averages_each_window_over_time_shifted_copies(audio, tmp_path):
     """Each window is also predicted delayed and advanced by the run's max_shift (zero-filled,
     as the training's TimeShift does), and the three are averaged before the windows are."""

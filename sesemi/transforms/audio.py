@@ -556,13 +556,15 @@ def strong_audio_transforms(
 
 
 def frames(waveform: Tensor, window: int, hop: int) -> Tensor:
-    """Sliding windows `[W, window]` over a waveform `[T]`; the last one is zero-padded.
+    """Sliding windows `[W, window]` over a waveform `[T]`, every one starting inside it; the
+    last one is zero-padded.
 
     A waveform shorter than `window` gives one padded window, centred like the evaluation crop.
     """
     size = waveform.shape[-1]
     if size <= window:
         return CropOrPad(window, random=False)(waveform)[None]
-    count = 1 + math.ceil((size - window) / hop)
+    # to the end of the waveform, but no window of padding alone when windows are apart (hop > window)
+    count = min(1 + math.ceil((size - window) / hop), 1 + (size - 1) // hop)
     padded = torch.nn.functional.pad(waveform, (0, (count - 1) * hop + window - size))
     return padded.unfold(0, window, hop)

@@ -303,6 +303,9 @@ def test_frames_cover_the_recording_with_sliding_windows():
     last_padded = frames(torch.arange(1.0, 12.0), window=4, hop=3)
     assert last_padded[-1].tolist() == [10, 11, 0, 0]
     assert frames(torch.ones(2), window=4, hop=2).tolist() == [[0, 1, 1, 0]]  # centred, as in eval
+    # windows apart (hop > window): each starts inside the waveform, none is padding alone
+    assert frames(torch.arange(1.0, 11.0), window=2, hop=4).tolist() == [[1, 2], [5, 6], [9, 10]]
+    assert frames(torch.arange(1.0, 10.0), window=2, hop=4).tolist() == [[1, 2], [5, 6], [9, 0]]
 
 
 # --- decode errors, reported per file ----------------------------------------------------------
