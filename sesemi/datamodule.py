@@ -219,16 +219,19 @@ class UnbrokenLoader(DataLoader):
         self._skip = skip
 
     def __iter__(self) -> Iterator[Any]:
-        # Start over (at the epoch Lightning has set) the first time; after an epoch that ended
-        # early (`limit_train_batches`), so that every epoch gets the batches of its own shuffle;
-        # and after Lightning shut the persistent workers down at the end of a fit, forgetting
-        # `_iterator`.
-        if self._batches is None or self._unread or (self.persistent_workers and self._iterator is None):
-            self._batches = super().__iter__()
+        # Start over the first time; after an epoch that ended early (`limit_train_batches`), so
+        # that every epoch gets the batches of its own shuffle; and after Lightning shut the
+        # persistent workers down at the end of a fit, forgetting `_iterator`.
+        start_over = self._batches is None or self._unread or (self.persistent_workers and self._iterator is None)
         self._unread, self._skip = len(self) - self._skip, 0
-        return self._one_epoch()
+        return self._one_epoch(start_over)
 
-    def _one_epoch(self) -> Iterator[Any]:
+    def _one_epoch(self, start_over: bool) -> Iterator[Any]:
+        if start_over:
+            # At the first batch, not in `__iter__`: Lightning calls that before it sets the epoch
+            # of the sampler, which the batch sampler starts from (a resumed run's, not 0), and
+            # workers draw their first batches as soon as they are started.
+            self._batches = super().__iter__()
         for batch in itertools.islice(self._batches, self._unread):
             self._unread -= 1
             yield batch

@@ -74,8 +74,8 @@ class Batches(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)  # in the validation's first batch of several
 
 
-def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={STEPS}"):
-    config = compose("digits", [f"run.data_root={image_tree.root}", *TINY, length])
+def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={STEPS}", workers: int = 0):
+    config = compose("digits", [f"run.data_root={image_tree.root}", *TINY, length, f"data.train.supervised.num_workers={workers}"])
     config.trainer.callbacks.append({"_target_": f"{__name__}.current"})
     global current
     current = lambda: callback  # noqa: E731 - the config names it, as it names any callback
@@ -83,33 +83,36 @@ def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={S
 
 
 @pytest.mark.parametrize(
-    ("stop_at", "length"),
+    ("stop_at", "length", "workers"),
     [
-        (5, f"run.num_iterations={STEPS}"),
-        (3, f"run.num_iterations={STEPS}"),
-        (3, "run.num_epochs=4"),
-        (-4, f"run.num_iterations={STEPS}"),
-        (5.5, f"run.num_iterations={STEPS}"),
+        (5, f"run.num_iterations={STEPS}", 0),
+        (3, f"run.num_iterations={STEPS}", 0),
+        (3, "run.num_epochs=4", 0),
+        (-4, f"run.num_iterations={STEPS}", 0),
+        (5.5, f"run.num_iterations={STEPS}", 0),
+        (5, f"run.num_iterations={STEPS}", 1),
+        (3, f"run.num_iterations={STEPS}", 1),
     ],
-    ids=["mid-epoch", "epoch-end", "epoch-end-epochs", "in-validation", "ctrl-c-mid-batch"],
+    ids=["mid-epoch", "epoch-end", "epoch-end-epochs", "in-validation", "ctrl-c-mid-batch", "mid-epoch-worker", "epoch-end-worker"],
 )
-def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path, stop_at, length):
+def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_path, stop_at, length, workers):
     """Stopped in an epoch, in its last batch (three batches an epoch here), in a validation
     (-4: the one at step 4) or by Ctrl-C in the middle of a batch (5.5: in step 5's), with the
-    length in steps or in epochs, the resumed run takes the batches the unbroken one took after
-    the stop, and ends with its weights and validations. (Stopped in the last batch, the resumed run took the
-    next epoch for one batch long, and one whose steps bound its epochs ended short; stopped in
-    a validation, it saved the EMA's weights, which validation had swapped in, as the trained
-    ones, and the other way round; stopped in a batch, it counted that batch as begun, so its
-    validations came a batch early.) Stopped in a batch, the batch's random draws are made
-    again, so the weights are close, not equal."""
+    length in steps or in epochs, loading in the main process or in a worker, the resumed run
+    takes the batches the unbroken one took after the stop, and ends with its weights and
+    validations. (Stopped in the last batch, the resumed run took the next epoch for one batch
+    long, and one whose steps bound its epochs ended short; stopped in a validation, it saved
+    the EMA's weights, which validation had swapped in, as the trained ones, and the other way
+    round; stopped in a batch, it counted that batch as begun, so its validations came a batch
+    early; with a worker, it took its batches from the first epoch's shuffle again.) Stopped in
+    a batch, the batch's random draws are made again, so the weights are close, not equal."""
     unbroken = Batches()
-    finished = run(_config(image_tree, unbroken, length), tmp_path / "unbroken")
+    finished = run(_config(image_tree, unbroken, length, workers), tmp_path / "unbroken")
 
     mid_batch = stop_at != int(stop_at)
     stopped = Batches(stop_at=abs(int(stop_at)), in_validation=stop_at < 0, mid_batch=mid_batch)
     with pytest.raises(SystemExit) as exit:
-        run(_config(image_tree, stopped, length), tmp_path / "stopped")
+        run(_config(image_tree, stopped, length, workers), tmp_path / "stopped")
     assert exit.value.code == 128 + (signal.SIGINT if mid_batch else signal.SIGTERM)
     assert marker(tmp_path / "stopped").state == "interrupted"
     assert (tmp_path / "stopped" / "checkpoints" / "interrupted.ckpt").is_file()
