@@ -583,7 +583,8 @@ def write_predictions(
     predictions carry embeddings, and `unreadable.csv` (`path, error`) when some inputs could
     not be read; returns their paths (None for a file not written).
 
-    The table has `path, label, score`, a probability column per class (`labels`), and
+    The table has `path, label, score`, a probability column per class (`labels`; see
+    `probability_columns`), and
     `out_of_class` last for a model with one-vs-all detectors; a row per input read, or with
     `per_window` per audio window, with its `start` and `end` in seconds (`window_seconds` long,
     `hop_seconds` apart: `Predictor.windowing()`; the last ends with the recording) after `path`. Files are renamed into place
@@ -622,8 +623,9 @@ def write_predictions(
         # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
         with open_atomically(table, "w", errors="surrogateescape", newline="") as file:
             writer = csv.writer(file, lineterminator="\n")
+            fixed = ["path", *(["start", "end"] if per_window else []), "label", "score"]
             extra = ["out_of_class"] if flagged else []
-            writer.writerow(["path", *(["start", "end"] if per_window else []), "label", "score", *labels, *extra])
+            writer.writerow([*fixed, *probability_columns(labels, [*fixed, *extra]), *extra])
             writer.writerows(rows)
             if vectors:
                 with open_atomically(embeddings, "wb") as vectors_file:
@@ -641,6 +643,21 @@ def write_predictions(
             f"cannot write predictions to {output} ({error.strerror or error}); choose another --save-dir"
         ) from None
     return Written(table, embeddings if vectors else None, unreadable if failed else None)
+
+
+def probability_columns(labels: Sequence[str], fixed: Sequence[str]) -> list[str]:
+    """A column name per class: its own, or `p_<class>` for a class named as one of the `fixed`
+    columns (`label`, `path`, ...), so that no two columns share a name."""
+    taken, columns = {*fixed, *labels}, []
+    for label in labels:
+        name = label
+        if label in fixed:
+            name = f"p_{label}"
+            while name in taken:
+                name = f"p_{name}"
+        taken.add(name)
+        columns.append(name)
+    return columns
 
 
 class Written(NamedTuple):

@@ -265,6 +265,16 @@ def test_embeddings_stay_row_for_row_with_the_table(predictor, val_images, tmp_p
     assert not (tmp_path / "out" / "embeddings.npy").exists()  # it belonged to the table replaced
 
 
+def test_classes_named_like_the_tables_columns_get_columns_of_their_own(predictor, val_images, tmp_path):
+    """Classes `label` and `path` beside the columns of those names: `p_label`, `p_path`, so that
+    a reader (pandas) finds the predicted label under `label`; a class `p_label` keeps its name."""
+    table = write_predictions(predictor.predict(val_images[:2]), tmp_path / "out", ["label", "path", "p_label"]).table
+    with open(table) as file:
+        header, *rows = list(csv.reader(file))
+    assert header == ["path", "label", "score", "p_p_label", "p_path", "p_label"]
+    assert [row[0] for row in rows] == [str(p) for p in val_images[:2]]
+
+
 def test_predictions_csv_keeps_file_names_that_are_not_utf8(predictor, val_images, tmp_path):
     """A Latin-1 file name is written as its bytes: reading the table back as the file system
     does (surrogateescape) gives a path that opens the file."""
