@@ -122,12 +122,12 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, LookupError) as error:  # a text file: IndexError
-        text = str(error).strip()
-        # torch explains weights_only at length; the cause is on the line after this marker.
-        text = text.split("WeightsUnpickler error:", 1)[-1].strip()
-        reason = text.splitlines()[0][:120] if text else type(error).__name__
+        # torch explains weights_only at length; the cause is on the line after this marker. A
+        # text file fails on a lookup whose message is a bare number, which says nothing.
+        text = "" if isinstance(error, LookupError) else str(error).split("WeightsUnpickler error:", 1)[-1].strip()
+        reason = "it ends too early" if isinstance(error, EOFError) else text.splitlines()[0][:120] if text else ""
         raise SesemiError(
-            f"cannot load {path} safely ({reason}); it is truncated, not a checkpoint, "
+            f"cannot load {path} safely{f' ({reason})' if reason else ''}; it is truncated, not a checkpoint, "
             "or holds Python objects other than weights"
         ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

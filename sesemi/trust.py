@@ -97,6 +97,11 @@ def check_prefix(prefix: str) -> str:
     normal = prefix.removesuffix(".") if isinstance(prefix, str) else prefix
     if not isinstance(normal, str) or not PREFIX.fullmatch(normal):
         raise SesemiError(f"a trusted prefix is a dotted module path such as my_project.backbones, not {prefix!r}")
+    if any(part.startswith("_") for part in normal.split(".")):
+        raise SesemiError(
+            f"{normal} has a private part (a name that starts with _), whose classes sesemi never builds; "
+            "trust the public module path of your classes, e.g. my_project.backbones"
+        )
     if _is_standard_library(normal):
         raise SesemiError(
             f"{normal} is of Python's standard library, whose classes and functions a file could use to run "

@@ -150,6 +150,9 @@ def test_the_trust_file_is_checked_and_its_prefixes_too(config_home):
     for bad in ("", "a/b", "a..b", "../x", "a b"):
         with pytest.raises(SesemiError, match="dotted module path"):
             trust.add(bad)
+    for private in ("_priv", "my_project._internal"):  # never built, whatever is trusted
+        with pytest.raises(SesemiError, match=rf"^{private} has a private part \(a name that starts with _\)"):
+            trust.add(private)
     for stdlib in ("os", "subprocess.run", "builtins", "pathlib."):  # any command, any file
         with pytest.raises(SesemiError, match=r"of Python's standard library, whose classes .* run any command"):
             trust.add(stdlib)

@@ -329,7 +329,11 @@ def _hydra_message(error: BaseException) -> str | None:
         message = f"{error.full_key}: {message}"  # `run.data_root: Interpolation key 'run.nope' not found`
     append = re.search(r"To append to your config use (\S+)", str(error))
     if append:  # a key an open mapping (trainer, a dataset's options) does not have yet
-        message = f"{message.rstrip('.')}; to add it, write {append[1]}"
+        keys = getattr(getattr(cause, "parent_node", None), "keys", list)()
+        close = difflib.get_close_matches(str(getattr(cause, "key", "")), [str(key) for key in keys], n=1)
+        where = str(getattr(cause, "full_key", "")).rpartition(".")[0]
+        guess = f"did you mean {where + '.' if where else ''}{close[0]}? To add a new key" if close else "to add it"
+        message = f"{message.rstrip('.')}; {guess}, write {append[1]}"
     return message
 
 

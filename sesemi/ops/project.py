@@ -107,6 +107,17 @@ def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> 
         raise SesemiError(refusal)
 
 
+def _builtin_name(path: Path) -> str | None:
+    """The built-in config that a config file at `path` would shadow in a config folder (a
+    group's in the group's folder), or None."""
+    if path.stem in catalog.configs():
+        return path.stem
+    group = path.parent.name
+    if group in catalog.groups() and path.stem in catalog.configs(group):
+        return f"{group}/{path.stem}"
+    return None
+
+
 def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     """Copies a built-in config (e.g. `digits`, `method/flexmatch`) to a file, or into a config
     folder as `my_<name>.yaml` (a group's config into the folder's `<group>/`, where `GROUP=my_<name>`
@@ -120,6 +131,11 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
         path = (path if path.name == group or not group else path / group) / f"my_{source.name}"
         if path.parent != Path(target) and path.parent.is_symlink():  # `configs/method` linked elsewhere
             raise SesemiError(f"will not write into {path.parent}: it is a symbolic link out of {target}; save into the folder it links to")
+    elif path.suffix == ".yaml" and _builtin_name(path):  # `configs/image.yaml`, `configs/method/fixmatch.yaml`
+        raise SesemiError(
+            f"will not save as {path}: {_builtin_name(path)} is a built-in config's name, and -cd refuses a folder "
+            f"holding one; choose another, e.g. {path.with_name('my_' + path.name)}"
+        )
     refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
     _check_overwrite(path, force, COPIED, refusal)
     header, rest = _header(source.read_text())

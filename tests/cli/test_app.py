@@ -205,6 +205,18 @@ def test_a_config_saved_into_a_folder_gets_a_name_of_its_own_in_its_group(sesemi
     assert result.exit_code == 0, result.output
 
 
+def test_a_copy_is_never_saved_under_a_built_in_name(sesemi_cli, tmp_path):
+    """`configs/image.yaml` would stop every `-cd configs` run; refused before it is written."""
+    line = error_line(sesemi_cli("show", "image", "--save", tmp_path / "configs" / "image.yaml"))
+    assert line == (
+        f"error: will not save as {tmp_path}/configs/image.yaml: image is a built-in config's name, and -cd refuses a "
+        f"folder holding one; choose another, e.g. {tmp_path}/configs/my_image.yaml"
+    )
+    line = error_line(sesemi_cli("show", "method/fixmatch", "--save", tmp_path / "configs" / "method" / "fixmatch.yaml"))
+    assert "method/fixmatch is a built-in config's name" in line
+    assert not (tmp_path / "configs").exists()
+
+
 def test_a_config_is_never_saved_through_a_linked_group_folder(sesemi_cli, tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "configs").mkdir()

@@ -33,6 +33,7 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("method=fixmach", "no method config 'fixmach'; did you mean fixmatch? choose one of: entropy_minimization,"),
         ("logger=[tensorboard,csv]", "no logger config 'csv'; choose one of: mlflow, tensorboard, wandb"),
         ("trainer.devices=2", "Could not override 'trainer.devices': Key 'devices' is not in struct; to add it, write +trainer.devices=2"),
+        ("learner.hparams.optimizer.lrr=0.1", "did you mean learner.hparams.optimizer.lr? To add a new key, write +learner.hparams.optimizer.lrr=0.1"),
         ("backbone.pretrained=true", "write learner.hparams.model.backbone.pretrained=..."),
         ("logger.offline=true", "write loggers.NAME.offline=..."),
         ("method.threshold=0.9", "`sesemi show method/NAME` shows the keys it sets"),

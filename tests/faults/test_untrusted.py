@@ -211,7 +211,7 @@ class Payload:
         return (Path.write_text, (self.path, "owned"))
 
 
-@pytest.mark.parametrize("kind", ["no state_dict", "pickled object", "not a checkpoint", "a text file"])
+@pytest.mark.parametrize("kind", ["no state_dict", "pickled object", "not a checkpoint", "a text file", "an empty file"])
 def test_a_foreign_checkpoint_is_one_line_and_runs_nothing(trained_run, tmp_path, kind):
     run = copy_run(trained_run, tmp_path)
     checkpoint = run / "checkpoints" / "best.ckpt"
@@ -226,9 +226,12 @@ def test_a_foreign_checkpoint_is_one_line_and_runs_nothing(trained_run, tmp_path
     elif kind == "not a checkpoint":
         checkpoint.write_bytes(pickle.dumps(Payload(victim)))
         expected = f"error: cannot load {checkpoint} safely ("
-    else:  # a config.yaml given for a checkpoint, say
+    elif kind == "a text file":  # a config.yaml given for a checkpoint, say: no meaningless reason
         checkpoint.write_text("run:\n  seed: 1\n")
-        expected = f"error: cannot load {checkpoint} safely ("
+        expected = f"error: cannot load {checkpoint} safely; it is truncated, not a checkpoint, or holds Python"
+    else:
+        checkpoint.write_bytes(b"")
+        expected = f"error: cannot load {checkpoint} safely (it ends too early); it is truncated"
     line = error_line(sesemi_cli("inference", checkpoint, trained_run.tree.root / "val", "--save-dir", tmp_path / "out"))
     assert line.startswith(expected)
     assert not victim.exists() and not (tmp_path / "out").exists()
