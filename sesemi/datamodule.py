@@ -446,8 +446,9 @@ class SESEMIDataModule(pl.LightningDataModule):
             ))
         if self.data.get("val") and stage != "test":
             self.val_dataset = self._build_dataset("val", self.data.val, classes)
-            for warning in validation_leaks(self.train_datasets, self.val_dataset) if not evaluating else ():
-                logger.warning(warning)
+            if not evaluating and self._rank == 0:  # it reads files: once, where warnings are shown
+                for warning in validation_leaks(self.train_datasets, self.val_dataset):
+                    logger.warning(warning)
         if self.data.get("test") and stage in (None, "test"):
             self.test_dataset = self._build_dataset("test", self.data.test, classes)
         self._built = True
