@@ -208,7 +208,7 @@ def test_training_run_does_not_write_into_an_existing_unmarked_folder(trained_ru
 
 
 def test_show_save_force_does_not_overwrite_a_users_config(tmp_path):
-    mine = tmp_path / "digits.yaml"
+    mine = tmp_path / "my_digits.yaml"
     mine.write_text("# my experiment\nrun: {seed: 3}\n")
     line = refused(sesemi_cli("show", "digits", "--save", mine, "--force"))
     assert f"will not overwrite {mine}: it is not a copy `sesemi show --save` made" in line
