@@ -24,9 +24,10 @@ from torch import nn
 
 from sesemi.errors import SesemiError
 from sesemi.ownership import open_atomically, sha256, write_atomically
-from sesemi.results import read_regular
+from sesemi.results import RunResult, read_regular
 
 logger = logging.getLogger(__name__)
+DATAMODULE_STATE = "SESEMIDataModule"  # where Lightning keeps the data module's `state_dict` in a checkpoint
 
 CHECKSUM_SUFFIX = ".sha256"
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -135,21 +136,43 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     return checkpoint
 
 
-def load_weights(
-    model: nn.Module, path: str | Path, strict: bool = True, keep: Collection[str] = ()
-) -> None:
-    """Copies a checkpoint's weights into `model`.
+CLASS_SPECIFIC = ("head.", "loss_heads.")  # weights whose outputs mean the classes of their run
 
-    With `strict`, every weight of the model must be in the checkpoint with the same shape (to
-    evaluate or resume). Without it (to fine-tune), weights whose names and shapes match are
-    loaded and the rest (e.g. a new classification head) keep their initial values, as do the
-    names in `keep` whatever the checkpoint holds.
+
+def load_weights(
+    model: nn.Module,
+    path: str | Path,
+    strict: bool = True,
+    keep: Collection[str] = (),
+    classes: list[str] | None = None,
+) -> None:
+    """Copies a checkpoint's weights into `model`; the names in `keep` are neither loaded nor
+    required (they keep their initial values).
+
+    With `strict`, every other weight of the model must be in the checkpoint with the same
+    shape (to evaluate or resume). Without it (to fine-tune), weights whose names and shapes
+    match are loaded and the rest (e.g. a new classification head) keep their initial values.
+
+    `classes` are the model's class names: a checkpoint that records other ones (in another
+    order too) is refused with `strict`, as its scores would count one class as another; without,
+    its classification head and loss heads are not loaded, only the backbone.
     """
-    state = read_checkpoint(path)["state_dict"]
+    checkpoint = read_checkpoint(path)
+    state = checkpoint["state_dict"]
     own = model.state_dict()
+    theirs = saved_classes(checkpoint, path)
+    if classes is not None and theirs is not None and list(theirs) != list(classes):
+        if strict:
+            raise SesemiError(
+                f"checkpoint {path} was trained on the classes {_listed(theirs)}, not on this data's "
+                f"{_listed(classes)}; evaluate it on data with its classes"
+            )
+        keep = {*keep, *(name for name in own if name.startswith(CLASS_SPECIFIC))}
+        logger.info("the classes of %s are not this run's: its backbone is loaded, not its classification head", path)
     matching = {k: v for k, v in state.items() if k in own and k not in keep and own[k].shape == v.shape}
-    reshaped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
-    missing = sorted(k for k in own if k not in matching)
+    reshaped = sorted(k for k in state if k in own and k not in keep and own[k].shape != state[k].shape)
+    not_loaded = sorted(k for k in own if k not in matching)
+    missing = [k for k in not_loaded if k not in keep]
     problem = None
     if not matching:
         problem = "none of its weights belong to this model"
@@ -162,9 +185,24 @@ def load_weights(
             "backbone or number of classes"
         )
     model.load_state_dict(matching, strict=False)
-    if missing:
+    if not_loaded and not strict:
         logger.info("initialized %d of %d weights from %s; kept new values for: %s",
-                    len(matching), len(own), path, ", ".join(missing[:5]))
+                    len(matching), len(own), path, ", ".join(not_loaded[:5]))
+
+
+def saved_classes(checkpoint: dict[str, Any], path: str | Path) -> list[str] | None:
+    """The class names a checkpoint was trained on: as it records them, else as the
+    `results.json` of its run folder does (a checkpoint of an earlier release); None if neither."""
+    classes = checkpoint.get(DATAMODULE_STATE, {}).get("classes")
+    if classes is None and Path(path).parent.name == "checkpoints":
+        result = RunResult.read_if_whole(Path(path).parent.parent)
+        classes = result.classes if result is not None else None
+    return list(classes) if isinstance(classes, list) and all(isinstance(c, str) for c in classes) else None
+
+
+def _listed(classes: list[str]) -> str:
+    shown = ", ".join(classes[:6])
+    return shown + (f", ... ({len(classes)} in all)" if len(classes) > 6 else "")
 
 
 RNG_STATES = "sesemi_rng_states"  # the checkpoint key of the random states (`random_states`)

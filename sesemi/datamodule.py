@@ -606,8 +606,9 @@ class SESEMIDataModule(pl.LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """The training loaders' augmentation streams, saved in checkpoints so that a resumed run
-        augments the rest of its batches as an unbroken one would."""
-        return {"streams": {name: stream.state for name, stream in self._streams.items()}}
+        augments the rest of its batches as an unbroken one would; and the class names, so that
+        a run fine-tuned from the checkpoint knows what its classification head means."""
+        return {"streams": {name: stream.state for name, stream in self._streams.items()}, "classes": self.classes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._saved_streams = dict(state.get("streams", {}))

@@ -142,25 +142,30 @@ def loss_head_statistics(learner: pl.LightningModule) -> set[str]:
     return {f"loss_heads.{name}" for name, _ in heads.named_buffers()} if heads is not None else set()
 
 
-def load_initial_weights(learner: pl.LightningModule, run: DictConfig, mode: RunMode, resumed: bool = False) -> None:
+def load_initial_weights(
+    learner: pl.LightningModule, run: DictConfig, mode: RunMode, classes: list[str] | None, resumed: bool = False
+) -> None:
     """Loads the weights a run starts from, before training starts (so errors stay short).
 
-    Fitting may start from `pretrained_checkpoint_path` (matching weights only, to fine-tune) and
-    resume from `resume_from_checkpoint` (which must fit exactly); evaluating needs the weights.
-    A resumed run gets its weights from its own checkpoint, when training starts.
+    Fitting may start from `pretrained_checkpoint_path` (matching weights only, to fine-tune; the
+    backbone only, from a checkpoint of other `classes`) and resume from `resume_from_checkpoint`
+    (which must fit exactly); evaluating needs the weights of the network, of the same `classes`,
+    whatever loss heads trained it. A resumed run gets its weights from its own checkpoint, when
+    training starts.
     """
     if resumed:
         return
     if mode is RunMode.FIT:
         if run.pretrained_checkpoint_path:
-            load_weights(learner, run.pretrained_checkpoint_path, strict=False, keep=loss_head_statistics(learner))
+            load_weights(learner, run.pretrained_checkpoint_path, False, loss_head_statistics(learner), classes)
         if run.resume_from_checkpoint:
             load_weights(learner, run.resume_from_checkpoint, strict=True)
         return
     checkpoint = run.pretrained_checkpoint_path or run.resume_from_checkpoint
     if not checkpoint:
         raise SesemiError(f"run.mode={mode.name} needs run.pretrained_checkpoint_path: the weights to evaluate")
-    load_weights(learner, checkpoint, strict=True)
+    loss_heads = {name for name in learner.state_dict() if name.startswith("loss_heads.")}  # unused to evaluate
+    load_weights(learner, checkpoint, True, loss_heads, classes)
 
 
 def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = False) -> RunResult:
@@ -418,7 +423,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
 
         learner = instantiate(config.learner, _recursive_=False)
         learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary
-        load_initial_weights(learner, config.run, mode, resumed=resume)
+        load_initial_weights(learner, config.run, mode, datamodule.classes, resumed=resume)
         if main and not resume:  # the run starts: until now a mistake leaves no folder (discard_unstarted)
             write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))
             write_atomically(run_dir / COMPOSED, composed)

@@ -223,3 +223,13 @@ def test_every_checkpoint_the_trainer_saves_is_recorded(trained_run):
     for name in ("best.ckpt", "last.ckpt"):
         digest = (folder / f"{name}.sha256").read_text().split()[0]
         assert digest == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+
+def test_a_runs_checkpoints_record_its_classes(trained_run):
+    """A run fine-tuned from the checkpoint learns from it what its classification head means."""
+    from sesemi.checkpoints import read_checkpoint, saved_classes
+
+    path = trained_run.run_dir / "checkpoints" / "best.ckpt"
+    checkpoint = read_checkpoint(path)
+    assert checkpoint["SESEMIDataModule"]["classes"] == trained_run.tree.classes
+    assert saved_classes(checkpoint, path) == trained_run.tree.classes

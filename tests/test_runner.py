@@ -166,12 +166,42 @@ def test_fine_tuning_gathers_the_loss_head_statistics_afresh(make_hparams, tmp_p
     model = _flexmatch_classifier(make_hparams, num_classes)
     fresh = {k: v.clone() for k, v in model.loss_heads.state_dict().items()}
     run = OmegaConf.create({"pretrained_checkpoint_path": str(path), "resume_from_checkpoint": None})
-    load_initial_weights(model, run, RunMode.FIT)
+    load_initial_weights(model, run, RunMode.FIT, None)
     for key, value in trained.backbone.state_dict().items():
         torch.testing.assert_close(model.backbone.state_dict()[key], value)
     for key, value in model.loss_heads.state_dict().items():
         torch.testing.assert_close(value, fresh[key])
     assert (model.loss_heads["fixmatch"].thresholds.recent == -1).all()
+
+
+def test_fine_tuning_on_other_classes_loads_the_backbone_and_not_the_head(make_hparams, tmp_path):
+    """Ten digits named anew (`eight, five, ...` sorted) keep the shape of the old head, whose
+    rows would mean other classes: only the backbone is loaded; of the same classes, all is."""
+    trained = _flexmatch_classifier(make_hparams, 3)
+    path = tmp_path / "trained.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "SESEMIDataModule": {"classes": ["0", "1", "2"]}}, path)
+    run = OmegaConf.create({"pretrained_checkpoint_path": str(path), "resume_from_checkpoint": None})
+    for classes, head_loaded in ((["two", "one", "zero"], False), (["0", "1", "2"], True), (None, True)):
+        model = _flexmatch_classifier(make_hparams, 3)
+        fresh = model.head.state_dict()["fc.weight"].clone()
+        load_initial_weights(model, run, RunMode.FIT, classes)
+        torch.testing.assert_close(model.backbone.state_dict(), trained.backbone.state_dict())
+        expected = trained.head.state_dict()["fc.weight"] if head_loaded else fresh
+        torch.testing.assert_close(model.head.state_dict()["fc.weight"], expected)
+
+
+def test_evaluating_needs_the_checkpoints_classes_and_not_its_loss_heads(make_hparams, tmp_path):
+    """A FlexMatch checkpoint evaluates with the supervised config (its loss heads are not
+    needed to score it); on data of other classes, it is refused in one line."""
+    trained = _flexmatch_classifier(make_hparams, 3)
+    path = tmp_path / "trained.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "SESEMIDataModule": {"classes": ["a", "b", "c"]}}, path)
+    run = OmegaConf.create({"pretrained_checkpoint_path": str(path), "resume_from_checkpoint": None})
+    supervised = Classifier(make_hparams(num_classes=3, rotation=False))
+    load_initial_weights(supervised, run, RunMode.VALIDATE, ["a", "b", "c"])
+    torch.testing.assert_close(supervised.head.state_dict(), trained.head.state_dict())
+    with pytest.raises(SesemiError, match=r"was trained on the classes a, b, c, not on this data's b, a, c; evaluate it"):
+        load_initial_weights(supervised, run, RunMode.TEST, ["b", "a", "c"])
 
 
 @pytest.mark.parametrize(
