@@ -21,12 +21,17 @@ metadata, a TorchScript extra file).
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import logging
 import os
+import re
+import sys
 import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,7 @@ from torchvision.transforms import CenterCrop as CenterCropV1
 from torchvision.transforms.v2 import CenterCrop
 
 from sesemi.errors import SesemiError
+from sesemi.logs import quiet
 from sesemi.ownership import names_folder, open_atomically, write_atomically
 from sesemi.predictor import Predictor, load
 from sesemi.transforms.image import NormalizedFloat
@@ -46,6 +52,7 @@ from sesemi.transforms.views import input_side
 from sesemi.version import __version__
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXTENSIONS = {extension: format for format, extension in FORMATS.items()}
 INPUT, OUTPUT = "inputs", "logits"
 DESCRIPTION = (
     "sesemi.json"  # the description's key in ONNX metadata, its name in a TorchScript file
@@ -88,7 +95,7 @@ class Exported:
 
 def export(
     source: str | os.PathLike,
-    format: str = "onnx",
+    format: str | None = None,
     output: str | os.PathLike | None = None,
     *,
     force: bool = False,
@@ -101,7 +108,8 @@ def export(
     Args:
         source: A run folder, a checkpoint in one, a published model's folder, uid or
             `name@version`, as `sesemi.predictor.load` takes them.
-        format: "onnx" (needs `pip install 'sesemi[export]'`) or "torchscript".
+        format: "onnx" (needs `pip install 'sesemi[export]'`) or "torchscript"; None: the one
+            `output`'s extension names (`.onnx`, `.pt`), else "onnx".
         output: The model file, or a folder (one that exists, or ending in `/`) to write the
             default file name into; by default `model.onnx` (`model.pt`) in the run folder, or
             `<name>-<version>.onnx` in the working folder for a published model.
@@ -118,8 +126,15 @@ def export(
         SesemiError: An unknown format, missing packages, a file in the way, or a network the
             exporter cannot trace.
     """
+    named = None if output is None or names_folder(output) else EXTENSIONS.get(Path(output).suffix.lower())
+    format = format or named or "onnx"
     if format not in FORMATS:
         raise SesemiError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if named is not None and named != format:  # a reader would take the file for the other kind
+        raise SesemiError(
+            f"{output} ends in {Path(output).suffix}, the extension of {named} files, not of {format} ones "
+            f"({FORMATS[format]}); change the name or the format"
+        )
     if format == "onnx":
         missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
         if missing:
@@ -313,24 +328,35 @@ def _image_steps(predictor: Predictor) -> dict[str, Any]:
 
 
 def _exporter_error(format: str, error: Exception) -> SesemiError:
-    text = " ".join(str(error).split())[:200] or type(error).__name__
+    """One line: the cause torch.export names in its page of advice, and the line of the
+    network it stopped at."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # its colours
+    summary = re.search(r"## Exception summary\s+(?:<class '[^']+'>: )?(.+)", text)
+    call = re.search(r'The following call raised this error:\s+File "([^"]+)", line (\d+), in \S+\s+(.+)', text)
+    reason = summary[1] if summary else text
+    if call:
+        reason = f"{reason} at {call[1]}, line {call[2]}: {call[3].strip()}"
+    reason = " ".join(reason.split())[:300] or type(error).__name__
     other = "torchscript" if format == "onnx" else "onnx"
-    return SesemiError(f"cannot export the network to {format} ({text}); try --format {other}")
+    return SesemiError(f"cannot export the network to {format} ({reason}); try --format {other}")
 
 
 def _write_onnx(network: nn.Module, example: Tensor, path: Path, description: str) -> None:
+    printed = io.StringIO()  # on a failure torch prints a page of graph: shown only on success
     try:
-        program = torch.onnx.export(
-            network,
-            (example,),
-            dynamo=True,
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            verbose=False,
-        )
+        with quiet("torch.fx.experimental.symbolic_shapes", logging.ERROR), redirect_stderr(printed):
+            program = torch.onnx.export(
+                network,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
     except Exception as error:  # a network torch.export cannot trace
         raise _exporter_error("onnx", error) from None
+    sys.stderr.write(printed.getvalue())
     model = program.model_proto
     model.metadata_props.add(key=DESCRIPTION, value=description)
     with open_atomically(path, "wb") as file:

@@ -119,6 +119,33 @@ def test_torchscript_loads_with_torch_jit_and_agrees(trained_run, run_dir, tmp_p
     assert embedded_description(exported.path)["labels"] == CLASSES
 
 
+def test_the_format_follows_the_files_extension_and_never_contradicts_it(run_dir, tmp_path):
+    """`-o digits.pt` is TorchScript without `--format`; `--format onnx -o digits.pt` would
+    write an ONNX file that torch.jit.load cannot read, and is refused before anything is."""
+    assert export(run_dir, output=tmp_path / "digits.pt").description["format"] == "torchscript"
+    with pytest.raises(SesemiError, match=r"digits\.pt ends in \.pt, the extension of torchscript files, not of onnx ones \(\.onnx\)"):
+        export(run_dir, "onnx", tmp_path / "other" / "digits.pt")
+    assert not (tmp_path / "other").exists()
+
+
+class _Branching(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1) if x.sum() > 0 else -x.flatten(1)  # on the data: torch.export cannot trace it
+
+
+def test_a_network_onnx_cannot_trace_is_one_line_naming_where(tmp_path, capsys):
+    """Not torch's page of advice and partial graph: its cause and the line of the network."""
+    from sesemi.export import _write_onnx
+
+    with pytest.raises(SesemiError) as error:
+        _write_onnx(_Branching(), torch.ones(2, 3, 4, 4), tmp_path / "x.onnx", "{}")
+    message = str(error.value)
+    assert message.startswith("cannot export the network to onnx (Could not guard on data-dependent expression")
+    assert f"at {__file__}, line " in message and "if x.sum() > 0 else" in message
+    assert message.endswith("; try --format torchscript") and "\x1b" not in message and "\n" not in message
+    assert capsys.readouterr().err == "" and not (tmp_path / "x.onnx").exists()
+
+
 def test_audio_exports_the_log_mel_front_end_with_the_network(tmp_path_factory):
     """An audio model takes waveforms: the exported network includes its log-mel front end."""
     onnxruntime = pytest.importorskip("onnxruntime")

@@ -633,8 +633,12 @@ def load(
 def export(
     model: Model,
     format: Annotated[
-        str, typer.Option("--format", "-f", help="onnx or torchscript.", autocompletion=completion.export_formats)
-    ] = "onnx",
+        str | None,
+        typer.Option(
+            "--format", "-f", help="onnx or torchscript; default: as --output's extension says (.onnx, .pt), else onnx.",
+            autocompletion=completion.export_formats,
+        ),
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="The model file, or a folder for it; default: model.onnx (.pt) in the run folder."),
@@ -653,7 +657,7 @@ def export(
 
     Examples:
       $ sesemi export runs/digits/flexmatch/<time>                  # .../model.onnx
-      $ sesemi export runs/digits/flexmatch/<time> --format torchscript -o digits.pt
+      $ sesemi export runs/digits/flexmatch/<time> -o digits.pt                  # TorchScript
       $ sesemi export digits-cnn@1.0.0 -r /shared/models            # digits-cnn-1.0.0.onnx
     """
     from sesemi.export import export as export_model
