@@ -423,6 +423,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
 
         learner = instantiate(config.learner, _recursive_=False)
         learner.example_input_array = datamodule.example_input()  # FLOPs and sizes in the model summary
+        learner.check_features(learner.example_input_array)
         load_initial_weights(learner, config.run, mode, datamodule.classes, resumed=resume)
         if main and not resume:  # the run starts: until now a mistake leaves no folder (discard_unstarted)
             write_atomically(run_dir / CONFIG, OmegaConf.to_yaml(config))

@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from sesemi.callbacks.ema import EMA
 from sesemi.checkpoints import RNG_STATES, random_states, set_random_states
 from sesemi.config.structs import ClassifierHParams
-from sesemi.errors import SesemiError, one_of
+from sesemi.errors import SesemiError, first_line, one_of
 from sesemi.learners.encoding import encode
 from sesemi.models.compiled import compile_in_place
 from sesemi.models.heads.linear import LinearHead
@@ -171,6 +171,28 @@ class Classifier(pl.LightningModule):
         if average is not None:
             found["head_ema"] = average.head
         return found
+
+    def check_features(self, example: Tensor | None) -> None:
+        """Refuses, before training starts, a backbone whose features of `example` (a batch of
+        one input) are not `[1, out_features]`: the head would fail on them with a page of
+        traceback about matrix shapes. A compiled backbone is not run here (it would compile
+        for this one shape)."""
+        if example is None or self.config.model.compile:
+            return
+        name, size, mode = type(self.backbone).__name__, self.backbone.out_features, self.backbone.training
+        try:
+            with torch.no_grad():
+                features = self.backbone.eval()(example)
+        except Exception as error:
+            raise SesemiError(f"the backbone {name} fails on an input of shape {list(example.shape)}: {first_line(error)}") from error
+        finally:
+            self.backbone.train(mode)
+        if not isinstance(features, Tensor) or tuple(features.shape) != (len(example), size):
+            shape = list(features.shape) if isinstance(features, Tensor) else type(features).__name__
+            raise SesemiError(
+                f"the backbone {name} returns {shape} for an input of shape {list(example.shape)}, where the head "
+                f"takes [{len(example)}, {size}] (its out_features); flatten its output, or set out_features to its size"
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         """Images `[B, C, H, W]` -> logits `[B, num_classes]`."""
