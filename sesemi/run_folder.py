@@ -5,6 +5,8 @@ emptied again when the run ends before it starts.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -35,6 +37,9 @@ def _hydra_files(run_dir: Path) -> set[str]:
 # The empty folders callers made and gave to runs of this process: one whose run fails before
 # it starts is emptied again, not deleted (sesemi did not make it).
 _GIVEN_EMPTY: set[Path] = set()
+# The folders above a run's that did not exist when it was claimed (`runs/digits/flexmatch/`):
+# made for it, so a run that fails before it starts leaves none of them behind, if empty.
+_MADE_ABOVE: dict[Path, list[Path]] = {}
 
 
 def claim_folder(run_dir: str | Path) -> None:
@@ -61,6 +66,7 @@ def claim_folder(run_dir: str | Path) -> None:
         raise SesemiError(f"{run_dir} is not empty (it holds {others[0]}{more}); a run needs a new folder of its own")
     if run_dir.exists() and not os.listdir(run_dir):  # made by the caller (Hydra's job folder holds Hydra's files)
         _GIVEN_EMPTY.add(run_dir.absolute())
+    _MADE_ABOVE[run_dir.absolute()] = list(itertools.takewhile(lambda folder: not folder.exists(), run_dir.absolute().parents))
     mark(run_dir, "run", "running")
 
 
@@ -74,6 +80,9 @@ def discard_unstarted(run_dir: str | Path) -> bool:
         return False
     if run_dir.absolute() not in _GIVEN_EMPTY:
         remove(run_dir, run_dir.parent, "run")
+        for folder in _MADE_ABOVE.pop(run_dir.absolute(), []):  # the deepest first
+            with contextlib.suppress(OSError):  # another run's by now, or not empty: kept
+                folder.rmdir()
         return True
     for child in run_dir.iterdir():  # all of this run's: the folder was empty when it was given
         if child.is_dir() and not child.is_symlink():

@@ -138,7 +138,7 @@ def test_a_network_onnx_cannot_trace_is_one_line_naming_where(tmp_path, capsys):
     from sesemi.export import _write_onnx
 
     with pytest.raises(SesemiError) as error:
-        _write_onnx(_Branching(), torch.ones(2, 3, 4, 4), tmp_path / "x.onnx", "{}")
+        _write_onnx(_Branching().eval(), torch.ones(2, 3, 4, 4), tmp_path / "x.onnx", "{}")
     message = str(error.value)
     assert message.startswith("cannot export the network to onnx (Could not guard on data-dependent expression")
     assert f"at {__file__}, line " in message and "if x.sum() > 0 else" in message

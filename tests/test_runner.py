@@ -4,6 +4,7 @@ what a run leaves behind."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -457,7 +458,26 @@ def test_a_run_that_fails_before_writing_its_config_leaves_no_folder(image_tree,
     )
     with pytest.raises(SesemiError, match="unknown attribute"):
         sesemi.run(config)
-    assert not list((tmp_path / "runs").glob("digits/*/*"))  # no run folder, not even an empty one
+    assert not (tmp_path / "runs").exists()  # no run folder, nor the empty ones made above it
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("mine")
+    with pytest.raises(SesemiError, match="unknown attribute"):
+        sesemi.run(config)
+    assert os.listdir(tmp_path / "runs") == ["notes.txt"]  # a folder that was there stays
+
+
+def test_a_backbone_whose_features_do_not_fit_its_out_features_is_one_line(make_hparams):
+    """Features of another size, or not flattened, are found before training, not by the head
+    as matrix shapes in a page of traceback; so is a backbone that fails on an input."""
+    classifier = Classifier(make_hparams(rotation=False))
+    example = torch.randn(1, 3, 16, 16)
+    classifier.check_features(example)
+    classifier.backbone.out_features = 16
+    with pytest.raises(SesemiError, match=r"^the backbone ConvNet returns \[1, 8\] for an input of shape \[1, 3, 16, 16\], where the head takes \[1, 16\]"):
+        classifier.check_features(example)
+    with pytest.raises(SesemiError, match=r"^the backbone ConvNet fails on an input of shape \[1, 5, 16, 16\]: "):
+        classifier.check_features(torch.randn(1, 5, 16, 16))
+    assert classifier.backbone.training  # as it was
 
 
 def test_the_model_summary_counts_flops_on_the_first_validation_input(image_tree, tmp_path, caplog):
