@@ -41,6 +41,7 @@ from sesemi.datamodule import SESEMIDataModule
 from sesemi.datasets.images import forget_reported
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError, user_error
+from sesemi.learners.trained import run_files
 from sesemi.logs import RESULT, show_notices_unless_configured
 from sesemi.ownership import MARKER, file_lock, mark, marker, write_atomically
 from sesemi.results import RESULTS, RunResult, pool_warnings, read_stored_yaml
@@ -157,7 +158,7 @@ def load_initial_weights(
         return
     if mode is RunMode.FIT:
         if run.pretrained_checkpoint_path:
-            load_weights(learner, run.pretrained_checkpoint_path, False, loss_head_statistics(learner), classes)
+            load_weights(learner, _checkpoint(run.pretrained_checkpoint_path), False, loss_head_statistics(learner), classes)
         if run.resume_from_checkpoint:
             load_weights(learner, run.resume_from_checkpoint, strict=True)
         return
@@ -165,7 +166,12 @@ def load_initial_weights(
     if not checkpoint:
         raise SesemiError(f"run.mode={mode.name} needs run.pretrained_checkpoint_path: the weights to evaluate")
     loss_heads = {name for name in learner.state_dict() if name.startswith("loss_heads.")}  # unused to evaluate
-    load_weights(learner, checkpoint, True, loss_heads, classes)
+    load_weights(learner, _checkpoint(checkpoint), True, loss_heads, classes)
+
+
+def _checkpoint(path: str) -> Path:
+    """A checkpoint file; a run folder gives its best checkpoint (else its last), as to `sesemi inference`."""
+    return run_files(path)[1] if Path(path).is_dir() else Path(path)
 
 
 def run(config: DictConfig, run_dir: str | Path | None = None, resume: bool = False) -> RunResult:
@@ -279,7 +285,9 @@ def _check_start(run: DictConfig, resume: bool) -> None:
 
         parse_duration(run.time_budget)
     for key in () if resume else ("pretrained_checkpoint_path", "resume_from_checkpoint"):
-        if run.get(key) and not Path(run[key]).is_file():
+        if key == "pretrained_checkpoint_path" and run.get(key) and Path(run[key]).is_dir():
+            run_files(run[key])  # a run folder, of a checkpoint to start from (refused when it has none)
+        elif run.get(key) and not Path(run[key]).is_file():
             raise SesemiError(f"checkpoint {run[key]} does not exist (run.{key})")
 
 

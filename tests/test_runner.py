@@ -341,11 +341,15 @@ def test_test_mode_evaluates_a_checkpoint_on_the_test_set(image_tree, tmp_path):
     weights = f"run.pretrained_checkpoint_path={trained.best_checkpoint}"
     test_loader = "+data.test=${data.val}"
     tested = _tiny_run(image_tree, tmp_path / "test", "run.mode=TEST", weights, test_loader)
-    validated = _tiny_run(image_tree, tmp_path / "val", "run.mode=VALIDATE", weights)
+    # a run folder names its best checkpoint, as to `sesemi inference`
+    validated = _tiny_run(image_tree, tmp_path / "val", "run.mode=VALIDATE", f"run.pretrained_checkpoint_path={trained.run_dir}")
     assert tested.mode == "TEST" and set(tested.metrics) >= {"test/top1", "test/loss"}
     assert tested.metrics["test/top1"] == pytest.approx(validated.metrics["val/top1"])
     assert tested.metrics["test/loss"] == pytest.approx(validated.metrics["val/loss"])
     assert tested.best_checkpoint is None and tested.global_step == 0
+    # the evaluation's own folder has no checkpoint: what it evaluated is named, not "train again"
+    with pytest.raises(SesemiError, match=r"evaluated a checkpoint \(run.mode=VALIDATE\) and saved none; name the checkpoint"):
+        _tiny_run(image_tree, tmp_path / "again", "run.mode=VALIDATE", f"run.pretrained_checkpoint_path={validated.run_dir}")
 
 
 def test_results_of_earlier_releases_are_read(tmp_path):

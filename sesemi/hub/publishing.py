@@ -61,8 +61,9 @@ def publish(
         author: Who publishes it.
         meta: Anything else to record (JSON values).
         allow: Module prefixes trusted besides sesemi's and the user's, e.g. `["my_project"]`.
-        allow_unfinished: Publish a run that did not finish (running, failed or interrupted):
-            its weights are those of its last checkpoint.
+        allow_unfinished: Publish a run that did not finish (running, failed or interrupted)
+            as it is: the checkpoint `run` names (a run folder's best so far), with the metrics
+            of the validation before it.
     """
     check_name(name)
     check_subgroup(subgroup)
@@ -117,13 +118,13 @@ def _metrics(model: TrainedModel) -> dict[str, float]:
     """The validation metrics of the weights published: the run's final ones for weights of its
     last step (`last.ckpt`, or a `best.ckpt` saved by the final validation); for earlier ones,
     those of the validation they were saved after, the last logged in `metrics.csv` before their
-    step (validation during training logs at the step before); none when that cannot be read."""
-    if not (model.source / RESULTS).is_file():
-        return {}
-    result = RunResult.read(model.source)
+    step (validation during training logs at the step before), as for a run that did not
+    finish; none when that cannot be read."""
     step = read_checkpoint(model.checkpoint, mmap=True).get("global_step")
-    if step == result.global_step:
-        return result.metrics
+    if (model.source / RESULTS).is_file():
+        result = RunResult.read(model.source)
+        if step == result.global_step:
+            return result.metrics
     if not isinstance(step, int):
         return {}
     logged: dict[str, float] = {}
@@ -143,8 +144,13 @@ def _refuse_unfinished(run_dir: Path) -> None:
     if it wrote its results."""
     found = marker(run_dir)
     state = found.state if found else None
+    if state == "running" and found.alive:
+        raise SesemiError(
+            f"will not publish {run_dir}: the run is still running (process {found.pid}); publish it when it "
+            "has finished, or as it is now with --allow-unfinished (allow_unfinished=True)"
+        )
     if state == "running":
-        said = f"is still running (process {found.pid})" if found.alive else "was killed while running"
+        said = "was killed while running"
     elif state in ("failed", "interrupted"):
         said = f"is {state}"
     elif state != "finished" and not (run_dir / RESULTS).is_file():

@@ -29,7 +29,7 @@ from sesemi.learners.published import CONFIG, META, WEIGHTS
 from sesemi.models.backbones.audio import AudioBackbone
 from sesemi.models.heads.linear import LinearHead
 from sesemi.ownership import marker
-from sesemi.results import read_stored_yaml
+from sesemi.results import RunResult, read_stored_yaml
 from sesemi.trust import BUILT, NETWORK, check_resolved, check_targets, instantiate
 
 CHECKPOINTS = ("best", "last")
@@ -54,6 +54,12 @@ def run_files(path: str | Path, checkpoint: str = "best") -> tuple[Path, Path]:
         candidate = path / "checkpoints" / f"{name}.ckpt"
         if candidate.is_file():
             return path, candidate
+    result = RunResult.read_if_whole(path)
+    if result is not None and result.mode != "FIT":  # an evaluation keeps the checkpoint where it was
+        raise SesemiError(
+            f"the run {path} evaluated a checkpoint (run.mode={result.mode}) and saved none; name the checkpoint "
+            "it evaluated, its config.yaml's run.pretrained_checkpoint_path"
+        )
     if (path / RESULTS).is_file():  # a finished run whose checkpoints were deleted
         raise SesemiError(f"the run {path} has no checkpoint left (`sesemi rm-states --all` deletes them); train it again")
     found = marker(path)
