@@ -95,8 +95,9 @@ class RunConfig:
         mode: FIT, VALIDATE or TEST.
         resume_from_checkpoint: A checkpoint to resume training from (weights, optimizer,
             schedulers and loop state), e.g. the `last.ckpt` of a killed run.
-        pretrained_checkpoint_path: A checkpoint whose model weights initialize the model (for
-            fine-tuning, or the weights to evaluate with mode VALIDATE/TEST).
+        pretrained_checkpoint_path: A checkpoint (or a run folder, for its best one) whose model
+            weights initialize the model (for fine-tuning, or the weights to evaluate with mode
+            VALIDATE/TEST).
     """
 
     seed: int | None = None
