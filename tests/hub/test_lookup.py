@@ -91,6 +91,7 @@ def test_references_name_a_uid_a_version_or_the_latest_version():
     assert matches(models, models[0].uid) == [models[0]]
     assert matches(models, "cnn@1.9.0") == [models[2]]
     assert matches(models, "cnn@1.0.0") == [models[0]]
+    assert matches(models, "cnn@1") == matches(models, "cnn@1.0") == [models[0]]  # one version, as publishing counts it
     assert matches(models, "x.cnn") == [models[3]]
     assert matches(models, "cnn") == [models[1], models[3]]  # the latest of each subgroup
     assert matches(models[:3], "cnn") == [models[1]]  # 1.10.0 > 1.9.0
