@@ -226,7 +226,10 @@ class TrainedModel(nn.Module):
         try:
             weights = load_file(folder / WEIGHTS)
         except (SafetensorError, OSError) as error:
-            raise SesemiError(f"cannot read the weights of {folder} ({first_line(error)})") from None
+            raise SesemiError(
+                f"cannot read the weights of {folder} ({first_line(error)}); they are damaged: delete the folder "
+                "(a model in the cache is downloaded again when next loaded)"
+            ) from None
         hparams = OmegaConf.select(config, "learner.hparams") or {}
         backbone, head, num_classes = _network(hparams, str(folder / CONFIG), allow)
         model = cls(backbone, head, config, meta.get("labels") or [], folder, None, bool(meta.get("ema")), allow)

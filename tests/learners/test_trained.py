@@ -283,7 +283,7 @@ def resize_backbone(folder: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda folder: (folder / "weights.safetensors").write_bytes(b"\x80\x04pickled"), r"^cannot read the weights of .* \(.*\)$"),
+        (lambda folder: (folder / "weights.safetensors").write_bytes(b"\x80\x04pickled"), r"^cannot read the weights of .* \(.*\); they are damaged: delete the folder \(a model in the cache is downloaded again"),
         (lambda folder: (folder / "meta.json").unlink(), "is not a published model's folder .*no meta.json"),
         (lambda folder: (folder / "config.yaml").write_text("learner: [\n"), r"config\.yaml is not valid YAML"),
         (  # a kilobyte of these stands for gigabytes
