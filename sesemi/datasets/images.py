@@ -447,7 +447,10 @@ def forget_reported() -> None:
 def report_unreadable(kind: str, reasons: dict[str, str]) -> None:
     """Warns about the unreadable files of a data set (path -> why) that no data set has
     reported in this process yet (a labeled set and its pool both read train/)."""
-    log = UnreadableLog(kind, "; set dataset.on_error=raise to stop at the first")
+    log = UnreadableLog(
+        kind, "; to stop at the first, set on_error=raise on the data sets that read them, e.g. "
+        "+data.train.supervised.dataset.on_error=raise +data.unlabeled.on_error=raise"
+    )
     for path, why in sorted(reasons.items()):
         if path not in _REPORTED:
             _REPORTED.add(path)
@@ -544,8 +547,8 @@ class FileDataset(Dataset):
         except self.read_errors as error:
             if self.on_error == "raise":
                 raise SesemiError(printable(
-                    f"cannot read {self.kind} {path} ({error}); remove it or set "
-                    "dataset.on_error=skip to skip unreadable files"
+                    f"cannot read {self.kind} {path} ({error}); remove it, or leave the data set's "
+                    "on_error at skip (the default) to skip unreadable files"
                 )) from None
             if path not in self.skipped:
                 self.skipped.add(path)

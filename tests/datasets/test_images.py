@@ -454,7 +454,10 @@ def test_many_unreadable_files_are_named_five_at_a_time_and_reported_once(image_
     lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
     for index, line in enumerate(lines[:5]):
         assert line.startswith("skipping unreadable image ") and f"/broken{index:02d}.png (" in line
-    assert lines[5:] == ["skipped 7 more unreadable images (12 in all); set dataset.on_error=raise to stop at the first"]
+    assert lines[5:] == [
+        "skipped 7 more unreadable images (12 in all); to stop at the first, set on_error=raise on the data sets that "
+        "read them, e.g. +data.train.supervised.dataset.on_error=raise +data.unlabeled.on_error=raise"
+    ]
     caplog.clear()
     pool = image_file(str(image_tree.root), ["train", "unlabeled"], cache="auto")
     assert len(pool.skipped) == 12 and "unreadable" not in caplog.text

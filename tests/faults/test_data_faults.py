@@ -127,7 +127,7 @@ def test_on_error_raise_stops_training_with_one_line_naming_the_file(tmp_path, c
     with pytest.raises(SesemiError) as error:
         run(config, tmp_path / "run")
     message = str(error.value)
-    assert "empty.png" in message and "on_error=skip" in message and "\n" not in message
+    assert "empty.png" in message and "on_error at skip" in message and "\n" not in message
     if cache == "auto":
         assert not (tmp_path / "run").exists()
     else:
