@@ -368,6 +368,9 @@ def _write_torchscript(network: nn.Module, example: Tensor, path: Path, descript
     # (docs/export.md recommends ONNX), so the warnings would only repeat that choice.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+        # the audio front end checks in Python that a clip is long enough; the trace keeps the
+        # example's answer, right for the clips of `samples` the file takes (docs/export.md)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         try:
             traced = torch.jit.trace(network, example)
         except Exception as error:

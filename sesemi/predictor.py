@@ -328,7 +328,9 @@ class Predictor:
         return next((value for value in found if value is not None), None)
 
     def windowing(self, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[float, float]:
-        """The audio window length and spacing in seconds; by default the run's clip length and half of it."""
+        """The audio window length and spacing in seconds, as windows are cut: in whole samples
+        (0.25 s at 22,050 Hz is 5512 samples, 0.24989 s, which per-window times must count, or
+        drift by a third of a second an hour); by default the run's clip length and half of it."""
         window = self.clip_seconds if window_seconds is None else window_seconds
         if window is None:
             raise SesemiError("the run's config has no clip_seconds; set window_seconds")
@@ -342,7 +344,8 @@ class Predictor:
                 f"window_seconds must be at least {seconds:g}: the model takes clips of at least {shortest} "
                 f"samples ({seconds:g} s at {self.sample_rate} Hz), not {window:g} s"
             )
-        return float(window), float(hop)
+        rate = self.sample_rate
+        return num_samples(window, rate) / rate, num_samples(hop, rate) / rate
 
     @torch.inference_mode()
     def predict_batch(self, inputs: Tensor, *, tta: bool = False) -> BatchPrediction:

@@ -372,6 +372,14 @@ def test_the_last_window_ends_with_the_recording(audio, tmp_path):
     assert rows[-3:] == [(str(long), "1.500", "2.000"), (str(long), "1.750", "2.100"), (str(short), "0.000", "0.300")]
 
 
+def test_window_times_are_those_of_the_samples_cut(audio):
+    """Windows are cut in whole samples: a hop of 0.0001 s at 16 kHz is 2 samples, 0.000125 s, and
+    per-window times count that (they drifted: the rows of a 10 s recording ended at 8.44 s)."""
+    assert audio.sample_rate == 16000
+    assert audio.windowing(0.5, 0.0001) == (0.5, 0.000125)
+    assert audio.windowing(0.50003, 0.25) == (0.5, 0.25)
+
+
 @pytest.mark.parametrize(("window", "hop"), [(0.0, None), (0.5, -1.0), (float("inf"), None), (0.5, float("nan"))])
 def test_windows_must_be_positive_numbers(audio, tmp_path, window, hop):
     """Zero, negative, infinite and NaN window lengths and hops are one line, not torch's error."""
