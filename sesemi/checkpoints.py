@@ -193,7 +193,8 @@ def load_weights(
 def saved_classes(checkpoint: dict[str, Any], path: str | Path) -> list[str] | None:
     """The class names a checkpoint was trained on: as it records them, else as the
     `results.json` of its run folder does (a checkpoint of an earlier release); None if neither."""
-    classes = checkpoint.get(DATAMODULE_STATE, {}).get("classes")
+    state = checkpoint.get(DATAMODULE_STATE)
+    classes = state.get("classes") if isinstance(state, dict) else None  # a file's: any shape
     if classes is None and Path(path).parent.name == "checkpoints":
         result = RunResult.read_if_whole(Path(path).parent.parent)
         classes = result.classes if result is not None else None
