@@ -217,7 +217,10 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
                     frames, rate = _decode_av(path, strict=True)
                 except AudioReadError:
                     raise
-                except Exception:  # neither can open it: libsndfile's reason
+                except Exception:
+                    frames = None
+                # Neither can decode it (FFmpeg takes random bytes for an MP3 of no frames): libsndfile's reason.
+                if frames is None or not len(frames):
                     reason = str(rejected)
                     if "not a regular file" in reason:  # its words for an MP3 it cannot parse
                         reason = "Format not recognised"

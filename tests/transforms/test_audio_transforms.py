@@ -82,17 +82,19 @@ def test_load_audio_resamples_a_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "it holds no samples"), (b"not audio at all" * 64, None)],
+    [(b"", "it holds no samples"), (b"not audio at all" * 64, None), (np.random.default_rng(0).bytes(5000), None)],
 )
-@pytest.mark.parametrize("suffix", [".wav", ".mp3"])
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac"])
 def test_unreadable_files_raise_audio_read_errors(tmp_path, content, reason, suffix):
-    """A text file named as a recording is not one; an MP3 one is not called a pipe (as
+    """A text file or random bytes named as a recording is not one, nor an empty one (FFmpeg
+    takes random bytes for an MP3 of no frames); an MP3 one is not called a pipe (as
     libsndfile's words for it say) either."""
     path = tmp_path / f"broken{suffix}"
     path.write_bytes(content)
     with pytest.raises(AudioReadError, match=reason) as raised:
         decode(path)
     assert "regular file" not in str(raised.value)
+    assert content == b"" or str(raised.value) != "it holds no samples"
 
 
 def test_a_missing_file_and_one_too_short_to_resample_are_unreadable(tmp_path):
