@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from sesemi.errors import SesemiError
 from sesemi.hub.ids import (
     check_name,
@@ -206,14 +204,7 @@ def matches(infos: Iterable[ModelInfo], reference: str) -> list[ModelInfo]:
     subgroup, name, version = split_reference(reference)
     found = [i for i in infos if i.name == name and (subgroup is None or i.subgroup == subgroup)]
     if version is not None:  # 1, 1.0 and 1.0.0 are one version, as publishing counts them
-        wanted = _version(version)
-        return [info for info in found if info.version == version or (wanted is not None and _version(info.version) == wanted)]
+        wanted = check_version(version)  # split_reference checked it
+        return [info for info in found if check_version(info.version) == wanted]
     found.sort(key=lambda info: check_version(info.version))  # the last of each subgroup is its latest
     return list({info.subgroup: info for info in found}.values())
-
-
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
