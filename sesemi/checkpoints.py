@@ -160,8 +160,8 @@ def load_weights(
     checkpoint = read_checkpoint(path)
     state = checkpoint["state_dict"]
     own = model.state_dict()
-    theirs = saved_classes(checkpoint, path)
-    if classes is not None and theirs is not None and list(theirs) != list(classes):
+    theirs = saved_classes(checkpoint, path) if classes is not None else None  # results.json is not read to resume
+    if theirs is not None and list(theirs) != list(classes):
         if strict:
             raise SesemiError(
                 f"checkpoint {path} was trained on the classes {_listed(theirs)}, not on this data's "
