@@ -131,9 +131,9 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
         path = (path if path.name == group or not group else path / group) / f"my_{source.name}"
         if path.parent != Path(target) and path.parent.is_symlink():  # `configs/method` linked elsewhere
             raise SesemiError(f"will not write into {path.parent}: it is a symbolic link out of {target}; save into the folder it links to")
-    elif path.suffix == ".yaml" and _builtin_name(path):  # `configs/image.yaml`, `configs/method/fixmatch.yaml`
+    elif path.suffix == ".yaml" and (builtin := _builtin_name(path)):  # configs/image.yaml, configs/method/fixmatch.yaml
         raise SesemiError(
-            f"will not save as {path}: {_builtin_name(path)} is a built-in config's name, and -cd refuses a folder "
+            f"will not save as {path}: {builtin} is a built-in config's name, and -cd refuses a folder "
             f"holding one; choose another, e.g. {path.with_name('my_' + path.name)}"
         )
     refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
