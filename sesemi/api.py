@@ -56,13 +56,19 @@ def _folder_name(value: str, what: str) -> str:
         size = -1
     if not value or value.startswith(".") or any(c in value for c in "/\\\0") or size < 0:
         raise SesemiError(f"{what} {shown} cannot be a folder name; use letters, digits, - and _")
-    if "${" in value:  # the config would read it as an interpolation, once resolved
-        raise SesemiError(f"{what} {shown} holds ${{, which configs read as a reference to another value; choose another")
+    _refuse_reference(value, f"{what} {shown}")
     if is_hidden(value):  # __MACOSX
         raise SesemiError(f"{what} {shown} is a folder name the data sets skip as hidden; choose another")
     if size > NAME_MAX:
         raise SesemiError(f"{what} {shown} is {size} bytes long; a folder name holds at most {NAME_MAX}")
     return value
+
+
+def _refuse_reference(text: str, what: str) -> None:
+    """Refuses `${` in a value the runs' config holds: once resolved, the config would read it as
+    a reference to another value (OmegaConf turns an escaped `\${` back into one)."""
+    if "${" in text:
+        raise SesemiError(f"{what} holds ${{, which configs read as a reference to another value; choose another")
 
 
 def _paths(files: Any, task: str) -> list[str]:
@@ -164,8 +170,7 @@ class TrainingRun:
         if not self.label_names or len(set(self.label_names)) != len(self.label_names):
             raise SesemiError("label_names must list each class once")
         self.folder = Path(dir).absolute() / self.name
-        if "${" in str(self.folder):
-            raise SesemiError(f"dir {str(dir)!r} holds ${{, which configs read as a reference to another value; choose another")
+        _refuse_reference(str(self.folder), f"dir {str(dir)!r}")
         self.method: str | None = None
         self.overrides: list[str] = []
         self._predictor: Predictor | None = None  # the trained model, loaded on the first predict()
