@@ -4,6 +4,10 @@ Every checkpoint sesemi's trainer writes gets its SHA-256 in a file beside it,
 `<name>.ckpt.sha256` (in the format of `sha256sum`, so `sha256sum -c best.ckpt.sha256` checks it
 too); reading a checkpoint checks it, so that a file damaged on disk or in transfer is refused
 instead of loaded. A checkpoint without one (earlier releases, other tools) loads as before.
+
+The checksum file also records the checkpoint's inode (a comment line `sha256sum` skips): it
+proves that sesemi saved that very file, which a copy (`cp`, a new inode) or a checksum a user
+wrote does not, so `sesemi rm-states` deletes only the checkpoints sesemi saved.
 """
 
 from __future__ import annotations
@@ -23,27 +27,13 @@ from pytorch_lightning.plugins import TorchCheckpointIO
 from torch import nn
 
 from sesemi.errors import SesemiError
-from sesemi.ownership import open_atomically, sha256, write_atomically
+from sesemi.ownership import checksum_path, open_atomically, record_checksum, sha256
 from sesemi.results import RunResult, read_regular
 
 logger = logging.getLogger(__name__)
 DATAMODULE_STATE = "SESEMIDataModule"  # where Lightning keeps the data module's `state_dict` in a checkpoint
 
-CHECKSUM_SUFFIX = ".sha256"
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-def checksum_path(path: str | Path) -> Path:
-    """Where the SHA-256 of checkpoint `path` is recorded: `<path>.sha256`."""
-    return Path(f"{os.fspath(path)}{CHECKSUM_SUFFIX}")
-
-
-def record_checksum(path: str | Path) -> Path:
-    """Writes the SHA-256 of checkpoint `path` beside it (atomically) and returns where."""
-    target = checksum_path(path)
-    name = os.fsencode(Path(path).name).decode("utf-8", "replace")
-    write_atomically(target, f"{sha256(path)}  {name}\n")
-    return target
 
 
 def verify_checksum(path: str | Path) -> None:

@@ -32,9 +32,13 @@ from typing import IO, Any, Literal
 from filelock import FileLock
 
 from sesemi.errors import SesemiError, first_line
+from sesemi.results import read_regular
 from sesemi.version import __version__
 
 MARKER = ".sesemi"
+# The second line of a checkpoint's `<name>.ckpt.sha256` (a comment `sha256sum -c` skips): the
+# inode of the file sesemi saved, which proves it saved that file (see `saved_by_sesemi`).
+_SAVED = "# saved by sesemi, inode"
 State = Literal["running", "finished", "failed", "interrupted", "complete"]
 
 
@@ -159,6 +163,33 @@ def sha256(path: str | Path) -> str:
         while block := file.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def checksum_path(path: str | Path) -> Path:
+    """Where the SHA-256 of checkpoint `path` is recorded: `<path>.sha256`."""
+    return Path(f"{os.fspath(path)}.sha256")
+
+
+def record_checksum(path: str | Path) -> Path:
+    """Writes the SHA-256 of checkpoint `path` beside it (atomically) and returns where."""
+    target = checksum_path(path)
+    name = os.fsencode(Path(path).name).decode("utf-8", "replace")
+    write_atomically(target, f"{sha256(path)}  {name}\n{_SAVED} {os.stat(path).st_ino}\n")
+    return target
+
+
+def saved_by_sesemi(path: str | Path) -> bool:
+    """Whether sesemi saved the checkpoint file `path`: its checksum file, written when it was
+    saved, records its inode (a copy, or a checksum written by hand, does not). Links are never
+    sesemi's."""
+    path, recorded_at = Path(path), checksum_path(path)
+    if path.is_symlink() or not path.is_file() or recorded_at.is_symlink():
+        return False
+    try:
+        lines = read_regular(recorded_at).splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return f"{_SAVED} {path.stat().st_ino}" in lines
 
 
 def mark(folder: str | Path, kind: str, state: State = "complete") -> Marker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from sesemi.checkpoints import ChecksummedCheckpointIO, load_weights, read_checkpoint
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
+from sesemi.ownership import checksum_path, saved_by_sesemi
 
 
 @pytest.fixture
@@ -139,10 +141,17 @@ def _saved(model, path):
 
 
 def test_a_saved_checkpoint_has_its_sha256_beside_it(model, tmp_path):
+    """In `sha256sum`'s format, with a comment line that ties it to the file saved: a copy
+    of both is not one sesemi saved (`sesemi rm-states` leaves it)."""
     path = _saved(model, tmp_path / "best.ckpt")
-    digest, name = (tmp_path / "best.ckpt.sha256").read_text().split()
+    digest, name = (tmp_path / "best.ckpt.sha256").read_text().splitlines()[0].split()
     assert name == "best.ckpt" and digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert read_checkpoint(path)["global_step"] == 7
+    assert saved_by_sesemi(path)
+    shutil.copy(path, tmp_path / "copy.ckpt")
+    shutil.copy(checksum_path(path), checksum_path(tmp_path / "copy.ckpt"))
+    assert not saved_by_sesemi(tmp_path / "copy.ckpt")
+    read_checkpoint(tmp_path / "copy.ckpt")  # its checksum still checks the copy
 
 
 def test_a_changed_checkpoint_is_a_one_line_error(model, tmp_path):

@@ -497,8 +497,8 @@ def rm_states(
 ) -> None:
     """Delete the checkpoints of finished runs, except best.ckpt and last.ckpt.
 
-    Only runs sesemi marked finished lose checkpoints, only those sesemi saved (with a SHA-256
-    beside them), never through a symlink; runs of earlier releases (no marker) are counted and
+    Only runs sesemi marked finished lose checkpoints, only those sesemi saved (their .sha256
+    names their inode), never through a symlink; runs of earlier releases (no marker) are counted and
     left alone.
 
     Python: sesemi.ops.runs.remove_checkpoints

@@ -6,6 +6,7 @@ symlink out of the folder given: folders of earlier releases (no marker) are onl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from omegaconf import OmegaConf
 from sesemi import ownership
 from sesemi.errors import SesemiError
 from sesemi.logs import counted
-from sesemi.ownership import MARKER, Marker
+from sesemi.ownership import MARKER, Marker, checksum_path, saved_by_sesemi
 from sesemi.results import RESULTS, RunResult, read_stored_yaml
 from sesemi.run_folder import COMPOSED, CONFIG
 
@@ -146,9 +147,10 @@ class Tidied:
     size: int  # theirs, in bytes
     unmarked: list[Path]  # run folders without sesemi's marker, never deleted (earlier releases)
     running: list[Path]  # marked runs whose process still runs
+    unproven: list[Path] = dataclasses.field(default_factory=list)  # checkpoints sesemi cannot prove it saved
 
     def left_alone(self) -> str | None:
-        """One line on the run folders left alone and why, or None."""
+        """One line on what was left alone and why, or None."""
         parts = []
         if self.unmarked:
             parts.append(
@@ -157,6 +159,11 @@ class Tidied:
             )
         if self.running:
             parts.append(f"{counted(len(self.running), 'run')} still running")
+        if self.unproven:
+            parts.append(
+                f"{counted(len(self.unproven), 'checkpoint')} sesemi cannot prove it saved (copies, or saved before it "
+                "recorded their inode; delete them yourself if they are yours to delete)"
+            )
         return f"left alone {' and '.join(parts)}" if parts else None
 
 
@@ -204,41 +211,33 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
     predict afterwards). `dry_run` only says what would be deleted.
     """
     root = Path(runs_dir)
-    files, unmarked = [], []
+    files, unmarked, unproven = [], [], []
     for run in find_runs(root, follow_links=False):
         surplus, found = surplus_checkpoints(run, everything), run.marker
         if found is None:
             if surplus:
                 unmarked.append(run.path)
         elif found.state == "finished":
-            files += surplus
-    _delete([_checksum(path) for path in files], root, None, dry_run)
-    return Tidied(files, _delete(files, root, None, dry_run), unmarked, [])
+            for path in surplus:
+                (files if saved_by_sesemi(path) else unproven).append(path)
+    _delete([checksum_path(path) for path in files], root, None, dry_run)
+    return Tidied(files, _delete(files, root, None, dry_run), unmarked, [], unproven)
 
 
 def surplus_checkpoints(run: Run, everything: bool = False) -> list[Path]:
     """The checkpoints of a finished run beyond its best and last ones (all with `everything`);
-    none of an unfinished run, or in a `checkpoints` folder that is a symlink. Only checkpoints
-    sesemi saved count, those with the SHA-256 it records beside each: a copy a user made
-    there (`my_backup.ckpt`) is theirs."""
+    none of an unfinished run, or in a `checkpoints` folder that is a symlink. Of these,
+    `remove_checkpoints` deletes only those sesemi saved (`saved_by_sesemi`): a copy a user made
+    there (`my_backup.ckpt`), even with a checksum beside it, is theirs."""
     folder = run.path / "checkpoints"
     if run.result is None or folder.is_symlink():
         return []
-    checkpoints = sorted(path for path in folder.glob("*.ckpt") if _saved_by_sesemi(path))
+    checkpoints = sorted(path for path in folder.glob("*.ckpt") if path.is_file() and not path.is_symlink())
     if everything:
         return checkpoints
     recorded = [run.result.best_checkpoint, run.result.last_checkpoint]
     kept = {Path(p).name for p in recorded if p} | set(KEPT_CHECKPOINTS)
     return [path for path in checkpoints if path.name not in kept]
-
-
-def _saved_by_sesemi(checkpoint: Path) -> bool:
-    checksum = _checksum(checkpoint)
-    return checkpoint.is_file() and not checkpoint.is_symlink() and checksum.is_file() and not checksum.is_symlink()
-
-
-def _checksum(checkpoint: Path) -> Path:
-    return checkpoint.with_name(f"{checkpoint.name}.sha256")  # recorded when saved (sesemi.checkpoints)
 
 
 def partition(runs: Sequence[Run], by: Sequence[str]) -> dict[str, list[Run]]:

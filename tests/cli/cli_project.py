@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sesemi.cli.app import app
-from sesemi.ownership import MARKER, mark, marker
+from sesemi.ownership import MARKER, mark, marker, record_checksum
 
 # A tiny network, few images per step and 4 steps: a run takes seconds on a CPU.
 TINY = [
@@ -64,10 +64,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def runs_copy(project: Path, tmp_path: Path) -> Path:
     """A copy of the project's runs, for commands that delete or add files: each run marked
-    anew, as a copied marker proves nothing (it names the folder it was written in)."""
+    anew, and each checkpoint's checksum written anew, as a copied marker or checksum proves
+    nothing (it names the folder or file it was written for)."""
     copy = Path(shutil.copytree(project / "runs", tmp_path / "runs", symlinks=True))
     for found in (project / "runs").rglob(MARKER):
         state = marker(found.parent)
         if state is not None and state.kind == "run":
             mark(copy / found.parent.relative_to(project / "runs"), "run", state.state)
+    for checkpoint in copy.rglob("checkpoints/*.ckpt"):
+        record_checksum(checkpoint)
     return copy

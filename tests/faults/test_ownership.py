@@ -16,10 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 import sesemi
-from sesemi.checkpoints import record_checksum
 from sesemi.cli.app import app
 from sesemi.errors import SesemiError
-from sesemi.ownership import MARKER, mark, marker
+from sesemi.ownership import MARKER, mark, marker, record_checksum
 
 
 def sesemi_cli(*args: object):

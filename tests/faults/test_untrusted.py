@@ -22,11 +22,10 @@ from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 import sesemi
-from sesemi.checkpoints import record_checksum
 from sesemi.cli.app import app
 from sesemi.errors import SesemiError
 from sesemi.hub.archive import pack
-from sesemi.ownership import mark, sha256
+from sesemi.ownership import mark, record_checksum, sha256
 from sesemi.trust import check_targets
 
 

@@ -15,13 +15,12 @@ from hub_fixtures import cache, memory_repository, trained  # noqa: F401 (fixtur
 from safetensors.torch import load_file
 
 from sesemi import compose, run
-from sesemi.checkpoints import record_checksum
 from sesemi.errors import SesemiError
 from sesemi.hub import models
 from sesemi.hub.ids import model_uid
 from sesemi.hub.publishing import publish
 from sesemi.hub.repository import Repository
-from sesemi.ownership import mark
+from sesemi.ownership import mark, record_checksum
 
 
 def files(folder):

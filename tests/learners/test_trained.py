@@ -14,13 +14,13 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from sesemi import trust
-from sesemi.checkpoints import record_checksum
 from sesemi.errors import SesemiError
 from sesemi.hub.ids import model_uid
 from sesemi.hub.lookup import ModelInfo
 from sesemi.learners.trained import TrainedModel
 from sesemi.models.backbones.timm import PyTorchImageModels
 from sesemi.models.heads.linear import LinearHead
+from sesemi.ownership import record_checksum
 from sesemi.predictor import load
 
 

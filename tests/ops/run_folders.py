@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from sesemi.checkpoints import record_checksum
-from sesemi.ownership import mark
+from sesemi.ownership import mark, record_checksum
 
 
 def run_config(

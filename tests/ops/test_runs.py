@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -358,14 +359,25 @@ def test_remove_checkpoints_only_of_runs_marked_finished(make_run, tmp_path):
 
 
 def test_rm_states_leaves_checkpoints_sesemi_did_not_save(make_run, tmp_path):
-    """A copy a user put beside the run's checkpoints (no SHA-256 recorded beside it) is theirs,
-    with or without --all; sesemi's own go, with their checksums."""
+    """Copies a user put beside the run's checkpoints are theirs, with or without --all, even
+    with a checksum beside them (copied with the checkpoint, written by `sha256sum`, or empty);
+    sesemi's own go, with their checksums."""
     run = make_run("done", checkpoints=("best.ckpt", "last.ckpt", "epoch=0-step=10.ckpt"))
-    backup = run / "checkpoints" / "my_backup.ckpt"
-    backup.write_bytes((run / "checkpoints" / "best.ckpt").read_bytes())
-    assert remove_checkpoints(tmp_path / "runs").removed == [run / "checkpoints" / "epoch=0-step=10.ckpt"]
+    folder = run / "checkpoints"
+    (folder / "my_backup.ckpt").write_bytes((folder / "best.ckpt").read_bytes())
+    shutil.copy(folder / "epoch=0-step=10.ckpt", folder / "snapshot.ckpt")
+    shutil.copy(folder / "epoch=0-step=10.ckpt.sha256", folder / "snapshot.ckpt.sha256")
+    (folder / "summed.ckpt").write_bytes(b"mine")
+    (folder / "summed.ckpt.sha256").write_text(f"{hashlib.sha256(b'mine').hexdigest()}  summed.ckpt\n")
+    (folder / "notes.ckpt").write_text("hello")
+    (folder / "notes.ckpt.sha256").touch()
+    mine = ["my_backup.ckpt", "notes.ckpt", "notes.ckpt.sha256", "snapshot.ckpt", "snapshot.ckpt.sha256", "summed.ckpt", "summed.ckpt.sha256"]
+    tidied = remove_checkpoints(tmp_path / "runs")
+    assert tidied.removed == [folder / "epoch=0-step=10.ckpt"]
+    assert [path.name for path in tidied.unproven] == ["my_backup.ckpt", "notes.ckpt", "snapshot.ckpt", "summed.ckpt"]
+    assert "4 checkpoints sesemi cannot prove it saved" in tidied.left_alone()
     assert sorted(p.name for p in remove_checkpoints(tmp_path / "runs", everything=True).removed) == ["best.ckpt", "last.ckpt"]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["my_backup.ckpt"]
+    assert sorted(p.name for p in folder.iterdir()) == mine
 
 
 def test_remove_checkpoints_does_not_look_into_linked_checkpoints(make_run, tmp_path):
