@@ -22,11 +22,12 @@ import hydra
 from hydra._internal.utils import get_args_parser  # the parser @hydra.main reads argv with
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
 from sesemi.config.compose import check_config_dir, check_group_choices, expand_alias, one_length
+from sesemi.ownership import write_atomically
 from sesemi.run_folder import claim_folder
 
 
@@ -38,10 +39,21 @@ def _app(config: DictConfig) -> None:
     # line, without Hydra's "Error executing job" before it.
     multirun = hydra_config.mode == RunMode.MULTIRUN
     with nullcontext() if multirun else exit_on_user_error():
-        claim_folder(run_dir)  # Hydra made it (or was given one of someone else's: refused)
+        if claim_folder(run_dir):  # Hydra made it (or was given one of someone else's: refused)
+            _save_hydra_files(run_dir, config)
         from sesemi.runner import run  # seconds of imports: the folder is the run's own by then
 
         run(config, run_dir)  # a mistake in the config or data leaves no folder behind
+
+
+def _save_hydra_files(run_dir: Path, config: DictConfig) -> None:
+    """Hydra's record of the job (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`), as Hydra
+    writes it, but only into a folder claimed for the run (unless `hydra.output_subdir` is set:
+    then Hydra wrote it before the job)."""
+    hydra = HydraConfig.instance().cfg  # {"hydra": ...}
+    if hydra.hydra.output_subdir is None:
+        for name, node in (("config.yaml", config), ("hydra.yaml", hydra), ("overrides.yaml", hydra.hydra.overrides.task)):
+            write_atomically(run_dir / ".hydra" / name, OmegaConf.to_yaml(node))
 
 
 def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:

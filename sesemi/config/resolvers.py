@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from sesemi.errors import SesemiError
+from sesemi.run_folder import note_unmade
 
 
 @dataclass
@@ -88,12 +89,13 @@ def sweep_folder(root: Any, stamp: str) -> str:
 def register_resolvers() -> None:
     """Registers sesemi's resolvers with OmegaConf (idempotent): `${sesemi:...}`, and
     `${sesemi_run_folder:STAMP}` and `${sesemi_sweep_folder:STAMP}` (the folders of a run and of a
-    sweep of the config they are in, for Hydra)."""
+    sweep of the config they are in, for Hydra, which makes them: `note_unmade` records which
+    folders it will make)."""
     if not OmegaConf.has_resolver("sesemi"):
         OmegaConf.register_new_resolver("sesemi", _resolve)
     if not OmegaConf.has_resolver("sesemi_run_folder"):
         OmegaConf.register_new_resolver(
-            "sesemi_run_folder", lambda stamp, *, _root_: run_folder(_root_.get("run") or {}, stamp)
+            "sesemi_run_folder", lambda stamp, *, _root_: note_unmade(run_folder(_root_.get("run") or {}, stamp))
         )
     if not OmegaConf.has_resolver("sesemi_sweep_folder"):
-        OmegaConf.register_new_resolver("sesemi_sweep_folder", lambda stamp, *, _root_: sweep_folder(_root_, stamp))
+        OmegaConf.register_new_resolver("sesemi_sweep_folder", lambda stamp, *, _root_: note_unmade(sweep_folder(_root_, stamp)))

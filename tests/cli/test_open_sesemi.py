@@ -159,6 +159,11 @@ def test_fit_writes_the_run_outputs(fitted):
         rows = list(csv.DictReader(file))
     assert any(row.get("val/top1") for row in rows)
     assert any(row.get("train/loss") for row in rows)
+    hydra = fitted / ".hydra"  # Hydra's record, as Hydra writes it, once the folder was claimed
+    assert {"run.num_iterations=10", "trainer.val_check_interval=5"} <= set(yaml.safe_load((hydra / "overrides.yaml").read_text()))
+    assert "learner" in yaml.safe_load((hydra / "config.yaml").read_text())
+    assert "run" in yaml.safe_load((hydra / "hydra.yaml").read_text())["hydra"]
+    assert (fitted / "open_sesemi.log").stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -308,7 +313,30 @@ def test_missing_data_folder(tmp_path):
     done = open_sesemi("-cn", "digits", f"run.data_root={missing}", *TINY, cwd=tmp_path)
     assert_user_error(done, "does not exist", str(missing))
     assert not missing.exists()
-    assert not list(tmp_path.glob("runs/**/.hydra")), "the mistake left a run folder behind"
+    assert not (tmp_path / "runs").exists(), "the mistake left folders behind"
+
+
+def test_a_folder_given_empty_is_kept_when_the_run_fails_to_start(tmp_path):
+    """`hydra.run.dir` naming an empty folder of one's own: a run that fails before it starts
+    empties it again, but leaves it; one made for the run (above) goes."""
+    (tmp_path / "mine").mkdir()
+    done = open_sesemi("-cn", "digits", "hydra.run.dir=mine", f"run.data_root={tmp_path / 'none'}", cwd=tmp_path)
+    assert_user_error(done, "does not exist")
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
+
+
+def test_a_run_refused_a_folder_writes_nothing_into_it(fitted, tmp_path):
+    """Another run pointed at a finished run's folder is refused, and the folder's files (Hydra's
+    record of its own run, its log) stay as they were; so does a `.hydra/` of the user's own."""
+    before = {path: path.read_bytes() for path in fitted.rglob("*") if path.is_file()}
+    done = open_sesemi("-cn", "digits", f"hydra.run.dir={fitted}", "method=fixmatch", cwd=tmp_path)
+    assert_user_error(done, "already holds a run (finished)")
+    assert {path: path.read_bytes() for path in fitted.rglob("*") if path.is_file()} == before
+    (tmp_path / "mine" / ".hydra").mkdir(parents=True)
+    (tmp_path / "mine" / ".hydra" / "notes.txt").write_text("mine")
+    done = open_sesemi("-cn", "digits", "hydra.run.dir=mine", f"run.data_root={tmp_path / 'none'}", cwd=tmp_path)
+    assert_user_error(done, "mine is not empty (it holds .hydra)")
+    assert sorted(path.name for path in (tmp_path / "mine").rglob("*")) == [".hydra", "notes.txt"]
 
 
 def test_a_run_folder_of_someone_else_is_refused(tmp_path):
