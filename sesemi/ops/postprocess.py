@@ -27,7 +27,7 @@ from sesemi.ops.runs import (
     partition,
     unique_name,
 )
-from sesemi.ownership import MARKER, claim, open_atomically, owned, staged, write_atomically
+from sesemi.ownership import MARKER, claim, open_atomically, owned, staged, within, write_atomically
 from sesemi.run_folder import METRICS
 
 logger = logging.getLogger(__name__)
@@ -281,6 +281,8 @@ def group(runs_dir: str | Path, by: Sequence[str], name: str, force: bool = Fals
         raise SesemiError(f"no finished training runs under {runs_dir}")
     _check_fields(runs, by)
     folder = Path(runs_dir) / "groups" / name
+    if not within(folder.parent, runs_dir):  # a group sesemi made there is not one made in runs_dir
+        raise SesemiError(f"will not write into {folder.parent}: it is a symbolic link out of {runs_dir}; group the runs where it leads")
     exists = os.path.lexists(folder)
     if exists and not owned(folder, "group"):
         raise SesemiError(f"will not replace {folder}: it is not a group sesemi made (no {MARKER} marker of its own); choose another --name")

@@ -33,7 +33,7 @@ from sesemi.datasets.images import (
 )
 from sesemi.errors import SesemiError
 from sesemi.logs import RESULT, counted
-from sesemi.ownership import MARKER, claim
+from sesemi.ownership import MARKER, claim, within
 from sesemi.transforms.audio import AudioReadError, is_audio_file, load_audio
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Preprocessed:
     up_to_date: int  # already in the cache (files outside `root` are neither: they cannot be cached)
     unreadable: int  # skipped, with a warning
     removed: int  # entries of files removed or changed since, deleted
-    stale_kept: int = 0  # such entries kept: the cache folder has no sesemi marker
+    stale_kept: int = 0  # such entries kept: the cache folder has no sesemi marker, or is a link out of root
     cache: str = ""
 
     def kept_note(self) -> str | None:
@@ -67,8 +67,8 @@ class Preprocessed:
         if not self.stale_kept:
             return None
         return (
-            f"kept {self.stale_kept} out-of-date entries: {self.cache} has no {MARKER} marker of its own (made by a "
-            "release before markers, or not by sesemi); delete it yourself to rebuild it"
+            f"kept {self.stale_kept} out-of-date entries: sesemi cannot prove {self.cache} is its own (it has no "
+            f"{MARKER} marker of its own, or is reached through a link out of {self.root}); delete them yourself"
         )
 
 
@@ -158,7 +158,10 @@ def _preprocess_one(
     files = list(dict.fromkeys(path for path, _ in found))  # once, however many subfolders hold it
     cache = AudioCache(root, sample_rate, cache_dir)
     stale = list(cache.stale())
-    removed = stale if claim(cache.base, "cache") else []
+    # A cache reached through a link out of the data set (`.sesemi_cache` linked to another's) is
+    # read and written, but its entries are never deleted from here; one given as --cache-dir is.
+    inside = cache.shared or within(cache.base, cache.root)
+    removed = stale if inside and claim(cache.base, "cache") else []
     for path in removed:
         path.unlink()
     entries = {path: cache.entry(path) for path in files}

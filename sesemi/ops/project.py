@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from contextlib import suppress
@@ -16,16 +17,18 @@ from pathlib import Path
 
 from sesemi.config import catalog
 from sesemi.errors import SesemiError
-from sesemi.ownership import names_folder, write_atomically
+from sesemi.ownership import names_folder, within, write_atomically
+from sesemi.results import read_regular
 
 PROJECT_FOLDERS = ("configs", "data", "runs", "src")
-# The first line of a copied config (after Hydra's `# @package` header): `--force` overwrites
-# only a file that has it, never one of the user's own.
+# The first line of a config sesemi writes (after Hydra's `# @package` header), which ends with
+# the SHA-256 of the lines after it (`stamped`): `--force` overwrites only a file that has it and
+# is unchanged since, never one of the user's own, nor a copy they have edited.
 COPIED = "# Copied from sesemi's built-in config"
-
 CREATED = "# Written by `sesemi create`"
+
 CUSTOM_CONFIG = """\
-{created}: your experiment, the built-in `image` config (the standard folder layout
+# Your experiment: the built-in `image` config (the standard folder layout
 # of small images, a small CNN) trained with FlexMatch, the recommended method, with what differs
 # from it overridden below. Every field is listed, with its default, by
 #   sesemi train -cd configs custom --show-config
@@ -73,13 +76,22 @@ def create_project(directory: str | Path = ".", force: bool = False) -> Path:
     if root.exists() and not root.is_dir():
         raise SesemiError(f"{root} is a file; name a folder for the project")
     config = root / "configs" / "custom.yaml"
-    refusal = f"will not overwrite {config}: `sesemi create` did not write it (its first line is not {CREATED!r})"
-    _check_overwrite(config, force, CREATED, refusal)
+    _check_overwrite(config, force, CREATED, root)
     for name in PROJECT_FOLDERS:
         (root / name).mkdir(parents=True, exist_ok=True)
     budget = GPU_BUDGET if torch.cuda.is_available() else CPU_BUDGET
-    write_atomically(config, CUSTOM_CONFIG.format(created=CREATED, budget=budget))
+    write_atomically(config, stamped(CREATED, CUSTOM_CONFIG.format(budget=budget)))
     return root
+
+
+def stamped(first_line: str, text: str) -> str:
+    """`first_line`, ending with the SHA-256 of `text`, then `text`: a file sesemi wrote, which
+    `--force` may overwrite while it is unchanged."""
+    return f"{first_line} (sha256 {_digest(text)})\n{text}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _header(text: str) -> tuple[list[str], list[str]]:
@@ -91,20 +103,23 @@ def _header(text: str) -> tuple[list[str], list[str]]:
     return lines[:count], lines[count:]
 
 
-def _check_overwrite(path: Path, force: bool, first_line: str, refusal: str) -> None:
-    """Refuses an existing `path` without `force`, and even with it (`refusal`) unless its first
-    line after Hydra's `# @package` header starts with `first_line`: a file sesemi wrote."""
+def _check_overwrite(path: Path, force: bool, first_line: str, inside: Path) -> None:
+    """Refuses an existing `path` without `force`, and even with it unless it is a file sesemi
+    wrote (`stamped` with `first_line`, after Hydra's `# @package` header) and nobody changed
+    since, in `inside` (not through a link out of it)."""
     if not os.path.lexists(path):
         return
     if not force:
         raise SesemiError(f"{path} exists; pass --force to overwrite it")
     rest: list[str] = []
-    with suppress(OSError):
-        if not path.is_symlink():  # a link is never sesemi's
-            with open(path, encoding="utf-8", errors="replace") as file:
-                _, rest = _header(file.read(64 * 1024))
-    if not (rest and rest[0].startswith(first_line)):
-        raise SesemiError(refusal)
+    with suppress(OSError, UnicodeDecodeError):
+        if not path.is_symlink() and within(path, inside):  # a link is never sesemi's
+            _, rest = _header(read_regular(path))
+    if not (rest and rest[0].startswith(first_line) and f"(sha256 {_digest(''.join(rest[1:]))})" in rest[0]):
+        raise SesemiError(
+            f"will not overwrite {path}: sesemi did not write it there, or it was changed since (its first "
+            f"line is not {first_line!r} with the SHA-256 of the rest); move it away, or choose another file"
+        )
 
 
 def _builtin_name(path: Path) -> str | None:
@@ -123,7 +138,7 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
     folder as `my_<name>.yaml` (a group's config into the folder's `<group>/`, where `GROUP=my_<name>`
     finds it; a copy under the built-in's own name would be refused there), to start your own
     from; returns the file. Its first line (after Hydra's `# @package` header) says where it came
-    from: `force` overwrites only such a file, never a config of your own."""
+    from: `force` overwrites only such a file, unchanged since, never a config of your own."""
     source = catalog.config_file(name)
     group = name.removesuffix(".yaml").rpartition("/")[0]
     path = Path(target)
@@ -136,14 +151,13 @@ def save_config(name: str, target: str | Path, force: bool = False) -> Path:
             f"will not save as {path}: {builtin} is a built-in config's name, and -cd refuses a folder "
             f"holding one; choose another, e.g. {path.with_name('my_' + path.name)}"
         )
-    refusal = f"will not overwrite {path}: it is not a copy `sesemi show --save` made (its first line is not {COPIED!r}); choose another file"
-    _check_overwrite(path, force, COPIED, refusal)
+    _check_overwrite(path, force, COPIED, Path(target) if names_folder(target) else path.parent)
     header, rest = _header(source.read_text())
     if group == "method":  # runs of the copy are filed and summarized under its own name
         rest = [re.sub(rf"^([ \t]+method:[ \t]*){re.escape(source.stem)}(?=[ \t]*$)", rf"\g<1>{path.stem}", line) for line in rest]
-    note = f"{COPIED} `{name.removesuffix('.yaml')}` (sesemi show --save)\n"
+    note = f"{COPIED} `{name.removesuffix('.yaml')}`, by sesemi show --save"
     try:
-        write_atomically(path, "".join([*header, note, *rest]))
+        write_atomically(path, "".join(header) + stamped(note, "".join(rest)))
     except OSError as error:
         raise SesemiError(f"cannot write {path} ({error.strerror or error}); choose another file") from None
     return path

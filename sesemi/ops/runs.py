@@ -185,12 +185,18 @@ def _delete(paths: Sequence[Path], root: Path, kind: str | None, dry_run: bool) 
     return size
 
 
+def _given(runs_dir: str | Path) -> Path:
+    """The folder to tidy: `runs_dir`, or the folder it links to (the link itself is no run)."""
+    path = Path(runs_dir)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def remove_failed(runs_dir: str | Path, dry_run: bool = False) -> Tidied:
     """Deletes the folders of runs under `runs_dir` that stopped without finishing: failed,
     interrupted, or killed (marked running by a process that is gone; one running on another
     machine stays). `dry_run` only says what would be deleted.
     """
-    root = Path(runs_dir)
+    root = _given(runs_dir)
     stopped, unmarked, running = [], [], []
     for run in find_runs(root, follow_links=False):
         found = run.marker
@@ -210,7 +216,7 @@ def remove_checkpoints(runs_dir: str | Path, everything: bool = False, dry_run: 
     resumed from theirs), except their best and last ones unless `everything` (the runs cannot
     predict afterwards). `dry_run` only says what would be deleted.
     """
-    root = Path(runs_dir)
+    root = _given(runs_dir)
     files, unmarked, unproven = [], [], []
     for run in find_runs(root, follow_links=False):
         surplus, found = surplus_checkpoints(run, everything), run.marker

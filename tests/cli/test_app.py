@@ -127,9 +127,16 @@ def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
     assert sesemi_cli("create", project, "--force").exit_code == 0
     written = yaml.safe_load(config.read_text())
     assert written["defaults"][0] == "image" and written["run"]["time_budget"] == "15m"  # no GPU here
-    config.write_text("mine")
+    config.write_text(config.read_text() + "# mine\n")  # edited: the user's now
     assert "will not overwrite" in error_line(sesemi_cli("create", project, "--force"))
-    assert config.read_text() == "mine"
+    assert config.read_text().endswith("# mine\n")
+    elsewhere = tmp_path / "elsewhere"  # configs/ moved away and linked back: not written through
+    (project / "configs").rename(elsewhere)
+    (project / "configs").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "custom.yaml").unlink()
+    assert sesemi_cli("create", tmp_path / "q").exit_code == 0
+    shutil.copy(tmp_path / "q" / "configs" / "custom.yaml", elsewhere / "custom.yaml")
+    assert "will not overwrite" in error_line(sesemi_cli("create", project, "--force"))
 
 
 def test_a_file_where_a_folder_goes_is_one_line(sesemi_cli, tmp_path):
@@ -171,10 +178,14 @@ def test_show_prints_and_saves(sesemi_cli, tmp_path):
     assert result.exit_code == 0 and "_target_: sesemi.ConvNet" in result.output
     assert sesemi_cli("show", "digits", "--save", tmp_path).exit_code == 0
     first, second = (tmp_path / "my_digits.yaml").read_text().splitlines()[:2]
-    assert first == "# Copied from sesemi's built-in config `digits` (sesemi show --save)"
+    assert first.startswith("# Copied from sesemi's built-in config `digits`, by sesemi show --save (sha256 ")
     assert second.startswith("# The embedded demo")
     assert "pass --force" in error_line(sesemi_cli("show", "digits", "--save", tmp_path))
     assert sesemi_cli("show", "digits", "--save", tmp_path, "--force").exit_code == 0  # its own copy
+    copy = tmp_path / "my_digits.yaml"
+    copy.write_text(copy.read_text().replace("seed: 42", "seed: 7"))  # edited since: the user's now
+    assert "it was changed since" in error_line(sesemi_cli("show", "digits", "--save", tmp_path, "--force"))
+    assert "seed: 7" in copy.read_text()
     assert "did you mean digits" in error_line(sesemi_cli("show", "digit"))
 
 
@@ -182,10 +193,10 @@ def test_a_saved_method_keeps_its_package_header_and_composes(sesemi_cli, tmp_pa
     """The copy's marker line goes after Hydra's `# @package _global_`, which must stay first."""
     saved = tmp_path / "configs" / "method" / "mine.yaml"
     assert sesemi_cli("show", "method/fixmatch", "--save", saved).exit_code == 0
-    assert saved.read_text().splitlines()[:2] == [
+    assert saved.read_text().splitlines()[:1] == [
         "# @package _global_",
-        "# Copied from sesemi's built-in config `method/fixmatch` (sesemi show --save)",
     ]
+    assert saved.read_text().splitlines()[1].startswith("# Copied from sesemi's built-in config `method/fixmatch`, by sesemi show --save (sha256 ")
     result = sesemi_cli("train", "-cd", tmp_path / "configs", "digits", "method=mine", "--show-config")
     assert result.exit_code == 0, result.output
     assert "FixMatchLossHead" in result.output

@@ -210,7 +210,7 @@ def test_show_save_force_does_not_overwrite_a_users_config(tmp_path):
     mine = tmp_path / "my_digits.yaml"
     mine.write_text("# my experiment\nrun: {seed: 3}\n")
     line = refused(sesemi_cli("show", "digits", "--save", mine, "--force"))
-    assert f"will not overwrite {mine}: it is not a copy `sesemi show --save` made" in line
+    assert f"will not overwrite {mine}: sesemi did not write it there, or it was changed since" in line
     assert mine.read_text() == "# my experiment\nrun: {seed: 3}\n"
 
 

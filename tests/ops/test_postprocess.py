@@ -294,6 +294,21 @@ def test_group_never_replaces_a_folder_sesemi_did_not_make(three_seeds_two_lrs, 
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
+def test_group_never_replaces_a_group_through_a_linked_groups_folder(three_seeds_two_lrs, tmp_path):
+    """`runs/groups` moved elsewhere and linked back: the group there, with a file of the user's
+    added, is not replaced from runs/ (nor is a new one written through the link)."""
+    runs = tmp_path / "runs"
+    made = group(runs, ["learner.hparams.optimizer.lr"], "lr")
+    (made.folder / "notes.txt").write_text("mine")
+    (runs / "groups").rename(tmp_path / "groups")
+    (runs / "groups").symlink_to(tmp_path / "groups", target_is_directory=True)
+    for name in ("lr", "new"):
+        with pytest.raises(SesemiError, match=r"groups: it is a symbolic link out of"):
+            group(runs, ["run.seed"], name, force=True)
+    assert (tmp_path / "groups" / "lr" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "groups").iterdir()) == ["lr"]
+
+
 def test_the_summary_says_how_each_run_used_its_unlabeled_pool(make_run, tmp_path):
     import json
 

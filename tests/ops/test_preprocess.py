@@ -103,6 +103,19 @@ def test_stale_entries_are_deleted_only_from_a_cache_sesemi_marked(tree, tmp_pat
     assert preprocess(str(tree.root), sample_rate=16000)[0].removed == 1  # the marked cache
 
 
+def test_a_cache_linked_from_another_data_set_keeps_its_entries(tmp_path):
+    """`b/.sesemi_cache` linked to `a`'s: preprocessing b reads and writes there, but deletes
+    none of a's entries (of other files, to b) through the link."""
+    a = audio_tree(tmp_path / "a", train=1, val=0, unlabeled=2).root
+    b = audio_tree(tmp_path / "b", train=1, val=0, unlabeled=1).root
+    preprocess(str(a))
+    (b / ".sesemi_cache").symlink_to(a / ".sesemi_cache", target_is_directory=True)
+    entries = sorted(path.name for path in (a / ".sesemi_cache").rglob("*.npy"))
+    (counts,) = preprocess(str(b))
+    assert counts.removed == 0 and counts.stale_kept > 0 and "reached through a link" in counts.kept_note()
+    assert set(entries) <= {path.name for path in (a / ".sesemi_cache").rglob("*.npy")}
+
+
 def test_data_sets_sharing_a_cache_folder_leave_each_others_entries(tmp_path):
     """Preprocessing one data set into a shared cache folder neither removes nor decodes again
     the other's entries (both have train/<class>/train0.wav)."""

@@ -334,6 +334,18 @@ def test_remove_failed_deletes_only_stopped_runs_sesemi_marked(make_run, tmp_pat
     assert finished.exists() and earlier.exists() and live.exists()
 
 
+def test_tidying_a_folder_given_as_a_link_tidies_where_it_leads(make_run, tmp_path):
+    """`sesemi rm-failed my_link` (a link to a failed run, or to a folder of runs): the run goes,
+    not the link in its place while the run stays."""
+    failed = make_run("failed", top1=None)
+    (tmp_path / "my_link").symlink_to(failed, target_is_directory=True)
+    assert remove_failed(tmp_path / "my_link").removed == [failed]
+    assert not failed.exists() and (tmp_path / "my_link").is_symlink()
+    done = make_run("done", checkpoints=("best.ckpt", "last.ckpt", "epoch=0-step=10.ckpt"))
+    (tmp_path / "all_runs").symlink_to(tmp_path / "runs", target_is_directory=True)
+    assert remove_checkpoints(tmp_path / "all_runs").removed == [done / "checkpoints" / "epoch=0-step=10.ckpt"]
+
+
 def test_remove_failed_never_follows_a_link_out_of_the_folder(make_run, tmp_path):
     """A failed run outside the folder, linked into it, is neither deleted nor counted."""
     outside = write_run(tmp_path / "elsewhere" / "failed", top1=None)
