@@ -113,10 +113,14 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, LookupError) as error:  # a text file: IndexError
-        # torch explains weights_only at length; the cause is on the line after this marker. A
-        # text file fails on a lookup whose message is a bare number, which says nothing.
+        # torch explains weights_only at length around the cause: the object it refused to build,
+        # else the line after this marker. A text file fails on a lookup whose message is a bare
+        # number, which says nothing.
         text = "" if isinstance(error, LookupError) else str(error).split("WeightsUnpickler error:", 1)[-1].strip()
-        reason = "it ends too early" if isinstance(error, EOFError) else text.splitlines()[0][:120] if text else ""
+        named = re.search(r"GLOBAL ([\w.]+)", text)
+        reason = text.splitlines()[0][:120] if text else ""
+        if named or isinstance(error, EOFError):
+            reason = f"it names the Python object {named[1]}" if named else "it ends too early"
         raise SesemiError(
             f"cannot load {path} safely{f' ({reason})' if reason else ''}; it is truncated, not a checkpoint, "
             "or holds Python objects other than weights"

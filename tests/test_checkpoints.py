@@ -101,9 +101,12 @@ def test_pickled_object_is_refused_and_not_executed(model, tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": model.state_dict(), "extra": Payload(marker)}, path)
-    with pytest.raises(SesemiError, match="evil.ckpt"):
+    with pytest.raises(SesemiError, match=r"evil.ckpt safely \(it names the Python object (builtins|io).open\)"):
         load_weights(model, path)
     assert not marker.exists()
+    torch.save({"state_dict": {}, "extra": Payload}, path)  # a class of no module torch knows of
+    with pytest.raises(SesemiError, match=r"it names the Python object test_checkpoints.Payload\)"):
+        load_weights(model, path)
 
 
 def test_plain_pickle_file_is_refused(model, tmp_path):

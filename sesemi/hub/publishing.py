@@ -172,14 +172,21 @@ def _component(node: Any) -> str:
     return f"`{node._target_}`" + (f" ({arguments})" if arguments else "")
 
 
+def _mapping(config: Any, key: str) -> DictConfig:
+    """The mapping at dotted `key` of a config, or an empty one (missing, or of another shape: a
+    run's config.yaml may have been edited into anything)."""
+    found = OmegaConf.select(config, key) if OmegaConf.is_dict(config) else None
+    return found if OmegaConf.is_dict(found) else OmegaConf.create()
+
+
 def _data(config: DictConfig) -> list[str]:
     """One line per loader: its name, dataset and subset; the data root first."""
-    loaders = {**(OmegaConf.select(config, "data.train") or {}), "validation": OmegaConf.select(config, "data.val")}
+    loaders = {**_mapping(config, "data.train"), "validation": _mapping(config, "data").get("val")}
     root = OmegaConf.select(config, "run.data_root")
     lines = [f"Data root: `{root}`", ""] if root else []
     for stage, loader in loaders.items():
-        if loader is not None:
-            dataset = OmegaConf.to_container(loader.dataset, resolve=True)
+        dataset = _mapping(loader, "dataset")
+        if dataset:
             subset = dataset.get("subset")
             lines.append(f"- {stage}: `{dataset.get('name')}`" + (f", subset {subset}" if subset else ""))
     return lines
@@ -194,8 +201,8 @@ def _table(header: tuple[str, str], rows: dict[str, Any]) -> list[str]:
 def model_card(info: ModelInfo, config: DictConfig, audio: bool) -> str:
     """The Markdown model card (`README.md`) of a model about to be published: what it does, its
     data, method and metrics."""
-    model = config.learner.hparams.model
-    heads = model.get("regularization_loss_heads") or {}
+    model = _mapping(config, "learner.hparams.model")
+    heads = _mapping(model, "regularization_loss_heads")
     kind = "recordings" if audio else "images"
     by = f" by {info.author}" if info.author else ""
     example = "clip.wav" if audio else "image.png"
@@ -225,9 +232,9 @@ def model_card(info: ModelInfo, config: DictConfig, audio: bool) -> str:
         "",
         "## Method",
         "",
-        f"- backbone: {_component(model.backbone)}",
+        f"- backbone: {_component(model.get('backbone'))}",
         f"- supervised loss: {_component(OmegaConf.select(model, 'supervised_loss.callable'))}",
-        *(f"- loss head `{name}`: {_component(head.head)}" for name, head in heads.items()),
+        *(f"- loss head `{name}`: {_component(_mapping(head, 'head'))}" for name, head in heads.items()),
         f"- weights: {'the exponential moving average of the weights' if info.ema else 'the trained weights'}"
         f", from `{info.checkpoint}`",
         f"- training: {budget}, optimizer {_component(OmegaConf.select(config, 'learner.hparams.optimizer'))}",

@@ -112,7 +112,8 @@ class Repository:
 
     def add(self, info: ModelInfo, archive_file: Path) -> Archive:
         """Uploads a model's archive and adds its row to the table, refusing a uid or a name and
-        version that exist; the table never names an archive that is not in place."""
+        version that exist, and an archive file the table does not list; the table never names an
+        archive that is not in place."""
         relative = archive_path(info)
         archive = Archive(relative, sha256(archive_file), archive_file.stat().st_size)
         with self.reaching("write to"):
@@ -122,6 +123,11 @@ class Repository:
                 check_unpublished(rows, info)
                 target = self.path(relative)
                 self._refuse_links(relative)
+                if self.fs.exists(target):  # not in the table: not one sesemi can prove it published
+                    raise SesemiError(
+                        f"will not publish over {self.url_of(archive)}: models.json does not list it (a publish "
+                        "stopped before it finished, or a file of someone else's); delete it to publish"
+                    )
                 self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
                 self._atomically(target, lambda partial: self.fs.put_file(str(archive_file), partial))
                 table = format_table({**rows, info.uid: (info, archive)}).encode()

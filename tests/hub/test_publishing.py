@@ -10,6 +10,7 @@ import tarfile
 import pandas as pd
 import pytest
 import torch
+import yaml
 from conftest import TWO_TINY_STEPS, make_image_tree
 from hub_fixtures import cache, memory_repository, trained  # noqa: F401 (fixtures)
 from safetensors.torch import load_file
@@ -80,6 +81,33 @@ def test_an_existing_uid_or_version_is_refused_and_nothing_is_written(trained, t
         publish(trained, "tiny", "1.0.0", repository, params={"other": True})
     assert files(repository) == before
     assert publish(trained, "tiny", "1.0.1", repository) == uid[:8] + "-1.0.1"
+
+
+def test_an_archive_the_table_does_not_list_is_never_replaced(trained, tmp_path, cache):  # noqa: F811
+    """A file where the archive goes, of a publish that stopped or of someone else's, stays."""
+    repository = tmp_path / "repo"
+    uid = model_uid("tiny", None, {}, "1.0.0")
+    theirs = repository / "tiny" / "1.0.0" / f"{uid}.tar.gz"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("theirs")
+    with pytest.raises(SesemiError, match=r"will not publish over .*tar.gz: models.json does not list it"):
+        publish(trained, "tiny", "1.0.0", repository)
+    assert theirs.read_text() == "theirs" and not (repository / "models.json").exists()
+
+
+def test_a_run_config_of_another_shape_still_gets_a_model_card(trained, tmp_path, cache):  # noqa: F811
+    """A run's config.yaml edited into other shapes (data.train a string, no learner) publishes
+    with what the card can say, not a traceback."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    del config["learner"]
+    config["data"] = {"train": "oops", "val": "oops"}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    uid = publish(run, "tiny", "1.0.0", tmp_path / "repo")
+    with tarfile.open(next((tmp_path / "repo").rglob(f"{uid}.tar.gz"))) as archive:
+        card = archive.extractfile("README.md").read().decode()
+    assert "- backbone: none" in card and "## Metrics" in card
 
 
 def test_publishing_to_memory(trained, memory_repository, cache):  # noqa: F811
