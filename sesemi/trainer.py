@@ -17,7 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
-from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.plugins import CheckpointIO
@@ -25,7 +25,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
-from sesemi.callbacks.progress import PlainProgress
+from sesemi.callbacks.progress import PlainProgress, StepProgressBar
 from sesemi.checkpoints import ChecksummedCheckpointIO
 from sesemi.errors import SesemiError, first_line, retired
 from sesemi.logs import LIGHTNING_LOG
@@ -249,10 +249,11 @@ def build_trainer(
     callbacks = [instantiate(c) for c in options.pop("callbacks", None) or []]
     for callback in callbacks:  # a run writes into its own folder only (see loggers_for)
         _refuse_outside(type(callback).__name__, getattr(callback, "dirpath", None), run_dir)
-    if not sys.stderr.isatty():  # a bar or a drawn table would fill a log with control characters
-        if options.get("enable_progress_bar", True):
-            callbacks.append(PlainProgress())
-        if options.get("enable_model_summary", True) and not any(isinstance(c, ModelSummary) for c in callbacks):
+    if options.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        # a bar (or a drawn table) in a log would fill it with control characters
+        callbacks.append(StepProgressBar() if sys.stderr.isatty() else PlainProgress())
+    if not sys.stderr.isatty() and options.get("enable_model_summary", True):
+        if not any(isinstance(c, ModelSummary) for c in callbacks):
             callbacks.append(ModelSummary())
     if not any(isinstance(c, ModelCheckpoint) for c in callbacks):
         callbacks.append(ModelCheckpoint(monitor="val/top1", mode="max", filename=BEST, save_top_k=1))

@@ -1,7 +1,9 @@
-"""Progress for logs: one plain line every few steps where a progress bar cannot be drawn.
+"""Progress of a run, counted in steps (a run's length is its steps: an epoch of a few labels
+may be one step).
 
-A progress bar needs a terminal; piped to a file, a CI log or a batch system's output it turns
-into control characters. `PlainProgress` writes instead, about twenty times a run:
+In a terminal, `StepProgressBar` draws Lightning's rich bar over the run's steps. A progress bar
+needs a terminal; piped to a file, a CI log or a batch system's output it turns into control
+characters. `PlainProgress` writes instead, about twenty times a run:
 
     step 250/800 (31%) | 4.2 it/s | ETA 2m 11s | loss 0.412 | val/top1 0.973
 """
@@ -13,7 +15,7 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
 LINES_PER_RUN = 20
 
@@ -82,3 +84,27 @@ class PlainProgress(ProgressBar):
         shown = ", ".join(f"{k} {float(v):.4g}" for k, v in trainer.callback_metrics.items() if k.startswith("val/"))
         if shown:
             print(f"validated at step {trainer.global_step}: {shown}", file=sys.stderr, flush=True)
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich bar, over the run's steps (`run.num_iterations`) rather than each epoch's
+    batches: one bar, with the speed and time left of the whole run. A run of epochs keeps
+    Lightning's bar of each epoch."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        steps = self.trainer.max_steps
+        return steps if steps > 0 else super().total_train_batches
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return "train" if self.trainer.max_steps > 0 else super()._get_train_description(current_epoch)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.max_steps > 0 and self.train_progress_bar_id is not None:
+            return  # one bar for the run: not reset (its speed and time left with it) each epoch
+        super().on_train_epoch_start(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args)
+        if trainer.max_steps > 0:
+            self._update(self.train_progress_bar_id, trainer.global_step)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+from pytorch_lightning import Callback
+
 from sesemi import compose, run
+from sesemi.callbacks.progress import StepProgressBar
 
 
 def test_a_piped_run_prints_plain_progress_lines(image_tree, tmp_path, capsys):
@@ -32,3 +35,27 @@ def test_a_piped_run_prints_plain_progress_lines(image_tree, tmp_path, capsys):
     evaluation = compose("digits", [*overrides, "run.mode=VALIDATE", f"run.pretrained_checkpoint_path={best}"])
     run(evaluation, tmp_path / "evaluation")
     assert "validated at step" not in capsys.readouterr().err  # the result line says it once
+
+
+class BarAtTheEnd(Callback):
+    """Records what the train bar of `StepProgressBar` says when training ends."""
+
+    seen: dict = {}
+
+    def on_train_end(self, trainer, pl_module):
+        (bar,) = [c for c in trainer.callbacks if isinstance(c, StepProgressBar)]
+        task = bar.progress.tasks[bar.train_progress_bar_id]
+        BarAtTheEnd.seen = {"total": task.total, "completed": task.completed, "description": task.description.strip()}
+
+
+def test_a_terminal_bar_counts_the_runs_steps(image_tree, tmp_path, monkeypatch):
+    """In a terminal the bar spans the run's steps, not each epoch's batches: with a labeled set
+    of one batch an epoch, a bar of epochs said `Epoch 5/-2 0/1` for the whole run."""
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    overrides = [
+        "method=supervised", f"run.data_root={image_tree.root}", "run.num_iterations=6",
+        "run.batch_size_per_gpu=64", "data.views.weak.crop_dim=16", "learner.hparams.model.backbone.widths=[4,8]",
+        "+trainer.callbacks=[{_target_: test_progress.BarAtTheEnd}]",
+    ]
+    run(compose("digits", overrides), tmp_path / "run")
+    assert BarAtTheEnd.seen == {"total": 6, "completed": 6, "description": "train"}
