@@ -38,6 +38,7 @@ from sesemi.datasets.images import (
     list_files,
     read_image,
     to_rgb,
+    upright,
     warn_unread_photos,
 )
 from sesemi.errors import SesemiError, first_line
@@ -184,8 +185,8 @@ def load(
 
 def _read_image(transform: Callable, min_side: int | None, item: Path | Image.Image) -> tuple[Tensor, None]:
     """An image file, read at `min_side` (`read_image`), or an image in memory (as files are
-    read: 8-bit RGB by its pixels' range), as one transformed input `[1, C, H, W]`."""
-    image = to_rgb(item) if isinstance(item, Image.Image) else read_image(item, min_side)
+    read: upright, 8-bit RGB by its pixels' range), as one transformed input `[1, C, H, W]`."""
+    image = to_rgb(upright(item)) if isinstance(item, Image.Image) else read_image(item, min_side)
     return transform(image)[None], None
 
 

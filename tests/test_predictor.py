@@ -131,6 +131,19 @@ def test_images_in_memory_are_predicted_as_their_files(predictor, val_images):
     assert one.input == 0 and one.label in predictor.labels
 
 
+def test_a_sideways_photo_in_memory_is_predicted_upright_as_its_file(predictor, val_images, tmp_path):
+    """An image opened from a phone's photo (stored sideways, with an EXIF tag that says how to
+    turn it) is predicted as its file is: upright."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to show"
+    Image.open(val_images[0]).convert("RGB").resize((24, 40)).save(tmp_path / "photo.png", exif=exif)
+    (from_file,) = predictor.predict([tmp_path / "photo.png"])
+    (in_memory,) = predictor.predict([Image.open(tmp_path / "photo.png")])
+    assert torch.allclose(in_memory.probabilities, from_file.probabilities, atol=1e-6)
+
+
 def test_a_save_dir_under_a_file_says_so(tmp_path):
     """`--save-dir notes.txt/out` is refused for what it is, not as a read-only folder."""
     from sesemi.predictor import check_predictions_folder

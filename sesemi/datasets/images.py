@@ -146,6 +146,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     raise ImageReadError(f"its pixel mode {mode} has no known conversion to RGB; save it as RGB or grayscale")
 
 
+def upright(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF orientation says, as a photo viewer shows it (phones store
+    photos sideways with a tag that says so); an image without one as it is."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        return ImageOps.exif_transpose(image)
+    return image
+
+
 _OPENING = threading.Lock()
 
 
@@ -175,8 +183,7 @@ def read_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Imag
             if min_side:
                 image.draft(None, (min_side, min_side))
             image.load()
-            if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
-                image = ImageOps.exif_transpose(image)
+            image = upright(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageReadError(
             f"{first_line(error).rstrip('.')}; raise PIL.Image.MAX_IMAGE_PIXELS to read it if it is trusted"
