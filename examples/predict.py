@@ -29,7 +29,8 @@ def main() -> None:
     predictor = load(args.run, device="auto")
     predictions = predictor.predict(args.input)  # in order; unreadable files carry .error
     for prediction in predictions[:3]:
-        print(f"{prediction.input}: {prediction.label} ({prediction.score:.2f})")
+        said = f"unreadable, {prediction.error}" if prediction.error else f"{prediction.label} ({prediction.score:.2f})"
+        print(f"{prediction.input}: {said}")
 
     # The true class of a file in data/digits/val/<class>/ is its folder's name.
     correct = sum(p.label == Path(p.input).parent.name for p in predictions if p.error is None)

@@ -55,6 +55,16 @@ def test_predict_writes_a_row_per_validation_image(trained, project, capsys):
         assert len(list(csv.DictReader(file))) == 500
 
 
+def test_predict_says_which_files_are_unreadable(trained, project, capsys):
+    """A folder holding a damaged image (first in sorted order): its line says so."""
+    folder = project / "new_images"
+    folder.mkdir()
+    (folder / "a_broken.png").write_bytes(b"not an image")
+    (folder / "b.png").write_bytes(next((project / "data" / "digits" / "val").rglob("*.png")).read_bytes())
+    run_example("predict.py", str(trained), str(folder), "--save-dir", str(project / "new_predictions"))
+    assert "a_broken.png: unreadable, " in capsys.readouterr().out
+
+
 def test_publish_and_load_predicts_with_the_published_model(trained, project, capsys):
     run_example("publish_and_load.py", str(trained), "--repository", str(project / "models"))
     out = capsys.readouterr().out
