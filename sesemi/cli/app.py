@@ -357,8 +357,9 @@ def pseudo_label(
     """
     from sesemi.ops.pseudo_dataset import pseudo_dataset
 
-    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "allow"))
-    written = pseudo_dataset(teacher, data_root, output_dir, **options, allow=allow or ())
+    options = key_values(pseudo_dataset, settings or [], "pseudo-label", skip=("output_dir", "allow", "progress"))
+    with progress("labeling") as report:
+        written = pseudo_dataset(teacher, data_root, output_dir, **options, allow=allow or (), progress=report)
     counts, checked = written["counts"], written["teacher_on_val"]
     echo(
         f"{counts['pseudo_labeled']} pseudo-labels ({counts['below_threshold']} below the threshold, "

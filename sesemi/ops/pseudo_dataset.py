@@ -144,6 +144,7 @@ def pseudo_dataset(
     on_error: str = "skip",
     overwrite: bool = False,
     allow: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Labels the unlabeled images (or recordings, for an audio teacher) with a teacher and
     writes a `pseudo` data set.
@@ -176,13 +177,14 @@ def pseudo_dataset(
         overwrite: Replace the files of an earlier `pseudo_dataset` (only in a folder it made).
         allow: Module prefixes whose classes the teacher may build besides the trusted ones
             (`sesemi trust`), e.g. `["my_project"]`.
+        progress: Called as `progress(done, total)` as the pool's files are labeled.
 
     Returns:
         What `dataset.json` holds: classes, soft_labels, modality, counts, the check on
         `val_subset` (`teacher_on_val`) and settings.
     """
     output_dir = Path(data_root) / "pseudo" if output_dir is None else output_dir
-    settings = {k: str(v) if isinstance(v, Path) else _plain(v) for k, v in locals().items()}
+    settings = {k: str(v) if isinstance(v, Path) else _plain(v) for k, v in locals().items() if k != "progress"}
     if not 0.0 <= threshold <= 1.0:
         raise SesemiError(f"threshold must be between 0 and 1, not {threshold}")
     if per_class is not None and per_class < 1:
@@ -210,7 +212,7 @@ def pseudo_dataset(
     # the labels, the files the teacher is checked on and an earlier output are not the pool
     apart = [Path(data_root) / name for name in (labeled_subset, val_subset) if name] + [Path(output_dir)]
     files = [path for path in files if not any(within(Path(path), folder) for folder in apart)]
-    predictions = predictor.predict(files, **predicting)
+    predictions = predictor.predict(files, progress=progress, **predicting)
     read = [prediction for prediction in predictions if prediction.error is None]
     if predictions and not read:
         first = predictions[0]

@@ -171,6 +171,7 @@ def test_the_command_writes_the_folder_and_refuses_to_overwrite(teacher, data_ro
     ]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert f"labeling: {UNLABELED}/{UNLABELED}" in done.stderr  # progress lines, in a pipe
     output = data_root / "pseudo"
     assert len(_rows(output)) == UNLABELED
     assert json.loads((output / INFO_FILE).read_text())["soft_labels"] is False
