@@ -74,8 +74,11 @@ class Batches(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)  # in the validation's first batch of several
 
 
-def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={STEPS}", workers: int = 0):
-    config = compose("digits", [f"run.data_root={image_tree.root}", *TINY, length, f"data.train.supervised.num_workers={workers}"])
+def _config(image_tree, callback: Batches, length: str = f"run.num_iterations={STEPS}", workers: int = 0, method: str = "supervised"):
+    config = compose(
+        "digits",
+        [f"run.data_root={image_tree.root}", *TINY, length, f"data.train.supervised.num_workers={workers}", f"method={method}"],
+    )
     config.trainer.callbacks.append({"_target_": f"{__name__}.current"})
     global current
     current = lambda: callback  # noqa: E731 - the config names it, as it names any callback
@@ -143,6 +146,20 @@ def test_sigterm_saves_marks_and_resume_matches_an_unbroken_run(image_tree, tmp_
         expected = expected[~((expected.step == abs(stop_at) - 1) & expected["val/top1"].notna())]
     assert sorted(logged.columns) == sorted(expected.columns)
     pd.testing.assert_frame_equal(logged[expected.columns], expected.reset_index(drop=True), check_exact=False, atol=1e-5)
+
+
+def test_a_resumed_run_describes_its_pool_as_an_unbroken_one(image_tree, tmp_path):
+    """What results.json says of the unlabeled pool (the shares pseudo-labeled, which
+    `sesemi postprocess` reports) is saved with the checkpoint: a resumed run says what the
+    unbroken one does, not what it saw since it resumed."""
+    finished = run(_config(image_tree, Batches(), method="fixmatch"), tmp_path / "unbroken")
+    with pytest.raises(SystemExit):
+        run(_config(image_tree, Batches(stop_at=5), method="fixmatch"), tmp_path / "stopped")
+    resumed = Batches()
+    global current
+    current = lambda: resumed  # noqa: E731
+    result = resume(tmp_path / "stopped", allow=[__name__])
+    assert finished.unlabeled["seen"] > 0 and result.unlabeled == finished.unlabeled
 
 
 def test_a_ctrl_c_after_a_step_of_accumulated_batches_does_not_take_the_batch_again(image_tree, tmp_path):

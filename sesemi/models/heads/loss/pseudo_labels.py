@@ -377,12 +377,20 @@ class PoolStatistics(nn.Module):
     def __init__(self, num_classes: int, window: int = 4096):
         super().__init__()
         self.num_classes = num_classes
-        # not saved in checkpoints, so those of earlier releases still load (a resumed run
-        # describes what it saw since resuming)
-        self.register_buffer("recent", torch.full((window,), _EMPTY, dtype=torch.long), persistent=False)
-        self.register_buffer("predicted", torch.full((window,), _EMPTY, dtype=torch.long), persistent=False)
-        self.register_buffer("position", torch.zeros((), dtype=torch.long), persistent=False)
-        self.register_buffer("judged", torch.zeros((), dtype=torch.long), persistent=False)  # 1: outliers judged
+        # saved in checkpoints, so that a resumed run describes the samples an unbroken one does;
+        # a checkpoint of an earlier release, without them, loads with them empty
+        self.register_buffer("recent", torch.full((window,), _EMPTY, dtype=torch.long))
+        self.register_buffer("predicted", torch.full((window,), _EMPTY, dtype=torch.long))
+        self.register_buffer("position", torch.zeros((), dtype=torch.long))
+        self.register_buffer("judged", torch.zeros((), dtype=torch.long))  # 1: outliers judged
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any], strict: bool,
+        missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str],
+    ) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        if not any(key.startswith(prefix) for key in state_dict):  # an earlier release's checkpoint
+            missing_keys[:] = [key for key in missing_keys if not key.startswith(prefix)]
 
     def record(self, labels: Tensor, mask: Tensor, outliers: Tensor | None = None, predicted: Tensor | None = None) -> None:
         """Records a batch: pseudo-labels `[N]`, the weight each counted with `[N]` (a sample

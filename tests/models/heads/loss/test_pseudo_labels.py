@@ -148,6 +148,21 @@ def test_pool_statistics_count_a_soft_weight_from_one_half():
     assert statistics.summary()["pseudo_labeled_per_class"] == [0.25, 0.25]
 
 
+def test_pool_statistics_are_saved_and_a_state_without_them_loads_empty():
+    """Saved with the model (a resumed run describes what an unbroken one does); the state of a
+    release that did not save them loads, with nothing seen; a part of them is still refused."""
+    statistics = PoolStatistics(2, window=4)
+    statistics.record(torch.tensor([0, 1, 1, 0]), torch.tensor([1.0, 0.6, 0.4, 0.0]))
+    restored = nn.ModuleDict({"pool": PoolStatistics(2, window=4)})
+    restored.load_state_dict({f"pool.{k}": v for k, v in statistics.state_dict().items()})
+    assert restored["pool"].summary() == statistics.summary()
+    earlier = nn.ModuleDict({"pool": PoolStatistics(2, window=4)})
+    earlier.load_state_dict({})
+    assert earlier["pool"].summary() is None
+    with pytest.raises(RuntimeError, match="Missing key"):
+        earlier.load_state_dict({"pool.recent": statistics.recent})
+
+
 @pytest.mark.parametrize("make", [FlexMatchThreshold, FreeMatchThreshold], ids=["flexmatch", "freematch"])
 def test_a_floor_above_the_threshold_is_refused(make):
     """A floor of 0.8 under a threshold of 0.7 would make every class threshold 0.8."""
