@@ -40,10 +40,10 @@ from torch.utils.data import (
 from sesemi.collation import ReadableOnly
 from sesemi.datasets import DATASETS, ImageDataset, dataset
 from sesemi.datasets.builtin import build_on_first_use, split_named_otherwise
-from sesemi.datasets.images import FileDataset, printable
+from sesemi.datasets.images import FileDataset
 from sesemi.datasets.overlap import validation_leaks
 from sesemi.datasets.shards import is_url
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, printable
 from sesemi.logs import counted
 from sesemi.samplers import PassByPassBatchSampler, RepeatingRandomSampler
 from sesemi.streams import RandomStream, StreamedCollate, StreamedDataset, stream_seed

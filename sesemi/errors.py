@@ -1,8 +1,9 @@
 """The one exception type sesemi raises for problems a user can fix, how to find it in a chain
-of errors, and the check of a named choice."""
+of errors, how to print a message anywhere, and the check of a named choice."""
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from typing import TypeVar
 
@@ -39,6 +40,16 @@ def first_line(error: BaseException) -> str:
     """An error's message on one line, its first; the error's type when it has none."""
     text = str(error).strip()
     return text.splitlines()[0].strip() if text else type(error).__name__
+
+
+def printable(text: object) -> str:
+    """A path or message as it can be printed anywhere: the bytes of a file name that are not
+    UTF-8 (held as surrogates, see os.fsdecode) are shown as `\\xNN` escapes."""
+    text = os.fsdecode(text) if isinstance(text, (bytes, os.PathLike)) else str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def user_error(error: BaseException | None) -> str | None:

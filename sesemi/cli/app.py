@@ -6,6 +6,7 @@ it runs, so `sesemi --help` answers at once.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def create(
 
     root = create_project(directory, force=force)
     echo(f"created {root}/: configs/custom.yaml, data/, runs/, src/")
-    echo(f"next: cd {root} && sesemi fetch digits && sesemi train -cd configs custom")
+    echo(f"next: cd {shlex.quote(str(root))} && sesemi fetch digits && sesemi train -cd configs custom")
 
 
 @command(name="list")
@@ -312,7 +313,7 @@ def inference(
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
     if predictions and unreadable == len(predictions):  # a script must not take an empty table for an answer
-        raise SesemiError(f"no input could be read ({counted(unreadable, 'unreadable file')}; why: {files})")
+        raise SesemiError(f"no input could be read ({counted(unreadable, 'unreadable file')}; why: {written.unreadable})")
     echo(f"predicted {counted(len(predictions) - unreadable, 'file')}{skipped}: {files}")
     outliers = sum(bool(p.looks_out_of_class) for p in predictions)
     if any(p.out_of_class is not None for p in predictions):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sesemi.errors import SesemiError, user_error
+from sesemi.errors import SesemiError, printable, user_error
 
 # The user's HYDRA_FULL_ERROR, kept here while sesemi sets its own: the processes a multi-process
 # run launches inherit both, and show tracebacks only if the user asked for them.
@@ -42,7 +42,7 @@ def exit_on_user_error(config_dir: str | None = None) -> Iterator[None]:
         message = user_error(error) or hydra_error(error, config_dir)
         if message is None or full_error:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)  # a name's bytes not UTF-8 as \xNN
         sys.exit(1)
     finally:
         if before is None:

@@ -28,7 +28,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
-from sesemi.errors import SesemiError, first_line
+from sesemi.errors import SesemiError, first_line, printable
 from sesemi.logs import counted
 from sesemi.transforms.image import ToPILImage
 from sesemi.transforms.views import input_side
@@ -82,16 +82,6 @@ def warn_unread_photos(passed: Sequence[str], folders: Sequence[Path], once: boo
             "left out %s files under %s: sesemi reads %s; convert them, e.g. to JPEG",
             counts, printable(", ".join(map(str, folders))), " ".join(IMAGE_EXTENSIONS),
         )
-
-
-def printable(text: object) -> str:
-    """A path or message as it can be printed anywhere: the bytes of a file name that are not
-    UTF-8 (held as surrogates, see os.fsdecode) are shown as `\\xNN` escapes."""
-    text = os.fsdecode(text) if isinstance(text, (bytes, os.PathLike)) else str(text)
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _gray(levels: np.ndarray) -> Image.Image:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from torch.utils.data import Dataset
 
-from sesemi.datasets.images import printable
+from sesemi.errors import printable
 from sesemi.logs import counted
 
 SAMPLE_BYTES = 4096

@@ -33,13 +33,12 @@ from sesemi.datasets.images import (
     FileDataset,
     ImageDataset,
     OnError,
-    printable,
     require_dir,
     subset_dirs,
 )
 from sesemi.datasets.memory_cache import Cache
 from sesemi.datasets.registry import register_dataset
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, printable
 from sesemi.ownership import MARKER, claim, owned, write_atomically
 
 LABELS_FILE = "labels.csv"

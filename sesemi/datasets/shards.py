@@ -23,9 +23,9 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from sesemi.datasets.images import UNLABELED, ImageReadError, printable, read_image
+from sesemi.datasets.images import UNLABELED, ImageReadError, read_image
 from sesemi.datasets.registry import register_dataset
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, printable
 from sesemi.streams import stream_seed
 from sesemi.transforms.views import input_side
 

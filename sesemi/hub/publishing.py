@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 
 from sesemi.checkpoints import read_checkpoint
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, printable
 from sesemi.hub.archive import pack
 from sesemi.hub.ids import check_name, check_params, check_subgroup, check_version, model_uid
 from sesemi.hub.lookup import ModelInfo, check_unpublished
@@ -106,7 +106,8 @@ def publish(
         save_file(weights, folder / WEIGHTS, metadata={"uid": uid})
         (folder / CONFIG).write_text(config_path.read_text())
         (folder / META).write_text(json.dumps(info.to_dict(), indent=1) + "\n")
-        (folder / CARD).write_text(model_card(info, model.config, model.audio))
+        # class names from folder names that are not UTF-8 are shown as \xNN escapes, as in messages
+        (folder / CARD).write_text(printable(model_card(info, model.config, model.audio)), encoding="utf-8")
         archive = Path(scratch) / f"{uid}.tar.gz"
         pack(folder, archive)
         target.add(info, archive)

@@ -16,8 +16,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sesemi.datasets.images import printable
-from sesemi.errors import SesemiError
+from sesemi.errors import SesemiError, printable
 from sesemi.ops.runs import (
     Run,
     field_value,

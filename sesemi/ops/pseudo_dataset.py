@@ -24,13 +24,12 @@ from torch import Tensor
 from sesemi.datasets.images import (
     class_samples,
     is_image_file,
-    printable,
     same_name,
     subset_dirs,
     unlabeled_samples,
 )
 from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
-from sesemi.errors import SesemiError, retired
+from sesemi.errors import SesemiError, printable, retired
 from sesemi.learners.trained import TrainedModel
 from sesemi.logs import counted
 from sesemi.ownership import within

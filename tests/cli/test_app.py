@@ -7,6 +7,7 @@ The `project` fixture (conftest.py) is the chain a user follows: `create`, `fetc
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -137,6 +138,18 @@ def test_create_refuses_to_overwrite_without_force(sesemi_cli, tmp_path):
     assert sesemi_cli("create", tmp_path / "q").exit_code == 0
     shutil.copy(tmp_path / "q" / "configs" / "custom.yaml", elsewhere / "custom.yaml")
     assert "will not overwrite" in error_line(sesemi_cli("create", project, "--force"))
+
+
+def test_create_says_the_next_commands_as_a_shell_takes_them(sesemi_cli, tmp_path):
+    """A project folder with a space in its name is quoted in the `next:` line, to paste."""
+    result = sesemi_cli("create", tmp_path / "new proj ü")
+    assert f"next: cd '{tmp_path}/new proj ü' && sesemi fetch digits" in result.output
+
+
+def test_an_error_shows_bytes_of_a_name_that_are_not_utf8_as_escapes(sesemi_cli, tmp_path):
+    """A path of Latin-1 bytes (held as a surrogate) is shown as data.md says: `\\xff`."""
+    line = error_line(sesemi_cli("resume", os.fsdecode(os.fsencode(tmp_path) + b"/run\xff")))
+    assert "run\\xff" in line and "\\udc" not in line
 
 
 def test_a_file_where_a_folder_goes_is_one_line(sesemi_cli, tmp_path):
@@ -430,7 +443,7 @@ def test_inference_errors_are_one_line(sesemi_cli, project, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "empty.png").write_bytes(b"")
     line = error_line(sesemi_cli("inference", run, tmp_path / "broken", "--save-dir", tmp_path / "out", "--device", "cpu"))
-    assert line.startswith("error: no input could be read (1 unreadable file; why: ") and "unreadable.csv" in line
+    assert line.startswith("error: no input could be read (1 unreadable file; why: ") and line.endswith("unreadable.csv)")
 
 
 def test_preprocess_a_folder_then_a_config(sesemi_cli, tmp_path):

@@ -15,8 +15,8 @@ from PIL import Image
 
 from sesemi.datasets.image_file import image_file
 from sesemi.datasets.image_folder import image_folder
-from sesemi.datasets.images import ImageDataset, ImageReadError, printable, read_image, to_rgb
-from sesemi.errors import SesemiError
+from sesemi.datasets.images import ImageDataset, ImageReadError, read_image, to_rgb
+from sesemi.errors import SesemiError, printable
 
 
 @pytest.fixture

@@ -110,6 +110,21 @@ def test_a_run_config_of_another_shape_still_gets_a_model_card(trained, tmp_path
     assert "- backbone: none" in card and "## Metrics" in card
 
 
+def test_a_class_named_by_a_folder_name_that_is_not_utf8_is_published(trained, tmp_path, cache):  # noqa: F811
+    """A class folder named in Latin-1 (`caf\\xe9`, held as a surrogate) trains; it publishes too,
+    its card showing the byte as `\\xe9` and its labels keeping the name."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    results = json.loads((run / "results.json").read_text())
+    results["classes"][0] = os.fsdecode(b"caf\xe9")
+    (run / "results.json").write_text(json.dumps(results))
+    uid = publish(run, "tiny", "1.0.0", tmp_path / "repo")
+    with tarfile.open(next((tmp_path / "repo").rglob(f"{uid}.tar.gz"))) as archive:
+        card = archive.extractfile("README.md").read().decode("utf-8")
+        meta = json.load(archive.extractfile("meta.json"))
+    assert "caf\\xe9" in card and meta["labels"][0] == os.fsdecode(b"caf\xe9")
+
+
 def test_publishing_to_memory(trained, memory_repository, cache):  # noqa: F811
     uid = publish(trained, "tiny", "1.0.0", memory_repository)
     assert list(Repository(memory_repository).rows()) == [uid]
