@@ -118,9 +118,12 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
         # number, which says nothing.
         text = "" if isinstance(error, LookupError) else str(error).split("WeightsUnpickler error:", 1)[-1].strip()
         named = re.search(r"GLOBAL ([\w.]+)", text)
-        reason = text.splitlines()[0][:120] if text else ""
-        if named or isinstance(error, EOFError):
-            reason = f"it names the Python object {named[1]}" if named else "it ends too early"
+        if isinstance(error, EOFError):
+            reason = "it ends too early"
+        elif named:
+            reason = f"it names the Python object {named[1]}"
+        else:
+            reason = text.splitlines()[0][:120] if text else ""
         raise SesemiError(
             f"cannot load {path} safely{f' ({reason})' if reason else ''}; it is truncated, not a checkpoint, "
             "or holds Python objects other than weights"

@@ -500,8 +500,8 @@ def rm_states(
     """Delete the checkpoints of finished runs, except best.ckpt and last.ckpt.
 
     Only runs sesemi marked finished lose checkpoints, only those sesemi saved (their .sha256
-    names their inode), never through a symlink; runs of earlier releases (no marker) are counted and
-    left alone.
+    names their inode), never through a symlink; runs of earlier releases (no marker) and
+    checkpoints sesemi cannot prove it saved are counted and left alone.
 
     Python: sesemi.ops.runs.remove_checkpoints
 
