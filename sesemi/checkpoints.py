@@ -5,9 +5,10 @@ Every checkpoint sesemi's trainer writes gets its SHA-256 in a file beside it,
 too); reading a checkpoint checks it, so that a file damaged on disk or in transfer is refused
 instead of loaded. A checkpoint without one (earlier releases, other tools) loads as before.
 
-The checksum file also records the checkpoint's inode (a comment line `sha256sum` skips): it
-proves that sesemi saved that very file, which a copy (`cp`, a new inode) or a checksum a user
-wrote does not, so `sesemi rm-states` deletes only the checkpoints sesemi saved.
+The checksum file also records the checkpoint's inode, size and time (a comment line
+`sha256sum` skips): they prove that sesemi saved that very file, which a copy (`cp`, a new
+inode) or a checksum a user wrote does not, so `sesemi rm-states` deletes only the checkpoints
+sesemi saved.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def load_weights(
     matching = {k: v for k, v in state.items() if k in own and k not in keep and own[k].shape == v.shape}
     reshaped = sorted(k for k in state if k in own and k not in keep and own[k].shape != state[k].shape)
     not_loaded = sorted(k for k in own if k not in matching)
-    missing = [k for k in not_loaded if k not in keep]
+    missing = [k for k in not_loaded if k not in keep and k not in _added_since(model, state)]
     problem = None
     if not matching:
         problem = "none of its weights belong to this model"
@@ -185,6 +186,17 @@ def load_weights(
     if not_loaded and not strict:
         logger.info("initialized %d of %d weights from %s; kept new values for: %s",
                     len(matching), len(own), path, ", ".join(not_loaded[:5]))
+
+
+def _added_since(model: nn.Module, state: dict[str, Any]) -> set[str]:
+    """The state of `model`'s modules that checkpoints of earlier releases lack as a whole
+    (`STATE_ADDED_LATER`, e.g. `PoolStatistics`): kept at its initial values when absent."""
+    return {
+        f"{name}.{key}"
+        for name, module in model.named_modules()
+        if getattr(module, "STATE_ADDED_LATER", False) and not any(k.startswith(f"{name}.") for k in state)
+        for key in module.state_dict()
+    }
 
 
 def saved_classes(checkpoint: dict[str, Any], path: str | Path) -> list[str] | None:

@@ -174,14 +174,15 @@ def record_checksum(path: str | Path) -> Path:
     """Writes the SHA-256 of checkpoint `path` beside it (atomically) and returns where."""
     target = checksum_path(path)
     name = os.fsencode(Path(path).name).decode("utf-8", "replace")
-    write_atomically(target, f"{sha256(path)}  {name}\n{_SAVED} {os.stat(path).st_ino}\n")
+    write_atomically(target, f"{sha256(path)}  {name}\n{_saved_line(os.stat(path))}\n")
     return target
 
 
 def saved_by_sesemi(path: str | Path) -> bool:
     """Whether sesemi saved the checkpoint file `path`: its checksum file, written when it was
-    saved, records its inode (a copy, or a checksum written by hand, does not). Links are never
-    sesemi's."""
+    saved, records its inode, size and time (a copy, a checksum written by hand, or a file
+    written since under the name, even where the file system gave it the inode again, does
+    not). Links are never sesemi's."""
     path, recorded_at = Path(path), checksum_path(path)
     if path.is_symlink() or not path.is_file() or recorded_at.is_symlink():
         return False
@@ -189,7 +190,11 @@ def saved_by_sesemi(path: str | Path) -> bool:
         lines = read_regular(recorded_at).splitlines()
     except (OSError, UnicodeDecodeError):
         return False
-    return f"{_SAVED} {path.stat().st_ino}" in lines
+    return _saved_line(path.stat()) in lines
+
+
+def _saved_line(stat: os.stat_result) -> str:
+    return f"{_SAVED} {stat.st_ino}, size {stat.st_size}, mtime_ns {stat.st_mtime_ns}"
 
 
 def mark(folder: str | Path, kind: str, state: State = "complete") -> Marker:

@@ -24,9 +24,8 @@ RUN_DIR_VARIABLE = "SESEMI_RUN_DIR"
 
 
 def _hydra_files(run_dir: Path) -> set[str]:
-    """What Hydra may have written into `run_dir` before calling the job (`.hydra/` when
-    `hydra.output_subdir` is set, the job's log once a line is logged), when `run_dir` is the
-    folder of the Hydra job this process runs."""
+    """What Hydra wrote into `run_dir` before calling the job (`.hydra/`, the job's log), when
+    `run_dir` is the folder of the Hydra job this process runs."""
     if not HydraConfig.initialized():
         return set()
     hydra = HydraConfig.get()
@@ -41,53 +40,76 @@ _GIVEN_EMPTY: set[Path] = set()
 # The folders above a run's that did not exist when it was claimed (`runs/digits/flexmatch/`):
 # made for it, so a run that fails before it starts leaves none of them behind, if empty.
 _MADE_ABOVE: dict[Path, list[Path]] = {}
-# The folders that did not exist when sesemi named a folder for Hydra to make (`note_unmade`).
+# The folders that did not exist when a folder was named for Hydra to make (`note_unmade`).
 _UNMADE: dict[Path, list[Path]] = {}
 
 
-def claim_folder(run_dir: str | Path) -> bool:
+def claim_folder(run_dir: str | Path) -> None:
     """Marks `run_dir` as the folder of a run of this process: one that does not exist yet, or
     holds nothing but what Hydra wrote for this job. A run's folder is deleted whole when the run
     fails (`sesemi rm-failed`), so a folder holding anything else, another run or files of
     someone else's, is refused rather than claimed. An empty one is the caller's (emptied again,
-    not deleted, if the run ends before it starts), unless Hydra made it where sesemi named it
-    (`note_unmade`). Returns whether it claimed it now (not earlier, or for another process)."""
+    not deleted, if the run ends before it starts), unless it was made for the run (`note_unmade`)."""
     run_dir = Path(run_dir)
     found = marker(run_dir)
     if found is not None and found.kind == "run" and found.state == "running" and found.pid == os.getpid():
-        return False  # claimed by this process already (open_sesemi, TrainingRun.evaluate)
+        return  # claimed by this process already (open_sesemi, TrainingRun.evaluate)
+    if _launched_for(run_dir) and found is not None and found.kind == "run":
+        return  # a process that a multi-process run launched: the run's first process claimed it
+    _refuse_taken(run_dir, _hydra_files(run_dir))
+    made = _made_for(run_dir.absolute())
+    if run_dir.exists() and run_dir.absolute() not in made and not os.listdir(run_dir):
+        _GIVEN_EMPTY.add(run_dir.absolute())
+    _MADE_ABOVE[run_dir.absolute()] = [folder for folder in made if folder != run_dir.absolute()]
+    mark(run_dir, "run", "running")
+
+
+def check_named_folder(run_dir: str | Path) -> None:
+    """Refuses a folder named for a run by hand (`hydra.run.dir=...`) that `claim_folder` would
+    refuse, before Hydra writes its files into it; notes the folders to be made for the run, or
+    an empty folder as the caller's."""
+    run_dir = Path(run_dir).absolute()
+    if _launched_for(run_dir):
+        return
+    _refuse_taken(run_dir, set())
+    if run_dir.is_dir():
+        _GIVEN_EMPTY.add(run_dir)
+    else:
+        note_unmade(str(run_dir))
+
+
+def _launched_for(run_dir: Path) -> bool:
+    """Whether this process is one a multi-process run launched for `run_dir`."""
     launched_for = os.environ.get(RUN_DIR_VARIABLE)
-    if launched_for and Path(launched_for).absolute() == run_dir.absolute() and found is not None and found.kind == "run":
-        return False  # a process that a multi-process run launched: the run's first process claimed it
+    return bool(launched_for) and Path(launched_for).absolute() == run_dir.absolute()
+
+
+def _refuse_taken(run_dir: Path, hydras: set[str]) -> None:
+    """Refuses a folder that holds a run, or anything but `hydras` (what Hydra wrote there)."""
+    found = marker(run_dir)
     if found is not None and found.kind == "run":
         raise SesemiError(
             f"{run_dir} already holds a run ({found.state}); choose another folder, or `sesemi resume {run_dir}`"
         )
     if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
         raise SesemiError(f"{run_dir} is not a folder sesemi can make its own; choose a new folder for the run")
-    others = sorted(set(os.listdir(run_dir)) - _hydra_files(run_dir)) if run_dir.exists() else []
+    others = sorted(set(os.listdir(run_dir)) - hydras) if run_dir.exists() else []
     if others:
         more = f" and {len(others) - 1} more" if len(others) > 1 else ""
         raise SesemiError(f"{run_dir} is not empty (it holds {others[0]}{more}); a run needs a new folder of its own")
-    made = _made_for(run_dir.absolute())
-    if run_dir.exists() and run_dir.absolute() not in made and not os.listdir(run_dir):
-        _GIVEN_EMPTY.add(run_dir.absolute())
-    _MADE_ABOVE[run_dir.absolute()] = [folder for folder in made if folder != run_dir.absolute()]
-    mark(run_dir, "run", "running")
-    return True
 
 
 def note_unmade(folder: str) -> str:
-    """Records which of `folder` and the folders above it do not exist yet, as sesemi names a
-    run's (or a sweep's) folder for Hydra to make (`hydra/sesemi.yaml`); returns `folder`."""
+    """Records which of `folder` and the folders above it do not exist yet, as a run's (or a
+    sweep's) folder is named for Hydra to make (`hydra/sesemi.yaml`, or by hand); returns `folder`."""
     path = Path(folder).absolute()
     _UNMADE.setdefault(path, list(itertools.takewhile(lambda above: not above.exists(), (path, *path.parents))))
     return folder
 
 
 def _made_for(run_dir: Path) -> list[Path]:
-    """The folders made for a run: `run_dir` and those above it that did not exist when sesemi
-    named it (or its sweep's folder) for Hydra, else those that do not exist now."""
+    """The folders made for a run: `run_dir` and those above it that did not exist when it (or
+    its sweep's folder) was named for Hydra, else those that do not exist now."""
     if run_dir in _UNMADE:
         return _UNMADE[run_dir]
     sweep = _UNMADE.get(run_dir.parent)

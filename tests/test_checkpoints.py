@@ -245,3 +245,20 @@ def test_a_runs_checkpoints_record_its_classes(trained_run):
     checkpoint = read_checkpoint(path)
     assert checkpoint["SESEMIDataModule"]["classes"] == trained_run.tree.classes
     assert saved_classes(checkpoint, path) == trained_run.tree.classes
+
+
+def test_a_checkpoint_of_an_earlier_release_without_pool_statistics_loads_strictly(tmp_path):
+    """Pool statistics were not saved before: a checkpoint without them loads to evaluate or
+    resume (`run.resume_from_checkpoint`), their buffers empty; a weight missing is refused."""
+    from torch import nn
+
+    from sesemi.models.heads.loss.pseudo_labels import PoolStatistics
+
+    model = nn.ModuleDict({"fc": nn.Linear(2, 2), "pool": PoolStatistics(2, window=4)})
+    earlier = {key: value for key, value in model.state_dict().items() if not key.startswith("pool.")}
+    torch.save({"state_dict": earlier}, tmp_path / "earlier.ckpt")
+    load_weights(model, tmp_path / "earlier.ckpt")
+    assert model["pool"].summary() is None
+    torch.save({"state_dict": {"fc.weight": earlier["fc.weight"]}}, tmp_path / "part.ckpt")
+    with pytest.raises(SesemiError, match=r"1 weights are missing or differ in shape \(e.g. fc.bias\)"):
+        load_weights(model, tmp_path / "part.ckpt")

@@ -100,11 +100,17 @@ class StepProgressBar(RichProgressBar):
         return "train" if self.trainer.max_steps > 0 else super()._get_train_description(current_epoch)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.max_steps > 0 and self.train_progress_bar_id is not None:
-            return  # one bar for the run: not reset (its speed and time left with it) each epoch
-        super().on_train_epoch_start(trainer, pl_module)
+        if trainer.max_steps <= 0:
+            super().on_train_epoch_start(trainer, pl_module)
+        elif self.train_progress_bar_id is None:  # one bar for the run, not reset each epoch
+            super().on_train_epoch_start(trainer, pl_module)
+            if self.progress is not None:  # a resumed run starts at its step: no leap in its speed
+                self.progress.reset(self.train_progress_bar_id, total=trainer.max_steps, completed=trainer.global_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        super().on_train_batch_end(trainer, pl_module, *args)
-        if trainer.max_steps > 0:
-            self._update(self.train_progress_bar_id, trainer.global_step)
+        if trainer.max_steps <= 0:
+            super().on_train_batch_end(trainer, pl_module, *args)
+            return
+        self._update(self.train_progress_bar_id, trainer.global_step)  # steps, not the epoch's batches
+        self._update_metrics(trainer, pl_module)
+        self.refresh()

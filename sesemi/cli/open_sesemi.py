@@ -22,13 +22,12 @@ import hydra
 from hydra._internal.utils import get_args_parser  # the parser @hydra.main reads argv with
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from sesemi.cli.output import exit_on_user_error
 from sesemi.config import register_configs, register_resolvers
 from sesemi.config.compose import check_config_dir, check_group_choices, expand_alias, one_length
-from sesemi.ownership import write_atomically
-from sesemi.run_folder import claim_folder
+from sesemi.run_folder import check_named_folder, claim_folder, note_unmade
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sesemi.configs", config_name="sesemi_config")
@@ -39,21 +38,24 @@ def _app(config: DictConfig) -> None:
     # line, without Hydra's "Error executing job" before it.
     multirun = hydra_config.mode == RunMode.MULTIRUN
     with nullcontext() if multirun else exit_on_user_error():
-        if claim_folder(run_dir):  # Hydra made it (or was given one of someone else's: refused)
-            _save_hydra_files(run_dir, config)
+        claim_folder(run_dir)  # Hydra made it (or was given one of someone else's: refused)
         from sesemi.runner import run  # seconds of imports: the folder is the run's own by then
 
         run(config, run_dir)  # a mistake in the config or data leaves no folder behind
 
 
-def _save_hydra_files(run_dir: Path, config: DictConfig) -> None:
-    """Hydra's record of the job (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`), as Hydra
-    writes it, but only into a folder claimed for the run (unless `hydra.output_subdir` is set:
-    then Hydra wrote it before the job)."""
-    hydra = HydraConfig.instance().cfg  # {"hydra": ...}
-    if hydra.hydra.output_subdir is None:
-        for name, node in (("config.yaml", config), ("hydra.yaml", hydra), ("overrides.yaml", hydra.hydra.overrides.task)):
-            write_atomically(run_dir / ".hydra" / name, OmegaConf.to_yaml(node))
+def check_named_folders(arguments: list[str]) -> None:
+    """Checks the folders given by hand as `hydra.run.dir=` (a sweep's `hydra.sweep.dir=`)
+    before Hydra writes its `.hydra/` and log into them: one that holds a run or files of
+    someone else's is refused untouched (`check_named_folder`)."""
+    for argument in arguments:
+        key, equals, value = argument.partition("=")
+        if not equals or "${" in value or value[:1] in "'\"":  # resolved or quoted: Hydra's to read
+            continue
+        if key.lstrip("+") == "hydra.run.dir" and "-m" not in arguments and "--multirun" not in arguments:
+            check_named_folder(value)
+        elif key.lstrip("+") == "hydra.sweep.dir":
+            note_unmade(value)
 
 
 def option(arguments: list[str], names: tuple[str, ...]) -> tuple[int, str] | None:
@@ -139,6 +141,7 @@ def main() -> None:
     given = option(sys.argv[1:], ("-cd", "--config-dir"))
     with exit_on_user_error(given[1] if given else None):
         sys.argv = [sys.argv[0], *expand_arguments(sys.argv[1:])]
+        check_named_folders(sys.argv[1:])
         register_configs()
         register_resolvers()
         _app()

@@ -67,8 +67,9 @@ class Preprocessed:
         if not self.stale_kept:
             return None
         return (
-            f"kept {self.stale_kept} out-of-date entries: sesemi cannot prove {self.cache} is its own (it has no "
-            f"{MARKER} marker of its own, or is reached through a link out of {self.root}); delete them yourself"
+            f"kept {self.stale_kept} entries that are not of the files here now: sesemi cannot prove {self.cache} is "
+            f"this data set's own (it has no {MARKER} marker of its own, or is reached through a link out of "
+            f"{self.root}), so it deletes nothing there"
         )
 
 

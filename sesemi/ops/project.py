@@ -117,8 +117,9 @@ def _check_overwrite(path: Path, force: bool, first_line: str, inside: Path) -> 
             _, rest = _header(read_regular(path))
     if not (rest and rest[0].startswith(first_line) and f"(sha256 {_digest(''.join(rest[1:]))})" in rest[0]):
         raise SesemiError(
-            f"will not overwrite {path}: sesemi did not write it there, or it was changed since (its first "
-            f"line is not {first_line!r} with the SHA-256 of the rest); move it away, or choose another file"
+            f"will not overwrite {path}: sesemi did not write it there, or it was changed since, or an earlier "
+            f"release wrote it (its first line is not {first_line!r} with the SHA-256 of the rest); move it away, "
+            "or choose another file"
         )
 
 

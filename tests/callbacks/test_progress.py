@@ -46,16 +46,19 @@ class BarAtTheEnd(Callback):
         (bar,) = [c for c in trainer.callbacks if isinstance(c, StepProgressBar)]
         task = bar.progress.tasks[bar.train_progress_bar_id]
         BarAtTheEnd.seen = {"total": task.total, "completed": task.completed, "description": task.description.strip()}
+        BarAtTheEnd.advances = {sample.completed for sample in task._progress}  # what its speed is made of
 
 
 def test_a_terminal_bar_counts_the_runs_steps(image_tree, tmp_path, monkeypatch):
-    """In a terminal the bar spans the run's steps, not each epoch's batches: with a labeled set
-    of one batch an epoch, a bar of epochs said `Epoch 5/-2 0/1` for the whole run."""
+    """In a terminal the bar spans the run's steps, not each epoch's batches (a bar of epochs
+    said `Epoch 5/-2 0/1` for a labeled set of one batch an epoch), and advances a step at a
+    time, so that its speed and time left are the run's."""
     monkeypatch.setattr("sys.stderr.isatty", lambda: True)
     overrides = [
         "method=supervised", f"run.data_root={image_tree.root}", "run.num_iterations=6",
-        "run.batch_size_per_gpu=64", "data.views.weak.crop_dim=16", "learner.hparams.model.backbone.widths=[4,8]",
+        "run.batch_size_per_gpu=2", "data.views.weak.crop_dim=16", "learner.hparams.model.backbone.widths=[4,8]",
         "+trainer.callbacks=[{_target_: test_progress.BarAtTheEnd}]",
     ]
     run(compose("digits", overrides), tmp_path / "run")
     assert BarAtTheEnd.seen == {"total": 6, "completed": 6, "description": "train"}
+    assert BarAtTheEnd.advances == {1}  # a step at a time: no leap of an epoch's batches in its speed

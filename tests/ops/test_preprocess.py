@@ -98,7 +98,7 @@ def test_stale_entries_are_deleted_only_from_a_cache_sesemi_marked(tree, tmp_pat
     (tree.root / "unlabeled" / "u1.flac").unlink()
     (counts,) = preprocess(str(tree.root), sample_rate=16000, cache_dir=theirs)
     assert (counts.removed, counts.stale_kept) == (0, 1)
-    assert "kept 1 out-of-date entries" in counts.kept_note() and str(theirs) in counts.kept_note()
+    assert "kept 1 entries that are not of the files here now" in counts.kept_note() and str(theirs) in counts.kept_note()
     assert len(list(theirs.rglob("u1.flac.*.npy"))) == 1
     assert preprocess(str(tree.root), sample_rate=16000)[0].removed == 1  # the marked cache
 

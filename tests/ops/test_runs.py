@@ -23,7 +23,7 @@ from sesemi.ops.runs import (
     remove_failed,
     surplus_checkpoints,
 )
-from sesemi.ownership import mark
+from sesemi.ownership import mark, record_checksum
 from sesemi.results import RunResult
 
 
@@ -383,11 +383,16 @@ def test_rm_states_leaves_checkpoints_sesemi_did_not_save(make_run, tmp_path):
     (folder / "summed.ckpt.sha256").write_text(f"{hashlib.sha256(b'mine').hexdigest()}  summed.ckpt\n")
     (folder / "notes.ckpt").write_text("hello")
     (folder / "notes.ckpt.sha256").touch()
-    mine = ["my_backup.ckpt", "notes.ckpt", "notes.ckpt.sha256", "snapshot.ckpt", "snapshot.ckpt.sha256", "summed.ckpt", "summed.ckpt.sha256"]
+    replaced = folder / "epoch=1-step=20.ckpt"  # written over since: the file system may reuse the inode
+    replaced.write_bytes(b"0" * 1000)
+    record_checksum(replaced)
+    os.utime(replaced, ns=(1, 1))
+    mine = ["epoch=1-step=20.ckpt", "epoch=1-step=20.ckpt.sha256", "my_backup.ckpt", "notes.ckpt", "notes.ckpt.sha256"]
+    mine += ["snapshot.ckpt", "snapshot.ckpt.sha256", "summed.ckpt", "summed.ckpt.sha256"]
     tidied = remove_checkpoints(tmp_path / "runs")
     assert tidied.removed == [folder / "epoch=0-step=10.ckpt"]
-    assert [path.name for path in tidied.unproven] == ["my_backup.ckpt", "notes.ckpt", "snapshot.ckpt", "summed.ckpt"]
-    assert "4 checkpoints sesemi cannot prove it saved" in tidied.left_alone()
+    assert [path.name for path in tidied.unproven] == ["epoch=1-step=20.ckpt", "my_backup.ckpt", "notes.ckpt", "snapshot.ckpt", "summed.ckpt"]
+    assert "5 checkpoints sesemi cannot prove it saved" in tidied.left_alone()
     assert sorted(p.name for p in remove_checkpoints(tmp_path / "runs", everything=True).removed) == ["best.ckpt", "last.ckpt"]
     assert sorted(p.name for p in folder.iterdir()) == mine
 

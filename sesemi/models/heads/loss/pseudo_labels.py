@@ -374,6 +374,8 @@ class PoolStatistics(nn.Module):
         window: How many of the most recent samples to describe.
     """
 
+    STATE_ADDED_LATER = True  # checkpoints of earlier releases lack it: loaded empty (see below)
+
     def __init__(self, num_classes: int, window: int = 4096):
         super().__init__()
         self.num_classes = num_classes
@@ -389,6 +391,7 @@ class PoolStatistics(nn.Module):
         missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str],
     ) -> None:
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        # Lightning's restore of a run; `sesemi.checkpoints.load_weights` excuses them itself
         if not any(key.startswith(prefix) for key in state_dict):  # an earlier release's checkpoint
             missing_keys[:] = [key for key in missing_keys if not key.startswith(prefix)]
 
