@@ -30,6 +30,7 @@ from sesemi.ownership import MARKER, claim, open_atomically, owned, staged, with
 from sesemi.run_folder import METRICS
 
 logger = logging.getLogger(__name__)
+LEGEND_LINES = 20  # the most runs a plot names in its legend
 
 WALL_TIME = "wall time (s)"
 PLOT_BYTES = 180  # the longest plot name kept whole: `.png` and a partial file's suffix fit in 255 bytes
@@ -190,7 +191,8 @@ def plot_curves(runs: Sequence[Run], folder: Path) -> list[Path]:
             axes.plot(points["step"], points[metric], label=name, marker=marker, markersize=3)
         axes.set(xlabel="step", ylabel=metric, title=metric)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
+        if len(lines) <= LEGEND_LINES:  # more names than that read as no legend, and take long to draw
+            axes.legend(fontsize="small")
         path = folder / f"{unique_name(metric.replace('/', '_'), names, PLOT_BYTES)}.png"
         with open_atomically(path, "wb") as file:
             figure.savefig(file, format="png", dpi=120)
