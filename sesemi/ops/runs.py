@@ -7,6 +7,7 @@ symlink out of the folder given: folders of earlier releases (no marker) are onl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -31,13 +32,25 @@ LINK_BYTES = 200  # the longest link name in a group (a run's path, `/` as `_`) 
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder."""
+    """One run folder; its files are read when first asked for (tidying needs few of them)."""
 
     path: Path  # as found under the searched root (it may pass through a symlink)
     name: str  # relative to the root, e.g. `digits/2026-11-23_16-09-06`; the root's own name if it is the run
-    config: dict[str, Any] | None  # `config.yaml`; None when the run failed before writing it
-    result: RunResult | None  # `results.json`; None when the run did not finish
-    composed: dict[str, Any] | None = None  # `composed.yaml`: the config as asked for (None before 2026-12)
+
+    @functools.cached_property
+    def config(self) -> dict[str, Any] | None:
+        """`config.yaml`; None when the run failed before writing it."""
+        return _read_yaml(self.path / CONFIG)
+
+    @functools.cached_property
+    def result(self) -> RunResult | None:
+        """`results.json`; None when the run did not finish."""
+        return RunResult.read_if_whole(self.path)
+
+    @functools.cached_property
+    def composed(self) -> dict[str, Any] | None:
+        """`composed.yaml`: the config as asked for (None before 2026-12)."""
+        return _read_yaml(self.path / COMPOSED)
 
     @property
     def finished(self) -> bool:
@@ -96,11 +109,7 @@ def find_runs(root: str | Path, follow_links: bool = True) -> list[Run]:
         subfolders.clear()  # checkpoints/ and the like
         if real not in found or direct:  # its direct path wins over a link's
             found[real] = folder_path
-    runs = [
-        Run(path, _name(path, root), _read_yaml(path / CONFIG), RunResult.read_if_whole(path), _read_yaml(path / COMPOSED))
-        for path in found.values()
-    ]
-    return sorted(runs, key=lambda run: run.name)
+    return sorted((Run(path, _name(path, root)) for path in found.values()), key=lambda run: run.name)
 
 
 def _name(path: Path, root: Path) -> str:
