@@ -170,7 +170,8 @@ def load_weights(
     matching = {k: v for k, v in state.items() if k in own and k not in keep and own[k].shape == v.shape}
     reshaped = sorted(k for k in state if k in own and k not in keep and own[k].shape != state[k].shape)
     not_loaded = sorted(k for k in own if k not in matching)
-    missing = [k for k in not_loaded if k not in keep and k not in _added_since(model, state)]
+    excused = {*keep, *_added_since(model, state)}
+    missing = [k for k in not_loaded if k not in excused]
     problem = None
     if not matching:
         problem = "none of its weights belong to this model"
