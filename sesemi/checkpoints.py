@@ -14,21 +14,19 @@ sesemi saved.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import random
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pytorch_lightning.plugins import TorchCheckpointIO
 from torch import nn
 
 from sesemi.errors import SesemiError
-from sesemi.ownership import checksum_path, open_atomically, record_checksum, sha256
+from sesemi.ownership import checksum_path, sha256
 from sesemi.results import RunResult, read_regular
 
 logger = logging.getLogger(__name__)
@@ -57,46 +55,6 @@ def verify_checksum(path: str | Path) -> None:
             f"checkpoint {path} changed since it was saved (its SHA-256 is not the one in {recorded_at}); "
             f"it is damaged: use another checkpoint, or delete {recorded_at.name} to load it anyway"
         )
-
-
-class ChecksummedCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint files with a SHA-256 beside each (see the module docstring).
-
-    Installed by `sesemi.trainer.build_trainer`, so that every checkpoint the trainer saves
-    (best, last, interrupted, and `trainer.save_checkpoint`) is recorded, and every one it loads
-    (`trainer.fit(ckpt_path=...)` when a run resumes) is checked first.
-    """
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if not _is_local(path) or storage_options is not None:  # Lightning's own refusal of the options
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        # The old checksum goes first: a save cut short leaves a checkpoint without one
-        # (loaded unchecked), never a new checkpoint beside the old one's checksum.
-        checksum_path(path).unlink(missing_ok=True)
-        # Written beside its place and renamed there: Lightning's writer stages it in $TMPDIR,
-        # and where that is another file system its last step is a copy, which a kill cuts
-        # short over the previous checkpoint.
-        with open_atomically(path, "wb") as file:
-            torch.save(checkpoint, file)
-        record_checksum(path)
-
-    def load_checkpoint(
-        self, path: Any, map_location: Callable | None = lambda storage, loc: storage, weights_only: bool | None = None
-    ) -> dict[str, Any]:
-        if _is_local(path) and Path(path).is_file():
-            verify_checksum(path)
-        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
-
-    def remove_checkpoint(self, path: Any) -> None:
-        super().remove_checkpoint(path)
-        if _is_local(path):
-            checksum_path(path).unlink(missing_ok=True)
-
-
-def _is_local(path: Any) -> bool:
-    """Whether a checkpoint path is a local file (not an fsspec URL such as s3://...)."""
-    return "://" not in os.fspath(path)
 
 
 def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:

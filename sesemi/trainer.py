@@ -6,9 +6,11 @@ import csv
 import functools
 import logging
 import math
+import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +22,16 @@ from omegaconf.errors import InterpolationResolutionError
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-from pytorch_lightning.plugins import CheckpointIO
+from pytorch_lightning.plugins import CheckpointIO, TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from sesemi.budget import TimeEstimate
 from sesemi.callbacks.interrupted import InterruptedCheckpoint
 from sesemi.callbacks.progress import PlainProgress, StepProgressBar
-from sesemi.checkpoints import ChecksummedCheckpointIO
+from sesemi.checkpoints import verify_checksum
 from sesemi.errors import SesemiError, first_line, retired
 from sesemi.logs import LIGHTNING_LOG
-from sesemi.ownership import open_atomically, within
+from sesemi.ownership import checksum_path, open_atomically, record_checksum, within
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,46 @@ def checkpoint_callbacks(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, M
     last = next((c for c in checkpoints if c.filename == LAST and c.monitor is None), None)
     best = next((c for c in checkpoints if c is not last), None)
     return best, last
+
+
+class ChecksummedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files with a SHA-256 beside each (see `sesemi.checkpoints`).
+
+    Installed by `sesemi.trainer.build_trainer`, so that every checkpoint the trainer saves
+    (best, last, interrupted, and `trainer.save_checkpoint`) is recorded, and every one it loads
+    (`trainer.fit(ckpt_path=...)` when a run resumes) is checked first.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if not _is_local(path) or storage_options is not None:  # Lightning's own refusal of the options
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        # The old checksum goes first: a save cut short leaves a checkpoint without one
+        # (loaded unchecked), never a new checkpoint beside the old one's checksum.
+        checksum_path(path).unlink(missing_ok=True)
+        # Written beside its place and renamed there: Lightning's writer stages it in $TMPDIR,
+        # and where that is another file system its last step is a copy, which a kill cuts
+        # short over the previous checkpoint.
+        with open_atomically(path, "wb") as file:
+            torch.save(checkpoint, file)
+        record_checksum(path)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Callable | None = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if _is_local(path) and Path(path).is_file():
+            verify_checksum(path)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+    def remove_checkpoint(self, path: Any) -> None:
+        super().remove_checkpoint(path)
+        if _is_local(path):
+            checksum_path(path).unlink(missing_ok=True)
+
+
+def _is_local(path: Any) -> bool:
+    """Whether a checkpoint path is a local file (not an fsspec URL such as s3://...)."""
+    return "://" not in os.fspath(path)
 
 
 class RunMetrics(CSVLogger):

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sesemi.checkpoints import ChecksummedCheckpointIO, load_weights, read_checkpoint
+from sesemi.checkpoints import load_weights, read_checkpoint
 from sesemi.errors import SesemiError
 from sesemi.learners.classifier import Classifier
 from sesemi.ownership import checksum_path, saved_by_sesemi
+from sesemi.trainer import ChecksummedCheckpointIO
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import copy
 import csv
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,17 @@ def test_load_reads_a_run_folder_or_a_checkpoint(trained_run, predictor):
         load(run / "nothing", device="cpu")
     with pytest.raises(SesemiError, match="checkpoint must be one of best, last, not 'first'"):
         load(run, device="cpu", checkpoint="first")
+
+
+def test_predicting_leaves_lightning_unimported(trained_run, val_images):
+    """Lightning takes a second and a half to import, and a trained model never needs it."""
+    code = (
+        "import sys; from sesemi.predictor import load; "
+        f"load({str(trained_run.run_dir)!r}, device='cpu').predict([{str(val_images[0])!r}]); "
+        "print(sorted(m for m in ('pytorch_lightning', 'lightning_fabric') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]"]
 
 
 def test_a_folder_a_list_of_paths_and_a_text_file_predict_in_input_order(predictor, val_images, tmp_path):

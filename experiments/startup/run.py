@@ -1,5 +1,6 @@
-"""How long until sesemi answers: `sesemi --help`, `open_sesemi --help`, and from the command
-`open_sesemi -cn digits` to the end of its first training step (data already built).
+"""How long until sesemi answers: `sesemi --help`, `open_sesemi --help`, from the command
+`open_sesemi -cn digits` to the end of its first training step (data already built), and
+`sesemi inference` of the 500 validation images with a run trained for a few steps.
 
 Every command is a fresh process; the table reports the median wall time of `--repeats` runs,
 and their median CPU time (user + system, all threads), which other work on a busy machine
@@ -68,6 +69,17 @@ def seconds_to_first_step(scratch: Path, env: dict[str, str]) -> tuple[float, fl
     return wall, children_cpu() - cpu
 
 
+def trained_run(scratch: Path, env: dict[str, str]) -> Path:
+    """The folder of a digits run of a few steps, for `sesemi inference` to load."""
+    runs = scratch / "trained"
+    command = [
+        str(BIN / "open_sesemi"), "-cn", "digits", f"run.dir={runs}", f"run.data_root={scratch / 'digits'}",
+        "run.num_iterations=5", "trainer.val_check_interval=5",
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    return next(runs.rglob("results.json")).parent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,6 +97,7 @@ def main() -> None:
         scratch = Path(folder)
         os.chdir(scratch)  # not a source tree: `sesemi` is imported from the version's code
         first_use, _ = seconds_to_first_step(scratch, now)  # builds the digits data set
+        run = trained_run(scratch, now)
         commands = {
             "`python -c 'import torch'`": lambda env: seconds_to_exit(
                 [python, "-c", "import torch"], env
@@ -99,6 +112,11 @@ def main() -> None:
             "`open_sesemi -cn digits` to the first training step": lambda env: (
                 seconds_to_first_step(scratch, env)
             ),
+            "`sesemi inference` of 500 images": lambda env: seconds_to_exit(
+                [str(BIN / "sesemi"), "inference", str(run), str(scratch / "digits" / "val"),
+                 "--save-dir", str(scratch / "predictions"), "--force"],
+                env,
+            ),  # fmt: skip
         }
         times = {(name, version): [] for name in commands for version in versions}
         for repeat in range(args.repeats):

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import torch
-from lightning_fabric.utilities.data import _num_cpus_available
 from rich.filesize import decimal
 from torch import Tensor
 
@@ -122,8 +122,8 @@ def fill_cache(
             decimal(round(estimate)),
         )
         return None
-    # Pillow, libsndfile and soxr decode outside the GIL: threads decode on every core.
-    threads = _num_cpus_available()
+    # Pillow, libsndfile and soxr decode outside the GIL: threads decode on every core it may use.
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     seconds = seconds_each * (count - len(sample)) / threads
     took = f", {seconds:.0f} s on {threads} threads" if seconds >= 10 else ""
     logger.info("decoding %d %ss into memory (about %s%s)", count, kind, decimal(round(estimate)), took)
