@@ -82,6 +82,11 @@ class MemoryCache:
         self.shapes = [self.shapes[i] for i in indices]
 
 
+def decoding_threads() -> int:
+    """One per core this process may use: Pillow, libsndfile and soxr decode outside the GIL."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def fill_cache(
     count: int, decode: Callable[[int], Tensor | None], cache: Cache, kind: str = "file"
 ) -> MemoryCache | None:
@@ -122,8 +127,7 @@ def fill_cache(
             decimal(round(estimate)),
         )
         return None
-    # Pillow, libsndfile and soxr decode outside the GIL: threads decode on every core it may use.
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = decoding_threads()
     seconds = seconds_each * (count - len(sample)) / threads
     took = f", {seconds:.0f} s on {threads} threads" if seconds >= 10 else ""
     logger.info("decoding %d %ss into memory (about %s%s)", count, kind, decimal(round(estimate)), took)

@@ -58,7 +58,7 @@ def test_auto_stops_decoding_once_over_the_limit_the_estimate_missed(monkeypatch
     """A block of long recordings between the files the estimate samples: decoding stops when
     the decoded size passes the limit, instead of holding many times it in memory."""
     monkeypatch.setattr(memory_cache, "CACHE_LIMIT_BYTES", 10_000)
-    monkeypatch.setattr(memory_cache, "_num_cpus_available", lambda: 1)
+    monkeypatch.setattr(memory_cache, "decoding_threads", lambda: 1)
     sampled = {round(i * 99 / 15) for i in range(16)}
     decoded = []
 
@@ -85,7 +85,7 @@ def test_files_are_decoded_on_every_core_and_kept_in_order(monkeypatch):
     import threading
     import time
 
-    monkeypatch.setattr(memory_cache, "_num_cpus_available", lambda: 4)
+    monkeypatch.setattr(memory_cache, "decoding_threads", lambda: 4)
     threads = set()
 
     def decode(index: int) -> torch.Tensor:
