@@ -4,7 +4,8 @@
 which composes first) and `TrainingRun` all call it. A run writes, under its folder:
 `config.yaml` (resolved), `composed.yaml` (as composed: before `${sesemi:...}` values and a time
 budget's length), `checkpoints/` (`best.ckpt` by val/top1 and `last.ckpt`), `metrics.csv` (and
-the files of the trackers in `loggers`) and `results.json` (a `RunResult`).
+the files of the trackers in `loggers`), `results.json` (a `RunResult`) and, when files of its
+data sets could not be read, `unreadable.csv`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from sesemi.config.resolvers import (
 )
 from sesemi.config.structs import RunMode
 from sesemi.datamodule import SESEMIDataModule
-from sesemi.datasets.images import forget_reported
+from sesemi.datasets.images import forget_reported, list_unreadable
 from sesemi.datasets.shards import is_url
 from sesemi.errors import SesemiError, user_error
 from sesemi.learners.trained import run_files
@@ -416,6 +417,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
     if main and not resume:  # a resumed run's folder was marked running by `resume`
         claim_folder(run_dir)  # makes it: one made here is the run's own, deleted if it fails to start
     run_dir.mkdir(parents=True, exist_ok=True)  # the other processes', made by the first
+    list_unreadable(run_dir if main else None)
     # what was asked for, which summaries compare runs by: written by the process that writes config.yaml
     composed = OmegaConf.to_yaml(config) if main and not resume else None
     try:
@@ -467,6 +469,7 @@ def _run(config: DictConfig, run_dir: str | Path | None, resume: bool) -> RunRes
         raise
     finally:
         os.environ.pop(BUDGET_VARIABLE, None)  # the budget is this run's, not the next one's in this process
+        list_unreadable(None)  # files a later data set of this process cannot read are not this run's
     if main:
         write_atomically(run_dir / RESULTS, result.to_json())
         mark(run_dir, "run", "finished")

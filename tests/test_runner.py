@@ -3,6 +3,7 @@ what a run leaves behind."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from pathlib import Path
@@ -257,6 +258,25 @@ def test_each_run_of_a_process_names_the_unreadable_files_in_its_own_log(image_t
         caplog.clear()
         _tiny_run(image_tree, tmp_path / folder, "run.num_iterations=1")
         assert sum("broken.png" in record.getMessage() for record in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["+data.train.supervised.dataset.cache=none", "data.train.supervised.num_workers=1"]],
+    ids=["decoded-before-the-run", "read-by-a-loader-worker"],
+)
+def test_a_run_lists_every_file_it_could_not_read_in_its_folder(image_tree, tmp_path, overrides):
+    """The log names five unreadable files; unreadable.csv in the run's folder names all, with
+    why, whether they were found before the folder was made or by a loader worker in training."""
+    broken = {f"broken{index}.png" for index in range(7)}
+    for name in broken:
+        (image_tree.root / "train" / "red" / name).write_bytes(b"not an image")
+    result = _tiny_run(image_tree, tmp_path, "run.num_iterations=4", "run.batch_size_per_gpu=16", *overrides)
+    with open(result.run_dir / "unreadable.csv", newline="") as listed:
+        rows = list(csv.reader(listed))
+    assert rows[0] == ["path", "why"]
+    assert sorted(Path(path).name for path, _ in rows[1:]) == sorted(broken)
+    assert all("cannot identify image file" in why for _, why in rows[1:])
 
 
 def test_a_budget_shorter_than_the_validation_interval_still_ends_validated_and_checkpointed(

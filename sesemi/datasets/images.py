@@ -8,6 +8,7 @@ is decoded once and kept in memory as uint8 tensors `[3, H, W]` (`sesemi.dataset
 
 from __future__ import annotations
 
+import csv
 import itertools
 import logging
 import os
@@ -74,7 +75,9 @@ def warn_unread_photos(passed: Sequence[str], folders: Sequence[Path], once: boo
     photos = [path for path in passed if os.path.splitext(path)[1].lower() in UNREAD_PHOTOS]
     if once:
         photos = [path for path in photos if path not in _REPORTED]
-        _REPORTED.update(photos)
+        left_out = {path: f"a format sesemi does not read ({os.path.splitext(path)[1]})" for path in photos}
+        _REPORTED.update(left_out)
+        _append(left_out)
     unread = Counter(os.path.splitext(path)[1].lower() for path in photos)
     if unread:
         counts = ", ".join(f"{count} {extension}" for extension, count in sorted(unread.items()))
@@ -408,7 +411,9 @@ def unlabeled_samples(
 
 
 NAMED_UNREADABLE = 5  # unreadable files named one by one; more are counted
-_REPORTED: set[str] = set()  # the unreadable (or unread) files of data sets reported in this process
+UNREADABLE_LIST = "unreadable.csv"  # path, why: every file a run could not read, in its folder
+_REPORTED: dict[str, str] = {}  # the unreadable (or unread) files of data sets reported in this process, and why
+_listing: Path | None = None  # the run's UNREADABLE_LIST, once its folder is made
 
 
 class UnreadableLog:
@@ -436,23 +441,67 @@ class UnreadableLog:
 
 
 def forget_reported() -> None:
-    """Forgets which unreadable files were reported: the next run of this process (a sweep's
-    next job, a notebook's next call) names them in its own log again."""
+    """Forgets which unreadable files were reported, and where they were listed: the next run of
+    this process (a sweep's next job, a notebook's next call) names them in its own log again."""
+    global _listing
     _REPORTED.clear()
+    _listing = None
+
+
+def list_unreadable(run_dir: Path | None) -> None:
+    """Lists the unreadable files reported so far, and those reported from now on (by this
+    process and the loader workers it starts), in `run_dir/unreadable.csv` (`path, why`), or
+    stops listing them (None). A resumed run adds the files its earlier start had not listed.
+
+    The list is only ever appended to, and not through a link: a run's folder is sesemi's, but
+    a file a user put there is theirs."""
+    global _listing
+    _listing = None if run_dir is None else Path(run_dir).absolute() / UNREADABLE_LIST
+    if _listing is None:
+        return
+    try:
+        with open(_listing, newline="", errors="surrogateescape") as listed:
+            known = {row[0] for row in csv.reader(listed) if row}
+    except (OSError, csv.Error):  # none yet (or none sesemi could read): all are new
+        known = set()
+    new = {path: why for path, why in _REPORTED.items() if path not in known}
+    _append(new)
+    if len(new) > NAMED_UNREADABLE:
+        logger.warning("the %d files left out above are listed, with why, in %s", len(new), printable(_listing))
+
+
+def _append(unreadable: dict[str, str]) -> None:
+    """Adds rows to the run's list of unreadable files, with its header when it is new."""
+    global _listing
+    if _listing is None or not unreadable:
+        return
+    try:
+        descriptor = os.open(_listing, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with open(descriptor, "a", newline="", errors="surrogateescape") as listed:
+            writer = csv.writer(listed, lineterminator="\n")
+            if listed.tell() == 0:
+                writer.writerow(["path", "why"])
+            writer.writerows(unreadable.items())
+    except OSError as error:  # a link, a full disk: the log still names them
+        logger.warning("cannot list unreadable files in %s (%s)", printable(_listing), printable(error.strerror or error))
+        _listing = None
 
 
 def report_unreadable(kind: str, reasons: dict[str, str]) -> None:
     """Warns about the unreadable files of a data set (path -> why) that no data set has
-    reported in this process yet (a labeled set and its pool both read train/)."""
+    reported in this process yet (a labeled set and its pool both read train/), and lists them
+    in the run's folder (`list_unreadable`)."""
+    listed = f"; each is listed, with why, in {printable(_listing)}" if _listing is not None else ""
     log = UnreadableLog(
-        kind, "; to stop at the first, set on_error=raise on the data sets that read them, e.g. "
+        kind, f"{listed}; to stop at the first, set on_error=raise on the data sets that read them, e.g. "
         "+data.train.supervised.dataset.on_error=raise +data.unlabeled.on_error=raise"
     )
-    for path, why in sorted(reasons.items()):
-        if path not in _REPORTED:
-            _REPORTED.add(path)
-            log.skip(path, why)
+    new = {path: why for path, why in sorted(reasons.items()) if path not in _REPORTED}
+    for path, why in new.items():
+        _REPORTED[path] = why
+        log.skip(path, why)
     log.close()
+    _append(new)
 
 
 class FileDataset(Dataset):

@@ -463,6 +463,34 @@ def test_many_unreadable_files_are_named_five_at_a_time_and_reported_once(image_
     assert len(pool.skipped) == 12 and "unreadable" not in caplog.text
 
 
+def test_the_list_of_unreadable_files_is_appended_to_once_per_file_and_never_through_a_link(tmp_path, caplog):
+    """A resumed run reports its broken files again: its list gains only those it lacked. A link
+    put where the list goes is not followed (the file it points to is someone else's)."""
+    from sesemi.datasets.images import forget_reported, list_unreadable, report_unreadable
+
+    forget_reported()
+    try:
+        report_unreadable("image", {"a.png": "cannot identify image file"})
+        list_unreadable(tmp_path)  # the run's folder is made: what was found before is listed
+        report_unreadable("image", {"b.png": "truncated"})  # found by the training's loaders
+        forget_reported()  # the run resumes in a new process: it finds both again, and one more
+        report_unreadable("image", {"a.png": "cannot identify image file", "b.png": "truncated", "c.png": "empty"})
+        list_unreadable(tmp_path)
+        rows = (tmp_path / "unreadable.csv").read_text().splitlines()
+        assert rows == ["path,why", "a.png,cannot identify image file", "b.png,truncated", "c.png,empty"]
+
+        elsewhere, linked = tmp_path / "theirs.csv", tmp_path / "linked"
+        elsewhere.write_text("their own\n")
+        linked.mkdir()
+        (linked / "unreadable.csv").symlink_to(elsewhere)
+        list_unreadable(linked)
+        report_unreadable("image", {"d.png": "empty"})
+        assert elsewhere.read_text() == "their own\n"
+        assert "cannot list unreadable files in" in caplog.text
+    finally:
+        forget_reported()
+
+
 def test_jfif_files_are_jpegs_and_a_damaged_exif_block_says_nothing(tmp_path):
     """`.jfif` is how Windows and browsers save JPEGs: read as one. Pillow's warning about a
     damaged EXIF block (without the file's name, at every read) is not passed on."""
