@@ -31,6 +31,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 from sesemi.datasets.memory_cache import Cache, check_cache, fill_cache
 from sesemi.errors import SesemiError, first_line, printable
 from sesemi.logs import counted
+from sesemi.results import read_regular
 from sesemi.transforms.image import ToPILImage
 from sesemi.transforms.views import input_side
 
@@ -460,9 +461,8 @@ def list_unreadable(run_dir: Path | None) -> None:
     if _listing is None:
         return
     try:
-        with open(_listing, newline="", errors="surrogateescape") as listed:
-            known = {row[0] for row in csv.reader(listed) if row}
-    except (OSError, csv.Error):  # none yet (or none sesemi could read): all are new
+        known = {row[0] for row in csv.reader(read_regular(_listing).splitlines()) if row}
+    except (OSError, UnicodeDecodeError, csv.Error):  # none yet, or not one to read (a FIFO): all are new
         known = set()
     new = {path: why for path, why in _REPORTED.items() if path not in known}
     _append(new)
@@ -476,13 +476,14 @@ def _append(unreadable: dict[str, str]) -> None:
     if _listing is None or not unreadable:
         return
     try:
-        descriptor = os.open(_listing, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        # O_NONBLOCK: a FIFO put there is refused at once (no reader) instead of waited on
+        descriptor = os.open(_listing, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
         with open(descriptor, "a", newline="", errors="surrogateescape") as listed:
             writer = csv.writer(listed, lineterminator="\n")
             if listed.tell() == 0:
                 writer.writerow(["path", "why"])
             writer.writerows(unreadable.items())
-    except OSError as error:  # a link, a full disk: the log still names them
+    except OSError as error:  # a link, a FIFO, a full disk: the log still names them
         logger.warning("cannot list unreadable files in %s (%s)", printable(_listing), printable(error.strerror or error))
         _listing = None
 

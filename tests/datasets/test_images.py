@@ -463,7 +463,7 @@ def test_many_unreadable_files_are_named_five_at_a_time_and_reported_once(image_
     assert len(pool.skipped) == 12 and "unreadable" not in caplog.text
 
 
-def test_the_list_of_unreadable_files_is_appended_to_once_per_file_and_never_through_a_link(tmp_path, caplog):
+def test_the_list_of_unreadable_files_is_appended_to_once_per_file_and_never_through_a_link(tmp_path, caplog, time_limit):
     """A resumed run reports its broken files again: its list gains only those it lacked. A link
     put where the list goes is not followed (the file it points to is someone else's)."""
     from sesemi.datasets.images import forget_reported, list_unreadable, report_unreadable
@@ -487,6 +487,13 @@ def test_the_list_of_unreadable_files_is_appended_to_once_per_file_and_never_thr
         report_unreadable("image", {"d.png": "empty"})
         assert elsewhere.read_text() == "their own\n"
         assert "cannot list unreadable files in" in caplog.text
+
+        piped = tmp_path / "piped"  # a FIFO there is neither read nor written: nothing waits on it
+        piped.mkdir()
+        os.mkfifo(piped / "unreadable.csv")
+        with time_limit(10):
+            list_unreadable(piped)
+        assert caplog.text.count("cannot list unreadable files in") == 2
     finally:
         forget_reported()
 
