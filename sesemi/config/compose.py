@@ -29,7 +29,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sesemi.config import catalog, migration
 from sesemi.config.structs import OPEN_RANGES, RANGE, SESEMIConfig
-from sesemi.errors import SesemiError, first_line
+from sesemi.errors import SesemiError, first_line, printable
 from sesemi.logs import quiet
 
 logger = logging.getLogger(__name__)
@@ -285,7 +285,7 @@ def _hydra_message(error: BaseException) -> str | None:
         return f"YAML syntax error in {where}: {', '.join(filter(None, (error.context, error.problem)))}"
     if isinstance(error, OverrideParseException):  # `run.seed`, `"a=1 b=2"`, `run.seed=[1`, `x=~/data`
         return (
-            f"cannot read the override {error.override!r} ({_parse_problem(error)}); write each as key=value, "
+            f"cannot read the override '{printable(error.override)}' ({_parse_problem(error)}); write each as key=value, "
             "one argument each (quote a value that holds spaces or other special characters: key='...')"
         )
     if str(error).startswith("Ambiguous value for argument"):  # `method=fixmatch,flexmatch`
@@ -345,7 +345,7 @@ def _parse_problem(error: OverrideParseException) -> str:
     if len(lines) > 1 and lines[0].startswith(lexer) and "^" in lines[1]:
         column = lines[1].index("^") - len(lexer)
         if 0 <= column < len(error.override):
-            return f"{error.override[column]!r} cannot stand there unquoted"
+            return f"'{printable(error.override[column])}' cannot stand there unquoted"
     return next((line for line in lines if not line.startswith(("Error parsing", lexer))), "it is not key=value")
 
 

@@ -42,6 +42,7 @@ def test_a_method_given_by_the_user_wins_over_the_alias():
         ("run.seed", "cannot read the override 'run.seed' (missing EQUAL at '<EOF>'); write each as key=value"),
         ("run.seed=1 method=fixmatch", "cannot read the override 'run.seed=1 method=fixmatch'"),
         ("run.data_root=~/data", "cannot read the override 'run.data_root=~/data' ('~' cannot stand there unquoted)"),
+        ("run.data_root=/x\udcff", r"cannot read the override 'run.data_root=/x\xff' ('\xff' cannot stand there unquoted)"),
         ("method=fixmatch,flexmatch", "write a list as key=[a,b] and a string as key='a,b'; to run each value, sweep with open_sesemi -m"),
         ("method=[fixmatch,supervised]", "a run takes one method; to run each, sweep with open_sesemi -m method=fixmatch,supervised"),
         ("backbone=[convnet,resnet18]", "a run takes one backbone"),
