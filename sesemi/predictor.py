@@ -96,6 +96,9 @@ class Prediction:
             out of class (`looks_out_of_class`).
         seconds: Audio: the recording's length in seconds (its last window is padded past it);
             None for images.
+        window_seconds: Audio: the windows' length in seconds, as cut (whole samples); None
+            for images.
+        hop_seconds: Audio: the spacing of the windows' starts in seconds; None for images.
     """
 
     input: Path | int
@@ -110,6 +113,19 @@ class Prediction:
     error: str | None = None
     out_of_class: float | None = None
     seconds: float | None = None
+    window_seconds: float | None = None
+    hop_seconds: float | None = None
+
+    def window_spans(self) -> list[tuple[float, float]]:
+        """Audio: each window's start and end in seconds, the last ending with the recording
+        (its padding is not the recording's); empty for images."""
+        if self.windows is None or self.window_seconds is None or self.hop_seconds is None:
+            return []
+        starts = [index * self.hop_seconds for index in range(len(self.windows))]
+        ends = [start + self.window_seconds for start in starts]
+        if self.seconds is not None:
+            ends = [min(end, self.seconds) for end in ends]
+        return list(zip(starts, ends, strict=True))
 
     @property
     def looks_out_of_class(self) -> bool | None:
@@ -422,6 +438,7 @@ class Predictor:
             self.augmentation()  # refused now (a model trained without flips), not after the first batch
         items = self.inputs(inputs)
         names = [item if isinstance(item, Path) else index for index, item in enumerate(items)]
+        window = hop = None
         if self.audio:
             window, hop = self.windowing(window_seconds, hop_seconds)
             rate = self.sample_rate
@@ -466,12 +483,19 @@ class Predictor:
             for (index, _, last), chunk in zip(owners, chunks, strict=True):
                 parts.setdefault(index, []).append(chunk)
                 if last:
-                    finish(index, self._prediction(names[index], parts.pop(index), embeddings, seconds.pop(index)))
+                    cut = (seconds.pop(index), window, hop)  # the recording's length, and how it was cut
+                    finish(index, self._prediction(names[index], parts.pop(index), embeddings, *cut))
         unreadable.close()
         return results
 
     def _prediction(
-        self, name: Path | int, parts: list[tuple[Tensor, ...]], embeddings: bool, seconds: float | None
+        self,
+        name: Path | int,
+        parts: list[tuple[Tensor, ...]],
+        embeddings: bool,
+        seconds: float | None,
+        window: float | None,
+        hop: float | None,
     ) -> Prediction:
         """One input's prediction from the predictions of its windows."""
         windows = torch.cat([chunk for chunk, _, _ in parts])
@@ -489,6 +513,8 @@ class Predictor:
             window_embeddings=features if self.audio else None,
             out_of_class=round(1.0 - float(inliers[index]), 6) if inliers is not None else None,
             seconds=seconds,
+            window_seconds=window,
+            hop_seconds=hop,
         )
 
     def inputs(self, inputs: Inputs) -> list[Path | Image.Image | Tensor]:
@@ -579,8 +605,6 @@ def write_predictions(
     folder: str | os.PathLike,
     labels: Sequence[str],
     per_window: bool = False,
-    window_seconds: float | None = None,
-    hop_seconds: float | None = None,
     overwrite: bool = True,
 ) -> Written:
     """Writes `predictions.csv`, `embeddings.npy` (the features, row for row) when the
@@ -590,26 +614,20 @@ def write_predictions(
     The table has `path, label, score`, a probability column per class (`labels`; see
     `probability_columns`), and
     `out_of_class` last for a model with one-vs-all detectors; a row per input read, or with
-    `per_window` per audio window, with its `start` and `end` in seconds (`window_seconds` long,
-    `hop_seconds` apart: `Predictor.windowing()`; the last ends with the recording) after `path`. Files are renamed into place
+    `per_window` per audio window, with its `start` and `end` in seconds
+    (`Prediction.window_spans`) after `path`. Files are renamed into place
     when complete, and replaced (`overwrite`) only in a folder sesemi made
     (`check_predictions_folder`); an earlier `embeddings.npy` goes when there are none now.
     """
     readable, failed = [p for p in predictions if p.error is None], [p for p in predictions if p.error is not None]
     windowed = per_window and any(p.windows is not None for p in readable)
-    if windowed and (window_seconds is None or hop_seconds is None):
-        raise SesemiError("per-window rows need window_seconds and hop_seconds (see Predictor.windowing)")
     flagged = any(p.out_of_class is not None for p in readable) and not windowed
     rows: list[list[str]] = []
     vectors: list[Tensor] = []
     for prediction in readable:
         path = str(prediction.input)
         if windowed and prediction.windows is not None:
-            for i, row in enumerate(prediction.windows):
-                start = i * hop_seconds
-                end = start + window_seconds
-                if prediction.seconds is not None:  # the last window's padding is not the recording's
-                    end = min(end, prediction.seconds)
+            for row, (start, end) in zip(prediction.windows, prediction.window_spans(), strict=True):
                 rows.append([path, f"{start:.3f}", f"{end:.3f}", *_cells(row, labels)])
             if prediction.window_embeddings is not None:
                 vectors.append(prediction.window_embeddings)

@@ -374,16 +374,39 @@ def test_per_window_rows_have_their_start_and_end(audio, tmp_path):
     (tmp_path / "in" / "notes.txt").write_text("ignored")
     assert [p.input for p in audio.predict(tmp_path / "in")] == [path, nested]
     predictions = audio.predict(path, embeddings=True)
-    window, hop = audio.windowing()
-    assert (window, hop) == (0.5, 0.25)
-    table, embeddings, _ = write_predictions(predictions, tmp_path / "out", audio.labels, True, window, hop)
+    assert audio.windowing() == (0.5, 0.25)
+    table, embeddings, _ = write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
     with open(table) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0])[:5] == ["path", "start", "end", "label", "score"] and len(rows) == 7
     assert [(r["start"], r["end"]) for r in rows[:2]] == [("0.000", "0.500"), ("0.250", "0.750")]
     assert np.load(embeddings).shape == (7, 8)
-    with pytest.raises(SesemiError, match="per-window rows need window_seconds and hop_seconds"):
-        write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
+
+
+def test_per_window_rows_are_timed_as_the_windows_were_cut(audio, tmp_path):
+    """Each prediction carries how its recording was cut, so the table's times are those of the
+    windows predicted, whatever window and hop `predict` was given."""
+    path = write(tmp_path / "a.wav", tone(300, 2.0))
+    prediction = audio.predict(path, window_seconds=1.0, hop_seconds=0.5)[0]
+    assert prediction.window_spans() == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
+    table, _, _ = write_predictions([prediction], tmp_path / "out", audio.labels, per_window=True)
+    with open(table) as file:
+        assert [(r["start"], r["end"]) for r in csv.DictReader(file)][1] == ("0.500", "1.500")
+
+
+def test_sesemi_inference_writes_a_row_per_window_timed_as_cut(audio, tmp_path):
+    """The command line's per_window rows come from the same predictions: a 1 s window every
+    0.5 s over a 2 s recording is three rows."""
+    from typer.testing import CliRunner
+
+    from sesemi.cli.app import app
+
+    path = write(tmp_path / "in" / "a.wav", tone(300, 2.0))
+    settings = ["window_seconds=1", "hop_seconds=0.5", "per_window=true"]
+    done = CliRunner().invoke(app, ["inference", str(audio.model.source), str(path), *settings, "--save-dir", str(tmp_path / "out")])
+    assert done.exit_code == 0, done.output
+    with open(tmp_path / "out" / "predictions.csv") as file:
+        assert [(r["start"], r["end"]) for r in csv.DictReader(file)] == [("0.000", "1.000"), ("0.500", "1.500"), ("1.000", "2.000")]
 
 
 def test_the_last_window_ends_with_the_recording(audio, tmp_path):
@@ -392,7 +415,7 @@ def test_the_last_window_ends_with_the_recording(audio, tmp_path):
     long, short = write(tmp_path / "long.wav", tone(300, 2.1)), write(tmp_path / "short.wav", tone(300, 0.3))
     predictions = audio.predict([long, short])
     assert [p.seconds for p in predictions] == [pytest.approx(2.1), pytest.approx(0.3)]
-    table, _, _ = write_predictions(predictions, tmp_path / "out", audio.labels, True, *audio.windowing())
+    table, _, _ = write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
     with open(table) as file:
         rows = [(r["path"], r["start"], r["end"]) for r in csv.DictReader(file)]
     assert rows[-3:] == [(str(long), "1.500", "2.000"), (str(long), "1.750", "2.100"), (str(short), "0.000", "0.300")]

@@ -307,8 +307,7 @@ def inference(
         predictions = predictor.predict(
             inputs, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
         )
-    window, hop = predictor.windowing(options["window_seconds"], options["hop_seconds"]) if predictor.audio else (None, None)
-    written = write_predictions(predictions, save_dir, predictor.labels, per_window, window, hop, overwrite=force)
+    written = write_predictions(predictions, save_dir, predictor.labels, per_window, overwrite=force)
     unreadable = sum(p.error is not None for p in predictions)
     skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
     files = ", ".join(str(path) for path in written if path is not None)
