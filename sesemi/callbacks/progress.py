@@ -100,12 +100,12 @@ class StepProgressBar(RichProgressBar):
         return "train" if self.trainer.max_steps > 0 else super()._get_train_description(current_epoch)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.max_steps <= 0:
-            super().on_train_epoch_start(trainer, pl_module)
-        elif self.train_progress_bar_id is None:  # one bar for the run, not reset each epoch
-            super().on_train_epoch_start(trainer, pl_module)
-            if self.progress is not None:  # a resumed run starts at its step: no leap in its speed
-                self.progress.reset(self.train_progress_bar_id, total=trainer.max_steps, completed=trainer.global_step)
+        by_steps = trainer.max_steps > 0
+        if by_steps and self.train_progress_bar_id is not None:
+            return  # one bar for the run, not reset each epoch
+        super().on_train_epoch_start(trainer, pl_module)
+        if by_steps and self.progress is not None:  # a resumed run starts at its step: no leap in its speed
+            self.progress.reset(self.train_progress_bar_id, total=trainer.max_steps, completed=trainer.global_step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         if trainer.max_steps <= 0:
