@@ -483,8 +483,10 @@ class Predictor:
             for (index, _, last), chunk in zip(owners, chunks, strict=True):
                 parts.setdefault(index, []).append(chunk)
                 if last:
-                    cut = (seconds.pop(index), window, hop)  # the recording's length, and how it was cut
-                    finish(index, self._prediction(names[index], parts.pop(index), embeddings, *cut))
+                    prediction = self._prediction(
+                        names[index], parts.pop(index), embeddings, seconds=seconds.pop(index), window=window, hop=hop
+                    )
+                    finish(index, prediction)
         unreadable.close()
         return results
 
