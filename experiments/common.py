@@ -213,6 +213,16 @@ def measured(results: list[dict], baseline: list[float] | None = None) -> str:
     return f"{mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s"
 
 
+def compared_rows(finished: dict[str, list[dict]], reference: str) -> list[str]:
+    """A table row a group of runs (as `run_groups` returns them), `| name | measured cells |`,
+    each printed as it is made; the gains are over the `reference` group, seed by seed."""
+    baseline, rows = top1(finished[reference]), []
+    for name, results in finished.items():
+        rows.append(f"| {name} | {measured(results, None if name == reference else baseline)} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def gains(values: list[float], baseline: list[float]) -> str:
     """Two table cells: each seed's gain over `baseline` (the same seeds), and their mean ± s.e.
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, measured, newest_run, run_groups, runs_at_a_time, top1, write_table  # noqa: E402
+from common import compared_rows, machine, newest_run, run_groups, runs_at_a_time, write_table  # noqa: E402
 
 LABELS_ALONE = "supervised, 50 labels"
 # name: (run id prefix, overrides of the digits config)
@@ -35,7 +35,6 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
     args = parser.parse_args()
     here = Path(__file__).parent
-    rows, every = [], []
     with tempfile.TemporaryDirectory() as scratch:
         runs = args.runs or Path(scratch) / "runs"
         data = runs / "digits"
@@ -44,11 +43,8 @@ def main() -> None:
             for name, (run_id, overrides) in SETTINGS.items()
         }
         finished = run_groups(groups, args.parallel)
-        baseline = top1(finished[LABELS_ALONE])
-        for name, results in finished.items():
-            every += results
-            rows.append(f"| {name} | {measured(results, None if name == LABELS_ALONE else baseline)} |")
-            print(rows[-1], flush=True)
+        rows = compared_rows(finished, LABELS_ALONE)
+        every = [result for results in finished.values() for result in results]
     lines = [
         "| setting | val/top1 (%) | per seed | gain over the 50 labels alone, per seed | mean gain ± s.e. | wall time per run |",
         "|---|---|---|---|---|---|",
