@@ -383,6 +383,15 @@ class SESEMIDataModule(pl.LightningDataModule):
         parameters = inspect.signature(builder).parameters if builder is not None else {}
         if not decoded and "cache" in parameters:
             options["cache"] = "none"
+        if "bit_depth" in options:  # one for the run: its inference and export read by it too
+            raise SesemiError(f"loader {name!r} sets dataset.bit_depth; set data.bit_depth instead, for every data set")
+        if self.data.get("bit_depth") is not None and builder is not None:
+            if "bit_depth" not in parameters:
+                raise SesemiError(
+                    f"data.bit_depth is set, but loader {name!r} reads data set {options['name']!r}, which takes "
+                    "no bit depth (it is for images of more than 8 bits); remove data.bit_depth"
+                )
+            options["bit_depth"] = self.data.bit_depth
         if classes is None:
             return dataset(**options)
         if options.get("classes") not in (None, classes):
@@ -435,6 +444,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         labeled = self.train_datasets.get("supervised")
         if isinstance(labeled, ImageDataset) and not evaluating:
             labeled.warn_if_views_are_small()
+            labeled.warn_if_bits_unused()
         if isinstance(labeled, FileDataset) and not evaluating:
             logger.info(labeled_summary(labeled))
         # Val and test are scored by the model's class indices: the training set's.

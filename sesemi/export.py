@@ -306,6 +306,13 @@ def _image_steps(predictor: Predictor) -> dict[str, Any]:
         prepared["center_crop"] = CENTER_CROP
     if any(isinstance(step, NormalizedFloat) for step in steps):
         prepared["pixels"] = PIXELS
+    if predictor.bit_depth is not None:
+        top = 2**predictor.bit_depth - 1
+        prepared["bit_depth"] = predictor.bit_depth
+        prepared["wide_images"] = (
+            f"16- and 32-bit integer images (I;16, I) hold {predictor.bit_depth}-bit data: round(value / {top} * 255) "
+            f"in place of the scale in image; an image with a value above {top} is refused"
+        )
     side = input_side(transform)
     if side is not None:  # as `read_image` reads a large image
         prepared["read_side"] = side

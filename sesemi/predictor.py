@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sesemi.datasets.images import (
     UnreadableLog,
+    check_bit_depth,
     is_image_file,
     left_out_note,
     list_files,
@@ -199,10 +200,13 @@ def load(
     return Predictor(TrainedModel.from_run(path, checkpoint, allow), device)
 
 
-def _read_image(transform: Callable, min_side: int | None, item: Path | Image.Image) -> tuple[Tensor, None]:
+def _read_image(
+    transform: Callable, min_side: int | None, bit_depth: int | None, item: Path | Image.Image
+) -> tuple[Tensor, None]:
     """An image file, read at `min_side` (`read_image`), or an image in memory (as files are
-    read: upright, 8-bit RGB by its pixels' range), as one transformed input `[1, C, H, W]`."""
-    image = to_rgb(upright(item)) if isinstance(item, Image.Image) else read_image(item, min_side)
+    read: upright, 8-bit RGB by its pixels' range and `bit_depth`), as one transformed input
+    `[1, C, H, W]`."""
+    image = to_rgb(upright(item), bit_depth) if isinstance(item, Image.Image) else read_image(item, min_side, bit_depth)
     return transform(image)[None], None
 
 
@@ -318,6 +322,12 @@ class Predictor:
         """The length of the clips the model was validated on, the default window."""
         node = self.model.eval_transform_config
         return OmegaConf.select(node, "clip_seconds") if node is not None else None
+
+    @cached_property
+    def bit_depth(self) -> int | None:
+        """The bits of the data in 16- and 32-bit integer images, as the model was trained on
+        them (`data.bit_depth`); None: the file's."""
+        return check_bit_depth(OmegaConf.select(self.config, "data.bit_depth"))
 
     @cached_property
     def channels(self) -> int:
@@ -444,7 +454,7 @@ class Predictor:
             rate = self.sample_rate
             read = partial(_read_windows, rate, num_samples(window, rate), num_samples(hop, rate))
         else:
-            read = partial(_read_image, self.transform, input_side(self.transform))
+            read = partial(_read_image, self.transform, input_side(self.transform), self.bit_depth)
         loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
         results: list[Prediction | None] = [None] * len(items)
         parts: dict[int, list[tuple[Tensor, ...]]] = {}  # each input's window predictions so far

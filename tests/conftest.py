@@ -135,6 +135,28 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     return TrainedRun(base / "run", tree)
 
 
+def to_twelve_bit(folder: Path) -> None:
+    """Every PNG under `folder` rewritten as a 12-bit camera stores it: its gray level v of
+    0..255 as round(v / 255 * 4095) in a 16-bit file."""
+    for path in folder.rglob("*.png"):
+        levels = np.asarray(Image.open(path).convert("L"), dtype=np.float64)
+        Image.fromarray(np.round(levels / 255 * 4095).astype(np.uint16)).save(path)
+
+
+@pytest.fixture(scope="session")
+def twelve_bit_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """`trained_run`'s tiny model trained on its images as 12-bit data in 16-bit files, with
+    `data.bit_depth=12`."""
+    from sesemi import compose, run
+
+    base = tmp_path_factory.mktemp("twelve_bit")
+    tree = make_image_tree(base / "images")
+    to_twelve_bit(tree.root)
+    overrides = ["method=supervised", f"run.data_root={tree.root}", "data.bit_depth=12", *TINY_IMAGE_TRAINING]
+    run(compose("image", overrides), base / "run")
+    return TrainedRun(base / "run", tree)
+
+
 @pytest.fixture(scope="session")
 def digits_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real built-in `digits` data set, built once per test session."""

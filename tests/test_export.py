@@ -68,6 +68,17 @@ def test_onnx_runtime_agrees_with_torch(trained_run, run_dir):
     assert sesemi.export.export is export  # the Python API, without importing sesemi.export
 
 
+def run_export_recipe(paths: list[str], folder: Path, monkeypatch) -> dict:
+    """docs/export.md's ONNX Runtime code, run as written in `folder` (which holds model.onnx and
+    its JSON) on `paths`: the names it defines (`batch`, `probabilities`, ...)."""
+    recipe = Path(__file__).parents[1].joinpath("docs", "export.md").read_text().split("## Predicting with ONNX Runtime")[1]
+    code = recipe.split("```python\n")[1].split("```")[0].replace('["7.png", "3.png"]', repr(paths))
+    monkeypatch.chdir(folder)
+    namespace: dict = {}
+    exec(compile(code, "docs/export.md", "exec"), namespace)
+    return namespace
+
+
 def test_the_documented_onnx_recipe_predicts_as_sesemi_does(trained_run, run_dir, tmp_path, monkeypatch):
     """docs/export.md's code, run as written, prepares sesemi's very inputs and gives its
     probabilities within the 3e-7 it states: on the run's images, a 12-megapixel photo stored
@@ -90,11 +101,7 @@ def test_the_documented_onnx_recipe_predicts_as_sesemi_does(trained_run, run_dir
     Image.fromarray(levels).save(tmp_path / "deep.png")  # mode I;16
     assert Image.open(tmp_path / "deep.png").mode == "I;16"
     paths = [str(path) for path in [*val, tmp_path / "photo.jpg", tmp_path / "wide.jpg", tmp_path / "deep.png"]]
-    recipe = Path(__file__).parents[1].joinpath("docs", "export.md").read_text().split("## Predicting with ONNX Runtime")[1]
-    code = recipe.split("```python\n")[1].split("```")[0].replace('["7.png", "3.png"]', repr(paths))
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(code, "docs/export.md", "exec"), namespace)
+    namespace = run_export_recipe(paths, tmp_path, monkeypatch)
     predictor = load(run_dir, device="cpu")
     side = input_side(predictor.transform)
     width = int(16 * np.divide(*read_image(tmp_path / "wide.jpg", side).size))  # 52x35 resized to 23x16

@@ -202,6 +202,10 @@ class DataConfig:
             views it needs and the data config says what they are.
         unlabeled: The dataset config of the unlabeled pool, which the method configs' loaders
             read (`dataset: ${data.unlabeled}`).
+        bit_depth: The bits of the data in 16- and 32-bit integer images, e.g. 12 for a 12-bit
+            camera's images saved as 16 bits (otherwise read as 0..16 of 255); None: the file's
+            (16 bits, or 31). Every image data set of the run reads by it, and so do inference
+            and export.
     """
 
     train: dict[str, DataLoaderConfig] | None = None
@@ -209,6 +213,7 @@ class DataConfig:
     test: DataLoaderConfig | None = None
     views: dict[str, Any] = field(default_factory=dict)
     unlabeled: Any = None
+    bit_depth: int | None = between(8, 31)
 
 
 @dataclass

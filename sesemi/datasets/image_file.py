@@ -22,6 +22,7 @@ def image_file(
     image_transform: Callable | None = None,
     on_error: OnError = "skip",
     cache: Cache = "auto",
+    bit_depth: int | None = None,
 ) -> ImageDataset:
     """Unlabeled images: all image files under `root`/`subset`, searched recursively.
 
@@ -36,8 +37,8 @@ def image_file(
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
         cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
+        bit_depth: The bits of the data in 16- and 32-bit integer images (e.g. 12 for a 12-bit
+            camera's, saved as 16 bits); None: the file's. The run passes `data.bit_depth`.
     """
     samples = unlabeled_samples(subset_dirs(root, subset), is_image_file)
-    return ImageDataset(
-        samples, classes=[], transform=image_transform, on_error=on_error, cache=cache
-    )
+    return ImageDataset(samples, [], image_transform, on_error, cache, bit_depth)

@@ -17,6 +17,7 @@ def image_folder(
     on_error: OnError = "skip",
     classes: Sequence[str] | None = None,
     cache: Cache = "auto",
+    bit_depth: int | None = None,
 ) -> ImageDataset:
     """Labeled images laid out as torchvision's ImageFolder.
 
@@ -31,6 +32,8 @@ def image_folder(
             sorted.
         cache: "auto" keeps the decoded images in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
+        bit_depth: The bits of the data in 16- and 32-bit integer images (e.g. 12 for a 12-bit
+            camera's, saved as 16 bits); None: the file's. The run passes `data.bit_depth`.
     """
     samples, classes = class_samples(subset_dirs(root, subset), is_image_file, classes=classes)
-    return ImageDataset(samples, classes, image_transform, on_error, cache)
+    return ImageDataset(samples, classes, image_transform, on_error, cache, bit_depth)

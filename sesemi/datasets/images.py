@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import math
 import os
 import threading
 import unicodedata
@@ -46,6 +47,7 @@ UNLABELED = -1
 EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
 SIXTEEN_BIT = 2**16 - 1
 THIRTY_ONE_BIT = 2**31 - 1  # the largest value of Pillow's 32-bit integer mode "I"
+BIT_DEPTHS = range(8, 32)  # of the data in 16- and 32-bit integer images (`data.bit_depth`)
 
 
 class ImageReadError(ValueError):
@@ -88,12 +90,30 @@ def warn_unread_photos(passed: Sequence[str], folders: Sequence[Path], once: boo
         )
 
 
+def is_wide(mode: str) -> bool:
+    """Whether Pillow's `mode` holds integers of more than 8 bits (16 or 32) a channel."""
+    return mode.startswith("I;16") or mode == "I"
+
+
+def check_bit_depth(bit_depth: Any) -> int | None:
+    """`bit_depth` (`data.bit_depth`: None, or the bits of the data in 16- and 32-bit integer
+    images), refused in one line when it is no such number."""
+    if bit_depth is None:
+        return None
+    if isinstance(bit_depth, bool) or not isinstance(bit_depth, int) or bit_depth not in BIT_DEPTHS:
+        raise SesemiError(
+            f"data.bit_depth must be a whole number of bits from {BIT_DEPTHS[0]} to {BIT_DEPTHS[-1]} "
+            f"(e.g. 12 for a 12-bit camera's images), or null, not {bit_depth!r}"
+        )
+    return bit_depth
+
+
 def _gray(levels: np.ndarray) -> Image.Image:
     """Gray levels in [0, 1] as an 8-bit RGB image."""
     return Image.fromarray(np.round(levels * 255).astype(np.uint8)).convert("RGB")
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image, bit_depth: int | None = None) -> Image.Image:
     """An image of any Pillow mode as 8-bit RGB, by the range its pixels really have.
 
     - 8-bit modes (1, L, P, RGB, CMYK, YCbCr, LAB, HSV, and LA, PA, RGBA with alpha): Pillow's
@@ -105,6 +125,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     - Floats (F): values in [0, 1] are 0..255. Other values (or NaN) are refused rather than
       stretched: an image's own extremes would make each one look different.
 
+    With `bit_depth` (a data set's `data.bit_depth`), integers of 16 and 32 bits hold data of
+    that many bits: 0..2^bit_depth-1 is 0..255 (a 12-bit camera's images saved as 16 bits would
+    otherwise read as 0..16), and a larger value is refused.
+
     Raises:
         ImageReadError: The mode or the values have no known range.
     """
@@ -115,17 +139,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
         if mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")  # Pillow's route for a palette with transparency
         return image.convert("RGB")
-    if mode.startswith("I;16"):
-        return _gray(np.asarray(image, dtype=np.float32) / SIXTEEN_BIT)
-    if mode == "I":
-        values = np.asarray(image)
+    if is_wide(mode):
+        sixteen = mode != "I"
+        values = np.asarray(image, dtype=np.float32 if sixteen else np.int64)
         low, high = int(values.min()), int(values.max())
         if low < 0:
             raise ImageReadError(
                 f"it holds 32-bit integers down to {low}; negative values have no brightness: save it as 8 or 16 bits"
             )
-        depth = SIXTEEN_BIT if high <= SIXTEEN_BIT else THIRTY_ONE_BIT
-        return _gray(values.astype(np.float64) / depth)
+        if bit_depth is not None:
+            top = 2**bit_depth - 1
+            if high > top:
+                raise ImageReadError(
+                    f"it holds values up to {high}, beyond the {bit_depth} bits of data.bit_depth={bit_depth} "
+                    f"(at most {top})"
+                )
+        else:
+            top = SIXTEEN_BIT if sixteen or high <= SIXTEEN_BIT else THIRTY_ONE_BIT
+        return _gray(values / top)
     if mode == "F":
         values = np.asarray(image, dtype=np.float32)
         if not np.isfinite(values).all():
@@ -151,8 +182,8 @@ def upright(image: Image.Image) -> Image.Image:
 _OPENING = threading.Lock()
 
 
-def read_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Image.Image:
-    """An image file as 8-bit RGB (see `to_rgb`), turned as its EXIF orientation says: upright,
+def read_image(path: str | Path | BinaryIO, min_side: int | None = None, bit_depth: int | None = None) -> Image.Image:
+    """An image file as 8-bit RGB (see `to_rgb`, which takes `bit_depth`), turned as its EXIF orientation says: upright,
     as a photo viewer shows it (phones store photos sideways with a tag that says so).
 
     With `min_side`, a larger image is read smaller, its short side still at least `min_side`
@@ -184,7 +215,7 @@ def read_image(path: str | Path | BinaryIO, min_side: int | None = None) -> Imag
         ) from None
     except Exception as error:  # Pillow's decoders raise many types on damaged data
         raise ImageReadError(first_line(error)) from None
-    image = to_rgb(image)
+    image = to_rgb(image, bit_depth)
     factor = min(image.size) // min_side if min_side else 1
     return image.reduce(factor) if factor >= 2 else image
 
@@ -648,15 +679,39 @@ class ImageDataset(FileDataset):
     kind = "image"
     read_errors = (ImageReadError, OSError)
 
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, Any]],
+        classes: Sequence[str],
+        transform: Callable | None = None,
+        on_error: OnError = "skip",
+        cache: Cache = "auto",
+        bit_depth: int | None = None,
+    ):
+        self.bit_depth = check_bit_depth(bit_depth)
+        super().__init__(samples, classes, transform, on_error, cache)
+
     @cached_property
     def min_side(self) -> int | None:
         """The short side `read` reads a large image at: what the transform needs."""
         return input_side(self.transform)
 
     def read(self, path: str) -> Image.Image:
-        image = read_image(path, self.min_side)
+        image = read_image(path, self.min_side, self.bit_depth)
         image.info["filename"] = path  # as in sesemi 0.3, for transforms that need the file
         return image
+
+    def _probe(self, measure: Callable[[Image.Image], Any], probes: int) -> list[Any]:
+        """`measure` of up to `probes` files spread over the data set, opened with Pillow; a
+        file it fails on is passed over (unreadable files are reported when they are read)."""
+        found = []
+        for path, _ in self.samples[:: max(1, len(self.samples) // probes)][:probes]:
+            try:
+                with Image.open(path) as image:
+                    found.append(measure(image))
+            except Exception:  # noqa: BLE001  (Pillow's decoders raise many types)
+                continue
+        return found
 
     def warn_if_views_are_small(self, probes: int = 16) -> None:
         """Warns when the views shrink photos to a few dozen pixels: the `image` config trains
@@ -676,13 +731,7 @@ class ImageDataset(FileDataset):
         view = view[0] if isinstance(view, tuple | list) else view
         if not isinstance(view, Tensor) or view.ndim != 3 or min(view.shape[-2:]) >= SMALL_VIEW:
             return
-        sides = []
-        for path, _ in self.samples[:: max(1, len(self.samples) // probes)][:probes]:
-            try:
-                with Image.open(path) as image:
-                    sides.append(min(image.size))
-            except Exception:  # noqa: BLE001  (unreadable files are reported when they are read)
-                continue
+        sides = self._probe(lambda image: min(image.size), probes)
         side, image_side = min(view.shape[-2:]), int(np.median(sides)) if sides else 0
         if image_side >= max(4 * side, 4 * SMALL_VIEW // 3):
             logger.warning(
@@ -691,6 +740,25 @@ class ImageDataset(FileDataset):
                 "(with backbone=resnet18; docs/data.md)",
                 image_side, side, SMALL_VIEW,
             )
+
+    def warn_if_bits_unused(self, probes: int = 16) -> None:
+        """Warns when the images are 16-bit (or 32-bit) files whose values all stay under
+        2^14: most likely data of 10, 12 or 14 bits (a scientific camera's) saved in a wider
+        file, which the wider scale reads as dark images of a few dozen gray levels. It reads the
+        extremes of `probes` files spread over the data set; with `bit_depth` set it says
+        nothing."""
+        if self.bit_depth is not None:
+            return
+        highs = self._probe(lambda image: int(image.getextrema()[1]) if is_wide(image.mode) else None, probes)
+        if not highs or None in highs or max(highs) >= 2**14:  # a mixed data set is not one camera's
+            return
+        high = max(highs)
+        depth = max(8, 2 * math.ceil(math.log2(high + 1) / 2))  # the even bit depth that holds it
+        logger.warning(
+            "the labeled images are 16-bit files whose values reach %d at most (of %d): read on that scale "
+            "they are dark, with %d gray levels; if they hold %d-bit data, set data.bit_depth=%d (docs/data.md)",
+            high, SIXTEEN_BIT, round(high / SIXTEEN_BIT * 255) + 1, depth, depth,
+        )
 
     def to_stored(self, item: Image.Image) -> Tensor:
         return pil_to_tensor(item)

@@ -58,6 +58,7 @@ def pseudo(
     cache_dir: str | None = None,
     on_error: OnError = "skip",
     cache: Cache = "auto",
+    bit_depth: int | None = None,
 ) -> FileDataset:
     """Reads a folder the `pseudo_dataset` operation wrote (see `sesemi pseudo-label`).
 
@@ -78,6 +79,7 @@ def pseudo(
         on_error: "skip" unreadable files (with a warning) or "raise" on the first one.
         cache: "auto" keeps the decoded files in memory when at most 10k fit in 1 GiB, "memory" always,
             "none" decodes each file whenever it is loaded (see sesemi.datasets.memory_cache).
+        bit_depth: The bits of the data in 16- and 32-bit integer images (as `image_folder`'s).
     """
     if subset is not None and not isinstance(subset, str):
         raise SesemiError(
@@ -103,6 +105,8 @@ def pseudo(
         ) from None
     if sample_rate is not None and modality != "audio":
         raise SesemiError(f"{folder} holds images, not recordings; drop its sample_rate setting")
+    if bit_depth is not None and modality != "image":
+        raise SesemiError(f"{folder} holds recordings, not images; drop data.bit_depth")
     index = {name: i for i, name in enumerate(classes)}
     with labels_path.open(newline="") as file:
         reader = csv.reader(file)
@@ -133,7 +137,7 @@ def pseudo(
     soft = bool(info.get("soft_labels", True)) if soft_labels is None else soft_labels
     samples = list(zip(paths, list(probabilities) if soft else targets, strict=True))
     if modality == "image":
-        data: FileDataset = ImageDataset(samples, classes, image_transform, on_error, cache)
+        data: FileDataset = ImageDataset(samples, classes, image_transform, on_error, cache, bit_depth)
     else:
         rate = sample_rate or info.get("sample_rate")
         if not isinstance(rate, int):

@@ -23,7 +23,7 @@ from typing import Any
 from torch.utils.data import IterableDataset, get_worker_info
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from sesemi.datasets.images import UNLABELED, ImageReadError, read_image
+from sesemi.datasets.images import UNLABELED, ImageReadError, check_bit_depth, read_image
 from sesemi.datasets.registry import register_dataset
 from sesemi.errors import SesemiError, printable
 from sesemi.streams import stream_seed
@@ -87,6 +87,7 @@ class ShardDataset(IterableDataset):
         seed: The seed of the shard draws and the shuffle buffer (None: the run's loader sets
             one from `run.seed`; without that, a fresh one at every pass).
         shuffle_buffer: Samples shuffled together as they stream in.
+        bit_depth: The bits of the data in 16- and 32-bit integer images (`read_image`'s).
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class ShardDataset(IterableDataset):
         transform: Callable | None = None,
         seed: int | None = None,
         shuffle_buffer: int = SHUFFLE_BUFFER,
+        bit_depth: int | None = None,
     ):
         if size < 1:
             raise SesemiError(
@@ -105,6 +107,7 @@ class ShardDataset(IterableDataset):
         self.size = size
         self.transform = transform
         self.min_side = input_side(transform)
+        self.bit_depth = check_bit_depth(bit_depth)
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         # Set by the run's loader, in the training process: its loader processes (started from
@@ -153,7 +156,7 @@ class ShardDataset(IterableDataset):
                 f"({', '.join(k for k in sample if not k.startswith('__'))}); give each sample a .png or .jpg"
             )
         try:
-            image = pil_to_tensor(read_image(io.BytesIO(sample[key]), self.min_side))
+            image = pil_to_tensor(read_image(io.BytesIO(sample[key]), self.min_side, self.bit_depth))
         except ImageReadError as error:
             raise SesemiError(
                 f"cannot read image {printable(sample['__key__'])}.{key} in {printable(sample['__url__'])} ({error})"
@@ -184,6 +187,7 @@ def shards(
     size: int | None = None,
     seed: int | None = None,
     shuffle_buffer: int = SHUFFLE_BUFFER,
+    bit_depth: int | None = None,
 ) -> ShardDataset:
     """A pool of images streamed from the WebDataset shards (`*.tar`) in `root`/`subset`.
 
@@ -196,8 +200,9 @@ def shards(
             through (set it for a remote pool).
         seed: The seed of the shard draws and shuffles (None: a fresh one per run).
         shuffle_buffer: Samples shuffled together as they stream in.
+        bit_depth: The bits of the data in 16- and 32-bit integer images (as `image_folder`'s).
     """
     found = list_shards(root, subset)
     return ShardDataset(
-        found, count_samples(found) if size is None else size, image_transform, seed, shuffle_buffer
+        found, count_samples(found) if size is None else size, image_transform, seed, shuffle_buffer, bit_depth
     )
