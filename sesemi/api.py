@@ -348,7 +348,7 @@ class TrainingRun:
         """Predicts files with the best checkpoint of the latest training, in input order.
 
         `inputs`, `batch_size`, `tta` and `**options` (embeddings, on_error, ...) are those of
-        `sesemi.predictor.Predictor.predict`; `probabilities` are in the order of `label_names`
+        `sesemi.predictor.Predictor.predict_each`; `probabilities` are in the order of `label_names`
         (the model's classes, `result.classes`).
         """
         from sesemi.predictor import load

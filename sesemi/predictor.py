@@ -5,6 +5,7 @@
     predictions = predictor.predict("new_images")             # one Prediction per file, in order
     predictions[0].label, predictions[0].score, predictions[0].probabilities
     write_predictions(predictions, "out", predictor.labels)   # out/predictions.csv
+    write_predictions(predictor.predict_each("pool"), "out", predictor.labels)  # streamed, any size
 
 Images go through the run's evaluation transform. Recordings longer than the training clips are
 cut into sliding windows (`window_seconds` long, `hop_seconds` apart, the last one zero-padded)
@@ -18,7 +19,10 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -407,7 +411,15 @@ class Predictor:
         inliers = inliers.cpu() if inliers is not None else None
         return BatchPrediction(probabilities.cpu(), labels, scores.cpu(), features.cpu(), inliers)
 
-    def predict(
+    def predict(self, inputs: Inputs, **options: Any) -> list[Prediction]:
+        """Predicts files or waveforms, one `Prediction` per input, in input order.
+
+        `inputs` and `options` are those of `predict_each`, which makes the predictions one at
+        a time, for a table of more files than memory holds (`write_predictions` takes them so).
+        """
+        return list(self.predict_each(inputs, **options))
+
+    def predict_each(
         self,
         inputs: Inputs,
         *,
@@ -419,8 +431,10 @@ class Predictor:
         num_workers: int = 0,
         on_error: str = "skip",
         progress: Callable[[int, int], None] | None = None,
-    ) -> list[Prediction]:
-        """Predicts files or waveforms, one `Prediction` per input, in input order.
+    ) -> Iterator[Prediction]:
+        """Predicts files or waveforms, yielding one `Prediction` per input in input order as
+        soon as it and those before it are made; the arguments are checked (and a missing input
+        refused) at the call, before the first is asked for.
 
         Args:
             inputs: A file, a folder (searched recursively for files of the model's modality),
@@ -447,7 +461,6 @@ class Predictor:
         if tta:
             self.augmentation()  # refused now (a model trained without flips), not after the first batch
         items = self.inputs(inputs)
-        names = [item if isinstance(item, Path) else index for index, item in enumerate(items)]
         window = hop = None
         if self.audio:
             window, hop = self.windowing(window_seconds, hop_seconds)
@@ -456,16 +469,32 @@ class Predictor:
         else:
             read = partial(_read_image, self.transform, input_side(self.transform), self.bit_depth)
         loader = DataLoader(_Inputs(items, read), batch_size=None, num_workers=num_workers)
-        results: list[Prediction | None] = [None] * len(items)
+        return self._predicted(items, loader, batch_size, tta, embeddings, on_error, progress, window, hop)
+
+    def _predicted(
+        self,
+        items: list[Path | Image.Image | Tensor],
+        loader: DataLoader,
+        batch_size: int,
+        tta: bool,
+        embeddings: bool,
+        on_error: str,
+        progress: Callable[[int, int], None] | None,
+        window: float | None,
+        hop: float | None,
+    ) -> Iterator[Prediction]:
+        """`predict_each`'s predictions, from its loader of `items`."""
+        names = [item if isinstance(item, Path) else index for index, item in enumerate(items)]
+        following = 0  # the inputs yielded so far: the index of the next to yield
+        ready: dict[int, Prediction] = {}  # made, waiting for those before them
         parts: dict[int, list[tuple[Tensor, ...]]] = {}  # each input's window predictions so far
         seconds: dict[int, float | None] = {}  # each recording's length, until it is predicted
-        done, unreadable = 0, UnreadableLog("input")
+        unreadable = UnreadableLog("input")
 
         def finish(index: int, prediction: Prediction) -> None:
-            nonlocal done
-            results[index], done = prediction, done + 1
+            ready[index] = prediction
             if progress is not None:
-                progress(done, len(items))
+                progress(len(ready) + following, len(items))
 
         def readable() -> Iterator[tuple[int, Tensor]]:
             for index, outcome in loader:  # (windows, seconds), or why the input cannot be read
@@ -497,8 +526,13 @@ class Predictor:
                         names[index], parts.pop(index), embeddings, seconds=seconds.pop(index), window=window, hop=hop
                     )
                     finish(index, prediction)
+            while following in ready:
+                yield ready.pop(following)
+                following += 1
         unreadable.close()
-        return results
+        while following in ready:  # inputs none of which could be read, after the last batch
+            yield ready.pop(following)
+            following += 1
 
     def _prediction(
         self,
@@ -590,6 +624,24 @@ def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
     return [labels[int(index)], f"{float(score):.6g}", *(f"{float(p):.6g}" for p in probabilities)]
 
 
+def _rows(
+    prediction: Prediction, labels: Sequence[str], per_window: bool, flagged: bool
+) -> tuple[list[list[str]], Tensor | None]:
+    """A readable prediction's rows of the table (one, or with `per_window` one per audio
+    window; `flagged`: with its `out_of_class`) and its embeddings' rows `[R, F]`, if any."""
+    path = str(prediction.input)
+    if per_window and prediction.windows is not None:
+        rows = [
+            [path, f"{start:.3f}", f"{end:.3f}", *_cells(row, labels)]
+            for row, (start, end) in zip(prediction.windows, prediction.window_spans(), strict=True)
+        ]
+        return rows, prediction.window_embeddings
+    row = [path, *(["", ""] if per_window else []), *_cells(prediction.probabilities, labels)]
+    if flagged:
+        row.append(f"{prediction.out_of_class:.6g}" if prediction.out_of_class is not None else "")
+    return [row], prediction.embedding[None] if prediction.embedding is not None else None
+
+
 def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuses, before anything is predicted, a folder that cannot be written, or whose
     `predictions.csv`, `embeddings.npy` or `unreadable.csv` may not be replaced: only with
@@ -613,7 +665,7 @@ def check_predictions_folder(folder: str | os.PathLike, overwrite: bool = False)
 
 
 def write_predictions(
-    predictions: Sequence[Prediction],
+    predictions: Iterable[Prediction],
     folder: str | os.PathLike,
     labels: Sequence[str],
     per_window: bool = False,
@@ -621,62 +673,72 @@ def write_predictions(
 ) -> Written:
     """Writes `predictions.csv`, `embeddings.npy` (the features, row for row) when the
     predictions carry embeddings, and `unreadable.csv` (`path, error`) when some inputs could
-    not be read; returns their paths (None for a file not written).
+    not be read; returns their paths (None for a file not written) and what they hold.
 
     The table has `path, label, score`, a probability column per class (`labels`; see
-    `probability_columns`), and
-    `out_of_class` last for a model with one-vs-all detectors; a row per input read, or with
-    `per_window` per audio window, with its `start` and `end` in seconds
-    (`Prediction.window_spans`) after `path`. Files are renamed into place
-    when complete, and replaced (`overwrite`) only in a folder sesemi made
-    (`check_predictions_folder`); an earlier `embeddings.npy` goes when there are none now.
+    `probability_columns`), and `out_of_class` last for a model with one-vs-all detectors; a
+    row per input read, or with `per_window` per audio window, with its `start` and `end` in
+    seconds (`Prediction.window_spans`) after `path`. Each prediction is written as it comes and
+    not kept: `Predictor.predict_each`'s, of more files than memory holds, stream through. Files
+    are renamed into place when complete, and replaced (`overwrite`) only in a folder sesemi
+    made (`check_predictions_folder`); an earlier `embeddings.npy` goes when there are none now.
     """
-    readable, failed = [p for p in predictions if p.error is None], [p for p in predictions if p.error is not None]
-    windowed = per_window and any(p.windows is not None for p in readable)
-    flagged = any(p.out_of_class is not None for p in readable) and not windowed
-    rows: list[list[str]] = []
-    vectors: list[Tensor] = []
-    for prediction in readable:
-        path = str(prediction.input)
-        if windowed and prediction.windows is not None:
-            for row, (start, end) in zip(prediction.windows, prediction.window_spans(), strict=True):
-                rows.append([path, f"{start:.3f}", f"{end:.3f}", *_cells(row, labels)])
-            if prediction.window_embeddings is not None:
-                vectors.append(prediction.window_embeddings)
-        else:
-            rows.append([path, *(["", ""] if per_window else []), *_cells(prediction.probabilities, labels)])
-            if flagged:
-                rows[-1].append(f"{prediction.out_of_class:.6g}" if prediction.out_of_class is not None else "")
-            if prediction.embedding is not None:
-                vectors.append(prediction.embedding[None])
     output = Path(folder)
+    check_predictions_folder(output, overwrite)  # before the first prediction is asked for
     claim(output, "predictions")
-    check_predictions_folder(output, overwrite)
     table, embeddings, unreadable = (output / name for name in (PREDICTIONS_FILE, EMBEDDINGS_FILE, UNREADABLE_FILE))
+    fixed = ["path", *(["start", "end"] if per_window else []), "label", "score"]
+    read = failed = 0
+    outliers: int | None = None
     try:
-        # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
-        with open_atomically(table, "w", errors="surrogateescape", newline="") as file:
-            writer = csv.writer(file, lineterminator="\n")
-            fixed = ["path", *(["start", "end"] if per_window else []), "label", "score"]
-            extra = ["out_of_class"] if flagged else []
-            writer.writerow([*fixed, *probability_columns(labels, [*fixed, *extra]), *extra])
-            writer.writerows(rows)
-            if vectors:
-                with open_atomically(embeddings, "wb") as vectors_file:
-                    np.save(vectors_file, torch.cat(vectors).numpy())
+        with ExitStack() as files, tempfile.TemporaryFile(dir=output) as vectors:
+            # A file name that is not UTF-8 holds surrogates (os.fsdecode); they become its bytes again.
+            writer = csv.writer(
+                files.enter_context(open_atomically(table, "w", errors="surrogateescape", newline="")), lineterminator="\n"
+            )
+            errors: Any = None  # unreadable.csv's writer, from the first unreadable input
+            flagged = False  # whether the table has an out_of_class column
+            shape: tuple[int, int] = (0, 0)  # of the embeddings written to `vectors`
+            for prediction in predictions:
+                if prediction.error is not None:
+                    if errors is None:
+                        opened = open_atomically(unreadable, "w", errors="surrogateescape", newline="")
+                        errors = csv.writer(files.enter_context(opened), lineterminator="\n")
+                        errors.writerow(["path", "error"])
+                    errors.writerow([str(prediction.input), prediction.error])
+                    failed += 1
+                    continue
+                if read == 0:  # one model's predictions: the first read says which columns they all have
+                    flagged = prediction.out_of_class is not None and not (per_window and prediction.windows is not None)
+                    outliers = 0 if prediction.out_of_class is not None else None
+                    extra = ["out_of_class"] if flagged else []
+                    writer.writerow([*fixed, *probability_columns(labels, [*fixed, *extra]), *extra])
+                read += 1
+                if outliers is not None:
+                    outliers += bool(prediction.looks_out_of_class)
+                cells, vector = _rows(prediction, labels, per_window, flagged)
+                writer.writerows(cells)
+                if vector is not None:
+                    rows = vector.numpy().astype("<f4", copy=False)
+                    vectors.write(rows.tobytes())
+                    shape = (shape[0] + len(rows), rows.shape[1])
+            if read == 0:
+                writer.writerow([*fixed, *probability_columns(labels, fixed)])
+            if shape[0]:
+                vectors.seek(0)
+                with open_atomically(embeddings, "wb") as file:
+                    header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+                    np.lib.format.write_array_header_1_0(file, header)
+                    shutil.copyfileobj(vectors, file)
             else:
                 embeddings.unlink(missing_ok=True)  # it belonged to earlier predictions
-            if failed:
-                with open_atomically(unreadable, "w", errors="surrogateescape", newline="") as errors_file:
-                    listed = [["path", "error"], *([str(p.input), p.error] for p in failed)]
-                    csv.writer(errors_file, lineterminator="\n").writerows(listed)
-            else:
+            if not failed:
                 unreadable.unlink(missing_ok=True)
     except OSError as error:
         raise SesemiError(
             f"cannot write predictions to {output} ({error.strerror or error}); choose another --save-dir"
         ) from None
-    return Written(table, embeddings if vectors else None, unreadable if failed else None)
+    return Written(table, embeddings if shape[0] else None, unreadable if failed else None, read, failed, outliers)
 
 
 def probability_columns(labels: Sequence[str], fixed: Sequence[str]) -> list[str]:
@@ -695,8 +757,11 @@ def probability_columns(labels: Sequence[str], fixed: Sequence[str]) -> list[str
 
 
 class Written(NamedTuple):
-    """The files `write_predictions` wrote."""
+    """The files `write_predictions` wrote, and what they hold."""
 
     table: Path  # predictions.csv
     embeddings: Path | None  # embeddings.npy
     unreadable: Path | None  # unreadable.csv
+    read: int = 0  # inputs predicted
+    failed: int = 0  # inputs that could not be read
+    out_of_class: int | None = None  # inputs that look out of class; None: a model without detectors

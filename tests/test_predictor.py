@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -274,7 +275,7 @@ def test_embeddings_stay_row_for_row_with_the_table(predictor, val_images, tmp_p
     done = []
     predictions = predictor.predict(paths, batch_size=4, embeddings=True, progress=lambda *args: done.append(args))
     assert done[-1] == (len(paths), len(paths)) and len(done) == len(paths)
-    table, embeddings, _ = write_predictions(predictions, tmp_path / "out", predictor.labels)
+    table, embeddings, *_ = write_predictions(predictions, tmp_path / "out", predictor.labels)
     with open(table) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["path", "label", "score", *CLASSES]
@@ -289,6 +290,36 @@ def test_embeddings_stay_row_for_row_with_the_table(predictor, val_images, tmp_p
 
     write_predictions(predictor.predict(val_images[:1]), tmp_path / "out", predictor.labels)
     assert not (tmp_path / "out" / "embeddings.npy").exists()  # it belonged to the table replaced
+
+
+def test_predictions_stream_from_the_model_through_the_table(predictor, val_images, tmp_path):
+    """`predict_each` gives each prediction, in input order, once it and those before it are
+    made (not after the last input), and `write_predictions` keeps none of them: a table of more
+    files than memory holds streams through. The files hold what `predict`'s list gives."""
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"")
+    paths = [val_images[0], corrupt, *val_images[1:]]
+    done: list[int] = []
+    seen, alive = [], []
+    for prediction in predictor.predict_each(paths, batch_size=2, progress=lambda count, _: done.append(count)):
+        seen.append((prediction.input, done[-1]))
+    assert [name for name, _ in seen] == paths
+    assert seen[0][1] < len(paths) and [count for _, count in seen][-1] == len(paths)
+
+    def watched():
+        for prediction in predictor.predict_each(paths, batch_size=2, embeddings=True):
+            alive.append(sum(ref() is not None for ref in refs))
+            refs.append(weakref.ref(prediction))
+            yield prediction
+
+    refs: list[weakref.ref] = []
+    written = write_predictions(watched(), tmp_path / "streamed", predictor.labels)
+    assert max(alive) <= 1  # the one before, at most, while the next is made
+    assert (written.read, written.failed, written.out_of_class) == (len(val_images), 1, None)
+    listed = write_predictions(predictor.predict(paths, batch_size=2, embeddings=True), tmp_path / "listed", predictor.labels)
+    for streamed, whole in zip(written[:3], listed[:3], strict=True):
+        assert streamed.read_bytes() == whole.read_bytes()
+    np.testing.assert_array_equal(np.load(written.embeddings), np.load(listed.embeddings))
 
 
 def test_classes_named_like_the_tables_columns_get_columns_of_their_own(predictor, val_images, tmp_path):
@@ -315,7 +346,10 @@ def test_predictions_csv_keeps_file_names_that_are_not_utf8(predictor, val_image
     assert Path(row["path"]).is_file() and Path(row["path"]).name == name
 
 
-def test_a_failed_write_leaves_the_previous_predictions(predictor, val_images, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop", ["midway", "at the embeddings"])
+def test_a_failed_write_leaves_the_previous_predictions(predictor, val_images, tmp_path, monkeypatch, stop):
+    """Stopped while the predictions stream in (Ctrl-C after the first), or while the last file
+    is written: the earlier table stands, and nothing of the new files is left."""
     out = tmp_path / "out"
     table = write_predictions(predictor.predict(val_images[:2]), out, predictor.labels).table
     before = table.read_bytes()
@@ -323,9 +357,15 @@ def test_a_failed_write_leaves_the_previous_predictions(predictor, val_images, t
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "save", killed)
+    def interrupted():
+        yield from predictor.predict_each(val_images[:1], embeddings=True)
+        killed()
+
+    if stop == "at the embeddings":
+        monkeypatch.setattr(shutil, "copyfileobj", killed)
+    predictions = interrupted() if stop == "midway" else predictor.predict_each(val_images, embeddings=True)
     with pytest.raises(KeyboardInterrupt):
-        write_predictions(predictor.predict(val_images, embeddings=True), out, predictor.labels)
+        write_predictions(predictions, out, predictor.labels)
     assert table.read_bytes() == before and sorted(p.name for p in out.iterdir()) == [".sesemi", PREDICTIONS_FILE]
 
 
@@ -375,7 +415,7 @@ def test_per_window_rows_have_their_start_and_end(audio, tmp_path):
     assert [p.input for p in audio.predict(tmp_path / "in")] == [path, nested]
     predictions = audio.predict(path, embeddings=True)
     assert audio.windowing() == (0.5, 0.25)
-    table, embeddings, _ = write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
+    table, embeddings, *_ = write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
     with open(table) as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0])[:5] == ["path", "start", "end", "label", "score"] and len(rows) == 7
@@ -389,7 +429,7 @@ def test_per_window_rows_are_timed_as_the_windows_were_cut(audio, tmp_path):
     path = write(tmp_path / "a.wav", tone(300, 2.0))
     prediction = audio.predict(path, window_seconds=1.0, hop_seconds=0.5)[0]
     assert prediction.window_spans() == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
-    table, _, _ = write_predictions([prediction], tmp_path / "out", audio.labels, per_window=True)
+    table, *_ = write_predictions([prediction], tmp_path / "out", audio.labels, per_window=True)
     with open(table) as file:
         assert [(r["start"], r["end"]) for r in csv.DictReader(file)][1] == ("0.500", "1.500")
 
@@ -415,7 +455,7 @@ def test_the_last_window_ends_with_the_recording(audio, tmp_path):
     long, short = write(tmp_path / "long.wav", tone(300, 2.1)), write(tmp_path / "short.wav", tone(300, 0.3))
     predictions = audio.predict([long, short])
     assert [p.seconds for p in predictions] == [pytest.approx(2.1), pytest.approx(0.3)]
-    table, _, _ = write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
+    table, *_ = write_predictions(predictions, tmp_path / "out", audio.labels, per_window=True)
     with open(table) as file:
         rows = [(r["path"], r["start"], r["end"]) for r in csv.DictReader(file)]
     assert rows[-3:] == [(str(long), "1.500", "2.000"), (str(long), "1.750", "2.100"), (str(short), "0.000", "0.300")]

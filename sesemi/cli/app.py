@@ -288,40 +288,36 @@ def inference(
     A row per file: path, label, score, one probability per class. Long recordings are
     predicted in sliding windows.
 
-    Python: sesemi.predictor.load(...).predict(...), sesemi.predictor.write_predictions
+    Python: sesemi.predictor.load(...).predict_each(...), sesemi.predictor.write_predictions
 
     Examples:
       $ sesemi inference runs/digits/flexmatch/2026-11-23_16-09-06 data/new_images --save-dir out
       $ sesemi inference runs/spoken_digits/flexmatch/<time> recordings window_seconds=2 per_window=true
       $ sesemi inference digits-cnn@1.0.0 data/new_images -r models   # published (sesemi publish)
     """
-    from sesemi.predictor import check_predictions_folder, load, write_predictions
+    from sesemi.predictor import load, write_predictions
 
     options = key_values(InferenceSettings, settings or [], "inference")
     checkpoint = options.pop("checkpoint")
     predictor = load(model, device=device, checkpoint=checkpoint, allow=allow or (), repository=repository)
-    inputs = predictor.inputs(input)
-    check_predictions_folder(save_dir, overwrite=force)  # refused now, not after predicting
     per_window = options.pop("per_window")
     with progress("predicting") as report:
-        predictions = predictor.predict(
-            inputs, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
+        predictions = predictor.predict_each(
+            input, batch_size=batch_size, embeddings=embeddings, tta=tta, progress=report, **options
         )
-    written = write_predictions(predictions, save_dir, predictor.labels, per_window, overwrite=force)
-    unreadable = sum(p.error is not None for p in predictions)
-    skipped = f" ({unreadable} unreadable, skipped)" if unreadable else ""
-    files = ", ".join(str(path) for path in written if path is not None)
-    if predictions and unreadable == len(predictions):  # a script must not take an empty table for an answer
-        raise SesemiError(f"no input could be read ({counted(unreadable, 'unreadable file')}; why: {written.unreadable})")
-    echo(f"predicted {counted(len(predictions) - unreadable, 'file')}{skipped}: {files}")
-    outliers = sum(bool(p.looks_out_of_class) for p in predictions)
-    if any(p.out_of_class is not None for p in predictions):
-        echo(f"{outliers} look out of class (out_of_class above 0.5 in predictions.csv)")
+        written = write_predictions(predictions, save_dir, predictor.labels, per_window, overwrite=force)
+    skipped = f" ({written.failed} unreadable, skipped)" if written.failed else ""
+    files = ", ".join(str(path) for path in written[:3] if path is not None)
+    if not written.read:  # a script must not take an empty table for an answer
+        raise SesemiError(f"no input could be read ({counted(written.failed, 'unreadable file')}; why: {written.unreadable})")
+    echo(f"predicted {counted(written.read, 'file')}{skipped}: {files}")
+    if written.out_of_class is not None:
+        echo(f"{written.out_of_class} look out of class (out_of_class above 0.5 in predictions.csv)")
 
 
 @dataclass
 class InferenceSettings:
-    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict`)."""
+    """The `key=value` settings of `sesemi inference` (see `sesemi.predictor.Predictor.predict_each`)."""
 
     checkpoint: str = "best"  # or "last", for a run folder
     window_seconds: float | None = None  # audio; None: the run's clip length
