@@ -1,10 +1,11 @@
-"""Peak memory of `sesemi inference` as the number of files grows.
+"""Peak memory of `sesemi inference` and `sesemi pseudo-label` as the number of files grows.
 
 A digits run of a few steps predicts folders of 500 and 50,000 images (digits' 500 validation
 images linked over and over, 1000 a folder: reading, not content, is measured), with and without
-`--embeddings`. Each cell is a fresh process; its peak resident memory (RSS) is the kernel's
-account of that process (`wait4`). With `--before DIR` (an earlier sesemi source tree, e.g.
-`git archive`) each command also runs on that code (`PYTHONPATH=DIR`).
+`--embeddings`, and labels a pool of as many beside digits' train/ and val/. Each cell is a fresh
+process; its peak resident memory (RSS) is the kernel's account of that process (`wait4`). With
+`--before DIR` (an earlier sesemi source tree, e.g. `git archive`) each command also runs on that
+code (`PYTHONPATH=DIR`).
 
 Usage: python experiments/inference_memory/run.py [--sizes 500 50000] [--before DIR] [--write]
 """
@@ -71,17 +72,25 @@ def main() -> None:
         images = sorted((scratch / "digits" / "val").rglob("*.png"))
         for size in args.sizes:
             folder = linked_folder(images, scratch / f"inputs_{size}", size)
-            for embeddings in (False, True):
+            pool = scratch / f"pool_{size}"
+            for split in ("train", "val"):
+                shutil.copytree(scratch / "digits" / split, pool / split, copy_function=os.link)
+            linked_folder(images, pool / "unlabeled", size)
+            inference = [SESEMI, "inference", str(run_dir), str(folder), "--device", "cpu", "--force"]
+            commands = {  # each then given its output folder
+                "`sesemi inference`": [*inference, "--save-dir"],
+                "`sesemi inference --embeddings`": [*inference, "--embeddings", "--save-dir"],
+                "`sesemi pseudo-label`": [SESEMI, "pseudo-label", str(run_dir), str(pool), "overwrite=true", "--output-dir"],
+            }
+            for number, (what, command) in enumerate(commands.items()):
                 cells = []
-                for name, env in versions.items():
-                    out = scratch / f"out_{name}"
-                    command = [SESEMI, "inference", str(run_dir), str(folder), "--save-dir", str(out), "--device", "cpu", "--force"]
-                    peak, wall = peak_and_wall([*command, *(["--embeddings"] if embeddings else [])], env)
+                for name, env in versions.items():  # each command's own output: sesemi replaces only its own
+                    peak, wall = peak_and_wall([*command, str(scratch / f"out_{name}_{number}")], env)
                     cells += [f"{peak:.0f} MB", f"{wall:.0f} s"]
-                rows.append(f"| {size:,} | {'yes' if embeddings else 'no'} | {' | '.join(cells)} |")
+                rows.append(f"| {what} | {size:,} | {' | '.join(cells)} |")
                 print(rows[-1], flush=True)
     header = " | ".join(f"{name}: peak RSS | {name}: wall" for name in versions)
-    lines = [f"| files | embeddings | {header} |", "|---|---|" + "---|" * 2 * len(versions), *rows]
+    lines = [f"| command | files | {header} |", "|---|---|" + "---|" * 2 * len(versions), *rows]
     note = f"One fresh process per cell, digits' 32x32 PNGs. {machine()}."
     if args.write:
         write_table(README, "inference_memory", note, lines)

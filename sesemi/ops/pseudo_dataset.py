@@ -33,7 +33,7 @@ from sesemi.datasets.pseudo import check_output, write_pseudo_dataset
 from sesemi.errors import SesemiError, printable, retired
 from sesemi.learners.trained import TrainedModel
 from sesemi.logs import counted
-from sesemi.predictor import Predictor
+from sesemi.predictor import Prediction, Predictor
 from sesemi.transforms.audio import is_audio_file
 
 logger = logging.getLogger(__name__)
@@ -213,20 +213,28 @@ def pseudo_dataset(
     apart = [Path(os.path.realpath(Path(data_root) / name)) for name in (labeled_subset, val_subset) if name]
     apart.append(Path(os.path.realpath(output_dir)))
     files = [path for path in files if not any(map(Path(os.path.realpath(path)).is_relative_to, apart))]
-    predictions = predictor.predict(files, progress=progress, **predicting)
-    read = [prediction for prediction in predictions if prediction.error is None]
-    if predictions and not read:
-        first = predictions[0]
+    # A row of probabilities a file, filled as the predictions stream in: a pool of a million
+    # files takes its paths and this table, not a million predictions.
+    probabilities = torch.zeros(len(files), len(classes))
+    readable = torch.zeros(len(files), dtype=torch.bool)
+    first_error: Prediction | None = None
+    for index, prediction in enumerate(predictor.predict_each(files, progress=progress, **predicting)):
+        if prediction.error is None:
+            probabilities[index], readable[index] = prediction.probabilities, True
+        elif first_error is None:
+            first_error = prediction
+    if first_error is not None and not readable.any():
         raise SesemiError(printable(
-            f"none of the {counted(len(predictions), kind)} to label could be read, e.g. {first.input} ({first.error})"
+            f"none of the {counted(len(files), kind)} to label could be read, e.g. {first_error.input} ({first_error.error})"
         ))
-    probabilities = torch.stack([p.probabilities for p in read]) if read else torch.zeros(0, len(classes))
+    read = readable.nonzero().squeeze(1)
+    probabilities = probabilities[read]
     kept = select(probabilities, threshold, balance, per_class)
     confident = int((probabilities.max(dim=1).values >= threshold).sum())
 
-    paths = [str(read[i].input) for i in kept.tolist()]
+    paths = [str(Path(files[i])) for i in read[kept].tolist()]  # as the predictions name them
     probabilities = probabilities[kept]
-    unreadable = len(predictions) - len(read)
+    unreadable = len(files) - len(read)
     if include_labeled:  # the labeled files, one-hot: those the predictor reads (as it reads the others)
         seen = predictor.predict([path for path, _ in labeled], **predicting)
         unreadable += sum(prediction.error is not None for prediction in seen)

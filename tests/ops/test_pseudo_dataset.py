@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -285,6 +286,26 @@ def test_unreadable_images_are_skipped_and_predictions_stay_with_their_files(
             expected = (expected + model(images.flip(-1)).softmax(1)) / 2
     written = torch.tensor([[float(r[f"p_{c}"]) for c in sorted(CLASS_STYLES)] for r in rows])
     assert torch.allclose(written, expected, atol=1e-4)
+
+
+def test_the_pool_streams_through_without_its_predictions_kept(teacher, data_root, tmp_path, monkeypatch):
+    """Each prediction of the pool is let go once its probabilities are in the table: a pool of
+    a million files costs its paths and probabilities, not a million predictions."""
+    from sesemi.predictor import Predictor
+
+    predict_each, calls = Predictor.predict_each, {}
+
+    def watched(self, inputs, **options):
+        refs, alive = [], calls.setdefault(tuple(map(str, inputs)), [])
+        for prediction in predict_each(self, inputs, **options):
+            alive.append(sum(ref() is not None for ref in refs))
+            refs.append(weakref.ref(prediction))
+            yield prediction
+
+    monkeypatch.setattr(Predictor, "predict_each", watched)
+    pseudo_dataset(str(teacher), str(data_root), str(tmp_path / "pseudo"), batch_size=2, device="cpu")
+    (alive,) = [alive for inputs, alive in calls.items() if all("/unlabeled/" in path for path in inputs)]
+    assert len(alive) == UNLABELED and max(alive) <= 1  # the one before, at most, while the next is made
 
 
 def test_unreadable_labeled_files_are_left_out_and_counted(teacher, data_root, tmp_path):
