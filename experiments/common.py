@@ -213,14 +213,20 @@ def measured(results: list[dict], baseline: list[float] | None = None) -> str:
     return f"{mean_std(values)} | {per_seed(values)} | {gain} | {seconds:.0f} s"
 
 
-def compared_rows(finished: dict[str, list[dict]], reference: str) -> list[str]:
-    """A table row a group of runs (as `run_groups` returns them), `| name | measured cells |`,
-    each printed as it is made; the gains are over the `reference` group, seed by seed."""
+def write_compared(
+    readme: Path, finished: dict[str, list[dict]], reference: str, gains_header: str, seeds: list[int], parallel: int
+) -> None:
+    """Writes the `results` table of `readme`: a row a group of runs over `seeds` (as
+    `run_groups` returns them), each printed as it is made, with its gains over the `reference`
+    group seed by seed (`gains_header` names those two columns)."""
     baseline, rows = top1(finished[reference]), []
     for name, results in finished.items():
         rows.append(f"| {name} | {measured(results, None if name == reference else baseline)} |")
         print(rows[-1], flush=True)
-    return rows
+    every = [result for results in finished.values() for result in results]
+    header = f"| setting | val/top1 (%) | per seed | {gains_header} | wall time per run |"
+    note = f"Seeds {', '.join(map(str, seeds))}, {runs_at_a_time(every, parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
+    write_table(readme, "results", note, [header, "|---|---|---|---|---|---|", *rows])
 
 
 def gains(values: list[float], baseline: list[float]) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import compared_rows, machine, newest_run, run_groups, runs_at_a_time, write_table  # noqa: E402
+from common import run_groups, write_compared  # noqa: E402
 
 from sesemi.datasets.builtin import prepare_builtin  # noqa: E402
 
@@ -63,15 +63,8 @@ def main() -> None:
             for name, (run_id, data, overrides) in SETTINGS.items()
         }
         finished = run_groups(groups, args.parallel)
-        rows = compared_rows(finished, EIGHT_BIT)
-        every = [result for results in finished.values() for result in results]
-    lines = [
-        "| setting | val/top1 (%) | per seed | against the 8-bit files, per seed | mean difference ± s.e. | wall time per run |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
-    write_table(here / "README.md", "results", note, lines)
+    gains = "against the 8-bit files, per seed | mean difference ± s.e."
+    write_compared(here / "README.md", finished, EIGHT_BIT, gains, args.seeds, args.parallel)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import compared_rows, machine, newest_run, run_groups, runs_at_a_time, write_table  # noqa: E402
+from common import run_groups, write_compared  # noqa: E402
 
 LABELS_ALONE = "supervised, 50 labels"
 # name: (run id prefix, overrides of the digits config)
@@ -43,15 +43,8 @@ def main() -> None:
             for name, (run_id, overrides) in SETTINGS.items()
         }
         finished = run_groups(groups, args.parallel)
-        rows = compared_rows(finished, LABELS_ALONE)
-        every = [result for results in finished.values() for result in results]
-    lines = [
-        "| setting | val/top1 (%) | per seed | gain over the 50 labels alone, per seed | mean gain ± s.e. | wall time per run |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ]
-    note = f"Seeds {', '.join(map(str, args.seeds))}, {runs_at_a_time(every, args.parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
-    write_table(here / "README.md", "results", note, lines)
+    gains = "gain over the 50 labels alone, per seed | mean gain ± s.e."
+    write_compared(here / "README.md", finished, LABELS_ALONE, gains, args.seeds, args.parallel)
 
 
 if __name__ == "__main__":
