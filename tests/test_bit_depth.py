@@ -65,9 +65,14 @@ def test_a_data_set_of_twelve_bit_files_warns_until_bit_depth_is_set(tmp_path, c
     to_twelve_bit(tmp_path / "mixed" / "train" / "red")
     image_folder(str(tmp_path / "mixed"), "train").warn_if_bits_unused()
     assert not caplog.records
+    for path in (tree.root / "train").rglob("*.png"):  # as big-endian TIFFs, which open as I;16B
+        values = np.asarray(Image.open(path))
+        Image.frombytes("I;16B", values.shape[::-1], values.astype(">u2").tobytes()).save(path.with_suffix(".tif"))
+        path.unlink()
+    assert {Image.open(path).mode for path in (tree.root / "train").rglob("*.tif")} == {"I;16B"}
     image_folder(str(tree.root), "train").warn_if_bits_unused()
     (record,) = caplog.records
-    high = max(np.asarray(Image.open(path)).max() for path in (tree.root / "train").rglob("*.png"))
+    high = max(np.asarray(Image.open(path)).max() for path in (tree.root / "train").rglob("*.tif"))
     assert 2048 <= high < 4096 and record.levelno == logging.WARNING
     assert record.getMessage() == (
         f"the labeled images are 16-bit files whose values reach {high} at most (of 65535): read on that scale "

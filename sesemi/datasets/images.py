@@ -125,7 +125,7 @@ def to_rgb(image: Image.Image, bit_depth: int | None = None) -> Image.Image:
     - Floats (F): values in [0, 1] are 0..255. Other values (or NaN) are refused rather than
       stretched: an image's own extremes would make each one look different.
 
-    With `bit_depth` (a data set's `data.bit_depth`), integers of 16 and 32 bits hold data of
+    With `bit_depth` (the run's `data.bit_depth`), integers of 16 and 32 bits hold data of
     that many bits: 0..2^bit_depth-1 is 0..255 (a 12-bit camera's images saved as 16 bits would
     otherwise read as 0..16), and a larger value is refused.
 
@@ -182,9 +182,12 @@ def upright(image: Image.Image) -> Image.Image:
 _OPENING = threading.Lock()
 
 
-def read_image(path: str | Path | BinaryIO, min_side: int | None = None, bit_depth: int | None = None) -> Image.Image:
-    """An image file as 8-bit RGB (see `to_rgb`, which takes `bit_depth`), turned as its EXIF orientation says: upright,
-    as a photo viewer shows it (phones store photos sideways with a tag that says so).
+def read_image(
+    path: str | Path | BinaryIO, min_side: int | None = None, bit_depth: int | None = None
+) -> Image.Image:
+    """An image file as 8-bit RGB (see `to_rgb`, which takes `bit_depth`), turned as its EXIF
+    orientation says: upright, as a photo viewer shows it (phones store photos sideways with a
+    tag that says so).
 
     With `min_side`, a larger image is read smaller, its short side still at least `min_side`
     (what the transform needs: `sesemi.transforms.views.input_side`): a JPEG decoded at 1/2, 1/4
@@ -749,7 +752,8 @@ class ImageDataset(FileDataset):
         nothing."""
         if self.bit_depth is not None:
             return
-        highs = self._probe(lambda image: int(image.getextrema()[1]) if is_wide(image.mode) else None, probes)
+        # numpy's maximum: Pillow's getextrema refuses I;16B, as big-endian TIFFs open
+        highs = self._probe(lambda image: int(np.asarray(image).max()) if is_wide(image.mode) else None, probes)
         if not highs or None in highs or max(highs) >= 2**14:  # a mixed data set is not one camera's
             return
         high = max(highs)
