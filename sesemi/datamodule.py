@@ -444,7 +444,7 @@ class SESEMIDataModule(pl.LightningDataModule):
         labeled = self.train_datasets.get("supervised")
         if isinstance(labeled, ImageDataset) and not evaluating:
             labeled.warn_if_views_are_small()
-            labeled.warn_if_bits_unused()
+            labeled.warn_if_dark()
         if isinstance(labeled, FileDataset) and not evaluating:
             logger.info(labeled_summary(labeled))
         # Val and test are scored by the model's class indices: the training set's.

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -56,21 +58,21 @@ def test_a_data_set_of_twelve_bit_files_warns_until_bit_depth_is_set(tmp_path, c
     """The warning names the setting and the levels lost; it is silent with the setting, on 8-bit
     files, and on a data set that mixes them (not one camera's)."""
     tree = make_image_tree(tmp_path / "images")
-    image_folder(str(tree.root), "train").warn_if_bits_unused()
+    image_folder(str(tree.root), "train").warn_if_dark()
     assert not caplog.records
     shutil.copytree(tree.root, tmp_path / "mixed")
     to_twelve_bit(tree.root)
-    image_folder(str(tree.root), "train", bit_depth=12).warn_if_bits_unused()
+    image_folder(str(tree.root), "train", bit_depth=12).warn_if_dark()
     assert not caplog.records
     to_twelve_bit(tmp_path / "mixed" / "train" / "red")
-    image_folder(str(tmp_path / "mixed"), "train").warn_if_bits_unused()
+    image_folder(str(tmp_path / "mixed"), "train").warn_if_dark()
     assert not caplog.records
     for path in (tree.root / "train").rglob("*.png"):  # as big-endian TIFFs, which open as I;16B
         values = np.asarray(Image.open(path))
         Image.frombytes("I;16B", values.shape[::-1], values.astype(">u2").tobytes()).save(path.with_suffix(".tif"))
         path.unlink()
     assert {Image.open(path).mode for path in (tree.root / "train").rglob("*.tif")} == {"I;16B"}
-    image_folder(str(tree.root), "train").warn_if_bits_unused()
+    image_folder(str(tree.root), "train").warn_if_dark()
     (record,) = caplog.records
     high = max(np.asarray(Image.open(path)).max() for path in (tree.root / "train").rglob("*.tif"))
     assert 2048 <= high < 4096 and record.levelno == logging.WARNING
@@ -79,6 +81,37 @@ def test_a_data_set_of_twelve_bit_files_warns_until_bit_depth_is_set(tmp_path, c
         f"they are dark, with {round(high / 257) + 1} gray levels; if they hold 12-bit data, set data.bit_depth=12 "
         "(docs/data.md)"
     )
+
+
+def _colour_png_of_16_bits(path, values: np.ndarray) -> None:
+    """`values` `[H, W, 3]` as a PNG of 16 bits a channel (which Pillow reads, but cannot write)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = values.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in values)  # filter 0 before each row
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, colour
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_colour_pngs_of_twelve_bit_data_warn_to_be_scaled(tmp_path, caplog):
+    """Pillow reads a colour PNG of 16 bits a channel at 8: 12-bit data reads as 0..15, which
+    data.bit_depth cannot mend; the run says so, and not of the same files at full scale."""
+    tree = make_image_tree(tmp_path / "images")
+    colours = {path: np.asarray(Image.open(path).convert("RGB")) for path in (tree.root / "train").rglob("*.png")}
+    for path, levels in colours.items():
+        _colour_png_of_16_bits(path, np.round(levels / 255 * 4095))
+    assert Image.open(path).mode == "RGB" and np.asarray(Image.open(path)).max() <= 15
+    image_folder(str(tree.root), "train").warn_if_dark()
+    (record,) = caplog.records
+    assert "colour PNGs of 16 bits a channel" in record.getMessage()
+    assert "scale the values to the full 16 bits, or save the files at 8" in record.getMessage()
+    caplog.clear()
+    for path, levels in colours.items():
+        _colour_png_of_16_bits(path, levels * 257.0)  # the full 16 bits
+    image_folder(str(tree.root), "train").warn_if_dark()
+    assert not caplog.records
 
 
 def test_every_image_data_set_of_a_run_reads_by_data_bit_depth(tmp_path):

@@ -95,6 +95,18 @@ def is_wide(mode: str) -> bool:
     return mode.startswith("I;16") or mode == "I"
 
 
+def _brightest(image: Image.Image) -> tuple[str, int]:
+    """How an opened image stores more than 8 bits, and its largest stored value as sesemi reads
+    it: "wide" (Pillow's 16- and 32-bit integer modes: the integer), "colour16" (a PNG of 16
+    bits a channel, which Pillow reads at 8, the high byte: the brightest 8-bit channel), or
+    "other" (8 bits, floats: not looked at, 0)."""
+    if is_wide(image.mode):  # numpy's maximum: Pillow's getextrema refuses I;16B, as big-endian TIFFs open
+        return "wide", int(np.asarray(image).max())
+    if any(str(tile[-1]).endswith(";16B") for tile in image.tile):  # the PNG decoder's raw mode
+        return "colour16", int(np.asarray(image.convert("RGB")).max())
+    return "other", 0
+
+
 def check_bit_depth(bit_depth: Any) -> int | None:
     """`bit_depth` (`data.bit_depth`: None, or the bits of the data in 16- and 32-bit integer
     images), refused in one line when it is no such number."""
@@ -744,25 +756,33 @@ class ImageDataset(FileDataset):
                 image_side, side, SMALL_VIEW,
             )
 
-    def warn_if_bits_unused(self, probes: int = 16) -> None:
-        """Warns when the images are 16-bit (or 32-bit) files whose values all stay under
-        2^14: most likely data of 10, 12 or 14 bits (a scientific camera's) saved in a wider
-        file, which the wider scale reads as dark images of a few dozen gray levels. It reads the
-        extremes of `probes` files spread over the data set; with `bit_depth` set it says
-        nothing."""
+    def warn_if_dark(self, probes: int = 16) -> None:
+        """Warns when the images are files of more than 8 bits whose values all stay under
+        2^14: most likely data of 10, 12 or 14 bits (a scientific camera's) in 16-bit files,
+        which the 16-bit scale reads as a few dozen gray levels. Gray ones (16- and 32-bit
+        integers) `bit_depth` reads on their own scale, and with it set nothing is said; colour
+        PNGs of 16 bits a channel Pillow reads at 8 bits, and they must be scaled. It reads
+        `probes` files spread over the data set; a data set of other files, or of a mix, is
+        not one camera's, and is passed over."""
         if self.bit_depth is not None:
             return
-        # numpy's maximum: Pillow's getextrema refuses I;16B, as big-endian TIFFs open
-        highs = self._probe(lambda image: int(np.asarray(image).max()) if is_wide(image.mode) else None, probes)
-        if not highs or None in highs or max(highs) >= 2**14:  # a mixed data set is not one camera's
-            return
-        high = max(highs)
-        depth = max(8, 2 * math.ceil(math.log2(high + 1) / 2))  # the even bit depth that holds it
-        logger.warning(
-            "the labeled images are 16-bit files whose values reach %d at most (of %d): read on that scale "
-            "they are dark, with %d gray levels; if they hold %d-bit data, set data.bit_depth=%d (docs/data.md)",
-            high, SIXTEEN_BIT, round(high / SIXTEEN_BIT * 255) + 1, depth, depth,
-        )
+        found = self._probe(_brightest, probes)
+        kinds = {kind for kind, _ in found}
+        high = max((value for _, value in found), default=0)
+        if kinds == {"wide"} and high < 2**14:
+            depth = max(8, 2 * math.ceil(math.log2(high + 1) / 2))  # the even bit depth that holds it
+            logger.warning(
+                "the labeled images are 16-bit files whose values reach %d at most (of %d): read on that scale "
+                "they are dark, with %d gray levels; if they hold %d-bit data, set data.bit_depth=%d (docs/data.md)",
+                high, SIXTEEN_BIT, round(high / SIXTEEN_BIT * 255) + 1, depth, depth,
+            )
+        elif kinds == {"colour16"} and high < 2**14 >> 8:
+            logger.warning(
+                "the labeled images are colour PNGs of 16 bits a channel, which are read at 8 bits, and reach %d "
+                "of 255 at most: they are dark, with %d levels a channel; if they hold data of fewer bits (a "
+                "12-bit camera's), scale the values to the full 16 bits, or save the files at 8 (docs/data.md)",
+                high, high + 1,
+            )
 
     def to_stored(self, item: Image.Image) -> Tensor:
         return pil_to_tensor(item)
