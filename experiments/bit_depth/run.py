@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_groups, write_compared  # noqa: E402
+from common import add_runs_option, run_groups, runs_folder, write_compared  # noqa: E402
 
 from sesemi.datasets.builtin import prepare_builtin  # noqa: E402
 
@@ -51,11 +50,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
-    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
+    add_runs_option(parser)
     args = parser.parse_args()
     here = Path(__file__).parent
-    with tempfile.TemporaryDirectory() as scratch:
-        runs = args.runs or Path(scratch) / "runs"
+    with runs_folder(args.runs) as runs:
         prepare_builtin(runs / "digits")
         write_twelve_bit(runs / "digits", runs / "digits12")
         groups = {

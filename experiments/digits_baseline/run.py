@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import run_groups, write_compared  # noqa: E402
+from common import add_runs_option, run_groups, runs_folder, write_compared  # noqa: E402
 
 LABELS_ALONE = "supervised, 50 labels"
 # name: (run id prefix, overrides of the digits config)
@@ -32,11 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
-    parser.add_argument("--runs", type=Path, help="keep the runs here (default: a temporary folder); finished ones are reused")
+    add_runs_option(parser)
     args = parser.parse_args()
     here = Path(__file__).parent
-    with tempfile.TemporaryDirectory() as scratch:
-        runs = args.runs or Path(scratch) / "runs"
+    with runs_folder(args.runs) as runs:
         data = runs / "digits"
         groups = {
             name: [("digits", [*overrides, f"run.seed={s}"], runs, f"{run_id}_{s}", data) for s in args.seeds]

@@ -30,16 +30,20 @@ SESEMI = str(Path(sys.executable).parent / "sesemi")
 README = Path(__file__).with_name("README.md")
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """`target` as a hard link to `source`, or a copy where the file system has none."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def linked_folder(images: list[Path], folder: Path, size: int) -> Path:
-    """`folder` with `size` files, `images` over and over (hard links where the file system
-    allows), 1000 a subfolder."""
+    """`folder` with `size` files, `images` over and over, 1000 a subfolder."""
     for index in range(size):
         target = folder / f"{index // 1000:03d}" / f"{index:06d}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(images[index % len(images)], target)
-        except OSError:
-            shutil.copyfile(images[index % len(images)], target)
+        link_or_copy(images[index % len(images)], target)
     return folder
 
 
@@ -74,7 +78,7 @@ def main() -> None:
             folder = linked_folder(images, scratch / f"inputs_{size}", size)
             pool = scratch / f"pool_{size}"
             for split in ("train", "val"):
-                shutil.copytree(scratch / "digits" / split, pool / split, copy_function=os.link)
+                shutil.copytree(scratch / "digits" / split, pool / split, copy_function=link_or_copy)
             linked_folder(images, pool / "unlabeled", size)
             inference = [SESEMI, "inference", str(run_dir), str(folder), "--device", "cpu", "--force"]
             commands = {  # each then given its output folder
