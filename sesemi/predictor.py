@@ -624,6 +624,13 @@ def _cells(probabilities: Tensor, labels: Sequence[str]) -> list[str]:
     return [labels[int(index)], f"{float(score):.6g}", *(f"{float(p):.6g}" for p in probabilities)]
 
 
+def _header(labels: Sequence[str], fixed: Sequence[str], flagged: bool) -> list[str]:
+    """The table's columns: `fixed`, one per class (`probability_columns`), and `out_of_class`
+    last when `flagged`."""
+    extra = ["out_of_class"] if flagged else []
+    return [*fixed, *probability_columns(labels, [*fixed, *extra]), *extra]
+
+
 def _rows(
     prediction: Prediction, labels: Sequence[str], per_window: bool, flagged: bool
 ) -> tuple[list[list[str]], Tensor | None]:
@@ -711,8 +718,7 @@ def write_predictions(
                 if read == 0:  # one model's predictions: the first read says which columns they all have
                     flagged = prediction.out_of_class is not None and not (per_window and prediction.windows is not None)
                     outliers = 0 if prediction.out_of_class is not None else None
-                    extra = ["out_of_class"] if flagged else []
-                    writer.writerow([*fixed, *probability_columns(labels, [*fixed, *extra]), *extra])
+                    writer.writerow(_header(labels, fixed, flagged))
                 read += 1
                 if outliers is not None:
                     outliers += bool(prediction.looks_out_of_class)
@@ -722,8 +728,8 @@ def write_predictions(
                     rows = vector.numpy().astype("<f4", copy=False)
                     vectors.write(rows.tobytes())
                     shape = (shape[0] + len(rows), rows.shape[1])
-            if read == 0:
-                writer.writerow([*fixed, *probability_columns(labels, fixed)])
+            if read == 0:  # no input read: the columns of a table without detectors
+                writer.writerow(_header(labels, fixed, flagged=False))
             if shape[0]:
                 vectors.seek(0)
                 with open_atomically(embeddings, "wb") as file:
