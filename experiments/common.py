@@ -214,9 +214,15 @@ def measured(results: list[dict], baseline: list[float] | None = None) -> str:
 
 
 def write_compared(
-    readme: Path, finished: dict[str, list[dict]], reference: str, gains_header: str, seeds: list[int], parallel: int
+    readme: Path,
+    finished: dict[str, list[dict]],
+    reference: str,
+    gains_header: str,
+    seeds: list[int],
+    parallel: int,
+    table: str = "results",
 ) -> None:
-    """Writes the `results` table of `readme`: a row a group of runs over `seeds` (as
+    """Writes the `table` of `readme`: a row a group of runs over `seeds` (as
     `run_groups` returns them), each printed as it is made, with its gains over the `reference`
     group seed by seed (`gains_header` names those two columns)."""
     baseline, rows = top1(finished[reference]), []
@@ -226,7 +232,7 @@ def write_compared(
     every = [result for results in finished.values() for result in results]
     header = f"| setting | val/top1 (%) | per seed | {gains_header} | wall time per run |"
     note = f"Seeds {', '.join(map(str, seeds))}, {runs_at_a_time(every, parallel)} run(s) at a time; mean ± std over seeds. {machine(newest_run(every))}."
-    write_table(readme, "results", note, [header, "|---|---|---|---|---|---|", *rows])
+    write_table(readme, table, note, [header, "|---|---|---|---|---|---|", *rows])
 
 
 def gains(values: list[float], baseline: list[float]) -> str:

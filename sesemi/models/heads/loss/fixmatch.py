@@ -2,8 +2,9 @@
 
 Sohn et al., "FixMatch: Simplifying Semi-Supervised Learning with Consistency and Confidence",
 NeurIPS 2020, https://arxiv.org/abs/2001.07685. The thresholds of FlexMatch
-(https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246), SoftMatch's
-weights (https://arxiv.org/abs/2301.10921) and distribution alignment are in `pseudo_labels.py`.
+(https://arxiv.org/abs/2110.08263) and FreeMatch (https://arxiv.org/abs/2205.07246), FreeMatch's
+fairness term, SoftMatch's weights (https://arxiv.org/abs/2301.10921) and distribution
+alignment are in `pseudo_labels.py`.
 Read weak and strong views of each unlabeled image, e.g. with
 `sesemi.transforms.MultiView([weak, strong])`.
 
@@ -44,6 +45,7 @@ from sesemi.models.heads.loss.base import (
 )
 from sesemi.models.heads.loss.pseudo_labels import (
     THRESHOLDS,
+    ClassFairness,
     DistributionAlignment,
     PoolPrior,
     PoolStatistics,
@@ -94,6 +96,9 @@ class FixMatchLossHead(LossHead):
             under it (`PoolPrior`), for a pool more skewed than the labels; it replaces
             distribution alignment, which aims at a uniform prior.
         threshold_options: More arguments of the threshold class (e.g. FreeMatch's `momentum`).
+        fairness: The weight of FreeMatch's self-adaptive fairness term (`ClassFairness`, USB's
+            default 0.01), which spreads the counted strong views' predictions over the classes;
+            0 leaves it out. It follows the pool with the thresholds' `momentum` (0.999).
         outlier_filter: Whether to keep inputs that look out of class out of the pseudo-label
             loss, and train the one-vs-all detectors that judge them (OpenMatch, see the module
             docstring). Needs `predict_head` to be a `sesemi.models.heads.OneVsAllHead`.
@@ -114,6 +119,7 @@ class FixMatchLossHead(LossHead):
         threshold_options: Mapping[str, Any] | None = None,
         outlier_filter: bool = False,
         outlier_threshold: float = 0.5,
+        fairness: float = 0.0,
     ):
         super().__init__(input_data, input_backbone)
         self.thresholding = one_of(Thresholding, thresholding, "thresholding")
@@ -131,6 +137,9 @@ class FixMatchLossHead(LossHead):
         self.threshold_options = dict(threshold_options or {})
         self.outlier_filter = outlier_filter
         self.outlier_threshold = outlier_threshold
+        if fairness < 0:
+            raise SesemiError(f"fairness is the weight of a term, at least 0 (0 leaves it out), not {fairness}")
+        self.fairness = fairness
 
     def build(self, backbones: Mapping[str, nn.Module], heads: Mapping[str, nn.Module]) -> None:
         num_classes = num_classes_of(heads[self.predict_head])
@@ -141,6 +150,8 @@ class FixMatchLossHead(LossHead):
         self.alignment = DistributionAlignment(num_classes) if self.distribution_alignment else None
         self.prior = PoolPrior(num_classes) if self.pool_prior else None
         self.pool = PoolStatistics(num_classes)
+        momentum = self.threshold_options.get("momentum", 0.999)
+        self.class_fairness = ClassFairness(num_classes, momentum) if self.fairness else None
         if self.outlier_filter and not hasattr(heads[self.predict_head], "one_vs_all_logits"):
             raise SesemiError(
                 "outlier_filter needs one-vs-all detectors in the classification head: set "
@@ -176,6 +187,8 @@ class FixMatchLossHead(LossHead):
                 kept = self.calibrate(context, kept, inliers)
             if self.prior is not None:
                 self.prior.update(kept)
+            if self.class_fairness is not None and self.training:
+                self.class_fairness.update(kept)
             mask[inliers] = self.thresholds(kept)
             probs_weak = probs_model.clone()
             probs_weak[inliers] = kept
@@ -185,7 +198,11 @@ class FixMatchLossHead(LossHead):
         logits_strong = head(strong) + log_prior  # float32 with a prior, as the weak view's
         # l_u = 1/(mu B) sum_b 1[max p_weak >= tau] H(argmax p_weak, p_strong); the mask is the weight
         losses = F.cross_entropy(logits_strong, pseudo_labels, reduction="none")
-        return LossOutputs(losses, mask, self.extra_loss(context, probs_model, probs_weak, detectors_weak))
+        extra = self.extra_loss(context, probs_model, probs_weak, detectors_weak)
+        if self.class_fairness is not None:
+            fairness = self.fairness * self.class_fairness(logits_strong, mask)
+            extra = fairness if extra is None else extra + fairness
+        return LossOutputs(losses, mask, extra)
 
     def calibrate(self, context: StepContext, probs: Tensor, inliers: slice | Tensor) -> Tensor:
         """The class probabilities `[M, C]` the thresholds judge and the pseudo-labels come from,

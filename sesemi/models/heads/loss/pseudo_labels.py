@@ -248,6 +248,58 @@ THRESHOLDS: dict[Thresholding, type[nn.Module]] = {
 }
 
 
+class ClassFairness(nn.Module):
+    """FreeMatch's self-adaptive fairness (SAF): a term that keeps the counted strong views from
+    crowding into a few classes, strongest while the model is unsure.
+
+    p_t = m p_{t-1} + (1 - m) mean(p) and h_t = m h_{t-1} + (1 - m) hist(argmax p) follow the
+    pool's mean prediction and class histogram (both from 1/C); the term is
+    -H(SumNorm(p_t / h_t), SumNorm(mean(q) / hist(argmax q))), H the cross-entropy, over the
+    predictions q on the strong views a batch counts. Dividing by the histograms makes it judge
+    how spread the predictions are, not how often each class comes up.
+
+    Args:
+        num_classes: The number of classes.
+        momentum: The EMA momentum m.
+    """
+
+    def __init__(self, num_classes: int, momentum: float = 0.999):
+        super().__init__()
+        self.num_classes = num_classes
+        self.momentum = momentum
+        self.register_buffer("class_probs", torch.full((num_classes,), 1.0 / num_classes))
+        self.register_buffer("class_histogram", torch.full((num_classes,), 1.0 / num_classes))
+
+    def _histogram(self, probs: Tensor) -> Tensor:
+        return torch.bincount(probs.argmax(dim=1), minlength=self.num_classes).to(probs.dtype) / len(probs)
+
+    def update(self, probs: Tensor) -> None:
+        """Moves p_t and h_t towards a batch's weak-view probabilities `[N, C]`; every process calls it."""
+        everyone = gathered(probs.float())
+        if len(everyone):
+            self.class_probs.lerp_(everyone.mean(dim=0), 1.0 - self.momentum)
+            self.class_histogram.lerp_(self._histogram(everyone), 1.0 - self.momentum)
+
+    def forward(self, logits_strong: Tensor, weights: Tensor) -> Tensor:
+        """The term, given the strong views' logits `[N, C]` and their weights `[N]` (those above
+        0 count); 0 when none counts."""
+        probs = logits_strong[weights > 0].float().softmax(dim=1)
+        if not len(probs):
+            return logits_strong.new_zeros((), dtype=torch.float32)
+        target = _sum_normalized(self.class_probs * _reciprocal(self.class_histogram))
+        batch = _sum_normalized(probs.mean(dim=0) * _reciprocal(self._histogram(probs)))
+        return (target * torch.log(batch + 1e-12)).sum()
+
+
+def _reciprocal(tensor: Tensor) -> Tensor:
+    """1 / x, with 0 where x is 0 (a class no prediction fell into)."""
+    return torch.where(tensor > 0, 1.0 / tensor.clamp_min(1e-30), torch.zeros_like(tensor))
+
+
+def _sum_normalized(tensor: Tensor) -> Tensor:
+    return tensor / tensor.sum()
+
+
 class DistributionAlignment(nn.Module):
     """Scales predictions so that, on average, they follow the target class distribution.
 

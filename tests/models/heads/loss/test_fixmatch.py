@@ -108,6 +108,28 @@ def test_options_reach_the_threshold_class():
     assert loss_head.thresholds.momentum == 0.9 and loss_head.alignment is None
 
 
+def test_fairness_adds_freematchs_term_with_its_weight_and_follows_the_pool_in_training():
+    backbones, heads, loss_head, data = _setup(thresholding="freematch", threshold=0.0, fairness=0.5)
+    outputs, features = _run(backbones, heads, loss_head, data)
+    strong_logits = heads["head"](features[loss_head._key("strong")])
+    fairness = loss_head.class_fairness
+    torch.testing.assert_close(outputs.extra, 0.5 * fairness(strong_logits, outputs.weights))
+    assert outputs.extra.requires_grad  # it trains the strong view
+    moved = fairness.class_histogram.clone()
+    assert not torch.allclose(moved, torch.full((3,), 1 / 3))
+    loss_head.eval()
+    _run(backbones, heads, loss_head, data)
+    assert torch.equal(fairness.class_histogram, moved)
+
+
+def test_without_fairness_the_head_has_no_term_and_no_state_of_it():
+    """The default (0): a checkpoint of a run without the term loads as before."""
+    _, _, loss_head, data = _setup(thresholding="freematch")
+    assert loss_head.class_fairness is None and not any("fairness" in key for key in loss_head.state_dict())
+    with pytest.raises(SesemiError, match="fairness is the weight of a term, at least 0"):
+        FixMatchLossHead("fixmatch", fairness=-0.01)
+
+
 def test_unknown_thresholding_is_refused_with_the_choices():
     with pytest.raises(SesemiError) as error:
         FixMatchLossHead("fixmatch", thresholding="flex")

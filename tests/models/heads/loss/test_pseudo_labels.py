@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from torch import nn
 from sesemi.errors import SesemiError
 from sesemi.models.heads.linear import LinearHead
 from sesemi.models.heads.loss.pseudo_labels import (
+    ClassFairness,
     DistributionAlignment,
     FixedThreshold,
     FlexMatchThreshold,
@@ -240,15 +243,50 @@ def test_the_pool_prior_estimate_finds_a_skewed_pools_class_shares():
     torch.testing.assert_close(prior.prior, truth, atol=0.04, rtol=0)
 
 
+def test_class_fairness_is_freematchs_term_on_the_counted_strong_views():
+    """-H(SumNorm(p_t / h_t), SumNorm(mean q / hist q)), worked by hand: p_t (0.3, 0.2) over
+    h_t (0.5, 0.5) gives (0.6, 0.4); the counted views q (0.8, 0.2) and (0.3, 0.7), one of each
+    class, give (0.55, 0.45); the third view weighs 0 and does not count."""
+    fairness = ClassFairness(2)
+    fairness.class_probs.copy_(torch.tensor([0.3, 0.2]))
+    fairness.class_histogram.copy_(torch.tensor([0.5, 0.5]))
+    logits = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.01, 0.99]]).log()
+    term = fairness(logits, torch.tensor([1.0, 1.0, 0.0]))
+    assert term.item() == pytest.approx(0.6 * math.log(0.55) + 0.4 * math.log(0.45), abs=1e-6)
+    assert fairness(logits, torch.zeros(3)).item() == 0.0  # nothing counted, no term
+
+
+def test_class_fairness_divides_by_the_histograms_so_a_class_missing_from_the_batch_weighs_0():
+    """Views that all predict class 0 leave the batch's side at (1, 0): the term is then
+    the model side's weight of class 1 times log(1e-12), finite, and gives no gradient."""
+    fairness = ClassFairness(2)
+    logits = torch.tensor([[2.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    term = fairness(logits, torch.ones(2))
+    assert term.item() == pytest.approx(0.5 * math.log(1e-12), rel=1e-5)
+    term.backward()
+    assert logits.grad.abs().max() < 1e-6
+
+
+def test_class_fairness_follows_the_pool_from_one_over_c():
+    """p_t and h_t start uniform and move towards the batch's mean prediction and histogram."""
+    fairness = ClassFairness(3, momentum=0.5)
+    torch.testing.assert_close(fairness.class_histogram, torch.full((3,), 1 / 3))
+    probs = _probs([0, 0, 0, 1], 0.9)
+    fairness.update(probs)
+    torch.testing.assert_close(fairness.class_histogram, (torch.full((3,), 1 / 3) + torch.tensor([0.75, 0.25, 0.0])) / 2)
+    torch.testing.assert_close(fairness.class_probs, (torch.full((3,), 1 / 3) + probs.mean(dim=0)) / 2)
+
+
 def _update_on_each_process(rank: int, port: int, folder: str) -> None:
     """One of two processes: updates every statistic from its own share of a batch (3 confident
     samples of class 0 on the first, 5 of class 1 on the second) and saves what it then holds."""
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     probs = _probs([0] * 3, 0.98) if rank == 0 else _probs([1] * 5, 0.96)
-    statistics = [FlexMatchThreshold(3, 0.95), FreeMatchThreshold(3), DistributionAlignment(3), PoolPrior(3)]
+    statistics = [FlexMatchThreshold(3, 0.95), FreeMatchThreshold(3), DistributionAlignment(3), PoolPrior(3), ClassFairness(3)]
     for module in statistics[:3]:
         module.train()(probs)
-    statistics[3].train().update(probs)
+    for module in statistics[3:]:
+        module.train().update(probs)
     pool = PoolStatistics(3)
     pool.record(probs.argmax(dim=1), torch.ones(len(probs)))
     statistics.append(pool)
@@ -270,13 +308,14 @@ def test_in_a_distributed_run_the_statistics_learn_from_every_process_batch(tmp_
     )
     first, second = (torch.load(tmp_path / f"{rank}.pt", weights_only=False) for rank in (0, 1))
     whole = torch.cat([_probs([0] * 3, 0.98), _probs([1] * 5, 0.96)])
-    alone = [FlexMatchThreshold(3, 0.95), FreeMatchThreshold(3), DistributionAlignment(3), PoolPrior(3)]
+    alone = [FlexMatchThreshold(3, 0.95), FreeMatchThreshold(3), DistributionAlignment(3), PoolPrior(3), ClassFairness(3)]
     for module in alone[:3]:
         module.train()(whole)
-    alone[3].train().update(whole)
+    for module in alone[3:]:
+        module.train().update(whole)
     for on_first, on_second, expected in zip(first, second, alone, strict=False):
         for key, value in expected.state_dict().items():
             assert torch.equal(on_first[key], on_second[key]), key
             assert torch.allclose(on_first[key].float(), value.float()), key
     assert first[0]["recent"][:8].tolist() == [0, 0, 0, 1, 1, 1, 1, 1]  # FlexMatch counts both processes' classes
-    assert first[4]["summary"]["seen"] == second[4]["summary"]["seen"] == 8
+    assert first[5]["summary"]["seen"] == second[5]["summary"]["seen"] == 8
