@@ -63,7 +63,9 @@ EXAMPLE_SIZE = 256  # the blank image run through the evaluation transform to fi
 # How an image becomes the transform's input and what its steps compute, for code without sesemi
 # (sesemi.datasets.images.to_rgb; torchvision's center crop; NormalizedFloat).
 IMAGE_READING = (
-    "8-bit RGB, as sesemi reads images: 8-bit modes by Pillow's convert('RGB') (alpha dropped); 16-bit "
+    "8-bit RGB, as sesemi reads images: 8-bit modes by Pillow's convert('RGB') (alpha dropped, but an "
+    "image whose R, G and B are each one value while alpha varies is laid on white, or on black when that "
+    "colour's 0.299 R + 0.587 G + 0.114 B is 128 or more); 16-bit "
     "integers (I;16) as round(value / 65535 * 255), not clipped; 32-bit integers (I) likewise, or over "
     "0..2**31-1 when a value exceeds 65535; floats (F, in [0, 1]) as round(value * 255); gray levels "
     "copied to R, G and B"

@@ -83,7 +83,8 @@ def test_the_documented_onnx_recipe_predicts_as_sesemi_does(trained_run, run_dir
     """docs/export.md's code, run as written, prepares sesemi's very inputs and gives its
     probabilities within the 3e-7 it states: on the run's images, a 12-megapixel photo stored
     sideways (read smaller and turned upright), a 3:2 photo whose centre crop starts half a pixel
-    off (torchvision rounds the offset, halves to even) and a 16-bit PNG (scaled, not clipped)."""
+    off (torchvision rounds the offset, halves to even), a 16-bit PNG (scaled, not clipped) and a
+    glyph drawn in alpha alone (laid on white)."""
     pytest.importorskip("onnxruntime")
     from PIL import Image
 
@@ -100,7 +101,10 @@ def test_the_documented_onnx_recipe_predicts_as_sesemi_does(trained_run, run_dir
     levels = np.linspace(0, 65535, 24 * 40).reshape(24, 40).astype(np.uint16)
     Image.fromarray(levels).save(tmp_path / "deep.png")  # mode I;16
     assert Image.open(tmp_path / "deep.png").mode == "I;16"
-    paths = [str(path) for path in [*val, tmp_path / "photo.jpg", tmp_path / "wide.jpg", tmp_path / "deep.png"]]
+    glyph = np.zeros((20, 20, 4), np.uint8)
+    glyph[4:16, 8:12, 3] = 255  # black ink on a transparent background: laid on white
+    Image.fromarray(glyph, "RGBA").save(tmp_path / "glyph.png")
+    paths = [str(path) for path in [*val, tmp_path / "photo.jpg", tmp_path / "wide.jpg", tmp_path / "deep.png", tmp_path / "glyph.png"]]
     namespace = run_export_recipe(paths, tmp_path, monkeypatch)
     predictor = load(run_dir, device="cpu")
     side = input_side(predictor.transform)

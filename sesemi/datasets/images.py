@@ -43,8 +43,9 @@ OnError = Literal["skip", "raise"]
 UNLABELED = -1
 
 # Modes of 8-bit channels, which Pillow converts to RGB by their colour space (alpha is dropped,
-# as torchvision's image loader drops it).
+# as torchvision's image loader drops it, but for a shape drawn in alpha alone: see to_rgb).
 EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+ALPHA_MODES = frozenset({"LA", "PA", "RGBA", "RGBa"})
 SIXTEEN_BIT = 2**16 - 1
 THIRTY_ONE_BIT = 2**31 - 1  # the largest value of Pillow's 32-bit integer mode "I"
 BIT_DEPTHS = range(8, 32)  # of the data in 16- and 32-bit integer images (`data.bit_depth`)
@@ -125,11 +126,25 @@ def _gray(levels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.round(levels * 255).astype(np.uint8)).convert("RGB")
 
 
+def drawn_in_alpha(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The background to lay an RGBA image on, when its colour channels hold one flat
+    colour and alpha alone varies: a glyph, icon or drawing on a transparent background, as an
+    HTML canvas or a font renderer saves it, which dropping alpha would leave blank. White under
+    a dark colour, black under a light one; None for any other image (alpha is dropped)."""
+    extrema = image.getextrema()
+    colour, (transparent, opaque) = [low for low, high in extrema[:3] if low == high], extrema[3]
+    if len(colour) < 3 or transparent == opaque:
+        return None
+    red, green, blue = colour
+    return (255, 255, 255, 255) if 299 * red + 587 * green + 114 * blue < 128_000 else (0, 0, 0, 255)
+
+
 def to_rgb(image: Image.Image, bit_depth: int | None = None) -> Image.Image:
     """An image of any Pillow mode as 8-bit RGB, by the range its pixels really have.
 
     - 8-bit modes (1, L, P, RGB, CMYK, YCbCr, LAB, HSV, and LA, PA, RGBA with alpha): Pillow's
-      conversion of their colour space; alpha (and a palette's transparency) is dropped.
+      conversion of their colour space; alpha (and a palette's transparency) is dropped, but
+      for a shape drawn in alpha alone (see `drawn_in_alpha`), which is laid on a background.
     - 16-bit integers (I;16, I;16B, I;16L, I;16N): 0..65535 is 0..255.
     - 32-bit integers (I): by the data's bit depth; 16-bit data stored as I (how Pillow opens
       some 16-bit PGM and TIFF files) keeps its 0..65535 scale, wider data is on the scale of
@@ -150,6 +165,10 @@ def to_rgb(image: Image.Image, bit_depth: int | None = None) -> Image.Image:
     if mode in EIGHT_BIT_MODES:
         if mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")  # Pillow's route for a palette with transparency
+        if image.mode in ALPHA_MODES:
+            rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+            if (background := drawn_in_alpha(rgba)) is not None:
+                return Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba).convert("RGB")
         return image.convert("RGB")
     if is_wide(mode):
         sixteen = mode != "I"

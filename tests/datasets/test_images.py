@@ -190,6 +190,41 @@ def test_every_mode_becomes_rgb_by_its_real_range(mode):
     assert difference.max() <= tolerance
 
 
+GLYPH = np.where(GRADIENT % 16 > 7, 255, 0).astype(np.uint8)  # alpha: a shape in stripes, 0 around
+
+
+def _glyph_palette() -> Image.Image:
+    """A GIF-style glyph: palette entries 0 (transparent) and 1 of the same black."""
+    image = Image.fromarray((GLYPH > 0).astype(np.uint8), "P")
+    image.putpalette([0, 0, 0, 0, 0, 0])
+    image.info["transparency"] = 0
+    return image
+
+
+@pytest.mark.parametrize(
+    ("make", "ink", "paper"),
+    [
+        (lambda: Image.fromarray(np.dstack([np.zeros_like(GLYPH)] * 3 + [GLYPH]), "RGBA"), 0, 255),
+        (lambda: Image.fromarray(np.dstack([np.full_like(GLYPH, 250)] * 3 + [GLYPH]), "RGBA"), 250, 0),
+        (lambda: Image.fromarray(np.dstack([np.zeros_like(GLYPH), GLYPH]), "LA"), 0, 255),
+        (_glyph_palette, 0, 255),
+    ],
+    ids=["black-ink-RGBA", "white-ink-RGBA", "LA", "P-with-transparency"],
+)
+def test_a_shape_drawn_in_alpha_alone_is_laid_on_a_background_not_dropped(make, ink, paper):
+    """A glyph, icon or drawing saved on a transparent background (one flat colour, the shape in
+    alpha) would be blank with alpha dropped: it is laid on white, or on black under a light ink."""
+    image = make()
+    assert len(set(np.asarray(image.convert("RGB")).ravel().tolist())) == 1  # blank without alpha
+    converted = np.asarray(to_rgb(image))
+    assert (converted[GLYPH == 255] == ink).all() and (converted[GLYPH == 0] == paper).all()
+
+
+def test_half_transparent_edges_blend_with_the_background():
+    edge = Image.fromarray(np.dstack([np.zeros((2, 2), np.uint8)] * 3 + [np.array([[0, 128], [255, 255]], np.uint8)]), "RGBA")
+    assert np.asarray(to_rgb(edge))[..., 0].tolist() == [[255, 127], [0, 0]]
+
+
 def test_32_bit_data_is_on_the_scale_of_its_type():
     """Integers wider than 16 bits stored as I are read on 0..2^31-1: the gradient again."""
     wide = Image.fromarray((GRADIENT.astype(np.int64) * 2**23).astype(np.int32))
