@@ -66,7 +66,7 @@ def _folder_name(value: str, what: str) -> str:
 
 def _refuse_reference(text: str, what: str) -> None:
     """Refuses `${` in a value the runs' config holds: once resolved, the config would read it as
-    a reference to another value (OmegaConf turns an escaped `\${` back into one)."""
+    a reference to another value (OmegaConf turns an escaped `\\${` back into one)."""
     if "${" in text:
         raise SesemiError(f"{what} holds ${{, which configs read as a reference to another value; choose another")
 
