@@ -249,14 +249,14 @@ THRESHOLDS: dict[Thresholding, type[nn.Module]] = {
 
 
 class ClassFairness(nn.Module):
-    """FreeMatch's self-adaptive fairness (SAF): a term that keeps the counted strong views from
-    crowding into a few classes, strongest while the model is unsure.
+    """FreeMatch's self-adaptive fairness (SAF): a term that pushes the predictions on the strong
+    views a batch counts to spread over the classes.
 
     p_t = m p_{t-1} + (1 - m) mean(p) and h_t = m h_{t-1} + (1 - m) hist(argmax p) follow the
     pool's mean prediction and class histogram (both from 1/C); the term is
     -H(SumNorm(p_t / h_t), SumNorm(mean(q) / hist(argmax q))), H the cross-entropy, over the
-    predictions q on the strong views a batch counts. Dividing by the histograms makes it judge
-    how spread the predictions are, not how often each class comes up.
+    predictions q on the strong views a batch counts, each mean divided by its histogram as in
+    the paper.
 
     Args:
         num_classes: The number of classes.
