@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -324,6 +325,16 @@ def timed_steps(learner, optimizer, batches: list) -> float:
         loss.backward()
         optimizer.step()
     return time.perf_counter() - started
+
+
+def seeds_parser(description: str | None) -> argparse.ArgumentParser:
+    """A script's argument parser with the options of a seed-by-seed table: `--seeds`,
+    `--parallel` and `--runs`."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
+    add_runs_option(parser)
+    return parser
 
 
 def add_runs_option(parser) -> None:

@@ -14,7 +14,6 @@ Writes the table into README.md next to this file.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import add_runs_option, run_groups, runs_folder, write_compared  # noqa: E402
+from common import run_groups, runs_folder, seeds_parser, write_compared  # noqa: E402
 
 from sesemi.datasets.builtin import prepare_builtin  # noqa: E402
 
@@ -47,10 +46,7 @@ def write_twelve_bit(source: Path, target: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
-    add_runs_option(parser)
+    parser = seeds_parser(__doc__)
     args = parser.parse_args()
     here = Path(__file__).parent
     with runs_folder(args.runs) as runs:

@@ -11,12 +11,11 @@ Writes the table into README.md next to this file.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import add_runs_option, run_groups, runs_folder, write_compared  # noqa: E402
+from common import run_groups, runs_folder, seeds_parser, write_compared  # noqa: E402
 
 LABELS_ALONE = "supervised, 50 labels"
 # name: (run id prefix, overrides of the digits config)
@@ -28,10 +27,7 @@ SETTINGS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
-    add_runs_option(parser)
+    parser = seeds_parser(__doc__)
     args = parser.parse_args()
     here = Path(__file__).parent
     with runs_folder(args.runs) as runs:

@@ -11,14 +11,13 @@ Writes a table per data set (`digits`, `letters`) into README.md next to this fi
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "letters"))
 from build_letters import build  # noqa: E402
-from common import add_runs_option, run_groups, runs_folder, write_compared  # noqa: E402
+from common import run_groups, runs_folder, seeds_parser, write_compared  # noqa: E402
 from digits_ssl.run import overrides_for as digits_overrides  # noqa: E402
 from letters.run import overrides_for as letters_overrides  # noqa: E402
 
@@ -35,11 +34,8 @@ DATA = {"digits": ("digits", digits_overrides), "letters": ("image", letters_ove
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = seeds_parser(__doc__)
     parser.add_argument("--data", nargs="+", default=list(DATA), choices=list(DATA))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
-    add_runs_option(parser)
     args = parser.parse_args()
     here = Path(__file__).parent
     with runs_folder(args.runs) as runs:

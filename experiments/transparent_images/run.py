@@ -16,7 +16,6 @@ Writes the table (`results`, or --table) into README.md next to this file.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import add_runs_option, run_groups, runs_folder, write_compared  # noqa: E402
+from common import run_groups, runs_folder, seeds_parser, write_compared  # noqa: E402
 
 from sesemi.datasets.builtin import prepare_builtin  # noqa: E402
 
@@ -55,11 +54,8 @@ def write_again(source: Path, target: Path, make) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (one thread each)")
+    parser = seeds_parser(__doc__)
     parser.add_argument("--table", default="results", help="the README.md section to write")
-    add_runs_option(parser)
     args = parser.parse_args()
     with runs_folder(args.runs) as runs:
         prepare_builtin(runs / "digits")
