@@ -496,6 +496,13 @@ class Predictor:
             if progress is not None:
                 progress(len(ready) + following, len(items))
 
+        def in_order() -> Iterator[Prediction]:
+            """The predictions made whose inputs come next, in input order."""
+            nonlocal following
+            while following in ready:
+                yield ready.pop(following)
+                following += 1
+
         def readable() -> Iterator[tuple[int, Tensor]]:
             for index, outcome in loader:  # (windows, seconds), or why the input cannot be read
                 if not isinstance(outcome, str):
@@ -526,13 +533,9 @@ class Predictor:
                         names[index], parts.pop(index), embeddings, seconds=seconds.pop(index), window=window, hop=hop
                     )
                     finish(index, prediction)
-            while following in ready:
-                yield ready.pop(following)
-                following += 1
+            yield from in_order()
         unreadable.close()
-        while following in ready:  # inputs none of which could be read, after the last batch
-            yield ready.pop(following)
-            following += 1
+        yield from in_order()  # inputs none of which could be read, after the last batch
 
     def _prediction(
         self,
